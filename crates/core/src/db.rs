@@ -1,0 +1,225 @@
+//! Opening `transactions.db`: pragmas for concurrent use, migrations, and bulk-load helpers.
+//!
+//! Only core knows the SQL schema's evolution: every program opens the database through
+//! [`open`], which applies the migrations in `migrations/` (tracked with `PRAGMA user_version`)
+//! and refuses a database written by a newer build.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// Migrations in order; the schema version is the number applied.
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_transactions",
+        include_str!("../../../migrations/0001_transactions.sql"),
+    ),
+    (
+        "0002_registry_and_monitor",
+        include_str!("../../../migrations/0002_registry_and_monitor.sql"),
+    ),
+    (
+        "0003_dashboard",
+        include_str!("../../../migrations/0003_dashboard.sql"),
+    ),
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Secondary indexes on `transactions` that bulk loads drop and rebuild (building an index over
+/// sorted data once is several times faster than maintaining it row by row).
+const TRANSACTION_INDEXES: &[(&str, &str)] = &[
+    ("idx_transactions_timestamp", "transactions (timestamp)"),
+    (
+        "idx_transactions_beneficiary",
+        "transactions (beneficiary_id, timestamp)",
+    ),
+    (
+        "idx_transactions_account",
+        "transactions (account_id, timestamp)",
+    ),
+    ("idx_transactions_agent", "transactions (agent_id, timestamp)"),
+    (
+        "idx_transactions_status_score",
+        "transactions (status, anomaly_score)",
+    ),
+];
+
+/// How long a statement waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens (creating if needed) and migrates the database at `path`.
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only (the dashboard's readers). It must already be migrated.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        return Err(Error::Invalid(format!(
+            "database {} does not exist: run `cargo run -p generate` to create one",
+            path.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let version = schema_version(&conn)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL lets the dashboard and the monitor read while the simulator writes.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// The `user_version` of the database.
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let version = schema_version(conn)?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        // IMMEDIATE takes the write lock first, so two programs starting together cannot both
+        // apply the same migration.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = schema_version(conn)?;
+        if applied > index as i64 {
+            conn.execute_batch("COMMIT")?;
+            continue;
+        }
+        let result = conn
+            .execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", index as i64 + 1));
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(error) => {
+                conn.execute_batch("ROLLBACK")?;
+                return Err(Error::Invalid(format!("migration {name} failed: {error}")));
+            }
+        }
+        tracing::debug!(migration = name, "applied");
+    }
+    Ok(())
+}
+
+/// Drops the secondary indexes of `transactions`; call inside the bulk load's transaction.
+pub fn drop_transaction_indexes(conn: &Connection) -> Result<()> {
+    for (name, _) in TRANSACTION_INDEXES {
+        conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
+/// Recreates the indexes [`drop_transaction_indexes`] dropped.
+pub fn create_transaction_indexes(conn: &Connection) -> Result<()> {
+    for (name, target) in TRANSACTION_INDEXES {
+        conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {target}"))?;
+    }
+    Ok(())
+}
+
+/// Number of rows in `transactions`.
+pub fn transaction_count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM transactions", [], |row| row.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_database_gets_every_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        conn.execute_batch("SELECT verdict_id FROM verdicts; SELECT high_water_mark FROM monitor_state;")
+            .unwrap();
+    }
+
+    #[test]
+    fn old_database_is_migrated_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0].1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) \
+                 VALUES ('B1', 'PM-KISAN', 200000, '2025-01-02 10:00:00')",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        assert_eq!(transaction_count(&conn).unwrap(), 1);
+        conn.execute_batch("SELECT username FROM users").unwrap();
+    }
+
+    #[test]
+    fn newer_database_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+        }
+        let message = open(&path).unwrap_err().to_string();
+        assert!(message.contains("newer than this build"), "{message}");
+        assert!(message.contains("upgrade Aegis"), "{message}");
+    }
+
+    #[test]
+    fn bulk_load_indexes_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'transactions' AND name LIKE 'idx_%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+        };
+        let before = count(&conn);
+        drop_transaction_indexes(&conn).unwrap();
+        assert_eq!(count(&conn), 0);
+        create_transaction_indexes(&conn).unwrap();
+        assert_eq!(count(&conn), before);
+        assert_eq!(before, TRANSACTION_INDEXES.len() as i64);
+    }
+}

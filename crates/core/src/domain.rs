@@ -1,0 +1,159 @@
+//! Domain types shared by every program: fraud types, statuses and the transaction record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::EventTime;
+
+/// Labeled fraud types (the `fraud_type` column). The last four look normal row by row: only
+/// history reveals them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FraudType {
+    InflatedAmount,
+    ProbeAmount,
+    OffHours,
+    FarFromHome,
+    DuplicatePayment,
+    Burst,
+    SharedAccountRing,
+    AgentCollusion,
+}
+
+impl FraudType {
+    pub const ALL: [FraudType; 8] = [
+        FraudType::InflatedAmount,
+        FraudType::ProbeAmount,
+        FraudType::OffHours,
+        FraudType::FarFromHome,
+        FraudType::DuplicatePayment,
+        FraudType::Burst,
+        FraudType::SharedAccountRing,
+        FraudType::AgentCollusion,
+    ];
+
+    /// The code stored in `fraud_type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            FraudType::InflatedAmount => "inflated_amount",
+            FraudType::ProbeAmount => "probe_amount",
+            FraudType::OffHours => "off_hours",
+            FraudType::FarFromHome => "far_from_home",
+            FraudType::DuplicatePayment => "duplicate_payment",
+            FraudType::Burst => "burst",
+            FraudType::SharedAccountRing => "shared_account_ring",
+            FraudType::AgentCollusion => "agent_collusion",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<FraudType> {
+        FraudType::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+}
+
+/// The monitor's verdict on a row (the `status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Normal,
+    Anomaly,
+    /// The row could not be scored (NULL amount, unparsable timestamp…); `reasons` says why.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Normal => "NORMAL",
+            Status::Anomaly => "ANOMALY",
+            Status::Error => "ERROR",
+        }
+    }
+}
+
+/// What feature engineering needs of one transaction, already parsed and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payment {
+    pub beneficiary_id: String,
+    pub account_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub scheme: String,
+    pub amount_paise: i64,
+    pub time: EventTime,
+    pub location: Option<(f64, f64)>,
+}
+
+/// A transaction to insert (generator, simulator, CSV import).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTransaction {
+    pub transaction_ref: Option<String>,
+    pub beneficiary_id: String,
+    pub account_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub scheme: String,
+    pub amount_paise: i64,
+    pub time: EventTime,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub district: Option<String>,
+    pub is_anomaly: Option<bool>,
+    pub fraud_type: Option<String>,
+}
+
+impl NewTransaction {
+    /// The feature-engineering view of this transaction.
+    pub fn payment(&self) -> Payment {
+        Payment {
+            beneficiary_id: self.beneficiary_id.clone(),
+            account_id: self.account_id.clone(),
+            agent_id: self.agent_id.clone(),
+            scheme: self.scheme.clone(),
+            amount_paise: self.amount_paise,
+            time: self.time,
+            location: self.latitude.zip(self.longitude),
+        }
+    }
+}
+
+/// Formats paise as rupees for people: `₹2,000`, `₹1,234.50`, with Indian digit grouping.
+pub fn format_rupees(paise: i64) -> String {
+    let negative = paise < 0;
+    let paise = paise.unsigned_abs();
+    let rupees = paise / 100;
+    let fraction = paise % 100;
+    let digits = rupees.to_string();
+    let mut grouped = String::new();
+    let len = digits.len();
+    for (index, ch) in digits.chars().enumerate() {
+        grouped.push(ch);
+        // Indian grouping: the last three digits, then pairs (12,34,567).
+        let digits_after = len - index - 1;
+        if digits_after >= 3 && (digits_after - 3) % 2 == 0 {
+            grouped.push(',');
+        }
+    }
+    let sign = if negative { "-" } else { "" };
+    if fraction == 0 {
+        format!("{sign}₹{grouped}")
+    } else {
+        format!("{sign}₹{grouped}.{fraction:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupees_use_indian_grouping() {
+        assert_eq!(format_rupees(200_000), "₹2,000");
+        assert_eq!(format_rupees(123_456_789), "₹12,34,567.89");
+        assert_eq!(format_rupees(5_000), "₹50");
+        assert_eq!(format_rupees(10_000_000_000), "₹10,00,00,000");
+    }
+
+    #[test]
+    fn fraud_codes_round_trip() {
+        for kind in FraudType::ALL {
+            assert_eq!(FraudType::from_code(kind.code()), Some(kind));
+        }
+    }
+}

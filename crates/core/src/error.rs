@@ -1,0 +1,62 @@
+//! The one error type of the core library: each variant is something a caller can act on.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in core, worded so that the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("SQLite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "database {path} has schema version {found}, newer than this build understands ({supported}): \
+         upgrade Aegis or point --db at another database"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error("no model in {dir}: run `cargo run -p train` first (it writes model_config.json there)")]
+    ModelMissing { dir: PathBuf },
+
+    #[error("model artifacts in {dir} are unreadable ({detail}): run `cargo run -p train` to write a fresh model")]
+    ModelCorrupt { dir: PathBuf, detail: String },
+
+    #[error(
+        "model in {dir} was trained on feature set {model_features} but this build computes {build_features}: \
+         run `cargo run -p train` to retrain"
+    )]
+    FeatureMismatch {
+        dir: PathBuf,
+        model_features: String,
+        build_features: String,
+    },
+
+    #[error("bad timestamp {0:?}: expected 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339")]
+    BadTimestamp(String),
+
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,738 @@
+//! Feature engineering: one causal implementation shared by train (replaying history in
+//! event-time order) and monitor (one transaction at a time, state kept warm).
+//!
+//! [`FeatureState::observe`] computes a payment's features from the state built by the payments
+//! observed before it, then adds the payment to that state. Nothing a later payment does can
+//! change an earlier payment's features, and replaying the same stream always gives the same
+//! numbers, bit for bit, whichever program does it.
+//!
+//! Columns an import lacks give neutral values: no location → distance 0, no account → the
+//! account features 0, no agent → the agent features 0.
+
+use std::collections::{HashMap, VecDeque};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Payment, format_rupees};
+use crate::geo::haversine_km;
+use crate::time::{DAY, EventTime, HOUR, MINUTE, ist_seconds_of_day, ist_weekday};
+
+/// Names of the features, in model input order. Changing them changes [`feature_set_id`], so a
+/// model trained on another set is refused.
+pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
+    "amount_vs_scheme_log",
+    "amount_log",
+    "hour_sin",
+    "hour_cos",
+    "weekday_sin",
+    "weekday_cos",
+    "km_from_usual_place_log",
+    "beneficiary_payments_1h_log",
+    "beneficiary_payments_24h_log",
+    "beneficiary_payments_30d_log",
+    "beneficiary_hours_since_previous_log",
+    "beneficiary_same_scheme_30d_log",
+    "beneficiary_same_amount_7d_log",
+    "amount_vs_own_history_log",
+    "account_other_beneficiaries_30d_log",
+    "account_new_for_beneficiary",
+    "agent_payments_10min_log",
+    "agent_rate_vs_usual_log",
+    "agent_beneficiaries_1h_log",
+    "agent_new_for_beneficiary",
+];
+
+/// Number of features.
+pub const FEATURE_COUNT: usize = 20;
+
+/// Bumped when a feature keeps its name but changes its definition.
+const FEATURE_DEFINITION_REVISION: u32 = 1;
+
+/// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
+pub fn feature_set_id() -> String {
+    let mut hasher = Sha256::new();
+    for name in FEATURE_NAMES {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
+    format!("r{FEATURE_DEFINITION_REVISION}-{hex}")
+}
+
+/// Longest window any feature looks back over; older history is pruned.
+const HISTORY_WINDOW: i64 = 30 * DAY;
+/// Hours-since-previous is capped here (and a first payment counts as this long ago).
+const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
+/// Business 10-minute slots in a day (09:00–18:00), used to turn an agent's lifetime count into
+/// its usual rate.
+const BUSINESS_SLOTS_PER_DAY: f64 = 54.0;
+
+/// The raw numbers behind a payment's features, kept for the sentences auditors read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureContext {
+    pub amount_paise: i64,
+    pub scheme: String,
+    /// Median amount of the scheme so far (None for the first payment of a scheme).
+    pub scheme_typical_paise: Option<i64>,
+    pub seconds_of_day: i64,
+    pub weekday: u32,
+    pub km_from_usual_place: Option<f64>,
+    pub beneficiary_payments_1h: u32,
+    pub beneficiary_payments_24h: u32,
+    pub beneficiary_payments_30d: u32,
+    pub hours_since_previous: Option<f64>,
+    pub same_scheme_30d: u32,
+    pub same_amount_7d: u32,
+    pub own_typical_paise: Option<i64>,
+    pub account_other_beneficiaries_30d: u32,
+    pub account_new_for_beneficiary: bool,
+    pub agent_payments_10min: u32,
+    pub agent_usual_10min: f64,
+    pub agent_beneficiaries_1h: u32,
+    pub agent_new_for_beneficiary: bool,
+}
+
+/// A payment's feature vector and the raw numbers behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    pub values: [f32; FEATURE_COUNT],
+    pub context: FeatureContext,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecentPayment {
+    time: EventTime,
+    scheme: u32,
+    amount_paise: i64,
+}
+
+#[derive(Debug, Default)]
+struct BeneficiaryState {
+    recent: VecDeque<RecentPayment>,
+    last_time: Option<EventTime>,
+    /// Running mean of the places the beneficiary was paid at: (lat, lon, count).
+    place: Option<(f64, f64, u32)>,
+    accounts: Vec<u32>,
+    agents: Vec<u32>,
+    /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
+    scheme_amounts: Vec<(u32, i64, u32)>,
+}
+
+#[derive(Debug, Default)]
+struct AccountState {
+    /// (time, beneficiary) of payments into the account within the history window.
+    recent: VecDeque<(EventTime, u32)>,
+}
+
+#[derive(Debug, Default)]
+struct AgentState {
+    /// (time, beneficiary) of payments within the last hour.
+    recent: VecDeque<(EventTime, u32)>,
+    total: u64,
+    first_time: Option<EventTime>,
+    last_time: EventTime,
+    place: Option<(f64, f64, u32)>,
+}
+
+/// A scheme's amounts as a histogram of log-amount buckets, for a robust running median that
+/// works for schemes nobody told us about.
+#[derive(Debug, Default)]
+struct SchemeState {
+    buckets: std::collections::BTreeMap<i32, u32>,
+    count: u32,
+    cached_median: Option<i64>,
+    cached_at: u32,
+}
+
+const BUCKETS_PER_LOG_UNIT: f64 = 40.0;
+
+impl SchemeState {
+    fn median_paise(&mut self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        // Recomputing on every payment of a big scheme is wasted work: the median of a
+        // hundred thousand payments does not move with one more. Refresh on a doubling-ish
+        // schedule (every payment early on, then every 1/64th of the count).
+        let stale = self.cached_median.is_none() || self.count - self.cached_at > self.count / 64;
+        if stale {
+            let half = self.count.div_ceil(2);
+            let mut seen = 0;
+            for (&bucket, &count) in &self.buckets {
+                seen += count;
+                if seen >= half {
+                    let paise = (f64::from(bucket) / BUCKETS_PER_LOG_UNIT).exp().round() as i64;
+                    self.cached_median = Some(paise.max(1));
+                    break;
+                }
+            }
+            self.cached_at = self.count;
+        }
+        self.cached_median
+    }
+
+    fn add(&mut self, amount_paise: i64) {
+        let bucket = ((amount_paise.max(1) as f64).ln() * BUCKETS_PER_LOG_UNIT).round() as i32;
+        *self.buckets.entry(bucket).or_default() += 1;
+        self.count += 1;
+    }
+}
+
+/// Interns identifiers as dense integers so the state of a million beneficiaries stays small.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn get_or_insert(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.ids.len() as u32;
+        self.ids.insert(key.to_owned(), id);
+        id
+    }
+}
+
+/// The history every feature is computed from.
+#[derive(Debug, Default)]
+pub struct FeatureState {
+    beneficiary_ids: Interner,
+    account_ids: Interner,
+    agent_ids: Interner,
+    scheme_ids: Interner,
+    beneficiaries: Vec<BeneficiaryState>,
+    accounts: Vec<AccountState>,
+    agents: Vec<AgentState>,
+    schemes: Vec<SchemeState>,
+    observed: u64,
+}
+
+fn ln1p_count(count: u32) -> f32 {
+    (f64::from(count)).ln_1p() as f32
+}
+
+fn running_mean_place(place: Option<(f64, f64, u32)>, point: (f64, f64)) -> (f64, f64, u32) {
+    match place {
+        None => (point.0, point.1, 1),
+        Some((lat, lon, count)) => {
+            let n = f64::from(count) + 1.0;
+            (lat + (point.0 - lat) / n, lon + (point.1 - lon) / n, count + 1)
+        }
+    }
+}
+
+impl FeatureState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Payments observed so far.
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// Number of distinct beneficiaries in the state.
+    pub fn beneficiary_count(&self) -> usize {
+        self.beneficiaries.len()
+    }
+
+    /// Computes `payment`'s features from the history so far, then adds it to the history.
+    pub fn observe(&mut self, payment: &Payment) -> Features {
+        let ids = self.intern(payment);
+        let features = self.compute(payment, ids);
+        self.update(payment, ids);
+        features
+    }
+
+    /// Adds `payment` to the history without computing its features (warming the state).
+    pub fn warm(&mut self, payment: &Payment) {
+        let ids = self.intern(payment);
+        self.update(payment, ids);
+    }
+
+    fn intern(&mut self, payment: &Payment) -> Ids {
+        let beneficiary = self.beneficiary_ids.get_or_insert(&payment.beneficiary_id) as usize;
+        if beneficiary == self.beneficiaries.len() {
+            self.beneficiaries.push(BeneficiaryState::default());
+        }
+        let scheme = self.scheme_ids.get_or_insert(&payment.scheme);
+        if scheme as usize == self.schemes.len() {
+            self.schemes.push(SchemeState::default());
+        }
+        let account = payment.account_id.as_deref().map(|id| {
+            let account = self.account_ids.get_or_insert(id);
+            if account as usize == self.accounts.len() {
+                self.accounts.push(AccountState::default());
+            }
+            account
+        });
+        let agent = payment.agent_id.as_deref().map(|id| {
+            let agent = self.agent_ids.get_or_insert(id);
+            if agent as usize == self.agents.len() {
+                self.agents.push(AgentState::default());
+            }
+            agent
+        });
+        Ids {
+            beneficiary: beneficiary as u32,
+            scheme,
+            account,
+            agent,
+        }
+    }
+
+    fn compute(&mut self, payment: &Payment, ids: Ids) -> Features {
+        let time = payment.time;
+        let amount = payment.amount_paise.max(1);
+        let mut context = FeatureContext {
+            amount_paise: payment.amount_paise,
+            scheme: payment.scheme.clone(),
+            seconds_of_day: ist_seconds_of_day(time),
+            weekday: ist_weekday(time),
+            ..FeatureContext::default()
+        };
+
+        context.scheme_typical_paise = self.schemes[ids.scheme as usize].median_paise();
+        let amount_vs_scheme = context
+            .scheme_typical_paise
+            .map_or(0.0, |typical| (amount as f64 / typical as f64).ln());
+
+        let beneficiary = &self.beneficiaries[ids.beneficiary as usize];
+        for recent in &beneficiary.recent {
+            let age = time - recent.time;
+            if !(0..HISTORY_WINDOW).contains(&age) {
+                continue;
+            }
+            context.beneficiary_payments_30d += 1;
+            if age < DAY {
+                context.beneficiary_payments_24h += 1;
+            }
+            if age < HOUR {
+                context.beneficiary_payments_1h += 1;
+            }
+            if recent.scheme == ids.scheme {
+                context.same_scheme_30d += 1;
+                if age < 7 * DAY && recent.amount_paise == payment.amount_paise {
+                    context.same_amount_7d += 1;
+                }
+            }
+        }
+        context.hours_since_previous = beneficiary
+            .last_time
+            .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
+        context.own_typical_paise = beneficiary
+            .scheme_amounts
+            .iter()
+            .find(|(scheme, _, _)| *scheme == ids.scheme)
+            .map(|(_, sum, count)| sum / i64::from(*count));
+        let amount_vs_own = context
+            .own_typical_paise
+            .map_or(0.0, |typical| (amount as f64 / typical.max(1) as f64).ln());
+
+        // Where is this beneficiary usually paid? Their own history, or failing that, where
+        // their agent usually works.
+        let usual_place = beneficiary
+            .place
+            .or_else(|| ids.agent.and_then(|agent| self.agents[agent as usize].place));
+        context.km_from_usual_place = payment
+            .location
+            .zip(usual_place)
+            .map(|(point, (lat, lon, _))| haversine_km(point, (lat, lon)));
+
+        let has_history = beneficiary.last_time.is_some();
+        if let Some(account) = ids.account {
+            let mut others: Vec<u32> = self.accounts[account as usize]
+                .recent
+                .iter()
+                .filter(|(when, who)| (0..HISTORY_WINDOW).contains(&(time - when)) && *who != ids.beneficiary)
+                .map(|(_, who)| *who)
+                .collect();
+            others.sort_unstable();
+            others.dedup();
+            context.account_other_beneficiaries_30d = others.len() as u32;
+            context.account_new_for_beneficiary = has_history && !beneficiary.accounts.contains(&account);
+        }
+        if let Some(agent) = ids.agent {
+            let state = &self.agents[agent as usize];
+            let mut beneficiaries_1h: Vec<u32> = Vec::new();
+            for (when, who) in &state.recent {
+                let age = time - when;
+                if !(0..HOUR).contains(&age) {
+                    continue;
+                }
+                if age < 10 * MINUTE {
+                    context.agent_payments_10min += 1;
+                }
+                if *who != ids.beneficiary {
+                    beneficiaries_1h.push(*who);
+                }
+            }
+            beneficiaries_1h.sort_unstable();
+            beneficiaries_1h.dedup();
+            context.agent_beneficiaries_1h = beneficiaries_1h.len() as u32;
+            context.agent_usual_10min = match state.first_time {
+                Some(first) => {
+                    let active_days = ((state.last_time - first) as f64 / DAY as f64).max(1.0);
+                    state.total as f64 / active_days / BUSINESS_SLOTS_PER_DAY
+                }
+                None => 0.0,
+            };
+            context.agent_new_for_beneficiary = has_history && !beneficiary.agents.contains(&agent);
+        }
+
+        let hour_angle = context.seconds_of_day as f64 / DAY as f64 * std::f64::consts::TAU;
+        let weekday_angle = f64::from(context.weekday) / 7.0 * std::f64::consts::TAU;
+        let values = [
+            amount_vs_scheme as f32,
+            ((amount as f64) / 100.0).ln_1p() as f32,
+            hour_angle.sin() as f32,
+            hour_angle.cos() as f32,
+            weekday_angle.sin() as f32,
+            weekday_angle.cos() as f32,
+            context.km_from_usual_place.map_or(0.0, f64::ln_1p) as f32,
+            ln1p_count(context.beneficiary_payments_1h),
+            ln1p_count(context.beneficiary_payments_24h),
+            ln1p_count(context.beneficiary_payments_30d),
+            context.hours_since_previous.unwrap_or(MAX_GAP_HOURS).ln_1p() as f32,
+            ln1p_count(context.same_scheme_30d),
+            ln1p_count(context.same_amount_7d),
+            amount_vs_own as f32,
+            ln1p_count(context.account_other_beneficiaries_30d),
+            f32::from(u8::from(context.account_new_for_beneficiary)),
+            ln1p_count(context.agent_payments_10min),
+            ((f64::from(context.agent_payments_10min) + 1.0) / (context.agent_usual_10min + 1.0)).ln() as f32,
+            ln1p_count(context.agent_beneficiaries_1h),
+            f32::from(u8::from(context.agent_new_for_beneficiary)),
+        ];
+        Features { values, context }
+    }
+
+    fn update(&mut self, payment: &Payment, ids: Ids) {
+        let time = payment.time;
+        self.observed += 1;
+        self.schemes[ids.scheme as usize].add(payment.amount_paise);
+
+        let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
+        beneficiary.recent.push_back(RecentPayment {
+            time,
+            scheme: ids.scheme,
+            amount_paise: payment.amount_paise,
+        });
+        prune(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| recent.time);
+        beneficiary.last_time = Some(beneficiary.last_time.map_or(time, |last| last.max(time)));
+        if let Some(point) = payment.location {
+            beneficiary.place = Some(running_mean_place(beneficiary.place, point));
+        }
+        match beneficiary.scheme_amounts.iter_mut().find(|(scheme, _, _)| *scheme == ids.scheme) {
+            Some((_, sum, count)) => {
+                *sum += payment.amount_paise;
+                *count += 1;
+            }
+            None => beneficiary.scheme_amounts.push((ids.scheme, payment.amount_paise, 1)),
+        }
+        if let Some(account) = ids.account {
+            if !beneficiary.accounts.contains(&account) {
+                beneficiary.accounts.push(account);
+            }
+            let state = &mut self.accounts[account as usize];
+            state.recent.push_back((time, ids.beneficiary));
+            prune(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
+        }
+        if let Some(agent) = ids.agent {
+            if !beneficiary.agents.contains(&agent) {
+                beneficiary.agents.push(agent);
+            }
+            let state = &mut self.agents[agent as usize];
+            state.recent.push_back((time, ids.beneficiary));
+            prune(&mut state.recent, time, HOUR, |entry| entry.0);
+            state.total += 1;
+            state.first_time = Some(state.first_time.map_or(time, |first| first.min(time)));
+            state.last_time = state.last_time.max(time);
+            if let Some(point) = payment.location {
+                state.place = Some(running_mean_place(state.place, point));
+            }
+        }
+    }
+}
+
+/// Drops entries at the front older than `window` before `now`. Entries arrive roughly in time
+/// order; a late entry simply stays until the ones before it age out.
+fn prune<T>(queue: &mut VecDeque<T>, now: EventTime, window: i64, time_of: impl Fn(&T) -> EventTime) {
+    while let Some(front) = queue.front() {
+        if now - time_of(front) >= window {
+            queue.pop_front();
+        } else {
+            break;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    beneficiary: u32,
+    scheme: u32,
+    account: Option<u32>,
+    agent: Option<u32>,
+}
+
+/// A short category for the dashboard's colours and filters, by the feature that contributed most.
+pub fn category_of(feature: usize) -> &'static str {
+    match FEATURE_NAMES[feature] {
+        "amount_vs_scheme_log" | "amount_log" | "amount_vs_own_history_log" => "amount",
+        "hour_sin" | "hour_cos" | "weekday_sin" | "weekday_cos" => "timing",
+        "km_from_usual_place_log" => "location",
+        "beneficiary_same_amount_7d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
+        "beneficiary_payments_1h_log" | "beneficiary_payments_24h_log" | "beneficiary_payments_30d_log"
+        | "beneficiary_hours_since_previous_log" => "burst",
+        "account_other_beneficiaries_30d_log" | "account_new_for_beneficiary" => "shared_account",
+        _ => "agent",
+    }
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// A sentence an auditor understands, explaining what feature `feature` saw in this payment.
+pub fn explain(feature: usize, context: &FeatureContext) -> String {
+    let amount = format_rupees(context.amount_paise);
+    match FEATURE_NAMES[feature] {
+        "amount_vs_scheme_log" | "amount_log" => match context.scheme_typical_paise {
+            Some(typical) => {
+                let ratio = context.amount_paise as f64 / typical.max(1) as f64;
+                let usual = format_rupees(typical);
+                if ratio >= 1.0 {
+                    format!("{amount} is {ratio:.1}× the usual {} payment of {usual}", context.scheme)
+                } else {
+                    format!("{amount} is only {:.1}% of the usual {} payment of {usual}", ratio * 100.0, context.scheme)
+                }
+            }
+            None => format!("{amount} is the first {} payment seen", context.scheme),
+        },
+        "amount_vs_own_history_log" => match context.own_typical_paise {
+            Some(typical) => format!(
+                "{amount} differs from this beneficiary's usual {} payment of {}",
+                context.scheme,
+                format_rupees(typical)
+            ),
+            None => format!("first {} payment to this beneficiary", context.scheme),
+        },
+        "hour_sin" | "hour_cos" | "weekday_sin" | "weekday_cos" => {
+            const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+            format!(
+                "paid at {:02}:{:02} on a {}, outside usual business hours",
+                context.seconds_of_day / 3600,
+                (context.seconds_of_day / 60) % 60,
+                DAYS[context.weekday as usize % 7]
+            )
+        }
+        "km_from_usual_place_log" => match context.km_from_usual_place {
+            Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
+            None => "payment location unknown".to_string(),
+        },
+        "beneficiary_payments_1h_log" => format!(
+            "{} payment to this beneficiary within an hour",
+            ordinal(context.beneficiary_payments_1h + 1)
+        ),
+        "beneficiary_payments_24h_log" => format!(
+            "{} payment to this beneficiary within 24 hours",
+            ordinal(context.beneficiary_payments_24h + 1)
+        ),
+        "beneficiary_payments_30d_log" => format!(
+            "{} payment to this beneficiary within 30 days",
+            ordinal(context.beneficiary_payments_30d + 1)
+        ),
+        "beneficiary_hours_since_previous_log" => match context.hours_since_previous {
+            Some(hours) if hours < 1.0 => format!("only {:.0} minutes after this beneficiary's previous payment", hours * 60.0),
+            Some(hours) => format!("{hours:.1} hours after this beneficiary's previous payment"),
+            None => "first payment seen for this beneficiary".to_string(),
+        },
+        "beneficiary_same_scheme_30d_log" => format!(
+            "{} {} payment to this beneficiary within 30 days",
+            ordinal(context.same_scheme_30d + 1),
+            context.scheme
+        ),
+        "beneficiary_same_amount_7d_log" => format!(
+            "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 7 days (possible duplicate)",
+            context.scheme, context.same_amount_7d
+        ),
+        "account_other_beneficiaries_30d_log" => format!(
+            "account received payments for {} beneficiaries this month",
+            context.account_other_beneficiaries_30d + 1
+        ),
+        "account_new_for_beneficiary" => "paid into an account this beneficiary never used before".to_string(),
+        "agent_payments_10min_log" | "agent_rate_vs_usual_log" => format!(
+            "agent processed {} payments in 10 minutes (usually {:.1})",
+            context.agent_payments_10min + 1,
+            context.agent_usual_10min
+        ),
+        "agent_beneficiaries_1h_log" => format!(
+            "agent paid {} different beneficiaries within an hour",
+            context.agent_beneficiaries_1h + 1
+        ),
+        _ => "paid through an agent this beneficiary never used before".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_timestamp;
+
+    fn payment(beneficiary: &str, account: &str, agent: &str, paise: i64, when: &str) -> Payment {
+        Payment {
+            beneficiary_id: beneficiary.to_string(),
+            account_id: Some(account.to_string()),
+            agent_id: Some(agent.to_string()),
+            scheme: "PM-KISAN".to_string(),
+            amount_paise: paise,
+            time: parse_timestamp(when).unwrap(),
+            location: Some((26.85, 80.95)),
+        }
+    }
+
+    fn index(name: &str) -> usize {
+        FEATURE_NAMES.iter().position(|n| *n == name).unwrap()
+    }
+
+    fn sample_stream() -> Vec<Payment> {
+        let mut stream = Vec::new();
+        for day in 1..=28 {
+            for person in 0..6 {
+                stream.push(payment(
+                    &format!("B{person}"),
+                    &format!("A{}", person % 4),
+                    &format!("G{}", person % 2),
+                    200_000 + person * 1000,
+                    &format!("2025-02-{day:02} {:02}:15:00", 9 + person),
+                ));
+            }
+        }
+        stream.push(payment("B1", "A1", "G1", 200_000, "2025-02-28 15:20:00"));
+        stream.push(payment("B9", "A1", "G0", 2_000_000, "2025-02-28 03:00:00"));
+        stream
+    }
+
+    #[test]
+    fn duplicate_payment_within_a_week_is_visible() {
+        let mut state = FeatureState::new();
+        let first = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-03 10:00:00"));
+        let again = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-05 11:00:00"));
+        let same_amount = index("beneficiary_same_amount_7d_log");
+        assert_eq!(first.values[same_amount], 0.0);
+        assert!(again.values[same_amount] > 0.6);
+        assert_eq!(again.context.same_amount_7d, 1);
+        assert!(explain(same_amount, &again.context).contains("possible duplicate"));
+    }
+
+    #[test]
+    fn burst_counts_payments_in_the_last_hour() {
+        let mut state = FeatureState::new();
+        let mut last = None;
+        for minute in [0, 10, 20, 30] {
+            last = Some(state.observe(&payment("B1", "A1", "G1", 200_000, &format!("2025-03-03 10:{minute:02}:00"))));
+        }
+        let last = last.unwrap();
+        assert_eq!(last.context.beneficiary_payments_1h, 3);
+        assert_eq!(explain(index("beneficiary_payments_1h_log"), &last.context), "4th payment to this beneficiary within an hour");
+    }
+
+    #[test]
+    fn shared_account_counts_distinct_other_beneficiaries() {
+        let mut state = FeatureState::new();
+        for person in 0..12 {
+            state.observe(&payment(&format!("B{person}"), "RING", "G1", 200_000, "2025-03-03 10:00:00"));
+        }
+        let features = state.observe(&payment("B99", "RING", "G1", 200_000, "2025-03-04 10:00:00"));
+        assert_eq!(features.context.account_other_beneficiaries_30d, 12);
+        assert_eq!(
+            explain(index("account_other_beneficiaries_30d_log"), &features.context),
+            "account received payments for 13 beneficiaries this month"
+        );
+    }
+
+    #[test]
+    fn agent_burst_counts_distinct_beneficiaries() {
+        let mut state = FeatureState::new();
+        for person in 0..15 {
+            state.observe(&payment(&format!("B{person}"), &format!("A{person}"), "G7", 200_000, &format!("2025-03-03 11:{:02}:00", person * 2)));
+        }
+        let features = state.observe(&payment("B50", "A50", "G7", 200_000, "2025-03-03 11:31:00"));
+        assert_eq!(features.context.agent_beneficiaries_1h, 15);
+        assert_eq!(features.context.agent_payments_10min, 5);
+    }
+
+    #[test]
+    fn a_later_transaction_never_changes_an_earlier_ones_features() {
+        let stream = sample_stream();
+        let mut full = FeatureState::new();
+        let all: Vec<Features> = stream.iter().map(|p| full.observe(p)).collect();
+        for cut in [1, 17, 100, stream.len() - 1] {
+            let mut prefix_state = FeatureState::new();
+            let prefix: Vec<Features> = stream[..cut].iter().map(|p| prefix_state.observe(p)).collect();
+            assert_eq!(prefix, all[..cut], "features of the first {cut} payments changed when later ones were added");
+        }
+    }
+
+    #[test]
+    fn warm_then_stream_equals_replaying_everything_bit_for_bit() {
+        let stream = sample_stream();
+        let mut batch = FeatureState::new();
+        let replayed: Vec<[u32; FEATURE_COUNT]> =
+            stream.iter().map(|p| batch.observe(p).values.map(f32::to_bits)).collect();
+        let split = stream.len() / 2;
+        let mut live = FeatureState::new();
+        for p in &stream[..split] {
+            live.warm(p);
+        }
+        for (p, expected) in stream[split..].iter().zip(&replayed[split..]) {
+            assert_eq!(&live.observe(p).values.map(f32::to_bits), expected);
+        }
+    }
+
+    #[test]
+    fn missing_columns_give_neutral_features() {
+        let mut state = FeatureState::new();
+        let bare = Payment {
+            beneficiary_id: "B1".into(),
+            account_id: None,
+            agent_id: None,
+            scheme: "UNKNOWN-SCHEME".into(),
+            amount_paise: 12_345,
+            time: parse_timestamp("2025-03-03 10:00:00").unwrap(),
+            location: None,
+        };
+        state.observe(&bare);
+        let features = state.observe(&bare);
+        for name in [
+            "km_from_usual_place_log",
+            "account_other_beneficiaries_30d_log",
+            "account_new_for_beneficiary",
+            "agent_payments_10min_log",
+            "agent_rate_vs_usual_log",
+            "agent_beneficiaries_1h_log",
+            "agent_new_for_beneficiary",
+            "amount_vs_scheme_log",
+        ] {
+            assert_eq!(features.values[index(name)], 0.0, "{name}");
+        }
+        assert!(features.values.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn feature_set_id_names_revision_and_hash() {
+        let id = feature_set_id();
+        assert!(id.starts_with("r1-"));
+        assert_eq!(id.len(), 11);
+    }
+}

@@ -1,0 +1,211 @@
+//! The autoencoder (a burn module) and the normalisation in front of it, shared by train and
+//! monitor so that the monitor runs exactly what train saved.
+
+use burn::nn::{Linear, LinearConfig, Relu};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::features::FEATURE_COUNT;
+
+/// Standardised features are clipped to this many standard deviations, so one absurd value
+/// cannot dominate training.
+pub const Z_CLIP: f32 = 20.0;
+
+/// Layer widths of the autoencoder: input → hidden → inner → bottleneck → inner → hidden → input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoencoderShape {
+    pub input: usize,
+    pub hidden: usize,
+    pub inner: usize,
+    pub bottleneck: usize,
+}
+
+impl Default for AutoencoderShape {
+    fn default() -> Self {
+        Self {
+            input: FEATURE_COUNT,
+            hidden: 32,
+            inner: 16,
+            bottleneck: 6,
+        }
+    }
+}
+
+/// A dense autoencoder with a narrow bottleneck: it learns to reconstruct ordinary payments, so
+/// a payment it reconstructs badly is unlike the ones it learned from.
+#[derive(Module, Debug)]
+pub struct Autoencoder {
+    encoder_hidden: Linear,
+    encoder_inner: Linear,
+    bottleneck: Linear,
+    decoder_inner: Linear,
+    decoder_hidden: Linear,
+    output: Linear,
+    activation: Relu,
+}
+
+impl Autoencoder {
+    /// A freshly initialised network (weights drawn from the device's seeded RNG).
+    pub fn new(shape: AutoencoderShape, device: &Device) -> Self {
+        let linear = |from: usize, to: usize| LinearConfig::new(from, to).init(device);
+        Self {
+            encoder_hidden: linear(shape.input, shape.hidden),
+            encoder_inner: linear(shape.hidden, shape.inner),
+            bottleneck: linear(shape.inner, shape.bottleneck),
+            decoder_inner: linear(shape.bottleneck, shape.inner),
+            decoder_hidden: linear(shape.inner, shape.hidden),
+            output: linear(shape.hidden, shape.input),
+            activation: Relu::new(),
+        }
+    }
+
+    /// Reconstructs a batch of standardised feature rows.
+    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
+        let x = self.activation.forward(self.encoder_hidden.forward(input));
+        let x = self.activation.forward(self.encoder_inner.forward(x));
+        let x = self.bottleneck.forward(x);
+        let x = self.activation.forward(self.decoder_inner.forward(x));
+        let x = self.activation.forward(self.decoder_hidden.forward(x));
+        self.output.forward(x)
+    }
+
+    /// Per-feature squared reconstruction errors of standardised rows (row-major, `rows × input`).
+    pub fn squared_errors(&self, standardised: &[f32], columns: usize, device: &Device) -> Vec<f32> {
+        let rows = standardised.len() / columns;
+        if rows == 0 {
+            return Vec::new();
+        }
+        let input = Tensor::<2>::from_data(TensorData::new(standardised.to_vec(), [rows, columns]), device);
+        let errors = (self.forward(input.clone()) - input).square();
+        errors
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("autoencoder output is f32")
+    }
+}
+
+/// Per-feature mean and standard deviation of the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalizer {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalizer {
+    /// Statistics of row-major `rows × columns` data (f64 accumulation, so the order of a
+    /// million rows does not matter to the last bit that counts).
+    pub fn fit(data: &[f32], columns: usize) -> Self {
+        let rows = (data.len() / columns).max(1) as f64;
+        let mut sum = vec![0f64; columns];
+        let mut sum_sq = vec![0f64; columns];
+        for row in data.chunks_exact(columns) {
+            for (column, &value) in row.iter().enumerate() {
+                sum[column] += f64::from(value);
+                sum_sq[column] += f64::from(value) * f64::from(value);
+            }
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / rows).collect();
+        let std = sum_sq
+            .iter()
+            .zip(&mean)
+            .map(|(sq, m)| {
+                // A constant column (e.g. an import without agents) gets unit scale, not a
+                // division by zero.
+                let variance = (sq / rows - m * m).max(0.0);
+                if variance.sqrt() < 1e-3 { 1.0 } else { variance.sqrt() as f32 }
+            })
+            .collect();
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Standardises row-major data in place, clipping to ±[`Z_CLIP`].
+    pub fn apply(&self, data: &mut [f32]) {
+        let columns = self.mean.len();
+        for row in data.chunks_exact_mut(columns) {
+            for (column, value) in row.iter_mut().enumerate() {
+                *value = ((*value - self.mean[column]) / self.std[column]).clamp(-Z_CLIP, Z_CLIP);
+            }
+        }
+    }
+}
+
+/// The CPU backend that runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn's pure-Rust CPU backend (default).
+    #[default]
+    Flex,
+    /// The deprecated NdArray backend, for comparison (build with `--features aegis-core/ndarray`).
+    Ndarray,
+}
+
+impl BackendKind {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "flex" => Ok(BackendKind::Flex),
+            "ndarray" => Ok(BackendKind::Ndarray),
+            other => Err(format!("unknown backend {other:?}: use flex or ndarray")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Flex => "flex",
+            BackendKind::Ndarray => "ndarray",
+        }
+    }
+
+    /// The inference device of this backend.
+    pub fn device(self) -> Result<Device, String> {
+        match self {
+            BackendKind::Flex => Ok(Device::flex()),
+            #[cfg(feature = "ndarray")]
+            BackendKind::Ndarray => Ok(Device::ndarray()),
+            #[cfg(not(feature = "ndarray"))]
+            BackendKind::Ndarray => Err(
+                "this build has no ndarray backend: rebuild with `--features aegis-core/ndarray`".to_string(),
+            ),
+        }
+    }
+}
+
+/// Mean of each row's squared errors: the anomaly score.
+pub fn row_scores(squared_errors: &[f32], columns: usize) -> Vec<f32> {
+    squared_errors
+        .chunks_exact(columns)
+        .map(|row| row.iter().sum::<f32>() / columns as f32)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizer_centres_and_scales_and_survives_constant_columns() {
+        let data = [1.0, 5.0, 3.0, 5.0, 5.0, 5.0];
+        let normalizer = Normalizer::fit(&data, 2);
+        assert_eq!(normalizer.mean, vec![3.0, 5.0]);
+        assert_eq!(normalizer.std[1], 1.0, "constant column gets unit scale");
+        let mut copy = data;
+        normalizer.apply(&mut copy);
+        assert!((copy[0] + copy[2] + copy[4]).abs() < 1e-6);
+        assert!(copy.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn autoencoder_reconstructs_a_batch_of_the_right_shape() {
+        let device = Device::flex();
+        device.seed(1);
+        let shape = AutoencoderShape::default();
+        let model = Autoencoder::new(shape, &device);
+        let rows = vec![0.5f32; shape.input * 3];
+        let errors = model.squared_errors(&rows, shape.input, &device);
+        assert_eq!(errors.len(), rows.len());
+        assert_eq!(row_scores(&errors, shape.input).len(), 3);
+    }
+}

@@ -1,0 +1,188 @@
+//! Fraud injection: turns some normal payments into frauds and adds fraudulent ones, each row
+//! labeled (`is_anomaly = 1`, `fraud_type`).
+//!
+//! The first four types are visible in the row itself; the last four are made of rows that look
+//! normal one by one (an entitled amount, business hours, the beneficiary's usual counter) and
+//! only history gives them away:
+//! - `duplicate_payment`: an instalment paid a second time 1–5 days later;
+//! - `burst`: 3–7 more payments to one beneficiary within the hour after a real one;
+//! - `shared_account_ring`: 6–15 beneficiaries of one district paid into one account within two weeks;
+//! - `agent_collusion`: one agent paying 10–25 beneficiaries of its district within 40 minutes.
+
+use rand::Rng;
+use rand::seq::{IndexedRandom, SliceRandom};
+
+use aegis_core::domain::FraudType;
+use aegis_core::time::{DAY, HOUR, MINUTE, ist_day_start};
+
+use crate::catalogue::{DISTRICTS, FOREIGN_PLACES, SchemeKind};
+use crate::payments::{Draft, Scheduler, entitled_rupees};
+use crate::world::{business_time, jitter, new_account_number, working_day_of};
+
+/// Rows each fraud type adds to the data set (the rest modify existing rows).
+pub fn adds_rows(kind: FraudType) -> bool {
+    matches!(kind, FraudType::DuplicatePayment | FraudType::Burst | FraudType::AgentCollusion)
+}
+
+/// Labels a draft as fraud of `kind`.
+fn label(draft: &mut Draft, kind: FraudType) {
+    draft.transaction.is_anomaly = Some(true);
+    draft.transaction.fraud_type = Some(kind.code().to_string());
+}
+
+/// Injects about `per_type` fraud rows of every type into `drafts` (normal rows, any order).
+/// Modifies rows in place for the row-visible types and appends rows for the others.
+pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<Draft>, per_type: usize) {
+    if per_type == 0 || drafts.is_empty() {
+        return;
+    }
+    let normal_count = drafts.len();
+    let mut used = vec![false; normal_count];
+    let pick_unused = |rng: &mut R, used: &mut Vec<bool>| -> Option<usize> {
+        for _ in 0..1000 {
+            let index = rng.random_range(0..normal_count);
+            if !used[index] {
+                used[index] = true;
+                return Some(index);
+            }
+        }
+        None
+    };
+    let world = scheduler.world;
+
+    // Row-visible frauds: modify a normal payment.
+    for kind in [FraudType::InflatedAmount, FraudType::ProbeAmount, FraudType::OffHours, FraudType::FarFromHome] {
+        for _ in 0..per_type {
+            let Some(index) = pick_unused(rng, &mut used) else { break };
+            let draft = &mut drafts[index];
+            let transaction = &mut draft.transaction;
+            match kind {
+                FraudType::InflatedAmount => {
+                    let factor = rng.random_range(5.0..40.0);
+                    transaction.amount_paise = ((transaction.amount_paise as f64 * factor) / 10_000.0).round() as i64 * 10_000;
+                }
+                FraudType::ProbeAmount => transaction.amount_paise = rng.random_range(1..=10) * 100,
+                FraudType::OffHours => {
+                    let day = ist_day_start(transaction.time);
+                    transaction.time = day + rng.random_range(0..5 * HOUR);
+                }
+                _ => {
+                    let home = world.beneficiaries[draft.beneficiary].home;
+                    let place = if rng.random_bool(0.3) {
+                        let (_, lat, lon) = FOREIGN_PLACES.choose(rng).expect("non-empty");
+                        (*lat, *lon)
+                    } else {
+                        // A district at least 600 km from home.
+                        let far: Vec<_> = DISTRICTS
+                            .iter()
+                            .filter(|d| aegis_core::geo::haversine_km(home, (d.latitude, d.longitude)) > 600.0)
+                            .collect();
+                        let district = far.choose(rng).expect("India is wide");
+                        (district.latitude, district.longitude)
+                    };
+                    let location = jitter(rng, place, 5.0);
+                    transaction.latitude = Some(location.0);
+                    transaction.longitude = Some(location.1);
+                }
+            }
+            label(draft, kind);
+        }
+    }
+
+    // Duplicate payments: the same instalment again, 1–5 days later.
+    let mut added = Vec::new();
+    for _ in 0..per_type {
+        let Some(index) = pick_unused(rng, &mut used) else { break };
+        let mut copy = drafts[index].clone();
+        let day = working_day_of(copy.transaction.time + rng.random_range(1..=5) * DAY);
+        copy.transaction.time = business_time(rng, day);
+        label(&mut copy, FraudType::DuplicatePayment);
+        added.push(copy);
+    }
+
+    // Bursts: 3–7 extra payments within the hour after a real one.
+    let mut burst_rows = 0;
+    while burst_rows < per_type {
+        let Some(index) = pick_unused(rng, &mut used) else { break };
+        let original = drafts[index].clone();
+        let extra = rng.random_range(3..=7).min(per_type - burst_rows);
+        let mut offsets: Vec<i64> = (0..extra).map(|_| rng.random_range(2 * MINUTE..HOUR)).collect();
+        offsets.sort_unstable();
+        for offset in offsets {
+            let mut copy = original.clone();
+            copy.transaction.time = original.transaction.time + offset;
+            let location = jitter(rng, world.agents[copy.agent].location, 1.5);
+            copy.transaction.latitude = Some(location.0);
+            copy.transaction.longitude = Some(location.1);
+            label(&mut copy, FraudType::Burst);
+            added.push(copy);
+        }
+        burst_rows += extra;
+    }
+
+    // Shared-account rings: payments of several beneficiaries of one district diverted into one
+    // account within two weeks.
+    let mut ring_rows = 0;
+    let mut attempts = 0;
+    while ring_rows < per_type && attempts < 10_000 {
+        attempts += 1;
+        let Some(anchor) = pick_unused(rng, &mut used) else { break };
+        used[anchor] = false;
+        let district = world.beneficiaries[drafts[anchor].beneficiary].district;
+        let start = drafts[anchor].transaction.time;
+        let size = rng.random_range(6..=15).min(per_type - ring_rows);
+        let mut members: Vec<usize> = (0..normal_count)
+            .filter(|&i| {
+                !used[i]
+                    && world.beneficiaries[drafts[i].beneficiary].district == district
+                    && (start..start + 14 * DAY).contains(&drafts[i].transaction.time)
+            })
+            .collect();
+        members.shuffle(rng);
+        members.sort_by_key(|&i| drafts[i].beneficiary);
+        members.dedup_by_key(|i| drafts[*i].beneficiary);
+        if members.len() < size.min(3) {
+            continue;
+        }
+        members.shuffle(rng);
+        let ring_account = new_account_number(rng);
+        for &member in members.iter().take(size) {
+            used[member] = true;
+            drafts[member].transaction.account_id = Some(ring_account.clone());
+            label(&mut drafts[member], FraudType::SharedAccountRing);
+            ring_rows += 1;
+        }
+    }
+
+    // Agent collusion: one agent paying out to many beneficiaries of its district within 40
+    // minutes, each an entitled amount.
+    let mut collusion_rows = 0;
+    while collusion_rows < per_type {
+        let Some(index) = pick_unused(rng, &mut used) else { break };
+        used[index] = false;
+        let agent = drafts[index].agent;
+        let district = world.agents[agent].district;
+        let people = &world.beneficiaries_by_district[district];
+        if people.len() < 10 {
+            continue;
+        }
+        let day = working_day_of(drafts[index].transaction.time);
+        let start = day + rng.random_range(10 * HOUR..16 * HOUR);
+        let size = rng.random_range(10..=25).min(per_type - collusion_rows);
+        let span = rng.random_range(20 * MINUTE..40 * MINUTE);
+        let chosen: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
+        let mut offsets: Vec<i64> = (0..chosen.len()).map(|_| rng.random_range(0..span)).collect();
+        offsets.sort_unstable();
+        for (&person, offset) in chosen.iter().zip(offsets) {
+            let scheme = *world.beneficiaries[person].schemes.choose(rng).expect("enrolled");
+            let scheme = if scheme == SchemeKind::Housing { SchemeKind::PmKisan } else { scheme };
+            let rupees = entitled_rupees(rng, world, person, scheme);
+            let account = world.beneficiaries[person].account.clone();
+            let mut draft = scheduler.draft(rng, person, agent, account, scheme, rupees * 100, start + offset);
+            label(&mut draft, FraudType::AgentCollusion);
+            added.push(draft);
+            collusion_rows += 1;
+        }
+    }
+    drafts.extend(added);
+}

@@ -1,0 +1,259 @@
+//! `--from-csv`: importing a real export into `transactions`, all or nothing.
+//!
+//! Columns (header row, any order, case-insensitive): required `beneficiary_id`, `amount`
+//! (rupees, decimal), `timestamp` (`YYYY-MM-DD HH:MM:SS` IST, or RFC 3339), `scheme`; optional
+//! `transaction_ref`, `account_id`, `agent_id`, `latitude`, `longitude`, `district`,
+//! `is_anomaly` (0/1), `fraud_type`. Unknown columns are reported and ignored.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rusqlite::Connection;
+
+use aegis_core::domain::NewTransaction;
+use aegis_core::store::insert_transactions;
+use aegis_core::time::parse_timestamp;
+
+const REQUIRED: [&str; 4] = ["beneficiary_id", "amount", "timestamp", "scheme"];
+const OPTIONAL: [&str; 8] = [
+    "transaction_ref",
+    "account_id",
+    "agent_id",
+    "latitude",
+    "longitude",
+    "district",
+    "is_anomaly",
+    "fraud_type",
+];
+
+/// A row that could not be imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Line number in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+    pub raw: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub imported: usize,
+    pub rejected: Vec<Rejected>,
+    pub unknown_columns: Vec<String>,
+    pub rejects_file: Option<PathBuf>,
+}
+
+/// Parses a decimal rupee amount into paise without going through a float.
+pub fn parse_rupees(text: &str) -> Result<i64, String> {
+    let text = text.trim().trim_start_matches('₹').replace(',', "");
+    if text.is_empty() {
+        return Err("amount is empty".into());
+    }
+    if text.starts_with('-') {
+        return Err(format!("amount {text} is negative"));
+    }
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+        || fraction.len() > 2
+    {
+        return Err(format!("amount {text:?} is not a number of rupees with at most two decimals"));
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| format!("amount {text:?} is too large"))?
+    };
+    let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
+    whole
+        .checked_mul(100)
+        .and_then(|p| p.checked_add(fraction))
+        .ok_or_else(|| format!("amount {text:?} is too large"))
+}
+
+struct Columns {
+    index: HashMap<&'static str, usize>,
+}
+
+impl Columns {
+    fn get<'r>(&self, record: &'r csv::StringRecord, name: &str) -> Option<&'r str> {
+        self.index
+            .get(name)
+            .and_then(|&i| record.get(i))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    }
+}
+
+fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransaction, String> {
+    let required = |name: &str| columns.get(record, name).ok_or_else(|| format!("{name} is missing"));
+    let beneficiary_id = required("beneficiary_id")?.to_string();
+    let amount_paise = parse_rupees(required("amount")?)?;
+    let timestamp = required("timestamp")?;
+    let time = parse_timestamp(timestamp)
+        .map_err(|_| format!("timestamp {timestamp:?} is not 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339"))?;
+    let scheme = required("scheme")?.to_string();
+    let coordinate = |name: &str, limit: f64| -> Result<Option<f64>, String> {
+        columns
+            .get(record, name)
+            .map(|text| {
+                let value: f64 = text.parse().map_err(|_| format!("{name} {text:?} is not a number"))?;
+                if !value.is_finite() || value.abs() > limit {
+                    return Err(format!("{name} {value} is out of range (±{limit})"));
+                }
+                Ok(value)
+            })
+            .transpose()
+    };
+    let latitude = coordinate("latitude", 90.0)?;
+    let longitude = coordinate("longitude", 180.0)?;
+    if latitude.is_some() != longitude.is_some() {
+        return Err("latitude and longitude must be given together".into());
+    }
+    let is_anomaly = match columns.get(record, "is_anomaly") {
+        None => None,
+        Some("0") | Some("false") => Some(false),
+        Some("1") | Some("true") => Some(true),
+        Some(other) => return Err(format!("is_anomaly {other:?} is not 0 or 1")),
+    };
+    let text = |name: &str| columns.get(record, name).map(str::to_string);
+    Ok(NewTransaction {
+        transaction_ref: text("transaction_ref"),
+        beneficiary_id,
+        account_id: text("account_id"),
+        agent_id: text("agent_id"),
+        scheme,
+        amount_paise,
+        time,
+        latitude,
+        longitude,
+        district: text("district"),
+        is_anomaly,
+        fraud_type: text("fraud_type"),
+    })
+}
+
+/// Imports `csv_path` into the database in one transaction. Without `skip_bad`, any bad row
+/// fails the whole import and nothing is written; with it, good rows are imported and rejects
+/// are written to `<csv>.rejects.csv`. With `replace`, existing data is deleted in the same
+/// transaction, so a failed import leaves it in place.
+pub fn import_csv(conn: &mut Connection, csv_path: &Path, skip_bad: bool, replace: bool) -> anyhow::Result<ImportReport> {
+    let file = File::open(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+    let headers = reader
+        .headers()
+        .with_context(|| format!("reading the header row of {}", csv_path.display()))?
+        .clone();
+    let mut index = HashMap::new();
+    let mut report = ImportReport::default();
+    for (position, header) in headers.iter().enumerate() {
+        let name = header.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+        match REQUIRED.iter().chain(OPTIONAL.iter()).find(|known| **known == name) {
+            Some(known) => {
+                index.insert(*known, position);
+            }
+            None => report.unknown_columns.push(header.to_string()),
+        }
+    }
+    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|name| !index.contains_key(name)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
+            csv_path.display(),
+            missing.join(", ")
+        );
+    }
+    let columns = Columns { index };
+
+    let transaction = conn.transaction()?;
+    if replace {
+        crate::clear_data(&transaction)?;
+    }
+    let mut batch = Vec::with_capacity(10_000);
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => match parse_row(&columns, &record) {
+                Ok(row) => {
+                    batch.push(row);
+                    if batch.len() == batch.capacity() {
+                        insert_transactions(&transaction, &batch)?;
+                        report.imported += batch.len();
+                        batch.clear();
+                    }
+                }
+                Err(reason) => report.rejected.push(Rejected {
+                    line,
+                    reason,
+                    raw: record.iter().map(str::to_string).collect(),
+                }),
+            },
+            Err(error) => report.rejected.push(Rejected {
+                line,
+                reason: format!("unreadable CSV: {error}"),
+                raw: Vec::new(),
+            }),
+        }
+    }
+    if !report.rejected.is_empty() && !skip_bad {
+        // Dropping the transaction rolls it back: nothing of this file is left behind.
+        drop(transaction);
+        report.imported = 0;
+        return Ok(report);
+    }
+    insert_transactions(&transaction, &batch)?;
+    report.imported += batch.len();
+    if !report.rejected.is_empty() {
+        let path = rejects_path(csv_path);
+        write_rejects(&path, &headers, &report.rejected)?;
+        report.rejects_file = Some(path);
+    }
+    transaction.commit()?;
+    Ok(report)
+}
+
+/// Where `--skip-bad` writes rejected rows.
+pub fn rejects_path(csv_path: &Path) -> PathBuf {
+    let mut name = csv_path.file_stem().unwrap_or_default().to_os_string();
+    name.push(".rejects.csv");
+    csv_path.with_file_name(name)
+}
+
+fn write_rejects(path: &Path, headers: &csv::StringRecord, rejected: &[Rejected]) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut header: Vec<&str> = vec!["line", "reason"];
+    header.extend(headers.iter());
+    writer.write_record(&header)?;
+    for reject in rejected {
+        let mut row = vec![reject.line.to_string(), reject.reason.clone()];
+        row.extend(reject.raw.iter().cloned());
+        writer.write_record(&row)?;
+    }
+    writer.flush()?;
+    std::io::stdout().flush().ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupee_amounts_become_exact_paise() {
+        assert_eq!(parse_rupees("2000"), Ok(200_000));
+        assert_eq!(parse_rupees("1234.5"), Ok(123_450));
+        assert_eq!(parse_rupees("0.07"), Ok(7));
+        assert_eq!(parse_rupees("₹1,20,000.00"), Ok(12_000_000));
+        assert!(parse_rupees("-5").unwrap_err().contains("negative"));
+        assert!(parse_rupees("12.345").is_err());
+        assert!(parse_rupees("abc").is_err());
+        assert!(parse_rupees("").is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! `generate`: creates a realistic `transactions.db` — a synthetic population paid by real
+//! schemes on their calendars, with labeled frauds — or imports a real CSV export.
+//!
+//! # Layout
+//! - [`catalogue`]: schemes, state rates and districts, with the figures they are based on.
+//! - [`world`]: beneficiaries, accounts and payment agents.
+//! - [`payments`]: normal payments on the schemes' calendars.
+//! - [`fraud`]: labeled fraud injection.
+//! - [`import`]: `--from-csv`.
+
+pub mod catalogue;
+pub mod fraud;
+pub mod import;
+pub mod payments;
+pub mod world;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rusqlite::{Connection, params};
+
+use aegis_core::db;
+use aegis_core::domain::{FraudType, NewTransaction};
+use aegis_core::store::insert_transactions;
+use aegis_core::time::{DAY, EventTime};
+
+use crate::catalogue::{DISTRICTS, STATES};
+use crate::payments::{Calendar, Draft, Scheduler, expected_payments_per_year};
+use crate::world::{World, district_weights};
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub rows: usize,
+    pub seed: u64,
+    /// IST midnight of the first day.
+    pub start: EventTime,
+    pub days: u32,
+    pub fraud_rate: f64,
+}
+
+/// A generated data set, in event-time order.
+#[derive(Debug)]
+pub struct Generated {
+    pub world: World,
+    pub transactions: Vec<NewTransaction>,
+}
+
+/// Generates the population and its payments (deterministic for a seed).
+pub fn synthesize(config: &GenerateConfig) -> Generated {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let start = config.start;
+    let end = start + i64::from(config.days) * DAY;
+    let fraud_rows = (config.rows as f64 * config.fraud_rate).round() as usize;
+    let per_type = fraud_rows / FraudType::ALL.len();
+    let added_rows = per_type * FraudType::ALL.iter().filter(|kind| fraud::adds_rows(**kind)).count();
+    let normal_target = config.rows - added_rows.min(config.rows);
+
+    let years = f64::from(config.days) / 365.0;
+    let expected_people = (normal_target as f64 / (expected_payments_per_year() * years)).ceil() as usize;
+    let mut world = World::with_agents(&mut rng, expected_people.max(50));
+    let calendar = Calendar::new(&mut rng, start, end);
+    let weights = district_weights();
+
+    let mut drafts: Vec<Draft> = Vec::with_capacity(config.rows + 1024);
+    let mut person_payments = Vec::new();
+    while drafts.len() < normal_target {
+        let person = world.add_beneficiary(&mut rng, &weights);
+        let scheduler = Scheduler {
+            world: &world,
+            calendar: &calendar,
+            start,
+            end,
+        };
+        person_payments.clear();
+        scheduler.schedule(&mut rng, person, &mut person_payments);
+        person_payments.sort_by_key(|draft| draft.transaction.time);
+        let room = normal_target - drafts.len();
+        drafts.extend(person_payments.drain(..).take(room));
+    }
+    let scheduler = Scheduler {
+        world: &world,
+        calendar: &calendar,
+        start,
+        end,
+    };
+    fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
+
+    // Event-time order, so transaction ids follow time as they would in a live system.
+    drafts.sort_by_key(|draft| draft.transaction.time);
+    let transactions = drafts
+        .into_iter()
+        .enumerate()
+        .map(|(index, draft)| {
+            let mut transaction = draft.transaction;
+            transaction.transaction_ref = Some(format!("DBT{:06}{:010}", config.seed % 1_000_000, index + 1));
+            transaction
+        })
+        .collect();
+    Generated { world, transactions }
+}
+
+/// Counts for the end-of-run summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub rows: usize,
+    pub beneficiaries: usize,
+    pub per_scheme: BTreeMap<String, (usize, usize)>,
+    pub per_fraud_type: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub fn of(transactions: &[NewTransaction], beneficiaries: usize) -> Summary {
+        let mut summary = Summary {
+            rows: transactions.len(),
+            beneficiaries,
+            ..Summary::default()
+        };
+        for transaction in transactions {
+            let entry = summary.per_scheme.entry(transaction.scheme.clone()).or_default();
+            entry.0 += 1;
+            if transaction.is_anomaly == Some(true) {
+                entry.1 += 1;
+            }
+            if let Some(kind) = &transaction.fraud_type {
+                *summary.per_fraud_type.entry(kind.clone()).or_default() += 1;
+            }
+        }
+        summary
+    }
+
+    pub fn print(&self) {
+        println!("\n{:<22} {:>10} {:>10}", "scheme", "rows", "frauds");
+        for (scheme, (rows, frauds)) in &self.per_scheme {
+            println!("{scheme:<22} {rows:>10} {frauds:>10}");
+        }
+        println!("\n{:<22} {:>10}", "fraud type", "rows");
+        for (kind, rows) in &self.per_fraud_type {
+            println!("{kind:<22} {rows:>10}");
+        }
+        let frauds: usize = self.per_fraud_type.values().sum();
+        println!(
+            "\n{} rows, {} beneficiaries, {} labeled frauds ({:.2} %)",
+            self.rows,
+            self.beneficiaries,
+            frauds,
+            100.0 * frauds as f64 / self.rows.max(1) as f64
+        );
+    }
+}
+
+/// Empties the data tables (inside the caller's transaction), for `--force`.
+pub fn clear_data(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "DELETE FROM verdicts; DELETE FROM transactions; DELETE FROM beneficiaries; DELETE FROM monitor_state;",
+    )?;
+    Ok(())
+}
+
+/// Refuses to touch a database that already holds transactions unless `force`.
+fn refuse_existing(conn: &Connection, path: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let existing = db::transaction_count(conn)?;
+    if existing > 0 && !force {
+        bail!(
+            "{} already holds {existing} transactions: pass --force to replace them, or --db to write elsewhere",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a generated data set into `db_path` in one transaction.
+pub fn write_generated(db_path: &std::path::Path, generated: &Generated, force: bool, progress: bool) -> anyhow::Result<()> {
+    let mut conn = db::open(db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let transaction = conn.transaction()?;
+    refuse_existing(&transaction, db_path, force)?;
+    clear_data(&transaction)?;
+    db::drop_transaction_indexes(&transaction)?;
+    let bar = if progress {
+        ProgressBar::new(generated.transactions.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("writing");
+    for chunk in generated.transactions.chunks(50_000) {
+        insert_transactions(&transaction, chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.set_message("indexing");
+    db::create_transaction_indexes(&transaction)?;
+    {
+        let mut statement = transaction.prepare(
+            "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for person in &generated.world.beneficiaries {
+            let district = &DISTRICTS[person.district];
+            let schemes: Vec<&str> = person.schemes.iter().map(|s| s.code()).collect();
+            statement.execute(params![
+                person.id,
+                person.account,
+                generated.world.agents[person.agent].id,
+                district.name,
+                STATES[district.state].name,
+                person.home.0,
+                person.home.1,
+                serde_json::to_string(&schemes)?,
+            ])?;
+        }
+    }
+    transaction.commit()?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Command-line configuration of `generate`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub db: PathBuf,
+    pub generate: GenerateConfig,
+    pub force: bool,
+    pub from_csv: Option<PathBuf>,
+    pub skip_bad: bool,
+    pub progress: bool,
+}
+
+/// Runs `generate` (or the CSV import) and prints a summary.
+pub fn run(config: RunConfig) -> anyhow::Result<()> {
+    if let Some(csv_path) = &config.from_csv {
+        return run_import(&config, csv_path);
+    }
+    let generate = &config.generate;
+    if generate.rows == 0 {
+        bail!("--rows must be at least 1");
+    }
+    if !(0.0..=0.5).contains(&generate.fraud_rate) {
+        bail!("--fraud-rate {} is out of range: use a fraction between 0 and 0.5 (0.01 = 1 %)", generate.fraud_rate);
+    }
+    if generate.days == 0 {
+        bail!("--days must be at least 1");
+    }
+    // Check before spending time generating.
+    {
+        let conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+        refuse_existing(&conn, &config.db, config.force)?;
+    }
+    let started = Instant::now();
+    let generated = synthesize(generate);
+    let synthesized = started.elapsed();
+    write_generated(&config.db, &generated, config.force, config.progress)?;
+    tracing::info!(
+        rows = generated.transactions.len(),
+        synthesize_s = synthesized.as_secs_f64(),
+        total_s = started.elapsed().as_secs_f64(),
+        db = %config.db.display(),
+        "generated"
+    );
+    Summary::of(&generated.transactions, generated.world.beneficiaries.len()).print();
+    println!("written to {} in {:.1} s", config.db.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    refuse_existing(&conn, &config.db, config.force)?;
+    let report = import::import_csv(&mut conn, csv_path, config.skip_bad, config.force)?;
+    if !report.unknown_columns.is_empty() {
+        eprintln!("ignored unknown column(s): {}", report.unknown_columns.join(", "));
+    }
+    for reject in report.rejected.iter().take(20) {
+        eprintln!("{}:{}: {}", csv_path.display(), reject.line, reject.reason);
+    }
+    if report.rejected.len() > 20 {
+        eprintln!("… and {} more bad rows", report.rejected.len() - 20);
+    }
+    if !report.rejected.is_empty() && !config.skip_bad {
+        bail!(
+            "{} bad row(s) in {}: nothing was imported. Fix them, or pass --skip-bad to import the good rows and write the bad ones to {}",
+            report.rejected.len(),
+            csv_path.display(),
+            import::rejects_path(csv_path).display()
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "imported {} rows into {} in {elapsed:.1} s ({:.0} rows/s)",
+        report.imported,
+        config.db.display(),
+        report.imported as f64 / elapsed.max(1e-9)
+    );
+    if let Some(path) = &report.rejects_file {
+        println!("{} bad row(s) written to {}", report.rejected.len(), path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,22 @@
+-- The beneficiary registry written by `generate` (and read by `simulate`, which pays the same
+-- population), and the monitor's durable cursor.
+CREATE TABLE beneficiaries (
+    beneficiary_id TEXT PRIMARY KEY,
+    account_id     TEXT,
+    agent_id       TEXT,
+    district       TEXT,
+    state          TEXT,
+    home_latitude  REAL,
+    home_longitude REAL,
+    schemes        TEXT NOT NULL  -- JSON array of scheme codes the beneficiary is enrolled in
+);
+
+CREATE TABLE monitor_state (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    high_water_mark INTEGER NOT NULL,
+    model_version   TEXT,
+    updated_at      INTEGER NOT NULL
+);
+
+-- Alert queue and dashboard filters read by status and score.
+CREATE INDEX idx_transactions_status_score ON transactions (status, anomaly_score);
