@@ -97,7 +97,8 @@ impl LoadedModel {
         let columns = self.config.shape.input;
         let mut data: Vec<f32> = features.iter().flat_map(|f| f.values).collect();
         self.config.normalization.apply(&mut data);
-        let squared_errors = self.autoencoder.squared_errors(&data, columns, &self.device);
+        let input = self.config.normalization.clip_to_support(&data);
+        let squared_errors = self.autoencoder.squared_errors(&input, &data, columns, &self.device);
         BatchScores {
             scores: row_scores(&squared_errors, columns),
             squared_errors,
@@ -161,7 +162,11 @@ pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
         detail,
     };
     let columns = config.shape.input;
-    if config.normalization.mean.len() != columns || config.normalization.std.len() != columns {
+    let normalization = &config.normalization;
+    if [&normalization.mean, &normalization.std, &normalization.lower, &normalization.upper]
+        .iter()
+        .any(|v| v.len() != columns)
+    {
         return Err(corrupt("normalisation statistics do not match the feature count".into()));
     }
     if config.weights_file.contains('/') || config.weights_file.contains('\\') {

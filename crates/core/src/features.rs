@@ -22,17 +22,16 @@ use crate::time::{DAY, EventTime, HOUR, MINUTE, ist_seconds_of_day, ist_weekday}
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "amount_vs_scheme_log",
     "amount_log",
-    "hour_sin",
-    "hour_cos",
+    "hours_outside_business_hours",
     "weekday_sin",
     "weekday_cos",
-    "km_from_usual_place_log",
+    "hundreds_of_km_from_usual_place",
     "beneficiary_payments_1h_log",
     "beneficiary_payments_24h_log",
     "beneficiary_payments_30d_log",
     "beneficiary_hours_since_previous_log",
     "beneficiary_same_scheme_30d_log",
-    "beneficiary_same_amount_7d_log",
+    "beneficiary_same_amount_6d_log",
     "amount_vs_own_history_log",
     "account_other_beneficiaries_30d_log",
     "account_new_for_beneficiary",
@@ -40,13 +39,14 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "agent_rate_vs_usual_log",
     "agent_beneficiaries_1h_log",
     "agent_new_for_beneficiary",
+    "agent_new_customers_15min",
 ];
 
 /// Number of features.
 pub const FEATURE_COUNT: usize = 20;
 
 /// Bumped when a feature keeps its name but changes its definition.
-const FEATURE_DEFINITION_REVISION: u32 = 1;
+const FEATURE_DEFINITION_REVISION: u32 = 2;
 
 /// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
 pub fn feature_set_id() -> String {
@@ -62,8 +62,13 @@ pub fn feature_set_id() -> String {
 
 /// Longest window any feature looks back over; older history is pruned.
 const HISTORY_WINDOW: i64 = 30 * DAY;
+/// A repeat of the same scheme and amount within this long is a possible duplicate.
+const DUPLICATE_WINDOW: i64 = 6 * DAY;
 /// Hours-since-previous is capped here (and a first payment counts as this long ago).
 const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
+/// Business hours (IST), for the time-of-day feature.
+const BUSINESS_OPENS: f64 = 9.0;
+const BUSINESS_CLOSES: f64 = 18.0;
 /// Business 10-minute slots in a day (09:00–18:00), used to turn an agent's lifetime count into
 /// its usual rate.
 const BUSINESS_SLOTS_PER_DAY: f64 = 54.0;
@@ -83,7 +88,7 @@ pub struct FeatureContext {
     pub beneficiary_payments_30d: u32,
     pub hours_since_previous: Option<f64>,
     pub same_scheme_30d: u32,
-    pub same_amount_7d: u32,
+    pub same_amount_6d: u32,
     pub own_typical_paise: Option<i64>,
     pub account_other_beneficiaries_30d: u32,
     pub account_new_for_beneficiary: bool,
@@ -91,6 +96,8 @@ pub struct FeatureContext {
     pub agent_usual_10min: f64,
     pub agent_beneficiaries_1h: u32,
     pub agent_new_for_beneficiary: bool,
+    /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it before.
+    pub agent_new_customers_15min: u32,
 }
 
 /// A payment's feature vector and the raw numbers behind it.
@@ -111,8 +118,7 @@ struct RecentPayment {
 struct BeneficiaryState {
     recent: VecDeque<RecentPayment>,
     last_time: Option<EventTime>,
-    /// Running mean of the places the beneficiary was paid at: (lat, lon, count).
-    place: Option<(f64, f64, u32)>,
+    place: UsualPlace,
     accounts: Vec<u32>,
     agents: Vec<u32>,
     /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
@@ -127,12 +133,12 @@ struct AccountState {
 
 #[derive(Debug, Default)]
 struct AgentState {
-    /// (time, beneficiary) of payments within the last hour.
-    recent: VecDeque<(EventTime, u32)>,
+    /// (time, beneficiary, first visit of that beneficiary) of payments within the last hour.
+    recent: VecDeque<(EventTime, u32, bool)>,
     total: u64,
     first_time: Option<EventTime>,
     last_time: EventTime,
-    place: Option<(f64, f64, u32)>,
+    place: UsualPlace,
 }
 
 /// A scheme's amounts as a histogram of log-amount buckets, for a robust running median that
@@ -214,15 +220,35 @@ fn ln1p_count(count: u32) -> f32 {
     (f64::from(count)).ln_1p() as f32
 }
 
-fn running_mean_place(place: Option<(f64, f64, u32)>, point: (f64, f64)) -> (f64, f64, u32) {
-    match place {
-        None => (point.0, point.1, 1),
-        Some((lat, lon, count)) => {
-            let n = f64::from(count) + 1.0;
-            (lat + (point.0 - lat) / n, lon + (point.1 - lon) / n, count + 1)
+/// Where someone or something is usually seen: the coordinate-wise median of the first few
+/// places. A median, not a mean, so one payment a thousand km away (fraud or a trip) does not
+/// drag the "usual place" halfway across India for everybody compared with it later.
+#[derive(Debug, Default, Clone)]
+struct UsualPlace {
+    first_points: Vec<(f64, f64)>,
+    median: Option<(f64, f64)>,
+}
+
+impl UsualPlace {
+    fn add(&mut self, point: (f64, f64), keep: usize) {
+        if self.first_points.len() >= keep {
+            return;
         }
+        self.first_points.push(point);
+        let median_of = |values: &mut Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            let n = values.len();
+            if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+        };
+        let mut lats: Vec<f64> = self.first_points.iter().map(|p| p.0).collect();
+        let mut lons: Vec<f64> = self.first_points.iter().map(|p| p.1).collect();
+        self.median = Some((median_of(&mut lats), median_of(&mut lons)));
     }
 }
+
+/// Places remembered per beneficiary and per agent for their usual place.
+const BENEFICIARY_PLACES: usize = 5;
+const AGENT_PLACES: usize = 15;
 
 impl FeatureState {
     pub fn new() -> Self {
@@ -315,8 +341,9 @@ impl FeatureState {
             }
             if recent.scheme == ids.scheme {
                 context.same_scheme_30d += 1;
-                if age < 7 * DAY && recent.amount_paise == payment.amount_paise {
-                    context.same_amount_7d += 1;
+                // Six days: a weekly wage of the same amount (7 days apart) is not a duplicate.
+                if age < DUPLICATE_WINDOW && recent.amount_paise == payment.amount_paise {
+                    context.same_amount_6d += 1;
                 }
             }
         }
@@ -332,15 +359,23 @@ impl FeatureState {
             .own_typical_paise
             .map_or(0.0, |typical| (amount as f64 / typical.max(1) as f64).ln());
 
-        // Where is this beneficiary usually paid? Their own history, or failing that, where
-        // their agent usually works.
-        let usual_place = beneficiary
-            .place
-            .or_else(|| ids.agent.and_then(|agent| self.agents[agent as usize].place));
-        context.km_from_usual_place = payment
-            .location
-            .zip(usual_place)
-            .map(|(point, (lat, lon, _))| haversine_km(point, (lat, lon)));
+        // How far from where this beneficiary is usually paid: the nearest of the counters they
+        // have used before (robust to one trip away, unlike a running mean), or for a first
+        // payment, this counter's usual place.
+        context.km_from_usual_place = payment.location.and_then(|point| {
+            let nearest_known = beneficiary
+                .agents
+                .iter()
+                .filter_map(|&agent| self.agents[agent as usize].place.median)
+                .chain(beneficiary.place.median)
+                .map(|place| haversine_km(point, place))
+                .reduce(f64::min);
+            nearest_known.or_else(|| {
+                ids.agent
+                    .and_then(|agent| self.agents[agent as usize].place.median)
+                    .map(|place| haversine_km(point, place))
+            })
+        });
 
         let has_history = beneficiary.last_time.is_some();
         if let Some(account) = ids.account {
@@ -358,13 +393,16 @@ impl FeatureState {
         if let Some(agent) = ids.agent {
             let state = &self.agents[agent as usize];
             let mut beneficiaries_1h: Vec<u32> = Vec::new();
-            for (when, who) in &state.recent {
+            for (when, who, first_visit) in &state.recent {
                 let age = time - when;
                 if !(0..HOUR).contains(&age) {
                     continue;
                 }
                 if age < 10 * MINUTE {
                     context.agent_payments_10min += 1;
+                }
+                if *first_visit && age < 15 * MINUTE {
+                    context.agent_new_customers_15min += 1;
                 }
                 if *who != ids.beneficiary {
                     beneficiaries_1h.push(*who);
@@ -383,22 +421,23 @@ impl FeatureState {
             context.agent_new_for_beneficiary = has_history && !beneficiary.agents.contains(&agent);
         }
 
-        let hour_angle = context.seconds_of_day as f64 / DAY as f64 * std::f64::consts::TAU;
+        let hour = context.seconds_of_day as f64 / HOUR as f64;
+        let hours_outside_business = (BUSINESS_OPENS - hour).max(hour - BUSINESS_CLOSES).max(0.0);
         let weekday_angle = f64::from(context.weekday) / 7.0 * std::f64::consts::TAU;
         let values = [
             amount_vs_scheme as f32,
             ((amount as f64) / 100.0).ln_1p() as f32,
-            hour_angle.sin() as f32,
-            hour_angle.cos() as f32,
+            hours_outside_business as f32,
             weekday_angle.sin() as f32,
             weekday_angle.cos() as f32,
-            context.km_from_usual_place.map_or(0.0, f64::ln_1p) as f32,
+            // Linear, not log: the gap between a few km and a few hundred km is the signal.
+            (context.km_from_usual_place.map_or(0.0, |km| km.min(5000.0)) / 100.0) as f32,
             ln1p_count(context.beneficiary_payments_1h),
             ln1p_count(context.beneficiary_payments_24h),
             ln1p_count(context.beneficiary_payments_30d),
             context.hours_since_previous.unwrap_or(MAX_GAP_HOURS).ln_1p() as f32,
             ln1p_count(context.same_scheme_30d),
-            ln1p_count(context.same_amount_7d),
+            ln1p_count(context.same_amount_6d),
             amount_vs_own as f32,
             ln1p_count(context.account_other_beneficiaries_30d),
             f32::from(u8::from(context.account_new_for_beneficiary)),
@@ -406,6 +445,8 @@ impl FeatureState {
             ((f64::from(context.agent_payments_10min) + 1.0) / (context.agent_usual_10min + 1.0)).ln() as f32,
             ln1p_count(context.agent_beneficiaries_1h),
             f32::from(u8::from(context.agent_new_for_beneficiary)),
+            // Linear: five first-time customers in a quarter hour is far rarer than twice one.
+            context.agent_new_customers_15min as f32,
         ];
         Features { values, context }
     }
@@ -416,6 +457,7 @@ impl FeatureState {
         self.schemes[ids.scheme as usize].add(payment.amount_paise);
 
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
+        let had_history = beneficiary.last_time.is_some();
         beneficiary.recent.push_back(RecentPayment {
             time,
             scheme: ids.scheme,
@@ -424,7 +466,7 @@ impl FeatureState {
         prune(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| recent.time);
         beneficiary.last_time = Some(beneficiary.last_time.map_or(time, |last| last.max(time)));
         if let Some(point) = payment.location {
-            beneficiary.place = Some(running_mean_place(beneficiary.place, point));
+            beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
         match beneficiary.scheme_amounts.iter_mut().find(|(scheme, _, _)| *scheme == ids.scheme) {
             Some((_, sum, count)) => {
@@ -442,17 +484,18 @@ impl FeatureState {
             prune(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
         }
         if let Some(agent) = ids.agent {
+            let first_visit = had_history && !beneficiary.agents.contains(&agent);
             if !beneficiary.agents.contains(&agent) {
                 beneficiary.agents.push(agent);
             }
             let state = &mut self.agents[agent as usize];
-            state.recent.push_back((time, ids.beneficiary));
+            state.recent.push_back((time, ids.beneficiary, first_visit));
             prune(&mut state.recent, time, HOUR, |entry| entry.0);
             state.total += 1;
             state.first_time = Some(state.first_time.map_or(time, |first| first.min(time)));
             state.last_time = state.last_time.max(time);
             if let Some(point) = payment.location {
-                state.place = Some(running_mean_place(state.place, point));
+                state.place.add(point, AGENT_PLACES);
             }
         }
     }
@@ -482,9 +525,9 @@ struct Ids {
 pub fn category_of(feature: usize) -> &'static str {
     match FEATURE_NAMES[feature] {
         "amount_vs_scheme_log" | "amount_log" | "amount_vs_own_history_log" => "amount",
-        "hour_sin" | "hour_cos" | "weekday_sin" | "weekday_cos" => "timing",
-        "km_from_usual_place_log" => "location",
-        "beneficiary_same_amount_7d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
+        "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => "timing",
+        "hundreds_of_km_from_usual_place" => "location",
+        "beneficiary_same_amount_6d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
         "beneficiary_payments_1h_log" | "beneficiary_payments_24h_log" | "beneficiary_payments_30d_log"
         | "beneficiary_hours_since_previous_log" => "burst",
         "account_other_beneficiaries_30d_log" | "account_new_for_beneficiary" => "shared_account",
@@ -527,7 +570,7 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             ),
             None => format!("first {} payment to this beneficiary", context.scheme),
         },
-        "hour_sin" | "hour_cos" | "weekday_sin" | "weekday_cos" => {
+        "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => {
             const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
             format!(
                 "paid at {:02}:{:02} on a {}, outside usual business hours",
@@ -536,7 +579,7 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
                 DAYS[context.weekday as usize % 7]
             )
         }
-        "km_from_usual_place_log" => match context.km_from_usual_place {
+        "hundreds_of_km_from_usual_place" => match context.km_from_usual_place {
             Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
             None => "payment location unknown".to_string(),
         },
@@ -562,9 +605,9 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             ordinal(context.same_scheme_30d + 1),
             context.scheme
         ),
-        "beneficiary_same_amount_7d_log" => format!(
-            "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 7 days (possible duplicate)",
-            context.scheme, context.same_amount_7d
+        "beneficiary_same_amount_6d_log" => format!(
+            "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 6 days (possible duplicate)",
+            context.scheme, context.same_amount_6d
         ),
         "account_other_beneficiaries_30d_log" => format!(
             "account received payments for {} beneficiaries this month",
@@ -579,6 +622,10 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
         "agent_beneficiaries_1h_log" => format!(
             "agent paid {} different beneficiaries within an hour",
             context.agent_beneficiaries_1h + 1
+        ),
+        "agent_new_customers_15min" => format!(
+            "agent paid {} beneficiaries it had never served before within 15 minutes",
+            context.agent_new_customers_15min + u32::from(context.agent_new_for_beneficiary)
         ),
         _ => "paid through an agent this beneficiary never used before".to_string(),
     }
@@ -628,10 +675,10 @@ mod tests {
         let mut state = FeatureState::new();
         let first = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-03 10:00:00"));
         let again = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-05 11:00:00"));
-        let same_amount = index("beneficiary_same_amount_7d_log");
+        let same_amount = index("beneficiary_same_amount_6d_log");
         assert_eq!(first.values[same_amount], 0.0);
         assert!(again.values[same_amount] > 0.6);
-        assert_eq!(again.context.same_amount_7d, 1);
+        assert_eq!(again.context.same_amount_6d, 1);
         assert!(explain(same_amount, &again.context).contains("possible duplicate"));
     }
 
@@ -669,7 +716,8 @@ mod tests {
         }
         let features = state.observe(&payment("B50", "A50", "G7", 200_000, "2025-03-03 11:31:00"));
         assert_eq!(features.context.agent_beneficiaries_1h, 15);
-        assert_eq!(features.context.agent_payments_10min, 5);
+        // 11:22, 11:24, 11:26 and 11:28 fall in the ten minutes before 11:31.
+        assert_eq!(features.context.agent_payments_10min, 4);
     }
 
     #[test]
@@ -715,14 +763,14 @@ mod tests {
         state.observe(&bare);
         let features = state.observe(&bare);
         for name in [
-            "km_from_usual_place_log",
+            "hundreds_of_km_from_usual_place",
             "account_other_beneficiaries_30d_log",
             "account_new_for_beneficiary",
             "agent_payments_10min_log",
             "agent_rate_vs_usual_log",
             "agent_beneficiaries_1h_log",
             "agent_new_for_beneficiary",
-            "amount_vs_scheme_log",
+            "agent_new_customers_15min",
         ] {
             assert_eq!(features.values[index(name)], 0.0, "{name}");
         }
@@ -732,7 +780,7 @@ mod tests {
     #[test]
     fn feature_set_id_names_revision_and_hash() {
         let id = feature_set_id();
-        assert!(id.starts_with("r1-"));
+        assert!(id.starts_with("r2-"));
         assert_eq!(id.len(), 11);
     }
 }

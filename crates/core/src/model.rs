@@ -11,6 +11,9 @@ use crate::features::FEATURE_COUNT;
 /// cannot dominate training.
 pub const Z_CLIP: f32 = 20.0;
 
+/// Tail share on each side left outside the "ordinary range" of a feature.
+pub const SUPPORT_QUANTILE: f64 = 0.01;
+
 /// Layer widths of the autoencoder: input → hidden → inner → bottleneck → inner → hidden → input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoencoderShape {
@@ -69,14 +72,16 @@ impl Autoencoder {
         self.output.forward(x)
     }
 
-    /// Per-feature squared reconstruction errors of standardised rows (row-major, `rows × input`).
-    pub fn squared_errors(&self, standardised: &[f32], columns: usize, device: &Device) -> Vec<f32> {
-        let rows = standardised.len() / columns;
+    /// Per-feature squared errors of reconstructing `target` rows from `input` rows (both
+    /// standardised, row-major `rows × input`; the input clipped to the ordinary range).
+    pub fn squared_errors(&self, input: &[f32], target: &[f32], columns: usize, device: &Device) -> Vec<f32> {
+        let rows = input.len() / columns;
         if rows == 0 {
             return Vec::new();
         }
-        let input = Tensor::<2>::from_data(TensorData::new(standardised.to_vec(), [rows, columns]), device);
-        let errors = (self.forward(input.clone()) - input).square();
+        let input = Tensor::<2>::from_data(TensorData::new(input.to_vec(), [rows, columns]), device);
+        let target = Tensor::<2>::from_data(TensorData::new(target.to_vec(), [rows, columns]), device);
+        let errors = (self.forward(input) - target).square();
         errors
             .into_data()
             .try_into_vec::<f32>()
@@ -84,11 +89,20 @@ impl Autoencoder {
     }
 }
 
-/// Per-feature mean and standard deviation of the training data.
+/// Per-feature mean and standard deviation of the training data, and the range of standardised
+/// values ordinary rows take (the 1 % and 99 % quantiles).
+///
+/// The network is trained to reconstruct rows clipped to that range, and scores a row by how
+/// far its reconstruction is from the *unclipped* row. An autoencoder with ReLUs extrapolates
+/// linearly, so trained on raw values it would happily reconstruct a ₹50,000 PM-KISAN payment
+/// along its "amount" direction and miss it; trained on the clipped range it cannot produce an
+/// out-of-range value, and the distance to the range becomes error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalizer {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    pub lower: Vec<f32>,
+    pub upper: Vec<f32>,
 }
 
 impl Normalizer {
@@ -115,10 +129,39 @@ impl Normalizer {
                 if variance.sqrt() < 1e-3 { 1.0 } else { variance.sqrt() as f32 }
             })
             .collect();
-        Self {
+        let mut normalizer = Self {
             mean: mean.into_iter().map(|m| m as f32).collect(),
             std,
+            lower: vec![-Z_CLIP; columns],
+            upper: vec![Z_CLIP; columns],
+        };
+        let mut standardised = data.to_vec();
+        normalizer.apply(&mut standardised);
+        let mut column_values = Vec::with_capacity(data.len() / columns);
+        for column in 0..columns {
+            column_values.clear();
+            column_values.extend(standardised.iter().skip(column).step_by(columns).copied());
+            if column_values.is_empty() {
+                continue;
+            }
+            column_values.sort_by(f32::total_cmp);
+            let at = |q: f64| column_values[((column_values.len() - 1) as f64 * q).round() as usize];
+            normalizer.lower[column] = at(SUPPORT_QUANTILE);
+            normalizer.upper[column] = at(1.0 - SUPPORT_QUANTILE);
         }
+        normalizer
+    }
+
+    /// The network input for standardised rows: each value clipped to the ordinary range.
+    pub fn clip_to_support(&self, standardised: &[f32]) -> Vec<f32> {
+        let columns = self.mean.len();
+        let mut clipped = standardised.to_vec();
+        for row in clipped.chunks_exact_mut(columns) {
+            for (column, value) in row.iter_mut().enumerate() {
+                *value = value.clamp(self.lower[column], self.upper[column]);
+            }
+        }
+        clipped
     }
 
     /// Standardises row-major data in place, clipping to ±[`Z_CLIP`].
@@ -195,6 +238,8 @@ mod tests {
         normalizer.apply(&mut copy);
         assert!((copy[0] + copy[2] + copy[4]).abs() < 1e-6);
         assert!(copy.iter().all(|v| v.is_finite()));
+        let clipped = normalizer.clip_to_support(&[100.0, -100.0]);
+        assert_eq!(clipped, vec![normalizer.upper[0], normalizer.lower[1]]);
     }
 
     #[test]
@@ -204,7 +249,7 @@ mod tests {
         let shape = AutoencoderShape::default();
         let model = Autoencoder::new(shape, &device);
         let rows = vec![0.5f32; shape.input * 3];
-        let errors = model.squared_errors(&rows, shape.input, &device);
+        let errors = model.squared_errors(&rows, &rows, shape.input, &device);
         assert_eq!(errors.len(), rows.len());
         assert_eq!(row_scores(&errors, shape.input).len(), 3);
     }

@@ -7,7 +7,7 @@
 //! - `duplicate_payment`: an instalment paid a second time 1–5 days later;
 //! - `burst`: 3–7 more payments to one beneficiary within the hour after a real one;
 //! - `shared_account_ring`: 6–15 beneficiaries of one district paid into one account within two weeks;
-//! - `agent_collusion`: one agent paying 10–25 beneficiaries of its district within 40 minutes.
+//! - `agent_collusion`: one agent paying 12–40 beneficiaries of its district within 20–45 minutes.
 
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -154,7 +154,7 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         }
     }
 
-    // Agent collusion: one agent paying out to many beneficiaries of its district within 40
+    // Agent collusion: one agent paying out to many beneficiaries of its district within 20–45
     // minutes, each an entitled amount.
     let mut collusion_rows = 0;
     while collusion_rows < per_type {
@@ -163,13 +163,13 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         let agent = drafts[index].agent;
         let district = world.agents[agent].district;
         let people = &world.beneficiaries_by_district[district];
-        if people.len() < 10 {
+        if people.len() < 12 {
             continue;
         }
         let day = working_day_of(drafts[index].transaction.time);
         let start = day + rng.random_range(10 * HOUR..16 * HOUR);
-        let size = rng.random_range(10..=25).min(per_type - collusion_rows);
-        let span = rng.random_range(20 * MINUTE..40 * MINUTE);
+        let size = rng.random_range(12..=40).min(per_type - collusion_rows);
+        let span = rng.random_range(20 * MINUTE..45 * MINUTE);
         let chosen: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
         let mut offsets: Vec<i64> = (0..chosen.len()).map(|_| rng.random_range(0..span)).collect();
         offsets.sort_unstable();

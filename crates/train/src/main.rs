@@ -1,1 +1,90 @@
-fn main() {}
+//! `cargo run -p train`: fit the autoencoder, calibrate its threshold, evaluate, save artifacts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use aegis_core::model::BackendKind;
+use aegis_core::time::{EventTime, parse_timestamp};
+
+/// Train the anomaly detector on transactions.db and write it to modeling/.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// SQLite database to read.
+    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
+    db: PathBuf,
+    /// Directory for model artifacts.
+    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
+    modeling: PathBuf,
+    /// Start of the training window: a date (YYYY-MM-DD, IST) or a timestamp.
+    #[arg(long, value_parser = parse_bound)]
+    from: Option<(String, EventTime)>,
+    /// End of the training window (exclusive): a date or a timestamp.
+    #[arg(long, value_parser = parse_bound)]
+    until: Option<(String, EventTime)>,
+    /// Alert budget: the fraction of transactions the threshold flags.
+    #[arg(long, default_value_t = 0.02)]
+    alert_rate: f64,
+    /// Train on rows labeled normal only (the prototype's behaviour).
+    #[arg(long)]
+    normal_only: bool,
+    /// Skip training the per-row baseline used for comparison.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Maximum epochs (early stopping usually ends sooner).
+    #[arg(long, default_value_t = 30)]
+    epochs: u32,
+    #[arg(long, default_value_t = 512)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-3)]
+    learning_rate: f64,
+    /// Random seed: the same data and seed give the same model.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// CPU backend: flex (default) or ndarray (needs --features aegis-core/ndarray).
+    #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
+    backend: BackendKind,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_bound(text: &str) -> Result<(String, EventTime), String> {
+    parse_timestamp(text).map(|time| (text.to_string(), time)).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    aegis_core::telemetry::init();
+    let args = Args::parse();
+    let config = train::TrainConfig {
+        db: args.db,
+        modeling: args.modeling,
+        from: args.from,
+        until: args.until,
+        alert_rate: args.alert_rate,
+        normal_only: args.normal_only,
+        baseline: !args.no_baseline,
+        fit: train::fit::FitConfig {
+            max_epochs: args.epochs,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            patience: 3,
+            seed: args.seed,
+            backend: args.backend,
+            progress: !args.quiet,
+        },
+    };
+    match train::run(&config) {
+        Ok(outcome) => {
+            train::print_report(&outcome);
+            println!("\nmodel written to {}", config.modeling.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The training window: transactions replayed in event-time order through the shared feature
+//! state, with labels kept aside for evaluation only.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+use rusqlite::Connection;
+
+use aegis_core::features::{FEATURE_COUNT, FeatureState};
+use aegis_core::store::{STORED_COLUMNS, read_stored};
+use aegis_core::time::{EventTime, format_ist, ist_seconds_of_day, ist_weekday};
+
+/// Prototype-style per-row features (amount, log amount, hour, weekday, latitude, longitude):
+/// what the baseline network sees.
+pub const BASELINE_FEATURE_COUNT: usize = 6;
+
+/// One row of the window with everything train needs.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub transaction_id: i64,
+    pub time: EventTime,
+    pub is_anomaly: Option<bool>,
+    pub fraud_type: Option<String>,
+    /// An auditor confirmed this transaction as fraud: never trained on.
+    pub confirmed_fraud: bool,
+}
+
+/// The window's rows and their features (row-major).
+#[derive(Debug, Default)]
+pub struct Dataset {
+    pub examples: Vec<Example>,
+    pub features: Vec<f32>,
+    pub baseline_features: Vec<f32>,
+    /// Rows that could not be parsed (NULL amount, bad timestamp), skipped.
+    pub malformed: usize,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    pub fn has_labels(&self) -> bool {
+        self.examples.iter().any(|e| e.is_anomaly.is_some())
+    }
+
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.features[index * FEATURE_COUNT..(index + 1) * FEATURE_COUNT]
+    }
+}
+
+/// Replays every transaction before `until` in event-time order; rows from `from` on are the
+/// window (earlier ones only warm the history, so the window's first features are not cold).
+pub fn load(conn: &Connection, from: Option<EventTime>, until: Option<EventTime>) -> anyhow::Result<Dataset> {
+    let confirmed: HashSet<i64> = {
+        let mut statement =
+            conn.prepare("SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'")?;
+        let ids = statement.query_map([], |row| row.get(0))?;
+        ids.collect::<rusqlite::Result<_>>()?
+    };
+    let until_text = until.map(format_ist);
+    let sql = format!("{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp < ?1) ORDER BY timestamp, transaction_id");
+    let mut statement = conn.prepare(&sql)?;
+    let mut rows = statement.query([until_text]).context("reading transactions")?;
+    let mut state = FeatureState::new();
+    let mut dataset = Dataset::default();
+    while let Some(row) = rows.next()? {
+        let stored = read_stored(row)?;
+        let payment = match stored.payment {
+            Ok(payment) => payment,
+            Err(_) => {
+                dataset.malformed += 1;
+                continue;
+            }
+        };
+        if from.is_some_and(|from| payment.time < from) {
+            state.warm(&payment);
+            continue;
+        }
+        let features = state.observe(&payment);
+        dataset.features.extend_from_slice(&features.values);
+        let (latitude, longitude) = payment.location.unwrap_or((0.0, 0.0));
+        let rupees = payment.amount_paise as f32 / 100.0;
+        dataset.baseline_features.extend_from_slice(&[
+            rupees,
+            rupees.ln_1p(),
+            (ist_seconds_of_day(payment.time) / 3600) as f32,
+            ist_weekday(payment.time) as f32,
+            latitude as f32,
+            longitude as f32,
+        ]);
+        dataset.examples.push(Example {
+            transaction_id: stored.transaction_id,
+            time: payment.time,
+            is_anomaly: stored.is_anomaly,
+            fraud_type: stored.fraud_type,
+            confirmed_fraud: confirmed.contains(&stored.transaction_id),
+        });
+    }
+    Ok(dataset)
+}
+
+/// Index ranges of a time split: train, calibration (early stopping and threshold), test.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub train: std::ops::Range<usize>,
+    pub calibration: std::ops::Range<usize>,
+    pub test: std::ops::Range<usize>,
+}
+
+/// Splits rows (in event-time order) 70/10/20 by position: the most recent fifth is held out.
+pub fn time_split(rows: usize) -> Split {
+    let train_end = rows * 7 / 10;
+    let calibration_end = rows * 8 / 10;
+    Split {
+        train: 0..train_end,
+        calibration: train_end..calibration_end,
+        test: calibration_end..rows,
+    }
+}

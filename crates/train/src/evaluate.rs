@@ -1,0 +1,228 @@
+//! Honest evaluation on the held-out, most recent part of the window: ranking quality, the
+//! alert budget's precision and recall, and recall per fraud type (the per-type report is a
+//! polars group-by over the scored rows).
+
+use polars::prelude::*;
+use serde::Serialize;
+
+/// Evaluation of one detector on labeled rows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub rows: usize,
+    pub positives: usize,
+    pub roc_auc: f64,
+    pub average_precision: f64,
+    pub threshold: f32,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    /// k = the daily alert budget (alert rate × transactions per day of the test period).
+    pub k: usize,
+    pub precision_at_k: f64,
+    pub confusion: Confusion,
+    pub per_type: Vec<TypeRecall>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Confusion {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub true_negatives: usize,
+    pub false_negatives: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TypeRecall {
+    pub fraud_type: String,
+    pub rows: usize,
+    pub caught: usize,
+    pub recall: f64,
+    pub median_score: f64,
+}
+
+/// ROC-AUC by the rank-sum (Mann–Whitney) formula, ties counted half.
+pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
+    let positives = labels.iter().filter(|l| **l).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let average_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &index in &order[i..=j] {
+            if labels[index] {
+                rank_sum += average_rank;
+            }
+        }
+        i = j + 1;
+    }
+    (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+}
+
+/// Average precision: mean of the precision at each positive, scores descending.
+pub fn average_precision(scores: &[f32], labels: &[bool]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let positives = labels.iter().filter(|l| **l).count();
+    if positives == 0 {
+        return f64::NAN;
+    }
+    let mut seen_positive = 0;
+    let mut sum = 0.0;
+    for (rank, &index) in order.iter().enumerate() {
+        if labels[index] {
+            seen_positive += 1;
+            sum += seen_positive as f64 / (rank + 1) as f64;
+        }
+    }
+    sum / positives as f64
+}
+
+/// Evaluates `scores` against labels at `threshold`.
+pub fn evaluate(
+    scores: &[f32],
+    labels: &[bool],
+    fraud_types: &[Option<String>],
+    threshold: f32,
+    k: usize,
+) -> anyhow::Result<Evaluation> {
+    let mut confusion = Confusion::default();
+    for (&score, &label) in scores.iter().zip(labels) {
+        match (score >= threshold, label) {
+            (true, true) => confusion.true_positives += 1,
+            (true, false) => confusion.false_positives += 1,
+            (false, false) => confusion.true_negatives += 1,
+            (false, true) => confusion.false_negatives += 1,
+        }
+    }
+    let flagged = confusion.true_positives + confusion.false_positives;
+    let positives = confusion.true_positives + confusion.false_negatives;
+    let precision = ratio(confusion.true_positives, flagged);
+    let recall = ratio(confusion.true_positives, positives);
+    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let k = k.clamp(1, scores.len().max(1));
+    let precision_at_k = ratio(order.iter().take(k).filter(|&&i| labels[i]).count(), k);
+
+    Ok(Evaluation {
+        rows: scores.len(),
+        positives,
+        roc_auc: roc_auc(scores, labels),
+        average_precision: average_precision(scores, labels),
+        threshold,
+        precision,
+        recall,
+        f1,
+        k,
+        precision_at_k,
+        confusion,
+        per_type: per_type_recall(scores, fraud_types, threshold)?,
+    })
+}
+
+fn ratio(numerator: usize, denominator: usize) -> f64 {
+    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+}
+
+/// Recall per fraud type: a polars group-by over (fraud_type, score, flagged).
+pub fn per_type_recall(scores: &[f32], fraud_types: &[Option<String>], threshold: f32) -> anyhow::Result<Vec<TypeRecall>> {
+    let mut types = Vec::new();
+    let mut type_scores = Vec::new();
+    for (score, kind) in scores.iter().zip(fraud_types) {
+        if let Some(kind) = kind {
+            types.push(kind.as_str());
+            type_scores.push(*score);
+        }
+    }
+    if types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let frame = df!(
+        "fraud_type" => types,
+        "score" => type_scores,
+    )?;
+    let report = frame
+        .lazy()
+        .with_column(col("score").gt_eq(lit(threshold)).cast(DataType::UInt32).alias("caught"))
+        .group_by([col("fraud_type")])
+        .agg([
+            len().alias("rows"),
+            col("caught").sum().alias("caught"),
+            col("score").median().alias("median_score"),
+        ])
+        .sort(["fraud_type"], SortMultipleOptions::default())
+        .collect()?;
+    let names = report.column("fraud_type")?.str()?.clone();
+    let rows = report.column("rows")?.cast(&DataType::UInt64)?;
+    let rows = rows.u64()?;
+    let caught = report.column("caught")?.cast(&DataType::UInt64)?;
+    let caught = caught.u64()?;
+    let medians = report.column("median_score")?.cast(&DataType::Float64)?;
+    let medians = medians.f64()?;
+    let mut out = Vec::new();
+    for index in 0..report.height() {
+        let total = rows.get(index).unwrap_or(0) as usize;
+        let hit = caught.get(index).unwrap_or(0) as usize;
+        out.push(TypeRecall {
+            fraud_type: names.get(index).unwrap_or("").to_string(),
+            rows: total,
+            caught: hit,
+            recall: ratio(hit, total),
+            median_score: medians.get(index).unwrap_or(f64::NAN),
+        });
+    }
+    Ok(out)
+}
+
+/// The score at quantile `q` (0–1) of `scores`.
+pub fn quantile(scores: &[f32], q: f64) -> f32 {
+    if scores.is_empty() {
+        return f32::INFINITY;
+    }
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let position = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[position.min(sorted.len() - 1)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_ranking_scores_one_and_reverse_scores_zero() {
+        let labels = [false, false, true, true];
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
+        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &labels), 0.0);
+        assert_eq!(average_precision(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
+        // Ranked 1st and 3rd: (1/1 + 2/3) / 2.
+        let ap = average_precision(&[0.9, 0.5, 0.7, 0.1], &[true, false, true, false]);
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn per_type_recall_counts_rows_at_or_above_threshold() {
+        let scores = [5.0, 0.1, 3.0, 0.2, 9.0];
+        let types = [
+            Some("burst".to_string()),
+            Some("burst".to_string()),
+            Some("off_hours".to_string()),
+            None,
+            Some("off_hours".to_string()),
+        ];
+        let report = per_type_recall(&scores, &types, 1.0).unwrap();
+        assert_eq!(report.len(), 2);
+        assert_eq!((report[0].fraud_type.as_str(), report[0].rows, report[0].caught), ("burst", 2, 1));
+        assert_eq!((report[1].fraud_type.as_str(), report[1].rows, report[1].caught), ("off_hours", 2, 2));
+    }
+}

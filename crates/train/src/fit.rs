@@ -1,0 +1,152 @@
+//! The training loop: Adam on mini-batches of standardised rows, early stopping on the
+//! calibration split's reconstruction error.
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use aegis_core::model::{Autoencoder, AutoencoderShape, BackendKind, Normalizer, row_scores};
+
+/// Hyper-parameters of one fit.
+#[derive(Debug, Clone)]
+pub struct FitConfig {
+    pub max_epochs: u32,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Epochs without a 0.5 % validation improvement before stopping.
+    pub patience: u32,
+    pub seed: u64,
+    pub backend: BackendKind,
+    pub progress: bool,
+}
+
+/// A fitted network, its normaliser and how training went.
+#[derive(Debug)]
+pub struct Fitted {
+    pub autoencoder: Autoencoder,
+    pub normalizer: Normalizer,
+    pub shape: AutoencoderShape,
+    pub epochs: u32,
+    /// (epoch, train loss, validation loss).
+    pub history: Vec<(u32, f64, f64)>,
+    pub device: Device,
+}
+
+impl Fitted {
+    /// Anomaly scores of raw (unstandardised) rows.
+    pub fn scores(&self, raw: &[f32]) -> Vec<f32> {
+        let columns = self.shape.input;
+        let mut scores = Vec::with_capacity(raw.len() / columns);
+        // Chunks bound the memory a million rows take in the backend.
+        for chunk in raw.chunks(65_536 * columns) {
+            let mut data = chunk.to_vec();
+            self.normalizer.apply(&mut data);
+            let input = self.normalizer.clip_to_support(&data);
+            let errors = self.autoencoder.squared_errors(&input, &data, columns, &self.device);
+            scores.extend(row_scores(&errors, columns));
+        }
+        scores
+    }
+}
+
+/// Fits an autoencoder to `train` rows (raw, row-major), validating on `validation` rows.
+pub fn fit(train: &[f32], validation: &[f32], shape: AutoencoderShape, config: &FitConfig) -> anyhow::Result<Fitted> {
+    let columns = shape.input;
+    let normalizer = Normalizer::fit(train, columns);
+    let mut train_data = train.to_vec();
+    normalizer.apply(&mut train_data);
+    let train_input = normalizer.clip_to_support(&train_data);
+    let mut validation_data = validation.to_vec();
+    normalizer.apply(&mut validation_data);
+    let validation_input = normalizer.clip_to_support(&validation_data);
+
+    let device = config.backend.device().map_err(anyhow::Error::msg)?;
+    let train_device = device.clone().autodiff();
+    train_device.seed(config.seed);
+    device.seed(config.seed);
+    let mut model = Autoencoder::new(shape, &train_device);
+    let mut optimizer = AdamConfig::new().init();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let rows = train_data.len() / columns;
+    let mut order: Vec<usize> = (0..rows).collect();
+
+    let bar = if config.progress {
+        ProgressBar::new(u64::from(config.max_epochs))
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {pos}/{len} [{bar:30}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+
+    let mut best: Option<(f64, Autoencoder)> = None;
+    let mut since_best = 0;
+    let mut history = Vec::new();
+    let mut batch = Vec::with_capacity(config.batch_size * columns);
+    let mut target_batch = Vec::with_capacity(config.batch_size * columns);
+    for epoch in 1..=config.max_epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        let mut batches = 0u32;
+        for indices in order.chunks(config.batch_size) {
+            batch.clear();
+            target_batch.clear();
+            for &index in indices {
+                batch.extend_from_slice(&train_input[index * columns..(index + 1) * columns]);
+                // The target is clipped too: the network learns the ordinary range only (see
+                // `Normalizer`), so it never learns to produce tail values.
+                target_batch.extend_from_slice(&train_input[index * columns..(index + 1) * columns]);
+            }
+            let shape = [indices.len(), columns];
+            let input = Tensor::<2>::from_data(TensorData::new(batch.clone(), shape), &train_device);
+            let target = Tensor::<2>::from_data(TensorData::new(target_batch.clone(), shape), &train_device);
+            let loss = (model.forward(input) - target).square().mean();
+            loss_sum += f64::from(loss.clone().into_scalar::<f32>());
+            batches += 1;
+            let gradients = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(config.learning_rate, model, gradients);
+        }
+        let train_loss = loss_sum / f64::from(batches.max(1));
+        let inference = model.valid();
+        let validation_errors = inference.squared_errors(&validation_input, &validation_data, columns, &device);
+        let validation_loss = if validation_errors.is_empty() {
+            train_loss
+        } else {
+            validation_errors.iter().map(|&e| f64::from(e)).sum::<f64>() / validation_errors.len() as f64
+        };
+        history.push((epoch, train_loss, validation_loss));
+        bar.set_message(format!("train loss {train_loss:.4}  validation loss {validation_loss:.4}"));
+        bar.inc(1);
+        tracing::debug!(epoch, train_loss, validation_loss, "epoch");
+        match &best {
+            Some((best_loss, _)) if validation_loss > best_loss * 0.995 => {
+                since_best += 1;
+                if validation_loss < *best_loss {
+                    best = Some((validation_loss, inference));
+                }
+                if since_best >= config.patience {
+                    break;
+                }
+            }
+            _ => {
+                best = Some((validation_loss, inference));
+                since_best = 0;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let (_, autoencoder) = best.expect("at least one epoch ran");
+    Ok(Fitted {
+        autoencoder,
+        normalizer,
+        shape,
+        epochs: history.len() as u32,
+        history,
+        device,
+    })
+}
