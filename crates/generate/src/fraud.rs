@@ -13,10 +13,11 @@ use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
 
 use aegis_core::domain::FraudType;
-use aegis_core::time::{DAY, HOUR, MINUTE, ist_day_start};
+use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start};
 
 use crate::catalogue::{DISTRICTS, FOREIGN_PLACES, SchemeKind};
-use crate::payments::{Draft, Scheduler, entitled_rupees};
+use crate::payments::{Draft, Scheduler, draft, entitled_rupees};
+use crate::world::World;
 use crate::world::{business_time, jitter, new_account_number, working_day_of};
 
 /// Rows each fraud type adds to the data set (the rest modify existing rows).
@@ -28,6 +29,92 @@ pub fn adds_rows(kind: FraudType) -> bool {
 fn label(draft: &mut Draft, kind: FraudType) {
     draft.transaction.is_anomaly = Some(true);
     draft.transaction.fraud_type = Some(kind.code().to_string());
+}
+
+/// Turns a normal payment into a row-visible fraud of `kind` (inflated or probe amount,
+/// off-hours, far from home) and labels it.
+pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: FraudType) {
+    let transaction = &mut draft.transaction;
+    match kind {
+        FraudType::InflatedAmount => {
+            let factor = rng.random_range(5.0..40.0);
+            transaction.amount_paise = ((transaction.amount_paise as f64 * factor) / 10_000.0).round() as i64 * 10_000;
+        }
+        FraudType::ProbeAmount => transaction.amount_paise = rng.random_range(1..=10) * 100,
+        FraudType::OffHours => {
+            let day = ist_day_start(transaction.time);
+            transaction.time = day + rng.random_range(0..5 * HOUR);
+        }
+        FraudType::FarFromHome => {
+            let home = world.beneficiaries[draft.beneficiary].home;
+            let place = if rng.random_bool(0.3) {
+                let (_, lat, lon) = FOREIGN_PLACES.choose(rng).expect("non-empty");
+                (*lat, *lon)
+            } else {
+                // A district at least 600 km from home.
+                let far: Vec<_> = DISTRICTS
+                    .iter()
+                    .filter(|d| aegis_core::geo::haversine_km(home, (d.latitude, d.longitude)) > 600.0)
+                    .collect();
+                let district = far.choose(rng).expect("India is wide");
+                (district.latitude, district.longitude)
+            };
+            let location = jitter(rng, place, 5.0);
+            transaction.latitude = Some(location.0);
+            transaction.longitude = Some(location.1);
+        }
+        other => panic!("{other:?} is not a single-row fraud"),
+    }
+    label(draft, kind);
+}
+
+/// `extra` more payments like `original` within the hour after it, labeled `burst`.
+pub fn burst_rows<R: Rng>(rng: &mut R, world: &World, original: &Draft, extra: usize) -> Vec<Draft> {
+    let mut offsets: Vec<i64> = (0..extra).map(|_| rng.random_range(2 * MINUTE..HOUR)).collect();
+    offsets.sort_unstable();
+    offsets
+        .into_iter()
+        .map(|offset| {
+            let mut copy = original.clone();
+            copy.transaction.time = original.transaction.time + offset;
+            let location = jitter(rng, world.agents[copy.agent].location, 1.5);
+            copy.transaction.latitude = Some(location.0);
+            copy.transaction.longitude = Some(location.1);
+            label(&mut copy, FraudType::Burst);
+            copy
+        })
+        .collect()
+}
+
+/// `original` paid again 1–5 days later, labeled `duplicate_payment`.
+pub fn duplicate_of<R: Rng>(rng: &mut R, original: &Draft) -> Draft {
+    let mut copy = original.clone();
+    let day = working_day_of(copy.transaction.time + rng.random_range(1..=5) * DAY);
+    copy.transaction.time = business_time(rng, day);
+    label(&mut copy, FraudType::DuplicatePayment);
+    copy
+}
+
+/// One agent paying `size` beneficiaries of its district within `span` from `start`, each an
+/// entitled amount, labeled `agent_collusion`.
+pub fn collusion_rows<R: Rng>(rng: &mut R, world: &World, agent: usize, start: EventTime, size: usize, span: i64) -> Vec<Draft> {
+    let people = &world.beneficiaries_by_district[world.agents[agent].district];
+    let chosen: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
+    let mut offsets: Vec<i64> = (0..chosen.len()).map(|_| rng.random_range(0..span.max(1))).collect();
+    offsets.sort_unstable();
+    chosen
+        .iter()
+        .zip(offsets)
+        .map(|(&person, offset)| {
+            let scheme = *world.beneficiaries[person].schemes.choose(rng).expect("enrolled");
+            let scheme = if scheme == SchemeKind::Housing { SchemeKind::PmKisan } else { scheme };
+            let rupees = entitled_rupees(rng, world, person, scheme);
+            let account = world.beneficiaries[person].account.clone();
+            let mut draft = draft(rng, world, person, agent, account, scheme, rupees * 100, start + offset);
+            label(&mut draft, FraudType::AgentCollusion);
+            draft
+        })
+        .collect()
 }
 
 /// Injects about `per_type` fraud rows of every type into `drafts` (normal rows, any order).
@@ -54,38 +141,7 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     for kind in [FraudType::InflatedAmount, FraudType::ProbeAmount, FraudType::OffHours, FraudType::FarFromHome] {
         for _ in 0..per_type {
             let Some(index) = pick_unused(rng, &mut used) else { break };
-            let draft = &mut drafts[index];
-            let transaction = &mut draft.transaction;
-            match kind {
-                FraudType::InflatedAmount => {
-                    let factor = rng.random_range(5.0..40.0);
-                    transaction.amount_paise = ((transaction.amount_paise as f64 * factor) / 10_000.0).round() as i64 * 10_000;
-                }
-                FraudType::ProbeAmount => transaction.amount_paise = rng.random_range(1..=10) * 100,
-                FraudType::OffHours => {
-                    let day = ist_day_start(transaction.time);
-                    transaction.time = day + rng.random_range(0..5 * HOUR);
-                }
-                _ => {
-                    let home = world.beneficiaries[draft.beneficiary].home;
-                    let place = if rng.random_bool(0.3) {
-                        let (_, lat, lon) = FOREIGN_PLACES.choose(rng).expect("non-empty");
-                        (*lat, *lon)
-                    } else {
-                        // A district at least 600 km from home.
-                        let far: Vec<_> = DISTRICTS
-                            .iter()
-                            .filter(|d| aegis_core::geo::haversine_km(home, (d.latitude, d.longitude)) > 600.0)
-                            .collect();
-                        let district = far.choose(rng).expect("India is wide");
-                        (district.latitude, district.longitude)
-                    };
-                    let location = jitter(rng, place, 5.0);
-                    transaction.latitude = Some(location.0);
-                    transaction.longitude = Some(location.1);
-                }
-            }
-            label(draft, kind);
+            mutate(rng, world, &mut drafts[index], kind);
         }
     }
 
@@ -93,31 +149,17 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     let mut added = Vec::new();
     for _ in 0..per_type {
         let Some(index) = pick_unused(rng, &mut used) else { break };
-        let mut copy = drafts[index].clone();
-        let day = working_day_of(copy.transaction.time + rng.random_range(1..=5) * DAY);
-        copy.transaction.time = business_time(rng, day);
-        label(&mut copy, FraudType::DuplicatePayment);
-        added.push(copy);
+        added.push(duplicate_of(rng, &drafts[index]));
     }
 
     // Bursts: 3–7 extra payments within the hour after a real one.
-    let mut burst_rows = 0;
-    while burst_rows < per_type {
+    let mut burst_count = 0;
+    while burst_count < per_type {
         let Some(index) = pick_unused(rng, &mut used) else { break };
         let original = drafts[index].clone();
-        let extra = rng.random_range(3..=7).min(per_type - burst_rows);
-        let mut offsets: Vec<i64> = (0..extra).map(|_| rng.random_range(2 * MINUTE..HOUR)).collect();
-        offsets.sort_unstable();
-        for offset in offsets {
-            let mut copy = original.clone();
-            copy.transaction.time = original.transaction.time + offset;
-            let location = jitter(rng, world.agents[copy.agent].location, 1.5);
-            copy.transaction.latitude = Some(location.0);
-            copy.transaction.longitude = Some(location.1);
-            label(&mut copy, FraudType::Burst);
-            added.push(copy);
-        }
-        burst_rows += extra;
+        let extra = rng.random_range(3..=7).min(per_type - burst_count);
+        added.extend(burst_rows(rng, world, &original, extra));
+        burst_count += extra;
     }
 
     // Shared-account rings: payments of several beneficiaries of one district diverted into one
@@ -156,8 +198,8 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
 
     // Agent collusion: one agent paying out to many beneficiaries of its district within 20–45
     // minutes, each an entitled amount.
-    let mut collusion_rows = 0;
-    while collusion_rows < per_type {
+    let mut collusion_count = 0;
+    while collusion_count < per_type {
         let Some(index) = pick_unused(rng, &mut used) else { break };
         used[index] = false;
         let agent = drafts[index].agent;
@@ -168,21 +210,11 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         }
         let day = working_day_of(drafts[index].transaction.time);
         let start = day + rng.random_range(10 * HOUR..16 * HOUR);
-        let size = rng.random_range(12..=40).min(per_type - collusion_rows);
+        let size = rng.random_range(12..=40).min(per_type - collusion_count);
         let span = rng.random_range(20 * MINUTE..45 * MINUTE);
-        let chosen: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
-        let mut offsets: Vec<i64> = (0..chosen.len()).map(|_| rng.random_range(0..span)).collect();
-        offsets.sort_unstable();
-        for (&person, offset) in chosen.iter().zip(offsets) {
-            let scheme = *world.beneficiaries[person].schemes.choose(rng).expect("enrolled");
-            let scheme = if scheme == SchemeKind::Housing { SchemeKind::PmKisan } else { scheme };
-            let rupees = entitled_rupees(rng, world, person, scheme);
-            let account = world.beneficiaries[person].account.clone();
-            let mut draft = scheduler.draft(rng, person, agent, account, scheme, rupees * 100, start + offset);
-            label(&mut draft, FraudType::AgentCollusion);
-            added.push(draft);
-            collusion_rows += 1;
-        }
+        let rows = collusion_rows(rng, world, agent, start, size, span);
+        collusion_count += rows.len();
+        added.extend(rows);
     }
     drafts.extend(added);
 }

@@ -138,68 +138,110 @@ fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransac
     })
 }
 
+/// Reads and validates a whole CSV export: the good rows and the rejected ones.
+pub fn read_csv(csv_path: &Path) -> anyhow::Result<(Vec<NewTransaction>, Vec<Rejected>)> {
+    let mut rows = Vec::new();
+    let mut rejected = Vec::new();
+    let mut reader = CsvRows::open(csv_path)?;
+    while let Some(row) = reader.next_row() {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(reject) => rejected.push(reject),
+        }
+    }
+    Ok((rows, rejected))
+}
+
+/// A CSV export read row by row.
+struct CsvRows {
+    reader: csv::Reader<std::io::BufReader<File>>,
+    columns: Columns,
+    headers: csv::StringRecord,
+    unknown_columns: Vec<String>,
+    record: csv::StringRecord,
+}
+
+impl CsvRows {
+    fn open(csv_path: &Path) -> anyhow::Result<CsvRows> {
+        let file = File::open(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+        let headers = reader
+            .headers()
+            .with_context(|| format!("reading the header row of {}", csv_path.display()))?
+            .clone();
+        let mut index = HashMap::new();
+        let mut unknown_columns = Vec::new();
+        for (position, header) in headers.iter().enumerate() {
+            let name = header.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
+            match REQUIRED.iter().chain(OPTIONAL.iter()).find(|known| **known == name) {
+                Some(known) => {
+                    index.insert(*known, position);
+                }
+                None => unknown_columns.push(header.to_string()),
+            }
+        }
+        let missing: Vec<&str> = REQUIRED.iter().copied().filter(|name| !index.contains_key(name)).collect();
+        if !missing.is_empty() {
+            bail!(
+                "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
+                csv_path.display(),
+                missing.join(", ")
+            );
+        }
+        Ok(CsvRows {
+            reader,
+            columns: Columns { index },
+            headers,
+            unknown_columns,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    /// The next row, parsed or rejected with its line number; None at the end.
+    fn next_row(&mut self) -> Option<Result<NewTransaction, Rejected>> {
+        let line = self.reader.position().line();
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => None,
+            Ok(true) => Some(parse_row(&self.columns, &self.record).map_err(|reason| Rejected {
+                line,
+                reason,
+                raw: self.record.iter().map(str::to_string).collect(),
+            })),
+            Err(error) => Some(Err(Rejected {
+                line,
+                reason: format!("unreadable CSV: {error}"),
+                raw: Vec::new(),
+            })),
+        }
+    }
+}
+
 /// Imports `csv_path` into the database in one transaction. Without `skip_bad`, any bad row
 /// fails the whole import and nothing is written; with it, good rows are imported and rejects
 /// are written to `<csv>.rejects.csv`. With `replace`, existing data is deleted in the same
 /// transaction, so a failed import leaves it in place.
 pub fn import_csv(conn: &mut Connection, csv_path: &Path, skip_bad: bool, replace: bool) -> anyhow::Result<ImportReport> {
-    let file = File::open(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
-    let headers = reader
-        .headers()
-        .with_context(|| format!("reading the header row of {}", csv_path.display()))?
-        .clone();
-    let mut index = HashMap::new();
-    let mut report = ImportReport::default();
-    for (position, header) in headers.iter().enumerate() {
-        let name = header.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
-        match REQUIRED.iter().chain(OPTIONAL.iter()).find(|known| **known == name) {
-            Some(known) => {
-                index.insert(*known, position);
-            }
-            None => report.unknown_columns.push(header.to_string()),
-        }
-    }
-    let missing: Vec<&str> = REQUIRED.iter().copied().filter(|name| !index.contains_key(name)).collect();
-    if !missing.is_empty() {
-        bail!(
-            "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
-            csv_path.display(),
-            missing.join(", ")
-        );
-    }
-    let columns = Columns { index };
-
+    let mut reader = CsvRows::open(csv_path)?;
+    let mut report = ImportReport {
+        unknown_columns: reader.unknown_columns.clone(),
+        ..ImportReport::default()
+    };
     let transaction = conn.transaction()?;
     if replace {
         crate::clear_data(&transaction)?;
     }
     let mut batch = Vec::with_capacity(10_000);
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => match parse_row(&columns, &record) {
-                Ok(row) => {
-                    batch.push(row);
-                    if batch.len() == batch.capacity() {
-                        insert_transactions(&transaction, &batch)?;
-                        report.imported += batch.len();
-                        batch.clear();
-                    }
+    while let Some(row) = reader.next_row() {
+        match row {
+            Ok(row) => {
+                batch.push(row);
+                if batch.len() == batch.capacity() {
+                    insert_transactions(&transaction, &batch)?;
+                    report.imported += batch.len();
+                    batch.clear();
                 }
-                Err(reason) => report.rejected.push(Rejected {
-                    line,
-                    reason,
-                    raw: record.iter().map(str::to_string).collect(),
-                }),
-            },
-            Err(error) => report.rejected.push(Rejected {
-                line,
-                reason: format!("unreadable CSV: {error}"),
-                raw: Vec::new(),
-            }),
+            }
+            Err(reject) => report.rejected.push(reject),
         }
     }
     if !report.rejected.is_empty() && !skip_bad {
@@ -212,7 +254,7 @@ pub fn import_csv(conn: &mut Connection, csv_path: &Path, skip_bad: bool, replac
     report.imported += batch.len();
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
-        write_rejects(&path, &headers, &report.rejected)?;
+        write_rejects(&path, &reader.headers, &report.rejected)?;
         report.rejects_file = Some(path);
     }
     transaction.commit()?;

@@ -76,6 +76,7 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
             calendar: &calendar,
             start,
             end,
+            account_change_probability: 0.005,
         };
         person_payments.clear();
         scheduler.schedule(&mut rng, person, &mut person_payments);
@@ -88,6 +89,7 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
         calendar: &calendar,
         start,
         end,
+        account_change_probability: 0.005,
     };
     fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
 

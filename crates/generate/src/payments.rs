@@ -76,6 +76,8 @@ pub struct Scheduler<'a> {
     pub calendar: &'a Calendar,
     pub start: EventTime,
     pub end: EventTime,
+    /// Share of beneficiaries who switch bank account during `[start, end)` (0.5 % a year).
+    pub account_change_probability: f64,
 }
 
 impl Scheduler<'_> {
@@ -86,7 +88,7 @@ impl Scheduler<'_> {
         // A few people change bank account during the year: normal, and the reason a new account
         // alone is not fraud.
         let account_change = rng
-            .random_bool(0.005)
+            .random_bool(self.account_change_probability)
             .then(|| (rng.random_range(self.start..self.end), new_account_number(rng)));
         let pay = |rng: &mut R, day: EventTime, scheme: SchemeKind, rupees: i64, out: &mut Vec<Draft>| {
             let day = next_working_day(day);
@@ -158,18 +160,8 @@ impl Scheduler<'_> {
         }
     }
 
-    /// Usually the beneficiary's own agent; sometimes another one in the district; rarely (a
-    /// migrant worker home for a while) one in another district.
     fn pick_agent<R: Rng>(&self, rng: &mut R, beneficiary: usize) -> usize {
-        let person = &self.world.beneficiaries[beneficiary];
-        let roll: f64 = rng.random();
-        if roll < 0.90 {
-            person.agent
-        } else if roll < 0.998 {
-            *self.world.agents_by_district[person.district].choose(rng).expect("agents")
-        } else {
-            rng.random_range(0..self.world.agents.len())
-        }
+        pick_agent(rng, self.world, beneficiary)
     }
 
     /// A payment at `agent`'s counter.
@@ -184,27 +176,56 @@ impl Scheduler<'_> {
         amount_paise: i64,
         time: EventTime,
     ) -> Draft {
-        let person = &self.world.beneficiaries[beneficiary];
-        let counter = &self.world.agents[agent];
-        let location = jitter(rng, counter.location, 1.5);
-        Draft {
-            transaction: NewTransaction {
-                transaction_ref: None,
-                beneficiary_id: person.id.clone(),
-                account_id: Some(account),
-                agent_id: Some(counter.id.clone()),
-                scheme: scheme.code().to_string(),
-                amount_paise,
-                time,
-                latitude: Some(location.0),
-                longitude: Some(location.1),
-                district: Some(DISTRICTS[counter.district].name.to_string()),
-                is_anomaly: Some(false),
-                fraud_type: None,
-            },
-            beneficiary,
-            agent,
-        }
+        draft(rng, self.world, beneficiary, agent, account, scheme, amount_paise, time)
+    }
+}
+
+/// A payment to `beneficiary` at `agent`'s counter (located near the counter).
+#[allow(clippy::too_many_arguments)]
+pub fn draft<R: Rng>(
+    rng: &mut R,
+    world: &World,
+    beneficiary: usize,
+    agent: usize,
+    account: String,
+    scheme: SchemeKind,
+    amount_paise: i64,
+    time: EventTime,
+) -> Draft {
+    let person = &world.beneficiaries[beneficiary];
+    let counter = &world.agents[agent];
+    let location = jitter(rng, counter.location, 1.5);
+    Draft {
+        transaction: NewTransaction {
+            transaction_ref: None,
+            beneficiary_id: person.id.clone(),
+            account_id: Some(account),
+            agent_id: Some(counter.id.clone()),
+            scheme: scheme.code().to_string(),
+            amount_paise,
+            time,
+            latitude: Some(location.0),
+            longitude: Some(location.1),
+            district: Some(DISTRICTS[counter.district].name.to_string()),
+            is_anomaly: Some(false),
+            fraud_type: None,
+        },
+        beneficiary,
+        agent,
+    }
+}
+
+/// The counter a beneficiary is paid at: usually their own agent; sometimes another one in the
+/// district; rarely (a migrant worker home for a while) one in another district.
+pub fn pick_agent<R: Rng>(rng: &mut R, world: &World, beneficiary: usize) -> usize {
+    let person = &world.beneficiaries[beneficiary];
+    let roll: f64 = rng.random();
+    if roll < 0.90 {
+        person.agent
+    } else if roll < 0.998 {
+        *world.agents_by_district[person.district].choose(rng).expect("agents")
+    } else {
+        rng.random_range(0..world.agents.len())
     }
 }
 

@@ -68,7 +68,8 @@ impl World {
             let share = district.population_lakhs / total_population;
             let count = ((expected_beneficiaries as f64 * share / BENEFICIARIES_PER_AGENT).ceil() as usize).max(2);
             for number in 0..count {
-                let id = format!("CSP-{}-{:04}", &district.name[..3].to_uppercase(), number + 1);
+                // The district's number keeps ids unique (Nagpur and Nagaon share "NAG").
+                let id = format!("CSP-{}{index:02}-{:04}", &district.name[..3].to_uppercase(), number + 1);
                 let location = jitter(rng, (district.latitude, district.longitude), 12.0);
                 world.agents_by_district[index].push(world.agents.len());
                 world.agents.push(Agent {

@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo run -p monitor`: score new transactions as they arrive (or all unscored with --once).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::Parser;
+
+use aegis_core::model::BackendKind;
+
+/// Score every new transaction in transactions.db exactly once, with reasons.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// SQLite database to watch.
+    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
+    db: PathBuf,
+    /// Directory with the model artifacts written by train.
+    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
+    modeling: PathBuf,
+    /// Score everything unscored, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Most rows scored per transaction.
+    #[arg(long, default_value_t = 5_000)]
+    batch_size: usize,
+    /// Milliseconds between polls when idle.
+    #[arg(long, default_value_t = 20)]
+    poll_ms: u64,
+    /// CPU backend: flex (default) or ndarray (needs --features aegis-core/ndarray).
+    #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
+    backend: BackendKind,
+}
+
+fn main() -> ExitCode {
+    aegis_core::telemetry::init();
+    let args = Args::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(error) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("error: cannot install the signal handler: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let config = monitor::MonitorConfig {
+        db: args.db,
+        modeling: args.modeling,
+        backend: args.backend,
+        once: args.once,
+        batch_size: args.batch_size.max(1),
+        poll_interval: Duration::from_millis(args.poll_ms),
+    };
+    match monitor::run(&config, stop) {
+        Ok(stats) => {
+            println!(
+                "scored {} transactions: {} anomalies, {} errors",
+                stats.scored, stats.anomalies, stats.errors
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

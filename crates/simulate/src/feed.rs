@@ -1,0 +1,258 @@
+//! What the live feed inserts: ordinary payments of the registered population, and fraud
+//! incidents of every type the generator knows, built against that same population (a
+//! duplicate repeats a real beneficiary's recent instalment).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use rusqlite::Connection;
+
+use aegis_core::domain::{FraudType, NewTransaction};
+use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start, parse_timestamp};
+use generate::catalogue::{DISTRICTS, SchemeKind};
+use generate::fraud::{burst_rows, collusion_rows, duplicate_of, mutate};
+use generate::payments::{Calendar, Draft, Scheduler, draft, entitled_rupees};
+use generate::world::{Agent, Beneficiary, World, new_account_number};
+
+/// Recent ordinary payments kept for duplicates.
+const RECENT_POOL: usize = 20_000;
+
+/// The feed's population and pending incident rows.
+pub struct Feed {
+    pub world: World,
+    fraud_rate: f64,
+    /// Incident rows scheduled for later event times (bursts, rings, collusion).
+    pending: BinaryHeap<Reverse<(EventTime, u64, usize)>>,
+    pending_rows: Vec<Option<NewTransaction>>,
+    sequence: u64,
+    recent: VecDeque<Draft>,
+    calendar: Calendar,
+    /// Ordinary payments due in the week being paid, in scheduled order.
+    schedule: VecDeque<Draft>,
+    /// End of the scheduled weeks so far.
+    scheduled_until: EventTime,
+}
+
+/// Ordinary payments are scheduled a week at a time.
+const SCHEDULE_CHUNK: i64 = 7 * DAY;
+
+impl Feed {
+    /// Loads the beneficiary registry and the agents' usual places from the database.
+    pub fn from_database<R: Rng>(conn: &Connection, rng: &mut R, fraud_rate: f64, start_day: EventTime) -> anyhow::Result<Feed> {
+        let mut world = World {
+            agents_by_district: vec![Vec::new(); DISTRICTS.len()],
+            beneficiaries_by_district: vec![Vec::new(); DISTRICTS.len()],
+            ..World::default()
+        };
+        let mut agent_index = std::collections::HashMap::new();
+        let mut places = conn.prepare(
+            "SELECT agent_id, avg(latitude), avg(longitude) FROM transactions \
+             WHERE agent_id IS NOT NULL AND latitude IS NOT NULL GROUP BY agent_id",
+        )?;
+        let agent_places: std::collections::HashMap<String, (f64, f64)> = places
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?))))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut statement = conn.prepare(
+            "SELECT beneficiary_id, account_id, agent_id, district, home_latitude, home_longitude, schemes \
+             FROM beneficiaries ORDER BY beneficiary_id",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let district_name: Option<String> = row.get(3)?;
+            let Some(district) = district_name.and_then(|name| DISTRICTS.iter().position(|d| d.name == name)) else {
+                continue;
+            };
+            let agent_id: Option<String> = row.get(2)?;
+            let Some(agent_id) = agent_id else { continue };
+            let agent = *agent_index.entry(agent_id.clone()).or_insert_with(|| {
+                let place = &DISTRICTS[district];
+                let location = agent_places.get(&agent_id).copied().unwrap_or((place.latitude, place.longitude));
+                world.agents_by_district[district].push(world.agents.len());
+                world.agents.push(Agent { id: agent_id.clone(), district, location });
+                world.agents.len() - 1
+            });
+            let schemes_json: String = row.get(6)?;
+            let codes: Vec<String> = serde_json::from_str(&schemes_json).context("beneficiaries.schemes")?;
+            let schemes: Vec<SchemeKind> = codes.iter().filter_map(|c| SchemeKind::from_code(c)).collect();
+            if schemes.is_empty() {
+                continue;
+            }
+            world.beneficiaries_by_district[district].push(world.beneficiaries.len());
+            world.beneficiaries.push(Beneficiary {
+                id: row.get(0)?,
+                district,
+                home: (row.get(4)?, row.get(5)?),
+                account: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                agent,
+                schemes,
+                scholarship_rupees: 12_000,
+            });
+        }
+        if world.beneficiaries.is_empty() {
+            bail!(
+                "this database has no beneficiary registry to pay: run `cargo run -p generate` first, \
+                 or replay an export with --replay FILE.csv"
+            );
+        }
+        Ok(Feed {
+            world,
+            fraud_rate,
+            pending: BinaryHeap::new(),
+            pending_rows: Vec::new(),
+            sequence: 0,
+            recent: VecDeque::with_capacity(RECENT_POOL),
+            calendar: Calendar::new(rng, start_day - 30 * DAY, start_day + 3 * 365 * DAY),
+            schedule: VecDeque::new(),
+            scheduled_until: start_day,
+        })
+    }
+
+    /// IST midnight of the day after the newest transaction (or today if there is none).
+    pub fn day_after_newest(conn: &Connection) -> anyhow::Result<EventTime> {
+        let newest: Option<String> = conn.query_row("SELECT max(timestamp) FROM transactions", [], |row| row.get(0))?;
+        let newest = newest.and_then(|text| parse_timestamp(&text).ok()).unwrap_or_else(aegis_core::time::now);
+        Ok(ist_day_start(newest) + DAY)
+    }
+
+    /// The next ordinary payment: the population's payments follow the schemes' calendars
+    /// (as `generate` lays them out), so the feed looks like the history the model learned. It
+    /// is stamped with the simulated clock, or with its scheduled time when a fast feed runs
+    /// ahead of the clock.
+    fn ordinary<R: Rng>(&mut self, rng: &mut R, now: EventTime) -> Draft {
+        while self.schedule.is_empty() {
+            let scheduler = Scheduler {
+                world: &self.world,
+                calendar: &self.calendar,
+                start: self.scheduled_until,
+                end: self.scheduled_until + SCHEDULE_CHUNK,
+                account_change_probability: 0.0,
+            };
+            let mut week = Vec::new();
+            for person in 0..self.world.beneficiaries.len() {
+                scheduler.schedule(rng, person, &mut week);
+            }
+            week.sort_by_key(|draft| draft.transaction.time);
+            self.schedule.extend(week);
+            self.scheduled_until += SCHEDULE_CHUNK;
+        }
+        let mut row = self.schedule.pop_front().expect("refilled above");
+        row.transaction.time = row.transaction.time.max(now);
+        row
+    }
+
+    fn schedule(&mut self, rows: Vec<Draft>) {
+        for row in rows {
+            self.sequence += 1;
+            self.pending.push(Reverse((row.transaction.time, self.sequence, self.pending_rows.len())));
+            self.pending_rows.push(Some(row.transaction));
+        }
+    }
+
+    /// What one arrival at event time `now` inserts right away (incidents may also schedule
+    /// rows for later).
+    pub fn arrival<R: Rng>(&mut self, rng: &mut R, now: EventTime) -> Vec<NewTransaction> {
+        let mut row = self.ordinary(rng, now);
+        if !rng.random_bool(self.fraud_rate.clamp(0.0, 1.0)) {
+            if self.recent.len() == RECENT_POOL {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(row.clone());
+            return vec![row.transaction];
+        }
+        // Incidents of several rows are started proportionally less often, so every type
+        // contributes about the same number of rows.
+        let kind = *FraudType::ALL.choose(rng).expect("non-empty");
+        match kind {
+            FraudType::InflatedAmount | FraudType::ProbeAmount | FraudType::FarFromHome => {
+                mutate(rng, &self.world, &mut row, kind);
+                vec![row.transaction]
+            }
+            FraudType::OffHours => {
+                // The payment was made in the small hours of today (simulated) and reaches us
+                // now; its label and its event time agree.
+                mutate(rng, &self.world, &mut row, kind);
+                row.transaction.time = ist_day_start(now) + rng.random_range(0..5 * HOUR);
+                vec![row.transaction]
+            }
+            FraudType::DuplicatePayment => {
+                let original = self
+                    .recent
+                    .iter()
+                    .rev()
+                    .find(|d| (DAY..5 * DAY).contains(&(now - d.transaction.time)))
+                    .or(self.recent.back())
+                    .cloned()
+                    .unwrap_or(row);
+                let mut copy = duplicate_of(rng, &original);
+                copy.transaction.time = copy.transaction.time.max(now);
+                vec![copy.transaction]
+            }
+            FraudType::Burst => {
+                if rng.random_bool(0.2) {
+                    let extra = rng.random_range(3..=7);
+                    let rows = burst_rows(rng, &self.world, &row, extra);
+                    self.schedule(rows);
+                }
+                vec![row.transaction]
+            }
+            FraudType::AgentCollusion => {
+                if rng.random_bool(0.04) {
+                    let size = rng.random_range(12..=40);
+                    let span = rng.random_range(20 * MINUTE..45 * MINUTE);
+                    let rows = collusion_rows(rng, &self.world, row.agent, now, size, span);
+                    self.schedule(rows);
+                }
+                vec![row.transaction]
+            }
+            FraudType::SharedAccountRing => {
+                if rng.random_bool(0.1) {
+                    self.start_ring(rng, row.beneficiary, now);
+                }
+                vec![row.transaction]
+            }
+        }
+    }
+
+    /// Payments of 6–15 beneficiaries of one district into one new account over two hours.
+    fn start_ring<R: Rng>(&mut self, rng: &mut R, anchor: usize, now: EventTime) {
+        let district = self.world.beneficiaries[anchor].district;
+        let people = &self.world.beneficiaries_by_district[district];
+        let size = rng.random_range(6..=15).min(people.len());
+        let account = new_account_number(rng);
+        let members: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
+        let mut rows = Vec::new();
+        for person in members {
+            let beneficiary = &self.world.beneficiaries[person];
+            let scheme = *beneficiary.schemes.choose(rng).expect("enrolled");
+            let rupees = entitled_rupees(rng, &self.world, person, scheme);
+            let agent = beneficiary.agent;
+            let time = now + rng.random_range(0..2 * HOUR);
+            let mut row = draft(rng, &self.world, person, agent, account.clone(), scheme, rupees * 100, time);
+            row.transaction.is_anomaly = Some(true);
+            row.transaction.fraud_type = Some(FraudType::SharedAccountRing.code().to_string());
+            rows.push(row);
+        }
+        self.schedule(rows);
+    }
+
+    /// Scheduled incident rows whose event time has come, in event-time order.
+    pub fn due(&mut self, now: EventTime) -> Vec<NewTransaction> {
+        let mut out = Vec::new();
+        while let Some(Reverse((time, _, index))) = self.pending.peek().copied() {
+            if time > now {
+                break;
+            }
+            self.pending.pop();
+            if let Some(row) = self.pending_rows[index].take() {
+                out.push(row);
+            }
+        }
+        if self.pending.is_empty() {
+            self.pending_rows.clear();
+        }
+        out
+    }
+}
