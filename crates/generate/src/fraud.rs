@@ -18,7 +18,7 @@ use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start};
 use crate::catalogue::{DISTRICTS, FOREIGN_PLACES, SchemeKind};
 use crate::payments::{Draft, Scheduler, draft, entitled_rupees};
 use crate::world::World;
-use crate::world::{business_time, jitter, new_account_number, working_day_of};
+use crate::world::{business_time, jitter, jitter_in_india, new_account_number, working_day_of};
 
 /// Rows each fraud type adds to the data set (the rest modify existing rows).
 pub fn adds_rows(kind: FraudType) -> bool {
@@ -77,7 +77,7 @@ pub fn burst_rows<R: Rng>(rng: &mut R, world: &World, original: &Draft, extra: u
         .map(|offset| {
             let mut copy = original.clone();
             copy.transaction.time = original.transaction.time + offset;
-            let location = jitter(rng, world.agents[copy.agent].location, 1.5);
+            let location = jitter_in_india(rng, world.agents[copy.agent].location, 1.5);
             copy.transaction.latitude = Some(location.0);
             copy.transaction.longitude = Some(location.1);
             label(&mut copy, FraudType::Burst);

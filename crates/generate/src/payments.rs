@@ -8,7 +8,7 @@ use aegis_core::domain::NewTransaction;
 use aegis_core::time::{DAY, EventTime, ist_date, ist_midnight};
 
 use crate::catalogue::{DISTRICTS, STATES, SchemeKind};
-use crate::world::{World, business_time, jitter, new_account_number, next_working_day};
+use crate::world::{World, business_time, jitter_in_india, new_account_number, next_working_day};
 
 /// A generated payment with the indices it came from (used by fraud injection).
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ pub fn draft<R: Rng>(
 ) -> Draft {
     let person = &world.beneficiaries[beneficiary];
     let counter = &world.agents[agent];
-    let location = jitter(rng, counter.location, 1.5);
+    let location = jitter_in_india(rng, counter.location, 1.5);
     Draft {
         transaction: NewTransaction {
             transaction_ref: None,

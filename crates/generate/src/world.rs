@@ -47,6 +47,18 @@ const BENEFICIARIES_PER_AGENT: f64 = 120.0;
 /// One degree of latitude in km.
 const KM_PER_DEGREE: f64 = 111.0;
 
+/// Picks a point near `centre` that lies in India (resampled until it does): people and
+/// counters are on land, not in the Bay of Bengal off Chennai.
+pub fn jitter_in_india<R: Rng>(rng: &mut R, centre: (f64, f64), sigma_km: f64) -> (f64, f64) {
+    for _ in 0..100 {
+        let point = jitter(rng, centre, sigma_km);
+        if aegis_core::geo::is_in_india(point) {
+            return point;
+        }
+    }
+    centre
+}
+
 /// Picks a point near `centre`, `sigma_km` standard deviation in each direction.
 pub fn jitter<R: Rng>(rng: &mut R, centre: (f64, f64), sigma_km: f64) -> (f64, f64) {
     let normal = Normal::new(0.0, sigma_km / KM_PER_DEGREE).expect("positive sigma");
@@ -70,7 +82,7 @@ impl World {
             for number in 0..count {
                 // The district's number keeps ids unique (Nagpur and Nagaon share "NAG").
                 let id = format!("CSP-{}{index:02}-{:04}", &district.name[..3].to_uppercase(), number + 1);
-                let location = jitter(rng, (district.latitude, district.longitude), 12.0);
+                let location = jitter_in_india(rng, (district.latitude, district.longitude), 12.0);
                 world.agents_by_district[index].push(world.agents.len());
                 world.agents.push(Agent {
                     id,
@@ -86,7 +98,7 @@ impl World {
     pub fn add_beneficiary<R: Rng>(&mut self, rng: &mut R, district_weights: &WeightedIndex<f64>) -> usize {
         let district = district_weights.sample(rng);
         let place = &DISTRICTS[district];
-        let home = jitter(rng, (place.latitude, place.longitude), 15.0);
+        let home = jitter_in_india(rng, (place.latitude, place.longitude), 15.0);
         let index = self.beneficiaries.len();
         let id = format!("BEN{:08}", index + 1);
         // 3 % share an account with a family member in the same district: normal, and the

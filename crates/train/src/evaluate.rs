@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &labels), 0.0);
         assert_eq!(average_precision(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
         // Ranked 1st and 3rd: (1/1 + 2/3) / 2.
-        let ap = average_precision(&[0.9, 0.5, 0.7, 0.1], &[true, false, true, false]);
+        let ap = average_precision(&[0.9, 0.7, 0.5, 0.1], &[true, false, true, false]);
         assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
     }
 

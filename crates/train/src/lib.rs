@@ -124,7 +124,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     };
 
     let created = chrono::Utc::now();
-    let model_version = format!("{}-s{}", created.format("%Y%m%dT%H%M%S"), config.fit.seed);
+    let model_version = format!("{}-s{}", created.format("%Y%m%dT%H%M%S%.3f"), config.fit.seed);
     let first_event = format_ist(dataset.examples[0].time);
     let last_event = format_ist(dataset.examples[dataset.len() - 1].time);
     let model_config = ModelConfig {

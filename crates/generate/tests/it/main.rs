@@ -1,0 +1,214 @@
+//! Integration tests of `generate`: determinism, fraud types, geography, overwrite refusal and
+//! CSV import.
+
+mod helpers;
+
+use std::collections::HashMap;
+
+use aegis_core::domain::FraudType;
+use aegis_core::geo::{haversine_km, is_in_india};
+use aegis_core::time::{HOUR, ist_seconds_of_day, parse_timestamp};
+use generate::synthesize;
+
+use crate::helpers::{Row, config, count_rows, read_rows, run_config, write_csv};
+
+#[test]
+fn same_seed_gives_identical_data_and_another_seed_does_not() {
+    let first = synthesize(&config(6_000, 3));
+    let second = synthesize(&config(6_000, 3));
+    let other = synthesize(&config(6_000, 4));
+    assert_eq!(first.transactions.len(), 6_000);
+    assert_eq!(first.transactions, second.transactions);
+    assert_ne!(first.transactions, other.transactions);
+}
+
+#[test]
+fn same_seed_gives_identical_database_files_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.db");
+    let b = dir.path().join("b.db");
+    generate::run(run_config(&a, 3_000, 9)).unwrap();
+    generate::run(run_config(&b, 3_000, 9)).unwrap();
+    let strip = |rows: Vec<Row>| rows.into_iter().map(|r| (r.id, r.beneficiary, r.account, r.agent, r.scheme, r.paise, r.timestamp)).collect::<Vec<_>>();
+    assert_eq!(strip(read_rows(&a)), strip(read_rows(&b)));
+}
+
+#[test]
+fn every_fraud_type_is_present_with_its_defining_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let mut run = run_config(&path, 60_000, 5);
+    run.generate.fraud_rate = 0.02;
+    run.generate.days = 200;
+    generate::run(run).unwrap();
+    let rows = read_rows(&path);
+    let homes = helpers::homes(&path);
+    let time = |row: &Row| parse_timestamp(&row.timestamp).unwrap();
+
+    let mut by_type: HashMap<String, Vec<&Row>> = HashMap::new();
+    for row in rows.iter().filter(|r| r.is_anomaly == Some(1)) {
+        by_type.entry(row.fraud_type.clone().unwrap()).or_default().push(row);
+    }
+    for kind in FraudType::ALL {
+        let count = by_type.get(kind.code()).map_or(0, Vec::len);
+        assert!(count >= 100, "{} has only {count} rows", kind.code());
+    }
+    let normal_min: HashMap<(String, String), i64> = rows
+        .iter()
+        .filter(|r| r.is_anomaly == Some(0))
+        .fold(HashMap::new(), |mut map, r| {
+            let entry = map.entry((r.beneficiary.clone(), r.scheme.clone())).or_insert(i64::MAX);
+            *entry = (*entry).min(r.paise);
+            map
+        });
+    let mut by_beneficiary: HashMap<&str, Vec<&Row>> = HashMap::new();
+    for row in &rows {
+        by_beneficiary.entry(row.beneficiary.as_str()).or_default().push(row);
+    }
+
+    for row in &by_type["inflated_amount"] {
+        if let Some(min) = normal_min.get(&(row.beneficiary.clone(), row.scheme.clone())) {
+            assert!(row.paise as f64 >= 4.9 * *min as f64, "inflated {} vs usual {min}", row.paise);
+        }
+    }
+    assert!(by_type["probe_amount"].iter().all(|r| r.paise <= 1_000));
+    assert!(by_type["off_hours"].iter().all(|r| ist_seconds_of_day(time(r)) < 5 * HOUR));
+    for row in &by_type["far_from_home"] {
+        let point = (row.latitude.unwrap(), row.longitude.unwrap());
+        let home = homes[&row.beneficiary];
+        assert!(!is_in_india(point) || haversine_km(point, home) > 500.0, "{point:?} is near home {home:?}");
+    }
+    for row in &by_type["duplicate_payment"] {
+        let original = by_beneficiary[row.beneficiary.as_str()].iter().any(|other| {
+            let gap = time(row) - time(other);
+            other.id != row.id && other.scheme == row.scheme && other.paise == row.paise && (0..6 * 86_400 + 86_400).contains(&gap)
+        });
+        assert!(original, "duplicate {} repeats no earlier instalment", row.id);
+    }
+    for row in &by_type["burst"] {
+        let earlier = by_beneficiary[row.beneficiary.as_str()]
+            .iter()
+            .filter(|other| other.id != row.id && (0..HOUR).contains(&(time(row) - time(other))))
+            .count();
+        assert!(earlier >= 1, "burst row {} has no payment to the same person in the hour before", row.id);
+    }
+    let mut ring_accounts: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+    for row in &by_type["shared_account_ring"] {
+        ring_accounts.entry(row.account.as_deref().unwrap()).or_default().insert(&row.beneficiary);
+    }
+    assert!(ring_accounts.values().all(|people| people.len() >= 3), "every ring account pays several beneficiaries");
+    let mut agents: HashMap<&str, Vec<i64>> = HashMap::new();
+    for row in &by_type["agent_collusion"] {
+        agents.entry(row.agent.as_deref().unwrap()).or_default().push(time(row));
+    }
+    for times in agents.values() {
+        let busiest = times.iter().map(|t| times.iter().filter(|u| (0..45 * 60).contains(&(*u - t))).count()).max().unwrap();
+        assert!(busiest >= 10, "a colluding agent pays many beneficiaries within 45 minutes ({busiest})");
+    }
+    // The four history-only types look normal row by row: business hours, ordinary amounts.
+    for kind in ["duplicate_payment", "burst", "shared_account_ring", "agent_collusion"] {
+        for row in &by_type[kind] {
+            let seconds = ist_seconds_of_day(time(row));
+            assert!((8 * HOUR..21 * HOUR).contains(&seconds), "{kind} row {} at night", row.id);
+            assert!(row.paise >= 50_000, "{kind} row {} has a probe-like amount", row.id);
+        }
+    }
+}
+
+#[test]
+fn normal_rows_are_paid_in_india_and_never_at_sea() {
+    let generated = synthesize(&config(20_000, 8));
+    for transaction in generated.transactions.iter().filter(|t| t.is_anomaly == Some(false)) {
+        let point = (transaction.latitude.unwrap(), transaction.longitude.unwrap());
+        assert!(is_in_india(point), "normal payment at {point:?}");
+    }
+}
+
+#[test]
+fn an_existing_database_is_not_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    generate::run(run_config(&path, 2_000, 1)).unwrap();
+    let message = generate::run(run_config(&path, 500, 2)).unwrap_err().to_string();
+    assert!(message.contains("already holds 2000 transactions") && message.contains("--force"), "{message}");
+    assert_eq!(count_rows(&path), 2_000);
+    let mut forced = run_config(&path, 500, 2);
+    forced.force = true;
+    generate::run(forced).unwrap();
+    assert_eq!(count_rows(&path), 500);
+}
+
+const GOOD_CSV: &str = "Beneficiary_ID,amount,timestamp,scheme,latitude,longitude,unexpected\n\
+    B1,2000,2025-03-03 10:00:00,PM-KISAN,26.85,80.95,x\n\
+    B2,1234.50,2025-03-03T04:30:00Z,MGNREGA,,,y\n\
+    \"B,3\",\"1,500\",2025-03-04 11:00:00,NSAP-OAP,25.0,82.0,z\n";
+
+#[test]
+fn a_good_csv_is_imported_with_exact_amounts_and_unknown_columns_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_csv(dir.path(), "good.csv", GOOD_CSV);
+    let db = dir.path().join("t.db");
+    let mut conn = aegis_core::db::open(&db).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    assert_eq!(report.imported, 3);
+    assert_eq!(report.unknown_columns, vec!["unexpected".to_string()]);
+    let rows = read_rows(&db);
+    assert_eq!(rows.iter().map(|r| r.paise).collect::<Vec<_>>(), vec![200_000, 123_450, 150_000]);
+    assert_eq!(rows[1].timestamp, "2025-03-03 10:00:00", "RFC 3339 is stored as IST");
+    assert_eq!(rows[2].beneficiary, "B,3");
+    assert_eq!(rows[1].latitude, None);
+}
+
+#[test]
+fn bad_rows_are_named_by_line_and_nothing_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_csv(
+        dir.path(),
+        "bad.csv",
+        "beneficiary_id,amount,timestamp,scheme,latitude,longitude\n\
+         B1,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+         ,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+         B3,two thousand,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+         B4,2000,2025-02-30 10:00:00,PM-KISAN,26.8,80.9\n\
+         B5,-20,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+         B6,2000,2025-03-03 10:00:00,PM-KISAN,126.8,80.9\n",
+    );
+    let db = dir.path().join("t.db");
+    let mut conn = aegis_core::db::open(&db).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    assert_eq!(report.imported, 0);
+    let lines: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines[0].0 == 3 && lines[0].1.contains("beneficiary_id is missing"), "{lines:?}");
+    assert!(lines[1].0 == 4 && lines[1].1.contains("not a number"), "{lines:?}");
+    assert!(lines[2].0 == 5 && lines[2].1.contains("timestamp"), "{lines:?}");
+    assert!(lines[3].0 == 6 && lines[3].1.contains("negative"), "{lines:?}");
+    assert!(lines[4].0 == 7 && lines[4].1.contains("latitude"), "{lines:?}");
+    assert_eq!(count_rows(&db), 0, "a failed import leaves nothing behind");
+}
+
+#[test]
+fn skip_bad_imports_good_rows_and_writes_the_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_csv(
+        dir.path(),
+        "mixed.csv",
+        "beneficiary_id,amount,timestamp,scheme\nB1,2000,2025-03-03 10:00:00,PM-KISAN\nB2,,2025-03-03 10:00:00,PM-KISAN\n",
+    );
+    let db = dir.path().join("t.db");
+    let mut conn = aegis_core::db::open(&db).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, true, false).unwrap();
+    assert_eq!(report.imported, 1);
+    let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
+    assert!(rejects.starts_with("line,reason,beneficiary_id"), "{rejects}");
+    assert!(rejects.contains("3,amount is missing,B2"), "{rejects}");
+}
+
+#[test]
+fn a_file_without_required_columns_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write_csv(dir.path(), "cols.csv", "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n");
+    let mut conn = aegis_core::db::open(&dir.path().join("t.db")).unwrap();
+    let message = generate::import::import_csv(&mut conn, &csv, false, false).unwrap_err().to_string();
+    assert!(message.contains("beneficiary_id, scheme"), "{message}");
+}

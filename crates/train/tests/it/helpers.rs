@@ -1,0 +1,50 @@
+//! Shared set-up for train's integration tests: a small labeled database and a quick fit.
+
+use std::path::{Path, PathBuf};
+
+use aegis_core::model::BackendKind;
+use train::TrainConfig;
+use train::fit::FitConfig;
+
+/// A generated database of `rows` transactions over four months.
+pub fn labeled_db(dir: &Path, rows: usize) -> PathBuf {
+    let db = dir.join("t.db");
+    generate::run(generate::RunConfig {
+        db: db.clone(),
+        generate: generate::GenerateConfig {
+            rows,
+            seed: 21,
+            start: aegis_core::time::ist_midnight(2025, 1, 1),
+            days: 120,
+            fraud_rate: 0.02,
+        },
+        force: false,
+        from_csv: None,
+        skip_bad: false,
+        progress: false,
+    })
+    .unwrap();
+    db
+}
+
+/// A short training run (a few epochs, no baseline).
+pub fn train_config(db: &Path, modeling: &Path, seed: u64) -> TrainConfig {
+    TrainConfig {
+        db: db.to_path_buf(),
+        modeling: modeling.to_path_buf(),
+        from: None,
+        until: None,
+        alert_rate: 0.02,
+        normal_only: false,
+        baseline: false,
+        fit: FitConfig {
+            max_epochs: 3,
+            batch_size: 256,
+            learning_rate: 2e-3,
+            patience: 3,
+            seed,
+            backend: BackendKind::Flex,
+            progress: false,
+        },
+    }
+}

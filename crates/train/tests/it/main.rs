@@ -1,0 +1,117 @@
+//! Integration tests of `train`: reproducibility, artifact round trip, feature-set refusal, and
+//! training on a bare CSV import.
+
+mod helpers;
+
+use aegis_core::artifacts::{self, CONFIG_FILE};
+use aegis_core::features::FeatureState;
+use aegis_core::model::BackendKind;
+use aegis_core::store::load_in_event_order;
+
+use crate::helpers::{labeled_db, train_config};
+
+#[test]
+fn the_same_data_and_seed_give_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 15_000);
+    let first = train::run(&train_config(&db, &dir.path().join("m1"), 11)).unwrap();
+    let second = train::run(&train_config(&db, &dir.path().join("m2"), 11)).unwrap();
+    assert_eq!(first.config.threshold.to_bits(), second.config.threshold.to_bits());
+    assert_eq!(first.config.normalization, second.config.normalization);
+    assert_eq!(first.config.score_quantiles, second.config.score_quantiles);
+    let other = train::run(&train_config(&db, &dir.path().join("m3"), 12)).unwrap();
+    assert_ne!(first.config.threshold.to_bits(), other.config.threshold.to_bits());
+}
+
+#[test]
+fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 15_000);
+    let modeling = dir.path().join("modeling");
+    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let evaluation = outcome.evaluation.expect("generated data carries labels");
+    assert!(evaluation.rows > 0 && evaluation.positives > 0);
+
+    // Score the held-out fifth with the model loaded from disk: the same threshold must flag
+    // exactly the rows the evaluation counted.
+    let model = artifacts::load(&modeling, BackendKind::Flex).unwrap();
+    assert_eq!(model.config, outcome.config);
+    let conn = aegis_core::db::open(&db).unwrap();
+    let rows = load_in_event_order(&conn, None, None).unwrap();
+    let mut state = FeatureState::new();
+    let features: Vec<_> = rows.iter().map(|r| state.observe(r.payment.as_ref().unwrap())).collect();
+    let test_start = rows.len() * 8 / 10;
+    let scores = model.score(&features[test_start..]);
+    let flagged = scores.scores.iter().filter(|s| **s >= model.config.threshold).count();
+    let c = evaluation.confusion;
+    assert_eq!(flagged, c.true_positives + c.false_positives);
+    assert!(std::fs::read_to_string(modeling.join("metrics.json")).unwrap().contains("per_type"));
+}
+
+#[test]
+fn retraining_keeps_the_previous_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 8_000);
+    let modeling = dir.path().join("modeling");
+    let first = train::run(&train_config(&db, &modeling, 1)).unwrap();
+    let second = train::run(&train_config(&db, &modeling, 2)).unwrap();
+    let previous: artifacts::ModelConfig =
+        serde_json::from_str(&std::fs::read_to_string(modeling.join(artifacts::PREVIOUS_CONFIG_FILE)).unwrap()).unwrap();
+    assert_eq!(previous.model_version, first.config.model_version);
+    assert!(modeling.join(&previous.weights_file).exists());
+    assert_eq!(artifacts::read_config(&modeling).unwrap().model_version, second.config.model_version);
+}
+
+#[test]
+fn a_model_of_another_feature_set_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 8_000);
+    let modeling = dir.path().join("modeling");
+    train::run(&train_config(&db, &modeling, 1)).unwrap();
+    let path = modeling.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["feature_set"] = serde_json::json!("r0-00000000");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
+    assert!(message.contains("r0-00000000") && message.contains("cargo run -p train"), "{message}");
+
+    std::fs::write(&path, "{ not json").unwrap();
+    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
+    assert!(message.contains("unreadable"), "{message}");
+    std::fs::remove_file(&path).unwrap();
+    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
+    assert!(message.contains("no model"), "{message}");
+}
+
+#[test]
+fn a_csv_with_only_the_required_columns_trains_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = labeled_db(dir.path(), 6_000);
+    let csv = dir.path().join("bare.csv");
+    {
+        let conn = rusqlite::Connection::open(&source).unwrap();
+        let mut out = String::from("beneficiary_id,amount,timestamp,scheme\n");
+        let mut statement = conn.prepare("SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions").unwrap();
+        let mut rows = statement.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            let paise: i64 = row.get(1).unwrap();
+            out += &format!("{},{}.{:02},{},{}\n", row.get::<_, String>(0).unwrap(), paise / 100, paise % 100, row.get::<_, String>(2).unwrap(), row.get::<_, String>(3).unwrap());
+        }
+        std::fs::write(&csv, out).unwrap();
+    }
+    let db = dir.path().join("imported.db");
+    let mut conn = aegis_core::db::open(&db).unwrap();
+    generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    drop(conn);
+    let modeling = dir.path().join("modeling");
+    let outcome = train::run(&train_config(&db, &modeling, 5)).unwrap();
+    assert!(outcome.evaluation.is_none(), "no labels, no evaluation");
+    assert!(outcome.config.threshold.is_finite());
+    artifacts::load(&modeling, BackendKind::Flex).unwrap();
+
+    let mut normal_only = train_config(&db, &modeling, 5);
+    normal_only.normal_only = true;
+    let message = train::run(&normal_only).unwrap_err().to_string();
+    assert!(message.contains("--normal-only needs ground-truth labels"), "{message}");
+}
