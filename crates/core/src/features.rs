@@ -154,15 +154,19 @@ struct SchemeState {
 const BUCKETS_PER_LOG_UNIT: f64 = 40.0;
 
 impl SchemeState {
-    fn median_paise(&mut self) -> Option<i64> {
-        if self.count == 0 {
-            return None;
-        }
-        // Recomputing on every payment of a big scheme is wasted work: the median of a
-        // hundred thousand payments does not move with one more. Refresh on a doubling-ish
-        // schedule (every payment early on, then every 1/64th of the count).
-        let stale = self.cached_median.is_none() || self.count - self.cached_at > self.count / 64;
-        if stale {
+    fn median_paise(&self) -> Option<i64> {
+        self.cached_median
+    }
+
+    fn add(&mut self, amount_paise: i64) {
+        let bucket = ((amount_paise.max(1) as f64).ln() * BUCKETS_PER_LOG_UNIT).round() as i32;
+        *self.buckets.entry(bucket).or_default() += 1;
+        self.count += 1;
+        // Recomputing on every payment of a big scheme is wasted work: the median of a hundred
+        // thousand payments does not move with one more. Refresh after every payment early on,
+        // then once the count has grown by a 64th. The schedule depends on the count alone, so
+        // warming and observing the same stream give the same medians.
+        if self.count <= 64 || self.count - self.cached_at >= self.count / 64 {
             let half = self.count.div_ceil(2);
             let mut seen = 0;
             for (&bucket, &count) in &self.buckets {
@@ -175,13 +179,6 @@ impl SchemeState {
             }
             self.cached_at = self.count;
         }
-        self.cached_median
-    }
-
-    fn add(&mut self, amount_paise: i64) {
-        let bucket = ((amount_paise.max(1) as f64).ln() * BUCKETS_PER_LOG_UNIT).round() as i32;
-        *self.buckets.entry(bucket).or_default() += 1;
-        self.count += 1;
     }
 }
 
@@ -655,7 +652,7 @@ mod tests {
     fn sample_stream() -> Vec<Payment> {
         let mut stream = Vec::new();
         for day in 1..=28 {
-            for person in 0..6 {
+            for person in 0..12 {
                 stream.push(payment(
                     &format!("B{person}"),
                     &format!("A{}", person % 4),

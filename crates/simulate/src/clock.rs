@@ -63,7 +63,7 @@ impl SimulatedClock {
                 remaining -= 1;
             }
         }
-        let slot = self.cdf.partition_point(|&c| c < fraction).min(self.cdf.len() - 1);
+        let slot = self.cdf.partition_point(|&c| c <= fraction).min(self.cdf.len() - 1);
         let before = if slot == 0 { 0.0 } else { self.cdf[slot - 1] };
         let width = (self.cdf[slot] - before).max(1e-12);
         let within = ((fraction - before) / width).clamp(0.0, 1.0);

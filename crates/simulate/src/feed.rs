@@ -34,6 +34,8 @@ pub struct Feed {
     schedule: VecDeque<Draft>,
     /// End of the scheduled weeks so far.
     scheduled_until: EventTime,
+    /// Latest event time fed: a fast feed runs ahead of the clock, and incidents follow it.
+    frontier: EventTime,
 }
 
 /// Ordinary payments are scheduled a week at a time.
@@ -107,6 +109,7 @@ impl Feed {
             calendar: Calendar::new(rng, start_day - 30 * DAY, start_day + 3 * 365 * DAY),
             schedule: VecDeque::new(),
             scheduled_until: start_day,
+            frontier: start_day,
         })
     }
 
@@ -140,6 +143,7 @@ impl Feed {
         }
         let mut row = self.schedule.pop_front().expect("refilled above");
         row.transaction.time = row.transaction.time.max(now);
+        self.frontier = self.frontier.max(row.transaction.time);
         row
     }
 
@@ -238,8 +242,10 @@ impl Feed {
         self.schedule(rows);
     }
 
-    /// Scheduled incident rows whose event time has come, in event-time order.
+    /// Scheduled incident rows whose event time has come (by the clock, or by the feed when it
+    /// runs ahead of the clock), in event-time order.
     pub fn due(&mut self, now: EventTime) -> Vec<NewTransaction> {
+        let now = now.max(self.frontier);
         let mut out = Vec::new();
         while let Some(Reverse((time, _, index))) = self.pending.peek().copied() {
             if time > now {

@@ -1,0 +1,204 @@
+//! Integration tests of `monitor`: exactly-once under kill -9, restart, hot reload, refusals and
+//! malformed rows.
+
+mod helpers;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use crate::helpers::{config, count, fixture, hold_back, release, train_model};
+
+/// Records any row whose status is written a second time.
+const RESCORE_TRIGGER: &str = "CREATE TABLE rescored (transaction_id INTEGER);
+     CREATE TRIGGER detect_rescore AFTER UPDATE OF status ON transactions
+     WHEN OLD.status IS NOT NULL BEGIN INSERT INTO rescored VALUES (NEW.transaction_id); END;";
+
+fn assert_mark_is_consistent(db: &std::path::Path) {
+    let mark = count(db, "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)");
+    let unscored_below = count(db, &format!("SELECT count(*) FROM transactions WHERE transaction_id <= {mark} AND status IS NULL"));
+    let scored_above = count(db, &format!("SELECT count(*) FROM transactions WHERE transaction_id > {mark} AND status IS NOT NULL"));
+    assert_eq!((unscored_below, scored_above), (0, 0), "rows and the mark disagree at mark {mark}");
+}
+
+#[test]
+fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
+    let fixture = fixture(30_000);
+    rusqlite::Connection::open(&fixture.db).unwrap().execute_batch(RESCORE_TRIGGER).unwrap();
+    let binary = env!("CARGO_BIN_EXE_monitor");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let mut kills = 0;
+    for _ in 0..12 {
+        let mut child = Command::new(binary)
+            .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap()])
+            .args(["--once", "--batch-size", "25"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(40..250)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        assert_mark_is_consistent(&fixture.db);
+    }
+    let status = Command::new(binary)
+        .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap(), "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(kills >= 3, "the monitor was killed mid-run only {kills} times");
+    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL"), 0, "none skipped");
+    assert_eq!(count(&fixture.db, "SELECT count(*) FROM rescored"), 0, "none scored twice");
+    assert_eq!(
+        count(&fixture.db, "SELECT high_water_mark FROM monitor_state"),
+        count(&fixture.db, "SELECT max(transaction_id) FROM transactions")
+    );
+}
+
+#[test]
+fn features_after_a_restart_match_an_uninterrupted_run() {
+    let fixture = fixture(12_000);
+    let scores = |db: &std::path::Path| -> Vec<(i64, String, f64)> {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let mut statement = conn.prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1").unwrap();
+        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let copy = fixture.db.with_file_name("copy.db");
+    std::fs::copy(&fixture.db, &copy).unwrap();
+
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    // The same rows, scored in two runs with a restart in the middle.
+    hold_back(&copy, 5_000);
+    let mut split = config(&fixture, true);
+    split.db = copy.clone();
+    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    conn.execute_batch(
+        "INSERT INTO transactions SELECT * FROM held ORDER BY transaction_id; DROP TABLE held;",
+    )
+    .unwrap();
+    drop(conn);
+    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    // Features are bit-identical (core's tests); the network's float rounding may differ with
+    // the batch a row lands in, so scores are compared to a relative 1e-5.
+    let (whole, restarted) = (scores(&fixture.db), scores(&copy));
+    assert_eq!(whole.len(), restarted.len());
+    for (a, b) in whole.iter().zip(&restarted) {
+        assert_eq!((a.0, &a.1), (b.0, &b.1), "status differs");
+        assert!((a.2 - b.2).abs() <= 1e-5 * a.2.abs().max(1.0), "score of {} differs: {} vs {}", a.0, a.2, b.2);
+    }
+}
+
+#[test]
+fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
+    let fixture = fixture(12_000);
+    hold_back(&fixture.db, 4_000);
+    let first_version = aegis_core::artifacts::read_config(&fixture.modeling).unwrap().model_version;
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = config(&fixture, false);
+    let handle = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || monitor::run(&live, stop))
+    };
+    let wait_until_scored = |db: &std::path::Path| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count(db, "SELECT count(*) FROM transactions WHERE status IS NULL") > 0 {
+            assert!(Instant::now() < deadline, "monitor did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    release(&fixture.db, 2_000);
+    wait_until_scored(&fixture.db);
+    let second_version = train_model(&fixture.db, &fixture.modeling, 2);
+    assert_ne!(first_version, second_version);
+    std::thread::sleep(Duration::from_millis(200));
+    release(&fixture.db, 2_000);
+    wait_until_scored(&fixture.db);
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().unwrap().unwrap();
+    assert_eq!(stats.reloads, 1);
+    let newest_version: String = rusqlite::Connection::open(&fixture.db)
+        .unwrap()
+        .query_row("SELECT model_version FROM transactions ORDER BY transaction_id DESC LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(newest_version, second_version);
+    assert_eq!(
+        count(&fixture.db, "SELECT count(*) FROM (SELECT scored_at FROM transactions GROUP BY scored_at HAVING count(DISTINCT model_version) > 1)"),
+        0,
+        "a batch mixed two model versions"
+    );
+}
+
+#[test]
+fn missing_or_mismatched_artifacts_are_refused_before_scoring() {
+    let fixture = fixture(3_000);
+    let path = fixture.modeling.join(aegis_core::artifacts::CONFIG_FILE);
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    value["feature_set"] = serde_json::json!("r0-deadbeef");
+    std::fs::write(&path, value.to_string()).unwrap();
+    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap_err().to_string();
+    assert!(message.contains("r0-deadbeef") && message.contains("retrain"), "{message}");
+    std::fs::remove_dir_all(&fixture.modeling).unwrap();
+    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap_err().to_string();
+    assert!(message.contains("cargo run -p train"), "{message}");
+    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NOT NULL"), 0);
+}
+
+#[test]
+fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
+    let fixture = fixture(3_000);
+    let conn = rusqlite::Connection::open(&fixture.db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) VALUES ('BX', 'PM-KISAN', NULL, '2025-04-01 10:00:00');
+         INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) VALUES ('BY', 'PM-KISAN', 200000, 'last tuesday');
+         INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) VALUES ('BZ', 'PM-KISAN', 200000, '2025-04-01 11:00:00');",
+    )
+    .unwrap();
+    let stats = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(stats.errors, 2);
+    let reason = |who: &str| -> (String, String) {
+        conn.query_row(
+            "SELECT status, json_extract(reasons, '$.reasons[0].text') FROM transactions WHERE beneficiary_id = ?1",
+            [who],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let (status, text) = reason("BX");
+    assert_eq!(status, "ERROR");
+    assert!(text.contains("amount is missing"), "{text}");
+    let (status, text) = reason("BY");
+    assert_eq!(status, "ERROR");
+    assert!(text.contains("last tuesday"), "{text}");
+    let status: String = conn.query_row("SELECT status FROM transactions WHERE beneficiary_id = 'BZ'", [], |r| r.get(0)).unwrap();
+    assert!(status == "NORMAL" || status == "ANOMALY");
+    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL"), 0);
+    // Ground truth is never written by the monitor.
+    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE beneficiary_id IN ('BX','BY','BZ') AND (is_anomaly IS NOT NULL OR fraud_type IS NOT NULL)"), 0);
+}
+
+#[test]
+fn anomalies_carry_readable_reasons_with_a_category() {
+    let fixture = fixture(12_000);
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+    let conn = rusqlite::Connection::open(&fixture.db).unwrap();
+    let (category, text): (String, String) = conn
+        .query_row(
+            "SELECT json_extract(reasons, '$.category'), json_extract(reasons, '$.reasons[0].text') FROM transactions \
+             WHERE status = 'ANOMALY' AND fraud_type = 'probe_amount' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(category, "amount");
+    assert!(text.contains("% of the usual"), "{text}");
+}
