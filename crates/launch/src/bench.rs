@@ -1,0 +1,283 @@
+//! `aegis bench`: reproduces every figure in BENCHMARKS.md on the machine it runs on, with the
+//! prototype's figures (measured on the reference machine) beside ours.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::http::{Session, wait_until_up};
+use crate::procs::{self, Usage, command, peak_rss_kb, stop, wait_with_usage};
+use crate::up::{create_user, random_password};
+
+/// Options of `aegis bench`.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub dir: PathBuf,
+    pub rows: u64,
+    pub seconds: u64,
+    pub port: u16,
+}
+
+struct Report {
+    rows: Vec<[String; 4]>,
+}
+
+impl Report {
+    fn add(&mut self, what: &str, ours: String, goal: &str, prototype: &str) {
+        println!("  {what}: {ours}");
+        self.rows.push([what.to_string(), ours, goal.to_string(), prototype.to_string()]);
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("| measurement | Aegis | goal | prototype |\n|---|---|---|---|\n");
+        for [what, ours, goal, prototype] in &self.rows {
+            let _ = writeln!(out, "| {what} | {ours} | {goal} | {prototype} |");
+        }
+        out
+    }
+}
+
+fn timed(name: &str, args: &[&str], log: &Path) -> anyhow::Result<Usage> {
+    let started = Instant::now();
+    let mut child = command(name, Some(log))?.args(args).spawn()?;
+    let usage = wait_with_usage(&mut child, started)?;
+    if usage.status != 0 {
+        bail!("{name} {} failed; see {}", args.join(" "), log.display());
+    }
+    Ok(usage)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn export_csv(db: &Path, csv: &Path) -> anyhow::Result<u64> {
+    let conn = rusqlite::Connection::open(db)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(csv)?);
+    writeln!(out, "transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,latitude,longitude,district,is_anomaly,fraud_type")?;
+    let mut statement = conn.prepare(
+        "SELECT transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, timestamp, latitude, longitude, \
+         district, is_anomaly, fraud_type FROM transactions ORDER BY transaction_id",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut count = 0;
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| -> rusqlite::Result<String> { Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default()) };
+        let number = |i: usize| -> rusqlite::Result<String> { Ok(row.get::<_, Option<f64>>(i)?.map(|v| v.to_string()).unwrap_or_default()) };
+        let paise: i64 = row.get(5)?;
+        writeln!(
+            out,
+            "{},{},{},{},{},{}.{:02},{},{},{},{},{},{}",
+            text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, paise / 100, paise % 100, text(6)?, number(7)?, number(8)?,
+            text(9)?, row.get::<_, Option<i64>>(10)?.map(|v| v.to_string()).unwrap_or_default(), text(11)?
+        )?;
+        count += 1;
+    }
+    out.flush()?;
+    Ok(count)
+}
+
+/// Insert→scored latencies (ms) of the rows above `after`.
+fn latencies(db: &Path, after: i64) -> anyhow::Result<Vec<f64>> {
+    let conn = rusqlite::Connection::open(db)?;
+    let mut statement = conn.prepare(
+        "SELECT scored_at - inserted_at FROM transactions WHERE transaction_id > ?1 AND scored_at IS NOT NULL ORDER BY 1",
+    )?;
+    let values = statement.query_map([after], |r| r.get::<_, i64>(0))?;
+    Ok(values.map(|v| v.map(|v| v as f64)).collect::<rusqlite::Result<_>>()?)
+}
+
+fn max_id(db: &Path) -> anyhow::Result<i64> {
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row("SELECT coalesce(max(transaction_id), 0) FROM transactions", [], |r| r.get(0))?)
+}
+
+fn watch_peak(child: &Child, peak: &mut u64) {
+    *peak = (*peak).max(peak_rss_kb(child.id()).unwrap_or(0));
+}
+
+/// Runs every benchmark and writes `results.md` in the work directory.
+pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
+    procs::build_programs()?;
+    std::fs::create_dir_all(&config.dir)?;
+    let path = |name: &str| config.dir.join(name);
+    for stale in ["bench.db", "import.db", "wide.db", "export.csv"] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(path(&format!("{stale}{suffix}")));
+        }
+    }
+    let log = path("bench.log");
+    let db_path = path("bench.db");
+    let db = db_path.to_str().context("path is not UTF-8")?.to_string();
+    let modeling = path("modeling").to_str().context("path is not UTF-8")?.to_string();
+    let rows = config.rows.to_string();
+    let mut report = Report { rows: Vec::new() };
+    println!("benchmarks on {} rows (work directory {}):", config.rows, config.dir.display());
+
+    let usage = timed("generate", &["--db", &db, "--rows", &rows, "--seed", "7", "--quiet"], &log)?;
+    report.add(
+        &format!("generate {} rows", config.rows),
+        format!("{:.1} s, {:.0} MB ({:.0} rows/s)", usage.seconds, usage.peak_mb, config.rows as f64 / usage.seconds),
+        "≤ 1.3 s (10× the prototype)",
+        "12.8 s / 386 MB (1.01M rows)",
+    );
+
+    let csv = path("export.csv");
+    let exported = export_csv(&db_path, &csv)?;
+    let import_db = path("import.db");
+    let usage = timed(
+        "generate",
+        &["--db", import_db.to_str().unwrap_or_default(), "--from-csv", csv.to_str().unwrap_or_default(), "--quiet"],
+        &log,
+    )?;
+    report.add(
+        "CSV import",
+        format!("{:.0} rows/s ({exported} rows in {:.1} s, {:.0} MB)", exported as f64 / usage.seconds, usage.seconds, usage.peak_mb),
+        "",
+        "—",
+    );
+
+    let usage = timed("train", &["--db", &db, "--modeling", &modeling, "--quiet", "--no-baseline"], &log)?;
+    report.add(
+        &format!("train on {} rows (flex)", config.rows),
+        format!("{:.1} s, {:.0} MB", usage.seconds, usage.peak_mb),
+        "≤ 60 s, ≤ 1 GB",
+        "25 s / 548 MB for 10k rows × 50 epochs",
+    );
+
+    let usage = timed("monitor", &["--db", &db, "--modeling", &modeling, "--once", "--batch-size", "10000"], &log)?;
+    report.add(
+        &format!("monitor --once drain of {} rows", config.rows),
+        format!("{:.0} tx/s ({:.1} s, {:.0} MB)", config.rows as f64 / usage.seconds, usage.seconds, usage.peak_mb),
+        "≥ 100,000 tx/s",
+        "10 tx/s by design (879 tx/s never sleeping)",
+    );
+
+    for rate in [1_000u32, 10_000] {
+        let before = max_id(&db_path)?;
+        let started = Instant::now();
+        let mut monitor = command("monitor", Some(&log))?.args(["--db", &db, "--modeling", &modeling]).spawn()?;
+        std::thread::sleep(Duration::from_secs(3));
+        let mut feed = command("simulate", Some(&log))?
+            .args(["--db", &db, "--rate", &rate.to_string(), "--duration", &config.seconds.to_string(), "--seed", &rate.to_string()])
+            .spawn()?;
+        let mut peak = 0;
+        while feed.try_wait()?.is_none() {
+            watch_peak(&monitor, &mut peak);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        watch_peak(&monitor, &mut peak);
+        stop(&mut monitor, Duration::from_secs(10))?;
+        let values = latencies(&db_path, before)?;
+        let fed = max_id(&db_path)? - before;
+        report.add(
+            &format!("live insert→scored latency at {rate} tx/s"),
+            format!(
+                "p50 {:.0} ms, p99 {:.0} ms ({fed} rows, {:.0} tx/s achieved, monitor {:.0} MB)",
+                percentile(&values, 0.5),
+                percentile(&values, 0.99),
+                fed as f64 / config.seconds as f64,
+                peak as f64 / 1024.0
+            ),
+            if rate == 1_000 { "p99 ≤ 250 ms" } else { "p99 ≤ 1 s" },
+            "—",
+        );
+        let _ = started;
+    }
+
+    // A million beneficiaries in the monitor's state: a month of payments to ~1.1M people.
+    let wide = path("wide.db");
+    let wide_str = wide.to_str().unwrap_or_default().to_string();
+    timed("generate", &["--db", &wide_str, "--rows", &rows, "--days", "30", "--quiet"], &log)?;
+    let people = rusqlite::Connection::open(&wide)?.query_row("SELECT count(*) FROM beneficiaries", [], |r| r.get::<_, i64>(0))?;
+    let usage = timed("monitor", &["--db", &wide_str, "--modeling", &modeling, "--once", "--batch-size", "10000"], &log)?;
+    report.add(
+        &format!("monitor peak memory with {people} beneficiaries in state"),
+        format!("{:.0} MB", usage.peak_mb),
+        "",
+        "—",
+    );
+
+    // Dashboard under concurrent load on the scored million-row database.
+    let password = random_password(16);
+    create_user(&db_path, &format!("bench-{}", random_password(4).to_lowercase()), "auditor", &password)
+        .and_then(|()| Ok(()))?;
+    let username: String = rusqlite::Connection::open(&db_path)?.query_row(
+        "SELECT username FROM users WHERE username LIKE 'bench-%' ORDER BY user_id DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )?;
+    let addr = format!("127.0.0.1:{}", config.port);
+    let base = format!("http://{addr}");
+    let mut dashboard = command("dashboard", Some(&log))?.args(["--db", &db, "--modeling", &modeling, "--addr", &addr]).spawn()?;
+    wait_until_up(&base, Duration::from_secs(30))?;
+    let session = Session::login(&base, &username, &password)?;
+    for (label, page) in [
+        ("overview page", "/"),
+        ("overview summary API", "/api/summary"),
+        ("filtered table", "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc"),
+    ] {
+        let running = Arc::new(AtomicBool::new(true));
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let (session, running) = (session.clone(), Arc::clone(&running));
+                std::thread::spawn(move || {
+                    let mut times = Vec::new();
+                    let mut errors = 0u64;
+                    while running.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        match session.get(page) {
+                            Ok((status, _)) if status < 400 => times.push(started.elapsed().as_secs_f64() * 1000.0),
+                            _ => errors += 1,
+                        }
+                    }
+                    (times, errors)
+                })
+            })
+            .collect();
+        let mut peak = 0;
+        let window = Duration::from_secs(config.seconds.min(20));
+        let started = Instant::now();
+        while started.elapsed() < window {
+            watch_peak(&dashboard, &mut peak);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        running.store(false, Ordering::Relaxed);
+        let mut times = Vec::new();
+        let mut errors = 0;
+        for worker in workers {
+            let (t, e) = worker.join().expect("worker");
+            times.extend(t);
+            errors += e;
+        }
+        times.sort_by(f64::total_cmp);
+        report.add(
+            &format!("dashboard {label}, 8 concurrent clients"),
+            format!(
+                "p50 {:.1} ms, p95 {:.1} ms, {:.0} req/s, {errors} errors, {:.0} MB peak",
+                percentile(&times, 0.5),
+                percentile(&times, 0.95),
+                times.len() as f64 / window.as_secs_f64(),
+                peak as f64 / 1024.0
+            ),
+            "p95 ≤ 100 ms, ≥ 500 req/s, ≤ 150 MB",
+            "3.2 s per refresh / 898 MB",
+        );
+    }
+    stop(&mut dashboard, Duration::from_secs(10))?;
+
+    let markdown = report.markdown();
+    std::fs::write(path("results.md"), &markdown)?;
+    println!("\n{markdown}\nwritten to {}", path("results.md").display());
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `aegis up`: the whole live system from one command — build, generate and train if needed,
+//! then simulator, monitor and dashboard together, with an auditor login printed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::procs::{self, command, stop};
+
+/// Options of `aegis up`.
+#[derive(Debug, Clone)]
+pub struct UpConfig {
+    pub db: PathBuf,
+    pub modeling: PathBuf,
+    pub addr: String,
+    pub rows: u64,
+    pub rate: f64,
+    pub logs: PathBuf,
+}
+
+/// A random password of `length` letters and digits.
+pub fn random_password(length: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(length).map(char::from).collect()
+}
+
+/// Creates a dashboard user through the dashboard's own CLI (password on stdin).
+pub fn create_user(db: &Path, username: &str, role: &str, password: &str) -> anyhow::Result<()> {
+    let mut child = command("dashboard", None)?
+        .args(["--db", db.to_str().context("db path is not UTF-8")?])
+        .args(["user", "add", username, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(format!("{password}\n").as_bytes())?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("creating the {role} account {username} failed ({status})");
+    }
+    Ok(())
+}
+
+fn transaction_count(db: &Path) -> i64 {
+    if !db.exists() {
+        return 0;
+    }
+    rusqlite::Connection::open(db)
+        .and_then(|conn| conn.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0)))
+        .unwrap_or(0)
+}
+
+fn run_step(name: &str, args: &[&str]) -> anyhow::Result<()> {
+    println!("→ {name} {}", args.join(" "));
+    let status = command(name, None)?.args(args).status()?;
+    if !status.success() {
+        bail!("`{name}` failed ({status}); see its message above");
+    }
+    Ok(())
+}
+
+/// Runs the live system until Ctrl-C.
+pub fn run(config: &UpConfig) -> anyhow::Result<()> {
+    let stop_requested = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop_requested))?;
+    }
+    println!("→ building the programs (the first build takes a while)");
+    procs::build_programs()?;
+    let db = config.db.to_str().context("--db is not UTF-8")?;
+    let modeling = config.modeling.to_str().context("--modeling is not UTF-8")?;
+    if transaction_count(&config.db) == 0 {
+        run_step("generate", &["--db", db, "--rows", &config.rows.to_string(), "--quiet"])?;
+    } else {
+        println!("→ using the {} transactions already in {db}", transaction_count(&config.db));
+    }
+    if !config.modeling.join(aegis_core::artifacts::CONFIG_FILE).exists() {
+        run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
+    } else {
+        println!("→ using the model in {modeling}");
+    }
+    let username = format!("auditor-{}", random_password(4).to_lowercase());
+    let password = random_password(16);
+    create_user(&config.db, &username, "auditor", &password)?;
+
+    std::fs::create_dir_all(&config.logs)?;
+    let log = |name: &str| config.logs.join(format!("{name}.log"));
+    let mut children: Vec<(&str, Child)> = Vec::new();
+
+    children.push((
+        "simulate",
+        command("simulate", Some(&log("simulate")))?.args(["--db", db, "--rate", &config.rate.to_string()]).spawn()?,
+    ));
+    children.push(("monitor", command("monitor", Some(&log("monitor")))?.args(["--db", db, "--modeling", modeling]).spawn()?));
+    children.push((
+        "dashboard",
+        command("dashboard", Some(&log("dashboard")))?
+            .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
+            .spawn()?,
+    ));
+    let url = format!("http://{}", config.addr);
+    crate::http::wait_until_up(&url, Duration::from_secs(30))?;
+    println!(
+        "\nAegis is running.\n\n  dashboard  {url}\n  login      {username}\n  password   {password}\n\n\
+         The simulator feeds {} payments a second into {db}; the monitor scores each one as it\n\
+         arrives; open the dashboard and watch the Overview and Alerts. Logs are in {}.\n\
+         Press Ctrl-C to stop everything.",
+        config.rate,
+        config.logs.display()
+    );
+
+    let started = Instant::now();
+    while !stop_requested.load(Ordering::Relaxed) {
+        for (name, child) in children.iter_mut() {
+            if let Some(status) = child.try_wait()? {
+                eprintln!("{name} stopped unexpectedly ({status}); see {}", log(name).display());
+                stop_requested.store(true, Ordering::Relaxed);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("\nstopping (ran {:.0} s)…", started.elapsed().as_secs_f64());
+    // The feed first, so the monitor can score its last batch before it stops.
+    for (name, child) in children.iter_mut() {
+        let status = stop(child, Duration::from_secs(10))?;
+        println!("  {name} stopped ({status})");
+    }
+    Ok(())
+}
