@@ -18,5 +18,7 @@ CREATE TABLE monitor_state (
     updated_at      INTEGER NOT NULL
 );
 
--- Alert queue and dashboard filters read by status and score.
-CREATE INDEX idx_transactions_status_score ON transactions (status, anomaly_score);
+-- The alert queue reads anomalies by score. A partial index: the monitor's updates of the 98 %
+-- of rows that are NORMAL do not touch it (a full (status, score) index cost the monitor a
+-- third of its throughput).
+CREATE INDEX idx_transactions_anomalies ON transactions (anomaly_score) WHERE status = 'ANOMALY';

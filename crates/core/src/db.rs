@@ -44,8 +44,8 @@ const TRANSACTION_INDEXES: &[(&str, &str)] = &[
     ),
     ("idx_transactions_agent", "transactions (agent_id, timestamp)"),
     (
-        "idx_transactions_status_score",
-        "transactions (status, anomaly_score)",
+        "idx_transactions_anomalies",
+        "transactions (anomaly_score) WHERE status = 'ANOMALY'",
     ),
 ];
 
