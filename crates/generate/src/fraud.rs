@@ -164,6 +164,15 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
 
     // Shared-account rings: payments of several beneficiaries of one district diverted into one
     // account within two weeks.
+    // Normal rows per district in time order, so a ring finds its members by binary search
+    // rather than by scanning every row (that scan was 70 % of generating a million rows).
+    let mut district_rows: Vec<Vec<usize>> = vec![Vec::new(); DISTRICTS.len()];
+    for (index, draft) in drafts.iter().enumerate().take(normal_count) {
+        district_rows[world.beneficiaries[draft.beneficiary].district].push(index);
+    }
+    for rows in &mut district_rows {
+        rows.sort_by_key(|&index| (drafts[index].transaction.time, index));
+    }
     let mut ring_rows = 0;
     let mut attempts = 0;
     while ring_rows < per_type && attempts < 10_000 {
@@ -173,13 +182,10 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         let district = world.beneficiaries[drafts[anchor].beneficiary].district;
         let start = drafts[anchor].transaction.time;
         let size = rng.random_range(6..=15).min(per_type - ring_rows);
-        let mut members: Vec<usize> = (0..normal_count)
-            .filter(|&i| {
-                !used[i]
-                    && world.beneficiaries[drafts[i].beneficiary].district == district
-                    && (start..start + 14 * DAY).contains(&drafts[i].transaction.time)
-            })
-            .collect();
+        let candidates = &district_rows[district];
+        let first = candidates.partition_point(|&i| drafts[i].transaction.time < start);
+        let last = candidates.partition_point(|&i| drafts[i].transaction.time < start + 14 * DAY);
+        let mut members: Vec<usize> = candidates[first..last].iter().copied().filter(|&i| !used[i]).collect();
         members.shuffle(rng);
         members.sort_by_key(|&i| drafts[i].beneficiary);
         members.dedup_by_key(|i| drafts[*i].beneficiary);

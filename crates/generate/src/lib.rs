@@ -194,12 +194,15 @@ pub fn write_generated(db_path: &std::path::Path, generated: &Generated, force: 
             .progress_chars("=> "),
     );
     bar.set_message("writing");
+    let started = Instant::now();
     for chunk in generated.transactions.chunks(50_000) {
         insert_transactions(&transaction, chunk)?;
         bar.inc(chunk.len() as u64);
     }
+    let inserted = started.elapsed();
     bar.set_message("indexing");
     db::create_transaction_indexes(&transaction)?;
+    tracing::debug!(insert_s = inserted.as_secs_f64(), index_s = (started.elapsed() - inserted).as_secs_f64(), "written");
     {
         let mut statement = transaction.prepare(
             "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
