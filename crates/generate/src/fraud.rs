@@ -181,7 +181,8 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         used[anchor] = false;
         let district = world.beneficiaries[drafts[anchor].beneficiary].district;
         let start = drafts[anchor].transaction.time;
-        let size = rng.random_range(6..=15).min(per_type - ring_rows);
+        // The last ring may overshoot the quota a little: a "ring" of one is not a ring.
+        let size = rng.random_range(6..=15).min(per_type - ring_rows).max(3);
         let candidates = &district_rows[district];
         let first = candidates.partition_point(|&i| drafts[i].transaction.time < start);
         let last = candidates.partition_point(|&i| drafts[i].transaction.time < start + 14 * DAY);
@@ -189,7 +190,7 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         members.shuffle(rng);
         members.sort_by_key(|&i| drafts[i].beneficiary);
         members.dedup_by_key(|i| drafts[*i].beneficiary);
-        if members.len() < size.min(3) {
+        if members.len() < 3 {
             continue;
         }
         members.shuffle(rng);
@@ -216,7 +217,7 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         }
         let day = working_day_of(drafts[index].transaction.time);
         let start = day + rng.random_range(10 * HOUR..16 * HOUR);
-        let size = rng.random_range(12..=40).min(per_type - collusion_count);
+        let size = rng.random_range(12..=40).min(per_type - collusion_count).max(10);
         let span = rng.random_range(20 * MINUTE..45 * MINUTE);
         let rows = collusion_rows(rng, world, agent, start, size, span);
         collusion_count += rows.len();
