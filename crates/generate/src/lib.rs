@@ -92,6 +92,17 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
         account_change_probability: 0.005,
     };
     fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
+    // The last collusion incident may overshoot its quota by a few rows: drop as many of the
+    // last beneficiary's ordinary payments, so --rows is exact.
+    let mut surplus = drafts.len().saturating_sub(config.rows);
+    let mut index = normal_target;
+    while surplus > 0 && index > 0 {
+        index -= 1;
+        if drafts[index].transaction.is_anomaly == Some(false) {
+            drafts.remove(index);
+            surplus -= 1;
+        }
+    }
 
     // Event-time order, so transaction ids follow time as they would in a live system.
     drafts.sort_by_key(|draft| draft.transaction.time);
