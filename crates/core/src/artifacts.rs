@@ -87,7 +87,11 @@ impl BatchScores {
     pub fn contribution(&self, row: usize, feature: usize) -> f32 {
         let errors = &self.squared_errors[row * self.columns..(row + 1) * self.columns];
         let total: f32 = errors.iter().sum();
-        if total > 0.0 { errors[feature] / total } else { 0.0 }
+        if total > 0.0 {
+            errors[feature] / total
+        } else {
+            0.0
+        }
     }
 }
 
@@ -98,7 +102,9 @@ impl LoadedModel {
         let mut data: Vec<f32> = features.iter().flat_map(|f| f.values).collect();
         self.config.normalization.apply(&mut data);
         let input = self.config.normalization.clip_to_support(&data);
-        let squared_errors = self.autoencoder.squared_errors(&input, &data, columns, &self.device);
+        let squared_errors = self
+            .autoencoder
+            .squared_errors(&input, &data, columns, &self.device);
         BatchScores {
             scores: row_scores(&squared_errors, columns),
             squared_errors,
@@ -113,7 +119,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("artifact"),
         std::process::id()
     ));
     let mut file = fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
@@ -129,7 +137,9 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::ModelMissing { dir: dir.to_path_buf() });
+            return Err(Error::ModelMissing {
+                dir: dir.to_path_buf(),
+            });
         }
         Err(error) => return Err(Error::io(path, error)),
     };
@@ -149,8 +159,15 @@ pub fn read_metrics(dir: &Path) -> Option<serde_json::Value> {
 pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
     let config = read_config(dir)?;
     let build_features = feature_set_id();
-    let names_match = config.feature_names.iter().map(String::as_str).eq(FEATURE_NAMES.iter().copied());
-    if config.feature_set != build_features || !names_match || config.shape.input != FEATURE_NAMES.len() {
+    let names_match = config
+        .feature_names
+        .iter()
+        .map(String::as_str)
+        .eq(FEATURE_NAMES.iter().copied());
+    if config.feature_set != build_features
+        || !names_match
+        || config.shape.input != FEATURE_NAMES.len()
+    {
         return Err(Error::FeatureMismatch {
             dir: dir.to_path_buf(),
             model_features: config.feature_set.clone(),
@@ -163,19 +180,32 @@ pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
     };
     let columns = config.shape.input;
     let normalization = &config.normalization;
-    if [&normalization.mean, &normalization.std, &normalization.lower, &normalization.upper]
-        .iter()
-        .any(|v| v.len() != columns)
+    if [
+        &normalization.mean,
+        &normalization.std,
+        &normalization.lower,
+        &normalization.upper,
+    ]
+    .iter()
+    .any(|v| v.len() != columns)
     {
-        return Err(corrupt("normalisation statistics do not match the feature count".into()));
+        return Err(corrupt(
+            "normalisation statistics do not match the feature count".into(),
+        ));
     }
     if config.weights_file.contains('/') || config.weights_file.contains('\\') {
-        return Err(corrupt(format!("weights file name {:?} is not a plain file name", config.weights_file)));
+        return Err(corrupt(format!(
+            "weights file name {:?} is not a plain file name",
+            config.weights_file
+        )));
     }
     let device = backend.device().map_err(Error::Invalid)?;
     let weights = dir.join(&config.weights_file);
     if !weights.exists() {
-        return Err(corrupt(format!("weights file {} is missing", weights.display())));
+        return Err(corrupt(format!(
+            "weights file {} is missing",
+            weights.display()
+        )));
     }
     let autoencoder = Autoencoder::new(config.shape, &device)
         .try_load_file(&weights)
@@ -189,13 +219,21 @@ pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
 
 /// Saves a trained model: weights, metrics, then the config that makes it current. The config
 /// it replaces is kept as `model_config.previous.json`, with its weights; older weights go.
-pub fn save(dir: &Path, config: &ModelConfig, autoencoder: Autoencoder, metrics: &serde_json::Value) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    config: &ModelConfig,
+    autoencoder: Autoencoder,
+    metrics: &serde_json::Value,
+) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let weights = dir.join(&config.weights_file);
     let temp_weights = dir.join(format!(".{}.tmp", config.weights_file));
-    autoencoder
-        .save_file(&temp_weights)
-        .map_err(|error| Error::Invalid(format!("saving weights to {}: {error}", temp_weights.display())))?;
+    autoencoder.save_file(&temp_weights).map_err(|error| {
+        Error::Invalid(format!(
+            "saving weights to {}: {error}",
+            temp_weights.display()
+        ))
+    })?;
     // burn may add its extension; find what it wrote.
     let written = if temp_weights.exists() {
         temp_weights.clone()
@@ -209,17 +247,23 @@ pub fn save(dir: &Path, config: &ModelConfig, autoencoder: Autoencoder, metrics:
     let previous = read_config(dir).ok();
     write_atomic(
         &dir.join(METRICS_FILE),
-        serde_json::to_string_pretty(metrics).expect("metrics serialise").as_bytes(),
+        serde_json::to_string_pretty(metrics)
+            .expect("metrics serialise")
+            .as_bytes(),
     )?;
     if let Some(previous) = &previous {
         write_atomic(
             &dir.join(PREVIOUS_CONFIG_FILE),
-            serde_json::to_string_pretty(previous).expect("config serialises").as_bytes(),
+            serde_json::to_string_pretty(previous)
+                .expect("config serialises")
+                .as_bytes(),
         )?;
     }
     write_atomic(
         &dir.join(CONFIG_FILE),
-        serde_json::to_string_pretty(config).expect("config serialises").as_bytes(),
+        serde_json::to_string_pretty(config)
+            .expect("config serialises")
+            .as_bytes(),
     )?;
 
     // Keep the weights of the current and the previous model only.
@@ -229,7 +273,10 @@ pub fn save(dir: &Path, config: &ModelConfig, autoencoder: Autoencoder, metrics:
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("model-") && name.ends_with(".bpk") && !keep.contains(&name.as_str()) {
+            if name.starts_with("model-")
+                && name.ends_with(".bpk")
+                && !keep.contains(&name.as_str())
+            {
                 let _ = fs::remove_file(entry.path());
             }
         }

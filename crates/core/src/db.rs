@@ -42,7 +42,10 @@ const TRANSACTION_INDEXES: &[(&str, &str)] = &[
         "idx_transactions_account",
         "transactions (account_id, timestamp)",
     ),
-    ("idx_transactions_agent", "transactions (agent_id, timestamp)"),
+    (
+        "idx_transactions_agent",
+        "transactions (agent_id, timestamp)",
+    ),
     (
         "idx_transactions_anomalies",
         "transactions (anomaly_score) WHERE status = 'ANOMALY'",
@@ -70,7 +73,9 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     }
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let version = schema_version(&conn)?;
@@ -165,8 +170,10 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |row| row.get(0))
             .unwrap();
         assert_eq!(journal, "wal");
-        conn.execute_batch("SELECT verdict_id FROM verdicts; SELECT high_water_mark FROM monitor_state;")
-            .unwrap();
+        conn.execute_batch(
+            "SELECT verdict_id FROM verdicts; SELECT high_water_mark FROM monitor_state;",
+        )
+        .unwrap();
     }
 
     #[test]
@@ -196,7 +203,8 @@ mod tests {
         let path = dir.path().join("new.db");
         {
             let conn = Connection::open(&path).unwrap();
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+                .unwrap();
         }
         let message = open(&path).unwrap_err().to_string();
         assert!(message.contains("newer than this build"), "{message}");

@@ -126,7 +126,7 @@ pub fn format_rupees(paise: i64) -> String {
         grouped.push(ch);
         // Indian grouping: the last three digits, then pairs (12,34,567).
         let digits_after = len - index - 1;
-        if digits_after >= 3 && (digits_after - 3) % 2 == 0 {
+        if digits_after >= 3 && (digits_after - 3).is_multiple_of(2) {
             grouped.push(',');
         }
     }

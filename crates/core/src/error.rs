@@ -25,10 +25,14 @@ pub enum Error {
         supported: i64,
     },
 
-    #[error("no model in {dir}: run `cargo run -p train` first (it writes model_config.json there)")]
+    #[error(
+        "no model in {dir}: run `cargo run -p train` first (it writes model_config.json there)"
+    )]
     ModelMissing { dir: PathBuf },
 
-    #[error("model artifacts in {dir} are unreadable ({detail}): run `cargo run -p train` to write a fresh model")]
+    #[error(
+        "model artifacts in {dir} are unreadable ({detail}): run `cargo run -p train` to write a fresh model"
+    )]
     ModelCorrupt { dir: PathBuf, detail: String },
 
     #[error(

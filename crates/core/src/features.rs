@@ -56,7 +56,11 @@ pub fn feature_set_id() -> String {
         hasher.update([0]);
     }
     let digest = hasher.finalize();
-    let hex: String = digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = digest
+        .iter()
+        .take(4)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     format!("r{FEATURE_DEFINITION_REVISION}-{hex}")
 }
 
@@ -235,7 +239,11 @@ impl UsualPlace {
         let median_of = |values: &mut Vec<f64>| {
             values.sort_by(f64::total_cmp);
             let n = values.len();
-            if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+            if n % 2 == 1 {
+                values[n / 2]
+            } else {
+                (values[n / 2 - 1] + values[n / 2]) / 2.0
+            }
         };
         let mut lats: Vec<f64> = self.first_points.iter().map(|p| p.0).collect();
         let mut lons: Vec<f64> = self.first_points.iter().map(|p| p.1).collect();
@@ -379,13 +387,16 @@ impl FeatureState {
             let mut others: Vec<u32> = self.accounts[account as usize]
                 .recent
                 .iter()
-                .filter(|(when, who)| (0..HISTORY_WINDOW).contains(&(time - when)) && *who != ids.beneficiary)
+                .filter(|(when, who)| {
+                    (0..HISTORY_WINDOW).contains(&(time - when)) && *who != ids.beneficiary
+                })
                 .map(|(_, who)| *who)
                 .collect();
             others.sort_unstable();
             others.dedup();
             context.account_other_beneficiaries_30d = others.len() as u32;
-            context.account_new_for_beneficiary = has_history && !beneficiary.accounts.contains(&account);
+            context.account_new_for_beneficiary =
+                has_history && !beneficiary.accounts.contains(&account);
         }
         if let Some(agent) = ids.agent {
             let state = &self.agents[agent as usize];
@@ -432,14 +443,18 @@ impl FeatureState {
             ln1p_count(context.beneficiary_payments_1h),
             ln1p_count(context.beneficiary_payments_24h),
             ln1p_count(context.beneficiary_payments_30d),
-            context.hours_since_previous.unwrap_or(MAX_GAP_HOURS).ln_1p() as f32,
+            context
+                .hours_since_previous
+                .unwrap_or(MAX_GAP_HOURS)
+                .ln_1p() as f32,
             ln1p_count(context.same_scheme_30d),
             ln1p_count(context.same_amount_6d),
             amount_vs_own as f32,
             ln1p_count(context.account_other_beneficiaries_30d),
             f32::from(u8::from(context.account_new_for_beneficiary)),
             ln1p_count(context.agent_payments_10min),
-            ((f64::from(context.agent_payments_10min) + 1.0) / (context.agent_usual_10min + 1.0)).ln() as f32,
+            ((f64::from(context.agent_payments_10min) + 1.0) / (context.agent_usual_10min + 1.0))
+                .ln() as f32,
             ln1p_count(context.agent_beneficiaries_1h),
             f32::from(u8::from(context.agent_new_for_beneficiary)),
             // Linear: five first-time customers in a quarter hour is far rarer than twice one.
@@ -460,17 +475,25 @@ impl FeatureState {
             scheme: ids.scheme,
             amount_paise: payment.amount_paise,
         });
-        prune(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| recent.time);
+        prune(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
+            recent.time
+        });
         beneficiary.last_time = Some(beneficiary.last_time.map_or(time, |last| last.max(time)));
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
-        match beneficiary.scheme_amounts.iter_mut().find(|(scheme, _, _)| *scheme == ids.scheme) {
+        match beneficiary
+            .scheme_amounts
+            .iter_mut()
+            .find(|(scheme, _, _)| *scheme == ids.scheme)
+        {
             Some((_, sum, count)) => {
                 *sum += payment.amount_paise;
                 *count += 1;
             }
-            None => beneficiary.scheme_amounts.push((ids.scheme, payment.amount_paise, 1)),
+            None => beneficiary
+                .scheme_amounts
+                .push((ids.scheme, payment.amount_paise, 1)),
         }
         if let Some(account) = ids.account {
             if !beneficiary.accounts.contains(&account) {
@@ -500,7 +523,12 @@ impl FeatureState {
 
 /// Drops entries at the front older than `window` before `now`. Entries arrive roughly in time
 /// order; a late entry simply stays until the ones before it age out.
-fn prune<T>(queue: &mut VecDeque<T>, now: EventTime, window: i64, time_of: impl Fn(&T) -> EventTime) {
+fn prune<T>(
+    queue: &mut VecDeque<T>,
+    now: EventTime,
+    window: i64,
+    time_of: impl Fn(&T) -> EventTime,
+) {
     while let Some(front) = queue.front() {
         if now - time_of(front) >= window {
             queue.pop_front();
@@ -525,7 +553,9 @@ pub fn category_of(feature: usize) -> &'static str {
         "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => "timing",
         "hundreds_of_km_from_usual_place" => "location",
         "beneficiary_same_amount_6d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
-        "beneficiary_payments_1h_log" | "beneficiary_payments_24h_log" | "beneficiary_payments_30d_log"
+        "beneficiary_payments_1h_log"
+        | "beneficiary_payments_24h_log"
+        | "beneficiary_payments_30d_log"
         | "beneficiary_hours_since_previous_log" => "burst",
         "account_other_beneficiaries_30d_log" | "account_new_for_beneficiary" => "shared_account",
         _ => "agent",
@@ -552,9 +582,16 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
                 let ratio = context.amount_paise as f64 / typical.max(1) as f64;
                 let usual = format_rupees(typical);
                 if ratio >= 1.0 {
-                    format!("{amount} is {ratio:.1}× the usual {} payment of {usual}", context.scheme)
+                    format!(
+                        "{amount} is {ratio:.1}× the usual {} payment of {usual}",
+                        context.scheme
+                    )
                 } else {
-                    format!("{amount} is only {:.1}% of the usual {} payment of {usual}", ratio * 100.0, context.scheme)
+                    format!(
+                        "{amount} is only {:.1}% of the usual {} payment of {usual}",
+                        ratio * 100.0,
+                        context.scheme
+                    )
                 }
             }
             None => format!("{amount} is the first {} payment seen", context.scheme),
@@ -568,7 +605,15 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             None => format!("first {} payment to this beneficiary", context.scheme),
         },
         "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => {
-            const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+            const DAYS: [&str; 7] = [
+                "Monday",
+                "Tuesday",
+                "Wednesday",
+                "Thursday",
+                "Friday",
+                "Saturday",
+                "Sunday",
+            ];
             format!(
                 "paid at {:02}:{:02} on a {}, outside usual business hours",
                 context.seconds_of_day / 3600,
@@ -593,7 +638,10 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             ordinal(context.beneficiary_payments_30d + 1)
         ),
         "beneficiary_hours_since_previous_log" => match context.hours_since_previous {
-            Some(hours) if hours < 1.0 => format!("only {:.0} minutes after this beneficiary's previous payment", hours * 60.0),
+            Some(hours) if hours < 1.0 => format!(
+                "only {:.0} minutes after this beneficiary's previous payment",
+                hours * 60.0
+            ),
             Some(hours) => format!("{hours:.1} hours after this beneficiary's previous payment"),
             None => "first payment seen for this beneficiary".to_string(),
         },
@@ -610,7 +658,9 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             "account received payments for {} beneficiaries this month",
             context.account_other_beneficiaries_30d + 1
         ),
-        "account_new_for_beneficiary" => "paid into an account this beneficiary never used before".to_string(),
+        "account_new_for_beneficiary" => {
+            "paid into an account this beneficiary never used before".to_string()
+        }
         "agent_payments_10min_log" | "agent_rate_vs_usual_log" => format!(
             "agent processed {} payments in 10 minutes (usually {:.1})",
             context.agent_payments_10min + 1,
@@ -684,23 +734,47 @@ mod tests {
         let mut state = FeatureState::new();
         let mut last = None;
         for minute in [0, 10, 20, 30] {
-            last = Some(state.observe(&payment("B1", "A1", "G1", 200_000, &format!("2025-03-03 10:{minute:02}:00"))));
+            last = Some(state.observe(&payment(
+                "B1",
+                "A1",
+                "G1",
+                200_000,
+                &format!("2025-03-03 10:{minute:02}:00"),
+            )));
         }
         let last = last.unwrap();
         assert_eq!(last.context.beneficiary_payments_1h, 3);
-        assert_eq!(explain(index("beneficiary_payments_1h_log"), &last.context), "4th payment to this beneficiary within an hour");
+        assert_eq!(
+            explain(index("beneficiary_payments_1h_log"), &last.context),
+            "4th payment to this beneficiary within an hour"
+        );
     }
 
     #[test]
     fn shared_account_counts_distinct_other_beneficiaries() {
         let mut state = FeatureState::new();
         for person in 0..12 {
-            state.observe(&payment(&format!("B{person}"), "RING", "G1", 200_000, "2025-03-03 10:00:00"));
+            state.observe(&payment(
+                &format!("B{person}"),
+                "RING",
+                "G1",
+                200_000,
+                "2025-03-03 10:00:00",
+            ));
         }
-        let features = state.observe(&payment("B99", "RING", "G1", 200_000, "2025-03-04 10:00:00"));
+        let features = state.observe(&payment(
+            "B99",
+            "RING",
+            "G1",
+            200_000,
+            "2025-03-04 10:00:00",
+        ));
         assert_eq!(features.context.account_other_beneficiaries_30d, 12);
         assert_eq!(
-            explain(index("account_other_beneficiaries_30d_log"), &features.context),
+            explain(
+                index("account_other_beneficiaries_30d_log"),
+                &features.context
+            ),
             "account received payments for 13 beneficiaries this month"
         );
     }
@@ -709,7 +783,13 @@ mod tests {
     fn agent_burst_counts_distinct_beneficiaries() {
         let mut state = FeatureState::new();
         for person in 0..15 {
-            state.observe(&payment(&format!("B{person}"), &format!("A{person}"), "G7", 200_000, &format!("2025-03-03 11:{:02}:00", person * 2)));
+            state.observe(&payment(
+                &format!("B{person}"),
+                &format!("A{person}"),
+                "G7",
+                200_000,
+                &format!("2025-03-03 11:{:02}:00", person * 2),
+            ));
         }
         let features = state.observe(&payment("B50", "A50", "G7", 200_000, "2025-03-03 11:31:00"));
         assert_eq!(features.context.agent_beneficiaries_1h, 15);
@@ -724,8 +804,15 @@ mod tests {
         let all: Vec<Features> = stream.iter().map(|p| full.observe(p)).collect();
         for cut in [1, 17, 100, stream.len() - 1] {
             let mut prefix_state = FeatureState::new();
-            let prefix: Vec<Features> = stream[..cut].iter().map(|p| prefix_state.observe(p)).collect();
-            assert_eq!(prefix, all[..cut], "features of the first {cut} payments changed when later ones were added");
+            let prefix: Vec<Features> = stream[..cut]
+                .iter()
+                .map(|p| prefix_state.observe(p))
+                .collect();
+            assert_eq!(
+                prefix,
+                all[..cut],
+                "features of the first {cut} payments changed when later ones were added"
+            );
         }
     }
 
@@ -733,8 +820,10 @@ mod tests {
     fn warm_then_stream_equals_replaying_everything_bit_for_bit() {
         let stream = sample_stream();
         let mut batch = FeatureState::new();
-        let replayed: Vec<[u32; FEATURE_COUNT]> =
-            stream.iter().map(|p| batch.observe(p).values.map(f32::to_bits)).collect();
+        let replayed: Vec<[u32; FEATURE_COUNT]> = stream
+            .iter()
+            .map(|p| batch.observe(p).values.map(f32::to_bits))
+            .collect();
         let split = stream.len() / 2;
         let mut live = FeatureState::new();
         for p in &stream[..split] {

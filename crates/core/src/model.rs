@@ -74,13 +74,21 @@ impl Autoencoder {
 
     /// Per-feature squared errors of reconstructing `target` rows from `input` rows (both
     /// standardised, row-major `rows × input`; the input clipped to the ordinary range).
-    pub fn squared_errors(&self, input: &[f32], target: &[f32], columns: usize, device: &Device) -> Vec<f32> {
+    pub fn squared_errors(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        columns: usize,
+        device: &Device,
+    ) -> Vec<f32> {
         let rows = input.len() / columns;
         if rows == 0 {
             return Vec::new();
         }
-        let input = Tensor::<2>::from_data(TensorData::new(input.to_vec(), [rows, columns]), device);
-        let target = Tensor::<2>::from_data(TensorData::new(target.to_vec(), [rows, columns]), device);
+        let input =
+            Tensor::<2>::from_data(TensorData::new(input.to_vec(), [rows, columns]), device);
+        let target =
+            Tensor::<2>::from_data(TensorData::new(target.to_vec(), [rows, columns]), device);
         let errors = (self.forward(input) - target).square();
         errors
             .into_data()
@@ -126,7 +134,11 @@ impl Normalizer {
                 // A constant column (e.g. an import without agents) gets unit scale, not a
                 // division by zero.
                 let variance = (sq / rows - m * m).max(0.0);
-                if variance.sqrt() < 1e-3 { 1.0 } else { variance.sqrt() as f32 }
+                if variance.sqrt() < 1e-3 {
+                    1.0
+                } else {
+                    variance.sqrt() as f32
+                }
             })
             .collect();
         let mut normalizer = Self {
@@ -145,7 +157,8 @@ impl Normalizer {
                 continue;
             }
             column_values.sort_by(f32::total_cmp);
-            let at = |q: f64| column_values[((column_values.len() - 1) as f64 * q).round() as usize];
+            let at =
+                |q: f64| column_values[((column_values.len() - 1) as f64 * q).round() as usize];
             normalizer.lower[column] = at(SUPPORT_QUANTILE);
             normalizer.upper[column] = at(1.0 - SUPPORT_QUANTILE);
         }
@@ -210,7 +223,8 @@ impl BackendKind {
             BackendKind::Ndarray => Ok(Device::ndarray()),
             #[cfg(not(feature = "ndarray"))]
             BackendKind::Ndarray => Err(
-                "this build has no ndarray backend: rebuild with `--features aegis-core/ndarray`".to_string(),
+                "this build has no ndarray backend: rebuild with `--features aegis-core/ndarray`"
+                    .to_string(),
             ),
         }
     }

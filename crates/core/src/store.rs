@@ -34,12 +34,14 @@ pub fn read_stored(row: &Row<'_>) -> rusqlite::Result<StoredTransaction> {
     let is_anomaly: Option<i64> = row.get(9)?;
     let fraud_type: Option<String> = row.get(10)?;
     let payment = (|| {
-        let amount_paise = amount_paise.ok_or_else(|| "amount is missing (NULL amount_paise)".to_string())?;
+        let amount_paise =
+            amount_paise.ok_or_else(|| "amount is missing (NULL amount_paise)".to_string())?;
         if amount_paise < 0 {
             return Err(format!("amount is negative ({amount_paise} paise)"));
         }
         let text = timestamp.ok_or_else(|| "timestamp is missing".to_string())?;
-        let time = parse_timestamp(&text).map_err(|_| format!("timestamp {text:?} is not 'YYYY-MM-DD HH:MM:SS'"))?;
+        let time = parse_timestamp(&text)
+            .map_err(|_| format!("timestamp {text:?} is not 'YYYY-MM-DD HH:MM:SS'"))?;
         let location = latitude
             .zip(longitude)
             .filter(|(lat, lon)| (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon));
@@ -93,7 +95,11 @@ pub fn insert_transactions(conn: &Connection, rows: &[NewTransaction]) -> Result
 
 /// Loads every stored transaction in event-time order (ties by id), optionally within
 /// `[from, until)` as stored text bounds.
-pub fn load_in_event_order(conn: &Connection, from: Option<&str>, until: Option<&str>) -> Result<Vec<StoredTransaction>> {
+pub fn load_in_event_order(
+    conn: &Connection,
+    from: Option<&str>,
+    until: Option<&str>,
+) -> Result<Vec<StoredTransaction>> {
     let sql = format!(
         "{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp >= ?1) AND (?2 IS NULL OR timestamp < ?2) \
          ORDER BY timestamp, transaction_id"

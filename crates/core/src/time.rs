@@ -24,7 +24,8 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = if year >= 0 { year } else { year - 399 } / 400;
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -34,7 +35,8 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let day_of_era = z - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let mp = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
@@ -160,7 +162,12 @@ mod tests {
     fn stored_format_round_trips_through_ist() {
         let time = parse_timestamp("2025-03-01 09:30:15").unwrap();
         // 09:30:15 IST is 04:00:15 UTC.
-        assert_eq!(time, chrono::DateTime::parse_from_rfc3339("2025-03-01T04:00:15Z").unwrap().timestamp());
+        assert_eq!(
+            time,
+            chrono::DateTime::parse_from_rfc3339("2025-03-01T04:00:15Z")
+                .unwrap()
+                .timestamp()
+        );
         assert_eq!(format_ist(time), "2025-03-01 09:30:15");
         assert_eq!(ist_weekday(time), 5, "1 March 2025 was a Saturday");
         assert_eq!(ist_seconds_of_day(time), 9 * 3600 + 30 * 60 + 15);
@@ -175,7 +182,13 @@ mod tests {
 
     #[test]
     fn impossible_dates_are_rejected() {
-        for bad in ["2025-02-30 10:00:00", "2025-13-01 10:00:00", "yesterday", "2025-01-01 24:00:00", ""] {
+        for bad in [
+            "2025-02-30 10:00:00",
+            "2025-13-01 10:00:00",
+            "yesterday",
+            "2025-01-01 24:00:00",
+            "",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -73,28 +73,138 @@ pub struct StateRates {
 }
 
 pub const STATES: &[StateRates] = &[
-    StateRates { name: "Uttar Pradesh", mgnrega_daily_wage: 237, monthly_pension: 1000, hill_state: false },
-    StateRates { name: "Bihar", mgnrega_daily_wage: 245, monthly_pension: 1100, hill_state: false },
-    StateRates { name: "Maharashtra", mgnrega_daily_wage: 297, monthly_pension: 1500, hill_state: false },
-    StateRates { name: "West Bengal", mgnrega_daily_wage: 250, monthly_pension: 1000, hill_state: false },
-    StateRates { name: "Madhya Pradesh", mgnrega_daily_wage: 243, monthly_pension: 600, hill_state: false },
-    StateRates { name: "Rajasthan", mgnrega_daily_wage: 266, monthly_pension: 1150, hill_state: false },
-    StateRates { name: "Tamil Nadu", mgnrega_daily_wage: 319, monthly_pension: 1200, hill_state: false },
-    StateRates { name: "Karnataka", mgnrega_daily_wage: 349, monthly_pension: 1200, hill_state: false },
-    StateRates { name: "Gujarat", mgnrega_daily_wage: 280, monthly_pension: 1250, hill_state: false },
-    StateRates { name: "Andhra Pradesh", mgnrega_daily_wage: 300, monthly_pension: 4000, hill_state: false },
-    StateRates { name: "Odisha", mgnrega_daily_wage: 254, monthly_pension: 1200, hill_state: false },
-    StateRates { name: "Telangana", mgnrega_daily_wage: 300, monthly_pension: 2016, hill_state: false },
-    StateRates { name: "Kerala", mgnrega_daily_wage: 346, monthly_pension: 1600, hill_state: false },
-    StateRates { name: "Jharkhand", mgnrega_daily_wage: 245, monthly_pension: 1000, hill_state: false },
-    StateRates { name: "Assam", mgnrega_daily_wage: 249, monthly_pension: 1250, hill_state: true },
-    StateRates { name: "Punjab", mgnrega_daily_wage: 322, monthly_pension: 1500, hill_state: false },
-    StateRates { name: "Haryana", mgnrega_daily_wage: 374, monthly_pension: 3000, hill_state: false },
-    StateRates { name: "Chhattisgarh", mgnrega_daily_wage: 243, monthly_pension: 500, hill_state: false },
-    StateRates { name: "Delhi", mgnrega_daily_wage: 0, monthly_pension: 2500, hill_state: false },
-    StateRates { name: "Uttarakhand", mgnrega_daily_wage: 237, monthly_pension: 1500, hill_state: true },
-    StateRates { name: "Himachal Pradesh", mgnrega_daily_wage: 236, monthly_pension: 1700, hill_state: true },
-    StateRates { name: "Jammu and Kashmir", mgnrega_daily_wage: 259, monthly_pension: 1000, hill_state: true },
+    StateRates {
+        name: "Uttar Pradesh",
+        mgnrega_daily_wage: 237,
+        monthly_pension: 1000,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Bihar",
+        mgnrega_daily_wage: 245,
+        monthly_pension: 1100,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Maharashtra",
+        mgnrega_daily_wage: 297,
+        monthly_pension: 1500,
+        hill_state: false,
+    },
+    StateRates {
+        name: "West Bengal",
+        mgnrega_daily_wage: 250,
+        monthly_pension: 1000,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Madhya Pradesh",
+        mgnrega_daily_wage: 243,
+        monthly_pension: 600,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Rajasthan",
+        mgnrega_daily_wage: 266,
+        monthly_pension: 1150,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Tamil Nadu",
+        mgnrega_daily_wage: 319,
+        monthly_pension: 1200,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Karnataka",
+        mgnrega_daily_wage: 349,
+        monthly_pension: 1200,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Gujarat",
+        mgnrega_daily_wage: 280,
+        monthly_pension: 1250,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Andhra Pradesh",
+        mgnrega_daily_wage: 300,
+        monthly_pension: 4000,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Odisha",
+        mgnrega_daily_wage: 254,
+        monthly_pension: 1200,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Telangana",
+        mgnrega_daily_wage: 300,
+        monthly_pension: 2016,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Kerala",
+        mgnrega_daily_wage: 346,
+        monthly_pension: 1600,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Jharkhand",
+        mgnrega_daily_wage: 245,
+        monthly_pension: 1000,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Assam",
+        mgnrega_daily_wage: 249,
+        monthly_pension: 1250,
+        hill_state: true,
+    },
+    StateRates {
+        name: "Punjab",
+        mgnrega_daily_wage: 322,
+        monthly_pension: 1500,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Haryana",
+        mgnrega_daily_wage: 374,
+        monthly_pension: 3000,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Chhattisgarh",
+        mgnrega_daily_wage: 243,
+        monthly_pension: 500,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Delhi",
+        mgnrega_daily_wage: 0,
+        monthly_pension: 2500,
+        hill_state: false,
+    },
+    StateRates {
+        name: "Uttarakhand",
+        mgnrega_daily_wage: 237,
+        monthly_pension: 1500,
+        hill_state: true,
+    },
+    StateRates {
+        name: "Himachal Pradesh",
+        mgnrega_daily_wage: 236,
+        monthly_pension: 1700,
+        hill_state: true,
+    },
+    StateRates {
+        name: "Jammu and Kashmir",
+        mgnrega_daily_wage: 259,
+        monthly_pension: 1000,
+        hill_state: true,
+    },
 ];
 
 /// A district headquarters: name, index into [`STATES`], latitude, longitude, population in
@@ -108,8 +218,20 @@ pub struct District {
     pub population_lakhs: f64,
 }
 
-const fn d(name: &'static str, state: usize, latitude: f64, longitude: f64, population_lakhs: f64) -> District {
-    District { name, state, latitude, longitude, population_lakhs }
+const fn d(
+    name: &'static str,
+    state: usize,
+    latitude: f64,
+    longitude: f64,
+    population_lakhs: f64,
+) -> District {
+    District {
+        name,
+        state,
+        latitude,
+        longitude,
+        population_lakhs,
+    }
 }
 
 pub const DISTRICTS: &[District] = &[
@@ -189,7 +311,11 @@ mod tests {
     #[test]
     fn every_district_lies_in_india_and_every_foreign_place_outside() {
         for district in DISTRICTS {
-            assert!(is_in_india((district.latitude, district.longitude)), "{}", district.name);
+            assert!(
+                is_in_india((district.latitude, district.longitude)),
+                "{}",
+                district.name
+            );
             assert!(district.state < STATES.len());
         }
         for (name, lat, lon) in FOREIGN_PLACES {

@@ -22,7 +22,10 @@ use crate::world::{business_time, jitter, jitter_in_india, new_account_number, w
 
 /// Rows each fraud type adds to the data set (the rest modify existing rows).
 pub fn adds_rows(kind: FraudType) -> bool {
-    matches!(kind, FraudType::DuplicatePayment | FraudType::Burst | FraudType::AgentCollusion)
+    matches!(
+        kind,
+        FraudType::DuplicatePayment | FraudType::Burst | FraudType::AgentCollusion
+    )
 }
 
 /// Labels a draft as fraud of `kind`.
@@ -38,7 +41,8 @@ pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: Fraud
     match kind {
         FraudType::InflatedAmount => {
             let factor = rng.random_range(5.0..40.0);
-            transaction.amount_paise = ((transaction.amount_paise as f64 * factor) / 10_000.0).round() as i64 * 10_000;
+            transaction.amount_paise =
+                ((transaction.amount_paise as f64 * factor) / 10_000.0).round() as i64 * 10_000;
         }
         FraudType::ProbeAmount => transaction.amount_paise = rng.random_range(1..=10) * 100,
         FraudType::OffHours => {
@@ -54,7 +58,9 @@ pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: Fraud
                 // A district at least 600 km from home.
                 let far: Vec<_> = DISTRICTS
                     .iter()
-                    .filter(|d| aegis_core::geo::haversine_km(home, (d.latitude, d.longitude)) > 600.0)
+                    .filter(|d| {
+                        aegis_core::geo::haversine_km(home, (d.latitude, d.longitude)) > 600.0
+                    })
                     .collect();
                 let district = far.choose(rng).expect("India is wide");
                 (district.latitude, district.longitude)
@@ -69,8 +75,15 @@ pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: Fraud
 }
 
 /// `extra` more payments like `original` within the hour after it, labeled `burst`.
-pub fn burst_rows<R: Rng>(rng: &mut R, world: &World, original: &Draft, extra: usize) -> Vec<Draft> {
-    let mut offsets: Vec<i64> = (0..extra).map(|_| rng.random_range(2 * MINUTE..HOUR)).collect();
+pub fn burst_rows<R: Rng>(
+    rng: &mut R,
+    world: &World,
+    original: &Draft,
+    extra: usize,
+) -> Vec<Draft> {
+    let mut offsets: Vec<i64> = (0..extra)
+        .map(|_| rng.random_range(2 * MINUTE..HOUR))
+        .collect();
     offsets.sort_unstable();
     offsets
         .into_iter()
@@ -97,20 +110,45 @@ pub fn duplicate_of<R: Rng>(rng: &mut R, original: &Draft) -> Draft {
 
 /// One agent paying `size` beneficiaries of its district within `span` from `start`, each an
 /// entitled amount, labeled `agent_collusion`.
-pub fn collusion_rows<R: Rng>(rng: &mut R, world: &World, agent: usize, start: EventTime, size: usize, span: i64) -> Vec<Draft> {
+pub fn collusion_rows<R: Rng>(
+    rng: &mut R,
+    world: &World,
+    agent: usize,
+    start: EventTime,
+    size: usize,
+    span: i64,
+) -> Vec<Draft> {
     let people = &world.beneficiaries_by_district[world.agents[agent].district];
     let chosen: Vec<usize> = people.choose_multiple(rng, size).copied().collect();
-    let mut offsets: Vec<i64> = (0..chosen.len()).map(|_| rng.random_range(0..span.max(1))).collect();
+    let mut offsets: Vec<i64> = (0..chosen.len())
+        .map(|_| rng.random_range(0..span.max(1)))
+        .collect();
     offsets.sort_unstable();
     chosen
         .iter()
         .zip(offsets)
         .map(|(&person, offset)| {
-            let scheme = *world.beneficiaries[person].schemes.choose(rng).expect("enrolled");
-            let scheme = if scheme == SchemeKind::Housing { SchemeKind::PmKisan } else { scheme };
+            let scheme = *world.beneficiaries[person]
+                .schemes
+                .choose(rng)
+                .expect("enrolled");
+            let scheme = if scheme == SchemeKind::Housing {
+                SchemeKind::PmKisan
+            } else {
+                scheme
+            };
             let rupees = entitled_rupees(rng, world, person, scheme);
             let account = world.beneficiaries[person].account.clone();
-            let mut draft = draft(rng, world, person, agent, account, scheme, rupees * 100, start + offset);
+            let mut draft = draft(
+                rng,
+                world,
+                person,
+                agent,
+                account,
+                scheme,
+                rupees * 100,
+                start + offset,
+            );
             label(&mut draft, FraudType::AgentCollusion);
             draft
         })
@@ -119,7 +157,12 @@ pub fn collusion_rows<R: Rng>(rng: &mut R, world: &World, agent: usize, start: E
 
 /// Injects about `per_type` fraud rows of every type into `drafts` (normal rows, any order).
 /// Modifies rows in place for the row-visible types and appends rows for the others.
-pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<Draft>, per_type: usize) {
+pub fn inject<R: Rng>(
+    rng: &mut R,
+    scheduler: &Scheduler<'_>,
+    drafts: &mut Vec<Draft>,
+    per_type: usize,
+) {
     if per_type == 0 || drafts.is_empty() {
         return;
     }
@@ -138,9 +181,16 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     let world = scheduler.world;
 
     // Row-visible frauds: modify a normal payment.
-    for kind in [FraudType::InflatedAmount, FraudType::ProbeAmount, FraudType::OffHours, FraudType::FarFromHome] {
+    for kind in [
+        FraudType::InflatedAmount,
+        FraudType::ProbeAmount,
+        FraudType::OffHours,
+        FraudType::FarFromHome,
+    ] {
         for _ in 0..per_type {
-            let Some(index) = pick_unused(rng, &mut used) else { break };
+            let Some(index) = pick_unused(rng, &mut used) else {
+                break;
+            };
             mutate(rng, world, &mut drafts[index], kind);
         }
     }
@@ -148,14 +198,18 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     // Duplicate payments: the same instalment again, 1–5 days later.
     let mut added = Vec::new();
     for _ in 0..per_type {
-        let Some(index) = pick_unused(rng, &mut used) else { break };
+        let Some(index) = pick_unused(rng, &mut used) else {
+            break;
+        };
         added.push(duplicate_of(rng, &drafts[index]));
     }
 
     // Bursts: 3–7 extra payments within the hour after a real one.
     let mut burst_count = 0;
     while burst_count < per_type {
-        let Some(index) = pick_unused(rng, &mut used) else { break };
+        let Some(index) = pick_unused(rng, &mut used) else {
+            break;
+        };
         let original = drafts[index].clone();
         let extra = rng.random_range(3..=7).min(per_type - burst_count);
         added.extend(burst_rows(rng, world, &original, extra));
@@ -177,7 +231,9 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     let mut attempts = 0;
     while ring_rows < per_type && attempts < 10_000 {
         attempts += 1;
-        let Some(anchor) = pick_unused(rng, &mut used) else { break };
+        let Some(anchor) = pick_unused(rng, &mut used) else {
+            break;
+        };
         used[anchor] = false;
         let district = world.beneficiaries[drafts[anchor].beneficiary].district;
         let start = drafts[anchor].transaction.time;
@@ -186,7 +242,11 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         let candidates = &district_rows[district];
         let first = candidates.partition_point(|&i| drafts[i].transaction.time < start);
         let last = candidates.partition_point(|&i| drafts[i].transaction.time < start + 14 * DAY);
-        let mut members: Vec<usize> = candidates[first..last].iter().copied().filter(|&i| !used[i]).collect();
+        let mut members: Vec<usize> = candidates[first..last]
+            .iter()
+            .copied()
+            .filter(|&i| !used[i])
+            .collect();
         members.shuffle(rng);
         members.sort_by_key(|&i| drafts[i].beneficiary);
         members.dedup_by_key(|i| drafts[*i].beneficiary);
@@ -207,7 +267,9 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
     // minutes, each an entitled amount.
     let mut collusion_count = 0;
     while collusion_count < per_type {
-        let Some(index) = pick_unused(rng, &mut used) else { break };
+        let Some(index) = pick_unused(rng, &mut used) else {
+            break;
+        };
         used[index] = false;
         let agent = drafts[index].agent;
         let district = world.agents[agent].district;
@@ -217,7 +279,10 @@ pub fn inject<R: Rng>(rng: &mut R, scheduler: &Scheduler<'_>, drafts: &mut Vec<D
         }
         let day = working_day_of(drafts[index].transaction.time);
         let start = day + rng.random_range(10 * HOUR..16 * HOUR);
-        let size = rng.random_range(12..=40).min(per_type - collusion_count).max(10);
+        let size = rng
+            .random_range(12..=40)
+            .min(per_type - collusion_count)
+            .max(10);
         let span = rng.random_range(20 * MINUTE..45 * MINUTE);
         let rows = collusion_rows(rng, world, agent, start, size, span);
         collusion_count += rows.len();

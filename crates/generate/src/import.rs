@@ -62,12 +62,16 @@ pub fn parse_rupees(text: &str) -> Result<i64, String> {
         || !fraction.chars().all(|c| c.is_ascii_digit())
         || fraction.len() > 2
     {
-        return Err(format!("amount {text:?} is not a number of rupees with at most two decimals"));
+        return Err(format!(
+            "amount {text:?} is not a number of rupees with at most two decimals"
+        ));
     }
     let whole: i64 = if whole.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| format!("amount {text:?} is too large"))?
+        whole
+            .parse()
+            .map_err(|_| format!("amount {text:?} is too large"))?
     };
     let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
     whole
@@ -91,18 +95,25 @@ impl Columns {
 }
 
 fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransaction, String> {
-    let required = |name: &str| columns.get(record, name).ok_or_else(|| format!("{name} is missing"));
+    let required = |name: &str| {
+        columns
+            .get(record, name)
+            .ok_or_else(|| format!("{name} is missing"))
+    };
     let beneficiary_id = required("beneficiary_id")?.to_string();
     let amount_paise = parse_rupees(required("amount")?)?;
     let timestamp = required("timestamp")?;
-    let time = parse_timestamp(timestamp)
-        .map_err(|_| format!("timestamp {timestamp:?} is not 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339"))?;
+    let time = parse_timestamp(timestamp).map_err(|_| {
+        format!("timestamp {timestamp:?} is not 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339")
+    })?;
     let scheme = required("scheme")?.to_string();
     let coordinate = |name: &str, limit: f64| -> Result<Option<f64>, String> {
         columns
             .get(record, name)
             .map(|text| {
-                let value: f64 = text.parse().map_err(|_| format!("{name} {text:?} is not a number"))?;
+                let value: f64 = text
+                    .parse()
+                    .map_err(|_| format!("{name} {text:?} is not a number"))?;
                 if !value.is_finite() || value.abs() > limit {
                     return Err(format!("{name} {value} is out of range (±{limit})"));
                 }
@@ -163,8 +174,11 @@ struct CsvRows {
 
 impl CsvRows {
     fn open(csv_path: &Path) -> anyhow::Result<CsvRows> {
-        let file = File::open(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(std::io::BufReader::new(file));
+        let file =
+            File::open(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(std::io::BufReader::new(file));
         let headers = reader
             .headers()
             .with_context(|| format!("reading the header row of {}", csv_path.display()))?
@@ -172,15 +186,26 @@ impl CsvRows {
         let mut index = HashMap::new();
         let mut unknown_columns = Vec::new();
         for (position, header) in headers.iter().enumerate() {
-            let name = header.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
-            match REQUIRED.iter().chain(OPTIONAL.iter()).find(|known| **known == name) {
+            let name = header
+                .trim()
+                .trim_start_matches('\u{feff}')
+                .to_ascii_lowercase();
+            match REQUIRED
+                .iter()
+                .chain(OPTIONAL.iter())
+                .find(|known| **known == name)
+            {
                 Some(known) => {
                     index.insert(*known, position);
                 }
                 None => unknown_columns.push(header.to_string()),
             }
         }
-        let missing: Vec<&str> = REQUIRED.iter().copied().filter(|name| !index.contains_key(name)).collect();
+        let missing: Vec<&str> = REQUIRED
+            .iter()
+            .copied()
+            .filter(|name| !index.contains_key(name))
+            .collect();
         if !missing.is_empty() {
             bail!(
                 "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
@@ -202,11 +227,13 @@ impl CsvRows {
         let line = self.reader.position().line();
         match self.reader.read_record(&mut self.record) {
             Ok(false) => None,
-            Ok(true) => Some(parse_row(&self.columns, &self.record).map_err(|reason| Rejected {
-                line,
-                reason,
-                raw: self.record.iter().map(str::to_string).collect(),
-            })),
+            Ok(true) => Some(
+                parse_row(&self.columns, &self.record).map_err(|reason| Rejected {
+                    line,
+                    reason,
+                    raw: self.record.iter().map(str::to_string).collect(),
+                }),
+            ),
             Err(error) => Some(Err(Rejected {
                 line,
                 reason: format!("unreadable CSV: {error}"),
@@ -220,7 +247,12 @@ impl CsvRows {
 /// fails the whole import and nothing is written; with it, good rows are imported and rejects
 /// are written to `<csv>.rejects.csv`. With `replace`, existing data is deleted in the same
 /// transaction, so a failed import leaves it in place.
-pub fn import_csv(conn: &mut Connection, csv_path: &Path, skip_bad: bool, replace: bool) -> anyhow::Result<ImportReport> {
+pub fn import_csv(
+    conn: &mut Connection,
+    csv_path: &Path,
+    skip_bad: bool,
+    replace: bool,
+) -> anyhow::Result<ImportReport> {
     let mut reader = CsvRows::open(csv_path)?;
     let mut report = ImportReport {
         unknown_columns: reader.unknown_columns.clone(),
@@ -268,8 +300,13 @@ pub fn rejects_path(csv_path: &Path) -> PathBuf {
     csv_path.with_file_name(name)
 }
 
-fn write_rejects(path: &Path, headers: &csv::StringRecord, rejected: &[Rejected]) -> anyhow::Result<()> {
-    let mut writer = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+fn write_rejects(
+    path: &Path,
+    headers: &csv::StringRecord,
+    rejected: &[Rejected],
+) -> anyhow::Result<()> {
+    let mut writer =
+        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
     let mut header: Vec<&str> = vec!["line", "reason"];
     header.extend(headers.iter());
     writer.write_record(&header)?;

@@ -6,7 +6,7 @@
 //! - [`world`]: beneficiaries, accounts and payment agents.
 //! - [`payments`]: normal payments on the schemes' calendars.
 //! - [`fraud`]: labeled fraud injection.
-//! - [`import`]: `--from-csv`.
+//! - [`import`]: the `--from-csv` import.
 
 pub mod catalogue;
 pub mod fraud;
@@ -58,11 +58,16 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
     let end = start + i64::from(config.days) * DAY;
     let fraud_rows = (config.rows as f64 * config.fraud_rate).round() as usize;
     let per_type = fraud_rows / FraudType::ALL.len();
-    let added_rows = per_type * FraudType::ALL.iter().filter(|kind| fraud::adds_rows(**kind)).count();
+    let added_rows = per_type
+        * FraudType::ALL
+            .iter()
+            .filter(|kind| fraud::adds_rows(**kind))
+            .count();
     let normal_target = config.rows - added_rows.min(config.rows);
 
     let years = f64::from(config.days) / 365.0;
-    let expected_people = (normal_target as f64 / (expected_payments_per_year() * years)).ceil() as usize;
+    let expected_people =
+        (normal_target as f64 / (expected_payments_per_year() * years)).ceil() as usize;
     let mut world = World::with_agents(&mut rng, expected_people.max(50));
     let calendar = Calendar::new(&mut rng, start, end);
     let weights = district_weights();
@@ -111,11 +116,18 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
         .enumerate()
         .map(|(index, draft)| {
             let mut transaction = draft.transaction;
-            transaction.transaction_ref = Some(format!("DBT{:06}{:010}", config.seed % 1_000_000, index + 1));
+            transaction.transaction_ref = Some(format!(
+                "DBT{:06}{:010}",
+                config.seed % 1_000_000,
+                index + 1
+            ));
             transaction
         })
         .collect();
-    Generated { world, transactions }
+    Generated {
+        world,
+        transactions,
+    }
 }
 
 /// Counts for the end-of-run summary.
@@ -135,7 +147,10 @@ impl Summary {
             ..Summary::default()
         };
         for transaction in transactions {
-            let entry = summary.per_scheme.entry(transaction.scheme.clone()).or_default();
+            let entry = summary
+                .per_scheme
+                .entry(transaction.scheme.clone())
+                .or_default();
             entry.0 += 1;
             if transaction.is_anomaly == Some(true) {
                 entry.1 += 1;
@@ -188,7 +203,12 @@ fn refuse_existing(conn: &Connection, path: &std::path::Path, force: bool) -> an
 }
 
 /// Writes a generated data set into `db_path` in one transaction.
-pub fn write_generated(db_path: &std::path::Path, generated: &Generated, force: bool, progress: bool) -> anyhow::Result<()> {
+pub fn write_generated(
+    db_path: &std::path::Path,
+    generated: &Generated,
+    force: bool,
+    progress: bool,
+) -> anyhow::Result<()> {
     let mut conn = db::open(db_path).with_context(|| format!("opening {}", db_path.display()))?;
     let transaction = conn.transaction()?;
     refuse_existing(&transaction, db_path, force)?;
@@ -200,9 +220,11 @@ pub fn write_generated(db_path: &std::path::Path, generated: &Generated, force: 
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{msg:10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:10} [{bar:40}] {human_pos}/{human_len} ({per_sec}, {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_message("writing");
     let started = Instant::now();
@@ -213,7 +235,11 @@ pub fn write_generated(db_path: &std::path::Path, generated: &Generated, force: 
     let inserted = started.elapsed();
     bar.set_message("indexing");
     db::create_transaction_indexes(&transaction)?;
-    tracing::debug!(insert_s = inserted.as_secs_f64(), index_s = (started.elapsed() - inserted).as_secs_f64(), "written");
+    tracing::debug!(
+        insert_s = inserted.as_secs_f64(),
+        index_s = (started.elapsed() - inserted).as_secs_f64(),
+        "written"
+    );
     {
         let mut statement = transaction.prepare(
             "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
@@ -260,14 +286,18 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         bail!("--rows must be at least 1");
     }
     if !(0.0..=0.5).contains(&generate.fraud_rate) {
-        bail!("--fraud-rate {} is out of range: use a fraction between 0 and 0.5 (0.01 = 1 %)", generate.fraud_rate);
+        bail!(
+            "--fraud-rate {} is out of range: use a fraction between 0 and 0.5 (0.01 = 1 %)",
+            generate.fraud_rate
+        );
     }
     if generate.days == 0 {
         bail!("--days must be at least 1");
     }
     // Check before spending time generating.
     {
-        let conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+        let conn =
+            db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
         refuse_existing(&conn, &config.db, config.force)?;
     }
     let started = Instant::now();
@@ -282,17 +312,25 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         "generated"
     );
     Summary::of(&generated.transactions, generated.world.beneficiaries.len()).print();
-    println!("written to {} in {:.1} s", config.db.display(), started.elapsed().as_secs_f64());
+    println!(
+        "written to {} in {:.1} s",
+        config.db.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
 fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut conn =
+        db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
     refuse_existing(&conn, &config.db, config.force)?;
     let report = import::import_csv(&mut conn, csv_path, config.skip_bad, config.force)?;
     if !report.unknown_columns.is_empty() {
-        eprintln!("ignored unknown column(s): {}", report.unknown_columns.join(", "));
+        eprintln!(
+            "ignored unknown column(s): {}",
+            report.unknown_columns.join(", ")
+        );
     }
     for reject in report.rejected.iter().take(20) {
         eprintln!("{}:{}: {}", csv_path.display(), reject.line, reject.reason);
@@ -316,7 +354,11 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
         report.imported as f64 / elapsed.max(1e-9)
     );
     if let Some(path) = &report.rejects_file {
-        println!("{} bad row(s) written to {}", report.rejected.len(), path.display());
+        println!(
+            "{} bad row(s) written to {}",
+            report.rejected.len(),
+            path.display()
+        );
     }
     Ok(())
 }

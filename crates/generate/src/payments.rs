@@ -55,7 +55,12 @@ impl Calendar {
 }
 
 /// The amount, in rupees, a beneficiary is entitled to for one payment of `scheme`.
-pub fn entitled_rupees<R: Rng>(rng: &mut R, world: &World, beneficiary: usize, scheme: SchemeKind) -> i64 {
+pub fn entitled_rupees<R: Rng>(
+    rng: &mut R,
+    world: &World,
+    beneficiary: usize,
+    scheme: SchemeKind,
+) -> i64 {
     let person = &world.beneficiaries[beneficiary];
     let state = &STATES[DISTRICTS[person.district].state];
     match scheme {
@@ -87,22 +92,26 @@ impl Scheduler<'_> {
         let state = &STATES[DISTRICTS[person.district].state];
         // A few people change bank account during the year: normal, and the reason a new account
         // alone is not fraud.
-        let account_change = rng
-            .random_bool(self.account_change_probability)
-            .then(|| (rng.random_range(self.start..self.end), new_account_number(rng)));
-        let pay = |rng: &mut R, day: EventTime, scheme: SchemeKind, rupees: i64, out: &mut Vec<Draft>| {
-            let day = next_working_day(day);
-            let time = business_time(rng, day);
-            if time < self.start || time >= self.end {
-                return;
-            }
-            let agent = self.pick_agent(rng, beneficiary);
-            let account = match &account_change {
-                Some((from, account)) if time >= *from => account.clone(),
-                _ => person.account.clone(),
+        let account_change = rng.random_bool(self.account_change_probability).then(|| {
+            (
+                rng.random_range(self.start..self.end),
+                new_account_number(rng),
+            )
+        });
+        let pay =
+            |rng: &mut R, day: EventTime, scheme: SchemeKind, rupees: i64, out: &mut Vec<Draft>| {
+                let day = next_working_day(day);
+                let time = business_time(rng, day);
+                if time < self.start || time >= self.end {
+                    return;
+                }
+                let agent = self.pick_agent(rng, beneficiary);
+                let account = match &account_change {
+                    Some((from, account)) if time >= *from => account.clone(),
+                    _ => person.account.clone(),
+                };
+                out.push(self.draft(rng, beneficiary, agent, account, scheme, rupees * 100, time));
             };
-            out.push(self.draft(rng, beneficiary, agent, account, scheme, rupees * 100, time));
-        };
         let (first_year, first_month, _) = ist_date(self.start);
         let months = ((self.end - self.start) / (28 * DAY) + 2) as u32;
         for scheme in person.schemes.clone() {
@@ -117,16 +126,27 @@ impl Scheduler<'_> {
                 SchemeKind::OldAgePension => {
                     for offset in 0..months {
                         let month_index = first_month - 1 + offset;
-                        let (year, month) = (first_year + i64::from(month_index / 12), month_index % 12 + 1);
-                        let day = self.calendar.pension_pay_day[person.district] + rng.random_range(0..3);
-                        pay(rng, ist_midnight(year, month, day), scheme, state.monthly_pension, out);
+                        let (year, month) = (
+                            first_year + i64::from(month_index / 12),
+                            month_index % 12 + 1,
+                        );
+                        let day =
+                            self.calendar.pension_pay_day[person.district] + rng.random_range(0..3);
+                        pay(
+                            rng,
+                            ist_midnight(year, month, day),
+                            scheme,
+                            state.monthly_pension,
+                            out,
+                        );
                     }
                 }
                 SchemeKind::Mgnrega => {
                     let fortnightly = rng.random_bool(0.4);
                     let weekday = self.calendar.mgnrega_pay_weekday[person.district];
                     // Monday of the first week.
-                    let first_monday = self.start - i64::from(aegis_core::time::ist_weekday(self.start + 3600)) * DAY;
+                    let first_monday = self.start
+                        - i64::from(aegis_core::time::ist_weekday(self.start + 3600)) * DAY;
                     let period = if fortnightly { 14 } else { 7 };
                     let mut week_start = first_monday;
                     while week_start < self.end {
@@ -135,7 +155,13 @@ impl Scheduler<'_> {
                         if rng.random_bool(if lean_season { 0.55 } else { 0.2 }) {
                             let days_worked = rng.random_range(3..=6) * (period / 7);
                             let rupees = days_worked * state.mgnrega_daily_wage;
-                            pay(rng, week_start + (period + weekday) * DAY, scheme, rupees, out);
+                            pay(
+                                rng,
+                                week_start + (period + weekday) * DAY,
+                                scheme,
+                                rupees,
+                                out,
+                            );
                         }
                         week_start += period * DAY;
                     }
@@ -176,7 +202,16 @@ impl Scheduler<'_> {
         amount_paise: i64,
         time: EventTime,
     ) -> Draft {
-        draft(rng, self.world, beneficiary, agent, account, scheme, amount_paise, time)
+        draft(
+            rng,
+            self.world,
+            beneficiary,
+            agent,
+            account,
+            scheme,
+            amount_paise,
+            time,
+        )
     }
 }
 
@@ -223,7 +258,9 @@ pub fn pick_agent<R: Rng>(rng: &mut R, world: &World, beneficiary: usize) -> usi
     if roll < 0.90 {
         person.agent
     } else if roll < 0.998 {
-        *world.agents_by_district[person.district].choose(rng).expect("agents")
+        *world.agents_by_district[person.district]
+            .choose(rng)
+            .expect("agents")
     } else {
         rng.random_range(0..world.agents.len())
     }

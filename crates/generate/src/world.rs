@@ -2,8 +2,8 @@
 //! near them, and what each is entitled to. Also used by `simulate` to pay the same people.
 
 use rand::Rng;
-use rand::seq::IndexedRandom;
 use rand::distr::weighted::WeightedIndex;
+use rand::seq::IndexedRandom;
 use rand_distr::{Distribution, Normal};
 
 use aegis_core::time::{DAY, EventTime, HOUR, ist_day_start, ist_weekday};
@@ -78,10 +78,16 @@ impl World {
         };
         for (index, district) in DISTRICTS.iter().enumerate() {
             let share = district.population_lakhs / total_population;
-            let count = ((expected_beneficiaries as f64 * share / BENEFICIARIES_PER_AGENT).ceil() as usize).max(2);
+            let count = ((expected_beneficiaries as f64 * share / BENEFICIARIES_PER_AGENT).ceil()
+                as usize)
+                .max(2);
             for number in 0..count {
                 // The district's number keeps ids unique (Nagpur and Nagaon share "NAG").
-                let id = format!("CSP-{}{index:02}-{:04}", &district.name[..3].to_uppercase(), number + 1);
+                let id = format!(
+                    "CSP-{}{index:02}-{:04}",
+                    &district.name[..3].to_uppercase(),
+                    number + 1
+                );
                 let location = jitter_in_india(rng, (district.latitude, district.longitude), 12.0);
                 world.agents_by_district[index].push(world.agents.len());
                 world.agents.push(Agent {
@@ -95,7 +101,11 @@ impl World {
     }
 
     /// Adds one beneficiary at a population-weighted district.
-    pub fn add_beneficiary<R: Rng>(&mut self, rng: &mut R, district_weights: &WeightedIndex<f64>) -> usize {
+    pub fn add_beneficiary<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        district_weights: &WeightedIndex<f64>,
+    ) -> usize {
         let district = district_weights.sample(rng);
         let place = &DISTRICTS[district];
         let home = jitter_in_india(rng, (place.latitude, place.longitude), 15.0);
@@ -105,20 +115,28 @@ impl World {
         // reason a shared account alone is not fraud.
         let family = &self.beneficiaries_by_district[district];
         let account = if !family.is_empty() && rng.random_bool(0.03) {
-            self.beneficiaries[*family.choose(rng).expect("non-empty")].account.clone()
+            self.beneficiaries[*family.choose(rng).expect("non-empty")]
+                .account
+                .clone()
         } else {
             new_account_number(rng)
         };
-        let agent = *self.agents_by_district[district].choose(rng).expect("every district has agents");
+        let agent = *self.agents_by_district[district]
+            .choose(rng)
+            .expect("every district has agents");
         let mut schemes: Vec<SchemeKind> = SchemeKind::ALL
             .into_iter()
             .filter(|kind| rng.random_bool(kind.enrolment_probability()))
-            .filter(|kind| *kind != SchemeKind::Mgnrega || STATES[place.state].mgnrega_daily_wage > 0)
+            .filter(|kind| {
+                *kind != SchemeKind::Mgnrega || STATES[place.state].mgnrega_daily_wage > 0
+            })
             .collect();
         if schemes.is_empty() {
             schemes.push(SchemeKind::PmKisan);
         }
-        let scholarship_rupees = *[7_000, 12_000, 13_500, 20_000, 25_000].choose(rng).expect("non-empty");
+        let scholarship_rupees = *[7_000, 12_000, 13_500, 20_000, 25_000]
+            .choose(rng)
+            .expect("non-empty");
         self.beneficiaries_by_district[district].push(index);
         self.beneficiaries.push(Beneficiary {
             id,
@@ -147,7 +165,10 @@ pub fn district_weights() -> WeightedIndex<f64> {
 /// 10:00 and 16:00, a few from 08:00 or until 20:00.
 pub fn business_time<R: Rng>(rng: &mut R, day_start: EventTime) -> EventTime {
     let hours = if rng.random_bool(0.97) {
-        Normal::<f64>::new(12.75, 2.0).expect("valid").sample(rng).clamp(8.5, 18.5)
+        Normal::<f64>::new(12.75, 2.0)
+            .expect("valid")
+            .sample(rng)
+            .clamp(8.5, 18.5)
     } else {
         rng.random_range(8.0..20.5)
     };
@@ -156,7 +177,11 @@ pub fn business_time<R: Rng>(rng: &mut R, day_start: EventTime) -> EventTime {
 
 /// Moves a Sunday to the following Monday: banks and CSPs do not pay on Sundays.
 pub fn next_working_day(day_start: EventTime) -> EventTime {
-    if ist_weekday(day_start + HOUR) == 6 { day_start + DAY } else { day_start }
+    if ist_weekday(day_start + HOUR) == 6 {
+        day_start + DAY
+    } else {
+        day_start
+    }
 }
 
 /// The IST day start of `time`, as a working day.

@@ -31,11 +31,17 @@ struct Report {
 impl Report {
     fn add(&mut self, what: &str, ours: String, goal: &str, prototype: &str) {
         println!("  {what}: {ours}");
-        self.rows.push([what.to_string(), ours, goal.to_string(), prototype.to_string()]);
+        self.rows.push([
+            what.to_string(),
+            ours,
+            goal.to_string(),
+            prototype.to_string(),
+        ]);
     }
 
     fn markdown(&self) -> String {
-        let mut out = String::from("| measurement | Aegis | goal | prototype |\n|---|---|---|---|\n");
+        let mut out =
+            String::from("| measurement | Aegis | goal | prototype |\n|---|---|---|---|\n");
         for [what, ours, goal, prototype] in &self.rows {
             let _ = writeln!(out, "| {what} | {ours} | {goal} | {prototype} |");
         }
@@ -63,7 +69,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn export_csv(db: &Path, csv: &Path) -> anyhow::Result<u64> {
     let conn = rusqlite::Connection::open(db)?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(csv)?);
-    writeln!(out, "transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,latitude,longitude,district,is_anomaly,fraud_type")?;
+    writeln!(
+        out,
+        "transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,latitude,longitude,district,is_anomaly,fraud_type"
+    )?;
     let mut statement = conn.prepare(
         "SELECT transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, timestamp, latitude, longitude, \
          district, is_anomaly, fraud_type FROM transactions ORDER BY transaction_id",
@@ -71,14 +80,34 @@ fn export_csv(db: &Path, csv: &Path) -> anyhow::Result<u64> {
     let mut rows = statement.query([])?;
     let mut count = 0;
     while let Some(row) = rows.next()? {
-        let text = |i: usize| -> rusqlite::Result<String> { Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default()) };
-        let number = |i: usize| -> rusqlite::Result<String> { Ok(row.get::<_, Option<f64>>(i)?.map(|v| v.to_string()).unwrap_or_default()) };
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
+        };
+        let number = |i: usize| -> rusqlite::Result<String> {
+            Ok(row
+                .get::<_, Option<f64>>(i)?
+                .map(|v| v.to_string())
+                .unwrap_or_default())
+        };
         let paise: i64 = row.get(5)?;
         writeln!(
             out,
             "{},{},{},{},{},{}.{:02},{},{},{},{},{},{}",
-            text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, paise / 100, paise % 100, text(6)?, number(7)?, number(8)?,
-            text(9)?, row.get::<_, Option<i64>>(10)?.map(|v| v.to_string()).unwrap_or_default(), text(11)?
+            text(0)?,
+            text(1)?,
+            text(2)?,
+            text(3)?,
+            text(4)?,
+            paise / 100,
+            paise % 100,
+            text(6)?,
+            number(7)?,
+            number(8)?,
+            text(9)?,
+            row.get::<_, Option<i64>>(10)?
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            text(11)?
         )?;
         count += 1;
     }
@@ -93,12 +122,18 @@ fn latencies(db: &Path, after: i64) -> anyhow::Result<Vec<f64>> {
         "SELECT scored_at - inserted_at FROM transactions WHERE transaction_id > ?1 AND scored_at IS NOT NULL ORDER BY 1",
     )?;
     let values = statement.query_map([after], |r| r.get::<_, i64>(0))?;
-    Ok(values.map(|v| v.map(|v| v as f64)).collect::<rusqlite::Result<_>>()?)
+    Ok(values
+        .map(|v| v.map(|v| v as f64))
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 fn max_id(db: &Path) -> anyhow::Result<i64> {
     let conn = rusqlite::Connection::open(db)?;
-    Ok(conn.query_row("SELECT coalesce(max(transaction_id), 0) FROM transactions", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 fn watch_peak(child: &Child, peak: &mut u64) {
@@ -118,15 +153,31 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
     let log = path("bench.log");
     let db_path = path("bench.db");
     let db = db_path.to_str().context("path is not UTF-8")?.to_string();
-    let modeling = path("modeling").to_str().context("path is not UTF-8")?.to_string();
+    let modeling = path("modeling")
+        .to_str()
+        .context("path is not UTF-8")?
+        .to_string();
     let rows = config.rows.to_string();
     let mut report = Report { rows: Vec::new() };
-    println!("benchmarks on {} rows (work directory {}):", config.rows, config.dir.display());
+    println!(
+        "benchmarks on {} rows (work directory {}):",
+        config.rows,
+        config.dir.display()
+    );
 
-    let usage = timed("generate", &["--db", &db, "--rows", &rows, "--seed", "7", "--quiet"], &log)?;
+    let usage = timed(
+        "generate",
+        &["--db", &db, "--rows", &rows, "--seed", "7", "--quiet"],
+        &log,
+    )?;
     report.add(
         &format!("generate {} rows", config.rows),
-        format!("{:.1} s, {:.0} MB ({:.0} rows/s)", usage.seconds, usage.peak_mb, config.rows as f64 / usage.seconds),
+        format!(
+            "{:.1} s, {:.0} MB ({:.0} rows/s)",
+            usage.seconds,
+            usage.peak_mb,
+            config.rows as f64 / usage.seconds
+        ),
         "≤ 1.3 s (10× the prototype)",
         "12.8 s / 386 MB (1.01M rows)",
     );
@@ -136,17 +187,39 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
     let import_db = path("import.db");
     let usage = timed(
         "generate",
-        &["--db", import_db.to_str().unwrap_or_default(), "--from-csv", csv.to_str().unwrap_or_default(), "--quiet"],
+        &[
+            "--db",
+            import_db.to_str().unwrap_or_default(),
+            "--from-csv",
+            csv.to_str().unwrap_or_default(),
+            "--quiet",
+        ],
         &log,
     )?;
     report.add(
         "CSV import",
-        format!("{:.0} rows/s ({exported} rows in {:.1} s, {:.0} MB)", exported as f64 / usage.seconds, usage.seconds, usage.peak_mb),
+        format!(
+            "{:.0} rows/s ({exported} rows in {:.1} s, {:.0} MB)",
+            exported as f64 / usage.seconds,
+            usage.seconds,
+            usage.peak_mb
+        ),
         "",
         "—",
     );
 
-    let usage = timed("train", &["--db", &db, "--modeling", &modeling, "--quiet", "--no-baseline"], &log)?;
+    let usage = timed(
+        "train",
+        &[
+            "--db",
+            &db,
+            "--modeling",
+            &modeling,
+            "--quiet",
+            "--no-baseline",
+        ],
+        &log,
+    )?;
     report.add(
         &format!("train on {} rows (flex)", config.rows),
         format!("{:.1} s, {:.0} MB", usage.seconds, usage.peak_mb),
@@ -154,10 +227,27 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         "25 s / 548 MB for 10k rows × 50 epochs",
     );
 
-    let usage = timed("monitor", &["--db", &db, "--modeling", &modeling, "--once", "--batch-size", "10000"], &log)?;
+    let usage = timed(
+        "monitor",
+        &[
+            "--db",
+            &db,
+            "--modeling",
+            &modeling,
+            "--once",
+            "--batch-size",
+            "10000",
+        ],
+        &log,
+    )?;
     report.add(
         &format!("monitor --once drain of {} rows", config.rows),
-        format!("{:.0} tx/s ({:.1} s, {:.0} MB)", config.rows as f64 / usage.seconds, usage.seconds, usage.peak_mb),
+        format!(
+            "{:.0} tx/s ({:.1} s, {:.0} MB)",
+            config.rows as f64 / usage.seconds,
+            usage.seconds,
+            usage.peak_mb
+        ),
         "≥ 100,000 tx/s",
         "10 tx/s by design (879 tx/s never sleeping)",
     );
@@ -165,10 +255,21 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
     for rate in [1_000u32, 10_000] {
         let before = max_id(&db_path)?;
         let started = Instant::now();
-        let mut monitor = command("monitor", Some(&log))?.args(["--db", &db, "--modeling", &modeling]).spawn()?;
+        let mut monitor = command("monitor", Some(&log))?
+            .args(["--db", &db, "--modeling", &modeling])
+            .spawn()?;
         std::thread::sleep(Duration::from_secs(3));
         let mut feed = command("simulate", Some(&log))?
-            .args(["--db", &db, "--rate", &rate.to_string(), "--duration", &config.seconds.to_string(), "--seed", &rate.to_string()])
+            .args([
+                "--db",
+                &db,
+                "--rate",
+                &rate.to_string(),
+                "--duration",
+                &config.seconds.to_string(),
+                "--seed",
+                &rate.to_string(),
+            ])
             .spawn()?;
         let mut peak = 0;
         while feed.try_wait()?.is_none() {
@@ -189,7 +290,11 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
                 fed as f64 / config.seconds as f64,
                 peak as f64 / 1024.0
             ),
-            if rate == 1_000 { "p99 ≤ 250 ms" } else { "p99 ≤ 1 s" },
+            if rate == 1_000 {
+                "p99 ≤ 250 ms"
+            } else {
+                "p99 ≤ 1 s"
+            },
             "—",
         );
         let _ = started;
@@ -198,9 +303,31 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
     // A million beneficiaries in the monitor's state: a month of payments to ~1.1M people.
     let wide = path("wide.db");
     let wide_str = wide.to_str().unwrap_or_default().to_string();
-    timed("generate", &["--db", &wide_str, "--rows", &rows, "--days", "30", "--quiet"], &log)?;
-    let people = rusqlite::Connection::open(&wide)?.query_row("SELECT count(*) FROM beneficiaries", [], |r| r.get::<_, i64>(0))?;
-    let usage = timed("monitor", &["--db", &wide_str, "--modeling", &modeling, "--once", "--batch-size", "10000"], &log)?;
+    timed(
+        "generate",
+        &[
+            "--db", &wide_str, "--rows", &rows, "--days", "30", "--quiet",
+        ],
+        &log,
+    )?;
+    let people = rusqlite::Connection::open(&wide)?.query_row(
+        "SELECT count(*) FROM beneficiaries",
+        [],
+        |r| r.get::<_, i64>(0),
+    )?;
+    let usage = timed(
+        "monitor",
+        &[
+            "--db",
+            &wide_str,
+            "--modeling",
+            &modeling,
+            "--once",
+            "--batch-size",
+            "10000",
+        ],
+        &log,
+    )?;
     report.add(
         &format!("monitor peak memory with {people} beneficiaries in state"),
         format!("{:.0} MB", usage.peak_mb),
@@ -210,22 +337,22 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
 
     // Dashboard under concurrent load on the scored million-row database.
     let password = random_password(16);
-    create_user(&db_path, &format!("bench-{}", random_password(4).to_lowercase()), "auditor", &password)
-        .and_then(|()| Ok(()))?;
-    let username: String = rusqlite::Connection::open(&db_path)?.query_row(
-        "SELECT username FROM users WHERE username LIKE 'bench-%' ORDER BY user_id DESC LIMIT 1",
-        [],
-        |r| r.get(0),
-    )?;
+    let username = format!("bench-{}", random_password(4).to_lowercase());
+    create_user(&db_path, &username, "auditor", &password)?;
     let addr = format!("127.0.0.1:{}", config.port);
     let base = format!("http://{addr}");
-    let mut dashboard = command("dashboard", Some(&log))?.args(["--db", &db, "--modeling", &modeling, "--addr", &addr]).spawn()?;
+    let mut dashboard = command("dashboard", Some(&log))?
+        .args(["--db", &db, "--modeling", &modeling, "--addr", &addr])
+        .spawn()?;
     wait_until_up(&base, Duration::from_secs(30))?;
     let session = Session::login(&base, &username, &password)?;
     for (label, page) in [
         ("overview page", "/"),
         ("overview summary API", "/api/summary"),
-        ("filtered table", "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc"),
+        (
+            "filtered table",
+            "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc",
+        ),
     ] {
         let running = Arc::new(AtomicBool::new(true));
         let workers: Vec<_> = (0..8)
@@ -237,7 +364,9 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
                     while running.load(Ordering::Relaxed) {
                         let started = Instant::now();
                         match session.get(page) {
-                            Ok((status, _)) if status < 400 => times.push(started.elapsed().as_secs_f64() * 1000.0),
+                            Ok((status, _)) if status < 400 => {
+                                times.push(started.elapsed().as_secs_f64() * 1000.0)
+                            }
                             _ => errors += 1,
                         }
                     }

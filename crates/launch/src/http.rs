@@ -43,10 +43,16 @@ impl Session {
             .redirects(0)
             .timeout(Duration::from_secs(30))
             .build();
-        let page = agent.get(&format!("{base}/login")).call().context("GET /login")?;
+        let page = agent
+            .get(&format!("{base}/login"))
+            .call()
+            .context("GET /login")?;
         let mut cookies = cookies_of(&page);
         let html = page.into_string()?;
-        let mut form = vec![("username".to_string(), username.to_string()), ("password".to_string(), password.to_string())];
+        let mut form = vec![
+            ("username".to_string(), username.to_string()),
+            ("password".to_string(), password.to_string()),
+        ];
         if let Some(field) = csrf_field(&html) {
             form.push(field);
         }
@@ -74,12 +80,19 @@ impl Session {
 
     /// GETs `path`, returning the status and body length.
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, usize)> {
-        match self.agent.get(&format!("{}{path}", self.base)).set("Cookie", &self.cookie).call() {
+        match self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Cookie", &self.cookie)
+            .call()
+        {
             Ok(response) => {
                 let status = response.status();
                 Ok((status, response.into_string()?.len()))
             }
-            Err(ureq::Error::Status(status, response)) => Ok((status, response.into_string().unwrap_or_default().len())),
+            Err(ureq::Error::Status(status, response)) => {
+                Ok((status, response.into_string().unwrap_or_default().len()))
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -88,11 +101,16 @@ impl Session {
 /// Waits until the dashboard answers on `base`.
 pub fn wait_until_up(base: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + timeout;
-    let agent = ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(2)).build();
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(2))
+        .build();
     loop {
         match agent.get(&format!("{base}/login")).call() {
             Ok(_) | Err(ureq::Error::Status(..)) => return Ok(()),
-            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
             Err(error) => return Err(error).context("the dashboard did not come up"),
         }
     }

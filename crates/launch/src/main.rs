@@ -84,17 +84,53 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     let command = args.command.unwrap_or(Command::Up {
-        db: PathBuf::from(std::env::var("AEGIS_DB").unwrap_or_else(|_| aegis_core::DEFAULT_DB.into())),
-        modeling: PathBuf::from(std::env::var("AEGIS_MODELING").unwrap_or_else(|_| aegis_core::DEFAULT_MODELING.into())),
+        db: PathBuf::from(
+            std::env::var("AEGIS_DB").unwrap_or_else(|_| aegis_core::DEFAULT_DB.into()),
+        ),
+        modeling: PathBuf::from(
+            std::env::var("AEGIS_MODELING").unwrap_or_else(|_| aegis_core::DEFAULT_MODELING.into()),
+        ),
         addr: "127.0.0.1:8080".into(),
         rows: 100_000,
         rate: 5.0,
         logs: PathBuf::from("./logs"),
     });
     let result = match command {
-        Command::Up { db, modeling, addr, rows, rate, logs } => up::run(&up::UpConfig { db, modeling, addr, rows, rate, logs }),
-        Command::Bench { dir, rows, seconds, port } => bench::run(&bench::BenchConfig { dir, rows, seconds, port }),
-        Command::Soak { dir, duration, rate, monitor_kills, simulator_kills, rows, port } => soak::run(&soak::SoakConfig {
+        Command::Up {
+            db,
+            modeling,
+            addr,
+            rows,
+            rate,
+            logs,
+        } => up::run(&up::UpConfig {
+            db,
+            modeling,
+            addr,
+            rows,
+            rate,
+            logs,
+        }),
+        Command::Bench {
+            dir,
+            rows,
+            seconds,
+            port,
+        } => bench::run(&bench::BenchConfig {
+            dir,
+            rows,
+            seconds,
+            port,
+        }),
+        Command::Soak {
+            dir,
+            duration,
+            rate,
+            monitor_kills,
+            simulator_kills,
+            rows,
+            port,
+        } => soak::run(&soak::SoakConfig {
             dir,
             duration: Duration::from_secs(duration),
             rate,

@@ -31,7 +31,10 @@ pub fn program(name: &str) -> anyhow::Result<PathBuf> {
     let dir = launcher.parent().context("launcher has no directory")?;
     let path = dir.join(name);
     if !path.exists() {
-        bail!("{} is not built: run `cargo build -p {name}`", path.display());
+        bail!(
+            "{} is not built: run `cargo build -p {name}`",
+            path.display()
+        );
     }
     Ok(path)
 }

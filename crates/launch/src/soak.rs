@@ -74,9 +74,28 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         }
         Ok(())
     };
-    println!("soak: generating {} rows and training in {}", config.rows, config.dir.display());
-    setup("generate", &["--db", db, "--rows", &config.rows.to_string(), "--quiet"])?;
-    setup("train", &["--db", db, "--modeling", modeling, "--quiet", "--no-baseline", "--epochs", "5"])?;
+    println!(
+        "soak: generating {} rows and training in {}",
+        config.rows,
+        config.dir.display()
+    );
+    setup(
+        "generate",
+        &["--db", db, "--rows", &config.rows.to_string(), "--quiet"],
+    )?;
+    setup(
+        "train",
+        &[
+            "--db",
+            db,
+            "--modeling",
+            modeling,
+            "--quiet",
+            "--no-baseline",
+            "--epochs",
+            "5",
+        ],
+    )?;
     setup("monitor", &["--db", db, "--modeling", modeling, "--once"])?;
     rusqlite::Connection::open(&db_path)?.execute_batch(RESCORE_TRIGGER)?;
     let password = random_password(16);
@@ -84,7 +103,11 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
 
     let addr = format!("127.0.0.1:{}", config.port);
     let base = format!("http://{addr}");
-    let mut dashboard = spawn("dashboard", &["--db", db, "--modeling", modeling, "--addr", &addr], &log("dashboard"))?;
+    let mut dashboard = spawn(
+        "dashboard",
+        &["--db", db, "--modeling", modeling, "--addr", &addr],
+        &log("dashboard"),
+    )?;
     wait_until_up(&base, Duration::from_secs(30))?;
     let session = Session::login(&base, "soak-admin", &password)?;
 
@@ -100,10 +123,20 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     let failures = Arc::new(AtomicU64::new(0));
     let pollers: Vec<_> = (0..2)
         .map(|worker| {
-            let (session, polling, requests, failures) =
-                (session.clone(), Arc::clone(&polling), Arc::clone(&requests), Arc::clone(&failures));
+            let (session, polling, requests, failures) = (
+                session.clone(),
+                Arc::clone(&polling),
+                Arc::clone(&requests),
+                Arc::clone(&failures),
+            );
             std::thread::spawn(move || {
-                let pages = ["/", "/alerts", "/api/summary", "/model", "/api/transactions?page=2"];
+                let pages = [
+                    "/",
+                    "/alerts",
+                    "/api/summary",
+                    "/model",
+                    "/api/transactions?page=2",
+                ];
                 let mut index = worker;
                 while polling.load(Ordering::Relaxed) {
                     let page = pages[index % pages.len()];
@@ -129,7 +162,11 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     let mut events: Vec<(Duration, &str)> = moments(config.monitor_kills, config.duration)
         .into_iter()
         .map(|t| (t, "monitor"))
-        .chain(moments(config.simulator_kills, config.duration).into_iter().map(|t| (t, "simulate")))
+        .chain(
+            moments(config.simulator_kills, config.duration)
+                .into_iter()
+                .map(|t| (t, "simulate")),
+        )
         .collect();
     events.sort();
     let started = Instant::now();
@@ -138,7 +175,11 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        let child = if target == "monitor" { &mut monitor } else { &mut simulate };
+        let child = if target == "monitor" {
+            &mut monitor
+        } else {
+            &mut simulate
+        };
         child.kill()?; // SIGKILL
         child.wait()?;
         std::thread::sleep(Duration::from_millis(rand::rng().random_range(50..400)));
@@ -156,7 +197,11 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     stop(&mut simulate, Duration::from_secs(10))?;
     // Let the monitor drain what the feed left.
     let drain_deadline = Instant::now() + Duration::from_secs(120);
-    while query(&db_path, "SELECT count(*) FROM transactions WHERE status IS NULL")? > 0 {
+    while query(
+        &db_path,
+        "SELECT count(*) FROM transactions WHERE status IS NULL",
+    )? > 0
+    {
         if Instant::now() > drain_deadline {
             break;
         }
@@ -170,13 +215,22 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     stop(&mut dashboard, Duration::from_secs(10))?;
 
     let inserted = query(&db_path, "SELECT count(*) FROM transactions")?;
-    let unscored = query(&db_path, "SELECT count(*) FROM transactions WHERE status IS NULL")?;
+    let unscored = query(
+        &db_path,
+        "SELECT count(*) FROM transactions WHERE status IS NULL",
+    )?;
     let rescored = query(&db_path, "SELECT count(*) FROM soak_rescored")?;
-    let mark = query(&db_path, "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)")?;
+    let mark = query(
+        &db_path,
+        "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)",
+    )?;
     let newest = query(&db_path, "SELECT max(transaction_id) FROM transactions")?;
     let latency = query(
         &db_path,
-        &format!("SELECT coalesce(max(scored_at - inserted_at), 0) FROM transactions WHERE transaction_id > (SELECT {} )", config.rows),
+        &format!(
+            "SELECT coalesce(max(scored_at - inserted_at), 0) FROM transactions WHERE transaction_id > (SELECT {} )",
+            config.rows
+        ),
     )?;
     let locked_lines: usize = ["monitor", "simulate", "dashboard"]
         .iter()
@@ -188,7 +242,10 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
                 .count()
         })
         .sum();
-    let (requests, failures) = (requests.load(Ordering::Relaxed), failures.load(Ordering::Relaxed));
+    let (requests, failures) = (
+        requests.load(Ordering::Relaxed),
+        failures.load(Ordering::Relaxed),
+    );
     println!(
         "soak: {:.0} s, {monitor_kills} monitor kills, {simulator_kills} simulator kills, {} rows fed, \
          {unscored} unscored, {rescored} scored twice, mark {mark} of {newest}, worst insert→scored {latency} ms, \
@@ -204,13 +261,18 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         problems.push(format!("{rescored} transactions were scored twice"));
     }
     if mark != newest {
-        problems.push(format!("the high-water mark {mark} is not the newest row {newest}"));
+        problems.push(format!(
+            "the high-water mark {mark} is not the newest row {newest}"
+        ));
     }
     if failures > 0 {
         problems.push(format!("{failures} dashboard requests failed"));
     }
     if locked_lines > 0 {
-        problems.push(format!("{locked_lines} error lines in the logs in {}", config.dir.display()));
+        problems.push(format!(
+            "{locked_lines} error lines in the logs in {}",
+            config.dir.display()
+        ));
     }
     if inserted <= config.rows as i64 {
         problems.push("the simulator inserted nothing".to_string());

@@ -27,7 +27,11 @@ pub struct UpConfig {
 
 /// A random password of `length` letters and digits.
 pub fn random_password(length: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(length).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
 }
 
 /// Creates a dashboard user through the dashboard's own CLI (password on stdin).
@@ -38,7 +42,11 @@ pub fn create_user(db: &Path, username: &str, role: &str, password: &str) -> any
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()?;
-    child.stdin.take().context("stdin")?.write_all(format!("{password}\n").as_bytes())?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(format!("{password}\n").as_bytes())?;
     let status = child.wait()?;
     if !status.success() {
         bail!("creating the {role} account {username} failed ({status})");
@@ -73,13 +81,26 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     println!("→ building the programs (the first build takes a while)");
     procs::build_programs()?;
     let db = config.db.to_str().context("--db is not UTF-8")?;
-    let modeling = config.modeling.to_str().context("--modeling is not UTF-8")?;
+    let modeling = config
+        .modeling
+        .to_str()
+        .context("--modeling is not UTF-8")?;
     if transaction_count(&config.db) == 0 {
-        run_step("generate", &["--db", db, "--rows", &config.rows.to_string(), "--quiet"])?;
+        run_step(
+            "generate",
+            &["--db", db, "--rows", &config.rows.to_string(), "--quiet"],
+        )?;
     } else {
-        println!("→ using the {} transactions already in {db}", transaction_count(&config.db));
+        println!(
+            "→ using the {} transactions already in {db}",
+            transaction_count(&config.db)
+        );
     }
-    if !config.modeling.join(aegis_core::artifacts::CONFIG_FILE).exists() {
+    if !config
+        .modeling
+        .join(aegis_core::artifacts::CONFIG_FILE)
+        .exists()
+    {
         run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
     } else {
         println!("→ using the model in {modeling}");
@@ -90,19 +111,27 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.logs)?;
     let log = |name: &str| config.logs.join(format!("{name}.log"));
-    let mut children: Vec<(&str, Child)> = Vec::new();
-
-    children.push((
-        "simulate",
-        command("simulate", Some(&log("simulate")))?.args(["--db", db, "--rate", &config.rate.to_string()]).spawn()?,
-    ));
-    children.push(("monitor", command("monitor", Some(&log("monitor")))?.args(["--db", db, "--modeling", modeling]).spawn()?));
-    children.push((
-        "dashboard",
-        command("dashboard", Some(&log("dashboard")))?
-            .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
-            .spawn()?,
-    ));
+    // In stopping order: the feed first, so the monitor can score its last batch.
+    let mut children: Vec<(&str, Child)> = vec![
+        (
+            "simulate",
+            command("simulate", Some(&log("simulate")))?
+                .args(["--db", db, "--rate", &config.rate.to_string()])
+                .spawn()?,
+        ),
+        (
+            "monitor",
+            command("monitor", Some(&log("monitor")))?
+                .args(["--db", db, "--modeling", modeling])
+                .spawn()?,
+        ),
+        (
+            "dashboard",
+            command("dashboard", Some(&log("dashboard")))?
+                .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
+                .spawn()?,
+        ),
+    ];
     let url = format!("http://{}", config.addr);
     crate::http::wait_until_up(&url, Duration::from_secs(30))?;
     println!(
@@ -118,14 +147,16 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     while !stop_requested.load(Ordering::Relaxed) {
         for (name, child) in children.iter_mut() {
             if let Some(status) = child.try_wait()? {
-                eprintln!("{name} stopped unexpectedly ({status}); see {}", log(name).display());
+                eprintln!(
+                    "{name} stopped unexpectedly ({status}); see {}",
+                    log(name).display()
+                );
                 stop_requested.store(true, Ordering::Relaxed);
             }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("\nstopping (ran {:.0} s)…", started.elapsed().as_secs_f64());
-    // The feed first, so the monitor can score its last batch before it stops.
     for (name, child) in children.iter_mut() {
         let status = stop(child, Duration::from_secs(10))?;
         println!("  {name} stopped ({status})");

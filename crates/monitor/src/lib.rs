@@ -57,7 +57,11 @@ pub struct MonitorStats {
 /// Reads the committed high-water mark (0 before the first batch).
 pub fn high_water_mark(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(conn
-        .query_row("SELECT high_water_mark FROM monitor_state WHERE id = 1", [], |row| row.get(0))
+        .query_row(
+            "SELECT high_water_mark FROM monitor_state WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
         .optional()?
         .unwrap_or(0))
 }
@@ -66,7 +70,9 @@ pub fn high_water_mark(conn: &Connection) -> rusqlite::Result<i64> {
 /// the monitor scored them in.
 fn bootstrap(conn: &Connection, mark: i64) -> anyhow::Result<FeatureState> {
     let mut state = FeatureState::new();
-    let mut statement = conn.prepare(&format!("{STORED_COLUMNS} WHERE transaction_id <= ?1 ORDER BY transaction_id"))?;
+    let mut statement = conn.prepare(&format!(
+        "{STORED_COLUMNS} WHERE transaction_id <= ?1 ORDER BY transaction_id"
+    ))?;
     let mut rows = statement.query([mark])?;
     while let Some(row) = rows.next()? {
         if let Ok(payment) = read_stored(row)?.payment {
@@ -83,7 +89,9 @@ struct ModelSlot {
 }
 
 fn config_modified(dir: &Path) -> Option<SystemTime> {
-    std::fs::metadata(dir.join(artifacts::CONFIG_FILE)).and_then(|m| m.modified()).ok()
+    std::fs::metadata(dir.join(artifacts::CONFIG_FILE))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 impl ModelSlot {
@@ -161,9 +169,15 @@ fn score_batch(
                     let position = *position;
                     next_scored.next();
                     let score = scores.scores[position];
-                    let status = if score >= threshold { Status::Anomaly } else { Status::Normal };
-                    let reasons_json = (status == Status::Anomaly)
-                        .then(|| reasons::explain_row(&scores, position, &features[position].context).to_string());
+                    let status = if score >= threshold {
+                        Status::Anomaly
+                    } else {
+                        Status::Normal
+                    };
+                    let reasons_json = (status == Status::Anomaly).then(|| {
+                        reasons::explain_row(&scores, position, &features[position].context)
+                            .to_string()
+                    });
                     if status == Status::Anomaly {
                         stats.anomalies += 1;
                     }
@@ -212,13 +226,18 @@ fn is_busy_sqlite(error: &rusqlite::Error) -> bool {
 }
 
 fn is_busy(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<rusqlite::Error>().is_some_and(is_busy_sqlite))
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .is_some_and(is_busy_sqlite)
+    })
 }
 
 /// Runs the monitor until `stop` is set (or, with `once`, until nothing is left to score).
 pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<MonitorStats> {
     let _lock = lock::MonitorLock::acquire(&config.db)?;
-    let mut conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut conn =
+        db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
     let mut slot = ModelSlot::load(&config.modeling, config.backend)?;
     let mut mark = high_water_mark(&conn)?;
     let started = Instant::now();
@@ -236,7 +255,8 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut window_start = Instant::now();
     let mut window_scored = 0u64;
     let mut window_batches = 0u64;
-    let mut select = format!("{STORED_COLUMNS} WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2");
+    let mut select =
+        format!("{STORED_COLUMNS} WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2");
     select.shrink_to_fit();
     while !stop.load(Ordering::Relaxed) {
         if slot.refresh(&config.modeling, config.backend) {
@@ -266,7 +286,10 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         match score_batch(&mut conn, &mut state, &slot, &rows, &mut stats) {
             Ok(()) => {}
             Err(error) if is_busy(&error) => {
-                tracing::warn!("database busy for {:?}; retrying the batch", db::BUSY_TIMEOUT);
+                tracing::warn!(
+                    "database busy for {:?}; retrying the batch",
+                    db::BUSY_TIMEOUT
+                );
                 state = bootstrap(&conn, mark)?;
                 continue;
             }
@@ -277,10 +300,18 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         window_batches += 1;
         if window_start.elapsed() >= Duration::from_secs(5) {
             let lag_ms: Option<i64> = conn
-                .query_row("SELECT inserted_at FROM transactions WHERE transaction_id = ?1", [mark], |row| row.get(0))
+                .query_row(
+                    "SELECT inserted_at FROM transactions WHERE transaction_id = ?1",
+                    [mark],
+                    |row| row.get(0),
+                )
                 .optional()?
                 .map(|inserted: i64| now_millis() - inserted);
-            let newest: i64 = conn.query_row("SELECT coalesce(max(transaction_id), 0) FROM transactions", [], |row| row.get(0))?;
+            let newest: i64 = conn.query_row(
+                "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+                [],
+                |row| row.get(0),
+            )?;
             let seconds = window_start.elapsed().as_secs_f64();
             tracing::info!(
                 throughput_per_s = (window_scored as f64 / seconds).round(),

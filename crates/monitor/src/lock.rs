@@ -66,7 +66,10 @@ mod tests {
         let first = MonitorLock::acquire(&db).unwrap();
         let message = MonitorLock::acquire(&db).unwrap_err().to_string();
         assert!(message.contains("another monitor"), "{message}");
-        assert!(message.contains(&std::process::id().to_string()), "{message}");
+        assert!(
+            message.contains(&std::process::id().to_string()),
+            "{message}"
+        );
         drop(first);
         MonitorLock::acquire(&db).unwrap();
     }

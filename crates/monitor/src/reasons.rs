@@ -47,4 +47,3 @@ pub fn error(problem: &str) -> Value {
         "reasons": [{"feature": null, "category": "error", "share": 1.0, "text": format!("not scored: {problem}")}],
     })
 }
-

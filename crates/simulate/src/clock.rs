@@ -32,7 +32,11 @@ impl SimulatedClock {
             } else {
                 0.0
             };
-            let band = if (8.0..20.5).contains(&hour) { 0.012 } else { 0.0 };
+            let band = if (8.0..20.5).contains(&hour) {
+                0.012
+            } else {
+                0.0
+            };
             *value = core + band;
         }
         let total: f64 = density.iter().sum();
@@ -63,7 +67,10 @@ impl SimulatedClock {
                 remaining -= 1;
             }
         }
-        let slot = self.cdf.partition_point(|&c| c <= fraction).min(self.cdf.len() - 1);
+        let slot = self
+            .cdf
+            .partition_point(|&c| c <= fraction)
+            .min(self.cdf.len() - 1);
         let before = if slot == 0 { 0.0 } else { self.cdf[slot - 1] };
         let width = (self.cdf[slot] - before).max(1e-12);
         let within = ((fraction - before) / width).clamp(0.0, 1.0);
@@ -91,6 +98,9 @@ mod tests {
             assert!((8 * 3600..20 * 3600 + 1800).contains(&seconds));
             by_hour[(seconds / 3600) as usize] += 1;
         }
-        assert!(by_hour[12] > 3 * by_hour[9], "midday is busier than 09:00: {by_hour:?}");
+        assert!(
+            by_hour[12] > 3 * by_hour[9],
+            "midday is busier than 09:00: {by_hour:?}"
+        );
     }
 }

@@ -43,7 +43,12 @@ const SCHEDULE_CHUNK: i64 = 7 * DAY;
 
 impl Feed {
     /// Loads the beneficiary registry and the agents' usual places from the database.
-    pub fn from_database<R: Rng>(conn: &Connection, rng: &mut R, fraud_rate: f64, start_day: EventTime) -> anyhow::Result<Feed> {
+    pub fn from_database<R: Rng>(
+        conn: &Connection,
+        rng: &mut R,
+        fraud_rate: f64,
+        start_day: EventTime,
+    ) -> anyhow::Result<Feed> {
         let mut world = World {
             agents_by_district: vec![Vec::new(); DISTRICTS.len()],
             beneficiaries_by_district: vec![Vec::new(); DISTRICTS.len()],
@@ -55,7 +60,9 @@ impl Feed {
              WHERE agent_id IS NOT NULL AND latitude IS NOT NULL GROUP BY agent_id",
         )?;
         let agent_places: std::collections::HashMap<String, (f64, f64)> = places
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?))))?
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let mut statement = conn.prepare(
             "SELECT beneficiary_id, account_id, agent_id, district, home_latitude, home_longitude, schemes \
@@ -64,21 +71,34 @@ impl Feed {
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let district_name: Option<String> = row.get(3)?;
-            let Some(district) = district_name.and_then(|name| DISTRICTS.iter().position(|d| d.name == name)) else {
+            let Some(district) =
+                district_name.and_then(|name| DISTRICTS.iter().position(|d| d.name == name))
+            else {
                 continue;
             };
             let agent_id: Option<String> = row.get(2)?;
             let Some(agent_id) = agent_id else { continue };
             let agent = *agent_index.entry(agent_id.clone()).or_insert_with(|| {
                 let place = &DISTRICTS[district];
-                let location = agent_places.get(&agent_id).copied().unwrap_or((place.latitude, place.longitude));
+                let location = agent_places
+                    .get(&agent_id)
+                    .copied()
+                    .unwrap_or((place.latitude, place.longitude));
                 world.agents_by_district[district].push(world.agents.len());
-                world.agents.push(Agent { id: agent_id.clone(), district, location });
+                world.agents.push(Agent {
+                    id: agent_id.clone(),
+                    district,
+                    location,
+                });
                 world.agents.len() - 1
             });
             let schemes_json: String = row.get(6)?;
-            let codes: Vec<String> = serde_json::from_str(&schemes_json).context("beneficiaries.schemes")?;
-            let schemes: Vec<SchemeKind> = codes.iter().filter_map(|c| SchemeKind::from_code(c)).collect();
+            let codes: Vec<String> =
+                serde_json::from_str(&schemes_json).context("beneficiaries.schemes")?;
+            let schemes: Vec<SchemeKind> = codes
+                .iter()
+                .filter_map(|c| SchemeKind::from_code(c))
+                .collect();
             if schemes.is_empty() {
                 continue;
             }
@@ -115,8 +135,13 @@ impl Feed {
 
     /// IST midnight of the day after the newest transaction (or today if there is none).
     pub fn day_after_newest(conn: &Connection) -> anyhow::Result<EventTime> {
-        let newest: Option<String> = conn.query_row("SELECT max(timestamp) FROM transactions", [], |row| row.get(0))?;
-        let newest = newest.and_then(|text| parse_timestamp(&text).ok()).unwrap_or_else(aegis_core::time::now);
+        let newest: Option<String> =
+            conn.query_row("SELECT max(timestamp) FROM transactions", [], |row| {
+                row.get(0)
+            })?;
+        let newest = newest
+            .and_then(|text| parse_timestamp(&text).ok())
+            .unwrap_or_else(aegis_core::time::now);
         Ok(ist_day_start(newest) + DAY)
     }
 
@@ -150,7 +175,11 @@ impl Feed {
     fn schedule(&mut self, rows: Vec<Draft>) {
         for row in rows {
             self.sequence += 1;
-            self.pending.push(Reverse((row.transaction.time, self.sequence, self.pending_rows.len())));
+            self.pending.push(Reverse((
+                row.transaction.time,
+                self.sequence,
+                self.pending_rows.len(),
+            )));
             self.pending_rows.push(Some(row.transaction));
         }
     }
@@ -234,7 +263,16 @@ impl Feed {
             let rupees = entitled_rupees(rng, &self.world, person, scheme);
             let agent = beneficiary.agent;
             let time = now + rng.random_range(0..2 * HOUR);
-            let mut row = draft(rng, &self.world, person, agent, account.clone(), scheme, rupees * 100, time);
+            let mut row = draft(
+                rng,
+                &self.world,
+                person,
+                agent,
+                account.clone(),
+                scheme,
+                rupees * 100,
+                time,
+            );
             row.transaction.is_anomaly = Some(true);
             row.transaction.fraud_type = Some(FraudType::SharedAccountRing.code().to_string());
             rows.push(row);

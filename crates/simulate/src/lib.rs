@@ -65,14 +65,19 @@ pub fn commit_batch(conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::R
             let transaction = conn.transaction()?;
             insert_transactions(&transaction, rows).map_err(|e| match e {
                 aegis_core::Error::Sqlite(e) => e,
-                other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(other.to_string()))),
+                other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
+                    other.to_string(),
+                ))),
             })?;
             transaction.commit()
         })();
         match attempt {
             Ok(()) => return Ok(()),
             Err(rusqlite::Error::SqliteFailure(error, _))
-                if matches!(error.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+                if matches!(
+                    error.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
             {
                 tracing::warn!("database busy; retrying the batch");
             }
@@ -83,7 +88,8 @@ pub fn commit_batch(conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::R
 
 /// Runs the live feed (or a replay) until `stop`, `--count` or `--duration`.
 pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<SimulateStats> {
-    let mut conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut conn =
+        db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
     if let Some(path) = &config.replay {
         return replay::run(&mut conn, path, config, &stop);
     }
@@ -113,7 +119,9 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
     let mut batch: Vec<NewTransaction> = Vec::new();
     let mut last_report = Instant::now();
     let limit_reached = |stats: &SimulateStats, extra: usize| {
-        config.count.is_some_and(|count| stats.inserted + extra as u64 >= count)
+        config
+            .count
+            .is_some_and(|count| stats.inserted + extra as u64 >= count)
     };
     loop {
         let stopping = stop.load(Ordering::Relaxed)
@@ -154,8 +162,12 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
         }
         // Gather at least a commit interval's worth of arrivals per batch; when the next arrival
         // is further off, wake for it (but at least every 100 ms, to notice a stop).
-        let until_next = Duration::from_secs_f64((next_arrival - started.elapsed().as_secs_f64()).max(0.0));
-        std::thread::sleep(until_next.clamp(config.commit_interval, Duration::from_millis(100).max(config.commit_interval)));
+        let until_next =
+            Duration::from_secs_f64((next_arrival - started.elapsed().as_secs_f64()).max(0.0));
+        std::thread::sleep(until_next.clamp(
+            config.commit_interval,
+            Duration::from_millis(100).max(config.commit_interval),
+        ));
     }
     Ok(stats)
 }

@@ -48,7 +48,9 @@ struct Args {
 }
 
 fn parse_day(text: &str) -> Result<EventTime, String> {
-    parse_timestamp(text).map(ist_day_start).map_err(|e| e.to_string())
+    parse_timestamp(text)
+        .map(ist_day_start)
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -62,7 +64,10 @@ fn main() -> ExitCode {
         }
     }
     if !(0.0..=1.0).contains(&args.fraud_rate) {
-        eprintln!("error: --fraud-rate {} is out of range: use a fraction such as 0.01", args.fraud_rate);
+        eprintln!(
+            "error: --fraud-rate {} is out of range: use a fraction such as 0.01",
+            args.fraud_rate
+        );
         return ExitCode::FAILURE;
     }
     let config = simulate::SimulateConfig {

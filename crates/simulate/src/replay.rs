@@ -13,7 +13,12 @@ use generate::import::read_csv;
 use crate::{SimulateConfig, SimulateStats, commit_batch};
 
 /// Replays `path` into the database.
-pub fn run(conn: &mut Connection, path: &Path, config: &SimulateConfig, stop: &AtomicBool) -> anyhow::Result<SimulateStats> {
+pub fn run(
+    conn: &mut Connection,
+    path: &Path,
+    config: &SimulateConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<SimulateStats> {
     let (mut rows, rejected) = read_csv(path)?;
     if !rejected.is_empty() {
         for reject in rejected.iter().take(10) {
@@ -33,7 +38,11 @@ pub fn run(conn: &mut Connection, path: &Path, config: &SimulateConfig, stop: &A
     let Some(first) = rows.first().map(|row| row.time) else {
         return Ok(SimulateStats::default());
     };
-    let speed = if config.speed > 0.0 { config.speed } else { f64::INFINITY };
+    let speed = if config.speed > 0.0 {
+        config.speed
+    } else {
+        f64::INFINITY
+    };
     let started = Instant::now();
     let mut stats = SimulateStats::default();
     let mut next = 0;
@@ -47,12 +56,17 @@ pub fn run(conn: &mut Connection, path: &Path, config: &SimulateConfig, stop: &A
             let batch = &rows[next..end];
             commit_batch(conn, batch)?;
             stats.inserted += batch.len() as u64;
-            stats.frauds += batch.iter().filter(|row| row.is_anomaly == Some(true)).count() as u64;
+            stats.frauds += batch
+                .iter()
+                .filter(|row| row.is_anomaly == Some(true))
+                .count() as u64;
             stats.batches += 1;
             next = end;
         } else {
             let wait = (rows[next].time as f64 - replayed_until) / speed;
-            std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.001, 0.1)).max(config.commit_interval));
+            std::thread::sleep(
+                Duration::from_secs_f64(wait.clamp(0.001, 0.1)).max(config.commit_interval),
+            );
         }
     }
     Ok(stats)

@@ -55,17 +55,26 @@ impl Dataset {
 
 /// Replays every transaction before `until` in event-time order; rows from `from` on are the
 /// window (earlier ones only warm the history, so the window's first features are not cold).
-pub fn load(conn: &Connection, from: Option<EventTime>, until: Option<EventTime>) -> anyhow::Result<Dataset> {
+pub fn load(
+    conn: &Connection,
+    from: Option<EventTime>,
+    until: Option<EventTime>,
+) -> anyhow::Result<Dataset> {
     let confirmed: HashSet<i64> = {
-        let mut statement =
-            conn.prepare("SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'")?;
+        let mut statement = conn.prepare(
+            "SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'",
+        )?;
         let ids = statement.query_map([], |row| row.get(0))?;
         ids.collect::<rusqlite::Result<_>>()?
     };
     let until_text = until.map(format_ist);
-    let sql = format!("{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp < ?1) ORDER BY timestamp, transaction_id");
+    let sql = format!(
+        "{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp < ?1) ORDER BY timestamp, transaction_id"
+    );
     let mut statement = conn.prepare(&sql)?;
-    let mut rows = statement.query([until_text]).context("reading transactions")?;
+    let mut rows = statement
+        .query([until_text])
+        .context("reading transactions")?;
     let mut state = FeatureState::new();
     let mut dataset = Dataset::default();
     while let Some(row) = rows.next()? {

@@ -107,7 +107,11 @@ pub fn evaluate(
     let positives = confusion.true_positives + confusion.false_negatives;
     let precision = ratio(confusion.true_positives, flagged);
     let recall = ratio(confusion.true_positives, positives);
-    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
 
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
@@ -131,11 +135,19 @@ pub fn evaluate(
 }
 
 fn ratio(numerator: usize, denominator: usize) -> f64 {
-    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
 }
 
 /// Recall per fraud type: a polars group-by over (fraud_type, score, flagged).
-pub fn per_type_recall(scores: &[f32], fraud_types: &[Option<String>], threshold: f32) -> anyhow::Result<Vec<TypeRecall>> {
+pub fn per_type_recall(
+    scores: &[f32],
+    fraud_types: &[Option<String>],
+    threshold: f32,
+) -> anyhow::Result<Vec<TypeRecall>> {
     let mut types = Vec::new();
     let mut type_scores = Vec::new();
     for (score, kind) in scores.iter().zip(fraud_types) {
@@ -153,7 +165,12 @@ pub fn per_type_recall(scores: &[f32], fraud_types: &[Option<String>], threshold
     )?;
     let report = frame
         .lazy()
-        .with_column(col("score").gt_eq(lit(threshold)).cast(DataType::UInt32).alias("caught"))
+        .with_column(
+            col("score")
+                .gt_eq(lit(threshold))
+                .cast(DataType::UInt32)
+                .alias("caught"),
+        )
         .group_by([col("fraud_type")])
         .agg([
             len().alias("rows"),
@@ -222,7 +239,21 @@ mod tests {
         ];
         let report = per_type_recall(&scores, &types, 1.0).unwrap();
         assert_eq!(report.len(), 2);
-        assert_eq!((report[0].fraud_type.as_str(), report[0].rows, report[0].caught), ("burst", 2, 1));
-        assert_eq!((report[1].fraud_type.as_str(), report[1].rows, report[1].caught), ("off_hours", 2, 2));
+        assert_eq!(
+            (
+                report[0].fraud_type.as_str(),
+                report[0].rows,
+                report[0].caught
+            ),
+            ("burst", 2, 1)
+        );
+        assert_eq!(
+            (
+                report[1].fraud_type.as_str(),
+                report[1].rows,
+                report[1].caught
+            ),
+            ("off_hours", 2, 2)
+        );
     }
 }

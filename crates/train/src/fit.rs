@@ -45,7 +45,9 @@ impl Fitted {
             let mut data = chunk.to_vec();
             self.normalizer.apply(&mut data);
             let input = self.normalizer.clip_to_support(&data);
-            let errors = self.autoencoder.squared_errors(&input, &data, columns, &self.device);
+            let errors = self
+                .autoencoder
+                .squared_errors(&input, &data, columns, &self.device);
             scores.extend(row_scores(&errors, columns));
         }
         scores
@@ -53,7 +55,12 @@ impl Fitted {
 }
 
 /// Fits an autoencoder to `train` rows (raw, row-major), validating on `validation` rows.
-pub fn fit(train: &[f32], validation: &[f32], shape: AutoencoderShape, config: &FitConfig) -> anyhow::Result<Fitted> {
+pub fn fit(
+    train: &[f32],
+    validation: &[f32],
+    shape: AutoencoderShape,
+    config: &FitConfig,
+) -> anyhow::Result<Fitted> {
     let columns = shape.input;
     let normalizer = Normalizer::fit(train, columns);
     let mut train_data = train.to_vec();
@@ -100,11 +107,14 @@ pub fn fit(train: &[f32], validation: &[f32], shape: AutoencoderShape, config: &
                 batch.extend_from_slice(&train_input[index * columns..(index + 1) * columns]);
                 // The target is clipped too: the network learns the ordinary range only (see
                 // `Normalizer`), so it never learns to produce tail values.
-                target_batch.extend_from_slice(&train_input[index * columns..(index + 1) * columns]);
+                target_batch
+                    .extend_from_slice(&train_input[index * columns..(index + 1) * columns]);
             }
             let shape = [indices.len(), columns];
-            let input = Tensor::<2>::from_data(TensorData::new(batch.clone(), shape), &train_device);
-            let target = Tensor::<2>::from_data(TensorData::new(target_batch.clone(), shape), &train_device);
+            let input =
+                Tensor::<2>::from_data(TensorData::new(batch.clone(), shape), &train_device);
+            let target =
+                Tensor::<2>::from_data(TensorData::new(target_batch.clone(), shape), &train_device);
             let loss = (model.forward(input) - target).square().mean();
             loss_sum += f64::from(loss.clone().into_scalar::<f32>());
             batches += 1;
@@ -113,14 +123,18 @@ pub fn fit(train: &[f32], validation: &[f32], shape: AutoencoderShape, config: &
         }
         let train_loss = loss_sum / f64::from(batches.max(1));
         let inference = model.valid();
-        let validation_errors = inference.squared_errors(&validation_input, &validation_data, columns, &device);
+        let validation_errors =
+            inference.squared_errors(&validation_input, &validation_data, columns, &device);
         let validation_loss = if validation_errors.is_empty() {
             train_loss
         } else {
-            validation_errors.iter().map(|&e| f64::from(e)).sum::<f64>() / validation_errors.len() as f64
+            validation_errors.iter().map(|&e| f64::from(e)).sum::<f64>()
+                / validation_errors.len() as f64
         };
         history.push((epoch, train_loss, validation_loss));
-        bar.set_message(format!("train loss {train_loss:.4}  validation loss {validation_loss:.4}"));
+        bar.set_message(format!(
+            "train loss {train_loss:.4}  validation loss {validation_loss:.4}"
+        ));
         bar.inc(1);
         tracing::debug!(epoch, train_loss, validation_loss, "epoch");
         match &best {

@@ -60,11 +60,18 @@ fn gather(dataset_rows: &[f32], columns: usize, indices: impl Iterator<Item = us
 /// Trains, evaluates and saves a model.
 pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     if !(0.0..0.5).contains(&config.alert_rate) || config.alert_rate == 0.0 {
-        bail!("--alert-rate {} is out of range: use a fraction such as 0.02 (2 % of transactions)", config.alert_rate);
+        bail!(
+            "--alert-rate {} is out of range: use a fraction such as 0.02 (2 % of transactions)",
+            config.alert_rate
+        );
     }
     let started = Instant::now();
     let conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
-    let dataset = dataset::load(&conn, config.from.as_ref().map(|f| f.1), config.until.as_ref().map(|u| u.1))?;
+    let dataset = dataset::load(
+        &conn,
+        config.from.as_ref().map(|f| f.1),
+        config.until.as_ref().map(|u| u.1),
+    )?;
     drop(conn);
     let feature_seconds = started.elapsed().as_secs_f64();
     if dataset.len() < 100 {
@@ -97,8 +104,16 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
 
     let fit_main = Instant::now();
     let fitted = fit(
-        &gather(&dataset.features, FEATURE_COUNT, train_indices.iter().copied()),
-        &gather(&dataset.features, FEATURE_COUNT, calibration_indices.iter().copied()),
+        &gather(
+            &dataset.features,
+            FEATURE_COUNT,
+            train_indices.iter().copied(),
+        ),
+        &gather(
+            &dataset.features,
+            FEATURE_COUNT,
+            calibration_indices.iter().copied(),
+        ),
         AutoencoderShape::default(),
         &config.fit,
     )?;
@@ -106,25 +121,51 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
 
     // Threshold: the alert budget's quantile of held-out calibration scores (all of them,
     // as the monitor will see them — no labels involved).
-    let calibration_scores = fitted.scores(&gather(&dataset.features, FEATURE_COUNT, split.calibration.clone()));
+    let calibration_scores = fitted.scores(&gather(
+        &dataset.features,
+        FEATURE_COUNT,
+        split.calibration.clone(),
+    ));
     let threshold = quantile(&calibration_scores, 1.0 - config.alert_rate);
     let score_quantiles: Vec<(f64, f32)> = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .into_iter()
         .map(|q| (q, quantile(&calibration_scores, q)))
         .collect();
 
-    let test_scores = fitted.scores(&gather(&dataset.features, FEATURE_COUNT, split.test.clone()));
+    let test_scores = fitted.scores(&gather(
+        &dataset.features,
+        FEATURE_COUNT,
+        split.test.clone(),
+    ));
     let evaluation = labeled
-        .then(|| evaluate_split(&dataset, split.test.clone(), &test_scores, threshold, config.alert_rate))
+        .then(|| {
+            evaluate_split(
+                &dataset,
+                split.test.clone(),
+                &test_scores,
+                threshold,
+                config.alert_rate,
+            )
+        })
         .transpose()?;
     let baseline = if labeled && config.baseline {
-        Some(train_baseline(&dataset, &split, &train_indices, &calibration_indices, config)?)
+        Some(train_baseline(
+            &dataset,
+            &split,
+            &train_indices,
+            &calibration_indices,
+            config,
+        )?)
     } else {
         None
     };
 
     let created = chrono::Utc::now();
-    let model_version = format!("{}-s{}", created.format("%Y%m%dT%H%M%S%.3f"), config.fit.seed);
+    let model_version = format!(
+        "{}-s{}",
+        created.format("%Y%m%dT%H%M%S%.3f"),
+        config.fit.seed
+    );
     let first_event = format_ist(dataset.examples[0].time);
     let last_event = format_ist(dataset.examples[dataset.len() - 1].time);
     let model_config = ModelConfig {
@@ -174,8 +215,13 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         "timings_s": {"features": feature_seconds, "fit": fit_seconds, "total": started.elapsed().as_secs_f64()},
         "backend": config.fit.backend.name(),
     });
-    artifacts::save(&config.modeling, &model_config, fitted.autoencoder, &metrics)
-        .with_context(|| format!("writing the model to {}", config.modeling.display()))?;
+    artifacts::save(
+        &config.modeling,
+        &model_config,
+        fitted.autoencoder,
+        &metrics,
+    )
+    .with_context(|| format!("writing the model to {}", config.modeling.display()))?;
     Ok(TrainOutcome {
         config: model_config,
         evaluation,
@@ -192,12 +238,24 @@ fn evaluate_split(
     alert_rate: f64,
 ) -> anyhow::Result<Evaluation> {
     let examples = &dataset.examples[range];
-    let labels: Vec<bool> = examples.iter().map(|e| e.is_anomaly == Some(true)).collect();
+    let labels: Vec<bool> = examples
+        .iter()
+        .map(|e| e.is_anomaly == Some(true))
+        .collect();
     let types: Vec<Option<String>> = examples
         .iter()
-        .map(|e| if e.is_anomaly == Some(true) { e.fraud_type.clone().or(Some("unlabeled".into())) } else { None })
+        .map(|e| {
+            if e.is_anomaly == Some(true) {
+                e.fraud_type.clone().or(Some("unlabeled".into()))
+            } else {
+                None
+            }
+        })
         .collect();
-    let days = ((examples.last().map_or(0, |e| e.time) - examples.first().map_or(0, |e| e.time)) as f64 / DAY as f64).max(1.0);
+    let days = ((examples.last().map_or(0, |e| e.time) - examples.first().map_or(0, |e| e.time))
+        as f64
+        / DAY as f64)
+        .max(1.0);
     let k = (alert_rate * examples.len() as f64 / days).round() as usize;
     evaluate(scores, &labels, &types, threshold, k)
 }
@@ -215,18 +273,40 @@ fn train_baseline(
         ..AutoencoderShape::default()
     };
     let fitted: Fitted = fit(
-        &gather(&dataset.baseline_features, BASELINE_FEATURE_COUNT, train_indices.iter().copied()),
-        &gather(&dataset.baseline_features, BASELINE_FEATURE_COUNT, calibration_indices.iter().copied()),
+        &gather(
+            &dataset.baseline_features,
+            BASELINE_FEATURE_COUNT,
+            train_indices.iter().copied(),
+        ),
+        &gather(
+            &dataset.baseline_features,
+            BASELINE_FEATURE_COUNT,
+            calibration_indices.iter().copied(),
+        ),
         shape,
         &FitConfig {
             progress: false,
             ..config.fit.clone()
         },
     )?;
-    let calibration = fitted.scores(&gather(&dataset.baseline_features, BASELINE_FEATURE_COUNT, split.calibration.clone()));
+    let calibration = fitted.scores(&gather(
+        &dataset.baseline_features,
+        BASELINE_FEATURE_COUNT,
+        split.calibration.clone(),
+    ));
     let threshold = quantile(&calibration, 1.0 - config.alert_rate);
-    let scores = fitted.scores(&gather(&dataset.baseline_features, BASELINE_FEATURE_COUNT, split.test.clone()));
-    evaluate_split(dataset, split.test.clone(), &scores, threshold, config.alert_rate)
+    let scores = fitted.scores(&gather(
+        &dataset.baseline_features,
+        BASELINE_FEATURE_COUNT,
+        split.test.clone(),
+    ));
+    evaluate_split(
+        dataset,
+        split.test.clone(),
+        &scores,
+        threshold,
+        config.alert_rate,
+    )
 }
 
 /// 40 log-spaced bins of scores, for the dashboard's histogram.
@@ -235,15 +315,26 @@ fn histogram(scores: &[f32], threshold: f32) -> serde_json::Value {
     if positive.is_empty() {
         return json!([]);
     }
-    let low = positive.iter().copied().fold(f64::INFINITY, f64::min).log10();
-    let high = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max).log10().max(low + 1e-6);
+    let low = positive
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .log10();
+    let high = positive
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .log10()
+        .max(low + 1e-6);
     let bins = 40;
     let mut counts = vec![0u64; bins];
     for score in positive {
         let position = ((score.log10() - low) / (high - low) * bins as f64) as usize;
         counts[position.min(bins - 1)] += 1;
     }
-    let edges: Vec<f64> = (0..=bins).map(|i| 10f64.powf(low + (high - low) * i as f64 / bins as f64)).collect();
+    let edges: Vec<f64> = (0..=bins)
+        .map(|i| 10f64.powf(low + (high - low) * i as f64 / bins as f64))
+        .collect();
     json!({"edges": edges, "counts": counts, "threshold": threshold})
 }
 
@@ -265,23 +356,60 @@ pub fn print_report(outcome: &TrainOutcome) {
     };
     let baseline = outcome.baseline.as_ref();
     let column = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.3}"));
-    println!("\nheld-out test period: {} rows, {} labeled frauds", evaluation.rows, evaluation.positives);
-    println!("{:<24} {:>10} {:>18}", "metric", "aegis", "per-row baseline");
+    println!(
+        "\nheld-out test period: {} rows, {} labeled frauds",
+        evaluation.rows, evaluation.positives
+    );
+    println!(
+        "{:<24} {:>10} {:>18}",
+        "metric", "aegis", "per-row baseline"
+    );
     for (name, ours, theirs) in [
         ("ROC-AUC", evaluation.roc_auc, baseline.map(|b| b.roc_auc)),
-        ("average precision", evaluation.average_precision, baseline.map(|b| b.average_precision)),
-        ("precision @ threshold", evaluation.precision, baseline.map(|b| b.precision)),
-        ("recall @ threshold", evaluation.recall, baseline.map(|b| b.recall)),
+        (
+            "average precision",
+            evaluation.average_precision,
+            baseline.map(|b| b.average_precision),
+        ),
+        (
+            "precision @ threshold",
+            evaluation.precision,
+            baseline.map(|b| b.precision),
+        ),
+        (
+            "recall @ threshold",
+            evaluation.recall,
+            baseline.map(|b| b.recall),
+        ),
         ("F1 @ threshold", evaluation.f1, baseline.map(|b| b.f1)),
-        ("precision @ k", evaluation.precision_at_k, baseline.map(|b| b.precision_at_k)),
+        (
+            "precision @ k",
+            evaluation.precision_at_k,
+            baseline.map(|b| b.precision_at_k),
+        ),
     ] {
-        println!("{name:<24} {:>10} {:>18}", column(Some(ours)), column(theirs));
+        println!(
+            "{name:<24} {:>10} {:>18}",
+            column(Some(ours)),
+            column(theirs)
+        );
     }
     println!("(k = {} alerts a day)", evaluation.k);
-    println!("\n{:<24} {:>8} {:>10} {:>18}", "recall by fraud type", "rows", "aegis", "per-row baseline");
+    println!(
+        "\n{:<24} {:>8} {:>10} {:>18}",
+        "recall by fraud type", "rows", "aegis", "per-row baseline"
+    );
     for row in &evaluation.per_type {
-        let theirs = baseline.and_then(|b| b.per_type.iter().find(|t| t.fraud_type == row.fraud_type)).map(|t| t.recall);
-        println!("{:<24} {:>8} {:>10} {:>18}", row.fraud_type, row.rows, column(Some(row.recall)), column(theirs));
+        let theirs = baseline
+            .and_then(|b| b.per_type.iter().find(|t| t.fraud_type == row.fraud_type))
+            .map(|t| t.recall);
+        println!(
+            "{:<24} {:>8} {:>10} {:>18}",
+            row.fraud_type,
+            row.rows,
+            column(Some(row.recall)),
+            column(theirs)
+        );
     }
     let c = evaluation.confusion;
     println!(

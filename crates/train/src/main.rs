@@ -52,7 +52,9 @@ struct Args {
 }
 
 fn parse_bound(text: &str) -> Result<(String, EventTime), String> {
-    parse_timestamp(text).map(|time| (text.to_string(), time)).map_err(|e| e.to_string())
+    parse_timestamp(text)
+        .map(|time| (text.to_string(), time))
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

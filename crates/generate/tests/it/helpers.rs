@@ -72,7 +72,9 @@ pub fn read_rows(db: &Path) -> Vec<Row> {
 
 pub fn homes(db: &Path) -> HashMap<String, (f64, f64)> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut statement = conn.prepare("SELECT beneficiary_id, home_latitude, home_longitude FROM beneficiaries").unwrap();
+    let mut statement = conn
+        .prepare("SELECT beneficiary_id, home_latitude, home_longitude FROM beneficiaries")
+        .unwrap();
     statement
         .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
         .unwrap()
@@ -82,7 +84,8 @@ pub fn homes(db: &Path) -> HashMap<String, (f64, f64)> {
 
 pub fn count_rows(db: &Path) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0))
+        .unwrap()
 }
 
 pub fn write_csv(dir: &Path, name: &str, text: &str) -> PathBuf {

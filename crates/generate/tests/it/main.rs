@@ -29,7 +29,21 @@ fn same_seed_gives_identical_database_files_content() {
     let b = dir.path().join("b.db");
     generate::run(run_config(&a, 3_000, 9)).unwrap();
     generate::run(run_config(&b, 3_000, 9)).unwrap();
-    let strip = |rows: Vec<Row>| rows.into_iter().map(|r| (r.id, r.beneficiary, r.account, r.agent, r.scheme, r.paise, r.timestamp)).collect::<Vec<_>>();
+    let strip = |rows: Vec<Row>| {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r.id,
+                    r.beneficiary,
+                    r.account,
+                    r.agent,
+                    r.scheme,
+                    r.paise,
+                    r.timestamp,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(read_rows(&a)), strip(read_rows(&b)));
 }
 
@@ -47,7 +61,10 @@ fn every_fraud_type_is_present_with_its_defining_property() {
 
     let mut by_type: HashMap<String, Vec<&Row>> = HashMap::new();
     for row in rows.iter().filter(|r| r.is_anomaly == Some(1)) {
-        by_type.entry(row.fraud_type.clone().unwrap()).or_default().push(row);
+        by_type
+            .entry(row.fraud_type.clone().unwrap())
+            .or_default()
+            .push(row);
     }
     for kind in FraudType::ALL {
         let count = by_type.get(kind.code()).map_or(0, Vec::len);
@@ -57,60 +74,123 @@ fn every_fraud_type_is_present_with_its_defining_property() {
         .iter()
         .filter(|r| r.is_anomaly == Some(0))
         .fold(HashMap::new(), |mut map, r| {
-            let entry = map.entry((r.beneficiary.clone(), r.scheme.clone())).or_insert(i64::MAX);
+            let entry = map
+                .entry((r.beneficiary.clone(), r.scheme.clone()))
+                .or_insert(i64::MAX);
             *entry = (*entry).min(r.paise);
             map
         });
     let mut by_beneficiary: HashMap<&str, Vec<&Row>> = HashMap::new();
     for row in &rows {
-        by_beneficiary.entry(row.beneficiary.as_str()).or_default().push(row);
+        by_beneficiary
+            .entry(row.beneficiary.as_str())
+            .or_default()
+            .push(row);
     }
 
     for row in &by_type["inflated_amount"] {
         if let Some(min) = normal_min.get(&(row.beneficiary.clone(), row.scheme.clone())) {
-            assert!(row.paise as f64 >= 4.9 * *min as f64, "inflated {} vs usual {min}", row.paise);
+            assert!(
+                row.paise as f64 >= 4.9 * *min as f64,
+                "inflated {} vs usual {min}",
+                row.paise
+            );
         }
     }
     assert!(by_type["probe_amount"].iter().all(|r| r.paise <= 1_000));
-    assert!(by_type["off_hours"].iter().all(|r| ist_seconds_of_day(time(r)) < 5 * HOUR));
+    assert!(
+        by_type["off_hours"]
+            .iter()
+            .all(|r| ist_seconds_of_day(time(r)) < 5 * HOUR)
+    );
     for row in &by_type["far_from_home"] {
         let point = (row.latitude.unwrap(), row.longitude.unwrap());
         let home = homes[&row.beneficiary];
-        assert!(!is_in_india(point) || haversine_km(point, home) > 500.0, "{point:?} is near home {home:?}");
+        assert!(
+            !is_in_india(point) || haversine_km(point, home) > 500.0,
+            "{point:?} is near home {home:?}"
+        );
     }
     for row in &by_type["duplicate_payment"] {
-        let original = by_beneficiary[row.beneficiary.as_str()].iter().any(|other| {
-            let gap = time(row) - time(other);
-            other.id != row.id && other.scheme == row.scheme && other.paise == row.paise && (0..6 * 86_400 + 86_400).contains(&gap)
-        });
-        assert!(original, "duplicate {} repeats no earlier instalment", row.id);
+        let original = by_beneficiary[row.beneficiary.as_str()]
+            .iter()
+            .any(|other| {
+                let gap = time(row) - time(other);
+                other.id != row.id
+                    && other.scheme == row.scheme
+                    && other.paise == row.paise
+                    && (0..6 * 86_400 + 86_400).contains(&gap)
+            });
+        assert!(
+            original,
+            "duplicate {} repeats no earlier instalment",
+            row.id
+        );
     }
     for row in &by_type["burst"] {
         let earlier = by_beneficiary[row.beneficiary.as_str()]
             .iter()
             .filter(|other| other.id != row.id && (0..HOUR).contains(&(time(row) - time(other))))
             .count();
-        assert!(earlier >= 1, "burst row {} has no payment to the same person in the hour before", row.id);
+        assert!(
+            earlier >= 1,
+            "burst row {} has no payment to the same person in the hour before",
+            row.id
+        );
     }
     let mut ring_accounts: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
     for row in &by_type["shared_account_ring"] {
-        ring_accounts.entry(row.account.as_deref().unwrap()).or_default().insert(&row.beneficiary);
+        ring_accounts
+            .entry(row.account.as_deref().unwrap())
+            .or_default()
+            .insert(&row.beneficiary);
     }
-    assert!(ring_accounts.values().all(|people| people.len() >= 3), "every ring account pays several beneficiaries");
+    assert!(
+        ring_accounts.values().all(|people| people.len() >= 3),
+        "every ring account pays several beneficiaries"
+    );
     let mut agents: HashMap<&str, Vec<i64>> = HashMap::new();
     for row in &by_type["agent_collusion"] {
-        agents.entry(row.agent.as_deref().unwrap()).or_default().push(time(row));
+        agents
+            .entry(row.agent.as_deref().unwrap())
+            .or_default()
+            .push(time(row));
     }
     for times in agents.values() {
-        let busiest = times.iter().map(|t| times.iter().filter(|u| (0..45 * 60).contains(&(*u - t))).count()).max().unwrap();
-        assert!(busiest >= 10, "a colluding agent pays many beneficiaries within 45 minutes ({busiest})");
+        let busiest = times
+            .iter()
+            .map(|t| {
+                times
+                    .iter()
+                    .filter(|u| (0..45 * 60).contains(&(*u - t)))
+                    .count()
+            })
+            .max()
+            .unwrap();
+        assert!(
+            busiest >= 10,
+            "a colluding agent pays many beneficiaries within 45 minutes ({busiest})"
+        );
     }
     // The four history-only types look normal row by row: business hours, ordinary amounts.
-    for kind in ["duplicate_payment", "burst", "shared_account_ring", "agent_collusion"] {
+    for kind in [
+        "duplicate_payment",
+        "burst",
+        "shared_account_ring",
+        "agent_collusion",
+    ] {
         for row in &by_type[kind] {
             let seconds = ist_seconds_of_day(time(row));
-            assert!((8 * HOUR..21 * HOUR).contains(&seconds), "{kind} row {} at night", row.id);
-            assert!(row.paise >= 50_000, "{kind} row {} has a probe-like amount", row.id);
+            assert!(
+                (8 * HOUR..21 * HOUR).contains(&seconds),
+                "{kind} row {} at night",
+                row.id
+            );
+            assert!(
+                row.paise >= 50_000,
+                "{kind} row {} has a probe-like amount",
+                row.id
+            );
         }
     }
 }
@@ -118,8 +198,15 @@ fn every_fraud_type_is_present_with_its_defining_property() {
 #[test]
 fn normal_rows_are_paid_in_india_and_never_at_sea() {
     let generated = synthesize(&config(20_000, 8));
-    for transaction in generated.transactions.iter().filter(|t| t.is_anomaly == Some(false)) {
-        let point = (transaction.latitude.unwrap(), transaction.longitude.unwrap());
+    for transaction in generated
+        .transactions
+        .iter()
+        .filter(|t| t.is_anomaly == Some(false))
+    {
+        let point = (
+            transaction.latitude.unwrap(),
+            transaction.longitude.unwrap(),
+        );
         assert!(is_in_india(point), "normal payment at {point:?}");
     }
 }
@@ -129,8 +216,13 @@ fn an_existing_database_is_not_overwritten_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     generate::run(run_config(&path, 2_000, 1)).unwrap();
-    let message = generate::run(run_config(&path, 500, 2)).unwrap_err().to_string();
-    assert!(message.contains("already holds 2000 transactions") && message.contains("--force"), "{message}");
+    let message = generate::run(run_config(&path, 500, 2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("already holds 2000 transactions") && message.contains("--force"),
+        "{message}"
+    );
     assert_eq!(count_rows(&path), 2_000);
     let mut forced = run_config(&path, 500, 2);
     forced.force = true;
@@ -153,8 +245,14 @@ fn a_good_csv_is_imported_with_exact_amounts_and_unknown_columns_reported() {
     assert_eq!(report.imported, 3);
     assert_eq!(report.unknown_columns, vec!["unexpected".to_string()]);
     let rows = read_rows(&db);
-    assert_eq!(rows.iter().map(|r| r.paise).collect::<Vec<_>>(), vec![200_000, 123_450, 150_000]);
-    assert_eq!(rows[1].timestamp, "2025-03-03 10:00:00", "RFC 3339 is stored as IST");
+    assert_eq!(
+        rows.iter().map(|r| r.paise).collect::<Vec<_>>(),
+        vec![200_000, 123_450, 150_000]
+    );
+    assert_eq!(
+        rows[1].timestamp, "2025-03-03 10:00:00",
+        "RFC 3339 is stored as IST"
+    );
     assert_eq!(rows[2].beneficiary, "B,3");
     assert_eq!(rows[1].latitude, None);
 }
@@ -177,13 +275,32 @@ fn bad_rows_are_named_by_line_and_nothing_is_imported() {
     let mut conn = aegis_core::db::open(&db).unwrap();
     let report = generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
     assert_eq!(report.imported, 0);
-    let lines: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+    let lines: Vec<(u64, &str)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
     assert_eq!(lines.len(), 5, "{lines:?}");
-    assert!(lines[0].0 == 3 && lines[0].1.contains("beneficiary_id is missing"), "{lines:?}");
-    assert!(lines[1].0 == 4 && lines[1].1.contains("not a number"), "{lines:?}");
-    assert!(lines[2].0 == 5 && lines[2].1.contains("timestamp"), "{lines:?}");
-    assert!(lines[3].0 == 6 && lines[3].1.contains("negative"), "{lines:?}");
-    assert!(lines[4].0 == 7 && lines[4].1.contains("latitude"), "{lines:?}");
+    assert!(
+        lines[0].0 == 3 && lines[0].1.contains("beneficiary_id is missing"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].0 == 4 && lines[1].1.contains("not a number"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].0 == 5 && lines[2].1.contains("timestamp"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[3].0 == 6 && lines[3].1.contains("negative"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[4].0 == 7 && lines[4].1.contains("latitude"),
+        "{lines:?}"
+    );
     assert_eq!(count_rows(&db), 0, "a failed import leaves nothing behind");
 }
 
@@ -200,15 +317,24 @@ fn skip_bad_imports_good_rows_and_writes_the_rejects() {
     let report = generate::import::import_csv(&mut conn, &csv, true, false).unwrap();
     assert_eq!(report.imported, 1);
     let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
-    assert!(rejects.starts_with("line,reason,beneficiary_id"), "{rejects}");
+    assert!(
+        rejects.starts_with("line,reason,beneficiary_id"),
+        "{rejects}"
+    );
     assert!(rejects.contains("3,amount is missing,B2"), "{rejects}");
 }
 
 #[test]
 fn a_file_without_required_columns_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = write_csv(dir.path(), "cols.csv", "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n");
+    let csv = write_csv(
+        dir.path(),
+        "cols.csv",
+        "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n",
+    );
     let mut conn = aegis_core::db::open(&dir.path().join("t.db")).unwrap();
-    let message = generate::import::import_csv(&mut conn, &csv, false, false).unwrap_err().to_string();
+    let message = generate::import::import_csv(&mut conn, &csv, false, false)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("beneficiary_id, scheme"), "{message}");
 }

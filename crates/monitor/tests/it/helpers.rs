@@ -34,7 +34,11 @@ pub fn fixture(rows: usize) -> Fixture {
     })
     .unwrap();
     train_model(&db, &modeling, 1);
-    Fixture { _dir: dir, db, modeling }
+    Fixture {
+        _dir: dir,
+        db,
+        modeling,
+    }
 }
 
 pub fn train_model(db: &Path, modeling: &Path, seed: u64) -> String {

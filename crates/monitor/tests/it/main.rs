@@ -18,22 +18,47 @@ const RESCORE_TRIGGER: &str = "CREATE TABLE rescored (transaction_id INTEGER);
      WHEN OLD.status IS NOT NULL BEGIN INSERT INTO rescored VALUES (NEW.transaction_id); END;";
 
 fn assert_mark_is_consistent(db: &std::path::Path) {
-    let mark = count(db, "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)");
-    let unscored_below = count(db, &format!("SELECT count(*) FROM transactions WHERE transaction_id <= {mark} AND status IS NULL"));
-    let scored_above = count(db, &format!("SELECT count(*) FROM transactions WHERE transaction_id > {mark} AND status IS NOT NULL"));
-    assert_eq!((unscored_below, scored_above), (0, 0), "rows and the mark disagree at mark {mark}");
+    let mark = count(
+        db,
+        "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)",
+    );
+    let unscored_below = count(
+        db,
+        &format!(
+            "SELECT count(*) FROM transactions WHERE transaction_id <= {mark} AND status IS NULL"
+        ),
+    );
+    let scored_above = count(
+        db,
+        &format!(
+            "SELECT count(*) FROM transactions WHERE transaction_id > {mark} AND status IS NOT NULL"
+        ),
+    );
+    assert_eq!(
+        (unscored_below, scored_above),
+        (0, 0),
+        "rows and the mark disagree at mark {mark}"
+    );
 }
 
 #[test]
 fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
     let fixture = fixture(30_000);
-    rusqlite::Connection::open(&fixture.db).unwrap().execute_batch(RESCORE_TRIGGER).unwrap();
+    rusqlite::Connection::open(&fixture.db)
+        .unwrap()
+        .execute_batch(RESCORE_TRIGGER)
+        .unwrap();
     let binary = env!("CARGO_BIN_EXE_monitor");
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut kills = 0;
     for _ in 0..12 {
         let mut child = Command::new(binary)
-            .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap()])
+            .args([
+                "--db",
+                fixture.db.to_str().unwrap(),
+                "--modeling",
+                fixture.modeling.to_str().unwrap(),
+            ])
             .args(["--once", "--batch-size", "25"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -48,15 +73,35 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
         assert_mark_is_consistent(&fixture.db);
     }
     let status = Command::new(binary)
-        .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap(), "--once"])
+        .args([
+            "--db",
+            fixture.db.to_str().unwrap(),
+            "--modeling",
+            fixture.modeling.to_str().unwrap(),
+            "--once",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(kills >= 3, "the monitor was killed mid-run only {kills} times");
-    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL"), 0, "none skipped");
-    assert_eq!(count(&fixture.db, "SELECT count(*) FROM rescored"), 0, "none scored twice");
+    assert!(
+        kills >= 3,
+        "the monitor was killed mid-run only {kills} times"
+    );
+    assert_eq!(
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE status IS NULL"
+        ),
+        0,
+        "none skipped"
+    );
+    assert_eq!(
+        count(&fixture.db, "SELECT count(*) FROM rescored"),
+        0,
+        "none scored twice"
+    );
     assert_eq!(
         count(&fixture.db, "SELECT high_water_mark FROM monitor_state"),
         count(&fixture.db, "SELECT max(transaction_id) FROM transactions")
@@ -68,8 +113,14 @@ fn features_after_a_restart_match_an_uninterrupted_run() {
     let fixture = fixture(12_000);
     let scores = |db: &std::path::Path| -> Vec<(i64, String, f64)> {
         let conn = rusqlite::Connection::open(db).unwrap();
-        let mut statement = conn.prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1").unwrap();
-        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+        let mut statement = conn
+            .prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1")
+            .unwrap();
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     };
     let copy = fixture.db.with_file_name("copy.db");
     std::fs::copy(&fixture.db, &copy).unwrap();
@@ -94,7 +145,13 @@ fn features_after_a_restart_match_an_uninterrupted_run() {
     assert_eq!(whole.len(), restarted.len());
     for (a, b) in whole.iter().zip(&restarted) {
         assert_eq!((a.0, &a.1), (b.0, &b.1), "status differs");
-        assert!((a.2 - b.2).abs() <= 1e-5 * a.2.abs().max(1.0), "score of {} differs: {} vs {}", a.0, a.2, b.2);
+        assert!(
+            (a.2 - b.2).abs() <= 1e-5 * a.2.abs().max(1.0),
+            "score of {} differs: {} vs {}",
+            a.0,
+            a.2,
+            b.2
+        );
     }
 }
 
@@ -102,7 +159,9 @@ fn features_after_a_restart_match_an_uninterrupted_run() {
 fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
     let fixture = fixture(12_000);
     hold_back(&fixture.db, 4_000);
-    let first_version = aegis_core::artifacts::read_config(&fixture.modeling).unwrap().model_version;
+    let first_version = aegis_core::artifacts::read_config(&fixture.modeling)
+        .unwrap()
+        .model_version;
     let stop = Arc::new(AtomicBool::new(false));
     let live = config(&fixture, false);
     let handle = {
@@ -128,11 +187,18 @@ fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
     assert_eq!(stats.reloads, 1);
     let newest_version: String = rusqlite::Connection::open(&fixture.db)
         .unwrap()
-        .query_row("SELECT model_version FROM transactions ORDER BY transaction_id DESC LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT model_version FROM transactions ORDER BY transaction_id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(newest_version, second_version);
     assert_eq!(
-        count(&fixture.db, "SELECT count(*) FROM (SELECT scored_at FROM transactions GROUP BY scored_at HAVING count(DISTINCT model_version) > 1)"),
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM (SELECT scored_at FROM transactions GROUP BY scored_at HAVING count(DISTINCT model_version) > 1)"
+        ),
         0,
         "a batch mixed two model versions"
     );
@@ -142,15 +208,29 @@ fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
 fn missing_or_mismatched_artifacts_are_refused_before_scoring() {
     let fixture = fixture(3_000);
     let path = fixture.modeling.join(aegis_core::artifacts::CONFIG_FILE);
-    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     value["feature_set"] = serde_json::json!("r0-deadbeef");
     std::fs::write(&path, value.to_string()).unwrap();
-    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap_err().to_string();
-    assert!(message.contains("r0-deadbeef") && message.contains("retrain"), "{message}");
+    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("r0-deadbeef") && message.contains("retrain"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&fixture.modeling).unwrap();
-    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap_err().to_string();
+    let message = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false)))
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("cargo run -p train"), "{message}");
-    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NOT NULL"), 0);
+    assert_eq!(
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE status IS NOT NULL"
+        ),
+        0
+    );
 }
 
 #[test]
@@ -179,11 +259,29 @@ fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
     let (status, text) = reason("BY");
     assert_eq!(status, "ERROR");
     assert!(text.contains("last tuesday"), "{text}");
-    let status: String = conn.query_row("SELECT status FROM transactions WHERE beneficiary_id = 'BZ'", [], |r| r.get(0)).unwrap();
+    let status: String = conn
+        .query_row(
+            "SELECT status FROM transactions WHERE beneficiary_id = 'BZ'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(status == "NORMAL" || status == "ANOMALY");
-    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL"), 0);
+    assert_eq!(
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE status IS NULL"
+        ),
+        0
+    );
     // Ground truth is never written by the monitor.
-    assert_eq!(count(&fixture.db, "SELECT count(*) FROM transactions WHERE beneficiary_id IN ('BX','BY','BZ') AND (is_anomaly IS NOT NULL OR fraud_type IS NOT NULL)"), 0);
+    assert_eq!(
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE beneficiary_id IN ('BX','BY','BZ') AND (is_anomaly IS NOT NULL OR fraud_type IS NOT NULL)"
+        ),
+        0
+    );
 }
 
 #[test]

@@ -46,13 +46,20 @@ fn config(db: &std::path::Path) -> SimulateConfig {
 #[test]
 fn simulated_labels_agree_with_event_times_and_every_type_is_fed() {
     let dir = tempfile::tempdir().unwrap();
-    let db = population(&dir.path());
-    let before: i64 = rusqlite::Connection::open(&db).unwrap().query_row("SELECT max(transaction_id) FROM transactions", [], |r| r.get(0)).unwrap();
+    let db = population(dir.path());
+    let before: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT max(transaction_id) FROM transactions", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let stats = simulate::run(&config(&db), Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(stats.inserted, 6_000);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let mut statement = conn
-        .prepare("SELECT timestamp, is_anomaly, fraud_type FROM transactions WHERE transaction_id > ?1")
+        .prepare(
+            "SELECT timestamp, is_anomaly, fraud_type FROM transactions WHERE transaction_id > ?1",
+        )
         .unwrap();
     let rows: Vec<(String, i64, Option<String>)> = statement
         .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -69,8 +76,15 @@ fn simulated_labels_agree_with_event_times_and_every_type_is_fed() {
             Some(_) => {}
             None => {
                 assert_eq!(*is_anomaly, 0);
-                assert!((8 * HOUR..20 * HOUR + 1800).contains(&seconds), "normal payment at {timestamp}");
-                assert_ne!(ist_weekday(time), 6, "normal payment on a Sunday: {timestamp}");
+                assert!(
+                    (8 * HOUR..20 * HOUR + 1800).contains(&seconds),
+                    "normal payment at {timestamp}"
+                );
+                assert_ne!(
+                    ist_weekday(time),
+                    6,
+                    "normal payment on a Sunday: {timestamp}"
+                );
             }
         }
         if let Some(kind) = fraud_type {
@@ -102,8 +116,14 @@ fn replay_inserts_an_export_in_event_time_order() {
     let stats = simulate::run(&replay, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(stats.inserted, 4);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let mut statement = conn.prepare("SELECT beneficiary_id FROM transactions ORDER BY transaction_id").unwrap();
-    let order: Vec<String> = statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let mut statement = conn
+        .prepare("SELECT beneficiary_id FROM transactions ORDER BY transaction_id")
+        .unwrap();
+    let order: Vec<String> = statement
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(order, ["B1", "B2", "B3", "B4"]);
 }
 
@@ -111,14 +131,19 @@ fn replay_inserts_an_export_in_event_time_order() {
 fn a_database_without_a_population_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("empty.db");
-    let message = simulate::run(&config(&db), Arc::new(AtomicBool::new(false))).unwrap_err().to_string();
-    assert!(message.contains("cargo run -p generate") && message.contains("--replay"), "{message}");
+    let message = simulate::run(&config(&db), Arc::new(AtomicBool::new(false)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("cargo run -p generate") && message.contains("--replay"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_stop_request_ends_the_feed_with_whole_batches_only() {
     let dir = tempfile::tempdir().unwrap();
-    let db = population(&dir.path());
+    let db = population(dir.path());
     let stop = Arc::new(AtomicBool::new(false));
     let mut endless = config(&db);
     endless.count = None;
@@ -132,6 +157,15 @@ fn a_stop_request_ends_the_feed_with_whole_batches_only() {
     let stats = handle.join().unwrap().unwrap();
     assert!(stats.inserted > 0);
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let fed: i64 = conn.query_row("SELECT count(*) FROM transactions WHERE transaction_id > 8000", [], |r| r.get(0)).unwrap();
-    assert_eq!(fed as u64, stats.inserted, "every generated row was committed, none half-way");
+    let fed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM transactions WHERE transaction_id > 8000",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        fed as u64, stats.inserted,
+        "every generated row was committed, none half-way"
+    );
 }

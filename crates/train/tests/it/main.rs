@@ -16,11 +16,17 @@ fn the_same_data_and_seed_give_the_same_model() {
     let db = labeled_db(dir.path(), 15_000);
     let first = train::run(&train_config(&db, &dir.path().join("m1"), 11)).unwrap();
     let second = train::run(&train_config(&db, &dir.path().join("m2"), 11)).unwrap();
-    assert_eq!(first.config.threshold.to_bits(), second.config.threshold.to_bits());
+    assert_eq!(
+        first.config.threshold.to_bits(),
+        second.config.threshold.to_bits()
+    );
     assert_eq!(first.config.normalization, second.config.normalization);
     assert_eq!(first.config.score_quantiles, second.config.score_quantiles);
     let other = train::run(&train_config(&db, &dir.path().join("m3"), 12)).unwrap();
-    assert_ne!(first.config.threshold.to_bits(), other.config.threshold.to_bits());
+    assert_ne!(
+        first.config.threshold.to_bits(),
+        other.config.threshold.to_bits()
+    );
 }
 
 #[test]
@@ -39,13 +45,24 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
     let conn = aegis_core::db::open(&db).unwrap();
     let rows = load_in_event_order(&conn, None, None).unwrap();
     let mut state = FeatureState::new();
-    let features: Vec<_> = rows.iter().map(|r| state.observe(r.payment.as_ref().unwrap())).collect();
+    let features: Vec<_> = rows
+        .iter()
+        .map(|r| state.observe(r.payment.as_ref().unwrap()))
+        .collect();
     let test_start = rows.len() * 8 / 10;
     let scores = model.score(&features[test_start..]);
-    let flagged = scores.scores.iter().filter(|s| **s >= model.config.threshold).count();
+    let flagged = scores
+        .scores
+        .iter()
+        .filter(|s| **s >= model.config.threshold)
+        .count();
     let c = evaluation.confusion;
     assert_eq!(flagged, c.true_positives + c.false_positives);
-    assert!(std::fs::read_to_string(modeling.join("metrics.json")).unwrap().contains("per_type"));
+    assert!(
+        std::fs::read_to_string(modeling.join("metrics.json"))
+            .unwrap()
+            .contains("per_type")
+    );
 }
 
 #[test]
@@ -55,11 +72,16 @@ fn retraining_keeps_the_previous_model() {
     let modeling = dir.path().join("modeling");
     let first = train::run(&train_config(&db, &modeling, 1)).unwrap();
     let second = train::run(&train_config(&db, &modeling, 2)).unwrap();
-    let previous: artifacts::ModelConfig =
-        serde_json::from_str(&std::fs::read_to_string(modeling.join(artifacts::PREVIOUS_CONFIG_FILE)).unwrap()).unwrap();
+    let previous: artifacts::ModelConfig = serde_json::from_str(
+        &std::fs::read_to_string(modeling.join(artifacts::PREVIOUS_CONFIG_FILE)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(previous.model_version, first.config.model_version);
     assert!(modeling.join(&previous.weights_file).exists());
-    assert_eq!(artifacts::read_config(&modeling).unwrap().model_version, second.config.model_version);
+    assert_eq!(
+        artifacts::read_config(&modeling).unwrap().model_version,
+        second.config.model_version
+    );
 }
 
 #[test]
@@ -73,14 +95,23 @@ fn a_model_of_another_feature_set_is_refused_with_advice() {
     let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
     config["feature_set"] = serde_json::json!("r0-00000000");
     std::fs::write(&path, config.to_string()).unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
-    assert!(message.contains("r0-00000000") && message.contains("cargo run -p train"), "{message}");
+    let message = artifacts::load(&modeling, BackendKind::Flex)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("r0-00000000") && message.contains("cargo run -p train"),
+        "{message}"
+    );
 
     std::fs::write(&path, "{ not json").unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
+    let message = artifacts::load(&modeling, BackendKind::Flex)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("unreadable"), "{message}");
     std::fs::remove_file(&path).unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex).unwrap_err().to_string();
+    let message = artifacts::load(&modeling, BackendKind::Flex)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("no model"), "{message}");
 }
 
@@ -92,11 +123,20 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     {
         let conn = rusqlite::Connection::open(&source).unwrap();
         let mut out = String::from("beneficiary_id,amount,timestamp,scheme\n");
-        let mut statement = conn.prepare("SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions").unwrap();
+        let mut statement = conn
+            .prepare("SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions")
+            .unwrap();
         let mut rows = statement.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {
             let paise: i64 = row.get(1).unwrap();
-            out += &format!("{},{}.{:02},{},{}\n", row.get::<_, String>(0).unwrap(), paise / 100, paise % 100, row.get::<_, String>(2).unwrap(), row.get::<_, String>(3).unwrap());
+            out += &format!(
+                "{},{}.{:02},{},{}\n",
+                row.get::<_, String>(0).unwrap(),
+                paise / 100,
+                paise % 100,
+                row.get::<_, String>(2).unwrap(),
+                row.get::<_, String>(3).unwrap()
+            );
         }
         std::fs::write(&csv, out).unwrap();
     }
@@ -113,5 +153,8 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     let mut normal_only = train_config(&db, &modeling, 5);
     normal_only.normal_only = true;
     let message = train::run(&normal_only).unwrap_err().to_string();
-    assert!(message.contains("--normal-only needs ground-truth labels"), "{message}");
+    assert!(
+        message.contains("--normal-only needs ground-truth labels"),
+        "{message}"
+    );
 }
