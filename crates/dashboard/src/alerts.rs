@@ -1,0 +1,342 @@
+//! The alert queue and the investigation of one alert: its context and the auditors' verdicts.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::error::{AppError, AppResult};
+use crate::filters::PAGE_SIZE;
+use crate::queries::{TX_COLUMNS, TxRow, int_at, text_at, tx_row};
+use crate::session::Session;
+use crate::views::format_millis;
+
+/// An auditor's conclusion about an alert (the `verdicts.verdict` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    ConfirmedFraud,
+    Dismissed,
+    NeedsFieldCheck,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [
+        Verdict::ConfirmedFraud,
+        Verdict::Dismissed,
+        Verdict::NeedsFieldCheck,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::ConfirmedFraud => "confirmed_fraud",
+            Verdict::Dismissed => "dismissed",
+            Verdict::NeedsFieldCheck => "needs_field_check",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::ConfirmedFraud => "Confirmed fraud",
+            Verdict::Dismissed => "Dismissed (false alarm)",
+            Verdict::NeedsFieldCheck => "Needs field check",
+        }
+    }
+
+    pub fn parse(text: &str) -> AppResult<Verdict> {
+        Verdict::ALL
+            .into_iter()
+            .find(|verdict| verdict.as_str() == text.trim())
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "verdict: one of confirmed_fraud, dismissed, needs_field_check".into(),
+                )
+            })
+    }
+}
+
+/// Longest note kept with a verdict, in characters.
+pub const MAX_NOTE_CHARS: usize = 4000;
+
+/// A row of the alert queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRow {
+    pub transaction: TxRow,
+    /// The first reason's sentence.
+    pub headline: Option<String>,
+}
+
+/// A page of open alerts.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertPage {
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    pub rows: Vec<AlertRow>,
+}
+
+/// Open alerts — anomalies nobody has given a verdict on — highest score first.
+pub fn open_alerts(conn: &Connection, page: i64) -> AppResult<AlertPage> {
+    const OPEN: &str = "status = 'ANOMALY' AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.transaction_id = t.transaction_id)";
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM transactions t WHERE {OPEN}"))?
+        .query_row([], |row| row.get(0))?;
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
+         FROM transactions t WHERE {OPEN} ORDER BY anomaly_score DESC, transaction_id DESC LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = statement
+        .query_map(params![PAGE_SIZE, (page - 1) * PAGE_SIZE], |row| {
+            Ok(AlertRow {
+                transaction: tx_row(row)?,
+                headline: text_at(row, 15)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(AlertPage {
+        total,
+        page,
+        pages,
+        rows,
+    })
+}
+
+/// One sentence of the `reasons` JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reason {
+    pub category: Option<String>,
+    pub feature: Option<String>,
+    /// Share of the reconstruction error, 0–1.
+    pub share: Option<f64>,
+    pub text: String,
+}
+
+/// A beneficiary paid into the same account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSharer {
+    pub beneficiary_id: String,
+    pub payments: i64,
+    pub last_payment: Option<String>,
+}
+
+/// A verdict already given.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictRecord {
+    pub verdict: String,
+    pub note: String,
+    pub username: String,
+    pub at: String,
+}
+
+/// Everything an auditor needs to decide on one transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertDetail {
+    pub transaction: TxRow,
+    /// The raw `reasons` text when it is not the expected JSON.
+    pub reasons_raw: Option<String>,
+    pub reasons: Vec<Reason>,
+    /// Ground truth from the generator, shown as a label only.
+    pub is_anomaly: Option<bool>,
+    pub fraud_type: Option<String>,
+    /// The beneficiary's most recent payments (this one included).
+    pub history: Vec<TxRow>,
+    /// Beneficiaries paid into this account in the 30 days up to this payment.
+    pub account_sharers: Vec<AccountSharer>,
+    /// The agent's payments in the 24 hours up to this payment.
+    pub agent_activity: Vec<TxRow>,
+    pub agent_beneficiaries: i64,
+    pub verdicts: Vec<VerdictRecord>,
+}
+
+/// How many of the beneficiary's payments are shown.
+pub const HISTORY_LIMIT: i64 = 20;
+/// How many of the agent's payments are listed.
+pub const AGENT_LIMIT: i64 = 50;
+
+fn shifted(timestamp: &str, seconds: i64) -> Option<String> {
+    let time = aegis_core::time::parse_timestamp(timestamp).ok()?;
+    Some(aegis_core::time::format_ist(time + seconds))
+}
+
+/// The detail of transaction `id`, or `None` if there is no such row.
+pub fn alert_detail(conn: &Connection, id: i64) -> AppResult<Option<AlertDetail>> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {TX_COLUMNS}, reasons, is_anomaly, fraud_type FROM transactions WHERE transaction_id = ?1"))?
+        .query_row([id], |row| Ok((tx_row(row)?, text_at(row, 15)?, int_at(row, 16)?, text_at(row, 17)?)))
+        .optional()?;
+    let Some((transaction, reasons_text, is_anomaly, fraud_type)) = found else {
+        return Ok(None);
+    };
+    let (reasons, reasons_raw) = parse_reasons(reasons_text.as_deref());
+
+    let history = conn
+        .prepare_cached(&format!(
+            "SELECT {TX_COLUMNS} FROM transactions WHERE beneficiary_id = ?1 ORDER BY timestamp DESC, transaction_id DESC LIMIT ?2"
+        ))?
+        .query_map(params![transaction.beneficiary_id, HISTORY_LIMIT], tx_row)?
+        .collect::<Result<_, _>>()?;
+
+    let timestamp = transaction.timestamp.clone().unwrap_or_default();
+    let mut account_sharers = Vec::new();
+    if let (Some(account), Some(start)) =
+        (&transaction.account_id, shifted(&timestamp, -30 * 86_400))
+    {
+        account_sharers = conn
+            .prepare_cached(
+                "SELECT beneficiary_id, count(*), max(timestamp) FROM transactions \
+                 WHERE account_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
+                 GROUP BY beneficiary_id ORDER BY count(*) DESC, beneficiary_id LIMIT 100",
+            )?
+            .query_map(params![account, start, timestamp], |row| {
+                Ok(AccountSharer {
+                    beneficiary_id: text_at(row, 0)?.unwrap_or_default(),
+                    payments: row.get(1)?,
+                    last_payment: text_at(row, 2)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+
+    let mut agent_activity = Vec::new();
+    let mut agent_beneficiaries = 0;
+    if let (Some(agent), Some(start)) = (&transaction.agent_id, shifted(&timestamp, -86_400)) {
+        agent_activity = conn
+            .prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
+                 ORDER BY timestamp DESC, transaction_id DESC LIMIT ?4"
+            ))?
+            .query_map(params![agent, start, timestamp, AGENT_LIMIT], tx_row)?
+            .collect::<Result<_, _>>()?;
+        agent_beneficiaries = conn
+            .prepare_cached(
+                "SELECT count(DISTINCT beneficiary_id) FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3",
+            )?
+            .query_row(params![agent, start, timestamp], |row| row.get(0))?;
+    }
+
+    let verdicts = verdicts_of(conn, id)?;
+    Ok(Some(AlertDetail {
+        transaction,
+        reasons_raw,
+        reasons,
+        is_anomaly: is_anomaly.map(|flag| flag != 0),
+        fraud_type,
+        history,
+        account_sharers,
+        agent_activity,
+        agent_beneficiaries,
+        verdicts,
+    }))
+}
+
+/// Reads the monitor's reasons JSON; text that is not that JSON is returned raw.
+fn parse_reasons(text: Option<&str>) -> (Vec<Reason>, Option<String>) {
+    let Some(text) = text else {
+        return (Vec::new(), None);
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return (Vec::new(), Some(text.to_string()));
+    };
+    let Some(list) = value.get("reasons").and_then(|r| r.as_array()) else {
+        return (Vec::new(), Some(text.to_string()));
+    };
+    let reasons = list
+        .iter()
+        .filter_map(|reason| {
+            Some(Reason {
+                category: reason
+                    .get("category")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_string),
+                feature: reason
+                    .get("feature")
+                    .and_then(|f| f.as_str())
+                    .map(str::to_string),
+                share: reason.get("share").and_then(|s| s.as_f64()),
+                text: reason.get("text")?.as_str()?.to_string(),
+            })
+        })
+        .collect();
+    (reasons, None)
+}
+
+/// Verdicts on transaction `id`, newest first.
+pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictRecord>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT v.verdict, v.note, coalesce(u.username, '?'), v.created_at FROM verdicts v \
+         LEFT JOIN users u USING (user_id) WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC",
+    )?;
+    let rows = statement.query_map([id], |row| {
+        Ok(VerdictRecord {
+            verdict: row.get(0)?,
+            note: row.get(1)?,
+            username: row.get(2)?,
+            at: format_millis(row.get(3)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records a verdict on transaction `id` and audits it, in one transaction.
+pub fn record_verdict(
+    conn: &mut Connection,
+    id: i64,
+    verdict: Verdict,
+    note: &str,
+    session: &Session,
+    now_millis: i64,
+) -> AppResult<i64> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "note: at most {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    let transaction = conn.transaction()?;
+    let exists: bool = transaction.query_row(
+        "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1)",
+        [id],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Err(AppError::NotFound);
+    }
+    transaction.execute(
+        "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, verdict.as_str(), note, session.user_id, now_millis],
+    )?;
+    let verdict_id = transaction.last_insert_rowid();
+    audit::record(
+        &transaction,
+        now_millis,
+        Some(&session.username),
+        "verdict",
+        &format!("transaction {id}: {}", verdict.as_str()),
+    )?;
+    transaction.commit()?;
+    Ok(verdict_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_reasons_are_read_and_other_text_is_kept_raw() {
+        let json = r#"{"category":"amount","reasons":[{"feature":"amount_log","category":"amount","share":0.8,"text":"₹50,000 is 25.0× the usual"}]}"#;
+        let (reasons, raw) = parse_reasons(Some(json));
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].category.as_deref(), Some("amount"));
+        assert!(raw.is_none());
+        let (reasons, raw) = parse_reasons(Some("not json"));
+        assert!(reasons.is_empty());
+        assert_eq!(raw.as_deref(), Some("not json"));
+    }
+
+    #[test]
+    fn verdicts_parse_only_the_three_known_values() {
+        assert_eq!(Verdict::parse("dismissed").unwrap(), Verdict::Dismissed);
+        assert!(Verdict::parse("DROP TABLE verdicts").is_err());
+    }
+}

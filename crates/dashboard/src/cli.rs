@@ -1,0 +1,187 @@
+//! The command line: `dashboard [serve]` runs the web server, `dashboard user …` manages users.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command as Process, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{DEFAULT_ASSETS, ServeConfig};
+use crate::database::Database;
+use crate::users::{self, Role};
+
+/// Aegis dashboard: investigate flagged welfare payments.
+#[derive(Debug, Parser)]
+#[command(name = "dashboard", version, about)]
+pub struct Cli {
+    /// The transactions database.
+    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB, global = true)]
+    pub db: PathBuf,
+
+    /// The model artifacts directory (model_config.json, metrics.json).
+    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
+    pub modeling: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "AEGIS_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Static files (CSS, JS, vendored ECharts and the India outline).
+    #[arg(long, env = "AEGIS_ASSETS", default_value = DEFAULT_ASSETS)]
+    pub assets: PathBuf,
+
+    /// Mark the session cookie Secure (set this when serving behind HTTPS).
+    #[arg(long)]
+    pub secure_cookies: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input (asked twice on a terminal).
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// List users.
+    List,
+    /// Disable a user and end their sessions.
+    Disable { name: String },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None | Some(Command::Serve) => {
+            let config = ServeConfig {
+                db: cli.db,
+                modeling: cli.modeling,
+                assets: cli.assets,
+                addr: cli.addr,
+                secure_cookies: cli.secure_cookies,
+                live_interval: Duration::from_secs(2),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::server::serve(config))
+        }
+        Some(Command::User(command)) => run_user_command(&cli.db, command),
+    }
+}
+
+fn run_user_command(db_path: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
+    let db = Database::open(db_path)
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let now = aegis_core::time::now_millis();
+    match command {
+        UserCommand::Add { name, role } => {
+            users::validate_username(&name)?;
+            let password = read_new_password(&name)?;
+            db.write(|conn| users::add_user(conn, &name, &password, role, now))?;
+            println!("added user {name} (role {role})");
+        }
+        UserCommand::List => {
+            let list = db.read(|conn| users::list_users(conn, now))?;
+            if list.is_empty() {
+                println!("no users: run `cargo run -p dashboard -- user add NAME --role admin`");
+            }
+            for user in list {
+                let state = if user.disabled {
+                    "disabled".to_string()
+                } else if let Some(until) = &user.locked_until {
+                    format!("locked until {until}")
+                } else {
+                    "active".to_string()
+                };
+                println!(
+                    "{:<24} {:<8} {:<32} created {}",
+                    user.username, user.role, state, user.created_at
+                );
+            }
+        }
+        UserCommand::Disable { name } => {
+            db.write(|conn| users::disable_user(conn, &name, "cli", now))?;
+            println!("disabled {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Turns terminal echo off while alive (best effort, through `stty`).
+struct NoEcho {
+    active: bool,
+}
+
+impl NoEcho {
+    fn new() -> NoEcho {
+        let active = Process::new("stty")
+            .arg("-echo")
+            .stdin(Stdio::inherit())
+            .status()
+            .is_ok_and(|status| status.success());
+        NoEcho { active }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = Process::new("stty")
+                .arg("echo")
+                .stdin(Stdio::inherit())
+                .status();
+        }
+    }
+}
+
+fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// The new user's password: typed twice without echo on a terminal, else one line of stdin.
+fn read_new_password(name: &str) -> anyhow::Result<String> {
+    let stdin = io::stdin();
+    let password = if stdin.is_terminal() {
+        let _no_echo = NoEcho::new();
+        let mut input = stdin.lock();
+        eprint!(
+            "Password for {name} (at least {} characters): ",
+            crate::password::MIN_PASSWORD_CHARS
+        );
+        io::stderr().flush().ok();
+        let first = read_line(&mut input)?;
+        eprint!("\nRepeat the password: ");
+        io::stderr().flush().ok();
+        let second = read_line(&mut input)?;
+        eprintln!();
+        if first != second {
+            bail!("the two passwords differ: nothing was changed");
+        }
+        first
+    } else {
+        read_line(&mut stdin.lock())?
+    };
+    crate::password::validate_new_password(&password)?;
+    Ok(password)
+}

@@ -1,0 +1,95 @@
+//! The web layer's error type: logs the detail, shows the user a plain message.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Everything a handler can fail with. Client errors carry a message written for the user;
+/// server errors are logged in full and shown only as a generic sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    /// The request is malformed; the message says what to change.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Authenticated, but not allowed (wrong role, missing or wrong CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("login required")]
+    Unauthorized,
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Core(#[from] aegis_core::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// Wraps any unexpected failure (a panicked blocking task, an unrenderable template…).
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        AppError::Internal(error.to_string())
+    }
+
+    /// The status code and the message a user may see.
+    fn public_parts(&self) -> (StatusCode, String) {
+        match self {
+            AppError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_string()),
+            AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
+            AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
+            AppError::Database(_) | AppError::Core(_) | AppError::Internal(_) => {
+                tracing::error!(error = %self, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on the server; the details are in its log.".to_string(),
+                )
+            }
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(error: askama::Error) -> Self {
+        AppError::Internal(format!("template: {error}"))
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        AppError::Internal(format!("blocking task: {error}"))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.public_parts();
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response()
+    }
+}
+
+/// [`AppError`] for the JSON API: the same statuses, with a `{"error": "…"}` body.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        ApiError(error.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.0.public_parts();
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// Result alias for handlers and the queries behind them.
+pub type AppResult<T> = Result<T, AppError>;

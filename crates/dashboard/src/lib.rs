@@ -1,0 +1,36 @@
+//! Aegis dashboard: the web application auditors use to investigate flagged welfare payments.
+//! It reads `transactions.db` and `modeling/`, writes only users, sessions, verdicts and the
+//! audit log, and never scores a transaction itself.
+//!
+//! # Layout
+//! - [`cli`]: the command line (`serve`, `user add|list|disable`).
+//! - [`config`], [`state`], [`database`]: settings, shared state, SQLite connections.
+//! - [`server`]: the router, security headers, graceful shutdown.
+//! - [`routes`]: handlers — pages, JSON API, CSV export, live stream, login, admin.
+//! - [`session`], [`password`], [`users`], [`audit`]: authentication, CSRF, roles, audit log.
+//! - [`filters`], [`queries`], [`alerts`], [`model_info`]: what the pages show, in SQL.
+//! - [`templates`], [`escape`], [`views`]: askama view models, HTML escaping, formatting.
+
+pub mod alerts;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod escape;
+pub mod filters;
+pub mod model_info;
+pub mod password;
+pub mod queries;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod templates;
+pub mod users;
+pub mod views;
+
+pub use config::ServeConfig;
+pub use error::{AppError, AppResult};
+pub use server::{router, serve};
+pub use state::AppState;

@@ -1,0 +1,134 @@
+//! The JSON API behind the charts (and for auditors' own scripts): same session cookie as the
+//! pages; state-changing calls need the session's CSRF token in `X-CSRF-Token`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::alerts::{self, Verdict};
+use crate::error::{ApiError, AppError};
+use crate::filters::{Filters, ListParams, Sort, parse_page};
+use crate::model_info;
+use crate::queries;
+use crate::session::ApiSession;
+use crate::state::AppState;
+
+/// Header carrying the CSRF token of API calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `GET /api/summary?filters`: KPIs, daily trend, heatmap and map points.
+pub async fn summary(
+    State(state): State<AppState>,
+    ApiSession(_session): ApiSession,
+    Query(params): Query<ListParams>,
+) -> Result<Json<queries::Summary>, ApiError> {
+    let mut filters = Filters::parse(&params)?;
+    let summary = state
+        .read(move |conn| {
+            filters.apply_default_range(conn)?;
+            queries::summary(conn, &filters)
+        })
+        .await?;
+    Ok(Json(summary))
+}
+
+/// `GET /api/transactions?filters&page&sort&dir`: one page of the table.
+pub async fn transactions(
+    State(state): State<AppState>,
+    ApiSession(_session): ApiSession,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let mut filters = Filters::parse(&params)?;
+    let sort = Sort::parse(&params.sort, &params.dir);
+    let page = parse_page(&params.page);
+    let (filters, table) = state
+        .read(move |conn| {
+            filters.apply_default_range(conn)?;
+            let table = queries::transactions_page(conn, &filters, sort, page, None)?;
+            Ok((filters, table))
+        })
+        .await?;
+    Ok(Json(json!({
+        "range": filters.range_text(),
+        "filters": filters.pairs().into_iter().filter(|(_, v)| !v.is_empty()).collect::<std::collections::BTreeMap<_, _>>(),
+        "sort": sort.column.param(),
+        "dir": sort.dir_param(),
+        "total": table.total,
+        "page": table.page,
+        "pages": table.pages,
+        "per_page": table.per_page,
+        "rows": table.rows,
+    })))
+}
+
+/// `GET /api/alerts/{id}`: the alert's detail and the current threshold.
+pub async fn alert(
+    State(state): State<AppState>,
+    ApiSession(_session): ApiSession,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = state
+        .read(move |conn| alerts::alert_detail(conn, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let threshold = model_info::threshold(state.modeling());
+    let mut value = serde_json::to_value(detail).map_err(AppError::internal)?;
+    value["threshold"] = json!(threshold);
+    Ok(Json(value))
+}
+
+/// Body of `POST /api/alerts/{id}/verdict`.
+#[derive(Debug, Deserialize)]
+pub struct VerdictRequest {
+    pub verdict: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/alerts/{id}/verdict`: records a verdict; 201 with its id.
+pub async fn post_verdict(
+    State(state): State<AppState>,
+    ApiSession(session): ApiSession,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // CSRF before looking at the body, so a forged call learns nothing.
+    session.check_csrf(headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()))?;
+    let request: VerdictRequest = serde_json::from_slice(&body).map_err(|_| {
+        AppError::BadRequest(
+            "expected JSON like {\"verdict\": \"dismissed\", \"note\": \"…\"}".into(),
+        )
+    })?;
+    let verdict = Verdict::parse(&request.verdict)?;
+    let now = aegis_core::time::now_millis();
+    let verdict_id = state
+        .write(move |conn| alerts::record_verdict(conn, id, verdict, &request.note, &session, now))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "verdict_id": verdict_id, "verdict": verdict.as_str() })),
+    ))
+}
+
+/// `GET /api/model`: the model version, threshold and test-score histogram.
+pub async fn model(
+    State(state): State<AppState>,
+    ApiSession(_session): ApiSession,
+) -> Result<Json<Value>, ApiError> {
+    let modeling = state.modeling().to_path_buf();
+    let value = tokio::task::spawn_blocking(move || {
+        let config = aegis_core::artifacts::read_config(&modeling).ok();
+        json!({
+            "model_version": config.as_ref().map(|c| c.model_version.clone()),
+            "threshold": config.as_ref().map(|c| c.threshold),
+            "histogram": model_info::histogram(&modeling),
+        })
+    })
+    .await
+    .map_err(AppError::from)?;
+    Ok(Json(value))
+}

@@ -1,0 +1,388 @@
+//! The server-rendered pages: Overview, Alerts, one alert, Model.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{Html, Redirect};
+use serde::Deserialize;
+
+use crate::alerts::{self, Verdict};
+use crate::error::{AppError, AppResult};
+use crate::filters::{
+    Filters, ListParams, Sort, SortColumn, StatusFilter, parse_page, rupees_param,
+};
+use crate::model_info::{self, ModelState, NO_MODEL_MESSAGE};
+use crate::queries;
+use crate::routes::{link, render};
+use crate::session::PageSession;
+use crate::state::AppState;
+use crate::templates::{
+    AlertPage, AlertView, AlertsPage, Fact, FilterForm, Layout, ModelPage, OverviewPage, Pager,
+    ReasonView, SelectOption, SharerView, SortHeader, TxView, VerdictView, legend,
+};
+use crate::views::{self, CATEGORIES, category_class, category_label, group_digits};
+
+/// A pager whose links are `path?query&page=n`.
+pub fn pager(path: &str, query: &str, page: i64, pages: i64, total: i64) -> Pager {
+    let page_link = |n: i64| link(path, query, &[("page", n.to_string())]);
+    Pager {
+        page,
+        pages,
+        total: group_digits(total),
+        prev_href: (page > 1).then(|| page_link(page - 1)),
+        next_href: (page < pages).then(|| page_link(page + 1)),
+    }
+}
+
+fn column_label(column: SortColumn) -> (&'static str, bool) {
+    match column {
+        SortColumn::Id => ("ID", false),
+        SortColumn::Time => ("Time (IST)", false),
+        SortColumn::Scheme => ("Scheme", false),
+        SortColumn::Beneficiary => ("Beneficiary", false),
+        SortColumn::Amount => ("Amount", true),
+        SortColumn::District => ("District", false),
+        SortColumn::Status => ("Status", false),
+        SortColumn::Score => ("Score", true),
+    }
+}
+
+/// `GET /`: KPIs, filters, charts (drawn by the page script) and the transaction table.
+pub async fn overview(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Query(params): Query<ListParams>,
+) -> AppResult<Html<String>> {
+    let mut filters = Filters::parse(&params)?;
+    let sort = Sort::parse(&params.sort, &params.dir);
+    let page = parse_page(&params.page);
+    let cache = state.clone();
+    let (filters, kpis, table, schemes) = state
+        .read(move |conn| {
+            filters.apply_default_range(conn)?;
+            let kpis = queries::kpis(conn, &filters)?;
+            let table =
+                queries::transactions_page(conn, &filters, sort, page, Some(kpis.transactions))?;
+            let schemes = cache.schemes(conn)?;
+            Ok((filters, kpis, table, schemes))
+        })
+        .await?;
+
+    let filter_query = filters.query_string();
+    let sort_pairs = [
+        ("sort", sort.column.param().to_string()),
+        ("dir", sort.dir_param().to_string()),
+    ];
+    let sorted_query = link("", &filter_query, &sort_pairs)
+        .trim_start_matches('?')
+        .to_string();
+    let headers = SortColumn::ALL
+        .into_iter()
+        .map(|column| {
+            let (label, numeric) = column_label(column);
+            let current = sort.column == column;
+            let next = if current {
+                Sort {
+                    column,
+                    descending: !sort.descending,
+                }
+            } else {
+                Sort::parse(column.param(), "")
+            };
+            SortHeader {
+                label,
+                numeric,
+                href: link(
+                    "/",
+                    &filter_query,
+                    &[
+                        ("sort", column.param().to_string()),
+                        ("dir", next.dir_param().to_string()),
+                    ],
+                ),
+                indicator: match (current, sort.descending) {
+                    (false, _) => "",
+                    (true, true) => "▼",
+                    (true, false) => "▲",
+                },
+            }
+        })
+        .collect();
+
+    let mut scheme_options: Vec<SelectOption> = schemes
+        .iter()
+        .map(|scheme| SelectOption::new(scheme, scheme, filters.scheme.as_deref() == Some(scheme)))
+        .collect();
+    if let Some(scheme) = &filters.scheme
+        && !schemes.contains(scheme)
+    {
+        scheme_options.push(SelectOption::new(scheme, scheme, true));
+    }
+    let form = FilterForm {
+        from: filters
+            .from
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        to: filters
+            .to
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        schemes: scheme_options,
+        statuses: StatusFilter::ALL
+            .into_iter()
+            .map(|status| {
+                SelectOption::new(
+                    status.param(),
+                    status.param(),
+                    filters.status == Some(status),
+                )
+            })
+            .collect(),
+        categories: CATEGORIES
+            .into_iter()
+            .map(|category| {
+                SelectOption::new(
+                    category,
+                    category_label(category),
+                    filters.category == Some(category),
+                )
+            })
+            .collect(),
+        min_amount: filters.min_paise.map(rupees_param).unwrap_or_default(),
+        max_amount: filters.max_paise.map(rupees_param).unwrap_or_default(),
+        q: filters.q.clone().unwrap_or_default(),
+    };
+    let page = OverviewPage {
+        layout: Layout::new(&session, "Overview", "overview").with_charts(),
+        form,
+        range_text: filters.range_text(),
+        kpis,
+        headers,
+        rows: table.rows.iter().map(TxView::from).collect(),
+        pager: pager("/", &sorted_query, table.page, table.pages, table.total),
+        csv_href: link("/export.csv", &sorted_query, &[]),
+        api_query: filter_query,
+        legend: legend(),
+    };
+    render(&page)
+}
+
+/// Query of the alert queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PageParams {
+    pub page: String,
+}
+
+/// `GET /alerts`: open alerts by score.
+pub async fn alerts(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Query(params): Query<PageParams>,
+) -> AppResult<Html<String>> {
+    let page = parse_page(&params.page);
+    let alerts = state
+        .read(move |conn| alerts::open_alerts(conn, page))
+        .await?;
+    let rows = alerts
+        .rows
+        .iter()
+        .map(|alert| AlertView {
+            tx: TxView::from(&alert.transaction),
+            headline: alert.headline.clone().unwrap_or_default(),
+        })
+        .collect();
+    render(&AlertsPage {
+        layout: Layout::new(&session, "Alerts", "alerts"),
+        rows,
+        pager: pager("/alerts", "", alerts.page, alerts.pages, alerts.total),
+    })
+}
+
+/// `GET /alerts/{id}`: everything about one transaction, and the verdict form.
+pub async fn alert(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Path(id): Path<i64>,
+) -> AppResult<Html<String>> {
+    let detail = state
+        .read(move |conn| alerts::alert_detail(conn, id))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let threshold = model_info::threshold(state.modeling());
+    let row = &detail.transaction;
+    let location = match (row.latitude, row.longitude) {
+        (Some(lat), Some(lon)) => format!("{lat:.4}, {lon:.4}"),
+        _ => "—".to_string(),
+    };
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "—".into());
+    let facts = vec![
+        Fact {
+            label: "Reference",
+            value: or_dash(&row.transaction_ref),
+        },
+        Fact {
+            label: "Time (IST)",
+            value: or_dash(&row.timestamp),
+        },
+        Fact {
+            label: "Scheme",
+            value: row.scheme.clone(),
+        },
+        Fact {
+            label: "Amount",
+            value: views::rupees(row.amount_paise),
+        },
+        Fact {
+            label: "Beneficiary",
+            value: row.beneficiary_id.clone(),
+        },
+        Fact {
+            label: "Account",
+            value: or_dash(&row.account_id),
+        },
+        Fact {
+            label: "Agent",
+            value: or_dash(&row.agent_id),
+        },
+        Fact {
+            label: "District",
+            value: or_dash(&row.district),
+        },
+        Fact {
+            label: "Location",
+            value: location,
+        },
+        Fact {
+            label: "Model version",
+            value: or_dash(&row.model_version),
+        },
+    ];
+    let (score_comparison, above_threshold) = match (row.anomaly_score, threshold) {
+        (Some(score), Some(threshold)) if threshold > 0.0 => (
+            format!("{:.1}× the threshold", score / f64::from(threshold)),
+            score >= f64::from(threshold),
+        ),
+        (Some(_), _) => ("no current model to compare with".to_string(), false),
+        (None, _) => ("not scored".to_string(), false),
+    };
+    let label = detail.is_anomaly.map(|fraud| {
+        if fraud {
+            format!(
+                "fraud ({})",
+                detail.fraud_type.as_deref().unwrap_or("type not given")
+            )
+        } else {
+            "not fraud".to_string()
+        }
+    });
+    let sharers = detail
+        .account_sharers
+        .iter()
+        .map(|sharer| SharerView {
+            is_this: sharer.beneficiary_id == row.beneficiary_id,
+            beneficiary: sharer.beneficiary_id.clone(),
+            payments: sharer.payments,
+            last_payment: sharer.last_payment.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut verdict_options = vec![SelectOption::new("", "Choose…", true)];
+    verdict_options.extend(
+        Verdict::ALL
+            .into_iter()
+            .map(|v| SelectOption::new(v.as_str(), v.label(), false)),
+    );
+    let page = AlertPage {
+        layout: Layout::new(&session, &format!("Transaction {id}"), "alerts"),
+        tx: TxView::from(row),
+        facts,
+        score: views::score(row.anomaly_score),
+        threshold: threshold.map_or_else(|| "—".to_string(), |t| format!("{t:.4}")),
+        score_comparison,
+        above_threshold,
+        reasons: detail
+            .reasons
+            .iter()
+            .map(|reason| ReasonView {
+                category: reason
+                    .category
+                    .as_deref()
+                    .map(category_label)
+                    .unwrap_or_default(),
+                category_class: category_class(reason.category.as_deref()),
+                text: reason.text.clone(),
+                share: reason
+                    .share
+                    .map(|s| format!("{:.0} % of the error", s * 100.0))
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        reasons_raw: detail.reasons_raw.clone(),
+        label,
+        history: detail.history.iter().map(TxView::from).collect(),
+        sharers,
+        agent: or_dash(&row.agent_id),
+        agent_activity: detail.agent_activity.iter().map(TxView::from).collect(),
+        agent_beneficiaries: detail.agent_beneficiaries,
+        verdicts: detail
+            .verdicts
+            .iter()
+            .map(|v| VerdictView {
+                verdict: Verdict::parse(&v.verdict)
+                    .map_or_else(|_| v.verdict.clone(), |v| v.label().to_string()),
+                note: v.note.clone(),
+                username: v.username.clone(),
+                at: v.at.clone(),
+            })
+            .collect(),
+        verdict_options,
+    };
+    render(&page)
+}
+
+/// The verdict form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VerdictForm {
+    pub csrf: String,
+    pub verdict: String,
+    pub note: String,
+}
+
+/// `POST /alerts/{id}/verdict`: records the verdict, then back to the alert.
+pub async fn post_verdict(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Path(id): Path<i64>,
+    Form(form): Form<VerdictForm>,
+) -> AppResult<Redirect> {
+    session.check_csrf(Some(&form.csrf))?;
+    let verdict = Verdict::parse(&form.verdict)?;
+    let now = aegis_core::time::now_millis();
+    state
+        .write(move |conn| alerts::record_verdict(conn, id, verdict, &form.note, &session, now))
+        .await?;
+    Ok(Redirect::to(&format!("/alerts/{id}")))
+}
+
+/// `GET /model`: the current model and its evaluation.
+pub async fn model(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+) -> AppResult<Html<String>> {
+    let modeling = state.modeling().to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || model_info::load(&modeling)).await?;
+    let (message, model) = match loaded {
+        ModelState::Missing => (Some(NO_MODEL_MESSAGE.to_string()), None),
+        ModelState::Broken(message) => (Some(message), None),
+        ModelState::Ready(view) => (None, Some(*view)),
+    };
+    let mut layout = Layout::new(&session, "Model", "model");
+    if model.is_some() {
+        layout = layout.with_charts();
+    }
+    render(&ModelPage {
+        layout,
+        message,
+        model,
+    })
+}

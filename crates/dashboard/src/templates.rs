@@ -1,0 +1,297 @@
+//! The askama templates (in `templates/`, HTML autoescaped) and the view models they render.
+
+use askama::Template;
+
+use crate::audit::AuditEntry;
+use crate::model_info::ModelView;
+use crate::queries::{Kpis, TxRow};
+use crate::session::Session;
+use crate::users::UserSummary;
+use crate::views::{self, category_class, category_label, rupees, status_class};
+
+/// The shared layout: title, navigation, the logout form's CSRF token and page scripts.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub title: String,
+    /// Which navigation entry is highlighted.
+    pub active: &'static str,
+    pub user: Option<NavUser>,
+    pub csrf: String,
+    /// Scripts under `/assets/` loaded at the end of the page.
+    pub scripts: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NavUser {
+    pub username: String,
+    pub role: &'static str,
+    pub is_admin: bool,
+}
+
+/// Script of every page.
+const APP_SCRIPT: &str = "/assets/dashboard.js";
+/// Charting library, for pages with charts.
+const ECHARTS_SCRIPT: &str = "/assets/vendor/echarts/echarts.min.js";
+
+impl Layout {
+    /// The layout of a logged-in page.
+    pub fn new(session: &Session, title: &str, active: &'static str) -> Layout {
+        Layout {
+            title: title.to_string(),
+            active,
+            user: Some(NavUser {
+                username: session.username.clone(),
+                role: session.role.as_str(),
+                is_admin: session.is_admin(),
+            }),
+            csrf: session.csrf_token.clone(),
+            scripts: vec![APP_SCRIPT],
+        }
+    }
+
+    /// Adds the charting library before the page script.
+    pub fn with_charts(mut self) -> Layout {
+        self.scripts = vec![ECHARTS_SCRIPT, APP_SCRIPT];
+        self
+    }
+}
+
+/// An `<option>` of a `<select>`.
+#[derive(Debug, Clone)]
+pub struct SelectOption {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl SelectOption {
+    pub fn new(value: impl Into<String>, label: impl Into<String>, selected: bool) -> SelectOption {
+        SelectOption {
+            value: value.into(),
+            label: label.into(),
+            selected,
+        }
+    }
+}
+
+/// A transaction row as the tables show it.
+#[derive(Debug, Clone)]
+pub struct TxView {
+    pub id: i64,
+    pub time: String,
+    pub scheme: String,
+    pub beneficiary: String,
+    pub account: String,
+    pub agent: String,
+    pub amount: String,
+    pub district: String,
+    pub status: String,
+    pub status_class: &'static str,
+    pub score: String,
+    pub category: String,
+    pub category_class: &'static str,
+}
+
+impl From<&TxRow> for TxView {
+    fn from(row: &TxRow) -> TxView {
+        TxView {
+            id: row.transaction_id,
+            time: row.timestamp.clone().unwrap_or_else(|| "—".into()),
+            scheme: row.scheme.clone(),
+            beneficiary: row.beneficiary_id.clone(),
+            account: row.account_id.clone().unwrap_or_else(|| "—".into()),
+            agent: row.agent_id.clone().unwrap_or_else(|| "—".into()),
+            amount: rupees(row.amount_paise),
+            district: row.district.clone().unwrap_or_else(|| "—".into()),
+            status: row.status.clone().unwrap_or_else(|| "UNSCORED".into()),
+            status_class: status_class(row.status.as_deref()),
+            score: views::score(row.anomaly_score),
+            category: row
+                .category
+                .as_deref()
+                .map(category_label)
+                .unwrap_or_default(),
+            category_class: category_class(row.category.as_deref()),
+        }
+    }
+}
+
+/// A sortable column header.
+#[derive(Debug, Clone)]
+pub struct SortHeader {
+    pub label: &'static str,
+    pub href: String,
+    /// `▲`, `▼` or nothing.
+    pub indicator: &'static str,
+    pub numeric: bool,
+}
+
+/// Previous/next links of a paged table.
+#[derive(Debug, Clone)]
+pub struct Pager {
+    pub page: i64,
+    pub pages: i64,
+    pub total: String,
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+}
+
+/// A category in the legend.
+#[derive(Debug, Clone)]
+pub struct CategoryLegend {
+    pub label: String,
+    pub class: &'static str,
+}
+
+/// The filter form's current values.
+#[derive(Debug, Clone)]
+pub struct FilterForm {
+    pub from: String,
+    pub to: String,
+    pub schemes: Vec<SelectOption>,
+    pub statuses: Vec<SelectOption>,
+    pub categories: Vec<SelectOption>,
+    pub min_amount: String,
+    pub max_amount: String,
+    pub q: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub layout: Layout,
+    pub form: FilterForm,
+    pub range_text: String,
+    pub kpis: Kpis,
+    pub headers: Vec<SortHeader>,
+    pub rows: Vec<TxView>,
+    pub pager: Pager,
+    pub csv_href: String,
+    /// The filters as a query string, for the charts' API calls and the live stream.
+    pub api_query: String,
+    pub legend: Vec<CategoryLegend>,
+}
+
+/// A row of the alert queue.
+#[derive(Debug, Clone)]
+pub struct AlertView {
+    pub tx: TxView,
+    pub headline: String,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+pub struct AlertsPage {
+    pub layout: Layout,
+    pub rows: Vec<AlertView>,
+    pub pager: Pager,
+}
+
+/// A reason sentence with its category.
+#[derive(Debug, Clone)]
+pub struct ReasonView {
+    pub category: String,
+    pub category_class: &'static str,
+    pub text: String,
+    pub share: String,
+}
+
+/// A labelled value of the transaction's fact sheet.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub label: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SharerView {
+    pub beneficiary: String,
+    pub payments: i64,
+    pub last_payment: String,
+    pub is_this: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerdictView {
+    pub verdict: String,
+    pub note: String,
+    pub username: String,
+    pub at: String,
+}
+
+#[derive(Template)]
+#[template(path = "alert.html")]
+pub struct AlertPage {
+    pub layout: Layout,
+    pub tx: TxView,
+    pub facts: Vec<Fact>,
+    pub score: String,
+    pub threshold: String,
+    /// "2.4× the threshold", or why there is no comparison.
+    pub score_comparison: String,
+    pub above_threshold: bool,
+    pub reasons: Vec<ReasonView>,
+    pub reasons_raw: Option<String>,
+    /// The ground-truth label, when the row has one.
+    pub label: Option<String>,
+    pub history: Vec<TxView>,
+    pub sharers: Vec<SharerView>,
+    pub agent: String,
+    pub agent_activity: Vec<TxView>,
+    pub agent_beneficiaries: i64,
+    pub verdicts: Vec<VerdictView>,
+    pub verdict_options: Vec<SelectOption>,
+}
+
+#[derive(Template)]
+#[template(path = "model.html")]
+pub struct ModelPage {
+    pub layout: Layout,
+    /// Set when there is no usable model.
+    pub message: Option<String>,
+    pub model: Option<ModelView>,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+pub struct AdminPage {
+    pub layout: Layout,
+    pub me: String,
+    pub users: Vec<UserSummary>,
+    pub audit: Vec<AuditEntry>,
+    pub pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub layout: Layout,
+    /// The pre-session CSRF token (also in the `aegis_login_csrf` cookie).
+    pub csrf: String,
+    pub username: String,
+    pub error: Option<String>,
+    /// Shown while there are no users.
+    pub setup_hint: Option<String>,
+}
+
+/// The login page's layout: no navigation, no user.
+pub fn login_layout() -> Layout {
+    Layout {
+        title: "Sign in".into(),
+        active: "login",
+        user: None,
+        csrf: String::new(),
+        scripts: Vec::new(),
+    }
+}
+
+/// The legend of reason categories, in the order of [`views::CATEGORIES`].
+pub fn legend() -> Vec<CategoryLegend> {
+    views::CATEGORIES
+        .iter()
+        .map(|category| CategoryLegend {
+            label: category_label(category),
+            class: category_class(Some(category)),
+        })
+        .collect()
+}

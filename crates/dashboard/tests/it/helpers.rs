@@ -1,0 +1,331 @@
+//! Test fixtures: a router on a temporary database with a few scored payments, users made with
+//! the crate's own functions, and small request helpers driving the router without a socket.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use rusqlite::{Connection, params};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+use dashboard::users::{self, Role};
+use dashboard::{AppState, ServeConfig, router};
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The reasons JSON of an anomaly, as the monitor writes it.
+pub fn reasons(category: &str, text: &str) -> String {
+    serde_json::json!({
+        "category": category,
+        "reasons": [{"feature": "amount_vs_scheme_log", "category": category, "share": 0.8, "text": text}],
+    })
+    .to_string()
+}
+
+/// A payment row to insert.
+pub struct Payment {
+    pub id: i64,
+    pub beneficiary: &'static str,
+    pub account: &'static str,
+    pub agent: &'static str,
+    pub scheme: &'static str,
+    pub paise: i64,
+    pub timestamp: &'static str,
+    pub status: Option<&'static str>,
+    pub score: Option<f64>,
+    pub reasons: Option<String>,
+    pub label: Option<(bool, &'static str)>,
+}
+
+/// Six payments: two anomalies in March 2025 sharing account A1, normal and unscored rows, and
+/// one old payment (December 2024) outside the default 30-day window.
+pub fn fixture_payments() -> Vec<Payment> {
+    let normal = |id, beneficiary, scheme, paise, timestamp| Payment {
+        id,
+        beneficiary,
+        account: "A9",
+        agent: "G2",
+        scheme,
+        paise,
+        timestamp,
+        status: Some("NORMAL"),
+        score: Some(0.01),
+        reasons: None,
+        label: Some((false, "")),
+    };
+    vec![
+        Payment {
+            account: "A1",
+            agent: "G1",
+            ..normal(1, "B1", "PM-KISAN", 200_000, "2025-03-01 10:00:00")
+        },
+        Payment {
+            id: 2,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 5_000_000,
+            timestamp: "2025-03-02 11:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.9),
+            reasons: Some(reasons(
+                "amount",
+                "₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000",
+            )),
+            label: Some((true, "inflated_amount")),
+        },
+        Payment {
+            id: 3,
+            beneficiary: "B2",
+            account: "A1",
+            agent: "G1",
+            scheme: "MGNREGA",
+            paise: 30_000,
+            timestamp: "2025-03-03 02:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.7),
+            reasons: Some(reasons(
+                "shared_account",
+                "account A1 received payments for 2 beneficiaries",
+            )),
+            label: None,
+        },
+        normal(4, "B3", "PENSION", 100_000, "2025-03-05 09:00:00"),
+        Payment {
+            status: None,
+            score: None,
+            label: None,
+            ..normal(5, "B4", "PENSION", 100_000, "2025-03-10 15:30:00")
+        },
+        normal(6, "B5", "PM-KISAN", 200_000, "2024-12-01 10:00:00"),
+    ]
+}
+
+pub fn insert(conn: &Connection, payment: &Payment) {
+    conn.execute(
+        "INSERT INTO transactions (transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+         amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, status, anomaly_score, reasons, model_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 25.6, 85.1, 'Patna', ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            payment.id,
+            format!("REF-{}", payment.id),
+            payment.beneficiary,
+            payment.account,
+            payment.agent,
+            payment.scheme,
+            payment.paise,
+            payment.timestamp,
+            payment.label.map(|(fraud, _)| fraud),
+            payment.label.and_then(|(fraud, kind)| fraud.then_some(kind)),
+            payment.status,
+            payment.score,
+            payment.reasons,
+            payment.status.map(|_| "m-test"),
+        ],
+    )
+    .unwrap();
+}
+
+/// A response, read whole.
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The value of cookie `name` set by this response.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies().iter().find_map(|cookie| {
+            let (pair, _) = cookie.split_once(';').unwrap_or((cookie, ""));
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| value.to_string())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The value of the first hidden `csrf` field in the page.
+    pub fn csrf_field(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("page has a csrf field") + marker.len();
+        self.body[start..start + 64].to_string()
+    }
+}
+
+/// A logged-in browser.
+#[derive(Clone)]
+pub struct Login {
+    /// `aegis_session=…`, ready for a `Cookie` header.
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// A dashboard on a temporary database.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub db_path: PathBuf,
+    pub app: Router,
+    pub state: AppState,
+}
+
+impl TestApp {
+    /// The fixture payments and two users: `admin` (admin) and `alice` (auditor).
+    pub fn new() -> TestApp {
+        let app = TestApp::empty();
+        {
+            let conn = app.conn();
+            for payment in fixture_payments() {
+                insert(&conn, &payment);
+            }
+            users::add_user(&conn, "admin", PASSWORD, Role::Admin, 0).unwrap();
+            users::add_user(&conn, "alice", PASSWORD, Role::Auditor, 0).unwrap();
+        }
+        app
+    }
+
+    /// No payments, no users.
+    pub fn empty() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("transactions.db");
+        drop(aegis_core::db::open(&db_path).unwrap());
+        let mut config = ServeConfig::new(&db_path, dir.path().join("modeling"));
+        config.live_interval = Duration::from_millis(50);
+        let state = AppState::open(&config).unwrap();
+        TestApp {
+            app: router(state.clone()),
+            state,
+            db_path,
+            dir,
+        }
+    }
+
+    /// A separate read-write connection (the tests' own view of the database).
+    pub fn conn(&self) -> Connection {
+        aegis_core::db::open(&self.db_path).unwrap()
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        TestResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, uri: &str, login: Option<&Login>) -> TestResponse {
+        let mut request = Request::get(uri);
+        if let Some(login) = login {
+            request = request.header(header::COOKIE, &login.cookie);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    /// POSTs a form; `cookie` is a whole `Cookie` header value.
+    pub async fn post_form(
+        &self,
+        uri: &str,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", dashboard::views::url_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request =
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Submits the login form as a browser would (GET for the CSRF cookie, then POST).
+    pub async fn try_login(&self, username: &str, password: &str) -> TestResponse {
+        let form = self.get("/login", None).await;
+        let token = form
+            .cookie("aegis_login_csrf")
+            .expect("login page sets its CSRF cookie");
+        assert_eq!(form.csrf_field(), token);
+        let cookie = format!("aegis_login_csrf={token}");
+        self.post_form(
+            "/login",
+            Some(&cookie),
+            &[
+                ("csrf", &token),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Logs in and reads the session's CSRF token from a page.
+    pub async fn login(&self, username: &str) -> Login {
+        let response = self.try_login(username, PASSWORD).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        let token = response.cookie("aegis_session").expect("session cookie");
+        let mut login = Login {
+            cookie: format!("aegis_session={token}"),
+            csrf: String::new(),
+        };
+        let page = self.get("/alerts", Some(&login)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        login.csrf = page.csrf_field();
+        login
+    }
+
+    /// Ids of a `/api/transactions` answer.
+    pub async fn api_ids(&self, query: &str, login: &Login) -> Vec<i64> {
+        let response = self
+            .get(&format!("/api/transactions?{query}"), Some(login))
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.json()["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["transaction_id"].as_i64().unwrap())
+            .collect()
+    }
+
+    /// Ids of an `/export.csv` answer (first column after the header).
+    pub async fn export_ids(&self, query: &str, login: &Login) -> Vec<i64> {
+        let response = self.get(&format!("/export.csv?{query}"), Some(login)).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        let mut lines = response.body.lines();
+        assert_eq!(lines.next(), Some(dashboard::routes::export::CSV_HEADER));
+        lines
+            .map(|line| line.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn().query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+}

@@ -1,0 +1,911 @@
+//! Integration tests of the dashboard: the router on a temporary database, driven with
+//! `tower::ServiceExt::oneshot` (no socket).
+
+mod helpers;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures_util::StreamExt;
+use tower::ServiceExt;
+
+use helpers::{PASSWORD, Payment, TestApp, insert, reasons};
+
+#[tokio::test]
+async fn every_protected_route_refuses_anonymous_requests() {
+    let app = TestApp::new();
+    for page in ["/", "/?q=B1", "/alerts", "/alerts/2", "/model", "/admin"] {
+        let response = app.get(page, None).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(response.header(header::LOCATION), Some("/login"), "{page}");
+    }
+    for form in ["/alerts/2/verdict", "/logout", "/admin/users/disable"] {
+        let response = app.post_form(form, None, &[("csrf", "x")]).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{form}");
+        assert_eq!(response.header(header::LOCATION), Some("/login"), "{form}");
+    }
+    for api in [
+        "/api/summary",
+        "/api/transactions",
+        "/api/alerts/2",
+        "/api/model",
+        "/export.csv",
+        "/events",
+    ] {
+        let response = app.get(api, None).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{api}");
+        assert!(
+            !response.body.contains("B1"),
+            "{api} leaked data: {}",
+            response.body
+        );
+    }
+    let response = app
+        .send(
+            Request::post("/api/alerts/2/verdict")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    // A made-up session cookie is no better than none.
+    let forged = helpers::Login {
+        cookie: format!("aegis_session={}", "ab".repeat(32)),
+        csrf: String::new(),
+    };
+    assert_eq!(
+        app.get("/api/summary", Some(&forged)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/", Some(&forged)).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn login_sets_an_http_only_strict_session_cookie_and_opens_the_overview() {
+    let app = TestApp::new();
+    let response = app.try_login("alice", PASSWORD).await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(response.header(header::LOCATION), Some("/"));
+    let cookie = response
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("aegis_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "Secure only with --secure-cookies: {cookie}"
+    );
+    let token = response.cookie("aegis_session").unwrap();
+    assert_eq!(token.len(), 64);
+    // Only the hash is stored.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM sessions WHERE token_hash = '{token}'"
+        )),
+        0
+    );
+    assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
+
+    let login = app.login("alice").await;
+    let overview = app.get("/", Some(&login)).await;
+    assert_eq!(overview.status, StatusCode::OK);
+    assert!(overview.body.contains("Amount at risk"));
+    assert!(overview.body.contains("alice"));
+    assert!(
+        !overview.body.contains("href=\"/admin\""),
+        "auditors get no Admin link"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login' AND username = 'alice'"),
+        2
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_fails_with_the_generic_message() {
+    let app = TestApp::new();
+    let response = app.try_login("alice", "wrong password!").await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert!(response.cookie("aegis_session").is_none());
+    assert!(
+        response
+            .body
+            .contains("invalid username or password, or account locked")
+    );
+    let unknown = app.try_login("mallory", "wrong password!").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        unknown
+            .body
+            .contains("invalid username or password, or account locked")
+    );
+    assert_eq!(
+        app.count("SELECT failed_logins FROM users WHERE username = 'alice'"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login_failed' AND detail = 'unknown user'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_even_against_the_right_password() {
+    let app = TestApp::new();
+    for _ in 0..5 {
+        assert_eq!(
+            app.try_login("alice", "not the password").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let locked_until = app.count("SELECT locked_until FROM users WHERE username = 'alice'");
+    assert!(locked_until > aegis_core::time::now_millis() + 14 * 60 * 1000);
+    let response = app.try_login("alice", PASSWORD).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert!(response.cookie("aegis_session").is_none());
+    assert!(
+        response
+            .body
+            .contains("invalid username or password, or account locked")
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'lockout'"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'login_locked'"),
+        1
+    );
+    // Other accounts are unaffected, and a success resets the count.
+    app.try_login("admin", "not the password").await;
+    app.login("admin").await;
+    assert_eq!(
+        app.count("SELECT failed_logins FROM users WHERE username = 'admin'"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn posts_without_or_with_a_wrong_csrf_token_are_rejected() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let cookie = Some(login.cookie.as_str());
+    let wrong = "0".repeat(64);
+    for fields in [
+        vec![("verdict", "dismissed")],
+        vec![("csrf", wrong.as_str()), ("verdict", "dismissed")],
+    ] {
+        let response = app.post_form("/alerts/2/verdict", cookie, &fields).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
+        let response = app.post_form("/logout", cookie, &fields).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
+    }
+    for token in [None, Some(wrong.as_str())] {
+        let mut request = Request::post("/api/alerts/2/verdict")
+            .header(header::COOKIE, &login.cookie)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        let response = app
+            .send(
+                request
+                    .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN, "{token:?}");
+    }
+    // The login form needs its double-submit cookie.
+    let response = app
+        .post_form(
+            "/login",
+            None,
+            &[
+                ("csrf", &wrong),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    // A cross-site browser POST is refused even with the right token.
+    let browser_post = |headers: &[(header::HeaderName, &str)]| {
+        let mut request = Request::post("/alerts/2/verdict")
+            .header(header::COOKIE, &login.cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:8080");
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        request
+            .body(Body::from(format!("csrf={}&verdict=dismissed", login.csrf)))
+            .unwrap()
+    };
+    let fetch_site = header::HeaderName::from_static("sec-fetch-site");
+    for headers in [
+        vec![(header::ORIGIN, "https://evil.example")],
+        vec![(fetch_site.clone(), "cross-site"), (header::ORIGIN, "null")],
+        vec![
+            (fetch_site.clone(), "same-site"),
+            (header::ORIGIN, "http://127.0.0.1:8081"),
+        ],
+    ] {
+        assert_eq!(
+            app.send(browser_post(&headers)).await.status,
+            StatusCode::FORBIDDEN,
+            "{headers:?}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+    // What a real browser sends for this site's own form under Referrer-Policy: no-referrer.
+    let own_form = browser_post(&[(fetch_site, "same-origin"), (header::ORIGIN, "null")]);
+    assert_eq!(app.send(own_form).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 1);
+    app.conn()
+        .execute_batch("DELETE FROM verdicts; DELETE FROM audit_log WHERE action = 'verdict'")
+        .unwrap();
+
+    // With the right token, both forms of the verdict work.
+    let response = app
+        .post_form(
+            "/alerts/2/verdict",
+            cookie,
+            &[
+                ("csrf", &login.csrf),
+                ("verdict", "confirmed_fraud"),
+                ("note", "called the bank"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+    assert_eq!(response.header(header::LOCATION), Some("/alerts/2"));
+    let response = app
+        .send(
+            Request::post("/api/alerts/3/verdict")
+                .header(header::COOKIE, &login.cookie)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("x-csrf-token", &login.csrf)
+                .body(Body::from(
+                    r#"{"verdict":"needs_field_check","note":"visit"}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'verdict' AND username = 'alice'"),
+        2
+    );
+    let detail = app.get("/alerts/2", Some(&login)).await;
+    assert!(detail.body.contains("called the bank"));
+    assert!(detail.body.contains("Confirmed fraud"));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    assert_eq!(
+        app.get("/api/summary", Some(&login)).await.status,
+        StatusCode::OK
+    );
+    let response = app
+        .post_form("/logout", Some(&login.cookie), &[("csrf", &login.csrf)])
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(response.header(header::LOCATION), Some("/login"));
+    assert!(
+        response
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("aegis_session=;") && c.contains("Max-Age=0"))
+    );
+    assert_eq!(
+        app.get("/api/summary", Some(&login)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/", Some(&login)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.count("SELECT count(*) FROM sessions"), 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'logout'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_script_in_the_search_box_is_rendered_escaped() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let payload = "<script>alert(1)</script>";
+    let response = app
+        .get(
+            &format!("/?q={}", dashboard::views::url_encode(payload)),
+            Some(&login),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert!(
+        !response.body.contains("<script>alert(1)"),
+        "raw payload in the page"
+    );
+    assert!(
+        response.body.contains("&lt;script&gt;"),
+        "escaped payload missing"
+    );
+    // Stored data is escaped too: a beneficiary id with markup.
+    insert(
+        &app.conn(),
+        &Payment {
+            id: 50,
+            beneficiary: "<img src=x onerror=alert(2)>",
+            account: "A5",
+            agent: "G5",
+            scheme: "PM-KISAN",
+            paise: 100,
+            timestamp: "2025-03-09 10:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.5),
+            reasons: Some(reasons("amount", "<b>bold</b>")),
+            label: None,
+        },
+    );
+    for page in ["/", "/alerts", "/alerts/50"] {
+        let body = app.get(page, Some(&login)).await.body;
+        assert!(!body.contains("<img src=x"), "{page}");
+        assert!(!body.contains("<b>bold"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn sql_injection_in_search_and_sort_is_inert() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let encode = dashboard::views::url_encode;
+    let injected_q = encode("' OR 1=1 --");
+    let injected_sort = encode("transaction_id; DROP TABLE users");
+    let page = app
+        .get(
+            &format!("/?q={injected_q}&sort={injected_sort}&dir={injected_sort}"),
+            Some(&login),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("No transactions match"),
+        "the injection must not match rows"
+    );
+    assert!(
+        app.api_ids(&format!("q={injected_q}"), &login)
+            .await
+            .is_empty()
+    );
+    let sorted = app
+        .api_ids(
+            &format!("from=2024-01-01&sort={injected_sort}&dir={injected_sort}"),
+            &login,
+        )
+        .await;
+    assert_eq!(
+        sorted,
+        vec![5, 4, 3, 2, 1, 6],
+        "unknown sort falls back to newest first"
+    );
+    for query in [
+        format!("scheme={}", encode("PM-KISAN' OR '1'='1")),
+        format!("q={}", encode("1 OR 1=1")),
+        format!("q={}", encode("B1' UNION SELECT username FROM users --")),
+    ] {
+        assert!(app.api_ids(&query, &login).await.is_empty(), "{query}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM users"),
+        2,
+        "users table intact"
+    );
+    // Real searches still work, by any of the four ids.
+    assert_eq!(app.api_ids("q=B1", &login).await, vec![2, 1]);
+    assert_eq!(app.api_ids("q=A1", &login).await, vec![3, 2, 1]);
+    assert_eq!(app.api_ids("q=3", &login).await, vec![3]);
+}
+
+#[tokio::test]
+async fn export_has_exactly_the_rows_of_the_same_filter() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    for query in [
+        "",
+        "from=2024-01-01",
+        "status=ANOMALY",
+        "status=UNSCORED&from=2024-01-01",
+        "scheme=PM-KISAN&from=2024-01-01&sort=amount&dir=asc",
+        "category=shared_account",
+        "min_amount=1000&max_amount=2000&from=2024-01-01",
+        "q=B1",
+        "from=2025-03-02&to=2025-03-03",
+    ] {
+        let api = app.api_ids(query, &login).await;
+        let csv = app.export_ids(query, &login).await;
+        assert_eq!(csv, api, "{query}");
+    }
+    let response = app.get("/export.csv?status=ANOMALY", Some(&login)).await;
+    assert!(
+        response
+            .header(header::CONTENT_TYPE)
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        response
+            .header(header::CONTENT_DISPOSITION)
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert!(
+        response.body.contains("\r\n2,REF-2,B1,A1,G1,PM-KISAN,50000.00,2025-03-02 11:00:00,25.6,85.1,Patna,ANOMALY,0.9,amount,m-test\r\n"),
+        "{}",
+        response.body
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'export'"),
+        10
+    );
+}
+
+#[tokio::test]
+async fn the_default_view_is_the_last_30_days_of_data() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let response = app.get("/api/transactions", Some(&login)).await;
+    let json = response.json();
+    assert_eq!(
+        json["range"],
+        "2025-02-09 to 2025-03-10 (default: the last 30 days of data)"
+    );
+    assert_eq!(
+        json["total"], 5,
+        "the December payment is outside the default window"
+    );
+    let page = app.get("/", Some(&login)).await;
+    assert!(page.body.contains("2025-02-09 to 2025-03-10"));
+    assert_eq!(app.api_ids("from=2024-01-01", &login).await.len(), 6);
+}
+
+#[tokio::test]
+async fn summary_aggregates_kpis_trend_heatmap_and_map() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let summary = app.get("/api/summary", Some(&login)).await.json();
+    let kpis = &summary["kpis"];
+    assert_eq!(kpis["transactions"], 5);
+    assert_eq!(kpis["anomalies"], 2);
+    assert_eq!(kpis["anomaly_percent_text"], "40.00 %");
+    assert_eq!(kpis["amount_at_risk_paise"], 5_030_000);
+    assert_eq!(kpis["amount_at_risk_text"], "₹50,300");
+    assert_eq!(
+        kpis["top_scheme"], "MGNREGA",
+        "ties go to the first scheme by name"
+    );
+    let daily = summary["daily"].as_array().unwrap();
+    assert_eq!(daily.len(), 5);
+    assert_eq!(
+        daily[1],
+        serde_json::json!({"date": "2025-03-02", "normal": 0, "anomalous": 1, "other": 0})
+    );
+    assert_eq!(daily[4]["other"], 1);
+    // 2025-03-03 was a Monday; the anomaly was at 02:00.
+    let heat = summary["heatmap"].as_array().unwrap();
+    assert!(
+        heat.iter()
+            .any(|c| c["weekday"] == 1 && c["hour"] == 2 && c["count"] == 1)
+    );
+    let map = summary["map"].as_array().unwrap();
+    assert_eq!(map.len(), 2);
+    assert_eq!(map[0]["id"], 2, "highest score first");
+    assert_eq!(map[0]["category"], "amount");
+    let filtered = app
+        .get("/api/summary?scheme=PENSION", Some(&login))
+        .await
+        .json();
+    assert_eq!(filtered["kpis"]["transactions"], 2);
+    assert_eq!(filtered["kpis"]["anomalies"], 0);
+    let bad = app.get("/api/summary?from=yesterday", Some(&login)).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()["error"].as_str().unwrap().contains("2025-03-01"));
+}
+
+#[tokio::test]
+async fn table_sorts_by_whitelisted_columns_and_pages() {
+    let app = TestApp::new();
+    {
+        let conn = app.conn();
+        for id in 100..160 {
+            insert(
+                &conn,
+                &Payment {
+                    id,
+                    beneficiary: "B9",
+                    account: "A9",
+                    agent: "G9",
+                    scheme: "PENSION",
+                    paise: id * 100,
+                    timestamp: "2025-03-08 12:00:00",
+                    status: Some("NORMAL"),
+                    score: Some(0.02),
+                    reasons: None,
+                    label: None,
+                },
+            );
+        }
+    }
+    let login = app.login("alice").await;
+    let page1 = app
+        .get("/api/transactions?q=B9&sort=amount&dir=desc", Some(&login))
+        .await
+        .json();
+    assert_eq!(page1["total"], 60);
+    assert_eq!(page1["pages"], 2);
+    assert_eq!(page1["rows"].as_array().unwrap().len(), 50);
+    assert_eq!(page1["rows"][0]["transaction_id"], 159);
+    let page2 = app
+        .api_ids("q=B9&sort=amount&dir=desc&page=2", &login)
+        .await;
+    assert_eq!(page2, (100..110).rev().collect::<Vec<_>>());
+    let html = app
+        .get("/?q=B9&sort=amount&dir=asc", Some(&login))
+        .await
+        .body;
+    assert!(html.contains("Page 1 of 2"));
+    assert!(html.contains("page=2"));
+    assert!(html.contains("href=\"/export.csv?q=B9&amp;sort=amount&amp;dir=asc\""));
+}
+
+#[tokio::test]
+async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
+    let app = TestApp::new();
+    write_model(&app);
+    let login = app.login("alice").await;
+    let page = app.get("/alerts/2", Some(&login)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(body.contains("₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000"));
+    assert!(
+        body.contains("fraud (inflated_amount)"),
+        "ground-truth label shown"
+    );
+    assert!(body.contains("threshold 0.4500"));
+    assert!(body.contains("2.0× the threshold"));
+    assert!(body.contains("name=\"csrf\""));
+    let shared = app.get("/alerts/3", Some(&login)).await.body;
+    assert!(
+        shared.contains("<td>B1</td>"),
+        "the other beneficiary paid into account A1 is listed"
+    );
+    let json = app.get("/api/alerts/2", Some(&login)).await.json();
+    assert_eq!(json["history"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json["account_sharers"].as_array().unwrap().len(),
+        1,
+        "B2 paid after this one"
+    );
+    assert!((json["threshold"].as_f64().unwrap() - 0.45).abs() < 1e-6);
+    assert_eq!(
+        app.get("/alerts/999", Some(&login)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/alerts/999", Some(&login)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn open_alerts_are_anomalies_without_a_verdict_by_score() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let page = app.get("/alerts", Some(&login)).await.body;
+    let first = page.find("href=\"/alerts/2\"").unwrap();
+    let second = page.find("href=\"/alerts/3\"").unwrap();
+    assert!(first < second, "higher score first");
+    app.post_form(
+        "/alerts/2/verdict",
+        Some(&login.cookie),
+        &[("csrf", &login.csrf), ("verdict", "dismissed")],
+    )
+    .await;
+    let page = app.get("/alerts", Some(&login)).await.body;
+    assert!(!page.contains("href=\"/alerts/2\""));
+    assert!(page.contains("href=\"/alerts/3\""));
+    let bad = app
+        .post_form(
+            "/alerts/3/verdict",
+            Some(&login.cookie),
+            &[("csrf", &login.csrf), ("verdict", "maybe")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let page = app.get("/model", Some(&login)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("no model: run `cargo run -p train`"));
+    assert_eq!(
+        app.get("/api/model", Some(&login)).await.json()["histogram"],
+        serde_json::Value::Null
+    );
+    write_model(&app);
+    let page = app.get("/model", Some(&login)).await.body;
+    assert!(page.contains("Model m-test"));
+    assert!(page.contains("0.9312"), "model ROC-AUC");
+    assert!(page.contains("0.7100"), "baseline ROC-AUC side by side");
+    assert!(page.contains("inflated_amount"));
+    assert!(page.contains("chart-histogram"));
+    let model = app.get("/api/model", Some(&login)).await.json();
+    assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
+}
+
+#[tokio::test]
+async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
+    let app = TestApp::new();
+    let alice = app.login("alice").await;
+    assert_eq!(
+        app.get("/admin", Some(&alice)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let response = app
+        .post_form(
+            "/admin/users/disable",
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf), ("username", "admin")],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+
+    let admin = app.login("admin").await;
+    let page = app.get("/admin", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("alice"));
+    assert!(page.body.contains("login"), "audit log listed");
+    let response = app
+        .post_form(
+            "/admin/users/disable",
+            Some(&admin.cookie),
+            &[("csrf", &admin.csrf), ("username", "alice")],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("/api/summary", Some(&alice)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.try_login("alice", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'user_disabled'"),
+        1
+    );
+    let own = app
+        .post_form(
+            "/admin/users/disable",
+            Some(&admin.cookie),
+            &[("csrf", &admin.csrf), ("username", "admin")],
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    for (uri, login) in [
+        ("/login", None),
+        ("/", None),
+        ("/", Some(&login)),
+        ("/api/summary", Some(&login)),
+        ("/assets/dashboard.css", None),
+        ("/nowhere", Some(&login)),
+    ] {
+        let response = app.get(uri, login).await;
+        let csp = response
+            .header(header::CONTENT_SECURITY_POLICY)
+            .unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{uri}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{uri}");
+        assert_eq!(
+            response.header(header::X_FRAME_OPTIONS),
+            Some("DENY"),
+            "{uri}"
+        );
+        assert_eq!(
+            response.header(header::X_CONTENT_TYPE_OPTIONS),
+            Some("nosniff"),
+            "{uri}"
+        );
+        assert_eq!(
+            response.header(header::REFERRER_POLICY),
+            Some("no-referrer"),
+            "{uri}"
+        );
+    }
+    let page = app.get("/", Some(&login)).await.body;
+    assert!(!page.contains("style=\""), "no inline styles");
+    assert!(!page.contains("<script>"), "no inline scripts");
+    assert_eq!(
+        app.get("/nowhere", Some(&login)).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_login_page_says_how_to_create_the_first_user() {
+    let app = TestApp::empty();
+    let page = app.get("/login", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("run `cargo run -p dashboard -- user add NAME --role admin`")
+    );
+    let app = TestApp::new();
+    assert!(!app.get("/login", None).await.body.contains("user add NAME"));
+}
+
+#[tokio::test]
+async fn the_live_stream_pushes_kpis_and_new_anomalies() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let response = app
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/events")
+                .header(header::COOKIE, &login.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut stream = response.into_body().into_data_stream();
+    let next_update = async |stream: &mut axum::body::BodyDataStream| -> serde_json::Value {
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+                .await
+                .expect("an update within 10 s")
+                .expect("stream open")
+                .unwrap();
+            let text = String::from_utf8_lossy(&chunk).into_owned();
+            if let Some(data) = text.lines().find_map(|line| line.strip_prefix("data: ")) {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+    };
+    let first = next_update(&mut stream).await;
+    assert_eq!(first["kpis"]["anomalies"], 2);
+    assert_eq!(
+        first["new_anomalies"],
+        serde_json::json!([]),
+        "only anomalies after connecting"
+    );
+    insert(
+        &app.conn(),
+        &Payment {
+            id: 70,
+            beneficiary: "B7",
+            account: "A7",
+            agent: "G7",
+            scheme: "PM-KISAN",
+            paise: 9_900_000,
+            timestamp: "2025-03-10 16:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.95),
+            reasons: Some(reasons("amount", "₹99,000 is huge")),
+            label: None,
+        },
+    );
+    let mut update = next_update(&mut stream).await;
+    for _ in 0..20 {
+        if !update["new_anomalies"].as_array().unwrap().is_empty() {
+            break;
+        }
+        update = next_update(&mut stream).await;
+    }
+    assert_eq!(update["new_anomalies"][0]["transaction_id"], 70);
+    assert_eq!(update["new_anomalies"][0]["headline"], "₹99,000 is huge");
+    assert_eq!(update["kpis"]["anomalies"], 3);
+
+    // Graceful shutdown ends the stream instead of waiting for it forever.
+    app.state.begin_shutdown();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if stream.next().await.is_none() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends on shutdown");
+}
+
+/// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
+fn write_model(app: &TestApp) {
+    use aegis_core::artifacts::{ModelConfig, TrainingWindow};
+    use aegis_core::model::{AutoencoderShape, Normalizer};
+
+    let dir = app.dir.path().join("modeling");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = ModelConfig {
+        model_version: "m-test".into(),
+        created_at: "2025-03-11 09:00:00".into(),
+        feature_set: "test".into(),
+        feature_names: Vec::new(),
+        shape: AutoencoderShape::default(),
+        normalization: Normalizer {
+            mean: Vec::new(),
+            std: Vec::new(),
+            lower: Vec::new(),
+            upper: Vec::new(),
+        },
+        threshold: 0.45,
+        alert_rate: 0.01,
+        training_window: TrainingWindow {
+            from: None,
+            until: None,
+            first_event: "2024-12-01 10:00:00".into(),
+            last_event: "2025-03-10 15:30:00".into(),
+        },
+        rows: 6,
+        epochs: 3,
+        seed: 7,
+        backend: "flex".into(),
+        normal_only: false,
+        weights_file: "model-m-test.bpk".into(),
+        score_quantiles: Vec::new(),
+    };
+    std::fs::write(
+        dir.join("model_config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    let evaluation = |auc: f64| {
+        serde_json::json!({
+            "rows": 100, "positives": 5, "roc_auc": auc, "average_precision": 0.5, "threshold": 0.45,
+            "precision": 0.6, "recall": 0.6, "f1": 0.6, "k": 3, "precision_at_k": 0.66,
+            "confusion": {"true_positives": 3, "false_positives": 2, "true_negatives": 93, "false_negatives": 2},
+            "per_type": [{"fraud_type": "inflated_amount", "rows": 2, "caught": 2, "recall": 1.0, "median_score": 0.8}],
+        })
+    };
+    let metrics = serde_json::json!({
+        "evaluation": evaluation(0.93124),
+        "baseline": evaluation(0.71),
+        "score_histogram": {"edges": [0.01, 0.1, 1.0, 10.0], "counts": [5, 3, 1], "threshold": 0.45},
+    });
+    std::fs::write(dir.join("metrics.json"), metrics.to_string()).unwrap();
+}
