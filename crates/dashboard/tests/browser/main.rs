@@ -1,0 +1,280 @@
+//! End-to-end test in a real headless Chromium (Debian `chromium` + `chromium-driver`): log in,
+//! see KPIs and rendered charts, filter, open an alert, record a verdict, download the CSV.
+//! Also writes the README's screenshots to `target/screenshots/`.
+
+mod webdriver;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::webdriver::Browser;
+
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+}
+
+/// A scored database with a model: generated, trained and monitored by the real libraries.
+fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
+    let db = dir.join("t.db");
+    let modeling = dir.join("modeling");
+    generate::run(generate::RunConfig {
+        db: db.clone(),
+        generate: generate::GenerateConfig {
+            rows: 20_000,
+            seed: 4,
+            start: aegis_core::time::ist_midnight(2025, 1, 1),
+            days: 90,
+            fraud_rate: 0.02,
+        },
+        force: false,
+        from_csv: None,
+        skip_bad: false,
+        progress: false,
+    })
+    .unwrap();
+    train::run(&train::TrainConfig {
+        db: db.clone(),
+        modeling: modeling.clone(),
+        from: None,
+        until: None,
+        alert_rate: 0.02,
+        normal_only: false,
+        baseline: true,
+        fit: train::fit::FitConfig {
+            max_epochs: 3,
+            batch_size: 256,
+            learning_rate: 2e-3,
+            patience: 3,
+            seed: 1,
+            backend: aegis_core::model::BackendKind::Flex,
+            progress: false,
+        },
+    })
+    .unwrap();
+    monitor::run(
+        &monitor::MonitorConfig {
+            db: db.clone(),
+            modeling: modeling.clone(),
+            backend: aegis_core::model::BackendKind::Flex,
+            once: true,
+            batch_size: 5_000,
+            poll_interval: Duration::from_millis(10),
+        },
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    (db, modeling)
+}
+
+#[test]
+fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
+    let Some(driver_binary) = chromedriver() else {
+        if std::env::var_os("AEGIS_SKIP_BROWSER_TESTS").is_some() {
+            eprintln!("skipping the browser test: AEGIS_SKIP_BROWSER_TESTS is set");
+            return;
+        }
+        panic!(
+            "chromedriver not found: install the browser with `apt-get install chromium chromium-driver` \
+             (or set AEGIS_SKIP_BROWSER_TESTS=1 to skip this test)"
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (db, modeling) = scored_database(dir.path());
+    let dashboard = env!("CARGO_BIN_EXE_dashboard");
+    let password = "correct horse battery";
+    let mut add = Command::new(dashboard)
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "user",
+            "add",
+            "meera",
+            "--role",
+            "auditor",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Reaper(
+        Command::new(dashboard)
+            .args([
+                "--db",
+                db.to_str().unwrap(),
+                "--modeling",
+                modeling.to_str().unwrap(),
+            ])
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver_port = free_port();
+    let _driver = Reaper(
+        Command::new(driver_binary)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let driver = format!("http://127.0.0.1:{driver_port}");
+    for _ in 0..100 {
+        if ureq::get(&format!("{driver}/status")).call().is_ok()
+            && ureq::get(&format!("{base}/login")).call().is_ok()
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let browser = Browser::start(&driver, dir.path()).unwrap();
+    let long = Duration::from_secs(20);
+
+    // Log in.
+    browser.goto(&format!("{base}/")).unwrap();
+    browser.wait_for("input[name=username]", long).unwrap();
+    assert!(
+        browser.current_url().unwrap().ends_with("/login"),
+        "anonymous visitors land on the login page"
+    );
+    browser.type_into("input[name=username]", "meera").unwrap();
+    browser.type_into("input[name=password]", password).unwrap();
+    browser.click("button[type=submit]").unwrap();
+
+    // KPIs and the three charts, drawn by ECharts into canvases.
+    browser.wait_for("#kpi-transactions", long).unwrap();
+    let transactions = browser.text("#kpi-transactions").unwrap();
+    assert!(
+        !transactions.is_empty() && transactions != "0",
+        "KPI shows transactions: {transactions:?}"
+    );
+    for chart in [
+        "#chart-daily canvas",
+        "#chart-map canvas",
+        "#chart-heatmap canvas",
+    ] {
+        browser
+            .wait_for(chart, long)
+            .unwrap_or_else(|e| panic!("{chart} was not drawn: {e}"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    save_screenshot(&browser, "overview.png");
+
+    // Filter to one scheme: the table then shows that scheme only.
+    browser
+        .script("document.querySelector('select[name=scheme]').value = 'PM-KISAN';")
+        .unwrap();
+    browser
+        .script("document.querySelector('form.filters').submit();")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    browser.wait_for("#kpi-transactions", long).unwrap();
+    assert!(browser.current_url().unwrap().contains("scheme=PM-KISAN"));
+    let schemes = browser
+        .script("return Array.from(document.querySelectorAll('table tbody tr')).map(r => r.innerText).join('\\n');")
+        .unwrap();
+    let schemes = schemes.as_str().unwrap_or_default();
+    assert!(
+        schemes.contains("PM-KISAN") && !schemes.contains("MGNREGA"),
+        "filtered table: {schemes}"
+    );
+
+    // Download the CSV of that filter and compare with the API's count for the same filter.
+    let csv = browser
+        .script("var x = new XMLHttpRequest(); x.open('GET', '/export.csv' + location.search, false); x.send(); return x.responseText;")
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default();
+    let total = browser
+        .script("var x = new XMLHttpRequest(); x.open('GET', '/api/transactions' + location.search, false); x.send(); return JSON.parse(x.responseText).total;")
+        .unwrap();
+    assert!(
+        csv.starts_with("transaction_id,"),
+        "CSV header: {}",
+        &csv[..csv.len().min(80)]
+    );
+    assert_eq!(
+        (csv.lines().count() - 1) as u64,
+        total.as_u64().unwrap(),
+        "the export holds exactly the filtered rows"
+    );
+
+    // Open the top alert, record a verdict.
+    browser.goto(&format!("{base}/alerts")).unwrap();
+    browser.wait_for("td a[href^='/alerts/']", long).unwrap();
+    browser.click("td a[href^='/alerts/']").unwrap();
+    browser.wait_for("form.verdict-form", long).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    save_screenshot(&browser, "alert.png");
+    browser
+        .script("document.querySelector('select[name=verdict]').value = 'confirmed_fraud';")
+        .unwrap();
+    browser
+        .type_into(
+            "textarea[name=note]",
+            "Called the branch: second credit of the same instalment.",
+        )
+        .unwrap();
+    browser
+        .click("form.verdict-form button[type=submit]")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    browser.wait_for("form.verdict-form", long).unwrap();
+    let page = browser.script("return document.body.innerText;").unwrap();
+    let page = page.as_str().unwrap_or_default();
+    assert!(
+        page.contains("second credit of the same instalment") && page.contains("meera"),
+        "verdict recorded: {page}"
+    );
+    let stored: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM verdicts WHERE verdict = 'confirmed_fraud'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1);
+}
+
+fn save_screenshot(browser: &Browser, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(png) = browser.screenshot() {
+        let _ = std::fs::write(dir.join(name), png);
+    }
+}
