@@ -9,10 +9,12 @@
 //! - [`routes`]: handlers — pages, JSON API, CSV export, live stream, login, admin.
 //! - [`session`], [`password`], [`users`], [`audit`]: authentication, CSRF, roles, audit log.
 //! - [`filters`], [`queries`], [`alerts`], [`model_info`]: what the pages show, in SQL.
+//! - [`cache`]: aggregate answers reused while the data is unchanged.
 //! - [`templates`], [`escape`], [`views`]: askama view models, HTML escaping, formatting.
 
 pub mod alerts;
 pub mod audit;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod database;

@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::watch;
 
+use crate::cache::{QueryCache, data_version};
 use crate::config::ServeConfig;
 use crate::database::Database;
 use crate::error::AppResult;
@@ -29,6 +31,8 @@ struct Inner {
     live_interval: Duration,
     shutdown_sender: watch::Sender<bool>,
     schemes: Mutex<Option<(Instant, Vec<String>)>>,
+    summaries: QueryCache<crate::queries::Summary>,
+    kpis: QueryCache<crate::queries::Kpis>,
 }
 
 impl AppState {
@@ -45,6 +49,8 @@ impl AppState {
                 live_interval: config.live_interval,
                 shutdown_sender,
                 schemes: Mutex::new(None),
+                summaries: QueryCache::default(),
+                kpis: QueryCache::default(),
             }),
         })
     }
@@ -98,6 +104,35 @@ impl AppState {
     {
         let state = self.clone();
         tokio::task::spawn_blocking(move || state.inner.db.write(work)).await?
+    }
+
+    /// The summary aggregates for a filter, computed once per filter and data version.
+    /// Blocking.
+    pub fn summary(
+        &self,
+        conn: &Connection,
+        filters: &crate::filters::Filters,
+    ) -> AppResult<crate::queries::Summary> {
+        let version = data_version(conn)?;
+        self.inner
+            .summaries
+            .get_or_compute(filters.query_string(), version, || {
+                crate::queries::summary(conn, filters)
+            })
+    }
+
+    /// The KPIs for a filter, computed once per filter and data version. Blocking.
+    pub fn kpis(
+        &self,
+        conn: &Connection,
+        filters: &crate::filters::Filters,
+    ) -> AppResult<crate::queries::Kpis> {
+        let version = data_version(conn)?;
+        self.inner
+            .kpis
+            .get_or_compute(filters.query_string(), version, || {
+                crate::queries::kpis(conn, filters)
+            })
     }
 
     /// The distinct schemes in `transactions` (for the filter form), cached for ten minutes

@@ -262,6 +262,8 @@ pub fn import_csv(
     if replace {
         crate::clear_data(&transaction)?;
     }
+    // As in generate: indexes are rebuilt once at the end, inside the same transaction.
+    aegis_core::db::drop_transaction_indexes(&transaction)?;
     let mut batch = Vec::with_capacity(10_000);
     while let Some(row) = reader.next_row() {
         match row {
@@ -284,6 +286,7 @@ pub fn import_csv(
     }
     insert_transactions(&transaction, &batch)?;
     report.imported += batch.len();
+    aegis_core::db::create_transaction_indexes(&transaction)?;
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
         write_rejects(&path, &reader.headers, &report.rejected)?;

@@ -26,10 +26,11 @@ pub async fn summary(
     Query(params): Query<ListParams>,
 ) -> Result<Json<queries::Summary>, ApiError> {
     let mut filters = Filters::parse(&params)?;
+    let cache = state.clone();
     let summary = state
         .read(move |conn| {
             filters.apply_default_range(conn)?;
-            queries::summary(conn, &filters)
+            cache.summary(conn, &filters)
         })
         .await?;
     Ok(Json(summary))

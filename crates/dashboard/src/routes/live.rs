@@ -56,6 +56,7 @@ pub async fn events(
         let token_hash = feed.token_hash.clone();
         let after = feed.after;
         let now = aegis_core::time::now_millis();
+        let cache = feed.state.clone();
         let update = feed
             .state
             .read(move |conn| {
@@ -65,7 +66,7 @@ pub async fn events(
                 }
                 let mut filters = (*filters).clone();
                 filters.apply_default_range(conn)?;
-                let kpis = queries::kpis(conn, &filters)?;
+                let kpis = cache.kpis(conn, &filters)?;
                 let (anomalies, next) = queries::new_anomalies(conn, after)?;
                 Ok(Some((kpis, anomalies, next)))
             })

@@ -59,7 +59,7 @@ pub async fn overview(
     let (filters, kpis, table, schemes) = state
         .read(move |conn| {
             filters.apply_default_range(conn)?;
-            let kpis = queries::kpis(conn, &filters)?;
+            let kpis = cache.kpis(conn, &filters)?;
             let table =
                 queries::transactions_page(conn, &filters, sort, page, Some(kpis.transactions))?;
             let schemes = cache.schemes(conn)?;

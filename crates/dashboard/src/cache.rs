@@ -1,0 +1,100 @@
+//! A small cache of aggregate answers, keyed by the filter and valid while the data is
+//! unchanged: many auditors looking at the same overview cost one aggregation, not one each.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::Connection;
+
+use crate::error::AppResult;
+
+/// What identifies the state of the data: the newest row and the monitor's mark. Verdicts do
+/// not enter the cached aggregates.
+pub type DataVersion = (i64, i64);
+
+/// Entries kept at most; the oldest is dropped past it.
+const CAPACITY: usize = 64;
+
+/// The current data version (two indexed lookups).
+pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
+    Ok(conn.query_row(
+        "SELECT coalesce((SELECT max(transaction_id) FROM transactions), 0), \
+                coalesce((SELECT high_water_mark FROM monitor_state WHERE id = 1), 0)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+/// Answers by key, each remembered with the data version it was computed at.
+#[derive(Debug)]
+pub struct QueryCache<T> {
+    entries: Mutex<HashMap<String, (DataVersion, u64, T)>>,
+    clock: std::sync::atomic::AtomicU64,
+}
+
+impl<T> Default for QueryCache<T> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            clock: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl<T: Clone> QueryCache<T> {
+    /// The cached answer for `key` at `version`, or `compute`'s, remembered.
+    pub fn get_or_compute(
+        &self,
+        key: String,
+        version: DataVersion,
+        compute: impl FnOnce() -> AppResult<T>,
+    ) -> AppResult<T> {
+        let tick = self
+            .clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        {
+            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((cached_version, _, value)) = entries.get(&key)
+                && *cached_version == version
+            {
+                return Ok(value.clone());
+            }
+        }
+        let value = compute()?;
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CAPACITY && !entries.contains_key(&key) {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, (_, used, _))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(key, (version, tick, value.clone()));
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_reused_until_the_data_changes() {
+        let cache = QueryCache::default();
+        let mut computed = 0;
+        let mut ask = |version| {
+            cache
+                .get_or_compute("q".into(), version, || {
+                    computed += 1;
+                    Ok(computed)
+                })
+                .unwrap()
+        };
+        assert_eq!(ask((1, 1)), 1);
+        assert_eq!(ask((1, 1)), 1);
+        assert_eq!(ask((2, 1)), 2, "a new row invalidates");
+        assert_eq!(ask((2, 2)), 3, "newly scored rows invalidate");
+    }
+}
