@@ -62,14 +62,14 @@ impl<T: Clone> QueryCache<T> {
         }
         let value = compute()?;
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CAPACITY && !entries.contains_key(&key) {
-            if let Some(oldest) = entries
+        if entries.len() >= CAPACITY
+            && !entries.contains_key(&key)
+            && let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, (_, used, _))| *used)
                 .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
+        {
+            entries.remove(&oldest);
         }
         entries.insert(key, (version, tick, value.clone()));
         Ok(value)
