@@ -45,10 +45,13 @@ pub async fn transactions(
     let mut filters = Filters::parse(&params)?;
     let sort = Sort::parse(&params.sort, &params.dir);
     let page = parse_page(&params.page);
+    let cache = state.clone();
     let (filters, table) = state
         .read(move |conn| {
             filters.apply_default_range(conn)?;
-            let table = queries::transactions_page(conn, &filters, sort, page, None)?;
+            // The filter's row count is the KPI count, usually already cached.
+            let total = cache.kpis(conn, &filters)?.transactions;
+            let table = queries::transactions_page(conn, &filters, sort, page, Some(total))?;
             Ok((filters, table))
         })
         .await?;
