@@ -1,6 +1,8 @@
-//! Logging set-up shared by every binary.
+//! Logging set-up and the stop signal shared by every binary.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,4 +15,13 @@ pub fn init() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// A flag set by Ctrl-C (SIGINT) or SIGTERM, for loops that stop between batches.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
 }

@@ -276,6 +276,32 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
+impl RunConfig {
+    /// A quiet generation of `rows` rows over `days` days from 1 January 2025 into `db`.
+    pub fn synthetic(
+        db: &std::path::Path,
+        rows: usize,
+        seed: u64,
+        days: u32,
+        fraud_rate: f64,
+    ) -> RunConfig {
+        RunConfig {
+            db: db.to_path_buf(),
+            generate: GenerateConfig {
+                rows,
+                seed,
+                start: aegis_core::time::ist_midnight(2025, 1, 1),
+                days,
+                fraud_rate,
+            },
+            force: false,
+            from_csv: None,
+            skip_bad: false,
+            progress: false,
+        }
+    }
+}
+
 /// Runs `generate` (or the CSV import) and prints a summary.
 pub fn run(config: RunConfig) -> anyhow::Result<()> {
     if let Some(csv_path) = &config.from_csv {

@@ -4,8 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -74,10 +73,7 @@ fn run_step(name: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// Runs the live system until Ctrl-C.
 pub fn run(config: &UpConfig) -> anyhow::Result<()> {
-    let stop_requested = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop_requested))?;
-    }
+    let stop_requested = aegis_core::telemetry::stop_on_signals()?;
     println!("→ building the programs (the first build takes a while)");
     procs::build_programs()?;
     let db = config.db.to_str().context("--db is not UTF-8")?;

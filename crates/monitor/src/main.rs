@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
@@ -37,13 +35,13 @@ struct Args {
 fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(error) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+    let stop = match aegis_core::telemetry::stop_on_signals() {
+        Ok(stop) => stop,
+        Err(error) => {
             eprintln!("error: cannot install the signal handler: {error}");
             return ExitCode::FAILURE;
         }
-    }
+    };
     let config = monitor::MonitorConfig {
         db: args.db,
         modeling: args.modeling,

@@ -42,21 +42,7 @@ fn chromedriver() -> Option<PathBuf> {
 fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
     let db = dir.join("t.db");
     let modeling = dir.join("modeling");
-    generate::run(generate::RunConfig {
-        db: db.clone(),
-        generate: generate::GenerateConfig {
-            rows: 20_000,
-            seed: 4,
-            start: aegis_core::time::ist_midnight(2025, 1, 1),
-            days: 90,
-            fraud_rate: 0.02,
-        },
-        force: false,
-        from_csv: None,
-        skip_bad: false,
-        progress: false,
-    })
-    .unwrap();
+    generate::run(generate::RunConfig::synthetic(&db, 20_000, 4, 90, 0.02)).unwrap();
     train::run(&train::TrainConfig {
         db: db.clone(),
         modeling: modeling.clone(),

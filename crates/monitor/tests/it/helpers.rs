@@ -18,21 +18,7 @@ pub fn fixture(rows: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let modeling = dir.path().join("modeling");
-    generate::run(generate::RunConfig {
-        db: db.clone(),
-        generate: generate::GenerateConfig {
-            rows,
-            seed: 5,
-            start: aegis_core::time::ist_midnight(2025, 1, 1),
-            days: 120,
-            fraud_rate: 0.02,
-        },
-        force: false,
-        from_csv: None,
-        skip_bad: false,
-        progress: false,
-    })
-    .unwrap();
+    generate::run(generate::RunConfig::synthetic(&db, rows, 5, 120, 0.02)).unwrap();
     train_model(&db, &modeling, 1);
     Fixture {
         _dir: dir,

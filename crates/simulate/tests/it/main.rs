@@ -10,21 +10,7 @@ use simulate::SimulateConfig;
 
 fn population(dir: &std::path::Path) -> std::path::PathBuf {
     let db = dir.join("t.db");
-    generate::run(generate::RunConfig {
-        db: db.clone(),
-        generate: generate::GenerateConfig {
-            rows: 8_000,
-            seed: 3,
-            start: aegis_core::time::ist_midnight(2025, 1, 1),
-            days: 60,
-            fraud_rate: 0.01,
-        },
-        force: false,
-        from_csv: None,
-        skip_bad: false,
-        progress: false,
-    })
-    .unwrap();
+    generate::run(generate::RunConfig::synthetic(&db, 8_000, 3, 60, 0.01)).unwrap();
     db
 }
 

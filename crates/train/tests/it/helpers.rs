@@ -9,21 +9,7 @@ use train::fit::FitConfig;
 /// A generated database of `rows` transactions over four months.
 pub fn labeled_db(dir: &Path, rows: usize) -> PathBuf {
     let db = dir.join("t.db");
-    generate::run(generate::RunConfig {
-        db: db.clone(),
-        generate: generate::GenerateConfig {
-            rows,
-            seed: 21,
-            start: aegis_core::time::ist_midnight(2025, 1, 1),
-            days: 120,
-            fraud_rate: 0.02,
-        },
-        force: false,
-        from_csv: None,
-        skip_bad: false,
-        progress: false,
-    })
-    .unwrap();
+    generate::run(generate::RunConfig::synthetic(&db, rows, 21, 120, 0.02)).unwrap();
     db
 }
 
