@@ -51,20 +51,20 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
     let binary = env!("CARGO_BIN_EXE_monitor");
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut kills = 0;
-    for _ in 0..12 {
+    // Small batches make a run long enough to be killed in the middle; keep killing until the
+    // monitor has died mid-run several times (or has finished).
+    for _ in 0..40 {
+        if kills >= 5 || count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL") == 0 {
+            break;
+        }
         let mut child = Command::new(binary)
-            .args([
-                "--db",
-                fixture.db.to_str().unwrap(),
-                "--modeling",
-                fixture.modeling.to_str().unwrap(),
-            ])
-            .args(["--once", "--batch-size", "25"])
+            .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap()])
+            .args(["--once", "--batch-size", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(40..250)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(30..200)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
