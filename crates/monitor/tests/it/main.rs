@@ -54,11 +54,21 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
     // Small batches make a run long enough to be killed in the middle; keep killing until the
     // monitor has died mid-run several times (or has finished).
     for _ in 0..40 {
-        if kills >= 5 || count(&fixture.db, "SELECT count(*) FROM transactions WHERE status IS NULL") == 0 {
+        if kills >= 5
+            || count(
+                &fixture.db,
+                "SELECT count(*) FROM transactions WHERE status IS NULL",
+            ) == 0
+        {
             break;
         }
         let mut child = Command::new(binary)
-            .args(["--db", fixture.db.to_str().unwrap(), "--modeling", fixture.modeling.to_str().unwrap()])
+            .args([
+                "--db",
+                fixture.db.to_str().unwrap(),
+                "--modeling",
+                fixture.modeling.to_str().unwrap(),
+            ])
             .args(["--once", "--batch-size", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
