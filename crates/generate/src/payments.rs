@@ -105,12 +105,21 @@ impl Scheduler<'_> {
                 if time < self.start || time >= self.end {
                     return;
                 }
-                let agent = self.pick_agent(rng, beneficiary);
+                let agent = pick_agent(rng, self.world, beneficiary);
                 let account = match &account_change {
                     Some((from, account)) if time >= *from => account.clone(),
                     _ => person.account.clone(),
                 };
-                out.push(self.draft(rng, beneficiary, agent, account, scheme, rupees * 100, time));
+                out.push(draft(
+                    rng,
+                    self.world,
+                    beneficiary,
+                    agent,
+                    account,
+                    scheme,
+                    rupees * 100,
+                    time,
+                ));
             };
         let (first_year, first_month, _) = ist_date(self.start);
         let months = ((self.end - self.start) / (28 * DAY) + 2) as u32;
@@ -184,34 +193,6 @@ impl Scheduler<'_> {
                 }
             }
         }
-    }
-
-    fn pick_agent<R: Rng>(&self, rng: &mut R, beneficiary: usize) -> usize {
-        pick_agent(rng, self.world, beneficiary)
-    }
-
-    /// A payment at `agent`'s counter.
-    #[allow(clippy::too_many_arguments)]
-    pub fn draft<R: Rng>(
-        &self,
-        rng: &mut R,
-        beneficiary: usize,
-        agent: usize,
-        account: String,
-        scheme: SchemeKind,
-        amount_paise: i64,
-        time: EventTime,
-    ) -> Draft {
-        draft(
-            rng,
-            self.world,
-            beneficiary,
-            agent,
-            account,
-            scheme,
-            amount_paise,
-            time,
-        )
     }
 }
 

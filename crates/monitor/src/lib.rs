@@ -255,9 +255,8 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut window_start = Instant::now();
     let mut window_scored = 0u64;
     let mut window_batches = 0u64;
-    let mut select =
+    let select =
         format!("{STORED_COLUMNS} WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2");
-    select.shrink_to_fit();
     while !stop.load(Ordering::Relaxed) {
         if slot.refresh(&config.modeling, config.backend) {
             stats.reloads += 1;
