@@ -26,7 +26,7 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "weekday_sin",
     "weekday_cos",
     "hundreds_of_km_from_usual_place",
-    "beneficiary_payments_1h_log",
+    "beneficiary_same_scheme_1h_log",
     "beneficiary_payments_24h_log",
     "beneficiary_payments_30d_log",
     "beneficiary_hours_since_previous_log",
@@ -39,14 +39,14 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "agent_rate_vs_usual_log",
     "agent_beneficiaries_1h_log",
     "agent_new_for_beneficiary",
-    "agent_new_customers_15min",
+    "agent_first_visits_15min",
 ];
 
 /// Number of features.
 pub const FEATURE_COUNT: usize = 20;
 
 /// Bumped when a feature keeps its name but changes its definition.
-const FEATURE_DEFINITION_REVISION: u32 = 2;
+const FEATURE_DEFINITION_REVISION: u32 = 3;
 
 /// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
 pub fn feature_set_id() -> String {
@@ -87,7 +87,8 @@ pub struct FeatureContext {
     pub seconds_of_day: i64,
     pub weekday: u32,
     pub km_from_usual_place: Option<f64>,
-    pub beneficiary_payments_1h: u32,
+    /// Payments of the same scheme to this beneficiary in the last hour (a burst).
+    pub same_scheme_1h: u32,
     pub beneficiary_payments_24h: u32,
     pub beneficiary_payments_30d: u32,
     pub hours_since_previous: Option<f64>,
@@ -100,8 +101,9 @@ pub struct FeatureContext {
     pub agent_usual_10min: f64,
     pub agent_beneficiaries_1h: u32,
     pub agent_new_for_beneficiary: bool,
-    /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it before.
-    pub agent_new_customers_15min: u32,
+    /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it
+    /// before, this one included.
+    pub agent_first_visits_15min: u32,
 }
 
 /// A payment's feature vector and the raw numbers behind it.
@@ -341,10 +343,11 @@ impl FeatureState {
             if age < DAY {
                 context.beneficiary_payments_24h += 1;
             }
-            if age < HOUR {
-                context.beneficiary_payments_1h += 1;
-            }
             if recent.scheme == ids.scheme {
+                // Same scheme only: two schemes paying out on the same day is ordinary.
+                if age < HOUR {
+                    context.same_scheme_1h += 1;
+                }
                 context.same_scheme_30d += 1;
                 // Six days: a weekly wage of the same amount (7 days apart) is not a duplicate.
                 if age < DUPLICATE_WINDOW && recent.amount_paise == payment.amount_paise {
@@ -410,7 +413,7 @@ impl FeatureState {
                     context.agent_payments_10min += 1;
                 }
                 if *first_visit && age < 15 * MINUTE {
-                    context.agent_new_customers_15min += 1;
+                    context.agent_first_visits_15min += 1;
                 }
                 if *who != ids.beneficiary {
                     beneficiaries_1h.push(*who);
@@ -427,6 +430,7 @@ impl FeatureState {
                 None => 0.0,
             };
             context.agent_new_for_beneficiary = has_history && !beneficiary.agents.contains(&agent);
+            context.agent_first_visits_15min += u32::from(context.agent_new_for_beneficiary);
         }
 
         let hour = context.seconds_of_day as f64 / HOUR as f64;
@@ -440,7 +444,7 @@ impl FeatureState {
             weekday_angle.cos() as f32,
             // Linear, not log: the gap between a few km and a few hundred km is the signal.
             (context.km_from_usual_place.map_or(0.0, |km| km.min(5000.0)) / 100.0) as f32,
-            ln1p_count(context.beneficiary_payments_1h),
+            ln1p_count(context.same_scheme_1h),
             ln1p_count(context.beneficiary_payments_24h),
             ln1p_count(context.beneficiary_payments_30d),
             context
@@ -457,8 +461,9 @@ impl FeatureState {
                 .ln() as f32,
             ln1p_count(context.agent_beneficiaries_1h),
             f32::from(u8::from(context.agent_new_for_beneficiary)),
-            // Linear: five first-time customers in a quarter hour is far rarer than twice one.
-            context.agent_new_customers_15min as f32,
+            // Squared: each further first-time customer in a quarter hour is far rarer than the
+            // one before (an agent sees one now and then, three almost never).
+            (context.agent_first_visits_15min as f32).powi(2),
         ];
         Features { values, context }
     }
@@ -553,7 +558,7 @@ pub fn category_of(feature: usize) -> &'static str {
         "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => "timing",
         "hundreds_of_km_from_usual_place" => "location",
         "beneficiary_same_amount_6d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
-        "beneficiary_payments_1h_log"
+        "beneficiary_same_scheme_1h_log"
         | "beneficiary_payments_24h_log"
         | "beneficiary_payments_30d_log"
         | "beneficiary_hours_since_previous_log" => "burst",
@@ -625,9 +630,10 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
             None => "payment location unknown".to_string(),
         },
-        "beneficiary_payments_1h_log" => format!(
-            "{} payment to this beneficiary within an hour",
-            ordinal(context.beneficiary_payments_1h + 1)
+        "beneficiary_same_scheme_1h_log" => format!(
+            "{} {} payment to this beneficiary within an hour",
+            ordinal(context.same_scheme_1h + 1),
+            context.scheme
         ),
         "beneficiary_payments_24h_log" => format!(
             "{} payment to this beneficiary within 24 hours",
@@ -670,9 +676,9 @@ pub fn explain(feature: usize, context: &FeatureContext) -> String {
             "agent paid {} different beneficiaries within an hour",
             context.agent_beneficiaries_1h + 1
         ),
-        "agent_new_customers_15min" => format!(
+        "agent_first_visits_15min" => format!(
             "agent paid {} beneficiaries it had never served before within 15 minutes",
-            context.agent_new_customers_15min + u32::from(context.agent_new_for_beneficiary)
+            context.agent_first_visits_15min
         ),
         _ => "paid through an agent this beneficiary never used before".to_string(),
     }
@@ -730,8 +736,12 @@ mod tests {
     }
 
     #[test]
-    fn burst_counts_payments_in_the_last_hour() {
+    fn burst_counts_same_scheme_payments_in_the_last_hour() {
         let mut state = FeatureState::new();
+        // Another scheme paying out the same hour is an ordinary transfer day, not a burst.
+        let mut pension = payment("B1", "A1", "G1", 100_000, "2025-03-03 09:55:00");
+        pension.scheme = "NSAP-OAP".to_string();
+        state.observe(&pension);
         let mut last = None;
         for minute in [0, 10, 20, 30] {
             last = Some(state.observe(&payment(
@@ -743,10 +753,11 @@ mod tests {
             )));
         }
         let last = last.unwrap();
-        assert_eq!(last.context.beneficiary_payments_1h, 3);
+        assert_eq!(last.context.same_scheme_1h, 3);
+        assert_eq!(last.context.beneficiary_payments_24h, 4);
         assert_eq!(
-            explain(index("beneficiary_payments_1h_log"), &last.context),
-            "4th payment to this beneficiary within an hour"
+            explain(index("beneficiary_same_scheme_1h_log"), &last.context),
+            "4th PM-KISAN payment to this beneficiary within an hour"
         );
     }
 
@@ -795,6 +806,59 @@ mod tests {
         assert_eq!(features.context.agent_beneficiaries_1h, 15);
         // 11:22, 11:24, 11:26 and 11:28 fall in the ten minutes before 11:31.
         assert_eq!(features.context.agent_payments_10min, 4);
+    }
+
+    #[test]
+    fn first_visits_count_known_beneficiaries_new_to_the_agent_this_one_included() {
+        let mut state = FeatureState::new();
+        // Four people with a history at their own counters, and a regular of G7.
+        for person in 0..4 {
+            state.observe(&payment(
+                &format!("B{person}"),
+                &format!("A{person}"),
+                "HOME",
+                200_000,
+                "2025-02-03 11:00:00",
+            ));
+        }
+        state.observe(&payment(
+            "REGULAR",
+            "AR",
+            "G7",
+            200_000,
+            "2025-02-03 11:00:00",
+        ));
+        let visit = |state: &mut FeatureState, who: &str, when: &str| {
+            state.observe(&payment(who, &format!("A-{who}"), "G7", 200_000, when))
+        };
+        let first = visit(&mut state, "B0", "2025-03-03 11:00:00");
+        assert_eq!(first.context.agent_first_visits_15min, 1);
+        assert_eq!(
+            visit(&mut state, "REGULAR", "2025-03-03 11:01:00")
+                .context
+                .agent_first_visits_15min,
+            1,
+            "a regular is not a first visit"
+        );
+        assert_eq!(
+            visit(&mut state, "NEWCOMER", "2025-03-03 11:02:00")
+                .context
+                .agent_first_visits_15min,
+            1,
+            "a first payment ever is not a first visit"
+        );
+        visit(&mut state, "B1", "2025-03-03 11:05:00");
+        let third = visit(&mut state, "B2", "2025-03-03 11:10:00");
+        assert_eq!(third.context.agent_first_visits_15min, 3);
+        let squared = third.values[index("agent_first_visits_15min")];
+        assert_eq!(squared, 9.0, "each further first visit weighs more");
+        assert_eq!(
+            explain(index("agent_first_visits_15min"), &third.context),
+            "agent paid 3 beneficiaries it had never served before within 15 minutes"
+        );
+        // A quarter hour after the first, it has aged out.
+        let later = visit(&mut state, "B3", "2025-03-03 11:16:00");
+        assert_eq!(later.context.agent_first_visits_15min, 3);
     }
 
     #[test]
@@ -856,7 +920,7 @@ mod tests {
             "agent_rate_vs_usual_log",
             "agent_beneficiaries_1h_log",
             "agent_new_for_beneficiary",
-            "agent_new_customers_15min",
+            "agent_first_visits_15min",
         ] {
             assert_eq!(features.values[index(name)], 0.0, "{name}");
         }
@@ -866,7 +930,7 @@ mod tests {
     #[test]
     fn feature_set_id_names_revision_and_hash() {
         let id = feature_set_id();
-        assert!(id.starts_with("r2-"));
+        assert!(id.starts_with("r3-"));
         assert_eq!(id.len(), 11);
     }
 }

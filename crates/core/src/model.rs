@@ -14,6 +14,14 @@ pub const Z_CLIP: f32 = 20.0;
 /// Tail share on each side left outside the "ordinary range" of a feature.
 pub const SUPPORT_QUANTILE: f64 = 0.01;
 
+/// Tail share on each side winsorised before measuring a feature's mean and spread. An
+/// unlabeled window contains frauds (about 1 % of rows, ~0.1 % per type), whose extreme values
+/// would otherwise inflate the very spread their successors are measured against: with the raw
+/// standard deviation, the agent-collusion feature's scale grew with the collusion in the
+/// training data and its recall fell. Winsorising at 1 % instead shrinks the spread of
+/// mostly-zero features so far that ordinary evening payments outscored 5× inflated amounts.
+pub const SCALE_QUANTILE: f64 = 0.001;
+
 /// Layer widths of the autoencoder: input → hidden → inner → bottleneck → inner → hidden → input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoencoderShape {
@@ -97,8 +105,8 @@ impl Autoencoder {
     }
 }
 
-/// Per-feature mean and standard deviation of the training data, and the range of standardised
-/// values ordinary rows take (the 1 % and 99 % quantiles).
+/// Per-feature (winsorised) mean and standard deviation of the training data, and the range of
+/// standardised values ordinary rows take (the 1 % and 99 % quantiles).
 ///
 /// The network is trained to reconstruct rows clipped to that range, and scores a row by how
 /// far its reconstruction is from the *unclipped* row. An autoencoder with ReLUs extrapolates
@@ -114,53 +122,46 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
-    /// Statistics of row-major `rows × columns` data (f64 accumulation, so the order of a
-    /// million rows does not matter to the last bit that counts).
+    /// Statistics of row-major `rows × columns` data.
+    ///
+    /// Mean and spread are those of the values winsorised at [`SCALE_QUANTILE`] (f64
+    /// accumulation), so that the rare extreme rows of an unlabeled training window (frauds among
+    /// them) do not inflate the scale and hide the next extreme row. A column that is one value
+    /// after winsorising (a flag almost always 0) falls back to its raw spread, and a constant
+    /// column (e.g. an import without agents) to unit scale. The ordinary range is the
+    /// [`SUPPORT_QUANTILE`] to 1 − [`SUPPORT_QUANTILE`] range, standardised.
     pub fn fit(data: &[f32], columns: usize) -> Self {
-        let rows = (data.len() / columns).max(1) as f64;
-        let mut sum = vec![0f64; columns];
-        let mut sum_sq = vec![0f64; columns];
-        for row in data.chunks_exact(columns) {
-            for (column, &value) in row.iter().enumerate() {
-                sum[column] += f64::from(value);
-                sum_sq[column] += f64::from(value) * f64::from(value);
-            }
-        }
-        let mean: Vec<f64> = sum.iter().map(|s| s / rows).collect();
-        let std = sum_sq
-            .iter()
-            .zip(&mean)
-            .map(|(sq, m)| {
-                // A constant column (e.g. an import without agents) gets unit scale, not a
-                // division by zero.
-                let variance = (sq / rows - m * m).max(0.0);
-                if variance.sqrt() < 1e-3 {
-                    1.0
-                } else {
-                    variance.sqrt() as f32
-                }
-            })
-            .collect();
+        let rows = data.len() / columns;
         let mut normalizer = Self {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
-            std,
+            mean: vec![0.0; columns],
+            std: vec![1.0; columns],
             lower: vec![-Z_CLIP; columns],
             upper: vec![Z_CLIP; columns],
         };
-        let mut standardised = data.to_vec();
-        normalizer.apply(&mut standardised);
-        let mut column_values = Vec::with_capacity(data.len() / columns);
+        if rows == 0 {
+            return normalizer;
+        }
+        let mut column_values = Vec::with_capacity(rows);
         for column in 0..columns {
             column_values.clear();
-            column_values.extend(standardised.iter().skip(column).step_by(columns).copied());
-            if column_values.is_empty() {
-                continue;
-            }
+            column_values.extend(data.iter().skip(column).step_by(columns).copied());
             column_values.sort_by(f32::total_cmp);
-            let at =
-                |q: f64| column_values[((column_values.len() - 1) as f64 * q).round() as usize];
-            normalizer.lower[column] = at(SUPPORT_QUANTILE);
-            normalizer.upper[column] = at(1.0 - SUPPORT_QUANTILE);
+            let at = |q: f64| column_values[((rows - 1) as f64 * q).round() as usize];
+            let (low, high) = (at(SUPPORT_QUANTILE), at(1.0 - SUPPORT_QUANTILE));
+            let (floor, ceiling) = (at(SCALE_QUANTILE), at(1.0 - SCALE_QUANTILE));
+            let (winsorised_mean, winsorised_std) =
+                mean_and_std(column_values.iter().map(|v| v.clamp(floor, ceiling)));
+            let (mean, std) = if winsorised_std >= 1e-3 {
+                (winsorised_mean, winsorised_std)
+            } else {
+                let (raw_mean, raw_std) = mean_and_std(column_values.iter().copied());
+                (raw_mean, if raw_std >= 1e-3 { raw_std } else { 1.0 })
+            };
+            normalizer.mean[column] = mean as f32;
+            normalizer.std[column] = std as f32;
+            let standardise = |v: f32| ((v - mean as f32) / std as f32).clamp(-Z_CLIP, Z_CLIP);
+            normalizer.lower[column] = standardise(low);
+            normalizer.upper[column] = standardise(high);
         }
         normalizer
     }
@@ -230,6 +231,22 @@ impl BackendKind {
     }
 }
 
+/// Mean and standard deviation of `values`, accumulated in f64 so that the order of a million
+/// rows does not matter to the last bit that counts.
+fn mean_and_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
+    let (mut count, mut sum, mut sum_sq) = (0f64, 0f64, 0f64);
+    for value in values {
+        count += 1.0;
+        sum += f64::from(value);
+        sum_sq += f64::from(value) * f64::from(value);
+    }
+    let mean = sum / count.max(1.0);
+    (
+        mean,
+        (sum_sq / count.max(1.0) - mean * mean).max(0.0).sqrt(),
+    )
+}
+
 /// Mean of each row's squared errors: the anomaly score.
 pub fn row_scores(squared_errors: &[f32], columns: usize) -> Vec<f32> {
     squared_errors
@@ -254,6 +271,41 @@ mod tests {
         assert!(copy.iter().all(|v| v.is_finite()));
         let clipped = normalizer.clip_to_support(&[100.0, -100.0]);
         assert_eq!(clipped, vec![normalizer.upper[0], normalizer.lower[1]]);
+    }
+
+    #[test]
+    fn rare_extremes_do_not_inflate_the_scale_they_are_measured_against() {
+        // A count that is 0 or 1 in ordinary rows, and 30–40 in 0.05 % of them (a fraud pattern
+        // present in the unlabeled training window).
+        let mut data: Vec<f32> = (0..20_000).map(|i| f32::from(i % 10 == 0)).collect();
+        for i in 0..10 {
+            data[i * 997] = 30.0 + i as f32;
+        }
+        let normalizer = Normalizer::fit(&data, 1);
+        let flag_std = (0.1f32 * 0.9).sqrt();
+        assert!(
+            (normalizer.std[0] - flag_std).abs() < 0.02,
+            "scale {} should be the ordinary rows' {flag_std}",
+            normalizer.std[0]
+        );
+        let mut next_fraud = [30.0f32];
+        normalizer.apply(&mut next_fraud);
+        assert_eq!(next_fraud[0], Z_CLIP, "the next burst stands out fully");
+    }
+
+    #[test]
+    fn a_rare_flag_keeps_its_raw_spread() {
+        // Set in 0.05 % of rows: winsorising would make it constant and the flag invisible.
+        let data: Vec<f32> = (0..20_000).map(|i| f32::from(i % 2000 == 0)).collect();
+        let normalizer = Normalizer::fit(&data, 1);
+        assert!(normalizer.std[0] < 0.05 && normalizer.std[0] > 0.01);
+        let mut set = [1.0f32];
+        normalizer.apply(&mut set);
+        assert!(
+            set[0] > 15.0,
+            "a set flag is far outside the ordinary range: {}",
+            set[0]
+        );
     }
 
     #[test]
