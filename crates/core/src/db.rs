@@ -25,13 +25,18 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_dashboard",
         include_str!("../../../migrations/0003_dashboard.sql"),
     ),
+    (
+        "0004_anomaly_index_filters",
+        include_str!("../../../migrations/0004_anomaly_index_filters.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Secondary indexes on `transactions` that bulk loads drop and rebuild (building an index over
-/// sorted data once is several times faster than maintaining it row by row).
+/// sorted data once is several times faster than maintaining it row by row). They must match
+/// the latest migration's definitions; a test compares them.
 const TRANSACTION_INDEXES: &[(&str, &str)] = &[
     ("idx_transactions_timestamp", "transactions (timestamp)"),
     (
@@ -48,7 +53,7 @@ const TRANSACTION_INDEXES: &[(&str, &str)] = &[
     ),
     (
         "idx_transactions_anomalies",
-        "transactions (anomaly_score) WHERE status = 'ANOMALY'",
+        "transactions (anomaly_score, scheme, timestamp) WHERE status = 'ANOMALY'",
     ),
 ];
 
@@ -223,11 +228,41 @@ mod tests {
             )
             .unwrap()
         };
+        // Column lists, as SQLite reports them, of each index the migrations created.
+        let definitions = |conn: &Connection| -> Vec<(String, String)> {
+            let mut statement = conn
+                .prepare(
+                    "SELECT m.name, group_concat(i.name, ',') FROM sqlite_master AS m, \
+                     pragma_index_info(m.name) AS i \
+                     WHERE m.type = 'index' AND m.tbl_name = 'transactions' AND m.name LIKE 'idx_%' \
+                     GROUP BY m.name ORDER BY m.name",
+                )
+                .unwrap();
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
         let before = count(&conn);
+        let migrated = definitions(&conn);
         drop_transaction_indexes(&conn).unwrap();
         assert_eq!(count(&conn), 0);
         create_transaction_indexes(&conn).unwrap();
         assert_eq!(count(&conn), before);
         assert_eq!(before, TRANSACTION_INDEXES.len() as i64);
+        assert_eq!(
+            definitions(&conn),
+            migrated,
+            "a bulk load must rebuild the indexes the migrations define"
+        );
+        let partial: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'idx_transactions_anomalies'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert!(partial.contains("WHERE status = 'ANOMALY'"), "{partial}");
     }
 }
