@@ -12,7 +12,8 @@ use crate::error::AppResult;
 /// not enter the cached aggregates.
 pub type DataVersion = (i64, i64);
 
-/// Entries kept at most; the oldest is dropped past it.
+/// Entries kept at most; past it, the least recently used is dropped (so the default overview
+/// every auditor opens stays cached while others explore many filters).
 const CAPACITY: usize = 64;
 
 /// The current data version (two indexed lookups).
@@ -53,10 +54,11 @@ impl<T: Clone> QueryCache<T> {
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         {
-            let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((cached_version, _, value)) = entries.get(&key)
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((cached_version, used, value)) = entries.get_mut(&key)
                 && *cached_version == version
             {
+                *used = tick;
                 return Ok(value.clone());
             }
         }
@@ -96,5 +98,34 @@ mod tests {
         assert_eq!(ask((1, 1)), 1);
         assert_eq!(ask((2, 1)), 2, "a new row invalidates");
         assert_eq!(ask((2, 2)), 3, "newly scored rows invalidate");
+    }
+
+    #[test]
+    fn a_full_cache_drops_the_least_recently_used_answer() {
+        let cache = QueryCache::default();
+        let computed = std::cell::Cell::new(0);
+        let ask = |key: &str| {
+            cache
+                .get_or_compute(key.into(), (1, 1), || {
+                    computed.set(computed.get() + 1);
+                    Ok(())
+                })
+                .unwrap()
+        };
+        ask("overview");
+        for other in 1..CAPACITY {
+            ask(&format!("filter {other}"));
+        }
+        ask("overview"); // used again: now the most recent
+        ask("one filter too many");
+        let before = computed.get();
+        ask("overview");
+        assert_eq!(computed.get(), before, "the overview was kept");
+        ask("filter 1");
+        assert_eq!(
+            computed.get(),
+            before + 1,
+            "the least recently used filter was dropped"
+        );
     }
 }
