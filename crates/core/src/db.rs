@@ -65,6 +65,12 @@ pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
     configure(&conn)?;
     migrate(&conn, path)?;
+    // Refresh the planner's statistics when they are missing or stale (SQLite's advice for
+    // long-lived connections), sampling at most ~1000 rows per index so that a first open of a
+    // million rows takes milliseconds, not a second. Without statistics SQLite guessed that a
+    // 30-day range on the timestamp index beats the partial anomaly index, and the dashboard's
+    // "anomalies by score" page read every row of the month: 10 ms instead of 2.
+    conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
     Ok(conn)
 }
 
@@ -214,6 +220,34 @@ mod tests {
         let message = open(&path).unwrap_err().to_string();
         assert!(message.contains("newer than this build"), "{message}");
         assert!(message.contains("upgrade Aegis"), "{message}");
+    }
+
+    #[test]
+    fn opening_gives_the_planner_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let conn = open(&path).unwrap();
+            conn.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+                 INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp, status, anomaly_score) \
+                 SELECT 'B' || i, 'PM-KISAN', 200000, '2025-03-03 10:00:00', \
+                        CASE WHEN i % 50 = 0 THEN 'ANOMALY' ELSE 'NORMAL' END, 0.1 FROM n",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let analysed: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_stat1 WHERE idx = 'idx_transactions_anomalies'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            analysed, 1,
+            "the next open analyses the table it finds unanalysed"
+        );
     }
 
     #[test]
