@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use aegis_core::model::BackendKind;
+
 use crate::procs::{self, command, stop};
 
 /// Options of `aegis up`.
@@ -92,14 +94,17 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
             transaction_count(&config.db)
         );
     }
-    if !config
-        .modeling
-        .join(aegis_core::artifacts::CONFIG_FILE)
-        .exists()
-    {
-        run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
-    } else {
-        println!("→ using the model in {modeling}");
+    // The monitor would refuse a model this build cannot use (another feature set after an
+    // upgrade, unreadable files): train a fresh one instead of failing at start.
+    match aegis_core::artifacts::load(&config.modeling, BackendKind::Flex) {
+        Ok(model) => println!("→ using model {} in {modeling}", model.config.model_version),
+        Err(aegis_core::Error::ModelMissing { .. }) => {
+            run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
+        }
+        Err(reason) => {
+            println!("→ the model in {modeling} cannot be used ({reason}); training a new one");
+            run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
+        }
     }
     let username = format!("auditor-{}", random_password(4).to_lowercase());
     let password = random_password(16);
