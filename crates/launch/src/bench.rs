@@ -49,6 +49,20 @@ impl Report {
     }
 }
 
+/// `monitor --once` over every unscored row of `db`, measured.
+fn drain(db: &str, modeling: &str, log: &Path) -> anyhow::Result<Usage> {
+    let args = [
+        "--db",
+        db,
+        "--modeling",
+        modeling,
+        "--once",
+        "--batch-size",
+        "10000",
+    ];
+    timed("monitor", &args, log)
+}
+
 fn timed(name: &str, args: &[&str], log: &Path) -> anyhow::Result<Usage> {
     let started = Instant::now();
     let mut child = command(name, Some(log))?.args(args).spawn()?;
@@ -227,19 +241,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         "25 s / 548 MB for 10k rows × 50 epochs",
     );
 
-    let usage = timed(
-        "monitor",
-        &[
-            "--db",
-            &db,
-            "--modeling",
-            &modeling,
-            "--once",
-            "--batch-size",
-            "10000",
-        ],
-        &log,
-    )?;
+    let usage = drain(&db, &modeling, &log)?;
     report.add(
         &format!("monitor --once drain of {} rows", config.rows),
         format!(
@@ -315,19 +317,7 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         [],
         |r| r.get::<_, i64>(0),
     )?;
-    let usage = timed(
-        "monitor",
-        &[
-            "--db",
-            &wide_str,
-            "--modeling",
-            &modeling,
-            "--once",
-            "--batch-size",
-            "10000",
-        ],
-        &log,
-    )?;
+    let usage = drain(&wide_str, &modeling, &log)?;
     report.add(
         &format!("monitor peak memory with {people} beneficiaries in state"),
         format!("{:.0} MB", usage.peak_mb),
