@@ -1,6 +1,7 @@
 //! Reading and writing transaction rows: the one place that maps rows to domain types.
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::domain::{NewTransaction, Payment};
 use crate::error::Result;
@@ -21,46 +22,120 @@ pub const STORED_COLUMNS: &str = "SELECT transaction_id, beneficiary_id, account
      amount_paise, timestamp, latitude, longitude, is_anomaly, fraud_type FROM transactions";
 
 /// Maps a row selected with [`STORED_COLUMNS`].
+///
+/// SQLite stores whatever a writer gives it (a TEXT `amount_paise` from an auditor's own SQL, a
+/// REAL from another tool), so every column is read by its stored type rather than trusted: a
+/// value of the wrong kind makes the payment an `Err` naming the column and what it held, and
+/// the row is marked `ERROR` by the monitor instead of stopping all scoring. Only a database
+/// error (I/O, a dropped table) is an `Err` of this function.
 pub fn read_stored(row: &Row<'_>) -> rusqlite::Result<StoredTransaction> {
     let transaction_id: i64 = row.get(0)?;
-    let beneficiary_id: String = row.get(1)?;
-    let account_id: Option<String> = row.get(2)?;
-    let agent_id: Option<String> = row.get(3)?;
-    let scheme: String = row.get(4)?;
-    let amount_paise: Option<i64> = row.get(5)?;
-    let timestamp: Option<String> = row.get(6)?;
-    let latitude: Option<f64> = row.get(7)?;
-    let longitude: Option<f64> = row.get(8)?;
-    let is_anomaly: Option<i64> = row.get(9)?;
-    let fraud_type: Option<String> = row.get(10)?;
-    let payment = (|| {
-        let amount_paise =
-            amount_paise.ok_or_else(|| "amount is missing (NULL amount_paise)".to_string())?;
-        if amount_paise < 0 {
-            return Err(format!("amount is negative ({amount_paise} paise)"));
-        }
-        let text = timestamp.ok_or_else(|| "timestamp is missing".to_string())?;
-        let time = parse_timestamp(&text)
-            .map_err(|_| format!("timestamp {text:?} is not 'YYYY-MM-DD HH:MM:SS'"))?;
-        let location = latitude
-            .zip(longitude)
-            .filter(|(lat, lon)| (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon));
-        Ok(Payment {
-            beneficiary_id,
-            account_id,
-            agent_id,
-            scheme,
-            amount_paise,
-            time,
-            location,
-        })
-    })();
+    let is_anomaly = match row.get_ref(9)? {
+        ValueRef::Integer(value) => Some(value != 0),
+        _ => None,
+    };
+    let fraud_type = match row.get_ref(10)? {
+        ValueRef::Text(text) => Some(String::from_utf8_lossy(text).into_owned()),
+        _ => None,
+    };
+    let payment = parse_payment(row);
     Ok(StoredTransaction {
         transaction_id,
         payment,
-        is_anomaly: is_anomaly.map(|v| v != 0),
+        is_anomaly,
         fraud_type,
     })
+}
+
+/// The payment of a row selected with [`STORED_COLUMNS`], or why it cannot be scored.
+fn parse_payment(row: &Row<'_>) -> std::result::Result<Payment, String> {
+    let value = |index: usize| row.get_ref(index).map_err(|error| error.to_string());
+    let beneficiary_id = identifier(value(1)?, "beneficiary_id")?
+        .ok_or_else(|| "beneficiary_id is missing".to_string())?;
+    let account_id = identifier(value(2)?, "account_id")?;
+    let agent_id = identifier(value(3)?, "agent_id")?;
+    let scheme = identifier(value(4)?, "scheme")?.ok_or_else(|| "scheme is missing".to_string())?;
+    let amount_paise = match value(5)? {
+        ValueRef::Integer(paise) if paise < 0 => {
+            return Err(format!("amount is negative ({paise} paise)"));
+        }
+        ValueRef::Integer(paise) => paise,
+        ValueRef::Null => return Err("amount is missing (NULL amount_paise)".to_string()),
+        ValueRef::Real(number) => {
+            return Err(format!(
+                "amount_paise holds the decimal {number}, not whole paise (store rupees × 100 as an integer)"
+            ));
+        }
+        ValueRef::Text(text) => {
+            return Err(format!(
+                "amount_paise holds the text {:?}, not a number of paise",
+                String::from_utf8_lossy(text)
+            ));
+        }
+        ValueRef::Blob(_) => return Err("amount_paise holds binary data, not paise".to_string()),
+    };
+    let time = match value(6)? {
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            parse_timestamp(&text)
+                .map_err(|_| format!("timestamp {text:?} is not 'YYYY-MM-DD HH:MM:SS'"))?
+        }
+        ValueRef::Null => return Err("timestamp is missing".to_string()),
+        other => {
+            return Err(format!(
+                "timestamp holds a {}, not text 'YYYY-MM-DD HH:MM:SS'",
+                kind_of(other)
+            ));
+        }
+    };
+    let latitude = coordinate(value(7)?, "latitude")?;
+    let longitude = coordinate(value(8)?, "longitude")?;
+    let location = latitude
+        .zip(longitude)
+        .filter(|(lat, lon)| (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon));
+    Ok(Payment {
+        beneficiary_id,
+        account_id,
+        agent_id,
+        scheme,
+        amount_paise,
+        time,
+        location,
+    })
+}
+
+/// An id column: text, or a number written without quotes (SQLite keeps `123` as an integer in
+/// a TEXT column only when it cannot convert, so accept both).
+fn identifier(value: ValueRef<'_>, column: &str) -> std::result::Result<Option<String>, String> {
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(text) => Ok(Some(String::from_utf8_lossy(text).into_owned())),
+        ValueRef::Integer(number) => Ok(Some(number.to_string())),
+        other => Err(format!("{column} holds a {}, not text", kind_of(other))),
+    }
+}
+
+fn coordinate(value: ValueRef<'_>, column: &str) -> std::result::Result<Option<f64>, String> {
+    match value {
+        ValueRef::Null => Ok(None),
+        ValueRef::Real(number) => Ok(Some(number)),
+        ValueRef::Integer(number) => Ok(Some(number as f64)),
+        ValueRef::Text(text) => Err(format!(
+            "{column} holds the text {:?}, not degrees",
+            String::from_utf8_lossy(text)
+        )),
+        ValueRef::Blob(_) => Err(format!("{column} holds binary data, not degrees")),
+    }
+}
+
+fn kind_of(value: ValueRef<'_>) -> &'static str {
+    match value {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "number",
+        ValueRef::Real(_) => "decimal number",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "binary value",
+    }
 }
 
 /// The INSERT used by every writer of `transactions`.
@@ -107,4 +182,31 @@ pub fn load_in_event_order(
     let mut statement = conn.prepare(&sql)?;
     let rows = statement.query_map(params![from, until], read_stored)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The monitor's committed high-water mark: every row with an id at or below it is scored.
+/// `None` before the monitor's first batch.
+pub fn monitor_mark(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row(
+        "SELECT high_water_mark FROM monitor_state WHERE id = 1",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// Advances the monitor's mark; the caller's transaction also holds the scores it covers.
+pub fn write_monitor_mark(
+    conn: &Connection,
+    mark: i64,
+    model_version: &str,
+    updated_at_millis: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO monitor_state (id, high_water_mark, model_version, updated_at) VALUES (1, ?1, ?2, ?3) \
+         ON CONFLICT (id) DO UPDATE SET high_water_mark = excluded.high_water_mark, \
+         model_version = excluded.model_version, updated_at = excluded.updated_at",
+    )?
+    .execute(params![mark, model_version, updated_at_millis])?;
+    Ok(())
 }

@@ -243,6 +243,16 @@ fn missing_or_mismatched_artifacts_are_refused_before_scoring() {
     );
 }
 
+/// Status and first reason sentence of beneficiary `who`'s one row.
+fn status_and_first_reason(conn: &rusqlite::Connection, who: &str) -> (String, String) {
+    conn.query_row(
+        "SELECT status, json_extract(reasons, '$.reasons[0].text') FROM transactions WHERE beneficiary_id = ?1",
+        [who],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
 #[test]
 fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
     let fixture = fixture(3_000);
@@ -255,14 +265,7 @@ fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
     .unwrap();
     let stats = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(stats.errors, 2);
-    let reason = |who: &str| -> (String, String) {
-        conn.query_row(
-            "SELECT status, json_extract(reasons, '$.reasons[0].text') FROM transactions WHERE beneficiary_id = ?1",
-            [who],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap()
-    };
+    let reason = |who: &str| status_and_first_reason(&conn, who);
     let (status, text) = reason("BX");
     assert_eq!(status, "ERROR");
     assert!(text.contains("amount is missing"), "{text}");
@@ -291,6 +294,77 @@ fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
             "SELECT count(*) FROM transactions WHERE beneficiary_id IN ('BX','BY','BZ') AND (is_anomaly IS NOT NULL OR fraud_type IS NOT NULL)"
         ),
         0
+    );
+}
+
+/// An auditor's own SQL or another tool can store any type in any column; one such row used to
+/// stop all scoring, on every restart.
+#[test]
+fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_on() {
+    let fixture = fixture(3_000);
+    hold_back(&fixture.db, 400);
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = config(&fixture, false);
+    let handle = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || monitor::run(&live, stop))
+    };
+    let conn = rusqlite::Connection::open(&fixture.db).unwrap();
+    for (who, amount) in [("BTEXT", "'abc'"), ("BREAL", "1234.5"), ("BNULL", "NULL")] {
+        release(&fixture.db, 100);
+        conn.execute_batch(&format!(
+            "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) \
+             VALUES ('{who}', 'PM-KISAN', {amount}, '2025-04-01 10:00:00');"
+        ))
+        .unwrap();
+    }
+    release(&fixture.db, 100);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(
+        &fixture.db,
+        "SELECT count(*) FROM transactions WHERE status IS NULL",
+    ) > 0
+    {
+        assert!(
+            !handle.is_finished(),
+            "the monitor stopped on a malformed row"
+        );
+        assert!(Instant::now() < deadline, "monitor did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!handle.is_finished(), "the monitor stopped");
+    stop.store(true, Ordering::Relaxed);
+    let stats = handle.join().unwrap().unwrap();
+    assert_eq!(stats.errors, 3);
+    let reason = |who: &str| status_and_first_reason(&conn, who);
+    for (who, expected) in [
+        ("BTEXT", "text \"abc\""),
+        ("BREAL", "decimal 1234.5"),
+        ("BNULL", "amount is missing"),
+    ] {
+        let (status, text) = reason(who);
+        assert_eq!(status, "ERROR", "{who}");
+        assert!(text.contains(expected), "{who}: {text}");
+    }
+    // The good rows released after the last bad one were scored normally.
+    let last_bad: i64 = conn
+        .query_row(
+            "SELECT transaction_id FROM transactions WHERE beneficiary_id = 'BNULL'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mark = monitor::high_water_mark(&conn).unwrap();
+    assert!(
+        mark >= last_bad + 100,
+        "rows after the last bad one were not scored"
+    );
+    assert_eq!(
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE status = 'ERROR'"
+        ),
+        3
     );
 }
 
