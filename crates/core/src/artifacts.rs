@@ -1,4 +1,6 @@
 //! Model artifacts in `modeling/`: written atomically by train, read by monitor and dashboard.
+//! This module is the plain-data half (no burn): the config, the metrics, the usability checks
+//! and the atomic publication. The weights are loaded and saved by the `aegis-model` crate.
 //!
 //! Layout of the directory:
 //! - `model-<version>.bpk`: the autoencoder's weights (burnpack), immutable once written;
@@ -10,14 +12,15 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::features::{FEATURE_NAMES, Features, feature_set_id};
-use crate::model::{Autoencoder, AutoencoderShape, BackendKind, Normalizer, row_scores};
+use crate::features::{FEATURE_NAMES, feature_set_id};
+use crate::model::{AutoencoderShape, Normalizer};
+
+pub use crate::metrics::Metrics;
 
 pub const CONFIG_FILE: &str = "model_config.json";
 pub const PREVIOUS_CONFIG_FILE: &str = "model_config.previous.json";
@@ -58,14 +61,6 @@ pub struct ModelConfig {
     pub score_quantiles: Vec<(f64, f32)>,
 }
 
-/// A model ready to score.
-#[derive(Debug)]
-pub struct LoadedModel {
-    pub config: ModelConfig,
-    pub autoencoder: Autoencoder,
-    pub device: Device,
-}
-
 /// Scores of a batch: one score per row and the per-feature squared errors behind it.
 #[derive(Debug, Clone)]
 pub struct BatchScores {
@@ -75,41 +70,9 @@ pub struct BatchScores {
 }
 
 impl BatchScores {
-    /// Feature indices of row `row`, largest contribution first.
-    pub fn ranked_features(&self, row: usize) -> Vec<usize> {
-        let errors = &self.squared_errors[row * self.columns..(row + 1) * self.columns];
-        let mut order: Vec<usize> = (0..self.columns).collect();
-        order.sort_by(|a, b| errors[*b].total_cmp(&errors[*a]));
-        order
-    }
-
-    /// Share of row `row`'s error that feature `feature` accounts for.
-    pub fn contribution(&self, row: usize, feature: usize) -> f32 {
-        let errors = &self.squared_errors[row * self.columns..(row + 1) * self.columns];
-        let total: f32 = errors.iter().sum();
-        if total > 0.0 {
-            errors[feature] / total
-        } else {
-            0.0
-        }
-    }
-}
-
-impl LoadedModel {
-    /// Scores raw feature rows (normalised here with the model's own statistics).
-    pub fn score(&self, features: &[Features]) -> BatchScores {
-        let columns = self.config.shape.input;
-        let mut data: Vec<f32> = features.iter().flat_map(|f| f.values).collect();
-        self.config.normalization.apply(&mut data);
-        let input = self.config.normalization.clip_to_support(&data);
-        let squared_errors = self
-            .autoencoder
-            .squared_errors(&input, &data, columns, &self.device);
-        BatchScores {
-            scores: row_scores(&squared_errors, columns),
-            squared_errors,
-            columns,
-        }
+    /// Per-feature squared errors of row `row`, in model input order.
+    pub fn row_errors(&self, row: usize) -> &[f32] {
+        &self.squared_errors[row * self.columns..(row + 1) * self.columns]
     }
 }
 
@@ -149,14 +112,28 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
     })
 }
 
-/// Reads `metrics.json` from `dir`, if there is one.
-pub fn read_metrics(dir: &Path) -> Option<serde_json::Value> {
-    let text = fs::read_to_string(dir.join(METRICS_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// Reads `metrics.json` from `dir`: `Ok(None)` when there is none, an error naming the file
+/// when it is not the metrics train writes.
+pub fn read_metrics(dir: &Path) -> Result<Option<Metrics>> {
+    let path = dir.join(METRICS_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(Error::io(path, error)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|error| Error::ModelCorrupt {
+            dir: dir.to_path_buf(),
+            detail: format!("{METRICS_FILE}: {error}"),
+        })
 }
 
-/// Loads the current model, refusing a missing, corrupt or mismatched one.
-pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
+/// Reads the current model's config and checks that this build can score with it: the same
+/// feature set, normalisation statistics of the right width, and a weights file that exists
+/// and is a plain name inside `dir`. Loading the weights themselves is `aegis-model`'s; this
+/// check is for programs that only need to know whether a model is usable (the launcher).
+pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
     let config = read_config(dir)?;
     let build_features = feature_set_id();
     let names_match = config
@@ -199,7 +176,6 @@ pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
             config.weights_file
         )));
     }
-    let device = backend.device().map_err(Error::Invalid)?;
     let weights = dir.join(&config.weights_file);
     if !weights.exists() {
         return Err(corrupt(format!(
@@ -207,43 +183,14 @@ pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
             weights.display()
         )));
     }
-    let autoencoder = Autoencoder::new(config.shape, &device)
-        .try_load_file(&weights)
-        .map_err(|error| corrupt(format!("{}: {error}", weights.display())))?;
-    Ok(LoadedModel {
-        config,
-        autoencoder,
-        device,
-    })
+    Ok(config)
 }
 
-/// Saves a trained model: weights, metrics, then the config that makes it current. The config
-/// it replaces is kept as `model_config.previous.json`, with its weights; older weights go.
-pub fn save(
-    dir: &Path,
-    config: &ModelConfig,
-    autoencoder: Autoencoder,
-    metrics: &serde_json::Value,
-) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let weights = dir.join(&config.weights_file);
-    let temp_weights = dir.join(format!(".{}.tmp", config.weights_file));
-    autoencoder.save_file(&temp_weights).map_err(|error| {
-        Error::Invalid(format!(
-            "saving weights to {}: {error}",
-            temp_weights.display()
-        ))
-    })?;
-    // burn may add its extension; find what it wrote.
-    let written = if temp_weights.exists() {
-        temp_weights.clone()
-    } else {
-        let mut with_extension = temp_weights.clone().into_os_string();
-        with_extension.push(".bpk");
-        PathBuf::from(with_extension)
-    };
-    fs::rename(&written, &weights).map_err(|e| Error::io(&weights, e))?;
-
+/// Makes a model current once its weights file is in `dir`: writes the metrics, keeps the
+/// config it replaces as `model_config.previous.json`, then writes the config (last, by rename,
+/// so a reader sees the old model or the new one). Weights other than the current and the
+/// previous model's are removed.
+pub fn publish(dir: &Path, config: &ModelConfig, metrics: &Metrics) -> Result<()> {
     let previous = read_config(dir).ok();
     write_atomic(
         &dir.join(METRICS_FILE),

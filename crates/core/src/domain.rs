@@ -113,6 +113,41 @@ impl NewTransaction {
     }
 }
 
+/// Parses a rupee amount as people and exports write it (`2000`, `1234.50`, `.50`, `₹1,20,000`)
+/// into paise, exactly, without going through a float. The one parser for the CSV import and
+/// the dashboard's amount filters. The error says what was wrong with the text.
+pub fn parse_rupees(text: &str) -> Result<i64, String> {
+    let text = text.trim().trim_start_matches('₹').replace(',', "");
+    if text.is_empty() {
+        return Err("amount is empty".into());
+    }
+    if text.starts_with('-') {
+        return Err(format!("amount {text} is negative"));
+    }
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.chars().all(|c| c.is_ascii_digit())
+        || !fraction.chars().all(|c| c.is_ascii_digit())
+        || fraction.len() > 2
+    {
+        return Err(format!(
+            "amount {text:?} is not a number of rupees with at most two decimals"
+        ));
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("amount {text:?} is too large"))?
+    };
+    let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
+    whole
+        .checked_mul(100)
+        .and_then(|p| p.checked_add(fraction))
+        .ok_or_else(|| format!("amount {text:?} is too large"))
+}
+
 /// Formats paise as rupees for people: `₹2,000`, `₹1,234.50`, with Indian digit grouping.
 pub fn format_rupees(paise: i64) -> String {
     let negative = paise < 0;
@@ -148,6 +183,31 @@ mod tests {
         assert_eq!(format_rupees(123_456_789), "₹12,34,567.89");
         assert_eq!(format_rupees(5_000), "₹50");
         assert_eq!(format_rupees(10_000_000_000), "₹10,00,00,000");
+    }
+
+    #[test]
+    fn rupee_amounts_become_exact_paise() {
+        assert_eq!(parse_rupees("2000"), Ok(200_000));
+        assert_eq!(parse_rupees("1234.5"), Ok(123_450));
+        assert_eq!(parse_rupees("0.07"), Ok(7));
+        assert_eq!(parse_rupees(".50"), Ok(50));
+        assert_eq!(parse_rupees("₹1,20,000.00"), Ok(12_000_000));
+        assert!(parse_rupees("-5").unwrap_err().contains("negative"));
+        assert!(parse_rupees("12.345").is_err());
+        assert!(parse_rupees("abc").is_err());
+        assert!(parse_rupees(".").is_err());
+        assert!(parse_rupees("").is_err());
+        assert!(
+            parse_rupees("99999999999999999999")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_rupees("92233720368547759")
+                .unwrap_err()
+                .contains("too large"),
+            "overflows i64 paise"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Aegis core: the SQLite schema, domain types, feature engineering, and the autoencoder with its
-//! artifacts — everything the five programs share. The programs talk only through
+//! Aegis core: the SQLite schema, domain types, feature engineering, and the model's artifacts —
+//! everything the five programs share. It does not link burn. The programs talk only through
 //! `transactions.db` and `modeling/`, and this crate is the one definition of both.
 //!
 //! # Layout
@@ -8,18 +8,25 @@
 //! - [`domain`]: fraud types, statuses, the transaction record, rupee formatting.
 //! - [`geo`]: distances and India's outline.
 //! - [`features`]: the one causal feature implementation used by train and monitor.
-//! - [`model`]: the burn autoencoder and the normaliser.
-//! - [`artifacts`]: reading and atomically writing `modeling/`.
+//! - [`model`]: the model as plain data: shape, normaliser, score, backend name (the burn
+//!   network is in the `aegis-model` crate, linked only by train and monitor).
+//! - [`artifacts`]: reading, checking and atomically writing `modeling/`.
+//! - [`metrics`]: `metrics.json`, written by train and read by the dashboard.
+//! - [`reasons`]: the `reasons` JSON, written by monitor and read by the dashboard.
 //! - [`store`]: reading payments back out of the database.
 //! - [`telemetry`]: logging set-up.
+//! - [`cli`]: the `--db` and `--modeling` arguments every program shares.
 
 pub mod artifacts;
+pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod features;
 pub mod geo;
+pub mod metrics;
 pub mod model;
+pub mod reasons;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -1,8 +1,8 @@
-//! The autoencoder (a burn module) and the normalisation in front of it, shared by train and
-//! monitor so that the monitor runs exactly what train saved.
+//! The model as plain data: the autoencoder's shape, the normalisation in front of it, the
+//! score, and the backend's name. Shared by train and monitor so that the monitor runs exactly
+//! what train saved, and readable by the dashboard without linking burn (the network itself
+//! is in the `aegis-model` crate).
 
-use burn::nn::{Linear, LinearConfig, Relu};
-use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FEATURE_COUNT;
@@ -39,69 +39,6 @@ impl Default for AutoencoderShape {
             inner: 16,
             bottleneck: 6,
         }
-    }
-}
-
-/// A dense autoencoder with a narrow bottleneck: it learns to reconstruct ordinary payments, so
-/// a payment it reconstructs badly is unlike the ones it learned from.
-#[derive(Module, Debug)]
-pub struct Autoencoder {
-    encoder_hidden: Linear,
-    encoder_inner: Linear,
-    bottleneck: Linear,
-    decoder_inner: Linear,
-    decoder_hidden: Linear,
-    output: Linear,
-    activation: Relu,
-}
-
-impl Autoencoder {
-    /// A freshly initialised network (weights drawn from the device's seeded RNG).
-    pub fn new(shape: AutoencoderShape, device: &Device) -> Self {
-        let linear = |from: usize, to: usize| LinearConfig::new(from, to).init(device);
-        Self {
-            encoder_hidden: linear(shape.input, shape.hidden),
-            encoder_inner: linear(shape.hidden, shape.inner),
-            bottleneck: linear(shape.inner, shape.bottleneck),
-            decoder_inner: linear(shape.bottleneck, shape.inner),
-            decoder_hidden: linear(shape.inner, shape.hidden),
-            output: linear(shape.hidden, shape.input),
-            activation: Relu::new(),
-        }
-    }
-
-    /// Reconstructs a batch of standardised feature rows.
-    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let x = self.activation.forward(self.encoder_hidden.forward(input));
-        let x = self.activation.forward(self.encoder_inner.forward(x));
-        let x = self.bottleneck.forward(x);
-        let x = self.activation.forward(self.decoder_inner.forward(x));
-        let x = self.activation.forward(self.decoder_hidden.forward(x));
-        self.output.forward(x)
-    }
-
-    /// Per-feature squared errors of reconstructing `target` rows from `input` rows (both
-    /// standardised, row-major `rows × input`; the input clipped to the ordinary range).
-    pub fn squared_errors(
-        &self,
-        input: &[f32],
-        target: &[f32],
-        columns: usize,
-        device: &Device,
-    ) -> Vec<f32> {
-        let rows = input.len() / columns;
-        if rows == 0 {
-            return Vec::new();
-        }
-        let input =
-            Tensor::<2>::from_data(TensorData::new(input.to_vec(), [rows, columns]), device);
-        let target =
-            Tensor::<2>::from_data(TensorData::new(target.to_vec(), [rows, columns]), device);
-        let errors = (self.forward(input) - target).square();
-        errors
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("autoencoder output is f32")
     }
 }
 
@@ -196,7 +133,7 @@ pub enum BackendKind {
     /// burn's pure-Rust CPU backend (default).
     #[default]
     Flex,
-    /// The deprecated NdArray backend, for comparison (build with `--features aegis-core/ndarray`).
+    /// The deprecated NdArray backend, for comparison (build with `--features aegis-model/ndarray`).
     Ndarray,
 }
 
@@ -213,20 +150,6 @@ impl BackendKind {
         match self {
             BackendKind::Flex => "flex",
             BackendKind::Ndarray => "ndarray",
-        }
-    }
-
-    /// The inference device of this backend.
-    pub fn device(self) -> Result<Device, String> {
-        match self {
-            BackendKind::Flex => Ok(Device::flex()),
-            #[cfg(feature = "ndarray")]
-            BackendKind::Ndarray => Ok(Device::ndarray()),
-            #[cfg(not(feature = "ndarray"))]
-            BackendKind::Ndarray => Err(
-                "this build has no ndarray backend: rebuild with `--features aegis-core/ndarray`"
-                    .to_string(),
-            ),
         }
     }
 }
@@ -306,17 +229,5 @@ mod tests {
             "a set flag is far outside the ordinary range: {}",
             set[0]
         );
-    }
-
-    #[test]
-    fn autoencoder_reconstructs_a_batch_of_the_right_shape() {
-        let device = Device::flex();
-        device.seed(1);
-        let shape = AutoencoderShape::default();
-        let model = Autoencoder::new(shape, &device);
-        let rows = vec![0.5f32; shape.input * 3];
-        let errors = model.squared_errors(&rows, &rows, shape.input, &device);
-        assert_eq!(errors.len(), rows.len());
-        assert_eq!(row_scores(&errors, shape.input).len(), 3);
     }
 }

@@ -3,11 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use aegis_core::reasons::{Reason, Reasons};
+
 use crate::audit;
 use crate::error::{AppError, AppResult};
 use crate::filters::PAGE_SIZE;
 use crate::queries::{TX_COLUMNS, TxRow, int_at, text_at, tx_row};
-use crate::session::Session;
 use crate::views::format_millis;
 
 /// An auditor's conclusion about an alert (the `verdicts.verdict` values).
@@ -100,16 +101,6 @@ pub fn open_alerts(conn: &Connection, page: i64) -> AppResult<AlertPage> {
         pages,
         rows,
     })
-}
-
-/// One sentence of the `reasons` JSON.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reason {
-    pub category: Option<String>,
-    pub feature: Option<String>,
-    /// Share of the reconstruction error, 0–1.
-    pub share: Option<f64>,
-    pub text: String,
 }
 
 /// A beneficiary paid into the same account.
@@ -235,30 +226,10 @@ fn parse_reasons(text: Option<&str>) -> (Vec<Reason>, Option<String>) {
     let Some(text) = text else {
         return (Vec::new(), None);
     };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
-        return (Vec::new(), Some(text.to_string()));
-    };
-    let Some(list) = value.get("reasons").and_then(|r| r.as_array()) else {
-        return (Vec::new(), Some(text.to_string()));
-    };
-    let reasons = list
-        .iter()
-        .filter_map(|reason| {
-            Some(Reason {
-                category: reason
-                    .get("category")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_string),
-                feature: reason
-                    .get("feature")
-                    .and_then(|f| f.as_str())
-                    .map(str::to_string),
-                share: reason.get("share").and_then(|s| s.as_f64()),
-                text: reason.get("text")?.as_str()?.to_string(),
-            })
-        })
-        .collect();
-    (reasons, None)
+    match Reasons::parse(text) {
+        Some(parsed) => (parsed.reasons, None),
+        None => (Vec::new(), Some(text.to_string())),
+    }
 }
 
 /// Verdicts on transaction `id`, newest first.
@@ -278,13 +249,20 @@ pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictRecord>> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Who records a verdict (the data layer's view of a logged-in user).
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    pub user_id: i64,
+    pub username: String,
+}
+
 /// Records a verdict on transaction `id` and audits it, in one transaction.
 pub fn record_verdict(
     conn: &mut Connection,
     id: i64,
     verdict: Verdict,
     note: &str,
-    session: &Session,
+    auditor: &Auditor,
     now_millis: i64,
 ) -> AppResult<i64> {
     let note = note.trim();
@@ -304,13 +282,13 @@ pub fn record_verdict(
     }
     transaction.execute(
         "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, verdict.as_str(), note, session.user_id, now_millis],
+        params![id, verdict.as_str(), note, auditor.user_id, now_millis],
     )?;
     let verdict_id = transaction.last_insert_rowid();
     audit::record(
         &transaction,
         now_millis,
-        Some(&session.username),
+        Some(&auditor.username),
         "verdict",
         &format!("transaction {id}: {}", verdict.as_str()),
     )?;
@@ -327,7 +305,7 @@ mod tests {
         let json = r#"{"category":"amount","reasons":[{"feature":"amount_log","category":"amount","share":0.8,"text":"₹50,000 is 25.0× the usual"}]}"#;
         let (reasons, raw) = parse_reasons(Some(json));
         assert_eq!(reasons.len(), 1);
-        assert_eq!(reasons[0].category.as_deref(), Some("amount"));
+        assert_eq!(reasons[0].category, aegis_core::features::Category::Amount);
         assert!(raw.is_none());
         let (reasons, raw) = parse_reasons(Some("not json"));
         assert!(reasons.is_empty());

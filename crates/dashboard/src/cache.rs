@@ -18,12 +18,13 @@ const CAPACITY: usize = 64;
 
 /// The current data version (two indexed lookups).
 pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
-    Ok(conn.query_row(
-        "SELECT coalesce((SELECT max(transaction_id) FROM transactions), 0), \
-                coalesce((SELECT high_water_mark FROM monitor_state WHERE id = 1), 0)",
+    let newest: i64 = conn.query_row(
+        "SELECT coalesce(max(transaction_id), 0) FROM transactions",
         [],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?)
+        |row| row.get(0),
+    )?;
+    let mark = aegis_core::store::monitor_mark(conn)?.unwrap_or(0);
+    Ok((newest, mark))
 }
 
 /// Answers by key, each remembered with the data version it was computed at.

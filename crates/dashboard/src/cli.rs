@@ -17,13 +17,11 @@ use crate::users::{self, Role};
 #[derive(Debug, Parser)]
 #[command(name = "dashboard", version, about)]
 pub struct Cli {
-    /// The transactions database.
-    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB, global = true)]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub db: aegis_core::cli::DbArg,
 
-    /// The model artifacts directory (model_config.json, metrics.json).
-    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
-    pub modeling: PathBuf,
+    #[command(flatten)]
+    pub modeling: aegis_core::cli::ModelingArg,
 
     /// Address to listen on.
     #[arg(long, env = "AEGIS_ADDR", default_value = "127.0.0.1:8080")]
@@ -69,8 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve) => {
             let config = ServeConfig {
-                db: cli.db,
-                modeling: cli.modeling,
+                db: cli.db.db,
+                modeling: cli.modeling.modeling,
                 assets: cli.assets,
                 addr: cli.addr,
                 secure_cookies: cli.secure_cookies,
@@ -82,7 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(crate::server::serve(config))
         }
-        Some(Command::User(command)) => run_user_command(&cli.db, command),
+        Some(Command::User(command)) => run_user_command(&cli.db.db, command),
     }
 }
 

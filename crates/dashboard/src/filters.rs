@@ -9,8 +9,10 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde::Deserialize;
 
+use aegis_core::features::Category;
+
 use crate::error::{AppError, AppResult};
-use crate::views::{CATEGORIES, query_string};
+use crate::views::query_string;
 
 /// Rows per page of every table.
 pub const PAGE_SIZE: i64 = 50;
@@ -83,11 +85,22 @@ pub struct Filters {
     pub default_range: bool,
     pub scheme: Option<String>,
     pub status: Option<StatusFilter>,
-    pub category: Option<&'static str>,
+    pub category: Option<Category>,
     pub min_paise: Option<i64>,
     pub max_paise: Option<i64>,
     /// Exact transaction id, beneficiary, account or agent id.
     pub q: Option<String>,
+}
+
+/// The newest date in the data (ignoring text that is not a timestamp).
+fn last_date(conn: &Connection) -> AppResult<Option<NaiveDate>> {
+    // The bound keeps letters (which sort after digits) out and lets the index answer.
+    let last: Option<String> = conn.query_row(
+        "SELECT max(timestamp) FROM transactions WHERE timestamp <= '9999-12-31 23:59:59'",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(last.and_then(|text| NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()))
 }
 
 fn non_empty(text: &str) -> Option<&str> {
@@ -105,37 +118,19 @@ fn parse_date(name: &str, text: &str) -> AppResult<Option<NaiveDate>> {
         .transpose()
 }
 
-/// Rupees as typed (`2000`, `2,000.50`) to paise.
+/// Rupees as typed (`2000`, `2,000.50`, `.50`) to paise, by the import's parser; empty is no
+/// filter.
 pub fn parse_rupees(name: &str, text: &str) -> AppResult<Option<i64>> {
     let Some(text) = non_empty(text) else {
         return Ok(None);
     };
-    let bad = || {
-        AppError::BadRequest(format!(
-            "{name}: expected an amount in rupees like 2000 or 1999.50"
-        ))
-    };
-    let cleaned: String = text
-        .trim_start_matches('₹')
-        .chars()
-        .filter(|c| *c != ',')
-        .collect();
-    let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole)
-        || (!fraction.is_empty() && !digits(fraction))
-        || fraction.len() > 2
-        || whole.len() > 13
-    {
-        return Err(bad());
-    }
-    let rupees: i64 = whole.parse().map_err(|_| bad())?;
-    let paise: i64 = if fraction.is_empty() {
-        0
-    } else {
-        format!("{fraction:0<2}").parse().map_err(|_| bad())?
-    };
-    Ok(Some(rupees * 100 + paise))
+    aegis_core::domain::parse_rupees(text)
+        .map(Some)
+        .map_err(|problem| {
+            AppError::BadRequest(format!(
+                "{name}: {problem}; expected an amount in rupees like 2000 or 1999.50"
+            ))
+        })
 }
 
 /// Paise as a plain rupee amount for a form field: `2000`, `1999.5`.
@@ -172,12 +167,10 @@ impl Filters {
             .transpose()?;
         let category = non_empty(&params.category)
             .map(|text| {
-                CATEGORIES
-                    .into_iter()
-                    .find(|category| *category == text)
-                    .ok_or_else(|| {
-                        AppError::BadRequest(format!("category: one of {}", CATEGORIES.join(", ")))
-                    })
+                Category::from_code(text).ok_or_else(|| {
+                    let codes: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
+                    AppError::BadRequest(format!("category: one of {}", codes.join(", ")))
+                })
             })
             .transpose()?;
         let min_paise = parse_rupees("min_amount", &params.min_amount)?;
@@ -207,7 +200,7 @@ impl Filters {
         if self.from.is_some() || self.to.is_some() || self.q.is_some() {
             return Ok(());
         }
-        if let Some(last) = crate::queries::last_date(conn)? {
+        if let Some(last) = last_date(conn)? {
             self.to = Some(last);
             self.from = last.checked_sub_days(Days::new(DEFAULT_DAYS - 1));
             self.default_range = true;
@@ -245,7 +238,7 @@ impl Filters {
         }
         if let Some(category) = self.category {
             conditions.push("json_valid(reasons) AND json_extract(reasons, '$.category') = ?");
-            params.push(Value::Text(category.to_string()));
+            params.push(Value::Text(category.code().to_string()));
         }
         if let Some(min) = self.min_paise {
             conditions.push("amount_paise >= ?");
@@ -288,7 +281,13 @@ impl Filters {
                     .map(|s| s.param().to_string())
                     .unwrap_or_default(),
             ),
-            ("category", self.category.unwrap_or_default().to_string()),
+            (
+                "category",
+                self.category
+                    .map(Category::code)
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             (
                 "min_amount",
                 self.min_paise.map(rupees_param).unwrap_or_default(),
@@ -472,6 +471,13 @@ mod tests {
         assert_eq!(parse_rupees("x", " ").unwrap(), None);
         assert!(parse_rupees("x", "-5").is_err());
         assert!(parse_rupees("x", "1.234").is_err());
+        assert_eq!(
+            parse_rupees("x", ".50").unwrap(),
+            Some(50),
+            "as the CSV import reads it"
+        );
+        let too_large = parse_rupees("x", "99999999999999999999").unwrap_err();
+        assert!(too_large.to_string().contains("too large"), "{too_large}");
         assert_eq!(rupees_param(200_050), "2000.50");
     }
 

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod csrf;
 pub mod database;
 pub mod error;
 pub mod escape;

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use aegis_core::artifacts::{ModelConfig, read_config, read_metrics};
+use aegis_core::metrics::{Confusion, Evaluation, Metrics, ScoreHistogram};
 
 /// The one sentence shown when there is no model yet.
 pub const NO_MODEL_MESSAGE: &str = "no model: run `cargo run -p train`";
@@ -67,38 +67,41 @@ pub fn threshold(modeling: &Path) -> Option<f32> {
     read_config(modeling).ok().map(|config| config.threshold)
 }
 
-/// `metrics.json`'s score histogram (`{edges, counts, threshold}`), if any.
-pub fn histogram(modeling: &Path) -> Option<Value> {
-    read_metrics(modeling)?
-        .get("score_histogram")
-        .filter(|h| h.get("counts").is_some())
-        .cloned()
+/// `metrics.json`'s score histogram, if there is one.
+pub fn histogram(modeling: &Path) -> Option<ScoreHistogram> {
+    read_metrics(modeling).ok()??.score_histogram
 }
 
-/// Reads `modeling/` into the Model page's content.
+/// Reads `modeling/` into the Model page's content. An unreadable `metrics.json` leaves the
+/// config's facts on the page and says what is wrong in place of the evaluation.
 pub fn load(modeling: &Path) -> ModelState {
     let config = match read_config(modeling) {
         Ok(config) => config,
         Err(aegis_core::Error::ModelMissing { .. }) => return ModelState::Missing,
         Err(error) => return ModelState::Broken(error.to_string()),
     };
-    ModelState::Ready(Box::new(view(&config, read_metrics(modeling))))
+    match read_metrics(modeling) {
+        Ok(metrics) => ModelState::Ready(Box::new(view(&config, metrics.as_ref()))),
+        Err(error) => ModelState::Broken(error.to_string()),
+    }
 }
 
-fn number(value: Option<&Value>, decimals: usize) -> String {
+/// A ratio with `decimals` places; a dash where it is undefined (NaN) or absent.
+fn ratio(value: Option<f64>, decimals: usize) -> String {
     match value {
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => {
-            crate::views::group_digits(n.as_i64().unwrap_or(i64::MAX))
-        }
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .map_or_else(|| "—".into(), |f| format!("{f:.decimals$}")),
-        Some(Value::String(s)) => s.clone(),
+        Some(value) if value.is_finite() => format!("{value:.decimals$}"),
         _ => "—".to_string(),
     }
 }
 
-fn view(config: &ModelConfig, metrics: Option<Value>) -> ModelView {
+fn count(value: Option<usize>) -> String {
+    value.map_or_else(
+        || "—".to_string(),
+        |n| crate::views::group_digits(i64::try_from(n).unwrap_or(i64::MAX)),
+    )
+}
+
+fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
     let window = &config.training_window;
     let mut training_window = format!("{} to {}", window.first_event, window.last_event);
     if window.from.is_some() || window.until.is_some() {
@@ -108,94 +111,79 @@ fn view(config: &ModelConfig, metrics: Option<Value>) -> ModelView {
             window.until.as_deref().unwrap_or("the end")
         ));
     }
-    let metrics = metrics.unwrap_or(Value::Null);
-    let evaluation = metrics.get("evaluation").filter(|e| e.is_object());
-    let baseline = metrics.get("baseline").filter(|b| b.is_object());
-    let pick = |source: Option<&Value>, key: &str, decimals: usize| {
-        number(source.and_then(|s| s.get(key)), decimals)
-    };
-    let metric_rows = [
-        ("ROC-AUC", "roc_auc", 4),
-        ("Average precision", "average_precision", 4),
-        ("Precision at threshold", "precision", 4),
-        ("Recall at threshold", "recall", 4),
-        ("F1", "f1", 4),
-        ("Precision @ k", "precision_at_k", 4),
-        ("k (daily alert budget)", "k", 0),
-        ("Test rows", "rows", 0),
-        ("Fraudulent test rows", "positives", 0),
-        ("Threshold", "threshold", 4),
-    ]
-    .into_iter()
-    .map(|(name, key, decimals)| MetricRow {
+    let evaluation = metrics.and_then(|m| m.evaluation.as_ref());
+    let baseline = metrics.and_then(|m| m.baseline.as_ref());
+    type Ratio = fn(&Evaluation) -> f64;
+    type Count = fn(&Evaluation) -> usize;
+    let ratios: [(&'static str, Ratio); 6] = [
+        ("ROC-AUC", |e| e.roc_auc),
+        ("Average precision", |e| e.average_precision),
+        ("Precision at threshold", |e| e.precision),
+        ("Recall at threshold", |e| e.recall),
+        ("F1", |e| e.f1),
+        ("Precision @ k", |e| e.precision_at_k),
+    ];
+    let counts: [(&'static str, Count); 3] = [
+        ("k (daily alert budget)", |e| e.k),
+        ("Test rows", |e| e.rows),
+        ("Fraudulent test rows", |e| e.positives),
+    ];
+    let mut metric_rows: Vec<MetricRow> = ratios
+        .into_iter()
+        .map(|(name, field)| MetricRow {
+            name,
+            model: ratio(evaluation.map(field), 4),
+            baseline: ratio(baseline.map(field), 4),
+        })
+        .collect();
+    metric_rows.extend(counts.into_iter().map(|(name, field)| MetricRow {
         name,
-        model: pick(evaluation, key, decimals),
-        baseline: pick(baseline, key, decimals),
-    })
-    .collect();
-    let confusion_of = |source: Option<&Value>, key: &str| {
-        number(
-            source
-                .and_then(|s| s.get("confusion"))
-                .and_then(|c| c.get(key)),
-            0,
-        )
-    };
-    let confusion = [
-        ("True positives", "true_positives"),
-        ("False positives", "false_positives"),
-        ("False negatives", "false_negatives"),
-        ("True negatives", "true_negatives"),
-    ]
-    .into_iter()
-    .map(|(name, key)| MetricRow {
-        name,
-        model: confusion_of(evaluation, key),
-        baseline: confusion_of(baseline, key),
-    })
-    .collect();
-    let baseline_types = baseline
-        .and_then(|b| b.get("per_type"))
-        .and_then(Value::as_array);
+        model: count(evaluation.map(field)),
+        baseline: count(baseline.map(field)),
+    }));
+    metric_rows.push(MetricRow {
+        name: "Threshold",
+        model: ratio(evaluation.map(|e| f64::from(e.threshold)), 4),
+        baseline: ratio(baseline.map(|e| f64::from(e.threshold)), 4),
+    });
+    let confusion_rows: [(&'static str, fn(&Confusion) -> usize); 4] = [
+        ("True positives", |c| c.true_positives),
+        ("False positives", |c| c.false_positives),
+        ("False negatives", |c| c.false_negatives),
+        ("True negatives", |c| c.true_negatives),
+    ];
+    let confusion = confusion_rows
+        .into_iter()
+        .map(|(name, field)| MetricRow {
+            name,
+            model: count(evaluation.map(|e| field(&e.confusion))),
+            baseline: count(baseline.map(|e| field(&e.confusion))),
+        })
+        .collect();
     let per_type = evaluation
-        .and_then(|e| e.get("per_type"))
-        .and_then(Value::as_array)
-        .map(|types| {
-            types
+        .map(|evaluation| {
+            evaluation
+                .per_type
                 .iter()
                 .map(|row| {
-                    let fraud_type = row
-                        .get("fraud_type")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_string();
-                    let theirs = baseline_types.and_then(|list| {
-                        list.iter().find(|b| {
-                            b.get("fraud_type").and_then(Value::as_str) == Some(&fraud_type)
-                        })
-                    });
+                    let theirs = baseline
+                        .and_then(|b| b.per_type.iter().find(|t| t.fraud_type == row.fraud_type));
                     TypeRow {
-                        rows: number(row.get("rows"), 0),
-                        caught: number(row.get("caught"), 0),
-                        recall: number(row.get("recall"), 3),
-                        median_score: number(row.get("median_score"), 4),
-                        baseline_caught: number(theirs.and_then(|t| t.get("caught")), 0),
-                        baseline_recall: number(theirs.and_then(|t| t.get("recall")), 3),
-                        fraud_type,
+                        rows: count(Some(row.rows)),
+                        caught: count(Some(row.caught)),
+                        recall: ratio(Some(row.recall), 3),
+                        median_score: ratio(Some(row.median_score), 4),
+                        baseline_caught: count(theirs.map(|t| t.caught)),
+                        baseline_recall: ratio(theirs.map(|t| t.recall), 3),
+                        fraud_type: row.fraud_type.clone(),
                     }
                 })
                 .collect()
         })
         .unwrap_or_default();
     let test_period = metrics
-        .get("test_period")
-        .map(|p| {
-            format!(
-                "{} to {}",
-                number(p.get("first_event"), 0),
-                number(p.get("last_event"), 0)
-            )
-        })
+        .and_then(|m| m.test_period.as_ref())
+        .map(|p| format!("{} to {}", p.first_event, p.last_event))
         .unwrap_or_default();
     ModelView {
         model_version: config.model_version.clone(),
@@ -208,7 +196,7 @@ fn view(config: &ModelConfig, metrics: Option<Value>) -> ModelView {
         threshold: format!("{:.4}", config.threshold),
         alert_rate: format!("{:.2} %", config.alert_rate * 100.0),
         normal_only: config.normal_only,
-        has_metrics: !metrics.is_null(),
+        has_metrics: metrics.is_some(),
         has_evaluation: evaluation.is_some(),
         has_baseline: baseline.is_some(),
         test_period,

@@ -2,7 +2,6 @@
 //! transaction table and the export. Every aggregation runs in SQLite, over the filtered rows
 //! only, through the indexes on `transactions`.
 
-use chrono::NaiveDate;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde::Serialize;
@@ -99,17 +98,6 @@ fn and(where_sql: &str, condition: &str) -> String {
     } else {
         format!("{where_sql} AND {condition}")
     }
-}
-
-/// The newest date in the data (ignoring text that is not a timestamp).
-pub fn last_date(conn: &Connection) -> AppResult<Option<NaiveDate>> {
-    // The bound keeps letters (which sort after digits) out and lets the index answer.
-    let last: Option<String> = conn.query_row(
-        "SELECT max(timestamp) FROM transactions WHERE timestamp <= '9999-12-31 23:59:59'",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(last.and_then(|text| NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()))
 }
 
 /// The schemes present in the data (a full scan: callers cache it).
@@ -399,13 +387,7 @@ pub const LIVE_LIMIT: i64 = 20;
 /// The id up to which rows are final: the monitor's high-water mark (rows above it may still be
 /// unscored), or the newest id when there is no monitor.
 pub fn live_upper_bound(conn: &Connection) -> AppResult<i64> {
-    let mark: Option<i64> = conn
-        .query_row(
-            "SELECT high_water_mark FROM monitor_state WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
+    let mark = aegis_core::store::monitor_mark(conn)?;
     match mark {
         Some(mark) => Ok(mark),
         None => Ok(conn.query_row(

@@ -5,12 +5,13 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::ServeConfig;
+use crate::csrf;
 use crate::error::AppError;
 use crate::routes::{admin, api, auth, export, live, pages};
 use crate::state::AppState;
@@ -21,7 +22,32 @@ use crate::users;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// Every route of the dashboard. Tests drive it with `tower::ServiceExt::oneshot`.
+/// Every path of the dashboard and its handlers: the one list the router is built from, and
+/// the one the CSRF test walks.
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(pages::overview)),
+        ("/alerts", get(pages::alerts)),
+        ("/alerts/{id}", get(pages::alert)),
+        ("/alerts/{id}/verdict", post(pages::post_verdict)),
+        ("/model", get(pages::model)),
+        ("/admin", get(admin::admin)),
+        ("/admin/users/disable", post(admin::disable)),
+        ("/login", get(auth::login_form).post(auth::login)),
+        ("/logout", post(auth::logout)),
+        ("/events", get(live::events)),
+        ("/export.csv", get(export::export_csv)),
+        ("/api/summary", get(api::summary)),
+        ("/api/transactions", get(api::transactions)),
+        ("/api/alerts/{id}", get(api::alert)),
+        ("/api/alerts/{id}/verdict", post(api::post_verdict)),
+        ("/api/model", get(api::model)),
+    ]
+}
+
+/// The dashboard: [`routes`], static assets, and the layers every response goes through
+/// (CSRF and same-origin checks on writes, security headers). Tests drive it with
+/// `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
     let assets = ServiceBuilder::new()
         // Revalidate assets (cheap, Last-Modified) so an upgrade is picked up at once.
@@ -30,25 +56,17 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-cache"),
         ))
         .service(ServeDir::new(state.assets()));
-    Router::new()
-        .route("/", get(pages::overview))
-        .route("/alerts", get(pages::alerts))
-        .route("/alerts/{id}", get(pages::alert))
-        .route("/alerts/{id}/verdict", post(pages::post_verdict))
-        .route("/model", get(pages::model))
-        .route("/admin", get(admin::admin))
-        .route("/admin/users/disable", post(admin::disable))
-        .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/events", get(live::events))
-        .route("/export.csv", get(export::export_csv))
-        .route("/api/summary", get(api::summary))
-        .route("/api/transactions", get(api::transactions))
-        .route("/api/alerts/{id}", get(api::alert))
-        .route("/api/alerts/{id}/verdict", post(api::post_verdict))
-        .route("/api/model", get(api::model))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers)
+        })
         .nest_service("/assets", assets)
         .fallback(|| async { AppError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            csrf::require_token,
+        ))
         .layer(middleware::from_fn(same_origin_writes))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

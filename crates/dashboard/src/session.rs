@@ -64,6 +64,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// The user as the data layer records them.
+    pub fn auditor(&self) -> crate::alerts::Auditor {
+        crate::alerts::Auditor {
+            user_id: self.user_id,
+            username: self.username.clone(),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

@@ -2,6 +2,9 @@
 
 use askama::Template;
 
+use aegis_core::features::Category;
+
+use crate::alerts::{AlertDetail, Verdict};
 use crate::audit::AuditEntry;
 use crate::model_info::ModelView;
 use crate::queries::{Kpis, TxRow};
@@ -243,6 +246,133 @@ pub struct AlertPage {
     pub verdict_options: Vec<SelectOption>,
 }
 
+impl AlertPage {
+    /// The investigation page of one transaction, compared with the current model's
+    /// `threshold` (None without a model).
+    pub fn new(layout: Layout, detail: &AlertDetail, threshold: Option<f32>) -> AlertPage {
+        let row = &detail.transaction;
+        let location = match (row.latitude, row.longitude) {
+            (Some(lat), Some(lon)) => format!("{lat:.4}, {lon:.4}"),
+            _ => "—".to_string(),
+        };
+        let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "—".into());
+        let facts = vec![
+            Fact {
+                label: "Reference",
+                value: or_dash(&row.transaction_ref),
+            },
+            Fact {
+                label: "Time (IST)",
+                value: or_dash(&row.timestamp),
+            },
+            Fact {
+                label: "Scheme",
+                value: row.scheme.clone(),
+            },
+            Fact {
+                label: "Amount",
+                value: views::rupees(row.amount_paise),
+            },
+            Fact {
+                label: "Beneficiary",
+                value: row.beneficiary_id.clone(),
+            },
+            Fact {
+                label: "Account",
+                value: or_dash(&row.account_id),
+            },
+            Fact {
+                label: "Agent",
+                value: or_dash(&row.agent_id),
+            },
+            Fact {
+                label: "District",
+                value: or_dash(&row.district),
+            },
+            Fact {
+                label: "Location",
+                value: location,
+            },
+            Fact {
+                label: "Model version",
+                value: or_dash(&row.model_version),
+            },
+        ];
+        let (score_comparison, above_threshold) = match (row.anomaly_score, threshold) {
+            (Some(score), Some(threshold)) if threshold > 0.0 => (
+                format!("{:.1}× the threshold", score / f64::from(threshold)),
+                score >= f64::from(threshold),
+            ),
+            (Some(_), _) => ("no current model to compare with".to_string(), false),
+            (None, _) => ("not scored".to_string(), false),
+        };
+        let label = detail.is_anomaly.map(|fraud| {
+            if fraud {
+                format!(
+                    "fraud ({})",
+                    detail.fraud_type.as_deref().unwrap_or("type not given")
+                )
+            } else {
+                "not fraud".to_string()
+            }
+        });
+        let sharers = detail
+            .account_sharers
+            .iter()
+            .map(|sharer| SharerView {
+                is_this: sharer.beneficiary_id == row.beneficiary_id,
+                beneficiary: sharer.beneficiary_id.clone(),
+                payments: sharer.payments,
+                last_payment: sharer.last_payment.clone().unwrap_or_default(),
+            })
+            .collect();
+        let mut verdict_options = vec![SelectOption::new("", "Choose…", true)];
+        verdict_options.extend(
+            Verdict::ALL
+                .into_iter()
+                .map(|v| SelectOption::new(v.as_str(), v.label(), false)),
+        );
+        AlertPage {
+            layout,
+            tx: TxView::from(row),
+            facts,
+            score: views::score(row.anomaly_score),
+            threshold: threshold.map_or_else(|| "—".to_string(), |t| format!("{t:.4}")),
+            score_comparison,
+            above_threshold,
+            reasons: detail
+                .reasons
+                .iter()
+                .map(|reason| ReasonView {
+                    category: reason.category.label().to_string(),
+                    category_class: views::class_of(reason.category),
+                    text: reason.text.clone(),
+                    share: format!("{:.0} % of the error", reason.share * 100.0),
+                })
+                .collect(),
+            reasons_raw: detail.reasons_raw.clone(),
+            label,
+            history: detail.history.iter().map(TxView::from).collect(),
+            sharers,
+            agent: or_dash(&row.agent_id),
+            agent_activity: detail.agent_activity.iter().map(TxView::from).collect(),
+            agent_beneficiaries: detail.agent_beneficiaries,
+            verdicts: detail
+                .verdicts
+                .iter()
+                .map(|v| VerdictView {
+                    verdict: Verdict::parse(&v.verdict)
+                        .map_or_else(|_| v.verdict.clone(), |v| v.label().to_string()),
+                    note: v.note.clone(),
+                    username: v.username.clone(),
+                    at: v.at.clone(),
+                })
+                .collect(),
+            verdict_options,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "model.html")]
 pub struct ModelPage {
@@ -285,13 +415,13 @@ pub fn login_layout() -> Layout {
     }
 }
 
-/// The legend of reason categories, in the order of [`views::CATEGORIES`].
+/// The legend of reason categories, in the order of [`Category::ALL`].
 pub fn legend() -> Vec<CategoryLegend> {
-    views::CATEGORIES
-        .iter()
+    Category::ALL
+        .into_iter()
         .map(|category| CategoryLegend {
-            label: category_label(category),
-            class: category_class(Some(category)),
+            label: category.label().to_string(),
+            class: views::class_of(category),
         })
         .collect()
 }

@@ -1,18 +1,7 @@
 //! Small formatting helpers shared by the pages, the API and the export.
 
 use aegis_core::domain::format_rupees;
-
-/// Reason categories the monitor writes, in the order the legend shows them.
-pub const CATEGORIES: [&str; 8] = [
-    "amount",
-    "timing",
-    "location",
-    "duplicate",
-    "burst",
-    "shared_account",
-    "agent",
-    "error",
-];
+use aegis_core::features::Category;
 
 /// Unix milliseconds as IST text, like the stored timestamps.
 pub fn format_millis(millis: i64) -> String {
@@ -34,19 +23,25 @@ pub fn score(score: Option<f64>) -> String {
     score.map_or_else(|| "—".to_string(), |s| format!("{s:.4}"))
 }
 
-/// The CSS class of a reason category; unknown values get the neutral one.
-pub fn category_class(category: Option<&str>) -> &'static str {
+/// The CSS class of a reason category.
+pub fn class_of(category: Category) -> &'static str {
     match category {
-        Some("amount") => "cat-amount",
-        Some("timing") => "cat-timing",
-        Some("location") => "cat-location",
-        Some("duplicate") => "cat-duplicate",
-        Some("burst") => "cat-burst",
-        Some("shared_account") => "cat-shared_account",
-        Some("agent") => "cat-agent",
-        Some("error") => "cat-error",
-        _ => "cat-none",
+        Category::Amount => "cat-amount",
+        Category::Timing => "cat-timing",
+        Category::Location => "cat-location",
+        Category::Duplicate => "cat-duplicate",
+        Category::Burst => "cat-burst",
+        Category::SharedAccount => "cat-shared_account",
+        Category::Agent => "cat-agent",
+        Category::Error => "cat-error",
     }
+}
+
+/// The CSS class of a category code read from the database; unknown values get the neutral one.
+pub fn category_class(category: Option<&str>) -> &'static str {
+    category
+        .and_then(Category::from_code)
+        .map_or("cat-none", class_of)
 }
 
 /// The CSS class of a status badge.
@@ -59,9 +54,10 @@ pub fn status_class(status: Option<&str>) -> &'static str {
     }
 }
 
-/// A category as people read it: `shared_account` → `shared account`.
+/// A category code as people read it: `shared_account` → `shared account`.
 pub fn category_label(category: &str) -> String {
-    category.replace('_', " ")
+    Category::from_code(category)
+        .map_or_else(|| category.replace('_', " "), |c| c.label().to_string())
 }
 
 /// Percent-encodes a query-string component (`application/x-www-form-urlencoded`).

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
-use aegis_core::domain::NewTransaction;
+use aegis_core::domain::{NewTransaction, parse_rupees};
 use aegis_core::store::insert_transactions;
 use aegis_core::time::parse_timestamp;
 
@@ -45,39 +45,6 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
     pub unknown_columns: Vec<String>,
     pub rejects_file: Option<PathBuf>,
-}
-
-/// Parses a decimal rupee amount into paise without going through a float.
-pub fn parse_rupees(text: &str) -> Result<i64, String> {
-    let text = text.trim().trim_start_matches('₹').replace(',', "");
-    if text.is_empty() {
-        return Err("amount is empty".into());
-    }
-    if text.starts_with('-') {
-        return Err(format!("amount {text} is negative"));
-    }
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-    if whole.is_empty() && fraction.is_empty()
-        || !whole.chars().all(|c| c.is_ascii_digit())
-        || !fraction.chars().all(|c| c.is_ascii_digit())
-        || fraction.len() > 2
-    {
-        return Err(format!(
-            "amount {text:?} is not a number of rupees with at most two decimals"
-        ));
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole
-            .parse()
-            .map_err(|_| format!("amount {text:?} is too large"))?
-    };
-    let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
-    whole
-        .checked_mul(100)
-        .and_then(|p| p.checked_add(fraction))
-        .ok_or_else(|| format!("amount {text:?} is too large"))
 }
 
 struct Columns {
@@ -321,21 +288,4 @@ fn write_rejects(
     writer.flush()?;
     std::io::stdout().flush().ok();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rupee_amounts_become_exact_paise() {
-        assert_eq!(parse_rupees("2000"), Ok(200_000));
-        assert_eq!(parse_rupees("1234.5"), Ok(123_450));
-        assert_eq!(parse_rupees("0.07"), Ok(7));
-        assert_eq!(parse_rupees("₹1,20,000.00"), Ok(12_000_000));
-        assert!(parse_rupees("-5").unwrap_err().contains("negative"));
-        assert!(parse_rupees("12.345").is_err());
-        assert!(parse_rupees("abc").is_err());
-        assert!(parse_rupees("").is_err());
-    }
 }

@@ -12,9 +12,8 @@ use aegis_core::time::{EventTime, parse_timestamp};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// SQLite database to write.
-    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
-    db: PathBuf,
+    #[command(flatten)]
+    db: aegis_core::cli::DbArg,
     /// Number of transactions to generate.
     #[arg(long, default_value_t = 100_000)]
     rows: usize,
@@ -53,7 +52,7 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     let config = generate::RunConfig {
-        db: args.db,
+        db: args.db.db,
         generate: generate::GenerateConfig {
             rows: args.rows,
             seed: args.seed,

@@ -11,8 +11,6 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use aegis_core::model::BackendKind;
-
 use crate::procs::{self, command, stop};
 
 /// Options of `aegis up`.
@@ -96,8 +94,8 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     }
     // The monitor would refuse a model this build cannot use (another feature set after an
     // upgrade, unreadable files): train a fresh one instead of failing at start.
-    match aegis_core::artifacts::load(&config.modeling, BackendKind::Flex) {
-        Ok(model) => println!("→ using model {} in {modeling}", model.config.model_version),
+    match aegis_core::artifacts::check_usable(&config.modeling) {
+        Ok(model) => println!("→ using model {} in {modeling}", model.model_version),
         Err(aegis_core::Error::ModelMissing { .. }) => {
             run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
         }

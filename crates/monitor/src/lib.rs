@@ -9,10 +9,10 @@
 //!
 //! # Layout
 //! - [`lock`]: one monitor per database.
-//! - [`reasons`]: the JSON written to `reasons`.
+//!
+//! The `reasons` JSON it writes is `aegis_core::reasons::Reasons`, which the dashboard reads.
 
 pub mod lock;
-pub mod reasons;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,13 +22,15 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use aegis_core::artifacts::{self, LoadedModel};
+use aegis_core::artifacts;
 use aegis_core::db;
 use aegis_core::domain::Status;
 use aegis_core::features::{FeatureState, Features};
 use aegis_core::model::BackendKind;
-use aegis_core::store::{STORED_COLUMNS, StoredTransaction, read_stored};
+use aegis_core::reasons::Reasons;
+use aegis_core::store::{self, STORED_COLUMNS, StoredTransaction, read_stored};
 use aegis_core::time::now_millis;
+use aegis_model::LoadedModel;
 
 /// How the monitor runs.
 #[derive(Debug, Clone)]
@@ -56,14 +58,7 @@ pub struct MonitorStats {
 
 /// Reads the committed high-water mark (0 before the first batch).
 pub fn high_water_mark(conn: &Connection) -> rusqlite::Result<i64> {
-    Ok(conn
-        .query_row(
-            "SELECT high_water_mark FROM monitor_state WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
+    Ok(store::monitor_mark(conn)?.unwrap_or(0))
 }
 
 /// Rebuilds the feature history from every row at or below the mark, in id order — the order
@@ -97,7 +92,7 @@ fn config_modified(dir: &Path) -> Option<SystemTime> {
 impl ModelSlot {
     fn load(dir: &Path, backend: BackendKind) -> aegis_core::Result<ModelSlot> {
         let modified = config_modified(dir);
-        let model = artifacts::load(dir, backend)?;
+        let model = aegis_model::load(dir, backend)?;
         Ok(ModelSlot { model, modified })
     }
 
@@ -108,7 +103,7 @@ impl ModelSlot {
         if modified == self.modified {
             return false;
         }
-        match artifacts::load(dir, backend) {
+        match aegis_model::load(dir, backend) {
             Ok(model) if model.config.model_version != self.model.config.model_version => {
                 tracing::info!(
                     from = %self.model.config.model_version,
@@ -175,8 +170,11 @@ fn score_batch(
                         Status::Normal
                     };
                     let reasons_json = (status == Status::Anomaly).then(|| {
-                        reasons::explain_row(&scores, position, &features[position].context)
-                            .to_string()
+                        Reasons::from_errors(
+                            scores.row_errors(position),
+                            &features[position].context,
+                        )
+                        .to_json()
                     });
                     if status == Status::Anomaly {
                         stats.anomalies += 1;
@@ -196,7 +194,7 @@ fn score_batch(
                     update.execute(params![
                         Status::Error.as_str(),
                         Option::<f64>::None,
-                        reasons::error(&problem).to_string(),
+                        Reasons::error(&problem).to_json(),
                         version,
                         scored_at,
                         row.transaction_id
@@ -204,12 +202,7 @@ fn score_batch(
                 }
             }
         }
-        transaction.execute(
-            "INSERT INTO monitor_state (id, high_water_mark, model_version, updated_at) VALUES (1, ?1, ?2, ?3) \
-             ON CONFLICT (id) DO UPDATE SET high_water_mark = excluded.high_water_mark, \
-             model_version = excluded.model_version, updated_at = excluded.updated_at",
-            params![mark, version, scored_at],
-        )?;
+        store::write_monitor_mark(&transaction, mark, version, scored_at)?;
     }
     transaction.commit()?;
     stats.scored += rows.len() as u64;

@@ -1,6 +1,5 @@
 //! `cargo run -p monitor`: score new transactions as they arrive (or all unscored with --once).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,12 +11,10 @@ use aegis_core::model::BackendKind;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// SQLite database to watch.
-    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
-    db: PathBuf,
-    /// Directory with the model artifacts written by train.
-    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
-    modeling: PathBuf,
+    #[command(flatten)]
+    db: aegis_core::cli::DbArg,
+    #[command(flatten)]
+    modeling: aegis_core::cli::ModelingArg,
     /// Score everything unscored, then exit.
     #[arg(long)]
     once: bool,
@@ -27,7 +24,7 @@ struct Args {
     /// Milliseconds between polls when idle.
     #[arg(long, default_value_t = 20)]
     poll_ms: u64,
-    /// CPU backend: flex (default) or ndarray (needs --features aegis-core/ndarray).
+    /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
 }
@@ -43,8 +40,8 @@ fn main() -> ExitCode {
         }
     };
     let config = monitor::MonitorConfig {
-        db: args.db,
-        modeling: args.modeling,
+        db: args.db.db,
+        modeling: args.modeling.modeling,
         backend: args.backend,
         once: args.once,
         batch_size: args.batch_size.max(1),

@@ -13,9 +13,8 @@ use aegis_core::time::{EventTime, ist_day_start, parse_timestamp};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// SQLite database to write (it must hold a population from `generate`, unless --replay).
-    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
-    db: PathBuf,
+    #[command(flatten)]
+    db: aegis_core::cli::DbArg,
     /// Transactions per second (Poisson arrivals).
     #[arg(long, default_value_t = 5.0)]
     rate: f64,
@@ -69,7 +68,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let config = simulate::SimulateConfig {
-        db: args.db,
+        db: args.db.db,
         rate: args.rate,
         speed: args.speed,
         fraud_rate: args.fraud_rate,

@@ -3,42 +3,8 @@
 //! polars group-by over the scored rows).
 
 use polars::prelude::*;
-use serde::Serialize;
 
-/// Evaluation of one detector on labeled rows.
-#[derive(Debug, Clone, Serialize)]
-pub struct Evaluation {
-    pub rows: usize,
-    pub positives: usize,
-    pub roc_auc: f64,
-    pub average_precision: f64,
-    pub threshold: f32,
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-    /// k = the daily alert budget (alert rate × transactions per day of the test period).
-    pub k: usize,
-    pub precision_at_k: f64,
-    pub confusion: Confusion,
-    pub per_type: Vec<TypeRecall>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Default)]
-pub struct Confusion {
-    pub true_positives: usize,
-    pub false_positives: usize,
-    pub true_negatives: usize,
-    pub false_negatives: usize,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TypeRecall {
-    pub fraud_type: String,
-    pub rows: usize,
-    pub caught: usize,
-    pub recall: f64,
-    pub median_score: f64,
-}
+pub use aegis_core::metrics::{Confusion, Evaluation, TypeRecall};
 
 /// ROC-AUC by the rank-sum (Mann–Whitney) formula, ties counted half.
 pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {

@@ -8,7 +8,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use aegis_core::model::{Autoencoder, AutoencoderShape, BackendKind, Normalizer, row_scores};
+use aegis_core::model::{AutoencoderShape, BackendKind, Normalizer, row_scores};
+use aegis_model::Autoencoder;
 
 /// Hyper-parameters of one fit.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub fn fit(
     normalizer.apply(&mut validation_data);
     let validation_input = normalizer.clip_to_support(&validation_data);
 
-    let device = config.backend.device().map_err(anyhow::Error::msg)?;
+    let device = aegis_model::device(config.backend)?;
     let train_device = device.clone().autodiff();
     train_device.seed(config.seed);
     device.seed(config.seed);

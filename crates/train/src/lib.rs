@@ -14,14 +14,13 @@ pub mod fit;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use serde_json::json;
-
-use aegis_core::artifacts::{self, ModelConfig, TrainingWindow};
+use aegis_core::artifacts::{ModelConfig, TrainingWindow};
 use aegis_core::db;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, feature_set_id};
+use aegis_core::metrics::{EpochLoss, Metrics, Period, RowCounts, ScoreHistogram, Timings};
 use aegis_core::model::AutoencoderShape;
 use aegis_core::time::{DAY, EventTime, format_ist};
+use anyhow::{Context, bail};
 
 use crate::dataset::{BASELINE_FEATURE_COUNT, Dataset, time_split};
 use crate::evaluate::{Evaluation, evaluate, quantile};
@@ -46,7 +45,7 @@ pub struct TrainOutcome {
     pub config: ModelConfig,
     pub evaluation: Option<Evaluation>,
     pub baseline: Option<Evaluation>,
-    pub metrics: serde_json::Value,
+    pub metrics: Metrics,
 }
 
 fn gather(dataset_rows: &[f32], columns: usize, indices: impl Iterator<Item = usize>) -> Vec<f32> {
@@ -191,31 +190,43 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         weights_file: format!("model-{model_version}.bpk"),
         score_quantiles: score_quantiles.clone(),
     };
-    let metrics = json!({
-        "model_version": model_version,
-        "feature_set": feature_set_id(),
-        "rows": {
-            "window": dataset.len(),
-            "train": train_indices.len(),
-            "calibration": calibration_indices.len(),
-            "test": split.test.len(),
-            "malformed_skipped": dataset.malformed,
+    let metrics = Metrics {
+        model_version,
+        feature_set: feature_set_id(),
+        rows: RowCounts {
+            window: dataset.len(),
+            train: train_indices.len(),
+            calibration: calibration_indices.len(),
+            test: split.test.len(),
+            malformed_skipped: dataset.malformed,
         },
-        "test_period": {
-            "first_event": format_ist(dataset.examples[split.test.start.min(dataset.len() - 1)].time),
-            "last_event": format_ist(dataset.examples[dataset.len() - 1].time),
+        test_period: Some(Period {
+            first_event: format_ist(dataset.examples[split.test.start.min(dataset.len() - 1)].time),
+            last_event: format_ist(dataset.examples[dataset.len() - 1].time),
+        }),
+        threshold,
+        alert_rate: config.alert_rate,
+        score_quantiles,
+        score_histogram: histogram(&test_scores, threshold),
+        history: fitted
+            .history
+            .iter()
+            .map(|&(epoch, train_loss, validation_loss)| EpochLoss {
+                epoch,
+                train_loss,
+                validation_loss,
+            })
+            .collect(),
+        evaluation: evaluation.clone(),
+        baseline: baseline.clone(),
+        timings_s: Timings {
+            features: feature_seconds,
+            fit: fit_seconds,
+            total: started.elapsed().as_secs_f64(),
         },
-        "threshold": threshold,
-        "alert_rate": config.alert_rate,
-        "score_quantiles": score_quantiles,
-        "score_histogram": histogram(&test_scores, threshold),
-        "history": fitted.history.iter().map(|(e, t, v)| json!({"epoch": e, "train_loss": t, "validation_loss": v})).collect::<Vec<_>>(),
-        "evaluation": evaluation,
-        "baseline": baseline,
-        "timings_s": {"features": feature_seconds, "fit": fit_seconds, "total": started.elapsed().as_secs_f64()},
-        "backend": config.fit.backend.name(),
-    });
-    artifacts::save(
+        backend: config.fit.backend.name().to_string(),
+    };
+    aegis_model::save(
         &config.modeling,
         &model_config,
         fitted.autoencoder,
@@ -310,10 +321,10 @@ fn train_baseline(
 }
 
 /// 40 log-spaced bins of scores, for the dashboard's histogram.
-fn histogram(scores: &[f32], threshold: f32) -> serde_json::Value {
+fn histogram(scores: &[f32], threshold: f32) -> Option<ScoreHistogram> {
     let positive: Vec<f64> = scores.iter().map(|&s| f64::from(s.max(1e-6))).collect();
     if positive.is_empty() {
-        return json!([]);
+        return None;
     }
     let low = positive
         .iter()
@@ -335,7 +346,11 @@ fn histogram(scores: &[f32], threshold: f32) -> serde_json::Value {
     let edges: Vec<f64> = (0..=bins)
         .map(|i| 10f64.powf(low + (high - low) * i as f64 / bins as f64))
         .collect();
-    json!({"edges": edges, "counts": counts, "threshold": threshold})
+    Some(ScoreHistogram {
+        edges,
+        counts,
+        threshold,
+    })
 }
 
 /// Prints the evaluation table, with the baseline beside it.

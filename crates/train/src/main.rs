@@ -1,6 +1,5 @@
 //! `cargo run -p train`: fit the autoencoder, calibrate its threshold, evaluate, save artifacts.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,12 +11,10 @@ use aegis_core::time::{EventTime, parse_timestamp};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// SQLite database to read.
-    #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
-    db: PathBuf,
-    /// Directory for model artifacts.
-    #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
-    modeling: PathBuf,
+    #[command(flatten)]
+    db: aegis_core::cli::DbArg,
+    #[command(flatten)]
+    modeling: aegis_core::cli::ModelingArg,
     /// Start of the training window: a date (YYYY-MM-DD, IST) or a timestamp.
     #[arg(long, value_parser = parse_bound)]
     from: Option<(String, EventTime)>,
@@ -43,7 +40,7 @@ struct Args {
     /// Random seed: the same data and seed give the same model.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// CPU backend: flex (default) or ndarray (needs --features aegis-core/ndarray).
+    /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
     /// Hide the progress bar.
@@ -61,8 +58,8 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     let config = train::TrainConfig {
-        db: args.db,
-        modeling: args.modeling,
+        db: args.db.db,
+        modeling: args.modeling.modeling,
         from: args.from,
         until: args.until,
         alert_rate: args.alert_rate,

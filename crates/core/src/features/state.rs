@@ -1,5 +1,6 @@
-//! Feature engineering: one causal implementation shared by train (replaying history in
-//! event-time order) and monitor (one transaction at a time, state kept warm).
+//! The history every feature is computed from: one causal implementation shared by train
+//! (replaying history in event-time order) and monitor (one transaction at a time, state kept
+//! warm).
 //!
 //! [`FeatureState::observe`] computes a payment's features from the state built by the payments
 //! observed before it, then adds the payment to that state. Nothing a later payment does can
@@ -11,100 +12,16 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use sha2::{Digest, Sha256};
-
-use crate::domain::{Payment, format_rupees};
+use crate::domain::Payment;
+use crate::features::catalogue::{
+    FEATURE_COUNT, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,
+};
 use crate::geo::haversine_km;
-use crate::time::{DAY, EventTime, HOUR, MINUTE, ist_seconds_of_day, ist_weekday};
+use crate::time::{DAY, EventTime, HOUR, ist_seconds_of_day, ist_weekday};
 
-/// Names of the features, in model input order. Changing them changes [`feature_set_id`], so a
-/// model trained on another set is refused.
-pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
-    "amount_vs_scheme_log",
-    "amount_log",
-    "hours_outside_business_hours",
-    "weekday_sin",
-    "weekday_cos",
-    "hundreds_of_km_from_usual_place",
-    "beneficiary_same_scheme_1h_log",
-    "beneficiary_payments_24h_log",
-    "beneficiary_payments_30d_log",
-    "beneficiary_hours_since_previous_log",
-    "beneficiary_same_scheme_30d_log",
-    "beneficiary_same_amount_6d_log",
-    "amount_vs_own_history_log",
-    "account_other_beneficiaries_30d_log",
-    "account_new_for_beneficiary",
-    "agent_payments_10min_log",
-    "agent_rate_vs_usual_log",
-    "agent_beneficiaries_1h_log",
-    "agent_new_for_beneficiary",
-    "agent_first_visits_15min",
-];
-
-/// Number of features.
-pub const FEATURE_COUNT: usize = 20;
-
-/// Bumped when a feature keeps its name but changes its definition.
-const FEATURE_DEFINITION_REVISION: u32 = 3;
-
-/// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
-pub fn feature_set_id() -> String {
-    let mut hasher = Sha256::new();
-    for name in FEATURE_NAMES {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest
-        .iter()
-        .take(4)
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("r{FEATURE_DEFINITION_REVISION}-{hex}")
-}
-
-/// Longest window any feature looks back over; older history is pruned.
-const HISTORY_WINDOW: i64 = 30 * DAY;
-/// A repeat of the same scheme and amount within this long is a possible duplicate.
-const DUPLICATE_WINDOW: i64 = 6 * DAY;
-/// Hours-since-previous is capped here (and a first payment counts as this long ago).
-const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
-/// Business hours (IST), for the time-of-day feature.
-const BUSINESS_OPENS: f64 = 9.0;
-const BUSINESS_CLOSES: f64 = 18.0;
 /// Business 10-minute slots in a day (09:00–18:00), used to turn an agent's lifetime count into
 /// its usual rate.
 const BUSINESS_SLOTS_PER_DAY: f64 = 54.0;
-
-/// The raw numbers behind a payment's features, kept for the sentences auditors read.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FeatureContext {
-    pub amount_paise: i64,
-    pub scheme: String,
-    /// Median amount of the scheme so far (None for the first payment of a scheme).
-    pub scheme_typical_paise: Option<i64>,
-    pub seconds_of_day: i64,
-    pub weekday: u32,
-    pub km_from_usual_place: Option<f64>,
-    /// Payments of the same scheme to this beneficiary in the last hour (a burst).
-    pub same_scheme_1h: u32,
-    pub beneficiary_payments_24h: u32,
-    pub beneficiary_payments_30d: u32,
-    pub hours_since_previous: Option<f64>,
-    pub same_scheme_30d: u32,
-    pub same_amount_6d: u32,
-    pub own_typical_paise: Option<i64>,
-    pub account_other_beneficiaries_30d: u32,
-    pub account_new_for_beneficiary: bool,
-    pub agent_payments_10min: u32,
-    pub agent_usual_10min: f64,
-    pub agent_beneficiaries_1h: u32,
-    pub agent_new_for_beneficiary: bool,
-    /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it
-    /// before, this one included.
-    pub agent_first_visits_15min: u32,
-}
 
 /// A payment's feature vector and the raw numbers behind it.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,10 +141,6 @@ pub struct FeatureState {
     scratch: Vec<u32>,
 }
 
-fn ln1p_count(count: u32) -> f32 {
-    (f64::from(count)).ln_1p() as f32
-}
-
 /// Where someone or something is usually seen: the coordinate-wise median of the first few
 /// places. A median, not a mean, so one payment a thousand km away (fraud or a trip) does not
 /// drag the "usual place" halfway across India for everybody compared with it later.
@@ -323,8 +236,14 @@ impl FeatureState {
     }
 
     fn compute(&mut self, payment: &Payment, ids: Ids) -> Features {
+        let window = |feature: Feature| feature.window().expect("a counting feature has a window");
+        let burst_window = window(Feature::BeneficiarySameScheme1hLog);
+        let day_window = window(Feature::BeneficiaryPayments24hLog);
+        let duplicate_window = window(Feature::BeneficiarySameAmount6dLog);
+        let agent_pace_window = window(Feature::AgentPayments10minLog);
+        let first_visit_window = window(Feature::AgentFirstVisits15min);
+        let agent_reach_window = window(Feature::AgentBeneficiaries1hLog);
         let time = payment.time;
-        let amount = payment.amount_paise.max(1);
         let mut context = FeatureContext {
             amount_paise: payment.amount_paise,
             scheme: payment.scheme.clone(),
@@ -334,9 +253,6 @@ impl FeatureState {
         };
 
         context.scheme_typical_paise = self.schemes[ids.scheme as usize].median_paise();
-        let amount_vs_scheme = context
-            .scheme_typical_paise
-            .map_or(0.0, |typical| (amount as f64 / typical as f64).ln());
 
         let beneficiary = &self.beneficiaries[ids.beneficiary as usize];
         for recent in &beneficiary.recent {
@@ -345,17 +261,16 @@ impl FeatureState {
                 continue;
             }
             context.beneficiary_payments_30d += 1;
-            if age < DAY {
+            if age < day_window {
                 context.beneficiary_payments_24h += 1;
             }
             if recent.scheme == ids.scheme {
                 // Same scheme only: two schemes paying out on the same day is ordinary.
-                if age < HOUR {
+                if age < burst_window {
                     context.same_scheme_1h += 1;
                 }
                 context.same_scheme_30d += 1;
-                // Six days: a weekly wage of the same amount (7 days apart) is not a duplicate.
-                if age < DUPLICATE_WINDOW && recent.amount_paise == payment.amount_paise {
+                if age < duplicate_window && recent.amount_paise == payment.amount_paise {
                     context.same_amount_6d += 1;
                 }
             }
@@ -368,9 +283,6 @@ impl FeatureState {
             .iter()
             .find(|(scheme, _, _)| *scheme == ids.scheme)
             .map(|(_, sum, count)| sum / i64::from(*count));
-        let amount_vs_own = context
-            .own_typical_paise
-            .map_or(0.0, |typical| (amount as f64 / typical.max(1) as f64).ln());
 
         // How far from where this beneficiary is usually paid: the nearest of the counters they
         // have used before (robust to one trip away, unlike a running mean), or for a first
@@ -414,13 +326,13 @@ impl FeatureState {
             distinct.clear();
             for (when, who, first_visit) in &state.recent {
                 let age = time - when;
-                if !(0..HOUR).contains(&age) {
+                if !(0..agent_reach_window).contains(&age) {
                     continue;
                 }
-                if age < 10 * MINUTE {
+                if age < agent_pace_window {
                     context.agent_payments_10min += 1;
                 }
-                if *first_visit && age < 15 * MINUTE {
+                if *first_visit && age < first_visit_window {
                     context.agent_first_visits_15min += 1;
                 }
                 if *who != ids.beneficiary {
@@ -442,38 +354,7 @@ impl FeatureState {
         }
         self.scratch = distinct;
 
-        let hour = context.seconds_of_day as f64 / HOUR as f64;
-        let hours_outside_business = (BUSINESS_OPENS - hour).max(hour - BUSINESS_CLOSES).max(0.0);
-        let weekday_angle = f64::from(context.weekday) / 7.0 * std::f64::consts::TAU;
-        let values = [
-            amount_vs_scheme as f32,
-            ((amount as f64) / 100.0).ln_1p() as f32,
-            hours_outside_business as f32,
-            weekday_angle.sin() as f32,
-            weekday_angle.cos() as f32,
-            // Linear, not log: the gap between a few km and a few hundred km is the signal.
-            (context.km_from_usual_place.map_or(0.0, |km| km.min(5000.0)) / 100.0) as f32,
-            ln1p_count(context.same_scheme_1h),
-            ln1p_count(context.beneficiary_payments_24h),
-            ln1p_count(context.beneficiary_payments_30d),
-            context
-                .hours_since_previous
-                .unwrap_or(MAX_GAP_HOURS)
-                .ln_1p() as f32,
-            ln1p_count(context.same_scheme_30d),
-            ln1p_count(context.same_amount_6d),
-            amount_vs_own as f32,
-            ln1p_count(context.account_other_beneficiaries_30d),
-            f32::from(u8::from(context.account_new_for_beneficiary)),
-            ln1p_count(context.agent_payments_10min),
-            ((f64::from(context.agent_payments_10min) + 1.0) / (context.agent_usual_10min + 1.0))
-                .ln() as f32,
-            ln1p_count(context.agent_beneficiaries_1h),
-            f32::from(u8::from(context.agent_new_for_beneficiary)),
-            // Squared: each further first-time customer in a quarter hour is far rarer than the
-            // one before (an agent sees one now and then, three almost never).
-            (context.agent_first_visits_15min as f32).powi(2),
-        ];
+        let values = Feature::values(&context);
         Features { values, context }
     }
 
@@ -560,145 +441,23 @@ struct Ids {
     agent: Option<u32>,
 }
 
-/// A short category for the dashboard's colours and filters, by the feature that contributed most.
-pub fn category_of(feature: usize) -> &'static str {
-    match FEATURE_NAMES[feature] {
-        "amount_vs_scheme_log" | "amount_log" | "amount_vs_own_history_log" => "amount",
-        "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => "timing",
-        "hundreds_of_km_from_usual_place" => "location",
-        "beneficiary_same_amount_6d_log" | "beneficiary_same_scheme_30d_log" => "duplicate",
-        "beneficiary_same_scheme_1h_log"
-        | "beneficiary_payments_24h_log"
-        | "beneficiary_payments_30d_log"
-        | "beneficiary_hours_since_previous_log" => "burst",
-        "account_other_beneficiaries_30d_log" | "account_new_for_beneficiary" => "shared_account",
-        _ => "agent",
-    }
-}
-
-fn ordinal(n: u32) -> String {
-    let suffix = match (n % 10, n % 100) {
-        (1, 11) | (2, 12) | (3, 13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    format!("{n}{suffix}")
-}
-
-/// A sentence an auditor understands, explaining what feature `feature` saw in this payment.
-pub fn explain(feature: usize, context: &FeatureContext) -> String {
-    let amount = format_rupees(context.amount_paise);
-    match FEATURE_NAMES[feature] {
-        "amount_vs_scheme_log" | "amount_log" => match context.scheme_typical_paise {
-            Some(typical) => {
-                let ratio = context.amount_paise as f64 / typical.max(1) as f64;
-                let usual = format_rupees(typical);
-                if ratio >= 1.0 {
-                    format!(
-                        "{amount} is {ratio:.1}× the usual {} payment of {usual}",
-                        context.scheme
-                    )
-                } else {
-                    format!(
-                        "{amount} is only {:.1}% of the usual {} payment of {usual}",
-                        ratio * 100.0,
-                        context.scheme
-                    )
-                }
-            }
-            None => format!("{amount} is the first {} payment seen", context.scheme),
-        },
-        "amount_vs_own_history_log" => match context.own_typical_paise {
-            Some(typical) => format!(
-                "{amount} differs from this beneficiary's usual {} payment of {}",
-                context.scheme,
-                format_rupees(typical)
-            ),
-            None => format!("first {} payment to this beneficiary", context.scheme),
-        },
-        "hours_outside_business_hours" | "weekday_sin" | "weekday_cos" => {
-            const DAYS: [&str; 7] = [
-                "Monday",
-                "Tuesday",
-                "Wednesday",
-                "Thursday",
-                "Friday",
-                "Saturday",
-                "Sunday",
-            ];
-            format!(
-                "paid at {:02}:{:02} on a {}, outside usual business hours",
-                context.seconds_of_day / 3600,
-                (context.seconds_of_day / 60) % 60,
-                DAYS[context.weekday as usize % 7]
-            )
-        }
-        "hundreds_of_km_from_usual_place" => match context.km_from_usual_place {
-            Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
-            None => "payment location unknown".to_string(),
-        },
-        "beneficiary_same_scheme_1h_log" => format!(
-            "{} {} payment to this beneficiary within an hour",
-            ordinal(context.same_scheme_1h + 1),
-            context.scheme
-        ),
-        "beneficiary_payments_24h_log" => format!(
-            "{} payment to this beneficiary within 24 hours",
-            ordinal(context.beneficiary_payments_24h + 1)
-        ),
-        "beneficiary_payments_30d_log" => format!(
-            "{} payment to this beneficiary within 30 days",
-            ordinal(context.beneficiary_payments_30d + 1)
-        ),
-        "beneficiary_hours_since_previous_log" => match context.hours_since_previous {
-            Some(hours) if hours < 1.0 => format!(
-                "only {:.0} minutes after this beneficiary's previous payment",
-                hours * 60.0
-            ),
-            Some(hours) => format!("{hours:.1} hours after this beneficiary's previous payment"),
-            None => "first payment seen for this beneficiary".to_string(),
-        },
-        "beneficiary_same_scheme_30d_log" => format!(
-            "{} {} payment to this beneficiary within 30 days",
-            ordinal(context.same_scheme_30d + 1),
-            context.scheme
-        ),
-        "beneficiary_same_amount_6d_log" => format!(
-            "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 6 days (possible duplicate)",
-            context.scheme, context.same_amount_6d
-        ),
-        "account_other_beneficiaries_30d_log" => format!(
-            "account received payments for {} beneficiaries this month",
-            context.account_other_beneficiaries_30d + 1
-        ),
-        "account_new_for_beneficiary" => {
-            "paid into an account this beneficiary never used before".to_string()
-        }
-        "agent_payments_10min_log" | "agent_rate_vs_usual_log" => format!(
-            "agent processed {} payments in 10 minutes (usually {:.1})",
-            context.agent_payments_10min + 1,
-            context.agent_usual_10min
-        ),
-        "agent_beneficiaries_1h_log" => format!(
-            "agent paid {} different beneficiaries within an hour",
-            context.agent_beneficiaries_1h + 1
-        ),
-        "agent_first_visits_15min" => format!(
-            "agent paid {} beneficiaries it had never served before within 15 minutes",
-            context.agent_first_visits_15min
-        ),
-        _ => "paid through an agent this beneficiary never used before".to_string(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::features::FEATURE_NAMES;
     use crate::time::parse_timestamp;
 
-    fn payment(beneficiary: &str, account: &str, agent: &str, paise: i64, when: &str) -> Payment {
+    fn explain(feature: usize, context: &FeatureContext) -> String {
+        Feature::at(feature).explain(context)
+    }
+
+    pub(crate) fn payment(
+        beneficiary: &str,
+        account: &str,
+        agent: &str,
+        paise: i64,
+        when: &str,
+    ) -> Payment {
         Payment {
             beneficiary_id: beneficiary.to_string(),
             account_id: Some(account.to_string()),
@@ -714,7 +473,7 @@ mod tests {
         FEATURE_NAMES.iter().position(|n| *n == name).unwrap()
     }
 
-    fn sample_stream() -> Vec<Payment> {
+    pub(crate) fn sample_stream() -> Vec<Payment> {
         let mut stream = Vec::new();
         for day in 1..=28 {
             for person in 0..12 {
@@ -934,12 +693,5 @@ mod tests {
             assert_eq!(features.values[index(name)], 0.0, "{name}");
         }
         assert!(features.values.iter().all(|v| v.is_finite()));
-    }
-
-    #[test]
-    fn feature_set_id_names_revision_and_hash() {
-        let id = feature_set_id();
-        assert!(id.starts_with("r3-"));
-        assert_eq!(id.len(), 11);
     }
 }

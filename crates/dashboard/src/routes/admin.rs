@@ -49,7 +49,6 @@ pub async fn admin(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct DisableForm {
-    pub csrf: String,
     pub username: String,
 }
 
@@ -59,7 +58,6 @@ pub async fn disable(
     AdminSession(session): AdminSession,
     Form(form): Form<DisableForm>,
 ) -> AppResult<Redirect> {
-    session.check_csrf(Some(&form.csrf))?;
     if form.username == session.username {
         return Err(AppError::BadRequest(
             "You cannot disable your own account; ask another admin.".into(),

@@ -147,20 +147,11 @@ pub async fn login(
     }
 }
 
-/// A form carrying only the CSRF token.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CsrfForm {
-    pub csrf: String,
-}
-
 /// `POST /logout`: ends the session and clears the cookie.
 pub async fn logout(
     State(state): State<AppState>,
     PageSession(session): PageSession,
-    Form(form): Form<CsrfForm>,
 ) -> AppResult<Response> {
-    session.check_csrf(Some(&form.csrf))?;
     let now = aegis_core::time::now_millis();
     state
         .write(move |conn| {

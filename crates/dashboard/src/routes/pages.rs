@@ -5,6 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, Redirect};
 use serde::Deserialize;
 
+use aegis_core::features::Category;
+
 use crate::alerts::{self, Verdict};
 use crate::error::{AppError, AppResult};
 use crate::filters::{
@@ -16,10 +18,10 @@ use crate::routes::{link, render};
 use crate::session::PageSession;
 use crate::state::AppState;
 use crate::templates::{
-    AlertPage, AlertView, AlertsPage, Fact, FilterForm, Layout, ModelPage, OverviewPage, Pager,
-    ReasonView, SelectOption, SharerView, SortHeader, TxView, VerdictView, legend,
+    AlertPage, AlertView, AlertsPage, FilterForm, Layout, ModelPage, OverviewPage, Pager,
+    SelectOption, SortHeader, TxView, legend,
 };
-use crate::views::{self, CATEGORIES, category_class, category_label, group_digits};
+use crate::views::group_digits;
 
 /// A pager whose links are `path?query&page=n`.
 pub fn pager(path: &str, query: &str, page: i64, pages: i64, total: i64) -> Pager {
@@ -43,6 +45,90 @@ fn column_label(column: SortColumn) -> (&'static str, bool) {
         SortColumn::District => ("District", false),
         SortColumn::Status => ("Status", false),
         SortColumn::Score => ("Score", true),
+    }
+}
+
+/// The table's column headers: each links to the same filters sorted by it (flipping the
+/// direction of the current sort column).
+fn sort_headers(filter_query: &str, sort: Sort) -> Vec<SortHeader> {
+    SortColumn::ALL
+        .into_iter()
+        .map(|column| {
+            let (label, numeric) = column_label(column);
+            let current = sort.column == column;
+            let next = if current {
+                Sort {
+                    column,
+                    descending: !sort.descending,
+                }
+            } else {
+                Sort::parse(column.param(), "")
+            };
+            SortHeader {
+                label,
+                numeric,
+                href: link(
+                    "/",
+                    filter_query,
+                    &[
+                        ("sort", column.param().to_string()),
+                        ("dir", next.dir_param().to_string()),
+                    ],
+                ),
+                indicator: match (current, sort.descending) {
+                    (false, _) => "",
+                    (true, true) => "▼",
+                    (true, false) => "▲",
+                },
+            }
+        })
+        .collect()
+}
+
+/// The filter form as the user left it, with the schemes in the data to choose from.
+fn filter_form(filters: &Filters, schemes: &[String]) -> FilterForm {
+    let mut scheme_options: Vec<SelectOption> = schemes
+        .iter()
+        .map(|scheme| SelectOption::new(scheme, scheme, filters.scheme.as_deref() == Some(scheme)))
+        .collect();
+    if let Some(scheme) = &filters.scheme
+        && !schemes.contains(scheme)
+    {
+        scheme_options.push(SelectOption::new(scheme, scheme, true));
+    }
+    FilterForm {
+        from: filters
+            .from
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        to: filters
+            .to
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
+        schemes: scheme_options,
+        statuses: StatusFilter::ALL
+            .into_iter()
+            .map(|status| {
+                SelectOption::new(
+                    status.param(),
+                    status.param(),
+                    filters.status == Some(status),
+                )
+            })
+            .collect(),
+        categories: Category::ALL
+            .into_iter()
+            .map(|category| {
+                SelectOption::new(
+                    category.code(),
+                    category.label(),
+                    filters.category == Some(category),
+                )
+            })
+            .collect(),
+        min_amount: filters.min_paise.map(rupees_param).unwrap_or_default(),
+        max_amount: filters.max_paise.map(rupees_param).unwrap_or_default(),
+        q: filters.q.clone().unwrap_or_default(),
     }
 }
 
@@ -75,82 +161,8 @@ pub async fn overview(
     let sorted_query = link("", &filter_query, &sort_pairs)
         .trim_start_matches('?')
         .to_string();
-    let headers = SortColumn::ALL
-        .into_iter()
-        .map(|column| {
-            let (label, numeric) = column_label(column);
-            let current = sort.column == column;
-            let next = if current {
-                Sort {
-                    column,
-                    descending: !sort.descending,
-                }
-            } else {
-                Sort::parse(column.param(), "")
-            };
-            SortHeader {
-                label,
-                numeric,
-                href: link(
-                    "/",
-                    &filter_query,
-                    &[
-                        ("sort", column.param().to_string()),
-                        ("dir", next.dir_param().to_string()),
-                    ],
-                ),
-                indicator: match (current, sort.descending) {
-                    (false, _) => "",
-                    (true, true) => "▼",
-                    (true, false) => "▲",
-                },
-            }
-        })
-        .collect();
-
-    let mut scheme_options: Vec<SelectOption> = schemes
-        .iter()
-        .map(|scheme| SelectOption::new(scheme, scheme, filters.scheme.as_deref() == Some(scheme)))
-        .collect();
-    if let Some(scheme) = &filters.scheme
-        && !schemes.contains(scheme)
-    {
-        scheme_options.push(SelectOption::new(scheme, scheme, true));
-    }
-    let form = FilterForm {
-        from: filters
-            .from
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
-        to: filters
-            .to
-            .map(|d| d.format("%Y-%m-%d").to_string())
-            .unwrap_or_default(),
-        schemes: scheme_options,
-        statuses: StatusFilter::ALL
-            .into_iter()
-            .map(|status| {
-                SelectOption::new(
-                    status.param(),
-                    status.param(),
-                    filters.status == Some(status),
-                )
-            })
-            .collect(),
-        categories: CATEGORIES
-            .into_iter()
-            .map(|category| {
-                SelectOption::new(
-                    category,
-                    category_label(category),
-                    filters.category == Some(category),
-                )
-            })
-            .collect(),
-        min_amount: filters.min_paise.map(rupees_param).unwrap_or_default(),
-        max_amount: filters.max_paise.map(rupees_param).unwrap_or_default(),
-        q: filters.q.clone().unwrap_or_default(),
-    };
+    let headers = sort_headers(&filter_query, sort);
+    let form = filter_form(&filters, &schemes);
     let page = OverviewPage {
         layout: Layout::new(&session, "Overview", "overview").with_charts(),
         form,
@@ -209,133 +221,11 @@ pub async fn alert(
         .await?
         .ok_or(AppError::NotFound)?;
     let threshold = model_info::threshold(state.modeling());
-    let row = &detail.transaction;
-    let location = match (row.latitude, row.longitude) {
-        (Some(lat), Some(lon)) => format!("{lat:.4}, {lon:.4}"),
-        _ => "—".to_string(),
-    };
-    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "—".into());
-    let facts = vec![
-        Fact {
-            label: "Reference",
-            value: or_dash(&row.transaction_ref),
-        },
-        Fact {
-            label: "Time (IST)",
-            value: or_dash(&row.timestamp),
-        },
-        Fact {
-            label: "Scheme",
-            value: row.scheme.clone(),
-        },
-        Fact {
-            label: "Amount",
-            value: views::rupees(row.amount_paise),
-        },
-        Fact {
-            label: "Beneficiary",
-            value: row.beneficiary_id.clone(),
-        },
-        Fact {
-            label: "Account",
-            value: or_dash(&row.account_id),
-        },
-        Fact {
-            label: "Agent",
-            value: or_dash(&row.agent_id),
-        },
-        Fact {
-            label: "District",
-            value: or_dash(&row.district),
-        },
-        Fact {
-            label: "Location",
-            value: location,
-        },
-        Fact {
-            label: "Model version",
-            value: or_dash(&row.model_version),
-        },
-    ];
-    let (score_comparison, above_threshold) = match (row.anomaly_score, threshold) {
-        (Some(score), Some(threshold)) if threshold > 0.0 => (
-            format!("{:.1}× the threshold", score / f64::from(threshold)),
-            score >= f64::from(threshold),
-        ),
-        (Some(_), _) => ("no current model to compare with".to_string(), false),
-        (None, _) => ("not scored".to_string(), false),
-    };
-    let label = detail.is_anomaly.map(|fraud| {
-        if fraud {
-            format!(
-                "fraud ({})",
-                detail.fraud_type.as_deref().unwrap_or("type not given")
-            )
-        } else {
-            "not fraud".to_string()
-        }
-    });
-    let sharers = detail
-        .account_sharers
-        .iter()
-        .map(|sharer| SharerView {
-            is_this: sharer.beneficiary_id == row.beneficiary_id,
-            beneficiary: sharer.beneficiary_id.clone(),
-            payments: sharer.payments,
-            last_payment: sharer.last_payment.clone().unwrap_or_default(),
-        })
-        .collect();
-    let mut verdict_options = vec![SelectOption::new("", "Choose…", true)];
-    verdict_options.extend(
-        Verdict::ALL
-            .into_iter()
-            .map(|v| SelectOption::new(v.as_str(), v.label(), false)),
+    let page = AlertPage::new(
+        Layout::new(&session, &format!("Transaction {id}"), "alerts"),
+        &detail,
+        threshold,
     );
-    let page = AlertPage {
-        layout: Layout::new(&session, &format!("Transaction {id}"), "alerts"),
-        tx: TxView::from(row),
-        facts,
-        score: views::score(row.anomaly_score),
-        threshold: threshold.map_or_else(|| "—".to_string(), |t| format!("{t:.4}")),
-        score_comparison,
-        above_threshold,
-        reasons: detail
-            .reasons
-            .iter()
-            .map(|reason| ReasonView {
-                category: reason
-                    .category
-                    .as_deref()
-                    .map(category_label)
-                    .unwrap_or_default(),
-                category_class: category_class(reason.category.as_deref()),
-                text: reason.text.clone(),
-                share: reason
-                    .share
-                    .map(|s| format!("{:.0} % of the error", s * 100.0))
-                    .unwrap_or_default(),
-            })
-            .collect(),
-        reasons_raw: detail.reasons_raw.clone(),
-        label,
-        history: detail.history.iter().map(TxView::from).collect(),
-        sharers,
-        agent: or_dash(&row.agent_id),
-        agent_activity: detail.agent_activity.iter().map(TxView::from).collect(),
-        agent_beneficiaries: detail.agent_beneficiaries,
-        verdicts: detail
-            .verdicts
-            .iter()
-            .map(|v| VerdictView {
-                verdict: Verdict::parse(&v.verdict)
-                    .map_or_else(|_| v.verdict.clone(), |v| v.label().to_string()),
-                note: v.note.clone(),
-                username: v.username.clone(),
-                at: v.at.clone(),
-            })
-            .collect(),
-        verdict_options,
-    };
     render(&page)
 }
 
@@ -343,7 +233,6 @@ pub async fn alert(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct VerdictForm {
-    pub csrf: String,
     pub verdict: String,
     pub note: String,
 }
@@ -355,11 +244,12 @@ pub async fn post_verdict(
     Path(id): Path<i64>,
     Form(form): Form<VerdictForm>,
 ) -> AppResult<Redirect> {
-    session.check_csrf(Some(&form.csrf))?;
     let verdict = Verdict::parse(&form.verdict)?;
     let now = aegis_core::time::now_millis();
     state
-        .write(move |conn| alerts::record_verdict(conn, id, verdict, &form.note, &session, now))
+        .write(move |conn| {
+            alerts::record_verdict(conn, id, verdict, &form.note, &session.auditor(), now)
+        })
         .await?;
     Ok(Redirect::to(&format!("/alerts/{id}")))
 }

@@ -291,6 +291,57 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_rejected() {
     assert!(detail.body.contains("Confirmed fraud"));
 }
 
+/// Walks every route the router is built from: a logged-in write without the session's token
+/// is refused before any handler runs, so a new state-changing route cannot forget CSRF.
+#[tokio::test]
+async fn every_route_refuses_a_write_without_the_csrf_token() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let routes = dashboard::server::routes();
+    assert!(routes.len() >= 16, "the walk sees the whole router");
+    for (path, _) in routes {
+        let uri = path.replace("{id}", "2");
+        for method in ["POST", "PUT", "DELETE"] {
+            let response = app
+                .send(
+                    Request::builder()
+                        .method(method)
+                        .uri(&uri)
+                        .header(header::COOKIE, &login.cookie)
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(Body::from("verdict=dismissed&username=admin"))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(response.status, StatusCode::FORBIDDEN, "{method} {uri}");
+        }
+        let response = app
+            .send(
+                Request::post(&uri)
+                    .header(header::COOKIE, &login.cookie)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("x-csrf-token", "0".repeat(64))
+                    .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                    .unwrap(),
+            )
+            .await;
+        // The login form takes no JSON at all (415); every other route refuses the bad token.
+        let pre_session = dashboard::csrf::PRE_SESSION_FORMS.contains(&path);
+        assert!(
+            response.status == StatusCode::FORBIDDEN
+                || (pre_session && response.status == StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            "JSON POST {uri}: {}",
+            response.status
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+    assert_eq!(
+        app.get("/alerts", Some(&login)).await.status,
+        StatusCode::OK,
+        "the session survived every refused logout"
+    );
+}
+
 #[tokio::test]
 async fn logout_ends_the_session() {
     let app = TestApp::new();
@@ -894,18 +945,63 @@ fn write_model(app: &TestApp) {
         serde_json::to_string(&config).unwrap(),
     )
     .unwrap();
-    let evaluation = |auc: f64| {
-        serde_json::json!({
-            "rows": 100, "positives": 5, "roc_auc": auc, "average_precision": 0.5, "threshold": 0.45,
-            "precision": 0.6, "recall": 0.6, "f1": 0.6, "k": 3, "precision_at_k": 0.66,
-            "confusion": {"true_positives": 3, "false_positives": 2, "true_negatives": 93, "false_negatives": 2},
-            "per_type": [{"fraud_type": "inflated_amount", "rows": 2, "caught": 2, "recall": 1.0, "median_score": 0.8}],
-        })
+    use aegis_core::metrics::{
+        Confusion, Evaluation, Metrics, RowCounts, ScoreHistogram, Timings, TypeRecall,
     };
-    let metrics = serde_json::json!({
-        "evaluation": evaluation(0.93124),
-        "baseline": evaluation(0.71),
-        "score_histogram": {"edges": [0.01, 0.1, 1.0, 10.0], "counts": [5, 3, 1], "threshold": 0.45},
-    });
-    std::fs::write(dir.join("metrics.json"), metrics.to_string()).unwrap();
+    let evaluation = |auc: f64| Evaluation {
+        rows: 100,
+        positives: 5,
+        roc_auc: auc,
+        average_precision: 0.5,
+        threshold: 0.45,
+        precision: 0.6,
+        recall: 0.6,
+        f1: 0.6,
+        k: 3,
+        precision_at_k: 0.66,
+        confusion: Confusion {
+            true_positives: 3,
+            false_positives: 2,
+            true_negatives: 93,
+            false_negatives: 2,
+        },
+        per_type: vec![TypeRecall {
+            fraud_type: "inflated_amount".into(),
+            rows: 2,
+            caught: 2,
+            recall: 1.0,
+            median_score: 0.8,
+        }],
+    };
+    let metrics = Metrics {
+        model_version: "m-test".into(),
+        feature_set: "test".into(),
+        rows: RowCounts {
+            window: 6,
+            train: 4,
+            calibration: 1,
+            test: 1,
+            malformed_skipped: 0,
+        },
+        test_period: None,
+        threshold: 0.45,
+        alert_rate: 0.01,
+        score_quantiles: Vec::new(),
+        score_histogram: Some(ScoreHistogram {
+            edges: vec![0.01, 0.1, 1.0, 10.0],
+            counts: vec![5, 3, 1],
+            threshold: 0.45,
+        }),
+        history: Vec::new(),
+        evaluation: Some(evaluation(0.93124)),
+        baseline: Some(evaluation(0.71)),
+        timings_s: Timings {
+            features: 0.0,
+            fit: 0.0,
+            total: 0.0,
+        },
+        backend: "flex".into(),
+    };
+    let metrics = serde_json::to_string(&metrics).unwrap();
+    std::fs::write(dir.join("metrics.json"), metrics).unwrap();
 }

@@ -40,7 +40,7 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
 
     // Score the held-out fifth with the model loaded from disk: the same threshold must flag
     // exactly the rows the evaluation counted.
-    let model = artifacts::load(&modeling, BackendKind::Flex).unwrap();
+    let model = aegis_model::load(&modeling, BackendKind::Flex).unwrap();
     assert_eq!(model.config, outcome.config);
     let conn = aegis_core::db::open(&db).unwrap();
     let rows = load_in_event_order(&conn, None, None).unwrap();
@@ -58,11 +58,12 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
         .count();
     let c = evaluation.confusion;
     assert_eq!(flagged, c.true_positives + c.false_positives);
-    assert!(
-        std::fs::read_to_string(modeling.join("metrics.json"))
-            .unwrap()
-            .contains("per_type")
-    );
+    // The dashboard reads back exactly what train measured.
+    let metrics = artifacts::read_metrics(&modeling).unwrap().unwrap();
+    assert_eq!(metrics.model_version, outcome.config.model_version);
+    let written = metrics.evaluation.expect("evaluation written");
+    assert_eq!(written.confusion, c);
+    assert_eq!(written.per_type.len(), evaluation.per_type.len());
 }
 
 #[test]
@@ -95,7 +96,7 @@ fn a_model_of_another_feature_set_is_refused_with_advice() {
     let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
     config["feature_set"] = serde_json::json!("r0-00000000");
     std::fs::write(&path, config.to_string()).unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex)
+    let message = aegis_model::load(&modeling, BackendKind::Flex)
         .unwrap_err()
         .to_string();
     assert!(
@@ -104,12 +105,12 @@ fn a_model_of_another_feature_set_is_refused_with_advice() {
     );
 
     std::fs::write(&path, "{ not json").unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex)
+    let message = aegis_model::load(&modeling, BackendKind::Flex)
         .unwrap_err()
         .to_string();
     assert!(message.contains("unreadable"), "{message}");
     std::fs::remove_file(&path).unwrap();
-    let message = artifacts::load(&modeling, BackendKind::Flex)
+    let message = aegis_model::load(&modeling, BackendKind::Flex)
         .unwrap_err()
         .to_string();
     assert!(message.contains("no model"), "{message}");
@@ -148,7 +149,7 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     let outcome = train::run(&train_config(&db, &modeling, 5)).unwrap();
     assert!(outcome.evaluation.is_none(), "no labels, no evaluation");
     assert!(outcome.config.threshold.is_finite());
-    artifacts::load(&modeling, BackendKind::Flex).unwrap();
+    aegis_model::load(&modeling, BackendKind::Flex).unwrap();
 
     let mut normal_only = train_config(&db, &modeling, 5);
     normal_only.normal_only = true;

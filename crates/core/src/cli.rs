@@ -1,0 +1,42 @@
+//! Command-line arguments every program shares, defined once so that the flag, its environment
+//! variable and its default cannot drift apart between programs.
+
+use std::path::PathBuf;
+
+/// `--db` (env `AEGIS_DB`): the transactions database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArg {
+    /// The transactions database (an SQLite file; created with the schema if missing).
+    #[arg(long, env = "AEGIS_DB", default_value = crate::DEFAULT_DB, global = true)]
+    pub db: PathBuf,
+}
+
+/// `--modeling` (env `AEGIS_MODELING`): the model artifacts directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelingArg {
+    /// The model artifacts directory (model_config.json, weights, metrics.json).
+    #[arg(long, env = "AEGIS_MODELING", default_value = crate::DEFAULT_MODELING, global = true)]
+    pub modeling: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Program {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(flatten)]
+        modeling: ModelingArg,
+    }
+
+    #[test]
+    fn flags_override_the_defaults() {
+        let program = Program::parse_from(["p", "--db", "x.db", "--modeling", "m"]);
+        assert_eq!(program.db.db, PathBuf::from("x.db"));
+        assert_eq!(program.modeling.modeling, PathBuf::from("m"));
+    }
+}

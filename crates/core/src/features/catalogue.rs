@@ -1,0 +1,478 @@
+//! The feature vocabulary: every feature declared once, as a [`Feature`] variant, with its name,
+//! its [`Category`], the window it looks back over, how its value is computed from the
+//! [`FeatureContext`], and the sentence an auditor reads. Every property is an exhaustive
+//! `match`, so a new feature without a category, a value or a sentence does not compile.
+//!
+//! The history that fills a [`FeatureContext`] is [`crate::features::FeatureState`]'s.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::format_rupees;
+use crate::time::{DAY, HOUR, MINUTE};
+
+/// The model's inputs, in model input order. The order and the names are the feature set's
+/// identity ([`crate::features::feature_set_id`]): a model trained on another set is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feature {
+    AmountVsSchemeLog,
+    AmountLog,
+    HoursOutsideBusinessHours,
+    WeekdaySin,
+    WeekdayCos,
+    HundredsOfKmFromUsualPlace,
+    BeneficiarySameScheme1hLog,
+    BeneficiaryPayments24hLog,
+    BeneficiaryPayments30dLog,
+    BeneficiaryHoursSincePreviousLog,
+    BeneficiarySameScheme30dLog,
+    BeneficiarySameAmount6dLog,
+    AmountVsOwnHistoryLog,
+    AccountOtherBeneficiaries30dLog,
+    AccountNewForBeneficiary,
+    AgentPayments10minLog,
+    AgentRateVsUsualLog,
+    AgentBeneficiaries1hLog,
+    AgentNewForBeneficiary,
+    AgentFirstVisits15min,
+}
+
+/// Number of features.
+pub const FEATURE_COUNT: usize = Feature::ALL.len();
+
+/// Names of the features, in model input order.
+pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = {
+    let mut names = [""; FEATURE_COUNT];
+    let mut index = 0;
+    while index < FEATURE_COUNT {
+        names[index] = Feature::ALL[index].name();
+        index += 1;
+    }
+    names
+};
+
+/// Longest window any feature looks back over; older history is pruned.
+pub(crate) const HISTORY_WINDOW: i64 = 30 * DAY;
+/// A repeat of the same scheme and amount within this long is a possible duplicate. Six days:
+/// a weekly wage of the same amount (7 days apart) is not a duplicate.
+pub(crate) const DUPLICATE_WINDOW: i64 = 6 * DAY;
+/// Hours-since-previous is capped here (and a first payment counts as this long ago).
+pub(crate) const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
+/// Business hours (IST), for the time-of-day feature.
+const BUSINESS_OPENS: f64 = 9.0;
+const BUSINESS_CLOSES: f64 = 18.0;
+
+/// What kind of evidence a feature is, for the dashboard's colours and filters. `Error` is no
+/// feature's: it marks a row that could not be scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Amount,
+    Timing,
+    Location,
+    Duplicate,
+    Burst,
+    SharedAccount,
+    Agent,
+    Error,
+}
+
+impl Category {
+    /// Every category, in the order the dashboard's legend shows them.
+    pub const ALL: [Category; 8] = [
+        Category::Amount,
+        Category::Timing,
+        Category::Location,
+        Category::Duplicate,
+        Category::Burst,
+        Category::SharedAccount,
+        Category::Agent,
+        Category::Error,
+    ];
+
+    /// The code stored in the `reasons` JSON.
+    pub fn code(self) -> &'static str {
+        match self {
+            Category::Amount => "amount",
+            Category::Timing => "timing",
+            Category::Location => "location",
+            Category::Duplicate => "duplicate",
+            Category::Burst => "burst",
+            Category::SharedAccount => "shared_account",
+            Category::Agent => "agent",
+            Category::Error => "error",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Category> {
+        Category::ALL
+            .into_iter()
+            .find(|category| category.code() == code)
+    }
+
+    /// The category as people read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::SharedAccount => "shared account",
+            other => other.code(),
+        }
+    }
+}
+
+/// The raw numbers behind a payment's features, kept for the sentences auditors read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureContext {
+    pub amount_paise: i64,
+    pub scheme: String,
+    /// Median amount of the scheme so far (None for the first payment of a scheme).
+    pub scheme_typical_paise: Option<i64>,
+    pub seconds_of_day: i64,
+    pub weekday: u32,
+    pub km_from_usual_place: Option<f64>,
+    /// Payments of the same scheme to this beneficiary in the last hour (a burst).
+    pub same_scheme_1h: u32,
+    pub beneficiary_payments_24h: u32,
+    pub beneficiary_payments_30d: u32,
+    pub hours_since_previous: Option<f64>,
+    pub same_scheme_30d: u32,
+    pub same_amount_6d: u32,
+    pub own_typical_paise: Option<i64>,
+    pub account_other_beneficiaries_30d: u32,
+    pub account_new_for_beneficiary: bool,
+    pub agent_payments_10min: u32,
+    pub agent_usual_10min: f64,
+    pub agent_beneficiaries_1h: u32,
+    pub agent_new_for_beneficiary: bool,
+    /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it
+    /// before, this one included.
+    pub agent_first_visits_15min: u32,
+}
+
+fn ln1p_count(count: u32) -> f32 {
+    (f64::from(count)).ln_1p() as f32
+}
+
+fn flag(set: bool) -> f32 {
+    f32::from(u8::from(set))
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, 11) | (2, 12) | (3, 13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+impl Feature {
+    /// Every feature, in model input order.
+    pub const ALL: [Feature; 20] = [
+        Feature::AmountVsSchemeLog,
+        Feature::AmountLog,
+        Feature::HoursOutsideBusinessHours,
+        Feature::WeekdaySin,
+        Feature::WeekdayCos,
+        Feature::HundredsOfKmFromUsualPlace,
+        Feature::BeneficiarySameScheme1hLog,
+        Feature::BeneficiaryPayments24hLog,
+        Feature::BeneficiaryPayments30dLog,
+        Feature::BeneficiaryHoursSincePreviousLog,
+        Feature::BeneficiarySameScheme30dLog,
+        Feature::BeneficiarySameAmount6dLog,
+        Feature::AmountVsOwnHistoryLog,
+        Feature::AccountOtherBeneficiaries30dLog,
+        Feature::AccountNewForBeneficiary,
+        Feature::AgentPayments10minLog,
+        Feature::AgentRateVsUsualLog,
+        Feature::AgentBeneficiaries1hLog,
+        Feature::AgentNewForBeneficiary,
+        Feature::AgentFirstVisits15min,
+    ];
+
+    /// The feature at model input position `index`.
+    pub fn at(index: usize) -> Feature {
+        Feature::ALL[index]
+    }
+
+    /// Position in the model's input.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The name stored in the model config and the `reasons` JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Feature::AmountVsSchemeLog => "amount_vs_scheme_log",
+            Feature::AmountLog => "amount_log",
+            Feature::HoursOutsideBusinessHours => "hours_outside_business_hours",
+            Feature::WeekdaySin => "weekday_sin",
+            Feature::WeekdayCos => "weekday_cos",
+            Feature::HundredsOfKmFromUsualPlace => "hundreds_of_km_from_usual_place",
+            Feature::BeneficiarySameScheme1hLog => "beneficiary_same_scheme_1h_log",
+            Feature::BeneficiaryPayments24hLog => "beneficiary_payments_24h_log",
+            Feature::BeneficiaryPayments30dLog => "beneficiary_payments_30d_log",
+            Feature::BeneficiaryHoursSincePreviousLog => "beneficiary_hours_since_previous_log",
+            Feature::BeneficiarySameScheme30dLog => "beneficiary_same_scheme_30d_log",
+            Feature::BeneficiarySameAmount6dLog => "beneficiary_same_amount_6d_log",
+            Feature::AmountVsOwnHistoryLog => "amount_vs_own_history_log",
+            Feature::AccountOtherBeneficiaries30dLog => "account_other_beneficiaries_30d_log",
+            Feature::AccountNewForBeneficiary => "account_new_for_beneficiary",
+            Feature::AgentPayments10minLog => "agent_payments_10min_log",
+            Feature::AgentRateVsUsualLog => "agent_rate_vs_usual_log",
+            Feature::AgentBeneficiaries1hLog => "agent_beneficiaries_1h_log",
+            Feature::AgentNewForBeneficiary => "agent_new_for_beneficiary",
+            Feature::AgentFirstVisits15min => "agent_first_visits_15min",
+        }
+    }
+
+    pub fn category(self) -> Category {
+        match self {
+            Feature::AmountVsSchemeLog | Feature::AmountLog | Feature::AmountVsOwnHistoryLog => {
+                Category::Amount
+            }
+            Feature::HoursOutsideBusinessHours | Feature::WeekdaySin | Feature::WeekdayCos => {
+                Category::Timing
+            }
+            Feature::HundredsOfKmFromUsualPlace => Category::Location,
+            Feature::BeneficiarySameAmount6dLog | Feature::BeneficiarySameScheme30dLog => {
+                Category::Duplicate
+            }
+            Feature::BeneficiarySameScheme1hLog
+            | Feature::BeneficiaryPayments24hLog
+            | Feature::BeneficiaryPayments30dLog
+            | Feature::BeneficiaryHoursSincePreviousLog => Category::Burst,
+            Feature::AccountOtherBeneficiaries30dLog | Feature::AccountNewForBeneficiary => {
+                Category::SharedAccount
+            }
+            Feature::AgentPayments10minLog
+            | Feature::AgentRateVsUsualLog
+            | Feature::AgentBeneficiaries1hLog
+            | Feature::AgentNewForBeneficiary
+            | Feature::AgentFirstVisits15min => Category::Agent,
+        }
+    }
+
+    /// How far back the feature looks (seconds), for those that count recent history.
+    pub fn window(self) -> Option<i64> {
+        match self {
+            Feature::BeneficiarySameScheme1hLog | Feature::AgentBeneficiaries1hLog => Some(HOUR),
+            Feature::BeneficiaryPayments24hLog => Some(DAY),
+            Feature::BeneficiarySameAmount6dLog => Some(DUPLICATE_WINDOW),
+            Feature::BeneficiaryPayments30dLog
+            | Feature::BeneficiarySameScheme30dLog
+            | Feature::AccountOtherBeneficiaries30dLog => Some(HISTORY_WINDOW),
+            Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => Some(10 * MINUTE),
+            Feature::AgentFirstVisits15min => Some(15 * MINUTE),
+            Feature::AmountVsSchemeLog
+            | Feature::AmountLog
+            | Feature::HoursOutsideBusinessHours
+            | Feature::WeekdaySin
+            | Feature::WeekdayCos
+            | Feature::HundredsOfKmFromUsualPlace
+            | Feature::BeneficiaryHoursSincePreviousLog
+            | Feature::AmountVsOwnHistoryLog
+            | Feature::AccountNewForBeneficiary
+            | Feature::AgentNewForBeneficiary => None,
+        }
+    }
+
+    /// The model input value, from the raw numbers of the payment.
+    pub fn value(self, context: &FeatureContext) -> f32 {
+        let amount = context.amount_paise.max(1) as f64;
+        match self {
+            Feature::AmountVsSchemeLog => context
+                .scheme_typical_paise
+                .map_or(0.0, |typical| (amount / typical as f64).ln())
+                as f32,
+            Feature::AmountLog => (amount / 100.0).ln_1p() as f32,
+            Feature::HoursOutsideBusinessHours => {
+                let hour = context.seconds_of_day as f64 / HOUR as f64;
+                (BUSINESS_OPENS - hour).max(hour - BUSINESS_CLOSES).max(0.0) as f32
+            }
+            Feature::WeekdaySin => weekday_angle(context.weekday).sin() as f32,
+            Feature::WeekdayCos => weekday_angle(context.weekday).cos() as f32,
+            // Linear, not log: the gap between a few km and a few hundred km is the signal.
+            Feature::HundredsOfKmFromUsualPlace => {
+                (context.km_from_usual_place.map_or(0.0, |km| km.min(5000.0)) / 100.0) as f32
+            }
+            Feature::BeneficiarySameScheme1hLog => ln1p_count(context.same_scheme_1h),
+            Feature::BeneficiaryPayments24hLog => ln1p_count(context.beneficiary_payments_24h),
+            Feature::BeneficiaryPayments30dLog => ln1p_count(context.beneficiary_payments_30d),
+            Feature::BeneficiaryHoursSincePreviousLog => context
+                .hours_since_previous
+                .unwrap_or(MAX_GAP_HOURS)
+                .ln_1p() as f32,
+            Feature::BeneficiarySameScheme30dLog => ln1p_count(context.same_scheme_30d),
+            Feature::BeneficiarySameAmount6dLog => ln1p_count(context.same_amount_6d),
+            Feature::AmountVsOwnHistoryLog => context
+                .own_typical_paise
+                .map_or(0.0, |typical| (amount / typical.max(1) as f64).ln())
+                as f32,
+            Feature::AccountOtherBeneficiaries30dLog => {
+                ln1p_count(context.account_other_beneficiaries_30d)
+            }
+            Feature::AccountNewForBeneficiary => flag(context.account_new_for_beneficiary),
+            Feature::AgentPayments10minLog => ln1p_count(context.agent_payments_10min),
+            Feature::AgentRateVsUsualLog => ((f64::from(context.agent_payments_10min) + 1.0)
+                / (context.agent_usual_10min + 1.0))
+                .ln() as f32,
+            Feature::AgentBeneficiaries1hLog => ln1p_count(context.agent_beneficiaries_1h),
+            Feature::AgentNewForBeneficiary => flag(context.agent_new_for_beneficiary),
+            // Squared: each further first-time customer in a quarter hour is far rarer than the
+            // one before (an agent sees one now and then, three almost never).
+            Feature::AgentFirstVisits15min => (context.agent_first_visits_15min as f32).powi(2),
+        }
+    }
+
+    /// Every feature's value, in model input order.
+    pub fn values(context: &FeatureContext) -> [f32; FEATURE_COUNT] {
+        Feature::ALL.map(|feature| feature.value(context))
+    }
+
+    /// A sentence an auditor understands, explaining what this feature saw in the payment.
+    pub fn explain(self, context: &FeatureContext) -> String {
+        let amount = format_rupees(context.amount_paise);
+        match self {
+            Feature::AmountVsSchemeLog | Feature::AmountLog => match context.scheme_typical_paise {
+                Some(typical) => {
+                    let ratio = context.amount_paise as f64 / typical.max(1) as f64;
+                    let usual = format_rupees(typical);
+                    if ratio >= 1.0 {
+                        format!(
+                            "{amount} is {ratio:.1}× the usual {} payment of {usual}",
+                            context.scheme
+                        )
+                    } else {
+                        format!(
+                            "{amount} is only {:.1}% of the usual {} payment of {usual}",
+                            ratio * 100.0,
+                            context.scheme
+                        )
+                    }
+                }
+                None => format!("{amount} is the first {} payment seen", context.scheme),
+            },
+            Feature::AmountVsOwnHistoryLog => match context.own_typical_paise {
+                Some(typical) => format!(
+                    "{amount} differs from this beneficiary's usual {} payment of {}",
+                    context.scheme,
+                    format_rupees(typical)
+                ),
+                None => format!("first {} payment to this beneficiary", context.scheme),
+            },
+            Feature::HoursOutsideBusinessHours | Feature::WeekdaySin | Feature::WeekdayCos => {
+                const DAYS: [&str; 7] = [
+                    "Monday",
+                    "Tuesday",
+                    "Wednesday",
+                    "Thursday",
+                    "Friday",
+                    "Saturday",
+                    "Sunday",
+                ];
+                format!(
+                    "paid at {:02}:{:02} on a {}, outside usual business hours",
+                    context.seconds_of_day / 3600,
+                    (context.seconds_of_day / 60) % 60,
+                    DAYS[context.weekday as usize % 7]
+                )
+            }
+            Feature::HundredsOfKmFromUsualPlace => match context.km_from_usual_place {
+                Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
+                None => "payment location unknown".to_string(),
+            },
+            Feature::BeneficiarySameScheme1hLog => format!(
+                "{} {} payment to this beneficiary within an hour",
+                ordinal(context.same_scheme_1h + 1),
+                context.scheme
+            ),
+            Feature::BeneficiaryPayments24hLog => format!(
+                "{} payment to this beneficiary within 24 hours",
+                ordinal(context.beneficiary_payments_24h + 1)
+            ),
+            Feature::BeneficiaryPayments30dLog => format!(
+                "{} payment to this beneficiary within 30 days",
+                ordinal(context.beneficiary_payments_30d + 1)
+            ),
+            Feature::BeneficiaryHoursSincePreviousLog => match context.hours_since_previous {
+                Some(hours) if hours < 1.0 => format!(
+                    "only {:.0} minutes after this beneficiary's previous payment",
+                    hours * 60.0
+                ),
+                Some(hours) => {
+                    format!("{hours:.1} hours after this beneficiary's previous payment")
+                }
+                None => "first payment seen for this beneficiary".to_string(),
+            },
+            Feature::BeneficiarySameScheme30dLog => format!(
+                "{} {} payment to this beneficiary within 30 days",
+                ordinal(context.same_scheme_30d + 1),
+                context.scheme
+            ),
+            Feature::BeneficiarySameAmount6dLog => format!(
+                "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 6 days (possible duplicate)",
+                context.scheme, context.same_amount_6d
+            ),
+            Feature::AccountOtherBeneficiaries30dLog => format!(
+                "account received payments for {} beneficiaries this month",
+                context.account_other_beneficiaries_30d + 1
+            ),
+            Feature::AccountNewForBeneficiary => {
+                "paid into an account this beneficiary never used before".to_string()
+            }
+            Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => format!(
+                "agent processed {} payments in 10 minutes (usually {:.1})",
+                context.agent_payments_10min + 1,
+                context.agent_usual_10min
+            ),
+            Feature::AgentBeneficiaries1hLog => format!(
+                "agent paid {} different beneficiaries within an hour",
+                context.agent_beneficiaries_1h + 1
+            ),
+            Feature::AgentFirstVisits15min => format!(
+                "agent paid {} beneficiaries it had never served before within 15 minutes",
+                context.agent_first_visits_15min
+            ),
+            Feature::AgentNewForBeneficiary => {
+                "paid through an agent this beneficiary never used before".to_string()
+            }
+        }
+    }
+}
+
+fn weekday_angle(weekday: u32) -> f64 {
+    f64::from(weekday) / 7.0 * std::f64::consts::TAU
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_indices_follow_the_declaration() {
+        for (index, feature) in Feature::ALL.into_iter().enumerate() {
+            assert_eq!(feature.index(), index);
+            assert_eq!(Feature::at(index), feature);
+            assert_eq!(FEATURE_NAMES[index], feature.name());
+        }
+        let mut names = FEATURE_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FEATURE_COUNT);
+    }
+
+    #[test]
+    fn category_codes_round_trip_and_no_feature_is_an_error() {
+        for category in Category::ALL {
+            assert_eq!(Category::from_code(category.code()), Some(category));
+            assert_eq!(
+                serde_json::to_string(&category).unwrap(),
+                format!("\"{}\"", category.code())
+            );
+        }
+        assert_eq!(Category::from_code("\" onclick="), None);
+        assert!(Feature::ALL.iter().all(|f| f.category() != Category::Error));
+    }
+}

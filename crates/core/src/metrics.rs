@@ -1,0 +1,206 @@
+//! `metrics.json`: the evaluation `train` writes beside a model and the dashboard's model page
+//! reads. One set of types for both sides, so a renamed field fails to compile rather than
+//! leaving a dash on the page.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Everything `train` measured about the model it saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub model_version: String,
+    pub feature_set: String,
+    pub rows: RowCounts,
+    /// The held-out period the evaluation covers.
+    pub test_period: Option<Period>,
+    pub threshold: f32,
+    pub alert_rate: f64,
+    /// (quantile, score) pairs of the calibration scores.
+    #[serde(default)]
+    pub score_quantiles: Vec<(f64, f32)>,
+    /// Test-period scores in log-spaced bins; `None` when there were no test rows.
+    #[serde(default, deserialize_with = "object_or_none")]
+    pub score_histogram: Option<ScoreHistogram>,
+    /// Loss per epoch.
+    #[serde(default)]
+    pub history: Vec<EpochLoss>,
+    /// The model on the labeled test rows (`None` without labels).
+    #[serde(default, deserialize_with = "object_or_none")]
+    pub evaluation: Option<Evaluation>,
+    /// The per-row baseline on the same rows (`None` without labels or with `--no-baseline`).
+    #[serde(default, deserialize_with = "object_or_none")]
+    pub baseline: Option<Evaluation>,
+    pub timings_s: Timings,
+    pub backend: String,
+}
+
+/// Row counts of the training window and its split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RowCounts {
+    pub window: usize,
+    pub train: usize,
+    pub calibration: usize,
+    pub test: usize,
+    pub malformed_skipped: usize,
+}
+
+/// First and last event time (IST text) of a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Period {
+    pub first_event: String,
+    pub last_event: String,
+}
+
+/// Scores counted in bins between `edges` (one more edge than counts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreHistogram {
+    pub edges: Vec<f64>,
+    pub counts: Vec<u64>,
+    pub threshold: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochLoss {
+    pub epoch: u32,
+    pub train_loss: f64,
+    pub validation_loss: f64,
+}
+
+/// Seconds spent computing features, fitting, and in all.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub features: f64,
+    pub fit: f64,
+    pub total: f64,
+}
+
+/// Evaluation of one detector on labeled rows. Ratios are NaN where undefined (no positives,
+/// no alerts); JSON has no NaN, so they are written as `null` and read back as NaN.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub rows: usize,
+    pub positives: usize,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub roc_auc: f64,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub average_precision: f64,
+    pub threshold: f32,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub precision: f64,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub recall: f64,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub f1: f64,
+    /// k = the daily alert budget (alert rate × transactions per day of the test period).
+    pub k: usize,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub precision_at_k: f64,
+    pub confusion: Confusion,
+    pub per_type: Vec<TypeRecall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Confusion {
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub true_negatives: usize,
+    pub false_negatives: usize,
+}
+
+/// Recall on the test rows of one fraud type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeRecall {
+    pub fraud_type: String,
+    pub rows: usize,
+    pub caught: usize,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub recall: f64,
+    #[serde(deserialize_with = "number_or_nan")]
+    pub median_score: f64,
+}
+
+fn number_or_nan<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// Earlier trains wrote `[]` for an empty histogram: anything that is not the object reads as
+/// absent rather than making the whole file unreadable.
+fn object_or_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evaluation() -> Evaluation {
+        Evaluation {
+            rows: 10,
+            positives: 0,
+            roc_auc: f64::NAN,
+            average_precision: 0.5,
+            threshold: 1.5,
+            precision: 0.25,
+            recall: 1.0,
+            f1: 0.4,
+            k: 2,
+            precision_at_k: 0.5,
+            confusion: Confusion::default(),
+            per_type: vec![TypeRecall {
+                fraud_type: "burst".into(),
+                rows: 0,
+                caught: 0,
+                recall: f64::NAN,
+                median_score: 0.1,
+            }],
+        }
+    }
+
+    #[test]
+    fn undefined_ratios_survive_the_round_trip_through_json() {
+        let text = serde_json::to_string(&evaluation()).unwrap();
+        assert!(text.contains("\"roc_auc\":null"), "{text}");
+        let back: Evaluation = serde_json::from_str(&text).unwrap();
+        assert!(back.roc_auc.is_nan());
+        assert!(back.per_type[0].recall.is_nan());
+        assert_eq!(back.average_precision, 0.5);
+    }
+
+    #[test]
+    fn an_empty_histogram_written_by_an_earlier_train_reads_as_none() {
+        let metrics = Metrics {
+            model_version: "v".into(),
+            feature_set: "r3-x".into(),
+            rows: RowCounts {
+                window: 1,
+                train: 1,
+                calibration: 0,
+                test: 0,
+                malformed_skipped: 0,
+            },
+            test_period: None,
+            threshold: 1.0,
+            alert_rate: 0.02,
+            score_quantiles: vec![],
+            score_histogram: None,
+            history: vec![],
+            evaluation: Some(evaluation()),
+            baseline: None,
+            timings_s: Timings {
+                features: 0.0,
+                fit: 0.0,
+                total: 0.0,
+            },
+            backend: "flex".into(),
+        };
+        let mut value = serde_json::to_value(&metrics).unwrap();
+        value["score_histogram"] = serde_json::json!([]);
+        let back: Metrics = serde_json::from_value(value).unwrap();
+        assert_eq!(back.score_histogram, None);
+        assert_eq!(back.evaluation.unwrap().rows, 10);
+    }
+}

@@ -1,0 +1,131 @@
+//! The `reasons` column: why the monitor flagged a payment (the features that contributed most
+//! to its reconstruction error, as sentences) or why it could not score it. Written by the
+//! monitor and read by the dashboard through these types, so both sides agree by construction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::{Category, Feature, FeatureContext};
+
+/// Features explaining less than this share of the error are not listed.
+const MIN_SHARE: f32 = 0.08;
+/// At most this many reasons per transaction.
+const MAX_REASONS: usize = 3;
+
+/// The `reasons` JSON of one transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reasons {
+    /// The category of the leading reason (`error` for a row that could not be scored).
+    pub category: Category,
+    pub reasons: Vec<Reason>,
+}
+
+/// One sentence of [`Reasons`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The feature's name; `None` for an error.
+    pub feature: Option<String>,
+    pub category: Category,
+    /// Share of the reconstruction error, 0–1, to three decimals.
+    pub share: f32,
+    pub text: String,
+}
+
+impl Reasons {
+    /// Reasons for a scored row from its per-feature squared errors (model input order): the
+    /// largest contributions first, at most [`MAX_REASONS`], none under [`MIN_SHARE`] after the
+    /// first, and never the same sentence twice (two features can describe one fact).
+    pub fn from_errors(squared_errors: &[f32], context: &FeatureContext) -> Reasons {
+        let mut ranked: Vec<Feature> = Feature::ALL.to_vec();
+        ranked.sort_by(|a, b| squared_errors[b.index()].total_cmp(&squared_errors[a.index()]));
+        let total: f32 = squared_errors.iter().sum();
+        let mut reasons: Vec<Reason> = Vec::new();
+        for &feature in &ranked {
+            let share = if total > 0.0 {
+                squared_errors[feature.index()] / total
+            } else {
+                0.0
+            };
+            if reasons.len() == MAX_REASONS || (share < MIN_SHARE && !reasons.is_empty()) {
+                break;
+            }
+            let text = feature.explain(context);
+            if reasons.iter().any(|reason| reason.text == text) {
+                continue;
+            }
+            reasons.push(Reason {
+                feature: Some(feature.name().to_string()),
+                category: feature.category(),
+                share: (share * 1000.0).round() / 1000.0,
+                text,
+            });
+        }
+        Reasons {
+            category: ranked[0].category(),
+            reasons,
+        }
+    }
+
+    /// Reasons for a row that could not be scored.
+    pub fn error(problem: &str) -> Reasons {
+        Reasons {
+            category: Category::Error,
+            reasons: vec![Reason {
+                feature: None,
+                category: Category::Error,
+                share: 1.0,
+                text: format!("not scored: {problem}"),
+            }],
+        }
+    }
+
+    /// The text stored in the `reasons` column.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("reasons serialise")
+    }
+
+    /// Reads the `reasons` column; `None` for text that is not this JSON (an auditor's own
+    /// note, a future format), which callers show as it is.
+    pub fn parse(text: &str) -> Option<Reasons> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FEATURE_COUNT;
+
+    #[test]
+    fn reasons_lead_with_the_largest_error_and_skip_repeated_sentences() {
+        let context = FeatureContext {
+            amount_paise: 5_000_000,
+            scheme: "PM-KISAN".into(),
+            scheme_typical_paise: Some(200_000),
+            ..FeatureContext::default()
+        };
+        let mut errors = [0.0f32; FEATURE_COUNT];
+        // amount_vs_scheme and amount_log say the same sentence; the second is skipped.
+        errors[Feature::AmountVsSchemeLog.index()] = 6.0;
+        errors[Feature::AmountLog.index()] = 3.0;
+        errors[Feature::HoursOutsideBusinessHours.index()] = 1.0;
+        let reasons = Reasons::from_errors(&errors, &context);
+        assert_eq!(reasons.category, Category::Amount);
+        assert_eq!(reasons.reasons.len(), 2);
+        assert_eq!(reasons.reasons[0].share, 0.6);
+        assert!(reasons.reasons[0].text.contains("25.0× the usual PM-KISAN"));
+        assert_eq!(reasons.reasons[1].category, Category::Timing);
+        let stored = reasons.to_json();
+        assert!(stored.contains("\"category\":\"amount\""), "{stored}");
+        assert_eq!(Reasons::parse(&stored), Some(reasons));
+    }
+
+    #[test]
+    fn an_unscorable_row_reads_back_as_an_error_and_other_text_is_not_reasons() {
+        let reasons = Reasons::error("amount is missing");
+        let back = Reasons::parse(&reasons.to_json()).unwrap();
+        assert_eq!(back.category, Category::Error);
+        assert_eq!(back.reasons[0].feature, None);
+        assert_eq!(back.reasons[0].text, "not scored: amount is missing");
+        assert_eq!(Reasons::parse("checked by phone, fine"), None);
+    }
+}
