@@ -154,121 +154,152 @@ fn watch_peak(child: &Child, peak: &mut u64) {
     *peak = (*peak).max(peak_rss_kb(child.id()).unwrap_or(0));
 }
 
-/// Runs every benchmark and writes `results.md` in the work directory.
-pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
-    procs::build_programs()?;
-    std::fs::create_dir_all(&config.dir)?;
-    let path = |name: &str| config.dir.join(name);
-    for stale in ["bench.db", "import.db", "wide.db", "export.csv"] {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(path(&format!("{stale}{suffix}")));
+/// The benchmark run: its files and the report it fills, one method a measurement.
+struct Bench<'a> {
+    config: &'a BenchConfig,
+    log: PathBuf,
+    db_path: PathBuf,
+    db: String,
+    modeling: String,
+    rows: String,
+    report: Report,
+}
+
+impl<'a> Bench<'a> {
+    fn new(config: &'a BenchConfig) -> anyhow::Result<Bench<'a>> {
+        std::fs::create_dir_all(&config.dir)?;
+        for stale in ["bench.db", "import.db", "wide.db", "export.csv"] {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(config.dir.join(format!("{stale}{suffix}")));
+            }
         }
+        let db_path = config.dir.join("bench.db");
+        Ok(Bench {
+            config,
+            log: config.dir.join("bench.log"),
+            db: db_path.to_str().context("path is not UTF-8")?.to_string(),
+            db_path,
+            modeling: config
+                .dir
+                .join("modeling")
+                .to_str()
+                .context("path is not UTF-8")?
+                .to_string(),
+            rows: config.rows.to_string(),
+            report: Report { rows: Vec::new() },
+        })
     }
-    let log = path("bench.log");
-    let db_path = path("bench.db");
-    let db = db_path.to_str().context("path is not UTF-8")?.to_string();
-    let modeling = path("modeling")
-        .to_str()
-        .context("path is not UTF-8")?
-        .to_string();
-    let rows = config.rows.to_string();
-    let mut report = Report { rows: Vec::new() };
-    println!(
-        "benchmarks on {} rows (work directory {}):",
-        config.rows,
-        config.dir.display()
-    );
 
-    let usage = timed(
-        "generate",
-        &["--db", &db, "--rows", &rows, "--seed", "7", "--quiet"],
-        &log,
-    )?;
-    report.add(
-        &format!("generate {} rows", config.rows),
-        format!(
-            "{:.1} s, {:.0} MB ({:.0} rows/s)",
-            usage.seconds,
-            usage.peak_mb,
-            config.rows as f64 / usage.seconds
-        ),
-        "≤ 1.3 s (10× the prototype)",
-        "12.8 s / 386 MB (1.01M rows)",
-    );
+    fn path(&self, name: &str) -> PathBuf {
+        self.config.dir.join(name)
+    }
 
-    let csv = path("export.csv");
-    let exported = export_csv(&db_path, &csv)?;
-    let import_db = path("import.db");
-    let usage = timed(
-        "generate",
-        &[
-            "--db",
-            import_db.to_str().unwrap_or_default(),
-            "--from-csv",
-            csv.to_str().unwrap_or_default(),
-            "--quiet",
-        ],
-        &log,
-    )?;
-    report.add(
-        "CSV import",
-        format!(
-            "{:.0} rows/s ({exported} rows in {:.1} s, {:.0} MB)",
-            exported as f64 / usage.seconds,
-            usage.seconds,
-            usage.peak_mb
-        ),
-        "",
-        "—",
-    );
+    /// `generate --rows N --seed 7`: the database every later step uses.
+    fn generate(&mut self) -> anyhow::Result<()> {
+        let usage = timed(
+            "generate",
+            &[
+                "--db", &self.db, "--rows", &self.rows, "--seed", "7", "--quiet",
+            ],
+            &self.log,
+        )?;
+        self.report.add(
+            &format!("generate {} rows", self.config.rows),
+            format!(
+                "{:.1} s, {:.0} MB ({:.0} rows/s)",
+                usage.seconds,
+                usage.peak_mb,
+                self.config.rows as f64 / usage.seconds
+            ),
+            "≤ 1.3 s (10× the prototype)",
+            "12.8 s / 386 MB (1.01M rows)",
+        );
+        Ok(())
+    }
 
-    let usage = timed(
-        "train",
-        &[
-            "--db",
-            &db,
-            "--modeling",
-            &modeling,
-            "--quiet",
-            "--no-baseline",
-        ],
-        &log,
-    )?;
-    report.add(
-        &format!("train on {} rows (flex)", config.rows),
-        format!("{:.1} s, {:.0} MB", usage.seconds, usage.peak_mb),
-        "≤ 60 s, ≤ 1 GB",
-        "25 s / 548 MB for 10k rows × 50 epochs",
-    );
+    /// Exports the database as CSV and imports it into a fresh one.
+    fn import(&mut self) -> anyhow::Result<()> {
+        let csv = self.path("export.csv");
+        let exported = export_csv(&self.db_path, &csv)?;
+        let import_db = self.path("import.db");
+        let usage = timed(
+            "generate",
+            &[
+                "--db",
+                import_db.to_str().unwrap_or_default(),
+                "--from-csv",
+                csv.to_str().unwrap_or_default(),
+                "--quiet",
+            ],
+            &self.log,
+        )?;
+        self.report.add(
+            "CSV import",
+            format!(
+                "{:.0} rows/s ({exported} rows in {:.1} s, {:.0} MB)",
+                exported as f64 / usage.seconds,
+                usage.seconds,
+                usage.peak_mb
+            ),
+            "",
+            "—",
+        );
+        Ok(())
+    }
 
-    let usage = drain(&db, &modeling, &log)?;
-    report.add(
-        &format!("monitor --once drain of {} rows", config.rows),
-        format!(
-            "{:.0} tx/s ({:.1} s, {:.0} MB)",
-            config.rows as f64 / usage.seconds,
-            usage.seconds,
-            usage.peak_mb
-        ),
-        "≥ 100,000 tx/s",
-        "10 tx/s by design (879 tx/s never sleeping)",
-    );
+    fn train(&mut self) -> anyhow::Result<()> {
+        let usage = timed(
+            "train",
+            &[
+                "--db",
+                &self.db,
+                "--modeling",
+                &self.modeling,
+                "--quiet",
+                "--no-baseline",
+            ],
+            &self.log,
+        )?;
+        self.report.add(
+            &format!("train on {} rows (flex)", self.config.rows),
+            format!("{:.1} s, {:.0} MB", usage.seconds, usage.peak_mb),
+            "≤ 60 s, ≤ 1 GB",
+            "25 s / 548 MB for 10k rows × 50 epochs",
+        );
+        Ok(())
+    }
 
-    for rate in [1_000u32, 10_000] {
-        let before = max_id(&db_path)?;
-        let started = Instant::now();
-        let mut monitor = command("monitor", Some(&log))?
-            .args(["--db", &db, "--modeling", &modeling])
+    fn drain(&mut self) -> anyhow::Result<()> {
+        let usage = drain(&self.db, &self.modeling, &self.log)?;
+        self.report.add(
+            &format!("monitor --once drain of {} rows", self.config.rows),
+            format!(
+                "{:.0} tx/s ({:.1} s, {:.0} MB)",
+                self.config.rows as f64 / usage.seconds,
+                usage.seconds,
+                usage.peak_mb
+            ),
+            "≥ 100,000 tx/s",
+            "10 tx/s by design (879 tx/s never sleeping)",
+        );
+        Ok(())
+    }
+
+    /// The monitor following a live feed of `rate` payments a second.
+    fn live(&mut self, rate: u32) -> anyhow::Result<()> {
+        let before = max_id(&self.db_path)?;
+        let mut monitor = command("monitor", Some(&self.log))?
+            .args(["--db", &self.db, "--modeling", &self.modeling])
             .spawn()?;
         std::thread::sleep(Duration::from_secs(3));
-        let mut feed = command("simulate", Some(&log))?
+        let mut feed = command("simulate", Some(&self.log))?
             .args([
                 "--db",
-                &db,
+                &self.db,
                 "--rate",
                 &rate.to_string(),
                 "--duration",
-                &config.seconds.to_string(),
+                &self.config.seconds.to_string(),
                 "--seed",
                 &rate.to_string(),
             ])
@@ -281,15 +312,15 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_secs(2));
         watch_peak(&monitor, &mut peak);
         stop(&mut monitor, Duration::from_secs(10))?;
-        let values = latencies(&db_path, before)?;
-        let fed = max_id(&db_path)? - before;
-        report.add(
+        let values = latencies(&self.db_path, before)?;
+        let fed = max_id(&self.db_path)? - before;
+        self.report.add(
             &format!("live insert→scored latency at {rate} tx/s"),
             format!(
                 "p50 {:.0} ms, p99 {:.0} ms ({fed} rows, {:.0} tx/s achieved, monitor {:.0} MB)",
                 percentile(&values, 0.5),
                 percentile(&values, 0.99),
-                fed as f64 / config.seconds as f64,
+                fed as f64 / self.config.seconds as f64,
                 peak as f64 / 1024.0
             ),
             if rate == 1_000 {
@@ -299,104 +330,174 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
             },
             "—",
         );
-        let _ = started;
+        Ok(())
     }
 
-    // A million beneficiaries in the monitor's state: a month of payments to ~1.1M people.
-    let wide = path("wide.db");
-    let wide_str = wide.to_str().unwrap_or_default().to_string();
-    timed(
-        "generate",
-        &[
-            "--db", &wide_str, "--rows", &rows, "--days", "30", "--quiet",
-        ],
-        &log,
-    )?;
-    let people = rusqlite::Connection::open(&wide)?.query_row(
-        "SELECT count(*) FROM beneficiaries",
-        [],
-        |r| r.get::<_, i64>(0),
-    )?;
-    let usage = drain(&wide_str, &modeling, &log)?;
-    report.add(
-        &format!("monitor peak memory with {people} beneficiaries in state"),
-        format!("{:.0} MB", usage.peak_mb),
-        "",
-        "—",
-    );
-
-    // Dashboard under concurrent load on the scored million-row database.
-    let password = random_password(16);
-    let username = format!("bench-{}", random_password(4).to_lowercase());
-    create_user(&db_path, &username, "auditor", &password)?;
-    let addr = format!("127.0.0.1:{}", config.port);
-    let base = format!("http://{addr}");
-    let mut dashboard = command("dashboard", Some(&log))?
-        .args(["--db", &db, "--modeling", &modeling, "--addr", &addr])
-        .spawn()?;
-    wait_until_up(&base, Duration::from_secs(30))?;
-    let session = Session::login(&base, &username, &password)?;
-    for (label, page) in [
-        ("overview page", "/"),
-        ("overview summary API", "/api/summary"),
-        (
-            "filtered table",
-            "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc",
-        ),
-    ] {
-        let running = Arc::new(AtomicBool::new(true));
-        let workers: Vec<_> = (0..8)
-            .map(|_| {
-                let (session, running) = (session.clone(), Arc::clone(&running));
-                std::thread::spawn(move || {
-                    let mut times = Vec::new();
-                    let mut errors = 0u64;
-                    while running.load(Ordering::Relaxed) {
-                        let started = Instant::now();
-                        match session.get(page) {
-                            Ok((status, _)) if status < 400 => {
-                                times.push(started.elapsed().as_secs_f64() * 1000.0)
-                            }
-                            _ => errors += 1,
-                        }
-                    }
-                    (times, errors)
-                })
-            })
-            .collect();
-        let mut peak = 0;
-        let window = Duration::from_secs(config.seconds.min(20));
-        let started = Instant::now();
-        while started.elapsed() < window {
-            watch_peak(&dashboard, &mut peak);
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        running.store(false, Ordering::Relaxed);
-        let mut times = Vec::new();
-        let mut errors = 0;
-        for worker in workers {
-            let (t, e) = worker.join().expect("worker");
-            times.extend(t);
-            errors += e;
-        }
-        times.sort_by(f64::total_cmp);
-        report.add(
-            &format!("dashboard {label}, 8 concurrent clients"),
-            format!(
-                "p50 {:.1} ms, p95 {:.1} ms, {:.0} req/s, {errors} errors, {:.0} MB peak",
-                percentile(&times, 0.5),
-                percentile(&times, 0.95),
-                times.len() as f64 / window.as_secs_f64(),
-                peak as f64 / 1024.0
-            ),
-            "p95 ≤ 100 ms, ≥ 500 req/s, ≤ 150 MB",
-            "3.2 s per refresh / 898 MB",
+    /// A million beneficiaries in the monitor's state: a month of payments to ~1.1M people.
+    fn wide_state(&mut self) -> anyhow::Result<()> {
+        let wide = self.path("wide.db");
+        let wide_str = wide.to_str().unwrap_or_default().to_string();
+        timed(
+            "generate",
+            &[
+                "--db", &wide_str, "--rows", &self.rows, "--days", "30", "--quiet",
+            ],
+            &self.log,
+        )?;
+        let people = rusqlite::Connection::open(&wide)?.query_row(
+            "SELECT count(*) FROM beneficiaries",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?;
+        let usage = drain(&wide_str, &self.modeling, &self.log)?;
+        self.report.add(
+            &format!("monitor peak memory with {people} beneficiaries in state"),
+            format!("{:.0} MB", usage.peak_mb),
+            "",
+            "—",
         );
+        Ok(())
     }
-    stop(&mut dashboard, Duration::from_secs(10))?;
 
-    let markdown = report.markdown();
-    std::fs::write(path("results.md"), &markdown)?;
-    println!("\n{markdown}\nwritten to {}", path("results.md").display());
+    /// The dashboard under 8 concurrent clients on the scored million-row database.
+    fn dashboard_load(&mut self) -> anyhow::Result<()> {
+        let password = random_password(16);
+        let username = format!("bench-{}", random_password(4).to_lowercase());
+        create_user(&self.db_path, &username, "auditor", &password)?;
+        let addr = format!("127.0.0.1:{}", self.config.port);
+        let base = format!("http://{addr}");
+        let mut dashboard = command("dashboard", Some(&self.log))?
+            .args([
+                "--db",
+                &self.db,
+                "--modeling",
+                &self.modeling,
+                "--addr",
+                &addr,
+            ])
+            .spawn()?;
+        wait_until_up(&base, Duration::from_secs(30))?;
+        let session = Session::login(&base, &username, &password)?;
+        for (label, page) in [
+            ("overview page", "/"),
+            ("overview summary API", "/api/summary"),
+            (
+                "filtered table",
+                "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc",
+            ),
+        ] {
+            let window = Duration::from_secs(self.config.seconds.min(20));
+            let (times, errors, peak) = load(&session, &dashboard, page, window);
+            self.report.add(
+                &format!("dashboard {label}, 8 concurrent clients"),
+                format!(
+                    "p50 {:.1} ms, p95 {:.1} ms, {:.0} req/s, {errors} errors, {:.0} MB peak",
+                    percentile(&times, 0.5),
+                    percentile(&times, 0.95),
+                    times.len() as f64 / window.as_secs_f64(),
+                    peak as f64 / 1024.0
+                ),
+                "p95 ≤ 100 ms, ≥ 500 req/s, ≤ 150 MB",
+                "3.2 s per refresh / 898 MB",
+            );
+        }
+        stop(&mut dashboard, Duration::from_secs(10))?;
+        Ok(())
+    }
+}
+
+/// Eight clients reading `page` for `window`: sorted response times (ms), errors, and the
+/// dashboard's peak memory (kB).
+fn load(
+    session: &Session,
+    dashboard: &Child,
+    page: &'static str,
+    window: Duration,
+) -> (Vec<f64>, u64, u64) {
+    let running = Arc::new(AtomicBool::new(true));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (session, running) = (session.clone(), Arc::clone(&running));
+            std::thread::spawn(move || {
+                let mut times = Vec::new();
+                let mut errors = 0u64;
+                while running.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    match session.get(page) {
+                        Ok((status, _)) if status < 400 => {
+                            times.push(started.elapsed().as_secs_f64() * 1000.0)
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (times, errors)
+            })
+        })
+        .collect();
+    let mut peak = 0;
+    let started = Instant::now();
+    while started.elapsed() < window {
+        watch_peak(dashboard, &mut peak);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running.store(false, Ordering::Relaxed);
+    let mut times = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (t, e) = worker.join().expect("worker");
+        times.extend(t);
+        errors += e;
+    }
+    times.sort_by(f64::total_cmp);
+    (times, errors, peak)
+}
+
+/// Runs every benchmark, in order, and writes `results.md` in the work directory.
+pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
+    procs::build_programs()?;
+    let mut bench = Bench::new(config)?;
+    println!(
+        "benchmarks on {} rows (work directory {}):",
+        config.rows,
+        config.dir.display()
+    );
+    bench.generate()?;
+    bench.import()?;
+    bench.train()?;
+    bench.drain()?;
+    for rate in [1_000u32, 10_000] {
+        bench.live(rate)?;
+    }
+    bench.wide_state()?;
+    bench.dashboard_load()?;
+
+    let markdown = bench.report.markdown();
+    std::fs::write(bench.path("results.md"), &markdown)?;
+    println!(
+        "\n{markdown}\nwritten to {}",
+        bench.path("results.md").display()
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_sorted_values() {
+        let sorted: Vec<f64> = (0..=100).map(f64::from).collect();
+        assert_eq!(percentile(&sorted, 0.5), 50.0);
+        assert_eq!(percentile(&sorted, 0.99), 99.0);
+        assert!(percentile(&[], 0.5).is_nan(), "no measurement is not 0 ms");
+    }
+
+    #[test]
+    fn the_report_is_one_markdown_row_per_measurement() {
+        let mut report = Report { rows: Vec::new() };
+        report.add("train", "12.0 s".into(), "≤ 60 s", "25 s");
+        let markdown = report.markdown();
+        assert!(markdown.starts_with("| measurement | Aegis | goal | prototype |"));
+        assert!(markdown.ends_with("| train | 12.0 s | ≤ 60 s | 25 s |\n"));
+    }
 }

@@ -1,22 +1,13 @@
 //! `cargo run -p launch`: the whole live system from one command; also `bench` and `soak`.
-//!
-//! # Layout
-//! - `up`: build, generate and train if needed, run simulator + monitor + dashboard.
-//! - `bench`: reproduce BENCHMARKS.md.
-//! - `soak`: kill the monitor and simulator at random under a live feed, then check the books.
-//! - `procs`, `http`: child processes and a logged-in dashboard client.
-
-mod bench;
-mod http;
-mod procs;
-mod soak;
-mod up;
+//! Parses the command line and calls the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use launch::{bench, soak, up};
 
 /// Aegis: live fraud monitoring of welfare payments.
 #[derive(Debug, Parser)]
@@ -26,27 +17,31 @@ struct Args {
     command: Option<Command>,
 }
 
+/// `launch up`, also what plain `launch` runs, with the same defaults.
+#[derive(Debug, Parser)]
+struct UpArgs {
+    #[command(flatten)]
+    db: aegis_core::cli::DbArg,
+    #[command(flatten)]
+    modeling: aegis_core::cli::ModelingArg,
+    /// Dashboard address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Rows to generate when there is no database yet.
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Live feed rate, transactions per second.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Where the programs' logs go.
+    #[arg(long, default_value = "./logs")]
+    logs: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole live system (the default).
-    Up {
-        #[arg(long, env = "AEGIS_DB", default_value = aegis_core::DEFAULT_DB)]
-        db: PathBuf,
-        #[arg(long, env = "AEGIS_MODELING", default_value = aegis_core::DEFAULT_MODELING)]
-        modeling: PathBuf,
-        /// Dashboard address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: String,
-        /// Rows to generate when there is no database yet.
-        #[arg(long, default_value_t = 100_000)]
-        rows: u64,
-        /// Live feed rate, transactions per second.
-        #[arg(long, default_value_t = 5.0)]
-        rate: f64,
-        /// Where the programs' logs go.
-        #[arg(long, default_value = "./logs")]
-        logs: PathBuf,
-    },
+    Up(UpArgs),
     /// Reproduce every figure in BENCHMARKS.md.
     Bench {
         #[arg(long, default_value = "./bench-results")]
@@ -83,33 +78,18 @@ enum Command {
 fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
-    let command = args.command.unwrap_or(Command::Up {
-        db: PathBuf::from(
-            std::env::var("AEGIS_DB").unwrap_or_else(|_| aegis_core::DEFAULT_DB.into()),
-        ),
-        modeling: PathBuf::from(
-            std::env::var("AEGIS_MODELING").unwrap_or_else(|_| aegis_core::DEFAULT_MODELING.into()),
-        ),
-        addr: "127.0.0.1:8080".into(),
-        rows: 100_000,
-        rate: 5.0,
-        logs: PathBuf::from("./logs"),
-    });
+    // Plain `launch` is `launch up` with its defaults (and the environment's AEGIS_DB…).
+    let command = args
+        .command
+        .unwrap_or_else(|| Command::Up(UpArgs::parse_from(["launch up"])));
     let result = match command {
-        Command::Up {
-            db,
-            modeling,
-            addr,
-            rows,
-            rate,
-            logs,
-        } => up::run(&up::UpConfig {
-            db,
-            modeling,
-            addr,
-            rows,
-            rate,
-            logs,
+        Command::Up(up) => up::run(&up::UpConfig {
+            db: up.db.db,
+            modeling: up.modeling.modeling,
+            addr: up.addr,
+            rows: up.rows,
+            rate: up.rate,
+            logs: up.logs,
         }),
         Command::Bench {
             dir,

@@ -38,10 +38,6 @@ fn query(db: &Path, sql: &str) -> anyhow::Result<i64> {
     Ok(conn.query_row(sql, [], |r| r.get(0))?)
 }
 
-fn spawn(name: &str, args: &[&str], log: &Path) -> anyhow::Result<Child> {
-    Ok(command(name, Some(log))?.args(args).spawn()?)
-}
-
 /// Random moments in `(0, duration)`, sorted.
 fn moments(count: u32, duration: Duration) -> Vec<Duration> {
     let mut rng = rand::rng();
@@ -52,36 +48,76 @@ fn moments(count: u32, duration: Duration) -> Vec<Duration> {
     times
 }
 
-/// Runs the soak; fails if any check fails.
-pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
-    procs::build_programs()?;
-    std::fs::create_dir_all(&config.dir)?;
-    let db_path = config.dir.join("soak.db");
-    let modeling_path = config.dir.join("modeling");
-    for stale in ["soak.db", "soak.db-wal", "soak.db-shm"] {
-        let _ = std::fs::remove_file(config.dir.join(stale));
+/// The soak's files: its database, model and one log per program, under `--dir`.
+struct Workspace {
+    dir: PathBuf,
+    db_path: PathBuf,
+    db: String,
+    modeling: String,
+}
+
+impl Workspace {
+    fn new(dir: &Path) -> anyhow::Result<Workspace> {
+        std::fs::create_dir_all(dir)?;
+        for stale in ["soak.db", "soak.db-wal", "soak.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(stale));
+        }
+        let workspace = Workspace {
+            dir: dir.to_path_buf(),
+            db_path: dir.join("soak.db"),
+            db: dir
+                .join("soak.db")
+                .to_str()
+                .context("path is not UTF-8")?
+                .to_string(),
+            modeling: dir
+                .join("modeling")
+                .to_str()
+                .context("path is not UTF-8")?
+                .to_string(),
+        };
+        for name in procs::PROGRAMS {
+            let _ = std::fs::remove_file(workspace.log(name));
+        }
+        Ok(workspace)
     }
-    let db = db_path.to_str().context("path is not UTF-8")?;
-    let modeling = modeling_path.to_str().context("path is not UTF-8")?;
-    let log = |name: &str| config.dir.join(format!("{name}.log"));
-    for name in ["generate", "train", "monitor", "simulate", "dashboard"] {
-        let _ = std::fs::remove_file(log(name));
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
     }
+
+    fn spawn(&self, name: &str, args: &[&str]) -> anyhow::Result<Child> {
+        Ok(command(name, Some(&self.log(name)))?.args(args).spawn()?)
+    }
+
+    fn monitor_args(&self) -> [&str; 4] {
+        ["--db", &self.db, "--modeling", &self.modeling]
+    }
+}
+
+/// Step 1: a generated history, a model trained on it, everything scored, a trigger that
+/// records any second scoring, and an admin for the dashboard. Returns the admin's password.
+fn prepare(workspace: &Workspace, rows: u64) -> anyhow::Result<String> {
     let setup = |name: &str, args: &[&str]| -> anyhow::Result<()> {
-        let status = command(name, Some(&log(name)))?.args(args).status()?;
+        let status = command(name, Some(&workspace.log(name)))?
+            .args(args)
+            .status()?;
         if !status.success() {
-            bail!("{name} failed during set-up; see {}", log(name).display());
+            bail!(
+                "{name} failed during set-up; see {}",
+                workspace.log(name).display()
+            );
         }
         Ok(())
     };
+    let (db, modeling) = (workspace.db.as_str(), workspace.modeling.as_str());
     println!(
-        "soak: generating {} rows and training in {}",
-        config.rows,
-        config.dir.display()
+        "soak: generating {rows} rows and training in {}",
+        workspace.dir.display()
     );
     setup(
         "generate",
-        &["--db", db, "--rows", &config.rows.to_string(), "--quiet"],
+        &["--db", db, "--rows", &rows.to_string(), "--quiet"],
     )?;
     setup(
         "train",
@@ -97,68 +133,93 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         ],
     )?;
     setup("monitor", &["--db", db, "--modeling", modeling, "--once"])?;
-    rusqlite::Connection::open(&db_path)?.execute_batch(RESCORE_TRIGGER)?;
+    rusqlite::Connection::open(&workspace.db_path)?.execute_batch(RESCORE_TRIGGER)?;
     let password = random_password(16);
-    create_user(&db_path, "soak-admin", "admin", &password)?;
+    create_user(&workspace.db_path, "soak-admin", "admin", &password)?;
+    Ok(password)
+}
 
-    let addr = format!("127.0.0.1:{}", config.port);
-    let base = format!("http://{addr}");
-    let mut dashboard = spawn(
-        "dashboard",
-        &["--db", db, "--modeling", modeling, "--addr", &addr],
-        &log("dashboard"),
-    )?;
-    wait_until_up(&base, Duration::from_secs(30))?;
-    let session = Session::login(&base, "soak-admin", &password)?;
+/// Two threads reading the dashboard's pages for the whole run, counting failures.
+struct Pollers {
+    polling: Arc<AtomicBool>,
+    requests: Arc<AtomicU64>,
+    failures: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
 
-    let monitor_args = ["--db", db, "--modeling", modeling];
-    let rate = config.rate.to_string();
-    let simulate_args = ["--db", db, "--rate", rate.as_str(), "--speed", "60"];
-    let mut monitor = spawn("monitor", &monitor_args, &log("monitor"))?;
-    let mut simulate = spawn("simulate", &simulate_args, &log("simulate"))?;
+impl Pollers {
+    const PAGES: [&str; 5] = [
+        "/",
+        "/alerts",
+        "/api/summary",
+        "/model",
+        "/api/transactions?page=2",
+    ];
 
-    // Poll the dashboard from two threads for the whole run.
-    let polling = Arc::new(AtomicBool::new(true));
-    let requests = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(AtomicU64::new(0));
-    let pollers: Vec<_> = (0..2)
-        .map(|worker| {
-            let (session, polling, requests, failures) = (
-                session.clone(),
-                Arc::clone(&polling),
-                Arc::clone(&requests),
-                Arc::clone(&failures),
-            );
-            std::thread::spawn(move || {
-                let pages = [
-                    "/",
-                    "/alerts",
-                    "/api/summary",
-                    "/model",
-                    "/api/transactions?page=2",
-                ];
-                let mut index = worker;
-                while polling.load(Ordering::Relaxed) {
-                    let page = pages[index % pages.len()];
-                    index += 1;
-                    requests.fetch_add(1, Ordering::Relaxed);
-                    match session.get(page) {
-                        Ok((status, _)) if status < 400 => {}
-                        Ok((status, _)) => {
-                            eprintln!("soak: dashboard answered {status} to {page}");
-                            failures.fetch_add(1, Ordering::Relaxed);
+    fn start(session: &Session) -> Pollers {
+        let polling = Arc::new(AtomicBool::new(true));
+        let requests = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(AtomicU64::new(0));
+        let threads = (0..2)
+            .map(|worker| {
+                let (session, polling, requests, failures) = (
+                    session.clone(),
+                    Arc::clone(&polling),
+                    Arc::clone(&requests),
+                    Arc::clone(&failures),
+                );
+                std::thread::spawn(move || {
+                    let mut index = worker;
+                    while polling.load(Ordering::Relaxed) {
+                        let page = Self::PAGES[index % Self::PAGES.len()];
+                        index += 1;
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        match session.get(page) {
+                            Ok((status, _)) if status < 400 => {}
+                            Ok((status, _)) => {
+                                eprintln!("soak: dashboard answered {status} to {page}");
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(error) => {
+                                eprintln!("soak: dashboard request {page} failed: {error}");
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        Err(error) => {
-                            eprintln!("soak: dashboard request {page} failed: {error}");
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
+                        std::thread::sleep(Duration::from_millis(50));
                     }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                })
             })
-        })
-        .collect();
+            .collect();
+        Pollers {
+            polling,
+            requests,
+            failures,
+            threads,
+        }
+    }
 
+    /// Stops polling; returns (requests, failures).
+    fn finish(self) -> (u64, u64) {
+        self.polling.store(false, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Step 3: SIGKILLs the monitor and the simulator at random moments of the run and restarts
+/// them; returns (monitor kills, simulator kills) once the run's time is up.
+fn kill_at_random(
+    workspace: &Workspace,
+    config: &SoakConfig,
+    monitor: &mut Child,
+    simulate: &mut Child,
+    simulate_args: &[&str],
+) -> anyhow::Result<(u32, u32)> {
     let mut events: Vec<(Duration, &str)> = moments(config.monitor_kills, config.duration)
         .into_iter()
         .map(|t| (t, "monitor"))
@@ -176,112 +237,249 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
             std::thread::sleep(wait);
         }
         let child = if target == "monitor" {
-            &mut monitor
+            &mut *monitor
         } else {
-            &mut simulate
+            &mut *simulate
         };
         child.kill()?; // SIGKILL
         child.wait()?;
         std::thread::sleep(Duration::from_millis(rand::rng().random_range(50..400)));
         if target == "monitor" {
             monitor_kills += 1;
-            monitor = spawn("monitor", &monitor_args, &log("monitor"))?;
+            *monitor = workspace.spawn("monitor", &workspace.monitor_args())?;
         } else {
             simulator_kills += 1;
-            simulate = spawn("simulate", &simulate_args, &log("simulate"))?;
+            *simulate = workspace.spawn("simulate", simulate_args)?;
         }
     }
     if let Some(rest) = config.duration.checked_sub(started.elapsed()) {
         std::thread::sleep(rest);
     }
-    stop(&mut simulate, Duration::from_secs(10))?;
-    // Let the monitor drain what the feed left.
-    let drain_deadline = Instant::now() + Duration::from_secs(120);
-    while query(
-        &db_path,
-        "SELECT count(*) FROM transactions WHERE status IS NULL",
-    )? > 0
+    Ok((monitor_kills, simulator_kills))
+}
+
+/// Step 4: waits (at most two minutes) for the monitor to score what the feed left.
+fn drain(db: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while query(db, "SELECT count(*) FROM transactions WHERE status IS NULL")? > 0
+        && Instant::now() < deadline
     {
-        if Instant::now() > drain_deadline {
-            break;
-        }
         std::thread::sleep(Duration::from_millis(200));
     }
-    polling.store(false, Ordering::Relaxed);
-    for poller in pollers {
-        let _ = poller.join();
+    Ok(())
+}
+
+/// Step 5: what the run left behind, and whether it is right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Books {
+    /// Rows generated before the feed started.
+    pub history: i64,
+    pub inserted: i64,
+    pub unscored: i64,
+    pub rescored: i64,
+    pub mark: i64,
+    pub newest: i64,
+    /// Worst insert→scored time of a fed row, ms.
+    pub worst_latency_ms: i64,
+    pub error_lines: usize,
+    pub requests: u64,
+    pub failures: u64,
+}
+
+impl Books {
+    fn read(
+        workspace: &Workspace,
+        history: u64,
+        (requests, failures): (u64, u64),
+    ) -> anyhow::Result<Books> {
+        let db = &workspace.db_path;
+        let mark = {
+            let conn = rusqlite::Connection::open(db)?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            aegis_core::store::monitor_mark(&conn)?.unwrap_or(0)
+        };
+        let error_lines = ["monitor", "simulate", "dashboard"]
+            .iter()
+            .map(|name| {
+                std::fs::read_to_string(workspace.log(name))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|line| line.contains("database is locked") || line.contains("ERROR"))
+                    .count()
+            })
+            .sum();
+        Ok(Books {
+            history: history as i64,
+            inserted: query(db, "SELECT count(*) FROM transactions")?,
+            unscored: query(db, "SELECT count(*) FROM transactions WHERE status IS NULL")?,
+            rescored: query(db, "SELECT count(*) FROM soak_rescored")?,
+            mark,
+            newest: query(
+                db,
+                "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+            )?,
+            worst_latency_ms: query(
+                db,
+                &format!(
+                    "SELECT coalesce(max(scored_at - inserted_at), 0) FROM transactions WHERE transaction_id > {history}"
+                ),
+            )?,
+            error_lines,
+            requests,
+            failures,
+        })
     }
+
+    /// Everything wrong with the run, in words; empty when it passed.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.unscored > 0 {
+            problems.push(format!("{} transactions were never scored", self.unscored));
+        }
+        if self.rescored > 0 {
+            problems.push(format!("{} transactions were scored twice", self.rescored));
+        }
+        if self.mark != self.newest {
+            problems.push(format!(
+                "the high-water mark {} is not the newest row {}",
+                self.mark, self.newest
+            ));
+        }
+        if self.failures > 0 {
+            problems.push(format!("{} dashboard requests failed", self.failures));
+        }
+        if self.error_lines > 0 {
+            problems.push(format!("{} error lines in the logs", self.error_lines));
+        }
+        if self.inserted <= self.history {
+            problems.push("the simulator inserted nothing".to_string());
+        }
+        problems
+    }
+}
+
+/// Runs the soak's steps; fails if any check fails.
+pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
+    procs::build_programs()?;
+    let workspace = Workspace::new(&config.dir)?;
+    let password = prepare(&workspace, config.rows)?;
+
+    // Step 2: the dashboard, its pollers, the monitor and the feed.
+    let addr = format!("127.0.0.1:{}", config.port);
+    let base = format!("http://{addr}");
+    let (db, modeling) = (workspace.db.as_str(), workspace.modeling.as_str());
+    let mut dashboard = workspace.spawn(
+        "dashboard",
+        &["--db", db, "--modeling", modeling, "--addr", &addr],
+    )?;
+    wait_until_up(&base, Duration::from_secs(30))?;
+    let session = Session::login(&base, "soak-admin", &password)?;
+    let pollers = Pollers::start(&session);
+    let rate = config.rate.to_string();
+    let simulate_args = ["--db", db, "--rate", rate.as_str(), "--speed", "60"];
+    let mut monitor = workspace.spawn("monitor", &workspace.monitor_args())?;
+    let mut simulate = workspace.spawn("simulate", &simulate_args)?;
+
+    let started = Instant::now();
+    let (monitor_kills, simulator_kills) = kill_at_random(
+        &workspace,
+        config,
+        &mut monitor,
+        &mut simulate,
+        &simulate_args,
+    )?;
+    stop(&mut simulate, Duration::from_secs(10))?;
+    drain(&workspace.db_path)?;
+    let traffic = pollers.finish();
     stop(&mut monitor, Duration::from_secs(10))?;
     stop(&mut dashboard, Duration::from_secs(10))?;
 
-    let inserted = query(&db_path, "SELECT count(*) FROM transactions")?;
-    let unscored = query(
-        &db_path,
-        "SELECT count(*) FROM transactions WHERE status IS NULL",
-    )?;
-    let rescored = query(&db_path, "SELECT count(*) FROM soak_rescored")?;
-    let mark = query(
-        &db_path,
-        "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)",
-    )?;
-    let newest = query(&db_path, "SELECT max(transaction_id) FROM transactions")?;
-    let latency = query(
-        &db_path,
-        &format!(
-            "SELECT coalesce(max(scored_at - inserted_at), 0) FROM transactions WHERE transaction_id > (SELECT {} )",
-            config.rows
-        ),
-    )?;
-    let locked_lines: usize = ["monitor", "simulate", "dashboard"]
-        .iter()
-        .map(|name| {
-            std::fs::read_to_string(log(name))
-                .unwrap_or_default()
-                .lines()
-                .filter(|line| line.contains("database is locked") || line.contains("ERROR"))
-                .count()
-        })
-        .sum();
-    let (requests, failures) = (
-        requests.load(Ordering::Relaxed),
-        failures.load(Ordering::Relaxed),
-    );
+    let books = Books::read(&workspace, config.rows, traffic)?;
     println!(
         "soak: {:.0} s, {monitor_kills} monitor kills, {simulator_kills} simulator kills, {} rows fed, \
-         {unscored} unscored, {rescored} scored twice, mark {mark} of {newest}, worst insert→scored {latency} ms, \
-         {requests} dashboard requests with {failures} failures, {locked_lines} error lines in logs",
+         {} unscored, {} scored twice, mark {} of {}, worst insert→scored {} ms, \
+         {} dashboard requests with {} failures, {} error lines in logs",
         started.elapsed().as_secs_f64(),
-        inserted - config.rows as i64,
+        books.inserted - books.history,
+        books.unscored,
+        books.rescored,
+        books.mark,
+        books.newest,
+        books.worst_latency_ms,
+        books.requests,
+        books.failures,
+        books.error_lines,
     );
-    let mut problems = Vec::new();
-    if unscored > 0 {
-        problems.push(format!("{unscored} transactions were never scored"));
-    }
-    if rescored > 0 {
-        problems.push(format!("{rescored} transactions were scored twice"));
-    }
-    if mark != newest {
-        problems.push(format!(
-            "the high-water mark {mark} is not the newest row {newest}"
-        ));
-    }
-    if failures > 0 {
-        problems.push(format!("{failures} dashboard requests failed"));
-    }
-    if locked_lines > 0 {
-        problems.push(format!(
-            "{locked_lines} error lines in the logs in {}",
-            config.dir.display()
-        ));
-    }
-    if inserted <= config.rows as i64 {
-        problems.push("the simulator inserted nothing".to_string());
-    }
+    let problems = books.problems();
     if problems.is_empty() {
         println!("soak: 1 passed, 0 failed");
         Ok(())
     } else {
         println!("soak: 0 passed, 1 failed");
-        bail!("soak failed: {}", problems.join("; "))
+        bail!(
+            "soak failed: {} (logs in {})",
+            problems.join("; "),
+            workspace.dir.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean() -> Books {
+        Books {
+            history: 1_000,
+            inserted: 5_000,
+            unscored: 0,
+            rescored: 0,
+            mark: 5_000,
+            newest: 5_000,
+            worst_latency_ms: 80,
+            error_lines: 0,
+            requests: 400,
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn clean_books_pass() {
+        assert!(clean().problems().is_empty());
+    }
+
+    #[test]
+    fn each_broken_promise_is_named() {
+        let cases: [(fn(&mut Books), &str); 6] = [
+            (|b| b.unscored = 3, "3 transactions were never scored"),
+            (|b| b.rescored = 1, "1 transactions were scored twice"),
+            (
+                |b| b.mark = 4_999,
+                "high-water mark 4999 is not the newest row 5000",
+            ),
+            (|b| b.failures = 2, "2 dashboard requests failed"),
+            (|b| b.error_lines = 1, "1 error lines"),
+            (|b| b.inserted = 1_000, "the simulator inserted nothing"),
+        ];
+        for (break_it, expected) in cases {
+            let mut books = clean();
+            break_it(&mut books);
+            let problems = books.problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(problems[0].contains(expected), "{problems:?}");
+        }
+    }
+
+    #[test]
+    fn kill_moments_fall_inside_the_run_in_order() {
+        let run = Duration::from_secs(60);
+        let times = moments(50, run);
+        assert_eq!(times.len(), 50);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(
+            times
+                .iter()
+                .all(|t| *t > run.mul_f64(0.04) && *t < run.mul_f64(0.96))
+        );
     }
 }
