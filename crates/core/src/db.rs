@@ -29,6 +29,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_anomaly_index_filters",
         include_str!("../../../migrations/0004_anomaly_index_filters.sql"),
     ),
+    (
+        "0005_transaction_ref_index",
+        include_str!("../../../migrations/0005_transaction_ref_index.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -55,6 +59,7 @@ const TRANSACTION_INDEXES: &[(&str, &str)] = &[
         "idx_transactions_anomalies",
         "transactions (anomaly_score, scheme, timestamp) WHERE status = 'ANOMALY'",
     ),
+    ("idx_transactions_ref", "transactions (transaction_ref)"),
 ];
 
 /// How long a statement waits for another process's write lock before giving up.

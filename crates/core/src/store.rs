@@ -210,3 +210,9 @@ pub fn write_monitor_mark(
     .execute(params![mark, model_version, updated_at_millis])?;
     Ok(())
 }
+
+/// Whether a transaction with this `transaction_ref` is stored (through its index).
+pub fn transaction_ref_exists(conn: &Connection, transaction_ref: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_ref = ?1)")?
+        .query_row([transaction_ref], |row| row.get(0))
+}

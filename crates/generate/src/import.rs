@@ -1,11 +1,12 @@
-//! `--from-csv`: importing a real export into `transactions`, all or nothing.
+//! `--from-csv`: importing a real export into `transactions`, all or nothing; with `--append`,
+//! adding tomorrow's export to today's database, skipping payments it already holds.
 //!
 //! Columns (header row, any order, case-insensitive): required `beneficiary_id`, `amount`
 //! (rupees, decimal), `timestamp` (`YYYY-MM-DD HH:MM:SS` IST, or RFC 3339), `scheme`; optional
 //! `transaction_ref`, `account_id`, `agent_id`, `latitude`, `longitude`, `district`,
 //! `is_anomaly` (0/1), `fraud_type`. Unknown columns are reported and ignored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,10 +39,31 @@ pub struct Rejected {
     pub raw: Vec<String>,
 }
 
+/// What an import does with the rows already in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Into an empty database (the caller refuses a non-empty one): secondary indexes are
+    /// dropped and rebuilt once, the fastest bulk load.
+    Fresh,
+    /// Delete the existing transactions in the same transaction (`--force`).
+    Replace,
+    /// Add to the existing transactions (`--append`). A row whose `transaction_ref` is already
+    /// stored, or repeats an earlier row of the file, is skipped and counted, so importing the
+    /// same daily file twice adds nothing. Indexes are kept: rebuilding them would cost time in
+    /// proportion to the whole database, not to the file.
+    Append,
+}
+
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct ImportReport {
     pub imported: usize,
+    /// `--append`: rows skipped because their `transaction_ref` was already stored or repeated
+    /// in the file.
+    pub already_present: usize,
+    /// `--append`: imported rows without a `transaction_ref`, which a second import of the same
+    /// file would add again.
+    pub without_ref: usize,
     pub rejected: Vec<Rejected>,
     pub unknown_columns: Vec<String>,
     pub rejects_file: Option<PathBuf>,
@@ -212,29 +234,52 @@ impl CsvRows {
 
 /// Imports `csv_path` into the database in one transaction. Without `skip_bad`, any bad row
 /// fails the whole import and nothing is written; with it, good rows are imported and rejects
-/// are written to `<csv>.rejects.csv`. With `replace`, existing data is deleted in the same
-/// transaction, so a failed import leaves it in place.
+/// are written to `<csv>.rejects.csv`. `mode` says what happens to the rows already stored
+/// ([`ImportMode`]); a failed import leaves them as they were.
 pub fn import_csv(
     conn: &mut Connection,
     csv_path: &Path,
     skip_bad: bool,
-    replace: bool,
+    mode: ImportMode,
 ) -> anyhow::Result<ImportReport> {
     let mut reader = CsvRows::open(csv_path)?;
     let mut report = ImportReport {
         unknown_columns: reader.unknown_columns.clone(),
         ..ImportReport::default()
     };
-    let transaction = conn.transaction()?;
-    if replace {
-        crate::clear_data(&transaction)?;
+    // Immediate: an appending import decides what is already present and inserts under one
+    // write lock, so a concurrent writer cannot slip the same payment in between.
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    match mode {
+        ImportMode::Replace => crate::clear_data(&transaction)?,
+        ImportMode::Fresh | ImportMode::Append => {}
     }
-    // As in generate: indexes are rebuilt once at the end, inside the same transaction.
-    aegis_core::db::drop_transaction_indexes(&transaction)?;
+    let bulk = mode != ImportMode::Append;
+    if bulk {
+        // As in generate: indexes are rebuilt once at the end, inside the same transaction.
+        aegis_core::db::drop_transaction_indexes(&transaction)?;
+    }
+    let mut seen_refs: HashSet<String> = HashSet::new();
     let mut batch = Vec::with_capacity(10_000);
     while let Some(row) = reader.next_row() {
         match row {
             Ok(row) => {
+                if mode == ImportMode::Append {
+                    match &row.transaction_ref {
+                        Some(reference) => {
+                            if !seen_refs.insert(reference.clone())
+                                || aegis_core::store::transaction_ref_exists(
+                                    &transaction,
+                                    reference,
+                                )?
+                            {
+                                report.already_present += 1;
+                                continue;
+                            }
+                        }
+                        None => report.without_ref += 1,
+                    }
+                }
                 batch.push(row);
                 if batch.len() == batch.capacity() {
                     insert_transactions(&transaction, &batch)?;
@@ -249,11 +294,15 @@ pub fn import_csv(
         // Dropping the transaction rolls it back: nothing of this file is left behind.
         drop(transaction);
         report.imported = 0;
+        report.already_present = 0;
+        report.without_ref = 0;
         return Ok(report);
     }
     insert_transactions(&transaction, &batch)?;
     report.imported += batch.len();
-    aegis_core::db::create_transaction_indexes(&transaction)?;
+    if bulk {
+        aegis_core::db::create_transaction_indexes(&transaction)?;
+    }
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
         write_rejects(&path, &reader.headers, &report.rejected)?;

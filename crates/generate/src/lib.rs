@@ -195,7 +195,7 @@ fn refuse_existing(conn: &Connection, path: &std::path::Path, force: bool) -> an
     let existing = db::transaction_count(conn)?;
     if existing > 0 && !force {
         bail!(
-            "{} already holds {existing} transactions: pass --force to replace them, or --db to write elsewhere",
+            "{} already holds {existing} transactions: pass --force to replace them, --append (with --from-csv) to add to them, or --db to write elsewhere",
             path.display()
         );
     }
@@ -272,6 +272,8 @@ pub struct RunConfig {
     pub generate: GenerateConfig,
     pub force: bool,
     pub from_csv: Option<PathBuf>,
+    /// With `from_csv`: add to the existing transactions, skipping refs already stored.
+    pub append: bool,
     pub skip_bad: bool,
     pub progress: bool,
 }
@@ -296,6 +298,7 @@ impl RunConfig {
             },
             force: false,
             from_csv: None,
+            append: false,
             skip_bad: false,
             progress: false,
         }
@@ -350,8 +353,17 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
     let started = Instant::now();
     let mut conn =
         db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
-    refuse_existing(&conn, &config.db, config.force)?;
-    let report = import::import_csv(&mut conn, csv_path, config.skip_bad, config.force)?;
+    let mode = if config.append {
+        import::ImportMode::Append
+    } else {
+        refuse_existing(&conn, &config.db, config.force)?;
+        if config.force {
+            import::ImportMode::Replace
+        } else {
+            import::ImportMode::Fresh
+        }
+    };
+    let report = import::import_csv(&mut conn, csv_path, config.skip_bad, mode)?;
     if !report.unknown_columns.is_empty() {
         eprintln!(
             "ignored unknown column(s): {}",
@@ -379,6 +391,18 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
         config.db.display(),
         report.imported as f64 / elapsed.max(1e-9)
     );
+    if config.append {
+        println!(
+            "skipped {} row(s) whose transaction_ref was already stored or repeated in the file",
+            report.already_present
+        );
+        if report.without_ref > 0 {
+            println!(
+                "{} imported row(s) had no transaction_ref: importing this file again would add them again",
+                report.without_ref
+            );
+        }
+    }
     if let Some(path) = &report.rejects_file {
         println!(
             "{} bad row(s) written to {}",

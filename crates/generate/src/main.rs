@@ -35,6 +35,10 @@ struct Args {
     /// Import this CSV export instead of generating.
     #[arg(long, value_name = "FILE")]
     from_csv: Option<PathBuf>,
+    /// With --from-csv: add to the transactions already stored; rows whose transaction_ref is
+    /// already present are skipped and counted, so re-importing a file adds nothing.
+    #[arg(long, requires = "from_csv", conflicts_with = "force")]
+    append: bool,
     /// With --from-csv: import the good rows and write the bad ones to FILE.rejects.csv.
     #[arg(long, requires = "from_csv")]
     skip_bad: bool,
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         },
         force: args.force,
         from_csv: args.from_csv,
+        append: args.append,
         skip_bad: args.skip_bad,
         progress: !args.quiet,
     };

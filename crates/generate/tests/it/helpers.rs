@@ -17,12 +17,8 @@ pub fn config(rows: usize, seed: u64) -> GenerateConfig {
 
 pub fn run_config(db: &Path, rows: usize, seed: u64) -> RunConfig {
     RunConfig {
-        db: db.to_path_buf(),
         generate: config(rows, seed),
-        force: false,
-        from_csv: None,
-        skip_bad: false,
-        progress: false,
+        ..RunConfig::synthetic(db, rows, seed, 120, 0.01)
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aegis_core::domain::FraudType;
 use aegis_core::geo::{haversine_km, is_in_india};
 use aegis_core::time::{HOUR, ist_seconds_of_day, parse_timestamp};
+use generate::import::ImportMode;
 use generate::synthesize;
 
 use crate::helpers::{Row, config, count_rows, read_rows, run_config, write_csv};
@@ -241,7 +242,7 @@ fn a_good_csv_is_imported_with_exact_amounts_and_unknown_columns_reported() {
     let csv = write_csv(dir.path(), "good.csv", GOOD_CSV);
     let db = dir.path().join("t.db");
     let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
     assert_eq!(report.imported, 3);
     assert_eq!(report.unknown_columns, vec!["unexpected".to_string()]);
     let rows = read_rows(&db);
@@ -273,7 +274,7 @@ fn bad_rows_are_named_by_line_and_nothing_is_imported() {
     );
     let db = dir.path().join("t.db");
     let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
     assert_eq!(report.imported, 0);
     let lines: Vec<(u64, &str)> = report
         .rejected
@@ -314,7 +315,7 @@ fn skip_bad_imports_good_rows_and_writes_the_rejects() {
     );
     let db = dir.path().join("t.db");
     let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, true, false).unwrap();
+    let report = generate::import::import_csv(&mut conn, &csv, true, ImportMode::Fresh).unwrap();
     assert_eq!(report.imported, 1);
     let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
     assert!(
@@ -333,8 +334,77 @@ fn a_file_without_required_columns_is_refused_by_name() {
         "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n",
     );
     let mut conn = aegis_core::db::open(&dir.path().join("t.db")).unwrap();
-    let message = generate::import::import_csv(&mut conn, &csv, false, false)
+    let message = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh)
         .unwrap_err()
         .to_string();
     assert!(message.contains("beneficiary_id, scheme"), "{message}");
+}
+
+/// Tomorrow's export goes into today's database: refs already stored are skipped and counted,
+/// so re-importing a file adds nothing, and a bad row still aborts the whole append.
+#[test]
+fn an_appending_import_adds_only_payments_not_yet_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "transaction_ref,beneficiary_id,amount,timestamp,scheme\n";
+    let monday = write_csv(
+        dir.path(),
+        "monday.csv",
+        &format!(
+            "{header}R1,B1,2000,2025-03-03 10:00:00,PM-KISAN\nR2,B2,2000,2025-03-03 11:00:00,PM-KISAN\n"
+        ),
+    );
+    // Tuesday's export repeats R2 (an overlapping extract), repeats R3 within itself, and has
+    // one row without a reference.
+    let tuesday = write_csv(
+        dir.path(),
+        "tuesday.csv",
+        &format!(
+            "{header}R2,B2,2000,2025-03-03 11:00:00,PM-KISAN\nR3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n\
+             R3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n,B4,900,2025-03-04 12:00:00,MGNREGA\n"
+        ),
+    );
+    let db = dir.path().join("t.db");
+    let run = |csv: &std::path::Path, append: bool| {
+        let mut config = run_config(&db, 1, 1);
+        config.from_csv = Some(csv.to_path_buf());
+        config.append = append;
+        generate::run(config)
+    };
+    run(&monday, false).unwrap();
+    assert_eq!(count_rows(&db), 2);
+    let refused = run(&tuesday, false).unwrap_err().to_string();
+    assert!(refused.contains("--append"), "{refused}");
+
+    let mut conn = aegis_core::db::open(&db).unwrap();
+    let report =
+        generate::import::import_csv(&mut conn, &tuesday, false, ImportMode::Append).unwrap();
+    assert_eq!(report.imported, 2, "R3 once and the row without a ref");
+    assert_eq!(report.already_present, 2, "R2 stored, R3 repeated");
+    assert_eq!(report.without_ref, 1);
+    assert_eq!(count_rows(&db), 4);
+
+    let again =
+        generate::import::import_csv(&mut conn, &monday, false, ImportMode::Append).unwrap();
+    assert_eq!((again.imported, again.already_present), (0, 2));
+    assert_eq!(count_rows(&db), 4, "the same daily file twice adds nothing");
+
+    let bad = write_csv(
+        dir.path(),
+        "bad.csv",
+        &format!(
+            "{header}R9,B9,2000,2025-03-05 10:00:00,PM-KISAN\nR10,B10,lots,2025-03-05 10:00:00,PM-KISAN\n"
+        ),
+    );
+    let report = generate::import::import_csv(&mut conn, &bad, false, ImportMode::Append).unwrap();
+    assert_eq!(report.imported, 0);
+    assert_eq!(report.rejected[0].line, 3);
+    assert_eq!(count_rows(&db), 4, "all or nothing holds for appends");
+    let kept: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_transactions_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 6, "an append keeps every index");
 }

@@ -7,6 +7,7 @@ use aegis_core::artifacts::{self, CONFIG_FILE};
 use aegis_core::features::FeatureState;
 use aegis_core::model::BackendKind;
 use aegis_core::store::load_in_event_order;
+use generate::import::ImportMode;
 
 use crate::helpers::{labeled_db, train_config};
 
@@ -143,7 +144,7 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     }
     let db = dir.path().join("imported.db");
     let mut conn = aegis_core::db::open(&db).unwrap();
-    generate::import::import_csv(&mut conn, &csv, false, false).unwrap();
+    generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
     drop(conn);
     let modeling = dir.path().join("modeling");
     let outcome = train::run(&train_config(&db, &modeling, 5)).unwrap();
