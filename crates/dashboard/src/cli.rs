@@ -46,6 +46,16 @@ pub enum Command {
     /// Manage dashboard users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Load past verdicts.
+    #[command(subcommand)]
+    Verdicts(VerdictsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VerdictsCommand {
+    /// Import an investigation record (CSV: transaction_ref, verdict, optional decided_at,
+    /// note, auditor), all or nothing.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,7 +91,42 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(crate::server::serve(config))
         }
         Some(Command::User(command)) => run_user_command(&cli.db.db, command),
+        Some(Command::Verdicts(VerdictsCommand::Import { file })) => {
+            import_verdicts(&cli.db.db, &file)
+        }
     }
+}
+
+fn import_verdicts(db_path: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {
+    let mut conn = aegis_core::db::open(db_path)
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let now = aegis_core::time::now_millis();
+    let report = crate::verdict_import::import_verdicts(&mut conn, file, now)?;
+    if !report.unknown_columns.is_empty() {
+        eprintln!(
+            "ignored unknown column(s): {}",
+            report.unknown_columns.join(", ")
+        );
+    }
+    for bad in report.bad_rows.iter().take(20) {
+        eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
+    }
+    if report.bad_rows.len() > 20 {
+        eprintln!("… and {} more bad rows", report.bad_rows.len() - 20);
+    }
+    if !report.bad_rows.is_empty() {
+        bail!(
+            "{} bad row(s) in {}: no verdict was imported; fix them and import the file again",
+            report.bad_rows.len(),
+            file.display()
+        );
+    }
+    println!(
+        "imported {} verdicts from {}",
+        report.imported,
+        file.display()
+    );
+    Ok(())
 }
 
 fn run_user_command(db_path: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {

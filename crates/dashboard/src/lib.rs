@@ -10,6 +10,7 @@
 //! - [`session`], [`password`], [`users`], [`audit`]: authentication, CSRF, roles, audit log.
 //! - [`filters`], [`queries`], [`alerts`], [`model_info`]: what the pages show, in SQL.
 //! - [`cache`]: aggregate answers reused while the data is unchanged.
+//! - [`verdict_import`]: `dashboard verdicts import`, past verdicts from a CSV record.
 //! - [`templates`], [`escape`], [`views`]: askama view models, HTML escaping, formatting.
 
 pub mod alerts;
@@ -31,6 +32,7 @@ pub mod session;
 pub mod state;
 pub mod templates;
 pub mod users;
+pub mod verdict_import;
 pub mod views;
 
 pub use config::ServeConfig;

@@ -1005,3 +1005,97 @@ fn write_model(app: &TestApp) {
     let metrics = serde_json::to_string(&metrics).unwrap();
     std::fs::write(dir.join("metrics.json"), metrics).unwrap();
 }
+
+/// An existing investigation record comes in with its decision times and auditors; one bad row
+/// (an unknown ref, verdict or auditor, a bad time) imports nothing and is named by its line.
+#[tokio::test]
+async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
+    use dashboard::verdict_import::{IMPORT_USER, import_verdicts};
+
+    let app = TestApp::new();
+    app.login("alice").await;
+    let record = app.dir.path().join("record.csv");
+    std::fs::write(
+        &record,
+        "Transaction_Ref,verdict,decided_at,note,auditor,branch\n\
+         REF-2,confirmed_fraud,2025-03-12 10:00:00,called the bank,alice,x\n\
+         REF-3,dismissed,,,,y\n",
+    )
+    .unwrap();
+    let now = 1_800_000_000_000;
+    let mut conn = app.conn();
+    let report = import_verdicts(&mut conn, &record, now).unwrap();
+    assert_eq!(report.imported, 2);
+    assert!(report.bad_rows.is_empty());
+    assert_eq!(report.unknown_columns, vec!["branch".to_string()]);
+    let decided = aegis_core::time::parse_timestamp("2025-03-12 10:00:00").unwrap() * 1000;
+    let row = |id: i64| -> (String, String, i64, String) {
+        conn.query_row(
+            "SELECT v.verdict, u.username, v.created_at, v.note FROM verdicts v JOIN users u USING (user_id) \
+             WHERE v.transaction_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        row(2),
+        (
+            "confirmed_fraud".into(),
+            "alice".into(),
+            decided,
+            "called the bank".into()
+        )
+    );
+    assert_eq!(
+        row(3),
+        ("dismissed".into(), IMPORT_USER.into(), now, String::new())
+    );
+    assert_eq!(
+        app.count("SELECT disabled FROM users WHERE username = 'imported-record'"),
+        1,
+        "the record's user can never log in"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'verdicts import'"),
+        1
+    );
+
+    let bad = app.dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "transaction_ref,verdict,decided_at,auditor\n\
+         REF-4,dismissed,,\n\
+         REF-404,dismissed,,\n\
+         REF-5,maybe,,\n\
+         REF-6,dismissed,,mallory\n\
+         REF-1,dismissed,yesterday,\n",
+    )
+    .unwrap();
+    let report = import_verdicts(&mut conn, &bad, now).unwrap();
+    assert_eq!(report.imported, 0);
+    let lines: Vec<(u64, &str)> = report
+        .bad_rows
+        .iter()
+        .map(|b| (b.line, b.reason.as_str()))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].0 == 3 && lines[0].1.contains("REF-404"),
+        "{lines:?}"
+    );
+    assert!(lines[1].0 == 4 && lines[1].1.contains("maybe"), "{lines:?}");
+    assert!(
+        lines[2].0 == 5 && lines[2].1.contains("mallory"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[3].0 == 6 && lines[3].1.contains("decided_at"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM verdicts"),
+        2,
+        "nothing of the bad file was imported"
+    );
+}

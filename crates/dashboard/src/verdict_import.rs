@@ -1,0 +1,262 @@
+//! `dashboard verdicts import FILE.csv`: loads an existing investigation record, all or nothing.
+//!
+//! Columns (header row, any order, case-insensitive): required `transaction_ref` and `verdict`
+//! (`confirmed_fraud`, `dismissed` or `needs_field_check`); optional `decided_at` (IST
+//! `YYYY-MM-DD HH:MM:SS` or RFC 3339; the import time when empty), `note` and `auditor` (a
+//! dashboard user; verdicts without one are recorded for the disabled system user
+//! [`IMPORT_USER`]). A bad row is reported with its line number and nothing is imported.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::alerts::{MAX_NOTE_CHARS, Verdict};
+use crate::audit;
+use crate::error::{AppError, AppResult};
+
+/// The user past verdicts without an `auditor` are recorded for. It is created disabled, with a
+/// random password nobody knows, so it can never log in.
+pub const IMPORT_USER: &str = "imported-record";
+
+const REQUIRED: [&str; 2] = ["transaction_ref", "verdict"];
+const OPTIONAL: [&str; 3] = ["decided_at", "note", "auditor"];
+
+/// A row that could not be imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRow {
+    /// Line in the file (the header is line 1).
+    pub line: u64,
+    pub reason: String,
+}
+
+/// What an import did (or, with `bad_rows`, why it did nothing).
+#[derive(Debug, Default)]
+pub struct VerdictImport {
+    pub imported: usize,
+    pub bad_rows: Vec<BadRow>,
+    pub unknown_columns: Vec<String>,
+}
+
+struct Parsed {
+    transaction_id: i64,
+    verdict: Verdict,
+    decided_at_millis: i64,
+    note: String,
+    /// None: [`IMPORT_USER`].
+    user_id: Option<i64>,
+}
+
+/// Imports `path` in one transaction; any bad row leaves the database untouched and is listed
+/// in the result. `now_millis` dates verdicts without `decided_at`.
+pub fn import_verdicts(
+    conn: &mut Connection,
+    path: &Path,
+    now_millis: i64,
+) -> AppResult<VerdictImport> {
+    let file = std::fs::File::open(path).map_err(|error| {
+        AppError::BadRequest(format!("cannot open {}: {error}", path.display()))
+    })?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|error| {
+            AppError::BadRequest(format!(
+                "{}: unreadable header row: {error}",
+                path.display()
+            ))
+        })?
+        .clone();
+    let mut columns: HashMap<&'static str, usize> = HashMap::new();
+    let mut report = VerdictImport::default();
+    for (position, header) in headers.iter().enumerate() {
+        let name = header
+            .trim()
+            .trim_start_matches('\u{feff}')
+            .to_ascii_lowercase();
+        match REQUIRED
+            .iter()
+            .chain(OPTIONAL.iter())
+            .find(|known| **known == name)
+        {
+            Some(known) => {
+                columns.insert(known, position);
+            }
+            None => report.unknown_columns.push(header.to_string()),
+        }
+    }
+    let missing: Vec<&str> = REQUIRED
+        .into_iter()
+        .filter(|name| !columns.contains_key(name))
+        .collect();
+    if !missing.is_empty() {
+        return Err(AppError::BadRequest(format!(
+            "{} lacks required column(s) {}: the header must name transaction_ref and verdict",
+            path.display(),
+            missing.join(", ")
+        )));
+    }
+
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut users: HashMap<String, Option<i64>> = HashMap::new();
+    let mut parsed = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) => {
+                report.bad_rows.push(BadRow {
+                    line,
+                    reason: format!("unreadable CSV: {error}"),
+                });
+                continue;
+            }
+        }
+        let field = |name: &str| {
+            columns
+                .get(name)
+                .and_then(|&i| record.get(i))
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+        };
+        match parse_row(&transaction, &field, &mut users, now_millis) {
+            Ok(row) => parsed.push(row),
+            Err(reason) => report.bad_rows.push(BadRow { line, reason }),
+        }
+    }
+    if !report.bad_rows.is_empty() {
+        // Dropping the transaction rolls it back.
+        return Ok(report);
+    }
+    let import_user = import_user(&transaction, now_millis)?;
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for row in &parsed {
+            let user_id = row.user_id.unwrap_or(import_user);
+            insert.execute(params![
+                row.transaction_id,
+                row.verdict.as_str(),
+                row.note,
+                user_id,
+                row.decided_at_millis
+            ])?;
+        }
+    }
+    audit::record(
+        &transaction,
+        now_millis,
+        Some("cli"),
+        "verdicts import",
+        &format!("{} verdicts from {}", parsed.len(), path.display()),
+    )?;
+    transaction.commit()?;
+    report.imported = parsed.len();
+    Ok(report)
+}
+
+/// One row, or why it cannot be imported.
+fn parse_row<'f>(
+    conn: &Connection,
+    field: &impl Fn(&str) -> Option<&'f str>,
+    users: &mut HashMap<String, Option<i64>>,
+    now_millis: i64,
+) -> Result<Parsed, String> {
+    let reference = field("transaction_ref").ok_or("transaction_ref is missing")?;
+    let matches: Vec<i64> = {
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT transaction_id FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
+            )
+            .map_err(|e| e.to_string())?;
+        let rows = statement
+            .query_map([reference], |row| row.get(0))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+    };
+    let transaction_id = match matches.as_slice() {
+        [id] => *id,
+        [] => {
+            return Err(format!(
+                "transaction_ref {reference:?} is not in the database"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "transaction_ref {reference:?} names more than one transaction"
+            ));
+        }
+    };
+    let verdict_text = field("verdict").ok_or("verdict is missing")?;
+    let verdict = Verdict::parse(verdict_text).map_err(|_| {
+        format!(
+            "verdict {verdict_text:?} is not one of confirmed_fraud, dismissed, needs_field_check"
+        )
+    })?;
+    let decided_at_millis = match field("decided_at") {
+        Some(text) => aegis_core::time::parse_timestamp(text)
+            .map_err(|_| {
+                format!("decided_at {text:?} is not 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339")
+            })?
+            .saturating_mul(1000),
+        None => now_millis,
+    };
+    if decided_at_millis > now_millis {
+        return Err("decided_at is in the future".to_string());
+    }
+    let note = field("note").unwrap_or_default().to_string();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(format!("note is longer than {MAX_NOTE_CHARS} characters"));
+    }
+    let user_id = match field("auditor") {
+        None => None,
+        Some(name) => Some({
+            if !users.contains_key(name) {
+                let id: Option<i64> = conn
+                    .query_row(
+                        "SELECT user_id FROM users WHERE username = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| e.to_string())?;
+                users.insert(name.to_string(), id);
+            }
+            users[name].ok_or_else(|| {
+                format!(
+                    "auditor {name:?} is not a dashboard user: add them with `dashboard user add {name} --role auditor`, or leave the column empty"
+                )
+            })?
+        }),
+    };
+    Ok(Parsed {
+        transaction_id,
+        verdict,
+        decided_at_millis,
+        note,
+        user_id,
+    })
+}
+
+/// The id of [`IMPORT_USER`], created (disabled, unguessable password) on first use.
+fn import_user(conn: &Connection, now_millis: i64) -> AppResult<i64> {
+    if let Some(id) = conn
+        .query_row(
+            "SELECT user_id FROM users WHERE username = ?1",
+            [IMPORT_USER],
+            |row| row.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let hash = crate::password::hash_password(&crate::session::random_token())?;
+    conn.execute(
+        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
+        params![IMPORT_USER, hash, now_millis],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
