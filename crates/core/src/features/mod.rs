@@ -71,6 +71,9 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(feature_set_id(), "r3-03aa1e36");
-        assert_eq!(hex, "8fc01a7010e32bdd0f3e563299dd9da8e3b783e956764318c99f1a174008d0d8");
+        assert_eq!(
+            hex,
+            "8fc01a7010e32bdd0f3e563299dd9da8e3b783e956764318c99f1a174008d0d8"
+        );
     }
 }
