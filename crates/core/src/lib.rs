@@ -14,6 +14,7 @@
 //! - [`metrics`]: `metrics.json`, written by train and read by the dashboard.
 //! - [`reasons`]: the `reasons` JSON, written by monitor and read by the dashboard.
 //! - [`store`]: reading payments back out of the database.
+//! - [`tabular`]: what every CSV import shares: header matching, bad-row reports.
 //! - [`telemetry`]: logging set-up.
 //! - [`cli`]: the `--db` and `--modeling` arguments every program shares.
 
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod model;
 pub mod reasons;
 pub mod store;
+pub mod tabular;
 pub mod telemetry;
 pub mod time;
 

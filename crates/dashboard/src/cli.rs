@@ -108,12 +108,10 @@ fn import_verdicts(db_path: &std::path::Path, file: &std::path::Path) -> anyhow:
             report.unknown_columns.join(", ")
         );
     }
-    for bad in report.bad_rows.iter().take(20) {
-        eprintln!("{}:{}: {}", file.display(), bad.line, bad.reason);
-    }
-    if report.bad_rows.len() > 20 {
-        eprintln!("… and {} more bad rows", report.bad_rows.len() - 20);
-    }
+    aegis_core::tabular::report_bad_rows(
+        file,
+        report.bad_rows.iter().map(|b| (b.line, b.reason.as_str())),
+    );
     if !report.bad_rows.is_empty() {
         bail!(
             "{} bad row(s) in {}: no verdict was imported; fix them and import the file again",

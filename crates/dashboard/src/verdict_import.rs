@@ -11,6 +11,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use aegis_core::tabular;
+
 use crate::alerts::{MAX_NOTE_CHARS, Verdict};
 use crate::audit;
 use crate::error::{AppError, AppResult};
@@ -67,35 +69,19 @@ pub fn import_verdicts(
             ))
         })?
         .clone();
-    let mut columns: HashMap<&'static str, usize> = HashMap::new();
-    let mut report = VerdictImport::default();
-    for (position, header) in headers.iter().enumerate() {
-        let name = header
-            .trim()
-            .trim_start_matches('\u{feff}')
-            .to_ascii_lowercase();
-        match REQUIRED
-            .iter()
-            .chain(OPTIONAL.iter())
-            .find(|known| **known == name)
-        {
-            Some(known) => {
-                columns.insert(known, position);
-            }
-            None => report.unknown_columns.push(header.to_string()),
-        }
-    }
-    let missing: Vec<&str> = REQUIRED
-        .into_iter()
-        .filter(|name| !columns.contains_key(name))
-        .collect();
-    if !missing.is_empty() {
+    let header = tabular::match_header(headers.iter(), &REQUIRED, &OPTIONAL);
+    let mut report = VerdictImport {
+        unknown_columns: header.unknown,
+        ..VerdictImport::default()
+    };
+    if !header.missing.is_empty() {
         return Err(AppError::BadRequest(format!(
             "{} lacks required column(s) {}: the header must name transaction_ref and verdict",
             path.display(),
-            missing.join(", ")
+            header.missing.join(", ")
         )));
     }
+    let columns = header.columns;
 
     let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut users: HashMap<String, Option<i64>> = HashMap::new();
@@ -114,13 +100,7 @@ pub fn import_verdicts(
                 continue;
             }
         }
-        let field = |name: &str| {
-            columns
-                .get(name)
-                .and_then(|&i| record.get(i))
-                .map(str::trim)
-                .filter(|value| !value.is_empty())
-        };
+        let field = |name: &str| columns.get(name, |position| record.get(position));
         match parse_row(&transaction, &field, &mut users, now_millis) {
             Ok(row) => parsed.push(row),
             Err(reason) => report.bad_rows.push(BadRow { line, reason }),

@@ -6,7 +6,7 @@
 //! `transaction_ref`, `account_id`, `agent_id`, `latitude`, `longitude`, `district`,
 //! `is_anomaly` (0/1), `fraud_type`. Unknown columns are reported and ignored.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use rusqlite::Connection;
 
 use aegis_core::domain::{NewTransaction, parse_rupees};
 use aegis_core::store::insert_transactions;
+use aegis_core::tabular::{self, Columns};
 use aegis_core::time::parse_timestamp;
 
 const REQUIRED: [&str; 4] = ["beneficiary_id", "amount", "timestamp", "scheme"];
@@ -69,26 +70,9 @@ pub struct ImportReport {
     pub rejects_file: Option<PathBuf>,
 }
 
-struct Columns {
-    index: HashMap<&'static str, usize>,
-}
-
-impl Columns {
-    fn get<'r>(&self, record: &'r csv::StringRecord, name: &str) -> Option<&'r str> {
-        self.index
-            .get(name)
-            .and_then(|&i| record.get(i))
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-    }
-}
-
 fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransaction, String> {
-    let required = |name: &str| {
-        columns
-            .get(record, name)
-            .ok_or_else(|| format!("{name} is missing"))
-    };
+    let field = |name: &str| columns.get(name, |position| record.get(position));
+    let required = |name: &str| field(name).ok_or_else(|| format!("{name} is missing"));
     let beneficiary_id = required("beneficiary_id")?.to_string();
     let amount_paise = parse_rupees(required("amount")?)?;
     let timestamp = required("timestamp")?;
@@ -97,8 +81,7 @@ fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransac
     })?;
     let scheme = required("scheme")?.to_string();
     let coordinate = |name: &str, limit: f64| -> Result<Option<f64>, String> {
-        columns
-            .get(record, name)
+        field(name)
             .map(|text| {
                 let value: f64 = text
                     .parse()
@@ -115,13 +98,13 @@ fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransac
     if latitude.is_some() != longitude.is_some() {
         return Err("latitude and longitude must be given together".into());
     }
-    let is_anomaly = match columns.get(record, "is_anomaly") {
+    let is_anomaly = match field("is_anomaly") {
         None => None,
         Some("0") | Some("false") => Some(false),
         Some("1") | Some("true") => Some(true),
         Some(other) => return Err(format!("is_anomaly {other:?} is not 0 or 1")),
     };
-    let text = |name: &str| columns.get(record, name).map(str::to_string);
+    let text = |name: &str| field(name).map(str::to_string);
     Ok(NewTransaction {
         transaction_ref: text("transaction_ref"),
         beneficiary_id,
@@ -172,41 +155,19 @@ impl CsvRows {
             .headers()
             .with_context(|| format!("reading the header row of {}", csv_path.display()))?
             .clone();
-        let mut index = HashMap::new();
-        let mut unknown_columns = Vec::new();
-        for (position, header) in headers.iter().enumerate() {
-            let name = header
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_ascii_lowercase();
-            match REQUIRED
-                .iter()
-                .chain(OPTIONAL.iter())
-                .find(|known| **known == name)
-            {
-                Some(known) => {
-                    index.insert(*known, position);
-                }
-                None => unknown_columns.push(header.to_string()),
-            }
-        }
-        let missing: Vec<&str> = REQUIRED
-            .iter()
-            .copied()
-            .filter(|name| !index.contains_key(name))
-            .collect();
-        if !missing.is_empty() {
+        let header = tabular::match_header(headers.iter(), &REQUIRED, &OPTIONAL);
+        if !header.missing.is_empty() {
             bail!(
                 "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
                 csv_path.display(),
-                missing.join(", ")
+                header.missing.join(", ")
             );
         }
         Ok(CsvRows {
             reader,
-            columns: Columns { index },
+            columns: header.columns,
             headers,
-            unknown_columns,
+            unknown_columns: header.unknown,
             record: csv::StringRecord::new(),
         })
     }

@@ -370,12 +370,10 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
             report.unknown_columns.join(", ")
         );
     }
-    for reject in report.rejected.iter().take(20) {
-        eprintln!("{}:{}: {}", csv_path.display(), reject.line, reject.reason);
-    }
-    if report.rejected.len() > 20 {
-        eprintln!("… and {} more bad rows", report.rejected.len() - 20);
-    }
+    aegis_core::tabular::report_bad_rows(
+        csv_path,
+        report.rejected.iter().map(|r| (r.line, r.reason.as_str())),
+    );
     if !report.rejected.is_empty() && !config.skip_bad {
         bail!(
             "{} bad row(s) in {}: nothing was imported. Fix them, or pass --skip-bad to import the good rows and write the bad ones to {}",
