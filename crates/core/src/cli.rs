@@ -1,4 +1,4 @@
-//! Command-line arguments every program shares, defined once so that the flag, its environment
+//! Command-line arguments more than one program takes, defined once so that the flag, its environment
 //! variable and its default cannot drift apart between programs.
 
 use std::path::PathBuf;
@@ -17,6 +17,21 @@ pub struct ModelingArg {
     /// The model artifacts directory (model_config.json, weights, metrics.json).
     #[arg(long, env = "AEGIS_MODELING", default_value = crate::DEFAULT_MODELING, global = true)]
     pub modeling: PathBuf,
+}
+
+/// `--quiet`: no progress bar (for scripts, logs and the launcher).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProgressArg {
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl ProgressArg {
+    /// Whether to draw a progress bar.
+    pub fn show(&self) -> bool {
+        !self.quiet
+    }
 }
 
 #[cfg(test)]

@@ -42,9 +42,8 @@ struct Args {
     /// With --from-csv: import the good rows and write the bad ones to FILE.rejects.csv.
     #[arg(long, requires = "from_csv")]
     skip_bad: bool,
-    /// Hide the progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: aegis_core::cli::ProgressArg,
 }
 
 fn parse_day(text: &str) -> Result<EventTime, String> {
@@ -68,7 +67,7 @@ fn main() -> ExitCode {
         from_csv: args.from_csv,
         append: args.append,
         skip_bad: args.skip_bad,
-        progress: !args.quiet,
+        progress: args.progress.show(),
     };
     match generate::run(config) {
         Ok(()) => ExitCode::SUCCESS,

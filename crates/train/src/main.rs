@@ -43,9 +43,8 @@ struct Args {
     /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
-    /// Hide the progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    progress: aegis_core::cli::ProgressArg,
 }
 
 fn parse_bound(text: &str) -> Result<(String, EventTime), String> {
@@ -72,7 +71,7 @@ fn main() -> ExitCode {
             patience: 3,
             seed: args.seed,
             backend: args.backend,
-            progress: !args.quiet,
+            progress: args.progress.show(),
         },
     };
     match train::run(&config) {
