@@ -75,17 +75,58 @@ pub struct AlertPage {
     pub rows: Vec<AlertRow>,
 }
 
-/// Open alerts — anomalies nobody has given a verdict on — highest score first.
-pub fn open_alerts(conn: &Connection, page: i64) -> AppResult<AlertPage> {
-    const OPEN: &str = "status = 'ANOMALY' AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.transaction_id = t.transaction_id)";
+/// Which alerts a queue lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Anomalies without a final verdict: none yet, or a field check still pending (an alert
+    /// sent for a field check stays in the queue until someone confirms or dismisses it).
+    Open,
+    /// Anomalies whose latest verdict is "needs field check".
+    FieldChecks,
+}
+
+impl Queue {
+    /// The query-string value (`/alerts?queue=…`).
+    pub fn param(self) -> &'static str {
+        match self {
+            Queue::Open => "open",
+            Queue::FieldChecks => "field_checks",
+        }
+    }
+
+    /// An unknown or empty value is the open queue.
+    pub fn parse(text: &str) -> Queue {
+        match text.trim() {
+            "field_checks" => Queue::FieldChecks,
+            _ => Queue::Open,
+        }
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            Queue::Open => {
+                "status = 'ANOMALY' AND coalesce((SELECT v.verdict FROM verdicts v WHERE v.transaction_id = t.transaction_id \
+                 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1), 'needs_field_check') = 'needs_field_check'"
+            }
+            Queue::FieldChecks => {
+                "status = 'ANOMALY' AND (SELECT v.verdict FROM verdicts v WHERE v.transaction_id = t.transaction_id \
+                 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1) = 'needs_field_check'"
+            }
+        }
+    }
+}
+
+/// A page of `queue`, highest score first.
+pub fn alert_queue(conn: &Connection, queue: Queue, page: i64) -> AppResult<AlertPage> {
+    let open = queue.condition();
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM transactions t WHERE {OPEN}"))?
+        .prepare_cached(&format!("SELECT count(*) FROM transactions t WHERE {open}"))?
         .query_row([], |row| row.get(0))?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let page = page.clamp(1, pages);
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
-         FROM transactions t WHERE {OPEN} ORDER BY anomaly_score DESC, transaction_id DESC LIMIT ?1 OFFSET ?2"
+         FROM transactions t WHERE {open} ORDER BY anomaly_score DESC, transaction_id DESC LIMIT ?1 OFFSET ?2"
     ))?;
     let rows = statement
         .query_map(params![PAGE_SIZE, (page - 1) * PAGE_SIZE], |row| {

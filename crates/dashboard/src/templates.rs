@@ -187,6 +187,8 @@ pub struct AlertView {
 pub struct AlertsPage {
     pub layout: Layout,
     pub rows: Vec<AlertView>,
+    /// The pending field checks rather than the open queue.
+    pub field_checks: bool,
     pub pager: Pager,
 }
 
@@ -235,7 +237,7 @@ pub struct AlertPage {
     pub above_threshold: bool,
     pub reasons: Vec<ReasonView>,
     pub reasons_raw: Option<String>,
-    /// The ground-truth label, when the row has one.
+    /// The ground-truth label, when the row has one and the viewer is an admin.
     pub label: Option<String>,
     pub history: Vec<TxView>,
     pub sharers: Vec<SharerView>,

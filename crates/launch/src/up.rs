@@ -104,9 +104,12 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
             run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
         }
     }
-    let username = format!("auditor-{}", random_password(4).to_lowercase());
-    let password = random_password(16);
+    // An auditor to work the queue, and an admin for the audit log, users and ground truth.
+    let suffix = random_password(4).to_lowercase();
+    let (username, password) = (format!("auditor-{suffix}"), random_password(16));
     create_user(&config.db, &username, "auditor", &password)?;
+    let (admin, admin_password) = (format!("admin-{suffix}"), random_password(16));
+    create_user(&config.db, &admin, "admin", &admin_password)?;
 
     std::fs::create_dir_all(&config.logs)?;
     let log = |name: &str| config.logs.join(format!("{name}.log"));
@@ -134,7 +137,8 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     let url = format!("http://{}", config.addr);
     crate::http::wait_until_up(&url, Duration::from_secs(30))?;
     println!(
-        "\nAegis is running.\n\n  dashboard  {url}\n  login      {username}\n  password   {password}\n\n\
+        "\nAegis is running.\n\n  dashboard  {url}\n  auditor    {username}  password {password}\n  \
+         admin      {admin}  password {admin_password}\n\n\
          The simulator feeds {} payments a second into {db}; the monitor scores each one as it\n\
          arrives; open the dashboard and watch the Overview and Alerts. Logs are in {}.\n\
          Press Ctrl-C to stop everything.",

@@ -633,8 +633,14 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
     let body = &page.body;
     assert!(body.contains("₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000"));
     assert!(
-        body.contains("fraud (inflated_amount)"),
-        "ground-truth label shown"
+        !body.contains("Ground-truth label") && !body.contains("inflated_amount"),
+        "an auditor never sees the ground truth: it would lead the verdict"
+    );
+    let admin = app.login("admin").await;
+    let as_admin = app.get("/alerts/2", Some(&admin)).await.body;
+    assert!(
+        as_admin.contains("fraud (inflated_amount)"),
+        "admins see the ground-truth label"
     );
     assert!(body.contains("threshold 0.4500"));
     assert!(body.contains("2.0× the threshold"));
@@ -679,6 +685,53 @@ async fn open_alerts_are_anomalies_without_a_verdict_by_score() {
     let page = app.get("/alerts", Some(&login)).await.body;
     assert!(!page.contains("href=\"/alerts/2\""));
     assert!(page.contains("href=\"/alerts/3\""));
+    // A field check keeps the alert open and lists it under pending field checks, until a
+    // later verdict closes it.
+    let verdict = |id: &str, verdict: &str| {
+        let uri = format!("/alerts/{id}/verdict");
+        let fields = [
+            ("csrf", login.csrf.clone()),
+            ("verdict", verdict.to_string()),
+        ];
+        let app = &app;
+        let cookie = login.cookie.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.post_form(&uri, Some(&cookie), &fields).await.status
+        }
+    };
+    assert_eq!(
+        verdict("3", "needs_field_check").await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(
+        app.get("/alerts", Some(&login))
+            .await
+            .body
+            .contains("href=\"/alerts/3\"")
+    );
+    let checks = app
+        .get("/alerts?queue=field_checks", Some(&login))
+        .await
+        .body;
+    assert!(checks.contains("Pending field checks"));
+    assert!(checks.contains("href=\"/alerts/3\""));
+    assert!(
+        !checks.contains("href=\"/alerts/2\""),
+        "dismissed is not a field check"
+    );
+    assert_eq!(verdict("3", "confirmed_fraud").await, StatusCode::SEE_OTHER);
+    assert!(
+        !app.get("/alerts", Some(&login))
+            .await
+            .body
+            .contains("href=\"/alerts/3\"")
+    );
+    let checks = app
+        .get("/alerts?queue=field_checks", Some(&login))
+        .await
+        .body;
+    assert!(checks.contains("No field checks pending."));
     let bad = app
         .post_form(
             "/alerts/3/verdict",
