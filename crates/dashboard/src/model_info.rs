@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use aegis_core::artifacts::{ModelConfig, read_config, read_metrics};
+use aegis_core::domain::FraudType;
 use aegis_core::metrics::{Confusion, Evaluation, Metrics, ScoreHistogram};
 
 /// The one sentence shown when there is no model yet.
@@ -48,6 +49,8 @@ pub struct ModelView {
     pub has_evaluation: bool,
     pub has_baseline: bool,
     pub test_period: String,
+    /// What the detector does and what its score and threshold mean, in plain words.
+    pub explanation: Vec<String>,
     pub metrics: Vec<MetricRow>,
     pub confusion: Vec<MetricRow>,
     pub per_type: Vec<TypeRow>,
@@ -161,25 +164,7 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         })
         .collect();
     let per_type = evaluation
-        .map(|evaluation| {
-            evaluation
-                .per_type
-                .iter()
-                .map(|row| {
-                    let theirs = baseline
-                        .and_then(|b| b.per_type.iter().find(|t| t.fraud_type == row.fraud_type));
-                    TypeRow {
-                        rows: count(Some(row.rows)),
-                        caught: count(Some(row.caught)),
-                        recall: ratio(Some(row.recall), 3),
-                        median_score: ratio(Some(row.median_score), 4),
-                        baseline_caught: count(theirs.map(|t| t.caught)),
-                        baseline_recall: ratio(theirs.map(|t| t.recall), 3),
-                        fraud_type: row.fraud_type.clone(),
-                    }
-                })
-                .collect()
-        })
+        .map(|evaluation| type_rows(evaluation, baseline))
         .unwrap_or_default();
     let test_period = metrics
         .and_then(|m| m.test_period.as_ref())
@@ -187,7 +172,7 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         .unwrap_or_default();
     ModelView {
         model_version: config.model_version.clone(),
-        created_at: config.created_at.clone(),
+        created_at: ist_text(&config.created_at),
         training_window,
         rows: crate::views::group_digits(i64::try_from(config.rows).unwrap_or(i64::MAX)),
         epochs: config.epochs,
@@ -200,8 +185,106 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         has_evaluation: evaluation.is_some(),
         has_baseline: baseline.is_some(),
         test_period,
+        explanation: explanation(config, evaluation),
         metrics: metric_rows,
         confusion,
         per_type,
+    }
+}
+
+/// An RFC 3339 time (how train stamps a model) as IST text to the second, like every other time
+/// on the pages; text that is not RFC 3339 is shown as it is.
+fn ist_text(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_string(),
+        |time| format!("{} IST", aegis_core::time::format_ist(time.timestamp())),
+    )
+}
+
+/// Every fraud type the generator knows, with its test rows (zero shown, not left out), then
+/// any other label the data carried.
+fn type_rows(evaluation: &Evaluation, baseline: Option<&Evaluation>) -> Vec<TypeRow> {
+    let mut names: Vec<String> = FraudType::ALL
+        .iter()
+        .map(|kind| kind.code().to_string())
+        .collect();
+    for row in &evaluation.per_type {
+        if !names.contains(&row.fraud_type) {
+            names.push(row.fraud_type.clone());
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let ours = evaluation.per_type.iter().find(|t| t.fraud_type == name);
+            let theirs = baseline.and_then(|b| b.per_type.iter().find(|t| t.fraud_type == name));
+            let rows = ours.map_or(0, |t| t.rows);
+            TypeRow {
+                rows: count(Some(rows)),
+                caught: count(Some(ours.map_or(0, |t| t.caught))),
+                recall: if rows == 0 {
+                    "no test rows".to_string()
+                } else {
+                    ratio(ours.map(|t| t.recall), 3)
+                },
+                median_score: ratio(ours.map(|t| t.median_score), 4),
+                baseline_caught: count(theirs.map(|t| t.caught)),
+                baseline_recall: ratio(theirs.map(|t| t.recall), 3),
+                fraud_type: name,
+            }
+        })
+        .collect()
+}
+
+/// The model page's first paragraphs: what the score and the threshold mean, and how many of
+/// the alerts to expect to be false, from the held-out evaluation when there is one.
+fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<String> {
+    let budget = config.alert_rate * 100.0;
+    let mut lines = vec![
+        "The detector learned what ordinary payments look like from the training window: the \
+         amount against the scheme's and the person's usual amount, the time, the place, and \
+         the recent history of the beneficiary, the account and the counter. It tries to \
+         rebuild every new payment from what it learned."
+            .to_string(),
+        format!(
+            "The anomaly score says how badly a payment could be rebuilt: the higher, the more \
+             unlike ordinary payments it is. Payments scoring {:.4} or more are alerts; that \
+             threshold was set so that about {budget:.1} % of payments are flagged (the alert \
+             budget). The reasons on each alert name the features that contributed most.",
+            config.threshold
+        ),
+    ];
+    match evaluation {
+        Some(e) if e.precision.is_finite() && e.recall.is_finite() => {
+            let false_share = (1.0 - e.precision) * 100.0;
+            lines.push(format!(
+                "On the held-out test period, {:.0} % of the alerts were labeled frauds and \
+                 {false_share:.0} % were ordinary payments: expect about {} in 10 alerts to be \
+                 false. {:.0} % of the labeled frauds were alerted.",
+                e.precision * 100.0,
+                (false_share / 10.0).round(),
+                e.recall * 100.0
+            ));
+        }
+        _ => lines.push(
+            "There were no ground-truth labels to measure how many alerts are false: judge \
+             each alert on its reasons."
+                .to_string(),
+        ),
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_creation_time_is_shown_in_ist_to_the_second() {
+        assert_eq!(
+            ist_text("2025-03-11T03:30:00.123456789+00:00"),
+            "2025-03-11 09:00:00 IST"
+        );
+        assert_eq!(ist_text("yesterday"), "yesterday", "shown as it is");
     }
 }

@@ -760,6 +760,14 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     assert!(page.contains("0.7100"), "baseline ROC-AUC side by side");
     assert!(page.contains("inflated_amount"));
     assert!(page.contains("chart-histogram"));
+    // In plain words: what the threshold means and how many alerts to expect to be false.
+    assert!(page.contains("Payments scoring 0.4500 or more are alerts"));
+    assert!(page.contains("expect about 4 in 10 alerts to be false"));
+    // Every fraud type is listed; one without test rows says so instead of vanishing.
+    for kind in aegis_core::domain::FraudType::ALL {
+        assert!(page.contains(kind.code()), "{} listed", kind.code());
+    }
+    assert!(page.contains("no test rows"));
     let model = app.get("/api/model", Some(&login)).await.json();
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
 }
