@@ -75,9 +75,16 @@
       showMessage(chart, 'No transactions in this range');
       return;
     }
+    // Two panels on one date axis, each with its own labelled scale, rather than two y-axes on
+    // one panel (which made 60 anomalies look taller than 2,200 payments). Days without rows
+    // come from the server as zeros, so gaps show as gaps.
+    var dates = daily.map(function (d) { return d.date; });
     chart.setOption({
       animation: false,
-      grid: { left: 56, right: 56, top: 36, bottom: 48 },
+      grid: [
+        { left: 64, right: 24, top: 44, height: '38%' },
+        { left: 64, right: 24, top: '66%', bottom: 44 }
+      ],
       legend: { top: 0, data: ['normal', 'unscored / error', 'anomalous'] },
       tooltip: {
         trigger: 'axis',
@@ -89,16 +96,20 @@
           return lines.join('<br>');
         }
       },
-      xAxis: { type: 'category', data: daily.map(function (d) { return d.date; }) },
-      yAxis: [
-        { type: 'value', name: 'transactions', axisLabel: { formatter: function (v) { return grouped(v); } } },
-        { type: 'value', name: 'anomalies', splitLine: { show: false } }
+      axisPointer: { link: [{ xAxisIndex: 'all' }] },
+      xAxis: [
+        { type: 'category', gridIndex: 0, data: dates, axisLabel: { show: false } },
+        { type: 'category', gridIndex: 1, data: dates }
       ],
-      dataZoom: [{ type: 'inside' }, { type: 'slider', height: 16, bottom: 6 }],
+      yAxis: [
+        { type: 'value', gridIndex: 0, name: 'transactions a day', nameGap: 8, splitNumber: 3, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } },
+        { type: 'value', gridIndex: 1, name: 'anomalies a day', nameGap: 8, splitNumber: 2, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } }
+      ],
+      dataZoom: [{ type: 'inside', xAxisIndex: [0, 1] }, { type: 'slider', xAxisIndex: [0, 1], height: 16, bottom: 6 }],
       series: [
-        { name: 'normal', type: 'bar', stack: 'all', itemStyle: { color: cssVar('--normal', '#9aa5b1') }, data: daily.map(function (d) { return d.normal; }) },
-        { name: 'unscored / error', type: 'bar', stack: 'all', itemStyle: { color: '#d5dae0' }, data: daily.map(function (d) { return d.other; }) },
-        { name: 'anomalous', type: 'line', yAxisIndex: 1, symbolSize: 5, itemStyle: { color: cssVar('--anomaly', '#c2410c') }, lineStyle: { width: 2 }, data: daily.map(function (d) { return d.anomalous; }) }
+        { name: 'normal', type: 'bar', stack: 'all', xAxisIndex: 0, yAxisIndex: 0, itemStyle: { color: cssVar('--normal', '#9aa5b1') }, data: daily.map(function (d) { return d.normal; }) },
+        { name: 'unscored / error', type: 'bar', stack: 'all', xAxisIndex: 0, yAxisIndex: 0, itemStyle: { color: '#d5dae0' }, data: daily.map(function (d) { return d.other; }) },
+        { name: 'anomalous', type: 'bar', xAxisIndex: 1, yAxisIndex: 1, itemStyle: { color: cssVar('--anomaly', '#c2410c') }, data: daily.map(function (d) { return d.anomalous; }) }
       ]
     });
   }

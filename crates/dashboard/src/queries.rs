@@ -2,6 +2,7 @@
 //! transaction table and the export. Every aggregation runs in SQLite, over the filtered rows
 //! only, through the indexes on `transactions`.
 
+use chrono::NaiveDate;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde::Serialize;
@@ -197,7 +198,46 @@ pub fn daily(conn: &Connection, filters: &Filters) -> AppResult<Vec<DailyPoint>>
             other: all - normal - anomalous,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let days: Vec<DailyPoint> = rows.collect::<Result<_, _>>()?;
+    Ok(continuous_days(days, filters.from, filters.to))
+}
+
+/// Most days a trend spans (ten years): a range wider than the data is cut to the data.
+const MAX_TREND_DAYS: u64 = 3_660;
+
+/// Every day from the range's first to its last (the filter's dates, else the data's), with
+/// zero for days without rows, so that a gap in the data shows as a gap on the time axis
+/// instead of a line drawn straight across it.
+fn continuous_days(
+    days: Vec<DailyPoint>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Vec<DailyPoint> {
+    let parse = |p: &DailyPoint| NaiveDate::parse_from_str(&p.date, "%Y-%m-%d").ok();
+    let (Some(first), Some(last)) = (days.first().and_then(parse), days.last().and_then(parse))
+    else {
+        return days;
+    };
+    let mut start = from.unwrap_or(first).min(first);
+    let end = to.unwrap_or(last).max(last);
+    if end.signed_duration_since(start).num_days() as u64 > MAX_TREND_DAYS {
+        start = first;
+    }
+    let mut by_date: std::collections::HashMap<String, DailyPoint> =
+        days.into_iter().map(|p| (p.date.clone(), p)).collect();
+    start
+        .iter_days()
+        .take_while(|day| *day <= end)
+        .map(|day| {
+            let date = day.format("%Y-%m-%d").to_string();
+            by_date.remove(&date).unwrap_or(DailyPoint {
+                date,
+                normal: 0,
+                anomalous: 0,
+                other: 0,
+            })
+        })
+        .collect()
 }
 
 /// One cell of the weekday × hour heatmap.
@@ -399,17 +439,31 @@ pub fn live_upper_bound(conn: &Connection) -> AppResult<i64> {
 }
 
 /// Anomalies with ids in (`after`, upper bound], oldest first, and the id to continue after.
-pub fn new_anomalies(conn: &Connection, after: i64) -> AppResult<(Vec<LiveAnomaly>, i64)> {
+pub fn new_anomalies(
+    conn: &Connection,
+    filters: &Filters,
+    after: i64,
+) -> AppResult<(Vec<LiveAnomaly>, i64)> {
     let upper = live_upper_bound(conn)?;
-    let mut statement = conn.prepare_cached(
+    // The page's filters apply to the live panel too: on a PM-KISAN view, no pension alert.
+    let (where_sql, mut params) = filters.where_clause();
+    params.extend([
+        Value::Integer(after),
+        Value::Integer(upper),
+        Value::Integer(LIVE_LIMIT),
+    ]);
+    let mut statement = conn.prepare_cached(&format!(
         "SELECT transaction_id, timestamp, scheme, beneficiary_id, amount_paise, anomaly_score, \
          CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.category') END, \
          CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
-         FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
-         ORDER BY transaction_id LIMIT ?3",
-    )?;
+         FROM transactions{} ORDER BY transaction_id LIMIT ?",
+        and(
+            &where_sql,
+            "transaction_id > ? AND transaction_id <= ? AND status = 'ANOMALY'"
+        )
+    ))?;
     let anomalies: Vec<LiveAnomaly> = statement
-        .query_map(rusqlite::params![after, upper, LIVE_LIMIT], |row| {
+        .query_map(params_from_iter(params.iter()), |row| {
             let category = text_at(row, 6)?;
             Ok(LiveAnomaly {
                 transaction_id: row.get(0)?,
@@ -430,4 +484,47 @@ pub fn new_anomalies(conn: &Connection, after: i64) -> AppResult<(Vec<LiveAnomal
         upper.max(after)
     };
     Ok((anomalies, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(date: &str, normal: i64) -> DailyPoint {
+        DailyPoint {
+            date: date.into(),
+            normal,
+            anomalous: 1,
+            other: 0,
+        }
+    }
+
+    #[test]
+    fn days_without_rows_are_zero_and_the_axis_spans_the_filter() {
+        let days = vec![point("2025-03-02", 5), point("2025-03-05", 7)];
+        let from = NaiveDate::from_ymd_opt(2025, 3, 1);
+        let to = NaiveDate::from_ymd_opt(2025, 3, 6);
+        let filled = continuous_days(days, from, to);
+        let dates: Vec<&str> = filled.iter().map(|p| p.date.as_str()).collect();
+        assert_eq!(
+            dates,
+            [
+                "2025-03-01",
+                "2025-03-02",
+                "2025-03-03",
+                "2025-03-04",
+                "2025-03-05",
+                "2025-03-06"
+            ]
+        );
+        assert_eq!(
+            filled.iter().map(|p| p.normal).collect::<Vec<_>>(),
+            [0, 5, 0, 0, 7, 0]
+        );
+        assert_eq!(filled[2].anomalous, 0);
+        assert!(
+            continuous_days(Vec::new(), from, to).is_empty(),
+            "no rows, no axis"
+        );
+    }
 }

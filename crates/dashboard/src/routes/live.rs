@@ -67,7 +67,7 @@ pub async fn events(
                 let mut filters = (*filters).clone();
                 filters.apply_default_range(conn)?;
                 let kpis = cache.kpis(conn, &filters)?;
-                let (anomalies, next) = queries::new_anomalies(conn, after)?;
+                let (anomalies, next) = queries::new_anomalies(conn, &filters, after)?;
                 Ok(Some((kpis, anomalies, next)))
             })
             .await;
