@@ -549,13 +549,21 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
         kpis["top_scheme"], "MGNREGA",
         "ties go to the first scheme by name"
     );
+    // Every day of the default range (the last 30 days of data), zero where there were no rows.
     let daily = summary["daily"].as_array().unwrap();
-    assert_eq!(daily.len(), 5);
+    assert_eq!(daily.len(), 30);
+    assert_eq!(daily[0]["date"], "2025-02-09");
+    let day = |date: &str| daily.iter().find(|d| d["date"] == date).unwrap().clone();
     assert_eq!(
-        daily[1],
+        day("2025-03-02"),
         serde_json::json!({"date": "2025-03-02", "normal": 0, "anomalous": 1, "other": 0})
     );
-    assert_eq!(daily[4]["other"], 1);
+    assert_eq!(
+        day("2025-02-20"),
+        serde_json::json!({"date": "2025-02-20", "normal": 0, "anomalous": 0, "other": 0})
+    );
+    assert_eq!(daily[29]["date"], "2025-03-10");
+    assert_eq!(daily[29]["other"], 1);
     // 2025-03-03 was a Monday; the anomaly was at 02:00.
     let heat = summary["heatmap"].as_array().unwrap();
     assert!(
