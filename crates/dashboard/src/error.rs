@@ -1,8 +1,11 @@
 //! The web layer's error type: logs the detail, shows the user a plain message.
 
+use askama::Template;
 use axum::Json;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::templates::ErrorPage;
 
 /// Everything a handler can fail with. Client errors carry a message written for the user;
 /// server errors are logged in full and shown only as a generic sentence.
@@ -63,14 +66,25 @@ impl From<tokio::task::JoinError> for AppError {
 }
 
 impl IntoResponse for AppError {
+    /// An HTML page in the site's layout naming the problem (the JSON API uses [`ApiError`]).
     fn into_response(self) -> Response {
         let (status, message) = self.public_parts();
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            message,
-        )
-            .into_response()
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::BAD_REQUEST => "That request could not be read",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::UNAUTHORIZED => "Please sign in",
+            _ => "Something went wrong",
+        };
+        match ErrorPage::new(heading, &message).render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                message,
+            )
+                .into_response(),
+        }
     }
 }
 

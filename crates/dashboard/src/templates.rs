@@ -159,10 +159,33 @@ pub struct FilterForm {
     pub q: String,
 }
 
+impl FilterForm {
+    /// Shows what the user typed rather than what was applied (after a filter was refused),
+    /// so they can correct it instead of typing it again.
+    pub fn keep_typed(&mut self, typed: &crate::filters::ListParams) {
+        self.from = typed.from.clone();
+        self.to = typed.to.clone();
+        self.min_amount = typed.min_amount.clone();
+        self.max_amount = typed.max_amount.clone();
+        self.q = typed.q.clone();
+        for (options, value) in [
+            (&mut self.schemes, &typed.scheme),
+            (&mut self.statuses, &typed.status),
+            (&mut self.categories, &typed.category),
+        ] {
+            for option in options.iter_mut() {
+                option.selected = option.value == value.trim();
+            }
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "overview.html")]
 pub struct OverviewPage {
     pub layout: Layout,
+    /// A filter that could not be read, named for the user (the default view is shown).
+    pub problem: Option<String>,
     pub form: FilterForm,
     pub range_text: String,
     pub kpis: Kpis,
@@ -408,12 +431,36 @@ pub struct LoginPage {
 
 /// The login page's layout: no navigation, no user.
 pub fn login_layout() -> Layout {
+    plain_layout("Sign in", "login")
+}
+
+/// A layout without navigation or user, for pages shown before (or instead of) a session.
+fn plain_layout(title: &str, active: &'static str) -> Layout {
     Layout {
-        title: "Sign in".into(),
-        active: "login",
+        title: title.into(),
+        active,
         user: None,
         csrf: String::new(),
         scripts: Vec::new(),
+    }
+}
+
+/// An error inside the site's layout: what went wrong, in words, and the ways on.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub message: String,
+}
+
+impl ErrorPage {
+    pub fn new(heading: &str, message: &str) -> ErrorPage {
+        ErrorPage {
+            layout: plain_layout(heading, "error"),
+            heading: heading.to_string(),
+            message: message.to_string(),
+        }
     }
 }
 

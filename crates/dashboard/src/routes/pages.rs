@@ -2,7 +2,8 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::response::{Html, Redirect};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use aegis_core::features::Category;
@@ -137,8 +138,16 @@ pub async fn overview(
     State(state): State<AppState>,
     PageSession(session): PageSession,
     Query(params): Query<ListParams>,
-) -> AppResult<Html<String>> {
-    let mut filters = Filters::parse(&params)?;
+) -> AppResult<Response> {
+    // A filter the user mistyped ("2k" in Min ₹) keeps the page: the default view, the form as
+    // they left it, and the problem named above it, with status 400.
+    let (mut filters, problem) = match Filters::parse(&params) {
+        Ok(filters) => (filters, None),
+        Err(AppError::BadRequest(problem)) => {
+            (Filters::parse(&ListParams::default())?, Some(problem))
+        }
+        Err(error) => return Err(error),
+    };
     let sort = Sort::parse(&params.sort, &params.dir);
     let page = parse_page(&params.page);
     let cache = state.clone();
@@ -162,8 +171,17 @@ pub async fn overview(
         .trim_start_matches('?')
         .to_string();
     let headers = sort_headers(&filter_query, sort);
-    let form = filter_form(&filters, &schemes);
+    let mut form = filter_form(&filters, &schemes);
+    if problem.is_some() {
+        form.keep_typed(&params);
+    }
+    let status = if problem.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     let page = OverviewPage {
+        problem,
         layout: Layout::new(&session, "Overview", "overview").with_charts(),
         form,
         range_text: filters.range_text(),
@@ -175,7 +193,7 @@ pub async fn overview(
         api_query: filter_query,
         legend: legend(),
     };
-    render(&page)
+    Ok((status, render(&page)?).into_response())
 }
 
 /// Query of the alert queue.

@@ -1217,3 +1217,33 @@ async fn the_live_panel_honours_the_page_filters() {
         "the pension alert is outside the page's filters"
     );
 }
+
+/// A mistyped filter keeps the page and the form as typed, names the problem, and answers 400;
+/// other errors are pages in the site's layout, not bare text.
+#[tokio::test]
+async fn errors_are_pages_that_name_the_problem_and_keep_the_input() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    let page = app
+        .get("/?min_amount=2k&scheme=PM-KISAN&q=B1", Some(&login))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.body.contains("role=\"alert\""), "{}", page.body);
+    assert!(
+        page.body.contains("min_amount: amount &quot;2k&quot;"),
+        "the problem is named"
+    );
+    assert!(
+        page.body.contains("value=\"2k\""),
+        "the typed amount is kept"
+    );
+    assert!(page.body.contains("value=\"B1\""), "the other filters too");
+    assert!(page.body.contains("Daily trend"), "still the overview");
+    let missing = app.get("/alerts/999999", Some(&login)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.body.contains("<header class=\"topbar\">"),
+        "inside the layout"
+    );
+    assert!(missing.body.contains("Not found"));
+}
