@@ -383,24 +383,43 @@ pub fn transactions_page(
     })
 }
 
+/// A row of the CSV export: the transaction, why it was flagged, and where auditors left it.
+#[derive(Debug, Clone)]
+pub struct ExportRow {
+    pub transaction: TxRow,
+    /// The first reason's sentence (anomalies and errors).
+    pub reason: Option<String>,
+    /// The latest verdict's code, if any.
+    pub verdict: Option<String>,
+}
+
 /// Calls `each` on every filtered row in `sort` order, one row in memory at a time, until it
 /// returns `false`. Returns the number of rows visited.
 pub fn for_each_transaction(
     conn: &Connection,
     filters: &Filters,
     sort: Sort,
-    mut each: impl FnMut(&TxRow) -> bool,
+    mut each: impl FnMut(&ExportRow) -> bool,
 ) -> AppResult<u64> {
     let (where_sql, params) = filters.where_clause();
     let mut statement = conn.prepare(&format!(
-        "SELECT {TX_COLUMNS} FROM transactions{where_sql}{}",
+        "SELECT {TX_COLUMNS}, \
+         CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+         (SELECT v.verdict FROM verdicts v WHERE v.transaction_id = transactions.transaction_id \
+          ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1) \
+         FROM transactions{where_sql}{}",
         sort.order_by()
     ))?;
     let mut rows = statement.query(params_from_iter(params.iter()))?;
     let mut visited = 0;
     while let Some(row) = rows.next()? {
         visited += 1;
-        if !each(&tx_row(row)?) {
+        let export = ExportRow {
+            transaction: tx_row(row)?,
+            reason: text_at(row, 15)?,
+            verdict: text_at(row, 16)?,
+        };
+        if !each(&export) {
             break;
         }
     }

@@ -15,13 +15,13 @@ use tokio::sync::mpsc;
 use crate::audit;
 use crate::error::{ApiError, AppError};
 use crate::filters::{Filters, ListParams, Sort};
-use crate::queries::{self, TxRow};
+use crate::queries::{self, ExportRow};
 use crate::session::ApiSession;
 use crate::state::AppState;
 
 /// The export's columns, in order.
 pub const CSV_HEADER: &str = "transaction_id,transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,\
-latitude,longitude,district,status,anomaly_score,category,model_version";
+latitude,longitude,district,status,anomaly_score,category,model_version,reason,verdict";
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -57,9 +57,10 @@ pub fn rupees_2dp(paise: i64) -> String {
     format!("{sign}{}.{:02}", paise / 100, paise % 100)
 }
 
-/// One CSV line (with its newline) for `row`.
-pub fn csv_line(row: &TxRow) -> String {
-    let mut line = String::with_capacity(160);
+/// One CSV line (with its newline) for `export`.
+pub fn csv_line(export: &ExportRow) -> String {
+    let row = &export.transaction;
+    let mut line = String::with_capacity(240);
     line.push_str(&row.transaction_id.to_string());
     line.push(',');
     push_text(&mut line, row.transaction_ref.as_deref());
@@ -97,6 +98,10 @@ pub fn csv_line(row: &TxRow) -> String {
     push_text(&mut line, row.category.as_deref());
     line.push(',');
     push_text(&mut line, row.model_version.as_deref());
+    line.push(',');
+    push_text(&mut line, export.reason.as_deref());
+    line.push(',');
+    push_text(&mut line, export.verdict.as_deref());
     line.push_str("\r\n");
     line
 }
@@ -184,23 +189,27 @@ pub async fn export_csv(
 mod tests {
     use super::*;
 
-    fn row() -> TxRow {
-        TxRow {
-            transaction_id: 7,
-            transaction_ref: Some("ref,with \"quotes\"".into()),
-            beneficiary_id: "B1".into(),
-            account_id: None,
-            agent_id: Some("=cmd()".into()),
-            scheme: "PM-KISAN".into(),
-            amount_paise: Some(200_050),
-            timestamp: Some("2025-01-02 10:00:00".into()),
-            latitude: Some(12.5),
-            longitude: None,
-            district: Some("Line\nbreak".into()),
-            status: Some("ANOMALY".into()),
-            anomaly_score: Some(0.25),
-            category: Some("amount".into()),
-            model_version: None,
+    fn row() -> ExportRow {
+        ExportRow {
+            reason: Some("₹50,000 is 25.0× the usual".into()),
+            verdict: Some("needs_field_check".into()),
+            transaction: crate::queries::TxRow {
+                transaction_id: 7,
+                transaction_ref: Some("ref,with \"quotes\"".into()),
+                beneficiary_id: "B1".into(),
+                account_id: None,
+                agent_id: Some("=cmd()".into()),
+                scheme: "PM-KISAN".into(),
+                amount_paise: Some(200_050),
+                timestamp: Some("2025-01-02 10:00:00".into()),
+                latitude: Some(12.5),
+                longitude: None,
+                district: Some("Line\nbreak".into()),
+                status: Some("ANOMALY".into()),
+                anomaly_score: Some(0.25),
+                category: Some("amount".into()),
+                model_version: None,
+            },
         }
     }
 
@@ -209,9 +218,9 @@ mod tests {
         let line = csv_line(&row());
         assert_eq!(
             line,
-            "7,\"ref,with \"\"quotes\"\"\",B1,,'=cmd(),PM-KISAN,2000.50,2025-01-02 10:00:00,12.5,,\"Line\nbreak\",ANOMALY,0.25,amount,\r\n"
+            "7,\"ref,with \"\"quotes\"\"\",B1,,'=cmd(),PM-KISAN,2000.50,2025-01-02 10:00:00,12.5,,\"Line\nbreak\",ANOMALY,0.25,amount,,\"₹50,000 is 25.0× the usual\",needs_field_check\r\n"
         );
-        assert_eq!(CSV_HEADER.split(',').count(), 15);
+        assert_eq!(CSV_HEADER.split(',').count(), 17);
     }
 
     #[test]
