@@ -50,7 +50,7 @@ fn refused() -> Response {
 /// or wrong, before any handler runs.
 pub async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let pre_session_form =
@@ -72,6 +72,8 @@ pub async fn require_token(
     let Some(session) = session else {
         return next.run(request).await;
     };
+    // The handler's session extractor takes it from here instead of looking it up again.
+    request.extensions_mut().insert(session.clone());
     if let Some(provided) = request.headers().get(CSRF_HEADER) {
         let valid = provided
             .to_str()

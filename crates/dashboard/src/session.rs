@@ -163,6 +163,10 @@ pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
 }
 
 async fn session_of(parts: &Parts, state: &AppState) -> AppResult<Option<Session>> {
+    // A write's session was already found (and its CSRF token checked) by `csrf::require_token`.
+    if let Some(session) = parts.extensions.get::<Session>() {
+        return Ok(Some(session.clone()));
+    }
     let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
