@@ -695,23 +695,14 @@ async fn open_alerts_are_anomalies_without_a_verdict_by_score() {
     assert!(page.contains("href=\"/alerts/3\""));
     // A field check keeps the alert open and lists it under pending field checks, until a
     // later verdict closes it.
-    let verdict = |id: &str, verdict: &str| {
-        let uri = format!("/alerts/{id}/verdict");
-        let fields = [
-            ("csrf", login.csrf.clone()),
-            ("verdict", verdict.to_string()),
-        ];
-        let app = &app;
-        let cookie = login.cookie.clone();
-        async move {
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            app.post_form(&uri, Some(&cookie), &fields).await.status
-        }
-    };
-    assert_eq!(
-        verdict("3", "needs_field_check").await,
-        StatusCode::SEE_OTHER
-    );
+    let field_check = [
+        ("csrf", login.csrf.as_str()),
+        ("verdict", "needs_field_check"),
+    ];
+    let response = app
+        .post_form("/alerts/3/verdict", Some(&login.cookie), &field_check)
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert!(
         app.get("/alerts", Some(&login))
             .await
@@ -728,7 +719,14 @@ async fn open_alerts_are_anomalies_without_a_verdict_by_score() {
         !checks.contains("href=\"/alerts/2\""),
         "dismissed is not a field check"
     );
-    assert_eq!(verdict("3", "confirmed_fraud").await, StatusCode::SEE_OTHER);
+    let confirmed = [
+        ("csrf", login.csrf.as_str()),
+        ("verdict", "confirmed_fraud"),
+    ];
+    let response = app
+        .post_form("/alerts/3/verdict", Some(&login.cookie), &confirmed)
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER);
     assert!(
         !app.get("/alerts", Some(&login))
             .await
