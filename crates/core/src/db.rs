@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_transaction_ref_index",
         include_str!("../../../migrations/0005_transaction_ref_index.sql"),
     ),
+    (
+        "0006_payments_api",
+        include_str!("../../../migrations/0006_payments_api.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -14,6 +14,7 @@
 //! - [`metrics`]: `metrics.json`, written by train and read by the dashboard.
 //! - [`reasons`]: the `reasons` JSON, written by monitor and read by the dashboard.
 //! - [`store`]: reading payments back out of the database.
+//! - [`ingest`]: the one validation of an incoming payment (CSV export or API).
 //! - [`tabular`]: what every CSV import shares: header matching, bad-row reports.
 //! - [`telemetry`]: logging set-up.
 //! - [`cli`]: the `--db` and `--modeling` arguments every program shares.
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod features;
 pub mod geo;
+pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod reasons;

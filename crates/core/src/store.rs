@@ -149,22 +149,34 @@ pub fn insert_transactions(conn: &Connection, rows: &[NewTransaction]) -> Result
     let mut statement = conn.prepare_cached(INSERT_SQL)?;
     let inserted_at = crate::time::now_millis();
     for row in rows {
-        statement.execute(params![
-            row.transaction_ref,
-            row.beneficiary_id,
-            row.account_id,
-            row.agent_id,
-            row.scheme,
-            row.amount_paise,
-            format_ist(row.time),
-            row.latitude,
-            row.longitude,
-            row.district,
-            row.is_anomaly.map(i64::from),
-            row.fraud_type,
-            inserted_at,
-        ])?;
+        insert_one(&mut statement, row, inserted_at)?;
     }
+    Ok(())
+}
+
+/// Inserts one row and returns its `transaction_id`; the caller owns the transaction.
+pub fn insert_transaction(conn: &Connection, row: &NewTransaction) -> Result<i64> {
+    let mut statement = conn.prepare_cached(INSERT_SQL)?;
+    insert_one(&mut statement, row, crate::time::now_millis())?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_one(statement: &mut rusqlite::Statement<'_>, row: &NewTransaction, inserted_at: i64) -> Result<()> {
+    statement.execute(params![
+        row.transaction_ref,
+        row.beneficiary_id,
+        row.account_id,
+        row.agent_id,
+        row.scheme,
+        row.amount_paise,
+        format_ist(row.time),
+        row.latitude,
+        row.longitude,
+        row.district,
+        row.is_anomaly.map(i64::from),
+        row.fraud_type,
+        inserted_at,
+    ])?;
     Ok(())
 }
 
@@ -209,6 +221,14 @@ pub fn write_monitor_mark(
     )?
     .execute(params![mark, model_version, updated_at_millis])?;
     Ok(())
+}
+
+/// The transaction registered for `transaction_ref` (migration 0006's unique `payment_refs`):
+/// the first one stored with it.
+pub fn registered_ref(conn: &Connection, transaction_ref: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT transaction_id FROM payment_refs WHERE transaction_ref = ?1")?
+        .query_row([transaction_ref], |row| row.get(0))
+        .optional()
 }
 
 /// Whether a transaction with this `transaction_ref` is stored (through its index).

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DEFAULT_ASSETS, ServeConfig};
 use crate::database::Database;
+use crate::apikeys::{self, Scope};
 use crate::users::{self, Role};
 
 /// Aegis dashboard: investigate flagged welfare payments.
@@ -49,6 +50,25 @@ pub enum Command {
     /// Load past verdicts.
     #[command(subcommand)]
     Verdicts(VerdictsCommand),
+    /// Manage API keys of machine clients (`/api/v1`).
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once, on standard output, and stored only as a hash.
+    Add {
+        name: String,
+        /// What the key may do (repeat or separate with commas): ingest (send payments),
+        /// read (the alerts feed), verdicts (record verdicts).
+        #[arg(long = "scope", value_enum, required = true, value_delimiter = ',')]
+        scopes: Vec<Scope>,
+    },
+    /// List keys (never their secrets) with their use counts.
+    List,
+    /// Revoke a live key: its next request is refused.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,7 +114,53 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Verdicts(VerdictsCommand::Import { file })) => {
             import_verdicts(&cli.db.db, &file)
         }
+        Some(Command::Apikey(command)) => run_apikey_command(&cli.db.db, command),
     }
+}
+
+fn run_apikey_command(db_path: &std::path::Path, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let db = Database::open(db_path)
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let now = aegis_core::time::now_millis();
+    let when = |millis: Option<i64>| millis.map(crate::views::format_millis);
+    match command {
+        ApiKeyCommand::Add { name, scopes } => {
+            let key = db.write(|conn| apikeys::create(conn, &name, &scopes, now))?;
+            let scopes: Vec<&str> = scopes.iter().map(|scope| scope.as_str()).collect();
+            eprintln!(
+                "created API key {name} (scopes {}). It is shown this once: store it now, and send it as `Authorization: Bearer KEY`.",
+                scopes.join(",")
+            );
+            println!("{key}");
+        }
+        ApiKeyCommand::List => {
+            let keys = db.read(apikeys::list)?;
+            if keys.is_empty() {
+                println!("no API keys: run `cargo run -p dashboard -- apikey add NAME --scope ingest`");
+            }
+            for key in keys {
+                let state = match when(key.revoked_at) {
+                    Some(at) => format!("revoked {at}"),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{:<24} aegis_{}_…  {:<22} {:<28} created {}  {} uses, last {}",
+                    key.name,
+                    key.prefix,
+                    key.scopes,
+                    state,
+                    crate::views::format_millis(key.created_at),
+                    key.uses,
+                    when(key.last_used_at).unwrap_or_else(|| "never".into())
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { name } => {
+            db.write(|conn| apikeys::revoke(conn, &name, now))?;
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
 }
 
 fn import_verdicts(db_path: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {

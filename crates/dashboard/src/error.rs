@@ -21,6 +21,12 @@ pub enum AppError {
     Forbidden(String),
     #[error("login required")]
     Unauthorized,
+    /// The request is well formed but cannot be processed as sent (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The request body is over the limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -42,6 +48,10 @@ impl AppError {
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
+            AppError::Unprocessable(message) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, message.clone())
+            }
+            AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
             AppError::Database(_) | AppError::Core(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (
@@ -74,6 +84,9 @@ impl IntoResponse for AppError {
             StatusCode::BAD_REQUEST => "That request could not be read",
             StatusCode::FORBIDDEN => "Not allowed",
             StatusCode::UNAUTHORIZED => "Please sign in",
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+                "That request could not be processed"
+            }
             _ => "Something went wrong",
         };
         match ErrorPage::new(heading, &message).render() {

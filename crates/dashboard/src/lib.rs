@@ -1,6 +1,7 @@
 //! Aegis dashboard: the web application auditors use to investigate flagged welfare payments.
-//! It reads `transactions.db` and `modeling/`, writes only users, sessions, verdicts and the
-//! audit log, and never scores a transaction itself.
+//! It reads `transactions.db` and `modeling/`, writes users, sessions, verdicts, the audit log,
+//! API keys and the payments machine clients send (`/api/v1`), and never scores a transaction
+//! itself.
 //!
 //! # Layout
 //! - [`cli`]: the command line (`serve`, `user add|list|disable`).
@@ -10,15 +11,19 @@
 //! - [`session`], [`password`], [`users`], [`audit`]: authentication, CSRF, roles, audit log.
 //! - [`filters`], [`queries`], [`alerts`], [`model_info`]: what the pages show, in SQL.
 //! - [`cache`]: aggregate answers reused while the data is unchanged.
+//! - [`apikeys`], [`decisions`]: the machine API's keys and its `?wait=` decisions (handlers
+//!   in [`routes::v1`]).
 //! - [`verdict_import`]: `dashboard verdicts import`, past verdicts from a CSV record.
 //! - [`templates`], [`escape`], [`views`]: askama view models, HTML escaping, formatting.
 
 pub mod alerts;
+pub mod apikeys;
 pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod csrf;
+pub mod decisions;
 pub mod database;
 pub mod error;
 pub mod escape;

@@ -1,7 +1,7 @@
 //! The router (every path, the security headers, static assets) and the server loop.
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::ServeConfig;
 use crate::csrf;
 use crate::error::AppError;
-use crate::routes::{admin, api, auth, export, live, pages};
+use crate::routes::{admin, api, auth, export, live, pages, v1};
 use crate::state::AppState;
 use crate::users;
 
@@ -42,6 +42,13 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/alerts/{id}", get(api::alert)),
         ("/api/alerts/{id}/verdict", post(api::post_verdict)),
         ("/api/model", get(api::model)),
+        (
+            "/api/v1/payments",
+            post(v1::post_payments).layer(DefaultBodyLimit::max(v1::MAX_BODY_BYTES)),
+        ),
+        ("/api/v1/alerts", get(v1::alerts)),
+        ("/api/v1/verdicts", post(v1::post_verdict)),
+        ("/api/v1/openapi.json", get(v1::openapi)),
     ]
 }
 

@@ -33,6 +33,7 @@ struct Inner {
     schemes: Mutex<Option<(Instant, Vec<String>)>>,
     summaries: QueryCache<crate::queries::Summary>,
     kpis: QueryCache<crate::queries::Kpis>,
+    decisions: crate::decisions::Decisions,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
                 schemes: Mutex::new(None),
                 summaries: QueryCache::default(),
                 kpis: QueryCache::default(),
+                decisions: crate::decisions::Decisions::default(),
             }),
         })
     }
@@ -65,6 +67,11 @@ impl AppState {
 
     pub fn assets(&self) -> &Path {
         &self.inner.assets
+    }
+
+    /// The watcher behind `?wait=` decisions of the payments API.
+    pub fn decisions(&self) -> &crate::decisions::Decisions {
+        &self.inner.decisions
     }
 
     pub fn secure_cookies(&self) -> bool {

@@ -6,7 +6,7 @@
 //! `transaction_ref`, `account_id`, `agent_id`, `latitude`, `longitude`, `district`,
 //! `is_anomaly` (0/1), `fraud_type`. Unknown columns are reported and ignored.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,22 +14,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
-use aegis_core::domain::{NewTransaction, parse_rupees};
+use aegis_core::domain::NewTransaction;
 use aegis_core::store::insert_transactions;
 use aegis_core::tabular::{self, Columns};
-use aegis_core::time::parse_timestamp;
 
-const REQUIRED: [&str; 4] = ["beneficiary_id", "amount", "timestamp", "scheme"];
-const OPTIONAL: [&str; 8] = [
-    "transaction_ref",
-    "account_id",
-    "agent_id",
-    "latitude",
-    "longitude",
-    "district",
-    "is_anomaly",
-    "fraud_type",
-];
+use aegis_core::ingest::{self, OPTIONAL, REQUIRED};
 
 /// A row that could not be imported.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,54 +60,11 @@ pub struct ImportReport {
 }
 
 fn parse_row(columns: &Columns, record: &csv::StringRecord) -> Result<NewTransaction, String> {
-    let field = |name: &str| columns.get(name, |position| record.get(position));
-    let required = |name: &str| field(name).ok_or_else(|| format!("{name} is missing"));
-    let beneficiary_id = required("beneficiary_id")?.to_string();
-    let amount_paise = parse_rupees(required("amount")?)?;
-    let timestamp = required("timestamp")?;
-    let time = parse_timestamp(timestamp).map_err(|_| {
-        format!("timestamp {timestamp:?} is not 'YYYY-MM-DD HH:MM:SS' (IST) or RFC 3339")
-    })?;
-    let scheme = required("scheme")?.to_string();
-    let coordinate = |name: &str, limit: f64| -> Result<Option<f64>, String> {
-        field(name)
-            .map(|text| {
-                let value: f64 = text
-                    .parse()
-                    .map_err(|_| format!("{name} {text:?} is not a number"))?;
-                if !value.is_finite() || value.abs() > limit {
-                    return Err(format!("{name} {value} is out of range (±{limit})"));
-                }
-                Ok(value)
-            })
-            .transpose()
-    };
-    let latitude = coordinate("latitude", 90.0)?;
-    let longitude = coordinate("longitude", 180.0)?;
-    if latitude.is_some() != longitude.is_some() {
-        return Err("latitude and longitude must be given together".into());
-    }
-    let is_anomaly = match field("is_anomaly") {
-        None => None,
-        Some("0") | Some("false") => Some(false),
-        Some("1") | Some("true") => Some(true),
-        Some(other) => return Err(format!("is_anomaly {other:?} is not 0 or 1")),
-    };
-    let text = |name: &str| field(name).map(str::to_string);
-    Ok(NewTransaction {
-        transaction_ref: text("transaction_ref"),
-        beneficiary_id,
-        account_id: text("account_id"),
-        agent_id: text("agent_id"),
-        scheme,
-        amount_paise,
-        time,
-        latitude,
-        longitude,
-        district: text("district"),
-        is_anomaly,
-        fraud_type: text("fraud_type"),
-    })
+    ingest::validate(
+        |name| columns.get(name, |position| record.get(position)),
+        ingest::Source::Export,
+    )
+    .map_err(|error| error.reason)
 }
 
 /// Reads and validates a whole CSV export: the good rows and the rejected ones.
@@ -142,6 +88,8 @@ struct CsvRows {
     headers: csv::StringRecord,
     unknown_columns: Vec<String>,
     record: csv::StringRecord,
+    /// Line of the row [`next_row`](Self::next_row) returned last.
+    line: u64,
 }
 
 impl CsvRows {
@@ -169,12 +117,14 @@ impl CsvRows {
             headers,
             unknown_columns: header.unknown,
             record: csv::StringRecord::new(),
+            line: 1,
         })
     }
 
     /// The next row, parsed or rejected with its line number; None at the end.
     fn next_row(&mut self) -> Option<Result<NewTransaction, Rejected>> {
         let line = self.reader.position().line();
+        self.line = line;
         match self.reader.read_record(&mut self.record) {
             Ok(false) => None,
             Ok(true) => Some(
@@ -189,6 +139,16 @@ impl CsvRows {
                 reason: format!("unreadable CSV: {error}"),
                 raw: Vec::new(),
             })),
+        }
+    }
+
+    /// Rejects the row [`next_row`](Self::next_row) returned last, which parsed but cannot be
+    /// stored.
+    fn reject(&self, reason: String) -> Rejected {
+        Rejected {
+            line: self.line,
+            reason,
+            raw: self.record.iter().map(str::to_string).collect(),
         }
     }
 }
@@ -220,26 +180,35 @@ pub fn import_csv(
         // As in generate: indexes are rebuilt once at the end, inside the same transaction.
         aegis_core::db::drop_transaction_indexes(&transaction)?;
     }
-    let mut seen_refs: HashSet<String> = HashSet::new();
+    // Each ref's first line: a ref repeated within the file is skipped by an appending import
+    // (an overlapping extract) and refused otherwise (two payments cannot share a reference).
+    let mut seen_refs: HashMap<String, u64> = HashMap::new();
     let mut batch = Vec::with_capacity(10_000);
     while let Some(row) = reader.next_row() {
         match row {
             Ok(row) => {
-                if mode == ImportMode::Append {
-                    match &row.transaction_ref {
-                        Some(reference) => {
-                            if !seen_refs.insert(reference.clone())
-                                || aegis_core::store::transaction_ref_exists(
-                                    &transaction,
-                                    reference,
-                                )?
-                            {
+                match &row.transaction_ref {
+                    Some(reference) => {
+                        if let Some(first) = seen_refs.get(reference) {
+                            if mode == ImportMode::Append {
                                 report.already_present += 1;
-                                continue;
+                            } else {
+                                report.rejected.push(reader.reject(format!(
+                                    "transaction_ref {reference:?} repeats line {first}: two payments cannot share a reference"
+                                )));
                             }
+                            continue;
                         }
-                        None => report.without_ref += 1,
+                        seen_refs.insert(reference.clone(), reader.line);
+                        if mode == ImportMode::Append
+                            && aegis_core::store::transaction_ref_exists(&transaction, reference)?
+                        {
+                            report.already_present += 1;
+                            continue;
+                        }
                     }
+                    None if mode == ImportMode::Append => report.without_ref += 1,
+                    None => {}
                 }
                 batch.push(row);
                 if batch.len() == batch.capacity() {

@@ -185,7 +185,7 @@ impl Summary {
 /// Empties the data tables (inside the caller's transaction), for `--force`.
 pub fn clear_data(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
-        "DELETE FROM verdicts; DELETE FROM transactions; DELETE FROM beneficiaries; DELETE FROM monitor_state;",
+        "DELETE FROM verdicts; DELETE FROM payment_refs; DELETE FROM transactions; DELETE FROM beneficiaries; DELETE FROM monitor_state;",
     )?;
     Ok(())
 }

@@ -19,7 +19,7 @@ pub fn run(
     config: &SimulateConfig,
     stop: &AtomicBool,
 ) -> anyhow::Result<SimulateStats> {
-    let (mut rows, rejected) = read_csv(path)?;
+    let (rows, rejected) = read_csv(path)?;
     if !rejected.is_empty() {
         for reject in rejected.iter().take(10) {
             eprintln!("{}:{}: {}", path.display(), reject.line, reject.reason);
@@ -28,6 +28,27 @@ pub fn run(
             "{} bad row(s) in {}: fix them (or import with `generate --from-csv --skip-bad`) before replaying",
             rejected.len(),
             path.display()
+        );
+    }
+    // A ref identifies one payment: rows already stored (a file replayed twice, an export
+    // imported earlier) or repeated in the file are skipped, as an appending import does.
+    let before = rows.len();
+    let mut seen = std::collections::HashSet::new();
+    let mut keep = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(reference) = &row.transaction_ref
+            && (!seen.insert(reference.clone())
+                || aegis_core::store::transaction_ref_exists(conn, reference)?)
+        {
+            continue;
+        }
+        keep.push(row);
+    }
+    let mut rows = keep;
+    if rows.len() < before {
+        tracing::info!(
+            skipped = before - rows.len(),
+            "skipping payments whose transaction_ref is already stored or repeated in the file"
         );
     }
     // Stable: rows with the same event time keep their order in the file.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod export;
 pub mod live;
 pub mod pages;
+pub mod v1;
 
 use axum::response::Html;
 

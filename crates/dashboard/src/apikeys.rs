@@ -1,0 +1,364 @@
+//! API keys: how machine clients (a payment switch, an ETL job, a case system) authenticate to
+//! `/api/v1/…`, separately from auditors' logins.
+//!
+//! A key reads `aegis_<prefix>_<secret>`. The prefix (12 hex digits) is public: it finds the
+//! row and names the key in lists. The secret (64 hex digits, 256 random bits) is printed once
+//! when the key is created; the database keeps only its SHA-256 (a fast hash is right for a
+//! random secret of this length: there is nothing to guess), compared in constant time. Keys are
+//! created and revoked from the command line only, and both are written to the audit log.
+
+use std::fmt;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::audit;
+use crate::error::{AppError, AppResult};
+use crate::session::{constant_time_eq, random_token, sha256_hex};
+use crate::state::AppState;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// `POST /api/v1/payments` (with decisions).
+    Ingest,
+    /// `GET /api/v1/alerts`.
+    Read,
+    /// `POST /api/v1/verdicts`.
+    Verdicts,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Verdicts];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+            Scope::Verdicts => "verdicts",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+const KEY_PREFIX: &str = "aegis_";
+const PREFIX_HEX: usize = 12;
+const SECRET_HEX: usize = 64;
+
+/// A live key that authenticated a request.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    pub key_id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The disabled user its verdicts are recorded for (`api:<name>`).
+    pub user_id: i64,
+}
+
+impl ApiClient {
+    /// Refuses (403) a request this key's scopes do not cover.
+    pub fn require(&self, scope: Scope) -> AppResult<()> {
+        if self.scopes.contains(&scope) {
+            return Ok(());
+        }
+        Err(AppError::Forbidden(format!(
+            "this API key may not {}: its scopes are {}; create a key with --scope {scope}",
+            match scope {
+                Scope::Ingest => "send payments",
+                Scope::Read => "read alerts",
+                Scope::Verdicts => "record verdicts",
+            },
+            join_scopes(&self.scopes)
+        )))
+    }
+
+    /// The name verdicts and audit entries made with this key carry.
+    pub fn actor(&self) -> String {
+        format!("api:{}", self.name)
+    }
+}
+
+fn join_scopes(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .map(|scope| scope.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_scopes(text: &str) -> Vec<Scope> {
+    text.split(',').filter_map(Scope::parse).collect()
+}
+
+/// Checks a key name: what `apikey add` accepts.
+pub fn validate_name(name: &str) -> AppResult<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if valid {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(format!(
+            "key name {name:?}: use 1 to 32 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Creates a key and returns its text, which is shown once and never stored.
+pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> AppResult<String> {
+    validate_name(name)?;
+    if scopes.is_empty() {
+        return Err(AppError::BadRequest(
+            "a key needs at least one --scope (ingest, read, verdicts)".into(),
+        ));
+    }
+    let mut scopes = scopes.to_vec();
+    scopes.sort_by_key(|scope| Scope::ALL.iter().position(|s| s == scope));
+    scopes.dedup();
+    let transaction = conn.transaction()?;
+    let taken: bool = transaction.query_row(
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1 AND revoked_at IS NULL)",
+        [name],
+        |row| row.get(0),
+    )?;
+    if taken {
+        return Err(AppError::BadRequest(format!(
+            "a live key is already named {name:?}: revoke it first (`dashboard apikey revoke {name}`) or pick another name"
+        )));
+    }
+    let user_id = system_user(&transaction, &format!("api:{name}"), now)?;
+    let prefix = random_token()[..PREFIX_HEX].to_string();
+    let secret = random_token();
+    debug_assert_eq!(secret.len(), SECRET_HEX);
+    transaction.execute(
+        "INSERT INTO api_keys (name, prefix, secret_hash, scopes, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![name, prefix, sha256_hex(&secret), join_scopes(&scopes), user_id, now],
+    )?;
+    audit::record(
+        &transaction,
+        now,
+        Some("cli"),
+        "apikey_created",
+        &format!("{name} ({prefix}), scopes {}", join_scopes(&scopes)),
+    )?;
+    transaction.commit()?;
+    Ok(format!("{KEY_PREFIX}{prefix}_{secret}"))
+}
+
+/// The disabled user that records a key's verdicts, created on first use. It has an
+/// unguessable password and can never log in.
+fn system_user(conn: &Connection, username: &str, now: i64) -> AppResult<i64> {
+    if let Some(id) = conn
+        .query_row(
+            "SELECT user_id FROM users WHERE username = ?1",
+            [username],
+            |row| row.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let hash = crate::password::hash_password(&random_token())?;
+    conn.execute(
+        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
+        params![username, hash, now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Revokes the live key named `name`; its next request gets 401.
+pub fn revoke(conn: &mut Connection, name: &str, now: i64) -> AppResult<()> {
+    let transaction = conn.transaction()?;
+    let prefix: Option<String> = transaction
+        .query_row(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL RETURNING prefix",
+            params![name, now],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(prefix) = prefix else {
+        return Err(AppError::BadRequest(format!(
+            "no live key is named {name:?}: `dashboard apikey list` shows them"
+        )));
+    };
+    audit::record(
+        &transaction,
+        now,
+        Some("cli"),
+        "apikey_revoked",
+        &format!("{name} ({prefix})"),
+    )?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// One key as `apikey list` shows it.
+#[derive(Debug, Clone)]
+pub struct KeySummary {
+    pub name: String,
+    pub prefix: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub uses: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// Every key, live ones first, newest first.
+pub fn list(conn: &Connection) -> AppResult<Vec<KeySummary>> {
+    let mut statement = conn.prepare(
+        "SELECT name, prefix, scopes, created_at, revoked_at, uses, last_used_at FROM api_keys \
+         ORDER BY revoked_at IS NOT NULL, created_at DESC",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok(KeySummary {
+            name: row.get(0)?,
+            prefix: row.get(1)?,
+            scopes: row.get(2)?,
+            created_at: row.get(3)?,
+            revoked_at: row.get(4)?,
+            uses: row.get(5)?,
+            last_used_at: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The live key `text` names, if its secret matches.
+pub fn authenticate(conn: &Connection, text: &str) -> AppResult<Option<ApiClient>> {
+    let Some((prefix, secret)) = text
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+    else {
+        return Ok(None);
+    };
+    if prefix.len() != PREFIX_HEX || secret.len() != SECRET_HEX {
+        return Ok(None);
+    }
+    let row: Option<(i64, String, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT key_id, name, secret_hash, scopes, user_id FROM api_keys \
+             WHERE prefix = ?1 AND revoked_at IS NULL",
+        )?
+        .query_row([prefix], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+        })
+        .optional()?;
+    let Some((key_id, name, secret_hash, scopes, user_id)) = row else {
+        return Ok(None);
+    };
+    if !constant_time_eq(&sha256_hex(secret), &secret_hash) {
+        return Ok(None);
+    }
+    Ok(Some(ApiClient {
+        key_id,
+        name,
+        scopes: parse_scopes(&scopes),
+        user_id,
+    }))
+}
+
+/// Counts one use of a key; called inside the request's own write where it has one.
+pub fn count_use(conn: &Connection, key_id: i64, now: i64) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET uses = uses + 1, last_used_at = ?2 WHERE key_id = ?1",
+    )?
+    .execute(params![key_id, now])?;
+    Ok(())
+}
+
+/// The refusal of a request without a valid key: 401, a challenge, and no detail.
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({ "error": "unauthorized" })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for ApiClient {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(|token| token.trim().to_string());
+        let Some(token) = token else {
+            return Err(Unauthorized.into_response());
+        };
+        match state.read(move |conn| authenticate(conn, &token)).await {
+            Ok(Some(client)) => Ok(client),
+            Ok(None) => Err(Unauthorized.into_response()),
+            Err(error) => Err(crate::error::ApiError(error).into_response()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_works_until_it_is_revoked_and_only_its_hash_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = aegis_core::db::open(&dir.path().join("keys.db")).unwrap();
+        let key = create(&mut conn, "switch", &[Scope::Ingest, Scope::Read], 1).unwrap();
+        let client = authenticate(&conn, &key).unwrap().expect("the key works");
+        assert_eq!(client.scopes, [Scope::Ingest, Scope::Read]);
+        assert!(client.require(Scope::Verdicts).is_err());
+        let secret = key.rsplit('_').next().unwrap();
+        let stored: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM api_keys WHERE secret_hash = ?1 OR secret_hash = ?2",
+                params![secret, key],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 0, "the secret itself is never stored");
+        let mut wrong = key.clone();
+        wrong.pop();
+        wrong.push(if key.ends_with('0') { '1' } else { '0' });
+        assert!(authenticate(&conn, &wrong).unwrap().is_none());
+        assert!(create(&mut conn, "switch", &[Scope::Read], 2).is_err());
+        revoke(&mut conn, "switch", 3).unwrap();
+        assert!(authenticate(&conn, &key).unwrap().is_none());
+        let again = create(&mut conn, "switch", &[Scope::Read], 4).unwrap();
+        assert!(authenticate(&conn, &again).unwrap().is_some());
+        let actions: Vec<String> = conn
+            .prepare("SELECT action FROM audit_log ORDER BY audit_id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            actions,
+            ["apikey_created", "apikey_revoked", "apikey_created"]
+        );
+    }
+}
