@@ -161,7 +161,11 @@ pub fn insert_transaction(conn: &Connection, row: &NewTransaction) -> Result<i64
     Ok(conn.last_insert_rowid())
 }
 
-fn insert_one(statement: &mut rusqlite::Statement<'_>, row: &NewTransaction, inserted_at: i64) -> Result<()> {
+fn insert_one(
+    statement: &mut rusqlite::Statement<'_>,
+    row: &NewTransaction,
+    inserted_at: i64,
+) -> Result<()> {
     statement.execute(params![
         row.transaction_ref,
         row.beneficiary_id,

@@ -312,7 +312,9 @@ pub fn record_verdict(
             "note: at most {MAX_NOTE_CHARS} characters"
         )));
     }
-    let transaction = conn.transaction()?;
+    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
+    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let exists: bool = transaction.query_row(
         "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1)",
         [id],

@@ -129,7 +129,9 @@ pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> 
     let mut scopes = scopes.to_vec();
     scopes.sort_by_key(|scope| Scope::ALL.iter().position(|s| s == scope));
     scopes.dedup();
-    let transaction = conn.transaction()?;
+    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
+    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let taken: bool = transaction.query_row(
         "SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1 AND revoked_at IS NULL)",
         [name],
@@ -182,7 +184,9 @@ fn system_user(conn: &Connection, username: &str, now: i64) -> AppResult<i64> {
 
 /// Revokes the live key named `name`; its next request gets 401.
 pub fn revoke(conn: &mut Connection, name: &str, now: i64) -> AppResult<()> {
-    let transaction = conn.transaction()?;
+    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
+    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let prefix: Option<String> = transaction
         .query_row(
             "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL RETURNING prefix",
@@ -255,7 +259,13 @@ pub fn authenticate(conn: &Connection, text: &str) -> AppResult<Option<ApiClient
              WHERE prefix = ?1 AND revoked_at IS NULL",
         )?
         .query_row([prefix], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
         })
         .optional()?;
     let Some((key_id, name, secret_hash, scopes, user_id)) = row else {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use crate::apikeys::{self, Scope};
 use crate::config::{DEFAULT_ASSETS, ServeConfig};
 use crate::database::Database;
-use crate::apikeys::{self, Scope};
 use crate::users::{self, Role};
 
 /// Aegis dashboard: investigate flagged welfare payments.
@@ -136,7 +136,9 @@ fn run_apikey_command(db_path: &std::path::Path, command: ApiKeyCommand) -> anyh
         ApiKeyCommand::List => {
             let keys = db.read(apikeys::list)?;
             if keys.is_empty() {
-                println!("no API keys: run `cargo run -p dashboard -- apikey add NAME --scope ingest`");
+                println!(
+                    "no API keys: run `cargo run -p dashboard -- apikey add NAME --scope ingest`"
+                );
             }
             for key in keys {
                 let state = match when(key.revoked_at) {

@@ -123,9 +123,7 @@ impl Decisions {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
-        let mut found = state
-            .read(move |conn| read_decisions(conn, &ids))
-            .await?;
+        let mut found = state.read(move |conn| read_decisions(conn, &ids)).await?;
         for decision in found.values_mut() {
             decision.threshold = decisions.threshold(state, decision.model_version.as_deref());
         }

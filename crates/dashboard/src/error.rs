@@ -48,9 +48,7 @@ impl AppError {
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
-            AppError::Unprocessable(message) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, message.clone())
-            }
+            AppError::Unprocessable(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.clone()),
             AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
             AppError::Database(_) | AppError::Core(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");

@@ -145,7 +145,9 @@ pub fn disable_user(
     actor: &str,
     now_millis: i64,
 ) -> AppResult<()> {
-    let transaction = conn.transaction()?;
+    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
+    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let user_id: Option<i64> = transaction
         .query_row(
             "SELECT user_id FROM users WHERE username = ?1",

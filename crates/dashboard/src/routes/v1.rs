@@ -295,7 +295,10 @@ pub async fn post_payments(
 ) -> Result<Response, ApiError> {
     client.require(Scope::Ingest)?;
     only_params(&params, &["wait", "atomic"])?;
-    let wait = params.get("wait").map(|text| parse_wait(text)).transpose()?;
+    let wait = params
+        .get("wait")
+        .map(|text| parse_wait(text))
+        .transpose()?;
     let atomic = parse_flag(&params, "atomic")?;
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     let items = items_of(parse_json(&body_within_limit(body)?)?)?;
@@ -335,12 +338,16 @@ pub async fn post_payments(
                     None,
                     ItemError {
                         field: String::new(),
-                        reason: "not stored: atomic=true and another payment of the batch was refused".into(),
+                        reason:
+                            "not stored: atomic=true and another payment of the batch was refused"
+                                .into(),
                     },
                 )
             })
         })
         .collect();
+    // Stored means a payment of this request is in the database, now or from before.
+    let stored = stored && results.iter().any(|r| r.result != "rejected");
     if !stored {
         for result in &mut results {
             if result.result != "rejected" {
@@ -349,7 +356,9 @@ pub async fn post_payments(
                     result.transaction_ref.clone(),
                     ItemError {
                         field: String::new(),
-                        reason: "not stored: atomic=true and another payment of the batch was refused".into(),
+                        reason:
+                            "not stored: atomic=true and another payment of the batch was refused"
+                                .into(),
                     },
                 );
             }
@@ -498,7 +507,9 @@ pub async fn alerts(
                 ))
             })?,
     };
-    let page = state.read(move |conn| feed_page(conn, after, limit)).await?;
+    let page = state
+        .read(move |conn| feed_page(conn, after, limit))
+        .await?;
     let now = aegis_core::time::now_millis();
     let key_id = client.key_id;
     state

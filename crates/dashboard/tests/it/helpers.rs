@@ -207,6 +207,11 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("transactions.db");
         drop(aegis_core::db::open(&db_path).unwrap());
+        TestApp::on(dir, db_path)
+    }
+
+    /// A dashboard on the database at `db_path` (in `dir`, whose `modeling/` it reads).
+    pub fn on(dir: TempDir, db_path: PathBuf) -> TestApp {
         let mut config = ServeConfig::new(&db_path, dir.path().join("modeling"));
         config.live_interval = Duration::from_millis(50);
         let state = AppState::open(&config).unwrap();
@@ -323,6 +328,30 @@ impl TestApp {
         lines
             .map(|line| line.split(',').next().unwrap().parse().unwrap())
             .collect()
+    }
+
+    /// Creates an API key with the crate's own function.
+    pub fn api_key(&self, name: &str, scopes: &[dashboard::apikeys::Scope]) -> String {
+        dashboard::apikeys::create(&mut self.conn(), name, scopes, 1).unwrap()
+    }
+
+    /// A machine client's request: JSON body, the key as a bearer token.
+    pub async fn api(
+        &self,
+        method: &str,
+        uri: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(key) = key {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
     }
 
     pub fn count(&self, sql: &str) -> i64 {

@@ -1,6 +1,7 @@
 //! Integration tests of the dashboard: the router on a temporary database, driven with
 //! `tower::ServiceExt::oneshot` (no socket).
 
+mod api_v1;
 mod helpers;
 
 use std::time::Duration;
