@@ -36,6 +36,10 @@ struct UpArgs {
     /// Where the programs' logs go.
     #[arg(long, default_value = "./logs")]
     logs: PathBuf,
+    /// Feed the live payments through the dashboard's payments API (with an API key made for
+    /// the run) instead of writing the database directly.
+    #[arg(long)]
+    via_api: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +57,9 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value_t = 18080)]
         port: u16,
+        /// Only the payments API figures (and the generate, train and drain they need).
+        #[arg(long)]
+        api_only: bool,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -90,17 +97,20 @@ fn main() -> ExitCode {
             rows: up.rows,
             rate: up.rate,
             logs: up.logs,
+            via_api: up.via_api,
         }),
         Command::Bench {
             dir,
             rows,
             seconds,
             port,
+            api_only,
         } => bench::run(&bench::BenchConfig {
             dir,
             rows,
             seconds,
             port,
+            api_only,
         }),
         Command::Soak {
             dir,

@@ -22,6 +22,8 @@ pub struct UpConfig {
     pub rows: u64,
     pub rate: f64,
     pub logs: PathBuf,
+    /// Feed through `POST /api/v1/payments` instead of the database.
+    pub via_api: bool,
 }
 
 /// A random password of `length` letters and digits.
@@ -51,6 +53,23 @@ pub fn create_user(db: &Path, username: &str, role: &str, password: &str) -> any
         bail!("creating the {role} account {username} failed ({status})");
     }
     Ok(())
+}
+
+/// Creates an API key through the dashboard's own CLI and returns it (printed once on stdout).
+pub fn create_api_key(db: &Path, name: &str, scope: &str) -> anyhow::Result<String> {
+    let output = command("dashboard", None)?
+        .args(["--db", db.to_str().context("db path is not UTF-8")?])
+        .args(["apikey", "add", name, "--scope", scope])
+        .stderr(Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        bail!("creating the API key {name} failed ({})", output.status);
+    }
+    let key = String::from_utf8(output.stdout)?.trim().to_string();
+    if !key.starts_with("aegis_") {
+        bail!("`dashboard apikey add` printed no key");
+    }
+    Ok(key)
 }
 
 fn transaction_count(db: &Path) -> i64 {
@@ -113,14 +132,24 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.logs)?;
     let log = |name: &str| config.logs.join(format!("{name}.log"));
-    // In stopping order: the feed first, so the monitor can score its last batch.
+    let url = format!("http://{}", config.addr);
+    let rate = config.rate.to_string();
+    let mut feed_args = vec!["--db", db, "--rate", rate.as_str()];
+    let key = if config.via_api {
+        Some(create_api_key(
+            &config.db,
+            &format!("demo-feed-{suffix}"),
+            "ingest",
+        )?)
+    } else {
+        None
+    };
+    if let Some(key) = &key {
+        feed_args.extend(["--via-api", url.as_str(), "--key", key.as_str()]);
+    }
+    // In stopping order: the feed first, so the monitor can score its last batch. Through the
+    // API, the feed starts once the dashboard answers.
     let mut children: Vec<(&str, Child)> = vec![
-        (
-            "simulate",
-            command("simulate", Some(&log("simulate")))?
-                .args(["--db", db, "--rate", &config.rate.to_string()])
-                .spawn()?,
-        ),
         (
             "monitor",
             command("monitor", Some(&log("monitor")))?
@@ -134,15 +163,31 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
                 .spawn()?,
         ),
     ];
-    let url = format!("http://{}", config.addr);
+    if key.is_none() {
+        let feed = command("simulate", Some(&log("simulate")))?
+            .args(&feed_args)
+            .spawn()?;
+        children.insert(0, ("simulate", feed));
+    }
     crate::http::wait_until_up(&url, Duration::from_secs(30))?;
+    if key.is_some() {
+        let feed = command("simulate", Some(&log("simulate")))?
+            .args(&feed_args)
+            .spawn()?;
+        children.insert(0, ("simulate", feed));
+    }
     println!(
         "\nAegis is running.\n\n  dashboard  {url}\n  auditor    {username}  password {password}\n  \
          admin      {admin}  password {admin_password}\n\n\
-         The simulator feeds {} payments a second into {db}; the monitor scores each one as it\n\
+         The simulator feeds {} payments a second into {db}{}; the monitor scores each one as it\n\
          arrives; open the dashboard and watch the Overview and Alerts. Logs are in {}.\n\
          Press Ctrl-C to stop everything.",
         config.rate,
+        if config.via_api {
+            " through the payments API"
+        } else {
+            ""
+        },
         config.logs.display()
     );
 

@@ -6,10 +6,12 @@
 //! - [`clock`]: business-time → event-time with the hour-of-day profile.
 //! - [`feed`]: what to insert next (normal payments and fraud incidents).
 //! - [`replay`]: `--replay FILE.csv`.
+//! - [`sink`]: into the database, or through the payments API (`--via-api`).
 
 pub mod clock;
 pub mod feed;
 pub mod replay;
+pub mod sink;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct SimulateConfig {
     pub replay: Option<PathBuf>,
     /// Longest a generated row waits before its batch is committed.
     pub commit_interval: Duration,
+    /// Send payments through the dashboard's API instead of writing the database.
+    pub api: Option<sink::ApiTarget>,
 }
 
 /// Totals of a run.
@@ -90,8 +94,9 @@ pub fn commit_batch(conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::R
 pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<SimulateStats> {
     let mut conn =
         db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut sink = sink::Sink::new(config.api.as_ref(), config.seed);
     if let Some(path) = &config.replay {
-        return replay::run(&mut conn, path, config, &stop);
+        return replay::run(&mut conn, &mut sink, path, config, &stop);
     }
     if config.rate <= 0.0 || !config.rate.is_finite() {
         anyhow::bail!("--rate must be a positive number of transactions per second");
@@ -141,7 +146,7 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
             batch.truncate(room);
         }
         if !batch.is_empty() {
-            commit_batch(&mut conn, &batch)?;
+            sink.send(&mut conn, &batch)?;
             stats.inserted += batch.len() as u64;
             stats.frauds += batch.iter().filter(|t| t.is_anomaly == Some(true)).count() as u64;
             stats.batches += 1;

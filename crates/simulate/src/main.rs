@@ -42,6 +42,13 @@ struct Args {
     /// Longest a row waits before its batch is committed, in milliseconds.
     #[arg(long, default_value_t = 20)]
     commit_ms: u64,
+    /// Send the payments through the dashboard's payments API at this URL (such as
+    /// http://127.0.0.1:8080) instead of writing the database; needs --key.
+    #[arg(long, value_name = "URL", requires = "key")]
+    via_api: Option<String>,
+    /// API key with the ingest scope (`dashboard apikey add NAME --scope ingest`).
+    #[arg(long, env = "AEGIS_API_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 fn parse_day(text: &str) -> Result<EventTime, String> {
@@ -78,6 +85,10 @@ fn main() -> ExitCode {
         start: args.start,
         replay: args.replay,
         commit_interval: Duration::from_millis(args.commit_ms.max(1)),
+        api: args.via_api.map(|url| simulate::sink::ApiTarget {
+            url,
+            key: args.key.unwrap_or_default(),
+        }),
     };
     match simulate::run(&config, stop) {
         Ok(stats) => {

@@ -10,11 +10,13 @@ use rusqlite::Connection;
 
 use generate::import::read_csv;
 
-use crate::{SimulateConfig, SimulateStats, commit_batch};
+use crate::sink::Sink;
+use crate::{SimulateConfig, SimulateStats};
 
 /// Replays `path` into the database.
 pub fn run(
     conn: &mut Connection,
+    sink: &mut Sink,
     path: &Path,
     config: &SimulateConfig,
     stop: &AtomicBool,
@@ -75,7 +77,7 @@ pub fn run(
         let end = next + rows[next..].partition_point(|row| (row.time as f64) <= replayed_until);
         if end > next {
             let batch = &rows[next..end];
-            commit_batch(conn, batch)?;
+            sink.send(conn, batch)?;
             stats.inserted += batch.len() as u64;
             stats.frauds += batch
                 .iter()

@@ -26,6 +26,7 @@ fn config(db: &std::path::Path) -> SimulateConfig {
         start: None,
         replay: None,
         commit_interval: Duration::from_millis(20),
+        api: None,
     }
 }
 
