@@ -69,6 +69,42 @@ const TRANSACTION_INDEXES: &[(&str, &str)] = &[
 /// How long a statement waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Waits for a lock another connection holds: polls every 250 µs for the first 10 ms, every
+/// millisecond up to 110 ms, then every 10 ms, until [`BUSY_TIMEOUT`]. SQLite's own
+/// `busy_timeout` backs off to 25–100 ms sleeps after a few tries, so with the monitor, the
+/// simulator and the payments API committing hundreds of small transactions a second, a
+/// writer that just missed the lock slept for tens of milliseconds after it was free: that was
+/// most of a `?wait=` decision's p99.
+fn wait_for_lock(attempt: i32) -> bool {
+    if spent_before(attempt) >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(pause_of(attempt));
+    true
+}
+
+const FAST_POLLS: i32 = 40;
+const MEDIUM_POLLS: i32 = FAST_POLLS + 100;
+
+/// The sleep after failed attempt `attempt` (0-based).
+fn pause_of(attempt: i32) -> Duration {
+    if attempt < FAST_POLLS {
+        Duration::from_micros(250)
+    } else if attempt < MEDIUM_POLLS {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_millis(10)
+    }
+}
+
+/// The time slept before attempt `attempt`: the sum of the earlier pauses.
+fn spent_before(attempt: i32) -> Duration {
+    let count = |from: i32, to: i32| attempt.clamp(from, to) - from;
+    Duration::from_micros(250) * count(0, FAST_POLLS) as u32
+        + Duration::from_millis(1) * count(FAST_POLLS, MEDIUM_POLLS) as u32
+        + Duration::from_millis(10) * count(MEDIUM_POLLS, i32::MAX) as u32
+}
+
 /// Opens (creating if needed) and migrates the database at `path`.
 pub fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
@@ -97,7 +133,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     let version = schema_version(&conn)?;
     if version > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
@@ -110,7 +146,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     // WAL lets the dashboard and the monitor read while the simulator writes.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -180,6 +216,26 @@ pub fn transaction_count(conn: &Connection) -> Result<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locked_database_is_waited_for_up_to_the_busy_timeout() {
+        let mut attempt = 0;
+        let mut waited = Duration::ZERO;
+        while spent_before(attempt) < BUSY_TIMEOUT {
+            assert_eq!(spent_before(attempt), waited, "attempt {attempt}");
+            waited += pause_of(attempt);
+            attempt += 1;
+        }
+        assert!(
+            waited >= BUSY_TIMEOUT - Duration::from_millis(10),
+            "{waited:?}"
+        );
+        assert!(
+            waited <= BUSY_TIMEOUT + Duration::from_millis(10),
+            "{waited:?}"
+        );
+        assert!(attempt > 100, "short polls first: {attempt} attempts");
+    }
 
     #[test]
     fn fresh_database_gets_every_migration() {

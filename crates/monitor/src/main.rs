@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, default_value_t = 5_000)]
     batch_size: usize,
     /// Milliseconds between polls when idle.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 5)]
     poll_ms: u64,
     /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
