@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::{Error, Result};
 
@@ -192,18 +192,48 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Drops the secondary indexes of `transactions`; call inside the bulk load's transaction.
-pub fn drop_transaction_indexes(conn: &Connection) -> Result<()> {
+/// The trigger that registers each inserted ref in `payment_refs` (migration 0006).
+const REGISTER_TRIGGER: &str = "transactions_register_ref";
+
+/// What a bulk load took off `transactions` and must put back
+/// ([`create_transaction_indexes`]).
+#[must_use = "pass it to create_transaction_indexes"]
+pub struct BulkLoad {
+    register_trigger: Option<String>,
+}
+
+/// Drops the secondary indexes of `transactions` and the ref-registering trigger; call inside
+/// the bulk load's transaction, into an empty table. The load checks its own refs for repeats.
+pub fn drop_transaction_indexes(conn: &Connection) -> Result<BulkLoad> {
+    let register_trigger: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+            [REGISTER_TRIGGER],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if register_trigger.is_some() {
+        conn.execute_batch(&format!("DROP TRIGGER {REGISTER_TRIGGER}"))?;
+    }
     for (name, _) in TRANSACTION_INDEXES {
         conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
-    Ok(())
+    Ok(BulkLoad { register_trigger })
 }
 
-/// Recreates the indexes [`drop_transaction_indexes`] dropped.
-pub fn create_transaction_indexes(conn: &Connection) -> Result<()> {
+/// Recreates what [`drop_transaction_indexes`] dropped: the indexes, then the loaded refs'
+/// registrations in one sorted pass, then the trigger.
+pub fn create_transaction_indexes(conn: &Connection, bulk: BulkLoad) -> Result<()> {
     for (name, target) in TRANSACTION_INDEXES {
         conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {target}"))?;
+    }
+    if let Some(sql) = bulk.register_trigger {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO payment_refs (transaction_ref, transaction_id) \
+             SELECT transaction_ref, min(transaction_id) FROM transactions \
+             WHERE transaction_ref IS NOT NULL GROUP BY transaction_ref",
+        )?;
+        conn.execute_batch(&sql)?;
     }
     Ok(())
 }
@@ -345,10 +375,38 @@ mod tests {
         };
         let before = count(&conn);
         let migrated = definitions(&conn);
-        drop_transaction_indexes(&conn).unwrap();
+        let trigger = |conn: &Connection| -> Option<String> {
+            conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                [REGISTER_TRIGGER],
+                |row| row.get(0),
+            )
+            .optional()
+            .unwrap()
+        };
+        let migrated_trigger = trigger(&conn).expect("migration 0006 made the trigger");
+        let bulk = drop_transaction_indexes(&conn).unwrap();
         assert_eq!(count(&conn), 0);
-        create_transaction_indexes(&conn).unwrap();
+        assert_eq!(trigger(&conn), None);
+        conn.execute_batch(
+            "INSERT INTO transactions (transaction_ref, beneficiary_id, scheme) VALUES ('R1', 'B1', 'S'), ('R2', 'B1', 'S')",
+        )
+        .unwrap();
+        create_transaction_indexes(&conn, bulk).unwrap();
         assert_eq!(count(&conn), before);
+        assert_eq!(trigger(&conn), Some(migrated_trigger));
+        let registered: i64 = conn
+            .query_row("SELECT count(*) FROM payment_refs", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(registered, 2, "the bulk-loaded refs are registered");
+        assert!(
+            conn.execute(
+                "INSERT INTO transactions (transaction_ref, beneficiary_id, scheme) VALUES ('R1', 'B2', 'S')",
+                []
+            )
+            .is_err(),
+            "and protected again"
+        );
         assert_eq!(before, TRANSACTION_INDEXES.len() as i64);
         assert_eq!(
             definitions(&conn),

@@ -175,11 +175,12 @@ pub fn import_csv(
         ImportMode::Replace => crate::clear_data(&transaction)?,
         ImportMode::Fresh | ImportMode::Append => {}
     }
-    let bulk = mode != ImportMode::Append;
-    if bulk {
-        // As in generate: indexes are rebuilt once at the end, inside the same transaction.
-        aegis_core::db::drop_transaction_indexes(&transaction)?;
-    }
+    // As in generate: indexes are rebuilt once at the end, inside the same transaction.
+    let bulk = if mode == ImportMode::Append {
+        None
+    } else {
+        Some(aegis_core::db::drop_transaction_indexes(&transaction)?)
+    };
     // Each ref's first line: a ref repeated within the file is skipped by an appending import
     // (an overlapping extract) and refused otherwise (two payments cannot share a reference).
     let mut seen_refs: HashMap<String, u64> = HashMap::new();
@@ -230,8 +231,8 @@ pub fn import_csv(
     }
     insert_transactions(&transaction, &batch)?;
     report.imported += batch.len();
-    if bulk {
-        aegis_core::db::create_transaction_indexes(&transaction)?;
+    if let Some(bulk) = bulk {
+        aegis_core::db::create_transaction_indexes(&transaction, bulk)?;
     }
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);

@@ -213,7 +213,7 @@ pub fn write_generated(
     let transaction = conn.transaction()?;
     refuse_existing(&transaction, db_path, force)?;
     clear_data(&transaction)?;
-    db::drop_transaction_indexes(&transaction)?;
+    let bulk = db::drop_transaction_indexes(&transaction)?;
     let bar = if progress {
         ProgressBar::new(generated.transactions.len() as u64)
     } else {
@@ -234,7 +234,7 @@ pub fn write_generated(
     }
     let inserted = started.elapsed();
     bar.set_message("indexing");
-    db::create_transaction_indexes(&transaction)?;
+    db::create_transaction_indexes(&transaction, bulk)?;
     tracing::debug!(
         insert_s = inserted.as_secs_f64(),
         index_s = (started.elapsed() - inserted).as_secs_f64(),

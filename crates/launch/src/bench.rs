@@ -22,6 +22,8 @@ pub struct BenchConfig {
     pub rows: u64,
     pub seconds: u64,
     pub port: u16,
+    /// Only the payments API figures (after generate, train and the drain they need).
+    pub api_only: bool,
 }
 
 struct Report {
@@ -406,6 +408,95 @@ impl<'a> Bench<'a> {
     }
 }
 
+impl Bench<'_> {
+    /// The payments API on the scored database: ingest throughput (8 clients, batches of
+    /// 500), then decision latency of single payments with `?wait=` at 100 and 1,000 a second.
+    fn api(&mut self) -> anyhow::Result<()> {
+        use crate::apibench;
+
+        let key = crate::up::create_api_key(
+            &self.db_path,
+            &format!("bench-{}", random_password(4).to_lowercase()),
+            "ingest",
+        )?;
+        let addr = format!("127.0.0.1:{}", self.config.port);
+        let base = format!("http://{addr}");
+        let mut monitor = command("monitor", Some(&self.log))?
+            .args(["--db", &self.db, "--modeling", &self.modeling])
+            .spawn()?;
+        let mut dashboard = command("dashboard", Some(&self.log))?
+            .args([
+                "--db",
+                &self.db,
+                "--modeling",
+                &self.modeling,
+                "--addr",
+                &addr,
+            ])
+            .spawn()?;
+        wait_until_up(&base, Duration::from_secs(30))?;
+        let (payees, day) = apibench::payees(&self.db_path, 200_000)?;
+        let caught_up = |what: &str| -> anyhow::Result<()> {
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let conn = rusqlite::Connection::open(&self.db_path)?;
+            loop {
+                let (mark, newest): (i64, i64) = conn.query_row(
+                    "SELECT (SELECT coalesce(max(high_water_mark), 0) FROM monitor_state), (SELECT max(transaction_id) FROM transactions)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                if mark >= newest {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "the monitor did not catch up {what} within 5 minutes; see {}",
+                        self.log.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        };
+        // The monitor starts by rebuilding its history; measure from when it follows the feed.
+        let warm = apibench::decisions(&base, &key, &payees, &day, 20, Duration::from_secs(3))?;
+        drop(warm);
+        let window = Duration::from_secs(self.config.seconds.min(20));
+        let ingest = apibench::ingest(&base, &key, &payees, &day, 8, 500, window);
+        self.report.add(
+            "payments API ingest, 8 clients, batches of 500",
+            format!(
+                "{:.0} payments/s ({} stored, {} failed requests)",
+                ingest.payments as f64 / ingest.seconds,
+                ingest.payments,
+                ingest.errors
+            ),
+            "≥ 20,000 payments/s",
+            "— (no API)",
+        );
+        caught_up("after the ingest run")?;
+        for rate in [100u32, 1_000] {
+            let run = apibench::decisions(&base, &key, &payees, &day, rate, window)?;
+            self.report.add(
+                &format!("payments API decision (?wait=) at {rate} payments/s"),
+                format!(
+                    "p50 {:.1} ms, p99 {:.1} ms ({} decided, {} pending at 2 s, {} errors, {:.0}/s achieved)",
+                    percentile(&run.decided_ms, 0.5),
+                    percentile(&run.decided_ms, 0.99),
+                    run.decided_ms.len(),
+                    run.pending,
+                    run.errors,
+                    (run.decided_ms.len() as u64 + run.pending) as f64 / run.seconds
+                ),
+                if rate == 1_000 { "p99 ≤ 50 ms" } else { "" },
+                "— (no API)",
+            );
+        }
+        stop(&mut dashboard, Duration::from_secs(10))?;
+        stop(&mut monitor, Duration::from_secs(10))?;
+        Ok(())
+    }
+}
+
 /// Eight clients reading `page` for `window`: sorted response times (ms), errors, and the
 /// dashboard's peak memory (kB).
 fn load(
@@ -462,14 +553,19 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         config.dir.display()
     );
     bench.generate()?;
-    bench.import()?;
+    if !config.api_only {
+        bench.import()?;
+    }
     bench.train()?;
     bench.drain()?;
-    for rate in [1_000u32, 10_000] {
-        bench.live(rate)?;
+    if !config.api_only {
+        for rate in [1_000u32, 10_000] {
+            bench.live(rate)?;
+        }
+        bench.wide_state()?;
+        bench.dashboard_load()?;
     }
-    bench.wide_state()?;
-    bench.dashboard_load()?;
+    bench.api()?;
 
     let markdown = bench.report.markdown();
     std::fs::write(bench.path("results.md"), &markdown)?;

@@ -4,10 +4,11 @@
 //!
 //! # Layout
 //! - [`up`]: build, generate and train if needed, run simulator + monitor + dashboard.
-//! - [`bench`]: reproduce BENCHMARKS.md.
+//! - [`bench`]: reproduce BENCHMARKS.md; [`apibench`]: the payments API under load.
 //! - [`soak`]: kill the monitor and simulator at random under a live feed, then check the books.
 //! - [`procs`], [`http`]: child processes and a logged-in dashboard client.
 
+pub mod apibench;
 pub mod bench;
 pub mod http;
 pub mod procs;
