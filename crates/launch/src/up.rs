@@ -179,8 +179,9 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     println!(
         "\nAegis is running.\n\n  dashboard  {url}\n  auditor    {username}  password {password}\n  \
          admin      {admin}  password {admin_password}\n\n\
-         The simulator feeds {} payments a second into {db}{}; the monitor scores each one as it\n\
-         arrives; open the dashboard and watch the Overview and Alerts. Logs are in {}.\n\
+         The simulator feeds {} payments a second into {db}{};\n\
+         the monitor scores each one as it arrives; open the dashboard and watch the Overview and\n\
+         Alerts. Logs are in {}.\n\
          Press Ctrl-C to stop everything.",
         config.rate,
         if config.via_api {
