@@ -5,14 +5,20 @@
 //! them with the current model, and writes `status`, `anomaly_score`, `reasons`,
 //! `model_version` and `scored_at` **in the same SQLite transaction that advances the mark**.
 //! Killed at any point, it restarts from the last committed mark with the history rebuilt from
-//! the rows below it: every row is scored once, none skipped, none twice.
+//! the rows below it: every row is scored once, none skipped, none twice. The history is
+//! restored from the newest checkpoint of the feature state and only the rows after it are
+//! replayed, so a restart costs the same at a million rows as at a hundred million.
 //!
 //! # Layout
 //! - [`lock`]: one monitor per database.
+//! - [`checkpoint`]: the feature state saved with its mark, and restored at start.
 //!
 //! The `reasons` JSON it writes is `aegis_core::reasons::Reasons`, which the dashboard reads.
 
+pub mod checkpoint;
 pub mod lock;
+
+pub use checkpoint::CheckpointPolicy;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +50,8 @@ pub struct MonitorConfig {
     pub batch_size: usize,
     /// Sleep between polls when there is nothing new.
     pub poll_interval: Duration,
+    /// When to checkpoint the feature state.
+    pub checkpoints: CheckpointPolicy,
 }
 
 /// Totals of a run.
@@ -54,6 +62,10 @@ pub struct MonitorStats {
     pub errors: u64,
     pub batches: u64,
     pub reloads: u64,
+    /// The mark of the checkpoint the history was restored from at start (None: full replay).
+    pub restored_from: Option<i64>,
+    /// Rows replayed at start on top of it.
+    pub replayed_rows: u64,
 }
 
 /// Reads the committed high-water mark (0 before the first batch).
@@ -61,19 +73,54 @@ pub fn high_water_mark(conn: &Connection) -> rusqlite::Result<i64> {
     Ok(store::monitor_mark(conn)?.unwrap_or(0))
 }
 
-/// Rebuilds the feature history from every row at or below the mark, in id order — the order
-/// the monitor scored them in.
-fn bootstrap(conn: &Connection, mark: i64) -> anyhow::Result<FeatureState> {
-    let mut state = FeatureState::new();
+/// Warms `state` with every row in `(after, upto]`, in id order — the order the monitor scored
+/// them in. Returns the rows read.
+fn replay(
+    conn: &Connection,
+    state: &mut FeatureState,
+    after: i64,
+    upto: i64,
+) -> anyhow::Result<u64> {
     let mut statement = conn.prepare(&format!(
-        "{STORED_COLUMNS} WHERE transaction_id <= ?1 ORDER BY transaction_id"
+        "{STORED_COLUMNS} WHERE transaction_id > ?1 AND transaction_id <= ?2 ORDER BY transaction_id"
     ))?;
-    let mut rows = statement.query([mark])?;
+    let mut rows = statement.query([after, upto])?;
+    let mut read = 0;
     while let Some(row) = rows.next()? {
+        read += 1;
         if let Ok(payment) = read_stored(row)?.payment {
             state.warm(&payment);
         }
     }
+    Ok(read)
+}
+
+/// The feature history at `mark`: the newest usable checkpoint plus the rows after it, or
+/// every row from the start when there is none.
+fn restore(
+    conn: &Connection,
+    checkpoints: &checkpoint::Checkpoints,
+    mark: i64,
+    stats: &mut MonitorStats,
+) -> anyhow::Result<FeatureState> {
+    let started = Instant::now();
+    let (mut state, from, source) = match checkpoints.restore(mark) {
+        Some(checkpoint) => (checkpoint.state, checkpoint.mark, "checkpoint"),
+        None => (FeatureState::new(), 0, "full replay"),
+    };
+    stats.restored_from = (source == "checkpoint").then_some(from);
+    let replayed = replay(conn, &mut state, from, mark)?;
+    stats.replayed_rows = replayed;
+    tracing::info!(
+        source,
+        checkpoint_mark = from,
+        mark,
+        replayed_rows = replayed,
+        history = state.observed(),
+        beneficiaries = state.beneficiary_count(),
+        seconds = started.elapsed().as_secs_f64(),
+        "history restored; scoring from the high-water mark"
+    );
     Ok(state)
 }
 
@@ -234,17 +281,14 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut slot = ModelSlot::load(&config.modeling, config.backend)?;
     let mut mark = high_water_mark(&conn)?;
     let started = Instant::now();
-    let mut state = bootstrap(&conn, mark)?;
-    tracing::info!(
-        mark,
-        history = state.observed(),
-        beneficiaries = state.beneficiary_count(),
-        seconds = started.elapsed().as_secs_f64(),
-        model = %slot.model.config.model_version,
-        "history rebuilt; scoring from the high-water mark"
-    );
-
+    let checkpoints =
+        checkpoint::Checkpoints::for_db(&config.db, aegis_core::features::feature_set_id());
+    checkpoints.clean_partial();
     let mut stats = MonitorStats::default();
+    let mut state = restore(&conn, &checkpoints, mark, &mut stats)?;
+    tracing::info!(model = %slot.model.config.model_version, "model loaded");
+    let mut writer = checkpoint::Writer::new(checkpoints.clone(), config.checkpoints);
+
     let mut window_start = Instant::now();
     let mut window_scored = 0u64;
     let mut window_batches = 0u64;
@@ -282,12 +326,13 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
                     "database busy for {:?}; retrying the batch",
                     db::BUSY_TIMEOUT
                 );
-                state = bootstrap(&conn, mark)?;
+                state = restore(&conn, &checkpoints, mark, &mut MonitorStats::default())?;
                 continue;
             }
             Err(error) => return Err(error),
         }
         mark = rows.last().map(|r| r.transaction_id).unwrap_or(mark);
+        writer.scored(rows.len() as u64, &state, mark);
         window_scored += rows.len() as u64;
         window_batches += 1;
         if window_start.elapsed() >= Duration::from_secs(5) {
@@ -319,6 +364,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
             window_batches = 0;
         }
     }
+    writer.finish(&state, mark);
     tracing::info!(
         scored = stats.scored,
         anomalies = stats.anomalies,

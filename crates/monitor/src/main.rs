@@ -24,6 +24,13 @@ struct Args {
     /// Milliseconds between polls when idle.
     #[arg(long, default_value_t = 5)]
     poll_ms: u64,
+    /// Checkpoint the feature state after this many newly scored rows (0: never; every start
+    /// then replays all history).
+    #[arg(long, default_value_t = monitor::CheckpointPolicy::default().every_rows)]
+    checkpoint_rows: u64,
+    /// ... or after this many seconds with at least one newly scored row.
+    #[arg(long, default_value_t = monitor::CheckpointPolicy::default().every.as_secs())]
+    checkpoint_seconds: u64,
     /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
@@ -46,6 +53,10 @@ fn main() -> ExitCode {
         once: args.once,
         batch_size: args.batch_size.max(1),
         poll_interval: Duration::from_millis(args.poll_ms),
+        checkpoints: monitor::CheckpointPolicy {
+            every_rows: args.checkpoint_rows,
+            every: Duration::from_secs(args.checkpoint_seconds),
+        },
     };
     match monitor::run(&config, stop) {
         Ok(stats) => {

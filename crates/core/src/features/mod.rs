@@ -12,7 +12,7 @@ pub mod state;
 use sha2::{Digest, Sha256};
 
 pub use catalogue::{Category, FEATURE_COUNT, FEATURE_NAMES, Feature, FeatureContext};
-pub use state::{FeatureState, Features};
+pub use state::{Checkpoint, CheckpointError, FeatureState, Features};
 
 /// Bumped when a feature keeps its name but changes its definition.
 const FEATURE_DEFINITION_REVISION: u32 = 3;

@@ -12,6 +12,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
+#[path = "codec.rs"]
+mod codec;
+pub use codec::{Checkpoint, CheckpointError};
+
 use crate::domain::Payment;
 use crate::features::catalogue::{
     FEATURE_COUNT, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,

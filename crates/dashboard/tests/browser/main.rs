@@ -70,6 +70,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
             once: true,
             batch_size: 5_000,
             poll_interval: Duration::from_millis(10),
+            checkpoints: monitor::CheckpointPolicy::default(),
         },
         Arc::new(AtomicBool::new(false)),
     )

@@ -573,6 +573,7 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
             once: false,
             batch_size: 5_000,
             poll_interval: Duration::from_millis(5),
+            checkpoints: monitor::CheckpointPolicy::default(),
         };
         let stop = stop.clone();
         std::thread::spawn(move || monitor::run(&config, stop))

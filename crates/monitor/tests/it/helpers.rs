@@ -58,6 +58,7 @@ pub fn config(fixture: &Fixture, once: bool) -> MonitorConfig {
         once,
         batch_size: 500,
         poll_interval: Duration::from_millis(10),
+        checkpoints: monitor::CheckpointPolicy::default(),
     }
 }
 

@@ -44,6 +44,12 @@ fn assert_mark_is_consistent(db: &std::path::Path) {
 #[test]
 fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
     let fixture = fixture(30_000);
+    // The same rows scored by a monitor that is never killed, for the scores.
+    let reference = fixture.db.with_file_name("reference.db");
+    std::fs::copy(&fixture.db, &reference).unwrap();
+    let mut uninterrupted = config(&fixture, true);
+    uninterrupted.db = reference.clone();
+    monitor::run(&uninterrupted, Arc::new(AtomicBool::new(false))).unwrap();
     rusqlite::Connection::open(&fixture.db)
         .unwrap()
         .execute_batch(RESCORE_TRIGGER)
@@ -69,7 +75,8 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
                 "--modeling",
                 fixture.modeling.to_str().unwrap(),
             ])
-            .args(["--once", "--batch-size", "5"])
+            // A checkpoint after every batch: many kills land while one is being written.
+            .args(["--once", "--batch-size", "5", "--checkpoint-rows", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -116,42 +123,34 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
         count(&fixture.db, "SELECT high_water_mark FROM monitor_state"),
         count(&fixture.db, "SELECT max(transaction_id) FROM transactions")
     );
+    let checkpoints = fixture.db.with_file_name("t.db.checkpoints");
+    let files: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().all(|name| !name.ends_with(".tmp")) && !files.is_empty(),
+        "restarts cleaned up the killed writers' partial files: {files:?}"
+    );
+    assert_same_scores(&reference, &fixture.db);
 }
 
-#[test]
-fn features_after_a_restart_match_an_uninterrupted_run() {
-    let fixture = fixture(12_000);
-    let scores = |db: &std::path::Path| -> Vec<(i64, String, f64)> {
-        let conn = rusqlite::Connection::open(db).unwrap();
-        let mut statement = conn
-            .prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1")
-            .unwrap();
-        statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    let copy = fixture.db.with_file_name("copy.db");
-    std::fs::copy(&fixture.db, &copy).unwrap();
+fn scores(db: &std::path::Path) -> Vec<(i64, String, f64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut statement = conn
+        .prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
 
-    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
-
-    // The same rows, scored in two runs with a restart in the middle.
-    hold_back(&copy, 5_000);
-    let mut split = config(&fixture, true);
-    split.db = copy.clone();
-    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
-    let conn = rusqlite::Connection::open(&copy).unwrap();
-    conn.execute_batch(
-        "INSERT INTO transactions SELECT * FROM held ORDER BY transaction_id; DROP TABLE held;",
-    )
-    .unwrap();
-    drop(conn);
-    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
-    // Features are bit-identical (core's tests); the network's float rounding may differ with
-    // the batch a row lands in, so scores are compared to a relative 1e-5.
-    let (whole, restarted) = (scores(&fixture.db), scores(&copy));
+/// Features are bit-identical (core's tests); the network's float rounding may differ with
+/// the batch a row lands in, so scores are compared to a relative 1e-5.
+fn assert_same_scores(whole: &std::path::Path, restarted: &std::path::Path) {
+    let (whole, restarted) = (scores(whole), scores(restarted));
     assert_eq!(whole.len(), restarted.len());
     for (a, b) in whole.iter().zip(&restarted) {
         assert_eq!((a.0, &a.1), (b.0, &b.1), "status differs");
@@ -163,6 +162,90 @@ fn features_after_a_restart_match_an_uninterrupted_run() {
             b.2
         );
     }
+}
+
+#[test]
+fn features_after_a_restart_match_an_uninterrupted_run() {
+    let fixture = fixture(12_000);
+    let copy = fixture.db.with_file_name("copy.db");
+    std::fs::copy(&fixture.db, &copy).unwrap();
+
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    // The same rows, scored in two runs with a restart in the middle: the second run restores
+    // the history from the checkpoint the first wrote when it stopped.
+    hold_back(&copy, 5_000);
+    let mut split = config(&fixture, true);
+    split.db = copy.clone();
+    let first = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(first.restored_from, None, "nothing to restore at the start");
+    let mark = count(&copy, "SELECT high_water_mark FROM monitor_state");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    conn.execute_batch(
+        "INSERT INTO transactions SELECT * FROM held ORDER BY transaction_id; DROP TABLE held;",
+    )
+    .unwrap();
+    drop(conn);
+    let second = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(second.restored_from, Some(mark));
+    assert_eq!(second.replayed_rows, 0);
+    assert_same_scores(&fixture.db, &copy);
+}
+
+/// A corrupt, foreign or future checkpoint is skipped with a log line, down to an older good
+/// one or a full replay: a checkpoint can make a restart faster, never a score different.
+#[test]
+fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change() {
+    let fixture = fixture(12_000);
+    let copy = fixture.db.with_file_name("copy.db");
+    std::fs::copy(&fixture.db, &copy).unwrap();
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    hold_back(&copy, 5_000);
+    let mut split = config(&fixture, true);
+    split.db = copy.clone();
+    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    let good = count(&copy, "SELECT high_water_mark FROM monitor_state");
+    // Score 2,000 more without checkpoints: the good one is now behind the mark.
+    release(&copy, 2_000);
+    let mut no_checkpoints = split.clone();
+    no_checkpoints.checkpoints.every_rows = 0;
+    monitor::run(&no_checkpoints, Arc::new(AtomicBool::new(false))).unwrap();
+    let mark = count(&copy, "SELECT high_water_mark FROM monitor_state");
+    assert_eq!(mark - good, 2_000);
+
+    let dir = copy.with_file_name("copy.db.checkpoints");
+    let name = |mark: i64| dir.join(format!("state-{mark:020}.ckpt"));
+    let bytes = std::fs::read(name(good)).unwrap();
+    let mut corrupt = bytes.clone();
+    corrupt[bytes.len() / 2] ^= 0x40;
+    std::fs::write(name(good + 10), corrupt).unwrap();
+    let foreign = aegis_core::features::FeatureState::new().encode("r0-foreign", good + 20);
+    std::fs::write(name(good + 20), foreign).unwrap();
+    std::fs::write(name(mark + 1_000), &bytes).unwrap();
+    std::fs::write(name(good + 30), b"half a file").unwrap();
+
+    release(&copy, 3_000);
+    let restarted = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(
+        restarted.restored_from,
+        Some(good),
+        "the good checkpoint was used"
+    );
+    assert_eq!(restarted.replayed_rows, 2_000);
+    assert_same_scores(&fixture.db, &copy);
+
+    // With no good checkpoint left, a full replay.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    std::fs::write(name(good + 10), b"torn").unwrap();
+    let fallback = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!(fallback.restored_from, None);
+    assert_eq!(
+        fallback.replayed_rows,
+        count(&copy, "SELECT count(*) FROM transactions") as u64
+    );
 }
 
 #[test]

@@ -1,0 +1,459 @@
+//! The feature state as bytes: what the monitor's checkpoints hold.
+//!
+//! Layout: the magic `AEGISCK1`, the feature-set id, the mark the state corresponds to, then
+//! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
+//! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
+//! it. Decoding checks the magic, the feature set, every length against the bytes left, and the
+//! checksum: a torn, foreign or corrupt file is refused with the reason, never half-used.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::{
+    AccountState, AgentState, BeneficiaryState, FeatureState, Interner, RecentPayment, SchemeState,
+    UsualPlace,
+};
+
+const MAGIC: &[u8; 8] = b"AEGISCK1";
+
+/// A decoded checkpoint: the state after every row up to `mark` was observed.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub feature_set: String,
+    pub mark: i64,
+    pub state: FeatureState,
+}
+
+/// Why a checkpoint cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("not a checkpoint (bad magic)")]
+    NotACheckpoint,
+    #[error("checksum mismatch: the file is torn or corrupt")]
+    Corrupt,
+    #[error("truncated or malformed at byte {0}")]
+    Malformed(usize),
+    #[error("written for feature set {found}, this build computes {expected}")]
+    ForeignFeatureSet { found: String, expected: String },
+}
+
+/// A fast 64-bit checksum over 8-byte words (not cryptographic: it catches torn and corrupt
+/// files, and a 300 MB state is checked in a fraction of a second).
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        hash = (hash ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+    }
+    for &byte in chunks.remainder() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^ (hash >> 31)
+}
+
+struct Writer {
+    bytes: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, value: u8) {
+        self.bytes.push(value);
+    }
+    fn u32(&mut self, value: u32) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    fn u64(&mut self, value: u64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    fn i64(&mut self, value: i64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    fn f64(&mut self, value: f64) {
+        self.u64(value.to_bits());
+    }
+    fn len(&mut self, len: usize) {
+        self.u32(u32::try_from(len).expect("fewer than 2^32 entries"));
+    }
+    fn str(&mut self, text: &str) {
+        self.len(text.len());
+        self.bytes.extend_from_slice(text.as_bytes());
+    }
+    fn opt_i64(&mut self, value: Option<i64>) {
+        match value {
+            None => self.u8(0),
+            Some(value) => {
+                self.u8(1);
+                self.i64(value);
+            }
+        }
+    }
+    fn u32s(&mut self, values: &[u32]) {
+        self.len(values.len());
+        for &value in values {
+            self.u32(value);
+        }
+    }
+    fn place(&mut self, place: &UsualPlace) {
+        self.len(place.first_points.len());
+        for &(lat, lon) in &place.first_points {
+            self.f64(lat);
+            self.f64(lon);
+        }
+        match place.median {
+            None => self.u8(0),
+            Some((lat, lon)) => {
+                self.u8(1);
+                self.f64(lat);
+                self.f64(lon);
+            }
+        }
+    }
+    fn interner(&mut self, interner: &Interner) {
+        let mut by_id: Vec<&str> = vec![""; interner.ids.len()];
+        for (text, &id) in &interner.ids {
+            by_id[id as usize] = text;
+        }
+        self.len(by_id.len());
+        for text in by_id {
+            self.str(text);
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+type Read<T> = Result<T, CheckpointError>;
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Read<&[u8]> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or(CheckpointError::Malformed(self.at))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn u8(&mut self) -> Read<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Read<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn u64(&mut self) -> Read<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn i64(&mut self) -> Read<i64> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8")))
+    }
+    fn f64(&mut self) -> Read<f64> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    fn bool(&mut self) -> Read<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CheckpointError::Malformed(self.at - 1)),
+        }
+    }
+    /// A length, checked against the bytes left (each entry takes at least `min_entry` bytes),
+    /// so a corrupt length cannot make the reader allocate gigabytes.
+    fn len(&mut self, min_entry: usize) -> Read<usize> {
+        let len = self.u32()? as usize;
+        if len.saturating_mul(min_entry.max(1)) > self.bytes.len() - self.at {
+            return Err(CheckpointError::Malformed(self.at - 4));
+        }
+        Ok(len)
+    }
+    fn str(&mut self) -> Read<String> {
+        let len = self.len(1)?;
+        let at = self.at;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| CheckpointError::Malformed(at))
+    }
+    fn opt_i64(&mut self) -> Read<Option<i64>> {
+        Ok(if self.bool()? {
+            Some(self.i64()?)
+        } else {
+            None
+        })
+    }
+    fn u32s(&mut self) -> Read<Vec<u32>> {
+        let len = self.len(4)?;
+        (0..len).map(|_| self.u32()).collect()
+    }
+    fn place(&mut self) -> Read<UsualPlace> {
+        let len = self.len(16)?;
+        let first_points = (0..len)
+            .map(|_| Ok((self.f64()?, self.f64()?)))
+            .collect::<Read<Vec<_>>>()?;
+        let median = if self.bool()? {
+            Some((self.f64()?, self.f64()?))
+        } else {
+            None
+        };
+        Ok(UsualPlace {
+            first_points,
+            median,
+        })
+    }
+    fn interner(&mut self) -> Read<Interner> {
+        let len = self.len(4)?;
+        let mut interner = Interner::default();
+        interner.ids.reserve(len);
+        for id in 0..len {
+            let text = self.str()?;
+            if interner.ids.insert(text, id as u32).is_some() {
+                return Err(CheckpointError::Malformed(self.at));
+            }
+        }
+        Ok(interner)
+    }
+}
+
+impl FeatureState {
+    /// The state as checkpoint bytes, for `mark` under feature set `feature_set`.
+    pub fn encode(&self, feature_set: &str, mark: i64) -> Vec<u8> {
+        let mut w = Writer {
+            bytes: Vec::with_capacity(64 + self.beneficiaries.len() * 96),
+        };
+        w.bytes.extend_from_slice(MAGIC);
+        w.str(feature_set);
+        w.i64(mark);
+        w.u64(self.observed);
+        w.interner(&self.beneficiary_ids);
+        w.interner(&self.account_ids);
+        w.interner(&self.agent_ids);
+        w.interner(&self.scheme_ids);
+        w.len(self.beneficiaries.len());
+        for b in &self.beneficiaries {
+            w.len(b.recent.len());
+            for r in &b.recent {
+                w.i64(r.time);
+                w.u32(r.scheme);
+                w.i64(r.amount_paise);
+            }
+            w.opt_i64(b.last_time);
+            w.place(&b.place);
+            w.u32s(&b.accounts);
+            w.u32s(&b.agents);
+            w.len(b.scheme_amounts.len());
+            for &(scheme, sum, count) in &b.scheme_amounts {
+                w.u32(scheme);
+                w.i64(sum);
+                w.u32(count);
+            }
+        }
+        w.len(self.accounts.len());
+        for a in &self.accounts {
+            w.len(a.recent.len());
+            for &(time, beneficiary) in &a.recent {
+                w.i64(time);
+                w.u32(beneficiary);
+            }
+        }
+        w.len(self.agents.len());
+        for a in &self.agents {
+            w.len(a.recent.len());
+            for &(time, beneficiary, first) in &a.recent {
+                w.i64(time);
+                w.u32(beneficiary);
+                w.u8(u8::from(first));
+            }
+            w.u64(a.total);
+            w.opt_i64(a.first_time);
+            w.i64(a.last_time);
+            w.place(&a.place);
+        }
+        w.len(self.schemes.len());
+        for s in &self.schemes {
+            w.len(s.buckets.len());
+            for (&bucket, &count) in &s.buckets {
+                w.u32(bucket as u32);
+                w.u32(count);
+            }
+            w.u32(s.count);
+            w.opt_i64(s.cached_median);
+            w.u32(s.cached_at);
+        }
+        let sum = checksum(&w.bytes);
+        w.u64(sum);
+        w.bytes
+    }
+
+    /// Reads checkpoint bytes written by [`encode`](Self::encode) for `feature_set`.
+    pub fn decode(bytes: &[u8], feature_set: &str) -> Result<Checkpoint, CheckpointError> {
+        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(CheckpointError::NotACheckpoint);
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        if checksum(body) != u64::from_le_bytes(sum.try_into().expect("8")) {
+            return Err(CheckpointError::Corrupt);
+        }
+        let mut r = Reader {
+            bytes: body,
+            at: MAGIC.len(),
+        };
+        let found = r.str()?;
+        if found != feature_set {
+            return Err(CheckpointError::ForeignFeatureSet {
+                found,
+                expected: feature_set.to_string(),
+            });
+        }
+        let mark = r.i64()?;
+        let observed = r.u64()?;
+        let beneficiary_ids = r.interner()?;
+        let account_ids = r.interner()?;
+        let agent_ids = r.interner()?;
+        let scheme_ids = r.interner()?;
+        let beneficiaries = (0..r.len(16)?)
+            .map(|_| {
+                let recent = (0..r.len(20)?)
+                    .map(|_| {
+                        Ok(RecentPayment {
+                            time: r.i64()?,
+                            scheme: r.u32()?,
+                            amount_paise: r.i64()?,
+                        })
+                    })
+                    .collect::<Read<VecDeque<_>>>()?;
+                Ok(BeneficiaryState {
+                    recent,
+                    last_time: r.opt_i64()?,
+                    place: r.place()?,
+                    accounts: r.u32s()?,
+                    agents: r.u32s()?,
+                    scheme_amounts: (0..r.len(16)?)
+                        .map(|_| Ok((r.u32()?, r.i64()?, r.u32()?)))
+                        .collect::<Read<Vec<_>>>()?,
+                })
+            })
+            .collect::<Read<Vec<_>>>()?;
+        let accounts = (0..r.len(4)?)
+            .map(|_| {
+                Ok(AccountState {
+                    recent: (0..r.len(12)?)
+                        .map(|_| Ok((r.i64()?, r.u32()?)))
+                        .collect::<Read<VecDeque<_>>>()?,
+                })
+            })
+            .collect::<Read<Vec<_>>>()?;
+        let agents = (0..r.len(30)?)
+            .map(|_| {
+                Ok(AgentState {
+                    recent: (0..r.len(13)?)
+                        .map(|_| Ok((r.i64()?, r.u32()?, r.bool()?)))
+                        .collect::<Read<VecDeque<_>>>()?,
+                    total: r.u64()?,
+                    first_time: r.opt_i64()?,
+                    last_time: r.i64()?,
+                    place: r.place()?,
+                })
+            })
+            .collect::<Read<Vec<_>>>()?;
+        let schemes = (0..r.len(13)?)
+            .map(|_| {
+                let buckets = (0..r.len(8)?)
+                    .map(|_| Ok((r.u32()? as i32, r.u32()?)))
+                    .collect::<Read<BTreeMap<_, _>>>()?;
+                Ok(SchemeState {
+                    buckets,
+                    count: r.u32()?,
+                    cached_median: r.opt_i64()?,
+                    cached_at: r.u32()?,
+                })
+            })
+            .collect::<Read<Vec<_>>>()?;
+        if r.at != body.len() {
+            return Err(CheckpointError::Malformed(r.at));
+        }
+        let consistent = beneficiaries.len() == beneficiary_ids.ids.len()
+            && accounts.len() == account_ids.ids.len()
+            && agents.len() == agent_ids.ids.len()
+            && schemes.len() == scheme_ids.ids.len();
+        if !consistent {
+            return Err(CheckpointError::Malformed(r.at));
+        }
+        Ok(Checkpoint {
+            feature_set: found,
+            mark,
+            state: FeatureState {
+                beneficiary_ids,
+                account_ids,
+                agent_ids,
+                scheme_ids,
+                beneficiaries,
+                accounts,
+                agents,
+                schemes,
+                observed,
+                scratch: Vec::new(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::state::tests::sample_stream;
+
+    #[test]
+    fn a_restored_state_goes_on_exactly_as_the_one_that_never_stopped() {
+        let stream = sample_stream();
+        for cut in [0, 1, stream.len() / 2, stream.len() - 1, stream.len()] {
+            let mut whole = FeatureState::new();
+            let expected: Vec<_> = stream.iter().map(|p| whole.observe(p)).collect();
+            let mut first = FeatureState::new();
+            for p in &stream[..cut] {
+                first.warm(p);
+            }
+            let bytes = first.encode("r3-test", cut as i64);
+            let restored = FeatureState::decode(&bytes, "r3-test").unwrap();
+            assert_eq!(restored.mark, cut as i64);
+            let mut state = restored.state;
+            assert_eq!(state.observed(), cut as u64);
+            for (p, expected) in stream[cut..].iter().zip(&expected[cut..]) {
+                let got = state.observe(p);
+                let bits = |f: &[f32]| f.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.values), bits(&expected.values), "cut at {cut}");
+                assert_eq!(got.context, expected.context, "cut at {cut}");
+            }
+            // And the restored state encodes to the same bytes as the uninterrupted one.
+            assert_eq!(state.encode("r3-test", 9), whole.encode("r3-test", 9));
+        }
+    }
+
+    #[test]
+    fn torn_corrupt_and_foreign_checkpoints_are_refused() {
+        let mut state = FeatureState::new();
+        for p in &sample_stream() {
+            state.warm(p);
+        }
+        let bytes = state.encode("r3-test", 42);
+        assert!(matches!(
+            FeatureState::decode(&bytes, "r4-other"),
+            Err(CheckpointError::ForeignFeatureSet { .. })
+        ));
+        for cut in [0, 7, 20, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                FeatureState::decode(&bytes[..cut], "r3-test").is_err(),
+                "torn at {cut}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        flipped[bytes.len() / 3] ^= 0x10;
+        assert_eq!(
+            FeatureState::decode(&flipped, "r3-test").unwrap_err(),
+            CheckpointError::Corrupt
+        );
+        assert_eq!(
+            FeatureState::decode(b"hello world, not a state", "r3-test").unwrap_err(),
+            CheckpointError::NotACheckpoint
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! Checkpoints of the feature state, so a restart replays only the rows since the newest one
+//! instead of all history.
+//!
+//! A checkpoint is the state after every row up to a committed mark, in
+//! `<db>.checkpoints/state-<mark>.ckpt` (the bytes of [`FeatureState::encode`]: feature-set id,
+//! mark, state, checksum). It is written to a `.tmp` file, synced, and renamed into place, so a
+//! `kill -9` at any moment leaves the previous checkpoint untouched and at worst a stale `.tmp`
+//! that the next start deletes. The newest two are kept. On start, the newest checkpoint that
+//! decodes, carries this build's feature set and is not ahead of the database's mark is used;
+//! anything else is logged and skipped, down to a full replay, so a checkpoint can make a
+//! restart faster but never a score different.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use aegis_core::features::{Checkpoint, FeatureState};
+
+/// When the monitor writes a checkpoint: after `every_rows` newly scored rows or `every` of
+/// time with at least one, whichever comes first, but never sooner than 20 times the last
+/// checkpoint's cost to the scoring thread (so checkpoints take at most 5 % of its time, however
+/// big the state); and when it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    /// 0 turns checkpoints off (every start replays all history).
+    pub every_rows: u64,
+    pub every: Duration,
+}
+
+impl Default for CheckpointPolicy {
+    /// Every 100,000 rows or minute: a restart replays at most that much (about half a second
+    /// at a million rows on the reference machine) however long the history.
+    fn default() -> Self {
+        CheckpointPolicy {
+            every_rows: 100_000,
+            every: Duration::from_secs(60),
+        }
+    }
+}
+
+impl CheckpointPolicy {
+    pub fn enabled(&self) -> bool {
+        self.every_rows > 0
+    }
+}
+
+/// The checkpoint directory of one database.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    feature_set: String,
+}
+
+const PREFIX: &str = "state-";
+const SUFFIX: &str = ".ckpt";
+const KEEP: usize = 2;
+
+impl Checkpoints {
+    pub fn for_db(db: &Path, feature_set: String) -> Checkpoints {
+        let mut name = db.file_name().unwrap_or_default().to_os_string();
+        name.push(".checkpoints");
+        Checkpoints {
+            dir: db.with_file_name(name),
+            feature_set,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, mark: i64) -> PathBuf {
+        self.dir.join(format!("{PREFIX}{mark:020}{SUFFIX}"))
+    }
+
+    /// The checkpoint files, newest (highest mark) first, with their marks.
+    fn files(&self) -> Vec<(i64, PathBuf)> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(i64, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let mark = name
+                    .strip_prefix(PREFIX)?
+                    .strip_suffix(SUFFIX)?
+                    .parse()
+                    .ok()?;
+                Some((mark, entry.path()))
+            })
+            .collect();
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files
+    }
+
+    /// The newest usable checkpoint at or below `mark`; every one skipped is logged with why.
+    pub fn restore(&self, mark: i64) -> Option<Checkpoint> {
+        for (file_mark, path) in self.files() {
+            if file_mark > mark {
+                tracing::warn!(
+                    file = %path.display(),
+                    checkpoint_mark = file_mark,
+                    mark,
+                    "checkpoint is ahead of the database's mark (a restored backup?): ignored"
+                );
+                continue;
+            }
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "checkpoint unreadable: ignored");
+                    continue;
+                }
+            };
+            match FeatureState::decode(&bytes, &self.feature_set) {
+                Ok(checkpoint) if checkpoint.mark == file_mark => return Some(checkpoint),
+                Ok(checkpoint) => tracing::warn!(
+                    file = %path.display(),
+                    inside = checkpoint.mark,
+                    "checkpoint's name and contents disagree on the mark: ignored"
+                ),
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "checkpoint unusable: ignored");
+                }
+            }
+        }
+        None
+    }
+
+    /// Deletes `.tmp` files a killed writer left behind.
+    pub fn clean_partial(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Writes `bytes` (the state at `mark`) durably, then drops all but the newest [`KEEP`].
+    fn write(&self, mark: i64, bytes: &[u8]) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.path_of(mark);
+        let mut temporary = path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        {
+            let mut file = fs::File::create(&temporary)
+                .with_context(|| format!("creating {}", temporary.display()))?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+        }
+        fs::rename(&temporary, &path)?;
+        if let Ok(dir) = fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        for (_, old) in self.files().into_iter().skip(KEEP) {
+            let _ = fs::remove_file(old);
+        }
+        Ok(())
+    }
+}
+
+/// Writes checkpoints off the scoring thread: the state is encoded in place (a copy of its
+/// bytes is all the writer needs), and the file is written and synced by a background thread,
+/// one at a time.
+pub struct Writer {
+    checkpoints: Checkpoints,
+    policy: CheckpointPolicy,
+    pending: Option<JoinHandle<()>>,
+    rows_since: u64,
+    last: Instant,
+    /// What the last checkpoint cost the scoring thread (encoding, and waiting for the one
+    /// before to finish writing).
+    last_cost: Duration,
+}
+
+/// Checkpoints take at most 1/SPACING of the scoring thread's time.
+const SPACING: u32 = 20;
+
+impl Writer {
+    pub fn new(checkpoints: Checkpoints, policy: CheckpointPolicy) -> Writer {
+        Writer {
+            checkpoints,
+            policy,
+            pending: None,
+            rows_since: 0,
+            last: Instant::now(),
+            last_cost: Duration::ZERO,
+        }
+    }
+
+    /// Counts `rows` newly committed; writes a checkpoint of `state` at `mark` when due.
+    pub fn scored(&mut self, rows: u64, state: &FeatureState, mark: i64) {
+        self.rows_since += rows;
+        let elapsed = self.last.elapsed();
+        let due = (self.rows_since >= self.policy.every_rows
+            || (self.rows_since > 0 && elapsed >= self.policy.every))
+            && elapsed >= self.last_cost * SPACING;
+        if self.policy.enabled() && due {
+            self.start(state, mark);
+        }
+    }
+
+    /// Writes a last checkpoint if anything was scored since the previous one, and waits.
+    pub fn finish(&mut self, state: &FeatureState, mark: i64) {
+        if self.policy.enabled() && self.rows_since > 0 {
+            self.start(state, mark);
+        }
+        self.wait();
+    }
+
+    fn wait(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            let _ = pending.join();
+        }
+    }
+
+    fn start(&mut self, state: &FeatureState, mark: i64) {
+        let started = Instant::now();
+        self.wait();
+        let encoding = Instant::now();
+        let bytes = state.encode(&self.checkpoints.feature_set, mark);
+        let encode_s = encoding.elapsed().as_secs_f64();
+        self.last_cost = started.elapsed();
+        let checkpoints = self.checkpoints.clone();
+        self.rows_since = 0;
+        self.last = Instant::now();
+        self.pending = Some(std::thread::spawn(move || {
+            let written = Instant::now();
+            match checkpoints.write(mark, &bytes) {
+                Ok(()) => tracing::info!(
+                    mark,
+                    bytes = bytes.len(),
+                    encode_s,
+                    write_s = written.elapsed().as_secs_f64(),
+                    "checkpoint written"
+                ),
+                Err(error) => tracing::warn!(
+                    mark,
+                    error = format!("{error:#}"),
+                    "checkpoint not written; scoring goes on and the next one will retry"
+                ),
+            }
+        }));
+    }
+}
