@@ -22,8 +22,18 @@ pub struct BenchConfig {
     pub rows: u64,
     pub seconds: u64,
     pub port: u16,
-    /// Only the payments API figures (after generate, train and the drain they need).
-    pub api_only: bool,
+    /// Only some figures (after the generate, train and drain they need).
+    pub only: Option<Only>,
+}
+
+/// A subset of the benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The payments API: ingest throughput and decision latency.
+    Api,
+    /// The monitor's restart after kill -9. Reuses the model in the work directory when there
+    /// is one, so `--rows 10000000` does not train on ten million rows.
+    Restart,
 }
 
 struct Report {
@@ -174,6 +184,7 @@ impl<'a> Bench<'a> {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(config.dir.join(format!("{stale}{suffix}")));
             }
+            let _ = std::fs::remove_dir_all(config.dir.join(format!("{stale}.checkpoints")));
         }
         let db_path = config.dir.join("bench.db");
         Ok(Bench {
@@ -250,6 +261,12 @@ impl<'a> Bench<'a> {
     }
 
     fn train(&mut self) -> anyhow::Result<()> {
+        if self.config.only == Some(Only::Restart)
+            && aegis_core::artifacts::check_usable(Path::new(&self.modeling)).is_ok()
+        {
+            println!("  (reusing the model in {})", self.modeling);
+            return Ok(());
+        }
         let usage = timed(
             "train",
             &[
@@ -409,6 +426,86 @@ impl<'a> Bench<'a> {
 }
 
 impl Bench<'_> {
+    /// The monitor following a feed is killed with SIGKILL and started again: the time from the
+    /// new process's start to its first newly scored row, and how it rebuilt its history.
+    fn restart(&mut self) -> anyhow::Result<()> {
+        let mut feed = command("simulate", Some(&self.log))?
+            .args(["--db", &self.db, "--rate", "200", "--seed", "5"])
+            .spawn()?;
+        let monitor_args = [
+            "--db",
+            self.db.as_str(),
+            "--modeling",
+            self.modeling.as_str(),
+        ];
+        let mut monitor = command("monitor", Some(&self.log))?
+            .args(monitor_args)
+            .spawn()?;
+        let conn = rusqlite::Connection::open(&self.db_path)?;
+        let mark = || -> anyhow::Result<i64> {
+            Ok(conn.query_row(
+                "SELECT coalesce(max(high_water_mark), 0) FROM monitor_state",
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        let following = mark()?;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while mark()? <= following {
+            if Instant::now() > deadline {
+                bail!(
+                    "the monitor never started scoring; see {}",
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        monitor.kill()?; // SIGKILL
+        monitor.wait()?;
+        let killed_at = mark()?;
+        let started = Instant::now();
+        let log = self.path("restart-monitor.log");
+        let _ = std::fs::remove_file(&log);
+        let mut restarted = command("monitor", Some(&log))?.args(monitor_args).spawn()?;
+        while mark()? <= killed_at {
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!(
+                    "the restarted monitor scored nothing; see {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        stop(&mut feed, Duration::from_secs(10))?;
+        stop(&mut restarted, Duration::from_secs(10))?;
+        let restored = std::fs::read_to_string(&log)?
+            .lines()
+            .find(|line| line.contains("history restored"))
+            .map(|line| {
+                ["source", "replayed_rows", "beneficiaries", "seconds"]
+                    .iter()
+                    .filter_map(|key| {
+                        let start = line.find(&format!("{key}="))?;
+                        line[start..].split_whitespace().next().map(str::to_string)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        self.report.add(
+            &format!(
+                "monitor restart after kill -9 at {} rows: start to first new score",
+                self.config.rows
+            ),
+            format!("{seconds:.2} s ({restored})"),
+            "≤ 1 s, not growing with history",
+            "—",
+        );
+        Ok(())
+    }
+
     /// The payments API on the scored database: ingest throughput (8 clients, batches of
     /// 500), then decision latency of single payments with `?wait=` at 100 and 1,000 a second.
     fn api(&mut self) -> anyhow::Result<()> {
@@ -553,19 +650,24 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         config.dir.display()
     );
     bench.generate()?;
-    if !config.api_only {
+    if config.only.is_none() {
         bench.import()?;
     }
     bench.train()?;
     bench.drain()?;
-    if !config.api_only {
+    if config.only.is_none() {
         for rate in [1_000u32, 10_000] {
             bench.live(rate)?;
         }
         bench.wide_state()?;
         bench.dashboard_load()?;
     }
-    bench.api()?;
+    if matches!(config.only, None | Some(Only::Restart)) {
+        bench.restart()?;
+    }
+    if matches!(config.only, None | Some(Only::Api)) {
+        bench.api()?;
+    }
 
     let markdown = bench.report.markdown();
     std::fs::write(bench.path("results.md"), &markdown)?;

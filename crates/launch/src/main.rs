@@ -57,9 +57,9 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value_t = 18080)]
         port: u16,
-        /// Only the payments API figures (and the generate, train and drain they need).
-        #[arg(long)]
-        api_only: bool,
+        /// Only these figures (and the generate, train and drain they need).
+        #[arg(long, value_enum)]
+        only: Option<bench::Only>,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -104,13 +104,13 @@ fn main() -> ExitCode {
             rows,
             seconds,
             port,
-            api_only,
+            only,
         } => bench::run(&bench::BenchConfig {
             dir,
             rows,
             seconds,
             port,
-            api_only,
+            only,
         }),
         Command::Soak {
             dir,

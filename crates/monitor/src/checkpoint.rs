@@ -6,7 +6,9 @@
 //! mark, state, checksum). It is written to a `.tmp` file, synced, and renamed into place, so a
 //! `kill -9` at any moment leaves the previous checkpoint untouched and at worst a stale `.tmp`
 //! that the next start deletes. The newest two are kept. On start, the newest checkpoint that
-//! decodes, carries this build's feature set and is not ahead of the database's mark is used;
+//! decodes, carries this build's feature set, is not ahead of the database's mark and whose
+//! anchor matches the row at its mark (the row's insert time and beneficiary: a checkpoint
+//! left beside a database regenerated since, or copied from another, is never applied) is used;
 //! anything else is logged and skipped, down to a full replay, so a checkpoint can make a
 //! restart faster but never a score different.
 
@@ -98,8 +100,13 @@ impl Checkpoints {
         files
     }
 
-    /// The newest usable checkpoint at or below `mark`; every one skipped is logged with why.
-    pub fn restore(&self, mark: i64) -> Option<Checkpoint> {
+    /// The newest usable checkpoint at or below `mark` whose anchor is `anchor_of` its mark;
+    /// every one skipped is logged with why.
+    pub fn restore(
+        &self,
+        mark: i64,
+        anchor_of: impl Fn(i64) -> Option<String>,
+    ) -> Option<Checkpoint> {
         for (file_mark, path) in self.files() {
             if file_mark > mark {
                 tracing::warn!(
@@ -118,7 +125,16 @@ impl Checkpoints {
                 }
             };
             match FeatureState::decode(&bytes, &self.feature_set) {
-                Ok(checkpoint) if checkpoint.mark == file_mark => return Some(checkpoint),
+                Ok(checkpoint)
+                    if checkpoint.mark == file_mark
+                        && anchor_of(file_mark).as_deref() == Some(checkpoint.anchor.as_str()) =>
+                {
+                    return Some(checkpoint);
+                }
+                Ok(checkpoint) if checkpoint.mark == file_mark => tracing::warn!(
+                    file = %path.display(),
+                    "checkpoint belongs to another database (its row at the mark differs): ignored"
+                ),
                 Ok(checkpoint) => tracing::warn!(
                     file = %path.display(),
                     inside = checkpoint.mark,
@@ -198,22 +214,29 @@ impl Writer {
         }
     }
 
-    /// Counts `rows` newly committed; writes a checkpoint of `state` at `mark` when due.
-    pub fn scored(&mut self, rows: u64, state: &FeatureState, mark: i64) {
+    /// Counts `rows` newly committed; writes a checkpoint of `state` at `mark` (whose row
+    /// `anchor` identifies) when due.
+    pub fn scored(
+        &mut self,
+        rows: u64,
+        state: &FeatureState,
+        mark: i64,
+        anchor: impl FnOnce() -> String,
+    ) {
         self.rows_since += rows;
         let elapsed = self.last.elapsed();
         let due = (self.rows_since >= self.policy.every_rows
             || (self.rows_since > 0 && elapsed >= self.policy.every))
             && elapsed >= self.last_cost * SPACING;
         if self.policy.enabled() && due {
-            self.start(state, mark);
+            self.start(state, mark, &anchor());
         }
     }
 
     /// Writes a last checkpoint if anything was scored since the previous one, and waits.
-    pub fn finish(&mut self, state: &FeatureState, mark: i64) {
+    pub fn finish(&mut self, state: &FeatureState, mark: i64, anchor: impl FnOnce() -> String) {
         if self.policy.enabled() && self.rows_since > 0 {
-            self.start(state, mark);
+            self.start(state, mark, &anchor());
         }
         self.wait();
     }
@@ -224,11 +247,11 @@ impl Writer {
         }
     }
 
-    fn start(&mut self, state: &FeatureState, mark: i64) {
+    fn start(&mut self, state: &FeatureState, mark: i64, anchor: &str) {
         let started = Instant::now();
         self.wait();
         let encoding = Instant::now();
-        let bytes = state.encode(&self.checkpoints.feature_set, mark);
+        let bytes = state.encode(&self.checkpoints.feature_set, mark, anchor);
         let encode_s = encoding.elapsed().as_secs_f64();
         self.last_cost = started.elapsed();
         let checkpoints = self.checkpoints.clone();

@@ -95,6 +95,26 @@ fn replay(
     Ok(read)
 }
 
+/// What identifies the row at `mark` in this database, for checkpoints: its insert time (wall
+/// clock, ms) and beneficiary. `None` when there is no such row.
+fn anchor(conn: &Connection, mark: i64) -> Option<String> {
+    if mark == 0 {
+        return Some(String::new());
+    }
+    conn.query_row(
+        "SELECT inserted_at, beneficiary_id FROM transactions WHERE transaction_id = ?1",
+        [mark],
+        |row| {
+            Ok(format!(
+                "{}:{}",
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?
+            ))
+        },
+    )
+    .ok()
+}
+
 /// The feature history at `mark`: the newest usable checkpoint plus the rows after it, or
 /// every row from the start when there is none.
 fn restore(
@@ -104,7 +124,7 @@ fn restore(
     stats: &mut MonitorStats,
 ) -> anyhow::Result<FeatureState> {
     let started = Instant::now();
-    let (mut state, from, source) = match checkpoints.restore(mark) {
+    let (mut state, from, source) = match checkpoints.restore(mark, |at| anchor(conn, at)) {
         Some(checkpoint) => (checkpoint.state, checkpoint.mark, "checkpoint"),
         None => (FeatureState::new(), 0, "full replay"),
     };
@@ -332,7 +352,9 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
             Err(error) => return Err(error),
         }
         mark = rows.last().map(|r| r.transaction_id).unwrap_or(mark);
-        writer.scored(rows.len() as u64, &state, mark);
+        writer.scored(rows.len() as u64, &state, mark, || {
+            anchor(&conn, mark).unwrap_or_default()
+        });
         window_scored += rows.len() as u64;
         window_batches += 1;
         if window_start.elapsed() >= Duration::from_secs(5) {
@@ -364,7 +386,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
             window_batches = 0;
         }
     }
-    writer.finish(&state, mark);
+    writer.finish(&state, mark, || anchor(&conn, mark).unwrap_or_default());
     tracing::info!(
         scored = stats.scored,
         anomalies = stats.anomalies,

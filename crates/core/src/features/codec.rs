@@ -1,6 +1,8 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK1`, the feature-set id, the mark the state corresponds to, then
+//! Layout: the magic `AEGISCK1`, the feature-set id, the mark the state corresponds to, the
+//! anchor (what identifies the row at the mark in its database: a checkpoint must never be
+//! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
 //! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
 //! it. Decoding checks the magic, the feature set, every length against the bytes left, and the
@@ -20,6 +22,8 @@ const MAGIC: &[u8; 8] = b"AEGISCK1";
 pub struct Checkpoint {
     pub feature_set: String,
     pub mark: i64,
+    /// Identifies the row at `mark` (the monitor uses its insert time and beneficiary).
+    pub anchor: String,
     pub state: FeatureState,
 }
 
@@ -215,14 +219,16 @@ impl Reader<'_> {
 }
 
 impl FeatureState {
-    /// The state as checkpoint bytes, for `mark` under feature set `feature_set`.
-    pub fn encode(&self, feature_set: &str, mark: i64) -> Vec<u8> {
+    /// The state as checkpoint bytes, for `mark` (whose row `anchor` identifies) under feature
+    /// set `feature_set`.
+    pub fn encode(&self, feature_set: &str, mark: i64, anchor: &str) -> Vec<u8> {
         let mut w = Writer {
             bytes: Vec::with_capacity(64 + self.beneficiaries.len() * 96),
         };
         w.bytes.extend_from_slice(MAGIC);
         w.str(feature_set);
         w.i64(mark);
+        w.str(anchor);
         w.u64(self.observed);
         w.interner(&self.beneficiary_ids);
         w.interner(&self.account_ids);
@@ -305,6 +311,7 @@ impl FeatureState {
             });
         }
         let mark = r.i64()?;
+        let anchor = r.str()?;
         let observed = r.u64()?;
         let beneficiary_ids = r.interner()?;
         let account_ids = r.interner()?;
@@ -381,6 +388,7 @@ impl FeatureState {
         Ok(Checkpoint {
             feature_set: found,
             mark,
+            anchor,
             state: FeatureState {
                 beneficiary_ids,
                 account_ids,
@@ -412,9 +420,12 @@ mod tests {
             for p in &stream[..cut] {
                 first.warm(p);
             }
-            let bytes = first.encode("r3-test", cut as i64);
+            let bytes = first.encode("r3-test", cut as i64, "anchor");
             let restored = FeatureState::decode(&bytes, "r3-test").unwrap();
-            assert_eq!(restored.mark, cut as i64);
+            assert_eq!(
+                (restored.mark, restored.anchor.as_str()),
+                (cut as i64, "anchor")
+            );
             let mut state = restored.state;
             assert_eq!(state.observed(), cut as u64);
             for (p, expected) in stream[cut..].iter().zip(&expected[cut..]) {
@@ -424,7 +435,10 @@ mod tests {
                 assert_eq!(got.context, expected.context, "cut at {cut}");
             }
             // And the restored state encodes to the same bytes as the uninterrupted one.
-            assert_eq!(state.encode("r3-test", 9), whole.encode("r3-test", 9));
+            assert_eq!(
+                state.encode("r3-test", 9, ""),
+                whole.encode("r3-test", 9, "")
+            );
         }
     }
 
@@ -434,7 +448,7 @@ mod tests {
         for p in &sample_stream() {
             state.warm(p);
         }
-        let bytes = state.encode("r3-test", 42);
+        let bytes = state.encode("r3-test", 42, "1:B1");
         assert!(matches!(
             FeatureState::decode(&bytes, "r4-other"),
             Err(CheckpointError::ForeignFeatureSet { .. })

@@ -220,8 +220,15 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
     let mut corrupt = bytes.clone();
     corrupt[bytes.len() / 2] ^= 0x40;
     std::fs::write(name(good + 10), corrupt).unwrap();
-    let foreign = aegis_core::features::FeatureState::new().encode("r0-foreign", good + 20);
+    let foreign = aegis_core::features::FeatureState::new().encode("r0-foreign", good + 20, "");
     std::fs::write(name(good + 20), foreign).unwrap();
+    // The right feature set, from another database (or this one before it was regenerated).
+    let elsewhere = aegis_core::features::FeatureState::new().encode(
+        &aegis_core::features::feature_set_id(),
+        good + 40,
+        "1700000000000:BEN-ELSEWHERE",
+    );
+    std::fs::write(name(good + 40), elsewhere).unwrap();
     std::fs::write(name(mark + 1_000), &bytes).unwrap();
     std::fs::write(name(good + 30), b"half a file").unwrap();
 
