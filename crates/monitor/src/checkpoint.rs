@@ -13,7 +13,7 @@
 //! restart faster but never a score different.
 
 use std::fs;
-use std::io::Write;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -160,21 +160,33 @@ impl Checkpoints {
         }
     }
 
-    /// Writes `bytes` (the state at `mark`) durably, then drops all but the newest [`KEEP`].
-    fn write(&self, mark: i64, bytes: &[u8]) -> anyhow::Result<()> {
+    /// Streams `state` at `mark` into a new `.tmp` file (no copy of the state in memory);
+    /// [`commit`](Self::commit) makes it durable and current.
+    fn encode(&self, state: &FeatureState, mark: i64, anchor: &str) -> anyhow::Result<Pending> {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let path = self.path_of(mark);
         let mut temporary = path.clone().into_os_string();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
-        {
-            let mut file = fs::File::create(&temporary)
-                .with_context(|| format!("creating {}", temporary.display()))?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-        }
-        fs::rename(&temporary, &path)?;
+        let file = fs::File::create(&temporary)
+            .with_context(|| format!("creating {}", temporary.display()))?;
+        let bytes = state
+            .encode_to(BufWriter::new(&file), &self.feature_set, mark, anchor)
+            .with_context(|| format!("writing {}", temporary.display()))?;
+        Ok(Pending {
+            file,
+            temporary,
+            path,
+            bytes,
+        })
+    }
+
+    /// Syncs a written checkpoint, renames it into place, and drops all but the newest
+    /// [`KEEP`].
+    fn commit(&self, pending: &Pending) -> anyhow::Result<()> {
+        pending.file.sync_all()?;
+        fs::rename(&pending.temporary, &pending.path)?;
         if let Ok(dir) = fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
@@ -185,9 +197,16 @@ impl Checkpoints {
     }
 }
 
-/// Writes checkpoints off the scoring thread: the state is encoded in place (a copy of its
-/// bytes is all the writer needs), and the file is written and synced by a background thread,
-/// one at a time.
+/// A checkpoint written but not yet synced and renamed.
+struct Pending {
+    file: fs::File,
+    temporary: PathBuf,
+    path: PathBuf,
+    bytes: u64,
+}
+
+/// Writes checkpoints: the scoring thread streams the state into a `.tmp` file (no copy of it
+/// in memory), and a background thread syncs and renames it, one at a time.
 pub struct Writer {
     checkpoints: Checkpoints,
     policy: CheckpointPolicy,
@@ -251,20 +270,31 @@ impl Writer {
         let started = Instant::now();
         self.wait();
         let encoding = Instant::now();
-        let bytes = state.encode(&self.checkpoints.feature_set, mark, anchor);
+        let pending = self.checkpoints.encode(state, mark, anchor);
         let encode_s = encoding.elapsed().as_secs_f64();
         self.last_cost = started.elapsed();
-        let checkpoints = self.checkpoints.clone();
         self.rows_since = 0;
         self.last = Instant::now();
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(
+                    mark,
+                    error = format!("{error:#}"),
+                    "checkpoint not written; scoring goes on and the next one will retry"
+                );
+                return;
+            }
+        };
+        let checkpoints = self.checkpoints.clone();
         self.pending = Some(std::thread::spawn(move || {
-            let written = Instant::now();
-            match checkpoints.write(mark, &bytes) {
+            let synced = Instant::now();
+            match checkpoints.commit(&pending) {
                 Ok(()) => tracing::info!(
                     mark,
-                    bytes = bytes.len(),
+                    bytes = pending.bytes,
                     encode_s,
-                    write_s = written.elapsed().as_secs_f64(),
+                    sync_s = synced.elapsed().as_secs_f64(),
                     "checkpoint written"
                 ),
                 Err(error) => tracing::warn!(

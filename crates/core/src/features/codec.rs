@@ -1,6 +1,6 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK1`, the feature-set id, the mark the state corresponds to, the
+//! Layout: the magic `AEGISCK2`, the feature-set id, the mark the state corresponds to, the
 //! anchor (what identifies the row at the mark in its database: a checkpoint must never be
 //! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    AccountState, AgentState, BeneficiaryState, FeatureState, Interner, RecentPayment, SchemeState,
-    UsualPlace,
+    AccountState, AgentState, BeneficiaryState, FeatureState, Interner, RecentPayment,
+    SchemeAmount, SchemeState, UsualPlace,
 };
 
-const MAGIC: &[u8; 8] = b"AEGISCK1";
+const MAGIC: &[u8; 8] = b"AEGISCK2";
 
 /// A decoded checkpoint: the state after every row up to `mark` was observed.
 #[derive(Debug)]
@@ -41,25 +41,110 @@ pub enum CheckpointError {
 }
 
 /// A fast 64-bit checksum over 8-byte words (not cryptographic: it catches torn and corrupt
-/// files, and a 300 MB state is checked in a fraction of a second).
+/// files, and a 300 MB state is checked in a fraction of a second). Streaming: feeding the
+/// bytes in any pieces gives the same sum as feeding them at once.
+#[derive(Debug, Default)]
+struct Checksum {
+    hash: u64,
+    carry: [u8; 8],
+    carry_len: usize,
+    total: u64,
+}
+
+impl Checksum {
+    fn new() -> Checksum {
+        Checksum {
+            hash: 0xcbf2_9ce4_8422_2325,
+            ..Checksum::default()
+        }
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.hash = (self.hash ^ word)
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(29);
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.carry_len > 0 {
+            let take = (8 - self.carry_len).min(bytes.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&bytes[..take]);
+            self.carry_len += take;
+            bytes = &bytes[take..];
+            if self.carry_len < 8 {
+                return;
+            }
+            self.mix(u64::from_le_bytes(self.carry));
+            self.carry_len = 0;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.mix(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carry_len = rest.len();
+    }
+
+    fn finish(mut self) -> u64 {
+        for index in 0..self.carry_len {
+            self.hash = (self.hash ^ u64::from(self.carry[index])).wrapping_mul(0x0100_0000_01b3);
+        }
+        let total = self.total;
+        self.mix(total);
+        self.hash ^ (self.hash >> 31)
+    }
+}
+
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        hash = (hash ^ word).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
-    }
-    for &byte in chunks.remainder() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash ^ (hash >> 31)
+    let mut sum = Checksum::new();
+    sum.feed(bytes);
+    sum.finish()
 }
 
-struct Writer {
+/// Writes the encoding to `out` in 64 KiB pieces, summing as it goes. The first I/O error is
+/// kept and reported at the end, so the field-by-field code stays free of `?`.
+struct Writer<W: std::io::Write> {
+    out: W,
     bytes: Vec<u8>,
+    sum: Checksum,
+    written: u64,
+    error: Option<std::io::Error>,
 }
 
-impl Writer {
+const PIECE: usize = 64 * 1024;
+
+impl<W: std::io::Write> Writer<W> {
+    fn flush_piece(&mut self) {
+        self.sum.feed(&self.bytes);
+        self.written += self.bytes.len() as u64;
+        if self.error.is_none()
+            && let Err(error) = self.out.write_all(&self.bytes)
+        {
+            self.error = Some(error);
+        }
+        self.bytes.clear();
+    }
+
+    fn maybe_flush(&mut self) {
+        if self.bytes.len() >= PIECE {
+            self.flush_piece();
+        }
+    }
+
+    /// Flushes, appends the checksum, and returns the bytes written.
+    fn finish(mut self) -> std::io::Result<u64> {
+        self.flush_piece();
+        let sum = std::mem::take(&mut self.sum).finish();
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        self.out.write_all(&sum.to_le_bytes())?;
+        self.out.flush()?;
+        Ok(self.written + 8)
+    }
+
     fn u8(&mut self, value: u8) {
         self.bytes.push(value);
     }
@@ -81,6 +166,7 @@ impl Writer {
     fn str(&mut self, text: &str) {
         self.len(text.len());
         self.bytes.extend_from_slice(text.as_bytes());
+        self.maybe_flush();
     }
     fn opt_i64(&mut self, value: Option<i64>) {
         match value {
@@ -111,11 +197,12 @@ impl Writer {
                 self.f64(lon);
             }
         }
+        self.u8(place.seen);
     }
     fn interner(&mut self, interner: &Interner) {
         let mut by_id: Vec<&str> = vec![""; interner.ids.len()];
         for (text, &id) in &interner.ids {
-            by_id[id as usize] = text;
+            by_id[id as usize] = text.as_ref();
         }
         self.len(by_id.len());
         for text in by_id {
@@ -202,6 +289,7 @@ impl Reader<'_> {
         Ok(UsualPlace {
             first_points,
             median,
+            seen: self.u8()?,
         })
     }
     fn interner(&mut self) -> Read<Interner> {
@@ -210,7 +298,7 @@ impl Reader<'_> {
         interner.ids.reserve(len);
         for id in 0..len {
             let text = self.str()?;
-            if interner.ids.insert(text, id as u32).is_some() {
+            if interner.ids.insert(text.into(), id as u32).is_some() {
                 return Err(CheckpointError::Malformed(self.at));
             }
         }
@@ -222,8 +310,27 @@ impl FeatureState {
     /// The state as checkpoint bytes, for `mark` (whose row `anchor` identifies) under feature
     /// set `feature_set`.
     pub fn encode(&self, feature_set: &str, mark: i64, anchor: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.encode_to(&mut bytes, feature_set, mark, anchor)
+            .expect("writing to memory cannot fail");
+        bytes
+    }
+
+    /// Streams the checkpoint bytes to `out` (no copy of the state is held in memory) and
+    /// returns how many were written.
+    pub fn encode_to(
+        &self,
+        out: impl std::io::Write,
+        feature_set: &str,
+        mark: i64,
+        anchor: &str,
+    ) -> std::io::Result<u64> {
         let mut w = Writer {
-            bytes: Vec::with_capacity(64 + self.beneficiaries.len() * 96),
+            out,
+            bytes: Vec::with_capacity(PIECE + 1024),
+            sum: Checksum::new(),
+            written: 0,
+            error: None,
         };
         w.bytes.extend_from_slice(MAGIC);
         w.str(feature_set);
@@ -236,6 +343,7 @@ impl FeatureState {
         w.interner(&self.scheme_ids);
         w.len(self.beneficiaries.len());
         for b in &self.beneficiaries {
+            w.maybe_flush();
             w.len(b.recent.len());
             for r in &b.recent {
                 w.i64(r.time);
@@ -247,14 +355,15 @@ impl FeatureState {
             w.u32s(&b.accounts);
             w.u32s(&b.agents);
             w.len(b.scheme_amounts.len());
-            for &(scheme, sum, count) in &b.scheme_amounts {
-                w.u32(scheme);
-                w.i64(sum);
-                w.u32(count);
+            for amount in &b.scheme_amounts {
+                w.u32(amount.scheme);
+                w.i64(amount.sum_paise);
+                w.u32(amount.count);
             }
         }
         w.len(self.accounts.len());
         for a in &self.accounts {
+            w.maybe_flush();
             w.len(a.recent.len());
             for &(time, beneficiary) in &a.recent {
                 w.i64(time);
@@ -263,6 +372,7 @@ impl FeatureState {
         }
         w.len(self.agents.len());
         for a in &self.agents {
+            w.maybe_flush();
             w.len(a.recent.len());
             for &(time, beneficiary, first) in &a.recent {
                 w.i64(time);
@@ -276,6 +386,7 @@ impl FeatureState {
         }
         w.len(self.schemes.len());
         for s in &self.schemes {
+            w.maybe_flush();
             w.len(s.buckets.len());
             for (&bucket, &count) in &s.buckets {
                 w.u32(bucket as u32);
@@ -285,9 +396,7 @@ impl FeatureState {
             w.opt_i64(s.cached_median);
             w.u32(s.cached_at);
         }
-        let sum = checksum(&w.bytes);
-        w.u64(sum);
-        w.bytes
+        w.finish()
     }
 
     /// Reads checkpoint bytes written by [`encode`](Self::encode) for `feature_set`.
@@ -332,11 +441,17 @@ impl FeatureState {
                     recent,
                     last_time: r.opt_i64()?,
                     place: r.place()?,
-                    accounts: r.u32s()?,
-                    agents: r.u32s()?,
+                    accounts: r.u32s()?.into_iter().collect(),
+                    agents: r.u32s()?.into_iter().collect(),
                     scheme_amounts: (0..r.len(16)?)
-                        .map(|_| Ok((r.u32()?, r.i64()?, r.u32()?)))
-                        .collect::<Read<Vec<_>>>()?,
+                        .map(|_| {
+                            Ok(SchemeAmount {
+                                scheme: r.u32()?,
+                                sum_paise: r.i64()?,
+                                count: r.u32()?,
+                            })
+                        })
+                        .collect::<Read<_>>()?,
                 })
             })
             .collect::<Read<Vec<_>>>()?;
@@ -440,6 +555,20 @@ mod tests {
                 whole.encode("r3-test", 9, "")
             );
         }
+    }
+
+    #[test]
+    fn the_checksum_does_not_depend_on_how_the_bytes_are_cut() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = checksum(&bytes);
+        for piece in [1, 3, 8, 13, 999] {
+            let mut sum = Checksum::new();
+            for chunk in bytes.chunks(piece) {
+                sum.feed(chunk);
+            }
+            assert_eq!(sum.finish(), whole, "pieces of {piece}");
+        }
+        assert_ne!(checksum(&bytes[..999]), whole);
     }
 
     #[test]

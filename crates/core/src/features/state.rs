@@ -12,6 +12,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use smallvec::SmallVec;
+
 #[path = "codec.rs"]
 mod codec;
 pub use codec::{Checkpoint, CheckpointError};
@@ -41,15 +43,25 @@ struct RecentPayment {
     amount_paise: i64,
 }
 
+/// Per beneficiary. Kept small, because a state's department pays tens of millions of them:
+/// most have one or two accounts, counters and schemes, which live inline (no allocation).
 #[derive(Debug, Default)]
 struct BeneficiaryState {
     recent: VecDeque<RecentPayment>,
     last_time: Option<EventTime>,
     place: UsualPlace,
-    accounts: Vec<u32>,
-    agents: Vec<u32>,
+    accounts: SmallVec<[u32; 2]>,
+    agents: SmallVec<[u32; 2]>,
     /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
-    scheme_amounts: Vec<(u32, i64, u32)>,
+    scheme_amounts: SmallVec<[SchemeAmount; 1]>,
+}
+
+/// A beneficiary's total and count of payments in one scheme.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SchemeAmount {
+    sum_paise: i64,
+    scheme: u32,
+    count: u32,
 }
 
 #[derive(Debug, Default)]
@@ -115,7 +127,7 @@ impl SchemeState {
 /// insertion order only, never on the hasher.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<String, u32, foldhash::fast::RandomState>,
+    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
 }
 
 impl Interner {
@@ -124,7 +136,7 @@ impl Interner {
             return id;
         }
         let id = self.ids.len() as u32;
-        self.ids.insert(key.to_owned(), id);
+        self.ids.insert(key.into(), id);
         id
     }
 }
@@ -150,15 +162,19 @@ pub struct FeatureState {
 /// drag the "usual place" halfway across India for everybody compared with it later.
 #[derive(Debug, Default, Clone)]
 struct UsualPlace {
+    /// The places seen so far, until `keep` of them fix the median; then freed.
     first_points: Vec<(f64, f64)>,
     median: Option<(f64, f64)>,
+    /// How many places were added (at most `keep`).
+    seen: u8,
 }
 
 impl UsualPlace {
     fn add(&mut self, point: (f64, f64), keep: usize) {
-        if self.first_points.len() >= keep {
+        if usize::from(self.seen) >= keep {
             return;
         }
+        self.seen += 1;
         self.first_points.push(point);
         let median_of = |values: &mut Vec<f64>| {
             values.sort_by(f64::total_cmp);
@@ -172,6 +188,10 @@ impl UsualPlace {
         let mut lats: Vec<f64> = self.first_points.iter().map(|p| p.0).collect();
         let mut lons: Vec<f64> = self.first_points.iter().map(|p| p.1).collect();
         self.median = Some((median_of(&mut lats), median_of(&mut lons)));
+        if usize::from(self.seen) >= keep {
+            // The median never moves again: the points are never read again.
+            self.first_points = Vec::new();
+        }
     }
 }
 
@@ -285,8 +305,8 @@ impl FeatureState {
         context.own_typical_paise = beneficiary
             .scheme_amounts
             .iter()
-            .find(|(scheme, _, _)| *scheme == ids.scheme)
-            .map(|(_, sum, count)| sum / i64::from(*count));
+            .find(|amount| amount.scheme == ids.scheme)
+            .map(|amount| amount.sum_paise / i64::from(amount.count));
 
         // How far from where this beneficiary is usually paid: the nearest of the counters they
         // have used before (robust to one trip away, unlike a running mean), or for a first
@@ -384,15 +404,17 @@ impl FeatureState {
         match beneficiary
             .scheme_amounts
             .iter_mut()
-            .find(|(scheme, _, _)| *scheme == ids.scheme)
+            .find(|amount| amount.scheme == ids.scheme)
         {
-            Some((_, sum, count)) => {
-                *sum += payment.amount_paise;
-                *count += 1;
+            Some(amount) => {
+                amount.sum_paise += payment.amount_paise;
+                amount.count += 1;
             }
-            None => beneficiary
-                .scheme_amounts
-                .push((ids.scheme, payment.amount_paise, 1)),
+            None => beneficiary.scheme_amounts.push(SchemeAmount {
+                sum_paise: payment.amount_paise,
+                scheme: ids.scheme,
+                count: 1,
+            }),
         }
         if let Some(account) = ids.account {
             if !beneficiary.accounts.contains(&account) {
