@@ -200,13 +200,9 @@ impl<W: std::io::Write> Writer<W> {
         self.u8(place.seen);
     }
     fn interner(&mut self, interner: &Interner) {
-        let mut by_id: Vec<&str> = vec![""; interner.ids.len()];
-        for (text, &id) in &interner.ids {
-            by_id[id as usize] = text.as_ref();
-        }
-        self.len(by_id.len());
-        for text in by_id {
-            self.str(text);
+        self.len(interner.len());
+        for id in 0..interner.len() {
+            self.str(interner.text(id as u32));
         }
     }
 }
@@ -218,14 +214,15 @@ struct Reader<'a> {
 
 type Read<T> = Result<T, CheckpointError>;
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Read<&[u8]> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Read<&'a [u8]> {
         let end = self
             .at
             .checked_add(n)
             .filter(|end| *end <= self.bytes.len())
             .ok_or(CheckpointError::Malformed(self.at))?;
-        let slice = &self.bytes[self.at..end];
+        let bytes: &'a [u8] = self.bytes;
+        let slice = &bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
@@ -272,7 +269,7 @@ impl Reader<'_> {
             None
         })
     }
-    fn u32s(&mut self) -> Read<Vec<u32>> {
+    fn u32s<C: FromIterator<u32>>(&mut self) -> Read<C> {
         let len = self.len(4)?;
         (0..len).map(|_| self.u32()).collect()
     }
@@ -292,15 +289,29 @@ impl Reader<'_> {
             seen: self.u8()?,
         })
     }
+    /// Steps over an interner, returning its bytes to decode later (on another thread: building
+    /// the hash maps of a million ids is half of a restore).
+    fn interner_section(&mut self) -> Read<&'a [u8]> {
+        let start = self.at;
+        let len = self.len(4)?;
+        for _ in 0..len {
+            let text = self.len(1)?;
+            self.take(text)?;
+        }
+        let bytes: &'a [u8] = self.bytes;
+        Ok(&bytes[start..self.at])
+    }
+
     fn interner(&mut self) -> Read<Interner> {
         let len = self.len(4)?;
         let mut interner = Interner::default();
-        interner.ids.reserve(len);
-        for id in 0..len {
-            let text = self.str()?;
-            if interner.ids.insert(text.into(), id as u32).is_some() {
-                return Err(CheckpointError::Malformed(self.at));
-            }
+        interner.reserve(len, self.bytes.len() - self.at);
+        for _ in 0..len {
+            let size = self.len(1)?;
+            let at = self.at;
+            let text = std::str::from_utf8(self.take(size)?)
+                .map_err(|_| CheckpointError::Malformed(at))?;
+            interner.push_known_new(text);
         }
         Ok(interner)
     }
@@ -422,10 +433,76 @@ impl FeatureState {
         let mark = r.i64()?;
         let anchor = r.str()?;
         let observed = r.u64()?;
-        let beneficiary_ids = r.interner()?;
-        let account_ids = r.interner()?;
-        let agent_ids = r.interner()?;
-        let scheme_ids = r.interner()?;
+        let sections = [
+            r.interner_section()?,
+            r.interner_section()?,
+            r.interner_section()?,
+            r.interner_section()?,
+        ];
+        let interner_at = |section: &[u8]| -> Read<Interner> {
+            let mut reader = Reader {
+                bytes: section,
+                at: 0,
+            };
+            let interner = reader.interner()?;
+            if reader.at != section.len() {
+                return Err(CheckpointError::Malformed(reader.at));
+            }
+            Ok(interner)
+        };
+        // The two big interners build on their own threads while this one reads the states.
+        let (beneficiary_ids, account_ids, states) = std::thread::scope(|scope| {
+            let beneficiaries = scope.spawn(|| interner_at(sections[0]));
+            let accounts = scope.spawn(|| interner_at(sections[1]));
+            let states = Self::decode_states(&mut r);
+            let joined = |handle: std::thread::ScopedJoinHandle<'_, Read<Interner>>| {
+                handle.join().unwrap_or(Err(CheckpointError::Malformed(0)))
+            };
+            (joined(beneficiaries), joined(accounts), states)
+        });
+        let (beneficiary_ids, account_ids) = (beneficiary_ids?, account_ids?);
+        let agent_ids = interner_at(sections[2])?;
+        let scheme_ids = interner_at(sections[3])?;
+        let (beneficiaries, accounts, agents, schemes) = states?;
+        if r.at != body.len() {
+            return Err(CheckpointError::Malformed(r.at));
+        }
+        let consistent = beneficiaries.len() == beneficiary_ids.len()
+            && accounts.len() == account_ids.len()
+            && agents.len() == agent_ids.len()
+            && schemes.len() == scheme_ids.len();
+        if !consistent {
+            return Err(CheckpointError::Malformed(r.at));
+        }
+        Ok(Checkpoint {
+            feature_set: found,
+            mark,
+            anchor,
+            state: FeatureState {
+                beneficiary_ids,
+                account_ids,
+                agent_ids,
+                scheme_ids,
+                beneficiaries,
+                accounts,
+                agents,
+                schemes,
+                observed,
+                scratch: Vec::new(),
+            },
+        })
+    }
+
+    /// The per-beneficiary, account, agent and scheme states, after the interners.
+    #[allow(clippy::type_complexity)]
+    fn decode_states(
+        r: &mut Reader<'_>,
+    ) -> Read<(
+        Vec<BeneficiaryState>,
+        Vec<AccountState>,
+        Vec<AgentState>,
+        Vec<SchemeState>,
+    )> {
         let beneficiaries = (0..r.len(16)?)
             .map(|_| {
                 let recent = (0..r.len(20)?)
@@ -441,8 +518,8 @@ impl FeatureState {
                     recent,
                     last_time: r.opt_i64()?,
                     place: r.place()?,
-                    accounts: r.u32s()?.into_iter().collect(),
-                    agents: r.u32s()?.into_iter().collect(),
+                    accounts: r.u32s()?,
+                    agents: r.u32s()?,
                     scheme_amounts: (0..r.len(16)?)
                         .map(|_| {
                             Ok(SchemeAmount {
@@ -490,33 +567,7 @@ impl FeatureState {
                 })
             })
             .collect::<Read<Vec<_>>>()?;
-        if r.at != body.len() {
-            return Err(CheckpointError::Malformed(r.at));
-        }
-        let consistent = beneficiaries.len() == beneficiary_ids.ids.len()
-            && accounts.len() == account_ids.ids.len()
-            && agents.len() == agent_ids.ids.len()
-            && schemes.len() == scheme_ids.ids.len();
-        if !consistent {
-            return Err(CheckpointError::Malformed(r.at));
-        }
-        Ok(Checkpoint {
-            feature_set: found,
-            mark,
-            anchor,
-            state: FeatureState {
-                beneficiary_ids,
-                account_ids,
-                agent_ids,
-                scheme_ids,
-                beneficiaries,
-                accounts,
-                agents,
-                schemes,
-                observed,
-                scratch: Vec::new(),
-            },
-        })
+        Ok((beneficiaries, accounts, agents, schemes))
     }
 }
 
