@@ -3,7 +3,7 @@
 //! duplicate repeats a real beneficiary's recent instalment).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use anyhow::{Context, bail};
 use rand::Rng;
@@ -36,6 +36,18 @@ pub struct Feed {
     scheduled_until: EventTime,
     /// Latest event time fed: a fast feed runs ahead of the clock, and incidents follow it.
     frontier: EventTime,
+    /// When each (beneficiary, scheme, amount) was last paid, from the stored history and the
+    /// feed: an ordinary payment that would repeat one within the duplicate window is an
+    /// instalment already paid (the feed's calendar is not the generator's), and is skipped.
+    paid: HashMap<(usize, String, i64), EventTime>,
+}
+
+/// A payment repeating the same scheme and amount to the same person within this window looks
+/// like a duplicate (the monitor's `beneficiary_same_amount_6d` feature).
+fn duplicate_window() -> i64 {
+    aegis_core::features::Feature::BeneficiarySameAmount6dLog
+        .window()
+        .expect("a counting feature has a window")
 }
 
 /// Ordinary payments are scheduled a week at a time.
@@ -119,7 +131,9 @@ impl Feed {
                  or replay an export with --replay FILE.csv"
             );
         }
+        let paid = recently_paid(conn, &world, start_day)?;
         Ok(Feed {
+            paid,
             world,
             fraud_rate,
             pending: BinaryHeap::new(),
@@ -131,6 +145,24 @@ impl Feed {
             scheduled_until: start_day,
             frontier: start_day,
         })
+    }
+
+    /// Whether `row` repeats a payment of the same scheme and amount to the same person within
+    /// the duplicate window; if not, it is recorded as paid.
+    fn repeats_an_instalment(&mut self, row: &Draft) -> bool {
+        let key = (
+            row.beneficiary,
+            row.transaction.scheme.clone(),
+            row.transaction.amount_paise,
+        );
+        let time = row.transaction.time;
+        if let Some(&last) = self.paid.get(&key)
+            && (time - last).abs() < duplicate_window()
+        {
+            return true;
+        }
+        self.paid.insert(key, time);
+        false
     }
 
     /// IST midnight of the day after the newest transaction (or today if there is none).
@@ -150,26 +182,31 @@ impl Feed {
     /// is stamped with the simulated clock, or with its scheduled time when a fast feed runs
     /// ahead of the clock.
     fn ordinary<R: Rng>(&mut self, rng: &mut R, now: EventTime) -> Draft {
-        while self.schedule.is_empty() {
-            let scheduler = Scheduler {
-                world: &self.world,
-                calendar: &self.calendar,
-                start: self.scheduled_until,
-                end: self.scheduled_until + SCHEDULE_CHUNK,
-                account_change_probability: 0.0,
-            };
-            let mut week = Vec::new();
-            for person in 0..self.world.beneficiaries.len() {
-                scheduler.schedule(rng, person, &mut week);
+        loop {
+            while self.schedule.is_empty() {
+                let scheduler = Scheduler {
+                    world: &self.world,
+                    calendar: &self.calendar,
+                    start: self.scheduled_until,
+                    end: self.scheduled_until + SCHEDULE_CHUNK,
+                    account_change_probability: 0.0,
+                };
+                let mut week = Vec::new();
+                for person in 0..self.world.beneficiaries.len() {
+                    scheduler.schedule(rng, person, &mut week);
+                }
+                week.sort_by_key(|draft| draft.transaction.time);
+                self.schedule.extend(week);
+                self.scheduled_until += SCHEDULE_CHUNK;
             }
-            week.sort_by_key(|draft| draft.transaction.time);
-            self.schedule.extend(week);
-            self.scheduled_until += SCHEDULE_CHUNK;
+            let mut row = self.schedule.pop_front().expect("refilled above");
+            row.transaction.time = row.transaction.time.max(now);
+            if self.repeats_an_instalment(&row) {
+                continue;
+            }
+            self.frontier = self.frontier.max(row.transaction.time);
+            return row;
         }
-        let mut row = self.schedule.pop_front().expect("refilled above");
-        row.transaction.time = row.transaction.time.max(now);
-        self.frontier = self.frontier.max(row.transaction.time);
-        row
     }
 
     fn schedule(&mut self, rows: Vec<Draft>) {
@@ -299,4 +336,41 @@ impl Feed {
         }
         out
     }
+}
+
+/// The last time each registered beneficiary was paid each (scheme, amount) within the
+/// duplicate window before `start_day`.
+fn recently_paid(
+    conn: &Connection,
+    world: &World,
+    start_day: EventTime,
+) -> anyhow::Result<HashMap<(usize, String, i64), EventTime>> {
+    let index: HashMap<&str, usize> = world
+        .beneficiaries
+        .iter()
+        .enumerate()
+        .map(|(position, beneficiary)| (beneficiary.id.as_str(), position))
+        .collect();
+    let since = aegis_core::time::format_ist(start_day - duplicate_window());
+    let mut statement = conn.prepare(
+        "SELECT beneficiary_id, scheme, amount_paise, max(timestamp) FROM transactions \
+         WHERE timestamp >= ?1 AND amount_paise IS NOT NULL \
+         GROUP BY beneficiary_id, scheme, amount_paise",
+    )?;
+    let mut rows = statement.query([since])?;
+    let mut paid = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let beneficiary: String = row.get(0)?;
+        let Some(&position) = index.get(beneficiary.as_str()) else {
+            continue;
+        };
+        let Some(time) = row
+            .get::<_, Option<String>>(3)?
+            .and_then(|text| parse_timestamp(&text).ok())
+        else {
+            continue;
+        };
+        paid.insert((position, row.get(1)?, row.get(2)?), time);
+    }
+    Ok(paid)
 }

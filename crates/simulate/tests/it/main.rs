@@ -82,6 +82,50 @@ fn simulated_labels_agree_with_event_times_and_every_type_is_fed() {
     assert_eq!(kinds.len(), 8, "fed fraud types: {kinds:?}");
 }
 
+/// Where the feed meets the generated history, it must not pay an instalment the generator
+/// already paid: such a row repeats a payment within days, the monitor rightly flags it as a
+/// duplicate, and a "normal" label on it would count a true alert as a false one.
+#[test]
+fn no_payment_labeled_normal_repeats_a_recent_instalment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = population(dir.path());
+    let before: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT max(transaction_id) FROM transactions", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut feed = config(&db);
+    feed.fraud_rate = 0.0;
+    feed.count = Some(20_000);
+    simulate::run(&feed, Arc::new(AtomicBool::new(false))).unwrap();
+    let window = aegis_core::features::Feature::BeneficiarySameAmount6dLog
+        .window()
+        .unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let repeats: Vec<(i64, String, String)> = conn
+        .prepare(
+            "SELECT new.transaction_id, new.beneficiary_id, new.timestamp FROM transactions new \
+             JOIN transactions old ON old.beneficiary_id = new.beneficiary_id \
+               AND old.scheme = new.scheme AND old.amount_paise = new.amount_paise \
+               AND old.transaction_id <> new.transaction_id \
+               AND old.timestamp <= new.timestamp \
+               AND unixepoch(new.timestamp) - unixepoch(old.timestamp) < ?2 \
+             WHERE new.transaction_id > ?1 AND new.is_anomaly = 0 \
+               AND (old.timestamp < new.timestamp OR old.transaction_id < new.transaction_id) \
+             LIMIT 5",
+        )
+        .unwrap()
+        .query_map([before, window], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        repeats.is_empty(),
+        "normal rows repeating an instalment: {repeats:?}"
+    );
+}
+
 #[test]
 fn replay_inserts_an_export_in_event_time_order() {
     let dir = tempfile::tempdir().unwrap();
