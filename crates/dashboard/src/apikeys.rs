@@ -142,7 +142,7 @@ pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> 
             "a live key is already named {name:?}: revoke it first (`dashboard apikey revoke {name}`) or pick another name"
         )));
     }
-    let user_id = system_user(&transaction, &format!("api:{name}"), now)?;
+    let user_id = crate::users::system_user(&transaction, &format!("api:{name}"), now)?;
     let prefix = random_token()[..PREFIX_HEX].to_string();
     let secret = random_token();
     debug_assert_eq!(secret.len(), SECRET_HEX);
@@ -159,27 +159,6 @@ pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> 
     )?;
     transaction.commit()?;
     Ok(format!("{KEY_PREFIX}{prefix}_{secret}"))
-}
-
-/// The disabled user that records a key's verdicts, created on first use. It has an
-/// unguessable password and can never log in.
-fn system_user(conn: &Connection, username: &str, now: i64) -> AppResult<i64> {
-    if let Some(id) = conn
-        .query_row(
-            "SELECT user_id FROM users WHERE username = ?1",
-            [username],
-            |row| row.get(0),
-        )
-        .optional()?
-    {
-        return Ok(id);
-    }
-    let hash = crate::password::hash_password(&random_token())?;
-    conn.execute(
-        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
-        params![username, hash, now],
-    )?;
-    Ok(conn.last_insert_rowid())
 }
 
 /// Revokes the live key named `name`; its next request gets 401.

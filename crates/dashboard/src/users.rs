@@ -308,3 +308,25 @@ pub fn authenticate(
         role,
     }))
 }
+
+/// The id of system user `username` (one that records verdicts made by an import or an API
+/// key, never a person), created on first use: disabled, with a random password nobody knows,
+/// so it can never log in.
+pub fn system_user(conn: &Connection, username: &str, now_millis: i64) -> AppResult<i64> {
+    if let Some(id) = conn
+        .query_row(
+            "SELECT user_id FROM users WHERE username = ?1",
+            [username],
+            |row| row.get(0),
+        )
+        .optional()?
+    {
+        return Ok(id);
+    }
+    let hash = crate::password::hash_password(&crate::session::random_token())?;
+    conn.execute(
+        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
+        params![username, hash, now_millis],
+    )?;
+    Ok(conn.last_insert_rowid())
+}

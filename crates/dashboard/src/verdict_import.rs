@@ -223,20 +223,5 @@ fn parse_row<'f>(
 
 /// The id of [`IMPORT_USER`], created (disabled, unguessable password) on first use.
 fn import_user(conn: &Connection, now_millis: i64) -> AppResult<i64> {
-    if let Some(id) = conn
-        .query_row(
-            "SELECT user_id FROM users WHERE username = ?1",
-            [IMPORT_USER],
-            |row| row.get(0),
-        )
-        .optional()?
-    {
-        return Ok(id);
-    }
-    let hash = crate::password::hash_password(&crate::session::random_token())?;
-    conn.execute(
-        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
-        params![IMPORT_USER, hash, now_millis],
-    )?;
-    Ok(conn.last_insert_rowid())
+    crate::users::system_user(conn, IMPORT_USER, now_millis)
 }

@@ -378,14 +378,11 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
-    /// The dashboard under 8 concurrent clients on the scored million-row database.
-    fn dashboard_load(&mut self) -> anyhow::Result<()> {
-        let password = random_password(16);
-        let username = format!("bench-{}", random_password(4).to_lowercase());
-        create_user(&self.db_path, &username, "auditor", &password)?;
+    /// A dashboard on the bench database at the configured port, once it answers; and its URL.
+    fn start_dashboard(&self) -> anyhow::Result<(Child, String)> {
         let addr = format!("127.0.0.1:{}", self.config.port);
         let base = format!("http://{addr}");
-        let mut dashboard = command("dashboard", Some(&self.log))?
+        let dashboard = command("dashboard", Some(&self.log))?
             .args([
                 "--db",
                 &self.db,
@@ -396,6 +393,15 @@ impl<'a> Bench<'a> {
             ])
             .spawn()?;
         wait_until_up(&base, Duration::from_secs(30))?;
+        Ok((dashboard, base))
+    }
+
+    /// The dashboard under 8 concurrent clients on the scored million-row database.
+    fn dashboard_load(&mut self) -> anyhow::Result<()> {
+        let password = random_password(16);
+        let username = format!("bench-{}", random_password(4).to_lowercase());
+        create_user(&self.db_path, &username, "auditor", &password)?;
+        let (mut dashboard, base) = self.start_dashboard()?;
         let session = Session::login(&base, &username, &password)?;
         for (label, page) in [
             ("overview page", "/"),
@@ -516,22 +522,10 @@ impl Bench<'_> {
             &format!("bench-{}", random_password(4).to_lowercase()),
             "ingest",
         )?;
-        let addr = format!("127.0.0.1:{}", self.config.port);
-        let base = format!("http://{addr}");
         let mut monitor = command("monitor", Some(&self.log))?
             .args(["--db", &self.db, "--modeling", &self.modeling])
             .spawn()?;
-        let mut dashboard = command("dashboard", Some(&self.log))?
-            .args([
-                "--db",
-                &self.db,
-                "--modeling",
-                &self.modeling,
-                "--addr",
-                &addr,
-            ])
-            .spawn()?;
-        wait_until_up(&base, Duration::from_secs(30))?;
+        let (mut dashboard, base) = self.start_dashboard()?;
         let (payees, day) = apibench::payees(&self.db_path, 200_000)?;
         let caught_up = |what: &str| -> anyhow::Result<()> {
             let deadline = Instant::now() + Duration::from_secs(300);
