@@ -234,7 +234,8 @@
     setText('kpi-anomalies', kpis.anomalies_text);
     setText('kpi-rate', kpis.anomaly_percent_text);
     setText('kpi-scheme', kpis.top_scheme_text);
-    setText('kpi-risk', kpis.amount_at_risk_text);
+    setText('kpi-flagged', kpis.amount_flagged_text);
+    setText('kpi-confirmed', kpis.amount_confirmed_text);
   }
 
   function liveItem(anomaly) {

@@ -8,15 +8,15 @@ use rusqlite::Connection;
 
 use crate::error::AppResult;
 
-/// What identifies the state of the data: the newest row and the monitor's mark. Verdicts do
-/// not enter the cached aggregates.
-pub type DataVersion = (i64, i64);
+/// What identifies the state of the data: the newest row, the monitor's mark, and the newest
+/// verdict (the confirmed-fraud amount counts verdicts).
+pub type DataVersion = (i64, i64, i64);
 
 /// Entries kept at most; past it, the least recently used is dropped (so the default overview
 /// every auditor opens stays cached while others explore many filters).
 const CAPACITY: usize = 64;
 
-/// The current data version (two indexed lookups).
+/// The current data version (three indexed lookups).
 pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
     let newest: i64 = conn.query_row(
         "SELECT coalesce(max(transaction_id), 0) FROM transactions",
@@ -24,7 +24,12 @@ pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
         |row| row.get(0),
     )?;
     let mark = aegis_core::store::monitor_mark(conn)?.unwrap_or(0);
-    Ok((newest, mark))
+    let verdict: i64 = conn.query_row(
+        "SELECT coalesce(max(verdict_id), 0) FROM verdicts",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok((newest, mark, verdict))
 }
 
 /// Answers by key, each remembered with the data version it was computed at.
@@ -95,10 +100,11 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(ask((1, 1)), 1);
-        assert_eq!(ask((1, 1)), 1);
-        assert_eq!(ask((2, 1)), 2, "a new row invalidates");
-        assert_eq!(ask((2, 2)), 3, "newly scored rows invalidate");
+        assert_eq!(ask((1, 1, 0)), 1);
+        assert_eq!(ask((1, 1, 0)), 1);
+        assert_eq!(ask((2, 1, 0)), 2, "a new row invalidates");
+        assert_eq!(ask((2, 2, 0)), 3, "newly scored rows invalidate");
+        assert_eq!(ask((2, 2, 1)), 4, "a new verdict invalidates");
     }
 
     #[test]
@@ -107,7 +113,7 @@ mod tests {
         let computed = std::cell::Cell::new(0);
         let ask = |key: &str| {
             cache
-                .get_or_compute(key.into(), (1, 1), || {
+                .get_or_compute(key.into(), (1, 1, 0), || {
                     computed.set(computed.get() + 1);
                     Ok(())
                 })

@@ -120,24 +120,42 @@ pub struct Kpis {
     pub anomaly_percent: f64,
     pub top_scheme: Option<String>,
     pub top_scheme_anomalies: i64,
-    pub amount_at_risk_paise: i64,
+    /// The amount of every flagged payment: what the alerts are about, not a loss (most alerts
+    /// at the budget are not fraud; the model page says how many).
+    pub amount_flagged_paise: i64,
+    /// Of it, the amount auditors confirmed as fraud (the latest verdict of each payment).
+    pub amount_confirmed_paise: i64,
     /// Display forms of the above.
     pub transactions_text: String,
     pub anomalies_text: String,
     pub anomaly_percent_text: String,
     pub top_scheme_text: String,
-    pub amount_at_risk_text: String,
+    pub amount_flagged_text: String,
+    pub amount_confirmed_text: String,
 }
+
+/// Payments whose latest verdict is confirmed fraud.
+const CONFIRMED_FRAUD: &str = "SELECT v.transaction_id FROM verdicts v WHERE v.verdict = 'confirmed_fraud' \
+     AND v.verdict_id = (SELECT max(w.verdict_id) FROM verdicts w WHERE w.transaction_id = v.transaction_id)";
 
 /// KPIs of the rows matching `filters`.
 pub fn kpis(conn: &Connection, filters: &Filters) -> AppResult<Kpis> {
     let (where_sql, params) = filters.where_clause();
-    let (transactions, anomalies, at_risk): (i64, i64, i64) = conn
+    let (transactions, anomalies, flagged, confirmed): (i64, i64, i64, i64) = conn
         .prepare_cached(&format!(
             "SELECT count(*), count(CASE WHEN status = 'ANOMALY' THEN 1 END), \
-             coalesce(sum(CASE WHEN status = 'ANOMALY' THEN amount_paise END), 0) FROM transactions{where_sql}"
+             coalesce(sum(CASE WHEN status = 'ANOMALY' THEN amount_paise END), 0), \
+             coalesce(sum(CASE WHEN status = 'ANOMALY' AND transaction_id IN ({CONFIRMED_FRAUD}) THEN amount_paise END), 0) \
+             FROM transactions{where_sql}"
         ))?
-        .query_row(params_from_iter(params.iter()), |row| Ok((row.get(0)?, row.get(1)?, int_at(row, 2)?.unwrap_or(0))))?;
+        .query_row(params_from_iter(params.iter()), |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                int_at(row, 2)?.unwrap_or(0),
+                int_at(row, 3)?.unwrap_or(0),
+            ))
+        })?;
     let top: Option<(String, i64)> = if anomalies > 0 {
         conn.prepare_cached(&format!(
             "SELECT scheme, count(*) AS anomalies FROM transactions{} GROUP BY scheme ORDER BY anomalies DESC, scheme LIMIT 1",
@@ -163,11 +181,16 @@ pub fn kpis(conn: &Connection, filters: &Filters) -> AppResult<Kpis> {
             |(scheme, n)| format!("{scheme} ({})", group_digits(*n)),
         ),
         top_scheme: top.map(|(scheme, _)| scheme),
-        amount_at_risk_paise: at_risk,
+        amount_flagged_paise: flagged,
+        amount_confirmed_paise: confirmed,
         transactions_text: group_digits(transactions),
         anomalies_text: group_digits(anomalies),
         anomaly_percent_text: format!("{anomaly_percent:.2} %"),
-        amount_at_risk_text: aegis_core::domain::format_rupees(at_risk),
+        amount_flagged_text: aegis_core::domain::format_rupees(flagged),
+        amount_confirmed_text: format!(
+            "{} confirmed fraud",
+            aegis_core::domain::format_rupees(confirmed)
+        ),
     })
 }
 

@@ -98,7 +98,7 @@ async fn login_sets_an_http_only_strict_session_cookie_and_opens_the_overview() 
     let login = app.login("alice").await;
     let overview = app.get("/", Some(&login)).await;
     assert_eq!(overview.status, StatusCode::OK);
-    assert!(overview.body.contains("Amount at risk"));
+    assert!(overview.body.contains("Amount flagged"));
     assert!(overview.body.contains("alice"));
     assert!(
         !overview.body.contains("href=\"/admin\""),
@@ -544,8 +544,22 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
     assert_eq!(kpis["transactions"], 5);
     assert_eq!(kpis["anomalies"], 2);
     assert_eq!(kpis["anomaly_percent_text"], "40.00 %");
-    assert_eq!(kpis["amount_at_risk_paise"], 5_030_000);
-    assert_eq!(kpis["amount_at_risk_text"], "₹50,300");
+    assert_eq!(kpis["amount_flagged_paise"], 5_030_000);
+    assert_eq!(kpis["amount_flagged_text"], "₹50,300");
+    assert_eq!(kpis["amount_confirmed_paise"], 0, "no verdict yet");
+    // Confirmed is what auditors confirmed, by each payment's latest verdict.
+    let conn = app.conn();
+    conn.execute_batch(
+        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (2, 'dismissed', 1, 1), (2, 'confirmed_fraud', 1, 2), (3, 'confirmed_fraud', 1, 3), (3, 'dismissed', 1, 4);",
+    )
+    .unwrap();
+    drop(conn);
+    let kpis = app.get("/api/summary", Some(&login)).await.json()["kpis"].clone();
+    assert_eq!(
+        kpis["amount_confirmed_paise"], 5_000_000,
+        "payment 2 only: 3 was dismissed last"
+    );
+    assert_eq!(kpis["amount_confirmed_text"], "₹50,000 confirmed fraud");
     assert_eq!(
         kpis["top_scheme"], "MGNREGA",
         "ties go to the first scheme by name"
