@@ -298,9 +298,9 @@ pub const FOREIGN_PLACES: &[(&str, f64, f64)] = &[
     ("Kathmandu", 27.72, 85.32),
     ("Dhaka", 23.81, 90.41),
     ("Lahore", 31.55, 74.34),
-    ("Colombo", 6.93, 79.86),
-    ("Dubai", 25.20, 55.27),
-    ("Arabian Sea", 15.0, 66.0),
+    ("Kandy", 7.29, 80.63),
+    ("Al Ain", 24.21, 55.74),
+    ("Riyadh", 24.71, 46.68),
 ];
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: Fraud
         }
         FraudType::FarFromHome => {
             let home = world.beneficiaries[draft.beneficiary].home;
-            let place = if rng.random_bool(0.3) {
+            let abroad = rng.random_bool(0.3);
+            let place = if abroad {
                 let (_, lat, lon) = FOREIGN_PLACES.choose(rng).expect("non-empty");
                 (*lat, *lon)
             } else {
@@ -65,7 +66,19 @@ pub fn mutate<R: Rng>(rng: &mut R, world: &World, draft: &mut Draft, kind: Fraud
                 let district = far.choose(rng).expect("India is wide");
                 (district.latitude, district.longitude)
             };
-            let location = jitter(rng, place, 5.0);
+            // On land: abroad, within a few km of an inland city; at home, inside India (a
+            // coastal district's jitter that lands in the sea falls back to its centre, with
+            // no extra random draw, so the rest of the data set is unchanged).
+            let location = if abroad {
+                jitter(rng, place, 1.0)
+            } else {
+                let point = jitter(rng, place, 5.0);
+                if aegis_core::geo::is_in_india(point) {
+                    point
+                } else {
+                    place
+                }
+            };
             transaction.latitude = Some(location.0);
             transaction.longitude = Some(location.1);
         }

@@ -111,6 +111,26 @@ fn every_fraud_type_is_present_with_its_defining_property() {
             !is_in_india(point) || haversine_km(point, home) > 500.0,
             "{point:?} is near home {home:?}"
         );
+        // On land: in India, or at one of the foreign cities, never at sea.
+        let abroad_in_a_city = generate::catalogue::FOREIGN_PLACES
+            .iter()
+            .any(|(_, lat, lon)| haversine_km(point, (*lat, *lon)) < 5.0);
+        assert!(
+            is_in_india(point) || abroad_in_a_city,
+            "far-from-home point {point:?} is neither in India nor at a foreign city"
+        );
+    }
+    for row in rows
+        .iter()
+        .filter(|r| r.fraud_type.as_deref() != Some("far_from_home"))
+    {
+        if let (Some(lat), Some(lon)) = (row.latitude, row.longitude) {
+            assert!(
+                is_in_india((lat, lon)),
+                "row {} at {lat},{lon} is outside India",
+                row.id
+            );
+        }
     }
     for row in &by_type["duplicate_payment"] {
         let original = by_beneficiary[row.beneficiary.as_str()]
