@@ -307,7 +307,8 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut stats = MonitorStats::default();
     let mut state = restore(&conn, &checkpoints, mark, &mut stats)?;
     tracing::info!(model = %slot.model.config.model_version, "model loaded");
-    let mut writer = checkpoint::Writer::new(checkpoints.clone(), config.checkpoints);
+    let mut writer =
+        checkpoint::Writer::new(checkpoints.clone(), config.checkpoints, stats.replayed_rows);
 
     let mut window_start = Instant::now();
     let mut window_scored = 0u64;

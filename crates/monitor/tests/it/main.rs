@@ -192,6 +192,41 @@ fn features_after_a_restart_match_an_uninterrupted_run() {
     assert_same_scores(&fixture.db, &copy);
 }
 
+/// A monitor stopped before its checkpoint interval still bounds the next restart's replay: what
+/// a start replayed counts towards the next checkpoint.
+#[test]
+fn replay_debt_carries_over_restarts_so_frequent_kills_still_checkpoint() {
+    let fixture = fixture(12_000);
+    let mut run = config(&fixture, true);
+    run.checkpoints = monitor::CheckpointPolicy {
+        every_rows: 5_000,
+        every: Duration::from_secs(3600),
+    };
+    // No checkpoint at all: a full replay of 7,000 rows next time.
+    hold_back(&fixture.db, 5_000);
+    let mut without = run.clone();
+    without.checkpoints.every_rows = 0;
+    monitor::run(&without, Arc::new(AtomicBool::new(false))).unwrap();
+    // 1,000 new rows: fewer than the interval, but the start replayed 7,000, so the run
+    // checkpoints after its first batch.
+    release(&fixture.db, 1_000);
+    let first = monitor::run(&run, Arc::new(AtomicBool::new(false))).unwrap();
+    assert_eq!((first.restored_from, first.replayed_rows), (None, 7_000));
+    // One checkpoint right after the first batch (the debt), one when the run stopped; without
+    // the debt there would only be the last, which a kill -9 never writes.
+    let dir = fixture.db.with_file_name("t.db.checkpoints");
+    let mut marks: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    marks.sort();
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    assert!(
+        marks[0].contains(&format!("{:020}", 7_000 + 500)),
+        "{marks:?}"
+    );
+}
+
 /// A corrupt, foreign or future checkpoint is skipped with a log line, down to an older good
 /// one or a full replay: a checkpoint can make a restart faster, never a score different.
 #[test]
