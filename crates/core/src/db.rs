@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_payments_api",
         include_str!("../../../migrations/0006_payments_api.sql"),
     ),
+    (
+        "0007_cases",
+        include_str!("../../../migrations/0007_cases.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod features;
 pub mod geo;
+pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -5,11 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use aegis_core::reasons::{Reason, Reasons};
 
-use crate::audit;
+use crate::cases::{self, VerdictEntry};
 use crate::error::{AppError, AppResult};
-use crate::filters::PAGE_SIZE;
 use crate::queries::{TX_COLUMNS, TxRow, int_at, text_at, tx_row};
-use crate::views::format_millis;
 
 /// An auditor's conclusion about an alert (the `verdicts.verdict` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,107 +56,12 @@ impl Verdict {
 /// Longest note kept with a verdict, in characters.
 pub const MAX_NOTE_CHARS: usize = 4000;
 
-/// A row of the alert queue.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertRow {
-    pub transaction: TxRow,
-    /// The first reason's sentence.
-    pub headline: Option<String>,
-}
-
-/// A page of open alerts.
-#[derive(Debug, Clone, Serialize)]
-pub struct AlertPage {
-    pub total: i64,
-    pub page: i64,
-    pub pages: i64,
-    pub rows: Vec<AlertRow>,
-}
-
-/// Which alerts a queue lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Queue {
-    /// Anomalies without a final verdict: none yet, or a field check still pending (an alert
-    /// sent for a field check stays in the queue until someone confirms or dismisses it).
-    Open,
-    /// Anomalies whose latest verdict is "needs field check".
-    FieldChecks,
-}
-
-impl Queue {
-    /// The query-string value (`/alerts?queue=…`).
-    pub fn param(self) -> &'static str {
-        match self {
-            Queue::Open => "open",
-            Queue::FieldChecks => "field_checks",
-        }
-    }
-
-    /// An unknown or empty value is the open queue.
-    pub fn parse(text: &str) -> Queue {
-        match text.trim() {
-            "field_checks" => Queue::FieldChecks,
-            _ => Queue::Open,
-        }
-    }
-
-    fn condition(self) -> &'static str {
-        match self {
-            Queue::Open => {
-                "status = 'ANOMALY' AND coalesce((SELECT v.verdict FROM verdicts v WHERE v.transaction_id = t.transaction_id \
-                 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1), 'needs_field_check') = 'needs_field_check'"
-            }
-            Queue::FieldChecks => {
-                "status = 'ANOMALY' AND (SELECT v.verdict FROM verdicts v WHERE v.transaction_id = t.transaction_id \
-                 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1) = 'needs_field_check'"
-            }
-        }
-    }
-}
-
-/// A page of `queue`, highest score first.
-pub fn alert_queue(conn: &Connection, queue: Queue, page: i64) -> AppResult<AlertPage> {
-    let open = queue.condition();
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM transactions t WHERE {open}"))?
-        .query_row([], |row| row.get(0))?;
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let page = page.clamp(1, pages);
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
-         FROM transactions t WHERE {open} ORDER BY anomaly_score DESC, transaction_id DESC LIMIT ?1 OFFSET ?2"
-    ))?;
-    let rows = statement
-        .query_map(params![PAGE_SIZE, (page - 1) * PAGE_SIZE], |row| {
-            Ok(AlertRow {
-                transaction: tx_row(row)?,
-                headline: text_at(row, 15)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(AlertPage {
-        total,
-        page,
-        pages,
-        rows,
-    })
-}
-
 /// A beneficiary paid into the same account.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountSharer {
     pub beneficiary_id: String,
     pub payments: i64,
     pub last_payment: Option<String>,
-}
-
-/// A verdict already given.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerdictRecord {
-    pub verdict: String,
-    pub note: String,
-    pub username: String,
-    pub at: String,
 }
 
 /// Everything an auditor needs to decide on one transaction.
@@ -178,7 +81,10 @@ pub struct AlertDetail {
     /// The agent's payments in the 24 hours up to this payment.
     pub agent_activity: Vec<TxRow>,
     pub agent_beneficiaries: i64,
-    pub verdicts: Vec<VerdictRecord>,
+    /// Every verdict on it, newest first (revisions included).
+    pub verdicts: Vec<VerdictEntry>,
+    /// The incident it belongs to (anomalies only).
+    pub incident_id: Option<i64>,
 }
 
 /// How many of the beneficiary's payments are shown.
@@ -247,7 +153,8 @@ pub fn alert_detail(conn: &Connection, id: i64) -> AppResult<Option<AlertDetail>
             .query_row(params![agent, start, timestamp], |row| row.get(0))?;
     }
 
-    let verdicts = verdicts_of(conn, id)?;
+    let verdicts = cases::verdicts_of(conn, id)?;
+    let incident_id = cases::incident_of(conn, id)?;
     Ok(Some(AlertDetail {
         transaction,
         reasons_raw,
@@ -259,6 +166,7 @@ pub fn alert_detail(conn: &Connection, id: i64) -> AppResult<Option<AlertDetail>
         agent_activity,
         agent_beneficiaries,
         verdicts,
+        incident_id,
     }))
 }
 
@@ -273,23 +181,6 @@ fn parse_reasons(text: Option<&str>) -> (Vec<Reason>, Option<String>) {
     }
 }
 
-/// Verdicts on transaction `id`, newest first.
-pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictRecord>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT v.verdict, v.note, coalesce(u.username, '?'), v.created_at FROM verdicts v \
-         LEFT JOIN users u USING (user_id) WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC",
-    )?;
-    let rows = statement.query_map([id], |row| {
-        Ok(VerdictRecord {
-            verdict: row.get(0)?,
-            note: row.get(1)?,
-            username: row.get(2)?,
-            at: format_millis(row.get(3)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// Who records a verdict (the data layer's view of a logged-in user).
 #[derive(Debug, Clone)]
 pub struct Auditor {
@@ -297,46 +188,27 @@ pub struct Auditor {
     pub username: String,
 }
 
-/// Records a verdict on transaction `id` and audits it, in one transaction.
+/// Records a verdict on transaction `id` and audits it, in one transaction; changing a final
+/// verdict needs a `reason` (see [`cases::record_verdicts`]). Returns the new verdict's id.
 pub fn record_verdict(
     conn: &mut Connection,
     id: i64,
     verdict: Verdict,
     note: &str,
+    reason: &str,
     auditor: &Auditor,
     now_millis: i64,
 ) -> AppResult<i64> {
-    let note = note.trim();
-    if note.chars().count() > MAX_NOTE_CHARS {
-        return Err(AppError::BadRequest(format!(
-            "note: at most {MAX_NOTE_CHARS} characters"
-        )));
-    }
-    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
-    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let exists: bool = transaction.query_row(
-        "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1)",
-        [id],
-        |row| row.get(0),
-    )?;
-    if !exists {
-        return Err(AppError::NotFound);
-    }
-    transaction.execute(
-        "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, verdict.as_str(), note, auditor.user_id, now_millis],
-    )?;
-    let verdict_id = transaction.last_insert_rowid();
-    audit::record(
-        &transaction,
+    let recorded = cases::record_verdicts(
+        conn,
+        cases::Target::Alert(id),
+        verdict,
+        note,
+        reason,
+        auditor,
         now_millis,
-        Some(&auditor.username),
-        "verdict",
-        &format!("transaction {id}: {}", verdict.as_str()),
     )?;
-    transaction.commit()?;
-    Ok(verdict_id)
+    Ok(recorded.last_verdict_id)
 }
 
 #[cfg(test)]

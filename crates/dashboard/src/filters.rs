@@ -210,6 +210,17 @@ impl Filters {
 
     /// ` WHERE …` (or nothing) over `transactions`, with its parameters in order.
     pub fn where_clause(&self) -> (String, Vec<Value>) {
+        let (conditions, params) = self.conditions();
+        if conditions.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" WHERE {}", conditions.join(" AND ")), params)
+        }
+    }
+
+    /// The conditions over `transactions` (unqualified column names), with their parameters in
+    /// order.
+    pub fn conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
         let mut conditions: Vec<&'static str> = Vec::new();
         let mut params: Vec<Value> = Vec::new();
         // Plain dates compare correctly against 'YYYY-MM-DD HH:MM:SS' text, and these two
@@ -258,11 +269,7 @@ impl Filters {
                 params.push(Value::Text(q.clone()));
             }
         }
-        if conditions.is_empty() {
-            (String::new(), params)
-        } else {
-            (format!(" WHERE {}", conditions.join(" AND ")), params)
-        }
+        (conditions, params)
     }
 
     /// The filters as query-string pairs (dates as applied, so a link reproduces the view).

@@ -20,6 +20,7 @@ pub mod alerts;
 pub mod apikeys;
 pub mod audit;
 pub mod cache;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod csrf;

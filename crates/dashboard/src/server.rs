@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::ServeConfig;
 use crate::csrf;
 use crate::error::AppError;
-use crate::routes::{admin, api, auth, export, live, pages, v1};
+use crate::routes::{admin, api, auth, cases, export, live, pages, v1};
 use crate::state::AppState;
 use crate::users;
 
@@ -27,7 +27,11 @@ object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/", get(pages::overview)),
-        ("/alerts", get(pages::alerts)),
+        ("/alerts", get(cases::queue)),
+        ("/incidents/bulk", post(cases::post_bulk)),
+        ("/incidents/{id}", get(cases::incident)),
+        ("/incidents/{id}/verdict", post(cases::post_verdict)),
+        ("/incidents/{id}/assign", post(cases::post_assign)),
         ("/alerts/{id}", get(pages::alert)),
         ("/alerts/{id}/verdict", post(pages::post_verdict)),
         ("/model", get(pages::model)),

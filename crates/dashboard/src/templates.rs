@@ -6,6 +6,7 @@ use aegis_core::features::Category;
 
 use crate::alerts::{AlertDetail, Verdict};
 use crate::audit::AuditEntry;
+use crate::cases::{IncidentDetail, IncidentSummary, VerdictEntry};
 use crate::model_info::ModelView;
 use crate::queries::{Kpis, TxRow};
 use crate::session::Session;
@@ -198,21 +199,254 @@ pub struct OverviewPage {
     pub legend: Vec<CategoryLegend>,
 }
 
-/// A row of the alert queue.
+/// A link among the queue's views (open, my cases…).
 #[derive(Debug, Clone)]
-pub struct AlertView {
-    pub tx: TxView,
+pub struct Tab {
+    pub label: &'static str,
+    pub href: String,
+    pub active: bool,
+}
+
+/// The queue's filter form as the user left it.
+#[derive(Debug, Clone, Default)]
+pub struct QueueForm {
+    pub from: String,
+    pub to: String,
+    pub schemes: Vec<SelectOption>,
+    pub district: String,
+    pub categories: Vec<SelectOption>,
+    pub min_amount: String,
+    pub max_amount: String,
+    pub q: String,
+    pub states: Vec<SelectOption>,
+    pub assignees: Vec<SelectOption>,
+    pub sorts: Vec<SelectOption>,
+    pub ascending: bool,
+}
+
+/// An incident as a queue row.
+#[derive(Debug, Clone)]
+pub struct IncidentRowView {
+    pub id: i64,
+    /// Its page, carrying the queue's filters (for "save and next" and the way back).
+    pub href: String,
+    pub alerts: i64,
+    pub open: i64,
+    pub status: String,
+    pub who: String,
+    pub lead: TxView,
     pub headline: String,
+    pub total: String,
+    pub score: String,
+    pub when: String,
+    pub assignee: String,
+    pub checked: bool,
+}
+
+impl IncidentRowView {
+    pub fn new(summary: &IncidentSummary, queue_query: &str, checked: bool) -> IncidentRowView {
+        IncidentRowView {
+            id: summary.incident_id,
+            href: crate::routes::link(
+                &format!("/incidents/{}", summary.incident_id),
+                queue_query,
+                &[],
+            ),
+            alerts: summary.counts.alerts,
+            open: summary.counts.open(),
+            status: summary.counts.describe(),
+            who: who(summary),
+            lead: TxView::from(&summary.lead),
+            headline: summary.headline.clone().unwrap_or_default(),
+            total: rupees(Some(summary.total_paise)),
+            score: views::score(Some(summary.max_score)),
+            when: if summary.first_time == summary.last_time {
+                summary.last_time.clone()
+            } else {
+                format!("{} – {}", summary.first_time, summary.last_time)
+            },
+            assignee: summary.assignee.clone().unwrap_or_default(),
+            checked,
+        }
+    }
+}
+
+/// "2 beneficiaries · 1 account · 1 agent".
+fn who(summary: &IncidentSummary) -> String {
+    let plural = |count: i64, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
+    };
+    [
+        plural(summary.beneficiaries, "beneficiary", "beneficiaries"),
+        plural(summary.accounts, "account", "accounts"),
+        plural(summary.agents, "agent", "agents"),
+    ]
+    .join(" · ")
+}
+
+/// What the user typed in a form that failed, shown again with the problem.
+#[derive(Debug, Clone, Default)]
+pub struct KeptInput {
+    pub note: String,
+    pub reason: String,
 }
 
 #[derive(Template)]
 #[template(path = "alerts.html")]
-pub struct AlertsPage {
+pub struct QueuePage {
     pub layout: Layout,
-    pub rows: Vec<AlertView>,
-    /// The pending field checks rather than the open queue.
-    pub field_checks: bool,
+    pub heading: &'static str,
+    /// A filter or bulk action the user must correct, named.
+    pub problem: Option<String>,
+    /// What the last bulk action did.
+    pub notice: Option<String>,
+    pub tabs: Vec<Tab>,
+    pub form: QueueForm,
+    pub rows: Vec<IncidentRowView>,
     pub pager: Pager,
+    /// The queue's query string, sent back by the bulk form.
+    pub back: String,
+    pub verdict_options: Vec<SelectOption>,
+    pub assign_options: Vec<SelectOption>,
+    pub kept: KeptInput,
+}
+
+/// One alert of an incident's page.
+#[derive(Debug, Clone)]
+pub struct IncidentAlertView {
+    pub tx: TxView,
+    pub headline: String,
+    pub verdict: String,
+}
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+pub struct IncidentPage {
+    pub layout: Layout,
+    pub problem: Option<String>,
+    pub id: i64,
+    pub facts: Vec<Fact>,
+    pub status: String,
+    pub open: i64,
+    pub has_final: bool,
+    pub alerts: Vec<IncidentAlertView>,
+    pub more_alerts: i64,
+    pub beneficiaries: Vec<String>,
+    pub accounts: Vec<String>,
+    pub agents: Vec<String>,
+    pub history: Vec<VerdictView>,
+    pub verdict_options: Vec<SelectOption>,
+    pub assign_options: Vec<SelectOption>,
+    /// The queue's query string: the way back and "save and next".
+    pub back: String,
+    pub back_href: String,
+    pub kept: KeptInput,
+}
+
+impl IncidentPage {
+    pub fn new(
+        layout: Layout,
+        detail: &IncidentDetail,
+        users: &[String],
+        back: &str,
+    ) -> IncidentPage {
+        let summary = &detail.summary;
+        let facts = vec![
+            Fact {
+                label: "Alerts",
+                value: format!("{} ({} open)", summary.counts.alerts, summary.counts.open()),
+            },
+            Fact {
+                label: "First alert (IST)",
+                value: summary.first_time.clone(),
+            },
+            Fact {
+                label: "Latest alert (IST)",
+                value: summary.last_time.clone(),
+            },
+            Fact {
+                label: "Total amount",
+                value: rupees(Some(summary.total_paise)),
+            },
+            Fact {
+                label: "Highest score",
+                value: views::score(Some(summary.max_score)),
+            },
+            Fact {
+                label: "Involves",
+                value: who(summary),
+            },
+            Fact {
+                label: "Assigned to",
+                value: match (&summary.assignee, &summary.assigned_at) {
+                    (Some(name), Some(at)) => format!("{name} (since {at})"),
+                    (Some(name), None) => name.clone(),
+                    _ => "nobody".to_string(),
+                },
+            },
+        ];
+        let alerts: Vec<IncidentAlertView> = detail
+            .alerts
+            .iter()
+            .map(|alert| IncidentAlertView {
+                tx: TxView::from(&alert.transaction),
+                headline: alert.headline.clone().unwrap_or_default(),
+                verdict: alert
+                    .verdict
+                    .as_deref()
+                    .map_or_else(|| "no verdict".to_string(), verdict_label),
+            })
+            .collect();
+        IncidentPage {
+            layout,
+            problem: None,
+            id: summary.incident_id,
+            facts,
+            status: summary.counts.describe(),
+            open: summary.counts.open(),
+            has_final: summary.counts.confirmed + summary.counts.dismissed > 0,
+            more_alerts: summary.counts.alerts - alerts.len() as i64,
+            alerts,
+            beneficiaries: detail.beneficiaries.clone(),
+            accounts: detail.accounts.clone(),
+            agents: detail.agents.clone(),
+            history: detail.history.iter().map(VerdictView::from).collect(),
+            verdict_options: verdict_options(None),
+            assign_options: assign_options(users, summary.assignee.as_deref()),
+            back: back.to_string(),
+            back_href: crate::routes::link("/alerts", back, &[]),
+            kept: KeptInput::default(),
+        }
+    }
+}
+
+/// The verdict `<select>`: a "Choose…" prompt, then the three verdicts.
+pub fn verdict_options(selected: Option<&str>) -> Vec<SelectOption> {
+    let mut options = vec![SelectOption::new("", "Choose…", selected.is_none())];
+    options.extend(
+        Verdict::ALL
+            .into_iter()
+            .map(|v| SelectOption::new(v.as_str(), v.label(), selected == Some(v.as_str()))),
+    );
+    options
+}
+
+/// The assignment `<select>`: every active user, then "nobody".
+pub fn assign_options(users: &[String], current: Option<&str>) -> Vec<SelectOption> {
+    let mut options: Vec<SelectOption> = users
+        .iter()
+        .map(|name| SelectOption::new(name, name, current == Some(name.as_str())))
+        .collect();
+    options.push(SelectOption::new(
+        "none",
+        "Nobody (unassign)",
+        current.is_none(),
+    ));
+    options
+}
+
+fn verdict_label(verdict: &str) -> String {
+    Verdict::parse(verdict).map_or_else(|_| verdict.to_string(), |v| v.label().to_string())
 }
 
 /// A reason sentence with its category.
@@ -239,12 +473,31 @@ pub struct SharerView {
     pub is_this: bool,
 }
 
+/// A verdict in a history table.
 #[derive(Debug, Clone)]
 pub struct VerdictView {
+    pub transaction_id: i64,
     pub verdict: String,
     pub note: String,
+    /// Why it replaced a final verdict (empty for a first verdict).
+    pub reason: String,
+    pub revision: bool,
     pub username: String,
     pub at: String,
+}
+
+impl From<&VerdictEntry> for VerdictView {
+    fn from(entry: &VerdictEntry) -> VerdictView {
+        VerdictView {
+            transaction_id: entry.transaction_id,
+            verdict: verdict_label(&entry.verdict),
+            note: entry.note.clone(),
+            reason: entry.reason.clone(),
+            revision: entry.revises.is_some(),
+            username: entry.username.clone(),
+            at: entry.at.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -269,6 +522,9 @@ pub struct AlertPage {
     pub agent_beneficiaries: i64,
     pub verdicts: Vec<VerdictView>,
     pub verdict_options: Vec<SelectOption>,
+    pub incident_id: Option<i64>,
+    /// Its latest verdict is final: a new one is a revision and needs a reason.
+    pub has_final: bool,
 }
 
 impl AlertPage {
@@ -351,12 +607,6 @@ impl AlertPage {
                 last_payment: sharer.last_payment.clone().unwrap_or_default(),
             })
             .collect();
-        let mut verdict_options = vec![SelectOption::new("", "Choose…", true)];
-        verdict_options.extend(
-            Verdict::ALL
-                .into_iter()
-                .map(|v| SelectOption::new(v.as_str(), v.label(), false)),
-        );
         AlertPage {
             layout,
             tx: TxView::from(row),
@@ -382,18 +632,13 @@ impl AlertPage {
             agent: or_dash(&row.agent_id),
             agent_activity: detail.agent_activity.iter().map(TxView::from).collect(),
             agent_beneficiaries: detail.agent_beneficiaries,
-            verdicts: detail
-                .verdicts
-                .iter()
-                .map(|v| VerdictView {
-                    verdict: Verdict::parse(&v.verdict)
-                        .map_or_else(|_| v.verdict.clone(), |v| v.label().to_string()),
-                    note: v.note.clone(),
-                    username: v.username.clone(),
-                    at: v.at.clone(),
-                })
-                .collect(),
-            verdict_options,
+            verdicts: detail.verdicts.iter().map(VerdictView::from).collect(),
+            verdict_options: verdict_options(None),
+            incident_id: detail.incident_id,
+            has_final: detail.verdicts.first().is_some_and(|v| {
+                v.verdict == Verdict::ConfirmedFraud.as_str()
+                    || v.verdict == Verdict::Dismissed.as_str()
+            }),
         }
     }
 }

@@ -32,6 +32,7 @@ use aegis_core::artifacts;
 use aegis_core::db;
 use aegis_core::domain::Status;
 use aegis_core::features::{FeatureState, Features};
+use aegis_core::incidents::{self, AlertToLink};
 use aegis_core::model::BackendKind;
 use aegis_core::reasons::Reasons;
 use aegis_core::store::{self, STORED_COLUMNS, StoredTransaction, read_stored};
@@ -217,7 +218,9 @@ fn score_batch(
     let version = &model.config.model_version;
     let scored_at = now_millis();
     let mark = rows.last().map(|r| r.transaction_id).unwrap_or(0);
+    let first_id = rows.first().map(|r| r.transaction_id).unwrap_or(0);
 
+    let mut alerts: Vec<AlertToLink<'_>> = Vec::new();
     let transaction = conn.transaction()?;
     {
         let mut update = transaction.prepare_cached(
@@ -243,8 +246,19 @@ fn score_batch(
                         )
                         .to_json()
                     });
-                    if status == Status::Anomaly {
+                    if status == Status::Anomaly
+                        && let Ok(payment) = &row.payment
+                    {
                         stats.anomalies += 1;
+                        alerts.push(AlertToLink {
+                            transaction_id: row.transaction_id,
+                            time: payment.time,
+                            beneficiary_id: &payment.beneficiary_id,
+                            account_id: payment.account_id.as_deref(),
+                            agent_id: payment.agent_id.as_deref(),
+                            score: f64::from(score),
+                            amount_paise: payment.amount_paise,
+                        });
                     }
                     update.execute(params![
                         status.as_str(),
@@ -269,6 +283,11 @@ fn score_batch(
                 }
             }
         }
+        // Incidents are linked in the transaction that scores: an alert never exists without
+        // its incident, and a restart neither links twice nor skips (core::incidents).
+        incidents::link_backlog(&transaction, first_id - 1)?;
+        incidents::link(&transaction, &alerts)?;
+        incidents::set_linked_up_to(&transaction, mark)?;
         store::write_monitor_mark(&transaction, mark, version, scored_at)?;
     }
     transaction.commit()?;

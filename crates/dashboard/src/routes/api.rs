@@ -88,6 +88,9 @@ pub struct VerdictRequest {
     pub verdict: String,
     #[serde(default)]
     pub note: String,
+    /// Why a final verdict changes (required then).
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// `POST /api/alerts/{id}/verdict`: records a verdict; 201 with its id.
@@ -106,7 +109,15 @@ pub async fn post_verdict(
     let now = aegis_core::time::now_millis();
     let verdict_id = state
         .write(move |conn| {
-            alerts::record_verdict(conn, id, verdict, &request.note, &session.auditor(), now)
+            alerts::record_verdict(
+                conn,
+                id,
+                verdict,
+                &request.note,
+                &request.reason,
+                &session.auditor(),
+                now,
+            )
         })
         .await?;
     Ok((

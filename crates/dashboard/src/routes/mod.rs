@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod cases;
 pub mod export;
 pub mod live;
 pub mod pages;

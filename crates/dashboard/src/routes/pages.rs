@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use aegis_core::features::Category;
 
-use crate::alerts::{self, Queue, Verdict};
+use crate::alerts::{self, Verdict};
 use crate::error::{AppError, AppResult};
 use crate::filters::{
     Filters, ListParams, Sort, SortColumn, StatusFilter, parse_page, rupees_param,
@@ -19,8 +19,8 @@ use crate::routes::{link, render};
 use crate::session::PageSession;
 use crate::state::AppState;
 use crate::templates::{
-    AlertPage, AlertView, AlertsPage, FilterForm, Layout, ModelPage, OverviewPage, Pager,
-    SelectOption, SortHeader, TxView, legend,
+    AlertPage, FilterForm, Layout, ModelPage, OverviewPage, Pager, SelectOption, SortHeader,
+    TxView, legend,
 };
 use crate::views::group_digits;
 
@@ -196,41 +196,11 @@ pub async fn overview(
     Ok((status, render(&page)?).into_response())
 }
 
-/// Query of the alert queue.
+/// Query of a paged list (the audit log).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PageParams {
     pub page: String,
-    /// `open` (default) or `field_checks`.
-    pub queue: String,
-}
-
-/// `GET /alerts[?queue=field_checks]`: open alerts (or pending field checks) by score.
-pub async fn alerts(
-    State(state): State<AppState>,
-    PageSession(session): PageSession,
-    Query(params): Query<PageParams>,
-) -> AppResult<Html<String>> {
-    let page = parse_page(&params.page);
-    let queue = Queue::parse(&params.queue);
-    let alerts = state
-        .read(move |conn| alerts::alert_queue(conn, queue, page))
-        .await?;
-    let rows = alerts
-        .rows
-        .iter()
-        .map(|alert| AlertView {
-            tx: TxView::from(&alert.transaction),
-            headline: alert.headline.clone().unwrap_or_default(),
-        })
-        .collect();
-    let query = format!("queue={}", queue.param());
-    render(&AlertsPage {
-        layout: Layout::new(&session, "Alerts", "alerts"),
-        rows,
-        field_checks: queue == Queue::FieldChecks,
-        pager: pager("/alerts", &query, alerts.page, alerts.pages, alerts.total),
-    })
 }
 
 /// `GET /alerts/{id}`: everything about one transaction, and the verdict form.
@@ -262,6 +232,8 @@ pub async fn alert(
 pub struct VerdictForm {
     pub verdict: String,
     pub note: String,
+    /// Why a final verdict changes (required then).
+    pub reason: String,
 }
 
 /// `POST /alerts/{id}/verdict`: records the verdict, then back to the alert.
@@ -275,7 +247,15 @@ pub async fn post_verdict(
     let now = aegis_core::time::now_millis();
     state
         .write(move |conn| {
-            alerts::record_verdict(conn, id, verdict, &form.note, &session.auditor(), now)
+            alerts::record_verdict(
+                conn,
+                id,
+                verdict,
+                &form.note,
+                &form.reason,
+                &session.auditor(),
+                now,
+            )
         })
         .await?;
     Ok(Redirect::to(&format!("/alerts/{id}")))

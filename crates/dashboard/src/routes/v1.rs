@@ -538,6 +538,9 @@ struct VerdictBody {
     verdict: String,
     #[serde(default)]
     note: String,
+    /// Why a final verdict changes (required then, as in the dashboard's form).
+    #[serde(default)]
+    reason: String,
     /// A dashboard user the verdict is recorded for; the key's own user otherwise.
     auditor: Option<String>,
 }
@@ -610,7 +613,15 @@ pub async fn post_verdict(
                     }
                 }
             };
-            let verdict_id = alerts::record_verdict(conn, id, verdict, &body.note, &auditor, now)?;
+            let verdict_id = alerts::record_verdict(
+                conn,
+                id,
+                verdict,
+                &body.note,
+                &body.reason,
+                &auditor,
+                now,
+            )?;
             apikeys::count_use(conn, client.key_id, now)?;
             Ok((id, verdict_id))
         })

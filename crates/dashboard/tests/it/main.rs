@@ -2,6 +2,7 @@
 //! `tower::ServiceExt::oneshot` (no socket).
 
 mod api_v1;
+mod cases;
 mod helpers;
 
 use std::time::Duration;
@@ -689,78 +690,6 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
         app.get("/api/alerts/999", Some(&login)).await.status,
         StatusCode::NOT_FOUND
     );
-}
-
-#[tokio::test]
-async fn open_alerts_are_anomalies_without_a_verdict_by_score() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let page = app.get("/alerts", Some(&login)).await.body;
-    let first = page.find("href=\"/alerts/2\"").unwrap();
-    let second = page.find("href=\"/alerts/3\"").unwrap();
-    assert!(first < second, "higher score first");
-    app.post_form(
-        "/alerts/2/verdict",
-        Some(&login.cookie),
-        &[("csrf", &login.csrf), ("verdict", "dismissed")],
-    )
-    .await;
-    let page = app.get("/alerts", Some(&login)).await.body;
-    assert!(!page.contains("href=\"/alerts/2\""));
-    assert!(page.contains("href=\"/alerts/3\""));
-    // A field check keeps the alert open and lists it under pending field checks, until a
-    // later verdict closes it.
-    let field_check = [
-        ("csrf", login.csrf.as_str()),
-        ("verdict", "needs_field_check"),
-    ];
-    let response = app
-        .post_form("/alerts/3/verdict", Some(&login.cookie), &field_check)
-        .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert!(
-        app.get("/alerts", Some(&login))
-            .await
-            .body
-            .contains("href=\"/alerts/3\"")
-    );
-    let checks = app
-        .get("/alerts?queue=field_checks", Some(&login))
-        .await
-        .body;
-    assert!(checks.contains("Pending field checks"));
-    assert!(checks.contains("href=\"/alerts/3\""));
-    assert!(
-        !checks.contains("href=\"/alerts/2\""),
-        "dismissed is not a field check"
-    );
-    let confirmed = [
-        ("csrf", login.csrf.as_str()),
-        ("verdict", "confirmed_fraud"),
-    ];
-    let response = app
-        .post_form("/alerts/3/verdict", Some(&login.cookie), &confirmed)
-        .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert!(
-        !app.get("/alerts", Some(&login))
-            .await
-            .body
-            .contains("href=\"/alerts/3\"")
-    );
-    let checks = app
-        .get("/alerts?queue=field_checks", Some(&login))
-        .await
-        .body;
-    assert!(checks.contains("No field checks pending."));
-    let bad = app
-        .post_form(
-            "/alerts/3/verdict",
-            Some(&login.cookie),
-            &[("csrf", &login.csrf), ("verdict", "maybe")],
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

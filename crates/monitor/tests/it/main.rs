@@ -133,6 +133,33 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
         "restarts cleaned up the killed writers' partial files: {files:?}"
     );
     assert_same_scores(&reference, &fixture.db);
+    // Incidents are linked in the scoring transaction: every anomaly exactly once, into the
+    // same incidents as the run that was never killed.
+    assert_eq!(
+        count(&fixture.db, "SELECT count(*) FROM incident_alerts"),
+        count(
+            &fixture.db,
+            "SELECT count(*) FROM transactions WHERE status = 'ANOMALY'"
+        )
+    );
+    assert_eq!(incidents(&reference), incidents(&fixture.db));
+    assert!(
+        count(&fixture.db, "SELECT max(alerts) FROM incidents") > 1,
+        "some incident groups several alerts"
+    );
+}
+
+/// (transaction, incident) of every linked alert.
+fn incidents(db: &std::path::Path) -> Vec<(i64, i64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut statement = conn
+        .prepare("SELECT transaction_id, incident_id FROM incident_alerts ORDER BY 1")
+        .unwrap();
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn scores(db: &std::path::Path) -> Vec<(i64, String, f64)> {

@@ -1,0 +1,301 @@
+//! Incidents: the alerts one investigation should settle together.
+//!
+//! A new anomaly joins the most recent incident that shares its beneficiary or account within
+//! [`PERSON_WINDOW_SECONDS`], or its agent (counter) within [`COUNTER_WINDOW_SECONDS`], in that
+//! order of preference, as long as the incident began no more than [`MAX_SPAN_SECONDS`] before
+//! it; otherwise it opens a new incident. Incidents are never merged, so an incident id, once
+//! shown to an auditor, keeps meaning the same alerts.
+//!
+//! Linking follows the monitor's mark: the monitor links each batch's anomalies in the
+//! transaction that scores them ([`link`] then [`set_linked_up_to`]), so an alert never exists
+//! without its incident. [`link_pending`] links anomalies scored before incidents existed (or by
+//! another tool); it only ever looks at rows at or below the mark, whose status is final.
+//! Linking is deterministic in transaction-id order, so a monitor restarted after kill -9
+//! builds the same incidents as one that never stopped.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::Result;
+use crate::store;
+use crate::time::EventTime;
+
+/// How far back an alert of the same beneficiary or account joins its incident.
+pub const PERSON_WINDOW_SECONDS: i64 = 7 * 86_400;
+/// How far back an alert at the same agent (counter) joins its incident.
+pub const COUNTER_WINDOW_SECONDS: i64 = 86_400;
+/// An incident takes no alert more than this after its first one.
+pub const MAX_SPAN_SECONDS: i64 = 30 * 86_400;
+
+/// What an incident is recognised by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Beneficiary,
+    Account,
+    Agent,
+}
+
+impl KeyKind {
+    /// The `incident_keys.kind` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Beneficiary => "beneficiary",
+            KeyKind::Account => "account",
+            KeyKind::Agent => "agent",
+        }
+    }
+
+    fn window(self) -> i64 {
+        match self {
+            KeyKind::Beneficiary | KeyKind::Account => PERSON_WINDOW_SECONDS,
+            KeyKind::Agent => COUNTER_WINDOW_SECONDS,
+        }
+    }
+}
+
+/// An anomaly to link, as the monitor knows it when it scores the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertToLink<'a> {
+    pub transaction_id: i64,
+    pub time: EventTime,
+    pub beneficiary_id: &'a str,
+    pub account_id: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub score: f64,
+    pub amount_paise: i64,
+}
+
+impl AlertToLink<'_> {
+    fn keys(&self) -> impl Iterator<Item = (KeyKind, &str)> {
+        [
+            (KeyKind::Beneficiary, Some(self.beneficiary_id)),
+            (KeyKind::Account, self.account_id),
+            (KeyKind::Agent, self.agent_id),
+        ]
+        .into_iter()
+        .filter_map(|(kind, value)| Some((kind, value.filter(|v| !v.is_empty())?)))
+    }
+}
+
+/// Links `alerts` (in transaction-id order) into incidents, inside the caller's transaction.
+/// An alert already linked is left where it is. Returns the incident of each alert.
+pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
+    let mut incidents = Vec::with_capacity(alerts.len());
+    let mut find = conn.prepare_cached(
+        "SELECT k.incident_id FROM incident_keys k JOIN incidents i USING (incident_id) \
+         WHERE k.kind = ?1 AND k.value = ?2 AND k.last_time >= ?3 AND i.first_time >= ?4 \
+         ORDER BY k.last_time DESC, k.incident_id DESC LIMIT 1",
+    )?;
+    let mut linked =
+        conn.prepare_cached("SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1")?;
+    let mut create = conn.prepare_cached(
+        "INSERT INTO incidents (first_time, last_time, alerts, max_score, total_paise) VALUES (?1, ?1, 0, ?2, 0)",
+    )?;
+    let mut grow = conn.prepare_cached(
+        "UPDATE incidents SET alerts = alerts + 1, max_score = max(max_score, ?2), total_paise = total_paise + ?3, \
+         first_time = min(first_time, ?4), last_time = max(last_time, ?4) WHERE incident_id = ?1",
+    )?;
+    let mut member = conn.prepare_cached(
+        "INSERT INTO incident_alerts (transaction_id, incident_id, verdict) VALUES (?1, ?2, \
+         (SELECT verdict FROM verdicts WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1))",
+    )?;
+    let mut key = conn.prepare_cached(
+        "INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (kind, value, incident_id) DO UPDATE SET last_time = max(last_time, excluded.last_time)",
+    )?;
+    for alert in alerts {
+        if let Some(existing) = linked
+            .query_row([alert.transaction_id], |row| row.get::<_, i64>(0))
+            .optional()?
+        {
+            incidents.push(existing);
+            continue;
+        }
+        let mut joined = None;
+        for (kind, value) in alert.keys() {
+            joined = find
+                .query_row(
+                    params![
+                        kind.as_str(),
+                        value,
+                        alert.time - kind.window(),
+                        alert.time - MAX_SPAN_SECONDS
+                    ],
+                    |row| row.get::<_, i64>(0),
+                )
+                .optional()?;
+            if joined.is_some() {
+                break;
+            }
+        }
+        let incident = match joined {
+            Some(incident) => incident,
+            None => {
+                create.execute(params![alert.time, alert.score])?;
+                conn.last_insert_rowid()
+            }
+        };
+        grow.execute(params![
+            incident,
+            alert.score,
+            alert.amount_paise,
+            alert.time
+        ])?;
+        member.execute(params![alert.transaction_id, incident])?;
+        for (kind, value) in alert.keys() {
+            key.execute(params![kind.as_str(), value, incident, alert.time])?;
+        }
+        incidents.push(incident);
+    }
+    Ok(incidents)
+}
+
+/// The transaction id up to which anomalies are linked.
+pub fn linked_up_to(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT linked_up_to FROM incident_state WHERE singleton = 1",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+/// Records that every anomaly up to `mark` is linked.
+pub fn set_linked_up_to(conn: &Connection, mark: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE incident_state SET linked_up_to = max(linked_up_to, ?1) WHERE singleton = 1",
+        [mark],
+    )?;
+    Ok(())
+}
+
+/// Links the anomalies between the last linked id and the monitor's mark, in one immediate
+/// transaction (safe to run from several programs at once). Returns how many were linked.
+pub fn link_pending(conn: &mut Connection) -> Result<usize> {
+    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mark = store::monitor_mark(&transaction)?.unwrap_or(0);
+    let linked = link_backlog(&transaction, mark)?;
+    transaction.commit()?;
+    Ok(linked)
+}
+
+/// Inside the caller's transaction, links the stored anomalies after the last linked id up to
+/// `up_to` (which must not pass the monitor's mark: above it statuses are not final), and
+/// records `up_to` as linked. Returns how many were linked.
+pub fn link_backlog(conn: &Connection, up_to: i64) -> Result<usize> {
+    let from = linked_up_to(conn)?;
+    if up_to <= from {
+        return Ok(0);
+    }
+    let rows: Vec<(i64, String, String, Option<String>, Option<String>, f64, i64)> = conn
+        .prepare_cached(
+            "SELECT transaction_id, timestamp, beneficiary_id, account_id, agent_id, anomaly_score, amount_paise \
+             FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
+             ORDER BY transaction_id",
+        )?
+        .query_map(params![from, up_to], |row| {
+            Ok((
+                row.get(0)?,
+                row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                row.get(3)?,
+                row.get(4)?,
+                row.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                row.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    // An anomaly whose stored time does not parse still gets an incident, at time 0: it then
+    // joins nothing recent and opens its own.
+    let alerts: Vec<AlertToLink<'_>> = rows
+        .iter()
+        .map(
+            |(id, timestamp, beneficiary, account, agent, score, paise)| AlertToLink {
+                transaction_id: *id,
+                time: crate::time::parse_timestamp(timestamp).unwrap_or(0),
+                beneficiary_id: beneficiary,
+                account_id: account.as_deref(),
+                agent_id: agent.as_deref(),
+                score: *score,
+                amount_paise: *paise,
+            },
+        )
+        .collect();
+    link(conn, &alerts)?;
+    set_linked_up_to(conn, up_to)?;
+    Ok(alerts.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(
+        id: i64,
+        hours: i64,
+        beneficiary: &'static str,
+        agent: &'static str,
+    ) -> AlertToLink<'static> {
+        AlertToLink {
+            transaction_id: id,
+            time: 1_740_000_000 + hours * 3600,
+            beneficiary_id: beneficiary,
+            account_id: None,
+            agent_id: Some(agent),
+            score: id as f64,
+            amount_paise: 100,
+        }
+    }
+
+    fn memory() -> Connection {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("t.db")).unwrap();
+        std::mem::forget(dir);
+        conn
+    }
+
+    #[test]
+    fn alerts_group_by_beneficiary_within_a_week_and_by_counter_within_a_day() {
+        let conn = memory();
+        let alerts = [
+            alert(1, 0, "B1", "G1"),
+            alert(2, 100, "B1", "G7"), // same beneficiary 4 days later: joins
+            alert(3, 5, "B2", "G1"),   // same counter 5 hours after: joins
+            alert(4, 48, "B3", "G1"),  // same counter 2 days later: new
+            alert(5, 24 * 9, "B4", "G9"),
+            alert(6, 24 * 9 + 1, "B1", "G9"), // B1's last alert was 5 days ago: joins 1, not 5's
+        ];
+        let incidents = link(&conn, &alerts).unwrap();
+        assert_eq!(incidents[0], incidents[1]);
+        assert_eq!(incidents[0], incidents[2]);
+        assert_ne!(incidents[3], incidents[0]);
+        assert_ne!(incidents[4], incidents[0]);
+        assert_eq!(
+            incidents[5], incidents[0],
+            "the beneficiary is preferred over the counter"
+        );
+        let (alerts_in, max_score, total): (i64, f64, i64) = conn
+            .query_row(
+                "SELECT alerts, max_score, total_paise FROM incidents WHERE incident_id = ?1",
+                [incidents[0]],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((alerts_in, max_score, total), (4, 6.0, 400));
+        // Linking again changes nothing.
+        assert_eq!(link(&conn, &alerts).unwrap(), incidents);
+        let count: i64 = conn
+            .query_row("SELECT sum(alerts) FROM incidents", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(count, 6);
+    }
+
+    #[test]
+    fn an_incident_stops_growing_a_month_after_it_began() {
+        let conn = memory();
+        let alerts: Vec<_> = (0..8)
+            .map(|week| alert(week + 1, week * 24 * 6, "B1", "G1"))
+            .collect();
+        let incidents = link(&conn, &alerts).unwrap();
+        assert_eq!(incidents[5], incidents[0], "30 days after the first");
+        assert_ne!(incidents[6], incidents[0], "36 days after the first");
+    }
+}

@@ -1,0 +1,962 @@
+//! The case queue: incidents (grouped by `aegis_core::incidents` as the monitor scores) filtered,
+//! sorted, assigned and settled with one verdict; verdicts revised only with a reason.
+//!
+//! An incident is listed when at least one of its alerts matches every alert filter (dates,
+//! scheme, district, category, amount, search, verdict state); the assignee filter and the sort
+//! keys are the incident's own (its highest score, its total amount, its latest alert).
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use serde::{Deserialize, Serialize};
+
+use aegis_core::time::{EventTime, format_ist};
+
+use crate::alerts::{Auditor, MAX_NOTE_CHARS, Verdict};
+use crate::audit;
+use crate::error::{AppError, AppResult};
+use crate::filters::{Filters, ListParams, PAGE_SIZE, parse_page};
+use crate::queries::{TX_COLUMNS, TxRow, text_at, tx_row};
+use crate::views::{format_millis, query_string};
+
+/// The queue's query string. Every field is text so a bad value gets a clear message.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct QueueParams {
+    pub from: String,
+    pub to: String,
+    pub scheme: String,
+    pub district: String,
+    pub category: String,
+    pub min_amount: String,
+    pub max_amount: String,
+    pub q: String,
+    /// [`VerdictState`] (`open` by default).
+    pub state: String,
+    /// The older spelling of `state=field_checks` (`/alerts?queue=field_checks`).
+    pub queue: String,
+    /// `me`, `none`, a username, or empty for anyone.
+    pub assignee: String,
+    pub sort: String,
+    pub dir: String,
+    pub page: String,
+    /// What the last bulk action did (`verdict-3`), for the notice line.
+    pub done: String,
+}
+
+/// Which alerts of an incident count for the queue, by their latest verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictState {
+    /// No verdict yet, or a field check pending: work still to do.
+    Open,
+    Unreviewed,
+    FieldChecks,
+    Confirmed,
+    Dismissed,
+    All,
+}
+
+impl VerdictState {
+    pub const ALL: [VerdictState; 6] = [
+        VerdictState::Open,
+        VerdictState::Unreviewed,
+        VerdictState::FieldChecks,
+        VerdictState::Confirmed,
+        VerdictState::Dismissed,
+        VerdictState::All,
+    ];
+
+    pub fn param(self) -> &'static str {
+        match self {
+            VerdictState::Open => "open",
+            VerdictState::Unreviewed => "unreviewed",
+            VerdictState::FieldChecks => "field_checks",
+            VerdictState::Confirmed => "confirmed",
+            VerdictState::Dismissed => "dismissed",
+            VerdictState::All => "all",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            VerdictState::Open => "Open (no verdict or field check pending)",
+            VerdictState::Unreviewed => "No verdict yet",
+            VerdictState::FieldChecks => "Field check pending",
+            VerdictState::Confirmed => "Confirmed fraud",
+            VerdictState::Dismissed => "Dismissed",
+            VerdictState::All => "Any verdict state",
+        }
+    }
+
+    fn parse(text: &str) -> AppResult<VerdictState> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(VerdictState::Open);
+        }
+        VerdictState::ALL
+            .into_iter()
+            .find(|state| state.param() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = VerdictState::ALL.iter().map(|s| s.param()).collect();
+                AppError::BadRequest(format!("state: one of {}", names.join(", ")))
+            })
+    }
+
+    /// The condition on `incident_alerts ia` (a literal: the values are a fixed set).
+    fn condition(self) -> Option<&'static str> {
+        match self {
+            VerdictState::Open => Some("(ia.verdict IS NULL OR ia.verdict = 'needs_field_check')"),
+            VerdictState::Unreviewed => Some("ia.verdict IS NULL"),
+            VerdictState::FieldChecks => Some("ia.verdict = 'needs_field_check'"),
+            VerdictState::Confirmed => Some("ia.verdict = 'confirmed_fraud'"),
+            VerdictState::Dismissed => Some("ia.verdict = 'dismissed'"),
+            VerdictState::All => None,
+        }
+    }
+}
+
+/// Whose incidents are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    Anyone,
+    /// The logged-in user ("my cases").
+    Me,
+    Unassigned,
+    User(String),
+}
+
+impl Assignee {
+    fn parse(text: &str) -> AppResult<Assignee> {
+        Ok(match text.trim() {
+            "" => Assignee::Anyone,
+            "me" => Assignee::Me,
+            "none" => Assignee::Unassigned,
+            name if name.len() <= 64 => Assignee::User(name.to_string()),
+            _ => {
+                return Err(AppError::BadRequest(
+                    "assignee: me, none or a username".into(),
+                ));
+            }
+        })
+    }
+
+    fn param(&self) -> String {
+        match self {
+            Assignee::Anyone => String::new(),
+            Assignee::Me => "me".into(),
+            Assignee::Unassigned => "none".into(),
+            Assignee::User(name) => name.clone(),
+        }
+    }
+}
+
+/// What the queue is sorted by (the incident's own figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueSort {
+    /// Highest score of its alerts.
+    Score,
+    /// Total amount of its alerts.
+    Amount,
+    /// Event time of its latest alert.
+    Time,
+}
+
+impl QueueSort {
+    pub const ALL: [QueueSort; 3] = [QueueSort::Score, QueueSort::Amount, QueueSort::Time];
+
+    pub fn param(self) -> &'static str {
+        match self {
+            QueueSort::Score => "score",
+            QueueSort::Amount => "amount",
+            QueueSort::Time => "time",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            QueueSort::Score => "Highest score",
+            QueueSort::Amount => "Total amount",
+            QueueSort::Time => "Latest alert",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            QueueSort::Score => "i.max_score",
+            QueueSort::Amount => "i.total_paise",
+            QueueSort::Time => "i.last_time",
+        }
+    }
+}
+
+/// The validated queue filters and sort.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueFilters {
+    /// Dates, scheme, category, amounts and search, as on the overview (status unused).
+    pub alerts: Filters,
+    pub district: Option<String>,
+    pub state: VerdictState,
+    pub assignee: Assignee,
+    pub sort: QueueSort,
+    pub descending: bool,
+}
+
+impl Default for QueueFilters {
+    fn default() -> Self {
+        QueueFilters {
+            alerts: Filters::default(),
+            district: None,
+            state: VerdictState::Open,
+            assignee: Assignee::Anyone,
+            sort: QueueSort::Score,
+            descending: true,
+        }
+    }
+}
+
+impl QueueFilters {
+    pub fn parse(params: &QueueParams) -> AppResult<QueueFilters> {
+        let alerts = Filters::parse(&ListParams {
+            from: params.from.clone(),
+            to: params.to.clone(),
+            scheme: params.scheme.clone(),
+            category: params.category.clone(),
+            min_amount: params.min_amount.clone(),
+            max_amount: params.max_amount.clone(),
+            q: params.q.clone(),
+            ..ListParams::default()
+        })?;
+        let district = Some(params.district.trim())
+            .filter(|d| !d.is_empty())
+            .map(str::to_string);
+        if district.as_ref().is_some_and(|d| d.len() > 64) {
+            return Err(AppError::BadRequest(
+                "district: at most 64 characters".into(),
+            ));
+        }
+        let state = if params.state.trim().is_empty() && params.queue.trim() == "field_checks" {
+            VerdictState::FieldChecks
+        } else {
+            VerdictState::parse(&params.state)?
+        };
+        let sort = match params.sort.trim() {
+            "" => QueueSort::Score,
+            text => QueueSort::ALL
+                .into_iter()
+                .find(|sort| sort.param() == text)
+                .ok_or_else(|| AppError::BadRequest("sort: one of score, amount, time".into()))?,
+        };
+        let descending = match params.dir.trim() {
+            "" | "desc" => true,
+            "asc" => false,
+            _ => return Err(AppError::BadRequest("dir: asc or desc".into())),
+        };
+        Ok(QueueFilters {
+            alerts,
+            district,
+            state,
+            assignee: Assignee::parse(&params.assignee)?,
+            sort,
+            descending,
+        })
+    }
+
+    /// The filters as query-string pairs; defaults are left out so links stay short.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = self.alerts.pairs();
+        pairs.retain(|(key, _)| *key != "status");
+        pairs.push(("district", self.district.clone().unwrap_or_default()));
+        if self.state != VerdictState::Open {
+            pairs.push(("state", self.state.param().to_string()));
+        }
+        pairs.push(("assignee", self.assignee.param()));
+        if self.sort != QueueSort::Score {
+            pairs.push(("sort", self.sort.param().to_string()));
+        }
+        if !self.descending {
+            pairs.push(("dir", "asc".to_string()));
+        }
+        pairs
+    }
+
+    pub fn query_string(&self) -> String {
+        query_string(self.pairs())
+    }
+
+    /// ` WHERE …` over `incidents i`, with its parameters. `me` is the logged-in user's id.
+    fn where_clause(&self, me: i64) -> (String, Vec<Value>) {
+        let (mut alert_conditions, mut params) = self.alerts.conditions();
+        let mut conditions: Vec<String> = Vec::new();
+        if let Some(district) = &self.district {
+            alert_conditions.push("district = ?");
+            params.push(Value::Text(district.clone()));
+        }
+        let mut membership: Vec<String> = self
+            .state
+            .condition()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        if !alert_conditions.is_empty() {
+            // Inside the subquery, unqualified columns name `transactions`' own.
+            membership.push(format!(
+                "EXISTS (SELECT 1 FROM transactions WHERE transactions.transaction_id = ia.transaction_id AND {})",
+                alert_conditions.join(" AND ")
+            ));
+        }
+        if !membership.is_empty() {
+            conditions.push(format!(
+                "i.incident_id IN (SELECT ia.incident_id FROM incident_alerts ia WHERE {})",
+                membership.join(" AND ")
+            ));
+        }
+        match &self.assignee {
+            Assignee::Anyone => {}
+            Assignee::Me => {
+                conditions.push("i.assignee_id = ?".into());
+                params.push(Value::Integer(me));
+            }
+            Assignee::Unassigned => conditions.push("i.assignee_id IS NULL".into()),
+            Assignee::User(name) => {
+                conditions
+                    .push("i.assignee_id = (SELECT user_id FROM users WHERE username = ?)".into());
+                params.push(Value::Text(name.clone()));
+            }
+        }
+        if conditions.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!(" WHERE {}", conditions.join(" AND ")), params)
+        }
+    }
+
+    fn order_by(&self) -> String {
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        format!(
+            " ORDER BY {} {dir}, i.incident_id {dir}",
+            self.sort.column()
+        )
+    }
+}
+
+/// How an incident's alerts stand, by their latest verdicts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerdictCounts {
+    pub alerts: i64,
+    pub unreviewed: i64,
+    pub field_checks: i64,
+    pub confirmed: i64,
+    pub dismissed: i64,
+}
+
+impl VerdictCounts {
+    /// Alerts with work left: no verdict, or a field check pending.
+    pub fn open(&self) -> i64 {
+        self.unreviewed + self.field_checks
+    }
+
+    /// In words: "2 open · 1 confirmed".
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.unreviewed, "no verdict"),
+            (self.field_checks, "field check pending"),
+            (self.confirmed, "confirmed fraud"),
+            (self.dismissed, "dismissed"),
+        ]
+        .into_iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect();
+        parts.join(" · ")
+    }
+}
+
+/// An incident as the queue lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentSummary {
+    pub incident_id: i64,
+    pub first_time: String,
+    pub last_time: String,
+    pub max_score: f64,
+    pub total_paise: i64,
+    pub assignee: Option<String>,
+    pub assigned_at: Option<String>,
+    pub counts: VerdictCounts,
+    pub beneficiaries: i64,
+    pub accounts: i64,
+    pub agents: i64,
+    /// Its highest-scoring alert, and that alert's first reason.
+    pub lead: TxRow,
+    pub headline: Option<String>,
+}
+
+/// A page of the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentPage {
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    pub rows: Vec<IncidentSummary>,
+}
+
+fn event_time(time: EventTime) -> String {
+    format_ist(time)
+}
+
+/// One incident's figures, or `None` if there is no such incident.
+pub fn incident_summary(conn: &Connection, id: i64) -> AppResult<Option<IncidentSummary>> {
+    let head = conn
+        .prepare_cached(
+            "SELECT i.first_time, i.last_time, i.max_score, i.total_paise, u.username, i.assigned_at \
+             FROM incidents i LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, f64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((first, last, max_score, total_paise, assignee, assigned_at)) = head else {
+        return Ok(None);
+    };
+    let counts = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(verdict IS NULL), 0), coalesce(sum(verdict = 'needs_field_check'), 0), \
+             coalesce(sum(verdict = 'confirmed_fraud'), 0), coalesce(sum(verdict = 'dismissed'), 0) \
+             FROM incident_alerts WHERE incident_id = ?1",
+        )?
+        .query_row([id], |row| {
+            Ok(VerdictCounts {
+                alerts: row.get(0)?,
+                unreviewed: row.get(1)?,
+                field_checks: row.get(2)?,
+                confirmed: row.get(3)?,
+                dismissed: row.get(4)?,
+            })
+        })?;
+    let (beneficiaries, accounts, agents) = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(kind = 'beneficiary'), 0), coalesce(sum(kind = 'account'), 0), coalesce(sum(kind = 'agent'), 0) \
+             FROM incident_keys WHERE incident_id = ?1",
+        )?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    let (lead, headline) = conn
+        .prepare_cached(&format!(
+            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
+             FROM transactions WHERE transaction_id = (SELECT ia.transaction_id FROM incident_alerts ia \
+             JOIN transactions t ON t.transaction_id = ia.transaction_id WHERE ia.incident_id = ?1 \
+             ORDER BY t.anomaly_score DESC, t.transaction_id LIMIT 1)"
+        ))?
+        .query_row([id], |row| Ok((tx_row(row)?, text_at(row, 15)?)))?;
+    Ok(Some(IncidentSummary {
+        incident_id: id,
+        first_time: event_time(first),
+        last_time: event_time(last),
+        max_score,
+        total_paise,
+        assignee,
+        assigned_at: assigned_at.map(format_millis),
+        counts,
+        beneficiaries,
+        accounts,
+        agents,
+        lead,
+        headline,
+    }))
+}
+
+/// A page of the queue for the user `me`.
+pub fn incident_queue(
+    conn: &Connection,
+    filters: &QueueFilters,
+    me: i64,
+    page: i64,
+) -> AppResult<IncidentPage> {
+    let (where_clause, params) = filters.where_clause(me);
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM incidents i{where_clause}"))?
+        .query_row(params_from_iter(params.iter()), |row| row.get(0))?;
+    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    let page = page.clamp(1, pages);
+    let mut paged = params.clone();
+    paged.push(Value::Integer(PAGE_SIZE));
+    paged.push(Value::Integer((page - 1) * PAGE_SIZE));
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT i.incident_id FROM incidents i{where_clause}{} LIMIT ? OFFSET ?",
+            filters.order_by()
+        ))?
+        .query_map(params_from_iter(paged.iter()), |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids {
+        rows.extend(incident_summary(conn, id)?);
+    }
+    Ok(IncidentPage {
+        total,
+        page,
+        pages,
+        rows,
+    })
+}
+
+/// The incident after `after` in the queue's order, for "save and next"; when `after` was the
+/// last, the first one left in the queue other than `after`.
+pub fn next_incident(
+    conn: &Connection,
+    filters: &QueueFilters,
+    me: i64,
+    after: i64,
+) -> AppResult<Option<i64>> {
+    let (where_clause, params) = filters.where_clause(me);
+    let column = filters.sort.column();
+    let value: Option<Value> = conn
+        .prepare_cached(&format!(
+            "SELECT {column} FROM incidents i WHERE i.incident_id = ?1"
+        ))?
+        .query_row([after], |row| row.get(0))
+        .optional()?;
+    let joiner = if where_clause.is_empty() {
+        " WHERE"
+    } else {
+        " AND"
+    };
+    if let Some(value) = value {
+        let past = if filters.descending { "<" } else { ">" };
+        let mut keyset = params.clone();
+        keyset.extend([value.clone(), value, Value::Integer(after)]);
+        let next = conn
+            .prepare_cached(&format!(
+                "SELECT i.incident_id FROM incidents i{where_clause}{joiner} \
+                 ({column} {past} ? OR ({column} = ? AND i.incident_id {past} ?)){} LIMIT 1",
+                filters.order_by()
+            ))?
+            .query_row(params_from_iter(keyset.iter()), |row| row.get(0))
+            .optional()?;
+        if next.is_some() {
+            return Ok(next);
+        }
+    }
+    let mut wrap = params;
+    wrap.push(Value::Integer(after));
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT i.incident_id FROM incidents i{where_clause}{joiner} i.incident_id <> ?{} LIMIT 1",
+            filters.order_by()
+        ))?
+        .query_row(params_from_iter(wrap.iter()), |row| row.get(0))
+        .optional()?)
+}
+
+/// One alert of an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentAlert {
+    pub transaction: TxRow,
+    pub headline: Option<String>,
+    pub verdict: Option<String>,
+}
+
+/// A verdict in an incident's history.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictEntry {
+    pub transaction_id: i64,
+    pub verdict: String,
+    pub note: String,
+    /// Why a final verdict was changed (empty unless this one revises another).
+    pub reason: String,
+    pub revises: Option<i64>,
+    pub username: String,
+    pub at: String,
+}
+
+/// Everything about one incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentDetail {
+    pub summary: IncidentSummary,
+    pub alerts: Vec<IncidentAlert>,
+    /// The beneficiaries, accounts and agents it is known by.
+    pub beneficiaries: Vec<String>,
+    pub accounts: Vec<String>,
+    pub agents: Vec<String>,
+    /// Every verdict on its alerts, newest first.
+    pub history: Vec<VerdictEntry>,
+}
+
+/// Most alerts listed on an incident's page.
+pub const INCIDENT_ALERT_LIMIT: i64 = 200;
+
+/// The incident `id`, or `None`.
+pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentDetail>> {
+    let Some(summary) = incident_summary(conn, id)? else {
+        return Ok(None);
+    };
+    let alerts = conn
+        .prepare_cached(&format!(
+            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, ia.verdict \
+             FROM incident_alerts ia JOIN transactions USING (transaction_id) WHERE ia.incident_id = ?1 \
+             ORDER BY timestamp, transaction_id LIMIT ?2"
+        ))?
+        .query_map(params![id, INCIDENT_ALERT_LIMIT], |row| {
+            Ok(IncidentAlert {
+                transaction: tx_row(row)?,
+                headline: text_at(row, 15)?,
+                verdict: row.get(16)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let keys = |kind: &str| -> AppResult<Vec<String>> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT value FROM incident_keys WHERE incident_id = ?1 AND kind = ?2 ORDER BY value LIMIT 100",
+            )?
+            .query_map(params![id, kind], |row| row.get(0))?
+            .collect::<Result<_, _>>()?)
+    };
+    let history = conn
+        .prepare_cached(
+            "SELECT v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at \
+             FROM verdicts v JOIN incident_alerts ia USING (transaction_id) LEFT JOIN users u ON u.user_id = v.user_id \
+             WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500",
+        )?
+        .query_map([id], verdict_entry)?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(IncidentDetail {
+        summary,
+        alerts,
+        beneficiaries: keys("beneficiary")?,
+        accounts: keys("account")?,
+        agents: keys("agent")?,
+        history,
+    }))
+}
+
+fn verdict_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictEntry> {
+    Ok(VerdictEntry {
+        transaction_id: row.get(0)?,
+        verdict: row.get(1)?,
+        note: row.get(2)?,
+        reason: row.get(3)?,
+        revises: row.get(4)?,
+        username: row.get(5)?,
+        at: format_millis(row.get(6)?),
+    })
+}
+
+/// Verdicts on transaction `id`, newest first.
+pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictEntry>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at \
+             FROM verdicts v LEFT JOIN users u ON u.user_id = v.user_id \
+             WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC",
+        )?
+        .query_map([id], verdict_entry)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// The incident transaction `id` belongs to.
+pub fn incident_of(conn: &Connection, id: i64) -> AppResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?)
+}
+
+/// What a verdict is recorded on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// One transaction (recorded even if its latest verdict is the same: a new note).
+    Alert(i64),
+    /// Every alert of these incidents whose latest verdict differs.
+    Incidents(&'a [i64]),
+}
+
+/// What [`record_verdicts`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// Verdict rows written.
+    pub verdicts: usize,
+    /// Of those, how many replaced a final verdict.
+    pub revised: usize,
+    /// The newest verdict id written (0 if none).
+    pub last_verdict_id: i64,
+}
+
+fn checked_text(name: &str, text: &str) -> AppResult<String> {
+    let text = text.trim();
+    if text.chars().count() > MAX_NOTE_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "{name}: at most {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+fn is_final(verdict: &str) -> bool {
+    verdict == Verdict::ConfirmedFraud.as_str() || verdict == Verdict::Dismissed.as_str()
+}
+
+/// Records `verdict` on `target` and audits it, in one transaction. Changing a final verdict
+/// (confirmed fraud or dismissed) to anything else is a revision: it needs a `reason`, which is
+/// kept with the new verdict beside the id of the one it replaces; the old one stays in the
+/// history.
+pub fn record_verdicts(
+    conn: &mut Connection,
+    target: Target<'_>,
+    verdict: Verdict,
+    note: &str,
+    reason: &str,
+    auditor: &Auditor,
+    now_millis: i64,
+) -> AppResult<Recorded> {
+    let note = checked_text("note", note)?;
+    let reason = checked_text("reason", reason)?;
+    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
+    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // (transaction id, latest verdict id and value)
+    let mut alerts: Vec<(i64, Option<(i64, String)>)> = Vec::new();
+    {
+        let mut latest = transaction.prepare_cached(
+            "SELECT verdict_id, verdict FROM verdicts WHERE transaction_id = ?1 \
+             ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
+        )?;
+        let mut latest_of = |id: i64| -> AppResult<Option<(i64, String)>> {
+            Ok(latest
+                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?)
+        };
+        match target {
+            Target::Alert(id) => {
+                let exists: bool = transaction.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1)",
+                    [id],
+                    |row| row.get(0),
+                )?;
+                if !exists {
+                    return Err(AppError::NotFound);
+                }
+                alerts.push((id, latest_of(id)?));
+            }
+            Target::Incidents(incidents) => {
+                if incidents.is_empty() {
+                    return Err(AppError::BadRequest("choose at least one incident".into()));
+                }
+                let mut members = transaction.prepare_cached(
+                    "SELECT transaction_id FROM incident_alerts WHERE incident_id = ?1 ORDER BY transaction_id",
+                )?;
+                for &incident in incidents {
+                    let ids: Vec<i64> = members
+                        .query_map([incident], |row| row.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    if ids.is_empty() {
+                        return Err(AppError::NotFound);
+                    }
+                    for id in ids {
+                        let current = latest_of(id)?;
+                        if current.as_ref().is_none_or(|(_, v)| v != verdict.as_str()) {
+                            alerts.push((id, current));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let revisions: Vec<i64> = alerts
+        .iter()
+        .filter_map(|(id, current)| {
+            current
+                .as_ref()
+                .filter(|(_, v)| is_final(v) && v != verdict.as_str())
+                .map(|_| *id)
+        })
+        .collect();
+    if !revisions.is_empty() && reason.is_empty() {
+        let shown: Vec<String> = revisions.iter().take(5).map(i64::to_string).collect();
+        return Err(AppError::BadRequest(format!(
+            "reason: this changes a final verdict (transaction {}{}); say why in the reason field",
+            shown.join(", "),
+            if revisions.len() > 5 { ", …" } else { "" }
+        )));
+    }
+    let mut recorded = Recorded::default();
+    {
+        let mut insert = transaction.prepare_cached(
+            "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (id, current) in &alerts {
+            let revises = current
+                .as_ref()
+                .filter(|(_, v)| is_final(v) && v != verdict.as_str())
+                .map(|(verdict_id, _)| *verdict_id);
+            insert.execute(params![
+                id,
+                verdict.as_str(),
+                note,
+                auditor.user_id,
+                now_millis,
+                revises,
+                if revises.is_some() {
+                    reason.as_str()
+                } else {
+                    ""
+                },
+            ])?;
+            recorded.verdicts += 1;
+            recorded.revised += usize::from(revises.is_some());
+            recorded.last_verdict_id = transaction.last_insert_rowid();
+        }
+    }
+    let what = match target {
+        Target::Alert(id) => format!("transaction {id}"),
+        Target::Incidents(incidents) => {
+            let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
+            format!("incident {} ({} alerts)", ids.join(", "), recorded.verdicts)
+        }
+    };
+    let mut detail = format!("{what}: {}", verdict.as_str());
+    if recorded.revised > 0 {
+        detail.push_str(&format!(
+            "; revises {} final verdict(s), reason: {reason}",
+            recorded.revised
+        ));
+    }
+    let action = if recorded.revised > 0 {
+        "verdict revised"
+    } else {
+        "verdict"
+    };
+    audit::record(
+        &transaction,
+        now_millis,
+        Some(&auditor.username),
+        action,
+        &detail,
+    )?;
+    transaction.commit()?;
+    Ok(recorded)
+}
+
+/// Users an incident can be assigned to: every active user, by name.
+pub fn assignable_users(conn: &Connection) -> AppResult<Vec<String>> {
+    Ok(conn
+        .prepare_cached("SELECT username FROM users WHERE disabled = 0 ORDER BY username")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Assigns `incidents` to `assignee` (a username; `None` unassigns) and audits it. Returns the
+/// number of incidents changed.
+pub fn assign(
+    conn: &mut Connection,
+    incidents: &[i64],
+    assignee: Option<&str>,
+    auditor: &Auditor,
+    now_millis: i64,
+) -> AppResult<usize> {
+    if incidents.is_empty() {
+        return Err(AppError::BadRequest("choose at least one incident".into()));
+    }
+    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let user_id: Option<i64> = match assignee {
+        None => None,
+        Some(name) => Some(
+            transaction
+                .query_row(
+                    "SELECT user_id FROM users WHERE username = ?1 AND disabled = 0",
+                    [name],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!("assignee: {name:?} is not an active user"))
+                })?,
+        ),
+    };
+    let mut changed = 0;
+    {
+        let mut update = transaction.prepare_cached(
+            "UPDATE incidents SET assignee_id = ?2, assigned_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END \
+             WHERE incident_id = ?1",
+        )?;
+        for &incident in incidents {
+            if update.execute(params![incident, user_id, now_millis])? == 0 {
+                return Err(AppError::NotFound);
+            }
+            changed += 1;
+        }
+    }
+    let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
+    audit::record(
+        &transaction,
+        now_millis,
+        Some(&auditor.username),
+        "assign",
+        &format!(
+            "incident {} to {}",
+            ids.join(", "),
+            assignee.unwrap_or("nobody")
+        ),
+    )?;
+    transaction.commit()?;
+    Ok(changed)
+}
+
+/// Reads the page number of a queue request.
+pub fn page_of(params: &QueueParams) -> i64 {
+    parse_page(&params.page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_left_out_of_links_and_the_old_field_check_link_still_works() {
+        let filters = QueueFilters::parse(&QueueParams::default()).unwrap();
+        assert_eq!(filters, QueueFilters::default());
+        assert_eq!(filters.query_string(), "");
+        let old = QueueParams {
+            queue: "field_checks".into(),
+            ..QueueParams::default()
+        };
+        let filters = QueueFilters::parse(&old).unwrap();
+        assert_eq!(filters.state, VerdictState::FieldChecks);
+        assert_eq!(filters.query_string(), "state=field_checks");
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        for (params, field) in [
+            (
+                QueueParams {
+                    state: "closed".into(),
+                    ..QueueParams::default()
+                },
+                "state:",
+            ),
+            (
+                QueueParams {
+                    sort: "beneficiary".into(),
+                    ..QueueParams::default()
+                },
+                "sort:",
+            ),
+            (
+                QueueParams {
+                    min_amount: "2k".into(),
+                    ..QueueParams::default()
+                },
+                "min_amount:",
+            ),
+        ] {
+            let error = QueueFilters::parse(&params).unwrap_err().to_string();
+            assert!(error.starts_with(field), "{error}");
+        }
+    }
+}
