@@ -29,7 +29,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Database {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> AppResult<Self> {
-        let writer = aegis_core::db::open(path)?;
+        let mut writer = aegis_core::db::open(path)?;
+        // Anomalies scored before incidents existed get theirs now (a no-op once linked).
+        let linked = aegis_core::incidents::link_pending(&mut writer)?;
+        if linked > 0 {
+            tracing::info!(linked, "linked earlier alerts into incidents");
+        }
         Ok(Database {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),

@@ -414,6 +414,8 @@ pub struct ExportRow {
     pub reason: Option<String>,
     /// The latest verdict's code, if any.
     pub verdict: Option<String>,
+    /// The incident the alert belongs to (anomalies only).
+    pub incident_id: Option<i64>,
 }
 
 /// Calls `each` on every filtered row in `sort` order, one row in memory at a time, until it
@@ -429,7 +431,8 @@ pub fn for_each_transaction(
         "SELECT {TX_COLUMNS}, \
          CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
          (SELECT v.verdict FROM verdicts v WHERE v.transaction_id = transactions.transaction_id \
-          ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1) \
+          ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1), \
+         (SELECT ia.incident_id FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
          FROM transactions{where_sql}{}",
         sort.order_by()
     ))?;
@@ -441,6 +444,7 @@ pub fn for_each_transaction(
             transaction: tx_row(row)?,
             reason: text_at(row, 15)?,
             verdict: text_at(row, 16)?,
+            incident_id: row.get(17)?,
         };
         if !each(&export) {
             break;

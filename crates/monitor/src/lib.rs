@@ -318,6 +318,11 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut conn =
         db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
     let mut slot = ModelSlot::load(&config.modeling, config.backend)?;
+    // Anomalies scored before incidents existed (or by another tool) get theirs first.
+    let linked = incidents::link_pending(&mut conn)?;
+    if linked > 0 {
+        tracing::info!(linked, "linked earlier alerts into incidents");
+    }
     let mut mark = high_water_mark(&conn)?;
     let started = Instant::now();
     let checkpoints =

@@ -21,7 +21,7 @@ use crate::state::AppState;
 
 /// The export's columns, in order.
 pub const CSV_HEADER: &str = "transaction_id,transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,\
-latitude,longitude,district,status,anomaly_score,category,model_version,reason,verdict";
+latitude,longitude,district,status,anomaly_score,category,model_version,reason,verdict,incident_id";
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -102,6 +102,10 @@ pub fn csv_line(export: &ExportRow) -> String {
     push_text(&mut line, export.reason.as_deref());
     line.push(',');
     push_text(&mut line, export.verdict.as_deref());
+    line.push(',');
+    if let Some(incident) = export.incident_id {
+        line.push_str(&incident.to_string());
+    }
     line.push_str("\r\n");
     line
 }
@@ -193,6 +197,7 @@ mod tests {
         ExportRow {
             reason: Some("₹50,000 is 25.0× the usual".into()),
             verdict: Some("needs_field_check".into()),
+            incident_id: Some(3),
             transaction: crate::queries::TxRow {
                 transaction_id: 7,
                 transaction_ref: Some("ref,with \"quotes\"".into()),
@@ -218,9 +223,9 @@ mod tests {
         let line = csv_line(&row());
         assert_eq!(
             line,
-            "7,\"ref,with \"\"quotes\"\"\",B1,,'=cmd(),PM-KISAN,2000.50,2025-01-02 10:00:00,12.5,,\"Line\nbreak\",ANOMALY,0.25,amount,,\"₹50,000 is 25.0× the usual\",needs_field_check\r\n"
+            "7,\"ref,with \"\"quotes\"\"\",B1,,'=cmd(),PM-KISAN,2000.50,2025-01-02 10:00:00,12.5,,\"Line\nbreak\",ANOMALY,0.25,amount,,\"₹50,000 is 25.0× the usual\",needs_field_check,3\r\n"
         );
-        assert_eq!(CSV_HEADER.split(',').count(), 17);
+        assert_eq!(CSV_HEADER.split(',').count(), 18);
     }
 
     #[test]

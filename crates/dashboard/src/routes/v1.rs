@@ -427,6 +427,8 @@ pub struct FeedAlert {
     /// When the monitor scored it, RFC 3339 UTC.
     pub scored_at: Option<String>,
     pub reasons: Option<Value>,
+    /// The incident it was grouped into (its verdict settles all of the incident's alerts).
+    pub incident_id: Option<i64>,
 }
 
 struct FeedPage {
@@ -441,7 +443,8 @@ fn feed_page(conn: &Connection, after: i64, limit: i64) -> AppResult<FeedPage> {
     let mark = aegis_core::store::monitor_mark(&snapshot)?.unwrap_or(0);
     let mut statement = snapshot.prepare_cached(
         "SELECT transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, \
-         timestamp, district, latitude, longitude, anomaly_score, model_version, scored_at, reasons \
+         timestamp, district, latitude, longitude, anomaly_score, model_version, scored_at, reasons, \
+         (SELECT ia.incident_id FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
          FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
          ORDER BY transaction_id LIMIT ?3",
     )?;
@@ -471,6 +474,7 @@ fn feed_page(conn: &Connection, after: i64, limit: i64) -> AppResult<FeedPage> {
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             reasons: reasons.and_then(|text| serde_json::from_str(&text).ok()),
+            incident_id: row.get(15)?,
         })
     })?;
     let alerts: Vec<FeedAlert> = rows.collect::<Result<_, _>>()?;

@@ -129,6 +129,12 @@ async fn alerts_are_grouped_into_incidents_that_filter_and_sort() {
         app.get("/incidents/99", Some(&login)).await.status,
         StatusCode::NOT_FOUND
     );
+    let export = app.get("/export.csv?q=B2", Some(&login)).await.body;
+    let line = export.lines().find(|line| line.starts_with("3,")).unwrap();
+    assert!(
+        line.ends_with(",1"),
+        "the export names the incident: {line}"
+    );
 }
 
 #[tokio::test]

@@ -507,7 +507,7 @@ async fn export_has_exactly_the_rows_of_the_same_filter() {
             .starts_with("attachment;")
     );
     assert!(
-        response.body.contains("\r\n2,REF-2,B1,A1,G1,PM-KISAN,50000.00,2025-03-02 11:00:00,25.6,85.1,Patna,ANOMALY,0.9,amount,m-test,\"₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000\",\r\n"),
+        response.body.contains("\r\n2,REF-2,B1,A1,G1,PM-KISAN,50000.00,2025-03-02 11:00:00,25.6,85.1,Patna,ANOMALY,0.9,amount,m-test,\"₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000\",,1\r\n"),
         "{}",
         response.body
     );
