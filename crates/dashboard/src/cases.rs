@@ -357,7 +357,7 @@ impl VerdictCounts {
     /// In words: "2 open · 1 confirmed".
     pub fn describe(&self) -> String {
         let parts: Vec<String> = [
-            (self.unreviewed, "no verdict"),
+            (self.unreviewed, "awaiting a verdict"),
             (self.field_checks, "field check pending"),
             (self.confirmed, "confirmed fraud"),
             (self.dismissed, "dismissed"),

@@ -220,9 +220,85 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         "the export holds exactly the filtered rows"
     );
 
-    // Open the top alert, record a verdict.
+    // The case queue: sort it by amount with the filter form, open the top incident.
     browser.goto(&format!("{base}/alerts")).unwrap();
-    browser.wait_for("td a[href^='/alerts/']", long).unwrap();
+    browser.wait_for("td a[href^='/incidents/']", long).unwrap();
+    browser
+        .script("document.querySelector('select[name=sort]').value = 'amount';")
+        .unwrap();
+    browser
+        .script("document.querySelector('form.filters').submit();")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    browser.wait_for("td a[href^='/incidents/']", long).unwrap();
+    assert!(browser.current_url().unwrap().contains("sort=amount"));
+    save_screenshot(&browser, "queue.png");
+    let first = browser
+        .script(
+            "return document.querySelector(\"td a[href^='/incidents/']\").getAttribute('href');",
+        )
+        .unwrap();
+    let first = first.as_str().unwrap().to_string();
+    let first_id: i64 = first
+        .trim_start_matches("/incidents/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    browser.click("td a[href^='/incidents/']").unwrap();
+    browser.wait_for("form.verdict-form", long).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    save_screenshot(&browser, "incident.png");
+
+    // One verdict for the whole incident, then "Record and next": the next incident of the
+    // same (amount-sorted) queue opens.
+    browser
+        .script("document.querySelector('form[action$=\"/verdict\"] select[name=verdict]').value = 'needs_field_check';")
+        .unwrap();
+    browser
+        .type_into(
+            "form[action$='/verdict'] textarea[name=note]",
+            "Send the block officer to the village.",
+        )
+        .unwrap();
+    browser.click("button[value=next]").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    browser.wait_for("form.verdict-form", long).unwrap();
+    let next = browser.current_url().unwrap();
+    assert!(
+        next.contains("/incidents/")
+            && !next.contains(&format!("/incidents/{first_id}?"))
+            && next.contains("sort=amount"),
+        "save and next opened the queue's next incident: {next}"
+    );
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (members, checks): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(verdict = 'needs_field_check') FROM incident_alerts WHERE incident_id = ?1",
+            [first_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        members, checks,
+        "every alert of the incident got the verdict"
+    );
+
+    // The field check is followed up under "Pending field checks".
+    browser
+        .goto(&format!("{base}/alerts?state=field_checks"))
+        .unwrap();
+    browser.wait_for("td a[href^='/incidents/']", long).unwrap();
+    let listed = browser
+        .script("return Array.from(document.querySelectorAll(\"td a[href^='/incidents/']\")).map(a => a.textContent).join(' ');")
+        .unwrap();
+    assert!(
+        listed.as_str().unwrap().contains(&format!("#{first_id}")),
+        "pending field checks list the incident: {listed}"
+    );
+
+    // One alert on its own page: a verdict with a note.
     browser.click("td a[href^='/alerts/']").unwrap();
     browser.wait_for("form.verdict-form", long).unwrap();
     std::thread::sleep(Duration::from_millis(800));
@@ -247,8 +323,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         page.contains("second credit of the same instalment") && page.contains("meera"),
         "verdict recorded: {page}"
     );
-    let stored: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
+    let stored: i64 = conn
         .query_row(
             "SELECT count(*) FROM verdicts WHERE verdict = 'confirmed_fraud'",
             [],
