@@ -1,7 +1,7 @@
 -- Cases: anomalies grouped into incidents, assignment, and verdict revision.
 --
 -- An incident gathers the alerts that one investigation should settle together: the same
--- beneficiary or account within 7 days, or the same counter (agent) within a day. The monitor
+-- beneficiary or account within 7 days, or the same counter (agent) within 2 hours. The monitor
 -- links each batch's anomalies in the transaction that scores them (core::incidents), so an
 -- alert never exists without its incident; anomalies scored before this migration are linked
 -- once, by the first program that links after it (`linked_up_to` starts at 0).

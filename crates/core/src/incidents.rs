@@ -1,7 +1,8 @@
 //! Incidents: the alerts one investigation should settle together.
 //!
 //! A new anomaly joins the most recent incident that shares its beneficiary or account within
-//! [`PERSON_WINDOW_SECONDS`], or its agent (counter) within [`COUNTER_WINDOW_SECONDS`], in that
+//! [`PERSON_WINDOW_SECONDS`] (7 days), or its agent (counter) within [`COUNTER_WINDOW_SECONDS`]
+//! (2 hours), in that
 //! order of preference, as long as the incident began no more than [`MAX_SPAN_SECONDS`] before
 //! it; otherwise it opens a new incident. Incidents are never merged, so an incident id, once
 //! shown to an auditor, keeps meaning the same alerts.
@@ -21,8 +22,10 @@ use crate::time::EventTime;
 
 /// How far back an alert of the same beneficiary or account joins its incident.
 pub const PERSON_WINDOW_SECONDS: i64 = 7 * 86_400;
-/// How far back an alert at the same agent (counter) joins its incident.
-pub const COUNTER_WINDOW_SECONDS: i64 = 86_400;
+/// How far back an alert at the same agent (counter) joins its incident. Two hours keeps every
+/// collusion ring of the seed-7 million in one incident while a day mixed 2.4× as many ordinary
+/// false alerts of busy counters into incidents with a fraud (1,901 against 795).
+pub const COUNTER_WINDOW_SECONDS: i64 = 2 * 3600;
 /// An incident takes no alert more than this after its first one.
 pub const MAX_SPAN_SECONDS: i64 = 30 * 86_400;
 
@@ -253,13 +256,13 @@ mod tests {
     }
 
     #[test]
-    fn alerts_group_by_beneficiary_within_a_week_and_by_counter_within_a_day() {
+    fn alerts_group_by_beneficiary_within_a_week_and_by_counter_within_two_hours() {
         let conn = memory();
         let alerts = [
             alert(1, 0, "B1", "G1"),
             alert(2, 100, "B1", "G7"), // same beneficiary 4 days later: joins
-            alert(3, 5, "B2", "G1"),   // same counter 5 hours after: joins
-            alert(4, 48, "B3", "G1"),  // same counter 2 days later: new
+            alert(3, 1, "B2", "G1"),   // same counter an hour after: joins
+            alert(4, 4, "B3", "G1"),   // same counter 3 hours after that: new
             alert(5, 24 * 9, "B4", "G9"),
             alert(6, 24 * 9 + 1, "B1", "G9"), // B1's last alert was 5 days ago: joins 1, not 5's
         ];

@@ -673,6 +673,9 @@ pub enum Target<'a> {
     Alert(i64),
     /// Every alert of these incidents whose latest verdict differs.
     Incidents(&'a [i64]),
+    /// These alerts of one incident (the ones the auditor kept ticked), where the latest
+    /// verdict differs.
+    IncidentAlerts { incident: i64, alerts: &'a [i64] },
 }
 
 /// What [`record_verdicts`] did.
@@ -764,6 +767,31 @@ pub fn record_verdicts(
                     }
                 }
             }
+            Target::IncidentAlerts {
+                incident,
+                alerts: chosen,
+            } => {
+                if chosen.is_empty() {
+                    return Err(AppError::BadRequest(
+                        "tick at least one alert of the incident".into(),
+                    ));
+                }
+                let mut member = transaction.prepare_cached(
+                    "SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1",
+                )?;
+                for &id in chosen {
+                    let of: Option<i64> = member.query_row([id], |row| row.get(0)).optional()?;
+                    if of != Some(incident) {
+                        return Err(AppError::BadRequest(format!(
+                            "alert {id} is not part of incident {incident}"
+                        )));
+                    }
+                    let current = latest_of(id)?;
+                    if current.as_ref().is_none_or(|(_, v)| v != verdict.as_str()) {
+                        alerts.push((id, current));
+                    }
+                }
+            }
         }
     }
     let revisions: Vec<i64> = alerts
@@ -817,6 +845,14 @@ pub fn record_verdicts(
         Target::Incidents(incidents) => {
             let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
             format!("incident {} ({} alerts)", ids.join(", "), recorded.verdicts)
+        }
+        Target::IncidentAlerts { incident, alerts } => {
+            let ids: Vec<String> = alerts.iter().map(i64::to_string).collect();
+            format!(
+                "incident {incident}, transactions {} ({} recorded)",
+                ids.join(", "),
+                recorded.verdicts
+            )
         }
     };
     let mut detail = format!("{what}: {}", verdict.as_str());

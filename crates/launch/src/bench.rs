@@ -31,6 +31,8 @@ pub struct BenchConfig {
 pub enum Only {
     /// The payments API: ingest throughput and decision latency.
     Api,
+    /// The dashboard's pages and APIs under 8 concurrent clients.
+    Dashboard,
     /// The monitor's restart after kill -9. Reuses the model in the work directory when there
     /// is one, so `--rows 10000000` does not train on ten million rows.
     Restart,
@@ -410,6 +412,12 @@ impl<'a> Bench<'a> {
                 "filtered table",
                 "/api/transactions?scheme=PM-KISAN&status=ANOMALY&page=2&sort=anomaly_score&dir=desc",
             ),
+            ("case queue (open incidents by score)", "/alerts"),
+            (
+                "case queue (scheme + amount filter, by amount, page 2)",
+                "/alerts?scheme=PM-KISAN&min_amount=2500&sort=amount&page=2",
+            ),
+            ("incident page", "/incidents/1"),
         ] {
             let window = Duration::from_secs(self.config.seconds.min(20));
             let (times, errors, peak) = load(&session, &dashboard, page, window);
@@ -654,6 +662,8 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
             bench.live(rate)?;
         }
         bench.wide_state()?;
+    }
+    if matches!(config.only, None | Some(Only::Dashboard)) {
         bench.dashboard_load()?;
     }
     if matches!(config.only, None | Some(Only::Restart)) {

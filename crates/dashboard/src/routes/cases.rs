@@ -292,33 +292,35 @@ pub async fn incident(
     incident_page(&state, &session, id, &back, None, KeptInput::default()).await
 }
 
-/// The incident verdict form.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct IncidentVerdictForm {
-    pub verdict: String,
-    pub note: String,
-    pub reason: String,
-    /// `next` to open the queue's next incident afterwards.
-    pub then: String,
-    pub back: String,
-}
-
-/// `POST /incidents/{id}/verdict`: one verdict for every alert of the incident, then the same
-/// incident or ("save and next") the next one in the queue it came from.
+/// `POST /incidents/{id}/verdict`: one verdict for the incident's alerts (the ticked ones when
+/// the page listed them all), then the same incident or ("save and next", `then=next`) the next
+/// one in the queue it came from. Read as pairs because `alert` repeats.
 pub async fn post_verdict(
     State(state): State<AppState>,
     PageSession(session): PageSession,
     Path(id): Path<i64>,
-    Form(form): Form<IncidentVerdictForm>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let filters = back_filters(&form.back);
+    let field = |name: &str| field_of(&pairs, name);
+    let filters = back_filters(&field("back"));
     let back = filters.query_string();
     let kept = KeptInput {
-        note: form.note.clone(),
-        reason: form.reason.clone(),
+        note: field("note"),
+        reason: field("reason"),
     };
-    let verdict = match Verdict::parse(&form.verdict) {
+    let mut chosen = Vec::new();
+    for (_, value) in pairs.iter().filter(|(key, _)| key == "alert") {
+        match value.trim().parse::<i64>() {
+            Ok(alert) => chosen.push(alert),
+            Err(_) => {
+                let problem = format!("alert: {value:?} is not a transaction number");
+                return incident_page(&state, &session, id, &back, Some(problem), kept).await;
+            }
+        }
+    }
+    // `scoped` says the page offered a tick box per alert: then only the ticked ones count.
+    let scoped = field("scoped") == "1";
+    let verdict = match Verdict::parse(&field("verdict")) {
         Ok(verdict) => verdict,
         Err(AppError::BadRequest(problem)) => {
             return incident_page(&state, &session, id, &back, Some(problem), kept).await;
@@ -327,18 +329,18 @@ pub async fn post_verdict(
     };
     let now = aegis_core::time::now_millis();
     let auditor = session.auditor();
-    let (note, reason) = (form.note.clone(), form.reason.clone());
+    let (note, reason) = (kept.note.clone(), kept.reason.clone());
     let recorded = state
         .write(move |conn| {
-            cases::record_verdicts(
-                conn,
-                Target::Incidents(&[id]),
-                verdict,
-                &note,
-                &reason,
-                &auditor,
-                now,
-            )
+            let target = if scoped {
+                Target::IncidentAlerts {
+                    incident: id,
+                    alerts: &chosen,
+                }
+            } else {
+                Target::Incidents(&[id])
+            };
+            cases::record_verdicts(conn, target, verdict, &note, &reason, &auditor, now)
         })
         .await;
     match recorded {
@@ -348,7 +350,7 @@ pub async fn post_verdict(
         }
         Err(error) => return Err(error),
     }
-    if form.then == "next" {
+    if field("then") == "next" {
         let me = session.user_id;
         let next = state
             .read(move |conn| cases::next_incident(conn, &filters, me, id))
@@ -360,6 +362,15 @@ pub async fn post_verdict(
         return Ok(Redirect::to(&target).into_response());
     }
     Ok(Redirect::to(&link(&format!("/incidents/{id}"), &back, &[])).into_response())
+}
+
+/// The first value of form field `name` (empty if absent).
+fn field_of(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default()
 }
 
 /// The assignment form.
@@ -434,13 +445,7 @@ pub async fn post_bulk(
     PageSession(session): PageSession,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> AppResult<Response> {
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| field_of(&pairs, name);
     let back = field("back");
     let uri: Option<Uri> = format!("/alerts?{back}").parse().ok();
     let params = uri

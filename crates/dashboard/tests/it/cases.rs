@@ -343,3 +343,64 @@ async fn assignment_my_cases_bulk_actions_and_save_and_next() {
     assert_eq!(queue(&app, "", &admin).await, Vec::<i64>::new());
     assert_eq!(queue(&app, "state=all", &admin).await, [1, 2]);
 }
+
+#[tokio::test]
+async fn an_incident_verdict_can_leave_out_alerts_that_are_not_part_of_the_case() {
+    let app = two_incidents();
+    let login = app.login("alice").await;
+    let page = app.get("/incidents/1", Some(&login)).await.body;
+    assert!(page.contains("name=\"scoped\" value=\"1\""));
+    assert_eq!(
+        page.matches("name=\"alert\"").count(),
+        2,
+        "a tick box per alert"
+    );
+    let only_three = incident_verdict(
+        &app,
+        &login,
+        1,
+        &[
+            ("verdict", "confirmed_fraud"),
+            ("scoped", "1"),
+            ("alert", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(only_three.status, StatusCode::SEE_OTHER);
+    let conn = app.conn();
+    let latest = |id: i64| -> Option<String> {
+        conn.query_row(
+            "SELECT verdict FROM incident_alerts WHERE transaction_id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(latest(3).as_deref(), Some("confirmed_fraud"));
+    assert_eq!(latest(2), None, "the unticked alert keeps no verdict");
+    assert_eq!(
+        queue(&app, "", &login).await,
+        [1, 2],
+        "incident 1 still has work"
+    );
+
+    let foreign = incident_verdict(
+        &app,
+        &login,
+        1,
+        &[("verdict", "dismissed"), ("scoped", "1"), ("alert", "7")],
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    assert!(foreign.body.contains("alert 7 is not part of incident 1"));
+    let none = incident_verdict(
+        &app,
+        &login,
+        1,
+        &[("verdict", "dismissed"), ("scoped", "1")],
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST);
+    assert!(none.body.contains("tick at least one alert"));
+    assert_eq!(latest(7), None);
+}
