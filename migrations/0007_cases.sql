@@ -12,6 +12,18 @@ CREATE TABLE incidents (
     alerts       INTEGER NOT NULL,
     max_score    REAL NOT NULL,
     total_paise  INTEGER NOT NULL,
+    -- Its alerts by latest verdict, kept by the triggers below: the queue's state filter
+    -- reads these instead of visiting every alert.
+    unreviewed   INTEGER NOT NULL DEFAULT 0,
+    field_checks INTEGER NOT NULL DEFAULT 0,
+    confirmed    INTEGER NOT NULL DEFAULT 0,
+    dismissed    INTEGER NOT NULL DEFAULT 0,
+    -- Its highest-scoring alert (the first of equals), and how many distinct beneficiaries,
+    -- accounts and agents it involves: what the queue shows of it, without visiting its alerts.
+    lead_id       INTEGER NOT NULL,
+    beneficiaries INTEGER NOT NULL DEFAULT 0,
+    accounts      INTEGER NOT NULL DEFAULT 0,
+    agents        INTEGER NOT NULL DEFAULT 0,
     assignee_id  INTEGER REFERENCES users (user_id),
     assigned_at  INTEGER                    -- unix ms
 );
@@ -19,14 +31,25 @@ CREATE INDEX idx_incidents_score ON incidents (max_score);
 CREATE INDEX idx_incidents_assignee ON incidents (assignee_id);
 
 -- One row per linked alert. `verdict` is the alert's latest verdict (NULL: none), kept by the
--- triggers below from any writer, so the queue filters on it without a subquery per alert.
+-- triggers below from any writer. The other columns copy the alert's transaction (written
+-- once, when it is linked; a scored row never changes), so the queue's filters scan this
+-- small table instead of looking up each alert's row among millions.
 CREATE TABLE incident_alerts (
     transaction_id INTEGER PRIMARY KEY,
     incident_id    INTEGER NOT NULL REFERENCES incidents (incident_id),
-    verdict        TEXT
+    verdict        TEXT,
+    timestamp      TEXT,
+    scheme         TEXT,
+    district       TEXT,
+    amount_paise   INTEGER,
+    category       TEXT,
+    beneficiary_id TEXT,
+    account_id     TEXT,
+    agent_id       TEXT
 );
-CREATE INDEX idx_incident_alerts_incident ON incident_alerts (incident_id, verdict);
-CREATE INDEX idx_incident_alerts_verdict ON incident_alerts (verdict);
+CREATE INDEX idx_incident_alerts_incident ON incident_alerts (incident_id);
+-- No index on `verdict`: nearly every alert has none, so the queue scans this table (fast:
+-- one row per alert) rather than make 20,000 index lookups for "open".
 
 -- What an incident is known by: each beneficiary, account and agent of its alerts, with the
 -- newest event time seen for it. A new anomaly joins a recent incident sharing one of these.
@@ -57,4 +80,24 @@ BEGIN
         SELECT v.verdict FROM verdicts v WHERE v.transaction_id = NEW.transaction_id
         ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1
     ) WHERE transaction_id = NEW.transaction_id;
+END;
+
+CREATE TRIGGER incident_alerts_counted AFTER INSERT ON incident_alerts
+BEGIN
+    UPDATE incidents SET
+        unreviewed = unreviewed + (NEW.verdict IS NULL),
+        field_checks = field_checks + (NEW.verdict IS 'needs_field_check'),
+        confirmed = confirmed + (NEW.verdict IS 'confirmed_fraud'),
+        dismissed = dismissed + (NEW.verdict IS 'dismissed')
+    WHERE incident_id = NEW.incident_id;
+END;
+
+CREATE TRIGGER incident_alerts_recounted AFTER UPDATE OF verdict ON incident_alerts
+BEGIN
+    UPDATE incidents SET
+        unreviewed = unreviewed - (OLD.verdict IS NULL) + (NEW.verdict IS NULL),
+        field_checks = field_checks - (OLD.verdict IS 'needs_field_check') + (NEW.verdict IS 'needs_field_check'),
+        confirmed = confirmed - (OLD.verdict IS 'confirmed_fraud') + (NEW.verdict IS 'confirmed_fraud'),
+        dismissed = dismissed - (OLD.verdict IS 'dismissed') + (NEW.verdict IS 'dismissed')
+    WHERE incident_id = NEW.incident_id;
 END;

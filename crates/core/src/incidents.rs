@@ -91,19 +91,34 @@ pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
     let mut linked =
         conn.prepare_cached("SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1")?;
     let mut create = conn.prepare_cached(
-        "INSERT INTO incidents (first_time, last_time, alerts, max_score, total_paise) VALUES (?1, ?1, 0, ?2, 0)",
+        "INSERT INTO incidents (first_time, last_time, alerts, max_score, total_paise, lead_id) VALUES (?1, ?1, 0, ?2, 0, ?3)",
     )?;
+    // SET expressions read the row as it was, so the lead changes only for a higher score.
     let mut grow = conn.prepare_cached(
         "UPDATE incidents SET alerts = alerts + 1, max_score = max(max_score, ?2), total_paise = total_paise + ?3, \
-         first_time = min(first_time, ?4), last_time = max(last_time, ?4) WHERE incident_id = ?1",
+         first_time = min(first_time, ?4), last_time = max(last_time, ?4), \
+         lead_id = CASE WHEN ?2 > max_score THEN ?5 ELSE lead_id END WHERE incident_id = ?1",
     )?;
+    // The alert's own columns are copied from its row, already scored in this transaction.
     let mut member = conn.prepare_cached(
-        "INSERT INTO incident_alerts (transaction_id, incident_id, verdict) VALUES (?1, ?2, \
-         (SELECT verdict FROM verdicts WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1))",
+        "INSERT INTO incident_alerts (transaction_id, incident_id, verdict, timestamp, scheme, district, \
+         amount_paise, category, beneficiary_id, account_id, agent_id) \
+         SELECT t.transaction_id, ?2, \
+         (SELECT verdict FROM verdicts WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1), \
+         t.timestamp, t.scheme, t.district, t.amount_paise, \
+         CASE WHEN json_valid(t.reasons) THEN json_extract(t.reasons, '$.category') END, \
+         t.beneficiary_id, t.account_id, t.agent_id \
+         FROM transactions t WHERE t.transaction_id = ?1",
     )?;
-    let mut key = conn.prepare_cached(
-        "INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (kind, value, incident_id) DO UPDATE SET last_time = max(last_time, excluded.last_time)",
+    let mut new_key = conn.prepare_cached(
+        "INSERT OR IGNORE INTO incident_keys (kind, value, incident_id, last_time) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut seen_key = conn.prepare_cached(
+        "UPDATE incident_keys SET last_time = max(last_time, ?4) WHERE kind = ?1 AND value = ?2 AND incident_id = ?3",
+    )?;
+    let mut count_key = conn.prepare_cached(
+        "UPDATE incidents SET beneficiaries = beneficiaries + (?2 = 'beneficiary'), \
+         accounts = accounts + (?2 = 'account'), agents = agents + (?2 = 'agent') WHERE incident_id = ?1",
     )?;
     for alert in alerts {
         if let Some(existing) = linked
@@ -133,7 +148,7 @@ pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
         let incident = match joined {
             Some(incident) => incident,
             None => {
-                create.execute(params![alert.time, alert.score])?;
+                create.execute(params![alert.time, alert.score, alert.transaction_id])?;
                 conn.last_insert_rowid()
             }
         };
@@ -141,11 +156,20 @@ pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
             incident,
             alert.score,
             alert.amount_paise,
-            alert.time
+            alert.time,
+            alert.transaction_id
         ])?;
-        member.execute(params![alert.transaction_id, incident])?;
+        if member.execute(params![alert.transaction_id, incident])? == 0 {
+            // The caller links rows it has just scored; a missing one is a bug, not data.
+            return Err(rusqlite::Error::QueryReturnedNoRows.into());
+        }
         for (kind, value) in alert.keys() {
-            key.execute(params![kind.as_str(), value, incident, alert.time])?;
+            let key = params![kind.as_str(), value, incident, alert.time];
+            if new_key.execute(key)? == 1 {
+                count_key.execute(params![incident, kind.as_str()])?;
+            } else {
+                seen_key.execute(key)?;
+            }
         }
         incidents.push(incident);
     }
@@ -248,16 +272,31 @@ mod tests {
         }
     }
 
-    fn memory() -> Connection {
+    /// A database holding a scored row for each alert.
+    fn stored(alerts: &[AlertToLink<'_>]) -> Connection {
         let dir = tempfile::tempdir().unwrap();
         let conn = crate::db::open(&dir.path().join("t.db")).unwrap();
         std::mem::forget(dir);
+        for alert in alerts {
+            conn.execute(
+                "INSERT INTO transactions (transaction_id, beneficiary_id, agent_id, scheme, amount_paise, timestamp, status, anomaly_score) \
+                 VALUES (?1, ?2, ?3, 'PM-KISAN', ?4, ?5, 'ANOMALY', ?6)",
+                params![
+                    alert.transaction_id,
+                    alert.beneficiary_id,
+                    alert.agent_id,
+                    alert.amount_paise,
+                    crate::time::format_ist(alert.time),
+                    alert.score
+                ],
+            )
+            .unwrap();
+        }
         conn
     }
 
     #[test]
     fn alerts_group_by_beneficiary_within_a_week_and_by_counter_within_two_hours() {
-        let conn = memory();
         let alerts = [
             alert(1, 0, "B1", "G1"),
             alert(2, 100, "B1", "G7"), // same beneficiary 4 days later: joins
@@ -266,6 +305,7 @@ mod tests {
             alert(5, 24 * 9, "B4", "G9"),
             alert(6, 24 * 9 + 1, "B1", "G9"), // B1's last alert was 5 days ago: joins 1, not 5's
         ];
+        let conn = stored(&alerts);
         let incidents = link(&conn, &alerts).unwrap();
         assert_eq!(incidents[0], incidents[1]);
         assert_eq!(incidents[0], incidents[2]);
@@ -275,14 +315,26 @@ mod tests {
             incidents[5], incidents[0],
             "the beneficiary is preferred over the counter"
         );
-        let (alerts_in, max_score, total): (i64, f64, i64) = conn
+        let figures: (i64, f64, i64, i64, i64, i64, i64) = conn
             .query_row(
-                "SELECT alerts, max_score, total_paise FROM incidents WHERE incident_id = ?1",
+                "SELECT alerts, max_score, total_paise, lead_id, beneficiaries, accounts, agents \
+                 FROM incidents WHERE incident_id = ?1",
                 [incidents[0]],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                        row.get(5)?,
+                        row.get(6)?,
+                    ))
+                },
             )
             .unwrap();
-        assert_eq!((alerts_in, max_score, total), (4, 6.0, 400));
+        // Alerts 1, 2, 3, 6: beneficiaries B1, B2; agents G1, G7, G9; no account.
+        assert_eq!(figures, (4, 6.0, 400, 6, 2, 0, 3));
         // Linking again changes nothing.
         assert_eq!(link(&conn, &alerts).unwrap(), incidents);
         let count: i64 = conn
@@ -293,10 +345,10 @@ mod tests {
 
     #[test]
     fn an_incident_stops_growing_a_month_after_it_began() {
-        let conn = memory();
         let alerts: Vec<_> = (0..8)
             .map(|week| alert(week + 1, week * 24 * 6, "B1", "G1"))
             .collect();
+        let conn = stored(&alerts);
         let incidents = link(&conn, &alerts).unwrap();
         assert_eq!(incidents[5], incidents[0], "30 days after the first");
         assert_ne!(incidents[6], incidents[0], "36 days after the first");

@@ -101,6 +101,19 @@ impl VerdictState {
             })
     }
 
+    /// The condition on an incident's verdict counts (`incidents i`): it has an alert in this
+    /// state.
+    fn incident_condition(self) -> Option<&'static str> {
+        match self {
+            VerdictState::Open => Some("i.unreviewed + i.field_checks > 0"),
+            VerdictState::Unreviewed => Some("i.unreviewed > 0"),
+            VerdictState::FieldChecks => Some("i.field_checks > 0"),
+            VerdictState::Confirmed => Some("i.confirmed > 0"),
+            VerdictState::Dismissed => Some("i.dismissed > 0"),
+            VerdictState::All => None,
+        }
+    }
+
     /// The condition on `incident_alerts ia` (a literal: the values are a fixed set).
     fn condition(self) -> Option<&'static str> {
         match self {
@@ -282,31 +295,28 @@ impl QueueFilters {
         query_string(self.pairs())
     }
 
+    /// Whether any filter applies to the alerts (rather than the incident as a whole).
+    fn has_alert_filters(&self) -> bool {
+        self.district.is_some() || !self.alerts.conditions().0.is_empty()
+    }
+
     /// ` WHERE …` over `incidents i`, with its parameters. `me` is the logged-in user's id.
     fn where_clause(&self, me: i64) -> (String, Vec<Value>) {
-        let (mut alert_conditions, mut params) = self.alerts.conditions();
+        // `incident_alerts` carries each alert's columns, so the alert filters never visit
+        // `transactions`; with none, the incident's own verdict counts answer the state filter.
+        let (mut alert_conditions, mut params) = self.alerts.alert_conditions();
         let mut conditions: Vec<String> = Vec::new();
         if let Some(district) = &self.district {
             alert_conditions.push("district = ?");
             params.push(Value::Text(district.clone()));
         }
-        let mut membership: Vec<String> = self
-            .state
-            .condition()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        if !alert_conditions.is_empty() {
-            // Inside the subquery, unqualified columns name `transactions`' own.
-            membership.push(format!(
-                "EXISTS (SELECT 1 FROM transactions WHERE transactions.transaction_id = ia.transaction_id AND {})",
-                alert_conditions.join(" AND ")
-            ));
-        }
-        if !membership.is_empty() {
+        if alert_conditions.is_empty() {
+            conditions.extend(self.state.incident_condition().map(str::to_string));
+        } else {
+            alert_conditions.extend(self.state.condition());
             conditions.push(format!(
                 "i.incident_id IN (SELECT ia.incident_id FROM incident_alerts ia WHERE {})",
-                membership.join(" AND ")
+                alert_conditions.join(" AND ")
             ));
         }
         match &self.assignee {
@@ -402,71 +412,45 @@ fn event_time(time: EventTime) -> String {
     format_ist(time)
 }
 
-/// One incident's figures, or `None` if there is no such incident.
+/// One incident's figures, or `None` if there is no such incident: one read of the incident,
+/// its assignee and its lead alert (the counts are kept on the incident as it grows).
 pub fn incident_summary(conn: &Connection, id: i64) -> AppResult<Option<IncidentSummary>> {
-    let head = conn
-        .prepare_cached(
-            "SELECT i.first_time, i.last_time, i.max_score, i.total_paise, u.username, i.assigned_at \
-             FROM incidents i LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id = ?1",
-        )?
-        .query_row([id], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, f64>(2)?,
-                row.get::<_, i64>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<i64>>(5)?,
-            ))
-        })
-        .optional()?;
-    let Some((first, last, max_score, total_paise, assignee, assigned_at)) = head else {
-        return Ok(None);
-    };
-    let counts = conn
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum(verdict IS NULL), 0), coalesce(sum(verdict = 'needs_field_check'), 0), \
-             coalesce(sum(verdict = 'confirmed_fraud'), 0), coalesce(sum(verdict = 'dismissed'), 0) \
-             FROM incident_alerts WHERE incident_id = ?1",
-        )?
-        .query_row([id], |row| {
-            Ok(VerdictCounts {
-                alerts: row.get(0)?,
-                unreviewed: row.get(1)?,
-                field_checks: row.get(2)?,
-                confirmed: row.get(3)?,
-                dismissed: row.get(4)?,
-            })
-        })?;
-    let (beneficiaries, accounts, agents) = conn
-        .prepare_cached(
-            "SELECT coalesce(sum(kind = 'beneficiary'), 0), coalesce(sum(kind = 'account'), 0), coalesce(sum(kind = 'agent'), 0) \
-             FROM incident_keys WHERE incident_id = ?1",
-        )?
-        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-    let (lead, headline) = conn
+    Ok(conn
         .prepare_cached(&format!(
-            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
-             FROM transactions WHERE transaction_id = (SELECT ia.transaction_id FROM incident_alerts ia \
-             JOIN transactions t ON t.transaction_id = ia.transaction_id WHERE ia.incident_id = ?1 \
-             ORDER BY t.anomaly_score DESC, t.transaction_id LIMIT 1)"
+            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+             i.first_time, i.last_time, i.max_score, i.total_paise, u.username, i.assigned_at, \
+             i.alerts, i.unreviewed, i.field_checks, i.confirmed, i.dismissed, i.beneficiaries, i.accounts, i.agents \
+             FROM incidents i JOIN transactions t ON t.transaction_id = i.lead_id \
+             LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id = ?1"
         ))?
-        .query_row([id], |row| Ok((tx_row(row)?, text_at(row, 15)?)))?;
-    Ok(Some(IncidentSummary {
-        incident_id: id,
-        first_time: event_time(first),
-        last_time: event_time(last),
-        max_score,
-        total_paise,
-        assignee,
-        assigned_at: assigned_at.map(format_millis),
-        counts,
-        beneficiaries,
-        accounts,
-        agents,
-        lead,
-        headline,
-    }))
+        .query_row([id], |row| {
+            Ok(IncidentSummary {
+                incident_id: id,
+                lead: tx_row(row)?,
+                headline: text_at(row, 15)?,
+                first_time: event_time(row.get(16)?),
+                last_time: event_time(row.get(17)?),
+                max_score: row.get(18)?,
+                total_paise: row.get(19)?,
+                assignee: row.get(20)?,
+                assigned_at: row.get::<_, Option<i64>>(21)?.map(format_millis),
+                counts: VerdictCounts {
+                    alerts: row.get(22)?,
+                    unreviewed: row.get(23)?,
+                    field_checks: row.get(24)?,
+                    confirmed: row.get(25)?,
+                    dismissed: row.get(26)?,
+                },
+                beneficiaries: row.get(27)?,
+                accounts: row.get(28)?,
+                agents: row.get(29)?,
+            })
+        })
+        .optional()?)
+}
+
+fn pages_of(total: i64) -> i64 {
+    ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1)
 }
 
 /// A page of the queue for the user `me`.
@@ -477,21 +461,45 @@ pub fn incident_queue(
     page: i64,
 ) -> AppResult<IncidentPage> {
     let (where_clause, params) = filters.where_clause(me);
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM incidents i{where_clause}"))?
-        .query_row(params_from_iter(params.iter()), |row| row.get(0))?;
-    let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
-    let page = page.clamp(1, pages);
-    let mut paged = params.clone();
-    paged.push(Value::Integer(PAGE_SIZE));
-    paged.push(Value::Integer((page - 1) * PAGE_SIZE));
-    let ids: Vec<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT i.incident_id FROM incidents i{where_clause}{} LIMIT ? OFFSET ?",
-            filters.order_by()
-        ))?
-        .query_map(params_from_iter(paged.iter()), |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    let (total, page, ids) = if filters.has_alert_filters() {
+        // The alert filters scan `incident_alerts` once: every matching id in order, then the
+        // page is a slice (cheaper than scanning again to count).
+        let all: Vec<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT i.incident_id FROM incidents i{where_clause}{}",
+                filters.order_by()
+            ))?
+            .query_map(params_from_iter(params.iter()), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let total = all.len() as i64;
+        let page = page.clamp(1, pages_of(total));
+        let start = ((page - 1) * PAGE_SIZE) as usize;
+        let ids = all
+            .into_iter()
+            .skip(start)
+            .take(PAGE_SIZE as usize)
+            .collect();
+        (total, page, ids)
+    } else {
+        // Incident-level conditions only: counted from the incidents, and the page read in
+        // sort order with LIMIT.
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM incidents i{where_clause}"))?
+            .query_row(params_from_iter(params.iter()), |row| row.get(0))?;
+        let page = page.clamp(1, pages_of(total));
+        let mut paged = params.clone();
+        paged.push(Value::Integer(PAGE_SIZE));
+        paged.push(Value::Integer((page - 1) * PAGE_SIZE));
+        let ids: Vec<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT i.incident_id FROM incidents i{where_clause}{} LIMIT ? OFFSET ?",
+                filters.order_by()
+            ))?
+            .query_map(params_from_iter(paged.iter()), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        (total, page, ids)
+    };
+    let pages = pages_of(total);
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         rows.extend(incident_summary(conn, id)?);
@@ -596,8 +604,9 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
     };
     let alerts = conn
         .prepare_cached(&format!(
-            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, ia.verdict \
-             FROM incident_alerts ia JOIN transactions USING (transaction_id) WHERE ia.incident_id = ?1 \
+            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+             (SELECT ia.verdict FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
+             FROM transactions WHERE transaction_id IN (SELECT transaction_id FROM incident_alerts WHERE incident_id = ?1) \
              ORDER BY timestamp, transaction_id LIMIT ?2"
         ))?
         .query_map(params![id, INCIDENT_ALERT_LIMIT], |row| {

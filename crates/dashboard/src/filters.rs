@@ -221,6 +221,16 @@ impl Filters {
     /// The conditions over `transactions` (unqualified column names), with their parameters in
     /// order.
     pub fn conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
+        self.conditions_with("json_valid(reasons) AND json_extract(reasons, '$.category') = ?")
+    }
+
+    /// The same conditions over `incident_alerts`, which has the same column names but keeps
+    /// the category in a column of its own.
+    pub fn alert_conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
+        self.conditions_with("category = ?")
+    }
+
+    fn conditions_with(&self, category_condition: &'static str) -> (Vec<&'static str>, Vec<Value>) {
         let mut conditions: Vec<&'static str> = Vec::new();
         let mut params: Vec<Value> = Vec::new();
         // Plain dates compare correctly against 'YYYY-MM-DD HH:MM:SS' text, and these two
@@ -248,7 +258,7 @@ impl Filters {
             Some(StatusFilter::Error) => conditions.push("status = 'ERROR'"),
         }
         if let Some(category) = self.category {
-            conditions.push("json_valid(reasons) AND json_extract(reasons, '$.category') = ?");
+            conditions.push(category_condition);
             params.push(Value::Text(category.code().to_string()));
         }
         if let Some(min) = self.min_paise {
