@@ -617,12 +617,14 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
             })
         })?
         .collect::<Result<_, _>>()?;
-    let keys = |kind: &str| -> AppResult<Vec<String>> {
+    // From the alerts (indexed by incident), not `incident_keys` (keyed for linking).
+    let keys = |column: &str| -> AppResult<Vec<String>> {
         Ok(conn
-            .prepare_cached(
-                "SELECT value FROM incident_keys WHERE incident_id = ?1 AND kind = ?2 ORDER BY value LIMIT 100",
-            )?
-            .query_map(params![id, kind], |row| row.get(0))?
+            .prepare_cached(&format!(
+                "SELECT DISTINCT {column} FROM incident_alerts WHERE incident_id = ?1 AND {column} IS NOT NULL \
+                 AND {column} <> '' ORDER BY 1 LIMIT 100"
+            ))?
+            .query_map([id], |row| row.get(0))?
             .collect::<Result<_, _>>()?)
     };
     let history = conn
@@ -636,9 +638,9 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
     Ok(Some(IncidentDetail {
         summary,
         alerts,
-        beneficiaries: keys("beneficiary")?,
-        accounts: keys("account")?,
-        agents: keys("agent")?,
+        beneficiaries: keys("beneficiary_id")?,
+        accounts: keys("account_id")?,
+        agents: keys("agent_id")?,
         history,
     }))
 }
