@@ -68,6 +68,21 @@ pub struct SelectOption {
     pub selected: bool,
 }
 
+/// The scheme `<select>` of a filter form: the schemes in the data, plus the chosen one if it
+/// is not among them (so a link to a scheme with no rows keeps its filter visible).
+pub fn scheme_options(schemes: &[String], chosen: Option<&str>) -> Vec<SelectOption> {
+    let mut options: Vec<SelectOption> = schemes
+        .iter()
+        .map(|scheme| SelectOption::new(scheme, scheme, chosen == Some(scheme.as_str())))
+        .collect();
+    if let Some(chosen) = chosen
+        && !schemes.iter().any(|scheme| scheme == chosen)
+    {
+        options.push(SelectOption::new(chosen, chosen, true));
+    }
+    options
+}
+
 impl SelectOption {
     pub fn new(value: impl Into<String>, label: impl Into<String>, selected: bool) -> SelectOption {
         SelectOption {

@@ -22,7 +22,7 @@ use crate::session::{PageSession, Session};
 use crate::state::AppState;
 use crate::templates::{
     IncidentPage, IncidentRowView, KeptInput, QueueForm, QueuePage, SelectOption, Tab,
-    assign_options, verdict_options,
+    assign_options, scheme_options, verdict_options,
 };
 
 /// The queue's views, as (label, state, assignee).
@@ -80,15 +80,6 @@ fn queue_form(
         d.map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default()
     };
-    let mut scheme_options: Vec<SelectOption> = schemes
-        .iter()
-        .map(|s| SelectOption::new(s, s, alerts.scheme.as_deref() == Some(s)))
-        .collect();
-    if let Some(scheme) = &alerts.scheme
-        && !schemes.contains(scheme)
-    {
-        scheme_options.push(SelectOption::new(scheme, scheme, true));
-    }
     let assignee = match &filters.assignee {
         Assignee::Anyone => "",
         Assignee::Me => "me",
@@ -108,7 +99,7 @@ fn queue_form(
     let mut form = QueueForm {
         from: date(alerts.from),
         to: date(alerts.to),
-        schemes: scheme_options,
+        schemes: scheme_options(schemes, alerts.scheme.as_deref()),
         district: filters.district.clone().unwrap_or_default(),
         categories: Category::ALL
             .into_iter()

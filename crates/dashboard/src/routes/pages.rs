@@ -20,7 +20,7 @@ use crate::session::PageSession;
 use crate::state::AppState;
 use crate::templates::{
     AlertPage, FilterForm, Layout, ModelPage, OverviewPage, Pager, SelectOption, SortHeader,
-    TxView, legend,
+    TxView, legend, scheme_options,
 };
 use crate::views::group_digits;
 
@@ -88,15 +88,7 @@ fn sort_headers(filter_query: &str, sort: Sort) -> Vec<SortHeader> {
 
 /// The filter form as the user left it, with the schemes in the data to choose from.
 fn filter_form(filters: &Filters, schemes: &[String]) -> FilterForm {
-    let mut scheme_options: Vec<SelectOption> = schemes
-        .iter()
-        .map(|scheme| SelectOption::new(scheme, scheme, filters.scheme.as_deref() == Some(scheme)))
-        .collect();
-    if let Some(scheme) = &filters.scheme
-        && !schemes.contains(scheme)
-    {
-        scheme_options.push(SelectOption::new(scheme, scheme, true));
-    }
+    let schemes = scheme_options(schemes, filters.scheme.as_deref());
     FilterForm {
         from: filters
             .from
@@ -106,7 +98,7 @@ fn filter_form(filters: &Filters, schemes: &[String]) -> FilterForm {
             .to
             .map(|d| d.format("%Y-%m-%d").to_string())
             .unwrap_or_default(),
-        schemes: scheme_options,
+        schemes,
         statuses: StatusFilter::ALL
             .into_iter()
             .map(|status| {
