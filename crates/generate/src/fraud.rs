@@ -278,8 +278,12 @@ pub fn inject<R: Rng>(
 
     // Agent collusion: one agent paying out to many beneficiaries of its district within 20–45
     // minutes, each an entitled amount.
+    // Bounded like the rings: in a small world no district may have the dozen beneficiaries a
+    // collusion needs, and then there are fewer collusion rows rather than an endless search.
     let mut collusion_count = 0;
-    while collusion_count < per_type {
+    let mut attempts = 0;
+    while collusion_count < per_type && attempts < 10_000 {
+        attempts += 1;
         let Some(index) = pick_unused(rng, &mut used) else {
             break;
         };

@@ -73,22 +73,27 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
     let weights = district_weights();
 
     let mut drafts: Vec<Draft> = Vec::with_capacity(config.rows + 1024);
-    let mut person_payments = Vec::new();
-    while drafts.len() < normal_target {
-        let person = world.add_beneficiary(&mut rng, &weights);
-        let scheduler = Scheduler {
-            world: &world,
-            calendar: &calendar,
-            start,
-            end,
-            account_change_probability: 0.005,
+    // New beneficiaries with their ordinary payments, until `drafts` holds `target` rows.
+    let add_ordinary =
+        |rng: &mut ChaCha8Rng, world: &mut World, drafts: &mut Vec<Draft>, target| {
+            let mut person_payments = Vec::new();
+            while drafts.len() < target {
+                let person = world.add_beneficiary(rng, &weights);
+                let scheduler = Scheduler {
+                    world,
+                    calendar: &calendar,
+                    start,
+                    end,
+                    account_change_probability: 0.005,
+                };
+                person_payments.clear();
+                scheduler.schedule(rng, person, &mut person_payments);
+                person_payments.sort_by_key(|draft: &Draft| draft.transaction.time);
+                let room = target - drafts.len();
+                drafts.extend(person_payments.drain(..).take(room));
+            }
         };
-        person_payments.clear();
-        scheduler.schedule(&mut rng, person, &mut person_payments);
-        person_payments.sort_by_key(|draft| draft.transaction.time);
-        let room = normal_target - drafts.len();
-        drafts.extend(person_payments.drain(..).take(room));
-    }
+    add_ordinary(&mut rng, &mut world, &mut drafts, normal_target);
     let scheduler = Scheduler {
         world: &world,
         calendar: &calendar,
@@ -97,8 +102,11 @@ pub fn synthesize(config: &GenerateConfig) -> Generated {
         account_change_probability: 0.005,
     };
     fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
+    // A small world can leave a fraud type short of its quota (no district has the dozen
+    // beneficiaries a collusion needs): more ordinary payments make up the difference.
+    add_ordinary(&mut rng, &mut world, &mut drafts, config.rows);
     // The last collusion incident may overshoot its quota by a few rows: drop as many of the
-    // last beneficiary's ordinary payments, so --rows is exact.
+    // last beneficiary's ordinary payments, so --rows is exact either way.
     let mut surplus = drafts.len().saturating_sub(config.rows);
     let mut index = normal_target;
     while surplus > 0 && index > 0 {

@@ -9,7 +9,7 @@ use aegis_core::domain::FraudType;
 use aegis_core::geo::{haversine_km, is_in_india};
 use aegis_core::time::{HOUR, ist_seconds_of_day, parse_timestamp};
 use generate::import::ImportMode;
-use generate::synthesize;
+use generate::{GenerateConfig, synthesize};
 
 use crate::helpers::{Row, config, count_rows, read_rows, run_config, write_csv};
 
@@ -21,6 +21,17 @@ fn same_seed_gives_identical_data_and_another_seed_does_not() {
     assert_eq!(first.transactions.len(), 6_000);
     assert_eq!(first.transactions, second.transactions);
     assert_ne!(first.transactions, other.transactions);
+}
+
+/// `generate --rows 2000` (a year by default) once searched for ever for a district with the
+/// dozen beneficiaries a collusion needs.
+#[test]
+fn a_small_world_spread_over_a_year_still_finishes() {
+    let generated = synthesize(&GenerateConfig {
+        days: 365,
+        ..config(2_000, 7)
+    });
+    assert!(generated.transactions.len() >= 2_000);
 }
 
 #[test]
