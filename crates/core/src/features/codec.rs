@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    AccountState, AgentState, BeneficiaryState, FeatureState, Interner, RecentPayment,
-    SchemeAmount, SchemeState, UsualPlace,
+    AccountState, AgentState, BeneficiaryState, Chunked, FeatureState, Interner, LastTime,
+    RecentPayment, SchemeAmount, SchemeState, UsualPlace,
 };
 
 const MAGIC: &[u8; 8] = b"AEGISCK2";
@@ -189,7 +189,7 @@ impl<W: std::io::Write> Writer<W> {
             self.f64(lat);
             self.f64(lon);
         }
-        match place.median {
+        match place.median() {
             None => self.u8(0),
             Some((lat, lon)) => {
                 self.u8(1);
@@ -277,7 +277,7 @@ impl<'a> Reader<'a> {
         let len = self.len(16)?;
         let first_points = (0..len)
             .map(|_| Ok((self.f64()?, self.f64()?)))
-            .collect::<Read<Vec<_>>>()?;
+            .collect::<Read<_>>()?;
         let median = if self.bool()? {
             Some((self.f64()?, self.f64()?))
         } else {
@@ -285,9 +285,10 @@ impl<'a> Reader<'a> {
         };
         Ok(UsualPlace {
             first_points,
-            median,
             seen: self.u8()?,
-        })
+            ..UsualPlace::default()
+        }
+        .with_median(median))
     }
     /// Steps over an interner, returning its bytes to decode later (on another thread: building
     /// the hash maps of a million ids is half of a restore).
@@ -361,7 +362,7 @@ impl FeatureState {
                 w.u32(r.scheme);
                 w.i64(r.amount_paise);
             }
-            w.opt_i64(b.last_time);
+            w.opt_i64(b.last_time.get());
             w.place(&b.place);
             w.u32s(&b.accounts);
             w.u32s(&b.agents);
@@ -498,8 +499,8 @@ impl FeatureState {
     fn decode_states(
         r: &mut Reader<'_>,
     ) -> Read<(
-        Vec<BeneficiaryState>,
-        Vec<AccountState>,
+        Chunked<BeneficiaryState>,
+        Chunked<AccountState>,
         Vec<AgentState>,
         Vec<SchemeState>,
     )> {
@@ -513,10 +514,10 @@ impl FeatureState {
                             amount_paise: r.i64()?,
                         })
                     })
-                    .collect::<Read<VecDeque<_>>>()?;
+                    .collect::<Read<_>>()?;
                 Ok(BeneficiaryState {
                     recent,
-                    last_time: r.opt_i64()?,
+                    last_time: LastTime::from_option(r.opt_i64()?),
                     place: r.place()?,
                     accounts: r.u32s()?,
                     agents: r.u32s()?,
@@ -531,16 +532,16 @@ impl FeatureState {
                         .collect::<Read<_>>()?,
                 })
             })
-            .collect::<Read<Vec<_>>>()?;
+            .collect::<Read<Chunked<_>>>()?;
         let accounts = (0..r.len(4)?)
             .map(|_| {
                 Ok(AccountState {
                     recent: (0..r.len(12)?)
                         .map(|_| Ok((r.i64()?, r.u32()?)))
-                        .collect::<Read<VecDeque<_>>>()?,
+                        .collect::<Read<_>>()?,
                 })
             })
-            .collect::<Read<Vec<_>>>()?;
+            .collect::<Read<Chunked<_>>>()?;
         let agents = (0..r.len(30)?)
             .map(|_| {
                 Ok(AgentState {

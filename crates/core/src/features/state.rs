@@ -47,13 +47,41 @@ struct RecentPayment {
 /// most have one or two accounts, counters and schemes, which live inline (no allocation).
 #[derive(Debug, Default)]
 struct BeneficiaryState {
-    recent: VecDeque<RecentPayment>,
-    last_time: Option<EventTime>,
+    /// Payments within the history window, oldest first. Inline when there is one (most
+    /// beneficiaries of a monthly scheme): a heap queue cost about 110 bytes each.
+    recent: SmallVec<[RecentPayment; 1]>,
+    last_time: LastTime,
     place: UsualPlace,
     accounts: SmallVec<[u32; 2]>,
     agents: SmallVec<[u32; 2]>,
     /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
     scheme_amounts: SmallVec<[SchemeAmount; 1]>,
+}
+
+/// When a beneficiary was last paid; `i64::MIN` before the first payment (an
+/// `Option<EventTime>` would cost 8 bytes more, for every beneficiary).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct LastTime(EventTime);
+
+impl Default for LastTime {
+    fn default() -> Self {
+        LastTime(EventTime::MIN)
+    }
+}
+
+impl LastTime {
+    fn get(self) -> Option<EventTime> {
+        (self.0 != EventTime::MIN).then_some(self.0)
+    }
+
+    fn from_option(time: Option<EventTime>) -> Self {
+        time.map_or_else(LastTime::default, LastTime)
+    }
+
+    /// Moves forward to `time` (never back: a late payment does not make the last one older).
+    fn advance(&mut self, time: EventTime) {
+        self.0 = self.get().map_or(time, |last| last.max(time));
+    }
 }
 
 /// A beneficiary's total and count of payments in one scheme.
@@ -66,8 +94,9 @@ struct SchemeAmount {
 
 #[derive(Debug, Default)]
 struct AccountState {
-    /// (time, beneficiary) of payments into the account within the history window.
-    recent: VecDeque<(EventTime, u32)>,
+    /// (time, beneficiary) of payments into the account within the history window, oldest
+    /// first; inline when there is one.
+    recent: SmallVec<[(EventTime, u32); 1]>,
 }
 
 #[derive(Debug, Default)]
@@ -225,8 +254,8 @@ pub struct FeatureState {
     account_ids: Interner,
     agent_ids: Interner,
     scheme_ids: Interner,
-    beneficiaries: Vec<BeneficiaryState>,
-    accounts: Vec<AccountState>,
+    beneficiaries: Chunked<BeneficiaryState>,
+    accounts: Chunked<AccountState>,
     agents: Vec<AgentState>,
     schemes: Vec<SchemeState>,
     observed: u64,
@@ -237,16 +266,40 @@ pub struct FeatureState {
 /// Where someone or something is usually seen: the coordinate-wise median of the first few
 /// places. A median, not a mean, so one payment a thousand km away (fraud or a trip) does not
 /// drag the "usual place" halfway across India for everybody compared with it later.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct UsualPlace {
     /// The places seen so far, until `keep` of them fix the median; then freed.
-    first_points: Vec<(f64, f64)>,
-    median: Option<(f64, f64)>,
+    /// Inline for the first two: most beneficiaries are seen in one or two places a month, and
+    /// a heap vector of points cost them about 80 bytes each.
+    first_points: SmallVec<[(f64, f64); 2]>,
+    /// The median so far; NaN before the first place (an `Option` would cost 8 bytes more, for
+    /// every beneficiary). Places are finite: SQLite stores no NaN.
+    median: (f64, f64),
     /// How many places were added (at most `keep`).
     seen: u8,
 }
 
+impl Default for UsualPlace {
+    fn default() -> Self {
+        UsualPlace {
+            first_points: SmallVec::new(),
+            median: (f64::NAN, f64::NAN),
+            seen: 0,
+        }
+    }
+}
+
 impl UsualPlace {
+    fn median(&self) -> Option<(f64, f64)> {
+        (!self.median.0.is_nan()).then_some(self.median)
+    }
+
+    /// Restores a median written by [`median`](Self::median).
+    fn with_median(mut self, median: Option<(f64, f64)>) -> Self {
+        self.median = median.unwrap_or((f64::NAN, f64::NAN));
+        self
+    }
+
     fn add(&mut self, point: (f64, f64), keep: usize) {
         if usize::from(self.seen) >= keep {
             return;
@@ -264,10 +317,10 @@ impl UsualPlace {
         };
         let mut lats: Vec<f64> = self.first_points.iter().map(|p| p.0).collect();
         let mut lons: Vec<f64> = self.first_points.iter().map(|p| p.1).collect();
-        self.median = Some((median_of(&mut lats), median_of(&mut lons)));
+        self.median = (median_of(&mut lats), median_of(&mut lons));
         if usize::from(self.seen) >= keep {
             // The median never moves again: the points are never read again.
-            self.first_points = Vec::new();
+            self.first_points = SmallVec::new();
         }
     }
 }
@@ -378,6 +431,7 @@ impl FeatureState {
         }
         context.hours_since_previous = beneficiary
             .last_time
+            .get()
             .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
         context.own_typical_paise = beneficiary
             .scheme_amounts
@@ -392,18 +446,18 @@ impl FeatureState {
             let nearest_known = beneficiary
                 .agents
                 .iter()
-                .filter_map(|&agent| self.agents[agent as usize].place.median)
-                .chain(beneficiary.place.median)
+                .filter_map(|&agent| self.agents[agent as usize].place.median())
+                .chain(beneficiary.place.median())
                 .map(|place| haversine_km(point, place))
                 .reduce(f64::min);
             nearest_known.or_else(|| {
                 ids.agent
-                    .and_then(|agent| self.agents[agent as usize].place.median)
+                    .and_then(|agent| self.agents[agent as usize].place.median())
                     .map(|place| haversine_km(point, place))
             })
         });
 
-        let has_history = beneficiary.last_time.is_some();
+        let has_history = beneficiary.last_time.get().is_some();
         let mut distinct = std::mem::take(&mut self.scratch);
         if let Some(account) = ids.account {
             distinct.clear();
@@ -465,16 +519,18 @@ impl FeatureState {
         self.schemes[ids.scheme as usize].add(payment.amount_paise);
 
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
-        let had_history = beneficiary.last_time.is_some();
-        beneficiary.recent.push_back(RecentPayment {
+        let had_history = beneficiary.last_time.get().is_some();
+        // Dropping the expired ones first gives the same queue as after (the new payment is
+        // never expired) and keeps a one-payment queue inline.
+        drop_expired(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
+            recent.time
+        });
+        beneficiary.recent.push(RecentPayment {
             time,
             scheme: ids.scheme,
             amount_paise: payment.amount_paise,
         });
-        prune(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
-            recent.time
-        });
-        beneficiary.last_time = Some(beneficiary.last_time.map_or(time, |last| last.max(time)));
+        beneficiary.last_time.advance(time);
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
@@ -498,8 +554,8 @@ impl FeatureState {
                 beneficiary.accounts.push(account);
             }
             let state = &mut self.accounts[account as usize];
-            state.recent.push_back((time, ids.beneficiary));
-            prune(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
+            drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
+            state.recent.push((time, ids.beneficiary));
         }
         if let Some(agent) = ids.agent {
             let first_visit = had_history && !beneficiary.agents.contains(&agent);
@@ -508,7 +564,8 @@ impl FeatureState {
             }
             let state = &mut self.agents[agent as usize];
             state.recent.push_back((time, ids.beneficiary, first_visit));
-            prune(&mut state.recent, time, HOUR, |entry| entry.0);
+            let old = expired(&state.recent, time, HOUR, |entry| entry.0);
+            state.recent.drain(..old);
             state.total += 1;
             state.first_time = Some(state.first_time.map_or(time, |first| first.min(time)));
             state.last_time = state.last_time.max(time);
@@ -519,20 +576,106 @@ impl FeatureState {
     }
 }
 
-/// Drops entries at the front older than `window` before `now`. Entries arrive roughly in time
-/// order; a late entry simply stays until the ones before it age out.
-fn prune<T>(
-    queue: &mut VecDeque<T>,
+/// How many entries at the front are older than `window` before `now` (to drop). Entries
+/// arrive roughly in time order; a late entry simply stays until the ones before it age out.
+fn expired<'a, T: 'a>(
+    entries: impl IntoIterator<Item = &'a T>,
     now: EventTime,
     window: i64,
     time_of: impl Fn(&T) -> EventTime,
+) -> usize {
+    entries
+        .into_iter()
+        .take_while(|entry| now - time_of(entry) >= window)
+        .count()
+}
+
+/// Drops the expired entries at the front of an inline queue, moving it back inline when what
+/// is left fits.
+fn drop_expired<A: smallvec::Array>(
+    queue: &mut SmallVec<A>,
+    now: EventTime,
+    window: i64,
+    time_of: impl Fn(&A::Item) -> EventTime,
 ) {
-    while let Some(front) = queue.front() {
-        if now - time_of(front) >= window {
-            queue.pop_front();
-        } else {
-            break;
+    let old = expired(queue.iter(), now, window, time_of);
+    if old > 0 {
+        queue.drain(..old);
+        if queue.spilled() && queue.len() <= queue.inline_size() {
+            queue.shrink_to_fit();
         }
+    }
+}
+
+/// A vector kept in fixed-size chunks, for the per-beneficiary and per-account records. A
+/// `Vec` of a million records doubles by copying (for a moment holding both copies) and keeps
+/// up to half its capacity unused; this never moves a record and leaves at most one partly
+/// filled chunk.
+#[derive(Debug)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+/// Records per chunk (16,384: under 3 MB of beneficiary records).
+const CHUNK: usize = 1 << 14;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn push(&mut self, value: T) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks
+            .last_mut()
+            .expect("a chunk with room")
+            .push(value);
+        self.len += 1;
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunked<T> {
+    type Output = T;
+
+    fn index(&self, index: usize) -> &T {
+        &self.chunks[index / CHUNK][index % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, index: usize) -> &mut T {
+        &mut self.chunks[index / CHUNK][index % CHUNK]
+    }
+}
+
+impl<T> FromIterator<T> for Chunked<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        let mut chunked = Chunked::default();
+        for item in items {
+            chunked.push(item);
+        }
+        chunked
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Chunked<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<T>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.chunks.iter().flatten()
     }
 }
 
