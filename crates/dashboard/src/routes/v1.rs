@@ -312,6 +312,11 @@ pub async fn post_payments(
         }
     }
     drop(items);
+    // Each valid payment's ref, to name it if the batch ends up not stored.
+    let mut refs: Vec<Option<String>> = vec![None; results.len()];
+    for (index, payment) in &valid {
+        refs[*index] = payment.transaction_ref.clone();
+    }
     let invalid = valid.len() < results.len();
     let stored = if valid.is_empty() || (atomic && invalid) {
         false
@@ -327,23 +332,25 @@ pub async fn post_payments(
         results = filled;
         stored
     };
+    // A valid payment without a result was not stored: the batch was all-or-nothing and
+    // something failed.
+    let not_stored = |index: usize, transaction_ref: Option<String>| {
+        ItemResult::rejected(
+            index,
+            transaction_ref,
+            ItemError {
+                field: String::new(),
+                reason: "not stored: atomic=true and another payment of the batch was refused"
+                    .into(),
+            },
+        )
+    };
     let mut results: Vec<ItemResult> = results
         .into_iter()
+        .zip(refs)
         .enumerate()
-        .map(|(index, result)| {
-            result.unwrap_or_else(|| {
-                // Valid, but not stored: the batch was all-or-nothing and something failed.
-                ItemResult::rejected(
-                    index,
-                    None,
-                    ItemError {
-                        field: String::new(),
-                        reason:
-                            "not stored: atomic=true and another payment of the batch was refused"
-                                .into(),
-                    },
-                )
-            })
+        .map(|(index, (result, transaction_ref))| {
+            result.unwrap_or_else(|| not_stored(index, transaction_ref))
         })
         .collect();
     // Stored means a payment of this request is in the database, now or from before.
@@ -351,16 +358,7 @@ pub async fn post_payments(
     if !stored {
         for result in &mut results {
             if result.result != "rejected" {
-                *result = ItemResult::rejected(
-                    result.index,
-                    result.transaction_ref.clone(),
-                    ItemError {
-                        field: String::new(),
-                        reason:
-                            "not stored: atomic=true and another payment of the batch was refused"
-                                .into(),
-                    },
-                );
+                *result = not_stored(result.index, result.transaction_ref.clone());
             }
         }
     }

@@ -173,6 +173,11 @@ async fn a_bad_payment_never_loses_the_good_ones_unless_the_batch_is_atomic() {
     assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(response.json()["stored"], false);
     assert_eq!(response.json()["results"][0]["result"], "rejected");
+    assert_eq!(
+        response.json()["results"][0]["transaction_ref"],
+        "P5",
+        "the payment left unstored is named"
+    );
     assert_eq!(stored(&app, "P5"), 0);
     // Nothing valid at all: 422 too.
     let response = app
