@@ -209,20 +209,29 @@ impl Interner {
 
     /// Adds `key`, known to be absent, as the next id.
     fn push_new(&mut self, hash: u64, key: &str) -> u32 {
-        use std::hash::BuildHasher;
-
         let id = u32::try_from(self.ends.len()).expect("fewer than 2^32 ids");
         self.text.push_str(key);
         self.ends
             .push(u32::try_from(self.text.len()).expect("interned text under 4 GiB"));
+        let (table, rehash) = self.table_and_rehash();
+        table.insert_unique(hash, id, rehash);
+        id
+    }
+
+    /// The table, and how to hash an id already in it when the table grows.
+    fn table_and_rehash(&mut self) -> (&mut hashbrown::HashTable<u32>, impl Fn(&u32) -> u64 + '_) {
+        use std::hash::BuildHasher;
+
         let Interner {
             text,
             ends,
             table,
             hasher,
         } = self;
-        table.insert_unique(hash, id, |&id| hasher.hash_one(text_of(text, ends, id)));
-        id
+        let (text, ends, hasher) = (&*text, &*ends, &*hasher);
+        (table, move |&id: &u32| {
+            hasher.hash_one(text_of(text, ends, id))
+        })
     }
 
     /// Appends `key` as the next id without looking it up (a checkpoint's ids are distinct).
@@ -236,14 +245,8 @@ impl Interner {
     fn reserve(&mut self, ids: usize, text_bytes: usize) {
         self.text.reserve(text_bytes);
         self.ends.reserve(ids);
-        let Interner {
-            text,
-            ends,
-            table,
-            hasher,
-        } = self;
-        use std::hash::BuildHasher;
-        table.reserve(ids, |&id| hasher.hash_one(text_of(text, ends, id)));
+        let (table, rehash) = self.table_and_rehash();
+        table.reserve(ids, rehash);
     }
 }
 
