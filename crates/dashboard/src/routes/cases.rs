@@ -4,7 +4,7 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -17,7 +17,7 @@ use crate::cases::{
 use crate::error::{AppError, AppResult};
 use crate::filters::rupees_param;
 use crate::routes::pages::pager;
-use crate::routes::{link, render};
+use crate::routes::{link, page_status, render};
 use crate::session::{PageSession, Session};
 use crate::state::AppState;
 use crate::templates::{
@@ -173,11 +173,7 @@ async fn queue_page(
     let back = filters.query_string();
     let notice = notice(&params.done);
     let problem = kept.problem.or(filter_problem.clone());
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(problem.is_some());
     let typed = filter_problem.is_some().then_some(&params);
     let page = QueuePage {
         layout: crate::templates::Layout::new(session, "Case queue", "alerts"),
@@ -259,11 +255,7 @@ async fn incident_page(
         .await?;
     let layout = crate::templates::Layout::new(session, &format!("Incident {id}"), "alerts");
     let mut page = IncidentPage::new(layout, &detail, &users, back);
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(problem.is_some());
     page.problem = problem;
     page.kept = kept;
     Ok((status, render(&page)?).into_response())

@@ -14,6 +14,15 @@ use axum::response::Html;
 use crate::error::AppResult;
 use crate::views::query_string;
 
+/// The status of a page shown again with a problem named in it (400), or shown plainly (200).
+pub fn page_status(has_problem: bool) -> axum::http::StatusCode {
+    if has_problem {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    }
+}
+
 /// Renders an askama template into an HTML response.
 pub fn render(template: &impl askama::Template) -> AppResult<Html<String>> {
     Ok(Html(template.render()?))

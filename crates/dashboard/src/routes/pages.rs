@@ -2,7 +2,6 @@
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -15,7 +14,7 @@ use crate::filters::{
 };
 use crate::model_info::{self, ModelState, NO_MODEL_MESSAGE};
 use crate::queries;
-use crate::routes::{link, render};
+use crate::routes::{link, page_status, render};
 use crate::session::PageSession;
 use crate::state::AppState;
 use crate::templates::{
@@ -167,11 +166,7 @@ pub async fn overview(
     if problem.is_some() {
         form.keep_typed(&params);
     }
-    let status = if problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(problem.is_some());
     let page = OverviewPage {
         problem,
         layout: Layout::new(&session, "Overview", "overview").with_charts(),
