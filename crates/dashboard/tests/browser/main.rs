@@ -220,18 +220,23 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         "the export holds exactly the filtered rows"
     );
 
-    // The case queue: sort it by amount with the filter form, open the top incident.
+    // The case queue: filter it to incidents nobody has reviewed, sorted by amount, with the
+    // filter form; open the top incident.
     browser.goto(&format!("{base}/alerts")).unwrap();
     browser.wait_for("td a[href^='/incidents/']", long).unwrap();
     browser
-        .script("document.querySelector('select[name=sort]').value = 'amount';")
+        .script("document.querySelector('select[name=state]').value = 'unreviewed'; document.querySelector('select[name=sort]').value = 'amount';")
         .unwrap();
     browser
         .script("document.querySelector('form.filters').submit();")
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     browser.wait_for("td a[href^='/incidents/']", long).unwrap();
-    assert!(browser.current_url().unwrap().contains("sort=amount"));
+    let filtered = browser.current_url().unwrap();
+    assert!(
+        filtered.contains("state=unreviewed") && filtered.contains("sort=amount"),
+        "the form filtered the queue: {filtered}"
+    );
     save_screenshot(&browser, "queue.png");
     let first = browser
         .script(
@@ -269,6 +274,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
     assert!(
         next.contains("/incidents/")
             && !next.contains(&format!("/incidents/{first_id}?"))
+            && next.contains("state=unreviewed")
             && next.contains("sort=amount"),
         "save and next opened the queue's next incident: {next}"
     );
