@@ -448,15 +448,19 @@ pub fn verdict_options(selected: Option<&str>) -> Vec<SelectOption> {
 
 /// The assignment `<select>`: every active user, then "nobody".
 pub fn assign_options(users: &[String], current: Option<&str>) -> Vec<SelectOption> {
-    let mut options: Vec<SelectOption> = users
-        .iter()
-        .map(|name| SelectOption::new(name, name, current == Some(name.as_str())))
+    // Unassigned: a prompt, so pressing "Assign" without a choice is named as a problem
+    // rather than silently "assigning" to nobody.
+    let mut options: Vec<SelectOption> = current
+        .is_none()
+        .then(|| SelectOption::new("", "Choose…", true))
+        .into_iter()
         .collect();
-    options.push(SelectOption::new(
-        "none",
-        "Nobody (unassign)",
-        current.is_none(),
-    ));
+    options.extend(
+        users
+            .iter()
+            .map(|name| SelectOption::new(name, name, current == Some(name.as_str()))),
+    );
+    options.push(SelectOption::new("none", "Nobody (unassign)", false));
     options
 }
 

@@ -244,6 +244,24 @@ async fn assignment_my_cases_bulk_actions_and_save_and_next() {
         "{}",
         nobody.body
     );
+    let unassigned = app.get("/incidents/2", Some(&alice)).await.body;
+    assert!(
+        unassigned.contains("<option value=\"\" selected>Choose…</option>"),
+        "an unassigned incident prompts for a choice"
+    );
+    let no_choice = app
+        .post_form(
+            "/incidents/2/assign",
+            Some(&alice.cookie),
+            &[("csrf", &alice.csrf), ("assignee", "")],
+        )
+        .await;
+    assert_eq!(no_choice.status, StatusCode::BAD_REQUEST);
+    assert!(
+        no_choice
+            .body
+            .contains("assignee: choose a user, me, or nobody")
+    );
 
     // Bulk: assign both to admin.
     let bulk = app
