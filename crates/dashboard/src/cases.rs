@@ -14,7 +14,7 @@ use aegis_core::time::{EventTime, format_ist};
 use crate::alerts::{Auditor, MAX_NOTE_CHARS, Verdict};
 use crate::audit;
 use crate::error::{AppError, AppResult};
-use crate::filters::{Filters, ListParams, PAGE_SIZE, parse_page};
+use crate::filters::{Filters, ListParams, PAGE_SIZE};
 use crate::queries::{TX_COLUMNS, TxRow, text_at, tx_row};
 use crate::views::{format_millis, query_string};
 
@@ -628,11 +628,11 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
             .collect::<Result<_, _>>()?)
     };
     let history = conn
-        .prepare_cached(
-            "SELECT v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at \
-             FROM verdicts v JOIN incident_alerts ia USING (transaction_id) LEFT JOIN users u ON u.user_id = v.user_id \
-             WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {VERDICT_COLUMNS} FROM verdicts v JOIN incident_alerts ia USING (transaction_id) \
+             LEFT JOIN users u ON u.user_id = v.user_id \
+             WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500"
+        ))?
         .query_map([id], verdict_entry)?
         .collect::<Result<_, _>>()?;
     Ok(Some(IncidentDetail {
@@ -644,6 +644,9 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
         history,
     }))
 }
+
+/// Columns read by [`verdict_entry`], over `verdicts v` joined with `users u`.
+const VERDICT_COLUMNS: &str = "v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at";
 
 fn verdict_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictEntry> {
     Ok(VerdictEntry {
@@ -660,11 +663,10 @@ fn verdict_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictEntry> {
 /// Verdicts on transaction `id`, newest first.
 pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictEntry>> {
     Ok(conn
-        .prepare_cached(
-            "SELECT v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at \
-             FROM verdicts v LEFT JOIN users u ON u.user_id = v.user_id \
-             WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC",
-        )?
+        .prepare_cached(&format!(
+            "SELECT {VERDICT_COLUMNS} FROM verdicts v LEFT JOIN users u ON u.user_id = v.user_id \
+             WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC"
+        ))?
         .query_map([id], verdict_entry)?
         .collect::<Result<_, _>>()?)
 }
@@ -805,14 +807,20 @@ pub fn record_verdicts(
             }
         }
     }
+    // (transaction, the final verdict this one revises, if it does), decided once.
+    let alerts: Vec<(i64, Option<i64>)> = alerts
+        .into_iter()
+        .map(|(id, current)| {
+            let revises = current
+                .filter(|(_, v)| is_final(v) && v != verdict.as_str())
+                .map(|(verdict_id, _)| verdict_id);
+            (id, revises)
+        })
+        .collect();
     let revisions: Vec<i64> = alerts
         .iter()
-        .filter_map(|(id, current)| {
-            current
-                .as_ref()
-                .filter(|(_, v)| is_final(v) && v != verdict.as_str())
-                .map(|_| *id)
-        })
+        .filter(|(_, revises)| revises.is_some())
+        .map(|(id, _)| *id)
         .collect();
     if !revisions.is_empty() && reason.is_empty() {
         let shown: Vec<String> = revisions.iter().take(5).map(i64::to_string).collect();
@@ -828,11 +836,7 @@ pub fn record_verdicts(
             "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (id, current) in &alerts {
-            let revises = current
-                .as_ref()
-                .filter(|(_, v)| is_final(v) && v != verdict.as_str())
-                .map(|(verdict_id, _)| *verdict_id);
+        for &(id, revises) in &alerts {
             insert.execute(params![
                 id,
                 verdict.as_str(),
@@ -952,11 +956,6 @@ pub fn assign(
     )?;
     transaction.commit()?;
     Ok(changed)
-}
-
-/// Reads the page number of a queue request.
-pub fn page_of(params: &QueueParams) -> i64 {
-    parse_page(&params.page)
 }
 
 #[cfg(test)]

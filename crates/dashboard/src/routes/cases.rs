@@ -15,7 +15,7 @@ use crate::cases::{
     self, Assignee, IncidentDetail, QueueFilters, QueueParams, QueueSort, Target, VerdictState,
 };
 use crate::error::{AppError, AppResult};
-use crate::filters::rupees_param;
+use crate::filters::{parse_page, rupees_param};
 use crate::routes::pages::pager;
 use crate::routes::{link, page_status, render};
 use crate::session::{PageSession, Session};
@@ -157,7 +157,7 @@ async fn queue_page(
         ),
         Err(error) => return Err(error),
     };
-    let page = cases::page_of(&params);
+    let page = parse_page(&params.page);
     let me = session.user_id;
     let cache = state.clone();
     let query_filters = filters.clone();
@@ -233,9 +233,14 @@ pub async fn queue(
 
 /// The queue filters carried in a form's `back` field (bad ones fall back to the open queue).
 fn back_filters(back: &str) -> QueueFilters {
+    QueueFilters::parse(&back_params(back)).unwrap_or_default()
+}
+
+/// The queue's query string carried in a form's `back` field, as parameters.
+fn back_params(back: &str) -> QueueParams {
     let uri: Option<Uri> = format!("/alerts?{back}").parse().ok();
     uri.and_then(|uri| Query::<QueueParams>::try_from_uri(&uri).ok())
-        .and_then(|Query(params)| QueueFilters::parse(&params).ok())
+        .map(|Query(params)| params)
         .unwrap_or_default()
 }
 
@@ -430,12 +435,10 @@ pub async fn post_bulk(
 ) -> AppResult<Response> {
     let field = |name: &str| field_of(&pairs, name);
     let back = field("back");
-    let uri: Option<Uri> = format!("/alerts?{back}").parse().ok();
-    let params = uri
-        .and_then(|uri| Query::<QueueParams>::try_from_uri(&uri).ok())
-        .map(|Query(params)| params)
-        .unwrap_or_default();
-    let back = back_filters(&back).query_string();
+    let params = back_params(&back);
+    let back = QueueFilters::parse(&params)
+        .unwrap_or_default()
+        .query_string();
     let mut kept = BulkKept {
         input: KeptInput {
             note: field("note"),
