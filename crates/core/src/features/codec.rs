@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    AccountState, AgentState, BeneficiaryState, Chunked, FeatureState, Interner, LastTime,
-    RecentPayment, SchemeAmount, SchemeState, UsualPlace,
+    AGENT_PLACES, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState, Chunked,
+    FeatureState, Interner, LastTime, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
 };
+use smallvec::SmallVec;
 
 const MAGIC: &[u8; 8] = b"AEGISCK2";
 
@@ -183,9 +184,11 @@ impl<W: std::io::Write> Writer<W> {
             self.u32(value);
         }
     }
-    fn place(&mut self, place: &UsualPlace) {
-        self.len(place.first_points.len());
-        for &(lat, lon) in &place.first_points {
+    /// A usual place of `keep` places, in the layout of its first version: the places
+    /// collected, the median, and how many places were added.
+    fn place(&mut self, place: &UsualPlace, keep: usize) {
+        self.len(place.collected().len());
+        for &(lat, lon) in place.collected() {
             self.f64(lat);
             self.f64(lon);
         }
@@ -197,7 +200,7 @@ impl<W: std::io::Write> Writer<W> {
                 self.f64(lon);
             }
         }
-        self.u8(place.seen);
+        self.u8(u8::try_from(place.seen(keep)).expect("a usual place keeps under 256 places"));
     }
     fn interner(&mut self, interner: &Interner) {
         self.len(interner.len());
@@ -273,9 +276,11 @@ impl<'a> Reader<'a> {
         let len = self.len(4)?;
         (0..len).map(|_| self.u32()).collect()
     }
-    fn place(&mut self) -> Read<UsualPlace> {
+    /// A usual place of `keep` places written by [`Writer::place`]. The median of a place
+    /// still collecting is computed again from its places.
+    fn place(&mut self, keep: usize) -> Read<UsualPlace> {
         let len = self.len(16)?;
-        let first_points = (0..len)
+        let points: SmallVec<[(f64, f64); 16]> = (0..len)
             .map(|_| Ok((self.f64()?, self.f64()?)))
             .collect::<Read<_>>()?;
         let median = if self.bool()? {
@@ -283,12 +288,16 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
-        Ok(UsualPlace {
-            first_points,
-            seen: self.u8()?,
-            ..UsualPlace::default()
+        let at = self.at;
+        let seen = usize::from(self.u8()?);
+        if seen >= keep {
+            let median = median.ok_or(CheckpointError::Malformed(at))?;
+            Ok(UsualPlace::fixed(median))
+        } else if seen == points.len() && points.iter().all(|p| p.0.is_finite() && p.1.is_finite()) {
+            Ok(UsualPlace::collecting(points))
+        } else {
+            Err(CheckpointError::Malformed(at))
         }
-        .with_median(median))
     }
     /// Steps over an interner, returning its bytes to decode later (on another thread: building
     /// the hash maps of a million ids is half of a restore).
@@ -363,7 +372,7 @@ impl FeatureState {
                 w.i64(r.amount_paise);
             }
             w.opt_i64(b.last_time.get());
-            w.place(&b.place);
+            w.place(&b.place, BENEFICIARY_PLACES);
             w.u32s(&b.accounts);
             w.u32s(&b.agents);
             w.len(b.scheme_amounts.len());
@@ -394,7 +403,7 @@ impl FeatureState {
             w.u64(a.total);
             w.opt_i64(a.first_time);
             w.i64(a.last_time);
-            w.place(&a.place);
+            w.place(&a.place, AGENT_PLACES);
         }
         w.len(self.schemes.len());
         for s in &self.schemes {
@@ -518,7 +527,7 @@ impl FeatureState {
                 Ok(BeneficiaryState {
                     recent,
                     last_time: LastTime::from_option(r.opt_i64()?),
-                    place: r.place()?,
+                    place: r.place(BENEFICIARY_PLACES)?,
                     accounts: r.u32s()?,
                     agents: r.u32s()?,
                     scheme_amounts: (0..r.len(16)?)
@@ -551,7 +560,7 @@ impl FeatureState {
                     total: r.u64()?,
                     first_time: r.opt_i64()?,
                     last_time: r.i64()?,
-                    place: r.place()?,
+                    place: r.place(AGENT_PLACES)?,
                 })
             })
             .collect::<Read<Vec<_>>>()?;

@@ -52,11 +52,72 @@ struct BeneficiaryState {
     recent: SmallVec<[RecentPayment; 1]>,
     last_time: LastTime,
     place: UsualPlace,
-    accounts: SmallVec<[u32; 2]>,
-    agents: SmallVec<[u32; 2]>,
+    accounts: IdSet,
+    agents: IdSet,
     /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
     scheme_amounts: SmallVec<[SchemeAmount; 1]>,
 }
+
+/// A few distinct ids (a beneficiary's accounts or counters) in the order first seen: up to
+/// three inline in 16 bytes, more on the heap. A `SmallVec<[u32; 2]>` took 24.
+#[derive(Debug, Clone, PartialEq)]
+enum IdSet {
+    Inline { len: u8, ids: [u32; 3] },
+    Heap(Box<Vec<u32>>),
+}
+
+impl Default for IdSet {
+    fn default() -> Self {
+        IdSet::Inline { len: 0, ids: [0; 3] }
+    }
+}
+
+impl std::ops::Deref for IdSet {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        match self {
+            IdSet::Inline { len, ids } => &ids[..usize::from(*len)],
+            IdSet::Heap(ids) => ids,
+        }
+    }
+}
+
+impl IdSet {
+    /// Adds `id` unless it is already there.
+    fn insert(&mut self, id: u32) {
+        if self.contains(&id) {
+            return;
+        }
+        match self {
+            IdSet::Inline { len, ids } if usize::from(*len) < ids.len() => {
+                ids[usize::from(*len)] = id;
+                *len += 1;
+            }
+            IdSet::Inline { ids, .. } => {
+                let mut all = Vec::with_capacity(ids.len() * 2);
+                all.extend_from_slice(ids);
+                all.push(id);
+                *self = IdSet::Heap(Box::new(all));
+            }
+            IdSet::Heap(ids) => ids.push(id),
+        }
+    }
+}
+
+impl FromIterator<u32> for IdSet {
+    fn from_iter<I: IntoIterator<Item = u32>>(ids: I) -> Self {
+        let mut set = IdSet::default();
+        for id in ids {
+            set.insert(id);
+        }
+        set
+    }
+}
+
+// What one beneficiary costs before any heap allocation: kept from growing by accident.
+const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 136);
+const _: () = assert!(std::mem::size_of::<IdSet>() == 16);
 
 /// When a beneficiary was last paid; `i64::MIN` before the first payment (an
 /// `Option<EventTime>` would cost 8 bytes more, for every beneficiary).
@@ -266,64 +327,87 @@ pub struct FeatureState {
     scratch: Vec<u32>,
 }
 
-/// Where someone or something is usually seen: the coordinate-wise median of the first few
+/// Where someone or something is usually seen: the coordinate-wise median of the first `keep`
 /// places. A median, not a mean, so one payment a thousand km away (fraud or a trip) does not
 /// drag the "usual place" halfway across India for everybody compared with it later.
-#[derive(Debug, Clone)]
+///
+/// One inline vector (40 bytes) holds either the places seen so far, whose median is computed
+/// when asked, or, once `keep` of them fixed it, the median followed by a NaN marker. Places
+/// are finite (SQLite and JSON store no NaN), so the marker never collides with a place.
+/// Separate fields for the points, the median and a count cost 64 bytes for every beneficiary.
+#[derive(Debug, Clone, Default)]
 struct UsualPlace {
-    /// The places seen so far, until `keep` of them fix the median; then freed.
-    /// Inline for the first two: most beneficiaries are seen in one or two places a month, and
-    /// a heap vector of points cost them about 80 bytes each.
-    first_points: SmallVec<[(f64, f64); 2]>,
-    /// The median so far; NaN before the first place (an `Option` would cost 8 bytes more, for
-    /// every beneficiary). Places are finite: SQLite stores no NaN.
-    median: (f64, f64),
-    /// How many places were added (at most `keep`).
-    seen: u8,
+    points: SmallVec<[(f64, f64); 2]>,
 }
 
-impl Default for UsualPlace {
-    fn default() -> Self {
-        UsualPlace {
-            first_points: SmallVec::new(),
-            median: (f64::NAN, f64::NAN),
-            seen: 0,
-        }
+/// Follows the median in a fixed place's vector.
+const FIXED: (f64, f64) = (f64::NAN, f64::NAN);
+
+/// The median of a few values, the mean of the middle two for an even count.
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
 }
 
 impl UsualPlace {
-    fn median(&self) -> Option<(f64, f64)> {
-        (!self.median.0.is_nan()).then_some(self.median)
+    /// A place whose median is fixed.
+    fn fixed(median: (f64, f64)) -> Self {
+        UsualPlace {
+            points: SmallVec::from_buf([median, FIXED]),
+        }
     }
 
-    /// Restores a median written by [`median`](Self::median).
-    fn with_median(mut self, median: Option<(f64, f64)>) -> Self {
-        self.median = median.unwrap_or((f64::NAN, f64::NAN));
-        self
+    /// A place still collecting; `points` are finite.
+    fn collecting(points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        UsualPlace {
+            points: points.into_iter().collect(),
+        }
+    }
+
+    fn is_fixed(&self) -> bool {
+        self.points.len() == 2 && self.points[1].0.is_nan()
+    }
+
+    /// The places seen while collecting (none once the median is fixed).
+    fn collected(&self) -> &[(f64, f64)] {
+        if self.is_fixed() { &[] } else { &self.points }
+    }
+
+    /// How many places were added, counting `keep` for a fixed median.
+    fn seen(&self, keep: usize) -> usize {
+        if self.is_fixed() {
+            keep
+        } else {
+            self.points.len()
+        }
+    }
+
+    fn median(&self) -> Option<(f64, f64)> {
+        if self.is_fixed() {
+            return Some(self.points[0]);
+        }
+        if self.points.is_empty() {
+            return None;
+        }
+        let mut lats: SmallVec<[f64; 16]> = self.points.iter().map(|p| p.0).collect();
+        let mut lons: SmallVec<[f64; 16]> = self.points.iter().map(|p| p.1).collect();
+        Some((median_of(&mut lats), median_of(&mut lons)))
     }
 
     fn add(&mut self, point: (f64, f64), keep: usize) {
-        if usize::from(self.seen) >= keep {
+        if self.is_fixed() {
             return;
         }
-        self.seen += 1;
-        self.first_points.push(point);
-        let median_of = |values: &mut Vec<f64>| {
-            values.sort_by(f64::total_cmp);
-            let n = values.len();
-            if n % 2 == 1 {
-                values[n / 2]
-            } else {
-                (values[n / 2 - 1] + values[n / 2]) / 2.0
-            }
-        };
-        let mut lats: Vec<f64> = self.first_points.iter().map(|p| p.0).collect();
-        let mut lons: Vec<f64> = self.first_points.iter().map(|p| p.1).collect();
-        self.median = (median_of(&mut lats), median_of(&mut lons));
-        if usize::from(self.seen) >= keep {
+        self.points.push(point);
+        if self.points.len() >= keep {
             // The median never moves again: the points are never read again.
-            self.first_points = SmallVec::new();
+            let median = self.median().expect("a place was just added");
+            *self = UsualPlace::fixed(median);
         }
     }
 }
@@ -553,18 +637,14 @@ impl FeatureState {
             }),
         }
         if let Some(account) = ids.account {
-            if !beneficiary.accounts.contains(&account) {
-                beneficiary.accounts.push(account);
-            }
+            beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
             drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
             state.recent.push((time, ids.beneficiary));
         }
         if let Some(agent) = ids.agent {
             let first_visit = had_history && !beneficiary.agents.contains(&agent);
-            if !beneficiary.agents.contains(&agent) {
-                beneficiary.agents.push(agent);
-            }
+            beneficiary.agents.insert(agent);
             let state = &mut self.agents[agent as usize];
             state.recent.push_back((time, ids.beneficiary, first_visit));
             let old = expired(&state.recent, time, HOUR, |entry| entry.0);
@@ -913,6 +993,33 @@ pub(crate) mod tests {
         for (p, expected) in stream[split..].iter().zip(&replayed[split..]) {
             assert_eq!(&live.observe(p).values.map(f32::to_bits), expected);
         }
+    }
+
+    #[test]
+    fn a_usual_place_is_the_median_of_its_first_places_then_stays() {
+        let mut place = UsualPlace::default();
+        assert_eq!(place.median(), None);
+        place.add((10.0, 70.0), 3);
+        assert_eq!(place.median(), Some((10.0, 70.0)));
+        place.add((20.0, 80.0), 3);
+        assert_eq!(place.median(), Some((15.0, 75.0)));
+        assert_eq!(place.seen(3), 2);
+        place.add((11.0, 90.0), 3);
+        assert_eq!(place.median(), Some((11.0, 80.0)));
+        assert_eq!((place.seen(3), place.collected()), (3, &[][..]));
+        place.add((50.0, 50.0), 3);
+        assert_eq!(place.median(), Some((11.0, 80.0)), "a fixed median never moves");
+    }
+
+    #[test]
+    fn id_sets_keep_distinct_ids_in_first_seen_order_past_the_inline_three() {
+        let mut ids = IdSet::default();
+        for id in [7, 3, 7, 9, 3, 1, 12, 9] {
+            ids.insert(id);
+        }
+        assert_eq!(&*ids, &[7, 3, 9, 1, 12]);
+        assert!(ids.contains(&12) && !ids.contains(&2));
+        assert_eq!([7, 3, 9, 1, 12].into_iter().collect::<IdSet>(), ids);
     }
 
     #[test]
