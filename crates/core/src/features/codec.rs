@@ -293,7 +293,8 @@ impl<'a> Reader<'a> {
         if seen >= keep {
             let median = median.ok_or(CheckpointError::Malformed(at))?;
             Ok(UsualPlace::fixed(median))
-        } else if seen == points.len() && points.iter().all(|p| p.0.is_finite() && p.1.is_finite()) {
+        } else if seen == points.len() && points.iter().all(|p| p.0.is_finite() && p.1.is_finite())
+        {
             Ok(UsualPlace::collecting(points))
         } else {
             Err(CheckpointError::Malformed(at))
