@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
-    AGENT_PLACES, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState, Chunked,
-    FeatureState, Interner, LastTime, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
+    AGENT_PLACES, AccountPayment, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState,
+    Chunked, FeatureState, Interner, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
 };
 use smallvec::SmallVec;
 
@@ -372,7 +372,7 @@ impl FeatureState {
                 w.u32(r.scheme);
                 w.i64(r.amount_paise);
             }
-            w.opt_i64(b.last_time.get());
+            w.opt_i64(b.last_time());
             w.place(&b.place, BENEFICIARY_PLACES);
             w.u32s(&b.accounts);
             w.u32s(&b.agents);
@@ -387,9 +387,9 @@ impl FeatureState {
         for a in &self.accounts {
             w.maybe_flush();
             w.len(a.recent.len());
-            for &(time, beneficiary) in &a.recent {
-                w.i64(time);
-                w.u32(beneficiary);
+            for entry in &a.recent {
+                w.i64(entry.time);
+                w.u32(entry.beneficiary);
             }
         }
         w.len(self.agents.len());
@@ -525,9 +525,10 @@ impl FeatureState {
                         })
                     })
                     .collect::<Read<_>>()?;
-                Ok(BeneficiaryState {
+                let at = r.at;
+                let last_time = r.opt_i64()?;
+                let beneficiary = BeneficiaryState {
                     recent,
-                    last_time: LastTime::from_option(r.opt_i64()?),
                     place: r.place(BENEFICIARY_PLACES)?,
                     accounts: r.u32s()?,
                     agents: r.u32s()?,
@@ -540,14 +541,24 @@ impl FeatureState {
                             })
                         })
                         .collect::<Read<_>>()?,
-                })
+                };
+                // Kept in the file for its layout; the state reads it from the queue.
+                if beneficiary.last_time() != last_time {
+                    return Err(CheckpointError::Malformed(at));
+                }
+                Ok(beneficiary)
             })
             .collect::<Read<Chunked<_>>>()?;
         let accounts = (0..r.len(4)?)
             .map(|_| {
                 Ok(AccountState {
                     recent: (0..r.len(12)?)
-                        .map(|_| Ok((r.i64()?, r.u32()?)))
+                        .map(|_| {
+                            Ok(AccountPayment {
+                                time: r.i64()?,
+                                beneficiary: r.u32()?,
+                            })
+                        })
                         .collect::<Read<_>>()?,
                 })
             })

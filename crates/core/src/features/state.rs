@@ -36,7 +36,11 @@ pub struct Features {
     pub context: FeatureContext,
 }
 
+/// Packed to 20 bytes: a beneficiary paid twice in the window spills its queue to the heap, and
+/// two 24-byte entries took a 64-byte allocation where two of these take 48. Fields are read by
+/// value (a reference into a packed struct does not compile).
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
 struct RecentPayment {
     time: EventTime,
     scheme: u32,
@@ -49,8 +53,8 @@ struct RecentPayment {
 struct BeneficiaryState {
     /// Payments within the history window, oldest first. Inline when there is one (most
     /// beneficiaries of a monthly scheme): a heap queue cost about 110 bytes each.
+    /// The newest payment ever observed is always here (see [`last_time`](Self::last_time)).
     recent: SmallVec<[RecentPayment; 1]>,
-    last_time: LastTime,
     place: UsualPlace,
     accounts: IdSet,
     agents: IdSet,
@@ -127,29 +131,13 @@ impl FromIterator<u32> for IdSet {
 const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 136);
 const _: () = assert!(std::mem::size_of::<IdSet>() == 16);
 
-/// When a beneficiary was last paid; `i64::MIN` before the first payment (an
-/// `Option<EventTime>` would cost 8 bytes more, for every beneficiary).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct LastTime(EventTime);
-
-impl Default for LastTime {
-    fn default() -> Self {
-        LastTime(EventTime::MIN)
-    }
-}
-
-impl LastTime {
-    fn get(self) -> Option<EventTime> {
-        (self.0 != EventTime::MIN).then_some(self.0)
-    }
-
-    fn from_option(time: Option<EventTime>) -> Self {
-        time.map_or_else(LastTime::default, LastTime)
-    }
-
-    /// Moves forward to `time` (never back: a late payment does not make the last one older).
-    fn advance(&mut self, time: EventTime) {
-        self.0 = self.get().map_or(time, |last| last.max(time));
+impl BeneficiaryState {
+    /// When the beneficiary was last paid (the newest event time observed), `None` before the
+    /// first payment. Read from the queue, not kept (8 bytes for every beneficiary): the newest
+    /// payment never leaves it, because an entry is dropped only when a payment at least the
+    /// window newer arrives, and that payment is then the newest.
+    fn last_time(&self) -> Option<EventTime> {
+        self.recent.iter().map(|recent| recent.time).max()
     }
 }
 
@@ -165,7 +153,16 @@ struct SchemeAmount {
 struct AccountState {
     /// (time, beneficiary) of payments into the account within the history window, oldest
     /// first; inline when there is one.
-    recent: SmallVec<[(EventTime, u32); 1]>,
+    recent: SmallVec<[AccountPayment; 1]>,
+}
+
+/// A payment into an account: packed to 12 bytes, so an account paid twice in the window
+/// spills into a 32-byte allocation instead of 48.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
+struct AccountPayment {
+    time: EventTime,
+    beneficiary: u32,
 }
 
 #[derive(Debug, Default)]
@@ -525,8 +522,7 @@ impl FeatureState {
             }
         }
         context.hours_since_previous = beneficiary
-            .last_time
-            .get()
+            .last_time()
             .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
         context.own_typical_paise = beneficiary
             .scheme_amounts
@@ -552,7 +548,7 @@ impl FeatureState {
             })
         });
 
-        let has_history = beneficiary.last_time.get().is_some();
+        let has_history = !beneficiary.recent.is_empty();
         let mut distinct = std::mem::take(&mut self.scratch);
         if let Some(account) = ids.account {
             distinct.clear();
@@ -560,10 +556,13 @@ impl FeatureState {
                 self.accounts[account as usize]
                     .recent
                     .iter()
-                    .filter(|(when, who)| {
-                        (0..HISTORY_WINDOW).contains(&(time - when)) && *who != ids.beneficiary
+                    .filter(|entry| {
+                        (0..HISTORY_WINDOW).contains(&(time - { entry.time })) && {
+                            entry.beneficiary
+                        } != ids
+                            .beneficiary
                     })
-                    .map(|(_, who)| *who),
+                    .map(|entry| entry.beneficiary),
             );
             distinct.sort_unstable();
             distinct.dedup();
@@ -614,7 +613,7 @@ impl FeatureState {
         self.schemes[ids.scheme as usize].add(payment.amount_paise);
 
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
-        let had_history = beneficiary.last_time.get().is_some();
+        let had_history = !beneficiary.recent.is_empty();
         // Dropping the expired ones first gives the same queue as after (the new payment is
         // never expired) and keeps a one-payment queue inline.
         drop_expired(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
@@ -625,7 +624,6 @@ impl FeatureState {
             scheme: ids.scheme,
             amount_paise: payment.amount_paise,
         });
-        beneficiary.last_time.advance(time);
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
@@ -647,8 +645,11 @@ impl FeatureState {
         if let Some(account) = ids.account {
             beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
-            drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.0);
-            state.recent.push((time, ids.beneficiary));
+            drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.time);
+            state.recent.push(AccountPayment {
+                time,
+                beneficiary: ids.beneficiary,
+            });
         }
         if let Some(agent) = ids.agent {
             let first_visit = had_history && !beneficiary.agents.contains(&agent);
