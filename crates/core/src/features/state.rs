@@ -408,7 +408,7 @@ impl UsualPlace {
         if self.is_fixed() {
             return;
         }
-        self.points.push(point);
+        push_tight(&mut self.points, point);
         if self.points.len() >= keep {
             // The median never moves again: the points are never read again.
             let median = self.median().expect("a place was just added");
@@ -619,11 +619,14 @@ impl FeatureState {
         drop_expired(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
             recent.time
         });
-        beneficiary.recent.push(RecentPayment {
-            time,
-            scheme: ids.scheme,
-            amount_paise: payment.amount_paise,
-        });
+        push_tight(
+            &mut beneficiary.recent,
+            RecentPayment {
+                time,
+                scheme: ids.scheme,
+                amount_paise: payment.amount_paise,
+            },
+        );
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
@@ -646,10 +649,13 @@ impl FeatureState {
             beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
             drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.time);
-            state.recent.push(AccountPayment {
-                time,
-                beneficiary: ids.beneficiary,
-            });
+            push_tight(
+                &mut state.recent,
+                AccountPayment {
+                    time,
+                    beneficiary: ids.beneficiary,
+                },
+            );
         }
         if let Some(agent) = ids.agent {
             let first_visit = had_history && !beneficiary.agents.contains(&agent);
@@ -697,6 +703,16 @@ fn drop_expired<A: smallvec::Array>(
             queue.shrink_to_fit();
         }
     }
+}
+
+/// Pushes onto an inline queue, growing a full one by one entry rather than doubling it: these
+/// queues hold a few entries each, for a million owners, and doubling left a beneficiary paid
+/// three times in a month with room for four.
+fn push_tight<A: smallvec::Array>(queue: &mut SmallVec<A>, item: A::Item) {
+    if queue.len() == queue.capacity() {
+        queue.reserve_exact(1);
+    }
+    queue.push(item);
 }
 
 /// A vector kept in fixed-size chunks, for the per-beneficiary and per-account records. A
