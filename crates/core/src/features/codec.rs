@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::{
     AGENT_PLACES, AccountPayment, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState,
-    Chunked, FeatureState, Interner, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
+    Chunked, FeatureState, Few, Interner, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
 };
 use smallvec::SmallVec;
 
@@ -292,10 +292,10 @@ impl<'a> Reader<'a> {
         let seen = usize::from(self.u8()?);
         if seen >= keep {
             let median = median.ok_or(CheckpointError::Malformed(at))?;
-            Ok(UsualPlace::fixed(median))
+            Ok(UsualPlace::Fixed(median))
         } else if seen == points.len() && points.iter().all(|p| p.0.is_finite() && p.1.is_finite())
         {
-            Ok(UsualPlace::collecting(points))
+            Ok(UsualPlace::Collecting(Few::from(&points[..])))
         } else {
             Err(CheckpointError::Malformed(at))
         }

@@ -54,7 +54,7 @@ struct BeneficiaryState {
     /// Payments within the history window, oldest first. Inline when there is one (most
     /// beneficiaries of a monthly scheme): a heap queue cost about 110 bytes each.
     /// The newest payment ever observed is always here (see [`last_time`](Self::last_time)).
-    recent: SmallVec<[RecentPayment; 1]>,
+    recent: Few<RecentPayment>,
     place: UsualPlace,
     accounts: IdSet,
     agents: IdSet,
@@ -128,7 +128,9 @@ impl FromIterator<u32> for IdSet {
 }
 
 // What one beneficiary costs before any heap allocation: kept from growing by accident.
-const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 136);
+const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 104);
+const _: () = assert!(std::mem::size_of::<UsualPlace>() == 24);
+const _: () = assert!(std::mem::size_of::<Few<RecentPayment>>() == 24);
 const _: () = assert!(std::mem::size_of::<IdSet>() == 16);
 
 impl BeneficiaryState {
@@ -153,7 +155,7 @@ struct SchemeAmount {
 struct AccountState {
     /// (time, beneficiary) of payments into the account within the history window, oldest
     /// first; inline when there is one.
-    recent: SmallVec<[AccountPayment; 1]>,
+    recent: Few<AccountPayment>,
 }
 
 /// A payment into an account: packed to 12 bytes, so an account paid twice in the window
@@ -336,17 +338,20 @@ pub struct FeatureState {
 /// places. A median, not a mean, so one payment a thousand km away (fraud or a trip) does not
 /// drag the "usual place" halfway across India for everybody compared with it later.
 ///
-/// One inline vector (40 bytes) holds either the places seen so far, whose median is computed
-/// when asked, or, once `keep` of them fixed it, the median followed by a NaN marker. Places
-/// are finite (SQLite and JSON store no NaN), so the marker never collides with a place.
-/// Separate fields for the points, the median and a count cost 64 bytes for every beneficiary.
-#[derive(Debug, Clone, Default)]
-struct UsualPlace {
-    points: SmallVec<[(f64, f64); 2]>,
+/// 24 bytes: the places seen so far (their median computed when asked), or once `keep` of them
+/// fixed it, the median alone. Separate fields for the points, the median and a count took 64
+/// bytes for every beneficiary.
+#[derive(Debug, Clone)]
+enum UsualPlace {
+    Collecting(Few<(f64, f64)>),
+    Fixed((f64, f64)),
 }
 
-/// Follows the median in a fixed place's vector.
-const FIXED: (f64, f64) = (f64::NAN, f64::NAN);
+impl Default for UsualPlace {
+    fn default() -> Self {
+        UsualPlace::Collecting(Few::default())
+    }
+}
 
 /// The median of a few values, the mean of the middle two for an even count.
 fn median_of(values: &mut [f64]) -> f64 {
@@ -360,60 +365,127 @@ fn median_of(values: &mut [f64]) -> f64 {
 }
 
 impl UsualPlace {
-    /// A place whose median is fixed.
-    fn fixed(median: (f64, f64)) -> Self {
-        UsualPlace {
-            points: SmallVec::from_buf([median, FIXED]),
-        }
-    }
-
-    /// A place still collecting; `points` are finite.
-    fn collecting(points: impl IntoIterator<Item = (f64, f64)>) -> Self {
-        UsualPlace {
-            points: points.into_iter().collect(),
-        }
-    }
-
-    fn is_fixed(&self) -> bool {
-        self.points.len() == 2 && self.points[1].0.is_nan()
-    }
-
     /// The places seen while collecting (none once the median is fixed).
     fn collected(&self) -> &[(f64, f64)] {
-        if self.is_fixed() { &[] } else { &self.points }
+        match self {
+            UsualPlace::Collecting(points) => points,
+            UsualPlace::Fixed(_) => &[],
+        }
     }
 
     /// How many places were added, counting `keep` for a fixed median.
     fn seen(&self, keep: usize) -> usize {
-        if self.is_fixed() {
-            keep
-        } else {
-            self.points.len()
+        match self {
+            UsualPlace::Collecting(points) => points.len(),
+            UsualPlace::Fixed(_) => keep,
         }
     }
 
     fn median(&self) -> Option<(f64, f64)> {
-        if self.is_fixed() {
-            return Some(self.points[0]);
+        match self {
+            UsualPlace::Fixed(median) => Some(*median),
+            UsualPlace::Collecting(points) if points.is_empty() => None,
+            UsualPlace::Collecting(points) => {
+                let mut lats: SmallVec<[f64; 16]> = points.iter().map(|p| p.0).collect();
+                let mut lons: SmallVec<[f64; 16]> = points.iter().map(|p| p.1).collect();
+                Some((median_of(&mut lats), median_of(&mut lons)))
+            }
         }
-        if self.points.is_empty() {
-            return None;
-        }
-        let mut lats: SmallVec<[f64; 16]> = self.points.iter().map(|p| p.0).collect();
-        let mut lons: SmallVec<[f64; 16]> = self.points.iter().map(|p| p.1).collect();
-        Some((median_of(&mut lats), median_of(&mut lons)))
     }
 
     fn add(&mut self, point: (f64, f64), keep: usize) {
-        if self.is_fixed() {
+        let UsualPlace::Collecting(points) = self else {
             return;
-        }
-        push_tight(&mut self.points, point);
-        if self.points.len() >= keep {
+        };
+        points.push(point);
+        if points.len() >= keep {
             // The median never moves again: the points are never read again.
             let median = self.median().expect("a place was just added");
-            *self = UsualPlace::fixed(median);
+            *self = UsualPlace::Fixed(median);
         }
+    }
+}
+
+/// A short list of `Copy` entries for the per-beneficiary and per-account records, of which
+/// there are millions: one entry inline (most beneficiaries of a monthly scheme have one payment
+/// and one place in the window), more in a heap slice of exactly their number. 24 bytes for a
+/// 20-byte entry where a `SmallVec` took 32; a push or a drop past one entry reallocates, which
+/// for lists of a few entries costs less than the room doubling would keep.
+#[derive(Debug, Clone)]
+enum Few<T> {
+    One(T),
+    Many(Box<[T]>),
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        // An empty boxed slice does not allocate.
+        Few::Many(Box::default())
+    }
+}
+
+impl<T> std::ops::Deref for Few<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::One(entry) => std::slice::from_ref(entry),
+            Few::Many(entries) => entries,
+        }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<T: Copy> From<&[T]> for Few<T> {
+    fn from(entries: &[T]) -> Self {
+        match entries {
+            [entry] => Few::One(*entry),
+            _ => Few::Many(entries.into()),
+        }
+    }
+}
+
+impl<T: Copy> FromIterator<T> for Few<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(entries: I) -> Self {
+        let entries: SmallVec<[T; 4]> = entries.into_iter().collect();
+        Few::from(&entries[..])
+    }
+}
+
+impl<T: Copy> Few<T> {
+    fn push(&mut self, entry: T) {
+        self.keep_from_and_push(0, entry);
+    }
+
+    /// Drops the first `first` entries and appends `entry`, in one allocation.
+    fn keep_from_and_push(&mut self, first: usize, entry: T) {
+        let mut all: SmallVec<[T; 4]> = SmallVec::with_capacity(self.len() - first + 1);
+        all.extend_from_slice(&self[first..]);
+        all.push(entry);
+        *self = Few::from(&all[..]);
+    }
+
+    /// Appends `entry` (at `now`) after dropping the entries at the front older than `window`.
+    /// Dropping first gives the same list as after (the new entry is never expired), and keeps
+    /// a list of one inline. Entries arrive roughly in time order; a late entry simply stays
+    /// until the ones before it age out.
+    fn push_expiring(
+        &mut self,
+        entry: T,
+        now: EventTime,
+        window: i64,
+        time_of: impl Fn(&T) -> EventTime,
+    ) {
+        let old = expired(self.iter(), now, window, time_of);
+        self.keep_from_and_push(old, entry);
     }
 }
 
@@ -614,19 +686,12 @@ impl FeatureState {
 
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
         let had_history = !beneficiary.recent.is_empty();
-        // Dropping the expired ones first gives the same queue as after (the new payment is
-        // never expired) and keeps a one-payment queue inline.
-        drop_expired(&mut beneficiary.recent, time, HISTORY_WINDOW, |recent| {
-            recent.time
-        });
-        push_tight(
-            &mut beneficiary.recent,
-            RecentPayment {
-                time,
-                scheme: ids.scheme,
-                amount_paise: payment.amount_paise,
-            },
-        );
+        let entry = RecentPayment {
+            time,
+            scheme: ids.scheme,
+            amount_paise: payment.amount_paise,
+        };
+        (beneficiary.recent).push_expiring(entry, time, HISTORY_WINDOW, |recent| recent.time);
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
@@ -648,14 +713,11 @@ impl FeatureState {
         if let Some(account) = ids.account {
             beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
-            drop_expired(&mut state.recent, time, HISTORY_WINDOW, |entry| entry.time);
-            push_tight(
-                &mut state.recent,
-                AccountPayment {
-                    time,
-                    beneficiary: ids.beneficiary,
-                },
-            );
+            let entry = AccountPayment {
+                time,
+                beneficiary: ids.beneficiary,
+            };
+            (state.recent).push_expiring(entry, time, HISTORY_WINDOW, |entry| entry.time);
         }
         if let Some(agent) = ids.agent {
             let first_visit = had_history && !beneficiary.agents.contains(&agent);
@@ -686,33 +748,6 @@ fn expired<'a, T: 'a>(
         .into_iter()
         .take_while(|entry| now - time_of(entry) >= window)
         .count()
-}
-
-/// Drops the expired entries at the front of an inline queue, moving it back inline when what
-/// is left fits.
-fn drop_expired<A: smallvec::Array>(
-    queue: &mut SmallVec<A>,
-    now: EventTime,
-    window: i64,
-    time_of: impl Fn(&A::Item) -> EventTime,
-) {
-    let old = expired(queue.iter(), now, window, time_of);
-    if old > 0 {
-        queue.drain(..old);
-        if queue.spilled() && queue.len() <= queue.inline_size() {
-            queue.shrink_to_fit();
-        }
-    }
-}
-
-/// Pushes onto an inline queue, growing a full one by one entry rather than doubling it: these
-/// queues hold a few entries each, for a million owners, and doubling left a beneficiary paid
-/// three times in a month with room for four.
-fn push_tight<A: smallvec::Array>(queue: &mut SmallVec<A>, item: A::Item) {
-    if queue.len() == queue.capacity() {
-        queue.reserve_exact(1);
-    }
-    queue.push(item);
 }
 
 /// A vector kept in fixed-size chunks, for the per-beneficiary and per-account records. A
