@@ -377,10 +377,10 @@ impl FeatureState {
             w.u32s(&b.accounts);
             w.u32s(&b.agents);
             w.len(b.scheme_amounts.len());
-            for amount in &b.scheme_amounts {
+            for amount in b.scheme_amounts.iter() {
                 w.u32(amount.scheme);
                 w.i64(amount.sum_paise);
-                w.u32(amount.count);
+                w.u32(amount.count.get());
             }
         }
         w.len(self.accounts.len());
@@ -534,10 +534,15 @@ impl FeatureState {
                     agents: r.u32s()?,
                     scheme_amounts: (0..r.len(16)?)
                         .map(|_| {
+                            let scheme = r.u32()?;
+                            let sum_paise = r.i64()?;
+                            let at = r.at;
+                            let count = std::num::NonZeroU32::new(r.u32()?)
+                                .ok_or(CheckpointError::Malformed(at))?;
                             Ok(SchemeAmount {
-                                scheme: r.u32()?,
-                                sum_paise: r.i64()?,
-                                count: r.u32()?,
+                                scheme,
+                                sum_paise,
+                                count,
                             })
                         })
                         .collect::<Read<_>>()?,

@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 
+use std::num::NonZeroU32;
+
 use smallvec::SmallVec;
 
 #[path = "codec.rs"]
@@ -59,7 +61,7 @@ struct BeneficiaryState {
     accounts: IdSet,
     agents: IdSet,
     /// Per scheme: (sum of amounts in paise, count), for the beneficiary's own typical amount.
-    scheme_amounts: SmallVec<[SchemeAmount; 1]>,
+    scheme_amounts: SchemeAmounts,
 }
 
 /// A few distinct ids (a beneficiary's accounts or counters) in the order first seen: up to
@@ -128,7 +130,8 @@ impl FromIterator<u32> for IdSet {
 }
 
 // What one beneficiary costs before any heap allocation: kept from growing by accident.
-const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 104);
+const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 96);
+const _: () = assert!(std::mem::size_of::<SchemeAmounts>() == 16);
 const _: () = assert!(std::mem::size_of::<UsualPlace>() == 24);
 const _: () = assert!(std::mem::size_of::<Few<RecentPayment>>() == 24);
 const _: () = assert!(std::mem::size_of::<IdSet>() == 16);
@@ -148,7 +151,79 @@ impl BeneficiaryState {
 struct SchemeAmount {
     sum_paise: i64,
     scheme: u32,
-    count: u32,
+    /// Never zero, which lets [`SchemeAmounts`] tell its two forms apart without a tag.
+    count: NonZeroU32,
+}
+
+/// A beneficiary's amounts per scheme: 16 bytes for the usual one scheme (the zero a count
+/// never holds marks the other form), a boxed vector for several or, briefly, none.
+#[derive(Debug, Clone, PartialEq)]
+enum SchemeAmounts {
+    One(SchemeAmount),
+    /// Boxed: a bare `Vec` (24 bytes) would make every beneficiary's amounts 24.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<SchemeAmount>>),
+}
+
+impl Default for SchemeAmounts {
+    fn default() -> Self {
+        SchemeAmounts::Many(Box::default())
+    }
+}
+
+impl std::ops::Deref for SchemeAmounts {
+    type Target = [SchemeAmount];
+
+    fn deref(&self) -> &[SchemeAmount] {
+        match self {
+            SchemeAmounts::One(amount) => std::slice::from_ref(amount),
+            SchemeAmounts::Many(amounts) => amounts,
+        }
+    }
+}
+
+impl FromIterator<SchemeAmount> for SchemeAmounts {
+    fn from_iter<I: IntoIterator<Item = SchemeAmount>>(amounts: I) -> Self {
+        let mut amounts: Vec<SchemeAmount> = amounts.into_iter().collect();
+        match amounts.len() {
+            1 => SchemeAmounts::One(amounts.remove(0)),
+            _ => SchemeAmounts::Many(Box::new(amounts)),
+        }
+    }
+}
+
+impl SchemeAmounts {
+    /// The beneficiary's own typical amount in `scheme`: the mean of their payments in it.
+    fn typical(&self, scheme: u32) -> Option<i64> {
+        self.iter()
+            .find(|amount| amount.scheme == scheme)
+            .map(|amount| amount.sum_paise / i64::from(amount.count.get()))
+    }
+
+    fn add(&mut self, scheme: u32, amount_paise: i64) {
+        let amounts: &mut [SchemeAmount] = match self {
+            SchemeAmounts::One(amount) => std::slice::from_mut(amount),
+            SchemeAmounts::Many(amounts) => amounts,
+        };
+        if let Some(amount) = amounts.iter_mut().find(|amount| amount.scheme == scheme) {
+            amount.sum_paise += amount_paise;
+            amount.count = amount.count.saturating_add(1);
+            return;
+        }
+        let new = SchemeAmount {
+            sum_paise: amount_paise,
+            scheme,
+            count: NonZeroU32::MIN,
+        };
+        *self = match std::mem::take(self) {
+            SchemeAmounts::Many(amounts) if amounts.is_empty() => SchemeAmounts::One(new),
+            SchemeAmounts::One(first) => SchemeAmounts::Many(Box::new(vec![first, new])),
+            SchemeAmounts::Many(mut amounts) => {
+                amounts.push(new);
+                SchemeAmounts::Many(amounts)
+            }
+        };
+    }
 }
 
 #[derive(Debug, Default)]
@@ -596,11 +671,7 @@ impl FeatureState {
         context.hours_since_previous = beneficiary
             .last_time()
             .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
-        context.own_typical_paise = beneficiary
-            .scheme_amounts
-            .iter()
-            .find(|amount| amount.scheme == ids.scheme)
-            .map(|amount| amount.sum_paise / i64::from(amount.count));
+        context.own_typical_paise = beneficiary.scheme_amounts.typical(ids.scheme);
 
         // How far from where this beneficiary is usually paid: the nearest of the counters they
         // have used before (robust to one trip away, unlike a running mean), or for a first
@@ -695,21 +766,7 @@ impl FeatureState {
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
-        match beneficiary
-            .scheme_amounts
-            .iter_mut()
-            .find(|amount| amount.scheme == ids.scheme)
-        {
-            Some(amount) => {
-                amount.sum_paise += payment.amount_paise;
-                amount.count += 1;
-            }
-            None => beneficiary.scheme_amounts.push(SchemeAmount {
-                sum_paise: payment.amount_paise,
-                scheme: ids.scheme,
-                count: 1,
-            }),
-        }
+        (beneficiary.scheme_amounts).add(ids.scheme, payment.amount_paise);
         if let Some(account) = ids.account {
             beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
@@ -778,7 +835,7 @@ impl<T> Chunked<T> {
     }
 
     fn push(&mut self, value: T) {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks
