@@ -1,22 +1,28 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK2`, the feature-set id, the mark the state corresponds to, the
+//! Layout: the magic `AEGISCK3`, the feature-set id, the mark the state corresponds to, the
 //! anchor (what identifies the row at the mark in its database: a checkpoint must never be
 //! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
 //! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
-//! it. Decoding checks the magic, the feature set, every length against the bytes left, and the
+//! it. The per-beneficiary and per-account records come in blocks of one in-memory chunk, each
+//! preceded by its length, so a restore decodes them on every core and keeps each block as a
+//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. Decoding checks the magic, the feature set, every length against the bytes left, and the
 //! checksum: a torn, foreign or corrupt file is refused with the reason, never half-used.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use super::{
     AGENT_PLACES, AccountPayment, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState,
-    Chunked, FeatureState, Few, Interner, RecentPayment, SchemeAmount, SchemeState, UsualPlace,
+    CHUNK, Chunked, FeatureState, Few, Interner, RecentPayment, SchemeAmount, SchemeState,
+    UsualPlace,
 };
 use smallvec::SmallVec;
 
-const MAGIC: &[u8; 8] = b"AEGISCK2";
+const MAGIC: &[u8; 8] = b"AEGISCK3";
+/// The layout before the per-beneficiary and per-account records came in blocks: still read
+/// (one thread decodes its records), never written.
+const MAGIC_UNBLOCKED: &[u8; 8] = b"AEGISCK2";
 
 /// A decoded checkpoint: the state after every row up to `mark` was observed.
 #[derive(Debug)]
@@ -112,6 +118,9 @@ struct Writer<W: std::io::Write> {
     sum: Checksum,
     written: u64,
     error: Option<std::io::Error>,
+    /// Records in blocks ([`MAGIC`]); `false` writes the earlier layout, for tests that it
+    /// still reads.
+    blocked: bool,
 }
 
 const PIECE: usize = 64 * 1024;
@@ -201,6 +210,28 @@ impl<W: std::io::Write> Writer<W> {
             }
         }
         self.u8(u8::try_from(place.seen(keep)).expect("a usual place keeps under 256 places"));
+    }
+    /// Writes the records of `chunked` in blocks of one chunk, each preceded by its length in
+    /// bytes, so a restore can decode the blocks on several threads and keep each as a chunk.
+    fn blocks<T>(&mut self, chunked: &Chunked<T>, write: impl Fn(&mut Self, &T)) {
+        self.len(chunked.len());
+        for chunk in &chunked.chunks {
+            if !self.blocked {
+                for record in chunk {
+                    write(self, record);
+                    self.maybe_flush();
+                }
+                continue;
+            }
+            let at = self.bytes.len();
+            self.u64(0);
+            for record in chunk {
+                write(self, record);
+            }
+            let size = (self.bytes.len() - at - 8) as u64;
+            self.bytes[at..at + 8].copy_from_slice(&size.to_le_bytes());
+            self.maybe_flush();
+        }
     }
     fn interner(&mut self, interner: &Interner) {
         self.len(interner.len());
@@ -300,6 +331,20 @@ impl<'a> Reader<'a> {
             Err(CheckpointError::Malformed(at))
         }
     }
+    /// Steps over records written by [`Writer::blocks`], returning their count and each
+    /// block's bytes to decode later (on several threads).
+    fn blocks(&mut self) -> Read<Blocks<'a>> {
+        let records = self.len(1)?;
+        let blocks = (0..records.div_ceil(CHUNK))
+            .map(|_| {
+                let at = self.at;
+                let size =
+                    usize::try_from(self.u64()?).map_err(|_| CheckpointError::Malformed(at))?;
+                self.take(size)
+            })
+            .collect::<Read<Vec<_>>>()?;
+        Ok(Blocks { records, blocks })
+    }
     /// Steps over an interner, returning its bytes to decode later (on another thread: building
     /// the hash maps of a million ids is half of a restore).
     fn interner_section(&mut self) -> Read<&'a [u8]> {
@@ -317,13 +362,11 @@ impl<'a> Reader<'a> {
         let len = self.len(4)?;
         let mut interner = Interner::default();
         interner.reserve(len, self.bytes.len() - self.at);
-        for _ in 0..len {
+        interner.extend_new((0..len).map(|_| {
             let size = self.len(1)?;
             let at = self.at;
-            let text = std::str::from_utf8(self.take(size)?)
-                .map_err(|_| CheckpointError::Malformed(at))?;
-            interner.push_known_new(text);
-        }
+            std::str::from_utf8(self.take(size)?).map_err(|_| CheckpointError::Malformed(at))
+        }))?;
         Ok(interner)
     }
 }
@@ -347,14 +390,27 @@ impl FeatureState {
         mark: i64,
         anchor: &str,
     ) -> std::io::Result<u64> {
+        self.encode_layout(out, feature_set, mark, anchor, true)
+    }
+
+    fn encode_layout(
+        &self,
+        out: impl std::io::Write,
+        feature_set: &str,
+        mark: i64,
+        anchor: &str,
+        blocked: bool,
+    ) -> std::io::Result<u64> {
         let mut w = Writer {
             out,
             bytes: Vec::with_capacity(PIECE + 1024),
             sum: Checksum::new(),
             written: 0,
             error: None,
+            blocked,
         };
-        w.bytes.extend_from_slice(MAGIC);
+        w.bytes
+            .extend_from_slice(if blocked { MAGIC } else { MAGIC_UNBLOCKED });
         w.str(feature_set);
         w.i64(mark);
         w.str(anchor);
@@ -363,35 +419,14 @@ impl FeatureState {
         w.interner(&self.account_ids);
         w.interner(&self.agent_ids);
         w.interner(&self.scheme_ids);
-        w.len(self.beneficiaries.len());
-        for b in &self.beneficiaries {
-            w.maybe_flush();
-            w.len(b.recent.len());
-            for r in &b.recent {
-                w.i64(r.time);
-                w.u32(r.scheme);
-                w.i64(r.amount_paise);
-            }
-            w.opt_i64(b.last_time());
-            w.place(&b.place, BENEFICIARY_PLACES);
-            w.u32s(&b.accounts);
-            w.u32s(&b.agents);
-            w.len(b.scheme_amounts.len());
-            for amount in b.scheme_amounts.iter() {
-                w.u32(amount.scheme);
-                w.i64(amount.sum_paise);
-                w.u32(amount.count.get());
-            }
-        }
-        w.len(self.accounts.len());
-        for a in &self.accounts {
-            w.maybe_flush();
+        w.blocks(&self.beneficiaries, write_beneficiary);
+        w.blocks(&self.accounts, |w, a| {
             w.len(a.recent.len());
             for entry in &a.recent {
                 w.i64(entry.time);
                 w.u32(entry.beneficiary);
             }
-        }
+        });
         w.len(self.agents.len());
         for a in &self.agents {
             w.maybe_flush();
@@ -423,7 +458,9 @@ impl FeatureState {
 
     /// Reads checkpoint bytes written by [`encode`](Self::encode) for `feature_set`.
     pub fn decode(bytes: &[u8], feature_set: &str) -> Result<Checkpoint, CheckpointError> {
-        if bytes.len() < MAGIC.len() + 8 || &bytes[..MAGIC.len()] != MAGIC {
+        let magic = bytes.get(..MAGIC.len());
+        let blocked = magic == Some(MAGIC);
+        if bytes.len() < MAGIC.len() + 8 || !(blocked || magic == Some(MAGIC_UNBLOCKED)) {
             return Err(CheckpointError::NotACheckpoint);
         }
         let (body, sum) = bytes.split_at(bytes.len() - 8);
@@ -450,34 +487,25 @@ impl FeatureState {
             r.interner_section()?,
             r.interner_section()?,
         ];
-        let interner_at = |section: &[u8]| -> Read<Interner> {
-            let mut reader = Reader {
-                bytes: section,
-                at: 0,
-            };
-            let interner = reader.interner()?;
-            if reader.at != section.len() {
-                return Err(CheckpointError::Malformed(reader.at));
-            }
-            Ok(interner)
+        let (beneficiaries, accounts) = if blocked {
+            (Records::Blocks(r.blocks()?), Records::Blocks(r.blocks()?))
+        } else {
+            let beneficiaries = (0..r.len(16)?)
+                .map(|_| read_beneficiary(&mut r))
+                .collect::<Read<Chunked<_>>>()?;
+            let accounts = (0..r.len(4)?)
+                .map(|_| read_account(&mut r))
+                .collect::<Read<Chunked<_>>>()?;
+            (Records::Read(beneficiaries), Records::Read(accounts))
         };
-        // The two big interners build on their own threads while this one reads the states.
-        let (beneficiary_ids, account_ids, states) = std::thread::scope(|scope| {
-            let beneficiaries = scope.spawn(|| interner_at(sections[0]));
-            let accounts = scope.spawn(|| interner_at(sections[1]));
-            let states = Self::decode_states(&mut r);
-            let joined = |handle: std::thread::ScopedJoinHandle<'_, Read<Interner>>| {
-                handle.join().unwrap_or(Err(CheckpointError::Malformed(0)))
-            };
-            (joined(beneficiaries), joined(accounts), states)
-        });
-        let (beneficiary_ids, account_ids) = (beneficiary_ids?, account_ids?);
-        let agent_ids = interner_at(sections[2])?;
-        let scheme_ids = interner_at(sections[3])?;
-        let (beneficiaries, accounts, agents, schemes) = states?;
+        let (agents, schemes) = Self::decode_agents_and_schemes(&mut r)?;
         if r.at != body.len() {
             return Err(CheckpointError::Malformed(r.at));
         }
+        let agent_ids = interner_at(sections[2])?;
+        let scheme_ids = interner_at(sections[3])?;
+        let restored = restore_in_parallel(sections[0], sections[1], beneficiaries, accounts)?;
+        let (beneficiary_ids, account_ids, beneficiaries, accounts) = restored;
         let consistent = beneficiaries.len() == beneficiary_ids.len()
             && accounts.len() == account_ids.len()
             && agents.len() == agent_ids.len()
@@ -504,70 +532,8 @@ impl FeatureState {
         })
     }
 
-    /// The per-beneficiary, account, agent and scheme states, after the interners.
-    #[allow(clippy::type_complexity)]
-    fn decode_states(
-        r: &mut Reader<'_>,
-    ) -> Read<(
-        Chunked<BeneficiaryState>,
-        Chunked<AccountState>,
-        Vec<AgentState>,
-        Vec<SchemeState>,
-    )> {
-        let beneficiaries = (0..r.len(16)?)
-            .map(|_| {
-                let recent = (0..r.len(20)?)
-                    .map(|_| {
-                        Ok(RecentPayment {
-                            time: r.i64()?,
-                            scheme: r.u32()?,
-                            amount_paise: r.i64()?,
-                        })
-                    })
-                    .collect::<Read<_>>()?;
-                let at = r.at;
-                let last_time = r.opt_i64()?;
-                let beneficiary = BeneficiaryState {
-                    recent,
-                    place: r.place(BENEFICIARY_PLACES)?,
-                    accounts: r.u32s()?,
-                    agents: r.u32s()?,
-                    scheme_amounts: (0..r.len(16)?)
-                        .map(|_| {
-                            let scheme = r.u32()?;
-                            let sum_paise = r.i64()?;
-                            let at = r.at;
-                            let count = std::num::NonZeroU32::new(r.u32()?)
-                                .ok_or(CheckpointError::Malformed(at))?;
-                            Ok(SchemeAmount {
-                                scheme,
-                                sum_paise,
-                                count,
-                            })
-                        })
-                        .collect::<Read<_>>()?,
-                };
-                // Kept in the file for its layout; the state reads it from the queue.
-                if beneficiary.last_time() != last_time {
-                    return Err(CheckpointError::Malformed(at));
-                }
-                Ok(beneficiary)
-            })
-            .collect::<Read<Chunked<_>>>()?;
-        let accounts = (0..r.len(4)?)
-            .map(|_| {
-                Ok(AccountState {
-                    recent: (0..r.len(12)?)
-                        .map(|_| {
-                            Ok(AccountPayment {
-                                time: r.i64()?,
-                                beneficiary: r.u32()?,
-                            })
-                        })
-                        .collect::<Read<_>>()?,
-                })
-            })
-            .collect::<Read<Chunked<_>>>()?;
+    /// The agent and scheme states, after the beneficiaries' and accounts'.
+    fn decode_agents_and_schemes(r: &mut Reader<'_>) -> Read<(Vec<AgentState>, Vec<SchemeState>)> {
         let agents = (0..r.len(30)?)
             .map(|_| {
                 Ok(AgentState {
@@ -594,8 +560,229 @@ impl FeatureState {
                 })
             })
             .collect::<Read<Vec<_>>>()?;
-        Ok((beneficiaries, accounts, agents, schemes))
+        Ok((agents, schemes))
     }
+}
+
+fn write_beneficiary<W: std::io::Write>(w: &mut Writer<W>, b: &BeneficiaryState) {
+    w.len(b.recent.len());
+    for r in &b.recent {
+        w.i64(r.time);
+        w.u32(r.scheme);
+        w.i64(r.amount_paise);
+    }
+    w.opt_i64(b.last_time());
+    w.place(&b.place, BENEFICIARY_PLACES);
+    w.u32s(&b.accounts);
+    w.u32s(&b.agents);
+    w.len(b.scheme_amounts.len());
+    for amount in b.scheme_amounts.iter() {
+        w.u32(amount.scheme);
+        w.i64(amount.sum_paise);
+        w.u32(amount.count.get());
+    }
+}
+
+fn read_beneficiary(r: &mut Reader<'_>) -> Read<BeneficiaryState> {
+    let recent = (0..r.len(20)?)
+        .map(|_| {
+            Ok(RecentPayment {
+                time: r.i64()?,
+                scheme: r.u32()?,
+                amount_paise: r.i64()?,
+            })
+        })
+        .collect::<Read<_>>()?;
+    let at = r.at;
+    let last_time = r.opt_i64()?;
+    let beneficiary = BeneficiaryState {
+        recent,
+        place: r.place(BENEFICIARY_PLACES)?,
+        accounts: r.u32s()?,
+        agents: r.u32s()?,
+        scheme_amounts: (0..r.len(16)?)
+            .map(|_| {
+                let scheme = r.u32()?;
+                let sum_paise = r.i64()?;
+                let at = r.at;
+                let count =
+                    std::num::NonZeroU32::new(r.u32()?).ok_or(CheckpointError::Malformed(at))?;
+                Ok(SchemeAmount {
+                    scheme,
+                    sum_paise,
+                    count,
+                })
+            })
+            .collect::<Read<_>>()?,
+    };
+    // Kept in the file for its layout; the state reads it from the queue.
+    if beneficiary.last_time() != last_time {
+        return Err(CheckpointError::Malformed(at));
+    }
+    Ok(beneficiary)
+}
+
+fn read_account(r: &mut Reader<'_>) -> Read<AccountState> {
+    Ok(AccountState {
+        recent: (0..r.len(12)?)
+            .map(|_| {
+                Ok(AccountPayment {
+                    time: r.i64()?,
+                    beneficiary: r.u32()?,
+                })
+            })
+            .collect::<Read<_>>()?,
+    })
+}
+
+/// An interner from its section of the checkpoint.
+fn interner_at(section: &[u8]) -> Read<Interner> {
+    let mut reader = Reader {
+        bytes: section,
+        at: 0,
+    };
+    let interner = reader.interner()?;
+    if reader.at != section.len() {
+        return Err(CheckpointError::Malformed(reader.at));
+    }
+    Ok(interner)
+}
+
+/// Per-beneficiary or per-account records: blocks still to decode, or (from the unblocked
+/// layout) already read.
+enum Records<'a, T> {
+    Blocks(Blocks<'a>),
+    Read(Chunked<T>),
+}
+
+/// The records' count and each block's bytes (every block holds one chunk of records).
+struct Blocks<'a> {
+    records: usize,
+    blocks: Vec<&'a [u8]>,
+}
+
+impl<'a, T> Records<'a, T> {
+    /// The blocks still to decode.
+    fn blocks(&self) -> &[&'a [u8]] {
+        match self {
+            Records::Blocks(blocks) => &blocks.blocks,
+            Records::Read(_) => &[],
+        }
+    }
+
+    /// How many records block `i` holds: a full chunk, but for the last.
+    fn records_in(&self, i: usize) -> usize {
+        match self {
+            Records::Blocks(Blocks { records, blocks }) if i + 1 == blocks.len() => {
+                records - CHUNK * i
+            }
+            _ => CHUNK,
+        }
+    }
+
+    /// The records, from the chunks decoded into `slots`.
+    fn assemble(self, slots: Vec<std::sync::OnceLock<Read<Vec<T>>>>) -> Read<Chunked<T>> {
+        match self {
+            Records::Read(chunked) => Ok(chunked),
+            Records::Blocks(blocks) => Ok(Chunked {
+                chunks: slots
+                    .into_iter()
+                    .map(|slot| {
+                        slot.into_inner()
+                            .unwrap_or(Err(CheckpointError::Malformed(0)))
+                    })
+                    .collect::<Read<Vec<_>>>()?,
+                len: blocks.records,
+            }),
+        }
+    }
+}
+
+/// Decodes one block of `records` records into one chunk.
+fn decode_block<T>(
+    bytes: &[u8],
+    records: usize,
+    read: impl Fn(&mut Reader<'_>) -> Read<T>,
+) -> Read<Vec<T>> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for _ in 0..records {
+        chunk.push(read(&mut r)?);
+    }
+    if r.at != bytes.len() {
+        return Err(CheckpointError::Malformed(r.at));
+    }
+    Ok(chunk)
+}
+
+/// What a restore builds on several threads: the two big interners and the blocks of
+/// beneficiary and account records, taken in that order from one queue by every core (a
+/// restore is the monitor's whole start, and on two cores one thread left half the machine
+/// idle).
+#[allow(clippy::type_complexity)]
+fn restore_in_parallel<'a>(
+    beneficiary_ids: &'a [u8],
+    account_ids: &'a [u8],
+    beneficiaries: Records<'a, BeneficiaryState>,
+    accounts: Records<'a, AccountState>,
+) -> Read<(
+    Interner,
+    Interner,
+    Chunked<BeneficiaryState>,
+    Chunked<AccountState>,
+)> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (beneficiary_blocks, account_blocks) = (beneficiaries.blocks(), accounts.blocks());
+    let ids: [OnceLock<Read<Interner>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let beneficiary_chunks: Vec<OnceLock<Read<Vec<BeneficiaryState>>>> =
+        beneficiary_blocks.iter().map(|_| OnceLock::new()).collect();
+    let account_chunks: Vec<OnceLock<Read<Vec<AccountState>>>> =
+        account_blocks.iter().map(|_| OnceLock::new()).collect();
+    let jobs = 2 + beneficiary_blocks.len() + account_blocks.len();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        loop {
+            let job = next.fetch_add(1, Ordering::Relaxed);
+            if job >= jobs {
+                return;
+            }
+            if job < 2 {
+                let _ = ids[job].set(interner_at([beneficiary_ids, account_ids][job]));
+                continue;
+            }
+            let block = job - 2;
+            if block < beneficiary_blocks.len() {
+                let records = beneficiaries.records_in(block);
+                let chunk = decode_block(beneficiary_blocks[block], records, read_beneficiary);
+                let _ = beneficiary_chunks[block].set(chunk);
+            } else {
+                let block = block - beneficiary_blocks.len();
+                let records = accounts.records_in(block);
+                let chunk = decode_block(account_blocks[block], records, read_account);
+                let _ = account_chunks[block].set(chunk);
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let taken = |slot: OnceLock<Read<Interner>>| {
+        slot.into_inner()
+            .unwrap_or(Err(CheckpointError::Malformed(0)))
+    };
+    let [beneficiary_slot, account_slot] = ids;
+    Ok((
+        taken(beneficiary_slot)?,
+        taken(account_slot)?,
+        beneficiaries.assemble(beneficiary_chunks)?,
+        accounts.assemble(account_chunks)?,
+    ))
 }
 
 #[cfg(test)]
@@ -647,6 +834,63 @@ mod tests {
             assert_eq!(sum.finish(), whole, "pieces of {piece}");
         }
         assert_ne!(checksum(&bytes[..999]), whole);
+    }
+
+    /// Payments to `people` distinct beneficiaries (every seventh pair sharing an account),
+    /// over a few days.
+    fn many_people(people: usize) -> Vec<crate::domain::Payment> {
+        use crate::features::state::tests::payment;
+        (0..people)
+            .map(|i| {
+                let when = format!("2025-03-0{} {:02}:{:02}:00", 1 + i % 5, i % 24, i % 60);
+                let account = format!("A{}", i - i % 7 * usize::from(i % 7 == 1));
+                payment(
+                    &format!("B{i}"),
+                    &account,
+                    &format!("G{}", i % 97),
+                    100_000,
+                    &when,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_state_of_several_chunks_restores_on_several_threads_as_it_was() {
+        let stream = many_people(2 * CHUNK + 1_000);
+        let cut = stream.len() - 50;
+        let mut whole = FeatureState::new();
+        let expected: Vec<_> = stream.iter().map(|p| whole.observe(p)).collect();
+        let mut first = FeatureState::new();
+        for p in &stream[..cut] {
+            first.warm(p);
+        }
+        let bytes = first.encode("r3-test", 1, "");
+        let mut state = FeatureState::decode(&bytes, "r3-test").unwrap().state;
+        assert_eq!(state.beneficiary_count(), cut);
+        assert_eq!(state.encode("r3-test", 1, ""), bytes);
+        for (p, expected) in stream[cut..].iter().zip(&expected[cut..]) {
+            assert_eq!(state.observe(p), *expected);
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_in_the_layout_before_blocks_still_restores() {
+        let mut state = FeatureState::new();
+        for p in many_people(CHUNK + 10).iter().chain(&sample_stream()) {
+            state.warm(p);
+        }
+        let mut unblocked = Vec::new();
+        state
+            .encode_layout(&mut unblocked, "r3-test", 5, "5:B1", false)
+            .unwrap();
+        assert_eq!(&unblocked[..8], MAGIC_UNBLOCKED);
+        let restored = FeatureState::decode(&unblocked, "r3-test").unwrap();
+        assert_eq!((restored.mark, restored.anchor.as_str()), (5, "5:B1"));
+        assert_eq!(
+            restored.state.encode("r3-test", 5, "5:B1"),
+            state.encode("r3-test", 5, "5:B1")
+        );
     }
 
     #[test]

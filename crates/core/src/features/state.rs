@@ -379,12 +379,34 @@ impl Interner {
         })
     }
 
-    /// Appends `key` as the next id without looking it up (a checkpoint's ids are distinct).
-    fn push_known_new(&mut self, key: &str) {
+    /// Appends `keys`, distinct and new, as the next ids (a checkpoint's ids). The table is
+    /// filled in the order of its buckets rather than of the ids: a million inserts at random
+    /// places of a 10 MB table were a fifth of a restore's time, most of it cache misses. The
+    /// bucket order assumes hashbrown's probing starts at `hash & (buckets - 1)`; were that to
+    /// change, only the speed would.
+    fn extend_new<'k, E>(
+        &mut self,
+        keys: impl IntoIterator<Item = Result<&'k str, E>>,
+    ) -> Result<(), E> {
         use std::hash::BuildHasher;
 
-        let hash = self.hasher.hash_one(key);
-        self.push_new(hash, key);
+        let mut entries = Vec::new();
+        for key in keys {
+            let key = key?;
+            let id = u32::try_from(self.ends.len()).expect("fewer than 2^32 ids");
+            self.text.push_str(key);
+            self.ends
+                .push(u32::try_from(self.text.len()).expect("interned text under 4 GiB"));
+            entries.push((self.hasher.hash_one(key), id));
+        }
+        let (table, rehash) = self.table_and_rehash();
+        table.reserve(entries.len(), &rehash);
+        let buckets = (table.capacity() / 7 * 8).next_power_of_two() as u64;
+        entries.sort_unstable_by_key(|&(hash, _)| hash & (buckets - 1));
+        for (hash, id) in entries {
+            table.insert_unique(hash, id, &rehash);
+        }
+        Ok(())
     }
 
     fn reserve(&mut self, ids: usize, text_bytes: usize) {
