@@ -7,8 +7,9 @@
 //! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
 //! it. The per-beneficiary and per-account records come in blocks of one in-memory chunk, each
 //! preceded by its length, so a restore decodes them on every core and keeps each block as a
-//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. Decoding checks the magic, the feature set, every length against the bytes left, and the
-//! checksum: a torn, foreign or corrupt file is refused with the reason, never half-used.
+//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. Decoding
+//! checks the magic, the feature set, every length against the bytes left, and the checksum:
+//! a torn, foreign or corrupt file is refused with the reason, never half-used.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -324,8 +325,7 @@ impl<'a> Reader<'a> {
         if seen >= keep {
             let median = median.ok_or(CheckpointError::Malformed(at))?;
             Ok(UsualPlace::Fixed(median))
-        } else if seen == points.len() && points.iter().all(|p| p.0.is_finite() && p.1.is_finite())
-        {
+        } else if seen == points.len() {
             Ok(UsualPlace::Collecting(Few::from(&points[..])))
         } else {
             Err(CheckpointError::Malformed(at))
