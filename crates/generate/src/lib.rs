@@ -7,10 +7,14 @@
 //! - [`payments`]: normal payments on the schemes' calendars.
 //! - [`fraud`]: labeled fraud injection.
 //! - [`import`]: the `--from-csv` import.
+//! - [`card`] and [`messy`]: worlds unlike ours, for judging detection on data whose normal and
+//!   whose frauds were not designed next to our features ([`Profile`]).
 
+pub mod card;
 pub mod catalogue;
 pub mod fraud;
 pub mod import;
+pub mod messy;
 pub mod payments;
 pub mod world;
 
@@ -33,9 +37,46 @@ use crate::catalogue::{DISTRICTS, STATES};
 use crate::payments::{Calendar, Draft, Scheduler, expected_payments_per_year};
 use crate::world::{World, district_weights};
 
+/// Which world to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Our welfare world: schemes on their calendars at counters in business hours, with the
+    /// eight fraud types of [`fraud`].
+    #[default]
+    Welfare,
+    /// Card payments as the Fraud Detection Handbook simulates them (customers paying at
+    /// terminals at all hours; extreme amounts, compromised terminals, compromised customers):
+    /// a public design that is not ours ([`card`]).
+    Card,
+    /// Welfare payments with another normal (night batch credits, family accounts, migrants,
+    /// split wages, arrears, busy city counters) and subtler frauds ([`messy`]).
+    MessyWelfare,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 3] = [Profile::Welfare, Profile::Card, Profile::MessyWelfare];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Welfare => "welfare",
+            Profile::Card => "card",
+            Profile::MessyWelfare => "messy-welfare",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Profile, String> {
+        Profile::ALL
+            .into_iter()
+            .find(|profile| profile.name() == name)
+            .ok_or_else(|| format!("unknown profile {name:?}: use welfare, card or messy-welfare"))
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
+    pub profile: Profile,
     pub rows: usize,
     pub seed: u64,
     /// IST midnight of the first day.
@@ -51,8 +92,16 @@ pub struct Generated {
     pub transactions: Vec<NewTransaction>,
 }
 
-/// Generates the population and its payments (deterministic for a seed).
+/// Generates the population and its payments (deterministic for a seed and profile).
 pub fn synthesize(config: &GenerateConfig) -> Generated {
+    match config.profile {
+        Profile::Welfare => synthesize_welfare(config),
+        Profile::Card => card::synthesize(config),
+        Profile::MessyWelfare => messy::synthesize(config),
+    }
+}
+
+fn synthesize_welfare(config: &GenerateConfig) -> Generated {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let start = config.start;
     let end = start + i64::from(config.days) * DAY;
@@ -298,6 +347,7 @@ impl RunConfig {
         RunConfig {
             db: db.to_path_buf(),
             generate: GenerateConfig {
+                profile: Profile::Welfare,
                 rows,
                 seed,
                 start: aegis_core::time::ist_midnight(2025, 1, 1),

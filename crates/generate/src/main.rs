@@ -14,6 +14,11 @@ use aegis_core::time::{EventTime, parse_timestamp};
 struct Args {
     #[command(flatten)]
     db: aegis_core::cli::DbArg,
+    /// Which world to generate: `welfare` (ours), `card` (card payments as the Fraud Detection
+    /// Handbook simulates them) or `messy-welfare` (welfare with another normal and subtler
+    /// frauds), for judging detection on data not designed next to our features.
+    #[arg(long, default_value = "welfare", value_parser = generate::Profile::parse)]
+    profile: generate::Profile,
     /// Number of transactions to generate.
     #[arg(long, default_value_t = 100_000)]
     rows: usize,
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
     let config = generate::RunConfig {
         db: args.db.db,
         generate: generate::GenerateConfig {
+            profile: args.profile,
             rows: args.rows,
             seed: args.seed,
             start: args.start,

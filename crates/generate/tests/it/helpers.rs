@@ -7,6 +7,7 @@ use generate::{GenerateConfig, RunConfig};
 
 pub fn config(rows: usize, seed: u64) -> GenerateConfig {
     GenerateConfig {
+        profile: generate::Profile::Welfare,
         rows,
         seed,
         start: aegis_core::time::ist_midnight(2025, 1, 1),

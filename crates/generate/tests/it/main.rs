@@ -1,7 +1,9 @@
 //! Integration tests of `generate`: determinism, fraud types, geography, overwrite refusal and
 //! CSV import.
 
+mod card;
 mod helpers;
+mod messy;
 
 use std::collections::HashMap;
 
