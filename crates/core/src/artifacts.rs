@@ -17,8 +17,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::features::{FEATURE_NAMES, feature_set_id};
-use crate::model::{AutoencoderShape, Normalizer};
+use crate::features::{FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
+use crate::model::{AutoencoderShape, Calibration, Detector, Normalizer};
 
 pub use crate::metrics::Metrics;
 
@@ -59,20 +59,37 @@ pub struct ModelConfig {
     pub weights_file: String,
     /// (quantile, score) pairs of the calibration scores: the score distribution.
     pub score_quantiles: Vec<(f64, f32)>,
+    /// Each feature's error judged against its own held-out errors (the score is the summed
+    /// evidence). Absent in models trained before it existed, which score by mean squared error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
+    /// The per-row detector's network, when the calibration has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_row: Option<PerRowModel>,
+}
+
+/// The per-row detector: a small autoencoder on [`crate::features::per_row_values`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerRowModel {
+    pub shape: AutoencoderShape,
+    pub normalization: Normalizer,
+    pub weights_file: String,
 }
 
 /// Scores of a batch: one score per row and the per-feature squared errors behind it.
 #[derive(Debug, Clone)]
 pub struct BatchScores {
     pub scores: Vec<f32>,
-    pub squared_errors: Vec<f32>,
+    /// Per-feature evidence behind each score, row-major: calibrated surprise, or the squared
+    /// error for a model without calibration. The reasons rank features by it.
+    pub evidence: Vec<f32>,
     pub columns: usize,
 }
 
 impl BatchScores {
-    /// Per-feature squared errors of row `row`, in model input order.
-    pub fn row_errors(&self, row: usize) -> &[f32] {
-        &self.squared_errors[row * self.columns..(row + 1) * self.columns]
+    /// Per-feature evidence of row `row`, in model input order.
+    pub fn row_evidence(&self, row: usize) -> &[f32] {
+        &self.evidence[row * self.columns..(row + 1) * self.columns]
     }
 }
 
@@ -170,18 +187,55 @@ pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
             "normalisation statistics do not match the feature count".into(),
         ));
     }
-    if config.weights_file.contains('/') || config.weights_file.contains('\\') {
-        return Err(corrupt(format!(
-            "weights file name {:?} is not a plain file name",
-            config.weights_file
-        )));
+    let mut weights_files = vec![&config.weights_file];
+    if let Some(per_row) = &config.per_row {
+        let normalization = &per_row.normalization;
+        if per_row.shape.input != PER_ROW_COUNT
+            || [
+                &normalization.mean,
+                &normalization.std,
+                &normalization.lower,
+                &normalization.upper,
+            ]
+            .iter()
+            .any(|v| v.len() != PER_ROW_COUNT)
+        {
+            return Err(corrupt(
+                "the per-row detector's shape or statistics do not match its inputs".into(),
+            ));
+        }
+        weights_files.push(&per_row.weights_file);
     }
-    let weights = dir.join(&config.weights_file);
-    if !weights.exists() {
-        return Err(corrupt(format!(
-            "weights file {} is missing",
-            weights.display()
-        )));
+    if let Some(calibration) = &config.calibration {
+        let features = &calibration.features;
+        if [&features.errors, &features.above, &features.below]
+            .iter()
+            .any(|curves| curves.len() != columns)
+            || features.medians.len() != columns
+            || calibration
+                .combination
+                .iter()
+                .any(|d| !calibration.detectors.iter().any(|c| c.detector == *d))
+            || (calibration.combination.contains(&Detector::PerRow) && config.per_row.is_none())
+        {
+            return Err(corrupt(
+                "the calibration does not match the features or the detectors it combines".into(),
+            ));
+        }
+    }
+    for file in weights_files {
+        if file.contains('/') || file.contains('\\') {
+            return Err(corrupt(format!(
+                "weights file name {file:?} is not a plain file name"
+            )));
+        }
+        let weights = dir.join(file);
+        if !weights.exists() {
+            return Err(corrupt(format!(
+                "weights file {} is missing",
+                weights.display()
+            )));
+        }
     }
     Ok(config)
 }

@@ -29,8 +29,18 @@ pub struct Metrics {
     /// The per-row baseline on the same rows (`None` without labels or with `--no-baseline`).
     #[serde(default, deserialize_with = "object_or_none")]
     pub baseline: Option<Evaluation>,
+    /// Each single detector behind the final score, on the same rows (empty without labels).
+    #[serde(default)]
+    pub detectors: Vec<DetectorEvaluation>,
     pub timings_s: Timings,
     pub backend: String,
+}
+
+/// One detector's evaluation, named as the reports name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorEvaluation {
+    pub name: String,
+    pub evaluation: Evaluation,
 }
 
 /// Row counts of the training window and its split.
@@ -190,6 +200,7 @@ mod tests {
             history: vec![],
             evaluation: Some(evaluation()),
             baseline: None,
+            detectors: vec![],
             timings_s: Timings {
                 features: 0.0,
                 fit: 0.0,

@@ -170,12 +170,329 @@ fn mean_and_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
     )
 }
 
-/// Mean of each row's squared errors: the anomaly score.
+/// Mean of each row's squared errors: the anomaly score of a model without a [`Calibration`].
 pub fn row_scores(squared_errors: &[f32], columns: usize) -> Vec<f32> {
     squared_errors
         .chunks_exact(columns)
         .map(|row| row.iter().sum::<f32>() / columns as f32)
         .collect()
+}
+
+/// Tail probabilities at which a [`TailCurve`] keeps the value its calibration data reached.
+/// They stop at [`REFERENCE_TAIL`]: what is rarer than that is measured by how far out it lies.
+const TAIL_LEVELS: [f64; 7] = [0.5, 0.2, 0.1, 0.05, 0.02, 0.01, REFERENCE_TAIL];
+/// The rarest share of held-out rows a curve trusts as ordinary. Held-out rows are unlabeled and
+/// about 1 % of them may be frauds, 0.1–0.3 % of each kind: a curve that went further would fit
+/// its tail to the frauds and tell their successors they are common. A benign but loud behaviour
+/// (busy terminals, night batches) is more common than this, and is measured as ordinary.
+const REFERENCE_TAIL: f64 = 0.005;
+/// Surprise is capped here, so one absurd value stays finite; the other features still order
+/// rows that reach it.
+const MAX_SURPRISE: f32 = 1_000.0;
+/// Only surprise beyond a feature's 10 % tail counts as evidence: the 90 % of ordinary values
+/// below it would otherwise add up to noise over twenty features.
+pub const EVIDENCE_FLOOR: f32 = 1.0;
+
+/// How unusual a value is against the values it took on held-out data: its "surprise". Up to
+/// the [`REFERENCE_TAIL`], −log₁₀ of the share of held-out values at least as large (interpolated
+/// between kept levels). Beyond it, one more unit of surprise per `decade` further out: the
+/// spread of the values between the 5 % and the 0.5 % tail, but at least `unit` (one standard
+/// deviation² for an error), so a value far beyond a feature that is almost always quiet keeps
+/// its full magnitude, and one beyond a feature that is often loud is discounted by how loud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TailCurve {
+    /// The values at [`TAIL_LEVELS`], non-decreasing.
+    pub values: Vec<f32>,
+    /// How far beyond the last value one more unit of surprise lies.
+    pub decade: f32,
+}
+
+impl TailCurve {
+    /// The curve of `values` (reordered in place); `unit` is the smallest decade.
+    pub fn fit(values: &mut [f32], unit: f32) -> TailCurve {
+        if values.is_empty() {
+            return TailCurve {
+                values: vec![0.0; TAIL_LEVELS.len()],
+                decade: unit,
+            };
+        }
+        values.sort_by(f32::total_cmp);
+        let n = values.len();
+        let at_tail = |p: f64| values[(((1.0 - p) * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let kept: Vec<f32> = TAIL_LEVELS.iter().map(|&p| at_tail(p)).collect();
+        let decade = (at_tail(REFERENCE_TAIL) - at_tail(REFERENCE_TAIL * 10.0)).max(unit);
+        TailCurve {
+            values: kept,
+            decade,
+        }
+    }
+
+    /// The surprise of `value`: 0 at 0 and below.
+    pub fn surprise(&self, value: f32) -> f32 {
+        let levels = TAIL_LEVELS.map(|p| (-p.log10()) as f32);
+        let values = &self.values;
+        if value.is_nan() || value <= 0.0 {
+            return 0.0;
+        }
+        if value <= values[0] {
+            return levels[0] * value / values[0].max(f32::MIN_POSITIVE);
+        }
+        let last = values.len() - 1;
+        if value > values[last] {
+            return (levels[last] + (value - values[last]) / self.decade).min(MAX_SURPRISE);
+        }
+        // The last kept value below `value` and the first at or above it: a run of equal kept
+        // values (a feature that is mostly one value) is crossed at its rarest level.
+        let below = values.iter().rposition(|&v| v < value).unwrap_or(0);
+        let above = below + 1;
+        let (v0, v1) = (values[below], values[above]);
+        let t = if v1 > v0 {
+            (value - v0) / (v1 - v0)
+        } else {
+            1.0
+        };
+        levels[below] + t * (levels[above] - levels[below])
+    }
+}
+
+/// The detectors a calibrated model combines. Each looks at a row in its own way, and each is
+/// judged only against what it said about held-out rows of this deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// The autoencoder's mean squared error over all features: large where a row's features do
+    /// not fit together as they usually do, dominated by whichever feature is furthest out.
+    Autoencoder,
+    /// The autoencoder's error on each feature as a surprise against that feature's own
+    /// held-out errors, summed: one heavy-tailed but ordinary feature (a busy counter's pace)
+    /// weighs what its rarity here warrants, not what its raw scale happens to be.
+    Reconstruction,
+    /// How far each feature's value lies from its median, as a surprise against the same
+    /// distance on the training rows, the rarest feature counting: what is rare *in this data*,
+    /// which the autoencoder can miss by reconstructing it from a redundant feature.
+    Rarity,
+    /// A small autoencoder on the payment alone (amount, hour, weekday, place), the prototype's
+    /// idea: strong where frauds are extreme single payments.
+    PerRow,
+}
+
+impl Detector {
+    pub const ALL: [Detector; 4] = [
+        Detector::Autoencoder,
+        Detector::Reconstruction,
+        Detector::Rarity,
+        Detector::PerRow,
+    ];
+
+    /// The combination used when no labels say which detectors this deployment needs.
+    pub const DEFAULT: [Detector; 2] = [Detector::Reconstruction, Detector::Rarity];
+
+    /// The name reports and the model page use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Autoencoder => "autoencoder",
+            Detector::Reconstruction => "reconstruction",
+            Detector::Rarity => "rarity",
+            Detector::PerRow => "per-row",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Each detector's raw output for one row, by [`Detector`] order (`per_row` is NaN when the
+/// model has no per-row network).
+pub type DetectorTotals = [f32; 4];
+
+/// The per-feature half of a [`Calibration`]: each feature's reconstruction error and value
+/// against the held-out errors and training values of this deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureCalibration {
+    /// Per feature: its squared reconstruction error.
+    pub errors: Vec<TailCurve>,
+    /// Per feature: its median (standardised).
+    pub medians: Vec<f32>,
+    /// Per feature: how far above its median the value lies.
+    pub above: Vec<TailCurve>,
+    /// Per feature: how far below its median the value lies.
+    pub below: Vec<TailCurve>,
+}
+
+impl FeatureCalibration {
+    /// Calibrates values on the (standardised) rows the network was trained on, the largest
+    /// sample of what is ordinary here, and errors on held-out rows' squared errors (errors on
+    /// the training rows are optimistic). All row-major `rows × columns`.
+    pub fn fit(trained: &[f32], held_out_errors: &[f32], columns: usize) -> FeatureCalibration {
+        let mut column_values = Vec::with_capacity(trained.len() / columns.max(1));
+        let mut curve_of = |data: &[f32], column: usize, map: &dyn Fn(f32) -> f32| {
+            column_values.clear();
+            column_values.extend(data.iter().skip(column).step_by(columns).map(|&v| map(v)));
+            TailCurve::fit(&mut column_values, 1.0)
+        };
+        let errors = (0..columns)
+            .map(|column| curve_of(held_out_errors, column, &|v| v))
+            .collect();
+        let medians: Vec<f32> = (0..columns)
+            .map(|column| {
+                let mut values: Vec<f32> = trained
+                    .iter()
+                    .skip(column)
+                    .step_by(columns)
+                    .copied()
+                    .collect();
+                values.sort_by(f32::total_cmp);
+                values.get(values.len() / 2).copied().unwrap_or(0.0)
+            })
+            .collect();
+        let above = (0..columns)
+            .map(|column| curve_of(trained, column, &|v| (v - medians[column]).max(0.0)))
+            .collect();
+        let below = (0..columns)
+            .map(|column| curve_of(trained, column, &|v| (medians[column] - v).max(0.0)))
+            .collect();
+        FeatureCalibration {
+            errors,
+            medians,
+            above,
+            below,
+        }
+    }
+
+    /// The feature-based detectors' totals for one row (per-row left NaN); `evidence` receives
+    /// each feature's evidence (its reconstruction and rarity surprises beyond
+    /// [`EVIDENCE_FLOOR`], added), which the reasons rank.
+    fn row(&self, values: &[f32], errors: &[f32], evidence: &mut [f32]) -> DetectorTotals {
+        let mut totals = [0.0, 0.0, 0.0, f32::NAN];
+        let beyond = |s: f32| (s - EVIDENCE_FLOOR).max(0.0);
+        for (column, slot) in evidence.iter_mut().enumerate() {
+            let error = beyond(self.errors[column].surprise(errors[column]));
+            let offset = values[column] - self.medians[column];
+            let rarity = beyond(if offset >= 0.0 {
+                self.above[column].surprise(offset)
+            } else {
+                self.below[column].surprise(-offset)
+            });
+            totals[Detector::Autoencoder.slot()] += errors[column] / errors.len() as f32;
+            totals[Detector::Reconstruction.slot()] += error;
+            let most_rare = &mut totals[Detector::Rarity.slot()];
+            *most_rare = most_rare.max(rarity);
+            *slot = error + rarity;
+        }
+        totals
+    }
+}
+
+/// One detector's held-out scores, which put its output on the common scale of surprise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorCurve {
+    pub detector: Detector,
+    pub curve: TailCurve,
+}
+
+/// How a calibrated model turns a row into a score: the detectors' outputs, each as a surprise
+/// against its own held-out outputs, and the largest surprise among the `combination`'s
+/// detectors (so the alert budget goes to whichever is most confident about a row; ties are
+/// broken by the others).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub features: FeatureCalibration,
+    pub detectors: Vec<DetectorCurve>,
+    pub combination: Vec<Detector>,
+    /// Why this combination: "chosen on N labeled held-out frauds" or "default".
+    pub chosen_by: String,
+}
+
+impl Calibration {
+    /// Every detector's raw totals for a batch (standardised values and squared errors, row-major;
+    /// `per_row` the per-row network's scores when the model has one).
+    pub fn totals(
+        features: &FeatureCalibration,
+        standardised: &[f32],
+        squared_errors: &[f32],
+        per_row: Option<&[f32]>,
+    ) -> Vec<DetectorTotals> {
+        let columns = features.errors.len();
+        let mut evidence = vec![0.0; columns];
+        standardised
+            .chunks_exact(columns)
+            .zip(squared_errors.chunks_exact(columns))
+            .enumerate()
+            .map(|(index, (values, errors))| {
+                let mut totals = features.row(values, errors, &mut evidence);
+                totals[Detector::PerRow.slot()] = per_row.map_or(f32::NAN, |scores| scores[index]);
+                totals
+            })
+            .collect()
+    }
+
+    /// The detector curves of held-out rows' totals (the per-row detector only if present).
+    pub fn detector_curves(held_out: &[DetectorTotals]) -> Vec<DetectorCurve> {
+        Detector::ALL
+            .into_iter()
+            .filter(|detector| held_out.iter().all(|t| !t[detector.slot()].is_nan()))
+            .map(|detector| {
+                let mut values: Vec<f32> = held_out.iter().map(|t| t[detector.slot()]).collect();
+                DetectorCurve {
+                    detector,
+                    curve: TailCurve::fit(&mut values, 1.0),
+                }
+            })
+            .collect()
+    }
+
+    /// The score of one row's totals under `combination`.
+    pub fn combine(&self, totals: &DetectorTotals, combination: &[Detector]) -> f32 {
+        let (mut best, mut sum) = (0.0f32, 0.0f32);
+        for entry in &self.detectors {
+            let surprise = entry.curve.surprise(totals[entry.detector.slot()]);
+            if combination.contains(&entry.detector) {
+                best = best.max(surprise);
+                sum += surprise;
+            }
+        }
+        best + 1e-3 * sum
+    }
+
+    /// Scores a batch, turning the squared errors into per-feature evidence in place (what the
+    /// reasons rank).
+    pub fn score(
+        &self,
+        standardised: &[f32],
+        squared_errors: &mut [f32],
+        per_row: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let columns = self.features.errors.len();
+        let mut evidence = vec![0.0; columns];
+        standardised
+            .chunks_exact(columns)
+            .zip(squared_errors.chunks_exact_mut(columns))
+            .enumerate()
+            .map(|(index, (values, errors))| {
+                let mut totals = self.features.row(values, errors, &mut evidence);
+                totals[Detector::PerRow.slot()] = per_row.map_or(f32::NAN, |scores| scores[index]);
+                errors.copy_from_slice(&evidence);
+                self.combine(&totals, &self.combination)
+            })
+            .collect()
+    }
+}
+
+/// Scores a batch as a model does: with its calibration, the calibrated score (and the errors
+/// become per-feature evidence, for the reasons); without, the mean squared error (models
+/// trained before calibration existed).
+pub fn score_errors(
+    calibration: Option<&Calibration>,
+    standardised: &[f32],
+    squared_errors: &mut [f32],
+    per_row: Option<&[f32]>,
+    columns: usize,
+) -> Vec<f32> {
+    match calibration {
+        Some(calibration) => calibration.score(standardised, squared_errors, per_row),
+        None => row_scores(squared_errors, columns),
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +546,104 @@ mod tests {
             "a set flag is far outside the ordinary range: {}",
             set[0]
         );
+    }
+
+    /// A deterministic stand-in for held-out values: `count` evenly spread quantiles of an
+    /// exponential distribution with mean `mean`.
+    fn exponential(count: usize, mean: f32) -> Vec<f32> {
+        (0..count)
+            .map(|i| -mean * (1.0 - (i as f32 + 0.5) / count as f32).ln())
+            .collect()
+    }
+
+    #[test]
+    fn surprise_is_the_tail_share_up_to_the_reference_and_keeps_growing_beyond() {
+        let mut values = exponential(100_000, 1.0);
+        let curve = TailCurve::fit(&mut values, 0.01);
+        // P(V ≥ ln 100) = 1 %: two decades.
+        assert!((curve.surprise(100f32.ln()) - 2.0).abs() < 0.05);
+        assert!((curve.surprise(10f32.ln()) - 1.0).abs() < 0.05);
+        let mut previous = 0.0;
+        for step in 0..200 {
+            let surprise = curve.surprise(step as f32 * 0.1);
+            assert!(surprise >= previous, "monotone at {step}");
+            previous = surprise;
+        }
+        // Beyond the reference: a decade per ln 10 further out, as the exponential tail has.
+        let far = curve.surprise(1000f32.ln() + 10f32.ln());
+        assert!((far - 4.0).abs() < 0.2, "{far}");
+        assert_eq!(curve.surprise(-1.0), 0.0);
+        assert_eq!(curve.surprise(f32::NAN), 0.0);
+    }
+
+    #[test]
+    fn a_loud_but_common_feature_is_discounted_and_a_quiet_one_keeps_its_magnitude() {
+        // Feature 0: 1.5 % of ordinary rows are loud (a busy counter's pace) at 100 units.
+        // Feature 1: always quiet.
+        let rows = 20_000;
+        let mut errors = vec![0.01f32; rows * 2];
+        for row in 0..rows * 15 / 1000 {
+            errors[row * 67 % rows * 2] = 100.0;
+        }
+        let loud = TailCurve::fit(
+            &mut errors.iter().step_by(2).copied().collect::<Vec<_>>(),
+            1.0,
+        );
+        let quiet = TailCurve::fit(
+            &mut errors
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>(),
+            1.0,
+        );
+        assert!(loud.surprise(100.0) < 2.5, "{}", loud.surprise(100.0));
+        assert!(quiet.surprise(25.0) > 20.0, "{}", quiet.surprise(25.0));
+    }
+
+    fn calibration_of(trained: &[f32], held_out_errors: &[f32], columns: usize) -> Calibration {
+        let features = FeatureCalibration::fit(trained, held_out_errors, columns);
+        let totals = Calibration::totals(&features, trained, held_out_errors, None);
+        Calibration {
+            detectors: Calibration::detector_curves(&totals),
+            features,
+            combination: Detector::DEFAULT.to_vec(),
+            chosen_by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn the_score_ranks_a_rare_value_above_ordinary_loudness_and_explains_it() {
+        let columns = 2;
+        let rows = 10_000;
+        // Column 0 varies widely; column 1 is almost always 0.
+        let mut trained = Vec::with_capacity(rows * columns);
+        for (i, value) in exponential(rows, 1.0).into_iter().enumerate() {
+            trained.push(value);
+            trained.push(if i % 500 == 0 { 1.0 } else { 0.0 });
+        }
+        let errors: Vec<f32> = trained.iter().map(|v| v * 0.1).collect();
+        let calibration = calibration_of(&trained, &errors, columns);
+        assert!(
+            calibration
+                .detectors
+                .iter()
+                .all(|c| c.detector != Detector::PerRow)
+        );
+        let candidates = [
+            [3.0f32, 0.0], // column 0 at its 5 % tail: ordinary
+            [0.5, 8.0],    // column 1 far beyond anything seen
+            [0.5, 0.0],    // as ordinary as it gets
+        ];
+        let values: Vec<f32> = candidates.concat();
+        let mut evidence: Vec<f32> = values.iter().map(|v| v * 0.1).collect();
+        let scores = calibration.score(&values, &mut evidence, None);
+        assert!(scores[1] > scores[0] && scores[0] > scores[2], "{scores:?}");
+        assert!(
+            evidence[3] > evidence[2],
+            "the rare feature explains the rare row"
+        );
+        assert_eq!(evidence[4..], [0.0, 0.0], "an ordinary row has no evidence");
     }
 }

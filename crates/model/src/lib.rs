@@ -20,7 +20,7 @@ use burn::prelude::*;
 use aegis_core::artifacts::{self, BatchScores, ModelConfig};
 use aegis_core::error::{Error, Result};
 use aegis_core::features::Features;
-use aegis_core::model::{AutoencoderShape, BackendKind, row_scores};
+use aegis_core::model::{AutoencoderShape, BackendKind, Normalizer, row_scores, score_errors};
 
 pub use burn::prelude::Device;
 
@@ -106,7 +106,26 @@ pub fn device(backend: BackendKind) -> Result<Device> {
 pub struct LoadedModel {
     pub config: ModelConfig,
     pub autoencoder: Autoencoder,
+    /// The per-row detector's network, when the model has one.
+    pub per_row: Option<Autoencoder>,
     pub device: Device,
+}
+
+/// Mean squared errors of a network on raw rows, normalised and clipped as in training.
+pub fn mean_squared_errors(
+    network: &Autoencoder,
+    normalizer: &Normalizer,
+    raw: &[f32],
+    columns: usize,
+    device: &Device,
+) -> Vec<f32> {
+    let mut data = raw.to_vec();
+    normalizer.apply(&mut data);
+    let input = normalizer.clip_to_support(&data);
+    row_scores(
+        &network.squared_errors(&input, &data, columns, device),
+        columns,
+    )
 }
 
 impl LoadedModel {
@@ -116,12 +135,32 @@ impl LoadedModel {
         let mut data: Vec<f32> = features.iter().flat_map(|f| f.values).collect();
         self.config.normalization.apply(&mut data);
         let input = self.config.normalization.clip_to_support(&data);
-        let squared_errors = self
+        let mut evidence = self
             .autoencoder
             .squared_errors(&input, &data, columns, &self.device);
+        let per_row =
+            self.per_row
+                .as_ref()
+                .zip(self.config.per_row.as_ref())
+                .map(|(network, model)| {
+                    let raw: Vec<f32> = features.iter().flat_map(|f| f.per_row).collect();
+                    mean_squared_errors(
+                        network,
+                        &model.normalization,
+                        &raw,
+                        model.shape.input,
+                        &self.device,
+                    )
+                });
         BatchScores {
-            scores: row_scores(&squared_errors, columns),
-            squared_errors,
+            scores: score_errors(
+                self.config.calibration.as_ref(),
+                &data,
+                &mut evidence,
+                per_row.as_deref(),
+                columns,
+            ),
+            evidence,
             columns,
         }
     }
@@ -132,32 +171,51 @@ impl LoadedModel {
 pub fn load(dir: &Path, backend: BackendKind) -> Result<LoadedModel> {
     let config = artifacts::check_usable(dir)?;
     let device = device(backend)?;
-    let weights = dir.join(&config.weights_file);
-    let autoencoder = Autoencoder::new(config.shape, &device)
-        .try_load_file(&weights)
-        .map_err(|error| Error::ModelCorrupt {
-            dir: dir.to_path_buf(),
-            detail: format!("{}: {error}", weights.display()),
-        })?;
+    let network = |shape: AutoencoderShape, file: &str| {
+        let weights = dir.join(file);
+        Autoencoder::new(shape, &device)
+            .try_load_file(&weights)
+            .map_err(|error| Error::ModelCorrupt {
+                dir: dir.to_path_buf(),
+                detail: format!("{}: {error}", weights.display()),
+            })
+    };
+    let autoencoder = network(config.shape, &config.weights_file)?;
+    let per_row = config
+        .per_row
+        .as_ref()
+        .map(|model| network(model.shape, &model.weights_file))
+        .transpose()?;
     Ok(LoadedModel {
         config,
         autoencoder,
+        per_row,
         device,
     })
 }
 
-/// Saves a trained model: its weights (immutable, named by the config), then
-/// [`artifacts::publish`] makes it current.
+/// Saves a trained model: its weights (immutable, named by the config; the per-row detector's
+/// too when the config names one), then [`artifacts::publish`] makes it current.
 pub fn save(
     dir: &Path,
     config: &ModelConfig,
     autoencoder: Autoencoder,
+    per_row: Option<Autoencoder>,
     metrics: &artifacts::Metrics,
 ) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let weights = dir.join(&config.weights_file);
-    let temp_weights = dir.join(format!(".{}.tmp", config.weights_file));
-    autoencoder.save_file(&temp_weights).map_err(|error| {
+    save_weights(dir, &config.weights_file, autoencoder)?;
+    if let (Some(model), Some(network)) = (&config.per_row, per_row) {
+        save_weights(dir, &model.weights_file, network)?;
+    }
+    artifacts::publish(dir, config, metrics)
+}
+
+/// Writes one network's weights to `dir/file` through a temporary file and a rename.
+fn save_weights(dir: &Path, file: &str, network: Autoencoder) -> Result<()> {
+    let weights = dir.join(file);
+    let temp_weights = dir.join(format!(".{file}.tmp"));
+    network.save_file(&temp_weights).map_err(|error| {
         Error::Invalid(format!(
             "saving weights to {}: {error}",
             temp_weights.display()
@@ -171,8 +229,7 @@ pub fn save(
         with_extension.push(".bpk");
         PathBuf::from(with_extension)
     };
-    fs::rename(&written, &weights).map_err(|e| Error::io(&weights, e))?;
-    artifacts::publish(dir, config, metrics)
+    fs::rename(&written, &weights).map_err(|e| Error::io(&weights, e))
 }
 
 #[cfg(test)]

@@ -243,7 +243,7 @@ fn score_batch(
                     };
                     let reasons_json = (status == Status::Anomaly).then(|| {
                         Reasons::from_errors(
-                            scores.row_errors(position),
+                            scores.row_evidence(position),
                             &features[position].context,
                         )
                         .to_json()

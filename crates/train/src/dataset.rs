@@ -8,11 +8,7 @@ use rusqlite::Connection;
 
 use aegis_core::features::{FEATURE_COUNT, FeatureState};
 use aegis_core::store::{STORED_COLUMNS, read_stored};
-use aegis_core::time::{EventTime, format_ist, ist_seconds_of_day, ist_weekday};
-
-/// Prototype-style per-row features (amount, log amount, hour, weekday, latitude, longitude):
-/// what the baseline network sees.
-pub const BASELINE_FEATURE_COUNT: usize = 6;
+use aegis_core::time::{EventTime, format_ist};
 
 /// One row of the window with everything train needs.
 #[derive(Debug, Clone)]
@@ -30,7 +26,8 @@ pub struct Example {
 pub struct Dataset {
     pub examples: Vec<Example>,
     pub features: Vec<f32>,
-    pub baseline_features: Vec<f32>,
+    /// The per-row detector's inputs ([`aegis_core::features::per_row_values`]), row-major.
+    pub per_row_features: Vec<f32>,
     /// Rows that could not be parsed (NULL amount, bad timestamp), skipped.
     pub malformed: usize,
 }
@@ -92,16 +89,9 @@ pub fn load(
         }
         let features = state.observe(&payment);
         dataset.features.extend_from_slice(&features.values);
-        let (latitude, longitude) = payment.location.unwrap_or((0.0, 0.0));
-        let rupees = payment.amount_paise as f32 / 100.0;
-        dataset.baseline_features.extend_from_slice(&[
-            rupees,
-            rupees.ln_1p(),
-            (ist_seconds_of_day(payment.time) / 3600) as f32,
-            ist_weekday(payment.time) as f32,
-            latitude as f32,
-            longitude as f32,
-        ]);
+        dataset
+            .per_row_features
+            .extend_from_slice(&features.per_row);
         dataset.examples.push(Example {
             transaction_id: stored.transaction_id,
             time: payment.time,

@@ -37,21 +37,27 @@ pub struct Fitted {
 }
 
 impl Fitted {
-    /// Anomaly scores of raw (unstandardised) rows.
-    pub fn scores(&self, raw: &[f32]) -> Vec<f32> {
+    /// Standardised values and per-feature squared errors of raw rows, row-major.
+    pub fn errors(&self, raw: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let columns = self.shape.input;
-        let mut scores = Vec::with_capacity(raw.len() / columns);
+        let mut standardised = raw.to_vec();
+        self.normalizer.apply(&mut standardised);
+        let mut errors = Vec::with_capacity(raw.len());
         // Chunks bound the memory a million rows take in the backend.
-        for chunk in raw.chunks(65_536 * columns) {
-            let mut data = chunk.to_vec();
-            self.normalizer.apply(&mut data);
-            let input = self.normalizer.clip_to_support(&data);
-            let errors = self
-                .autoencoder
-                .squared_errors(&input, &data, columns, &self.device);
-            scores.extend(row_scores(&errors, columns));
+        for chunk in standardised.chunks(65_536 * columns) {
+            let input = self.normalizer.clip_to_support(chunk);
+            errors.extend(
+                self.autoencoder
+                    .squared_errors(&input, chunk, columns, &self.device),
+            );
         }
-        scores
+        (standardised, errors)
+    }
+
+    /// Mean squared errors of raw rows: the network's plain anomaly score.
+    pub fn scores(&self, raw: &[f32]) -> Vec<f32> {
+        let (_, errors) = self.errors(raw);
+        row_scores(&errors, self.shape.input)
     }
 }
 

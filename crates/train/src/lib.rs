@@ -1,30 +1,36 @@
-//! `train`: fits the autoencoder on the shared behavioural features, calibrates the threshold
-//! for an alert budget, evaluates it honestly against a prototype-style baseline, and writes
-//! the artifacts the monitor loads.
+//! `train`: fits the autoencoder on the shared behavioural features and the per-row network,
+//! calibrates every detector against this deployment's own data and chooses how to combine
+//! them, calibrates the threshold for an alert budget, evaluates the score and each single
+//! detector honestly on the held-out period, and writes the artifacts the monitor loads.
 //!
 //! # Layout
 //! - [`dataset`]: replaying the window through the feature state; the time split.
 //! - [`fit`]: the burn training loop.
+//! - [`detectors`]: calibrating the detectors and choosing their combination.
 //! - [`evaluate`]: metrics and the per-type report.
 
 pub mod dataset;
+pub mod detectors;
 pub mod evaluate;
 pub mod fit;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aegis_core::artifacts::{ModelConfig, TrainingWindow};
+use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
 use aegis_core::db;
-use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, feature_set_id};
-use aegis_core::metrics::{EpochLoss, Metrics, Period, RowCounts, ScoreHistogram, Timings};
-use aegis_core::model::AutoencoderShape;
+use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
+use aegis_core::metrics::{
+    DetectorEvaluation, EpochLoss, Metrics, Period, RowCounts, ScoreHistogram, Timings,
+};
+use aegis_core::model::{AutoencoderShape, Detector};
 use aegis_core::time::{DAY, EventTime, format_ist};
 use anyhow::{Context, bail};
 
-use crate::dataset::{BASELINE_FEATURE_COUNT, Dataset, time_split};
+use crate::dataset::{Dataset, time_split};
+use crate::detectors::{Detectors, Rows};
 use crate::evaluate::{Evaluation, evaluate, quantile};
-use crate::fit::{FitConfig, Fitted, fit};
+use crate::fit::{FitConfig, fit};
 
 /// What to train.
 #[derive(Debug, Clone)]
@@ -35,7 +41,8 @@ pub struct TrainConfig {
     pub until: Option<(String, EventTime)>,
     pub alert_rate: f64,
     pub normal_only: bool,
-    pub baseline: bool,
+    /// Train the per-row detector (the prototype's idea) as one of the detectors.
+    pub per_row: bool,
     pub fit: FitConfig,
 }
 
@@ -102,40 +109,82 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     );
 
     let fit_main = Instant::now();
-    let fitted = fit(
-        &gather(
-            &dataset.features,
-            FEATURE_COUNT,
-            train_indices.iter().copied(),
-        ),
-        &gather(
-            &dataset.features,
-            FEATURE_COUNT,
-            calibration_indices.iter().copied(),
-        ),
+    let features_of = |indices: &mut dyn Iterator<Item = usize>| {
+        gather(&dataset.features, FEATURE_COUNT, indices)
+    };
+    let per_row_of = |indices: &mut dyn Iterator<Item = usize>| {
+        gather(&dataset.per_row_features, PER_ROW_COUNT, indices)
+    };
+    let train_rows = (
+        features_of(&mut train_indices.iter().copied()),
+        per_row_of(&mut train_indices.iter().copied()),
+    );
+    let validation_rows = (
+        features_of(&mut calibration_indices.iter().copied()),
+        per_row_of(&mut calibration_indices.iter().copied()),
+    );
+    let main = fit(
+        &train_rows.0,
+        &validation_rows.0,
         AutoencoderShape::default(),
         &config.fit,
     )?;
+    let per_row = config
+        .per_row
+        .then(|| {
+            fit(
+                &train_rows.1,
+                &validation_rows.1,
+                AutoencoderShape {
+                    input: PER_ROW_COUNT,
+                    ..AutoencoderShape::default()
+                },
+                &FitConfig {
+                    progress: false,
+                    ..config.fit.clone()
+                },
+            )
+        })
+        .transpose()?;
+    drop(validation_rows);
     let fit_seconds = fit_main.elapsed().as_secs_f64();
 
-    // Threshold: the alert budget's quantile of held-out calibration scores (all of them,
-    // as the monitor will see them — no labels involved).
-    let calibration_scores = fitted.scores(&gather(
-        &dataset.features,
-        FEATURE_COUNT,
-        split.calibration.clone(),
-    ));
+    // Calibration and the choice of detectors: on every row of the held-out period, as the
+    // monitor will see them, with whatever labels they carry.
+    let held_out = (
+        features_of(&mut split.calibration.clone()),
+        per_row_of(&mut split.calibration.clone()),
+    );
+    let held_out_labels: Vec<bool> = split
+        .calibration
+        .clone()
+        .map(|i| {
+            let example = &dataset.examples[i];
+            example.is_anomaly == Some(true) || example.confirmed_fraud
+        })
+        .collect();
+    let detectors = Detectors::calibrate(
+        main,
+        per_row,
+        Rows::of(&train_rows),
+        Rows::of(&held_out),
+        &held_out_labels,
+    );
+    drop(train_rows);
+    let calibration_scores = detectors.scores(Rows::of(&held_out));
+    // Threshold: the alert budget's quantile of held-out scores (all of them, as the monitor
+    // will see them — no labels involved).
     let threshold = quantile(&calibration_scores, 1.0 - config.alert_rate);
     let score_quantiles: Vec<(f64, f32)> = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .into_iter()
         .map(|q| (q, quantile(&calibration_scores, q)))
         .collect();
 
-    let test_scores = fitted.scores(&gather(
-        &dataset.features,
-        FEATURE_COUNT,
-        split.test.clone(),
-    ));
+    let test = (
+        features_of(&mut split.test.clone()),
+        per_row_of(&mut split.test.clone()),
+    );
+    let test_scores = detectors.scores(Rows::of(&test));
     let evaluation = labeled
         .then(|| {
             evaluate_split(
@@ -147,17 +196,36 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             )
         })
         .transpose()?;
-    let baseline = if labeled && config.baseline {
-        Some(train_baseline(
-            &dataset,
-            &split,
-            &train_indices,
-            &calibration_indices,
-            config,
-        )?)
-    } else {
-        None
-    };
+    // Each single detector on the same rows, with its own threshold for the same budget; and
+    // the autoencoder's plain score, which was the model's score before calibration.
+    let mut single = Vec::new();
+    if labeled {
+        let judge = |held_out_scores: Vec<f32>, test_scores: Vec<f32>| {
+            evaluate_split(
+                &dataset,
+                split.test.clone(),
+                &test_scores,
+                quantile(&held_out_scores, 1.0 - config.alert_rate),
+                config.alert_rate,
+            )
+        };
+        for curve in &detectors.calibration.detectors {
+            let alone = [curve.detector];
+            single.push(DetectorEvaluation {
+                name: curve.detector.name().to_string(),
+                evaluation: judge(
+                    detectors.scores_with(Rows::of(&held_out), &alone),
+                    detectors.scores_with(Rows::of(&test), &alone),
+                )?,
+            });
+        }
+    }
+    let baseline = single
+        .iter()
+        .find(|d| d.name == Detector::PerRow.name())
+        .map(|d| d.evaluation.clone());
+    drop(held_out);
+    drop(test);
 
     let created = chrono::Utc::now();
     let model_version = format!(
@@ -172,8 +240,8 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         created_at: created.to_rfc3339(),
         feature_set: feature_set_id(),
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        shape: fitted.shape,
-        normalization: fitted.normalizer.clone(),
+        shape: detectors.main.shape,
+        normalization: detectors.main.normalizer.clone(),
         threshold,
         alert_rate: config.alert_rate,
         training_window: TrainingWindow {
@@ -183,12 +251,18 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             last_event,
         },
         rows: train_indices.len() as u64,
-        epochs: fitted.epochs,
+        epochs: detectors.main.epochs,
         seed: config.fit.seed,
         backend: config.fit.backend.name().to_string(),
         normal_only: config.normal_only,
         weights_file: format!("model-{model_version}.bpk"),
         score_quantiles: score_quantiles.clone(),
+        calibration: Some(detectors.calibration.clone()),
+        per_row: detectors.per_row.as_ref().map(|network| PerRowModel {
+            shape: network.shape,
+            normalization: network.normalizer.clone(),
+            weights_file: format!("per-row-{model_version}.bpk"),
+        }),
     };
     let metrics = Metrics {
         model_version,
@@ -208,7 +282,8 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         alert_rate: config.alert_rate,
         score_quantiles,
         score_histogram: histogram(&test_scores, threshold),
-        history: fitted
+        history: detectors
+            .main
             .history
             .iter()
             .map(|&(epoch, train_loss, validation_loss)| EpochLoss {
@@ -219,6 +294,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             .collect(),
         evaluation: evaluation.clone(),
         baseline: baseline.clone(),
+        detectors: single,
         timings_s: Timings {
             features: feature_seconds,
             fit: fit_seconds,
@@ -229,7 +305,8 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     aegis_model::save(
         &config.modeling,
         &model_config,
-        fitted.autoencoder,
+        detectors.main.autoencoder,
+        detectors.per_row.map(|network| network.autoencoder),
         &metrics,
     )
     .with_context(|| format!("writing the model to {}", config.modeling.display()))?;
@@ -271,55 +348,6 @@ fn evaluate_split(
     evaluate(scores, &labels, &types, threshold, k)
 }
 
-/// The prototype's detector for comparison: the same network on per-row features only.
-fn train_baseline(
-    dataset: &Dataset,
-    split: &dataset::Split,
-    train_indices: &[usize],
-    calibration_indices: &[usize],
-    config: &TrainConfig,
-) -> anyhow::Result<Evaluation> {
-    let shape = AutoencoderShape {
-        input: BASELINE_FEATURE_COUNT,
-        ..AutoencoderShape::default()
-    };
-    let fitted: Fitted = fit(
-        &gather(
-            &dataset.baseline_features,
-            BASELINE_FEATURE_COUNT,
-            train_indices.iter().copied(),
-        ),
-        &gather(
-            &dataset.baseline_features,
-            BASELINE_FEATURE_COUNT,
-            calibration_indices.iter().copied(),
-        ),
-        shape,
-        &FitConfig {
-            progress: false,
-            ..config.fit.clone()
-        },
-    )?;
-    let calibration = fitted.scores(&gather(
-        &dataset.baseline_features,
-        BASELINE_FEATURE_COUNT,
-        split.calibration.clone(),
-    ));
-    let threshold = quantile(&calibration, 1.0 - config.alert_rate);
-    let scores = fitted.scores(&gather(
-        &dataset.baseline_features,
-        BASELINE_FEATURE_COUNT,
-        split.test.clone(),
-    ));
-    evaluate_split(
-        dataset,
-        split.test.clone(),
-        &scores,
-        threshold,
-        config.alert_rate,
-    )
-}
-
 /// 40 log-spaced bins of scores, for the dashboard's histogram.
 fn histogram(scores: &[f32], threshold: f32) -> Option<ScoreHistogram> {
     let positive: Vec<f64> = scores.iter().map(|&s| f64::from(s.max(1e-6))).collect();
@@ -353,7 +381,7 @@ fn histogram(scores: &[f32], threshold: f32) -> Option<ScoreHistogram> {
     })
 }
 
-/// Prints the evaluation table, with the baseline beside it.
+/// Prints the evaluation table: the final score, with each single detector beside it.
 pub fn print_report(outcome: &TrainOutcome) {
     let config = &outcome.config;
     println!(
@@ -369,62 +397,55 @@ pub fn print_report(outcome: &TrainOutcome) {
         println!("no ground-truth labels in the window: evaluation skipped");
         return;
     };
-    let baseline = outcome.baseline.as_ref();
-    let column = |value: Option<f64>| value.map_or("-".to_string(), |v| format!("{v:.3}"));
+    let mut columns: Vec<(&str, &Evaluation)> = vec![("aegis", evaluation)];
+    columns.extend(
+        outcome
+            .metrics
+            .detectors
+            .iter()
+            .map(|d| (d.name.as_str(), &d.evaluation)),
+    );
     println!(
         "\nheld-out test period: {} rows, {} labeled frauds",
         evaluation.rows, evaluation.positives
     );
-    println!(
-        "{:<24} {:>10} {:>18}",
-        "metric", "aegis", "per-row baseline"
-    );
-    for (name, ours, theirs) in [
-        ("ROC-AUC", evaluation.roc_auc, baseline.map(|b| b.roc_auc)),
-        (
-            "average precision",
-            evaluation.average_precision,
-            baseline.map(|b| b.average_precision),
-        ),
-        (
-            "precision @ threshold",
-            evaluation.precision,
-            baseline.map(|b| b.precision),
-        ),
-        (
-            "recall @ threshold",
-            evaluation.recall,
-            baseline.map(|b| b.recall),
-        ),
-        ("F1 @ threshold", evaluation.f1, baseline.map(|b| b.f1)),
-        (
-            "precision @ k",
-            evaluation.precision_at_k,
-            baseline.map(|b| b.precision_at_k),
-        ),
-    ] {
-        println!(
-            "{name:<24} {:>10} {:>18}",
-            column(Some(ours)),
-            column(theirs)
-        );
+    let header = |first: &str, second: &str| {
+        let mut line = format!("{first:<24} {second:>8}");
+        for (name, _) in &columns {
+            line.push_str(&format!(" {name:>18}"));
+        }
+        line
+    };
+    let cells = |value: &dyn Fn(&Evaluation) -> Option<f64>| {
+        let mut line = String::new();
+        for (_, evaluation) in &columns {
+            let text = value(evaluation).map_or("-".to_string(), |v| format!("{v:.3}"));
+            line.push_str(&format!(" {text:>18}"));
+        }
+        line
+    };
+    println!("{}", header("metric", ""));
+    let metrics: [(&str, fn(&Evaluation) -> f64); 6] = [
+        ("ROC-AUC", |e| e.roc_auc),
+        ("average precision", |e| e.average_precision),
+        ("precision @ threshold", |e| e.precision),
+        ("recall @ threshold", |e| e.recall),
+        ("F1 @ threshold", |e| e.f1),
+        ("precision @ k", |e| e.precision_at_k),
+    ];
+    for (name, field) in metrics {
+        println!("{name:<24} {:>8}{}", "", cells(&|e| Some(field(e))));
     }
     println!("(k = {} alerts a day)", evaluation.k);
-    println!(
-        "\n{:<24} {:>8} {:>10} {:>18}",
-        "recall by fraud type", "rows", "aegis", "per-row baseline"
-    );
+    println!("\n{}", header("recall by fraud type", "rows"));
     for row in &evaluation.per_type {
-        let theirs = baseline
-            .and_then(|b| b.per_type.iter().find(|t| t.fraud_type == row.fraud_type))
-            .map(|t| t.recall);
-        println!(
-            "{:<24} {:>8} {:>10} {:>18}",
-            row.fraud_type,
-            row.rows,
-            column(Some(row.recall)),
-            column(theirs)
-        );
+        let recall = |e: &Evaluation| {
+            e.per_type
+                .iter()
+                .find(|t| t.fraud_type == row.fraud_type)
+                .map(|t| t.recall)
+        };
+        println!("{:<24} {:>8}{}", row.fraud_type, row.rows, cells(&recall));
     }
     let c = evaluation.confusion;
     println!(

@@ -27,9 +27,11 @@ struct Args {
     /// Train on rows labeled normal only (the prototype's behaviour).
     #[arg(long)]
     normal_only: bool,
-    /// Skip training the per-row baseline used for comparison.
-    #[arg(long)]
-    no_baseline: bool,
+    /// Leave out the per-row detector (a small network on the payment alone: amount, hour,
+    /// weekday, place), which is otherwise one of the detectors the score can combine and the
+    /// baseline every report compares against.
+    #[arg(long, alias = "no-baseline")]
+    no_per_row: bool,
     /// Maximum epochs (early stopping usually ends sooner).
     #[arg(long, default_value_t = 30)]
     epochs: u32,
@@ -63,7 +65,7 @@ fn main() -> ExitCode {
         until: args.until,
         alert_rate: args.alert_rate,
         normal_only: args.normal_only,
-        baseline: !args.no_baseline,
+        per_row: !args.no_per_row,
         fit: train::fit::FitConfig {
             max_epochs: args.epochs,
             batch_size: args.batch_size,

@@ -5,13 +5,16 @@
 //! # Layout
 //! - [`catalogue`]: [`Feature`], [`Category`], [`FeatureContext`], the feature set's names.
 //! - [`state`]: [`FeatureState`], which turns a stream of payments into [`Features`].
+//! - [`per_row`]: the per-row detector's inputs (the payment alone, no history).
 
 pub mod catalogue;
+pub mod per_row;
 pub mod state;
 
 use sha2::{Digest, Sha256};
 
 pub use catalogue::{Category, FEATURE_COUNT, FEATURE_NAMES, Feature, FeatureContext};
+pub use per_row::{PER_ROW_COUNT, PER_ROW_NAMES, per_row_values};
 pub use state::{Checkpoint, CheckpointError, FeatureState, Features};
 
 /// Bumped when a feature keeps its name but changes its definition.

@@ -24,6 +24,7 @@ use crate::domain::Payment;
 use crate::features::catalogue::{
     FEATURE_COUNT, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,
 };
+use crate::features::per_row::{PER_ROW_COUNT, per_row_values};
 use crate::geo::haversine_km;
 use crate::time::{DAY, EventTime, HOUR, ist_seconds_of_day, ist_weekday};
 
@@ -35,6 +36,8 @@ const BUSINESS_SLOTS_PER_DAY: f64 = 54.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     pub values: [f32; FEATURE_COUNT],
+    /// What the payment alone says, for the per-row detector.
+    pub per_row: [f32; PER_ROW_COUNT],
     pub context: FeatureContext,
 }
 
@@ -771,7 +774,11 @@ impl FeatureState {
         self.scratch = distinct;
 
         let values = Feature::values(&context);
-        Features { values, context }
+        Features {
+            values,
+            per_row: per_row_values(payment),
+            context,
+        }
     }
 
     fn update(&mut self, payment: &Payment, ids: Ids) {

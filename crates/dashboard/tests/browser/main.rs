@@ -50,7 +50,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
         until: None,
         alert_rate: 0.02,
         normal_only: false,
-        baseline: true,
+        per_row: true,
         fit: train::fit::FitConfig {
             max_epochs: 3,
             batch_size: 256,

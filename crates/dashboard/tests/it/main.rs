@@ -962,6 +962,8 @@ fn write_model(app: &TestApp) {
         normal_only: false,
         weights_file: "model-m-test.bpk".into(),
         score_quantiles: Vec::new(),
+        calibration: None,
+        per_row: None,
     };
     std::fs::write(
         dir.join("model_config.json"),
@@ -1018,6 +1020,7 @@ fn write_model(app: &TestApp) {
         history: Vec::new(),
         evaluation: Some(evaluation(0.93124)),
         baseline: Some(evaluation(0.71)),
+        detectors: vec![],
         timings_s: Timings {
             features: 0.0,
             fit: 0.0,

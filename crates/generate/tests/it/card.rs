@@ -39,7 +39,10 @@ fn card_payments_follow_the_handbook_and_label_its_three_scenarios() {
         }
     }
     for kind in [EXTREME_AMOUNT, COMPROMISED_TERMINAL, COMPROMISED_CUSTOMER] {
-        assert!(per_type.get(kind).copied().unwrap_or(0) > 20, "{kind}: {per_type:?}");
+        assert!(
+            per_type.get(kind).copied().unwrap_or(0) > 20,
+            "{kind}: {per_type:?}"
+        );
     }
     let frauds: usize = per_type.values().sum();
     let share = frauds as f64 / transactions.len() as f64;

@@ -35,7 +35,7 @@ pub fn train_model(db: &Path, modeling: &Path, seed: u64) -> String {
         until: None,
         alert_rate: 0.02,
         normal_only: false,
-        baseline: false,
+        per_row: false,
         fit: train::fit::FitConfig {
             max_epochs: 2,
             batch_size: 256,

@@ -22,7 +22,7 @@ pub fn train_config(db: &Path, modeling: &Path, seed: u64) -> TrainConfig {
         until: None,
         alert_rate: 0.02,
         normal_only: false,
-        baseline: false,
+        per_row: false,
         fit: FitConfig {
             max_epochs: 3,
             batch_size: 256,

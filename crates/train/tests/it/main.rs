@@ -5,9 +5,10 @@ mod helpers;
 
 use aegis_core::artifacts::{self, CONFIG_FILE};
 use aegis_core::features::FeatureState;
-use aegis_core::model::BackendKind;
+use aegis_core::model::{BackendKind, Detector};
 use aegis_core::store::load_in_event_order;
 use generate::import::ImportMode;
+use train::TrainConfig;
 
 use crate::helpers::{labeled_db, train_config};
 
@@ -35,9 +36,21 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
     let dir = tempfile::tempdir().unwrap();
     let db = labeled_db(dir.path(), 15_000);
     let modeling = dir.path().join("modeling");
-    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let outcome = train::run(&TrainConfig {
+        per_row: true,
+        ..train_config(&db, &modeling, 3)
+    })
+    .unwrap();
     let evaluation = outcome.evaluation.expect("generated data carries labels");
     assert!(evaluation.rows > 0 && evaluation.positives > 0);
+    let calibration = outcome.config.calibration.as_ref().expect("calibrated");
+    assert!(
+        calibration.chosen_by.contains("labeled frauds"),
+        "{}",
+        calibration.chosen_by
+    );
+    assert_eq!(calibration.detectors.len(), Detector::ALL.len());
+    assert!(outcome.config.per_row.is_some());
 
     // Score the held-out fifth with the model loaded from disk: the same threshold must flag
     // exactly the rows the evaluation counted.
@@ -150,6 +163,9 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     let outcome = train::run(&train_config(&db, &modeling, 5)).unwrap();
     assert!(outcome.evaluation.is_none(), "no labels, no evaluation");
     assert!(outcome.config.threshold.is_finite());
+    let calibration = outcome.config.calibration.as_ref().expect("calibrated");
+    assert_eq!(calibration.combination, Detector::DEFAULT);
+    assert!(calibration.chosen_by.starts_with("default"));
     aegis_model::load(&modeling, BackendKind::Flex).unwrap();
 
     let mut normal_only = train_config(&db, &modeling, 5);
@@ -158,5 +174,50 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     assert!(
         message.contains("--normal-only needs ground-truth labels"),
         "{message}"
+    );
+}
+
+/// On card payments (the Fraud Detection Handbook's world), where frauds are given away by the
+/// payment alone, the labels of the held-out rows choose a combination with the per-row
+/// detector, and the score is no worse than that detector alone: the case where our behavioural
+/// autoencoder, left alone, fills the alert budget with ordinary busy terminals.
+#[test]
+fn on_card_payments_the_labels_choose_a_combination_no_worse_than_the_per_row_detector() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("card.db");
+    let mut config = generate::RunConfig::synthetic(&db, 60_000, 4, 30, 0.01);
+    config.generate.profile = generate::Profile::Card;
+    generate::run(config).unwrap();
+    let outcome = train::run(&TrainConfig {
+        per_row: true,
+        ..train_config(&db, &dir.path().join("modeling"), 2)
+    })
+    .unwrap();
+    let calibration = outcome.config.calibration.as_ref().unwrap();
+    assert!(
+        calibration.combination.contains(&Detector::PerRow),
+        "{:?}",
+        calibration.combination
+    );
+    let ours = outcome.evaluation.as_ref().unwrap();
+    let baseline = outcome
+        .baseline
+        .as_ref()
+        .expect("the per-row detector alone");
+    assert!(
+        ours.average_precision >= baseline.average_precision - 0.02,
+        "AP {} against the per-row detector's {}",
+        ours.average_precision,
+        baseline.average_precision
+    );
+    let extreme = ours
+        .per_type
+        .iter()
+        .find(|t| t.fraud_type == generate::card::EXTREME_AMOUNT)
+        .expect("extreme amounts in the test period");
+    assert!(
+        extreme.recall >= 0.9,
+        "extreme amounts caught: {}",
+        extreme.recall
     );
 }
