@@ -107,7 +107,7 @@ mod tests {
         // amount_vs_scheme and amount_log say the same sentence; the second is skipped.
         errors[Feature::AmountVsSchemeLog.index()] = 6.0;
         errors[Feature::AmountLog.index()] = 3.0;
-        errors[Feature::HoursOutsideBusinessHours.index()] = 1.0;
+        errors[Feature::HourRarityAtCounter.index()] = 1.0;
         let reasons = Reasons::from_errors(&errors, &context);
         assert_eq!(reasons.category, Category::Amount);
         assert_eq!(reasons.reasons.len(), 2);

@@ -16,7 +16,7 @@ use crate::time::{DAY, HOUR, MINUTE};
 pub enum Feature {
     AmountVsSchemeLog,
     AmountLog,
-    HoursOutsideBusinessHours,
+    HourRarityAtCounter,
     WeekdaySin,
     WeekdayCos,
     HundredsOfKmFromUsualPlace,
@@ -57,9 +57,6 @@ pub(crate) const HISTORY_WINDOW: i64 = 30 * DAY;
 pub(crate) const DUPLICATE_WINDOW: i64 = 6 * DAY;
 /// Hours-since-previous is capped here (and a first payment counts as this long ago).
 pub(crate) const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
-/// Business hours (IST), for the time-of-day feature.
-const BUSINESS_OPENS: f64 = 9.0;
-const BUSINESS_CLOSES: f64 = 18.0;
 
 /// What kind of evidence a feature is, for the dashboard's colours and filters. `Error` is no
 /// feature's: it marks a row that could not be scored.
@@ -127,6 +124,12 @@ pub struct FeatureContext {
     pub scheme_typical_paise: Option<i64>,
     pub seconds_of_day: i64,
     pub weekday: u32,
+    /// Share of this counter's earlier payments made in this hour of the day (smoothed towards
+    /// all counters' share, so a counter with little history is judged by everybody's hours);
+    /// without a counter, the share of all payments.
+    pub hour_share: f64,
+    /// Whether `hour_share` is a counter's (else all payments').
+    pub hour_share_at_counter: bool,
     pub km_from_usual_place: Option<f64>,
     /// Payments of the same scheme to this beneficiary in the last hour (a burst).
     pub same_scheme_1h: u32,
@@ -171,7 +174,7 @@ impl Feature {
     pub const ALL: [Feature; 20] = [
         Feature::AmountVsSchemeLog,
         Feature::AmountLog,
-        Feature::HoursOutsideBusinessHours,
+        Feature::HourRarityAtCounter,
         Feature::WeekdaySin,
         Feature::WeekdayCos,
         Feature::HundredsOfKmFromUsualPlace,
@@ -206,7 +209,7 @@ impl Feature {
         match self {
             Feature::AmountVsSchemeLog => "amount_vs_scheme_log",
             Feature::AmountLog => "amount_log",
-            Feature::HoursOutsideBusinessHours => "hours_outside_business_hours",
+            Feature::HourRarityAtCounter => "hour_rarity_at_counter",
             Feature::WeekdaySin => "weekday_sin",
             Feature::WeekdayCos => "weekday_cos",
             Feature::HundredsOfKmFromUsualPlace => "hundreds_of_km_from_usual_place",
@@ -232,7 +235,7 @@ impl Feature {
             Feature::AmountVsSchemeLog | Feature::AmountLog | Feature::AmountVsOwnHistoryLog => {
                 Category::Amount
             }
-            Feature::HoursOutsideBusinessHours | Feature::WeekdaySin | Feature::WeekdayCos => {
+            Feature::HourRarityAtCounter | Feature::WeekdaySin | Feature::WeekdayCos => {
                 Category::Timing
             }
             Feature::HundredsOfKmFromUsualPlace => Category::Location,
@@ -267,7 +270,7 @@ impl Feature {
             Feature::AgentFirstVisits15min => Some(15 * MINUTE),
             Feature::AmountVsSchemeLog
             | Feature::AmountLog
-            | Feature::HoursOutsideBusinessHours
+            | Feature::HourRarityAtCounter
             | Feature::WeekdaySin
             | Feature::WeekdayCos
             | Feature::HundredsOfKmFromUsualPlace
@@ -287,9 +290,13 @@ impl Feature {
                 .map_or(0.0, |typical| (amount / typical as f64).ln())
                 as f32,
             Feature::AmountLog => (amount / 100.0).ln_1p() as f32,
-            Feature::HoursOutsideBusinessHours => {
-                let hour = context.seconds_of_day as f64 / HOUR as f64;
-                (BUSINESS_OPENS - hour).max(hour - BUSINESS_CLOSES).max(0.0) as f32
+            // How many times rarer than an even spread over the day this hour is where the
+            // payment was made: below 1 for a busy hour, 100 for a counter's 1-in-2,400 hour.
+            // Linear, not log: an hour a counter never works in should stand as far out as a
+            // payment that never happens. Learned from the data, so a bank's night batches are
+            // ordinary for the bank and a counter's 2 a.m. payment is not.
+            Feature::HourRarityAtCounter => {
+                (1.0 / (context.hour_share * 24.0).max(1e-3)).min(1000.0) as f32
             }
             Feature::WeekdaySin => weekday_angle(context.weekday).sin() as f32,
             Feature::WeekdayCos => weekday_angle(context.weekday).cos() as f32,
@@ -362,7 +369,7 @@ impl Feature {
                 ),
                 None => format!("first {} payment to this beneficiary", context.scheme),
             },
-            Feature::HoursOutsideBusinessHours | Feature::WeekdaySin | Feature::WeekdayCos => {
+            Feature::HourRarityAtCounter | Feature::WeekdaySin | Feature::WeekdayCos => {
                 const DAYS: [&str; 7] = [
                     "Monday",
                     "Tuesday",
@@ -372,11 +379,17 @@ impl Feature {
                     "Saturday",
                     "Sunday",
                 ];
+                let share = percent(context.hour_share);
+                let usual = if context.hour_share_at_counter {
+                    format!("this counter makes {share} of its payments")
+                } else {
+                    format!("{share} of all payments are made")
+                };
                 format!(
-                    "paid at {:02}:{:02} on a {}, outside usual business hours",
+                    "paid at {:02}:{:02} on a {}, an hour in which {usual}",
                     context.seconds_of_day / 3600,
                     (context.seconds_of_day / 60) % 60,
-                    DAYS[context.weekday as usize % 7]
+                    DAYS[context.weekday as usize % 7],
                 )
             }
             Feature::HundredsOfKmFromUsualPlace => match context.km_from_usual_place {
@@ -439,6 +452,18 @@ impl Feature {
                 "paid through an agent this beneficiary never used before".to_string()
             }
         }
+    }
+}
+
+/// A share as people read it: "0.04 %", "3 %".
+fn percent(share: f64) -> String {
+    let percent = share * 100.0;
+    if percent >= 1.0 {
+        format!("{percent:.0} %")
+    } else if percent >= 0.1 {
+        format!("{percent:.1} %")
+    } else {
+        format!("{percent:.2} %")
     }
 }
 

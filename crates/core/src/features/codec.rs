@@ -1,13 +1,15 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK3`, the feature-set id, the mark the state corresponds to, the
+//! Layout: the magic `AEGISCK4`, the feature-set id, the mark the state corresponds to, the
 //! anchor (what identifies the row at the mark in its database: a checkpoint must never be
 //! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
 //! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
 //! it. The per-beneficiary and per-account records come in blocks of one in-memory chunk, each
 //! preceded by its length, so a restore decodes them on every core and keeps each block as a
-//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. Decoding
+//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. `AEGISCK3`
+//! files, written before the hour-of-day counts, hold an older feature set and are not read: the
+//! monitor replays from the database instead. Decoding
 //! checks the magic, the feature set, every length against the bytes left, and the checksum:
 //! a torn, foreign or corrupt file is refused with the reason, never half-used.
 
@@ -20,7 +22,7 @@ use super::{
 };
 use smallvec::SmallVec;
 
-const MAGIC: &[u8; 8] = b"AEGISCK3";
+const MAGIC: &[u8; 8] = b"AEGISCK4";
 /// The layout before the per-beneficiary and per-account records came in blocks: still read
 /// (one thread decodes its records), never written.
 const MAGIC_UNBLOCKED: &[u8; 8] = b"AEGISCK2";
@@ -415,6 +417,12 @@ impl FeatureState {
         w.i64(mark);
         w.str(anchor);
         w.u64(self.observed);
+        for &count in &self.hours {
+            w.u64(count);
+        }
+        for &count in &self.counters_at_hour {
+            w.u32(count);
+        }
         w.interner(&self.beneficiary_ids);
         w.interner(&self.account_ids);
         w.interner(&self.agent_ids);
@@ -437,6 +445,9 @@ impl FeatureState {
                 w.u8(u8::from(first));
             }
             w.u64(a.total);
+            for &count in &a.hours {
+                w.u32(count);
+            }
             w.opt_i64(a.first_time);
             w.i64(a.last_time);
             w.place(&a.place, AGENT_PLACES);
@@ -481,6 +492,14 @@ impl FeatureState {
         let mark = r.i64()?;
         let anchor = r.str()?;
         let observed = r.u64()?;
+        let mut hours = [0u64; 24];
+        for count in &mut hours {
+            *count = r.u64()?;
+        }
+        let mut counters_at_hour = [0u32; 24];
+        for count in &mut counters_at_hour {
+            *count = r.u32()?;
+        }
         let sections = [
             r.interner_section()?,
             r.interner_section()?,
@@ -527,6 +546,8 @@ impl FeatureState {
                 agents,
                 schemes,
                 observed,
+                hours,
+                counters_at_hour,
                 scratch: Vec::new(),
             },
         })
@@ -534,13 +555,20 @@ impl FeatureState {
 
     /// The agent and scheme states, after the beneficiaries' and accounts'.
     fn decode_agents_and_schemes(r: &mut Reader<'_>) -> Read<(Vec<AgentState>, Vec<SchemeState>)> {
-        let agents = (0..r.len(30)?)
+        let agents = (0..r.len(30 + 24 * 4)?)
             .map(|_| {
                 Ok(AgentState {
                     recent: (0..r.len(13)?)
                         .map(|_| Ok((r.i64()?, r.u32()?, r.bool()?)))
                         .collect::<Read<VecDeque<_>>>()?,
                     total: r.u64()?,
+                    hours: {
+                        let mut hours = [0u32; 24];
+                        for count in &mut hours {
+                            *count = r.u32()?;
+                        }
+                        hours
+                    },
                     first_time: r.opt_i64()?,
                     last_time: r.i64()?,
                     place: r.place(AGENT_PLACES)?,

@@ -251,6 +251,8 @@ struct AccountPayment {
 struct AgentState {
     /// (time, beneficiary, first visit of that beneficiary) of payments within the last hour.
     recent: VecDeque<(EventTime, u32, bool)>,
+    /// Payments per IST hour of the day, ever: when this counter works.
+    hours: [u32; 24],
     total: u64,
     first_time: Option<EventTime>,
     last_time: EventTime,
@@ -432,6 +434,12 @@ pub struct FeatureState {
     agents: Vec<AgentState>,
     schemes: Vec<SchemeState>,
     observed: u64,
+    /// Payments per IST hour of the day, ever, over everything observed.
+    hours: [u64; 24],
+    /// Per IST hour of the day, how many counters have ever paid in it: when counters work,
+    /// each counting once however busy (a few bank channels crediting millions at night do not
+    /// make the night ordinary for counters).
+    counters_at_hour: [u32; 24],
     /// Reused for the distinct-beneficiary counts, so computing a payment allocates nothing.
     scratch: Vec<u32>,
 }
@@ -591,6 +599,18 @@ impl<T: Copy> Few<T> {
     }
 }
 
+/// How many payments' worth of a typical counter's hours (the share of counters that ever paid
+/// in each hour) a counter's own hours are smoothed with: a new counter is judged by when
+/// counters work, one with hundreds of payments mostly by its own hours. Counters, not
+/// payments: where a third of all payments are a few banks' night credits, everybody's hours
+/// would make the night ordinary for every counter.
+const COUNTER_HOUR_PRIOR: f64 = 24.0;
+
+/// The IST hour of the day of `time`, 0–23.
+fn hour_of(time: EventTime) -> usize {
+    (ist_seconds_of_day(time) / HOUR) as usize % 24
+}
+
 /// Places remembered per beneficiary and per agent for their usual place.
 const BENEFICIARY_PLACES: usize = 5;
 const AGENT_PLACES: usize = 15;
@@ -673,6 +693,19 @@ impl FeatureState {
         };
 
         context.scheme_typical_paise = self.schemes[ids.scheme as usize].median_paise();
+        let hour = hour_of(time);
+        let everybody = (self.hours[hour] as f64 + 1.0) / (self.observed as f64 + 24.0);
+        context.hour_share = everybody;
+        if let Some(agent) = ids.agent {
+            let state = &self.agents[agent as usize];
+            let counters = self.counters_at_hour.iter().map(|&n| f64::from(n) + 1.0);
+            let typical_counter =
+                (f64::from(self.counters_at_hour[hour]) + 1.0) / counters.sum::<f64>();
+            context.hour_share = (f64::from(state.hours[hour])
+                + COUNTER_HOUR_PRIOR * typical_counter)
+                / (state.total as f64 + COUNTER_HOUR_PRIOR);
+            context.hour_share_at_counter = true;
+        }
 
         let beneficiary = &self.beneficiaries[ids.beneficiary as usize];
         for recent in &beneficiary.recent {
@@ -784,6 +817,7 @@ impl FeatureState {
     fn update(&mut self, payment: &Payment, ids: Ids) {
         let time = payment.time;
         self.observed += 1;
+        self.hours[hour_of(time)] += 1;
         self.schemes[ids.scheme as usize].add(payment.amount_paise);
 
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
@@ -815,6 +849,11 @@ impl FeatureState {
             let old = expired(&state.recent, time, HOUR, |entry| entry.0);
             state.recent.drain(..old);
             state.total += 1;
+            let hour = hour_of(time);
+            if state.hours[hour] == 0 {
+                self.counters_at_hour[hour] += 1;
+            }
+            state.hours[hour] += 1;
             state.first_time = Some(state.first_time.map_or(time, |first| first.min(time)));
             state.last_time = state.last_time.max(time);
             if let Some(point) = payment.location {
@@ -966,6 +1005,53 @@ pub(crate) mod tests {
         stream.push(payment("B1", "A1", "G1", 200_000, "2025-02-28 15:20:00"));
         stream.push(payment("B9", "A1", "G0", 2_000_000, "2025-02-28 03:00:00"));
         stream
+    }
+
+    /// The hour of a payment is judged by when the place that made it usually works: a counter
+    /// open 10:00–17:00 paying at 02:00 is rare, a bank channel crediting its night batch at
+    /// 02:00 is not, and nothing about "business hours" is assumed.
+    #[test]
+    fn an_hour_is_rare_for_the_counter_that_never_works_then_not_for_the_night_bank() {
+        let mut state = FeatureState::new();
+        for day in 1..=20 {
+            for person in 0..20 {
+                let counter = format!("2025-01-{day:02} {:02}:10:00", 10 + person % 7);
+                state.warm(&payment(
+                    &format!("C{person}"),
+                    "A",
+                    "COUNTER",
+                    1000,
+                    &counter,
+                ));
+                // Other counters keep the same hours.
+                let other = format!("OTHER{}", person % 8);
+                state.warm(&payment(&format!("O{person}"), "O", &other, 1000, &counter));
+                let night = format!("2025-01-{day:02} 0{}:20:00", 1 + person % 3);
+                state.warm(&payment(&format!("N{person}"), "B", "BANK", 1000, &night));
+            }
+        }
+        let rarity = index("hour_rarity_at_counter");
+        let at_night = state.observe(&payment("C1", "A", "COUNTER", 1000, "2025-01-21 02:30:00"));
+        let bank = state.observe(&payment("N1", "B", "BANK", 1000, "2025-01-21 02:30:00"));
+        let by_day = state.observe(&payment("C2", "A", "COUNTER", 1000, "2025-01-21 12:30:00"));
+        let (night, bank, day) = (
+            at_night.values[rarity],
+            bank.values[rarity],
+            by_day.values[rarity],
+        );
+        assert!(night > 15.0, "{night} {bank} {day}");
+        assert!(bank < 1.0 && day < 1.0, "{bank} {day}");
+        let sentence = explain(rarity, &at_night.context);
+        assert!(
+            sentence.contains("02:30") && sentence.contains("this counter makes 0.2 %"),
+            "{sentence}"
+        );
+        // Without a counter, the hour is judged against all payments.
+        let mut bare = payment("C3", "A", "X", 1000, "2025-01-21 12:40:00");
+        bare.agent_id = None;
+        let bare = state.observe(&bare);
+        assert!(!bare.context.hour_share_at_counter);
+        assert!(explain(rarity, &bare.context).contains("of all payments are made"));
     }
 
     #[test]
