@@ -181,6 +181,9 @@ pub fn row_scores(squared_errors: &[f32], columns: usize) -> Vec<f32> {
 /// Tail probabilities at which a [`TailCurve`] keeps the value its calibration data reached.
 /// They stop at [`REFERENCE_TAIL`]: what is rarer than that is measured by how far out it lies.
 const TAIL_LEVELS: [f64; 7] = [0.5, 0.2, 0.1, 0.05, 0.02, 0.01, REFERENCE_TAIL];
+/// −log₁₀ of each of [`TAIL_LEVELS`] (a test checks them): the surprise at each kept value,
+/// spelled out because scoring asks for it forty times a row.
+const TAIL_SURPRISE: [f32; 7] = [0.301_03, 0.698_97, 1.0, 1.301_03, 1.698_97, 2.0, 2.301_03];
 /// The rarest share of held-out rows a curve trusts as ordinary. Held-out rows are unlabeled and
 /// about 1 % of them may be frauds, 0.1–0.3 % of each kind: a curve that went further would fit
 /// its tail to the frauds and tell their successors they are common. A benign but loud behaviour
@@ -229,7 +232,7 @@ impl TailCurve {
 
     /// The surprise of `value`: 0 at 0 and below.
     pub fn surprise(&self, value: f32) -> f32 {
-        let levels = TAIL_LEVELS.map(|p| (-p.log10()) as f32);
+        let levels = &TAIL_SURPRISE;
         let values = &self.values;
         if value.is_nan() || value <= 0.0 {
             return 0.0;
@@ -554,6 +557,13 @@ mod tests {
         (0..count)
             .map(|i| -mean * (1.0 - (i as f32 + 0.5) / count as f32).ln())
             .collect()
+    }
+
+    #[test]
+    fn the_spelled_out_surprise_levels_are_the_tail_levels() {
+        for (p, surprise) in TAIL_LEVELS.iter().zip(TAIL_SURPRISE) {
+            assert!(((-p.log10()) as f32 - surprise).abs() < 1e-5);
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@ use burn::prelude::*;
 use aegis_core::artifacts::{self, BatchScores, ModelConfig};
 use aegis_core::error::{Error, Result};
 use aegis_core::features::Features;
-use aegis_core::model::{AutoencoderShape, BackendKind, Normalizer, row_scores, score_errors};
+use aegis_core::model::{
+    AutoencoderShape, BackendKind, Detector, Normalizer, row_scores, score_errors,
+};
 
 pub use burn::prelude::Device;
 
@@ -138,20 +140,27 @@ impl LoadedModel {
         let mut evidence = self
             .autoencoder
             .squared_errors(&input, &data, columns, &self.device);
-        let per_row =
-            self.per_row
-                .as_ref()
-                .zip(self.config.per_row.as_ref())
-                .map(|(network, model)| {
-                    let raw: Vec<f32> = features.iter().flat_map(|f| f.per_row).collect();
-                    mean_squared_errors(
-                        network,
-                        &model.normalization,
-                        &raw,
-                        model.shape.input,
-                        &self.device,
-                    )
-                });
+        // The per-row network runs only when the score combines it.
+        let combined = self
+            .config
+            .calibration
+            .as_ref()
+            .is_some_and(|c| c.combination.contains(&Detector::PerRow));
+        let per_row = self
+            .per_row
+            .as_ref()
+            .zip(self.config.per_row.as_ref())
+            .filter(|_| combined)
+            .map(|(network, model)| {
+                let raw: Vec<f32> = features.iter().flat_map(|f| f.per_row).collect();
+                mean_squared_errors(
+                    network,
+                    &model.normalization,
+                    &raw,
+                    model.shape.input,
+                    &self.device,
+                )
+            });
         BatchScores {
             scores: score_errors(
                 self.config.calibration.as_ref(),
