@@ -183,7 +183,18 @@ pub fn row_scores(squared_errors: &[f32], columns: usize) -> Vec<f32> {
 const TAIL_LEVELS: [f64; 7] = [0.5, 0.2, 0.1, 0.05, 0.02, 0.01, REFERENCE_TAIL];
 /// −log₁₀ of each of [`TAIL_LEVELS`] (a test checks them): the surprise at each kept value,
 /// spelled out because scoring asks for it forty times a row.
-const TAIL_SURPRISE: [f32; 7] = [0.301_03, 0.698_97, 1.0, 1.301_03, 1.698_97, 2.0, 2.301_03];
+const TAIL_SURPRISE: [f32; 7] = {
+    use std::f32::consts::LOG10_2;
+    [
+        LOG10_2,
+        1.0 - LOG10_2,
+        1.0,
+        1.0 + LOG10_2,
+        2.0 - LOG10_2,
+        2.0,
+        2.0 + LOG10_2,
+    ]
+};
 /// The rarest share of held-out rows a curve trusts as ordinary. Held-out rows are unlabeled and
 /// about 1 % of them may be frauds, 0.1–0.3 % of each kind: a curve that went further would fit
 /// its tail to the frauds and tell their successors they are common. A benign but loud behaviour

@@ -246,13 +246,34 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
          the recent history of the beneficiary, the account and the counter. It tries to \
          rebuild every new payment from what it learned."
             .to_string(),
-        format!(
-            "The anomaly score says how badly a payment could be rebuilt: the higher, the more \
-             unlike ordinary payments it is. Payments scoring {:.4} or more are alerts; that \
-             threshold was set so that about {budget:.1} % of payments are flagged (the alert \
-             budget). The reasons on each alert name the features that contributed most.",
-            config.threshold
-        ),
+        match &config.calibration {
+            Some(calibration) => {
+                let detectors: Vec<&str> =
+                    calibration.combination.iter().map(|d| d.name()).collect();
+                format!(
+                    "Each payment is looked at by several detectors, each judged only against \
+                     what it said about held-out payments of this data: how badly the payment \
+                     could be rebuilt (autoencoder), the same feature by feature \
+                     (reconstruction), how rare each of its values is here (rarity), and the \
+                     payment alone (per-row). The anomaly score is the strongest of these \
+                     surprises among the detectors this model combines: {} ({}). Payments \
+                     scoring {:.4} or more are alerts; that threshold was set so that about \
+                     {budget:.1} % of payments are flagged (the alert budget). The reasons on \
+                     each alert name the features that were most unusual for this data.",
+                    detectors.join(", "),
+                    calibration.chosen_by,
+                    config.threshold
+                )
+            }
+            None => format!(
+                "The anomaly score says how badly a payment could be rebuilt: the higher, the \
+                 more unlike ordinary payments it is. Payments scoring {:.4} or more are alerts; \
+                 that threshold was set so that about {budget:.1} % of payments are flagged (the \
+                 alert budget). The reasons on each alert name the features that contributed \
+                 most.",
+                config.threshold
+            ),
+        },
     ];
     match evaluation {
         Some(e) if e.precision.is_finite() && e.recall.is_finite() => {

@@ -53,6 +53,7 @@ impl Detectors {
         trained: Rows<'_>,
         held_out: Rows<'_>,
         labels: &[bool],
+        choose_with_labels: bool,
     ) -> Detectors {
         let mut standardised = trained.features.to_vec();
         main.normalizer.apply(&mut standardised);
@@ -78,7 +79,7 @@ impl Detectors {
             .map(|curve| curve.detector)
             .collect();
         let frauds = labels.iter().filter(|&&l| l).count();
-        let (combination, chosen_by) = if frauds >= MIN_LABELED_FRAUDS {
+        let (combination, chosen_by) = if choose_with_labels && frauds >= MIN_LABELED_FRAUDS {
             let calibration = &detectors.calibration;
             let best = subsets(&available)
                 .into_iter()
@@ -107,7 +108,9 @@ impl Detectors {
                     .into_iter()
                     .filter(|d| available.contains(d))
                     .collect(),
-                if frauds == 0 {
+                if !choose_with_labels {
+                    "default: asked not to choose with labels".to_string()
+                } else if frauds == 0 {
                     "default: no labeled frauds among the held-out rows".to_string()
                 } else {
                     format!(

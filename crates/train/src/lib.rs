@@ -7,12 +7,14 @@
 //! - [`dataset`]: replaying the window through the feature state; the time split.
 //! - [`fit`]: the burn training loop.
 //! - [`detectors`]: calibrating the detectors and choosing their combination.
+//! - [`suite`]: the robustness suite: our world and two unlike it, each trained and judged.
 //! - [`evaluate`]: metrics and the per-type report.
 
 pub mod dataset;
 pub mod detectors;
 pub mod evaluate;
 pub mod fit;
+pub mod suite;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -43,6 +45,8 @@ pub struct TrainConfig {
     pub normal_only: bool,
     /// Train the per-row detector (the prototype's idea) as one of the detectors.
     pub per_row: bool,
+    /// Let the held-out rows' labels choose the detectors' combination (else the default).
+    pub choose_with_labels: bool,
     pub fit: FitConfig,
 }
 
@@ -169,6 +173,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         Rows::of(&train_rows),
         Rows::of(&held_out),
         &held_out_labels,
+        config.choose_with_labels,
     );
     drop(train_rows);
     let calibration_scores = detectors.scores(Rows::of(&held_out));
@@ -425,7 +430,8 @@ pub fn print_report(outcome: &TrainOutcome) {
         line
     };
     println!("{}", header("metric", ""));
-    let metrics: [(&str, fn(&Evaluation) -> f64); 6] = [
+    type Measure = fn(&Evaluation) -> f64;
+    let metrics: [(&str, Measure); 6] = [
         ("ROC-AUC", |e| e.roc_auc),
         ("average precision", |e| e.average_precision),
         ("precision @ threshold", |e| e.precision),

@@ -51,6 +51,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
         alert_rate: 0.02,
         normal_only: false,
         per_row: true,
+        choose_with_labels: true,
         fit: train::fit::FitConfig {
             max_epochs: 3,
             batch_size: 256,

@@ -555,6 +555,7 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
         alert_rate: 0.02,
         normal_only: false,
         per_row: false,
+        choose_with_labels: true,
         fit: train::fit::FitConfig {
             max_epochs: 3,
             batch_size: 256,

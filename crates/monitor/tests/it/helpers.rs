@@ -36,6 +36,7 @@ pub fn train_model(db: &Path, modeling: &Path, seed: u64) -> String {
         alert_rate: 0.02,
         normal_only: false,
         per_row: false,
+        choose_with_labels: true,
         fit: train::fit::FitConfig {
             max_epochs: 2,
             batch_size: 256,

@@ -23,6 +23,7 @@ pub fn train_config(db: &Path, modeling: &Path, seed: u64) -> TrainConfig {
         alert_rate: 0.02,
         normal_only: false,
         per_row: false,
+        choose_with_labels: true,
         fit: FitConfig {
             max_epochs: 3,
             batch_size: 256,
