@@ -463,6 +463,8 @@ impl FeatureState {
             w.u32(s.count);
             w.opt_i64(s.cached_median);
             w.u32(s.cached_at);
+            w.u64(s.same_scheme_30d_sum);
+            w.u64(s.same_scheme_30d_squares);
         }
         w.finish()
     }
@@ -575,7 +577,7 @@ impl FeatureState {
                 })
             })
             .collect::<Read<Vec<_>>>()?;
-        let schemes = (0..r.len(13)?)
+        let schemes = (0..r.len(29)?)
             .map(|_| {
                 let buckets = (0..r.len(8)?)
                     .map(|_| Ok((r.u32()? as i32, r.u32()?)))
@@ -585,6 +587,8 @@ impl FeatureState {
                     count: r.u32()?,
                     cached_median: r.opt_i64()?,
                     cached_at: r.u32()?,
+                    same_scheme_30d_sum: r.u64()?,
+                    same_scheme_30d_squares: r.u64()?,
                 })
             })
             .collect::<Read<Vec<_>>>()?;

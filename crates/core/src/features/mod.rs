@@ -18,7 +18,7 @@ pub use per_row::{PER_ROW_COUNT, PER_ROW_NAMES, per_row_values};
 pub use state::{Checkpoint, CheckpointError, FeatureState, Features};
 
 /// Bumped when a feature keeps its name but changes its definition.
-const FEATURE_DEFINITION_REVISION: u32 = 4;
+const FEATURE_DEFINITION_REVISION: u32 = 5;
 
 /// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
 pub fn feature_set_id() -> String {
@@ -43,9 +43,10 @@ mod tests {
 
     /// Every value, sentence and category of a stream that exercises each feature, hashed. The
     /// expected digest and feature set id were first recorded with the code from before the
-    /// typed catalogue (commit 5616b00) and re-recorded at revision 4, when the business-hours
-    /// feature became the counter-relative hour rarity: a change to any of them changes a
-    /// model's meaning and must bump [`FEATURE_DEFINITION_REVISION`] instead.
+    /// typed catalogue (commit 5616b00) and re-recorded at revision 4 (the business-hours
+    /// feature became the counter-relative hour rarity) and 5 (same-scheme payments in 30 days
+    /// against the scheme's usual): a change to any of them changes a model's meaning and must
+    /// bump [`FEATURE_DEFINITION_REVISION`] instead.
     #[test]
     fn values_sentences_and_categories_match_the_fixture_recorded_before_the_catalogue() {
         let mut stream = sample_stream();
@@ -74,10 +75,10 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        assert_eq!(feature_set_id(), "r4-7ff69b3a");
+        assert_eq!(feature_set_id(), "r5-fb01103c");
         assert_eq!(
             hex,
-            "45bcdfd30910ffecc4e31c75db3ea3318afe79899d26b5d5cfae1c92e5c76b0a"
+            "4cd294e853eef2439ba5638b357117aa5d673fb1a23bc172bd2153c1a7f7d212"
         );
     }
 }

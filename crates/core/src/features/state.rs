@@ -267,6 +267,11 @@ struct SchemeState {
     count: u32,
     cached_median: Option<i64>,
     cached_at: u32,
+    /// Over the scheme's payments: how many earlier payments of it their beneficiary had had in
+    /// the 30 days before (for the scheme's usual).
+    same_scheme_30d_sum: u64,
+    /// The sum of their squares (for the spread).
+    same_scheme_30d_squares: u64,
 }
 
 const BUCKETS_PER_LOG_UNIT: f64 = 40.0;
@@ -274,6 +279,18 @@ const BUCKETS_PER_LOG_UNIT: f64 = 40.0;
 impl SchemeState {
     fn median_paise(&self) -> Option<i64> {
         self.cached_median
+    }
+
+    /// The mean and standard deviation of the number of earlier same-scheme payments in 30
+    /// days its payments had.
+    fn usual_30d(&self) -> (f64, f64) {
+        if self.count == 0 {
+            return (0.0, 0.0);
+        }
+        let n = f64::from(self.count);
+        let mean = self.same_scheme_30d_sum as f64 / n;
+        let variance = self.same_scheme_30d_squares as f64 / n - mean * mean;
+        (mean, variance.max(0.0).sqrt())
     }
 
     fn add(&mut self, amount_paise: i64) {
@@ -693,6 +710,8 @@ impl FeatureState {
         };
 
         context.scheme_typical_paise = self.schemes[ids.scheme as usize].median_paise();
+        (context.scheme_usual_30d, context.scheme_spread_30d) =
+            self.schemes[ids.scheme as usize].usual_30d();
         let hour = hour_of(time);
         let everybody = (self.hours[hour] as f64 + 1.0) / (self.observed as f64 + 24.0);
         context.hour_share = everybody;
@@ -818,9 +837,19 @@ impl FeatureState {
         let time = payment.time;
         self.observed += 1;
         self.hours[hour_of(time)] += 1;
-        self.schemes[ids.scheme as usize].add(payment.amount_paise);
-
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
+        let same_scheme_30d = beneficiary
+            .recent
+            .iter()
+            .filter(|recent| {
+                recent.scheme == ids.scheme && (0..HISTORY_WINDOW).contains(&(time - recent.time))
+            })
+            .count();
+        let scheme = &mut self.schemes[ids.scheme as usize];
+        scheme.same_scheme_30d_sum += same_scheme_30d as u64;
+        scheme.same_scheme_30d_squares += (same_scheme_30d * same_scheme_30d) as u64;
+        scheme.add(payment.amount_paise);
+
         let had_history = !beneficiary.recent.is_empty();
         let entry = RecentPayment {
             time,
@@ -1052,6 +1081,50 @@ pub(crate) mod tests {
         let bare = state.observe(&bare);
         assert!(!bare.context.hour_share_at_counter);
         assert!(explain(rarity, &bare.context).contains("of all payments are made"));
+    }
+
+    /// A second payment of a scheme within 30 days is judged by how often the scheme's
+    /// beneficiaries get one: nothing for a monthly pension, far out for PM-KISAN.
+    #[test]
+    fn a_repeat_within_a_month_is_judged_by_the_schemes_usual() {
+        let mut state = FeatureState::new();
+        for person in 0..40 {
+            let mut kisan = payment(
+                &format!("K{person}"),
+                "A",
+                "G",
+                200_000,
+                "2025-01-06 11:00:00",
+            );
+            kisan.scheme = "PM-KISAN".into();
+            state.warm(&kisan);
+            for month in 1..=3 {
+                let when = format!("2025-{month:02}-10 11:00:00");
+                let mut pension = payment(&format!("P{person}"), "B", "G", 100_000, &when);
+                pension.scheme = "NSAP-OAP".into();
+                state.warm(&pension);
+            }
+        }
+        let repeat = index("beneficiary_same_scheme_30d_vs_scheme");
+        let mut again = payment("K1", "A", "G", 200_000, "2025-01-27 11:00:00");
+        again.scheme = "PM-KISAN".into();
+        let again = state.observe(&again);
+        let mut next_month = payment("P1", "B", "G", 100_000, "2025-04-09 11:00:00");
+        next_month.scheme = "NSAP-OAP".into();
+        let next_month = state.observe(&next_month);
+        assert!(again.values[repeat] > 5.0, "{}", again.values[repeat]);
+        assert!(
+            next_month.values[repeat].abs() < 1.5,
+            "{}",
+            next_month.values[repeat]
+        );
+        assert!(
+            explain(repeat, &again.context).contains(
+                "2nd PM-KISAN payment to this beneficiary within 30 days (PM-KISAN beneficiaries usually have 0.0 earlier ones"
+            ),
+            "{}",
+            explain(repeat, &again.context)
+        );
     }
 
     #[test]
