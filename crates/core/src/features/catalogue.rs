@@ -34,6 +34,7 @@ pub enum Feature {
     AgentBeneficiaries1hLog,
     AgentNewForBeneficiary,
     AgentFirstVisits15min,
+    AgentFirstVisits6hVsUsual,
 }
 
 /// Number of features.
@@ -60,6 +61,8 @@ pub(crate) const DUPLICATE_WINDOW: i64 = 6 * DAY;
 /// spreads out (a quarter, tried first, left a duplicated PM-KISAN instalment inside the range
 /// of weekly wages: messy-welfare late-duplicate recall 0.07 against 0.19).
 const SCHEME_SPREAD_FLOOR: f64 = 0.1;
+/// How far back the slow first-visit count looks.
+pub(crate) const FIRST_VISIT_WINDOW: i64 = 6 * HOUR;
 /// Hours-since-previous is capped here (and a first payment counts as this long ago).
 pub(crate) const MAX_GAP_HOURS: f64 = 30.0 * 24.0;
 
@@ -158,6 +161,11 @@ pub struct FeatureContext {
     /// Payments in the last 15 minutes at this agent to beneficiaries who had never used it
     /// before, this one included.
     pub agent_first_visits_15min: u32,
+    /// The same over the last six hours, this one included.
+    pub agent_first_visits_6h: u32,
+    /// How many of the counter's payments of the last six hours (this one included) would be
+    /// first visits at its usual share of them.
+    pub agent_first_visits_6h_expected: f64,
 }
 
 fn ln1p_count(count: u32) -> f32 {
@@ -181,7 +189,7 @@ fn ordinal(n: u32) -> String {
 
 impl Feature {
     /// Every feature, in model input order.
-    pub const ALL: [Feature; 20] = [
+    pub const ALL: [Feature; 21] = [
         Feature::AmountVsSchemeLog,
         Feature::AmountLog,
         Feature::HourRarityAtCounter,
@@ -202,6 +210,7 @@ impl Feature {
         Feature::AgentBeneficiaries1hLog,
         Feature::AgentNewForBeneficiary,
         Feature::AgentFirstVisits15min,
+        Feature::AgentFirstVisits6hVsUsual,
     ];
 
     /// The feature at model input position `index`.
@@ -237,6 +246,7 @@ impl Feature {
             Feature::AgentBeneficiaries1hLog => "agent_beneficiaries_1h_log",
             Feature::AgentNewForBeneficiary => "agent_new_for_beneficiary",
             Feature::AgentFirstVisits15min => "agent_first_visits_15min",
+            Feature::AgentFirstVisits6hVsUsual => "agent_first_visits_6h_vs_usual",
         }
     }
 
@@ -263,7 +273,8 @@ impl Feature {
             | Feature::AgentRateVsUsualLog
             | Feature::AgentBeneficiaries1hLog
             | Feature::AgentNewForBeneficiary
-            | Feature::AgentFirstVisits15min => Category::Agent,
+            | Feature::AgentFirstVisits15min
+            | Feature::AgentFirstVisits6hVsUsual => Category::Agent,
         }
     }
 
@@ -278,6 +289,7 @@ impl Feature {
             | Feature::AccountOtherBeneficiaries30dLog => Some(HISTORY_WINDOW),
             Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => Some(10 * MINUTE),
             Feature::AgentFirstVisits15min => Some(15 * MINUTE),
+            Feature::AgentFirstVisits6hVsUsual => Some(FIRST_VISIT_WINDOW),
             Feature::AmountVsSchemeLog
             | Feature::AmountLog
             | Feature::HourRarityAtCounter
@@ -346,6 +358,14 @@ impl Feature {
             // Squared: each further first-time customer in a quarter hour is far rarer than the
             // one before (an agent sees one now and then, three almost never).
             Feature::AgentFirstVisits15min => (context.agent_first_visits_15min as f32).powi(2),
+            // How many more first-time customers than the counter's usual share of them would
+            // bring in its last six hours, in Poisson standard deviations: a collusion spread
+            // over an afternoon, which the quarter hour above cannot see.
+            Feature::AgentFirstVisits6hVsUsual => {
+                ((f64::from(context.agent_first_visits_6h)
+                    - context.agent_first_visits_6h_expected)
+                    / (context.agent_first_visits_6h_expected + 1.0).sqrt()) as f32
+            }
         }
     }
 
@@ -465,6 +485,10 @@ impl Feature {
             Feature::AgentFirstVisits15min => format!(
                 "agent paid {} beneficiaries it had never served before within 15 minutes",
                 context.agent_first_visits_15min
+            ),
+            Feature::AgentFirstVisits6hVsUsual => format!(
+                "agent paid {} beneficiaries it had never served before within 6 hours (about {:.1} at its usual share of new customers)",
+                context.agent_first_visits_6h, context.agent_first_visits_6h_expected
             ),
             Feature::AgentNewForBeneficiary => {
                 "paid through an agent this beneficiary never used before".to_string()

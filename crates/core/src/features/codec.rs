@@ -448,6 +448,13 @@ impl FeatureState {
             for &count in &a.hours {
                 w.u32(count);
             }
+            w.u64(a.first_visit_total);
+            for times in [&a.window_payments, &a.window_first_visits] {
+                w.len(times.len());
+                for &time in times {
+                    w.i64(time);
+                }
+            }
             w.opt_i64(a.first_time);
             w.i64(a.last_time);
             w.place(&a.place, AGENT_PLACES);
@@ -557,7 +564,7 @@ impl FeatureState {
 
     /// The agent and scheme states, after the beneficiaries' and accounts'.
     fn decode_agents_and_schemes(r: &mut Reader<'_>) -> Read<(Vec<AgentState>, Vec<SchemeState>)> {
-        let agents = (0..r.len(30 + 24 * 4)?)
+        let agents = (0..r.len(30 + 24 * 4 + 8 + 16)?)
             .map(|_| {
                 Ok(AgentState {
                     recent: (0..r.len(13)?)
@@ -571,6 +578,13 @@ impl FeatureState {
                         }
                         hours
                     },
+                    first_visit_total: r.u64()?,
+                    window_payments: (0..r.len(8)?)
+                        .map(|_| r.i64())
+                        .collect::<Read<VecDeque<_>>>()?,
+                    window_first_visits: (0..r.len(8)?)
+                        .map(|_| r.i64())
+                        .collect::<Read<VecDeque<_>>>()?,
                     first_time: r.opt_i64()?,
                     last_time: r.i64()?,
                     place: r.place(AGENT_PLACES)?,

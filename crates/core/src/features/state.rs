@@ -22,7 +22,7 @@ pub use codec::{Checkpoint, CheckpointError};
 
 use crate::domain::Payment;
 use crate::features::catalogue::{
-    FEATURE_COUNT, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,
+    FEATURE_COUNT, FIRST_VISIT_WINDOW, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,
 };
 use crate::features::per_row::{PER_ROW_COUNT, per_row_values};
 use crate::geo::haversine_km;
@@ -253,6 +253,11 @@ struct AgentState {
     recent: VecDeque<(EventTime, u32, bool)>,
     /// Payments per IST hour of the day, ever: when this counter works.
     hours: [u32; 24],
+    /// Payments ever to beneficiaries who had never used this counter before.
+    first_visit_total: u64,
+    /// Times of the payments of the last [`FIRST_VISIT_WINDOW`], and of its first visits.
+    window_payments: VecDeque<EventTime>,
+    window_first_visits: VecDeque<EventTime>,
     total: u64,
     first_time: Option<EventTime>,
     last_time: EventTime,
@@ -822,6 +827,20 @@ impl FeatureState {
             };
             context.agent_new_for_beneficiary = has_history && !beneficiary.agents.contains(&agent);
             context.agent_first_visits_15min += u32::from(context.agent_new_for_beneficiary);
+            // Entries older than the window sit at the front (dropped at the next update), as
+            // with every other window here: counted off the front, not by a binary search,
+            // whose answer on entries out of time order would depend on the ring buffer's layout.
+            let in_window = |times: &VecDeque<EventTime>| {
+                times.len() - expired(times, time, FIRST_VISIT_WINDOW, |&t| t)
+            };
+            context.agent_first_visits_6h = (in_window(&state.window_first_visits)
+                + usize::from(context.agent_new_for_beneficiary))
+                as u32;
+            // The counter's share of first visits, smoothed towards one in twenty for a
+            // counter with little history.
+            let share = (state.first_visit_total as f64 + 1.0) / (state.total as f64 + 20.0);
+            context.agent_first_visits_6h_expected =
+                share * (in_window(&state.window_payments) as f64 + 1.0);
         }
         self.scratch = distinct;
 
@@ -875,6 +894,15 @@ impl FeatureState {
             beneficiary.agents.insert(agent);
             let state = &mut self.agents[agent as usize];
             state.recent.push_back((time, ids.beneficiary, first_visit));
+            state.window_payments.push_back(time);
+            let old = expired(&state.window_payments, time, FIRST_VISIT_WINDOW, |&t| t);
+            state.window_payments.drain(..old);
+            if first_visit {
+                state.first_visit_total += 1;
+                state.window_first_visits.push_back(time);
+            }
+            let old = expired(&state.window_first_visits, time, FIRST_VISIT_WINDOW, |&t| t);
+            state.window_first_visits.drain(..old);
             let old = expired(&state.recent, time, HOUR, |entry| entry.0);
             state.recent.drain(..old);
             state.total += 1;
@@ -1125,6 +1153,64 @@ pub(crate) mod tests {
             "{}",
             explain(repeat, &again.context)
         );
+    }
+
+    /// Ten beneficiaries new to a counter over an afternoon: far more than a counter whose
+    /// customers are regulars would see, ordinary for one that new customers use all the time.
+    #[test]
+    fn first_visits_over_an_afternoon_are_judged_by_the_counters_usual_share() {
+        let mut state = FeatureState::new();
+        for day in 1..=20 {
+            for person in 0..10 {
+                let when = format!("2025-01-{day:02} {:02}:00:00", 10 + person % 6);
+                // Regulars at REGULAR; at BUSY, a stranger every time after the first day.
+                state.warm(&payment(&format!("R{person}"), "A", "REGULAR", 1000, &when));
+                let stranger = format!("S{day}-{person}");
+                state.warm(&payment(
+                    &stranger,
+                    "A",
+                    "ELSEWHERE",
+                    1000,
+                    "2024-12-01 10:00:00",
+                ));
+                state.warm(&payment(&stranger, "A", "BUSY", 1000, &when));
+            }
+        }
+        let slow = index("agent_first_visits_6h_vs_usual");
+        let mut last = (0.0, 0.0);
+        for (step, hour) in (12..16).flat_map(|h| [h; 3]).enumerate() {
+            let when = format!("2025-01-21 {hour:02}:{:02}:00", step * 4);
+            let newcomer = format!("N{step}");
+            state.warm(&payment(
+                &newcomer,
+                "A",
+                "ELSEWHERE",
+                1000,
+                "2024-12-02 10:00:00",
+            ));
+            let at_regular = state.observe(&payment(&newcomer, "A", "REGULAR", 1000, &when));
+            let other = format!("M{step}");
+            state.warm(&payment(
+                &other,
+                "A",
+                "ELSEWHERE",
+                1000,
+                "2024-12-02 10:00:00",
+            ));
+            let at_busy = state.observe(&payment(&other, "A", "BUSY", 1000, &when));
+            last = (at_regular.values[slow], at_busy.values[slow]);
+            if step == 11 {
+                assert_eq!(at_regular.context.agent_first_visits_6h, 12);
+                assert!(
+                    explain(slow, &at_regular.context)
+                        .contains("12 beneficiaries it had never served before within 6 hours"),
+                    "{}",
+                    explain(slow, &at_regular.context)
+                );
+            }
+        }
+        assert!(last.0 > 5.0, "regulars' counter: {}", last.0);
+        assert!(last.1 < 1.0, "strangers' counter: {}", last.1);
     }
 
     #[test]
