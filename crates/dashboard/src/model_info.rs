@@ -54,6 +54,18 @@ pub struct ModelView {
     pub metrics: Vec<MetricRow>,
     pub confusion: Vec<MetricRow>,
     pub per_type: Vec<TypeRow>,
+    /// Each single detector on the same test rows, and whether the score combines it.
+    pub detectors: Vec<DetectorRow>,
+}
+
+/// One detector's line on the Model page.
+#[derive(Debug, Clone, Serialize)]
+pub struct DetectorRow {
+    pub name: String,
+    pub roc_auc: String,
+    pub average_precision: String,
+    pub recall: String,
+    pub combined: bool,
 }
 
 /// The model directory's state.
@@ -189,6 +201,22 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         metrics: metric_rows,
         confusion,
         per_type,
+        detectors: metrics.map_or_else(Vec::new, |m| {
+            m.detectors
+                .iter()
+                .map(|d| DetectorRow {
+                    name: d.name.clone(),
+                    roc_auc: ratio(Some(d.evaluation.roc_auc), 3),
+                    average_precision: ratio(Some(d.evaluation.average_precision), 3),
+                    recall: ratio(Some(d.evaluation.recall), 3),
+                    combined: config.calibration.as_ref().is_some_and(|c| {
+                        c.combination
+                            .iter()
+                            .any(|detector| detector.name() == d.name)
+                    }),
+                })
+                .collect()
+        }),
     }
 }
 
@@ -202,10 +230,16 @@ fn ist_text(rfc3339: &str) -> String {
 }
 
 /// Every fraud type the generator knows, with its test rows (zero shown, not left out), then
-/// any other label the data carried.
+/// any other label the data carried; only the data's own labels when none of them is one of
+/// our generator's (an export labeled with its own types, a world unlike ours).
 fn type_rows(evaluation: &Evaluation, baseline: Option<&Evaluation>) -> Vec<TypeRow> {
+    let ours = evaluation
+        .per_type
+        .iter()
+        .any(|row| FraudType::from_code(&row.fraud_type).is_some());
     let mut names: Vec<String> = FraudType::ALL
         .iter()
+        .filter(|_| ours)
         .map(|kind| kind.code().to_string())
         .collect();
     for row in &evaluation.per_type {
@@ -242,9 +276,10 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
     let budget = config.alert_rate * 100.0;
     let mut lines = vec![
         "The detector learned what ordinary payments look like from the training window: the \
-         amount against the scheme's and the person's usual amount, the time, the place, and \
-         the recent history of the beneficiary, the account and the counter. It tries to \
-         rebuild every new payment from what it learned."
+         amount against the scheme's and the person's usual amount, the hour against when the \
+         counter works, the place, and the recent history of the beneficiary, the account and \
+         the counter, each against what is usual in this data. It tries to rebuild every new \
+         payment from what it learned."
             .to_string(),
         match &config.calibration {
             Some(calibration) => {
@@ -299,6 +334,49 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn evaluation_of(types: &[&str]) -> Evaluation {
+        Evaluation {
+            rows: 100,
+            positives: types.len() * 10,
+            roc_auc: 0.9,
+            average_precision: 0.5,
+            threshold: 1.7,
+            precision: 0.5,
+            recall: 0.5,
+            f1: 0.5,
+            k: 2,
+            precision_at_k: 0.5,
+            confusion: Confusion::default(),
+            per_type: types
+                .iter()
+                .map(|kind| aegis_core::metrics::TypeRecall {
+                    fraud_type: kind.to_string(),
+                    rows: 10,
+                    caught: 5,
+                    recall: 0.5,
+                    median_score: 2.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_data_set_with_its_own_fraud_types_lists_only_those() {
+        let foreign = type_rows(
+            &evaluation_of(&["account_takeover", "late_duplicate"]),
+            None,
+        );
+        let names: Vec<&str> = foreign.iter().map(|r| r.fraud_type.as_str()).collect();
+        assert_eq!(names, ["account_takeover", "late_duplicate"]);
+        // Ours: every type of our generator, those without test rows included, then the rest.
+        let ours = type_rows(&evaluation_of(&["burst", "account_takeover"]), None);
+        assert_eq!(ours.len(), FraudType::ALL.len() + 1);
+        assert!(
+            ours.iter()
+                .any(|r| r.fraud_type == "probe_amount" && r.rows == "0")
+        );
+    }
 
     #[test]
     fn the_creation_time_is_shown_in_ist_to_the_second() {

@@ -712,6 +712,18 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     assert!(page.contains("chart-histogram"));
     // In plain words: what the threshold means and how many alerts to expect to be false.
     assert!(page.contains("Payments scoring 0.4500 or more are alerts"));
+    // Which detectors the score combines, why, and each alone.
+    assert!(
+        page.contains("this model combines: rarity (chosen on 40 labeled frauds"),
+        "the explanation names the combination"
+    );
+    assert!(page.contains("Detectors on the held-out test period"));
+    let detectors = &page[page.find("Detectors on the held-out").unwrap()..];
+    let rarity = &detectors[detectors.find("<td>rarity</td>").unwrap()..];
+    assert!(rarity[..rarity.find("</tr>").unwrap()].contains("combined"));
+    assert!(rarity[..rarity.find("</tr>").unwrap()].contains("0.881"));
+    let per_row = &detectors[detectors.find("<td>per-row</td>").unwrap()..];
+    assert!(!per_row[..per_row.find("</tr>").unwrap()].contains("combined"));
     assert!(page.contains("expect about 4 in 10 alerts to be false"));
     // Every fraud type is listed; one without test rows says so instead of vanishing.
     for kind in aegis_core::domain::FraudType::ALL {
@@ -931,7 +943,10 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
 /// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
 fn write_model(app: &TestApp) {
     use aegis_core::artifacts::{ModelConfig, TrainingWindow};
-    use aegis_core::model::{AutoencoderShape, Normalizer};
+    use aegis_core::metrics::DetectorEvaluation;
+    use aegis_core::model::{
+        AutoencoderShape, Calibration, Detector, FeatureCalibration, Normalizer,
+    };
 
     let dir = app.dir.path().join("modeling");
     std::fs::create_dir_all(&dir).unwrap();
@@ -962,7 +977,17 @@ fn write_model(app: &TestApp) {
         normal_only: false,
         weights_file: "model-m-test.bpk".into(),
         score_quantiles: Vec::new(),
-        calibration: None,
+        calibration: Some(Calibration {
+            features: FeatureCalibration {
+                errors: Vec::new(),
+                medians: Vec::new(),
+                above: Vec::new(),
+                below: Vec::new(),
+            },
+            detectors: Vec::new(),
+            combination: vec![Detector::Rarity],
+            chosen_by: "chosen on 40 labeled frauds among the held-out rows".into(),
+        }),
         per_row: None,
     };
     std::fs::write(
@@ -1020,7 +1045,16 @@ fn write_model(app: &TestApp) {
         history: Vec::new(),
         evaluation: Some(evaluation(0.93124)),
         baseline: Some(evaluation(0.71)),
-        detectors: vec![],
+        detectors: vec![
+            DetectorEvaluation {
+                name: "rarity".into(),
+                evaluation: evaluation(0.8812),
+            },
+            DetectorEvaluation {
+                name: "per-row".into(),
+                evaluation: evaluation(0.71),
+            },
+        ],
         timings_s: Timings {
             features: 0.0,
             fit: 0.0,
