@@ -173,33 +173,14 @@ pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
         detail,
     };
     let columns = config.shape.input;
-    let normalization = &config.normalization;
-    if [
-        &normalization.mean,
-        &normalization.std,
-        &normalization.lower,
-        &normalization.upper,
-    ]
-    .iter()
-    .any(|v| v.len() != columns)
-    {
+    if !config.normalization.has_width(columns) {
         return Err(corrupt(
             "normalisation statistics do not match the feature count".into(),
         ));
     }
     let mut weights_files = vec![&config.weights_file];
     if let Some(per_row) = &config.per_row {
-        let normalization = &per_row.normalization;
-        if per_row.shape.input != PER_ROW_COUNT
-            || [
-                &normalization.mean,
-                &normalization.std,
-                &normalization.lower,
-                &normalization.upper,
-            ]
-            .iter()
-            .any(|v| v.len() != PER_ROW_COUNT)
-        {
+        if per_row.shape.input != PER_ROW_COUNT || !per_row.normalization.has_width(PER_ROW_COUNT) {
             return Err(corrupt(
                 "the per-row detector's shape or statistics do not match its inputs".into(),
             ));

@@ -103,6 +103,14 @@ impl Normalizer {
         normalizer
     }
 
+    /// Whether every statistic covers `columns` features (a config edited by hand or written
+    /// for another feature set may not).
+    pub fn has_width(&self, columns: usize) -> bool {
+        [&self.mean, &self.std, &self.lower, &self.upper]
+            .iter()
+            .all(|v| v.len() == columns)
+    }
+
     /// The network input for standardised rows: each value clipped to the ordinary range.
     pub fn clip_to_support(&self, standardised: &[f32]) -> Vec<f32> {
         let columns = self.mean.len();

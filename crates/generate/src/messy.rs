@@ -845,13 +845,21 @@ impl Messy {
         1
     }
 
-    fn burst(&mut self, rng: &mut ChaCha8Rng, frauds: &mut Frauds, remaining: usize) -> usize {
-        let Some(beneficiary) = self.victim(rng, frauds) else {
-            return 0;
-        };
-        let Some(row) = self.whole_row(rng, frauds, beneficiary, |draft| {
+    /// A new victim and one of their payments collected at a counter (not a bank credit).
+    fn counter_payment_of_a_victim(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        frauds: &mut Frauds,
+    ) -> Option<(usize, usize)> {
+        let beneficiary = self.victim(rng, frauds)?;
+        let row = self.whole_row(rng, frauds, beneficiary, |draft| {
             matches!(draft.place, Place::Counter(_))
-        }) else {
+        })?;
+        Some((beneficiary, row))
+    }
+
+    fn burst(&mut self, rng: &mut ChaCha8Rng, frauds: &mut Frauds, remaining: usize) -> usize {
+        let Some((beneficiary, row)) = self.counter_payment_of_a_victim(rng, frauds) else {
             return 0;
         };
         let original = self.drafts[row].clone();
@@ -1014,12 +1022,7 @@ impl Messy {
     }
 
     fn off_hours_counter(&mut self, rng: &mut ChaCha8Rng, frauds: &mut Frauds) -> usize {
-        let Some(beneficiary) = self.victim(rng, frauds) else {
-            return 0;
-        };
-        let Some(row) = self.whole_row(rng, frauds, beneficiary, |draft| {
-            matches!(draft.place, Place::Counter(_))
-        }) else {
+        let Some((beneficiary, row)) = self.counter_payment_of_a_victim(rng, frauds) else {
             return 0;
         };
         let draft = &mut self.drafts[row];
