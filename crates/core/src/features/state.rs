@@ -28,9 +28,9 @@ use crate::features::per_row::{PER_ROW_COUNT, per_row_values};
 use crate::geo::haversine_km;
 use crate::time::{DAY, EventTime, HOUR, ist_seconds_of_day, ist_weekday};
 
-/// Business 10-minute slots in a day (09:00–18:00), used to turn an agent's lifetime count into
-/// its usual rate.
-const BUSINESS_SLOTS_PER_DAY: f64 = 54.0;
+/// An hour with at least this share of a counter's payments is one it works in, for its usual
+/// pace: one stray night payment does not spread the day's payments over another hour.
+const WORKED_HOUR_SHARE: f64 = 0.02;
 
 /// A payment's feature vector and the raw numbers behind it.
 #[derive(Debug, Clone, PartialEq)]
@@ -818,10 +818,18 @@ impl FeatureState {
             distinct.sort_unstable();
             distinct.dedup();
             context.agent_beneficiaries_1h = distinct.len() as u32;
+            // The counter's payments per 10 minutes of the hours it works, learned from its own
+            // hour counts (a city hub's fourteen-hour day, a bank's night batches).
             context.agent_usual_10min = match state.first_time {
                 Some(first) => {
                     let active_days = ((state.last_time - first) as f64 / DAY as f64).max(1.0);
-                    state.total as f64 / active_days / BUSINESS_SLOTS_PER_DAY
+                    let worked_hours = state
+                        .hours
+                        .iter()
+                        .filter(|&&n| f64::from(n) >= WORKED_HOUR_SHARE * state.total as f64)
+                        .count()
+                        .max(1);
+                    state.total as f64 / active_days / (6.0 * worked_hours as f64)
                 }
                 None => 0.0,
             };
@@ -1211,6 +1219,35 @@ pub(crate) mod tests {
         }
         assert!(last.0 > 5.0, "regulars' counter: {}", last.0);
         assert!(last.1 < 1.0, "strangers' counter: {}", last.1);
+    }
+
+    /// A counter's usual pace is its payments per 10 minutes of the hours it works: the same
+    /// day's payments over seven hours are twice the pace of those over fourteen.
+    #[test]
+    fn a_counters_usual_pace_is_over_the_hours_it_works() {
+        let mut state = FeatureState::new();
+        for day in 1..=10 {
+            for slot in 0..70 {
+                let short = format!(
+                    "2025-01-{day:02} {:02}:{:02}:00",
+                    10 + slot / 10,
+                    slot % 10 * 6
+                );
+                state.warm(&payment(&format!("S{slot}"), "A", "SHORT", 1000, &short));
+                let long = format!(
+                    "2025-01-{day:02} {:02}:{:02}:00",
+                    7 + slot / 5,
+                    slot % 5 * 12
+                );
+                state.warm(&payment(&format!("L{slot}"), "B", "LONG", 1000, &long));
+            }
+        }
+        let short = state.observe(&payment("S0", "A", "SHORT", 1000, "2025-01-11 11:00:00"));
+        let long = state.observe(&payment("L0", "B", "LONG", 1000, "2025-01-11 11:00:00"));
+        let ratio = short.context.agent_usual_10min / long.context.agent_usual_10min;
+        assert!((1.8..2.2).contains(&ratio), "{ratio}");
+        // 70 payments a day over 7 hours: about 1.7 per 10 minutes.
+        assert!((1.5..2.0).contains(&short.context.agent_usual_10min));
     }
 
     #[test]
