@@ -42,13 +42,10 @@ pub struct Feed {
     paid: HashMap<(usize, String, i64), EventTime>,
 }
 
-/// A payment repeating the same scheme and amount to the same person within this window looks
-/// like a duplicate (the monitor's `beneficiary_same_amount_6d` feature).
-fn duplicate_window() -> i64 {
-    aegis_core::features::Feature::BeneficiarySameAmount6dLog
-        .window()
-        .expect("a counting feature has a window")
-}
+/// An ordinary payment never repeats the same scheme and amount to the same person within six
+/// days: in the world the generator draws, instalments are a week or more apart, and a repeat
+/// sooner is what its `duplicate_payment` fraud looks like.
+pub const DUPLICATE_WINDOW: i64 = 6 * DAY;
 
 /// Ordinary payments are scheduled a week at a time.
 const SCHEDULE_CHUNK: i64 = 7 * DAY;
@@ -157,7 +154,7 @@ impl Feed {
         );
         let time = row.transaction.time;
         if let Some(&last) = self.paid.get(&key)
-            && (time - last).abs() < duplicate_window()
+            && (time - last).abs() < DUPLICATE_WINDOW
         {
             return true;
         }
@@ -351,7 +348,7 @@ fn recently_paid(
         .enumerate()
         .map(|(position, beneficiary)| (beneficiary.id.as_str(), position))
         .collect();
-    let since = aegis_core::time::format_ist(start_day - duplicate_window());
+    let since = aegis_core::time::format_ist(start_day - DUPLICATE_WINDOW);
     let mut statement = conn.prepare(
         "SELECT beneficiary_id, scheme, amount_paise, max(timestamp) FROM transactions \
          WHERE timestamp >= ?1 AND amount_paise IS NOT NULL \

@@ -24,8 +24,8 @@ pub enum Feature {
     BeneficiaryPayments24hLog,
     BeneficiaryPayments30dLog,
     BeneficiaryHoursSincePreviousLog,
-    BeneficiarySameScheme30dVsScheme,
-    BeneficiarySameAmount6dLog,
+    SameSchemeGapRarity,
+    SameAmountGapRarity,
     AmountVsOwnHistoryLog,
     AccountOtherBeneficiaries30dLog,
     AccountNewForBeneficiary,
@@ -53,14 +53,9 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = {
 
 /// Longest window any feature looks back over; older history is pruned.
 pub(crate) const HISTORY_WINDOW: i64 = 30 * DAY;
-/// A repeat of the same scheme and amount within this long is a possible duplicate. Six days:
-/// a weekly wage of the same amount (7 days apart) is not a duplicate.
-pub(crate) const DUPLICATE_WINDOW: i64 = 6 * DAY;
-/// The smallest spread a scheme's count of payments in 30 days is measured in: a tenth of a
-/// payment, so that one extra payment of a scheme that never repeats within a month stands ten
-/// spreads out (a quarter, tried first, left a duplicated PM-KISAN instalment inside the range
-/// of weekly wages: messy-welfare late-duplicate recall 0.07 against 0.19).
-const SCHEME_SPREAD_FLOOR: f64 = 0.1;
+/// The rarity features (decades below one in ten of the scheme's payments) stop here: one in
+/// ten million.
+const MAX_RARITY: f64 = 6.0;
 /// How far back the slow first-visit count looks.
 pub(crate) const FIRST_VISIT_WINDOW: i64 = 6 * HOUR;
 /// Hours-since-previous is capped here (and a first payment counts as this long ago).
@@ -144,13 +139,18 @@ pub struct FeatureContext {
     pub beneficiary_payments_24h: u32,
     pub beneficiary_payments_30d: u32,
     pub hours_since_previous: Option<f64>,
-    pub same_scheme_30d: u32,
-    /// How many earlier payments of the scheme within 30 days its beneficiaries usually had
-    /// (the mean over the scheme's payments so far).
-    pub scheme_usual_30d: f64,
-    /// The standard deviation of that count over the scheme's payments so far.
-    pub scheme_spread_30d: f64,
-    pub same_amount_6d: u32,
+    /// Days since this beneficiary's previous payment of the same scheme (None for the first).
+    pub same_scheme_days_since: Option<f64>,
+    /// The share of the scheme's earlier payments (first ones counting as never repeated) that
+    /// came this soon or sooner after their beneficiary's previous payment of it.
+    pub same_scheme_gap_share: f64,
+    /// Days since this beneficiary was last paid the same amount of the same scheme, within the
+    /// 30-day history.
+    pub same_amount_days_since: Option<f64>,
+    /// The share of the scheme's earlier payments that repeated such an amount this soon or
+    /// sooner (payments repeating none within 30 days counting as never repeated).
+    pub same_amount_gap_share: f64,
+    /// The beneficiary's own typical (mean) amount in this scheme so far.
     pub own_typical_paise: Option<i64>,
     pub account_other_beneficiaries_30d: u32,
     pub account_new_for_beneficiary: bool,
@@ -170,6 +170,14 @@ pub struct FeatureContext {
 
 fn ln1p_count(count: u32) -> f32 {
     (f64::from(count)).ln_1p() as f32
+}
+
+/// How many decades rarer than one in ten a share is, up to [`MAX_RARITY`]: 0 for anything a
+/// tenth of the scheme's payments do (a weekly wage repeating last week's amount), 2 for one in
+/// a thousand. Ordinary shares all read 0, so the feature's usual spread stays small and a rare
+/// repeat stands as far out of it as a count that is normally zero would.
+fn rarity(share: f64) -> f32 {
+    (-share.max(1e-12).log10() - 1.0).clamp(0.0, MAX_RARITY) as f32
 }
 
 fn flag(set: bool) -> f32 {
@@ -200,8 +208,8 @@ impl Feature {
         Feature::BeneficiaryPayments24hLog,
         Feature::BeneficiaryPayments30dLog,
         Feature::BeneficiaryHoursSincePreviousLog,
-        Feature::BeneficiarySameScheme30dVsScheme,
-        Feature::BeneficiarySameAmount6dLog,
+        Feature::SameSchemeGapRarity,
+        Feature::SameAmountGapRarity,
         Feature::AmountVsOwnHistoryLog,
         Feature::AccountOtherBeneficiaries30dLog,
         Feature::AccountNewForBeneficiary,
@@ -236,8 +244,8 @@ impl Feature {
             Feature::BeneficiaryPayments24hLog => "beneficiary_payments_24h_log",
             Feature::BeneficiaryPayments30dLog => "beneficiary_payments_30d_log",
             Feature::BeneficiaryHoursSincePreviousLog => "beneficiary_hours_since_previous_log",
-            Feature::BeneficiarySameScheme30dVsScheme => "beneficiary_same_scheme_30d_vs_scheme",
-            Feature::BeneficiarySameAmount6dLog => "beneficiary_same_amount_6d_log",
+            Feature::SameSchemeGapRarity => "same_scheme_gap_rarity",
+            Feature::SameAmountGapRarity => "same_amount_gap_rarity",
             Feature::AmountVsOwnHistoryLog => "amount_vs_own_history_log",
             Feature::AccountOtherBeneficiaries30dLog => "account_other_beneficiaries_30d_log",
             Feature::AccountNewForBeneficiary => "account_new_for_beneficiary",
@@ -259,9 +267,7 @@ impl Feature {
                 Category::Timing
             }
             Feature::HundredsOfKmFromUsualPlace => Category::Location,
-            Feature::BeneficiarySameAmount6dLog | Feature::BeneficiarySameScheme30dVsScheme => {
-                Category::Duplicate
-            }
+            Feature::SameAmountGapRarity | Feature::SameSchemeGapRarity => Category::Duplicate,
             Feature::BeneficiarySameScheme1hLog
             | Feature::BeneficiaryPayments24hLog
             | Feature::BeneficiaryPayments30dLog
@@ -283,9 +289,8 @@ impl Feature {
         match self {
             Feature::BeneficiarySameScheme1hLog | Feature::AgentBeneficiaries1hLog => Some(HOUR),
             Feature::BeneficiaryPayments24hLog => Some(DAY),
-            Feature::BeneficiarySameAmount6dLog => Some(DUPLICATE_WINDOW),
             Feature::BeneficiaryPayments30dLog
-            | Feature::BeneficiarySameScheme30dVsScheme
+            | Feature::SameAmountGapRarity
             | Feature::AccountOtherBeneficiaries30dLog => Some(HISTORY_WINDOW),
             Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => Some(10 * MINUTE),
             Feature::AgentFirstVisits15min => Some(15 * MINUTE),
@@ -298,6 +303,7 @@ impl Feature {
             | Feature::HundredsOfKmFromUsualPlace
             | Feature::BeneficiaryHoursSincePreviousLog
             | Feature::AmountVsOwnHistoryLog
+            | Feature::SameSchemeGapRarity
             | Feature::AccountNewForBeneficiary
             | Feature::AgentNewForBeneficiary => None,
         }
@@ -333,14 +339,20 @@ impl Feature {
                 .hours_since_previous
                 .unwrap_or(MAX_GAP_HOURS)
                 .ln_1p() as f32,
-            // In the scheme's own standard deviations from its usual: a second monthly pension
-            // in a month is ordinary, a second PM-KISAN instalment (paid every four months) is
-            // not, and a fifth weekly wage is neither.
-            Feature::BeneficiarySameScheme30dVsScheme => {
-                ((f64::from(context.same_scheme_30d) - context.scheme_usual_30d)
-                    / context.scheme_spread_30d.max(SCHEME_SPREAD_FLOOR)) as f32
-            }
-            Feature::BeneficiarySameAmount6dLog => ln1p_count(context.same_amount_6d),
+            // How rarely the scheme's payments come this soon after their beneficiary's previous
+            // one, learned from the scheme's own gaps: a wage a week after the last is ordinary,
+            // a pension after 19 days or a PM-KISAN instalment after 25 (paid every four months)
+            // is not. A first payment is no repeat at all.
+            Feature::SameSchemeGapRarity => match context.same_scheme_days_since {
+                Some(_) => rarity(context.same_scheme_gap_share),
+                None => 0.0,
+            },
+            // The same, for a repeat of the very amount: a weekly wage of last week's amount is
+            // ordinary, the same pension twice in three weeks is a duplicate.
+            Feature::SameAmountGapRarity => match context.same_amount_days_since {
+                Some(_) => rarity(context.same_amount_gap_share),
+                None => 0.0,
+            },
             Feature::AmountVsOwnHistoryLog => context
                 .own_typical_paise
                 .map_or(0.0, |typical| (amount / typical.max(1) as f64).ln())
@@ -455,17 +467,30 @@ impl Feature {
                 }
                 None => "first payment seen for this beneficiary".to_string(),
             },
-            Feature::BeneficiarySameScheme30dVsScheme => format!(
-                "{} {} payment to this beneficiary within 30 days ({} beneficiaries usually have {:.1} earlier ones in 30 days)",
-                ordinal(context.same_scheme_30d + 1),
-                context.scheme,
-                context.scheme,
-                context.scheme_usual_30d
-            ),
-            Feature::BeneficiarySameAmount6dLog => format!(
-                "same {} amount {amount} already paid to this beneficiary {} time(s) in the last 6 days (possible duplicate)",
-                context.scheme, context.same_amount_6d
-            ),
+            Feature::SameSchemeGapRarity => match context.same_scheme_days_since {
+                Some(days) => format!(
+                    "{} paid again {} after this beneficiary's previous {} payment; {} of {} payments come that soon",
+                    context.scheme,
+                    format_days(days),
+                    context.scheme,
+                    percent(context.same_scheme_gap_share),
+                    context.scheme
+                ),
+                None => format!("first {} payment to this beneficiary", context.scheme),
+            },
+            Feature::SameAmountGapRarity => match context.same_amount_days_since {
+                Some(days) => format!(
+                    "same {} amount {amount} already paid to this beneficiary {} before (possible duplicate); {} of {} payments repeat an amount that soon",
+                    context.scheme,
+                    format_days(days),
+                    percent(context.same_amount_gap_share),
+                    context.scheme
+                ),
+                None => format!(
+                    "no {} payment of {amount} to this beneficiary in the last 30 days",
+                    context.scheme
+                ),
+            },
             Feature::AccountOtherBeneficiaries30dLog => format!(
                 "account received payments for {} beneficiaries this month",
                 context.account_other_beneficiaries_30d + 1
@@ -504,8 +529,22 @@ fn percent(share: f64) -> String {
         format!("{percent:.0} %")
     } else if percent >= 0.1 {
         format!("{percent:.1} %")
-    } else {
+    } else if percent >= 0.01 {
         format!("{percent:.2} %")
+    } else {
+        "under 0.01 %".to_string()
+    }
+}
+
+/// A gap as people read it: "40 minutes", "5 hours", "19 days".
+fn format_days(days: f64) -> String {
+    let hours = days * 24.0;
+    if hours < 1.0 {
+        format!("{:.0} minutes", hours * 60.0)
+    } else if days < 2.0 {
+        format!("{hours:.0} hours")
+    } else {
+        format!("{days:.0} days")
     }
 }
 

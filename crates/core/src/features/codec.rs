@@ -1,6 +1,6 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK4`, the feature-set id, the mark the state corresponds to, the
+//! Layout: the magic `AEGISCK5`, the feature-set id, the mark the state corresponds to, the
 //! anchor (what identifies the row at the mark in its database: a checkpoint must never be
 //! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
@@ -8,8 +8,8 @@
 //! it. The per-beneficiary and per-account records come in blocks of one in-memory chunk, each
 //! preceded by its length, so a restore decodes them on every core and keeps each block as a
 //! chunk; `AEGISCK2` files (the same without the block lengths) are still read. `AEGISCK3`
-//! files, written before the hour-of-day counts, hold an older feature set and are not read: the
-//! monitor replays from the database instead. Decoding
+//! and `AEGISCK4` files (before the hour-of-day counts; before each scheme's repeat gaps) hold
+//! older feature sets and are not read: the monitor replays from the database instead. Decoding
 //! checks the magic, the feature set, every length against the bytes left, and the checksum:
 //! a torn, foreign or corrupt file is refused with the reason, never half-used.
 
@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::{
     AGENT_PLACES, AccountPayment, AccountState, AgentState, BENEFICIARY_PLACES, BeneficiaryState,
-    CHUNK, Chunked, FeatureState, Few, Interner, RecentPayment, SchemeAmount, SchemeState,
-    UsualPlace,
+    CHUNK, Chunked, FeatureState, Few, GAP_BANDS, Interner, RecentPayment, SchemeAmount,
+    SchemeState, UsualPlace,
 };
 use smallvec::SmallVec;
 
-const MAGIC: &[u8; 8] = b"AEGISCK4";
+const MAGIC: &[u8; 8] = b"AEGISCK5";
 /// The layout before the per-beneficiary and per-account records came in blocks: still read
 /// (one thread decodes its records), never written.
 const MAGIC_UNBLOCKED: &[u8; 8] = b"AEGISCK2";
@@ -272,6 +272,13 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Read<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
+    fn u32_array<const N: usize>(&mut self) -> Read<[u32; N]> {
+        let mut values = [0u32; N];
+        for value in &mut values {
+            *value = self.u32()?;
+        }
+        Ok(values)
+    }
     fn i64(&mut self) -> Read<i64> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8")))
     }
@@ -470,8 +477,9 @@ impl FeatureState {
             w.u32(s.count);
             w.opt_i64(s.cached_median);
             w.u32(s.cached_at);
-            w.u64(s.same_scheme_30d_sum);
-            w.u64(s.same_scheme_30d_squares);
+            for &count in s.gaps.iter().chain(&s.same_amount_gaps) {
+                w.u32(count);
+            }
         }
         w.finish()
     }
@@ -591,7 +599,7 @@ impl FeatureState {
                 })
             })
             .collect::<Read<Vec<_>>>()?;
-        let schemes = (0..r.len(29)?)
+        let schemes = (0..r.len(13 + 8 * GAP_BANDS)?)
             .map(|_| {
                 let buckets = (0..r.len(8)?)
                     .map(|_| Ok((r.u32()? as i32, r.u32()?)))
@@ -601,8 +609,8 @@ impl FeatureState {
                     count: r.u32()?,
                     cached_median: r.opt_i64()?,
                     cached_at: r.u32()?,
-                    same_scheme_30d_sum: r.u64()?,
-                    same_scheme_30d_squares: r.u64()?,
+                    gaps: r.u32_array()?,
+                    same_amount_gaps: r.u32_array()?,
                 })
             })
             .collect::<Read<Vec<_>>>()?;
@@ -625,6 +633,7 @@ fn write_beneficiary<W: std::io::Write>(w: &mut Writer<W>, b: &BeneficiaryState)
     for amount in b.scheme_amounts.iter() {
         w.u32(amount.scheme);
         w.i64(amount.sum_paise);
+        w.i64(amount.last_time);
         w.u32(amount.count.get());
     }
 }
@@ -646,16 +655,18 @@ fn read_beneficiary(r: &mut Reader<'_>) -> Read<BeneficiaryState> {
         place: r.place(BENEFICIARY_PLACES)?,
         accounts: r.u32s()?,
         agents: r.u32s()?,
-        scheme_amounts: (0..r.len(16)?)
+        scheme_amounts: (0..r.len(24)?)
             .map(|_| {
                 let scheme = r.u32()?;
                 let sum_paise = r.i64()?;
+                let last_time = r.i64()?;
                 let at = r.at;
                 let count =
                     std::num::NonZeroU32::new(r.u32()?).ok_or(CheckpointError::Malformed(at))?;
                 Ok(SchemeAmount {
                     scheme,
                     sum_paise,
+                    last_time,
                     count,
                 })
             })

@@ -133,8 +133,8 @@ impl FromIterator<u32> for IdSet {
 }
 
 // What one beneficiary costs before any heap allocation: kept from growing by accident.
-const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 96);
-const _: () = assert!(std::mem::size_of::<SchemeAmounts>() == 16);
+const _: () = assert!(std::mem::size_of::<BeneficiaryState>() <= 104);
+const _: () = assert!(std::mem::size_of::<SchemeAmounts>() == 24);
 const _: () = assert!(std::mem::size_of::<UsualPlace>() == 24);
 const _: () = assert!(std::mem::size_of::<Few<RecentPayment>>() == 24);
 const _: () = assert!(std::mem::size_of::<IdSet>() == 16);
@@ -147,18 +147,39 @@ impl BeneficiaryState {
     fn last_time(&self) -> Option<EventTime> {
         self.recent.iter().map(|recent| recent.time).max()
     }
+
+    /// When, within the history window before `time`, this beneficiary was last paid
+    /// `amount_paise` in `scheme`.
+    fn last_same_amount(
+        &self,
+        scheme: u32,
+        amount_paise: i64,
+        time: EventTime,
+    ) -> Option<EventTime> {
+        self.recent
+            .iter()
+            .filter(|recent| {
+                recent.scheme == scheme
+                    && recent.amount_paise == amount_paise
+                    && (0..HISTORY_WINDOW).contains(&(time - recent.time))
+            })
+            .map(|recent| recent.time)
+            .max()
+    }
 }
 
-/// A beneficiary's total and count of payments in one scheme.
+/// A beneficiary's total and count of payments in one scheme, and when they were last paid in
+/// it (kept beyond the history window: a PM-KISAN instalment comes every four months).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct SchemeAmount {
     sum_paise: i64,
+    last_time: EventTime,
     scheme: u32,
     /// Never zero, which lets [`SchemeAmounts`] tell its two forms apart without a tag.
     count: NonZeroU32,
 }
 
-/// A beneficiary's amounts per scheme: 16 bytes for the usual one scheme (the zero a count
+/// A beneficiary's amounts per scheme: 24 bytes for the usual one scheme (the zero a count
 /// never holds marks the other form), a boxed vector for several or, briefly, none.
 #[derive(Debug, Clone, PartialEq)]
 enum SchemeAmounts {
@@ -205,7 +226,14 @@ impl SchemeAmounts {
             .map(|amount| amount.sum_paise / i64::from(amount.count.get()))
     }
 
-    fn add(&mut self, scheme: u32, amount_paise: i64) {
+    /// When the beneficiary was last paid in `scheme` (the newest event time).
+    fn last_time(&self, scheme: u32) -> Option<EventTime> {
+        self.iter()
+            .find(|amount| amount.scheme == scheme)
+            .map(|amount| amount.last_time)
+    }
+
+    fn add(&mut self, scheme: u32, amount_paise: i64, time: EventTime) {
         let amounts: &mut [SchemeAmount] = match self {
             SchemeAmounts::One(amount) => std::slice::from_mut(amount),
             SchemeAmounts::Many(amounts) => amounts,
@@ -213,10 +241,12 @@ impl SchemeAmounts {
         if let Some(amount) = amounts.iter_mut().find(|amount| amount.scheme == scheme) {
             amount.sum_paise += amount_paise;
             amount.count = amount.count.saturating_add(1);
+            amount.last_time = amount.last_time.max(time);
             return;
         }
         let new = SchemeAmount {
             sum_paise: amount_paise,
+            last_time: time,
             scheme,
             count: NonZeroU32::MIN,
         };
@@ -266,36 +296,64 @@ struct AgentState {
 
 /// A scheme's amounts as a histogram of log-amount buckets, for a robust running median that
 /// works for schemes nobody told us about.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SchemeState {
     buckets: std::collections::BTreeMap<i32, u32>,
     count: u32,
     cached_median: Option<i64>,
     cached_at: u32,
-    /// Over the scheme's payments: how many earlier payments of it their beneficiary had had in
-    /// the 30 days before (for the scheme's usual).
-    same_scheme_30d_sum: u64,
-    /// The sum of their squares (for the spread).
-    same_scheme_30d_squares: u64,
+    /// The scheme's repeat payments by their gap after the beneficiary's previous payment of
+    /// it, in bands of [`gap_band`] (first payments are in `count` but in no band).
+    gaps: [u32; GAP_BANDS],
+    /// The same for repeats of the very amount within the history window, by their gap after
+    /// the latest payment of that amount.
+    same_amount_gaps: [u32; GAP_BANDS],
+}
+
+impl Default for SchemeState {
+    fn default() -> Self {
+        SchemeState {
+            buckets: std::collections::BTreeMap::new(),
+            count: 0,
+            cached_median: None,
+            cached_at: 0,
+            gaps: [0; GAP_BANDS],
+            same_amount_gaps: [0; GAP_BANDS],
+        }
+    }
 }
 
 const BUCKETS_PER_LOG_UNIT: f64 = 40.0;
+
+/// Bands of a repeat's gap: a quarter of a natural-log unit of (1 + hours) each, so minutes,
+/// hours, days and months each get a few; the last holds everything from about 400 days on.
+pub(crate) const GAP_BANDS: usize = 40;
+
+fn gap_band(gap: EventTime) -> usize {
+    let hours = gap.max(0) as f64 / HOUR as f64;
+    ((hours.ln_1p() * 4.0) as usize).min(GAP_BANDS - 1)
+}
 
 impl SchemeState {
     fn median_paise(&self) -> Option<i64> {
         self.cached_median
     }
 
-    /// The mean and standard deviation of the number of earlier same-scheme payments in 30
-    /// days its payments had.
-    fn usual_30d(&self) -> (f64, f64) {
-        if self.count == 0 {
-            return (0.0, 0.0);
-        }
-        let n = f64::from(self.count);
-        let mean = self.same_scheme_30d_sum as f64 / n;
-        let variance = self.same_scheme_30d_squares as f64 / n - mean * mean;
-        (mean, variance.max(0.0).sqrt())
+    /// The share of the scheme's payments so far that came within the band of `gap` after
+    /// their beneficiary's previous one, or sooner (smoothed by one, so a new scheme's first
+    /// repeats are not rare).
+    fn gap_share(&self, gap: EventTime) -> f64 {
+        self.share_sooner(&self.gaps, gap)
+    }
+
+    /// The same for a repeat of the very amount.
+    fn same_amount_gap_share(&self, gap: EventTime) -> f64 {
+        self.share_sooner(&self.same_amount_gaps, gap)
+    }
+
+    fn share_sooner(&self, gaps: &[u32; GAP_BANDS], gap: EventTime) -> f64 {
+        let sooner: u32 = gaps[..=gap_band(gap)].iter().sum();
+        (f64::from(sooner) + 1.0) / (f64::from(self.count) + 1.0)
     }
 
     fn add(&mut self, amount_paise: i64) {
@@ -701,7 +759,6 @@ impl FeatureState {
         let window = |feature: Feature| feature.window().expect("a counting feature has a window");
         let burst_window = window(Feature::BeneficiarySameScheme1hLog);
         let day_window = window(Feature::BeneficiaryPayments24hLog);
-        let duplicate_window = window(Feature::BeneficiarySameAmount6dLog);
         let agent_pace_window = window(Feature::AgentPayments10minLog);
         let first_visit_window = window(Feature::AgentFirstVisits15min);
         let agent_reach_window = window(Feature::AgentBeneficiaries1hLog);
@@ -714,9 +771,8 @@ impl FeatureState {
             ..FeatureContext::default()
         };
 
-        context.scheme_typical_paise = self.schemes[ids.scheme as usize].median_paise();
-        (context.scheme_usual_30d, context.scheme_spread_30d) =
-            self.schemes[ids.scheme as usize].usual_30d();
+        let scheme = &self.schemes[ids.scheme as usize];
+        context.scheme_typical_paise = scheme.median_paise();
         let hour = hour_of(time);
         let everybody = (self.hours[hour] as f64 + 1.0) / (self.observed as f64 + 24.0);
         context.hour_share = everybody;
@@ -741,21 +797,23 @@ impl FeatureState {
             if age < day_window {
                 context.beneficiary_payments_24h += 1;
             }
-            if recent.scheme == ids.scheme {
-                // Same scheme only: two schemes paying out on the same day is ordinary.
-                if age < burst_window {
-                    context.same_scheme_1h += 1;
-                }
-                context.same_scheme_30d += 1;
-                if age < duplicate_window && recent.amount_paise == payment.amount_paise {
-                    context.same_amount_6d += 1;
-                }
+            // Same scheme only: two schemes paying out on the same day is ordinary.
+            if recent.scheme == ids.scheme && age < burst_window {
+                context.same_scheme_1h += 1;
             }
+        }
+        if let Some(last) = beneficiary.last_same_amount(ids.scheme, payment.amount_paise, time) {
+            context.same_amount_days_since = Some((time - last) as f64 / DAY as f64);
+            context.same_amount_gap_share = scheme.same_amount_gap_share(time - last);
         }
         context.hours_since_previous = beneficiary
             .last_time()
             .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
         context.own_typical_paise = beneficiary.scheme_amounts.typical(ids.scheme);
+        if let Some(last) = beneficiary.scheme_amounts.last_time(ids.scheme) {
+            context.same_scheme_days_since = Some((time - last).max(0) as f64 / DAY as f64);
+            context.same_scheme_gap_share = scheme.gap_share(time - last);
+        }
 
         // How far from where this beneficiary is usually paid: the nearest of the counters they
         // have used before (robust to one trip away, unlike a running mean), or for a first
@@ -865,16 +923,13 @@ impl FeatureState {
         self.observed += 1;
         self.hours[hour_of(time)] += 1;
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
-        let same_scheme_30d = beneficiary
-            .recent
-            .iter()
-            .filter(|recent| {
-                recent.scheme == ids.scheme && (0..HISTORY_WINDOW).contains(&(time - recent.time))
-            })
-            .count();
         let scheme = &mut self.schemes[ids.scheme as usize];
-        scheme.same_scheme_30d_sum += same_scheme_30d as u64;
-        scheme.same_scheme_30d_squares += (same_scheme_30d * same_scheme_30d) as u64;
+        if let Some(last) = beneficiary.scheme_amounts.last_time(ids.scheme) {
+            scheme.gaps[gap_band(time - last)] += 1;
+        }
+        if let Some(last) = beneficiary.last_same_amount(ids.scheme, payment.amount_paise, time) {
+            scheme.same_amount_gaps[gap_band(time - last)] += 1;
+        }
         scheme.add(payment.amount_paise);
 
         let had_history = !beneficiary.recent.is_empty();
@@ -887,7 +942,7 @@ impl FeatureState {
         if let Some(point) = payment.location {
             beneficiary.place.add(point, BENEFICIARY_PLACES);
         }
-        (beneficiary.scheme_amounts).add(ids.scheme, payment.amount_paise);
+        (beneficiary.scheme_amounts).add(ids.scheme, payment.amount_paise, time);
         if let Some(account) = ids.account {
             beneficiary.accounts.insert(account);
             let state = &mut self.accounts[account as usize];
@@ -1119,12 +1174,13 @@ pub(crate) mod tests {
         assert!(explain(rarity, &bare.context).contains("of all payments are made"));
     }
 
-    /// A second payment of a scheme within 30 days is judged by how often the scheme's
-    /// beneficiaries get one: nothing for a monthly pension, far out for PM-KISAN.
+    /// A repeat of a scheme is judged by how soon the scheme's payments usually repeat: a
+    /// pension after 19 days and a PM-KISAN instalment after 21 stand out, the next month's
+    /// pension does not, and neither does a weekly wage.
     #[test]
-    fn a_repeat_within_a_month_is_judged_by_the_schemes_usual() {
+    fn a_repeat_is_judged_by_how_soon_the_schemes_payments_usually_come() {
         let mut state = FeatureState::new();
-        for person in 0..40 {
+        for person in 0..400 {
             let mut kisan = payment(
                 &format!("K{person}"),
                 "A",
@@ -1140,26 +1196,39 @@ pub(crate) mod tests {
                 pension.scheme = "NSAP-OAP".into();
                 state.warm(&pension);
             }
+            for week in 0..8 {
+                let when = format!("2025-01-{:02} 11:00:00", 1 + 3 * week + person % 4);
+                let mut wage = payment(&format!("W{person}"), "C", "G", 150_000, &when);
+                wage.scheme = "MGNREGA".into();
+                state.warm(&wage);
+            }
         }
-        let repeat = index("beneficiary_same_scheme_30d_vs_scheme");
-        let mut again = payment("K1", "A", "G", 200_000, "2025-01-27 11:00:00");
-        again.scheme = "PM-KISAN".into();
-        let again = state.observe(&again);
-        let mut next_month = payment("P1", "B", "G", 100_000, "2025-04-09 11:00:00");
-        next_month.scheme = "NSAP-OAP".into();
-        let next_month = state.observe(&next_month);
-        assert!(again.values[repeat] > 5.0, "{}", again.values[repeat]);
+        let gap = index("same_scheme_gap_rarity");
+        let observe = |state: &mut FeatureState, who: &str, scheme: &str, when: &str| {
+            let mut row = payment(who, "A", "G", 200_000, when);
+            row.scheme = scheme.into();
+            state.observe(&row)
+        };
+        let kisan_again = observe(&mut state, "K1", "PM-KISAN", "2025-01-27 11:00:00");
+        let pension_early = observe(&mut state, "P1", "NSAP-OAP", "2025-03-29 11:00:00");
+        let pension_due = observe(&mut state, "P2", "NSAP-OAP", "2025-04-09 11:00:00");
+        let wage = observe(&mut state, "W3", "MGNREGA", "2025-01-28 11:00:00");
+        let first = observe(&mut state, "NEW", "NSAP-OAP", "2025-04-09 12:00:00");
+        assert!(kisan_again.values[gap] > 1.0, "{}", kisan_again.values[gap]);
         assert!(
-            next_month.values[repeat].abs() < 1.5,
+            pension_early.values[gap] > 1.0,
             "{}",
-            next_month.values[repeat]
+            pension_early.values[gap]
         );
+        assert_eq!(pension_due.values[gap], 0.0);
+        assert_eq!(wage.values[gap], 0.0);
+        assert_eq!(first.values[gap], 0.0);
+        let sentence = explain(gap, &kisan_again.context);
         assert!(
-            explain(repeat, &again.context).contains(
-                "2nd PM-KISAN payment to this beneficiary within 30 days (PM-KISAN beneficiaries usually have 0.0 earlier ones"
+            sentence.starts_with(
+                "PM-KISAN paid again 21 days after this beneficiary's previous PM-KISAN payment; 0.2 % of PM-KISAN payments come that soon"
             ),
-            "{}",
-            explain(repeat, &again.context)
+            "{sentence}"
         );
     }
 
@@ -1250,16 +1319,51 @@ pub(crate) mod tests {
         assert!((1.5..2.0).contains(&short.context.agent_usual_10min));
     }
 
+    /// A repeat of the very amount is judged by how soon the scheme's amounts usually repeat:
+    /// last week's wage again is ordinary where wages are weekly, a pension twice in two days
+    /// is a possible duplicate, and an amount not paid in 30 days is no repeat.
     #[test]
-    fn duplicate_payment_within_a_week_is_visible() {
+    fn a_repeated_amount_is_judged_by_how_soon_the_schemes_amounts_repeat() {
         let mut state = FeatureState::new();
-        let first = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-03 10:00:00"));
-        let again = state.observe(&payment("B1", "A1", "G1", 200_000, "2025-03-05 11:00:00"));
-        let same_amount = index("beneficiary_same_amount_6d_log");
-        assert_eq!(first.values[same_amount], 0.0);
-        assert!(again.values[same_amount] > 0.6);
-        assert_eq!(again.context.same_amount_6d, 1);
-        assert!(explain(same_amount, &again.context).contains("possible duplicate"));
+        for person in 0..400 {
+            for week in 0..6 {
+                let when = format!("2025-01-{:02} 11:00:00", 2 + 7 * week % 28 + week / 4);
+                let mut wage = payment(&format!("W{person}"), "C", "G", 150_000, &when);
+                wage.scheme = "MGNREGA".into();
+                state.warm(&wage);
+            }
+            let mut pension = payment(
+                &format!("P{person}"),
+                "B",
+                "G",
+                100_000,
+                "2025-01-03 10:00:00",
+            );
+            pension.scheme = "NSAP-OAP".into();
+            state.warm(&pension);
+        }
+        let same_amount = index("same_amount_gap_rarity");
+        let observe =
+            |state: &mut FeatureState, who: &str, scheme: &str, paise: i64, when: &str| {
+                let mut row = payment(who, "A", "G", paise, when);
+                row.scheme = scheme.into();
+                state.observe(&row)
+            };
+        let duplicate = observe(&mut state, "P1", "NSAP-OAP", 100_000, "2025-01-05 11:00:00");
+        let wage = observe(&mut state, "W1", "MGNREGA", 150_000, "2025-02-14 11:00:00");
+        let other_amount = observe(&mut state, "P2", "NSAP-OAP", 120_000, "2025-01-05 11:00:00");
+        assert!(
+            duplicate.values[same_amount] > 1.0,
+            "{}",
+            duplicate.values[same_amount]
+        );
+        assert_eq!(wage.values[same_amount], 0.0);
+        assert_eq!(other_amount.values[same_amount], 0.0);
+        let sentence = explain(same_amount, &duplicate.context);
+        assert!(
+            sentence.starts_with("same NSAP-OAP amount ₹1,000 already paid to this beneficiary 2 days before (possible duplicate); 0.2 % of NSAP-OAP payments"),
+            "{sentence}"
+        );
     }
 
     #[test]

@@ -99,9 +99,7 @@ fn no_payment_labeled_normal_repeats_a_recent_instalment() {
     feed.fraud_rate = 0.0;
     feed.count = Some(20_000);
     simulate::run(&feed, Arc::new(AtomicBool::new(false))).unwrap();
-    let window = aegis_core::features::Feature::BeneficiarySameAmount6dLog
-        .window()
-        .unwrap();
+    let window = simulate::feed::DUPLICATE_WINDOW;
     let conn = rusqlite::Connection::open(&db).unwrap();
     let repeats: Vec<(i64, String, String)> = conn
         .prepare(
