@@ -26,6 +26,7 @@ pub mod config;
 pub mod csrf;
 pub mod database;
 pub mod decisions;
+pub mod drift;
 pub mod error;
 pub mod escape;
 pub mod filters;

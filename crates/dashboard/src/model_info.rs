@@ -56,6 +56,10 @@ pub struct ModelView {
     pub per_type: Vec<TypeRow>,
     /// Each single detector on the same test rows, and whether the score combines it.
     pub detectors: Vec<DetectorRow>,
+    /// The held-out scores' quantiles (level, score), ascending: what drift is measured against.
+    pub score_quantiles: Vec<(f64, f32)>,
+    /// The alert budget, a share.
+    pub budget: f64,
 }
 
 /// One detector's line on the Model page.
@@ -217,6 +221,8 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
                 })
                 .collect()
         }),
+        score_quantiles: metrics.map_or_else(Vec::new, |m| m.score_quantiles.clone()),
+        budget: config.alert_rate,
     }
 }
 

@@ -669,6 +669,8 @@ pub struct ModelPage {
     /// Set when there is no usable model.
     pub message: Option<String>,
     pub model: Option<ModelView>,
+    /// How the current model's recent days compare with its held-out period.
+    pub drift: Option<crate::drift::DriftView>,
 }
 
 #[derive(Template)]

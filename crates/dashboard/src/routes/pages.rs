@@ -8,6 +8,7 @@ use serde::Deserialize;
 use aegis_core::features::Category;
 
 use crate::alerts::{self, Verdict};
+use crate::drift;
 use crate::error::{AppError, AppResult};
 use crate::filters::{
     Filters, ListParams, Sort, SortColumn, StatusFilter, parse_page, rupees_param,
@@ -260,6 +261,21 @@ pub async fn model(
         ModelState::Broken(message) => (Some(message), None),
         ModelState::Ready(view) => (None, Some(*view)),
     };
+    let drift = match &model {
+        Some(view) => {
+            let (version, cuts): (String, Vec<f32>) = (
+                view.model_version.clone(),
+                drift::tail(&view.score_quantiles)
+                    .map(|&(_, score)| score)
+                    .collect(),
+            );
+            let days = state
+                .read(move |conn| drift::day_scores(conn, &version, &cuts))
+                .await?;
+            Some(drift::view(&days, &view.score_quantiles, view.budget))
+        }
+        None => None,
+    };
     let mut layout = Layout::new(&session, "Model", "model");
     if model.is_some() {
         layout = layout.with_charts();
@@ -268,5 +284,6 @@ pub async fn model(
         layout,
         message,
         model,
+        drift,
     })
 }

@@ -734,6 +734,65 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
 }
 
+/// Drift on the Model page: per event day of the current model's scores, the alert rate
+/// against the budget and the stability index against the held-out quantiles; three days far
+/// off in the last week call for retraining, and rows of another model are not counted.
+#[tokio::test]
+async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    write_model(&app);
+    // The held-out scores' quantiles, as train records them.
+    let metrics_path = app.dir.path().join("modeling").join("metrics.json");
+    let mut metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics_path).unwrap()).unwrap();
+    metrics["score_quantiles"] =
+        serde_json::json!([[0.5, 0.05], [0.9, 0.1], [0.95, 0.3], [0.99, 0.45]]);
+    std::fs::write(&metrics_path, metrics.to_string()).unwrap();
+    let conn = app.conn();
+    let mut add = |day: u32, count: usize, score: f64, model: &str| {
+        for i in 0..count {
+            conn.execute(
+                "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp,                  status, anomaly_score, model_version) VALUES ('BX', 'PENSION', 100000, ?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    format!("2026-02-{day:02} 10:{:02}:{:02}", i / 60 % 60, i % 60),
+                    if score >= 0.45 { "ANOMALY" } else { "NORMAL" },
+                    score,
+                    model
+                ],
+            )
+            .unwrap();
+        }
+    };
+    // Day 1 as held out: 90 % under 0.1, 5 % to 0.3, 4 % to 0.45, 1 % above (the budget).
+    for (count, score) in [(270, 0.05), (15, 0.2), (12, 0.4), (3, 0.5)] {
+        add(1, count, score, "m-test");
+    }
+    // Days 2-4: a quarter of the payments alert.
+    for day in 2..=4 {
+        for (count, score) in [(150, 0.05), (75, 0.2), (75, 0.5)] {
+            add(day, count, score, "m-test");
+        }
+    }
+    // Another model's scores are not this model's drift.
+    add(5, 300, 0.9, "m-old");
+    let page = app.get("/model", Some(&login)).await.body;
+    let drift = &page[page.find("Drift: recent days").expect("drift section")..];
+    let day = |date: &str| {
+        let row = &drift[drift.find(date).unwrap_or_else(|| panic!("{date} listed"))..];
+        row[..row.find("</tr>").unwrap()].to_string()
+    };
+    let calm = day("2026-02-01");
+    assert!(calm.contains("1.00 %"), "{calm}");
+    assert!(calm.contains("0.000"), "stable: {calm}");
+    let stormy = day("2026-02-03");
+    assert!(stormy.contains("25.00 %"), "{stormy}");
+    assert!(stormy.contains("25.0× the alert budget"), "{stormy}");
+    assert!(stormy.contains("scores shifted"), "{stormy}");
+    assert!(!drift[..drift.find("</section>").unwrap()].contains("2026-02-05"));
+    assert!(drift.contains("Retraining is due: 3 of the last 4 days"));
+}
+
 #[tokio::test]
 async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
     let app = TestApp::new();
