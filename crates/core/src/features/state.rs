@@ -1094,11 +1094,23 @@ pub(crate) mod tests {
         paise: i64,
         when: &str,
     ) -> Payment {
+        in_scheme("PM-KISAN", beneficiary, account, agent, paise, when)
+    }
+
+    /// [`payment`] in `scheme`.
+    fn in_scheme(
+        scheme: &str,
+        beneficiary: &str,
+        account: &str,
+        agent: &str,
+        paise: i64,
+        when: &str,
+    ) -> Payment {
         Payment {
             beneficiary_id: beneficiary.to_string(),
             account_id: Some(account.to_string()),
             agent_id: Some(agent.to_string()),
-            scheme: "PM-KISAN".to_string(),
+            scheme: scheme.to_string(),
             amount_paise: paise,
             time: parse_timestamp(when).unwrap(),
             location: Some((26.85, 80.95)),
@@ -1181,33 +1193,40 @@ pub(crate) mod tests {
     fn a_repeat_is_judged_by_how_soon_the_schemes_payments_usually_come() {
         let mut state = FeatureState::new();
         for person in 0..400 {
-            let mut kisan = payment(
+            state.warm(&in_scheme(
+                "PM-KISAN",
                 &format!("K{person}"),
                 "A",
                 "G",
                 200_000,
                 "2025-01-06 11:00:00",
-            );
-            kisan.scheme = "PM-KISAN".into();
-            state.warm(&kisan);
+            ));
             for month in 1..=3 {
                 let when = format!("2025-{month:02}-10 11:00:00");
-                let mut pension = payment(&format!("P{person}"), "B", "G", 100_000, &when);
-                pension.scheme = "NSAP-OAP".into();
-                state.warm(&pension);
+                state.warm(&in_scheme(
+                    "NSAP-OAP",
+                    &format!("P{person}"),
+                    "B",
+                    "G",
+                    100_000,
+                    &when,
+                ));
             }
             for week in 0..8 {
                 let when = format!("2025-01-{:02} 11:00:00", 1 + 3 * week + person % 4);
-                let mut wage = payment(&format!("W{person}"), "C", "G", 150_000, &when);
-                wage.scheme = "MGNREGA".into();
-                state.warm(&wage);
+                state.warm(&in_scheme(
+                    "MGNREGA",
+                    &format!("W{person}"),
+                    "C",
+                    "G",
+                    150_000,
+                    &when,
+                ));
             }
         }
         let gap = index("same_scheme_gap_rarity");
         let observe = |state: &mut FeatureState, who: &str, scheme: &str, when: &str| {
-            let mut row = payment(who, "A", "G", 200_000, when);
-            row.scheme = scheme.into();
-            state.observe(&row)
+            state.observe(&in_scheme(scheme, who, "A", "G", 200_000, when))
         };
         let kisan_again = observe(&mut state, "K1", "PM-KISAN", "2025-01-27 11:00:00");
         let pension_early = observe(&mut state, "P1", "NSAP-OAP", "2025-03-29 11:00:00");
@@ -1328,26 +1347,28 @@ pub(crate) mod tests {
         for person in 0..400 {
             for week in 0..6 {
                 let when = format!("2025-01-{:02} 11:00:00", 2 + 7 * week % 28 + week / 4);
-                let mut wage = payment(&format!("W{person}"), "C", "G", 150_000, &when);
-                wage.scheme = "MGNREGA".into();
-                state.warm(&wage);
+                state.warm(&in_scheme(
+                    "MGNREGA",
+                    &format!("W{person}"),
+                    "C",
+                    "G",
+                    150_000,
+                    &when,
+                ));
             }
-            let mut pension = payment(
+            state.warm(&in_scheme(
+                "NSAP-OAP",
                 &format!("P{person}"),
                 "B",
                 "G",
                 100_000,
                 "2025-01-03 10:00:00",
-            );
-            pension.scheme = "NSAP-OAP".into();
-            state.warm(&pension);
+            ));
         }
         let same_amount = index("same_amount_gap_rarity");
         let observe =
             |state: &mut FeatureState, who: &str, scheme: &str, paise: i64, when: &str| {
-                let mut row = payment(who, "A", "G", paise, when);
-                row.scheme = scheme.into();
-                state.observe(&row)
+                state.observe(&in_scheme(scheme, who, "A", "G", paise, when))
             };
         let duplicate = observe(&mut state, "P1", "NSAP-OAP", 100_000, "2025-01-05 11:00:00");
         let wage = observe(&mut state, "W1", "MGNREGA", 150_000, "2025-02-14 11:00:00");
