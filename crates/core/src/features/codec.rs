@@ -631,10 +631,10 @@ fn write_beneficiary<W: std::io::Write>(w: &mut Writer<W>, b: &BeneficiaryState)
     w.u32s(&b.agents);
     w.len(b.scheme_amounts.len());
     for amount in b.scheme_amounts.iter() {
-        w.u32(amount.scheme);
+        w.u32(amount.scheme());
         w.i64(amount.sum_paise);
-        w.i64(amount.last_time);
-        w.u32(amount.count.get());
+        w.i64(amount.last_time());
+        w.u32(amount.count());
     }
 }
 
@@ -657,18 +657,11 @@ fn read_beneficiary(r: &mut Reader<'_>) -> Read<BeneficiaryState> {
         agents: r.u32s()?,
         scheme_amounts: (0..r.len(24)?)
             .map(|_| {
-                let scheme = r.u32()?;
-                let sum_paise = r.i64()?;
-                let last_time = r.i64()?;
                 let at = r.at;
-                let count =
-                    std::num::NonZeroU32::new(r.u32()?).ok_or(CheckpointError::Malformed(at))?;
-                Ok(SchemeAmount {
-                    scheme,
-                    sum_paise,
-                    last_time,
-                    count,
-                })
+                let (scheme, sum_paise, last_time, count) =
+                    (r.u32()?, r.i64()?, r.i64()?, r.u32()?);
+                SchemeAmount::new(scheme, sum_paise, last_time, count)
+                    .ok_or(CheckpointError::Malformed(at))
             })
             .collect::<Read<_>>()?,
     };
