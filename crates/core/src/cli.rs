@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 
+use crate::engine::Target;
+
 /// `--db` (env `AEGIS_DB`): the transactions database.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArg {
-    /// The transactions database (an SQLite file; created with the schema if missing).
+    /// The transactions database: an SQLite file (created with the schema if missing), or a
+    /// PostgreSQL database as postgres://user:password@host:port/database.
     #[arg(long, env = "AEGIS_DB", default_value = crate::DEFAULT_DB, global = true)]
-    pub db: PathBuf,
+    pub db: Target,
 }
 
 /// `--modeling` (env `AEGIS_MODELING`): the model artifacts directory.
@@ -51,7 +54,7 @@ mod tests {
     #[test]
     fn flags_override_the_defaults() {
         let program = Program::parse_from(["p", "--db", "x.db", "--modeling", "m"]);
-        assert_eq!(program.db.db, PathBuf::from("x.db"));
+        assert_eq!(program.db.db, Target::Sqlite(PathBuf::from("x.db")));
         assert_eq!(program.modeling.modeling, PathBuf::from("m"));
     }
 }

@@ -8,6 +8,9 @@ pub enum Error {
     #[error("SQLite error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    #[error("PostgreSQL error: {}", crate::pg::describe(.0))]
+    Postgres(#[from] postgres::Error),
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,

@@ -3,7 +3,10 @@
 //! `transactions.db` and `modeling/`, and this crate is the one definition of both.
 //!
 //! # Layout
-//! - [`db`]: opening the database, migrations, bulk-load helpers.
+//! - [`engine`]: which engine `--db` names (an SQLite path or a PostgreSQL URL), and the bulk
+//!   loader both engines implement.
+//! - [`db`]: SQLite: opening the database, migrations, bulk-load helpers.
+//! - [`pg`]: PostgreSQL: connecting, migrations, monthly partitions, binary COPY.
 //! - [`time`]: the stored event-time format (IST text) and its arithmetic.
 //! - [`domain`]: fraud types, statuses, the transaction record, rupee formatting.
 //! - [`geo`]: distances and India's outline.
@@ -23,6 +26,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod db;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod features;
 pub mod geo;
@@ -30,6 +34,7 @@ pub mod incidents;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod pg;
 pub mod reasons;
 pub mod store;
 pub mod tabular;

@@ -1,0 +1,368 @@
+//! Which engine holds the data, chosen once from `--db`: a path is an SQLite file (the embedded
+//! default), a `postgres://` URL a PostgreSQL server. Code that writes in bulk goes through
+//! [`Loader`], which each engine implements in its own way (prepared inserts with indexes
+//! rebuilt at the end on SQLite; binary COPY into monthly partitions on PostgreSQL), so the
+//! programs above it have one body for both.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rusqlite::TransactionBehavior;
+
+use crate::domain::NewTransaction;
+use crate::error::{Error, Result};
+
+/// The database `--db` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An SQLite file, created with the schema if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server and database, `postgres://user:password@host:port/database`.
+    Postgres(String),
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Target, String> {
+        if text.trim().is_empty() {
+            return Err(
+                "an empty --db: give an SQLite file path or a postgres://user@host/database URL"
+                    .to_string(),
+            );
+        }
+        if crate::pg::is_url(text) {
+            Ok(Target::Postgres(text.to_string()))
+        } else if text.contains("://") {
+            Err(format!(
+                "{text:?} is neither a file path nor a postgres:// URL: Aegis stores its data in SQLite or PostgreSQL"
+            ))
+        } else {
+            Ok(Target::Sqlite(PathBuf::from(text)))
+        }
+    }
+}
+
+impl From<&Path> for Target {
+    fn from(path: &Path) -> Target {
+        Target::Sqlite(path.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for Target {
+    fn from(path: PathBuf) -> Target {
+        Target::Sqlite(path)
+    }
+}
+
+impl From<&PathBuf> for Target {
+    fn from(path: &PathBuf) -> Target {
+        Target::Sqlite(path.clone())
+    }
+}
+
+impl fmt::Display for Target {
+    /// The path, or the URL without its password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Sqlite(path) => write!(f, "{}", path.display()),
+            Target::Postgres(url) => f.write_str(&crate::pg::redact(url)),
+        }
+    }
+}
+
+impl Target {
+    /// The SQLite path, for a program that does not run on PostgreSQL yet; a URL is refused
+    /// with a message that says so and what to do instead.
+    pub fn sqlite(&self, program: &str) -> Result<&Path> {
+        match self {
+            Target::Sqlite(path) => Ok(path),
+            Target::Postgres(url) => Err(Error::Invalid(format!(
+                "`{program}` cannot use PostgreSQL yet (--db {}): so far only `generate` (including --from-csv) writes to a PostgreSQL database. Point --db at an SQLite file",
+                crate::pg::redact(url)
+            ))),
+        }
+    }
+
+    /// Opens (creating and migrating as needed) the database.
+    pub fn open(&self) -> Result<Store> {
+        match self {
+            Target::Sqlite(path) => Ok(Store::Sqlite(crate::db::open(path)?)),
+            Target::Postgres(url) => Ok(Store::Postgres(Box::new(crate::pg::open(url)?))),
+        }
+    }
+}
+
+/// An open database of either engine.
+pub enum Store {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<postgres::Client>),
+}
+
+impl Store {
+    /// Number of stored transactions.
+    pub fn transaction_count(&mut self) -> Result<i64> {
+        match self {
+            Store::Sqlite(conn) => crate::db::transaction_count(conn),
+            Store::Postgres(client) => Ok(client
+                .query_one("SELECT count(*) FROM transaction_events", &[])?
+                .get(0)),
+        }
+    }
+
+    /// Starts a load: one transaction that holds the engine's write lock from the start, so
+    /// what the load checks (is the table empty, which refs are stored) stays true until it
+    /// commits. Dropping the loader without [`Loader::commit`] rolls everything back.
+    pub fn loader(&mut self) -> Result<Box<dyn Loader + '_>> {
+        match self {
+            Store::Sqlite(conn) => Ok(Box::new(SqliteLoader {
+                transaction: conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+                bulk: None,
+            })),
+            Store::Postgres(client) => {
+                let mut transaction = client.transaction()?;
+                transaction.execute(
+                    "SELECT pg_advisory_xact_lock($1)",
+                    &[&crate::pg::APPEND_LOCK],
+                )?;
+                Ok(Box::new(PostgresLoader {
+                    transaction,
+                    bulk: false,
+                }))
+            }
+        }
+    }
+}
+
+/// A row of the beneficiary registry (`generate` writes it; `simulate` pays the same people).
+#[derive(Debug, Clone)]
+pub struct BeneficiaryRow {
+    pub beneficiary_id: String,
+    pub account_id: String,
+    pub agent_id: String,
+    pub district: String,
+    pub state: String,
+    pub home_latitude: f64,
+    pub home_longitude: f64,
+    /// JSON array of scheme codes.
+    pub schemes: String,
+}
+
+/// One all-or-nothing load of payments (and the registry) into either engine.
+pub trait Loader {
+    /// Number of stored transactions, as this load's transaction sees them.
+    fn transaction_count(&mut self) -> Result<i64>;
+    /// Empties the data tables (`--force`): payments, scores, verdicts, incidents, registry,
+    /// the monitor's mark. Users, sessions, API keys and the audit log stay.
+    fn clear_data(&mut self) -> Result<()>;
+    /// Into an empty table: drops the secondary indexes, to build them once in
+    /// [`Loader::finish`].
+    fn begin_bulk(&mut self) -> Result<()>;
+    /// Which of `refs` are already stored.
+    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>>;
+    /// Appends rows; ids follow the order of `rows`.
+    fn insert(&mut self, rows: &[NewTransaction]) -> Result<()>;
+    /// Inserts registry rows.
+    fn insert_beneficiaries(&mut self, rows: &[BeneficiaryRow]) -> Result<()>;
+    /// Rebuilds what [`Loader::begin_bulk`] dropped, if anything.
+    fn finish(&mut self) -> Result<()>;
+    /// Commits the load.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+struct SqliteLoader<'a> {
+    transaction: rusqlite::Transaction<'a>,
+    bulk: Option<crate::db::BulkLoad>,
+}
+
+impl Loader for SqliteLoader<'_> {
+    fn transaction_count(&mut self) -> Result<i64> {
+        crate::db::transaction_count(&self.transaction)
+    }
+
+    fn clear_data(&mut self) -> Result<()> {
+        self.transaction.execute_batch(
+            "DELETE FROM verdicts; DELETE FROM incident_keys; DELETE FROM incident_alerts; \
+             DELETE FROM incidents; UPDATE incident_state SET linked_up_to = 0; \
+             DELETE FROM payment_refs; DELETE FROM transactions; DELETE FROM beneficiaries; \
+             DELETE FROM monitor_state;",
+        )?;
+        Ok(())
+    }
+
+    fn begin_bulk(&mut self) -> Result<()> {
+        if self.bulk.is_none() {
+            self.bulk = Some(crate::db::drop_transaction_indexes(&self.transaction)?);
+        }
+        Ok(())
+    }
+
+    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>> {
+        let mut stored = HashSet::new();
+        for reference in refs {
+            if crate::store::transaction_ref_exists(&self.transaction, reference)? {
+                stored.insert((*reference).to_string());
+            }
+        }
+        Ok(stored)
+    }
+
+    fn insert(&mut self, rows: &[NewTransaction]) -> Result<()> {
+        crate::store::insert_transactions(&self.transaction, rows)
+    }
+
+    fn insert_beneficiaries(&mut self, rows: &[BeneficiaryRow]) -> Result<()> {
+        let mut statement = self.transaction.prepare_cached(
+            "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for row in rows {
+            statement.execute(rusqlite::params![
+                row.beneficiary_id,
+                row.account_id,
+                row.agent_id,
+                row.district,
+                row.state,
+                row.home_latitude,
+                row.home_longitude,
+                row.schemes,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Some(bulk) = self.bulk.take() {
+            crate::db::create_transaction_indexes(&self.transaction, bulk)?;
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.transaction.commit()?;
+        Ok(())
+    }
+}
+
+struct PostgresLoader<'a> {
+    transaction: postgres::Transaction<'a>,
+    bulk: bool,
+}
+
+impl Loader for PostgresLoader<'_> {
+    fn transaction_count(&mut self) -> Result<i64> {
+        Ok(self
+            .transaction
+            .query_one("SELECT count(*) FROM transaction_events", &[])?
+            .get(0))
+    }
+
+    fn clear_data(&mut self) -> Result<()> {
+        self.transaction.batch_execute(
+            "TRUNCATE verdicts, incident_keys, incident_alerts, incidents, payment_refs, \
+             transaction_scores, transaction_events, beneficiaries, monitor_state RESTART IDENTITY; \
+             UPDATE incident_state SET linked_up_to = 0;",
+        )?;
+        Ok(())
+    }
+
+    fn begin_bulk(&mut self) -> Result<()> {
+        if !self.bulk {
+            crate::pg::begin_bulk_load(&mut self.transaction)?;
+            self.bulk = true;
+        }
+        Ok(())
+    }
+
+    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>> {
+        let rows = self.transaction.query(
+            "SELECT transaction_ref FROM payment_refs WHERE transaction_ref = ANY($1)",
+            &[&refs],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn insert(&mut self, rows: &[NewTransaction]) -> Result<()> {
+        crate::pg::copy_transactions(&mut self.transaction, rows)
+    }
+
+    fn insert_beneficiaries(&mut self, rows: &[BeneficiaryRow]) -> Result<()> {
+        let statement = self.transaction.prepare(
+            "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::text[])",
+        )?;
+        for chunk in rows.chunks(10_000) {
+            let column =
+                |f: fn(&BeneficiaryRow) -> &str| -> Vec<&str> { chunk.iter().map(f).collect() };
+            let ids = column(|r| &r.beneficiary_id);
+            let accounts = column(|r| &r.account_id);
+            let agents = column(|r| &r.agent_id);
+            let districts = column(|r| &r.district);
+            let states = column(|r| &r.state);
+            let schemes = column(|r| &r.schemes);
+            let latitudes: Vec<f64> = chunk.iter().map(|r| r.home_latitude).collect();
+            let longitudes: Vec<f64> = chunk.iter().map(|r| r.home_longitude).collect();
+            self.transaction.execute(
+                &statement,
+                &[
+                    &ids,
+                    &accounts,
+                    &agents,
+                    &districts,
+                    &states,
+                    &latitudes,
+                    &longitudes,
+                    &schemes,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if self.bulk {
+            crate::pg::finish_bulk_load(&mut self.transaction)?;
+            self.bulk = false;
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.transaction.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_sqlite_and_a_postgres_url_is_postgres() {
+        assert_eq!(
+            "./transactions.db".parse::<Target>().unwrap(),
+            Target::Sqlite("./transactions.db".into())
+        );
+        assert_eq!(
+            "postgresql://a@h/d".parse::<Target>().unwrap(),
+            Target::Postgres("postgresql://a@h/d".into())
+        );
+        let error = "mysql://a@h/d".parse::<Target>().unwrap_err();
+        assert!(error.contains("SQLite or PostgreSQL"), "{error}");
+        assert!("".parse::<Target>().is_err());
+    }
+
+    #[test]
+    fn a_program_without_postgres_says_so_without_the_password() {
+        let target: Target = "postgres://aegis:hunter2@db/audit".parse().unwrap();
+        let message = target.sqlite("monitor").unwrap_err().to_string();
+        assert!(
+            message.contains("`monitor` cannot use PostgreSQL yet"),
+            "{message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+        assert_eq!(target.to_string(), "postgres://aegis:***@db/audit");
+    }
+}

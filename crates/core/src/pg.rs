@@ -1,0 +1,514 @@
+//! PostgreSQL, the second engine: connecting with errors a user can act on, the versioned
+//! schema, monthly partitions, and the bulk load by binary COPY.
+//!
+//! Everything PostgreSQL does differently from SQLite is here (and in `migrations/postgres/`);
+//! [`crate::engine`] chooses between the two. The schema has the same version numbers as
+//! SQLite's: a new database is created at version 7 by one baseline script, and each later
+//! migration comes as a pair, one file per engine ([`MIGRATIONS`] must end at
+//! [`crate::db::SCHEMA_VERSION`]; a test checks it).
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::error::SqlState;
+use postgres::types::Type;
+use postgres::{Client, GenericClient, NoTls};
+
+use crate::domain::NewTransaction;
+use crate::error::{Error, Result};
+use crate::time::{EventTime, format_ist};
+
+/// Migrations in order, each with the schema version it brings the database to.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    7,
+    "postgres/0007_baseline",
+    include_str!("../../../migrations/postgres/0007_baseline.sql"),
+)];
+
+/// The advisory lock every insert into `transaction_events` takes first (a statement trigger
+/// in the baseline), so that transaction ids are committed in id order: a reader following
+/// `transaction_id > mark` cannot skip a row that commits late. Writers that must decide
+/// something before inserting (an appending import checking which refs are stored) take it
+/// themselves, earlier in their transaction.
+pub const APPEND_LOCK: i64 = 4_702_111_234_474_983_745;
+
+/// Held while migrating, so two programs starting together apply each migration once.
+const MIGRATION_LOCK: i64 = 4_702_111_234_474_983_746;
+
+/// Whether `--db` names a PostgreSQL server rather than an SQLite file.
+pub fn is_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// `url` with its password replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _password)) => format!("{scheme}://{name}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Connects to the server at `url`. Failures are one line naming the problem and the fix.
+pub fn connect(url: &str) -> Result<Client> {
+    Client::connect(url, NoTls).map_err(|error| connect_error(url, &error))
+}
+
+/// Connects and brings the schema up to date; refuses a database written by a newer build.
+pub fn open(url: &str) -> Result<Client> {
+    let mut client = connect(url)?;
+    migrate(&mut client, url)?;
+    Ok(client)
+}
+
+fn connect_error(url: &str, error: &postgres::Error) -> Error {
+    let shown = redact(url);
+    let config: Option<postgres::Config> = url.parse().ok();
+    let user = config
+        .as_ref()
+        .and_then(|c| c.get_user())
+        .unwrap_or("(none)")
+        .to_string();
+    let database = config
+        .as_ref()
+        .and_then(|c| c.get_dbname())
+        .unwrap_or(&user)
+        .to_string();
+    let message = match error.code() {
+        Some(code) if *code == SqlState::INVALID_PASSWORD => format!(
+            "PostgreSQL refused the password for user {user:?} at {shown}: correct it in the URL (postgres://user:password@host/db) or in ~/.pgpass"
+        ),
+        Some(code) if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => format!(
+            "PostgreSQL does not let user {user:?} log in at {shown}: create the role (`createuser {user}`) or allow it in pg_hba.conf"
+        ),
+        Some(code) if *code == SqlState::INVALID_CATALOG_NAME => format!(
+            "database {database:?} does not exist on the server at {shown}: create it with `createdb {database}` (or ask its administrator), then run again"
+        ),
+        Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => format!(
+            "user {user:?} may not connect to database {database:?} at {shown}: grant it with `GRANT CONNECT ON DATABASE {database} TO {user}`"
+        ),
+        Some(code) if *code == SqlState::TOO_MANY_CONNECTIONS => format!(
+            "the PostgreSQL server at {shown} has no free connections: raise max_connections or stop idle clients"
+        ),
+        _ if error.to_string() == "invalid connection string" => format!(
+            "{shown} is not a valid PostgreSQL URL: write it as postgres://user:password@host:port/database"
+        ),
+        _ => {
+            let cause = std::error::Error::source(error)
+                .map(ToString::to_string)
+                .unwrap_or_else(|| describe(error));
+            if cause.contains("password missing") {
+                format!(
+                    "the server at {shown} asks for a password: put it in the URL (postgres://user:password@host/db) or in ~/.pgpass"
+                )
+            } else {
+                format!(
+                    "cannot reach PostgreSQL at {shown} ({cause}): is the server running and listening there? Check host and port"
+                )
+            }
+        }
+    };
+    Error::Invalid(message)
+}
+
+/// The server's own words for a failed statement (the driver's `Display` says only "db
+/// error"), with its detail and hint.
+pub fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = db.message().to_string();
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; hint: {hint}"));
+            }
+            if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE {
+                text.push_str(
+                    ": the database user needs to own the Aegis tables (or be granted rights on them)",
+                );
+            }
+            text
+        }
+        None => match std::error::Error::source(error) {
+            Some(cause) => format!("{error}: {cause}"),
+            None => error.to_string(),
+        },
+    }
+}
+
+/// The schema version of the database (0: not created yet).
+pub fn schema_version(client: &mut impl GenericClient) -> Result<i64> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('aegis_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client.query_opt("SELECT version FROM aegis_schema", &[])?;
+    Ok(row.map_or(0, |row| row.get(0)))
+}
+
+fn migrate(client: &mut Client, url: &str) -> Result<()> {
+    let mut transaction = client.transaction()?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    let version = schema_version(&mut transaction)?;
+    if version > crate::db::SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: redact(url).into(),
+            found: version,
+            supported: crate::db::SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        transaction.batch_execute("CREATE TABLE aegis_schema (version bigint NOT NULL)")?;
+        transaction.execute("INSERT INTO aegis_schema (version) VALUES (0)", &[])?;
+    }
+    for (target, name, sql) in MIGRATIONS {
+        if *target <= version {
+            continue;
+        }
+        transaction.batch_execute(sql).map_err(|error| {
+            Error::Invalid(format!("migration {name} failed: {}", describe(&error)))
+        })?;
+        transaction.execute("UPDATE aegis_schema SET version = $1", &[target])?;
+        tracing::debug!(migration = name, "applied");
+    }
+    // This month and the next two exist from the start, so a live feed never waits on DDL
+    // at a month's turn; older and later months are made by the writers that need them.
+    let now = crate::time::now_millis() / 1000;
+    ensure_months(&mut transaction, now, now + 62 * crate::time::DAY)?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The first day of the event month of `time`, as `(year, month)`.
+fn month_of(time: EventTime) -> (i64, u32) {
+    let text = format_ist(time);
+    let year = text[0..4].parse().unwrap_or(1970);
+    let month = text[5..7].parse().unwrap_or(1);
+    (year, month)
+}
+
+fn next_month((year, month): (i64, u32)) -> (i64, u32) {
+    if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    }
+}
+
+/// The name of the partition that holds event month `(year, month)`.
+pub fn partition_name((year, month): (i64, u32)) -> String {
+    format!("transaction_events_{year:04}_{month:02}")
+}
+
+/// Held (until commit) by whoever is adding a month, so two writers do not add the same one.
+const PARTITION_LOCK: i64 = 4_702_111_234_474_983_747;
+
+/// Creates the monthly partitions of `transaction_events` for every event month from `first`
+/// to `last` (inclusive) that does not have one yet. Writers call it before inserting.
+///
+/// A month is created as a table of its own and then attached: `CREATE TABLE … PARTITION OF`
+/// would lock the whole parent against readers until the writer commits (a dashboard page
+/// would wait for an import), while `ATTACH PARTITION` takes a lock that readers and other
+/// writers do not conflict with.
+pub fn ensure_months(
+    client: &mut impl GenericClient,
+    first: EventTime,
+    last: EventTime,
+) -> Result<()> {
+    let mut month = month_of(first.min(last));
+    let end = month_of(first.max(last));
+    loop {
+        let name = partition_name(month);
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
+            .get(0);
+        if !exists {
+            client.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
+            let created: bool = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
+                .get(0);
+            if !created {
+                let (next_year, next) = next_month(month);
+                client.batch_execute(&format!(
+                    "CREATE TABLE {name} (LIKE transaction_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+                     ALTER TABLE transaction_events ATTACH PARTITION {name} \
+                     FOR VALUES FROM ('{:04}-{:02}-01 00:00:00') TO ('{next_year:04}-{next:02}-01 00:00:00')",
+                    month.0, month.1
+                ))?;
+            }
+        }
+        if month == end {
+            return Ok(());
+        }
+        month = next_month(month);
+    }
+}
+
+/// Secondary indexes of `transaction_events` that a bulk load into an empty table drops and
+/// builds once at the end. They must match the baseline's definitions; a test compares them.
+const TRANSACTION_INDEXES: &[(&str, &str)] = &[
+    (
+        "idx_transactions_timestamp",
+        "transaction_events (timestamp)",
+    ),
+    (
+        "idx_transactions_beneficiary",
+        "transaction_events (beneficiary_id, timestamp)",
+    ),
+    (
+        "idx_transactions_account",
+        "transaction_events (account_id, timestamp)",
+    ),
+    (
+        "idx_transactions_agent",
+        "transaction_events (agent_id, timestamp)",
+    ),
+    (
+        "idx_transactions_ref",
+        "transaction_events (transaction_ref)",
+    ),
+];
+
+/// The row trigger that registers each inserted ref in `payment_refs`.
+const REGISTER_TRIGGER: &str = "CREATE TRIGGER transactions_register_ref AFTER INSERT ON transaction_events \
+     FOR EACH ROW WHEN (NEW.transaction_ref IS NOT NULL) EXECUTE FUNCTION aegis_register_ref()";
+
+/// Before a bulk load into an empty `transaction_events`, inside its transaction: drops the
+/// secondary indexes and the per-row ref trigger (PostgreSQL's DDL is transactional, so a
+/// failed load puts them back by rolling back).
+pub fn begin_bulk_load(client: &mut impl GenericClient) -> Result<()> {
+    client
+        .batch_execute("DROP TRIGGER IF EXISTS transactions_register_ref ON transaction_events")?;
+    for (name, _) in TRANSACTION_INDEXES {
+        client.batch_execute(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    Ok(())
+}
+
+/// After a bulk load: builds the indexes, registers the loaded refs in one pass, restores the
+/// trigger, and refreshes the planner's statistics.
+pub fn finish_bulk_load(client: &mut impl GenericClient) -> Result<()> {
+    for (name, target) in TRANSACTION_INDEXES {
+        client.batch_execute(&format!("CREATE INDEX IF NOT EXISTS {name} ON {target}"))?;
+    }
+    client.batch_execute(
+        "INSERT INTO payment_refs (transaction_ref, transaction_id) \
+         SELECT transaction_ref, min(transaction_id) FROM transaction_events \
+         WHERE transaction_ref IS NOT NULL GROUP BY transaction_ref \
+         ON CONFLICT (transaction_ref) DO NOTHING",
+    )?;
+    client.batch_execute(REGISTER_TRIGGER)?;
+    client.batch_execute("ANALYZE transaction_events")?;
+    Ok(())
+}
+
+/// Column types of the binary COPY, in [`COPY_TRANSACTIONS`]'s order.
+const COPY_TYPES: &[Type] = &[
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::FLOAT8,
+    Type::FLOAT8,
+    Type::TEXT,
+    Type::INT2,
+    Type::TEXT,
+    Type::INT8,
+];
+
+const COPY_TRANSACTIONS: &str = "COPY transaction_events (transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+     amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, inserted_at) \
+     FROM STDIN (FORMAT binary)";
+
+/// Appends `rows` with one binary COPY, creating the months they fall in first; the caller
+/// owns the transaction. Ids are drawn in the order of `rows`.
+pub fn copy_transactions(
+    transaction: &mut postgres::Transaction<'_>,
+    rows: &[NewTransaction],
+) -> Result<()> {
+    let Some(first) = rows.iter().map(|row| row.time).min() else {
+        return Ok(());
+    };
+    let last = rows.iter().map(|row| row.time).max().unwrap_or(first);
+    ensure_months(transaction, first, last)?;
+    let inserted_at = crate::time::now_millis();
+    let sink = transaction.copy_in(COPY_TRANSACTIONS)?;
+    let mut writer = BinaryCopyInWriter::new(sink, COPY_TYPES);
+    for row in rows {
+        let timestamp = format_ist(row.time);
+        let is_anomaly = row.is_anomaly.map(i16::from);
+        writer.write(&[
+            &row.transaction_ref,
+            &row.beneficiary_id,
+            &row.account_id,
+            &row.agent_id,
+            &row.scheme,
+            &row.amount_paise,
+            &timestamp,
+            &row.latitude,
+            &row.longitude,
+            &row.district,
+            &is_anomaly,
+            &row.fraud_type,
+            &inserted_at,
+        ])?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// The server the tests use: `AEGIS_TEST_PG`, the URL of a role that may create databases
+/// (`.ci/postgres` starts one and prints it). Tests that need PostgreSQL fail without it, as
+/// they must in CI; a developer without a server can skip them by setting `AEGIS_SKIP_PG=1`,
+/// in which case this is `None`.
+pub fn test_server() -> Option<String> {
+    match std::env::var("AEGIS_TEST_PG") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var("AEGIS_SKIP_PG").is_ok_and(|v| v == "1") => None,
+        _ => panic!(
+            "AEGIS_TEST_PG is not set: start a throwaway server with `export AEGIS_TEST_PG=$(bash .ci/postgres)`, \
+             or set AEGIS_SKIP_PG=1 to skip the PostgreSQL half of the tests"
+        ),
+    }
+}
+
+/// A throwaway database on a server, for tests and benchmarks: created empty from the URL of
+/// a role that may create databases, dropped (with whatever is connected to it) on drop.
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates database `aegis_<prefix>_<pid>_<n>` on the server of `admin_url`.
+    pub fn create(admin_url: &str, prefix: &str) -> Result<ScratchDatabase> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("aegis_{prefix}_{}_{n}", std::process::id());
+        let mut admin = connect(admin_url)?;
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let url = replace_database(admin_url, &name);
+        Ok(ScratchDatabase {
+            admin_url: admin_url.to_string(),
+            name,
+            url,
+        })
+    }
+
+    /// The URL of the scratch database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = connect(&self.admin_url) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// `url` pointing at database `name` on the same server, as the same user.
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |at| scheme_end + at);
+    let mut out = format!("{}/{name}", &base[..authority_end]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://aegis:s3cret@db.example:5432/audit"),
+            "postgres://aegis:***@db.example:5432/audit"
+        );
+        assert_eq!(
+            redact("postgres://db.example/audit"),
+            "postgres://db.example/audit"
+        );
+        assert_eq!(
+            redact("postgres://aegis@db/audit"),
+            "postgres://aegis@db/audit"
+        );
+    }
+
+    #[test]
+    fn a_scratch_url_names_the_new_database_on_the_same_server() {
+        assert_eq!(
+            replace_database("postgres://u:p@h:5/postgres", "x"),
+            "postgres://u:p@h:5/x"
+        );
+        assert_eq!(replace_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            replace_database("postgresql://u@h/db?sslmode=disable", "x"),
+            "postgresql://u@h/x?sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn the_migrations_end_at_the_schema_version_sqlite_has() {
+        assert_eq!(MIGRATIONS.last().unwrap().0, crate::db::SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn the_bulk_load_rebuilds_exactly_the_baseline_indexes_and_trigger() {
+        let baseline = MIGRATIONS[0].2;
+        for (name, target) in TRANSACTION_INDEXES {
+            assert!(
+                baseline.contains(&format!("CREATE INDEX {name} ON {target};")),
+                "{name}"
+            );
+        }
+        let trigger = baseline
+            .split("CREATE TRIGGER transactions_register_ref")
+            .nth(1)
+            .unwrap();
+        let trigger: String = trigger[..trigger.find(';').unwrap()]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            format!("CREATE TRIGGER transactions_register_ref {trigger}"),
+            REGISTER_TRIGGER
+        );
+        assert!(baseline.contains(&format!("pg_advisory_xact_lock({APPEND_LOCK})")));
+    }
+
+    #[test]
+    fn months_roll_over_the_year() {
+        assert_eq!(next_month((2025, 12)), (2026, 1));
+        // 2025-01-31 23:00 IST is still January, though UTC is the same day.
+        let time = crate::time::parse_timestamp("2025-01-31 23:00:00").unwrap();
+        assert_eq!(month_of(time), (2025, 1));
+        assert_eq!(partition_name((2025, 1)), "transaction_events_2025_01");
+    }
+}

@@ -1,0 +1,228 @@
+//! PostgreSQL as the second engine: schema versions, connection errors, partitions, and the
+//! trap of sequence values that commit out of order. Needs `AEGIS_TEST_PG` (see
+//! `aegis_core::pg::test_server`).
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aegis_core::domain::NewTransaction;
+use aegis_core::pg::{self, ScratchDatabase};
+
+fn scratch(prefix: &str) -> Option<ScratchDatabase> {
+    let server = pg::test_server()?;
+    Some(ScratchDatabase::create(&server, prefix).unwrap())
+}
+
+fn payment(reference: &str, when: &str) -> NewTransaction {
+    NewTransaction {
+        transaction_ref: Some(reference.to_string()),
+        beneficiary_id: "B1".to_string(),
+        account_id: Some("A1".to_string()),
+        agent_id: Some("G1".to_string()),
+        scheme: "PM-KISAN".to_string(),
+        amount_paise: 200_000,
+        time: aegis_core::time::parse_timestamp(when).unwrap(),
+        latitude: Some(26.8),
+        longitude: Some(80.9),
+        district: Some("Lucknow".to_string()),
+        is_anomaly: Some(false),
+        fraud_type: None,
+    }
+}
+
+#[test]
+fn opening_creates_the_schema_once_and_refuses_a_newer_one() {
+    let Some(db) = scratch("schema") else { return };
+    let mut client = pg::open(db.url()).unwrap();
+    assert_eq!(
+        pg::schema_version(&mut client).unwrap(),
+        aegis_core::db::SCHEMA_VERSION
+    );
+    // A second program opening the same database applies nothing twice.
+    let mut again = pg::open(db.url()).unwrap();
+    let tables: i64 = again
+        .query_one("SELECT count(*) FROM aegis_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 1);
+    again
+        .execute("UPDATE aegis_schema SET version = 99", &[])
+        .unwrap();
+    let message = pg::open(db.url()).err().unwrap().to_string();
+    assert!(
+        message.contains("schema version 99") && message.contains("upgrade Aegis"),
+        "{message}"
+    );
+}
+
+#[test]
+fn connection_failures_are_one_line_that_names_the_fix() {
+    let Some(server) = pg::test_server() else {
+        return;
+    };
+    let message = |url: &str| {
+        let text = pg::connect(url).err().unwrap().to_string();
+        assert!(!text.contains('\n'), "{text}");
+        text
+    };
+    let unreachable = message("postgres://aegis:pw@127.0.0.1:1/aegis");
+    assert!(
+        unreachable.contains("cannot reach PostgreSQL at postgres://aegis:***@127.0.0.1:1/aegis")
+            && unreachable.contains("is the server running"),
+        "{unreachable}"
+    );
+    let config: postgres::Config = server.parse().unwrap();
+    let user = config.get_user().unwrap();
+    let host = match &config.get_hosts()[0] {
+        postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("test server must be TCP, not {other:?}"),
+    };
+    let port = config.get_ports()[0];
+    let wrong = message(&format!(
+        "postgres://{user}:not-the-password@{host}:{port}/postgres"
+    ));
+    assert!(
+        wrong.contains("refused the password") && !wrong.contains("not-the-password"),
+        "{wrong}"
+    );
+    let missing = message(&pg::replace_database(&server, "aegis_no_such_database"));
+    assert!(
+        missing.contains("\"aegis_no_such_database\" does not exist")
+            && missing.contains("createdb aegis_no_such_database"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn rows_land_in_the_partition_of_their_event_month() {
+    let Some(db) = scratch("months") else { return };
+    let mut client = pg::open(db.url()).unwrap();
+    let mut transaction = client.transaction().unwrap();
+    pg::copy_transactions(
+        &mut transaction,
+        &[
+            payment("R1", "2025-01-31 23:30:00"),
+            payment("R2", "2025-03-01 00:00:00"),
+        ],
+    )
+    .unwrap();
+    transaction.commit().unwrap();
+    let rows = client
+        .query(
+            "SELECT transaction_ref, tableoid::regclass::text FROM transaction_events ORDER BY transaction_id",
+            &[],
+        )
+        .unwrap();
+    let placed: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        placed,
+        vec![
+            ("R1".to_string(), "transaction_events_2025_01".to_string()),
+            ("R2".to_string(), "transaction_events_2025_03".to_string()),
+        ]
+    );
+    // The month between exists too, so a feed moving through it never waits on DDL.
+    let february: bool = client
+        .query_one(
+            "SELECT to_regclass('transaction_events_2025_02') IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(february);
+    // Readers see the SQLite-shaped view, refs registered by the trigger.
+    let registered: i64 = client
+        .query_one("SELECT count(*) FROM payment_refs", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(registered, 2);
+}
+
+/// The trap: with a plain sequence, a reader that follows `id > mark` skips a row that commits
+/// after a row with a higher id. The fix: every insert takes the append lock before drawing an
+/// id, so a second writer waits for the first to commit, and id order is commit order.
+#[test]
+fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
+    let Some(db) = scratch("order") else { return };
+    let url = db.url().to_string();
+    let mut reader = pg::open(&url).unwrap();
+
+    // First, the trap itself, on a table without the lock.
+    reader
+        .batch_execute("CREATE TABLE plain (id bigint GENERATED ALWAYS AS IDENTITY, v int)")
+        .unwrap();
+    let mut early = pg::connect(&url).unwrap();
+    let mut late = pg::connect(&url).unwrap();
+    let mut slow = early.transaction().unwrap();
+    slow.execute("INSERT INTO plain (v) VALUES (1)", &[])
+        .unwrap();
+    let mut fast = late.transaction().unwrap();
+    fast.execute("INSERT INTO plain (v) VALUES (2)", &[])
+        .unwrap();
+    fast.commit().unwrap();
+    let mark: i64 = reader
+        .query_one("SELECT max(id) FROM plain", &[])
+        .unwrap()
+        .get(0);
+    slow.commit().unwrap();
+    let after_mark: i64 = reader
+        .query_one("SELECT count(*) FROM plain WHERE id > $1", &[&mark])
+        .unwrap()
+        .get(0);
+    let total: i64 = reader
+        .query_one("SELECT count(*) FROM plain", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (mark, after_mark, total),
+        (2, 0, 2),
+        "the row with id 1 committed after the reader passed it"
+    );
+
+    // Then transaction_events: the second writer cannot draw an id until the first commits.
+    // March exists beforehand, so what the second writer waits for is the append lock.
+    let march = aegis_core::time::parse_timestamp("2025-03-01 00:00:00").unwrap();
+    pg::ensure_months(&mut reader, march, march).unwrap();
+    let mut first = pg::connect(&url).unwrap();
+    let mut first_tx = first.transaction().unwrap();
+    pg::copy_transactions(&mut first_tx, &[payment("A", "2025-03-03 10:00:00")]).unwrap();
+    let (done, finished) = mpsc::channel();
+    let second_url = url.clone();
+    let second = std::thread::spawn(move || {
+        let mut second = pg::connect(&second_url).unwrap();
+        let mut tx = second.transaction().unwrap();
+        // Every writer makes sure its month exists first.
+        let when = aegis_core::time::parse_timestamp("2025-03-03 10:00:01").unwrap();
+        pg::ensure_months(&mut tx, when, when).unwrap();
+        tx.execute(
+            "INSERT INTO transaction_events (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp) \
+             VALUES ('B', 'B2', 'MGNREGA', 100, '2025-03-03 10:00:01')",
+            &[],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        done.send(()).unwrap();
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the second writer inserted while the first had not committed"
+    );
+    let seen: i64 = reader
+        .query_one("SELECT count(*) FROM transactions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, 0);
+    first_tx.commit().unwrap();
+    finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    second.join().unwrap();
+    let order: Vec<String> = reader
+        .query(
+            "SELECT transaction_ref FROM transactions ORDER BY transaction_id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(order, vec!["A".to_string(), "B".to_string()]);
+}
