@@ -94,10 +94,11 @@ pub enum UserCommand {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = cli.db.db.sqlite("dashboard")?.to_path_buf();
     match cli.command {
         None | Some(Command::Serve) => {
             let config = ServeConfig {
-                db: cli.db.db,
+                db,
                 modeling: cli.modeling.modeling,
                 assets: cli.assets,
                 addr: cli.addr,
@@ -110,11 +111,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(crate::server::serve(config))
         }
-        Some(Command::User(command)) => run_user_command(&cli.db.db, command),
-        Some(Command::Verdicts(VerdictsCommand::Import { file })) => {
-            import_verdicts(&cli.db.db, &file)
-        }
-        Some(Command::Apikey(command)) => run_apikey_command(&cli.db.db, command),
+        Some(Command::User(command)) => run_user_command(&db, command),
+        Some(Command::Verdicts(VerdictsCommand::Import { file })) => import_verdicts(&db, &file),
+        Some(Command::Apikey(command)) => run_apikey_command(&db, command),
     }
 }
 

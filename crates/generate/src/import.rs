@@ -12,10 +12,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use rusqlite::Connection;
 
 use aegis_core::domain::NewTransaction;
-use aegis_core::store::insert_transactions;
+use aegis_core::engine::{Loader, Store};
 use aegis_core::tabular::{self, Columns};
 
 use aegis_core::ingest::{self, OPTIONAL, REQUIRED};
@@ -158,7 +157,7 @@ impl CsvRows {
 /// are written to `<csv>.rejects.csv`. `mode` says what happens to the rows already stored
 /// ([`ImportMode`]); a failed import leaves them as they were.
 pub fn import_csv(
-    conn: &mut Connection,
+    store: &mut Store,
     csv_path: &Path,
     skip_bad: bool,
     mode: ImportMode,
@@ -168,19 +167,18 @@ pub fn import_csv(
         unknown_columns: reader.unknown_columns.clone(),
         ..ImportReport::default()
     };
-    // Immediate: an appending import decides what is already present and inserts under one
-    // write lock, so a concurrent writer cannot slip the same payment in between.
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // The loader holds the engine's write lock from the start: an appending import decides
+    // what is already present and inserts under it, so a concurrent writer cannot slip the
+    // same payment in between.
+    let mut load = store.loader()?;
     match mode {
-        ImportMode::Replace => crate::clear_data(&transaction)?,
+        ImportMode::Replace => load.clear_data()?,
         ImportMode::Fresh | ImportMode::Append => {}
     }
     // As in generate: indexes are rebuilt once at the end, inside the same transaction.
-    let bulk = if mode == ImportMode::Append {
-        None
-    } else {
-        Some(aegis_core::db::drop_transaction_indexes(&transaction)?)
-    };
+    if mode != ImportMode::Append {
+        load.begin_bulk()?;
+    }
     // Each ref's first line: a ref repeated within the file is skipped by an appending import
     // (an overlapping extract) and refused otherwise (two payments cannot share a reference).
     let mut seen_refs: HashMap<String, u64> = HashMap::new();
@@ -201,46 +199,65 @@ pub fn import_csv(
                             continue;
                         }
                         seen_refs.insert(reference.clone(), reader.line);
-                        if mode == ImportMode::Append
-                            && aegis_core::store::transaction_ref_exists(&transaction, reference)?
-                        {
-                            report.already_present += 1;
-                            continue;
-                        }
                     }
                     None if mode == ImportMode::Append => report.without_ref += 1,
                     None => {}
                 }
                 batch.push(row);
                 if batch.len() == batch.capacity() {
-                    insert_transactions(&transaction, &batch)?;
-                    report.imported += batch.len();
-                    batch.clear();
+                    insert_new(load.as_mut(), &mut batch, mode, &mut report)?;
                 }
             }
             Err(reject) => report.rejected.push(reject),
         }
     }
     if !report.rejected.is_empty() && !skip_bad {
-        // Dropping the transaction rolls it back: nothing of this file is left behind.
-        drop(transaction);
+        // Dropping the loader rolls it back: nothing of this file is left behind.
+        drop(load);
         report.imported = 0;
         report.already_present = 0;
         report.without_ref = 0;
         return Ok(report);
     }
-    insert_transactions(&transaction, &batch)?;
-    report.imported += batch.len();
-    if let Some(bulk) = bulk {
-        aegis_core::db::create_transaction_indexes(&transaction, bulk)?;
-    }
+    insert_new(load.as_mut(), &mut batch, mode, &mut report)?;
+    load.finish()?;
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
         write_rejects(&path, &reader.headers, &report.rejected)?;
         report.rejects_file = Some(path);
     }
-    transaction.commit()?;
+    load.commit()?;
     Ok(report)
+}
+
+/// Inserts `batch` and empties it; an appending import first drops (and counts) the rows
+/// whose ref is already stored, asking the database once per batch.
+fn insert_new(
+    load: &mut dyn Loader,
+    batch: &mut Vec<NewTransaction>,
+    mode: ImportMode,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    if mode == ImportMode::Append {
+        let refs: Vec<&str> = batch
+            .iter()
+            .filter_map(|row| row.transaction_ref.as_deref())
+            .collect();
+        let stored = load.stored_refs(&refs)?;
+        if !stored.is_empty() {
+            let before = batch.len();
+            batch.retain(|row| {
+                row.transaction_ref
+                    .as_ref()
+                    .is_none_or(|reference| !stored.contains(reference))
+            });
+            report.already_present += before - batch.len();
+        }
+    }
+    load.insert(batch)?;
+    report.imported += batch.len();
+    batch.clear();
+    Ok(())
 }
 
 /// Where `--skip-bad` writes rejected rows.

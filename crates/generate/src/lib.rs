@@ -22,16 +22,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use aegis_core::domain::{FraudType, NewTransaction};
+use aegis_core::engine::{BeneficiaryRow, Store, Target};
+use aegis_core::time::{DAY, EventTime};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rusqlite::{Connection, params};
-
-use aegis_core::db;
-use aegis_core::domain::{FraudType, NewTransaction};
-use aegis_core::store::insert_transactions;
-use aegis_core::time::{DAY, EventTime};
 
 use crate::catalogue::{DISTRICTS, STATES};
 use crate::payments::{Calendar, Draft, Scheduler, expected_payments_per_year};
@@ -239,38 +236,33 @@ impl Summary {
     }
 }
 
-/// Empties the data tables (inside the caller's transaction), for `--force`.
-pub fn clear_data(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
-        "DELETE FROM verdicts; DELETE FROM payment_refs; DELETE FROM transactions; DELETE FROM beneficiaries; DELETE FROM monitor_state;",
-    )?;
-    Ok(())
-}
-
-/// Refuses to touch a database that already holds transactions unless `force`.
-fn refuse_existing(conn: &Connection, path: &std::path::Path, force: bool) -> anyhow::Result<()> {
-    let existing = db::transaction_count(conn)?;
+/// Refuses to touch a database that already holds `existing` transactions unless `force`.
+fn refuse_existing(existing: i64, target: &Target, force: bool) -> anyhow::Result<()> {
     if existing > 0 && !force {
         bail!(
-            "{} already holds {existing} transactions: pass --force to replace them, --append (with --from-csv) to add to them, or --db to write elsewhere",
-            path.display()
+            "{target} already holds {existing} transactions: pass --force to replace them, --append (with --from-csv) to add to them, or --db to write elsewhere"
         );
     }
     Ok(())
 }
 
-/// Writes a generated data set into `db_path` in one transaction.
+/// Opens `target` for writing, with a message naming it.
+pub fn open_store(target: &Target) -> anyhow::Result<Store> {
+    target.open().with_context(|| format!("opening {target}"))
+}
+
+/// Writes a generated data set into `target` in one transaction.
 pub fn write_generated(
-    db_path: &std::path::Path,
+    target: &Target,
     generated: &Generated,
     force: bool,
     progress: bool,
 ) -> anyhow::Result<()> {
-    let mut conn = db::open(db_path).with_context(|| format!("opening {}", db_path.display()))?;
-    let transaction = conn.transaction()?;
-    refuse_existing(&transaction, db_path, force)?;
-    clear_data(&transaction)?;
-    let bulk = db::drop_transaction_indexes(&transaction)?;
+    let mut store = open_store(target)?;
+    let mut load = store.loader()?;
+    refuse_existing(load.transaction_count()?, target, force)?;
+    load.clear_data()?;
+    load.begin_bulk()?;
     let bar = if progress {
         ProgressBar::new(generated.transactions.len() as u64)
     } else {
@@ -286,38 +278,38 @@ pub fn write_generated(
     bar.set_message("writing");
     let started = Instant::now();
     for chunk in generated.transactions.chunks(50_000) {
-        insert_transactions(&transaction, chunk)?;
+        load.insert(chunk)?;
         bar.inc(chunk.len() as u64);
     }
     let inserted = started.elapsed();
     bar.set_message("indexing");
-    db::create_transaction_indexes(&transaction, bulk)?;
+    load.finish()?;
     tracing::debug!(
         insert_s = inserted.as_secs_f64(),
         index_s = (started.elapsed() - inserted).as_secs_f64(),
         "written"
     );
-    {
-        let mut statement = transaction.prepare(
-            "INSERT INTO beneficiaries (beneficiary_id, account_id, agent_id, district, state, home_latitude, home_longitude, schemes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for person in &generated.world.beneficiaries {
+    let registry = generated
+        .world
+        .beneficiaries
+        .iter()
+        .map(|person| {
             let district = &DISTRICTS[person.district];
             let schemes: Vec<&str> = person.schemes.iter().map(|s| s.code()).collect();
-            statement.execute(params![
-                person.id,
-                person.account,
-                generated.world.agents[person.agent].id,
-                district.name,
-                STATES[district.state].name,
-                person.home.0,
-                person.home.1,
-                serde_json::to_string(&schemes)?,
-            ])?;
-        }
-    }
-    transaction.commit()?;
+            Ok(BeneficiaryRow {
+                beneficiary_id: person.id.clone(),
+                account_id: person.account.clone(),
+                agent_id: generated.world.agents[person.agent].id.clone(),
+                district: district.name.to_string(),
+                state: STATES[district.state].name.to_string(),
+                home_latitude: person.home.0,
+                home_longitude: person.home.1,
+                schemes: serde_json::to_string(&schemes)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    load.insert_beneficiaries(&registry)?;
+    load.commit()?;
     bar.finish_and_clear();
     Ok(())
 }
@@ -325,7 +317,7 @@ pub fn write_generated(
 /// Command-line configuration of `generate`.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub db: PathBuf,
+    pub db: Target,
     pub generate: GenerateConfig,
     pub force: bool,
     pub from_csv: Option<PathBuf>,
@@ -338,14 +330,14 @@ pub struct RunConfig {
 impl RunConfig {
     /// A quiet generation of `rows` rows over `days` days from 1 January 2025 into `db`.
     pub fn synthetic(
-        db: &std::path::Path,
+        db: impl Into<Target>,
         rows: usize,
         seed: u64,
         days: u32,
         fraud_rate: f64,
     ) -> RunConfig {
         RunConfig {
-            db: db.to_path_buf(),
+            db: db.into(),
             generate: GenerateConfig {
                 profile: Profile::Welfare,
                 rows,
@@ -383,9 +375,8 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
     }
     // Check before spending time generating.
     {
-        let conn =
-            db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
-        refuse_existing(&conn, &config.db, config.force)?;
+        let mut store = open_store(&config.db)?;
+        refuse_existing(store.transaction_count()?, &config.db, config.force)?;
     }
     let started = Instant::now();
     let generated = synthesize(generate);
@@ -395,13 +386,13 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
         rows = generated.transactions.len(),
         synthesize_s = synthesized.as_secs_f64(),
         total_s = started.elapsed().as_secs_f64(),
-        db = %config.db.display(),
+        db = %config.db,
         "generated"
     );
     Summary::of(&generated.transactions, generated.world.beneficiaries.len()).print();
     println!(
         "written to {} in {:.1} s",
-        config.db.display(),
+        config.db,
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -409,19 +400,18 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
 
 fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut conn =
-        db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut store = open_store(&config.db)?;
     let mode = if config.append {
         import::ImportMode::Append
     } else {
-        refuse_existing(&conn, &config.db, config.force)?;
+        refuse_existing(store.transaction_count()?, &config.db, config.force)?;
         if config.force {
             import::ImportMode::Replace
         } else {
             import::ImportMode::Fresh
         }
     };
-    let report = import::import_csv(&mut conn, csv_path, config.skip_bad, mode)?;
+    let report = import::import_csv(&mut store, csv_path, config.skip_bad, mode)?;
     if !report.unknown_columns.is_empty() {
         eprintln!(
             "ignored unknown column(s): {}",
@@ -444,7 +434,7 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
     println!(
         "imported {} rows into {} in {elapsed:.1} s ({:.0} rows/s)",
         report.imported,
-        config.db.display(),
+        config.db,
         report.imported as f64 / elapsed.max(1e-9)
     );
     if config.append {

@@ -91,7 +91,13 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| Command::Up(UpArgs::parse_from(["launch up"])));
     let result = match command {
         Command::Up(up) => up::run(&up::UpConfig {
-            db: up.db.db,
+            db: match up.db.db.sqlite("launch") {
+                Ok(path) => path.to_path_buf(),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            },
             modeling: up.modeling.modeling,
             addr: up.addr,
             rows: up.rows,

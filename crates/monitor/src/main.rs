@@ -47,7 +47,13 @@ fn main() -> ExitCode {
         }
     };
     let config = monitor::MonitorConfig {
-        db: args.db.db,
+        db: match args.db.db.sqlite("monitor") {
+            Ok(path) => path.to_path_buf(),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
         modeling: args.modeling.modeling,
         backend: args.backend,
         once: args.once,

@@ -75,7 +75,13 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let config = simulate::SimulateConfig {
-        db: args.db.db,
+        db: match args.db.db.sqlite("simulate") {
+            Ok(path) => path.to_path_buf(),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
         rate: args.rate,
         speed: args.speed,
         fraud_rate: args.fraud_rate,

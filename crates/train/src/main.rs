@@ -70,7 +70,13 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     let config = train::TrainConfig {
-        db: args.db.db,
+        db: match args.db.db.sqlite("train") {
+            Ok(path) => path.to_path_buf(),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
         modeling: args.modeling.modeling,
         from: args.from,
         until: args.until,

@@ -750,7 +750,7 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
         serde_json::json!([[0.5, 0.05], [0.9, 0.1], [0.95, 0.3], [0.99, 0.45]]);
     std::fs::write(&metrics_path, metrics.to_string()).unwrap();
     let conn = app.conn();
-    let mut add = |day: u32, count: usize, score: f64, model: &str| {
+    let add = |day: u32, count: usize, score: f64, model: &str| {
         for i in 0..count {
             conn.execute(
                 "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp,                  status, anomaly_score, model_version) VALUES ('BX', 'PENSION', 100000, ?1, ?2, ?3, ?4)",

@@ -13,7 +13,7 @@ use aegis_core::time::{HOUR, ist_seconds_of_day, parse_timestamp};
 use generate::import::ImportMode;
 use generate::{GenerateConfig, synthesize};
 
-use crate::helpers::{Row, config, count_rows, read_rows, run_config, write_csv};
+use crate::helpers::{Row, config, count_rows, each_engine, read_rows, run_config, write_csv};
 
 #[test]
 fn same_seed_gives_identical_data_and_another_seed_does_not() {
@@ -247,21 +247,45 @@ fn normal_rows_are_paid_in_india_and_never_at_sea() {
 
 #[test]
 fn an_existing_database_is_not_overwritten_without_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    generate::run(run_config(&path, 2_000, 1)).unwrap();
-    let message = generate::run(run_config(&path, 500, 2))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        message.contains("already holds 2000 transactions") && message.contains("--force"),
-        "{message}"
-    );
-    assert_eq!(count_rows(&path), 2_000);
-    let mut forced = run_config(&path, 500, 2);
-    forced.force = true;
-    generate::run(forced).unwrap();
-    assert_eq!(count_rows(&path), 500);
+    for db in each_engine("overwrite") {
+        let path = &db.target;
+        generate::run(run_config(path.clone(), 2_000, 1)).unwrap();
+        let message = generate::run(run_config(path.clone(), 500, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("already holds 2000 transactions") && message.contains("--force"),
+            "{path}: {message}"
+        );
+        assert_eq!(count_rows(path.clone()), 2_000);
+        let mut forced = run_config(path.clone(), 500, 2);
+        forced.force = true;
+        generate::run(forced).unwrap();
+        assert_eq!(count_rows(path.clone()), 500, "{path}");
+        assert_eq!(read_rows(path.clone())[0].id, 1, "{path}: ids start again");
+    }
+}
+
+#[test]
+fn both_engines_store_the_same_generated_rows_and_registry() {
+    let dbs = each_engine("same");
+    for db in &dbs {
+        generate::run(run_config(db.target.clone(), 3_000, 9)).unwrap();
+    }
+    let first = read_rows(dbs[0].target.clone());
+    assert_eq!(first.len(), 3_000);
+    for db in &dbs[1..] {
+        let rows = read_rows(db.target.clone());
+        assert_eq!(format!("{first:?}"), format!("{rows:?}"), "{}", db.target);
+        assert_eq!(
+            helpers::homes(dbs[0].target.clone()),
+            helpers::homes(db.target.clone())
+        );
+    }
+}
+
+fn open_store(db: &helpers::TestDb) -> aegis_core::engine::Store {
+    db.target.open().unwrap()
 }
 
 const GOOD_CSV: &str = "Beneficiary_ID,amount,timestamp,scheme,latitude,longitude,unexpected\n\
@@ -271,173 +295,211 @@ const GOOD_CSV: &str = "Beneficiary_ID,amount,timestamp,scheme,latitude,longitud
 
 #[test]
 fn a_good_csv_is_imported_with_exact_amounts_and_unknown_columns_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = write_csv(dir.path(), "good.csv", GOOD_CSV);
-    let db = dir.path().join("t.db");
-    let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
-    assert_eq!(report.imported, 3);
-    assert_eq!(report.unknown_columns, vec!["unexpected".to_string()]);
-    let rows = read_rows(&db);
-    assert_eq!(
-        rows.iter().map(|r| r.paise).collect::<Vec<_>>(),
-        vec![200_000, 123_450, 150_000]
-    );
-    assert_eq!(
-        rows[1].timestamp, "2025-03-03 10:00:00",
-        "RFC 3339 is stored as IST"
-    );
-    assert_eq!(rows[2].beneficiary, "B,3");
-    assert_eq!(rows[1].latitude, None);
+    for db in each_engine("goodcsv") {
+        let csv = write_csv(db.dir.path(), "good.csv", GOOD_CSV);
+        let report =
+            generate::import::import_csv(&mut open_store(&db), &csv, false, ImportMode::Fresh)
+                .unwrap();
+        assert_eq!(report.imported, 3);
+        assert_eq!(report.unknown_columns, vec!["unexpected".to_string()]);
+        let rows = read_rows(db.target.clone());
+        assert_eq!(
+            rows.iter().map(|r| r.paise).collect::<Vec<_>>(),
+            vec![200_000, 123_450, 150_000],
+            "{}",
+            db.target
+        );
+        assert_eq!(
+            rows[1].timestamp, "2025-03-03 10:00:00",
+            "RFC 3339 is stored as IST"
+        );
+        assert_eq!(rows[2].beneficiary, "B,3");
+        assert_eq!(rows[1].latitude, None);
+    }
 }
 
 #[test]
 fn bad_rows_are_named_by_line_and_nothing_is_imported() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = write_csv(
-        dir.path(),
-        "bad.csv",
-        "beneficiary_id,amount,timestamp,scheme,latitude,longitude\n\
-         B1,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
-         ,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
-         B3,two thousand,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
-         B4,2000,2025-02-30 10:00:00,PM-KISAN,26.8,80.9\n\
-         B5,-20,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
-         B6,2000,2025-03-03 10:00:00,PM-KISAN,126.8,80.9\n",
-    );
-    let db = dir.path().join("t.db");
-    let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
-    assert_eq!(report.imported, 0);
-    let lines: Vec<(u64, &str)> = report
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.reason.as_str()))
-        .collect();
-    assert_eq!(lines.len(), 5, "{lines:?}");
-    assert!(
-        lines[0].0 == 3 && lines[0].1.contains("beneficiary_id is missing"),
-        "{lines:?}"
-    );
-    assert!(
-        lines[1].0 == 4 && lines[1].1.contains("not a number"),
-        "{lines:?}"
-    );
-    assert!(
-        lines[2].0 == 5 && lines[2].1.contains("timestamp"),
-        "{lines:?}"
-    );
-    assert!(
-        lines[3].0 == 6 && lines[3].1.contains("negative"),
-        "{lines:?}"
-    );
-    assert!(
-        lines[4].0 == 7 && lines[4].1.contains("latitude"),
-        "{lines:?}"
-    );
-    assert_eq!(count_rows(&db), 0, "a failed import leaves nothing behind");
+    for db in each_engine("badcsv") {
+        let csv = write_csv(
+            db.dir.path(),
+            "bad.csv",
+            "beneficiary_id,amount,timestamp,scheme,latitude,longitude\n\
+             B1,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+             ,2000,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+             B3,two thousand,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+             B4,2000,2025-02-30 10:00:00,PM-KISAN,26.8,80.9\n\
+             B5,-20,2025-03-03 10:00:00,PM-KISAN,26.8,80.9\n\
+             B6,2000,2025-03-03 10:00:00,PM-KISAN,126.8,80.9\n",
+        );
+        let report =
+            generate::import::import_csv(&mut open_store(&db), &csv, false, ImportMode::Fresh)
+                .unwrap();
+        assert_eq!(report.imported, 0);
+        let lines: Vec<(u64, &str)> = report
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 5, "{lines:?}");
+        assert!(
+            lines[0].0 == 3 && lines[0].1.contains("beneficiary_id is missing"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].0 == 4 && lines[1].1.contains("not a number"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[2].0 == 5 && lines[2].1.contains("timestamp"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].0 == 6 && lines[3].1.contains("negative"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[4].0 == 7 && lines[4].1.contains("latitude"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            count_rows(db.target.clone()),
+            0,
+            "{}: a failed import leaves nothing behind",
+            db.target
+        );
+    }
 }
 
 #[test]
 fn skip_bad_imports_good_rows_and_writes_the_rejects() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = write_csv(
-        dir.path(),
-        "mixed.csv",
-        "beneficiary_id,amount,timestamp,scheme\nB1,2000,2025-03-03 10:00:00,PM-KISAN\nB2,,2025-03-03 10:00:00,PM-KISAN\n",
-    );
-    let db = dir.path().join("t.db");
-    let mut conn = aegis_core::db::open(&db).unwrap();
-    let report = generate::import::import_csv(&mut conn, &csv, true, ImportMode::Fresh).unwrap();
-    assert_eq!(report.imported, 1);
-    let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
-    assert!(
-        rejects.starts_with("line,reason,beneficiary_id"),
-        "{rejects}"
-    );
-    assert!(rejects.contains("3,amount is missing,B2"), "{rejects}");
+    for db in each_engine("skipbad") {
+        let csv = write_csv(
+            db.dir.path(),
+            "mixed.csv",
+            "beneficiary_id,amount,timestamp,scheme\nB1,2000,2025-03-03 10:00:00,PM-KISAN\nB2,,2025-03-03 10:00:00,PM-KISAN\n",
+        );
+        let report =
+            generate::import::import_csv(&mut open_store(&db), &csv, true, ImportMode::Fresh)
+                .unwrap();
+        assert_eq!(report.imported, 1);
+        assert_eq!(count_rows(db.target.clone()), 1, "{}", db.target);
+        let rejects = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
+        assert!(
+            rejects.starts_with("line,reason,beneficiary_id"),
+            "{rejects}"
+        );
+        assert!(rejects.contains("3,amount is missing,B2"), "{rejects}");
+    }
 }
 
 #[test]
 fn a_file_without_required_columns_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = write_csv(
-        dir.path(),
-        "cols.csv",
-        "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n",
-    );
-    let mut conn = aegis_core::db::open(&dir.path().join("t.db")).unwrap();
-    let message = generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh)
-        .unwrap_err()
-        .to_string();
-    assert!(message.contains("beneficiary_id, scheme"), "{message}");
+    for db in each_engine("cols") {
+        let csv = write_csv(
+            db.dir.path(),
+            "cols.csv",
+            "beneficiary,amount,timestamp\nB1,2000,2025-03-03 10:00:00\n",
+        );
+        let message =
+            generate::import::import_csv(&mut open_store(&db), &csv, false, ImportMode::Fresh)
+                .unwrap_err()
+                .to_string();
+        assert!(message.contains("beneficiary_id, scheme"), "{message}");
+    }
 }
 
 /// Tomorrow's export goes into today's database: refs already stored are skipped and counted,
 /// so re-importing a file adds nothing, and a bad row still aborts the whole append.
 #[test]
 fn an_appending_import_adds_only_payments_not_yet_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let header = "transaction_ref,beneficiary_id,amount,timestamp,scheme\n";
-    let monday = write_csv(
-        dir.path(),
-        "monday.csv",
-        &format!(
-            "{header}R1,B1,2000,2025-03-03 10:00:00,PM-KISAN\nR2,B2,2000,2025-03-03 11:00:00,PM-KISAN\n"
-        ),
-    );
-    // Tuesday's export repeats R2 (an overlapping extract), repeats R3 within itself, and has
-    // one row without a reference.
-    let tuesday = write_csv(
-        dir.path(),
-        "tuesday.csv",
-        &format!(
-            "{header}R2,B2,2000,2025-03-03 11:00:00,PM-KISAN\nR3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n\
-             R3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n,B4,900,2025-03-04 12:00:00,MGNREGA\n"
-        ),
-    );
-    let db = dir.path().join("t.db");
-    let run = |csv: &std::path::Path, append: bool| {
-        let mut config = run_config(&db, 1, 1);
-        config.from_csv = Some(csv.to_path_buf());
-        config.append = append;
-        generate::run(config)
-    };
-    run(&monday, false).unwrap();
-    assert_eq!(count_rows(&db), 2);
-    let refused = run(&tuesday, false).unwrap_err().to_string();
-    assert!(refused.contains("--append"), "{refused}");
+    for db in each_engine("append") {
+        let dir = db.dir.path();
+        let header = "transaction_ref,beneficiary_id,amount,timestamp,scheme\n";
+        let monday = write_csv(
+            dir,
+            "monday.csv",
+            &format!(
+                "{header}R1,B1,2000,2025-03-03 10:00:00,PM-KISAN\nR2,B2,2000,2025-03-03 11:00:00,PM-KISAN\n"
+            ),
+        );
+        // Tuesday's export repeats R2 (an overlapping extract), repeats R3 within itself, and
+        // has one row without a reference. R4 is the first payment of April, a month the
+        // database has not seen.
+        let tuesday = write_csv(
+            dir,
+            "tuesday.csv",
+            &format!(
+                "{header}R2,B2,2000,2025-03-03 11:00:00,PM-KISAN\nR3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n\
+                 R3,B3,1500,2025-03-04 10:00:00,NSAP-OAP\n,B4,900,2025-03-04 12:00:00,MGNREGA\n\
+                 R4,B5,700,2025-04-01 00:00:00,MGNREGA\n"
+            ),
+        );
+        let target = db.target.clone();
+        let run = |csv: &std::path::Path, append: bool| {
+            let mut config = run_config(target.clone(), 1, 1);
+            config.from_csv = Some(csv.to_path_buf());
+            config.append = append;
+            generate::run(config)
+        };
+        run(&monday, false).unwrap();
+        assert_eq!(count_rows(target.clone()), 2);
+        let refused = run(&tuesday, false).unwrap_err().to_string();
+        assert!(refused.contains("--append"), "{refused}");
 
-    let mut conn = aegis_core::db::open(&db).unwrap();
-    let report =
-        generate::import::import_csv(&mut conn, &tuesday, false, ImportMode::Append).unwrap();
-    assert_eq!(report.imported, 2, "R3 once and the row without a ref");
-    assert_eq!(report.already_present, 2, "R2 stored, R3 repeated");
-    assert_eq!(report.without_ref, 1);
-    assert_eq!(count_rows(&db), 4);
+        let mut store = open_store(&db);
+        let report =
+            generate::import::import_csv(&mut store, &tuesday, false, ImportMode::Append).unwrap();
+        assert_eq!(
+            report.imported, 3,
+            "{target}: R3 once, R4 and the row without a ref"
+        );
+        assert_eq!(report.already_present, 2, "R2 stored, R3 repeated");
+        assert_eq!(report.without_ref, 1);
+        assert_eq!(count_rows(target.clone()), 5);
 
-    let again =
-        generate::import::import_csv(&mut conn, &monday, false, ImportMode::Append).unwrap();
-    assert_eq!((again.imported, again.already_present), (0, 2));
-    assert_eq!(count_rows(&db), 4, "the same daily file twice adds nothing");
+        let again =
+            generate::import::import_csv(&mut store, &monday, false, ImportMode::Append).unwrap();
+        assert_eq!((again.imported, again.already_present), (0, 2));
+        assert_eq!(
+            count_rows(target.clone()),
+            5,
+            "the same daily file twice adds nothing"
+        );
 
-    let bad = write_csv(
-        dir.path(),
-        "bad.csv",
-        &format!(
-            "{header}R9,B9,2000,2025-03-05 10:00:00,PM-KISAN\nR10,B10,lots,2025-03-05 10:00:00,PM-KISAN\n"
-        ),
-    );
-    let report = generate::import::import_csv(&mut conn, &bad, false, ImportMode::Append).unwrap();
-    assert_eq!(report.imported, 0);
-    assert_eq!(report.rejected[0].line, 3);
-    assert_eq!(count_rows(&db), 4, "all or nothing holds for appends");
-    let kept: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_transactions_%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(kept, 6, "an append keeps every index");
+        let bad = write_csv(
+            dir,
+            "bad.csv",
+            &format!(
+                "{header}R9,B9,2000,2025-03-05 10:00:00,PM-KISAN\nR10,B10,lots,2025-03-05 10:00:00,PM-KISAN\n"
+            ),
+        );
+        let report =
+            generate::import::import_csv(&mut store, &bad, false, ImportMode::Append).unwrap();
+        assert_eq!(report.imported, 0);
+        assert_eq!(report.rejected[0].line, 3);
+        assert_eq!(
+            count_rows(target.clone()),
+            5,
+            "{target}: all or nothing holds for appends"
+        );
+        let indexes = match &mut store {
+            aegis_core::engine::Store::Sqlite(conn) => conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_transactions_%'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap(),
+            aegis_core::engine::Store::Postgres(client) => client
+                .query_one(
+                    "SELECT count(*) FROM pg_indexes WHERE tablename IN ('transaction_events', 'transaction_scores') \
+                     AND indexname LIKE 'idx_transactions_%'",
+                    &[],
+                )
+                .unwrap()
+                .get(0),
+        };
+        assert_eq!(indexes, 6, "{target}: an append keeps every index");
+    }
 }

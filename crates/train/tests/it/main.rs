@@ -167,9 +167,9 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
         std::fs::write(&csv, out).unwrap();
     }
     let db = dir.path().join("imported.db");
-    let mut conn = aegis_core::db::open(&db).unwrap();
-    generate::import::import_csv(&mut conn, &csv, false, ImportMode::Fresh).unwrap();
-    drop(conn);
+    let mut store = aegis_core::engine::Target::from(&db).open().unwrap();
+    generate::import::import_csv(&mut store, &csv, false, ImportMode::Fresh).unwrap();
+    drop(store);
     let modeling = dir.path().join("modeling");
     let outcome = train::run(&train_config(&db, &modeling, 5)).unwrap();
     assert!(outcome.evaluation.is_none(), "no labels, no evaluation");
