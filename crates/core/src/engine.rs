@@ -11,8 +11,12 @@ use std::str::FromStr;
 
 use rusqlite::TransactionBehavior;
 
+use postgres::fallible_iterator::FallibleIterator;
+
 use crate::domain::NewTransaction;
 use crate::error::{Error, Result};
+use crate::store::{STORED_COLUMNS, StoredTransaction};
+use crate::time::EventTime;
 
 /// The database `--db` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,16 +84,23 @@ impl Target {
         match self {
             Target::Sqlite(path) => Ok(path),
             Target::Postgres(url) => Err(Error::Invalid(format!(
-                "`{program}` cannot use PostgreSQL yet (--db {}): so far only `generate` (including --from-csv) writes to a PostgreSQL database. Point --db at an SQLite file",
+                "`{program}` cannot use PostgreSQL yet (--db {}): so far `generate` (including --from-csv) writes to PostgreSQL and `train` reads from it. Point --db at an SQLite file",
                 crate::pg::redact(url)
             ))),
         }
     }
 
-    /// Opens (creating and migrating as needed) the database.
+    /// Opens (creating and migrating as needed) the database. Errors name it.
     pub fn open(&self) -> Result<Store> {
         match self {
-            Target::Sqlite(path) => Ok(Store::Sqlite(crate::db::open(path)?)),
+            Target::Sqlite(path) => match crate::db::open(path) {
+                Ok(conn) => Ok(Store::Sqlite(conn)),
+                Err(error @ Error::SchemaTooNew { .. }) => Err(error),
+                Err(error) => Err(Error::Invalid(format!(
+                    "opening {}: {error}",
+                    path.display()
+                ))),
+            },
             Target::Postgres(url) => Ok(Store::Postgres(Box::new(crate::pg::open(url)?))),
         }
     }
@@ -110,6 +121,56 @@ impl Store {
                 .query_one("SELECT count(*) FROM transaction_events", &[])?
                 .get(0)),
         }
+    }
+
+    /// Ids of the transactions an auditor has confirmed as fraud (any verdict of that kind).
+    pub fn confirmed_frauds(&mut self) -> Result<HashSet<i64>> {
+        const SQL: &str =
+            "SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'";
+        match self {
+            Store::Sqlite(conn) => {
+                let mut statement = conn.prepare(SQL)?;
+                let ids = statement.query_map([], |row| row.get(0))?;
+                Ok(ids.collect::<rusqlite::Result<_>>()?)
+            }
+            Store::Postgres(client) => Ok(client
+                .query(SQL, &[])?
+                .iter()
+                .map(|row| row.get(0))
+                .collect()),
+        }
+    }
+
+    /// Hands every stored transaction with an event time before `until` (all without it) to
+    /// `visit`, in event-time order (ties by id), streaming: the rows are never all in memory.
+    pub fn replay(
+        &mut self,
+        until: Option<EventTime>,
+        mut visit: impl FnMut(StoredTransaction) -> Result<()>,
+    ) -> Result<()> {
+        let until = until.map(crate::time::format_ist);
+        match self {
+            Store::Sqlite(conn) => {
+                let sql = format!(
+                    "{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp < ?1) ORDER BY timestamp, transaction_id"
+                );
+                let mut statement = conn.prepare(&sql)?;
+                let mut rows = statement.query([until])?;
+                while let Some(row) = rows.next()? {
+                    visit(crate::store::read_stored(row)?)?;
+                }
+            }
+            Store::Postgres(client) => {
+                let sql = format!(
+                    "{STORED_COLUMNS} WHERE ($1::text IS NULL OR timestamp < $1) ORDER BY timestamp, transaction_id"
+                );
+                let mut rows = client.query_raw(&sql, [until])?;
+                while let Some(row) = rows.next()? {
+                    visit(crate::pg::read_stored(&row)?)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Starts a load: one transaction that holds the engine's write lock from the start, so

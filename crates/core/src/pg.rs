@@ -314,6 +314,56 @@ pub fn finish_bulk_load(client: &mut impl GenericClient) -> Result<()> {
     Ok(())
 }
 
+/// Maps a row selected with [`crate::store::STORED_COLUMNS`]. PostgreSQL's columns hold only
+/// their declared types, so what SQLite's reader checks per value reduces to NULLs and ranges;
+/// a payment that cannot be scored is an `Err` naming why, as on SQLite.
+pub fn read_stored(row: &postgres::Row) -> Result<crate::store::StoredTransaction> {
+    let transaction_id: i64 = row.try_get(0)?;
+    let is_anomaly: Option<i16> = row.try_get(9)?;
+    let fraud_type: Option<String> = row.try_get(10)?;
+    let payment = (|| -> std::result::Result<crate::domain::Payment, String> {
+        let text = |index: usize| {
+            row.try_get::<_, Option<String>>(index)
+                .map_err(|e| e.to_string())
+        };
+        let beneficiary_id = text(1)?.ok_or("beneficiary_id is missing")?;
+        let scheme = text(4)?.ok_or("scheme is missing")?;
+        let amount_paise = match row
+            .try_get::<_, Option<i64>>(5)
+            .map_err(|e| e.to_string())?
+        {
+            Some(paise) if paise < 0 => return Err(format!("amount is negative ({paise} paise)")),
+            Some(paise) => paise,
+            None => return Err("amount is missing (NULL amount_paise)".to_string()),
+        };
+        let stamp = text(6)?.ok_or("timestamp is missing")?;
+        let time = crate::time::parse_timestamp(&stamp)
+            .map_err(|_| format!("timestamp {stamp:?} is not 'YYYY-MM-DD HH:MM:SS'"))?;
+        let degrees = |index: usize| {
+            row.try_get::<_, Option<f64>>(index)
+                .map_err(|e| e.to_string())
+        };
+        let location = degrees(7)?
+            .zip(degrees(8)?)
+            .filter(|(lat, lon)| (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon));
+        Ok(crate::domain::Payment {
+            beneficiary_id,
+            account_id: text(2)?,
+            agent_id: text(3)?,
+            scheme,
+            amount_paise,
+            time,
+            location,
+        })
+    })();
+    Ok(crate::store::StoredTransaction {
+        transaction_id,
+        payment,
+        is_anomaly: is_anomaly.map(|flag| flag != 0),
+        fraud_type,
+    })
+}
+
 /// Column types of the binary COPY, in [`COPY_TRANSACTIONS`]'s order.
 const COPY_TYPES: &[Type] = &[
     Type::TEXT,

@@ -248,11 +248,7 @@ fn refuse_existing(existing: i64, target: &Target, force: bool) -> anyhow::Resul
 
 /// Opens `target` for writing, with a message naming it.
 pub fn open_store(target: &Target) -> anyhow::Result<Store> {
-    match target {
-        Target::Sqlite(_) => target.open().with_context(|| format!("opening {target}")),
-        // PostgreSQL's messages name the server already.
-        Target::Postgres(_) => Ok(target.open()?),
-    }
+    Ok(target.open()?)
 }
 
 /// Writes a generated data set into `target` in one transaction.

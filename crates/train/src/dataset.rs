@@ -1,14 +1,11 @@
 //! The training window: transactions replayed in event-time order through the shared feature
 //! state, with labels kept aside for evaluation only.
 
-use std::collections::HashSet;
-
 use anyhow::Context;
-use rusqlite::Connection;
 
+use aegis_core::engine::Store;
 use aegis_core::features::{FEATURE_COUNT, FeatureState};
-use aegis_core::store::{STORED_COLUMNS, read_stored};
-use aegis_core::time::{EventTime, format_ist};
+use aegis_core::time::EventTime;
 
 /// One row of the window with everything train needs.
 #[derive(Debug, Clone)]
@@ -53,53 +50,41 @@ impl Dataset {
 /// Replays every transaction before `until` in event-time order; rows from `from` on are the
 /// window (earlier ones only warm the history, so the window's first features are not cold).
 pub fn load(
-    conn: &Connection,
+    store: &mut Store,
     from: Option<EventTime>,
     until: Option<EventTime>,
 ) -> anyhow::Result<Dataset> {
-    let confirmed: HashSet<i64> = {
-        let mut statement = conn.prepare(
-            "SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'",
-        )?;
-        let ids = statement.query_map([], |row| row.get(0))?;
-        ids.collect::<rusqlite::Result<_>>()?
-    };
-    let until_text = until.map(format_ist);
-    let sql = format!(
-        "{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp < ?1) ORDER BY timestamp, transaction_id"
-    );
-    let mut statement = conn.prepare(&sql)?;
-    let mut rows = statement
-        .query([until_text])
-        .context("reading transactions")?;
+    let confirmed = store.confirmed_frauds()?;
     let mut state = FeatureState::new();
     let mut dataset = Dataset::default();
-    while let Some(row) = rows.next()? {
-        let stored = read_stored(row)?;
-        let payment = match stored.payment {
-            Ok(payment) => payment,
-            Err(_) => {
-                dataset.malformed += 1;
-                continue;
+    store
+        .replay(until, |stored| {
+            let payment = match stored.payment {
+                Ok(payment) => payment,
+                Err(_) => {
+                    dataset.malformed += 1;
+                    return Ok(());
+                }
+            };
+            if from.is_some_and(|from| payment.time < from) {
+                state.warm(&payment);
+                return Ok(());
             }
-        };
-        if from.is_some_and(|from| payment.time < from) {
-            state.warm(&payment);
-            continue;
-        }
-        let features = state.observe(&payment);
-        dataset.features.extend_from_slice(&features.values);
-        dataset
-            .per_row_features
-            .extend_from_slice(&features.per_row);
-        dataset.examples.push(Example {
-            transaction_id: stored.transaction_id,
-            time: payment.time,
-            is_anomaly: stored.is_anomaly,
-            fraud_type: stored.fraud_type,
-            confirmed_fraud: confirmed.contains(&stored.transaction_id),
-        });
-    }
+            let features = state.observe(&payment);
+            dataset.features.extend_from_slice(&features.values);
+            dataset
+                .per_row_features
+                .extend_from_slice(&features.per_row);
+            dataset.examples.push(Example {
+                transaction_id: stored.transaction_id,
+                time: payment.time,
+                is_anomaly: stored.is_anomaly,
+                fraud_type: stored.fraud_type,
+                confirmed_fraud: confirmed.contains(&stored.transaction_id),
+            });
+            Ok(())
+        })
+        .context("reading transactions")?;
     Ok(dataset)
 }
 

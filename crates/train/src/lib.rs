@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
-use aegis_core::db;
+use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
 use aegis_core::metrics::{
     DetectorEvaluation, EpochLoss, Metrics, Period, RowCounts, ScoreHistogram, Timings,
@@ -37,7 +37,7 @@ use crate::fit::{FitConfig, fit};
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    pub db: PathBuf,
+    pub db: Target,
     pub modeling: PathBuf,
     pub from: Option<(String, EventTime)>,
     pub until: Option<(String, EventTime)>,
@@ -76,19 +76,19 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         );
     }
     let started = Instant::now();
-    let conn = db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut store = config.db.open()?;
     let dataset = dataset::load(
-        &conn,
+        &mut store,
         config.from.as_ref().map(|f| f.1),
         config.until.as_ref().map(|u| u.1),
     )?;
-    drop(conn);
+    drop(store);
     let feature_seconds = started.elapsed().as_secs_f64();
     if dataset.len() < 100 {
         bail!(
             "only {} usable transactions in the training window of {}: generate or import data first (`cargo run -p generate`), or widen --from/--until",
             dataset.len(),
-            config.db.display()
+            config.db
         );
     }
     let split = time_split(dataset.len());

@@ -70,13 +70,7 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     let config = train::TrainConfig {
-        db: match args.db.db.sqlite("train") {
-            Ok(path) => path.to_path_buf(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
+        db: args.db.db,
         modeling: args.modeling.modeling,
         from: args.from,
         until: args.until,

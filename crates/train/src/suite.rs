@@ -104,7 +104,7 @@ pub fn run(dir: &Path, base: &TrainConfig) -> anyhow::Result<()> {
                 }
             );
             let outcome = crate::run(&TrainConfig {
-                db: db.clone(),
+                db: db.clone().into(),
                 modeling,
                 from: None,
                 until: None,

@@ -44,7 +44,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
     let modeling = dir.join("modeling");
     generate::run(generate::RunConfig::synthetic(&db, 20_000, 4, 90, 0.02)).unwrap();
     train::run(&train::TrainConfig {
-        db: db.clone(),
+        db: db.clone().into(),
         modeling: modeling.clone(),
         from: None,
         until: None,

@@ -548,7 +548,7 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
     let modeling = dir.path().join("modeling");
     generate::run(generate::RunConfig::synthetic(&db, 6_000, 5, 60, 0.02)).unwrap();
     train::run(&train::TrainConfig {
-        db: db.clone(),
+        db: db.clone().into(),
         modeling: modeling.clone(),
         from: None,
         until: None,

@@ -29,7 +29,7 @@ pub fn fixture(rows: usize) -> Fixture {
 
 pub fn train_model(db: &Path, modeling: &Path, seed: u64) -> String {
     let outcome = train::run(&train::TrainConfig {
-        db: db.to_path_buf(),
+        db: db.into(),
         modeling: modeling.to_path_buf(),
         from: None,
         until: None,

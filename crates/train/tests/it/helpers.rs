@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use aegis_core::engine::Target;
 use aegis_core::model::BackendKind;
 use train::TrainConfig;
 use train::fit::FitConfig;
@@ -14,9 +15,9 @@ pub fn labeled_db(dir: &Path, rows: usize) -> PathBuf {
 }
 
 /// A short training run (a few epochs, no baseline).
-pub fn train_config(db: &Path, modeling: &Path, seed: u64) -> TrainConfig {
+pub fn train_config(db: impl Into<Target>, modeling: &Path, seed: u64) -> TrainConfig {
     TrainConfig {
-        db: db.to_path_buf(),
+        db: db.into(),
         modeling: modeling.to_path_buf(),
         from: None,
         until: None,
