@@ -25,7 +25,7 @@ use std::time::Instant;
 use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::engine::{BeneficiaryRow, Store, Target};
 use aegis_core::time::{DAY, EventTime};
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
