@@ -14,9 +14,10 @@
 //! Linking is deterministic in transaction-id order, so a monitor restarted after kill -9
 //! builds the same incidents as one that never stopped.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::sql::{Sql, Sqlite, Value};
 use crate::store;
 use crate::time::EventTime;
 
@@ -65,6 +66,8 @@ pub struct AlertToLink<'a> {
     pub agent_id: Option<&'a str>,
     pub score: f64,
     pub amount_paise: i64,
+    /// The category code of the alert's leading reason.
+    pub category: Option<&'a str>,
 }
 
 impl AlertToLink<'_> {
@@ -79,96 +82,106 @@ impl AlertToLink<'_> {
     }
 }
 
+/// The shared statements of [`link`], written once for both engines ([`crate::sql`]).
+const FIND: &str = "SELECT k.incident_id FROM incident_keys k JOIN incidents i USING (incident_id) \
+     WHERE k.kind = ?1 AND k.value = ?2 AND k.last_time >= ?3 AND i.first_time >= ?4 \
+     ORDER BY k.last_time DESC, k.incident_id DESC LIMIT 1";
+const LINKED: &str = "SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1";
+const CREATE: &str = "INSERT INTO incidents (first_time, last_time, alerts, max_score, total_paise, lead_id) \
+     VALUES (?1, ?1, 0, ?2, 0, ?3) RETURNING incident_id";
+/// SET expressions read the row as it was, so the lead changes only for a higher score.
+const GROW: &str = "UPDATE incidents SET alerts = alerts + 1, \
+     max_score = CASE WHEN ?2 > max_score THEN ?2 ELSE max_score END, total_paise = total_paise + ?3, \
+     first_time = CASE WHEN ?4 < first_time THEN ?4 ELSE first_time END, \
+     last_time = CASE WHEN ?4 > last_time THEN ?4 ELSE last_time END, \
+     lead_id = CASE WHEN ?2 > max_score THEN ?5 ELSE lead_id END WHERE incident_id = ?1";
+/// The alert's own columns are copied from its row, already scored in this transaction.
+const MEMBER: &str = "INSERT INTO incident_alerts (transaction_id, incident_id, verdict, timestamp, scheme, district, \
+     amount_paise, category, beneficiary_id, account_id, agent_id) \
+     SELECT t.transaction_id, CAST(?2 AS BIGINT), \
+     (SELECT verdict FROM verdicts WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1), \
+     t.timestamp, t.scheme, t.district, t.amount_paise, CAST(?3 AS TEXT), \
+     t.beneficiary_id, t.account_id, t.agent_id \
+     FROM transactions t WHERE t.transaction_id = ?1";
+const NEW_KEY: &str = "INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT DO NOTHING";
+const SEEN_KEY: &str = "UPDATE incident_keys SET last_time = CASE WHEN ?4 > last_time THEN ?4 ELSE last_time END \
+     WHERE kind = ?1 AND value = ?2 AND incident_id = ?3";
+const COUNT_KEY: &str = "UPDATE incidents SET \
+     beneficiaries = beneficiaries + CASE WHEN ?2 = 'beneficiary' THEN 1 ELSE 0 END, \
+     accounts = accounts + CASE WHEN ?2 = 'account' THEN 1 ELSE 0 END, \
+     agents = agents + CASE WHEN ?2 = 'agent' THEN 1 ELSE 0 END WHERE incident_id = ?1";
+
 /// Links `alerts` (in transaction-id order) into incidents, inside the caller's transaction.
 /// An alert already linked is left where it is. Returns the incident of each alert.
-pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
+pub fn link(sql: &mut dyn Sql, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
     let mut incidents = Vec::with_capacity(alerts.len());
-    let mut find = conn.prepare_cached(
-        "SELECT k.incident_id FROM incident_keys k JOIN incidents i USING (incident_id) \
-         WHERE k.kind = ?1 AND k.value = ?2 AND k.last_time >= ?3 AND i.first_time >= ?4 \
-         ORDER BY k.last_time DESC, k.incident_id DESC LIMIT 1",
-    )?;
-    let mut linked =
-        conn.prepare_cached("SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1")?;
-    let mut create = conn.prepare_cached(
-        "INSERT INTO incidents (first_time, last_time, alerts, max_score, total_paise, lead_id) VALUES (?1, ?1, 0, ?2, 0, ?3)",
-    )?;
-    // SET expressions read the row as it was, so the lead changes only for a higher score.
-    let mut grow = conn.prepare_cached(
-        "UPDATE incidents SET alerts = alerts + 1, max_score = max(max_score, ?2), total_paise = total_paise + ?3, \
-         first_time = min(first_time, ?4), last_time = max(last_time, ?4), \
-         lead_id = CASE WHEN ?2 > max_score THEN ?5 ELSE lead_id END WHERE incident_id = ?1",
-    )?;
-    // The alert's own columns are copied from its row, already scored in this transaction.
-    let mut member = conn.prepare_cached(
-        "INSERT INTO incident_alerts (transaction_id, incident_id, verdict, timestamp, scheme, district, \
-         amount_paise, category, beneficiary_id, account_id, agent_id) \
-         SELECT t.transaction_id, ?2, \
-         (SELECT verdict FROM verdicts WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1), \
-         t.timestamp, t.scheme, t.district, t.amount_paise, \
-         CASE WHEN json_valid(t.reasons) THEN json_extract(t.reasons, '$.category') END, \
-         t.beneficiary_id, t.account_id, t.agent_id \
-         FROM transactions t WHERE t.transaction_id = ?1",
-    )?;
-    let mut new_key = conn.prepare_cached(
-        "INSERT OR IGNORE INTO incident_keys (kind, value, incident_id, last_time) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut seen_key = conn.prepare_cached(
-        "UPDATE incident_keys SET last_time = max(last_time, ?4) WHERE kind = ?1 AND value = ?2 AND incident_id = ?3",
-    )?;
-    let mut count_key = conn.prepare_cached(
-        "UPDATE incidents SET beneficiaries = beneficiaries + (?2 = 'beneficiary'), \
-         accounts = accounts + (?2 = 'account'), agents = agents + (?2 = 'agent') WHERE incident_id = ?1",
-    )?;
     for alert in alerts {
-        if let Some(existing) = linked
-            .query_row([alert.transaction_id], |row| row.get::<_, i64>(0))
-            .optional()?
-        {
+        if let Some(existing) = sql.query_int(LINKED, &[alert.transaction_id.into()])? {
             incidents.push(existing);
             continue;
         }
         let mut joined = None;
         for (kind, value) in alert.keys() {
-            joined = find
-                .query_row(
-                    params![
-                        kind.as_str(),
-                        value,
-                        alert.time - kind.window(),
-                        alert.time - MAX_SPAN_SECONDS
-                    ],
-                    |row| row.get::<_, i64>(0),
-                )
-                .optional()?;
+            joined = sql.query_int(
+                FIND,
+                &[
+                    kind.as_str().into(),
+                    value.into(),
+                    (alert.time - kind.window()).into(),
+                    (alert.time - MAX_SPAN_SECONDS).into(),
+                ],
+            )?;
             if joined.is_some() {
                 break;
             }
         }
         let incident = match joined {
             Some(incident) => incident,
-            None => {
-                create.execute(params![alert.time, alert.score, alert.transaction_id])?;
-                conn.last_insert_rowid()
-            }
+            None => sql
+                .query_int(
+                    CREATE,
+                    &[
+                        alert.time.into(),
+                        alert.score.into(),
+                        alert.transaction_id.into(),
+                    ],
+                )?
+                .ok_or_else(|| Error::Invalid("creating an incident returned no id".into()))?,
         };
-        grow.execute(params![
-            incident,
-            alert.score,
-            alert.amount_paise,
-            alert.time,
-            alert.transaction_id
-        ])?;
-        if member.execute(params![alert.transaction_id, incident])? == 0 {
+        sql.execute(
+            GROW,
+            &[
+                incident.into(),
+                alert.score.into(),
+                alert.amount_paise.into(),
+                alert.time.into(),
+                alert.transaction_id.into(),
+            ],
+        )?;
+        let member = [
+            alert.transaction_id.into(),
+            incident.into(),
+            alert.category.into(),
+        ];
+        if sql.execute(MEMBER, &member)? == 0 {
             // The caller links rows it has just scored; a missing one is a bug, not data.
-            return Err(rusqlite::Error::QueryReturnedNoRows.into());
+            return Err(Error::Invalid(format!(
+                "alert {} is not a stored transaction",
+                alert.transaction_id
+            )));
         }
         for (kind, value) in alert.keys() {
-            let key = params![kind.as_str(), value, incident, alert.time];
-            if new_key.execute(key)? == 1 {
-                count_key.execute(params![incident, kind.as_str()])?;
+            let key = [
+                kind.as_str().into(),
+                value.into(),
+                incident.into(),
+                alert.time.into(),
+            ];
+            if sql.execute(NEW_KEY, &key)? == 1 {
+                sql.execute(COUNT_KEY, &[incident.into(), kind.as_str().into()])?;
             } else {
-                seen_key.execute(key)?;
+                sql.execute(SEEN_KEY, &key)?;
             }
         }
         incidents.push(incident);
@@ -177,19 +190,21 @@ pub fn link(conn: &Connection, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
 }
 
 /// The transaction id up to which anomalies are linked.
-pub fn linked_up_to(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT linked_up_to FROM incident_state WHERE singleton = 1",
-        [],
-        |row| row.get(0),
-    )?)
+pub fn linked_up_to(sql: &mut dyn Sql) -> Result<i64> {
+    Ok(sql
+        .query_int(
+            "SELECT linked_up_to FROM incident_state WHERE singleton = 1",
+            &[],
+        )?
+        .unwrap_or(0))
 }
 
 /// Records that every anomaly up to `mark` is linked.
-pub fn set_linked_up_to(conn: &Connection, mark: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE incident_state SET linked_up_to = max(linked_up_to, ?1) WHERE singleton = 1",
-        [mark],
+pub fn set_linked_up_to(sql: &mut dyn Sql, mark: i64) -> Result<()> {
+    sql.execute(
+        "UPDATE incident_state SET linked_up_to = CASE WHEN ?1 > linked_up_to THEN ?1 ELSE linked_up_to END \
+         WHERE singleton = 1",
+        &[mark.into()],
     )?;
     Ok(())
 }
@@ -198,62 +213,60 @@ pub fn set_linked_up_to(conn: &Connection, mark: i64) -> Result<()> {
 /// transaction (safe to run from several programs at once). Returns how many were linked.
 pub fn link_pending(conn: &mut Connection) -> Result<usize> {
     let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mark = store::monitor_mark(&transaction)?.unwrap_or(0);
-    let linked = link_backlog(&transaction, mark)?;
+    let mut sql = Sqlite(&transaction);
+    let mark = store::monitor_mark(&mut sql)?.unwrap_or(0);
+    let linked = link_backlog(&mut sql, mark)?;
     transaction.commit()?;
     Ok(linked)
+}
+
+/// The category code stored in a `reasons` JSON, if it has one.
+fn category_of(reasons: Option<&str>) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(reasons?).ok()?;
+    Some(value.get("category")?.as_str()?.to_string())
 }
 
 /// Inside the caller's transaction, links the stored anomalies after the last linked id up to
 /// `up_to` (which must not pass the monitor's mark: above it statuses are not final), and
 /// records `up_to` as linked. Returns how many were linked.
-pub fn link_backlog(conn: &Connection, up_to: i64) -> Result<usize> {
-    let from = linked_up_to(conn)?;
+pub fn link_backlog(sql: &mut dyn Sql, up_to: i64) -> Result<usize> {
+    let from = linked_up_to(sql)?;
     if up_to <= from {
         return Ok(0);
     }
-    let rows: Vec<(i64, String, String, Option<String>, Option<String>, f64, i64)> = conn
-        .prepare_cached(
-            "SELECT transaction_id, timestamp, beneficiary_id, account_id, agent_id, anomaly_score, amount_paise \
-             FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
-             ORDER BY transaction_id",
-        )?
-        .query_map(params![from, up_to], |row| {
-            Ok((
-                row.get(0)?,
-                row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                row.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                row.get(3)?,
-                row.get(4)?,
-                row.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-                row.get::<_, Option<i64>>(6)?.unwrap_or(0),
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let rows: Vec<Vec<Value>> = sql.query(
+        "SELECT transaction_id, timestamp, beneficiary_id, account_id, agent_id, anomaly_score, amount_paise, reasons \
+         FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
+         ORDER BY transaction_id",
+        &[from.into(), up_to.into()],
+    )?;
+    let categories: Vec<Option<String>> =
+        rows.iter().map(|row| category_of(row[7].text())).collect();
     // An anomaly whose stored time does not parse still gets an incident, at time 0: it then
     // joins nothing recent and opens its own.
     let alerts: Vec<AlertToLink<'_>> = rows
         .iter()
-        .map(
-            |(id, timestamp, beneficiary, account, agent, score, paise)| AlertToLink {
-                transaction_id: *id,
-                time: crate::time::parse_timestamp(timestamp).unwrap_or(0),
-                beneficiary_id: beneficiary,
-                account_id: account.as_deref(),
-                agent_id: agent.as_deref(),
-                score: *score,
-                amount_paise: *paise,
-            },
-        )
+        .zip(&categories)
+        .map(|(row, category)| AlertToLink {
+            transaction_id: row[0].int().unwrap_or_default(),
+            time: crate::time::parse_timestamp(row[1].text().unwrap_or_default()).unwrap_or(0),
+            beneficiary_id: row[2].text().unwrap_or_default(),
+            account_id: row[3].text(),
+            agent_id: row[4].text(),
+            score: row[5].real().unwrap_or(0.0),
+            amount_paise: row[6].int().unwrap_or(0),
+            category: category.as_deref(),
+        })
         .collect();
-    link(conn, &alerts)?;
-    set_linked_up_to(conn, up_to)?;
+    link(sql, &alerts)?;
+    set_linked_up_to(sql, up_to)?;
     Ok(alerts.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     fn alert(
         id: i64,
@@ -269,6 +282,7 @@ mod tests {
             agent_id: Some(agent),
             score: id as f64,
             amount_paise: 100,
+            category: Some("amount"),
         }
     }
 
@@ -306,7 +320,7 @@ mod tests {
             alert(6, 24 * 9 + 1, "B1", "G9"), // B1's last alert was 5 days ago: joins 1, not 5's
         ];
         let conn = stored(&alerts);
-        let incidents = link(&conn, &alerts).unwrap();
+        let incidents = link(&mut Sqlite(&conn), &alerts).unwrap();
         assert_eq!(incidents[0], incidents[1]);
         assert_eq!(incidents[0], incidents[2]);
         assert_ne!(incidents[3], incidents[0]);
@@ -336,7 +350,7 @@ mod tests {
         // Alerts 1, 2, 3, 6: beneficiaries B1, B2; agents G1, G7, G9; no account.
         assert_eq!(figures, (4, 6.0, 400, 6, 2, 0, 3));
         // Linking again changes nothing.
-        assert_eq!(link(&conn, &alerts).unwrap(), incidents);
+        assert_eq!(link(&mut Sqlite(&conn), &alerts).unwrap(), incidents);
         let count: i64 = conn
             .query_row("SELECT sum(alerts) FROM incidents", [], |row| row.get(0))
             .unwrap();
@@ -349,7 +363,7 @@ mod tests {
             .map(|week| alert(week + 1, week * 24 * 6, "B1", "G1"))
             .collect();
         let conn = stored(&alerts);
-        let incidents = link(&conn, &alerts).unwrap();
+        let incidents = link(&mut Sqlite(&conn), &alerts).unwrap();
         assert_eq!(incidents[5], incidents[0], "30 days after the first");
         assert_ne!(incidents[6], incidents[0], "36 days after the first");
     }

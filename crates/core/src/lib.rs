@@ -7,6 +7,7 @@
 //!   loader both engines implement.
 //! - [`db`]: SQLite: opening the database, migrations, bulk-load helpers.
 //! - [`pg`]: PostgreSQL: connecting, migrations, monthly partitions, binary COPY.
+//! - [`sql`]: statements written once for both engines, and the values they pass.
 //! - [`time`]: the stored event-time format (IST text) and its arithmetic.
 //! - [`domain`]: fraud types, statuses, the transaction record, rupee formatting.
 //! - [`geo`]: distances and India's outline.
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod model;
 pub mod pg;
 pub mod reasons;
+pub mod sql;
 pub mod store;
 pub mod tabular;
 pub mod telemetry;

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::domain::{NewTransaction, Payment};
 use crate::error::Result;
+use crate::sql::Sql;
 use crate::time::{format_ist, parse_timestamp};
 
 /// A stored transaction as feature engineering and evaluation see it.
@@ -202,28 +203,26 @@ pub fn load_in_event_order(
 
 /// The monitor's committed high-water mark: every row with an id at or below it is scored.
 /// `None` before the monitor's first batch.
-pub fn monitor_mark(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.query_row(
+pub fn monitor_mark(sql: &mut dyn Sql) -> Result<Option<i64>> {
+    sql.query_int(
         "SELECT high_water_mark FROM monitor_state WHERE id = 1",
-        [],
-        |row| row.get(0),
+        &[],
     )
-    .optional()
 }
 
 /// Advances the monitor's mark; the caller's transaction also holds the scores it covers.
 pub fn write_monitor_mark(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     mark: i64,
     model_version: &str,
     updated_at_millis: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+) -> Result<()> {
+    sql.execute(
         "INSERT INTO monitor_state (id, high_water_mark, model_version, updated_at) VALUES (1, ?1, ?2, ?3) \
          ON CONFLICT (id) DO UPDATE SET high_water_mark = excluded.high_water_mark, \
          model_version = excluded.model_version, updated_at = excluded.updated_at",
-    )?
-    .execute(params![mark, model_version, updated_at_millis])?;
+        &[mark.into(), model_version.into(), updated_at_millis.into()],
+    )?;
     Ok(())
 }
 

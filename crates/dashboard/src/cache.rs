@@ -23,7 +23,7 @@ pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
         [],
         |row| row.get(0),
     )?;
-    let mark = aegis_core::store::monitor_mark(conn)?.unwrap_or(0);
+    let mark = aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?.unwrap_or(0);
     let verdict: i64 = conn.query_row(
         "SELECT coalesce(max(verdict_id), 0) FROM verdicts",
         [],

@@ -193,7 +193,7 @@ impl Decisions {
 }
 
 fn read_mark(conn: &Connection) -> AppResult<i64> {
-    Ok(aegis_core::store::monitor_mark(conn)?.unwrap_or(0))
+    Ok(aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?.unwrap_or(0))
 }
 
 /// The decisions of the scored rows among `ids`.

@@ -473,7 +473,7 @@ pub const LIVE_LIMIT: i64 = 20;
 /// The id up to which rows are final: the monitor's high-water mark (rows above it may still be
 /// unscored), or the newest id when there is no monitor.
 pub fn live_upper_bound(conn: &Connection) -> AppResult<i64> {
-    let mark = aegis_core::store::monitor_mark(conn)?;
+    let mark = aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?;
     match mark {
         Some(mark) => Ok(mark),
         None => Ok(conn.query_row(

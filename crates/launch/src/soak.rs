@@ -296,7 +296,7 @@ impl Books {
         let mark = {
             let conn = rusqlite::Connection::open(db)?;
             conn.busy_timeout(Duration::from_secs(30))?;
-            aegis_core::store::monitor_mark(&conn)?.unwrap_or(0)
+            aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(&conn))?.unwrap_or(0)
         };
         let error_lines = ["monitor", "simulate", "dashboard"]
             .iter()

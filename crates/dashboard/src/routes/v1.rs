@@ -438,7 +438,8 @@ struct FeedPage {
 /// monitor's committed mark, so a row scored later can never appear behind the cursor.
 fn feed_page(conn: &Connection, after: i64, limit: i64) -> AppResult<FeedPage> {
     let snapshot = conn.unchecked_transaction()?;
-    let mark = aegis_core::store::monitor_mark(&snapshot)?.unwrap_or(0);
+    let mark =
+        aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(&snapshot))?.unwrap_or(0);
     let mut statement = snapshot.prepare_cached(
         "SELECT transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, \
          timestamp, district, latitude, longitude, anomaly_score, model_version, scored_at, reasons, \

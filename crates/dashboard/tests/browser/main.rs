@@ -65,13 +65,14 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
     .unwrap();
     monitor::run(
         &monitor::MonitorConfig {
-            db: db.clone(),
+            db: (&db).into(),
             modeling: modeling.clone(),
             backend: aegis_core::model::BackendKind::Flex,
             once: true,
             batch_size: 5_000,
             poll_interval: Duration::from_millis(10),
             checkpoints: monitor::CheckpointPolicy::default(),
+            checkpoint_dir: None,
         },
         Arc::new(AtomicBool::new(false)),
     )

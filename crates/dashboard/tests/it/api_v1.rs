@@ -573,13 +573,14 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
     let stop = Arc::new(AtomicBool::new(false));
     let monitor = {
         let config = monitor::MonitorConfig {
-            db: db.clone(),
+            db: (&db).into(),
             modeling: modeling.clone(),
             backend: aegis_core::model::BackendKind::Flex,
             once: false,
             batch_size: 5_000,
             poll_interval: Duration::from_millis(5),
             checkpoints: monitor::CheckpointPolicy::default(),
+            checkpoint_dir: None,
         };
         let stop = stop.clone();
         std::thread::spawn(move || monitor::run(&config, stop))

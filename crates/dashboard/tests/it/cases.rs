@@ -34,7 +34,7 @@ fn two_incidents() -> TestApp {
             },
         );
     }
-    aegis_core::incidents::link_backlog(&conn, 8).unwrap();
+    aegis_core::incidents::link_backlog(&mut aegis_core::sql::Sqlite(&conn), 8).unwrap();
     app
 }
 

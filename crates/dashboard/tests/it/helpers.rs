@@ -197,7 +197,7 @@ impl TestApp {
                 insert(&conn, &payment);
             }
             // As the monitor does when it scores them: the anomalies get their incidents.
-            aegis_core::incidents::link_backlog(&conn, 6).unwrap();
+            aegis_core::incidents::link_backlog(&mut aegis_core::sql::Sqlite(&conn), 6).unwrap();
             users::add_user(&conn, "admin", PASSWORD, Role::Admin, 0).unwrap();
             users::add_user(&conn, "alice", PASSWORD, Role::Auditor, 0).unwrap();
         }
