@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_cases",
         include_str!("../../../migrations/0007_cases.sql"),
     ),
+    (
+        "0008_payment_notices",
+        include_str!("../../../migrations/0008_payment_notices.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -17,11 +17,21 @@ use crate::error::{Error, Result};
 use crate::time::{EventTime, format_ist};
 
 /// Migrations in order, each with the schema version it brings the database to.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    7,
-    "postgres/0007_baseline",
-    include_str!("../../../migrations/postgres/0007_baseline.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        7,
+        "postgres/0007_baseline",
+        include_str!("../../../migrations/postgres/0007_baseline.sql"),
+    ),
+    (
+        8,
+        "postgres/0008_payment_notices",
+        include_str!("../../../migrations/postgres/0008_payment_notices.sql"),
+    ),
+];
+
+/// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
+pub const PAYMENTS_CHANNEL: &str = "aegis_payments";
 
 /// The advisory lock every insert into `transaction_events` takes first (a statement trigger
 /// in the baseline), so that transaction ids are committed in id order: a reader following
@@ -32,6 +42,11 @@ pub const APPEND_LOCK: i64 = 4_702_111_234_474_983_745;
 
 /// Held while migrating, so two programs starting together apply each migration once.
 const MIGRATION_LOCK: i64 = 4_702_111_234_474_983_746;
+
+/// Held by the one monitor scoring the database, on its connection, for as long as it runs.
+/// (Every advisory lock key Aegis takes is declared here, one after the other, so two can never
+/// be the same by accident.)
+pub const MONITOR_LOCK: i64 = 4_702_111_234_474_983_748;
 
 /// Whether `--db` names a PostgreSQL server rather than an SQLite file.
 pub fn is_url(text: &str) -> bool {
@@ -460,6 +475,18 @@ impl ScratchDatabase {
             name,
             url,
         })
+    }
+
+    /// A new scratch database holding a copy of this one (nothing may be connected to it).
+    pub fn copy(&self, prefix: &str) -> Result<ScratchDatabase> {
+        let copy = ScratchDatabase::create(&self.admin_url, prefix)?;
+        let mut admin = connect(&self.admin_url)?;
+        admin.batch_execute(&format!("DROP DATABASE {}", copy.name))?;
+        admin.batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            copy.name, self.name
+        ))?;
+        Ok(copy)
     }
 
     /// The URL of the scratch database.
