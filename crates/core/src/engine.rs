@@ -84,9 +84,17 @@ impl Target {
         match self {
             Target::Sqlite(path) => Ok(path),
             Target::Postgres(url) => Err(Error::Invalid(format!(
-                "`{program}` cannot use PostgreSQL yet (--db {}): so far `generate` (including --from-csv) writes to PostgreSQL and `train` reads from it. Point --db at an SQLite file",
+                "`{program}` cannot use PostgreSQL yet (--db {}): so far `generate` (including --from-csv), `simulate`, `train` and `monitor` run on PostgreSQL. Point --db at an SQLite file",
                 crate::pg::redact(url)
             ))),
+        }
+    }
+
+    /// The `--db` value that names this target (a URL keeps its password).
+    pub fn as_arg(&self) -> String {
+        match self {
+            Target::Sqlite(path) => path.display().to_string(),
+            Target::Postgres(url) => url.clone(),
         }
     }
 
@@ -171,6 +179,59 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Appends live payments in one transaction: all or none. On PostgreSQL they go in with
+    /// one binary COPY after their months' partitions exist.
+    pub fn append(&mut self, rows: &[crate::domain::NewTransaction]) -> Result<()> {
+        match self {
+            Store::Sqlite(conn) => {
+                let transaction = conn.transaction()?;
+                crate::store::insert_transactions(&transaction, rows)?;
+                transaction.commit()?;
+            }
+            Store::Postgres(client) => {
+                let mut transaction = client.transaction()?;
+                crate::pg::copy_transactions(&mut transaction, rows)?;
+                transaction.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `work` in one transaction, with statements written once for both engines
+    /// ([`crate::sql`]); commits if it succeeds.
+    pub fn in_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        self.in_transaction_cached(&mut crate::sql::StatementCache::default(), work)
+    }
+
+    /// [`in_transaction`](Self::in_transaction) for a caller that keeps the connection's
+    /// prepared statements in `cache` (PostgreSQL; SQLite caches its own).
+    pub fn in_transaction_cached<T>(
+        &mut self,
+        cache: &mut crate::sql::StatementCache,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Store::Sqlite(conn) => {
+                let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = work(&mut crate::sql::Sqlite(&transaction))?;
+                transaction.commit()?;
+                Ok(out)
+            }
+            Store::Postgres(client) => {
+                let mut transaction = client.transaction()?;
+                let out = work(&mut crate::sql::Postgres {
+                    transaction: &mut transaction,
+                    cache,
+                })?;
+                transaction.commit()?;
+                Ok(out)
+            }
+        }
     }
 
     /// Starts a load: one transaction that holds the engine's write lock from the start, so

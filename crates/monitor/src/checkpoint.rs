@@ -2,7 +2,7 @@
 //! instead of all history.
 //!
 //! A checkpoint is the state after every row up to a committed mark, in
-//! `<db>.checkpoints/state-<mark>.ckpt` (the bytes of [`FeatureState::encode`]: feature-set id,
+//! `<dir>/state-<mark>.ckpt` (by default `<db>.checkpoints/` for SQLite) (the bytes of [`FeatureState::encode`]: feature-set id,
 //! mark, state, checksum). It is written to a `.tmp` file, synced, and renamed into place, so a
 //! `kill -9` at any moment leaves the previous checkpoint untouched and at worst a stale `.tmp`
 //! that the next start deletes. The newest two are kept. On start, the newest checkpoint that
@@ -62,13 +62,9 @@ const SUFFIX: &str = ".ckpt";
 const KEEP: usize = 2;
 
 impl Checkpoints {
-    pub fn for_db(db: &Path, feature_set: String) -> Checkpoints {
-        let mut name = db.file_name().unwrap_or_default().to_os_string();
-        name.push(".checkpoints");
-        Checkpoints {
-            dir: db.with_file_name(name),
-            feature_set,
-        }
+    /// The checkpoints in `dir` (see `Journal::default_checkpoint_dir` for where they go).
+    pub fn new(dir: PathBuf, feature_set: String) -> Checkpoints {
+        Checkpoints { dir, feature_set }
     }
 
     pub fn dir(&self) -> &Path {
@@ -96,7 +92,7 @@ impl Checkpoints {
                 Some((mark, entry.path()))
             })
             .collect();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|file| std::cmp::Reverse(file.0));
         files
     }
 
@@ -105,7 +101,7 @@ impl Checkpoints {
     pub fn restore(
         &self,
         mark: i64,
-        anchor_of: impl Fn(i64) -> Option<String>,
+        mut anchor_of: impl FnMut(i64) -> Option<String>,
     ) -> Option<Checkpoint> {
         for (file_mark, path) in self.files() {
             if file_mark > mark {

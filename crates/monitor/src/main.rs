@@ -7,7 +7,8 @@ use clap::Parser;
 
 use aegis_core::model::BackendKind;
 
-/// Score every new transaction in transactions.db exactly once, with reasons.
+/// Score every new transaction in transactions.db (or a PostgreSQL database) exactly once, with
+/// reasons.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -31,6 +32,10 @@ struct Args {
     /// ... or after this many seconds with at least one newly scored row.
     #[arg(long, default_value_t = monitor::CheckpointPolicy::default().every.as_secs())]
     checkpoint_seconds: u64,
+    /// Where checkpoints go [default: beside an SQLite file (`<db>.checkpoints`), or for a
+    /// PostgreSQL server `<modeling>/monitor-checkpoints/<host>_<port>_<database>`].
+    #[arg(long)]
+    checkpoint_dir: Option<std::path::PathBuf>,
     /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
@@ -47,13 +52,7 @@ fn main() -> ExitCode {
         }
     };
     let config = monitor::MonitorConfig {
-        db: match args.db.db.sqlite("monitor") {
-            Ok(path) => path.to_path_buf(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
+        db: args.db.db,
         modeling: args.modeling.modeling,
         backend: args.backend,
         once: args.once,
@@ -63,6 +62,7 @@ fn main() -> ExitCode {
             every_rows: args.checkpoint_rows,
             every: Duration::from_secs(args.checkpoint_seconds),
         },
+        checkpoint_dir: args.checkpoint_dir,
     };
     match monitor::run(&config, stop) {
         Ok(stats) => {

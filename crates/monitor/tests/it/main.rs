@@ -10,30 +10,27 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-use crate::helpers::{config, count, fixture, hold_back, release, train_model};
+use aegis_core::sql::Value;
 
-/// Records any row whose status is written a second time.
+use crate::helpers::{
+    Db, Engine, config, count, engines, fixture, fixture_on, hold_back, release, train_model,
+};
+
+/// Records any row whose status is written a second time (SQLite writes scores into the row;
+/// on PostgreSQL a second score of a row would break `transaction_scores`' key and fail the
+/// batch instead).
 const RESCORE_TRIGGER: &str = "CREATE TABLE rescored (transaction_id INTEGER);
      CREATE TRIGGER detect_rescore AFTER UPDATE OF status ON transactions
      WHEN OLD.status IS NOT NULL BEGIN INSERT INTO rescored VALUES (NEW.transaction_id); END;";
 
-fn assert_mark_is_consistent(db: &std::path::Path) {
-    let mark = count(
-        db,
-        "SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)",
-    );
-    let unscored_below = count(
-        db,
-        &format!(
-            "SELECT count(*) FROM transactions WHERE transaction_id <= {mark} AND status IS NULL"
-        ),
-    );
-    let scored_above = count(
-        db,
-        &format!(
-            "SELECT count(*) FROM transactions WHERE transaction_id > {mark} AND status IS NOT NULL"
-        ),
-    );
+fn assert_mark_is_consistent(db: &Db) {
+    let mark = db.int("SELECT coalesce((SELECT high_water_mark FROM monitor_state), 0)");
+    let unscored_below = db.int(&format!(
+        "SELECT count(*) FROM transactions WHERE transaction_id <= {mark} AND status IS NULL"
+    ));
+    let scored_above = db.int(&format!(
+        "SELECT count(*) FROM transactions WHERE transaction_id > {mark} AND status IS NOT NULL"
+    ));
     assert_eq!(
         (unscored_below, scored_above),
         (0, 0),
@@ -43,35 +40,37 @@ fn assert_mark_is_consistent(db: &std::path::Path) {
 
 #[test]
 fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
-    let fixture = fixture(30_000);
+    for engine in engines() {
+        exactly_once_across_kill_minus_nine(engine);
+    }
+}
+
+fn exactly_once_across_kill_minus_nine(engine: Engine) {
+    let fixture = fixture_on(engine, 30_000);
+    let db = &fixture.store;
     // The same rows scored by a monitor that is never killed, for the scores.
-    let reference = fixture.db.with_file_name("reference.db");
-    std::fs::copy(&fixture.db, &reference).unwrap();
+    let reference = db.copy("reference");
     let mut uninterrupted = config(&fixture, true);
-    uninterrupted.db = reference.clone();
+    uninterrupted.db = reference.target.clone();
+    uninterrupted.checkpoint_dir = Some(fixture.dir.path().join("reference-checkpoints"));
     monitor::run(&uninterrupted, Arc::new(AtomicBool::new(false))).unwrap();
-    rusqlite::Connection::open(&fixture.db)
-        .unwrap()
-        .execute_batch(RESCORE_TRIGGER)
-        .unwrap();
+    if engine == Engine::Sqlite {
+        db.batch(RESCORE_TRIGGER);
+    }
     let binary = env!("CARGO_BIN_EXE_monitor");
+    let target = db.target.as_arg();
     let mut rng = rand::rngs::StdRng::seed_from_u64(99);
     let mut kills = 0;
     // Small batches make a run long enough to be killed in the middle; keep killing until the
     // monitor has died mid-run several times (or has finished).
     for _ in 0..40 {
-        if kills >= 5
-            || count(
-                &fixture.db,
-                "SELECT count(*) FROM transactions WHERE status IS NULL",
-            ) == 0
-        {
+        if kills >= 5 || db.int("SELECT count(*) FROM transactions WHERE status IS NULL") == 0 {
             break;
         }
         let mut child = Command::new(binary)
             .args([
                 "--db",
-                fixture.db.to_str().unwrap(),
+                &target,
                 "--modeling",
                 fixture.modeling.to_str().unwrap(),
             ])
@@ -87,96 +86,88 @@ fn every_row_is_scored_exactly_once_across_kill_minus_nine() {
             kills += 1;
         }
         child.wait().unwrap();
-        assert_mark_is_consistent(&fixture.db);
+        assert_mark_is_consistent(db);
     }
-    let status = Command::new(binary)
+    let output = Command::new(binary)
         .args([
             "--db",
-            fixture.db.to_str().unwrap(),
+            &target,
             "--modeling",
             fixture.modeling.to_str().unwrap(),
             "--once",
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        output.status.success(),
+        "{engine:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(
         kills >= 3,
-        "the monitor was killed mid-run only {kills} times"
+        "{engine:?}: the monitor was killed mid-run only {kills} times"
     );
     assert_eq!(
-        count(
-            &fixture.db,
-            "SELECT count(*) FROM transactions WHERE status IS NULL"
-        ),
+        db.int("SELECT count(*) FROM transactions WHERE status IS NULL"),
         0,
-        "none skipped"
+        "{engine:?}: none skipped"
     );
+    if engine == Engine::Sqlite {
+        assert_eq!(
+            db.int("SELECT count(*) FROM rescored"),
+            0,
+            "none scored twice"
+        );
+    }
     assert_eq!(
-        count(&fixture.db, "SELECT count(*) FROM rescored"),
-        0,
-        "none scored twice"
+        db.int("SELECT high_water_mark FROM monitor_state"),
+        db.int("SELECT max(transaction_id) FROM transactions")
     );
-    assert_eq!(
-        count(&fixture.db, "SELECT high_water_mark FROM monitor_state"),
-        count(&fixture.db, "SELECT max(transaction_id) FROM transactions")
-    );
-    let checkpoints = fixture.db.with_file_name("t.db.checkpoints");
+    let checkpoints =
+        monitor::journal::Journal::default_checkpoint_dir(&db.target, &fixture.modeling);
     let files: Vec<String> = std::fs::read_dir(&checkpoints)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(
         files.iter().all(|name| !name.ends_with(".tmp")) && !files.is_empty(),
-        "restarts cleaned up the killed writers' partial files: {files:?}"
+        "{engine:?}: restarts cleaned up the killed writers' partial files: {files:?}"
     );
-    assert_same_scores(&reference, &fixture.db);
+    assert_same_scores(&reference, db);
     // Incidents are linked in the scoring transaction: every anomaly exactly once, into the
     // same incidents as the run that was never killed.
     assert_eq!(
-        count(&fixture.db, "SELECT count(*) FROM incident_alerts"),
-        count(
-            &fixture.db,
-            "SELECT count(*) FROM transactions WHERE status = 'ANOMALY'"
-        )
+        db.int("SELECT count(*) FROM incident_alerts"),
+        db.int("SELECT count(*) FROM transactions WHERE status = 'ANOMALY'")
     );
-    assert_eq!(incidents(&reference), incidents(&fixture.db));
+    assert_eq!(incidents(&reference), incidents(db), "{engine:?}");
     assert!(
-        count(&fixture.db, "SELECT max(alerts) FROM incidents") > 1,
+        db.int("SELECT max(alerts) FROM incidents") > 1,
         "some incident groups several alerts"
     );
 }
 
 /// (transaction, incident) of every linked alert.
-fn incidents(db: &std::path::Path) -> Vec<(i64, i64)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut statement = conn
-        .prepare("SELECT transaction_id, incident_id FROM incident_alerts ORDER BY 1")
-        .unwrap();
-    statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+fn incidents(db: &Db) -> Vec<Vec<Value>> {
+    db.rows("SELECT transaction_id, incident_id FROM incident_alerts ORDER BY 1")
 }
 
-fn scores(db: &std::path::Path) -> Vec<(i64, String, f64)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut statement = conn
-        .prepare("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1")
-        .unwrap();
-    statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
+fn scores(db: &Db) -> Vec<(i64, String, f64)> {
+    db.rows("SELECT transaction_id, status, anomaly_score FROM transactions ORDER BY 1")
+        .into_iter()
+        .map(|row| {
+            (
+                row[0].int().unwrap(),
+                row[1].text().unwrap_or_default().to_string(),
+                row[2].real().unwrap_or(0.0),
+            )
+        })
         .collect()
 }
 
 /// Features are bit-identical (core's tests); the network's float rounding may differ with
 /// the batch a row lands in, so scores are compared to a relative 1e-5.
-fn assert_same_scores(whole: &std::path::Path, restarted: &std::path::Path) {
+fn assert_same_scores(whole: &Db, restarted: &Db) {
     let (whole, restarted) = (scores(whole), scores(restarted));
     assert_eq!(whole.len(), restarted.len());
     for (a, b) in whole.iter().zip(&restarted) {
@@ -193,30 +184,31 @@ fn assert_same_scores(whole: &std::path::Path, restarted: &std::path::Path) {
 
 #[test]
 fn features_after_a_restart_match_an_uninterrupted_run() {
-    let fixture = fixture(12_000);
-    let copy = fixture.db.with_file_name("copy.db");
-    std::fs::copy(&fixture.db, &copy).unwrap();
+    for engine in engines() {
+        features_after_a_restart_match(engine);
+    }
+}
+
+fn features_after_a_restart_match(engine: Engine) {
+    let fixture = fixture_on(engine, 12_000);
+    let copy = fixture.store.copy("copy");
 
     monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
 
     // The same rows, scored in two runs with a restart in the middle: the second run restores
     // the history from the checkpoint the first wrote when it stopped.
-    hold_back(&copy, 5_000);
+    copy.hold_back(5_000);
     let mut split = config(&fixture, true);
-    split.db = copy.clone();
+    split.db = copy.target.clone();
+    split.checkpoint_dir = Some(fixture.dir.path().join("copy-checkpoints"));
     let first = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(first.restored_from, None, "nothing to restore at the start");
-    let mark = count(&copy, "SELECT high_water_mark FROM monitor_state");
-    let conn = rusqlite::Connection::open(&copy).unwrap();
-    conn.execute_batch(
-        "INSERT INTO transactions SELECT * FROM held ORDER BY transaction_id; DROP TABLE held;",
-    )
-    .unwrap();
-    drop(conn);
+    let mark = copy.int("SELECT high_water_mark FROM monitor_state");
+    copy.put_back();
     let second = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
-    assert_eq!(second.restored_from, Some(mark));
+    assert_eq!(second.restored_from, Some(mark), "{engine:?}");
     assert_eq!(second.replayed_rows, 0);
-    assert_same_scores(&fixture.db, &copy);
+    assert_same_scores(&fixture.store, &copy);
 }
 
 /// A monitor stopped before its checkpoint interval still bounds the next restart's replay: what
@@ -259,24 +251,23 @@ fn replay_debt_carries_over_restarts_so_frequent_kills_still_checkpoint() {
 #[test]
 fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change() {
     let fixture = fixture(12_000);
-    let copy = fixture.db.with_file_name("copy.db");
-    std::fs::copy(&fixture.db, &copy).unwrap();
+    let copy = fixture.store.copy("copy");
     monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
 
-    hold_back(&copy, 5_000);
+    copy.hold_back(5_000);
     let mut split = config(&fixture, true);
-    split.db = copy.clone();
+    split.db = copy.target.clone();
     monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
-    let good = count(&copy, "SELECT high_water_mark FROM monitor_state");
+    let good = copy.int("SELECT high_water_mark FROM monitor_state");
     // Score 2,000 more without checkpoints: the good one is now behind the mark.
-    release(&copy, 2_000);
+    copy.release(2_000);
     let mut no_checkpoints = split.clone();
     no_checkpoints.checkpoints.every_rows = 0;
     monitor::run(&no_checkpoints, Arc::new(AtomicBool::new(false))).unwrap();
-    let mark = count(&copy, "SELECT high_water_mark FROM monitor_state");
+    let mark = copy.int("SELECT high_water_mark FROM monitor_state");
     assert_eq!(mark - good, 2_000);
 
-    let dir = copy.with_file_name("copy.db.checkpoints");
+    let dir = fixture.dir.path().join("copy.db.checkpoints");
     let name = |mark: i64| dir.join(format!("state-{mark:020}.ckpt"));
     let bytes = std::fs::read(name(good)).unwrap();
     let mut corrupt = bytes.clone();
@@ -294,7 +285,7 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
     std::fs::write(name(mark + 1_000), &bytes).unwrap();
     std::fs::write(name(good + 30), b"half a file").unwrap();
 
-    release(&copy, 3_000);
+    copy.release(3_000);
     let restarted = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(
         restarted.restored_from,
@@ -302,7 +293,7 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
         "the good checkpoint was used"
     );
     assert_eq!(restarted.replayed_rows, 2_000);
-    assert_same_scores(&fixture.db, &copy);
+    assert_same_scores(&fixture.store, &copy);
 
     // With no good checkpoint left, a full replay.
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -313,14 +304,21 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
     assert_eq!(fallback.restored_from, None);
     assert_eq!(
         fallback.replayed_rows,
-        count(&copy, "SELECT count(*) FROM transactions") as u64
+        copy.int("SELECT count(*) FROM transactions") as u64
     );
 }
 
 #[test]
 fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
-    let fixture = fixture(12_000);
-    hold_back(&fixture.db, 4_000);
+    for engine in engines() {
+        new_model_picked_up_live(engine);
+    }
+}
+
+fn new_model_picked_up_live(engine: Engine) {
+    let fixture = fixture_on(engine, 12_000);
+    let db = &fixture.store;
+    db.hold_back(4_000);
     let first_version = aegis_core::artifacts::read_config(&fixture.modeling)
         .unwrap()
         .model_version;
@@ -330,40 +328,96 @@ fn a_new_model_is_picked_up_without_a_restart_and_never_mixed_in_a_batch() {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || monitor::run(&live, stop))
     };
-    let wait_until_scored = |db: &std::path::Path| {
+    let wait_until_scored = || {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while count(db, "SELECT count(*) FROM transactions WHERE status IS NULL") > 0 {
-            assert!(Instant::now() < deadline, "monitor did not catch up");
+        while db.int("SELECT count(*) FROM transactions WHERE status IS NULL") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{engine:?}: monitor did not catch up"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    release(&fixture.db, 2_000);
-    wait_until_scored(&fixture.db);
-    let second_version = train_model(&fixture.db, &fixture.modeling, 2);
+    db.release(2_000);
+    wait_until_scored();
+    let second_version = train_model(db.target.clone(), &fixture.modeling, 2);
     assert_ne!(first_version, second_version);
-    std::thread::sleep(Duration::from_millis(200));
-    release(&fixture.db, 2_000);
-    wait_until_scored(&fixture.db);
+    std::thread::sleep(Duration::from_millis(300));
+    db.release(2_000);
+    wait_until_scored();
     stop.store(true, Ordering::Relaxed);
     let stats = handle.join().unwrap().unwrap();
-    assert_eq!(stats.reloads, 1);
-    let newest_version: String = rusqlite::Connection::open(&fixture.db)
-        .unwrap()
-        .query_row(
-            "SELECT model_version FROM transactions ORDER BY transaction_id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(newest_version, second_version);
+    assert_eq!(stats.reloads, 1, "{engine:?}");
+    let newest_version = db
+        .rows("SELECT model_version FROM transactions ORDER BY transaction_id DESC LIMIT 1")[0][0]
+        .clone();
+    assert_eq!(newest_version, Value::Text(second_version));
     assert_eq!(
-        count(
-            &fixture.db,
-            "SELECT count(*) FROM (SELECT scored_at FROM transactions GROUP BY scored_at HAVING count(DISTINCT model_version) > 1)"
+        db.int(
+            "SELECT count(*) FROM (SELECT scored_at FROM transactions GROUP BY scored_at \
+             HAVING count(DISTINCT model_version) > 1) AS mixed"
         ),
         0,
-        "a batch mixed two model versions"
+        "{engine:?}: a batch mixed two model versions"
     );
+}
+
+/// One scorer per database: a second monitor is refused, naming the first, on both engines;
+/// once the first stops, the next one starts.
+#[test]
+fn a_second_monitor_is_refused_while_one_is_scoring() {
+    for engine in engines() {
+        let fixture = fixture_on(engine, 2_000);
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = config(&fixture, false);
+        let first = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || monitor::run(&live, stop))
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while fixture
+            .store
+            .int("SELECT count(*) FROM transactions WHERE status IS NULL")
+            > 0
+        {
+            assert!(
+                !first.is_finished(),
+                "{engine:?}: the first monitor stopped: {:?}",
+                first.join()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{engine:?}: the first monitor did not score"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_monitor"))
+            .args(["--db", &fixture.store.target.as_arg()])
+            .args(["--modeling", fixture.modeling.to_str().unwrap(), "--once"])
+            .output()
+            .unwrap();
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{engine:?}: the second monitor ran"
+        );
+        assert!(
+            message.contains("another monitor") && message.contains("stop it first"),
+            "{engine:?}: {message}"
+        );
+        assert!(
+            !message.contains(":aegis@") && message.lines().count() == 1,
+            "{engine:?}: one line, no password: {message}"
+        );
+        stop.store(true, Ordering::Relaxed);
+        first.join().unwrap().unwrap();
+        let after = monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false)));
+        assert_eq!(
+            after.unwrap().scored,
+            0,
+            "{engine:?}: the lock was released"
+        );
+    }
 }
 
 #[test]
@@ -506,7 +560,9 @@ fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_
             |r| r.get(0),
         )
         .unwrap();
-    let mark = monitor::high_water_mark(&conn).unwrap();
+    let mark = aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(&conn))
+        .unwrap()
+        .unwrap_or(0);
     assert!(
         mark >= last_bad + 100,
         "rows after the last bad one were not scored"

@@ -1,0 +1,409 @@
+//! What the monitor needs from its database, once per engine.
+//!
+//! Both engines keep the same promise: a batch's scores, its incidents and the new mark commit
+//! in one transaction, and rows are read in id order above the mark. Id order is commit order
+//! on both (SQLite has one writer; on PostgreSQL every insert takes `pg::APPEND_LOCK` before an
+//! id is drawn), so a row that commits late is never skipped. What differs:
+//!
+//! | | SQLite | PostgreSQL |
+//! |---|---|---|
+//! | one scorer | OS lock on `<db>.monitor.lock` | session advisory lock on the scoring connection |
+//! | scores | `UPDATE transactions` | one multi-row insert into `transaction_scores` |
+//! | waiting for rows | poll every `--poll-ms` | `LISTEN aegis_payments` (notified on commit) |
+//! | checkpoints | `<db>.checkpoints/` | `--checkpoint-dir` (default under `--modeling`) |
+//!
+//! Incidents and the mark are written by the same statements on both ([`aegis_core::sql`]).
+//! Both locks die with the process, so `kill -9` never leaves a stale one.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use postgres::fallible_iterator::FallibleIterator;
+use rusqlite::{OptionalExtension, params};
+
+use aegis_core::engine::{Store, Target};
+use aegis_core::incidents::{self, AlertToLink};
+use aegis_core::pg;
+use aegis_core::sql::{Postgres, Sql, Sqlite, StatementCache};
+use aegis_core::store::{self, STORED_COLUMNS, StoredTransaction};
+
+use crate::lock::MonitorLock;
+
+/// One row's outcome, as written back.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub transaction_id: i64,
+    pub status: &'static str,
+    pub score: Option<f64>,
+    pub reasons: Option<String>,
+}
+
+/// A scored batch, to commit as one transaction.
+pub struct ScoredBatch<'a> {
+    pub outcomes: Vec<Outcome>,
+    pub alerts: Vec<AlertToLink<'a>>,
+    /// The first and last ids of the batch (the last is the new mark).
+    pub first_id: i64,
+    pub mark: i64,
+    pub model_version: &'a str,
+    pub scored_at: i64,
+}
+
+/// The monitor's database, with its one-scorer lock.
+pub struct Journal {
+    store: Store,
+    /// PostgreSQL's prepared statements (SQLite's connection caches its own).
+    cache: StatementCache,
+    /// SQLite's lock file; PostgreSQL's lock lives in the connection.
+    _lock: Option<MonitorLock>,
+    name: String,
+}
+
+fn is_busy_sqlite(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Whether an error is SQLite being busy, which a retry of the same batch fixes.
+pub fn is_busy(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .is_some_and(is_busy_sqlite)
+            || matches!(
+                cause.downcast_ref::<aegis_core::Error>(),
+                Some(aegis_core::Error::Sqlite(error)) if is_busy_sqlite(error)
+            )
+    })
+}
+
+impl Journal {
+    /// Takes the one-scorer lock, then opens (and migrates) the database.
+    pub fn open(target: &Target) -> anyhow::Result<Journal> {
+        let lock = match target {
+            Target::Sqlite(path) => Some(MonitorLock::acquire(path)?),
+            Target::Postgres(_) => None,
+        };
+        let mut store = target.open()?;
+        if let (Store::Postgres(client), Target::Postgres(url)) = (&mut store, target) {
+            lock_scorer(client, url)?;
+            client.batch_execute(&format!("LISTEN {}", pg::PAYMENTS_CHANNEL))?;
+        }
+        Ok(Journal {
+            store,
+            cache: StatementCache::default(),
+            _lock: lock,
+            name: target.to_string(),
+        })
+    }
+
+    /// Where checkpoints go unless `--checkpoint-dir` says otherwise: beside the SQLite file,
+    /// or, for a server, in a folder of `modeling` named after it.
+    pub fn default_checkpoint_dir(target: &Target, modeling: &Path) -> PathBuf {
+        match target {
+            Target::Sqlite(path) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(".checkpoints");
+                path.with_file_name(name)
+            }
+            Target::Postgres(url) => {
+                let slug: String = pg::redact(url)
+                    .split_once("://")
+                    .map_or(url.as_str(), |(_, rest)| rest)
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or_default()
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                modeling.join("monitor-checkpoints").join(slug)
+            }
+        }
+    }
+
+    /// Runs `work` in one transaction with the shared-SQL view of it.
+    fn in_transaction<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn Sql) -> aegis_core::Result<T>,
+    ) -> anyhow::Result<T> {
+        Ok(self.store.in_transaction_cached(&mut self.cache, work)?)
+    }
+
+    /// Links anomalies scored before incidents existed (or by another tool).
+    pub fn link_pending(&mut self) -> anyhow::Result<usize> {
+        self.in_transaction(|sql| {
+            let mark = store::monitor_mark(sql)?.unwrap_or(0);
+            incidents::link_backlog(sql, mark)
+        })
+    }
+
+    /// The committed high-water mark (0 before the first batch).
+    pub fn mark(&mut self) -> anyhow::Result<i64> {
+        self.in_transaction(|sql| Ok(store::monitor_mark(sql)?.unwrap_or(0)))
+    }
+
+    /// What identifies the row at `mark` in this database, for checkpoints: its insert time
+    /// (wall clock, ms) and beneficiary. `None` when there is no such row.
+    pub fn anchor(&mut self, mark: i64) -> Option<String> {
+        if mark == 0 {
+            return Some(String::new());
+        }
+        let row = self
+            .in_transaction(|sql| {
+                sql.query_row(
+                    "SELECT inserted_at, beneficiary_id FROM transactions WHERE transaction_id = ?1",
+                    &[mark.into()],
+                )
+            })
+            .ok()??;
+        Some(format!("{}:{}", row[0].int()?, row[1].text()?))
+    }
+
+    /// Hands every row in `(after, upto]` to `visit`, in id order, streaming. Returns the rows.
+    pub fn replay(
+        &mut self,
+        after: i64,
+        upto: i64,
+        visit: &mut dyn FnMut(StoredTransaction),
+    ) -> anyhow::Result<u64> {
+        let mut read = 0;
+        match &mut self.store {
+            Store::Sqlite(conn) => {
+                let mut statement = conn.prepare(&format!(
+                    "{STORED_COLUMNS} WHERE transaction_id > ?1 AND transaction_id <= ?2 ORDER BY transaction_id"
+                ))?;
+                let mut rows = statement.query([after, upto])?;
+                while let Some(row) = rows.next()? {
+                    read += 1;
+                    visit(store::read_stored(row)?);
+                }
+            }
+            Store::Postgres(client) => {
+                let mut transaction = client.transaction()?;
+                let mut rows = transaction.query_raw(
+                    &format!(
+                        "{STORED_COLUMNS} WHERE transaction_id > $1 AND transaction_id <= $2 ORDER BY transaction_id"
+                    ),
+                    [after, upto],
+                )?;
+                while let Some(row) = rows.next()? {
+                    read += 1;
+                    visit(pg::read_stored(&row)?);
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// Up to `limit` rows above `mark`, in id order; `None` when SQLite is busy (try again).
+    pub fn next_batch(
+        &mut self,
+        mark: i64,
+        limit: usize,
+    ) -> anyhow::Result<Option<Vec<StoredTransaction>>> {
+        const SELECT: &str = "WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2";
+        match &mut self.store {
+            Store::Sqlite(conn) => {
+                let mut statement = conn.prepare_cached(&format!("{STORED_COLUMNS} {SELECT}"))?;
+                let rows = statement.query_map(params![mark, limit as i64], store::read_stored)?;
+                match rows.collect::<rusqlite::Result<Vec<_>>>() {
+                    Ok(rows) => Ok(Some(rows)),
+                    Err(error) if is_busy_sqlite(&error) => Ok(None),
+                    Err(error) => Err(error.into()),
+                }
+            }
+            Store::Postgres(client) => {
+                let sql = aegis_core::sql::dollar_parameters(&format!("{STORED_COLUMNS} {SELECT}"));
+                let rows = client.query(&sql, &[&mark, &(limit as i64)])?;
+                Ok(Some(
+                    rows.iter()
+                        .map(pg::read_stored)
+                        .collect::<aegis_core::Result<Vec<_>>>()?,
+                ))
+            }
+        }
+    }
+
+    /// Writes a batch's outcomes, links its alerts into incidents and advances the mark, in
+    /// one transaction.
+    pub fn commit(&mut self, batch: &ScoredBatch<'_>) -> anyhow::Result<()> {
+        match &mut self.store {
+            Store::Sqlite(conn) => {
+                let transaction =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                {
+                    let mut update = transaction.prepare_cached(
+                        "UPDATE transactions SET status = ?1, anomaly_score = ?2, reasons = ?3, model_version = ?4, scored_at = ?5 \
+                         WHERE transaction_id = ?6",
+                    )?;
+                    for outcome in &batch.outcomes {
+                        update.execute(params![
+                            outcome.status,
+                            outcome.score,
+                            outcome.reasons,
+                            batch.model_version,
+                            batch.scored_at,
+                            outcome.transaction_id
+                        ])?;
+                    }
+                }
+                link_and_mark(&mut Sqlite(&transaction), batch)?;
+                transaction.commit()?;
+            }
+            Store::Postgres(client) => {
+                let mut transaction = client.transaction()?;
+                let ids: Vec<i64> = batch.outcomes.iter().map(|o| o.transaction_id).collect();
+                let statuses: Vec<&str> = batch.outcomes.iter().map(|o| o.status).collect();
+                let scores: Vec<Option<f64>> = batch.outcomes.iter().map(|o| o.score).collect();
+                let reasons: Vec<Option<&str>> = batch
+                    .outcomes
+                    .iter()
+                    .map(|o| o.reasons.as_deref())
+                    .collect();
+                // One statement for the whole batch: a row per score, no index of the payment
+                // touched (the scores are their own table).
+                transaction.execute(
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version, scored_at) \
+                     SELECT id, status, score, reasons, $5, $6 \
+                     FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) AS s (id, status, score, reasons)",
+                    &[
+                        &ids as &(dyn postgres::types::ToSql + Sync),
+                        &statuses,
+                        &scores,
+                        &reasons,
+                        &batch.model_version,
+                        &batch.scored_at,
+                    ],
+                )?;
+                link_and_mark(
+                    &mut Postgres {
+                        transaction: &mut transaction,
+                        cache: &mut self.cache,
+                    },
+                    batch,
+                )?;
+                transaction.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for new rows: SQLite sleeps `poll`, PostgreSQL wakes on the first
+    /// notice of a commit.
+    pub fn wait(&mut self, poll: Duration, timeout: Duration) -> anyhow::Result<()> {
+        match &mut self.store {
+            Store::Sqlite(_) => std::thread::sleep(poll),
+            Store::Postgres(client) => {
+                let mut notices = client.notifications();
+                if notices.timeout_iter(timeout).next()?.is_some() {
+                    // Commits that arrived meanwhile are covered by the next read.
+                    while notices.iter().next()?.is_some() {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The insert time of the row at `mark` and the newest id, for the progress line.
+    pub fn progress(&mut self, mark: i64) -> anyhow::Result<(Option<i64>, i64)> {
+        match &mut self.store {
+            Store::Sqlite(conn) => {
+                let inserted = conn
+                    .query_row(
+                        "SELECT inserted_at FROM transactions WHERE transaction_id = ?1",
+                        [mark],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let newest = conn.query_row(
+                    "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok((inserted, newest))
+            }
+            Store::Postgres(client) => {
+                let inserted = client
+                    .query_opt(
+                        "SELECT inserted_at FROM transaction_events WHERE transaction_id = $1",
+                        &[&mark],
+                    )?
+                    .map(|row| row.get(0));
+                let newest = client
+                    .query_one(
+                        "SELECT coalesce(max(transaction_id), 0) FROM transaction_events",
+                        &[],
+                    )?
+                    .get(0);
+                Ok((inserted, newest))
+            }
+        }
+    }
+
+    /// What the database is, for messages (a server's password redacted).
+    pub fn describe(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Takes the session's advisory lock that makes this connection the database's one scorer, or
+/// names who holds it. The server drops it with the connection, so a killed monitor's lock
+/// goes with it.
+fn lock_scorer(client: &mut postgres::Client, url: &str) -> anyhow::Result<()> {
+    client.batch_execute(&format!(
+        "SET application_name = 'aegis monitor (pid {})'",
+        std::process::id()
+    ))?;
+    let locked: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&pg::MONITOR_LOCK])?
+        .get(0);
+    if locked {
+        return Ok(());
+    }
+    // A bigint key is held as two 32-bit halves (classid high, objid low).
+    let holder = client
+        .query_opt(
+            "SELECT a.application_name, coalesce(host(a.client_addr), 'a local socket') \
+             FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = $1 \
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[&pg::MONITOR_LOCK],
+        )?
+        .map(|row| {
+            format!(
+                " ({} from {})",
+                row.get::<_, String>(0),
+                row.get::<_, String>(1)
+            )
+        })
+        .unwrap_or_default();
+    bail!(
+        "another monitor{holder} is already scoring {}: stop it first — two monitors would score rows twice",
+        pg::redact(url)
+    )
+}
+
+/// The part of a commit both engines write with the same statements.
+fn link_and_mark(sql: &mut dyn Sql, batch: &ScoredBatch<'_>) -> anyhow::Result<()> {
+    // Incidents are linked in the transaction that scores: an alert never exists without its
+    // incident, and a restart neither links twice nor skips (core::incidents).
+    incidents::link_backlog(sql, batch.first_id - 1)?;
+    incidents::link(sql, &batch.alerts)?;
+    incidents::set_linked_up_to(sql, batch.mark)?;
+    store::write_monitor_mark(sql, batch.mark, batch.model_version, batch.scored_at)?;
+    Ok(())
+}
