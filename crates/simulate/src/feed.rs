@@ -5,10 +5,11 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use aegis_core::engine::Store;
+use aegis_core::sql::Value;
 use anyhow::{Context, bail};
 use rand::Rng;
 use rand::seq::IndexedRandom;
-use rusqlite::Connection;
 
 use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start, parse_timestamp};
@@ -53,7 +54,7 @@ const SCHEDULE_CHUNK: i64 = 7 * DAY;
 impl Feed {
     /// Loads the beneficiary registry and the agents' usual places from the database.
     pub fn from_database<R: Rng>(
-        conn: &Connection,
+        store: &mut Store,
         rng: &mut R,
         fraud_rate: f64,
         start_day: EventTime,
@@ -64,29 +65,36 @@ impl Feed {
             ..World::default()
         };
         let mut agent_index = std::collections::HashMap::new();
-        let mut places = conn.prepare(
-            "SELECT agent_id, avg(latitude), avg(longitude) FROM transactions \
-             WHERE agent_id IS NOT NULL AND latitude IS NOT NULL GROUP BY agent_id",
-        )?;
+        let (places, registry) = store.in_transaction(|sql| {
+            let places = sql.query(
+                "SELECT agent_id, avg(latitude), avg(longitude) FROM transactions \
+                 WHERE agent_id IS NOT NULL AND latitude IS NOT NULL GROUP BY agent_id",
+                &[],
+            )?;
+            let registry = sql.query(
+                "SELECT beneficiary_id, account_id, agent_id, district, home_latitude, home_longitude, schemes \
+                 FROM beneficiaries ORDER BY beneficiary_id",
+                &[],
+            )?;
+            Ok((places, registry))
+        })?;
         let agent_places: std::collections::HashMap<String, (f64, f64)> = places
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut statement = conn.prepare(
-            "SELECT beneficiary_id, account_id, agent_id, district, home_latitude, home_longitude, schemes \
-             FROM beneficiaries ORDER BY beneficiary_id",
-        )?;
-        let mut rows = statement.query([])?;
-        while let Some(row) = rows.next()? {
-            let district_name: Option<String> = row.get(3)?;
-            let Some(district) =
-                district_name.and_then(|name| DISTRICTS.iter().position(|d| d.name == name))
+            .into_iter()
+            .filter_map(|row| {
+                let [agent, latitude, longitude] = <[Value; 3]>::try_from(row).ok()?;
+                Some((agent.into_text()?, (latitude.real()?, longitude.real()?)))
+            })
+            .collect();
+        for row in registry {
+            let Some(district) = row[3]
+                .text()
+                .and_then(|name| DISTRICTS.iter().position(|d| d.name == name))
             else {
                 continue;
             };
-            let agent_id: Option<String> = row.get(2)?;
-            let Some(agent_id) = agent_id else { continue };
+            let Some(agent_id) = row[2].text().map(str::to_string) else {
+                continue;
+            };
             let agent = *agent_index.entry(agent_id.clone()).or_insert_with(|| {
                 let place = &DISTRICTS[district];
                 let location = agent_places
@@ -101,9 +109,8 @@ impl Feed {
                 });
                 world.agents.len() - 1
             });
-            let schemes_json: String = row.get(6)?;
-            let codes: Vec<String> =
-                serde_json::from_str(&schemes_json).context("beneficiaries.schemes")?;
+            let codes: Vec<String> = serde_json::from_str(row[6].text().unwrap_or_default())
+                .context("beneficiaries.schemes")?;
             let schemes: Vec<SchemeKind> = codes
                 .iter()
                 .filter_map(|c| SchemeKind::from_code(c))
@@ -113,10 +120,13 @@ impl Feed {
             }
             world.beneficiaries_by_district[district].push(world.beneficiaries.len());
             world.beneficiaries.push(Beneficiary {
-                id: row.get(0)?,
+                id: row[0].text().unwrap_or_default().to_string(),
                 district,
-                home: (row.get(4)?, row.get(5)?),
-                account: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                home: (
+                    row[4].real().unwrap_or(DISTRICTS[district].latitude),
+                    row[5].real().unwrap_or(DISTRICTS[district].longitude),
+                ),
+                account: row[1].text().unwrap_or_default().to_string(),
                 agent,
                 schemes,
                 scholarship_rupees: 12_000,
@@ -128,7 +138,7 @@ impl Feed {
                  or replay an export with --replay FILE.csv"
             );
         }
-        let paid = recently_paid(conn, &world, start_day)?;
+        let paid = recently_paid(store, &world, start_day)?;
         Ok(Feed {
             paid,
             world,
@@ -163,13 +173,11 @@ impl Feed {
     }
 
     /// IST midnight of the day after the newest transaction (or today if there is none).
-    pub fn day_after_newest(conn: &Connection) -> anyhow::Result<EventTime> {
-        let newest: Option<String> =
-            conn.query_row("SELECT max(timestamp) FROM transactions", [], |row| {
-                row.get(0)
-            })?;
+    pub fn day_after_newest(store: &mut Store) -> anyhow::Result<EventTime> {
+        let newest = store
+            .in_transaction(|sql| sql.query_row("SELECT max(timestamp) FROM transactions", &[]))?;
         let newest = newest
-            .and_then(|text| parse_timestamp(&text).ok())
+            .and_then(|row| parse_timestamp(row[0].text()?).ok())
             .unwrap_or_else(aegis_core::time::now);
         Ok(ist_day_start(newest) + DAY)
     }
@@ -338,7 +346,7 @@ impl Feed {
 /// The last time each registered beneficiary was paid each (scheme, amount) within the
 /// duplicate window before `start_day`.
 fn recently_paid(
-    conn: &Connection,
+    store: &mut Store,
     world: &World,
     start_day: EventTime,
 ) -> anyhow::Result<HashMap<(usize, String, i64), EventTime>> {
@@ -349,25 +357,26 @@ fn recently_paid(
         .map(|(position, beneficiary)| (beneficiary.id.as_str(), position))
         .collect();
     let since = aegis_core::time::format_ist(start_day - DUPLICATE_WINDOW);
-    let mut statement = conn.prepare(
-        "SELECT beneficiary_id, scheme, amount_paise, max(timestamp) FROM transactions \
-         WHERE timestamp >= ?1 AND amount_paise IS NOT NULL \
-         GROUP BY beneficiary_id, scheme, amount_paise",
-    )?;
-    let mut rows = statement.query([since])?;
+    let rows = store.in_transaction(|sql| {
+        sql.query(
+            "SELECT beneficiary_id, scheme, amount_paise, max(timestamp) FROM transactions \
+             WHERE timestamp >= ?1 AND amount_paise IS NOT NULL \
+             GROUP BY beneficiary_id, scheme, amount_paise",
+            &[since.into()],
+        )
+    })?;
     let mut paid = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let beneficiary: String = row.get(0)?;
-        let Some(&position) = index.get(beneficiary.as_str()) else {
+    for row in rows {
+        let Some(&position) = row[0].text().and_then(|id| index.get(id)) else {
             continue;
         };
-        let Some(time) = row
-            .get::<_, Option<String>>(3)?
-            .and_then(|text| parse_timestamp(&text).ok())
-        else {
+        let Some(time) = row[3].text().and_then(|text| parse_timestamp(text).ok()) else {
             continue;
         };
-        paid.insert((position, row.get(1)?, row.get(2)?), time);
+        let (Some(scheme), Some(paise)) = (row[1].text(), row[2].int()) else {
+            continue;
+        };
+        paid.insert((position, scheme.to_string(), paise), time);
     }
     Ok(paid)
 }

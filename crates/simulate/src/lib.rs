@@ -1,4 +1,4 @@
-//! `simulate`: a live feed of payments into `transactions.db`, paying the population that
+//! `simulate`: a live feed of payments into `transactions.db` (or a PostgreSQL database), paying the population that
 //! `generate` registered, on a simulated clock, with every fraud type injected and labeled true
 //! by construction — or the replay of a CSV export in event-time order.
 //!
@@ -18,16 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aegis_core::domain::NewTransaction;
+use aegis_core::engine::{Store, Target};
+use aegis_core::time::EventTime;
 use anyhow::Context;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
-use rusqlite::Connection;
-
-use aegis_core::db;
-use aegis_core::domain::NewTransaction;
-use aegis_core::store::insert_transactions;
-use aegis_core::time::EventTime;
 
 use crate::clock::SimulatedClock;
 use crate::feed::Feed;
@@ -35,7 +32,7 @@ use crate::feed::Feed;
 /// How the feed runs.
 #[derive(Debug, Clone)]
 pub struct SimulateConfig {
-    pub db: PathBuf,
+    pub db: Target,
     /// Transactions per real second (Poisson arrivals).
     pub rate: f64,
     /// Simulated seconds per real second.
@@ -63,21 +60,11 @@ pub struct SimulateStats {
 
 /// Inserts one batch in one transaction, retrying while another writer holds the lock, so a
 /// stop never leaves half a batch.
-pub fn commit_batch(conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::Result<()> {
+pub fn commit_batch(store: &mut Store, rows: &[NewTransaction]) -> anyhow::Result<()> {
     loop {
-        let attempt = (|| -> rusqlite::Result<()> {
-            let transaction = conn.transaction()?;
-            insert_transactions(&transaction, rows).map_err(|e| match e {
-                aegis_core::Error::Sqlite(e) => e,
-                other => rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(
-                    other.to_string(),
-                ))),
-            })?;
-            transaction.commit()
-        })();
-        match attempt {
+        match store.append(rows) {
             Ok(()) => return Ok(()),
-            Err(rusqlite::Error::SqliteFailure(error, _))
+            Err(aegis_core::Error::Sqlite(rusqlite::Error::SqliteFailure(error, _)))
                 if matches!(
                     error.code,
                     rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
@@ -92,11 +79,10 @@ pub fn commit_batch(conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::R
 
 /// Runs the live feed (or a replay) until `stop`, `--count` or `--duration`.
 pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<SimulateStats> {
-    let mut conn =
-        db::open(&config.db).with_context(|| format!("opening {}", config.db.display()))?;
+    let mut store = config.db.open()?;
     let mut sink = sink::Sink::new(config.api.as_ref(), config.seed);
     if let Some(path) = &config.replay {
-        return replay::run(&mut conn, &mut sink, path, config, &stop);
+        return replay::run(&mut store, &mut sink, path, config, &stop);
     }
     if config.rate <= 0.0 || !config.rate.is_finite() {
         anyhow::bail!("--rate must be a positive number of transactions per second");
@@ -104,9 +90,9 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let start_day = match config.start {
         Some(start) => start,
-        None => Feed::day_after_newest(&conn)?,
+        None => Feed::day_after_newest(&mut store)?,
     };
-    let mut feed = Feed::from_database(&conn, &mut rng, config.fraud_rate, start_day)?;
+    let mut feed = Feed::from_database(&mut store, &mut rng, config.fraud_rate, start_day)?;
     let clock = SimulatedClock::new(start_day);
     let interarrival = Exp::new(config.rate).context("--rate")?;
     tracing::info!(
@@ -146,7 +132,7 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
             batch.truncate(room);
         }
         if !batch.is_empty() {
-            sink.send(&mut conn, &batch)?;
+            sink.send(&mut store, &batch)?;
             stats.inserted += batch.len() as u64;
             stats.frauds += batch.iter().filter(|t| t.is_anomaly == Some(true)).count() as u64;
             stats.batches += 1;

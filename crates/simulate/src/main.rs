@@ -75,13 +75,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let config = simulate::SimulateConfig {
-        db: match args.db.db.sqlite("simulate") {
-            Ok(path) => path.to_path_buf(),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
+        db: args.db.db,
         rate: args.rate,
         speed: args.speed,
         fraud_rate: args.fraud_rate,

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use aegis_core::engine::Store;
 use anyhow::bail;
-use rusqlite::Connection;
 
 use generate::import::read_csv;
 
@@ -15,7 +15,7 @@ use crate::{SimulateConfig, SimulateStats};
 
 /// Replays `path` into the database.
 pub fn run(
-    conn: &mut Connection,
+    store: &mut Store,
     sink: &mut Sink,
     path: &Path,
     config: &SimulateConfig,
@@ -36,17 +36,24 @@ pub fn run(
     // imported earlier) or repeated in the file are skipped, as an appending import does.
     let before = rows.len();
     let mut seen = std::collections::HashSet::new();
-    let mut keep = Vec::with_capacity(rows.len());
-    for row in rows {
-        if let Some(reference) = &row.transaction_ref
-            && (!seen.insert(reference.clone())
-                || aegis_core::store::transaction_ref_exists(conn, reference)?)
-        {
-            continue;
+    let mut rows = store.in_transaction(|sql| {
+        let mut keep = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(reference) = &row.transaction_ref
+                && (!seen.insert(reference.clone())
+                    || sql
+                        .query_int(
+                            "SELECT transaction_id FROM payment_refs WHERE transaction_ref = ?1",
+                            &[reference.as_str().into()],
+                        )?
+                        .is_some())
+            {
+                continue;
+            }
+            keep.push(row);
         }
-        keep.push(row);
-    }
-    let mut rows = keep;
+        Ok(keep)
+    })?;
     if rows.len() < before {
         tracing::info!(
             skipped = before - rows.len(),
@@ -77,7 +84,7 @@ pub fn run(
         let end = next + rows[next..].partition_point(|row| (row.time as f64) <= replayed_until);
         if end > next {
             let batch = &rows[next..end];
-            sink.send(conn, batch)?;
+            sink.send(store, batch)?;
             stats.inserted += batch.len() as u64;
             stats.frauds += batch
                 .iter()

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use aegis_core::engine::Store;
 use anyhow::{Context, bail};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use aegis_core::domain::NewTransaction;
@@ -55,7 +55,7 @@ impl Sink {
     }
 
     /// Stores `rows`, all of them or (with an error) none of the failed request's.
-    pub fn send(&mut self, conn: &mut Connection, rows: &[NewTransaction]) -> anyhow::Result<()> {
+    pub fn send(&mut self, store: &mut Store, rows: &[NewTransaction]) -> anyhow::Result<()> {
         let Sink::Api {
             agent,
             endpoint,
@@ -64,7 +64,7 @@ impl Sink {
             next,
         } = self
         else {
-            return commit_batch(conn, rows);
+            return commit_batch(store, rows);
         };
         for chunk in rows.chunks(API_BATCH) {
             // A ref makes the request safe to retry: the API stores each payment once.

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use aegis_core::engine::Target;
+use aegis_core::pg::ScratchDatabase;
+use aegis_core::sql::Value;
 use aegis_core::time::{HOUR, ist_seconds_of_day, ist_weekday, parse_timestamp};
 use simulate::SimulateConfig;
 
@@ -16,7 +19,7 @@ fn population(dir: &std::path::Path) -> std::path::PathBuf {
 
 fn config(db: &std::path::Path) -> SimulateConfig {
     SimulateConfig {
-        db: db.to_path_buf(),
+        db: db.into(),
         rate: 4_000.0,
         speed: 600.0,
         fraud_rate: 0.2,
@@ -30,30 +33,66 @@ fn config(db: &std::path::Path) -> SimulateConfig {
     }
 }
 
+/// The SQLite file, and a scratch PostgreSQL database when a test server is configured (it
+/// must be in CI), each with a generated population.
+fn populations(dir: &std::path::Path) -> Vec<(Target, Option<ScratchDatabase>)> {
+    let mut targets = vec![(Target::Sqlite(population(dir)), None)];
+    if let Some(server) = aegis_core::pg::test_server() {
+        let scratch = ScratchDatabase::create(&server, "simulate").unwrap();
+        let target = Target::Postgres(scratch.url().to_string());
+        generate::run(generate::RunConfig::synthetic(
+            target.clone(),
+            8_000,
+            3,
+            60,
+            0.01,
+        ))
+        .unwrap();
+        targets.push((target, Some(scratch)));
+    }
+    targets
+}
+
 #[test]
 fn simulated_labels_agree_with_event_times_and_every_type_is_fed() {
     let dir = tempfile::tempdir().unwrap();
-    let db = population(dir.path());
-    let before: i64 = rusqlite::Connection::open(&db)
-        .unwrap()
-        .query_row("SELECT max(transaction_id) FROM transactions", [], |r| {
-            r.get(0)
-        })
+    for (target, _scratch) in populations(dir.path()) {
+        labels_agree_and_every_type_is_fed(target);
+    }
+}
+
+fn labels_agree_and_every_type_is_fed(target: Target) {
+    let query = |sql: &str, params: &[Value]| {
+        target
+            .open()
+            .unwrap()
+            .in_transaction(|db| db.query(sql, params))
+            .unwrap()
+    };
+    let before = query("SELECT max(transaction_id) FROM transactions", &[])[0][0]
+        .int()
         .unwrap();
-    let stats = simulate::run(&config(&db), Arc::new(AtomicBool::new(false))).unwrap();
+    let config = SimulateConfig {
+        db: target.clone(),
+        ..config(std::path::Path::new("unused"))
+    };
+    let stats = simulate::run(&config, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(stats.inserted, 6_000);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let mut statement = conn
-        .prepare(
-            "SELECT timestamp, is_anomaly, fraud_type FROM transactions WHERE transaction_id > ?1",
+    let rows: Vec<(String, i64, Option<String>)> = query(
+        "SELECT timestamp, is_anomaly, fraud_type FROM transactions WHERE transaction_id > ?1 \
+         ORDER BY transaction_id",
+        &[before.into()],
+    )
+    .into_iter()
+    .map(|row| {
+        (
+            row[0].text().unwrap().to_string(),
+            row[1].int().unwrap(),
+            row[2].text().map(str::to_string),
         )
-        .unwrap();
-    let rows: Vec<(String, i64, Option<String>)> = statement
-        .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(rows.len(), 6_000);
+    })
+    .collect();
+    assert_eq!(rows.len(), 6_000, "{target}");
     let mut kinds = std::collections::BTreeSet::new();
     for (timestamp, is_anomaly, fraud_type) in &rows {
         let time = parse_timestamp(timestamp).unwrap();
@@ -79,7 +118,7 @@ fn simulated_labels_agree_with_event_times_and_every_type_is_fed() {
             kinds.insert(kind.clone());
         }
     }
-    assert_eq!(kinds.len(), 8, "fed fraud types: {kinds:?}");
+    assert_eq!(kinds.len(), 8, "{target}: fed fraud types: {kinds:?}");
 }
 
 /// Where the feed meets the generated history, it must not pay an instalment the generator
