@@ -199,13 +199,14 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `work` in one transaction, with statements written once for both engines
-    /// ([`crate::sql`]); commits if it succeeds.
+    /// Runs `work` in one transaction that may write, with statements written once for both
+    /// engines ([`crate::sql`]); commits if it succeeds. On SQLite it takes the write lock at
+    /// the start, so a read followed by a write cannot be refused half-way.
     pub fn in_transaction<T>(
         &mut self,
         work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
     ) -> Result<T> {
-        self.in_transaction_cached(&mut crate::sql::StatementCache::default(), work)
+        self.transact(&mut crate::sql::StatementCache::default(), true, work)
     }
 
     /// [`in_transaction`](Self::in_transaction) for a caller that keeps the connection's
@@ -215,9 +216,40 @@ impl Store {
         cache: &mut crate::sql::StatementCache,
         work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
     ) -> Result<T> {
+        self.transact(cache, true, work)
+    }
+
+    /// Runs `work`, which only reads, in one transaction (one snapshot): on SQLite it does
+    /// not take the write lock, so it never waits for a writer.
+    pub fn read<T>(
+        &mut self,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        self.transact(&mut crate::sql::StatementCache::default(), false, work)
+    }
+
+    /// [`read`](Self::read) with the caller's statement cache.
+    pub fn read_cached<T>(
+        &mut self,
+        cache: &mut crate::sql::StatementCache,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
+        self.transact(cache, false, work)
+    }
+
+    fn transact<T>(
+        &mut self,
+        cache: &mut crate::sql::StatementCache,
+        writes: bool,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
+    ) -> Result<T> {
         match self {
             Store::Sqlite(conn) => {
-                let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let transaction = conn.transaction_with_behavior(if writes {
+                    TransactionBehavior::Immediate
+                } else {
+                    TransactionBehavior::Deferred
+                })?;
                 let out = work(&mut crate::sql::Sqlite(&transaction))?;
                 transaction.commit()?;
                 Ok(out)

@@ -134,25 +134,19 @@ impl Journal {
         }
     }
 
-    /// Runs `work` in one transaction with the shared-SQL view of it.
-    fn in_transaction<T>(
-        &mut self,
-        work: impl FnOnce(&mut dyn Sql) -> aegis_core::Result<T>,
-    ) -> anyhow::Result<T> {
-        Ok(self.store.in_transaction_cached(&mut self.cache, work)?)
-    }
-
     /// Links anomalies scored before incidents existed (or by another tool).
     pub fn link_pending(&mut self) -> anyhow::Result<usize> {
-        self.in_transaction(|sql| {
+        Ok(self.store.in_transaction_cached(&mut self.cache, |sql| {
             let mark = store::monitor_mark(sql)?.unwrap_or(0);
             incidents::link_backlog(sql, mark)
-        })
+        })?)
     }
 
     /// The committed high-water mark (0 before the first batch).
     pub fn mark(&mut self) -> anyhow::Result<i64> {
-        self.in_transaction(|sql| Ok(store::monitor_mark(sql)?.unwrap_or(0)))
+        Ok(self.store.read_cached(&mut self.cache, |sql| {
+            Ok(store::monitor_mark(sql)?.unwrap_or(0))
+        })?)
     }
 
     /// What identifies the row at `mark` in this database, for checkpoints: its insert time
@@ -162,7 +156,8 @@ impl Journal {
             return Some(String::new());
         }
         let row = self
-            .in_transaction(|sql| {
+            .store
+            .read_cached(&mut self.cache, |sql| {
                 sql.query_row(
                     "SELECT inserted_at, beneficiary_id FROM transactions WHERE transaction_id = ?1",
                     &[mark.into()],

@@ -65,7 +65,7 @@ impl Feed {
             ..World::default()
         };
         let mut agent_index = std::collections::HashMap::new();
-        let (places, registry) = store.in_transaction(|sql| {
+        let (places, registry) = store.read(|sql| {
             let places = sql.query(
                 "SELECT agent_id, avg(latitude), avg(longitude) FROM transactions \
                  WHERE agent_id IS NOT NULL AND latitude IS NOT NULL GROUP BY agent_id",
@@ -174,8 +174,8 @@ impl Feed {
 
     /// IST midnight of the day after the newest transaction (or today if there is none).
     pub fn day_after_newest(store: &mut Store) -> anyhow::Result<EventTime> {
-        let newest = store
-            .in_transaction(|sql| sql.query_row("SELECT max(timestamp) FROM transactions", &[]))?;
+        let newest =
+            store.read(|sql| sql.query_row("SELECT max(timestamp) FROM transactions", &[]))?;
         let newest = newest
             .and_then(|row| parse_timestamp(row[0].text()?).ok())
             .unwrap_or_else(aegis_core::time::now);
@@ -357,7 +357,7 @@ fn recently_paid(
         .map(|(position, beneficiary)| (beneficiary.id.as_str(), position))
         .collect();
     let since = aegis_core::time::format_ist(start_day - DUPLICATE_WINDOW);
-    let rows = store.in_transaction(|sql| {
+    let rows = store.read(|sql| {
         sql.query(
             "SELECT beneficiary_id, scheme, amount_paise, max(timestamp) FROM transactions \
              WHERE timestamp >= ?1 AND amount_paise IS NOT NULL \

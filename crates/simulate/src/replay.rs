@@ -36,7 +36,7 @@ pub fn run(
     // imported earlier) or repeated in the file are skipped, as an appending import does.
     let before = rows.len();
     let mut seen = std::collections::HashSet::new();
-    let mut rows = store.in_transaction(|sql| {
+    let mut rows = store.read(|sql| {
         let mut keep = Vec::with_capacity(rows.len());
         for row in rows {
             if let Some(reference) = &row.transaction_ref

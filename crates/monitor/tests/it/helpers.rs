@@ -22,9 +22,7 @@ impl Db {
     }
 
     pub fn rows(&self, sql: &str) -> Vec<Vec<Value>> {
-        self.store()
-            .in_transaction(|db| db.query(sql, &[]))
-            .unwrap()
+        self.store().read(|db| db.query(sql, &[])).unwrap()
     }
 
     /// The first column of the first row (0 for NULL).

@@ -66,7 +66,7 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
         target
             .open()
             .unwrap()
-            .in_transaction(|db| db.query(sql, params))
+            .read(|db| db.query(sql, params))
             .unwrap()
     };
     let before = query("SELECT max(transaction_id) FROM transactions", &[])[0][0]
