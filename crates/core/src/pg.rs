@@ -466,10 +466,7 @@ impl ScratchDatabase {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("aegis_{prefix}_{}_{n}", std::process::id());
-        let mut admin = connect(admin_url)?;
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
-        admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
-        let url = replace_database(admin_url, &name);
+        let url = recreate_database(admin_url, &name)?;
         Ok(ScratchDatabase {
             admin_url: admin_url.to_string(),
             name,
@@ -504,6 +501,15 @@ impl Drop for ScratchDatabase {
             ));
         }
     }
+}
+
+/// Drops database `name` (whoever is connected to it) and creates it empty, on the server of
+/// `admin_url` (a role that may create databases); returns its URL.
+pub fn recreate_database(admin_url: &str, name: &str) -> Result<String> {
+    let mut admin = connect(admin_url)?;
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    Ok(replace_database(admin_url, name))
 }
 
 /// `url` pointing at database `name` on the same server, as the same user.

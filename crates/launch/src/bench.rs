@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use aegis_core::engine::Target;
+
 use crate::http::{Session, wait_until_up};
 use crate::procs::{self, Usage, command, peak_rss_kb, stop, wait_with_usage};
 use crate::up::{create_user, random_password};
@@ -24,6 +26,9 @@ pub struct BenchConfig {
     pub port: u16,
     /// Only some figures (after the generate, train and drain they need).
     pub only: Option<Only>,
+    /// Run on this PostgreSQL server (the URL of a role that may create databases) instead of
+    /// SQLite files: the bench recreates databases `aegis_bench` and `aegis_bench_import`.
+    pub postgres: Option<String>,
 }
 
 /// A subset of the benchmarks.
@@ -94,74 +99,78 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn export_csv(db: &Path, csv: &Path) -> anyhow::Result<u64> {
-    let conn = rusqlite::Connection::open(db)?;
+/// Writes every stored payment of `db` as an import CSV, a page at a time. Returns the rows.
+fn export_csv(db: &Target, csv: &Path) -> anyhow::Result<u64> {
+    const PAGE: i64 = 50_000;
+    let mut store = db.open()?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(csv)?);
     writeln!(
         out,
         "transaction_ref,beneficiary_id,account_id,agent_id,scheme,amount,timestamp,latitude,longitude,district,is_anomaly,fraud_type"
     )?;
-    let mut statement = conn.prepare(
-        "SELECT transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, timestamp, latitude, longitude, \
-         district, is_anomaly, fraud_type FROM transactions ORDER BY transaction_id",
-    )?;
-    let mut rows = statement.query([])?;
+    let mut after = 0;
     let mut count = 0;
-    while let Some(row) = rows.next()? {
-        let text = |i: usize| -> rusqlite::Result<String> {
-            Ok(row.get::<_, Option<String>>(i)?.unwrap_or_default())
-        };
-        let number = |i: usize| -> rusqlite::Result<String> {
-            Ok(row
-                .get::<_, Option<f64>>(i)?
-                .map(|v| v.to_string())
-                .unwrap_or_default())
-        };
-        let paise: i64 = row.get(5)?;
-        writeln!(
-            out,
-            "{},{},{},{},{},{}.{:02},{},{},{},{},{},{}",
-            text(0)?,
-            text(1)?,
-            text(2)?,
-            text(3)?,
-            text(4)?,
-            paise / 100,
-            paise % 100,
-            text(6)?,
-            number(7)?,
-            number(8)?,
-            text(9)?,
-            row.get::<_, Option<i64>>(10)?
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            text(11)?
-        )?;
-        count += 1;
+    loop {
+        let rows = store.read(|sql| {
+            sql.query(
+                "SELECT transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, \
+                 timestamp, latitude, longitude, district, is_anomaly, fraud_type FROM transactions \
+                 WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2",
+                &[after.into(), PAGE.into()],
+            )
+        })?;
+        let Some(last) = rows.last() else { break };
+        after = last[0].int().unwrap_or(after);
+        for row in &rows {
+            let text = |i: usize| row[i].text().unwrap_or_default();
+            let number = |i: usize| row[i].real().map(|v| v.to_string()).unwrap_or_default();
+            let paise = row[6].int().unwrap_or(0);
+            writeln!(
+                out,
+                "{},{},{},{},{},{}.{:02},{},{},{},{},{},{}",
+                text(1),
+                text(2),
+                text(3),
+                text(4),
+                text(5),
+                paise / 100,
+                paise % 100,
+                text(7),
+                number(8),
+                number(9),
+                text(10),
+                row[11].int().map(|v| v.to_string()).unwrap_or_default(),
+                text(12)
+            )?;
+            count += 1;
+        }
     }
     out.flush()?;
     Ok(count)
 }
 
 /// Insert→scored latencies (ms) of the rows above `after`.
-fn latencies(db: &Path, after: i64) -> anyhow::Result<Vec<f64>> {
-    let conn = rusqlite::Connection::open(db)?;
-    let mut statement = conn.prepare(
-        "SELECT scored_at - inserted_at FROM transactions WHERE transaction_id > ?1 AND scored_at IS NOT NULL ORDER BY 1",
-    )?;
-    let values = statement.query_map([after], |r| r.get::<_, i64>(0))?;
-    Ok(values
-        .map(|v| v.map(|v| v as f64))
-        .collect::<rusqlite::Result<_>>()?)
+fn latencies(db: &Target, after: i64) -> anyhow::Result<Vec<f64>> {
+    let rows = db.open()?.read(|sql| {
+        sql.query(
+            "SELECT scored_at - inserted_at FROM transactions WHERE transaction_id > ?1 \
+             AND scored_at IS NOT NULL ORDER BY 1",
+            &[after.into()],
+        )
+    })?;
+    Ok(rows.iter().filter_map(|row| row[0].real()).collect())
 }
 
-fn max_id(db: &Path) -> anyhow::Result<i64> {
-    let conn = rusqlite::Connection::open(db)?;
-    Ok(conn.query_row(
-        "SELECT coalesce(max(transaction_id), 0) FROM transactions",
-        [],
-        |r| r.get(0),
-    )?)
+fn max_id(db: &Target) -> anyhow::Result<i64> {
+    Ok(db
+        .open()?
+        .read(|sql| {
+            sql.query_int(
+                "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+                &[],
+            )
+        })?
+        .unwrap_or(0))
 }
 
 fn watch_peak(child: &Child, peak: &mut u64) {
@@ -172,7 +181,10 @@ fn watch_peak(child: &Child, peak: &mut u64) {
 struct Bench<'a> {
     config: &'a BenchConfig,
     log: PathBuf,
+    /// The SQLite file (on PostgreSQL, unused: steps that need a file are skipped).
     db_path: PathBuf,
+    target: Target,
+    import_target: Target,
     db: String,
     modeling: String,
     rows: String,
@@ -189,10 +201,27 @@ impl<'a> Bench<'a> {
             let _ = std::fs::remove_dir_all(config.dir.join(format!("{stale}.checkpoints")));
         }
         let db_path = config.dir.join("bench.db");
+        let modeling = config.dir.join("modeling");
+        let _ = std::fs::remove_dir_all(modeling.join("monitor-checkpoints"));
+        let (target, import_target) = match &config.postgres {
+            Some(server) => (
+                Target::Postgres(aegis_core::pg::recreate_database(server, "aegis_bench")?),
+                Target::Postgres(aegis_core::pg::recreate_database(
+                    server,
+                    "aegis_bench_import",
+                )?),
+            ),
+            None => (
+                Target::Sqlite(db_path.clone()),
+                Target::Sqlite(config.dir.join("import.db")),
+            ),
+        };
         Ok(Bench {
             config,
             log: config.dir.join("bench.log"),
-            db: db_path.to_str().context("path is not UTF-8")?.to_string(),
+            db: target.as_arg(),
+            target,
+            import_target,
             db_path,
             modeling: config
                 .dir
@@ -235,13 +264,12 @@ impl<'a> Bench<'a> {
     /// Exports the database as CSV and imports it into a fresh one.
     fn import(&mut self) -> anyhow::Result<()> {
         let csv = self.path("export.csv");
-        let exported = export_csv(&self.db_path, &csv)?;
-        let import_db = self.path("import.db");
+        let exported = export_csv(&self.target, &csv)?;
         let usage = timed(
             "generate",
             &[
                 "--db",
-                import_db.to_str().unwrap_or_default(),
+                &self.import_target.as_arg(),
                 "--from-csv",
                 csv.to_str().unwrap_or_default(),
                 "--quiet",
@@ -308,7 +336,7 @@ impl<'a> Bench<'a> {
 
     /// The monitor following a live feed of `rate` payments a second.
     fn live(&mut self, rate: u32) -> anyhow::Result<()> {
-        let before = max_id(&self.db_path)?;
+        let before = max_id(&self.target)?;
         let mut monitor = command("monitor", Some(&self.log))?
             .args(["--db", &self.db, "--modeling", &self.modeling])
             .spawn()?;
@@ -333,8 +361,8 @@ impl<'a> Bench<'a> {
         std::thread::sleep(Duration::from_secs(2));
         watch_peak(&monitor, &mut peak);
         stop(&mut monitor, Duration::from_secs(10))?;
-        let values = latencies(&self.db_path, before)?;
-        let fed = max_id(&self.db_path)? - before;
+        let values = latencies(&self.target, before)?;
+        let fed = max_id(&self.target)? - before;
         self.report.add(
             &format!("live insert→scored latency at {rate} tx/s"),
             format!(
@@ -644,11 +672,19 @@ fn load(
 
 /// Runs every benchmark, in order, and writes `results.md` in the work directory.
 pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
+    let on_postgres = config.postgres.is_some();
+    if on_postgres && config.only.is_some() {
+        bail!(
+            "--only needs the dashboard or the restart bench, which do not run on PostgreSQL yet: \
+             drop --postgres, or drop --only to measure generate, import, train, drain and live latency"
+        );
+    }
     procs::build_programs()?;
     let mut bench = Bench::new(config)?;
     println!(
-        "benchmarks on {} rows (work directory {}):",
+        "benchmarks on {} rows in {} (work directory {}):",
         config.rows,
+        bench.target,
         config.dir.display()
     );
     bench.generate()?;
@@ -661,7 +697,21 @@ pub fn run(config: &BenchConfig) -> anyhow::Result<()> {
         for rate in [1_000u32, 10_000] {
             bench.live(rate)?;
         }
+    }
+    if on_postgres {
+        println!(
+            "  (on PostgreSQL the wide-state, dashboard, restart and API figures are not measured: \
+             the dashboard and launch's restart bench run on SQLite only so far)"
+        );
+    } else if config.only.is_none() {
         bench.wide_state()?;
+    }
+    if on_postgres {
+        let markdown = bench.report.markdown();
+        let file = bench.path("results-postgres.md");
+        std::fs::write(&file, &markdown)?;
+        println!("\n{markdown}\nwritten to {}", file.display());
+        return Ok(());
     }
     if matches!(config.only, None | Some(Only::Dashboard)) {
         bench.dashboard_load()?;

@@ -60,6 +60,10 @@ enum Command {
         /// Only these figures (and the generate, train and drain they need).
         #[arg(long, value_enum)]
         only: Option<bench::Only>,
+        /// Measure on this PostgreSQL server instead (the URL of a role that may create
+        /// databases; the bench recreates `aegis_bench` and `aegis_bench_import` there).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -111,12 +115,14 @@ fn main() -> ExitCode {
             seconds,
             port,
             only,
+            postgres,
         } => bench::run(&bench::BenchConfig {
             dir,
             rows,
             seconds,
             port,
             only,
+            postgres,
         }),
         Command::Soak {
             dir,
