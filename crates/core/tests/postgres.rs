@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use aegis_core::domain::NewTransaction;
 use aegis_core::pg::{self, ScratchDatabase};
+use aegis_core::sql::Value;
 
 fn scratch(prefix: &str) -> Option<ScratchDatabase> {
     let server = pg::test_server()?;
@@ -225,4 +226,89 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(order, vec!["A".to_string(), "B".to_string()]);
+}
+
+/// One statement of the shared dialect gives the same rows on both engines, whatever integer
+/// type the PostgreSQL column has (bigint, integer, smallint) and with NULLs.
+#[test]
+fn shared_statements_give_the_same_rows_on_both_engines() {
+    let Some(db) = scratch("shared_sql") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let targets = [
+        aegis_core::engine::Target::Sqlite(dir.path().join("t.db")),
+        aegis_core::engine::Target::Postgres(db.url().to_string()),
+    ];
+    let outcomes: Vec<Vec<Vec<Value>>> = targets
+        .iter()
+        .map(|target| {
+            let mut store = target.open().unwrap();
+            store
+                .in_transaction(|sql| {
+                    // users.disabled is integer, is_anomaly smallint, ids bigint.
+                    let user = sql
+                        .query_int(
+                            "INSERT INTO users (username, password_hash, role, disabled, created_at) \
+                             VALUES (?1, ?2, 'auditor', ?3, ?4) RETURNING user_id",
+                            &["asha".into(), "x".into(), 1.into(), 1_700_000_000_000i64.into()],
+                        )?
+                        .unwrap();
+                    let again = sql.execute(
+                        "INSERT INTO users (user_id, username, password_hash, role, created_at) \
+                         VALUES (?1, ?2, 'x', 'admin', 0) ON CONFLICT DO NOTHING",
+                        &[user.into(), "asha".into()],
+                    )?;
+                    assert_eq!(again, 0);
+                    sql.execute(
+                        "INSERT INTO audit_log (at, username, action, detail) \
+                         SELECT m.column1, m.column2, 'login', m.column3 \
+                         FROM (VALUES (CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS TEXT)), (?4, ?5, ?6)) AS m",
+                        &[
+                            5.into(),
+                            "asha".into(),
+                            "?1 stays text".into(),
+                            6.into(),
+                            Value::Null,
+                            "from 'here'".into(),
+                        ],
+                    )?;
+                    let mut rows = sql.query(
+                        "SELECT user_id, username, disabled, CAST(CASE WHEN disabled > 0 THEN 1.5 ELSE 0.5 END AS DOUBLE PRECISION), \
+                         failed_logins, locked_until FROM users ORDER BY user_id",
+                        &[],
+                    )?;
+                    rows.extend(sql.query(
+                        "SELECT at, username, detail FROM audit_log WHERE action = 'login' ORDER BY at",
+                        &[],
+                    )?);
+                    Ok(rows)
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(
+        outcomes[0],
+        vec![
+            vec![
+                Value::Int(1),
+                Value::Text("asha".into()),
+                Value::Int(1),
+                Value::Real(1.5),
+                Value::Int(0),
+                Value::Null
+            ],
+            vec![
+                Value::Int(5),
+                Value::Text("asha".into()),
+                Value::Text("?1 stays text".into())
+            ],
+            vec![
+                Value::Int(6),
+                Value::Null,
+                Value::Text("from 'here'".into())
+            ],
+        ]
+    );
 }
