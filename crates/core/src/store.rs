@@ -185,22 +185,6 @@ fn insert_one(
     Ok(())
 }
 
-/// Loads every stored transaction in event-time order (ties by id), optionally within
-/// `[from, until)` as stored text bounds.
-pub fn load_in_event_order(
-    conn: &Connection,
-    from: Option<&str>,
-    until: Option<&str>,
-) -> Result<Vec<StoredTransaction>> {
-    let sql = format!(
-        "{STORED_COLUMNS} WHERE (?1 IS NULL OR timestamp >= ?1) AND (?2 IS NULL OR timestamp < ?2) \
-         ORDER BY timestamp, transaction_id"
-    );
-    let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(params![from, until], read_stored)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
 /// The monitor's committed high-water mark: every row with an id at or below it is scored.
 /// `None` before the monitor's first batch.
 pub fn monitor_mark(sql: &mut dyn Sql) -> Result<Option<i64>> {

@@ -57,6 +57,9 @@ pub struct Journal {
     cache: StatementCache,
     /// SQLite's lock file; PostgreSQL's lock lives in the connection.
     _lock: Option<MonitorLock>,
+    /// PostgreSQL's prepared read of the next batch (the hot path's one statement outside
+    /// the shared SQL).
+    next_batch: Option<postgres::Statement>,
     name: String,
 }
 
@@ -97,6 +100,7 @@ impl Journal {
             store,
             cache: StatementCache::default(),
             _lock: lock,
+            next_batch: None,
             name: target.to_string(),
         })
     }
@@ -221,8 +225,18 @@ impl Journal {
                 }
             }
             Store::Postgres(client) => {
-                let sql = aegis_core::sql::dollar_parameters(&format!("{STORED_COLUMNS} {SELECT}"));
-                let rows = client.query(&sql, &[&mark, &(limit as i64)])?;
+                let statement = match &self.next_batch {
+                    Some(statement) => statement.clone(),
+                    None => {
+                        let sql = aegis_core::sql::dollar_parameters(&format!(
+                            "{STORED_COLUMNS} {SELECT}"
+                        ));
+                        let statement = client.prepare(&sql)?;
+                        self.next_batch = Some(statement.clone());
+                        statement
+                    }
+                };
+                let rows = client.query(&statement, &[&mark, &(limit as i64)])?;
                 Ok(Some(
                     rows.iter()
                         .map(pg::read_stored)

@@ -6,7 +6,6 @@ mod helpers;
 use aegis_core::artifacts::{self, CONFIG_FILE};
 use aegis_core::features::FeatureState;
 use aegis_core::model::{BackendKind, Detector};
-use aegis_core::store::load_in_event_order;
 use generate::import::ImportMode;
 use train::TrainConfig;
 
@@ -113,8 +112,15 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
     // exactly the rows the evaluation counted.
     let model = aegis_model::load(&modeling, BackendKind::Flex).unwrap();
     assert_eq!(model.config, outcome.config);
-    let conn = aegis_core::db::open(&db).unwrap();
-    let rows = load_in_event_order(&conn, None, None).unwrap();
+    let mut rows = Vec::new();
+    aegis_core::engine::Target::from(&db)
+        .open()
+        .unwrap()
+        .replay(None, |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .unwrap();
     let mut state = FeatureState::new();
     let features: Vec<_> = rows
         .iter()
