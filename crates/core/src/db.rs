@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_payment_notices",
         include_str!("../../../migrations/0008_payment_notices.sql"),
     ),
+    (
+        "0009_json_fields",
+        include_str!("../../../migrations/0009_json_fields.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -237,30 +237,42 @@ impl Store {
         self.transact(cache, false, work)
     }
 
-    fn transact<T>(
+    /// Runs `work` in one transaction, committed if it returns `Ok` and rolled back if not;
+    /// for callers with an error type of their own. `writes`: see
+    /// [`in_transaction`](Self::in_transaction) and [`read`](Self::read). On PostgreSQL a read
+    /// is one read-only snapshot (repeatable read).
+    pub fn transact<T, E: From<Error>>(
         &mut self,
         cache: &mut crate::sql::StatementCache,
         writes: bool,
-        work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
-    ) -> Result<T> {
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         match self {
             Store::Sqlite(conn) => {
-                let transaction = conn.transaction_with_behavior(if writes {
-                    TransactionBehavior::Immediate
-                } else {
-                    TransactionBehavior::Deferred
-                })?;
+                let transaction = conn
+                    .transaction_with_behavior(if writes {
+                        TransactionBehavior::Immediate
+                    } else {
+                        TransactionBehavior::Deferred
+                    })
+                    .map_err(Error::from)?;
                 let out = work(&mut crate::sql::Sqlite(&transaction))?;
-                transaction.commit()?;
+                transaction.commit().map_err(Error::from)?;
                 Ok(out)
             }
             Store::Postgres(client) => {
-                let mut transaction = client.transaction()?;
+                let mut builder = client.build_transaction();
+                if !writes {
+                    builder = builder
+                        .read_only(true)
+                        .isolation_level(postgres::IsolationLevel::RepeatableRead);
+                }
+                let mut transaction = builder.start().map_err(Error::from)?;
                 let out = work(&mut crate::sql::Postgres {
                     transaction: &mut transaction,
                     cache,
                 })?;
-                transaction.commit()?;
+                transaction.commit().map_err(Error::from)?;
                 Ok(out)
             }
         }

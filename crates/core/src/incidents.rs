@@ -14,10 +14,9 @@
 //! Linking is deterministic in transaction-id order, so a monitor restarted after kill -9
 //! builds the same incidents as one that never stopped.
 
-use rusqlite::Connection;
 
 use crate::error::{Error, Result};
-use crate::sql::{Sql, Sqlite, Value};
+use crate::sql::{Sql, Value};
 use crate::store;
 use crate::time::EventTime;
 
@@ -470,15 +469,12 @@ pub fn set_linked_up_to(sql: &mut dyn Sql, mark: i64) -> Result<()> {
     Ok(())
 }
 
-/// Links the anomalies between the last linked id and the monitor's mark, in one immediate
-/// transaction (safe to run from several programs at once). Returns how many were linked.
-pub fn link_pending(conn: &mut Connection) -> Result<usize> {
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut sql = Sqlite(&transaction);
-    let mark = store::monitor_mark(&mut sql)?.unwrap_or(0);
-    let linked = link_backlog(&mut sql, mark)?;
-    transaction.commit()?;
-    Ok(linked)
+/// Inside the caller's transaction (one that may write), links the anomalies between the last
+/// linked id and the monitor's mark: safe to run from several programs at once. Returns how
+/// many were linked.
+pub fn link_pending(sql: &mut dyn Sql) -> Result<usize> {
+    let mark = store::monitor_mark(sql)?.unwrap_or(0);
+    link_backlog(sql, mark)
 }
 
 /// The category code stored in a `reasons` JSON, if it has one.
@@ -491,7 +487,16 @@ fn category_of(reasons: Option<&str>) -> Option<String> {
 /// `up_to` (which must not pass the monitor's mark: above it statuses are not final), and
 /// records `up_to` as linked. Returns how many were linked.
 pub fn link_backlog(sql: &mut dyn Sql, up_to: i64) -> Result<usize> {
-    let from = linked_up_to(sql)?;
+    // Read through a write of the row, which PostgreSQL locks until this transaction ends: two
+    // linkers (the monitor and a starting dashboard) take turns instead of both linking the same
+    // alerts and both taking the next incident ids. SQLite callers hold the write lock already.
+    let from = sql
+        .query_int(
+            "UPDATE incident_state SET linked_up_to = linked_up_to WHERE singleton = 1 \
+             RETURNING linked_up_to",
+            &[],
+        )?
+        .unwrap_or(0);
     if up_to <= from {
         return Ok(0);
     }
@@ -527,6 +532,8 @@ pub fn link_backlog(sql: &mut dyn Sql, up_to: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::Sqlite;
+    use rusqlite::Connection;
     use rusqlite::params;
 
     fn alert(

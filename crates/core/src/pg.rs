@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0008_payment_notices",
         include_str!("../../../migrations/postgres/0008_payment_notices.sql"),
     ),
+    (
+        9,
+        "postgres/0009_json_fields",
+        include_str!("../../../migrations/postgres/0009_json_fields.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
@@ -236,9 +241,7 @@ pub fn ensure_months(
     first: EventTime,
     last: EventTime,
 ) -> Result<()> {
-    let mut month = month_of(first.min(last));
-    let end = month_of(first.max(last));
-    loop {
+    for month in months_between(first, last) {
         let name = partition_name(month);
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
@@ -249,20 +252,53 @@ pub fn ensure_months(
                 .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
                 .get(0);
             if !created {
-                let (next_year, next) = next_month(month);
-                client.batch_execute(&format!(
-                    "CREATE TABLE {name} (LIKE transaction_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
-                     ALTER TABLE transaction_events ATTACH PARTITION {name} \
-                     FOR VALUES FROM ('{:04}-{:02}-01 00:00:00') TO ('{next_year:04}-{next:02}-01 00:00:00')",
-                    month.0, month.1
-                ))?;
+                client.batch_execute(&add_month_sql(month))?;
             }
         }
-        if month == end {
-            return Ok(());
-        }
-        month = next_month(month);
     }
+    Ok(())
+}
+
+/// [`ensure_months`] for a writer working through the shared SQL ([`crate::sql`]).
+pub fn ensure_months_in(sql: &mut dyn crate::sql::Sql, first: EventTime, last: EventTime) -> Result<()> {
+    const EXISTS: &str = "SELECT CASE WHEN to_regclass(CAST(?1 AS TEXT)) IS NULL THEN 0 ELSE 1 END";
+    for month in months_between(first, last) {
+        let name = partition_name(month);
+        if sql.query_int(EXISTS, &[name.as_str().into()])? == Some(0) {
+            sql.execute("SELECT pg_advisory_xact_lock(?1)", &[PARTITION_LOCK.into()])?;
+            if sql.query_int(EXISTS, &[name.as_str().into()])? == Some(0) {
+                for statement in add_month_sql(month).split("; ") {
+                    sql.execute(statement, &[])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The event months from `first`'s to `last`'s, inclusive.
+fn months_between(first: EventTime, last: EventTime) -> Vec<(i64, u32)> {
+    let mut month = month_of(first.min(last));
+    let end = month_of(first.max(last));
+    let mut months = vec![month];
+    while month != end {
+        month = next_month(month);
+        months.push(month);
+    }
+    months
+}
+
+/// Creates the partition of `month` as a table of its own, then attaches it (two statements,
+/// separated by "; ").
+fn add_month_sql(month: (i64, u32)) -> String {
+    let name = partition_name(month);
+    let (next_year, next) = next_month(month);
+    format!(
+        "CREATE TABLE {name} (LIKE transaction_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+         ALTER TABLE transaction_events ATTACH PARTITION {name} \
+         FOR VALUES FROM ('{:04}-{:02}-01 00:00:00') TO ('{next_year:04}-{next:02}-01 00:00:00')",
+        month.0, month.1
+    )
 }
 
 /// Secondary indexes of `transaction_events` that a bulk load into an empty table drops and

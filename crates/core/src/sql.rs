@@ -98,9 +98,101 @@ impl From<String> for Value {
     }
 }
 
+impl From<&String> for Value {
+    fn from(value: &String) -> Value {
+        Value::Text(value.clone())
+    }
+}
+
+impl From<i32> for Value {
+    fn from(value: i32) -> Value {
+        Value::Int(value.into())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Value {
+        Value::Int(value.into())
+    }
+}
+
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(value: Option<T>) -> Value {
         value.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Parameters for a shared statement: `values![id, name, None::<i64>]`.
+#[macro_export]
+macro_rules! values {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::sql::Value::from($value)),*]
+    };
+}
+
+/// A Rust value read out of a result column.
+pub trait FromValue: Sized {
+    /// `None` when the value is not of this type.
+    fn from_value(value: &Value) -> Option<Self>;
+}
+
+impl FromValue for Value {
+    fn from_value(value: &Value) -> Option<Value> {
+        Some(value.clone())
+    }
+}
+
+impl FromValue for i64 {
+    fn from_value(value: &Value) -> Option<i64> {
+        value.int()
+    }
+}
+
+impl FromValue for f64 {
+    fn from_value(value: &Value) -> Option<f64> {
+        value.real()
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(value: &Value) -> Option<bool> {
+        value.int().map(|value| value != 0)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(value: &Value) -> Option<String> {
+        value.text().map(str::to_string)
+    }
+}
+
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(value: &Value) -> Option<Option<T>> {
+        match value {
+            Value::Null => Some(None),
+            value => T::from_value(value).map(Some),
+        }
+    }
+}
+
+/// Typed access to a result row, as rusqlite's `row.get(i)` gives it (a slice has its own
+/// `get`, hence the name).
+pub trait Row {
+    /// Column `index` as a `T`; an error names the column and what it held.
+    fn at<T: FromValue>(&self, index: usize) -> Result<T>;
+}
+
+impl Row for [Value] {
+    fn at<T: FromValue>(&self, index: usize) -> Result<T> {
+        let value = <[Value]>::get(self, index).ok_or_else(|| {
+            Error::Invalid(format!("a query read column {index} of a {}-column row", self.len()))
+        })?;
+        T::from_value(value).ok_or_else(|| {
+            Error::Invalid(format!(
+                "column {index} holds {value:?}, not a {}",
+                std::any::type_name::<T>()
+            ))
+        })
     }
 }
 
@@ -144,11 +236,13 @@ impl ToSql for Value {
     to_sql_checked!();
 }
 
-/// `sql` with `?N` parameters written `$N`, as PostgreSQL wants them; quoted text and
-/// identifiers are left alone.
+/// `sql` with its parameters written `$N`, as PostgreSQL wants them; quoted text and
+/// identifiers are left alone. `?N` becomes `$N`; a bare `?` is numbered as SQLite numbers it:
+/// one more than the largest number so far.
 pub fn dollar_parameters(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut quote: Option<char> = None;
+    let mut largest = 0u32;
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
         match quote {
@@ -162,7 +256,20 @@ pub fn dollar_parameters(sql: &str) -> String {
                 quote = Some(c);
                 out.push(c);
             }
-            None if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+            None if c == '?' => {
+                let mut digits = String::new();
+                while let Some(digit) = chars.next_if(char::is_ascii_digit) {
+                    digits.push(digit);
+                }
+                let number = if digits.is_empty() {
+                    largest + 1
+                } else {
+                    digits.parse().unwrap_or(u32::MAX)
+                };
+                largest = largest.max(number);
+                out.push('$');
+                out.push_str(&number.to_string());
+            }
             None => out.push(c),
         }
     }
@@ -190,6 +297,104 @@ pub trait Sql {
             .query_row(sql, params)?
             .and_then(|row| row.into_iter().next())
             .and_then(|value| value.int()))
+    }
+
+    /// Hands the rows to `each` one at a time, without holding them all, until it returns
+    /// `false`. Returns how many rows it was given.
+    fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&[Value]) -> Result<bool>,
+    ) -> Result<u64>;
+}
+
+impl dyn Sql + '_ {
+    /// Every row, each turned into a `T` by `map`.
+    pub fn rows<T>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        map: impl FnMut(&[Value]) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.query(sql, params)?
+            .iter()
+            .map(Vec::as_slice)
+            .map(map)
+            .collect()
+    }
+
+    /// The first row turned into a `T`, if there is one.
+    pub fn row<T>(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        map: impl FnOnce(&[Value]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.query_row(sql, params)?
+            .as_deref()
+            .map(map)
+            .transpose()
+    }
+
+    /// The first column of the first row as a `T`, if there is a row.
+    pub fn value<T: FromValue>(&mut self, sql: &str, params: &[Value]) -> Result<Option<T>> {
+        self.row(sql, params, |row| row.at(0))
+    }
+
+    /// The first column of every row.
+    pub fn column<T: FromValue>(&mut self, sql: &str, params: &[Value]) -> Result<Vec<T>> {
+        self.rows(sql, params, |row| row.at(0))
+    }
+}
+
+impl Engine {
+    /// The text at `path` (SQLite's JSON path: `$.reasons[0].text`) in the JSON text of
+    /// `column`; NULL when the column is not JSON or has no such field.
+    pub fn json_text(self, column: &str, path: &str) -> String {
+        match self {
+            Engine::Sqlite => {
+                format!("CASE WHEN json_valid({column}) THEN json_extract({column}, '{path}') END")
+            }
+            Engine::Postgres => {
+                let keys: Vec<&str> = path
+                    .trim_start_matches('$')
+                    .split(['.', '[', ']'])
+                    .filter(|key| !key.is_empty())
+                    .collect();
+                format!("aegis_json_text({column}, '{{{}}}')", keys.join(","))
+            }
+        }
+    }
+
+    /// The weekday (0 = Sunday … 6 = Saturday) of an IST timestamp text column, as an integer.
+    pub fn weekday(self, column: &str) -> String {
+        match self {
+            Engine::Sqlite => format!("CAST(strftime('%w', {column}) AS INTEGER)"),
+            Engine::Postgres => {
+                format!("CAST(extract(dow FROM CAST({column} AS timestamp)) AS INTEGER)")
+            }
+        }
+    }
+
+    /// The table payments are inserted into: `transactions` itself on SQLite; on PostgreSQL
+    /// `transactions` is a view over `transaction_events` and the scores.
+    pub fn payments_table(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "transactions",
+            Engine::Postgres => "transaction_events",
+        }
+    }
+
+    /// What to add after `ORDER BY x ASC|DESC` so that NULLs come where SQLite puts them
+    /// (first going up, last going down). Nothing on SQLite, where spelling it out would keep
+    /// an index from giving the order.
+    pub fn nulls_as_sqlite(self, descending: bool) -> &'static str {
+        match (self, descending) {
+            (Engine::Sqlite, _) => "",
+            (Engine::Postgres, false) => " NULLS FIRST",
+            (Engine::Postgres, true) => " NULLS LAST",
+        }
     }
 }
 
@@ -222,18 +427,36 @@ impl Sql for Sqlite<'_> {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        let mut out = Vec::new();
+        self.for_each(sql, params, &mut |row| {
+            out.push(row.to_vec());
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&[Value]) -> Result<bool>,
+    ) -> Result<u64> {
         let mut statement = self.0.prepare_cached(sql)?;
         let columns = statement.column_count();
         let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-        let mut out = Vec::new();
+        let mut visited = 0;
+        let mut values = Vec::with_capacity(columns);
         while let Some(row) = rows.next()? {
-            out.push(
-                (0..columns)
-                    .map(|index| row.get_ref(index).map(sqlite_value))
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-            );
+            visited += 1;
+            values.clear();
+            for index in 0..columns {
+                values.push(sqlite_value(row.get_ref(index)?));
+            }
+            if !each(&values)? {
+                break;
+            }
         }
-        Ok(out)
+        Ok(visited)
     }
 }
 
@@ -305,14 +528,33 @@ impl Sql for Postgres<'_, '_> {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let statement = self.statement(sql)?;
         let rows = self.transaction.query(&statement, &params_of(params))?;
-        rows.iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|index| postgres_value(row, index))
-                    .collect()
-            })
-            .collect()
+        rows.iter().map(postgres_row).collect()
     }
+
+    fn for_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&[Value]) -> Result<bool>,
+    ) -> Result<u64> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let statement = self.statement(sql)?;
+        let mut rows = self.transaction.query_raw(&statement, params)?;
+        let mut visited = 0;
+        while let Some(row) = rows.next()? {
+            visited += 1;
+            if !each(&postgres_row(&row)?)? {
+                break;
+            }
+        }
+        Ok(visited)
+    }
+}
+
+fn postgres_row(row: &postgres::Row) -> Result<Vec<Value>> {
+    (0..row.len())
+        .map(|index| postgres_value(row, index))
+        .collect()
 }
 
 #[cfg(test)]
@@ -325,7 +567,11 @@ mod tests {
             dollar_parameters("SELECT ?1, '?2', \"?3\", x FROM t WHERE a = ?12 AND b = 'it''s ?4'"),
             "SELECT $1, '?2', \"?3\", x FROM t WHERE a = $12 AND b = 'it''s ?4'"
         );
-        assert_eq!(dollar_parameters("SELECT ? + 1"), "SELECT ? + 1");
+        assert_eq!(
+            dollar_parameters("SELECT ? + ?, ?5, ?, '?'"),
+            "SELECT $1 + $2, $5, $6, '?'",
+            "bare parameters are numbered as SQLite numbers them"
+        );
     }
 
     #[test]

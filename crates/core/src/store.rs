@@ -1,10 +1,10 @@
 //! Reading and writing transaction rows: the one place that maps rows to domain types.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 
 use crate::domain::{NewTransaction, Payment};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sql::Sql;
 use crate::time::{format_ist, parse_timestamp};
 
@@ -162,6 +162,39 @@ pub fn insert_transaction(conn: &Connection, row: &NewTransaction) -> Result<i64
     Ok(conn.last_insert_rowid())
 }
 
+/// Inserts one payment through the shared SQL, inside the caller's transaction, and returns
+/// its `transaction_id`. On PostgreSQL its month's partition is created first if needed.
+pub fn insert_payment(sql: &mut dyn Sql, row: &NewTransaction) -> Result<i64> {
+    if sql.engine() == crate::sql::Engine::Postgres {
+        crate::pg::ensure_months_in(sql, row.time, row.time)?;
+    }
+    let statement = format!(
+        "INSERT INTO {} (transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+         amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, inserted_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING transaction_id",
+        sql.engine().payments_table()
+    );
+    sql.query_int(
+        &statement,
+        crate::values![
+            row.transaction_ref.as_deref(),
+            row.beneficiary_id.as_str(),
+            row.account_id.as_deref(),
+            row.agent_id.as_deref(),
+            row.scheme.as_str(),
+            row.amount_paise,
+            format_ist(row.time),
+            row.latitude,
+            row.longitude,
+            row.district.as_deref(),
+            row.is_anomaly.map(i64::from),
+            row.fraud_type.as_deref(),
+            crate::time::now_millis(),
+        ],
+    )?
+    .ok_or_else(|| Error::Invalid("the insert returned no transaction id".into()))
+}
+
 fn insert_one(
     statement: &mut rusqlite::Statement<'_>,
     row: &NewTransaction,
@@ -212,10 +245,11 @@ pub fn write_monitor_mark(
 
 /// The transaction registered for `transaction_ref` (migration 0006's unique `payment_refs`):
 /// the first one stored with it.
-pub fn registered_ref(conn: &Connection, transaction_ref: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT transaction_id FROM payment_refs WHERE transaction_ref = ?1")?
-        .query_row([transaction_ref], |row| row.get(0))
-        .optional()
+pub fn registered_ref(sql: &mut dyn Sql, transaction_ref: &str) -> Result<Option<i64>> {
+    sql.query_int(
+        "SELECT transaction_id FROM payment_refs WHERE transaction_ref = ?1",
+        &[transaction_ref.into()],
+    )
 }
 
 /// Whether a transaction with this `transaction_ref` is stored (through its index).

@@ -140,10 +140,9 @@ impl Journal {
 
     /// Links anomalies scored before incidents existed (or by another tool).
     pub fn link_pending(&mut self) -> anyhow::Result<usize> {
-        Ok(self.store.in_transaction_cached(&mut self.cache, |sql| {
-            let mark = store::monitor_mark(sql)?.unwrap_or(0);
-            incidents::link_backlog(sql, mark)
-        })?)
+        Ok(self
+            .store
+            .in_transaction_cached(&mut self.cache, incidents::link_pending)?)
     }
 
     /// The committed high-water mark (0 before the first batch).

@@ -1,0 +1,18 @@
+-- A field of a JSON text, as text; NULL when the text is NULL, not JSON, or has no such field.
+-- The dashboard reads a row's category and first reason out of `reasons` this way
+-- (core::sql::Engine::json_text). PostgreSQL 15 has no `IS JSON`, and a cast of text that is
+-- not JSON fails the whole statement, so the cast is caught here. Texts that cannot be a JSON
+-- object (an imported note, an error message) never enter the exception block, which costs a
+-- subtransaction.
+CREATE FUNCTION aegis_json_text(document text, path text[]) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF document IS NULL OR left(ltrim(document), 1) <> '{' THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        RETURN document::jsonb #>> path;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RETURN NULL;
+    END;
+END $$;
