@@ -1,13 +1,14 @@
 //! The alert queue and the investigation of one alert: its context and the auditors' verdicts.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use serde::{Deserialize, Serialize};
 
 use aegis_core::reasons::{Reason, Reasons};
 
 use crate::cases::{self, VerdictEntry};
 use crate::error::{AppError, AppResult};
-use crate::queries::{TX_COLUMNS, TxRow, int_at, text_at, tx_row};
+use crate::queries::{TxRow, int_at, text_at, tx_columns, tx_row};
 
 /// An auditor's conclusion about an alert (the `verdicts.verdict` values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,63 +99,67 @@ fn shifted(timestamp: &str, seconds: i64) -> Option<String> {
 }
 
 /// The detail of transaction `id`, or `None` if there is no such row.
-pub fn alert_detail(conn: &Connection, id: i64) -> AppResult<Option<AlertDetail>> {
-    let found = conn
-        .prepare_cached(&format!("SELECT {TX_COLUMNS}, reasons, is_anomaly, fraud_type FROM transactions WHERE transaction_id = ?1"))?
-        .query_row([id], |row| Ok((tx_row(row)?, text_at(row, 15)?, int_at(row, 16)?, text_at(row, 17)?)))
-        .optional()?;
+pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>> {
+    let columns = tx_columns(sql.engine());
+    let found = sql.row(
+        &format!("SELECT {columns}, reasons, is_anomaly, fraud_type FROM transactions WHERE transaction_id = ?1"),
+        values![id],
+        |row| Ok((tx_row(row)?, text_at(row, 15), int_at(row, 16), text_at(row, 17))),
+    )?;
     let Some((transaction, reasons_text, is_anomaly, fraud_type)) = found else {
         return Ok(None);
     };
     let (reasons, reasons_raw) = parse_reasons(reasons_text.as_deref());
 
-    let history = conn
-        .prepare_cached(&format!(
-            "SELECT {TX_COLUMNS} FROM transactions WHERE beneficiary_id = ?1 ORDER BY timestamp DESC, transaction_id DESC LIMIT ?2"
-        ))?
-        .query_map(params![transaction.beneficiary_id, HISTORY_LIMIT], tx_row)?
-        .collect::<Result<_, _>>()?;
+    let history = sql.rows(
+        &format!(
+            "SELECT {columns} FROM transactions WHERE beneficiary_id = ?1 ORDER BY timestamp DESC, transaction_id DESC LIMIT ?2"
+        ),
+        values![transaction.beneficiary_id.as_str(), HISTORY_LIMIT],
+        tx_row,
+    )?;
 
     let timestamp = transaction.timestamp.clone().unwrap_or_default();
     let mut account_sharers = Vec::new();
     if let (Some(account), Some(start)) =
         (&transaction.account_id, shifted(&timestamp, -30 * 86_400))
     {
-        account_sharers = conn
-            .prepare_cached(
-                "SELECT beneficiary_id, count(*), max(timestamp) FROM transactions \
-                 WHERE account_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
-                 GROUP BY beneficiary_id ORDER BY count(*) DESC, beneficiary_id LIMIT 100",
-            )?
-            .query_map(params![account, start, timestamp], |row| {
+        account_sharers = sql.rows(
+            "SELECT beneficiary_id, count(*), max(timestamp) FROM transactions \
+             WHERE account_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
+             GROUP BY beneficiary_id ORDER BY count(*) DESC, beneficiary_id LIMIT 100",
+            values![account, start, timestamp.as_str()],
+            |row| {
                 Ok(AccountSharer {
-                    beneficiary_id: text_at(row, 0)?.unwrap_or_default(),
-                    payments: row.get(1)?,
-                    last_payment: text_at(row, 2)?,
+                    beneficiary_id: text_at(row, 0).unwrap_or_default(),
+                    payments: row.at(1)?,
+                    last_payment: text_at(row, 2),
                 })
-            })?
-            .collect::<Result<_, _>>()?;
+            },
+        )?;
     }
 
     let mut agent_activity = Vec::new();
     let mut agent_beneficiaries = 0;
     if let (Some(agent), Some(start)) = (&transaction.agent_id, shifted(&timestamp, -86_400)) {
-        agent_activity = conn
-            .prepare_cached(&format!(
-                "SELECT {TX_COLUMNS} FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
+        agent_activity = sql.rows(
+            &format!(
+                "SELECT {columns} FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3 \
                  ORDER BY timestamp DESC, transaction_id DESC LIMIT ?4"
-            ))?
-            .query_map(params![agent, start, timestamp, AGENT_LIMIT], tx_row)?
-            .collect::<Result<_, _>>()?;
-        agent_beneficiaries = conn
-            .prepare_cached(
+            ),
+            values![agent, start.as_str(), timestamp.as_str(), AGENT_LIMIT],
+            tx_row,
+        )?;
+        agent_beneficiaries = sql
+            .query_int(
                 "SELECT count(DISTINCT beneficiary_id) FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3",
+                values![agent, start, timestamp.as_str()],
             )?
-            .query_row(params![agent, start, timestamp], |row| row.get(0))?;
+            .unwrap_or(0);
     }
 
-    let verdicts = cases::verdicts_of(conn, id)?;
-    let incident_id = cases::incident_of(conn, id)?;
+    let verdicts = cases::verdicts_of(sql, id)?;
+    let incident_id = cases::incident_of(sql, id)?;
     Ok(Some(AlertDetail {
         transaction,
         reasons_raw,
@@ -191,7 +196,7 @@ pub struct Auditor {
 /// Records a verdict on transaction `id` and audits it, in one transaction; changing a final
 /// verdict needs a `reason` (see [`cases::record_verdicts`]). Returns the new verdict's id.
 pub fn record_verdict(
-    conn: &mut Connection,
+    sql: &mut dyn Sql,
     id: i64,
     verdict: Verdict,
     note: &str,
@@ -200,7 +205,7 @@ pub fn record_verdict(
     now_millis: i64,
 ) -> AppResult<i64> {
     let recorded = cases::record_verdicts(
-        conn,
+        sql,
         cases::Target::Alert(id),
         verdict,
         note,

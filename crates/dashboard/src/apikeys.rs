@@ -13,7 +13,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rusqlite::{Connection, OptionalExtension, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 
 use crate::audit;
 use crate::error::{AppError, AppResult};
@@ -119,7 +120,7 @@ pub fn validate_name(name: &str) -> AppResult<()> {
 }
 
 /// Creates a key and returns its text, which is shown once and never stored.
-pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> AppResult<String> {
+pub fn create(sql: &mut dyn Sql, name: &str, scopes: &[Scope], now: i64) -> AppResult<String> {
     validate_name(name)?;
     if scopes.is_empty() {
         return Err(AppError::BadRequest(
@@ -129,63 +130,54 @@ pub fn create(conn: &mut Connection, name: &str, scopes: &[Scope], now: i64) -> 
     let mut scopes = scopes.to_vec();
     scopes.sort_by_key(|scope| Scope::ALL.iter().position(|s| s == scope));
     scopes.dedup();
-    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
-    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let taken: bool = transaction.query_row(
-        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1 AND revoked_at IS NULL)",
-        [name],
-        |row| row.get(0),
-    )?;
+    let taken = sql
+        .query_int(
+            "SELECT count(*) FROM api_keys WHERE name = ?1 AND revoked_at IS NULL",
+            values![name],
+        )?
+        .unwrap_or(0)
+        > 0;
     if taken {
         return Err(AppError::BadRequest(format!(
             "a live key is already named {name:?}: revoke it first (`dashboard apikey revoke {name}`) or pick another name"
         )));
     }
-    let user_id = crate::users::system_user(&transaction, &format!("api:{name}"), now)?;
+    let user_id = crate::users::system_user(sql, &format!("api:{name}"), now)?;
     let prefix = random_token()[..PREFIX_HEX].to_string();
     let secret = random_token();
     debug_assert_eq!(secret.len(), SECRET_HEX);
-    transaction.execute(
+    sql.execute(
         "INSERT INTO api_keys (name, prefix, secret_hash, scopes, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![name, prefix, sha256_hex(&secret), join_scopes(&scopes), user_id, now],
+        values![name, prefix.as_str(), sha256_hex(&secret), join_scopes(&scopes), user_id, now],
     )?;
     audit::record(
-        &transaction,
+        sql,
         now,
         Some("cli"),
         "apikey_created",
         &format!("{name} ({prefix}), scopes {}", join_scopes(&scopes)),
     )?;
-    transaction.commit()?;
     Ok(format!("{KEY_PREFIX}{prefix}_{secret}"))
 }
 
 /// Revokes the live key named `name`; its next request gets 401.
-pub fn revoke(conn: &mut Connection, name: &str, now: i64) -> AppResult<()> {
-    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
-    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let prefix: Option<String> = transaction
-        .query_row(
-            "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL RETURNING prefix",
-            params![name, now],
-            |row| row.get(0),
-        )
-        .optional()?;
+pub fn revoke(sql: &mut dyn Sql, name: &str, now: i64) -> AppResult<()> {
+    let prefix: Option<String> = sql.value(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL RETURNING prefix",
+        values![name, now],
+    )?;
     let Some(prefix) = prefix else {
         return Err(AppError::BadRequest(format!(
             "no live key is named {name:?}: `dashboard apikey list` shows them"
         )));
     };
     audit::record(
-        &transaction,
+        sql,
         now,
         Some("cli"),
         "apikey_revoked",
         &format!("{name} ({prefix})"),
     )?;
-    transaction.commit()?;
     Ok(())
 }
 
@@ -202,27 +194,27 @@ pub struct KeySummary {
 }
 
 /// Every key, live ones first, newest first.
-pub fn list(conn: &Connection) -> AppResult<Vec<KeySummary>> {
-    let mut statement = conn.prepare(
+pub fn list(sql: &mut dyn Sql) -> AppResult<Vec<KeySummary>> {
+    Ok(sql.rows(
         "SELECT name, prefix, scopes, created_at, revoked_at, uses, last_used_at FROM api_keys \
-         ORDER BY revoked_at IS NOT NULL, created_at DESC",
-    )?;
-    let rows = statement.query_map([], |row| {
-        Ok(KeySummary {
-            name: row.get(0)?,
-            prefix: row.get(1)?,
-            scopes: row.get(2)?,
-            created_at: row.get(3)?,
-            revoked_at: row.get(4)?,
-            uses: row.get(5)?,
-            last_used_at: row.get(6)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+         ORDER BY CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END, created_at DESC",
+        &[],
+        |row| {
+            Ok(KeySummary {
+                name: row.at(0)?,
+                prefix: row.at(1)?,
+                scopes: row.at(2)?,
+                created_at: row.at(3)?,
+                revoked_at: row.at(4)?,
+                uses: row.at(5)?,
+                last_used_at: row.at(6)?,
+            })
+        },
+    )?)
 }
 
 /// The live key `text` names, if its secret matches.
-pub fn authenticate(conn: &Connection, text: &str) -> AppResult<Option<ApiClient>> {
+pub fn authenticate(sql: &mut dyn Sql, text: &str) -> AppResult<Option<ApiClient>> {
     let Some((prefix, secret)) = text
         .strip_prefix(KEY_PREFIX)
         .and_then(|rest| rest.split_once('_'))
@@ -232,21 +224,12 @@ pub fn authenticate(conn: &Connection, text: &str) -> AppResult<Option<ApiClient
     if prefix.len() != PREFIX_HEX || secret.len() != SECRET_HEX {
         return Ok(None);
     }
-    let row: Option<(i64, String, String, String, i64)> = conn
-        .prepare_cached(
-            "SELECT key_id, name, secret_hash, scopes, user_id FROM api_keys \
-             WHERE prefix = ?1 AND revoked_at IS NULL",
-        )?
-        .query_row([prefix], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
-        })
-        .optional()?;
+    let row: Option<(i64, String, String, String, i64)> = sql.row(
+        "SELECT key_id, name, secret_hash, scopes, user_id FROM api_keys \
+         WHERE prefix = ?1 AND revoked_at IS NULL",
+        values![prefix],
+        |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?, row.at(3)?, row.at(4)?)),
+    )?;
     let Some((key_id, name, secret_hash, scopes, user_id)) = row else {
         return Ok(None);
     };
@@ -262,11 +245,11 @@ pub fn authenticate(conn: &Connection, text: &str) -> AppResult<Option<ApiClient
 }
 
 /// Counts one use of a key; called inside the request's own write where it has one.
-pub fn count_use(conn: &Connection, key_id: i64, now: i64) -> AppResult<()> {
-    conn.prepare_cached(
+pub fn count_use(sql: &mut dyn Sql, key_id: i64, now: i64) -> AppResult<()> {
+    sql.execute(
         "UPDATE api_keys SET uses = uses + 1, last_used_at = ?2 WHERE key_id = ?1",
-    )?
-    .execute(params![key_id, now])?;
+        values![key_id, now],
+    )?;
     Ok(())
 }
 
@@ -311,39 +294,42 @@ impl FromRequestParts<AppState> for ApiClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::database::Database;
 
     #[test]
     fn a_key_works_until_it_is_revoked_and_only_its_hash_is_stored() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = aegis_core::db::open(&dir.path().join("keys.db")).unwrap();
-        let key = create(&mut conn, "switch", &[Scope::Ingest, Scope::Read], 1).unwrap();
-        let client = authenticate(&conn, &key).unwrap().expect("the key works");
+        let db = Database::open(&dir.path().join("keys.db").into()).unwrap();
+        let key = db
+            .write(|sql| create(sql, "switch", &[Scope::Ingest, Scope::Read], 1))
+            .unwrap();
+        let works = |key: &str| db.read(|sql| authenticate(sql, key)).unwrap();
+        let client = works(&key).expect("the key works");
         assert_eq!(client.scopes, [Scope::Ingest, Scope::Read]);
         assert!(client.require(Scope::Verdicts).is_err());
         let secret = key.rsplit('_').next().unwrap();
-        let stored: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM api_keys WHERE secret_hash = ?1 OR secret_hash = ?2",
-                params![secret, key],
-                |row| row.get(0),
-            )
+        let stored = db
+            .read(|sql| {
+                Ok(sql.query_int(
+                    "SELECT count(*) FROM api_keys WHERE secret_hash = ?1 OR secret_hash = ?2",
+                    values![secret, key.as_str()],
+                )?)
+            })
             .unwrap();
-        assert_eq!(stored, 0, "the secret itself is never stored");
+        assert_eq!(stored, Some(0), "the secret itself is never stored");
         let mut wrong = key.clone();
         wrong.pop();
         wrong.push(if key.ends_with('0') { '1' } else { '0' });
-        assert!(authenticate(&conn, &wrong).unwrap().is_none());
-        assert!(create(&mut conn, "switch", &[Scope::Read], 2).is_err());
-        revoke(&mut conn, "switch", 3).unwrap();
-        assert!(authenticate(&conn, &key).unwrap().is_none());
-        let again = create(&mut conn, "switch", &[Scope::Read], 4).unwrap();
-        assert!(authenticate(&conn, &again).unwrap().is_some());
-        let actions: Vec<String> = conn
-            .prepare("SELECT action FROM audit_log ORDER BY audit_id")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
+        assert!(works(&wrong).is_none());
+        assert!(db.write(|sql| create(sql, "switch", &[Scope::Read], 2)).is_err());
+        db.write(|sql| revoke(sql, "switch", 3)).unwrap();
+        assert!(works(&key).is_none());
+        let again = db.write(|sql| create(sql, "switch", &[Scope::Read], 4)).unwrap();
+        assert!(works(&again).is_some());
+        let actions: Vec<String> = db
+            .read(|sql| {
+                Ok(sql.column("SELECT action FROM audit_log ORDER BY audit_id", &[])?)
+            })
             .unwrap();
         assert_eq!(
             actions,

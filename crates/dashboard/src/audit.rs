@@ -1,6 +1,7 @@
 //! The audit log: who did what and when (logins, lockouts, verdicts, exports, user changes).
 
-use rusqlite::{Connection, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use serde::Serialize;
 
 use crate::error::AppResult;
@@ -11,7 +12,7 @@ const MAX_DETAIL_CHARS: usize = 500;
 
 /// Appends one row to `audit_log`.
 pub fn record(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     at_millis: i64,
     username: Option<&str>,
     action: &str,
@@ -19,10 +20,10 @@ pub fn record(
 ) -> AppResult<()> {
     let username: Option<String> = username.map(|name| name.chars().take(64).collect());
     let detail: String = detail.chars().take(MAX_DETAIL_CHARS).collect();
-    conn.prepare_cached(
+    sql.execute(
         "INSERT INTO audit_log (at, username, action, detail) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![at_millis, username, action, detail])?;
+        values![at_millis, username, action, detail],
+    )?;
     Ok(())
 }
 
@@ -36,22 +37,24 @@ pub struct AuditEntry {
 }
 
 /// The newest entries first.
-pub fn recent(conn: &Connection, limit: i64, offset: i64) -> AppResult<Vec<AuditEntry>> {
-    let mut statement = conn.prepare_cached(
+pub fn recent(sql: &mut dyn Sql, limit: i64, offset: i64) -> AppResult<Vec<AuditEntry>> {
+    Ok(sql.rows(
         "SELECT at, username, action, detail FROM audit_log ORDER BY audit_id DESC LIMIT ?1 OFFSET ?2",
-    )?;
-    let rows = statement.query_map(params![limit, offset], |row| {
-        Ok(AuditEntry {
-            at: format_millis(row.get(0)?),
-            username: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
-            action: row.get(2)?,
-            detail: row.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        values![limit, offset],
+        |row| {
+            Ok(AuditEntry {
+                at: format_millis(row.at(0)?),
+                username: row.at::<Option<String>>(1)?.unwrap_or_default(),
+                action: row.at(2)?,
+                detail: row.at(3)?,
+            })
+        },
+    )?)
 }
 
 /// Number of audit rows.
-pub fn count(conn: &Connection) -> AppResult<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM audit_log", [], |row| row.get(0))?)
+pub fn count(sql: &mut dyn Sql) -> AppResult<i64> {
+    Ok(sql
+        .query_int("SELECT count(*) FROM audit_log", &[])?
+        .unwrap_or(0))
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use rusqlite::Connection;
+use aegis_core::sql::Sql;
 
 use crate::error::AppResult;
 
@@ -17,18 +17,14 @@ pub type DataVersion = (i64, i64, i64);
 const CAPACITY: usize = 64;
 
 /// The current data version (three indexed lookups).
-pub fn data_version(conn: &Connection) -> AppResult<DataVersion> {
-    let newest: i64 = conn.query_row(
-        "SELECT coalesce(max(transaction_id), 0) FROM transactions",
-        [],
-        |row| row.get(0),
-    )?;
-    let mark = aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?.unwrap_or(0);
-    let verdict: i64 = conn.query_row(
-        "SELECT coalesce(max(verdict_id), 0) FROM verdicts",
-        [],
-        |row| row.get(0),
-    )?;
+pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
+    let newest = sql
+        .query_int("SELECT coalesce(max(transaction_id), 0) FROM transactions", &[])?
+        .unwrap_or(0);
+    let mark = aegis_core::store::monitor_mark(sql)?.unwrap_or(0);
+    let verdict = sql
+        .query_int("SELECT coalesce(max(verdict_id), 0) FROM verdicts", &[])?
+        .unwrap_or(0);
     Ok((newest, mark, verdict))
 }
 

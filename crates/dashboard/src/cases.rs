@@ -5,8 +5,8 @@
 //! scheme, district, category, amount, search, verdict state); the assignee filter and the sort
 //! keys are the incident's own (its highest score, its total amount, its latest alert).
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use aegis_core::sql::{Row, Sql, Value};
+use aegis_core::values;
 use serde::{Deserialize, Serialize};
 
 use aegis_core::time::{EventTime, format_ist};
@@ -15,7 +15,7 @@ use crate::alerts::{Auditor, MAX_NOTE_CHARS, Verdict};
 use crate::audit;
 use crate::error::{AppError, AppResult};
 use crate::filters::{Filters, ListParams, PAGE_SIZE};
-use crate::queries::{TX_COLUMNS, TxRow, text_at, tx_row};
+use crate::queries::{TxRow, headline, text_at, tx_columns, tx_row};
 use crate::views::{format_millis, query_string};
 
 /// The queue's query string. Every field is text so a bad value gets a clear message.
@@ -297,7 +297,7 @@ impl QueueFilters {
 
     /// Whether any filter applies to the alerts (rather than the incident as a whole).
     fn has_alert_filters(&self) -> bool {
-        self.district.is_some() || !self.alerts.conditions().0.is_empty()
+        self.district.is_some() || !self.alerts.alert_conditions().0.is_empty()
     }
 
     /// ` WHERE …` over `incidents i`, with its parameters. `me` is the logged-in user's id.
@@ -307,13 +307,13 @@ impl QueueFilters {
         let (mut alert_conditions, mut params) = self.alerts.alert_conditions();
         let mut conditions: Vec<String> = Vec::new();
         if let Some(district) = &self.district {
-            alert_conditions.push("district = ?");
+            alert_conditions.push("district = ?".to_string());
             params.push(Value::Text(district.clone()));
         }
         if alert_conditions.is_empty() {
             conditions.extend(self.state.incident_condition().map(str::to_string));
         } else {
-            alert_conditions.extend(self.state.condition());
+            alert_conditions.extend(self.state.condition().map(str::to_string));
             conditions.push(format!(
                 "i.incident_id IN (SELECT ia.incident_id FROM incident_alerts ia WHERE {})",
                 alert_conditions.join(" AND ")
@@ -323,7 +323,7 @@ impl QueueFilters {
             Assignee::Anyone => {}
             Assignee::Me => {
                 conditions.push("i.assignee_id = ?".into());
-                params.push(Value::Integer(me));
+                params.push(Value::Int(me));
             }
             Assignee::Unassigned => conditions.push("i.assignee_id IS NULL".into()),
             Assignee::User(name) => {
@@ -339,6 +339,7 @@ impl QueueFilters {
         }
     }
 
+    /// The incident's own sort keys are never NULL, so both engines order them alike.
     fn order_by(&self) -> String {
         let dir = if self.descending { "DESC" } else { "ASC" };
         format!(
@@ -414,39 +415,43 @@ fn event_time(time: EventTime) -> String {
 
 /// One incident's figures, or `None` if there is no such incident: one read of the incident,
 /// its assignee and its lead alert (the counts are kept on the incident as it grows).
-pub fn incident_summary(conn: &Connection, id: i64) -> AppResult<Option<IncidentSummary>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+pub fn incident_summary(sql: &mut dyn Sql, id: i64) -> AppResult<Option<IncidentSummary>> {
+    let engine = sql.engine();
+    Ok(sql.row(
+        &format!(
+            "SELECT {}, {}, \
              i.first_time, i.last_time, i.max_score, i.total_paise, u.username, i.assigned_at, \
              i.alerts, i.unreviewed, i.field_checks, i.confirmed, i.dismissed, i.beneficiaries, i.accounts, i.agents \
              FROM incidents i JOIN transactions t ON t.transaction_id = i.lead_id \
-             LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id = ?1"
-        ))?
-        .query_row([id], |row| {
+             LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id = ?1",
+            tx_columns(engine),
+            headline(engine)
+        ),
+        values![id],
+        |row| {
             Ok(IncidentSummary {
                 incident_id: id,
                 lead: tx_row(row)?,
-                headline: text_at(row, 15)?,
-                first_time: event_time(row.get(16)?),
-                last_time: event_time(row.get(17)?),
-                max_score: row.get(18)?,
-                total_paise: row.get(19)?,
-                assignee: row.get(20)?,
-                assigned_at: row.get::<_, Option<i64>>(21)?.map(format_millis),
+                headline: text_at(row, 15),
+                first_time: event_time(row.at(16)?),
+                last_time: event_time(row.at(17)?),
+                max_score: row.at(18)?,
+                total_paise: row.at(19)?,
+                assignee: row.at(20)?,
+                assigned_at: row.at::<Option<i64>>(21)?.map(format_millis),
                 counts: VerdictCounts {
-                    alerts: row.get(22)?,
-                    unreviewed: row.get(23)?,
-                    field_checks: row.get(24)?,
-                    confirmed: row.get(25)?,
-                    dismissed: row.get(26)?,
+                    alerts: row.at(22)?,
+                    unreviewed: row.at(23)?,
+                    field_checks: row.at(24)?,
+                    confirmed: row.at(25)?,
+                    dismissed: row.at(26)?,
                 },
-                beneficiaries: row.get(27)?,
-                accounts: row.get(28)?,
-                agents: row.get(29)?,
+                beneficiaries: row.at(27)?,
+                accounts: row.at(28)?,
+                agents: row.at(29)?,
             })
-        })
-        .optional()?)
+        },
+    )?)
 }
 
 fn pages_of(total: i64) -> i64 {
@@ -455,7 +460,7 @@ fn pages_of(total: i64) -> i64 {
 
 /// A page of the queue for the user `me`.
 pub fn incident_queue(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     filters: &QueueFilters,
     me: i64,
     page: i64,
@@ -464,13 +469,13 @@ pub fn incident_queue(
     let (total, page, ids) = if filters.has_alert_filters() {
         // The alert filters scan `incident_alerts` once: every matching id in order, then the
         // page is a slice (cheaper than scanning again to count).
-        let all: Vec<i64> = conn
-            .prepare_cached(&format!(
+        let all: Vec<i64> = sql.column(
+            &format!(
                 "SELECT i.incident_id FROM incidents i{where_clause}{}",
                 filters.order_by()
-            ))?
-            .query_map(params_from_iter(params.iter()), |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+            ),
+            &params,
+        )?;
         let total = all.len() as i64;
         let page = page.clamp(1, pages_of(total));
         let start = ((page - 1) * PAGE_SIZE) as usize;
@@ -483,26 +488,26 @@ pub fn incident_queue(
     } else {
         // Incident-level conditions only: counted from the incidents, and the page read in
         // sort order with LIMIT.
-        let total: i64 = conn
-            .prepare_cached(&format!("SELECT count(*) FROM incidents i{where_clause}"))?
-            .query_row(params_from_iter(params.iter()), |row| row.get(0))?;
+        let total = sql
+            .query_int(&format!("SELECT count(*) FROM incidents i{where_clause}"), &params)?
+            .unwrap_or(0);
         let page = page.clamp(1, pages_of(total));
         let mut paged = params.clone();
-        paged.push(Value::Integer(PAGE_SIZE));
-        paged.push(Value::Integer((page - 1) * PAGE_SIZE));
-        let ids: Vec<i64> = conn
-            .prepare_cached(&format!(
+        paged.push(Value::Int(PAGE_SIZE));
+        paged.push(Value::Int((page - 1) * PAGE_SIZE));
+        let ids: Vec<i64> = sql.column(
+            &format!(
                 "SELECT i.incident_id FROM incidents i{where_clause}{} LIMIT ? OFFSET ?",
                 filters.order_by()
-            ))?
-            .query_map(params_from_iter(paged.iter()), |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
+            ),
+            &paged,
+        )?;
         (total, page, ids)
     };
     let pages = pages_of(total);
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
-        rows.extend(incident_summary(conn, id)?);
+        rows.extend(incident_summary(sql, id)?);
     }
     Ok(IncidentPage {
         total,
@@ -515,19 +520,17 @@ pub fn incident_queue(
 /// The incident after `after` in the queue's order, for "save and next"; when `after` was the
 /// last, the first one left in the queue other than `after`.
 pub fn next_incident(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     filters: &QueueFilters,
     me: i64,
     after: i64,
 ) -> AppResult<Option<i64>> {
     let (where_clause, params) = filters.where_clause(me);
     let column = filters.sort.column();
-    let value: Option<Value> = conn
-        .prepare_cached(&format!(
-            "SELECT {column} FROM incidents i WHERE i.incident_id = ?1"
-        ))?
-        .query_row([after], |row| row.get(0))
-        .optional()?;
+    let value: Option<Value> = sql.value(
+        &format!("SELECT {column} FROM incidents i WHERE i.incident_id = ?1"),
+        values![after],
+    )?;
     let joiner = if where_clause.is_empty() {
         " WHERE"
     } else {
@@ -536,28 +539,28 @@ pub fn next_incident(
     if let Some(value) = value {
         let past = if filters.descending { "<" } else { ">" };
         let mut keyset = params.clone();
-        keyset.extend([value.clone(), value, Value::Integer(after)]);
-        let next = conn
-            .prepare_cached(&format!(
+        keyset.extend([value.clone(), value, Value::Int(after)]);
+        let next = sql.value(
+            &format!(
                 "SELECT i.incident_id FROM incidents i{where_clause}{joiner} \
                  ({column} {past} ? OR ({column} = ? AND i.incident_id {past} ?)){} LIMIT 1",
                 filters.order_by()
-            ))?
-            .query_row(params_from_iter(keyset.iter()), |row| row.get(0))
-            .optional()?;
+            ),
+            &keyset,
+        )?;
         if next.is_some() {
             return Ok(next);
         }
     }
     let mut wrap = params;
-    wrap.push(Value::Integer(after));
-    Ok(conn
-        .prepare_cached(&format!(
+    wrap.push(Value::Int(after));
+    Ok(sql.value(
+        &format!(
             "SELECT i.incident_id FROM incidents i{where_clause}{joiner} i.incident_id <> ?{} LIMIT 1",
             filters.order_by()
-        ))?
-        .query_row(params_from_iter(wrap.iter()), |row| row.get(0))
-        .optional()?)
+        ),
+        &wrap,
+    )?)
 }
 
 /// One alert of an incident.
@@ -598,49 +601,59 @@ pub struct IncidentDetail {
 pub const INCIDENT_ALERT_LIMIT: i64 = 200;
 
 /// The incident `id`, or `None`.
-pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentDetail>> {
-    let Some(summary) = incident_summary(conn, id)? else {
+pub fn incident_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<IncidentDetail>> {
+    let Some(summary) = incident_summary(sql, id)? else {
         return Ok(None);
     };
-    let alerts = conn
-        .prepare_cached(&format!(
-            "SELECT {TX_COLUMNS}, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+    let engine = sql.engine();
+    let alerts = sql.rows(
+        &format!(
+            "SELECT {}, {}, \
              (SELECT ia.verdict FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
              FROM transactions WHERE transaction_id IN (SELECT transaction_id FROM incident_alerts WHERE incident_id = ?1) \
-             ORDER BY timestamp, transaction_id LIMIT ?2"
-        ))?
-        .query_map(params![id, INCIDENT_ALERT_LIMIT], |row| {
+             ORDER BY timestamp, transaction_id LIMIT ?2",
+            tx_columns(engine),
+            headline(engine)
+        ),
+        values![id, INCIDENT_ALERT_LIMIT],
+        |row| {
             Ok(IncidentAlert {
                 transaction: tx_row(row)?,
-                headline: text_at(row, 15)?,
-                verdict: row.get(16)?,
+                headline: text_at(row, 15),
+                verdict: row.at(16)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     // From the alerts (indexed by incident), not `incident_keys` (keyed for linking).
-    let keys = |column: &str| -> AppResult<Vec<String>> {
-        Ok(conn
-            .prepare_cached(&format!(
+    let mut keys = |column: &str| -> AppResult<Vec<String>> {
+        Ok(sql.column(
+            &format!(
                 "SELECT DISTINCT {column} FROM incident_alerts WHERE incident_id = ?1 AND {column} IS NOT NULL \
                  AND {column} <> '' ORDER BY 1 LIMIT 100"
-            ))?
-            .query_map([id], |row| row.get(0))?
-            .collect::<Result<_, _>>()?)
+            ),
+            values![id],
+        )?)
     };
-    let history = conn
-        .prepare_cached(&format!(
+    let (beneficiaries, accounts, agents) = (
+        keys("beneficiary_id")?,
+        keys("account_id")?,
+        keys("agent_id")?,
+    );
+    let history = sql.rows(
+        &format!(
             "SELECT {VERDICT_COLUMNS} FROM verdicts v JOIN incident_alerts ia USING (transaction_id) \
              LEFT JOIN users u ON u.user_id = v.user_id \
              WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500"
-        ))?
-        .query_map([id], verdict_entry)?
-        .collect::<Result<_, _>>()?;
+        ),
+        values![id],
+        verdict_entry,
+    )?;
     Ok(Some(IncidentDetail {
         summary,
         alerts,
-        beneficiaries: keys("beneficiary_id")?,
-        accounts: keys("account_id")?,
-        agents: keys("agent_id")?,
+        beneficiaries,
+        accounts,
+        agents,
         history,
     }))
 }
@@ -648,35 +661,36 @@ pub fn incident_detail(conn: &Connection, id: i64) -> AppResult<Option<IncidentD
 /// Columns read by [`verdict_entry`], over `verdicts v` joined with `users u`.
 const VERDICT_COLUMNS: &str = "v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at";
 
-fn verdict_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictEntry> {
+fn verdict_entry(row: &[Value]) -> aegis_core::Result<VerdictEntry> {
     Ok(VerdictEntry {
-        transaction_id: row.get(0)?,
-        verdict: row.get(1)?,
-        note: row.get(2)?,
-        reason: row.get(3)?,
-        revises: row.get(4)?,
-        username: row.get(5)?,
-        at: format_millis(row.get(6)?),
+        transaction_id: row.at(0)?,
+        verdict: row.at(1)?,
+        note: row.at(2)?,
+        reason: row.at(3)?,
+        revises: row.at(4)?,
+        username: row.at(5)?,
+        at: format_millis(row.at(6)?),
     })
 }
 
 /// Verdicts on transaction `id`, newest first.
-pub fn verdicts_of(conn: &Connection, id: i64) -> AppResult<Vec<VerdictEntry>> {
-    Ok(conn
-        .prepare_cached(&format!(
+pub fn verdicts_of(sql: &mut dyn Sql, id: i64) -> AppResult<Vec<VerdictEntry>> {
+    Ok(sql.rows(
+        &format!(
             "SELECT {VERDICT_COLUMNS} FROM verdicts v LEFT JOIN users u ON u.user_id = v.user_id \
              WHERE v.transaction_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC"
-        ))?
-        .query_map([id], verdict_entry)?
-        .collect::<Result<_, _>>()?)
+        ),
+        values![id],
+        verdict_entry,
+    )?)
 }
 
 /// The incident transaction `id` belongs to.
-pub fn incident_of(conn: &Connection, id: i64) -> AppResult<Option<i64>> {
-    Ok(conn
-        .prepare_cached("SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1")?
-        .query_row([id], |row| row.get(0))
-        .optional()?)
+pub fn incident_of(sql: &mut dyn Sql, id: i64) -> AppResult<Option<i64>> {
+    Ok(sql.query_int(
+        "SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1",
+        values![id],
+    )?)
 }
 
 /// What a verdict is recorded on.
@@ -716,12 +730,14 @@ fn is_final(verdict: &str) -> bool {
     verdict == Verdict::ConfirmedFraud.as_str() || verdict == Verdict::Dismissed.as_str()
 }
 
-/// Records `verdict` on `target` and audits it, in one transaction. Changing a final verdict
+/// Records `verdict` on `target` and audits it, in the caller's transaction (the dashboard's
+/// writes take turns on one connection, so what this reads stays true until it commits; an
+/// error rolls all of it back). Changing a final verdict
 /// (confirmed fraud or dismissed) to anything else is a revision: it needs a `reason`, which is
 /// kept with the new verdict beside the id of the one it replaces; the old one stays in the
 /// history.
 pub fn record_verdicts(
-    conn: &mut Connection,
+    sql: &mut dyn Sql,
     target: Target<'_>,
     verdict: Verdict,
     note: &str,
@@ -731,49 +747,45 @@ pub fn record_verdicts(
 ) -> AppResult<Recorded> {
     let note = checked_text("note", note)?;
     let reason = checked_text("reason", reason)?;
-    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
-    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // (transaction id, latest verdict id and value)
     let mut alerts: Vec<(i64, Option<(i64, String)>)> = Vec::new();
     {
-        let mut latest = transaction.prepare_cached(
-            "SELECT verdict_id, verdict FROM verdicts WHERE transaction_id = ?1 \
-             ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
-        )?;
-        let mut latest_of = |id: i64| -> AppResult<Option<(i64, String)>> {
-            Ok(latest
-                .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?)
+        let latest_of = |sql: &mut dyn Sql, id: i64| -> AppResult<Option<(i64, String)>> {
+            Ok(sql.row(
+                "SELECT verdict_id, verdict FROM verdicts WHERE transaction_id = ?1 \
+                 ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
+                values![id],
+                |row| Ok((row.at(0)?, row.at(1)?)),
+            )?)
         };
         match target {
             Target::Alert(id) => {
-                let exists: bool = transaction.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1)",
-                    [id],
-                    |row| row.get(0),
+                // Also what keeps a verdict off a payment that does not exist on PostgreSQL,
+                // where `verdicts` cannot have a foreign key into the partitioned payments.
+                let exists = sql.query_int(
+                    "SELECT CASE WHEN EXISTS (SELECT 1 FROM transactions WHERE transaction_id = ?1) \
+                     THEN 1 ELSE 0 END",
+                    values![id],
                 )?;
-                if !exists {
+                if exists != Some(1) {
                     return Err(AppError::NotFound);
                 }
-                alerts.push((id, latest_of(id)?));
+                alerts.push((id, latest_of(sql, id)?));
             }
             Target::Incidents(incidents) => {
                 if incidents.is_empty() {
                     return Err(AppError::BadRequest("choose at least one incident".into()));
                 }
-                let mut members = transaction.prepare_cached(
-                    "SELECT transaction_id FROM incident_alerts WHERE incident_id = ?1 ORDER BY transaction_id",
-                )?;
                 for &incident in incidents {
-                    let ids: Vec<i64> = members
-                        .query_map([incident], |row| row.get(0))?
-                        .collect::<Result<_, _>>()?;
+                    let ids: Vec<i64> = sql.column(
+                        "SELECT transaction_id FROM incident_alerts WHERE incident_id = ?1 ORDER BY transaction_id",
+                        values![incident],
+                    )?;
                     if ids.is_empty() {
                         return Err(AppError::NotFound);
                     }
                     for id in ids {
-                        let current = latest_of(id)?;
+                        let current = latest_of(sql, id)?;
                         if current.as_ref().is_none_or(|(_, v)| v != verdict.as_str()) {
                             alerts.push((id, current));
                         }
@@ -789,17 +801,17 @@ pub fn record_verdicts(
                         "tick at least one alert of the incident".into(),
                     ));
                 }
-                let mut member = transaction.prepare_cached(
-                    "SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1",
-                )?;
                 for &id in chosen {
-                    let of: Option<i64> = member.query_row([id], |row| row.get(0)).optional()?;
+                    let of = sql.query_int(
+                        "SELECT incident_id FROM incident_alerts WHERE transaction_id = ?1",
+                        values![id],
+                    )?;
                     if of != Some(incident) {
                         return Err(AppError::BadRequest(format!(
                             "alert {id} is not part of incident {incident}"
                         )));
                     }
-                    let current = latest_of(id)?;
+                    let current = latest_of(sql, id)?;
                     if current.as_ref().is_none_or(|(_, v)| v != verdict.as_str()) {
                         alerts.push((id, current));
                     }
@@ -831,29 +843,28 @@ pub fn record_verdicts(
         )));
     }
     let mut recorded = Recorded::default();
-    {
-        let mut insert = transaction.prepare_cached(
-            "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for &(id, revises) in &alerts {
-            insert.execute(params![
-                id,
-                verdict.as_str(),
-                note,
-                auditor.user_id,
-                now_millis,
-                revises,
-                if revises.is_some() {
-                    reason.as_str()
-                } else {
-                    ""
-                },
-            ])?;
-            recorded.verdicts += 1;
-            recorded.revised += usize::from(revises.is_some());
-            recorded.last_verdict_id = transaction.last_insert_rowid();
-        }
+    for &(id, revises) in &alerts {
+        recorded.last_verdict_id = sql
+            .query_int(
+                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING verdict_id",
+                values![
+                    id,
+                    verdict.as_str(),
+                    note.as_str(),
+                    auditor.user_id,
+                    now_millis,
+                    revises,
+                    if revises.is_some() {
+                        reason.as_str()
+                    } else {
+                        ""
+                    },
+                ],
+            )?
+            .unwrap_or_default();
+        recorded.verdicts += 1;
+        recorded.revised += usize::from(revises.is_some());
     }
     let what = match target {
         Target::Alert(id) => format!("transaction {id}"),
@@ -882,29 +893,22 @@ pub fn record_verdicts(
     } else {
         "verdict"
     };
-    audit::record(
-        &transaction,
-        now_millis,
-        Some(&auditor.username),
-        action,
-        &detail,
-    )?;
-    transaction.commit()?;
+    audit::record(sql, now_millis, Some(&auditor.username), action, &detail)?;
     Ok(recorded)
 }
 
 /// Users an incident can be assigned to: every active user, by name.
-pub fn assignable_users(conn: &Connection) -> AppResult<Vec<String>> {
-    Ok(conn
-        .prepare_cached("SELECT username FROM users WHERE disabled = 0 ORDER BY username")?
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?)
+pub fn assignable_users(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+    Ok(sql.column(
+        "SELECT username FROM users WHERE disabled = 0 ORDER BY username",
+        &[],
+    )?)
 }
 
-/// Assigns `incidents` to `assignee` (a username; `None` unassigns) and audits it. Returns the
-/// number of incidents changed.
+/// Assigns `incidents` to `assignee` (a username; `None` unassigns) and audits it, in the
+/// caller's transaction. Returns the number of incidents changed.
 pub fn assign(
-    conn: &mut Connection,
+    sql: &mut dyn Sql,
     incidents: &[i64],
     assignee: Option<&str>,
     auditor: &Auditor,
@@ -913,38 +917,34 @@ pub fn assign(
     if incidents.is_empty() {
         return Err(AppError::BadRequest("choose at least one incident".into()));
     }
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let user_id: Option<i64> = match assignee {
         None => None,
         Some(name) => Some(
-            transaction
-                .query_row(
-                    "SELECT user_id FROM users WHERE username = ?1 AND disabled = 0",
-                    [name],
-                    |row| row.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| {
-                    AppError::BadRequest(format!("assignee: {name:?} is not an active user"))
-                })?,
+            sql.query_int(
+                "SELECT user_id FROM users WHERE username = ?1 AND disabled = 0",
+                values![name],
+            )?
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("assignee: {name:?} is not an active user"))
+            })?,
         ),
     };
     let mut changed = 0;
-    {
-        let mut update = transaction.prepare_cached(
-            "UPDATE incidents SET assignee_id = ?2, assigned_at = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END \
+    for &incident in incidents {
+        let updated = sql.execute(
+            "UPDATE incidents SET assignee_id = CAST(?2 AS BIGINT), \
+             assigned_at = CASE WHEN ?2 IS NULL THEN NULL ELSE CAST(?3 AS BIGINT) END \
              WHERE incident_id = ?1",
+            values![incident, user_id, now_millis],
         )?;
-        for &incident in incidents {
-            if update.execute(params![incident, user_id, now_millis])? == 0 {
-                return Err(AppError::NotFound);
-            }
-            changed += 1;
+        if updated == 0 {
+            return Err(AppError::NotFound);
         }
+        changed += 1;
     }
     let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
     audit::record(
-        &transaction,
+        sql,
         now_millis,
         Some(&auditor.username),
         "assign",
@@ -954,7 +954,6 @@ pub fn assign(
             assignee.unwrap_or("nobody")
         ),
     )?;
-    transaction.commit()?;
     Ok(changed)
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use aegis_core::engine::Target;
+
 use crate::apikeys::{self, Scope};
 use crate::config::{DEFAULT_ASSETS, ServeConfig};
 use crate::database::Database;
@@ -94,7 +96,7 @@ pub enum UserCommand {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let db = cli.db.db.sqlite("dashboard")?.to_path_buf();
+    let db = cli.db.db;
     match cli.command {
         None | Some(Command::Serve) => {
             let config = ServeConfig {
@@ -117,9 +119,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn run_apikey_command(db_path: &std::path::Path, command: ApiKeyCommand) -> anyhow::Result<()> {
-    let db = Database::open(db_path)
-        .with_context(|| format!("opening the database {}", db_path.display()))?;
+fn open(target: &Target) -> anyhow::Result<Database> {
+    Database::open(target).with_context(|| format!("opening the database {target}"))
+}
+
+fn run_apikey_command(target: &Target, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let db = open(target)?;
     let now = aegis_core::time::now_millis();
     let when = |millis: Option<i64>| millis.map(crate::views::format_millis);
     match command {
@@ -164,11 +169,10 @@ fn run_apikey_command(db_path: &std::path::Path, command: ApiKeyCommand) -> anyh
     Ok(())
 }
 
-fn import_verdicts(db_path: &std::path::Path, file: &std::path::Path) -> anyhow::Result<()> {
-    let mut conn = aegis_core::db::open(db_path)
-        .with_context(|| format!("opening the database {}", db_path.display()))?;
+fn import_verdicts(target: &Target, file: &std::path::Path) -> anyhow::Result<()> {
+    let db = open(target)?;
     let now = aegis_core::time::now_millis();
-    let report = crate::verdict_import::import_verdicts(&mut conn, file, now)?;
+    let report = crate::verdict_import::import_verdicts(&db, file, now)?;
     if !report.unknown_columns.is_empty() {
         eprintln!(
             "ignored unknown column(s): {}",
@@ -194,9 +198,8 @@ fn import_verdicts(db_path: &std::path::Path, file: &std::path::Path) -> anyhow:
     Ok(())
 }
 
-fn run_user_command(db_path: &std::path::Path, command: UserCommand) -> anyhow::Result<()> {
-    let db = Database::open(db_path)
-        .with_context(|| format!("opening the database {}", db_path.display()))?;
+fn run_user_command(target: &Target, command: UserCommand) -> anyhow::Result<()> {
+    let db = open(target)?;
     let now = aegis_core::time::now_millis();
     match command {
         UserCommand::Add { name, role } => {

@@ -10,7 +10,7 @@ pub const DEFAULT_ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ass
 /// Everything `dashboard serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    pub db: PathBuf,
+    pub db: aegis_core::engine::Target,
     pub modeling: PathBuf,
     pub assets: PathBuf,
     pub addr: SocketAddr,
@@ -22,7 +22,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// Settings for a database and model directory, with every other value at its default.
-    pub fn new(db: impl Into<PathBuf>, modeling: impl Into<PathBuf>) -> Self {
+    pub fn new(db: impl Into<aegis_core::engine::Target>, modeling: impl Into<PathBuf>) -> Self {
         ServeConfig {
             db: db.into(),
             modeling: modeling.into(),

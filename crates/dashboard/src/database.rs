@@ -1,24 +1,58 @@
-//! SQLite access for the dashboard: one write connection and a small pool of read-only ones.
+//! The dashboard's database, on either engine: one write connection and a pool of read
+//! connections (read-only files on SQLite, sessions on PostgreSQL).
 //!
+//! Every request runs its statements, written once for both engines ([`aegis_core::sql`]), in
+//! one transaction: a read sees one snapshot, a write commits all of its statements or none.
 //! Both are used only from blocking tasks (see [`crate::state::AppState::read`]); the mutexes
 //! are `std` ones and are never held across an `.await`.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::Connection;
+use aegis_core::engine::{Store, Target};
+use aegis_core::sql::{Sql, StatementCache};
 
 use crate::error::AppResult;
 
-/// Idle read-only connections kept for reuse; more are opened under load and dropped after.
+/// Idle read connections kept for reuse; more are opened under load and dropped after.
 const MAX_IDLE_READERS: usize = 4;
 
+/// A connection with its prepared statements (PostgreSQL; SQLite caches its own).
+struct Handle {
+    store: Store,
+    cache: StatementCache,
+}
+
+impl Handle {
+    fn new(store: Store) -> Handle {
+        Handle {
+            store,
+            cache: StatementCache::default(),
+        }
+    }
+
+    /// Whether the connection is gone (the server restarted or dropped it): not worth keeping.
+    fn is_closed(&self) -> bool {
+        match &self.store {
+            Store::Sqlite(_) => false,
+            Store::Postgres(client) => client.is_closed(),
+        }
+    }
+}
+
 /// The database behind the dashboard.
-#[derive(Debug)]
 pub struct Database {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    target: Target,
+    /// `None` after the connection was lost; the next write opens a new one.
+    writer: Mutex<Option<Handle>>,
+    readers: Mutex<Vec<Handle>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("target", &self.target.to_string())
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -27,44 +61,63 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Database {
-    /// Opens (creating and migrating if needed) the database at `path`.
-    pub fn open(path: &Path) -> AppResult<Self> {
-        let mut writer = aegis_core::db::open(path)?;
+    /// Opens (creating and migrating if needed) the database `target` names.
+    pub fn open(target: &Target) -> AppResult<Self> {
+        let mut writer = Handle::new(target.open()?);
         // Anomalies scored before incidents existed get theirs now (a no-op once linked).
-        let linked = aegis_core::incidents::link_pending(&mut writer)?;
+        let linked = writer.store.transact(&mut writer.cache, true, |sql| {
+            aegis_core::incidents::link_pending(sql)
+        })?;
         if linked > 0 {
             tracing::info!(linked, "linked earlier alerts into incidents");
         }
         Ok(Database {
-            path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            target: target.clone(),
+            writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Vec::new()),
         })
     }
 
-    /// Where the database lives.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The database this is (its display form hides a password).
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
-    /// Runs `work` on a read-only connection. Blocking: call from a blocking task.
-    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> AppResult<T>) -> AppResult<T> {
+    fn open_reader(&self) -> AppResult<Handle> {
+        Ok(Handle::new(match &self.target {
+            Target::Sqlite(path) => Store::Sqlite(aegis_core::db::open_read_only(path)?),
+            Target::Postgres(url) => Store::Postgres(Box::new(aegis_core::pg::connect(url)?)),
+        }))
+    }
+
+    /// Runs `work` in one read-only transaction on a read connection. Blocking: call from a
+    /// blocking task.
+    pub fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
         let idle = lock(&self.readers).pop();
-        let connection = match idle {
-            Some(connection) => connection,
-            None => aegis_core::db::open_read_only(&self.path)?,
+        let mut handle = match idle {
+            Some(handle) => handle,
+            None => self.open_reader()?,
         };
-        let result = work(&connection);
+        let result = handle.store.transact(&mut handle.cache, false, work);
         let mut readers = lock(&self.readers);
-        if readers.len() < MAX_IDLE_READERS {
-            readers.push(connection);
+        if readers.len() < MAX_IDLE_READERS && !handle.is_closed() {
+            readers.push(handle);
         }
         result
     }
 
-    /// Runs `work` on the write connection. Blocking: call from a blocking task.
-    pub fn write<T>(&self, work: impl FnOnce(&mut Connection) -> AppResult<T>) -> AppResult<T> {
-        let mut connection = lock(&self.writer);
-        work(&mut connection)
+    /// Runs `work` in one transaction on the write connection, committed if it returns `Ok`.
+    /// Writes take turns. Blocking: call from a blocking task.
+    pub fn write<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
+        let mut writer = lock(&self.writer);
+        if writer.is_none() {
+            *writer = Some(Handle::new(self.target.open()?));
+        }
+        let handle = writer.as_mut().expect("opened above");
+        let result = handle.store.transact(&mut handle.cache, true, work);
+        if handle.is_closed() {
+            *writer = None;
+        }
+        result
     }
 }

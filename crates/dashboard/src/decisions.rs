@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
@@ -192,31 +193,31 @@ impl Decisions {
     }
 }
 
-fn read_mark(conn: &Connection) -> AppResult<i64> {
-    Ok(aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?.unwrap_or(0))
+fn read_mark(sql: &mut dyn Sql) -> AppResult<i64> {
+    Ok(aegis_core::store::monitor_mark(sql)?.unwrap_or(0))
 }
 
 /// The decisions of the scored rows among `ids`.
-fn read_decisions(conn: &Connection, ids: &[i64]) -> AppResult<HashMap<i64, Decision>> {
-    let mut statement = conn.prepare_cached(
-        "SELECT status, anomaly_score, model_version, reasons FROM transactions \
-         WHERE transaction_id = ?1 AND status IS NOT NULL",
-    )?;
+fn read_decisions(sql: &mut dyn Sql, ids: &[i64]) -> AppResult<HashMap<i64, Decision>> {
     let mut found = HashMap::with_capacity(ids.len());
     for &id in ids {
-        let mut rows = statement.query([id])?;
-        if let Some(row) = rows.next()? {
-            let reasons: Option<String> = row.get(3)?;
-            found.insert(
-                id,
-                Decision {
-                    status: row.get(0)?,
-                    score: row.get(1)?,
+        let decision = sql.row(
+            "SELECT status, anomaly_score, model_version, reasons FROM transactions \
+             WHERE transaction_id = ?1 AND status IS NOT NULL",
+            values![id],
+            |row| {
+                let reasons: Option<String> = row.at(3)?;
+                Ok(Decision {
+                    status: row.at(0)?,
+                    score: row.at(1)?,
                     threshold: None,
-                    model_version: row.get(2)?,
+                    model_version: row.at(2)?,
                     reasons: reasons.and_then(|text| serde_json::from_str(&text).ok()),
-                },
-            );
+                })
+            },
+        )?;
+        if let Some(decision) = decision {
+            found.insert(id, decision);
         }
     }
     Ok(found)

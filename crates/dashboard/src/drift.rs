@@ -8,7 +8,8 @@
 //! Each feature's own shift is not shown: the monitor stores a row's reasons, not its feature
 //! values, so there is nothing per feature to compare without replaying history here.
 
-use rusqlite::{Connection, params_from_iter};
+use aegis_core::sql::{Row, Sql, Value};
+use aegis_core::values;
 
 use crate::error::AppResult;
 use crate::views::group_digits;
@@ -45,49 +46,46 @@ pub struct DayScores {
 /// alerts and counts at or above each of `cuts`. Reads only the days' rows, through the
 /// timestamp index.
 pub fn day_scores(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     model_version: &str,
     cuts: &[f32],
 ) -> AppResult<Vec<DayScores>> {
-    let newest: Option<String> = conn
-        .query_row(
+    let newest: Option<String> = sql
+        .value(
             "SELECT timestamp FROM transactions WHERE model_version = ?1 \
              AND status IN ('NORMAL', 'ANOMALY') ORDER BY timestamp DESC LIMIT 1",
-            [model_version],
-            |row| row.get(0),
-        )
-        .or_else(|error| match error {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            other => Err(other),
-        })?;
-    let Some(newest) = newest else {
+            values![model_version],
+        )?
+        .flatten();
+    // The first of the days shown, counted back from the newest (a text timestamp).
+    let Some(first_day) = newest.as_deref().and_then(|newest| {
+        let day = chrono::NaiveDate::parse_from_str(newest.get(..10)?, "%Y-%m-%d").ok()?;
+        let first = day.checked_sub_days(chrono::Days::new(DRIFT_DAYS as u64 - 1))?;
+        Some(first.format("%Y-%m-%d").to_string())
+    }) else {
         return Ok(Vec::new());
     };
     let above: String = (0..cuts.len())
         .map(|i| format!(", count(CASE WHEN anomaly_score >= ?{} THEN 1 END)", i + 3))
         .collect();
-    let sql = format!(
+    let statement = format!(
         "SELECT substr(timestamp, 1, 10) AS day, count(*), \
          count(CASE WHEN status = 'ANOMALY' THEN 1 END){above} FROM transactions \
-         WHERE timestamp >= date(substr(?1, 1, 10), '-{} days') AND model_version = ?2 \
-         AND status IN ('NORMAL', 'ANOMALY') GROUP BY day ORDER BY day",
-        DRIFT_DAYS - 1
+         WHERE timestamp >= ?1 AND model_version = ?2 \
+         AND status IN ('NORMAL', 'ANOMALY') GROUP BY day ORDER BY day"
     );
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![newest.into(), model_version.to_string().into()];
+    let mut params: Vec<Value> = vec![first_day.into(), model_version.into()];
     params.extend(cuts.iter().map(|&cut| f64::from(cut).into()));
-    let mut statement = conn.prepare(&sql)?;
-    let rows = statement.query_map(params_from_iter(params), |row| {
+    Ok(sql.rows(&statement, &params, |row| {
         Ok(DayScores {
-            date: row.get(0)?,
-            scored: row.get(1)?,
-            alerts: row.get(2)?,
+            date: row.at(0)?,
+            scored: row.at(1)?,
+            alerts: row.at(2)?,
             at_or_above: (0..cuts.len())
-                .map(|i| row.get(i + 3))
-                .collect::<rusqlite::Result<_>>()?,
+                .map(|i| row.at(i + 3))
+                .collect::<aegis_core::Result<_>>()?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    })?)
 }
 
 /// The population stability index of scores counted at or above `cuts` (the held-out scores'

@@ -27,8 +27,6 @@ pub enum AppError {
     /// The request body is over the limit (413).
     #[error("{0}")]
     TooLarge(String),
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
     #[error(transparent)]
     Core(#[from] aegis_core::Error),
     #[error("{0}")]
@@ -50,7 +48,7 @@ impl AppError {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
             AppError::Unprocessable(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.clone()),
             AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
-            AppError::Database(_) | AppError::Core(_) | AppError::Internal(_) => {
+            AppError::Core(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

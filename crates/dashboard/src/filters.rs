@@ -5,8 +5,7 @@
 //! user-chosen identifiers (sort column and direction) are looked up in a fixed whitelist.
 
 use chrono::{Days, NaiveDate};
-use rusqlite::Connection;
-use rusqlite::types::Value;
+use aegis_core::sql::{Engine, Sql, Value};
 use serde::Deserialize;
 
 use aegis_core::features::Category;
@@ -93,13 +92,14 @@ pub struct Filters {
 }
 
 /// The newest date in the data (ignoring text that is not a timestamp).
-fn last_date(conn: &Connection) -> AppResult<Option<NaiveDate>> {
+fn last_date(sql: &mut dyn Sql) -> AppResult<Option<NaiveDate>> {
     // The bound keeps letters (which sort after digits) out and lets the index answer.
-    let last: Option<String> = conn.query_row(
-        "SELECT max(timestamp) FROM transactions WHERE timestamp <= '9999-12-31 23:59:59'",
-        [],
-        |row| row.get(0),
-    )?;
+    let last: Option<String> = sql
+        .value(
+            "SELECT max(timestamp) FROM transactions WHERE timestamp <= '9999-12-31 23:59:59'",
+            &[],
+        )?
+        .flatten();
     Ok(last.and_then(|text| NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()))
 }
 
@@ -196,11 +196,11 @@ impl Filters {
 
     /// With no dates and no search, limits the view to the last [`DEFAULT_DAYS`] days of data
     /// (ending at the newest timestamp), so the default page stays fast on a year of data.
-    pub fn apply_default_range(&mut self, conn: &Connection) -> AppResult<()> {
+    pub fn apply_default_range(&mut self, sql: &mut dyn Sql) -> AppResult<()> {
         if self.from.is_some() || self.to.is_some() || self.q.is_some() {
             return Ok(());
         }
-        if let Some(last) = last_date(conn)? {
+        if let Some(last) = last_date(sql)? {
             self.to = Some(last);
             self.from = last.checked_sub_days(Days::new(DEFAULT_DAYS - 1));
             self.default_range = true;
@@ -209,8 +209,8 @@ impl Filters {
     }
 
     /// ` WHERE …` (or nothing) over `transactions`, with its parameters in order.
-    pub fn where_clause(&self) -> (String, Vec<Value>) {
-        let (conditions, params) = self.conditions();
+    pub fn where_clause(&self, engine: Engine) -> (String, Vec<Value>) {
+        let (conditions, params) = self.conditions(engine);
         if conditions.is_empty() {
             (String::new(), params)
         } else {
@@ -220,61 +220,62 @@ impl Filters {
 
     /// The conditions over `transactions` (unqualified column names), with their parameters in
     /// order.
-    pub fn conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
-        self.conditions_with("json_valid(reasons) AND json_extract(reasons, '$.category') = ?")
+    pub fn conditions(&self, engine: Engine) -> (Vec<String>, Vec<Value>) {
+        self.conditions_with(format!("{} = ?", engine.json_text("reasons", "$.category")))
     }
 
     /// The same conditions over `incident_alerts`, which has the same column names but keeps
     /// the category in a column of its own.
-    pub fn alert_conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
-        self.conditions_with("category = ?")
+    pub fn alert_conditions(&self) -> (Vec<String>, Vec<Value>) {
+        self.conditions_with("category = ?".to_string())
     }
 
-    fn conditions_with(&self, category_condition: &'static str) -> (Vec<&'static str>, Vec<Value>) {
-        let mut conditions: Vec<&'static str> = Vec::new();
+    fn conditions_with(&self, category_condition: String) -> (Vec<String>, Vec<Value>) {
+        let mut conditions: Vec<String> = Vec::new();
         let mut params: Vec<Value> = Vec::new();
         // Plain dates compare correctly against 'YYYY-MM-DD HH:MM:SS' text, and these two
         // conditions use the timestamp index.
         if let Some(from) = self.from {
-            conditions.push("timestamp >= ?");
+            conditions.push("timestamp >= ?".to_string());
             params.push(Value::Text(from.format("%Y-%m-%d").to_string()));
         }
         if let Some(to) = self.to {
-            conditions.push("timestamp < ?");
+            conditions.push("timestamp < ?".to_string());
             let next = to.checked_add_days(Days::new(1)).unwrap_or(to);
             params.push(Value::Text(next.format("%Y-%m-%d").to_string()));
         }
         if let Some(scheme) = &self.scheme {
-            conditions.push("scheme = ?");
+            conditions.push("scheme = ?".to_string());
             params.push(Value::Text(scheme.clone()));
         }
         // Status values come from a fixed enum, so they are written as literals: that lets
         // SQLite use the partial index on anomalies (`WHERE status = 'ANOMALY'`).
         match self.status {
             None => {}
-            Some(StatusFilter::Unscored) => conditions.push("status IS NULL"),
-            Some(StatusFilter::Normal) => conditions.push("status = 'NORMAL'"),
-            Some(StatusFilter::Anomaly) => conditions.push("status = 'ANOMALY'"),
-            Some(StatusFilter::Error) => conditions.push("status = 'ERROR'"),
+            Some(StatusFilter::Unscored) => conditions.push("status IS NULL".to_string()),
+            Some(StatusFilter::Normal) => conditions.push("status = 'NORMAL'".to_string()),
+            Some(StatusFilter::Anomaly) => conditions.push("status = 'ANOMALY'".to_string()),
+            Some(StatusFilter::Error) => conditions.push("status = 'ERROR'".to_string()),
         }
         if let Some(category) = self.category {
             conditions.push(category_condition);
             params.push(Value::Text(category.code().to_string()));
         }
         if let Some(min) = self.min_paise {
-            conditions.push("amount_paise >= ?");
-            params.push(Value::Integer(min));
+            conditions.push("amount_paise >= ?".to_string());
+            params.push(Value::Int(min));
         }
         if let Some(max) = self.max_paise {
-            conditions.push("amount_paise <= ?");
-            params.push(Value::Integer(max));
+            conditions.push("amount_paise <= ?".to_string());
+            params.push(Value::Int(max));
         }
         if let Some(q) = &self.q {
             // Each alternative has its own index, so SQLite answers this with index lookups.
             conditions.push(
-                "(transaction_id = ? OR beneficiary_id = ? OR account_id = ? OR agent_id = ?)",
+                "(transaction_id = ? OR beneficiary_id = ? OR account_id = ? OR agent_id = ?)"
+                    .to_string(),
             );
-            params.push(q.parse::<i64>().map_or(Value::Null, Value::Integer));
+            params.push(q.parse::<i64>().map_or(Value::Null, Value::Int));
             for _ in 0..3 {
                 params.push(Value::Text(q.clone()));
             }
@@ -446,11 +447,15 @@ impl Sort {
     }
 
     /// ` ORDER BY …`, ties broken by id so pages never overlap.
-    pub fn order_by(self) -> String {
+    pub fn order_by(self, engine: Engine) -> String {
         let dir = if self.descending { "DESC" } else { "ASC" };
         match self.column {
             SortColumn::Id => format!(" ORDER BY transaction_id {dir}"),
-            column => format!(" ORDER BY {} {dir}, transaction_id {dir}", column.sql()),
+            column => format!(
+                " ORDER BY {} {dir}{}, transaction_id {dir}",
+                column.sql(),
+                engine.nulls_as_sqlite(self.descending)
+            ),
         }
     }
 }
@@ -502,7 +507,7 @@ mod tests {
     fn user_values_are_bound_never_spliced_into_sql() {
         let filters =
             Filters::parse(&params(&[("q", "' OR 1=1 --"), ("status", "anomaly")])).unwrap();
-        let (sql, values) = filters.where_clause();
+        let (sql, values) = filters.where_clause(Engine::Sqlite);
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert!(values.contains(&Value::Text("' OR 1=1 --".into())));
         assert!(sql.contains("status = 'ANOMALY'"));
@@ -516,8 +521,13 @@ mod tests {
         );
         let sort = Sort::parse("amount", "asc");
         assert_eq!(
-            sort.order_by(),
+            sort.order_by(Engine::Sqlite),
             " ORDER BY amount_paise ASC, transaction_id ASC"
+        );
+        assert_eq!(
+            sort.order_by(Engine::Postgres),
+            " ORDER BY amount_paise ASC NULLS FIRST, transaction_id ASC",
+            "NULLs sort where SQLite puts them"
         );
     }
 

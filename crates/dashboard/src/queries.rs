@@ -2,9 +2,8 @@
 //! transaction table and the export. Every aggregation runs in SQLite, over the filtered rows
 //! only, through the indexes on `transactions`.
 
+use aegis_core::sql::{Engine, Row, Sql, Value};
 use chrono::NaiveDate;
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use serde::Serialize;
 
 use crate::error::AppResult;
@@ -13,9 +12,18 @@ use crate::views::{self, group_digits, rupees};
 
 /// Columns of a transaction row, in [`TxRow`] order. The category comes out of the reasons
 /// JSON; rows whose reasons are not JSON simply have none.
-pub const TX_COLUMNS: &str = "transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
-     amount_paise, timestamp, latitude, longitude, district, status, anomaly_score, \
-     CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.category') END, model_version";
+pub fn tx_columns(engine: Engine) -> String {
+    format!(
+        "transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+         amount_paise, timestamp, latitude, longitude, district, status, anomaly_score, {}, model_version",
+        engine.json_text("reasons", "$.category")
+    )
+}
+
+/// The first reason's sentence, out of the reasons JSON.
+pub fn headline(engine: Engine) -> String {
+    engine.json_text("reasons", "$.reasons[0].text")
+}
 
 /// One transaction as the table, the API and the export show it.
 #[derive(Debug, Clone, Serialize)]
@@ -37,58 +45,59 @@ pub struct TxRow {
     pub model_version: Option<String>,
 }
 
-/// Text of any stored type: the schema's types are affinities, and imported rows can surprise.
-pub fn text_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<String>> {
-    Ok(match row.get_ref(index)? {
-        ValueRef::Null => None,
-        ValueRef::Integer(i) => Some(i.to_string()),
-        ValueRef::Real(r) => Some(r.to_string()),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
-    })
+fn column(row: &[Value], index: usize) -> &Value {
+    row.get(index).unwrap_or(&Value::Null)
+}
+
+/// Text of any stored type: SQLite's column types are affinities, and imported rows can
+/// surprise.
+pub fn text_at(row: &[Value], index: usize) -> Option<String> {
+    match column(row, index) {
+        Value::Null => None,
+        Value::Int(i) => Some(i.to_string()),
+        Value::Real(r) => Some(r.to_string()),
+        Value::Text(t) => Some(t.clone()),
+    }
 }
 
 /// An integer, tolerating a stored real; text that is not a number reads as missing.
-pub fn int_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<i64>> {
-    Ok(match row.get_ref(index)? {
-        ValueRef::Integer(i) => Some(i),
-        ValueRef::Real(r) => Some(r.round() as i64),
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .ok()
-            .and_then(|t| t.trim().parse().ok()),
-        _ => None,
-    })
+pub fn int_at(row: &[Value], index: usize) -> Option<i64> {
+    match column(row, index) {
+        Value::Int(i) => Some(*i),
+        Value::Real(r) => Some(r.round() as i64),
+        Value::Text(t) => t.trim().parse().ok(),
+        Value::Null => None,
+    }
 }
 
 /// A real, tolerating a stored integer; text that is not a number reads as missing.
-pub fn real_at(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<f64>> {
-    Ok(match row.get_ref(index)? {
-        ValueRef::Integer(i) => Some(i as f64),
-        ValueRef::Real(r) => Some(r),
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .ok()
-            .and_then(|t| t.trim().parse().ok()),
-        _ => None,
-    })
+pub fn real_at(row: &[Value], index: usize) -> Option<f64> {
+    match column(row, index) {
+        Value::Int(i) => Some(*i as f64),
+        Value::Real(r) => Some(*r),
+        Value::Text(t) => t.trim().parse().ok(),
+        Value::Null => None,
+    }
 }
 
-/// Reads a row selected with [`TX_COLUMNS`].
-pub fn tx_row(row: &Row<'_>) -> rusqlite::Result<TxRow> {
+/// Reads a row selected with [`tx_columns`].
+pub fn tx_row(row: &[Value]) -> aegis_core::Result<TxRow> {
     Ok(TxRow {
-        transaction_id: row.get(0)?,
-        transaction_ref: text_at(row, 1)?,
-        beneficiary_id: text_at(row, 2)?.unwrap_or_default(),
-        account_id: text_at(row, 3)?,
-        agent_id: text_at(row, 4)?,
-        scheme: text_at(row, 5)?.unwrap_or_default(),
-        amount_paise: int_at(row, 6)?,
-        timestamp: text_at(row, 7)?,
-        latitude: real_at(row, 8)?,
-        longitude: real_at(row, 9)?,
-        district: text_at(row, 10)?,
-        status: text_at(row, 11)?,
-        anomaly_score: real_at(row, 12)?,
-        category: text_at(row, 13)?,
-        model_version: text_at(row, 14)?,
+        transaction_id: row.at(0)?,
+        transaction_ref: text_at(row, 1),
+        beneficiary_id: text_at(row, 2).unwrap_or_default(),
+        account_id: text_at(row, 3),
+        agent_id: text_at(row, 4),
+        scheme: text_at(row, 5).unwrap_or_default(),
+        amount_paise: int_at(row, 6),
+        timestamp: text_at(row, 7),
+        latitude: real_at(row, 8),
+        longitude: real_at(row, 9),
+        district: text_at(row, 10),
+        status: text_at(row, 11),
+        anomaly_score: real_at(row, 12),
+        category: text_at(row, 13),
+        model_version: text_at(row, 14),
     })
 }
 
@@ -102,13 +111,12 @@ fn and(where_sql: &str, condition: &str) -> String {
 }
 
 /// The schemes present in the data (a full scan: callers cache it).
-pub fn distinct_schemes(conn: &Connection) -> AppResult<Vec<String>> {
-    let mut statement =
-        conn.prepare_cached("SELECT DISTINCT scheme FROM transactions ORDER BY scheme LIMIT 200")?;
-    let rows = statement.query_map([], |row| text_at(row, 0))?;
-    Ok(rows
-        .filter_map(|row| row.transpose())
-        .collect::<Result<_, _>>()?)
+pub fn distinct_schemes(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+    let rows = sql.query(
+        "SELECT DISTINCT scheme FROM transactions ORDER BY scheme LIMIT 200",
+        &[],
+    )?;
+    Ok(rows.iter().filter_map(|row| text_at(row, 0)).collect())
 }
 
 /// Headline numbers of the filtered rows.
@@ -139,30 +147,37 @@ const CONFIRMED_FRAUD: &str = "SELECT v.transaction_id FROM verdicts v WHERE v.v
      AND v.verdict_id = (SELECT max(w.verdict_id) FROM verdicts w WHERE w.transaction_id = v.transaction_id)";
 
 /// KPIs of the rows matching `filters`.
-pub fn kpis(conn: &Connection, filters: &Filters) -> AppResult<Kpis> {
-    let (where_sql, params) = filters.where_clause();
-    let (transactions, anomalies, flagged, confirmed): (i64, i64, i64, i64) = conn
-        .prepare_cached(&format!(
-            "SELECT count(*), count(CASE WHEN status = 'ANOMALY' THEN 1 END), \
-             coalesce(sum(CASE WHEN status = 'ANOMALY' THEN amount_paise END), 0), \
-             coalesce(sum(CASE WHEN status = 'ANOMALY' AND transaction_id IN ({CONFIRMED_FRAUD}) THEN amount_paise END), 0) \
-             FROM transactions{where_sql}"
-        ))?
-        .query_row(params_from_iter(params.iter()), |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                int_at(row, 2)?.unwrap_or(0),
-                int_at(row, 3)?.unwrap_or(0),
-            ))
-        })?;
+pub fn kpis(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Kpis> {
+    let (where_sql, params) = filters.where_clause(sql.engine());
+    // Sums are cast back to integers: PostgreSQL sums bigints as numeric.
+    let (transactions, anomalies, flagged, confirmed) = sql
+        .row(
+            &format!(
+                "SELECT count(*), count(CASE WHEN status = 'ANOMALY' THEN 1 END), \
+                 CAST(coalesce(sum(CASE WHEN status = 'ANOMALY' THEN amount_paise END), 0) AS BIGINT), \
+                 CAST(coalesce(sum(CASE WHEN status = 'ANOMALY' AND transaction_id IN ({CONFIRMED_FRAUD}) THEN amount_paise END), 0) AS BIGINT) \
+                 FROM transactions{where_sql}"
+            ),
+            &params,
+            |row| {
+                Ok((
+                    row.at::<i64>(0)?,
+                    row.at::<i64>(1)?,
+                    int_at(row, 2).unwrap_or(0),
+                    int_at(row, 3).unwrap_or(0),
+                ))
+            },
+        )?
+        .unwrap_or_default();
     let top: Option<(String, i64)> = if anomalies > 0 {
-        conn.prepare_cached(&format!(
-            "SELECT scheme, count(*) AS anomalies FROM transactions{} GROUP BY scheme ORDER BY anomalies DESC, scheme LIMIT 1",
-            and(&where_sql, "status = 'ANOMALY'")
-        ))?
-        .query_row(params_from_iter(params.iter()), |row| Ok((text_at(row, 0)?.unwrap_or_default(), row.get(1)?)))
-        .optional()?
+        sql.row(
+            &format!(
+                "SELECT scheme, count(*) AS anomalies FROM transactions{} GROUP BY scheme ORDER BY anomalies DESC, scheme LIMIT 1",
+                and(&where_sql, "status = 'ANOMALY'")
+            ),
+            &params,
+            |row| Ok((text_at(row, 0).unwrap_or_default(), row.at(1)?)),
+        )?
     } else {
         None
     };
@@ -205,23 +220,25 @@ pub struct DailyPoint {
 }
 
 /// The daily trend of the filtered rows.
-pub fn daily(conn: &Connection, filters: &Filters) -> AppResult<Vec<DailyPoint>> {
-    let (where_sql, params) = filters.where_clause();
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT substr(timestamp, 1, 10) AS day, count(CASE WHEN status = 'NORMAL' THEN 1 END), \
-         count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} GROUP BY day ORDER BY day",
-        and(&where_sql, "timestamp IS NOT NULL")
-    ))?;
-    let rows = statement.query_map(params_from_iter(params.iter()), |row| {
-        let (normal, anomalous, all): (i64, i64, i64) = (row.get(1)?, row.get(2)?, row.get(3)?);
-        Ok(DailyPoint {
-            date: text_at(row, 0)?.unwrap_or_default(),
-            normal,
-            anomalous,
-            other: all - normal - anomalous,
-        })
-    })?;
-    let days: Vec<DailyPoint> = rows.collect::<Result<_, _>>()?;
+pub fn daily(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<DailyPoint>> {
+    let (where_sql, params) = filters.where_clause(sql.engine());
+    let days = sql.rows(
+        &format!(
+            "SELECT substr(timestamp, 1, 10) AS day, count(CASE WHEN status = 'NORMAL' THEN 1 END), \
+             count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} GROUP BY day ORDER BY day",
+            and(&where_sql, "timestamp IS NOT NULL")
+        ),
+        &params,
+        |row| {
+            let (normal, anomalous, all): (i64, i64, i64) = (row.at(1)?, row.at(2)?, row.at(3)?);
+            Ok(DailyPoint {
+                date: text_at(row, 0).unwrap_or_default(),
+                normal,
+                anomalous,
+                other: all - normal - anomalous,
+            })
+        },
+    )?;
     Ok(continuous_days(days, filters.from, filters.to))
 }
 
@@ -276,23 +293,27 @@ pub struct HeatCell {
 }
 
 /// Anomalies (and all rows) of the filter by weekday and hour of the IST timestamp.
-pub fn heatmap(conn: &Connection, filters: &Filters) -> AppResult<Vec<HeatCell>> {
-    let (where_sql, params) = filters.where_clause();
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT CAST(strftime('%w', timestamp) AS INTEGER) AS weekday, CAST(substr(timestamp, 12, 2) AS INTEGER) AS hour, \
-         count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} \
-         GROUP BY weekday, hour ORDER BY weekday, hour",
-        and(&where_sql, "strftime('%w', timestamp) IS NOT NULL")
-    ))?;
-    let rows = statement.query_map(params_from_iter(params.iter()), |row| {
-        Ok(HeatCell {
-            weekday: row.get(0)?,
-            hour: row.get(1)?,
-            count: row.get(2)?,
-            total: row.get(3)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn heatmap(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<HeatCell>> {
+    let engine = sql.engine();
+    let (where_sql, params) = filters.where_clause(engine);
+    let weekday = engine.weekday("timestamp");
+    Ok(sql.rows(
+        &format!(
+            "SELECT {weekday} AS weekday, CAST(substr(timestamp, 12, 2) AS INTEGER) AS hour, \
+             count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} \
+             GROUP BY weekday, hour ORDER BY weekday, hour",
+            and(&where_sql, &format!("{weekday} IS NOT NULL"))
+        ),
+        &params,
+        |row| {
+            Ok(HeatCell {
+                weekday: row.at(0)?,
+                hour: row.at(1)?,
+                count: row.at(2)?,
+                total: row.at(3)?,
+            })
+        },
+    )?)
 }
 
 /// Most map points drawn: the highest-scoring anomalies.
@@ -311,26 +332,31 @@ pub struct MapPoint {
 }
 
 /// Located anomalies of the filter, highest score first.
-pub fn map_points(conn: &Connection, filters: &Filters) -> AppResult<Vec<MapPoint>> {
-    let (where_sql, mut params) = filters.where_clause();
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT transaction_id, latitude, longitude, CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.category') END, \
-         amount_paise, scheme, anomaly_score FROM transactions{} ORDER BY anomaly_score DESC LIMIT ?",
-        and(&where_sql, "status = 'ANOMALY' AND latitude IS NOT NULL AND longitude IS NOT NULL")
-    ))?;
-    params.push(Value::Integer(MAP_LIMIT));
-    let rows = statement.query_map(params_from_iter(params.iter()), |row| {
-        Ok(MapPoint {
-            id: row.get(0)?,
-            lat: real_at(row, 1)?.unwrap_or_default(),
-            lon: real_at(row, 2)?.unwrap_or_default(),
-            category: text_at(row, 3)?,
-            amount: rupees(int_at(row, 4)?),
-            scheme: text_at(row, 5)?.unwrap_or_default(),
-            score: real_at(row, 6)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn map_points(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<MapPoint>> {
+    let engine = sql.engine();
+    let (where_sql, mut params) = filters.where_clause(engine);
+    params.push(Value::Int(MAP_LIMIT));
+    Ok(sql.rows(
+        &format!(
+            "SELECT transaction_id, latitude, longitude, {}, amount_paise, scheme, anomaly_score \
+             FROM transactions{} ORDER BY anomaly_score DESC{} LIMIT ?",
+            engine.json_text("reasons", "$.category"),
+            and(&where_sql, "status = 'ANOMALY' AND latitude IS NOT NULL AND longitude IS NOT NULL"),
+            engine.nulls_as_sqlite(true)
+        ),
+        &params,
+        |row| {
+            Ok(MapPoint {
+                id: row.at(0)?,
+                lat: real_at(row, 1).unwrap_or_default(),
+                lon: real_at(row, 2).unwrap_or_default(),
+                category: text_at(row, 3),
+                amount: rupees(int_at(row, 4)),
+                scheme: text_at(row, 5).unwrap_or_default(),
+                score: real_at(row, 6),
+            })
+        },
+    )?)
 }
 
 /// Everything the overview's charts draw.
@@ -344,13 +370,13 @@ pub struct Summary {
 }
 
 /// The `/api/summary` answer.
-pub fn summary(conn: &Connection, filters: &Filters) -> AppResult<Summary> {
+pub fn summary(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Summary> {
     Ok(Summary {
-        kpis: kpis(conn, filters)?,
+        kpis: kpis(sql, filters)?,
         range: filters.range_text(),
-        daily: daily(conn, filters)?,
-        heatmap: heatmap(conn, filters)?,
-        map: map_points(conn, filters)?,
+        daily: daily(sql, filters)?,
+        heatmap: heatmap(sql, filters)?,
+        map: map_points(sql, filters)?,
     })
 }
 
@@ -365,17 +391,17 @@ pub struct TxPage {
 }
 
 /// Number of rows matching `filters`.
-pub fn count(conn: &Connection, filters: &Filters) -> AppResult<i64> {
-    let (where_sql, params) = filters.where_clause();
-    Ok(conn
-        .prepare_cached(&format!("SELECT count(*) FROM transactions{where_sql}"))?
-        .query_row(params_from_iter(params.iter()), |row| row.get(0))?)
+pub fn count(sql: &mut dyn Sql, filters: &Filters) -> AppResult<i64> {
+    let (where_sql, params) = filters.where_clause(sql.engine());
+    Ok(sql
+        .query_int(&format!("SELECT count(*) FROM transactions{where_sql}"), &params)?
+        .unwrap_or(0))
 }
 
 /// Page `page` (1-based, [`PAGE_SIZE`] rows) of the filtered rows in `sort` order. `total` may be
 /// passed when the caller already counted the rows.
 pub fn transactions_page(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     filters: &Filters,
     sort: Sort,
     page: i64,
@@ -383,20 +409,23 @@ pub fn transactions_page(
 ) -> AppResult<TxPage> {
     let total = match total {
         Some(total) => total,
-        None => count(conn, filters)?,
+        None => count(sql, filters)?,
     };
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let page = page.clamp(1, pages);
-    let (where_sql, mut params) = filters.where_clause();
-    params.push(Value::Integer(PAGE_SIZE));
-    params.push(Value::Integer((page - 1) * PAGE_SIZE));
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {TX_COLUMNS} FROM transactions{where_sql}{} LIMIT ? OFFSET ?",
-        sort.order_by()
-    ))?;
-    let rows = statement
-        .query_map(params_from_iter(params.iter()), tx_row)?
-        .collect::<Result<_, _>>()?;
+    let engine = sql.engine();
+    let (where_sql, mut params) = filters.where_clause(engine);
+    params.push(Value::Int(PAGE_SIZE));
+    params.push(Value::Int((page - 1) * PAGE_SIZE));
+    let rows = sql.rows(
+        &format!(
+            "SELECT {} FROM transactions{where_sql}{} LIMIT ? OFFSET ?",
+            tx_columns(engine),
+            sort.order_by(engine)
+        ),
+        &params,
+        tx_row,
+    )?;
     Ok(TxPage {
         total,
         page,
@@ -421,36 +450,32 @@ pub struct ExportRow {
 /// Calls `each` on every filtered row in `sort` order, one row in memory at a time, until it
 /// returns `false`. Returns the number of rows visited.
 pub fn for_each_transaction(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     filters: &Filters,
     sort: Sort,
     mut each: impl FnMut(&ExportRow) -> bool,
 ) -> AppResult<u64> {
-    let (where_sql, params) = filters.where_clause();
-    let mut statement = conn.prepare(&format!(
-        "SELECT {TX_COLUMNS}, \
-         CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END, \
+    let engine = sql.engine();
+    let (where_sql, params) = filters.where_clause(engine);
+    let statement = format!(
+        "SELECT {}, {}, \
          (SELECT v.verdict FROM verdicts v WHERE v.transaction_id = transactions.transaction_id \
           ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1), \
          (SELECT ia.incident_id FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
          FROM transactions{where_sql}{}",
-        sort.order_by()
-    ))?;
-    let mut rows = statement.query(params_from_iter(params.iter()))?;
-    let mut visited = 0;
-    while let Some(row) = rows.next()? {
-        visited += 1;
+        tx_columns(engine),
+        headline(engine),
+        sort.order_by(engine)
+    );
+    Ok(sql.for_each(&statement, &params, &mut |row| {
         let export = ExportRow {
             transaction: tx_row(row)?,
-            reason: text_at(row, 15)?,
-            verdict: text_at(row, 16)?,
-            incident_id: row.get(17)?,
+            reason: text_at(row, 15),
+            verdict: text_at(row, 16),
+            incident_id: row.at(17)?,
         };
-        if !each(&export) {
-            break;
-        }
-    }
-    Ok(visited)
+        Ok(each(&export))
+    })?)
 }
 
 /// A new anomaly pushed by the live stream.
@@ -472,58 +497,53 @@ pub const LIVE_LIMIT: i64 = 20;
 
 /// The id up to which rows are final: the monitor's high-water mark (rows above it may still be
 /// unscored), or the newest id when there is no monitor.
-pub fn live_upper_bound(conn: &Connection) -> AppResult<i64> {
-    let mark = aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(conn))?;
-    match mark {
+pub fn live_upper_bound(sql: &mut dyn Sql) -> AppResult<i64> {
+    match aegis_core::store::monitor_mark(sql)? {
         Some(mark) => Ok(mark),
-        None => Ok(conn.query_row(
-            "SELECT coalesce(max(transaction_id), 0) FROM transactions",
-            [],
-            |row| row.get(0),
-        )?),
+        None => Ok(sql
+            .query_int("SELECT coalesce(max(transaction_id), 0) FROM transactions", &[])?
+            .unwrap_or(0)),
     }
 }
 
 /// Anomalies with ids in (`after`, upper bound], oldest first, and the id to continue after.
 pub fn new_anomalies(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     filters: &Filters,
     after: i64,
 ) -> AppResult<(Vec<LiveAnomaly>, i64)> {
-    let upper = live_upper_bound(conn)?;
+    let upper = live_upper_bound(sql)?;
+    let engine = sql.engine();
     // The page's filters apply to the live panel too: on a PM-KISAN view, no pension alert.
-    let (where_sql, mut params) = filters.where_clause();
-    params.extend([
-        Value::Integer(after),
-        Value::Integer(upper),
-        Value::Integer(LIVE_LIMIT),
-    ]);
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT transaction_id, timestamp, scheme, beneficiary_id, amount_paise, anomaly_score, \
-         CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.category') END, \
-         CASE WHEN json_valid(reasons) THEN json_extract(reasons, '$.reasons[0].text') END \
-         FROM transactions{} ORDER BY transaction_id LIMIT ?",
-        and(
-            &where_sql,
-            "transaction_id > ? AND transaction_id <= ? AND status = 'ANOMALY'"
-        )
-    ))?;
-    let anomalies: Vec<LiveAnomaly> = statement
-        .query_map(params_from_iter(params.iter()), |row| {
-            let category = text_at(row, 6)?;
+    let (where_sql, mut params) = filters.where_clause(engine);
+    params.extend([Value::Int(after), Value::Int(upper), Value::Int(LIVE_LIMIT)]);
+    let anomalies: Vec<LiveAnomaly> = sql.rows(
+        &format!(
+            "SELECT transaction_id, timestamp, scheme, beneficiary_id, amount_paise, anomaly_score, {}, {} \
+             FROM transactions{} ORDER BY transaction_id LIMIT ?",
+            engine.json_text("reasons", "$.category"),
+            headline(engine),
+            and(
+                &where_sql,
+                "transaction_id > ? AND transaction_id <= ? AND status = 'ANOMALY'"
+            )
+        ),
+        &params,
+        |row| {
+            let category = text_at(row, 6);
             Ok(LiveAnomaly {
-                transaction_id: row.get(0)?,
-                timestamp: text_at(row, 1)?,
-                scheme: text_at(row, 2)?.unwrap_or_default(),
-                beneficiary_id: text_at(row, 3)?.unwrap_or_default(),
-                amount: rupees(int_at(row, 4)?),
-                score: views::score(real_at(row, 5)?),
+                transaction_id: row.at(0)?,
+                timestamp: text_at(row, 1),
+                scheme: text_at(row, 2).unwrap_or_default(),
+                beneficiary_id: text_at(row, 3).unwrap_or_default(),
+                amount: rupees(int_at(row, 4)),
+                score: views::score(real_at(row, 5)),
                 category_class: views::category_class(category.as_deref()),
                 category,
-                headline: text_at(row, 7)?,
+                headline: text_at(row, 7),
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     let next = if anomalies.len() as i64 == LIVE_LIMIT {
         anomalies.last().map_or(after, |a| a.transaction_id)
     } else {

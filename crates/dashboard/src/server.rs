@@ -172,7 +172,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
 
     let state = AppState::open(&config)
-        .with_context(|| format!("opening the database {}", config.db.display()))?;
+        .with_context(|| format!("opening the database {}", config.db))?;
     if !config.assets.join("dashboard.js").exists() {
         tracing::warn!(
             assets = %config.assets.display(),
@@ -196,7 +196,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })?;
     tracing::info!(
         url = %format!("http://{}", listener.local_addr()?),
-        db = %config.db.display(),
+        db = %config.db,
         modeling = %config.modeling.display(),
         "dashboard listening"
     );

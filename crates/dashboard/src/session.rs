@@ -11,7 +11,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
-use rusqlite::{Connection, OptionalExtension, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, AppResult};
@@ -88,37 +89,44 @@ impl Session {
 }
 
 /// Creates a session for `user_id`; returns the cookie token (only its hash is stored).
-pub fn create_session(conn: &Connection, user_id: i64, now_millis: i64) -> AppResult<String> {
+pub fn create_session(sql: &mut dyn Sql, user_id: i64, now_millis: i64) -> AppResult<String> {
     let token = random_token();
     // Expired sessions are swept here, at the only time rows are added.
-    conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now_millis])?;
-    conn.execute(
+    sql.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1",
+        values![now_millis],
+    )?;
+    sql.execute(
         "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![sha256_hex(&token), user_id, random_token(), now_millis, now_millis + SESSION_MILLIS],
+        values![sha256_hex(&token), user_id, random_token(), now_millis, now_millis + SESSION_MILLIS],
     )?;
     Ok(token)
 }
 
 /// The live session of a cookie token, if any (unexpired, user not disabled).
-pub fn find_session(conn: &Connection, token: &str, now_millis: i64) -> AppResult<Option<Session>> {
-    find_session_by_hash(conn, &sha256_hex(token), now_millis)
+pub fn find_session(sql: &mut dyn Sql, token: &str, now_millis: i64) -> AppResult<Option<Session>> {
+    find_session_by_hash(sql, &sha256_hex(token), now_millis)
 }
 
 /// [`find_session`] by the stored hash (the live stream re-checks its session with it).
 pub fn find_session_by_hash(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     token_hash: &str,
     now_millis: i64,
 ) -> AppResult<Option<Session>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT s.user_id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u USING (user_id) \
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
-        )?
-        .query_row(params![token_hash, now_millis], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get::<_, String>(3)?))
-        })
-        .optional()?;
+    let row = sql.row(
+        "SELECT s.user_id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u USING (user_id) \
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+        values![token_hash, now_millis],
+        |row| {
+            Ok((
+                row.at::<i64>(0)?,
+                row.at::<String>(1)?,
+                row.at::<String>(2)?,
+                row.at::<String>(3)?,
+            ))
+        },
+    )?;
     Ok(row.and_then(|(user_id, username, role, csrf_token)| {
         Some(Session {
             token_hash: token_hash.to_string(),
@@ -131,8 +139,11 @@ pub fn find_session_by_hash(
 }
 
 /// Ends a session.
-pub fn delete_session(conn: &Connection, token_hash: &str) -> AppResult<()> {
-    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+pub fn delete_session(sql: &mut dyn Sql, token_hash: &str) -> AppResult<()> {
+    sql.execute(
+        "DELETE FROM sessions WHERE token_hash = ?1",
+        values![token_hash],
+    )?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use aegis_core::sql::Sql;
 use tokio::sync::watch;
 
 use crate::cache::{QueryCache, data_version};
@@ -93,21 +93,21 @@ impl AppState {
         self.inner.shutdown_sender.subscribe()
     }
 
-    /// Runs `work` on a read-only connection in a blocking task.
+    /// Runs `work` in one read-only transaction, in a blocking task.
     pub async fn read<T, F>(&self, work: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> AppResult<T> + Send + 'static,
     {
         let state = self.clone();
         tokio::task::spawn_blocking(move || state.inner.db.read(work)).await?
     }
 
-    /// Runs `work` on the write connection in a blocking task.
+    /// Runs `work` in one transaction on the write connection, in a blocking task.
     pub async fn write<T, F>(&self, work: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> AppResult<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> AppResult<T> + Send + 'static,
     {
         let state = self.clone();
         tokio::task::spawn_blocking(move || state.inner.db.write(work)).await?
@@ -117,34 +117,34 @@ impl AppState {
     /// Blocking.
     pub fn summary(
         &self,
-        conn: &Connection,
+        sql: &mut dyn Sql,
         filters: &crate::filters::Filters,
     ) -> AppResult<crate::queries::Summary> {
-        let version = data_version(conn)?;
+        let version = data_version(sql)?;
         self.inner
             .summaries
             .get_or_compute(filters.query_string(), version, || {
-                crate::queries::summary(conn, filters)
+                crate::queries::summary(sql, filters)
             })
     }
 
     /// The KPIs for a filter, computed once per filter and data version. Blocking.
     pub fn kpis(
         &self,
-        conn: &Connection,
+        sql: &mut dyn Sql,
         filters: &crate::filters::Filters,
     ) -> AppResult<crate::queries::Kpis> {
-        let version = data_version(conn)?;
+        let version = data_version(sql)?;
         self.inner
             .kpis
             .get_or_compute(filters.query_string(), version, || {
-                crate::queries::kpis(conn, filters)
+                crate::queries::kpis(sql, filters)
             })
     }
 
     /// The distinct schemes in `transactions` (for the filter form), cached for ten minutes
     /// because there is no index on `scheme`. Blocking.
-    pub fn schemes(&self, conn: &Connection) -> AppResult<Vec<String>> {
+    pub fn schemes(&self, sql: &mut dyn Sql) -> AppResult<Vec<String>> {
         {
             let cached = self
                 .inner
@@ -158,7 +158,7 @@ impl AppState {
                 return Ok(schemes.clone());
             }
         }
-        let schemes = crate::queries::distinct_schemes(conn)?;
+        let schemes = crate::queries::distinct_schemes(sql)?;
         *self
             .inner
             .schemes

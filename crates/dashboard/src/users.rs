@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use serde::Serialize;
 
 use crate::audit;
@@ -67,7 +68,7 @@ pub fn validate_username(name: &str) -> AppResult<()> {
 
 /// Creates a user; the password is hashed here and never stored in clear.
 pub fn add_user(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     name: &str,
     password: &str,
     role: Role,
@@ -75,24 +76,21 @@ pub fn add_user(
 ) -> AppResult<i64> {
     validate_username(name)?;
     validate_new_password(password)?;
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
-        [name],
-        |row| row.get(0),
-    )?;
-    if exists {
+    if user_id_of(sql, name)?.is_some() {
         return Err(AppError::BadRequest(format!(
             "user {name:?} already exists"
         )));
     }
     let hash = hash_password(password)?;
-    conn.execute(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![name, hash, role.as_str(), now_millis],
-    )?;
-    let user_id = conn.last_insert_rowid();
+    let user_id = sql
+        .query_int(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4) \
+             RETURNING user_id",
+            values![name, hash, role.as_str(), now_millis],
+        )?
+        .unwrap_or_default();
     audit::record(
-        conn,
+        sql,
         now_millis,
         Some(name),
         "user_added",
@@ -113,64 +111,62 @@ pub struct UserSummary {
 }
 
 /// Every user, by name. `locked_until` is shown only while the lock holds.
-pub fn list_users(conn: &Connection, now_millis: i64) -> AppResult<Vec<UserSummary>> {
-    let mut statement = conn.prepare_cached(
+pub fn list_users(sql: &mut dyn Sql, now_millis: i64) -> AppResult<Vec<UserSummary>> {
+    Ok(sql.rows(
         "SELECT username, role, disabled, failed_logins, locked_until, created_at FROM users ORDER BY username",
-    )?;
-    let rows = statement.query_map([], |row| {
-        let locked_until: Option<i64> = row.get(4)?;
-        Ok(UserSummary {
-            username: row.get(0)?,
-            role: row.get(1)?,
-            disabled: row.get(2)?,
-            failed_logins: row.get(3)?,
-            locked_until: locked_until
-                .filter(|&until| until > now_millis)
-                .map(format_millis),
-            created_at: format_millis(row.get(5)?),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        &[],
+        |row| {
+            let locked_until: Option<i64> = row.at(4)?;
+            Ok(UserSummary {
+                username: row.at(0)?,
+                role: row.at(1)?,
+                disabled: row.at(2)?,
+                failed_logins: row.at(3)?,
+                locked_until: locked_until
+                    .filter(|&until| until > now_millis)
+                    .map(format_millis),
+                created_at: format_millis(row.at(5)?),
+            })
+        },
+    )?)
 }
 
 /// Number of users (zero means the dashboard still needs its first admin).
-pub fn user_count(conn: &Connection) -> AppResult<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM users", [], |row| row.get(0))?)
+pub fn user_count(sql: &mut dyn Sql) -> AppResult<i64> {
+    Ok(sql.query_int("SELECT count(*) FROM users", &[])?.unwrap_or(0))
 }
 
-/// Disables a user and ends their sessions; `actor` is who asked (for the audit log).
+/// The id of the user named `name`, if there is one.
+fn user_id_of(sql: &mut dyn Sql, name: &str) -> AppResult<Option<i64>> {
+    Ok(sql.query_int("SELECT user_id FROM users WHERE username = ?1", values![name])?)
+}
+
+/// Disables a user and ends their sessions, in the caller's transaction; `actor` is who asked
+/// (for the audit log).
 pub fn disable_user(
-    conn: &mut Connection,
+    sql: &mut dyn Sql,
     name: &str,
     actor: &str,
     now_millis: i64,
 ) -> AppResult<()> {
-    // Immediate: it reads before it writes, and a deferred transaction whose snapshot another
-    // writer (the monitor, the simulator) has moved past fails at once with SQLITE_BUSY.
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let user_id: Option<i64> = transaction
-        .query_row(
-            "SELECT user_id FROM users WHERE username = ?1",
-            [name],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(user_id) = user_id else {
+    let Some(user_id) = user_id_of(sql, name)? else {
         return Err(AppError::BadRequest(format!("no user named {name:?}")));
     };
-    transaction.execute(
+    sql.execute(
         "UPDATE users SET disabled = 1 WHERE user_id = ?1",
-        [user_id],
+        values![user_id],
     )?;
-    let sessions = transaction.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+    let sessions = sql.execute(
+        "DELETE FROM sessions WHERE user_id = ?1",
+        values![user_id],
+    )?;
     audit::record(
-        &transaction,
+        sql,
         now_millis,
         Some(actor),
         "user_disabled",
         &format!("disabled {name}; ended {sessions} session(s)"),
     )?;
-    transaction.commit()?;
     Ok(())
 }
 
@@ -203,23 +199,21 @@ pub fn authenticate(
     now_millis: i64,
 ) -> AppResult<Option<AuthenticatedUser>> {
     let stored = db.read(|reader| {
-        Ok(reader
-        .query_row(
+        Ok(reader.row(
             "SELECT user_id, password_hash, role, disabled, locked_until FROM users WHERE username = ?1",
-            [username],
+            values![username],
             |row| {
                 Ok(StoredUser {
-                    user_id: row.get(0)?,
-                    password_hash: row.get(1)?,
-                    role: row.get(2)?,
-                    disabled: row.get(3)?,
-                    locked_until: row.get(4)?,
+                    user_id: row.at(0)?,
+                    password_hash: row.at(1)?,
+                    role: row.at(2)?,
+                    disabled: row.at(3)?,
+                    locked_until: row.at(4)?,
                 })
             },
-        )
-        .optional()?)
+        )?)
     })?;
-    let writer = |work: &dyn Fn(&Connection) -> AppResult<()>| db.write(|conn| work(conn));
+    let writer = |work: &dyn Fn(&mut dyn Sql) -> AppResult<()>| db.write(|sql| work(sql));
     let Some(user) = stored else {
         verify_against_dummy(password);
         writer(&|conn| {
@@ -255,11 +249,12 @@ pub fn authenticate(
     let user_id = user.user_id;
     if !password_ok {
         writer(&|conn| {
-            let failures: i64 = conn.query_row(
-                "UPDATE users SET failed_logins = failed_logins + 1 WHERE user_id = ?1 RETURNING failed_logins",
-                [user_id],
-                |row| row.get(0),
-            )?;
+            let failures = conn
+                .query_int(
+                    "UPDATE users SET failed_logins = failed_logins + 1 WHERE user_id = ?1 RETURNING failed_logins",
+                    values![user_id],
+                )?
+                .unwrap_or_default();
             audit::record(
                 conn,
                 now_millis,
@@ -272,7 +267,7 @@ pub fn authenticate(
                 // The count restarts, so after the lock expires there are five more attempts.
                 conn.execute(
                     "UPDATE users SET locked_until = ?1, failed_logins = 0 WHERE user_id = ?2",
-                    params![until, user_id],
+                    values![until, user_id],
                 )?;
                 audit::record(
                     conn,
@@ -298,7 +293,7 @@ pub fn authenticate(
     writer(&|conn| {
         conn.execute(
             "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE user_id = ?1",
-            [user_id],
+            values![user_id],
         )?;
         Ok(())
     })?;
@@ -312,21 +307,16 @@ pub fn authenticate(
 /// The id of system user `username` (one that records verdicts made by an import or an API
 /// key, never a person), created on first use: disabled, with a random password nobody knows,
 /// so it can never log in.
-pub fn system_user(conn: &Connection, username: &str, now_millis: i64) -> AppResult<i64> {
-    if let Some(id) = conn
-        .query_row(
-            "SELECT user_id FROM users WHERE username = ?1",
-            [username],
-            |row| row.get(0),
-        )
-        .optional()?
-    {
+pub fn system_user(sql: &mut dyn Sql, username: &str, now_millis: i64) -> AppResult<i64> {
+    if let Some(id) = user_id_of(sql, username)? {
         return Ok(id);
     }
     let hash = crate::password::hash_password(&crate::session::random_token())?;
-    conn.execute(
-        "INSERT INTO users (username, password_hash, role, disabled, created_at) VALUES (?1, ?2, 'auditor', 1, ?3)",
-        params![username, hash, now_millis],
-    )?;
-    Ok(conn.last_insert_rowid())
+    Ok(sql
+        .query_int(
+            "INSERT INTO users (username, password_hash, role, disabled, created_at) \
+             VALUES (?1, ?2, 'auditor', 1, ?3) RETURNING user_id",
+            values![username, hash, now_millis],
+        )?
+        .unwrap_or_default())
 }

@@ -9,12 +9,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use aegis_core::sql::Sql;
+use aegis_core::values;
 
 use aegis_core::tabular;
 
 use crate::alerts::{MAX_NOTE_CHARS, Verdict};
 use crate::audit;
+use crate::database::Database;
 use crate::error::{AppError, AppResult};
 
 /// The user past verdicts without an `auditor` are recorded for. It is created disabled, with a
@@ -52,7 +54,7 @@ struct Parsed {
 /// Imports `path` in one transaction; any bad row leaves the database untouched and is listed
 /// in the result. `now_millis` dates verdicts without `decided_at`.
 pub fn import_verdicts(
-    conn: &mut Connection,
+    db: &Database,
     path: &Path,
     now_millis: i64,
 ) -> AppResult<VerdictImport> {
@@ -83,7 +85,8 @@ pub fn import_verdicts(
     }
     let columns = header.columns;
 
-    let transaction = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // One write transaction: the checks below stay true until the verdicts are in.
+    db.write(|sql| {
     let mut users: HashMap<String, Option<i64>> = HashMap::new();
     let mut parsed = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -101,62 +104,55 @@ pub fn import_verdicts(
             }
         }
         let field = |name: &str| columns.get(name, |position| record.get(position));
-        match parse_row(&transaction, &field, &mut users, now_millis) {
+        match parse_row(sql, &field, &mut users, now_millis) {
             Ok(row) => parsed.push(row),
             Err(reason) => report.bad_rows.push(BadRow { line, reason }),
         }
     }
     if !report.bad_rows.is_empty() {
-        // Dropping the transaction rolls it back.
+        // Nothing was written.
         return Ok(report);
     }
-    let import_user = import_user(&transaction, now_millis)?;
-    {
-        let mut insert = transaction.prepare_cached(
+    let import_user = import_user(sql, now_millis)?;
+    for row in &parsed {
+        let user_id = row.user_id.unwrap_or(import_user);
+        sql.execute(
             "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for row in &parsed {
-            let user_id = row.user_id.unwrap_or(import_user);
-            insert.execute(params![
+            values![
                 row.transaction_id,
                 row.verdict.as_str(),
-                row.note,
+                row.note.as_str(),
                 user_id,
                 row.decided_at_millis
-            ])?;
-        }
+            ],
+        )?;
     }
     audit::record(
-        &transaction,
+        sql,
         now_millis,
         Some("cli"),
         "verdicts import",
         &format!("{} verdicts from {}", parsed.len(), path.display()),
     )?;
-    transaction.commit()?;
     report.imported = parsed.len();
     Ok(report)
+    })
 }
 
 /// One row, or why it cannot be imported.
 fn parse_row<'f>(
-    conn: &Connection,
+    sql: &mut dyn Sql,
     field: &impl Fn(&str) -> Option<&'f str>,
     users: &mut HashMap<String, Option<i64>>,
     now_millis: i64,
 ) -> Result<Parsed, String> {
     let reference = field("transaction_ref").ok_or("transaction_ref is missing")?;
-    let matches: Vec<i64> = {
-        let mut statement = conn
-            .prepare_cached(
-                "SELECT transaction_id FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
-            )
-            .map_err(|e| e.to_string())?;
-        let rows = statement
-            .query_map([reference], |row| row.get(0))
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
-    };
+    let matches: Vec<i64> = sql
+        .column(
+            "SELECT transaction_id FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
+            values![reference],
+        )
+        .map_err(|e| e.to_string())?;
     let transaction_id = match matches.as_slice() {
         [id] => *id,
         [] => {
@@ -195,13 +191,11 @@ fn parse_row<'f>(
         None => None,
         Some(name) => Some({
             if !users.contains_key(name) {
-                let id: Option<i64> = conn
-                    .query_row(
+                let id = sql
+                    .query_int(
                         "SELECT user_id FROM users WHERE username = ?1",
-                        [name],
-                        |r| r.get(0),
+                        values![name],
                     )
-                    .optional()
                     .map_err(|e| e.to_string())?;
                 users.insert(name.to_string(), id);
             }
@@ -222,6 +216,6 @@ fn parse_row<'f>(
 }
 
 /// The id of [`IMPORT_USER`], created (disabled, unguessable password) on first use.
-fn import_user(conn: &Connection, now_millis: i64) -> AppResult<i64> {
-    crate::users::system_user(conn, IMPORT_USER, now_millis)
+fn import_user(sql: &mut dyn Sql, now_millis: i64) -> AppResult<i64> {
+    crate::users::system_user(sql, IMPORT_USER, now_millis)
 }

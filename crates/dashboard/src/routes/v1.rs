@@ -14,7 +14,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -202,12 +203,14 @@ fn validate_items(items: &[Value]) -> Vec<Result<NewTransaction, ItemResult>> {
 }
 
 /// What a stored payment looks like, to tell a retry from a reused ref.
-fn same_payment(conn: &Connection, id: i64, payment: &NewTransaction) -> AppResult<Option<String>> {
-    let stored: (String, Option<i64>, Option<String>, String) = conn
-        .prepare_cached(
+fn same_payment(sql: &mut dyn Sql, id: i64, payment: &NewTransaction) -> AppResult<Option<String>> {
+    let stored: (String, Option<i64>, Option<String>, String) = sql
+        .row(
             "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions WHERE transaction_id = ?1",
+            values![id],
+            |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?, row.at(3)?)),
         )?
-        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?;
+        .ok_or_else(|| AppError::internal(format!("payment_refs names transaction {id}, which is not stored")))?;
     let sent = (
         payment.beneficiary_id.clone(),
         Some(payment.amount_paise),
@@ -226,21 +229,23 @@ fn same_payment(conn: &Connection, id: i64, payment: &NewTransaction) -> AppResu
     )))
 }
 
-/// Stores the valid payments under one write lock; fills in each one's result.
+/// Stores the valid payments in the caller's write transaction; fills in each one's result.
+/// Every ref is checked before anything is inserted, so an `atomic` batch with a refused item
+/// writes nothing.
 fn store(
-    conn: &mut Connection,
+    sql: &mut dyn Sql,
     results: &mut [Option<ItemResult>],
     valid: &[(usize, NewTransaction)],
     atomic: bool,
     key_id: i64,
     now: i64,
 ) -> AppResult<bool> {
-    let transaction = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut refused = false;
+    let mut new = Vec::new();
     for (index, payment) in valid {
         let reference = payment.transaction_ref.clone().unwrap_or_default();
-        let result = match aegis_core::store::registered_ref(&transaction, &reference)? {
-            Some(id) => match same_payment(&transaction, id, payment)? {
+        let result = match aegis_core::store::registered_ref(sql, &reference)? {
+            Some(id) => match same_payment(sql, id, payment)? {
                 None => ItemResult {
                     index: *index,
                     transaction_ref: Some(reference),
@@ -261,26 +266,27 @@ fn store(
                     )
                 }
             },
-            None => ItemResult {
-                index: *index,
-                transaction_ref: Some(reference),
-                result: "accepted",
-                transaction_id: Some(aegis_core::store::insert_transaction(
-                    &transaction,
-                    payment,
-                )?),
-                error: None,
-                decision: None,
-            },
+            None => {
+                new.push((*index, payment));
+                continue;
+            }
         };
         results[*index] = Some(result);
     }
     if atomic && refused {
-        // Dropping the transaction rolls back what this request inserted.
         return Ok(false);
     }
-    apikeys::count_use(&transaction, key_id, now)?;
-    transaction.commit()?;
+    for (index, payment) in new {
+        results[index] = Some(ItemResult {
+            index,
+            transaction_ref: payment.transaction_ref.clone(),
+            result: "accepted",
+            transaction_id: Some(aegis_core::store::insert_payment(sql, payment)?),
+            error: None,
+            decision: None,
+        });
+    }
+    apikeys::count_use(sql, key_id, now)?;
     Ok(true)
 }
 
@@ -436,49 +442,45 @@ struct FeedPage {
 
 /// The alerts after `after` in scoring order, in one snapshot: only rows at or below the
 /// monitor's committed mark, so a row scored later can never appear behind the cursor.
-fn feed_page(conn: &Connection, after: i64, limit: i64) -> AppResult<FeedPage> {
-    let snapshot = conn.unchecked_transaction()?;
-    let mark =
-        aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(&snapshot))?.unwrap_or(0);
-    let mut statement = snapshot.prepare_cached(
+fn feed_page(sql: &mut dyn Sql, after: i64, limit: i64) -> AppResult<FeedPage> {
+    let mark = aegis_core::store::monitor_mark(sql)?.unwrap_or(0);
+    let alerts = sql.rows(
         "SELECT transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, amount_paise, \
          timestamp, district, latitude, longitude, anomaly_score, model_version, scored_at, reasons, \
          (SELECT ia.incident_id FROM incident_alerts ia WHERE ia.transaction_id = transactions.transaction_id) \
          FROM transactions WHERE transaction_id > ?1 AND transaction_id <= ?2 AND status = 'ANOMALY' \
          ORDER BY transaction_id LIMIT ?3",
-    )?;
-    let rows = statement.query_map(params![after, mark, limit], |row| {
-        let timestamp: Option<String> = row.get(7)?;
-        let scored_at: Option<i64> = row.get(13)?;
-        let reasons: Option<String> = row.get(14)?;
+        values![after, mark, limit],
+        |row| {
+        let timestamp: Option<String> = row.at(7)?;
+        let scored_at: Option<i64> = row.at(13)?;
+        let reasons: Option<String> = row.at(14)?;
         Ok(FeedAlert {
-            transaction_id: row.get(0)?,
-            transaction_ref: row.get(1)?,
-            beneficiary_id: row.get(2)?,
-            account_id: row.get(3)?,
-            agent_id: row.get(4)?,
-            scheme: row.get(5)?,
-            amount: row.get::<_, Option<i64>>(6)?.map(ingest::rupees_text),
+            transaction_id: row.at(0)?,
+            transaction_ref: row.at(1)?,
+            beneficiary_id: row.at(2)?,
+            account_id: row.at(3)?,
+            agent_id: row.at(4)?,
+            scheme: row.at(5)?,
+            amount: row.at::<Option<i64>>(6)?.map(ingest::rupees_text),
             timestamp: timestamp.map(|text| match aegis_core::time::parse_timestamp(&text) {
                 Ok(time) => ingest::rfc3339_ist(time),
                 Err(_) => text,
             }),
-            district: row.get(8)?,
-            latitude: row.get(9)?,
-            longitude: row.get(10)?,
-            score: row.get(11)?,
+            district: row.at(8)?,
+            latitude: row.at(9)?,
+            longitude: row.at(10)?,
+            score: row.at(11)?,
             threshold: None,
-            model_version: row.get(12)?,
+            model_version: row.at(12)?,
             scored_at: scored_at
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             reasons: reasons.and_then(|text| serde_json::from_str(&text).ok()),
-            incident_id: row.get(15)?,
+            incident_id: row.at(15)?,
         })
-    })?;
-    let alerts: Vec<FeedAlert> = rows.collect::<Result<_, _>>()?;
-    drop(statement);
-    snapshot.finish()?;
+        },
+    )?;
     Ok(FeedPage {
         last_id: alerts.last().map(|alert| alert.transaction_id),
         alerts,
@@ -548,16 +550,14 @@ struct VerdictBody {
     auditor: Option<String>,
 }
 
-fn resolve_transaction(conn: &Connection, body: &VerdictBody) -> AppResult<i64> {
+fn resolve_transaction(sql: &mut dyn Sql, body: &VerdictBody) -> AppResult<i64> {
     match (body.transaction_id, body.transaction_ref.as_deref()) {
         (Some(id), None) => Ok(id),
         (None, Some(reference)) => {
-            let mut statement = conn.prepare_cached(
+            let ids: Vec<i64> = sql.column(
                 "SELECT transaction_id FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
+                values![reference],
             )?;
-            let ids: Vec<i64> = statement
-                .query_map([reference], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
             match ids.as_slice() {
                 [id] => Ok(*id),
                 [] => Err(AppError::NotFound),
@@ -598,13 +598,10 @@ pub async fn post_verdict(
                     username: client.actor(),
                 },
                 Some(name) => {
-                    let user_id: Option<i64> = conn
-                        .query_row(
-                            "SELECT user_id FROM users WHERE username = ?1 AND disabled = 0",
-                            [name],
-                            |row| row.get(0),
-                        )
-                        .optional()?;
+                    let user_id = conn.query_int(
+                        "SELECT user_id FROM users WHERE username = ?1 AND disabled = 0",
+                        values![name],
+                    )?;
                     Auditor {
                         user_id: user_id.ok_or_else(|| {
                             AppError::Unprocessable(format!(

@@ -86,7 +86,7 @@ async fn requests_without_a_live_key_get_401_and_no_detail() {
         )
         .await;
     assert_eq!(response.status, StatusCode::FORBIDDEN);
-    dashboard::apikeys::revoke(&mut app.conn(), "switch", 2).unwrap();
+    app.write(|sql| dashboard::apikeys::revoke(sql, "switch", 2));
     let response = app
         .api(
             "POST",

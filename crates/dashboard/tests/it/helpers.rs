@@ -7,7 +7,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use rusqlite::{Connection, params};
+use aegis_core::engine::Target;
+use aegis_core::pg::ScratchDatabase;
+use aegis_core::sql::{Engine, Sql, Sqlite};
+use aegis_core::values;
+use rusqlite::Connection;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -105,29 +109,85 @@ pub fn fixture_payments() -> Vec<Payment> {
     ]
 }
 
+/// SQLite, and PostgreSQL when a test server is configured (it must be in CI).
+pub fn engines() -> Vec<Engine> {
+    let mut engines = vec![Engine::Sqlite];
+    if aegis_core::pg::test_server().is_some() {
+        engines.push(Engine::Postgres);
+    }
+    engines
+}
+
 pub fn insert(conn: &Connection, payment: &Payment) {
-    conn.execute(
-        "INSERT INTO transactions (transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
-         amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, status, anomaly_score, reasons, model_version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 25.6, 85.1, 'Patna', ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            payment.id,
-            format!("REF-{}", payment.id),
-            payment.beneficiary,
-            payment.account,
-            payment.agent,
-            payment.scheme,
-            payment.paise,
-            payment.timestamp,
-            payment.label.map(|(fraud, _)| fraud),
-            payment.label.and_then(|(fraud, kind)| fraud.then_some(kind)),
-            payment.status,
-            payment.score,
-            payment.reasons,
-            payment.status.map(|_| "m-test"),
-        ],
-    )
-    .unwrap();
+    insert_on(&mut Sqlite(conn), payment);
+}
+
+/// Inserts `payment` with its id and, if it has one, its score, as the monitor would have
+/// written it: into `transactions` on SQLite, into the payments and their scores on
+/// PostgreSQL.
+pub fn insert_on(sql: &mut dyn Sql, payment: &Payment) {
+    let engine = sql.engine();
+    if engine == Engine::Postgres {
+        let time = aegis_core::time::parse_timestamp(payment.timestamp).unwrap();
+        aegis_core::pg::ensure_months_in(sql, time, time).unwrap();
+    }
+    let payment_values = values![
+        payment.id,
+        format!("REF-{}", payment.id),
+        payment.beneficiary,
+        payment.account,
+        payment.agent,
+        payment.scheme,
+        payment.paise,
+        payment.timestamp,
+        payment.label.map(|(fraud, _)| fraud),
+        payment.label.and_then(|(fraud, kind)| fraud.then_some(kind)),
+    ];
+    let score_values = values![
+        payment.status,
+        payment.score,
+        payment.reasons.as_deref(),
+        payment.status.map(|_| "m-test"),
+    ];
+    match engine {
+        Engine::Sqlite => {
+            let mut all = payment_values.to_vec();
+            all.extend_from_slice(score_values);
+            sql.execute(
+                "INSERT INTO transactions (transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+                 amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, status, anomaly_score, reasons, model_version) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 25.6, 85.1, 'Patna', ?9, ?10, ?11, ?12, ?13, ?14)",
+                &all,
+            )
+            .unwrap();
+        }
+        Engine::Postgres => {
+            sql.execute(
+                "INSERT INTO transaction_events (transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme, \
+                 amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 25.6, 85.1, 'Patna', ?9, ?10)",
+                payment_values,
+            )
+            .unwrap();
+            if payment.status.is_some() {
+                let mut all = vec![payment.id.into()];
+                all.extend_from_slice(score_values);
+                sql.execute(
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    &all,
+                )
+                .unwrap();
+            }
+            // Ids given here bypass the identity: later inserts must continue after them.
+            sql.execute(
+                "SELECT setval(pg_get_serial_sequence('transaction_events', 'transaction_id'), \
+                 (SELECT max(transaction_id) FROM transaction_events))",
+                &[],
+            )
+            .unwrap();
+        }
+    }
 }
 
 /// A response, read whole.
@@ -182,52 +242,102 @@ pub struct Login {
 /// A dashboard on a temporary database.
 pub struct TestApp {
     pub dir: TempDir,
+    /// The SQLite file (on PostgreSQL: a path in `dir` that nothing uses).
     pub db_path: PathBuf,
+    pub target: Target,
     pub app: Router,
     pub state: AppState,
+    /// The PostgreSQL database, dropped with the app (declared last: dropped after the pool).
+    _scratch: Option<ScratchDatabase>,
 }
 
 impl TestApp {
-    /// The fixture payments and two users: `admin` (admin) and `alice` (auditor).
+    /// The fixture payments and two users: `admin` (admin) and `alice` (auditor), on SQLite.
     pub fn new() -> TestApp {
-        let app = TestApp::empty();
-        {
-            let conn = app.conn();
+        TestApp::new_on(Engine::Sqlite)
+    }
+
+    /// [`new`](Self::new) on `engine`.
+    pub fn new_on(engine: Engine) -> TestApp {
+        let app = TestApp::empty_on(engine);
+        app.write(|sql| {
             for payment in fixture_payments() {
-                insert(&conn, &payment);
+                insert_on(sql, &payment);
             }
             // As the monitor does when it scores them: the anomalies get their incidents.
-            aegis_core::incidents::link_backlog(&mut aegis_core::sql::Sqlite(&conn), 6).unwrap();
-            users::add_user(&conn, "admin", PASSWORD, Role::Admin, 0).unwrap();
-            users::add_user(&conn, "alice", PASSWORD, Role::Auditor, 0).unwrap();
-        }
+            aegis_core::incidents::link_backlog(sql, 6)?;
+            users::add_user(sql, "admin", PASSWORD, Role::Admin, 0)?;
+            users::add_user(sql, "alice", PASSWORD, Role::Auditor, 0)?;
+            Ok(())
+        });
         app
     }
 
-    /// No payments, no users.
+    /// No payments, no users, on SQLite.
     pub fn empty() -> TestApp {
+        TestApp::empty_on(Engine::Sqlite)
+    }
+
+    /// No payments, no users, on `engine`.
+    pub fn empty_on(engine: Engine) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db_path = dir.path().join("transactions.db");
-        drop(aegis_core::db::open(&db_path).unwrap());
-        TestApp::on(dir, db_path)
+        match engine {
+            Engine::Sqlite => {
+                drop(aegis_core::db::open(&db_path).unwrap());
+                TestApp::on(dir, db_path)
+            }
+            Engine::Postgres => {
+                let server = aegis_core::pg::test_server().expect("a PostgreSQL test server");
+                let scratch = ScratchDatabase::create(&server, "dashboard").unwrap();
+                let target = Target::Postgres(scratch.url().to_string());
+                let mut app = TestApp::serving(dir, db_path, target);
+                app._scratch = Some(scratch);
+                app
+            }
+        }
     }
 
     /// A dashboard on the database at `db_path` (in `dir`, whose `modeling/` it reads).
     pub fn on(dir: TempDir, db_path: PathBuf) -> TestApp {
-        let mut config = ServeConfig::new(&db_path, dir.path().join("modeling"));
+        let target = Target::Sqlite(db_path.clone());
+        TestApp::serving(dir, db_path, target)
+    }
+
+    fn serving(dir: TempDir, db_path: PathBuf, target: Target) -> TestApp {
+        let mut config = ServeConfig::new(target.clone(), dir.path().join("modeling"));
         config.live_interval = Duration::from_millis(50);
         let state = AppState::open(&config).unwrap();
         TestApp {
             app: router(state.clone()),
             state,
             db_path,
+            target,
             dir,
+            _scratch: None,
         }
     }
 
-    /// A separate read-write connection (the tests' own view of the database).
+    /// A separate read-write connection (the tests' own view of an SQLite database).
     pub fn conn(&self) -> Connection {
+        assert!(
+            matches!(self.target, Target::Sqlite(_)),
+            "conn() is SQLite's: use write() or count() in tests on both engines"
+        );
         aegis_core::db::open(&self.db_path).unwrap()
+    }
+
+    /// Runs `work` in one transaction on the dashboard's own write connection, either engine.
+    pub fn write<T>(&self, work: impl FnOnce(&mut dyn Sql) -> dashboard::error::AppResult<T>) -> T {
+        self.state.db().write(work).unwrap()
+    }
+
+    /// Which engine the app runs on.
+    pub fn engine(&self) -> Engine {
+        match self.target {
+            Target::Sqlite(_) => Engine::Sqlite,
+            Target::Postgres(_) => Engine::Postgres,
+        }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -334,7 +444,7 @@ impl TestApp {
 
     /// Creates an API key with the crate's own function.
     pub fn api_key(&self, name: &str, scopes: &[dashboard::apikeys::Scope]) -> String {
-        dashboard::apikeys::create(&mut self.conn(), name, scopes, 1).unwrap()
+        self.write(|sql| dashboard::apikeys::create(sql, name, scopes, 1))
     }
 
     /// A machine client's request: JSON body, the key as a bearer token.
@@ -356,7 +466,12 @@ impl TestApp {
             .await
     }
 
+    /// The integer `sql` answers (a count), either engine.
     pub fn count(&self, sql: &str) -> i64 {
-        self.conn().query_row(sql, [], |row| row.get(0)).unwrap()
+        self.state
+            .db()
+            .read(|db| Ok(db.query_int(sql, &[])?))
+            .unwrap()
+            .unwrap_or_default()
     }
 }

@@ -1142,8 +1142,8 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
     )
     .unwrap();
     let now = 1_800_000_000_000;
-    let mut conn = app.conn();
-    let report = import_verdicts(&mut conn, &record, now).unwrap();
+    let conn = app.conn();
+    let report = import_verdicts(app.state.db(), &record, now).unwrap();
     assert_eq!(report.imported, 2);
     assert!(report.bad_rows.is_empty());
     assert_eq!(report.unknown_columns, vec!["branch".to_string()]);
@@ -1191,7 +1191,7 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
          REF-1,dismissed,yesterday,\n",
     )
     .unwrap();
-    let report = import_verdicts(&mut conn, &bad, now).unwrap();
+    let report = import_verdicts(app.state.db(), &bad, now).unwrap();
     assert_eq!(report.imported, 0);
     let lines: Vec<(u64, &str)> = report
         .bad_rows
