@@ -9,12 +9,12 @@
 
 use std::fmt;
 
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use aegis_core::sql::{Row, Sql};
-use aegis_core::values;
 
 use crate::audit;
 use crate::error::{AppError, AppResult};
@@ -321,15 +321,18 @@ mod tests {
         wrong.pop();
         wrong.push(if key.ends_with('0') { '1' } else { '0' });
         assert!(works(&wrong).is_none());
-        assert!(db.write(|sql| create(sql, "switch", &[Scope::Read], 2)).is_err());
+        assert!(
+            db.write(|sql| create(sql, "switch", &[Scope::Read], 2))
+                .is_err()
+        );
         db.write(|sql| revoke(sql, "switch", 3)).unwrap();
         assert!(works(&key).is_none());
-        let again = db.write(|sql| create(sql, "switch", &[Scope::Read], 4)).unwrap();
+        let again = db
+            .write(|sql| create(sql, "switch", &[Scope::Read], 4))
+            .unwrap();
         assert!(works(&again).is_some());
         let actions: Vec<String> = db
-            .read(|sql| {
-                Ok(sql.column("SELECT action FROM audit_log ORDER BY audit_id", &[])?)
-            })
+            .read(|sql| Ok(sql.column("SELECT action FROM audit_log ORDER BY audit_id", &[])?))
             .unwrap();
         assert_eq!(
             actions,

@@ -19,7 +19,10 @@ const CAPACITY: usize = 64;
 /// The current data version (three indexed lookups).
 pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
     let newest = sql
-        .query_int("SELECT coalesce(max(transaction_id), 0) FROM transactions", &[])?
+        .query_int(
+            "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+            &[],
+        )?
         .unwrap_or(0);
     let mark = aegis_core::store::monitor_mark(sql)?.unwrap_or(0);
     let verdict = sql

@@ -489,7 +489,10 @@ pub fn incident_queue(
         // Incident-level conditions only: counted from the incidents, and the page read in
         // sort order with LIMIT.
         let total = sql
-            .query_int(&format!("SELECT count(*) FROM incidents i{where_clause}"), &params)?
+            .query_int(
+                &format!("SELECT count(*) FROM incidents i{where_clause}"),
+                &params,
+            )?
             .unwrap_or(0);
         let page = page.clamp(1, pages_of(total));
         let mut paged = params.clone();

@@ -55,6 +55,22 @@ impl std::fmt::Debug for Database {
     }
 }
 
+/// Runs `work` where a blocking database client may run: on this thread, unless it drives an
+/// async runtime, where PostgreSQL's blocking client (which runs a runtime of its own) must
+/// not be used; then on a thread of its own, waited for. Server code calls the database from
+/// blocking tasks already; this is for opening, dropping and tests.
+pub fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(work)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in another request must not take the dashboard down: the connection is still valid.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -63,6 +79,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Database {
     /// Opens (creating and migrating if needed) the database `target` names.
     pub fn open(target: &Target) -> AppResult<Self> {
+        off_runtime(|| Database::open_here(target))
+    }
+
+    fn open_here(target: &Target) -> AppResult<Self> {
         let mut writer = Handle::new(target.open()?);
         // Anomalies scored before incidents existed get theirs now (a no-op once linked).
         let linked = writer.store.transact(&mut writer.cache, true, |sql| {
@@ -119,5 +139,15 @@ impl Database {
             *writer = None;
         }
         result
+    }
+}
+
+impl Drop for Database {
+    /// Closes the connections where a blocking client may (a PostgreSQL client says goodbye
+    /// to the server through its own runtime).
+    fn drop(&mut self) {
+        let writer = lock(&self.writer).take();
+        let readers = std::mem::take(&mut *lock(&self.readers));
+        off_runtime(move || drop((writer, readers)));
     }
 }

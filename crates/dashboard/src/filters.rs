@@ -4,8 +4,8 @@
 //! **User input never becomes SQL text**: values are bound as parameters, and the only
 //! user-chosen identifiers (sort column and direction) are looked up in a fixed whitelist.
 
-use chrono::{Days, NaiveDate};
 use aegis_core::sql::{Engine, Sql, Value};
+use chrono::{Days, NaiveDate};
 use serde::Deserialize;
 
 use aegis_core::features::Category;

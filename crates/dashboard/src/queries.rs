@@ -341,7 +341,10 @@ pub fn map_points(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<MapPoin
             "SELECT transaction_id, latitude, longitude, {}, amount_paise, scheme, anomaly_score \
              FROM transactions{} ORDER BY anomaly_score DESC{} LIMIT ?",
             engine.json_text("reasons", "$.category"),
-            and(&where_sql, "status = 'ANOMALY' AND latitude IS NOT NULL AND longitude IS NOT NULL"),
+            and(
+                &where_sql,
+                "status = 'ANOMALY' AND latitude IS NOT NULL AND longitude IS NOT NULL"
+            ),
             engine.nulls_as_sqlite(true)
         ),
         &params,
@@ -394,7 +397,10 @@ pub struct TxPage {
 pub fn count(sql: &mut dyn Sql, filters: &Filters) -> AppResult<i64> {
     let (where_sql, params) = filters.where_clause(sql.engine());
     Ok(sql
-        .query_int(&format!("SELECT count(*) FROM transactions{where_sql}"), &params)?
+        .query_int(
+            &format!("SELECT count(*) FROM transactions{where_sql}"),
+            &params,
+        )?
         .unwrap_or(0))
 }
 
@@ -501,7 +507,10 @@ pub fn live_upper_bound(sql: &mut dyn Sql) -> AppResult<i64> {
     match aegis_core::store::monitor_mark(sql)? {
         Some(mark) => Ok(mark),
         None => Ok(sql
-            .query_int("SELECT coalesce(max(transaction_id), 0) FROM transactions", &[])?
+            .query_int(
+                "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+                &[],
+            )?
             .unwrap_or(0)),
     }
 }

@@ -171,8 +171,8 @@ async fn shutdown_signal() {
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     use anyhow::Context;
 
-    let state = AppState::open(&config)
-        .with_context(|| format!("opening the database {}", config.db))?;
+    let state =
+        AppState::open(&config).with_context(|| format!("opening the database {}", config.db))?;
     if !config.assets.join("dashboard.js").exists() {
         tracing::warn!(
             assets = %config.assets.display(),

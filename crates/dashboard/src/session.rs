@@ -6,13 +6,13 @@
 //! every form and checked on every POST. The login form, which has no session yet, uses a
 //! double-submit cookie instead.
 
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use rand::RngCore;
-use aegis_core::sql::{Row, Sql};
-use aegis_core::values;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, AppResult};

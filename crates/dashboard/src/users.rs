@@ -133,22 +133,22 @@ pub fn list_users(sql: &mut dyn Sql, now_millis: i64) -> AppResult<Vec<UserSumma
 
 /// Number of users (zero means the dashboard still needs its first admin).
 pub fn user_count(sql: &mut dyn Sql) -> AppResult<i64> {
-    Ok(sql.query_int("SELECT count(*) FROM users", &[])?.unwrap_or(0))
+    Ok(sql
+        .query_int("SELECT count(*) FROM users", &[])?
+        .unwrap_or(0))
 }
 
 /// The id of the user named `name`, if there is one.
 fn user_id_of(sql: &mut dyn Sql, name: &str) -> AppResult<Option<i64>> {
-    Ok(sql.query_int("SELECT user_id FROM users WHERE username = ?1", values![name])?)
+    Ok(sql.query_int(
+        "SELECT user_id FROM users WHERE username = ?1",
+        values![name],
+    )?)
 }
 
 /// Disables a user and ends their sessions, in the caller's transaction; `actor` is who asked
 /// (for the audit log).
-pub fn disable_user(
-    sql: &mut dyn Sql,
-    name: &str,
-    actor: &str,
-    now_millis: i64,
-) -> AppResult<()> {
+pub fn disable_user(sql: &mut dyn Sql, name: &str, actor: &str, now_millis: i64) -> AppResult<()> {
     let Some(user_id) = user_id_of(sql, name)? else {
         return Err(AppError::BadRequest(format!("no user named {name:?}")));
     };
@@ -156,10 +156,7 @@ pub fn disable_user(
         "UPDATE users SET disabled = 1 WHERE user_id = ?1",
         values![user_id],
     )?;
-    let sessions = sql.execute(
-        "DELETE FROM sessions WHERE user_id = ?1",
-        values![user_id],
-    )?;
+    let sessions = sql.execute("DELETE FROM sessions WHERE user_id = ?1", values![user_id])?;
     audit::record(
         sql,
         now_millis,

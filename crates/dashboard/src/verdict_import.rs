@@ -53,11 +53,7 @@ struct Parsed {
 
 /// Imports `path` in one transaction; any bad row leaves the database untouched and is listed
 /// in the result. `now_millis` dates verdicts without `decided_at`.
-pub fn import_verdicts(
-    db: &Database,
-    path: &Path,
-    now_millis: i64,
-) -> AppResult<VerdictImport> {
+pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult<VerdictImport> {
     let file = std::fs::File::open(path).map_err(|error| {
         AppError::BadRequest(format!("cannot open {}: {error}", path.display()))
     })?;

@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 
+use aegis_core::sql::{Row, Sql};
+use aegis_core::values;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use aegis_core::sql::{Row, Sql};
-use aegis_core::values;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use dashboard::apikeys::Scope;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, engines};
 
 fn payment(reference: &str, rupees: &str) -> Value {
     json!({
@@ -27,172 +27,166 @@ fn payment(reference: &str, rupees: &str) -> Value {
     })
 }
 
+/// How many payments are stored with `reference` (a test's own constant, quoted as is).
 fn stored(app: &TestApp, reference: &str) -> i64 {
-    app.conn()
-        .query_row(
-            "SELECT count(*) FROM transactions WHERE transaction_ref = ?1",
-            [reference],
-            |row| row.get(0),
-        )
-        .unwrap()
+    app.count(&format!(
+        "SELECT count(*) FROM transactions WHERE transaction_ref = '{reference}'"
+    ))
 }
 
 #[tokio::test]
 async fn requests_without_a_live_key_get_401_and_no_detail() {
-    let app = TestApp::new();
-    let key = app.api_key("switch", &[Scope::Ingest]);
-    let body = payment("P1", "1000").to_string();
-    for bad in [
-        None,
-        Some("nonsense".to_string()),
-        Some(format!("{}x", &key[..key.len() - 1])),
-    ] {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let key = app.api_key("switch", &[Scope::Ingest]);
+        let body = payment("P1", "1000").to_string();
+        for bad in [
+            None,
+            Some("nonsense".to_string()),
+            Some(format!("{}x", &key[..key.len() - 1])),
+        ] {
+            let response = app
+                .api("POST", "/api/v1/payments", bad.as_deref(), &body)
+                .await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(response.json(), json!({"error": "unauthorized"}));
+            assert_eq!(response.header(header::WWW_AUTHENTICATE), Some("Bearer"));
+        }
+        for uri in ["/api/v1/alerts", "/api/v1/alerts?after=a1.0"] {
+            let response = app.api("GET", uri, None, "").await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+            assert!(!response.body.contains("B1"));
+        }
+        assert_eq!(stored(&app, "P1"), 0);
+
+        // The key works, counts its uses, and stops at revocation.
+        let response = app.api("POST", "/api/v1/payments", Some(&key), &body).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        assert_eq!(
+            app.count("SELECT uses FROM api_keys WHERE name = 'switch'"),
+            1
+        );
+        // Scopes are enforced: an ingest key cannot read alerts or record verdicts.
+        let response = app.api("GET", "/api/v1/alerts", Some(&key), "").await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        assert!(
+            response.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("--scope read")
+        );
         let response = app
-            .api("POST", "/api/v1/payments", bad.as_deref(), &body)
+            .api(
+                "POST",
+                "/api/v1/verdicts",
+                Some(&key),
+                r#"{"transaction_id":2,"verdict":"dismissed"}"#,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        app.write(|sql| dashboard::apikeys::revoke(sql, "switch", 2));
+        let response = app
+            .api(
+                "POST",
+                "/api/v1/payments",
+                Some(&key),
+                &payment("P2", "1").to_string(),
+            )
             .await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(response.json(), json!({"error": "unauthorized"}));
-        assert_eq!(response.header(header::WWW_AUTHENTICATE), Some("Bearer"));
-    }
-    for uri in ["/api/v1/alerts", "/api/v1/alerts?after=a1.0"] {
-        let response = app.api("GET", uri, None, "").await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-        assert!(!response.body.contains("B1"));
-    }
-    assert_eq!(stored(&app, "P1"), 0);
-
-    // The key works, counts its uses, and stops at revocation.
-    let response = app.api("POST", "/api/v1/payments", Some(&key), &body).await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-    assert_eq!(
-        app.count("SELECT uses FROM api_keys WHERE name = 'switch'"),
-        1
-    );
-    // Scopes are enforced: an ingest key cannot read alerts or record verdicts.
-    let response = app.api("GET", "/api/v1/alerts", Some(&key), "").await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN);
-    assert!(
-        response.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("--scope read")
-    );
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/verdicts",
-            Some(&key),
-            r#"{"transaction_id":2,"verdict":"dismissed"}"#,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN);
-    app.write(|sql| dashboard::apikeys::revoke(sql, "switch", 2));
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/payments",
-            Some(&key),
-            &payment("P2", "1").to_string(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(stored(&app, "P2"), 0);
-    assert_eq!(
+        assert_eq!(stored(&app, "P2"), 0);
+        assert_eq!(
         app.count(
             "SELECT count(*) FROM audit_log WHERE action IN ('apikey_created', 'apikey_revoked')"
         ),
         2
     );
+    }
 }
 
 #[tokio::test]
 async fn a_bad_payment_never_loses_the_good_ones_unless_the_batch_is_atomic() {
-    let app = TestApp::new();
-    let key = app.api_key("etl", &[Scope::Ingest]);
-    let mut no_zone = payment("P3", "10");
-    no_zone["timestamp"] = json!("2025-03-11 10:00:00");
-    let batch = json!({"payments": [
-        payment("P1", "1000.50"),
-        payment("P2", "12abc"),
-        no_zone,
-        payment("P1", "1000.50"),
-        payment("P4", "₹1,20,000"),
-    ]});
-    let response = app
-        .api("POST", "/api/v1/payments", Some(&key), &batch.to_string())
-        .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
-    let body = response.json();
-    assert_eq!(
-        (body["accepted"].as_i64(), body["rejected"].as_i64()),
-        (Some(2), Some(3))
-    );
-    let results = body["results"].as_array().unwrap();
-    let field = |index: usize| results[index]["error"]["field"].as_str().unwrap();
-    assert_eq!(results[0]["result"], "accepted");
-    assert_eq!(
-        (field(1), field(2), field(3)),
-        ("amount", "timestamp", "transaction_ref")
-    );
-    assert!(
-        results[2]["error"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("UTC offset")
-    );
-    assert!(
-        results[3]["error"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("repeats item 0")
-    );
-    assert_eq!(
-        (stored(&app, "P1"), stored(&app, "P2"), stored(&app, "P4")),
-        (1, 0, 1)
-    );
-    let paise: i64 = app
-        .conn()
-        .query_row(
-            "SELECT amount_paise FROM transactions WHERE transaction_ref = 'P4'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(paise, 12_000_000, "the CSV import's rupee rules");
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let key = app.api_key("etl", &[Scope::Ingest]);
+        let mut no_zone = payment("P3", "10");
+        no_zone["timestamp"] = json!("2025-03-11 10:00:00");
+        let batch = json!({"payments": [
+            payment("P1", "1000.50"),
+            payment("P2", "12abc"),
+            no_zone,
+            payment("P1", "1000.50"),
+            payment("P4", "₹1,20,000"),
+        ]});
+        let response = app
+            .api("POST", "/api/v1/payments", Some(&key), &batch.to_string())
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        let body = response.json();
+        assert_eq!(
+            (body["accepted"].as_i64(), body["rejected"].as_i64()),
+            (Some(2), Some(3))
+        );
+        let results = body["results"].as_array().unwrap();
+        let field = |index: usize| results[index]["error"]["field"].as_str().unwrap();
+        assert_eq!(results[0]["result"], "accepted");
+        assert_eq!(
+            (field(1), field(2), field(3)),
+            ("amount", "timestamp", "transaction_ref")
+        );
+        assert!(
+            results[2]["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("UTC offset")
+        );
+        assert!(
+            results[3]["error"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("repeats item 0")
+        );
+        assert_eq!(
+            (stored(&app, "P1"), stored(&app, "P2"), stored(&app, "P4")),
+            (1, 0, 1)
+        );
+        let paise = app.count("SELECT amount_paise FROM transactions WHERE transaction_ref = 'P4'");
+        assert_eq!(paise, 12_000_000, "the CSV import's rupee rules");
 
-    // All or nothing: one refusal stores none.
-    let atomic = json!([payment("P5", "5"), payment("P6", "-5")]);
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/payments?atomic=true",
-            Some(&key),
-            &atomic.to_string(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(response.json()["stored"], false);
-    assert_eq!(response.json()["results"][0]["result"], "rejected");
-    assert_eq!(
-        response.json()["results"][0]["transaction_ref"],
-        "P5",
-        "the payment left unstored is named"
-    );
-    assert_eq!(stored(&app, "P5"), 0);
-    // Nothing valid at all: 422 too.
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/payments",
-            Some(&key),
-            &json!({"beneficiary_id": "B1"}).to_string(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        response.json()["results"][0]["error"]["field"],
-        "transaction_ref"
-    );
+        // All or nothing: one refusal stores none.
+        let atomic = json!([payment("P5", "5"), payment("P6", "-5")]);
+        let response = app
+            .api(
+                "POST",
+                "/api/v1/payments?atomic=true",
+                Some(&key),
+                &atomic.to_string(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.json()["stored"], false);
+        assert_eq!(response.json()["results"][0]["result"], "rejected");
+        assert_eq!(
+            response.json()["results"][0]["transaction_ref"],
+            "P5",
+            "the payment left unstored is named"
+        );
+        assert_eq!(stored(&app, "P5"), 0);
+        // Nothing valid at all: 422 too.
+        let response = app
+            .api(
+                "POST",
+                "/api/v1/payments",
+                Some(&key),
+                &json!({"beneficiary_id": "B1"}).to_string(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            response.json()["results"][0]["error"]["field"],
+            "transaction_ref"
+        );
+    }
 }
 
 #[tokio::test]
@@ -292,74 +286,76 @@ async fn concurrent_retries_store_a_payment_once_and_return_its_original_result(
 
 #[tokio::test]
 async fn oversized_malformed_and_odd_bodies_get_precise_errors_and_store_nothing() {
-    let app = TestApp::new();
-    let key = app.api_key("etl", &[Scope::Ingest]);
-    let before = app.count("SELECT count(*) FROM transactions");
-    let huge = format!("[\"{}\"]", "x".repeat(10 * 1024 * 1024));
-    let response = app.api("POST", "/api/v1/payments", Some(&key), &huge).await;
-    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(response.json()["error"].as_str().unwrap().contains("4 MiB"));
-    let many = serde_json::to_string(&vec![json!({}); 100_000]).unwrap();
-    let response = app.api("POST", "/api/v1/payments", Some(&key), &many).await;
-    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("at most 5000")
-    );
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/payments",
-            Some(&key),
-            "{\"transaction_ref\": ",
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::BAD_REQUEST);
-    assert!(
-        response.json()["error"]
-            .as_str()
-            .unwrap()
-            .contains("not valid JSON")
-    );
-    for (query, needle) in [
-        ("wait=10s", "at most 5s"),
-        ("wait=soon", "not a duration"),
-        ("wiat=1s", "unknown parameter"),
-    ] {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let key = app.api_key("etl", &[Scope::Ingest]);
+        let before = app.count("SELECT count(*) FROM transactions");
+        let huge = format!("[\"{}\"]", "x".repeat(10 * 1024 * 1024));
+        let response = app.api("POST", "/api/v1/payments", Some(&key), &huge).await;
+        assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(response.json()["error"].as_str().unwrap().contains("4 MiB"));
+        let many = serde_json::to_string(&vec![json!({}); 100_000]).unwrap();
+        let response = app.api("POST", "/api/v1/payments", Some(&key), &many).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            response.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("at most 5000")
+        );
         let response = app
             .api(
                 "POST",
-                &format!("/api/v1/payments?{query}"),
+                "/api/v1/payments",
                 Some(&key),
-                &payment("Q", "1").to_string(),
+                "{\"transaction_ref\": ",
             )
             .await;
-        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
         assert!(
-            response.json()["error"].as_str().unwrap().contains(needle),
-            "{query}: {}",
-            response.body
+            response.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("not valid JSON")
         );
+        for (query, needle) in [
+            ("wait=10s", "at most 5s"),
+            ("wait=soon", "not a duration"),
+            ("wiat=1s", "unknown parameter"),
+        ] {
+            let response = app
+                .api(
+                    "POST",
+                    &format!("/api/v1/payments?{query}"),
+                    Some(&key),
+                    &payment("Q", "1").to_string(),
+                )
+                .await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{query}");
+            assert!(
+                response.json()["error"].as_str().unwrap().contains(needle),
+                "{query}: {}",
+                response.body
+            );
+        }
+        let mut typed = payment("T1", "1");
+        typed["latitude"] = json!({"deg": 25});
+        let response = app
+            .api("POST", "/api/v1/payments", Some(&key), &typed.to_string())
+            .await;
+        assert_eq!(response.json()["results"][0]["error"]["field"], "latitude");
+        assert_eq!(app.count("SELECT count(*) FROM transactions"), before);
+        // The server keeps serving.
+        let response = app
+            .api(
+                "POST",
+                "/api/v1/payments",
+                Some(&key),
+                &payment("OK", "1").to_string(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
     }
-    let mut typed = payment("T1", "1");
-    typed["latitude"] = json!({"deg": 25});
-    let response = app
-        .api("POST", "/api/v1/payments", Some(&key), &typed.to_string())
-        .await;
-    assert_eq!(response.json()["results"][0]["error"]["field"], "latitude");
-    assert_eq!(app.count("SELECT count(*) FROM transactions"), before);
-    // The server keeps serving.
-    let response = app
-        .api(
-            "POST",
-            "/api/v1/payments",
-            Some(&key),
-            &payment("OK", "1").to_string(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK);
 }
 
 /// Scores every unscored row up to `upto` as the monitor does: scores and mark in one commit.
@@ -453,77 +449,77 @@ async fn following_the_alert_feed_misses_and_repeats_nothing_while_the_monitor_w
 
 #[tokio::test]
 async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
-    let app = TestApp::new();
-    let key = app.api_key("cases", &[Scope::Verdicts]);
-    let post = |body: Value| {
-        let key = key.clone();
-        let app = &app;
-        async move {
-            app.api("POST", "/api/v1/verdicts", Some(&key), &body.to_string())
-                .await
-        }
-    };
-    let response = post(
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let key = app.api_key("cases", &[Scope::Verdicts]);
+        let post = |body: Value| {
+            let key = key.clone();
+            let app = &app;
+            async move {
+                app.api("POST", "/api/v1/verdicts", Some(&key), &body.to_string())
+                    .await
+            }
+        };
+        let response = post(
         json!({"transaction_ref": "REF-2", "verdict": "confirmed_fraud", "note": "bank confirmed"}),
     )
     .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
-    assert_eq!(response.json()["transaction_id"], 2);
-    let response =
-        post(json!({"transaction_id": 3, "verdict": "dismissed", "auditor": "alice"})).await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
-    let audit: Vec<String> = app
-        .conn()
-        .prepare("SELECT username || ': ' || detail FROM audit_log WHERE action = 'verdict' ORDER BY audit_id")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(
-        audit,
-        [
-            "api:cases: transaction 2: confirmed_fraud",
-            "alice via api:cases: transaction 3: dismissed"
-        ]
-    );
-    for (body, status, needle) in [
-        (
-            json!({"transaction_id": 2, "verdict": "maybe"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not one of",
-        ),
-        (
-            json!({"transaction_id": 2, "verdict": "dismissed", "colour": 1}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown field",
-        ),
-        (
-            json!({"transaction_id": 999, "verdict": "dismissed"}),
-            StatusCode::NOT_FOUND,
-            "Not found",
-        ),
-        (
-            json!({"verdict": "dismissed"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "exactly one",
-        ),
-        (
-            json!({"transaction_id": 2, "verdict": "dismissed", "auditor": "mallory"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not an active",
-        ),
-        (
-            json!({"transaction_id": 2, "verdict": "dismissed", "note": "x".repeat(4001)}),
-            StatusCode::BAD_REQUEST,
-            "at most 4000",
-        ),
-    ] {
-        let response = post(body.clone()).await;
-        assert_eq!(response.status, status, "{body}");
-        assert!(response.body.contains(needle), "{body}: {}", response.body);
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        assert_eq!(response.json()["transaction_id"], 2);
+        let response =
+            post(json!({"transaction_id": 3, "verdict": "dismissed", "auditor": "alice"})).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        let audit: Vec<String> = app.write(|sql| {
+        Ok(sql.column(
+            "SELECT username || ': ' || detail FROM audit_log WHERE action = 'verdict' ORDER BY audit_id",
+            &[],
+        )?)
+    });
+        assert_eq!(
+            audit,
+            [
+                "api:cases: transaction 2: confirmed_fraud",
+                "alice via api:cases: transaction 3: dismissed"
+            ]
+        );
+        for (body, status, needle) in [
+            (
+                json!({"transaction_id": 2, "verdict": "maybe"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not one of",
+            ),
+            (
+                json!({"transaction_id": 2, "verdict": "dismissed", "colour": 1}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown field",
+            ),
+            (
+                json!({"transaction_id": 999, "verdict": "dismissed"}),
+                StatusCode::NOT_FOUND,
+                "Not found",
+            ),
+            (
+                json!({"verdict": "dismissed"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "exactly one",
+            ),
+            (
+                json!({"transaction_id": 2, "verdict": "dismissed", "auditor": "mallory"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not an active",
+            ),
+            (
+                json!({"transaction_id": 2, "verdict": "dismissed", "note": "x".repeat(4001)}),
+                StatusCode::BAD_REQUEST,
+                "at most 4000",
+            ),
+        ] {
+            let response = post(body.clone()).await;
+            assert_eq!(response.status, status, "{body}");
+            assert!(response.body.contains(needle), "{body}: {}", response.body);
+        }
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
     }
-    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
 }
 
 #[tokio::test]

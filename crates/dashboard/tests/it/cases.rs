@@ -3,38 +3,47 @@
 
 use axum::http::{StatusCode, header};
 
-use crate::helpers::{Login, Payment, TestApp, insert, reasons};
+use aegis_core::sql::Engine;
+
+use crate::helpers::{Login, Payment, TestApp, engines, insert_on, reasons};
 
 /// The fixture (incident 1: alerts 2 and 3, sharing account A1) plus incident 2: two alerts of
 /// beneficiary B7 two days apart, lower in score, larger in amount, later in time.
 fn two_incidents() -> TestApp {
-    let app = TestApp::new();
-    let conn = app.conn();
-    for (id, timestamp, score) in [
-        (7, "2025-03-20 09:00:00", 0.8),
-        (8, "2025-03-22 09:00:00", 0.6),
-    ] {
-        insert(
-            &conn,
-            &Payment {
-                id,
-                beneficiary: "B7",
-                account: "A7",
-                agent: "G7",
-                scheme: "PENSION",
-                paise: 5_000_000,
-                timestamp,
-                status: Some("ANOMALY"),
-                score: Some(score),
-                reasons: Some(reasons(
-                    "amount",
-                    "₹50,000 is 50.0× the usual PENSION payment",
-                )),
-                label: None,
-            },
-        );
-    }
-    aegis_core::incidents::link_backlog(&mut aegis_core::sql::Sqlite(&conn), 8).unwrap();
+    two_incidents_on(Engine::Sqlite)
+}
+
+/// [`two_incidents`] on `engine`.
+fn two_incidents_on(engine: Engine) -> TestApp {
+    let app = TestApp::new_on(engine);
+    app.write(|sql| {
+        for (id, timestamp, score) in [
+            (7, "2025-03-20 09:00:00", 0.8),
+            (8, "2025-03-22 09:00:00", 0.6),
+        ] {
+            insert_on(
+                sql,
+                &Payment {
+                    id,
+                    beneficiary: "B7",
+                    account: "A7",
+                    agent: "G7",
+                    scheme: "PENSION",
+                    paise: 5_000_000,
+                    timestamp,
+                    status: Some("ANOMALY"),
+                    score: Some(score),
+                    reasons: Some(reasons(
+                        "amount",
+                        "₹50,000 is 50.0× the usual PENSION payment",
+                    )),
+                    label: None,
+                },
+            );
+        }
+        aegis_core::incidents::link_backlog(sql, 8)?;
+        Ok(())
+    });
     app
 }
 
@@ -72,69 +81,71 @@ async fn incident_verdict(
 
 #[tokio::test]
 async fn alerts_are_grouped_into_incidents_that_filter_and_sort() {
-    let app = two_incidents();
-    let login = app.login("alice").await;
-    let page = app.get("/alerts", Some(&login)).await.body;
-    assert_eq!(listed(&page), [1, 2], "highest score first");
-    assert!(page.contains("2 / 2"), "two open alerts of two");
-    assert!(page.contains("2 beneficiaries · 1 account · 1 agent"));
-    assert!(
-        page.contains("href=\"/alerts/2\""),
-        "the lead alert is the highest-scoring one"
-    );
+    for engine in engines() {
+        let app = two_incidents_on(engine);
+        let login = app.login("alice").await;
+        let page = app.get("/alerts", Some(&login)).await.body;
+        assert_eq!(listed(&page), [1, 2], "highest score first");
+        assert!(page.contains("2 / 2"), "two open alerts of two");
+        assert!(page.contains("2 beneficiaries · 1 account · 1 agent"));
+        assert!(
+            page.contains("href=\"/alerts/2\""),
+            "the lead alert is the highest-scoring one"
+        );
 
-    assert_eq!(queue(&app, "sort=amount", &login).await, [2, 1]);
-    assert_eq!(queue(&app, "sort=time", &login).await, [2, 1]);
-    assert_eq!(queue(&app, "sort=time&dir=asc", &login).await, [1, 2]);
-    // An incident is listed when any of its alerts matches.
-    assert_eq!(queue(&app, "scheme=MGNREGA", &login).await, [1]);
-    assert_eq!(queue(&app, "scheme=PENSION", &login).await, [2]);
-    assert_eq!(queue(&app, "district=Patna", &login).await, [1, 2]);
-    assert_eq!(
-        queue(&app, "district=Gaya", &login).await,
-        Vec::<i64>::new()
-    );
-    assert_eq!(queue(&app, "category=shared_account", &login).await, [1]);
-    assert_eq!(queue(&app, "min_amount=40000", &login).await, [1, 2]);
-    assert_eq!(queue(&app, "max_amount=1000", &login).await, [1]);
-    assert_eq!(queue(&app, "from=2025-03-21", &login).await, [2]);
-    assert_eq!(queue(&app, "q=B2", &login).await, [1]);
+        assert_eq!(queue(&app, "sort=amount", &login).await, [2, 1]);
+        assert_eq!(queue(&app, "sort=time", &login).await, [2, 1]);
+        assert_eq!(queue(&app, "sort=time&dir=asc", &login).await, [1, 2]);
+        // An incident is listed when any of its alerts matches.
+        assert_eq!(queue(&app, "scheme=MGNREGA", &login).await, [1]);
+        assert_eq!(queue(&app, "scheme=PENSION", &login).await, [2]);
+        assert_eq!(queue(&app, "district=Patna", &login).await, [1, 2]);
+        assert_eq!(
+            queue(&app, "district=Gaya", &login).await,
+            Vec::<i64>::new()
+        );
+        assert_eq!(queue(&app, "category=shared_account", &login).await, [1]);
+        assert_eq!(queue(&app, "min_amount=40000", &login).await, [1, 2]);
+        assert_eq!(queue(&app, "max_amount=1000", &login).await, [1]);
+        assert_eq!(queue(&app, "from=2025-03-21", &login).await, [2]);
+        assert_eq!(queue(&app, "q=B2", &login).await, [1]);
 
-    let bad = app
-        .get("/alerts?min_amount=2k&district=Gaya", Some(&login))
-        .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("min_amount:"), "the problem is named");
-    assert!(bad.body.contains("value=\"2k\""), "the typed input is kept");
-    assert_eq!(
-        listed(&bad.body),
-        [1, 2],
-        "the open queue is shown meanwhile"
-    );
+        let bad = app
+            .get("/alerts?min_amount=2k&district=Gaya", Some(&login))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.body.contains("min_amount:"), "the problem is named");
+        assert!(bad.body.contains("value=\"2k\""), "the typed input is kept");
+        assert_eq!(
+            listed(&bad.body),
+            [1, 2],
+            "the open queue is shown meanwhile"
+        );
 
-    let incident = app.get("/incidents/1", Some(&login)).await;
-    assert_eq!(incident.status, StatusCode::OK);
-    for alert in ["href=\"/alerts/2\"", "href=\"/alerts/3\""] {
-        assert!(incident.body.contains(alert));
+        let incident = app.get("/incidents/1", Some(&login)).await;
+        assert_eq!(incident.status, StatusCode::OK);
+        for alert in ["href=\"/alerts/2\"", "href=\"/alerts/3\""] {
+            assert!(incident.body.contains(alert));
+        }
+        assert!(!incident.body.contains("href=\"/alerts/7\""));
+        assert!(
+            app.get("/alerts/3", Some(&login))
+                .await
+                .body
+                .contains("href=\"/incidents/1\""),
+            "an alert links to its incident"
+        );
+        assert_eq!(
+            app.get("/incidents/99", Some(&login)).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let export = app.get("/export.csv?q=B2", Some(&login)).await.body;
+        let line = export.lines().find(|line| line.starts_with("3,")).unwrap();
+        assert!(
+            line.ends_with(",1"),
+            "the export names the incident: {line}"
+        );
     }
-    assert!(!incident.body.contains("href=\"/alerts/7\""));
-    assert!(
-        app.get("/alerts/3", Some(&login))
-            .await
-            .body
-            .contains("href=\"/incidents/1\""),
-        "an alert links to its incident"
-    );
-    assert_eq!(
-        app.get("/incidents/99", Some(&login)).await.status,
-        StatusCode::NOT_FOUND
-    );
-    let export = app.get("/export.csv?q=B2", Some(&login)).await.body;
-    let line = export.lines().find(|line| line.starts_with("3,")).unwrap();
-    assert!(
-        line.ends_with(",1"),
-        "the export names the incident: {line}"
-    );
 }
 
 #[tokio::test]
@@ -216,150 +227,152 @@ async fn one_verdict_settles_an_incident_and_a_revision_needs_a_reason() {
 
 #[tokio::test]
 async fn assignment_my_cases_bulk_actions_and_save_and_next() {
-    let app = two_incidents();
-    let alice = app.login("alice").await;
-    let admin = app.login("admin").await;
-    let assigned = app
-        .post_form(
-            "/incidents/1/assign",
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf), ("assignee", "me")],
-        )
-        .await;
-    assert_eq!(assigned.status, StatusCode::SEE_OTHER);
-    assert_eq!(queue(&app, "assignee=me", &alice).await, [1]);
-    assert_eq!(queue(&app, "assignee=me", &admin).await, Vec::<i64>::new());
-    assert_eq!(queue(&app, "assignee=none", &alice).await, [2]);
-    assert_eq!(queue(&app, "assignee=alice", &admin).await, [1]);
-    let nobody = app
-        .post_form(
-            "/incidents/1/assign",
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf), ("assignee", "mallory")],
-        )
-        .await;
-    assert_eq!(nobody.status, StatusCode::BAD_REQUEST);
-    assert!(
-        nobody.body.contains("mallory&quot; is not an active user"),
-        "{}",
-        nobody.body
-    );
-    let unassigned = app.get("/incidents/2", Some(&alice)).await.body;
-    assert!(
-        unassigned.contains("<option value=\"\" selected>Choose…</option>"),
-        "an unassigned incident prompts for a choice"
-    );
-    let no_choice = app
-        .post_form(
-            "/incidents/2/assign",
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf), ("assignee", "")],
-        )
-        .await;
-    assert_eq!(no_choice.status, StatusCode::BAD_REQUEST);
-    assert!(
-        no_choice
-            .body
-            .contains("assignee: choose a user, me, or nobody")
-    );
+    for engine in engines() {
+        let app = two_incidents_on(engine);
+        let alice = app.login("alice").await;
+        let admin = app.login("admin").await;
+        let assigned = app
+            .post_form(
+                "/incidents/1/assign",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("assignee", "me")],
+            )
+            .await;
+        assert_eq!(assigned.status, StatusCode::SEE_OTHER);
+        assert_eq!(queue(&app, "assignee=me", &alice).await, [1]);
+        assert_eq!(queue(&app, "assignee=me", &admin).await, Vec::<i64>::new());
+        assert_eq!(queue(&app, "assignee=none", &alice).await, [2]);
+        assert_eq!(queue(&app, "assignee=alice", &admin).await, [1]);
+        let nobody = app
+            .post_form(
+                "/incidents/1/assign",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("assignee", "mallory")],
+            )
+            .await;
+        assert_eq!(nobody.status, StatusCode::BAD_REQUEST);
+        assert!(
+            nobody.body.contains("mallory&quot; is not an active user"),
+            "{}",
+            nobody.body
+        );
+        let unassigned = app.get("/incidents/2", Some(&alice)).await.body;
+        assert!(
+            unassigned.contains("<option value=\"\" selected>Choose…</option>"),
+            "an unassigned incident prompts for a choice"
+        );
+        let no_choice = app
+            .post_form(
+                "/incidents/2/assign",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("assignee", "")],
+            )
+            .await;
+        assert_eq!(no_choice.status, StatusCode::BAD_REQUEST);
+        assert!(
+            no_choice
+                .body
+                .contains("assignee: choose a user, me, or nobody")
+        );
 
-    // Bulk: assign both to admin.
-    let bulk = app
-        .post_form(
-            "/incidents/bulk",
-            Some(&alice.cookie),
+        // Bulk: assign both to admin.
+        let bulk = app
+            .post_form(
+                "/incidents/bulk",
+                Some(&alice.cookie),
+                &[
+                    ("csrf", &alice.csrf),
+                    ("back", "sort=amount"),
+                    ("incident", "1"),
+                    ("incident", "2"),
+                    ("action", "assign"),
+                    ("assignee", "admin"),
+                ],
+            )
+            .await;
+        assert_eq!(bulk.status, StatusCode::SEE_OTHER);
+        let location = bulk.header(header::LOCATION).unwrap().to_string();
+        assert_eq!(location, "/alerts?sort=amount&done=assign-2");
+        assert!(
+            app.get(&location, Some(&alice))
+                .await
+                .body
+                .contains("2 incidents assigned.")
+        );
+        assert_eq!(queue(&app, "assignee=me", &admin).await, [1, 2]);
+
+        // A bulk verdict without a verdict is refused; the selection and note are kept.
+        let refused = app
+            .post_form(
+                "/incidents/bulk",
+                Some(&alice.cookie),
+                &[
+                    ("csrf", &alice.csrf),
+                    ("incident", "2"),
+                    ("action", "verdict"),
+                    ("note", "checked the muster roll"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(refused.body.contains("verdict: one of"));
+        assert!(
+            refused
+                .body
+                .contains("value=\"2\" aria-label=\"select incident 2\" checked")
+        );
+        assert!(refused.body.contains("value=\"checked the muster roll\""));
+
+        // Save and next: the next incident of the queue the auditor came from, then the queue.
+        let next = incident_verdict(
+            &app,
+            &admin,
+            1,
             &[
-                ("csrf", &alice.csrf),
-                ("back", "sort=amount"),
-                ("incident", "1"),
-                ("incident", "2"),
-                ("action", "assign"),
-                ("assignee", "admin"),
+                ("verdict", "needs_field_check"),
+                ("then", "next"),
+                ("back", "assignee=me"),
             ],
         )
         .await;
-    assert_eq!(bulk.status, StatusCode::SEE_OTHER);
-    let location = bulk.header(header::LOCATION).unwrap().to_string();
-    assert_eq!(location, "/alerts?sort=amount&done=assign-2");
-    assert!(
-        app.get(&location, Some(&alice))
-            .await
-            .body
-            .contains("2 incidents assigned.")
-    );
-    assert_eq!(queue(&app, "assignee=me", &admin).await, [1, 2]);
-
-    // A bulk verdict without a verdict is refused; the selection and note are kept.
-    let refused = app
-        .post_form(
-            "/incidents/bulk",
-            Some(&alice.cookie),
+        assert_eq!(next.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            next.header(header::LOCATION),
+            Some("/incidents/2?assignee=me")
+        );
+        let last = incident_verdict(
+            &app,
+            &admin,
+            2,
             &[
-                ("csrf", &alice.csrf),
-                ("incident", "2"),
-                ("action", "verdict"),
-                ("note", "checked the muster roll"),
+                ("verdict", "confirmed_fraud"),
+                ("then", "next"),
+                ("back", "assignee=me"),
             ],
         )
         .await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-    assert!(refused.body.contains("verdict: one of"));
-    assert!(
-        refused
-            .body
-            .contains("value=\"2\" aria-label=\"select incident 2\" checked")
-    );
-    assert!(refused.body.contains("value=\"checked the muster roll\""));
-
-    // Save and next: the next incident of the queue the auditor came from, then the queue.
-    let next = incident_verdict(
-        &app,
-        &admin,
-        1,
-        &[
-            ("verdict", "needs_field_check"),
-            ("then", "next"),
-            ("back", "assignee=me"),
-        ],
-    )
-    .await;
-    assert_eq!(next.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        next.header(header::LOCATION),
-        Some("/incidents/2?assignee=me")
-    );
-    let last = incident_verdict(
-        &app,
-        &admin,
-        2,
-        &[
-            ("verdict", "confirmed_fraud"),
-            ("then", "next"),
-            ("back", "assignee=me"),
-        ],
-    )
-    .await;
-    assert_eq!(
-        last.header(header::LOCATION),
-        Some("/incidents/1?assignee=me"),
-        "incident 1 is still open (a field check is pending): the queue wraps to it"
-    );
-    assert_eq!(queue(&app, "state=field_checks", &admin).await, [1]);
-    let bulk_verdict = app
-        .post_form(
-            "/incidents/bulk",
-            Some(&admin.cookie),
-            &[
-                ("csrf", &admin.csrf),
-                ("incident", "1"),
-                ("action", "verdict"),
-                ("verdict", "dismissed"),
-            ],
-        )
-        .await;
-    assert_eq!(bulk_verdict.status, StatusCode::SEE_OTHER);
-    assert_eq!(queue(&app, "", &admin).await, Vec::<i64>::new());
-    assert_eq!(queue(&app, "state=all", &admin).await, [1, 2]);
+        assert_eq!(
+            last.header(header::LOCATION),
+            Some("/incidents/1?assignee=me"),
+            "incident 1 is still open (a field check is pending): the queue wraps to it"
+        );
+        assert_eq!(queue(&app, "state=field_checks", &admin).await, [1]);
+        let bulk_verdict = app
+            .post_form(
+                "/incidents/bulk",
+                Some(&admin.cookie),
+                &[
+                    ("csrf", &admin.csrf),
+                    ("incident", "1"),
+                    ("action", "verdict"),
+                    ("verdict", "dismissed"),
+                ],
+            )
+            .await;
+        assert_eq!(bulk_verdict.status, StatusCode::SEE_OTHER);
+        assert_eq!(queue(&app, "", &admin).await, Vec::<i64>::new());
+        assert_eq!(queue(&app, "state=all", &admin).await, [1, 2]);
+    }
 }
 
 #[tokio::test]

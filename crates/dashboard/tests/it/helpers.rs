@@ -4,17 +4,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
 use aegis_core::engine::Target;
 use aegis_core::pg::ScratchDatabase;
 use aegis_core::sql::{Engine, Sql, Sqlite};
 use aegis_core::values;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
 use rusqlite::Connection;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+use dashboard::database::off_runtime;
 use dashboard::users::{self, Role};
 use dashboard::{AppState, ServeConfig, router};
 
@@ -141,7 +142,9 @@ pub fn insert_on(sql: &mut dyn Sql, payment: &Payment) {
         payment.paise,
         payment.timestamp,
         payment.label.map(|(fraud, _)| fraud),
-        payment.label.and_then(|(fraud, kind)| fraud.then_some(kind)),
+        payment
+            .label
+            .and_then(|(fraud, kind)| fraud.then_some(kind)),
     ];
     let score_values = values![
         payment.status,
@@ -248,7 +251,7 @@ pub struct TestApp {
     pub app: Router,
     pub state: AppState,
     /// The PostgreSQL database, dropped with the app (declared last: dropped after the pool).
-    _scratch: Option<ScratchDatabase>,
+    scratch: Option<ScratchDatabase>,
 }
 
 impl TestApp {
@@ -289,10 +292,11 @@ impl TestApp {
             }
             Engine::Postgres => {
                 let server = aegis_core::pg::test_server().expect("a PostgreSQL test server");
-                let scratch = ScratchDatabase::create(&server, "dashboard").unwrap();
+                let scratch =
+                    off_runtime(|| ScratchDatabase::create(&server, "dashboard").unwrap());
                 let target = Target::Postgres(scratch.url().to_string());
                 let mut app = TestApp::serving(dir, db_path, target);
-                app._scratch = Some(scratch);
+                app.scratch = Some(scratch);
                 app
             }
         }
@@ -314,7 +318,7 @@ impl TestApp {
             db_path,
             target,
             dir,
-            _scratch: None,
+            scratch: None,
         }
     }
 
@@ -328,16 +332,11 @@ impl TestApp {
     }
 
     /// Runs `work` in one transaction on the dashboard's own write connection, either engine.
-    pub fn write<T>(&self, work: impl FnOnce(&mut dyn Sql) -> dashboard::error::AppResult<T>) -> T {
-        self.state.db().write(work).unwrap()
-    }
-
-    /// Which engine the app runs on.
-    pub fn engine(&self) -> Engine {
-        match self.target {
-            Target::Sqlite(_) => Engine::Sqlite,
-            Target::Postgres(_) => Engine::Postgres,
-        }
+    pub fn write<T: Send>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> dashboard::error::AppResult<T> + Send,
+    ) -> T {
+        off_runtime(|| self.state.db().write(work).unwrap())
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -468,10 +467,16 @@ impl TestApp {
 
     /// The integer `sql` answers (a count), either engine.
     pub fn count(&self, sql: &str) -> i64 {
-        self.state
-            .db()
-            .read(|db| Ok(db.query_int(sql, &[])?))
+        off_runtime(|| self.state.db().read(|db| Ok(db.query_int(sql, &[])?)))
             .unwrap()
             .unwrap_or_default()
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops the PostgreSQL database where its blocking client may run.
+    fn drop(&mut self) {
+        let scratch = self.scratch.take();
+        off_runtime(move || drop(scratch));
     }
 }

@@ -12,167 +12,177 @@ use axum::http::{Request, StatusCode, header};
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
-use helpers::{Login, PASSWORD, Payment, TestApp, insert, reasons};
+use helpers::{Login, PASSWORD, Payment, TestApp, engines, insert, reasons};
 
 #[tokio::test]
 async fn every_protected_route_refuses_anonymous_requests() {
-    let app = TestApp::new();
-    for page in ["/", "/?q=B1", "/alerts", "/alerts/2", "/model", "/admin"] {
-        let response = app.get(page, None).await;
-        assert_eq!(response.status, StatusCode::SEE_OTHER, "{page}");
-        assert_eq!(response.header(header::LOCATION), Some("/login"), "{page}");
-    }
-    for form in ["/alerts/2/verdict", "/logout", "/admin/users/disable"] {
-        let response = app.post_form(form, None, &[("csrf", "x")]).await;
-        assert_eq!(response.status, StatusCode::SEE_OTHER, "{form}");
-        assert_eq!(response.header(header::LOCATION), Some("/login"), "{form}");
-    }
-    for api in [
-        "/api/summary",
-        "/api/transactions",
-        "/api/alerts/2",
-        "/api/model",
-        "/export.csv",
-        "/events",
-    ] {
-        let response = app.get(api, None).await;
-        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{api}");
-        assert!(
-            !response.body.contains("B1"),
-            "{api} leaked data: {}",
-            response.body
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        for page in ["/", "/?q=B1", "/alerts", "/alerts/2", "/model", "/admin"] {
+            let response = app.get(page, None).await;
+            assert_eq!(response.status, StatusCode::SEE_OTHER, "{page}");
+            assert_eq!(response.header(header::LOCATION), Some("/login"), "{page}");
+        }
+        for form in ["/alerts/2/verdict", "/logout", "/admin/users/disable"] {
+            let response = app.post_form(form, None, &[("csrf", "x")]).await;
+            assert_eq!(response.status, StatusCode::SEE_OTHER, "{form}");
+            assert_eq!(response.header(header::LOCATION), Some("/login"), "{form}");
+        }
+        for api in [
+            "/api/summary",
+            "/api/transactions",
+            "/api/alerts/2",
+            "/api/model",
+            "/export.csv",
+            "/events",
+        ] {
+            let response = app.get(api, None).await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{api}");
+            assert!(
+                !response.body.contains("B1"),
+                "{api} leaked data: {}",
+                response.body
+            );
+        }
+        let response = app
+            .send(
+                Request::post("/api/alerts/2/verdict")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        // A made-up session cookie is no better than none.
+        let forged = helpers::Login {
+            cookie: format!("aegis_session={}", "ab".repeat(32)),
+            csrf: String::new(),
+        };
+        assert_eq!(
+            app.get("/api/summary", Some(&forged)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.get("/", Some(&forged)).await.status,
+            StatusCode::SEE_OTHER
         );
     }
-    let response = app
-        .send(
-            Request::post("/api/alerts/2/verdict")
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(r#"{"verdict":"dismissed"}"#))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    // A made-up session cookie is no better than none.
-    let forged = helpers::Login {
-        cookie: format!("aegis_session={}", "ab".repeat(32)),
-        csrf: String::new(),
-    };
-    assert_eq!(
-        app.get("/api/summary", Some(&forged)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get("/", Some(&forged)).await.status,
-        StatusCode::SEE_OTHER
-    );
 }
 
 #[tokio::test]
 async fn login_sets_an_http_only_strict_session_cookie_and_opens_the_overview() {
-    let app = TestApp::new();
-    let response = app.try_login("alice", PASSWORD).await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert_eq!(response.header(header::LOCATION), Some("/"));
-    let cookie = response
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("aegis_session="))
-        .expect("session cookie");
-    assert!(cookie.contains("HttpOnly"), "{cookie}");
-    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(cookie.contains("Path=/"), "{cookie}");
-    assert!(
-        !cookie.contains("Secure"),
-        "Secure only with --secure-cookies: {cookie}"
-    );
-    let token = response.cookie("aegis_session").unwrap();
-    assert_eq!(token.len(), 64);
-    // Only the hash is stored.
-    assert_eq!(
-        app.count(&format!(
-            "SELECT count(*) FROM sessions WHERE token_hash = '{token}'"
-        )),
-        0
-    );
-    assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let response = app.try_login("alice", PASSWORD).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        assert_eq!(response.header(header::LOCATION), Some("/"));
+        let cookie = response
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with("aegis_session="))
+            .expect("session cookie");
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(cookie.contains("Path=/"), "{cookie}");
+        assert!(
+            !cookie.contains("Secure"),
+            "Secure only with --secure-cookies: {cookie}"
+        );
+        let token = response.cookie("aegis_session").unwrap();
+        assert_eq!(token.len(), 64);
+        // Only the hash is stored.
+        assert_eq!(
+            app.count(&format!(
+                "SELECT count(*) FROM sessions WHERE token_hash = '{token}'"
+            )),
+            0
+        );
+        assert_eq!(app.count("SELECT count(*) FROM sessions"), 1);
 
-    let login = app.login("alice").await;
-    let overview = app.get("/", Some(&login)).await;
-    assert_eq!(overview.status, StatusCode::OK);
-    assert!(overview.body.contains("Amount flagged"));
-    assert!(overview.body.contains("alice"));
-    assert!(
-        !overview.body.contains("href=\"/admin\""),
-        "auditors get no Admin link"
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'login' AND username = 'alice'"),
-        2
-    );
+        let login = app.login("alice").await;
+        let overview = app.get("/", Some(&login)).await;
+        assert_eq!(overview.status, StatusCode::OK);
+        assert!(overview.body.contains("Amount flagged"));
+        assert!(overview.body.contains("alice"));
+        assert!(
+            !overview.body.contains("href=\"/admin\""),
+            "auditors get no Admin link"
+        );
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM audit_log WHERE action = 'login' AND username = 'alice'"
+            ),
+            2
+        );
+    }
 }
 
 #[tokio::test]
 async fn wrong_password_fails_with_the_generic_message() {
-    let app = TestApp::new();
-    let response = app.try_login("alice", "wrong password!").await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert!(response.cookie("aegis_session").is_none());
-    assert!(
-        response
-            .body
-            .contains("invalid username or password, or account locked")
-    );
-    let unknown = app.try_login("mallory", "wrong password!").await;
-    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
-    assert!(
-        unknown
-            .body
-            .contains("invalid username or password, or account locked")
-    );
-    assert_eq!(
-        app.count("SELECT failed_logins FROM users WHERE username = 'alice'"),
-        1
-    );
-    assert_eq!(
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let response = app.try_login("alice", "wrong password!").await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        assert!(response.cookie("aegis_session").is_none());
+        assert!(
+            response
+                .body
+                .contains("invalid username or password, or account locked")
+        );
+        let unknown = app.try_login("mallory", "wrong password!").await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            unknown
+                .body
+                .contains("invalid username or password, or account locked")
+        );
+        assert_eq!(
+            app.count("SELECT failed_logins FROM users WHERE username = 'alice'"),
+            1
+        );
+        assert_eq!(
         app.count("SELECT count(*) FROM audit_log WHERE action = 'login_failed' AND detail = 'unknown user'"),
         1
     );
+    }
 }
 
 #[tokio::test]
 async fn five_failures_lock_the_account_even_against_the_right_password() {
-    let app = TestApp::new();
-    for _ in 0..5 {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        for _ in 0..5 {
+            assert_eq!(
+                app.try_login("alice", "not the password").await.status,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let locked_until = app.count("SELECT locked_until FROM users WHERE username = 'alice'");
+        assert!(locked_until > aegis_core::time::now_millis() + 14 * 60 * 1000);
+        let response = app.try_login("alice", PASSWORD).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        assert!(response.cookie("aegis_session").is_none());
+        assert!(
+            response
+                .body
+                .contains("invalid username or password, or account locked")
+        );
         assert_eq!(
-            app.try_login("alice", "not the password").await.status,
-            StatusCode::UNAUTHORIZED
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'lockout'"),
+            1
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'login_locked'"),
+            1
+        );
+        // Other accounts are unaffected, and a success resets the count.
+        app.try_login("admin", "not the password").await;
+        app.login("admin").await;
+        assert_eq!(
+            app.count("SELECT failed_logins FROM users WHERE username = 'admin'"),
+            0
         );
     }
-    let locked_until = app.count("SELECT locked_until FROM users WHERE username = 'alice'");
-    assert!(locked_until > aegis_core::time::now_millis() + 14 * 60 * 1000);
-    let response = app.try_login("alice", PASSWORD).await;
-    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-    assert!(response.cookie("aegis_session").is_none());
-    assert!(
-        response
-            .body
-            .contains("invalid username or password, or account locked")
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'lockout'"),
-        1
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'login_locked'"),
-        1
-    );
-    // Other accounts are unaffected, and a success resets the count.
-    app.try_login("admin", "not the password").await;
-    app.login("admin").await;
-    assert_eq!(
-        app.count("SELECT failed_logins FROM users WHERE username = 'admin'"),
-        0
-    );
 }
 
 #[tokio::test]
@@ -297,85 +307,89 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_rejected() {
 /// is refused before any handler runs, so a new state-changing route cannot forget CSRF.
 #[tokio::test]
 async fn every_route_refuses_a_write_without_the_csrf_token() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let routes = dashboard::server::routes();
-    assert!(routes.len() >= 16, "the walk sees the whole router");
-    for (path, _) in routes {
-        let uri = path.replace("{id}", "2");
-        for method in ["POST", "PUT", "DELETE"] {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let routes = dashboard::server::routes();
+        assert!(routes.len() >= 16, "the walk sees the whole router");
+        for (path, _) in routes {
+            let uri = path.replace("{id}", "2");
+            for method in ["POST", "PUT", "DELETE"] {
+                let response = app
+                    .send(
+                        Request::builder()
+                            .method(method)
+                            .uri(&uri)
+                            .header(header::COOKIE, &login.cookie)
+                            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                            .body(Body::from("verdict=dismissed&username=admin"))
+                            .unwrap(),
+                    )
+                    .await;
+                assert_eq!(response.status, StatusCode::FORBIDDEN, "{method} {uri}");
+            }
             let response = app
                 .send(
-                    Request::builder()
-                        .method(method)
-                        .uri(&uri)
+                    Request::post(&uri)
                         .header(header::COOKIE, &login.cookie)
-                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                        .body(Body::from("verdict=dismissed&username=admin"))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .header("x-csrf-token", "0".repeat(64))
+                        .body(Body::from(r#"{"verdict":"dismissed"}"#))
                         .unwrap(),
                 )
                 .await;
-            assert_eq!(response.status, StatusCode::FORBIDDEN, "{method} {uri}");
+            // The login form takes no JSON at all (415); every other route refuses the bad token.
+            let pre_session = dashboard::csrf::PRE_SESSION_FORMS.contains(&path);
+            assert!(
+                response.status == StatusCode::FORBIDDEN
+                    || (pre_session && response.status == StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                "JSON POST {uri}: {}",
+                response.status
+            );
         }
-        let response = app
-            .send(
-                Request::post(&uri)
-                    .header(header::COOKIE, &login.cookie)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .header("x-csrf-token", "0".repeat(64))
-                    .body(Body::from(r#"{"verdict":"dismissed"}"#))
-                    .unwrap(),
-            )
-            .await;
-        // The login form takes no JSON at all (415); every other route refuses the bad token.
-        let pre_session = dashboard::csrf::PRE_SESSION_FORMS.contains(&path);
-        assert!(
-            response.status == StatusCode::FORBIDDEN
-                || (pre_session && response.status == StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            "JSON POST {uri}: {}",
-            response.status
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+        assert_eq!(
+            app.get("/alerts", Some(&login)).await.status,
+            StatusCode::OK,
+            "the session survived every refused logout"
         );
     }
-    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
-    assert_eq!(
-        app.get("/alerts", Some(&login)).await.status,
-        StatusCode::OK,
-        "the session survived every refused logout"
-    );
 }
 
 #[tokio::test]
 async fn logout_ends_the_session() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    assert_eq!(
-        app.get("/api/summary", Some(&login)).await.status,
-        StatusCode::OK
-    );
-    let response = app
-        .post_form("/logout", Some(&login.cookie), &[("csrf", &login.csrf)])
-        .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert_eq!(response.header(header::LOCATION), Some("/login"));
-    assert!(
-        response
-            .set_cookies()
-            .iter()
-            .any(|c| c.starts_with("aegis_session=;") && c.contains("Max-Age=0"))
-    );
-    assert_eq!(
-        app.get("/api/summary", Some(&login)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get("/", Some(&login)).await.status,
-        StatusCode::SEE_OTHER
-    );
-    assert_eq!(app.count("SELECT count(*) FROM sessions"), 0);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'logout'"),
-        1
-    );
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        assert_eq!(
+            app.get("/api/summary", Some(&login)).await.status,
+            StatusCode::OK
+        );
+        let response = app
+            .post_form("/logout", Some(&login.cookie), &[("csrf", &login.csrf)])
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        assert_eq!(response.header(header::LOCATION), Some("/login"));
+        assert!(
+            response
+                .set_cookies()
+                .iter()
+                .any(|c| c.starts_with("aegis_session=;") && c.contains("Max-Age=0"))
+        );
+        assert_eq!(
+            app.get("/api/summary", Some(&login)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.get("/", Some(&login)).await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(app.count("SELECT count(*) FROM sessions"), 0);
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'logout'"),
+            1
+        );
+    }
 }
 
 #[tokio::test]
@@ -424,116 +438,122 @@ async fn a_script_in_the_search_box_is_rendered_escaped() {
 
 #[tokio::test]
 async fn sql_injection_in_search_and_sort_is_inert() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let encode = dashboard::views::url_encode;
-    let injected_q = encode("' OR 1=1 --");
-    let injected_sort = encode("transaction_id; DROP TABLE users");
-    let page = app
-        .get(
-            &format!("/?q={injected_q}&sort={injected_sort}&dir={injected_sort}"),
-            Some(&login),
-        )
-        .await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(
-        page.body.contains("No transactions match"),
-        "the injection must not match rows"
-    );
-    assert!(
-        app.api_ids(&format!("q={injected_q}"), &login)
-            .await
-            .is_empty()
-    );
-    let sorted = app
-        .api_ids(
-            &format!("from=2024-01-01&sort={injected_sort}&dir={injected_sort}"),
-            &login,
-        )
-        .await;
-    assert_eq!(
-        sorted,
-        vec![5, 4, 3, 2, 1, 6],
-        "unknown sort falls back to newest first"
-    );
-    for query in [
-        format!("scheme={}", encode("PM-KISAN' OR '1'='1")),
-        format!("q={}", encode("1 OR 1=1")),
-        format!("q={}", encode("B1' UNION SELECT username FROM users --")),
-    ] {
-        assert!(app.api_ids(&query, &login).await.is_empty(), "{query}");
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let encode = dashboard::views::url_encode;
+        let injected_q = encode("' OR 1=1 --");
+        let injected_sort = encode("transaction_id; DROP TABLE users");
+        let page = app
+            .get(
+                &format!("/?q={injected_q}&sort={injected_sort}&dir={injected_sort}"),
+                Some(&login),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body.contains("No transactions match"),
+            "the injection must not match rows"
+        );
+        assert!(
+            app.api_ids(&format!("q={injected_q}"), &login)
+                .await
+                .is_empty()
+        );
+        let sorted = app
+            .api_ids(
+                &format!("from=2024-01-01&sort={injected_sort}&dir={injected_sort}"),
+                &login,
+            )
+            .await;
+        assert_eq!(
+            sorted,
+            vec![5, 4, 3, 2, 1, 6],
+            "unknown sort falls back to newest first"
+        );
+        for query in [
+            format!("scheme={}", encode("PM-KISAN' OR '1'='1")),
+            format!("q={}", encode("1 OR 1=1")),
+            format!("q={}", encode("B1' UNION SELECT username FROM users --")),
+        ] {
+            assert!(app.api_ids(&query, &login).await.is_empty(), "{query}");
+        }
+        assert_eq!(
+            app.count("SELECT count(*) FROM users"),
+            2,
+            "users table intact"
+        );
+        // Real searches still work, by any of the four ids.
+        assert_eq!(app.api_ids("q=B1", &login).await, vec![2, 1]);
+        assert_eq!(app.api_ids("q=A1", &login).await, vec![3, 2, 1]);
+        assert_eq!(app.api_ids("q=3", &login).await, vec![3]);
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM users"),
-        2,
-        "users table intact"
-    );
-    // Real searches still work, by any of the four ids.
-    assert_eq!(app.api_ids("q=B1", &login).await, vec![2, 1]);
-    assert_eq!(app.api_ids("q=A1", &login).await, vec![3, 2, 1]);
-    assert_eq!(app.api_ids("q=3", &login).await, vec![3]);
 }
 
 #[tokio::test]
 async fn export_has_exactly_the_rows_of_the_same_filter() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    for query in [
-        "",
-        "from=2024-01-01",
-        "status=ANOMALY",
-        "status=UNSCORED&from=2024-01-01",
-        "scheme=PM-KISAN&from=2024-01-01&sort=amount&dir=asc",
-        "category=shared_account",
-        "min_amount=1000&max_amount=2000&from=2024-01-01",
-        "q=B1",
-        "from=2025-03-02&to=2025-03-03",
-    ] {
-        let api = app.api_ids(query, &login).await;
-        let csv = app.export_ids(query, &login).await;
-        assert_eq!(csv, api, "{query}");
-    }
-    let response = app.get("/export.csv?status=ANOMALY", Some(&login)).await;
-    assert!(
-        response
-            .header(header::CONTENT_TYPE)
-            .unwrap()
-            .starts_with("text/csv")
-    );
-    assert!(
-        response
-            .header(header::CONTENT_DISPOSITION)
-            .unwrap()
-            .starts_with("attachment;")
-    );
-    assert!(
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        for query in [
+            "",
+            "from=2024-01-01",
+            "status=ANOMALY",
+            "status=UNSCORED&from=2024-01-01",
+            "scheme=PM-KISAN&from=2024-01-01&sort=amount&dir=asc",
+            "category=shared_account",
+            "min_amount=1000&max_amount=2000&from=2024-01-01",
+            "q=B1",
+            "from=2025-03-02&to=2025-03-03",
+        ] {
+            let api = app.api_ids(query, &login).await;
+            let csv = app.export_ids(query, &login).await;
+            assert_eq!(csv, api, "{query}");
+        }
+        let response = app.get("/export.csv?status=ANOMALY", Some(&login)).await;
+        assert!(
+            response
+                .header(header::CONTENT_TYPE)
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        assert!(
+            response
+                .header(header::CONTENT_DISPOSITION)
+                .unwrap()
+                .starts_with("attachment;")
+        );
+        assert!(
         response.body.contains("\r\n2,REF-2,B1,A1,G1,PM-KISAN,50000.00,2025-03-02 11:00:00,25.6,85.1,Patna,ANOMALY,0.9,amount,m-test,\"₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000\",,1\r\n"),
         "{}",
         response.body
     );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'export'"),
-        10
-    );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'export'"),
+            10
+        );
+    }
 }
 
 #[tokio::test]
 async fn the_default_view_is_the_last_30_days_of_data() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let response = app.get("/api/transactions", Some(&login)).await;
-    let json = response.json();
-    assert_eq!(
-        json["range"],
-        "2025-02-09 to 2025-03-10 (default: the last 30 days of data)"
-    );
-    assert_eq!(
-        json["total"], 5,
-        "the December payment is outside the default window"
-    );
-    let page = app.get("/", Some(&login)).await;
-    assert!(page.body.contains("2025-02-09 to 2025-03-10"));
-    assert_eq!(app.api_ids("from=2024-01-01", &login).await.len(), 6);
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let response = app.get("/api/transactions", Some(&login)).await;
+        let json = response.json();
+        assert_eq!(
+            json["range"],
+            "2025-02-09 to 2025-03-10 (default: the last 30 days of data)"
+        );
+        assert_eq!(
+            json["total"], 5,
+            "the December payment is outside the default window"
+        );
+        let page = app.get("/", Some(&login)).await;
+        assert!(page.body.contains("2025-02-09 to 2025-03-10"));
+        assert_eq!(app.api_ids("from=2024-01-01", &login).await.len(), 6);
+    }
 }
 
 #[tokio::test]
@@ -649,47 +669,49 @@ async fn table_sorts_by_whitelisted_columns_and_pages() {
 
 #[tokio::test]
 async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
-    let app = TestApp::new();
-    write_model(&app);
-    let login = app.login("alice").await;
-    let page = app.get("/alerts/2", Some(&login)).await;
-    assert_eq!(page.status, StatusCode::OK);
-    let body = &page.body;
-    assert!(body.contains("₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000"));
-    assert!(
-        !body.contains("Ground-truth label") && !body.contains("inflated_amount"),
-        "an auditor never sees the ground truth: it would lead the verdict"
-    );
-    let admin = app.login("admin").await;
-    let as_admin = app.get("/alerts/2", Some(&admin)).await.body;
-    assert!(
-        as_admin.contains("fraud (inflated_amount)"),
-        "admins see the ground-truth label"
-    );
-    assert!(body.contains("threshold 0.4500"));
-    assert!(body.contains("2.0× the threshold"));
-    assert!(body.contains("name=\"csrf\""));
-    let shared = app.get("/alerts/3", Some(&login)).await.body;
-    assert!(
-        shared.contains("<td>B1</td>"),
-        "the other beneficiary paid into account A1 is listed"
-    );
-    let json = app.get("/api/alerts/2", Some(&login)).await.json();
-    assert_eq!(json["history"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        json["account_sharers"].as_array().unwrap().len(),
-        1,
-        "B2 paid after this one"
-    );
-    assert!((json["threshold"].as_f64().unwrap() - 0.45).abs() < 1e-6);
-    assert_eq!(
-        app.get("/alerts/999", Some(&login)).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get("/api/alerts/999", Some(&login)).await.status,
-        StatusCode::NOT_FOUND
-    );
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        write_model(&app);
+        let login = app.login("alice").await;
+        let page = app.get("/alerts/2", Some(&login)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let body = &page.body;
+        assert!(body.contains("₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000"));
+        assert!(
+            !body.contains("Ground-truth label") && !body.contains("inflated_amount"),
+            "an auditor never sees the ground truth: it would lead the verdict"
+        );
+        let admin = app.login("admin").await;
+        let as_admin = app.get("/alerts/2", Some(&admin)).await.body;
+        assert!(
+            as_admin.contains("fraud (inflated_amount)"),
+            "admins see the ground-truth label"
+        );
+        assert!(body.contains("threshold 0.4500"));
+        assert!(body.contains("2.0× the threshold"));
+        assert!(body.contains("name=\"csrf\""));
+        let shared = app.get("/alerts/3", Some(&login)).await.body;
+        assert!(
+            shared.contains("<td>B1</td>"),
+            "the other beneficiary paid into account A1 is listed"
+        );
+        let json = app.get("/api/alerts/2", Some(&login)).await.json();
+        assert_eq!(json["history"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            json["account_sharers"].as_array().unwrap().len(),
+            1,
+            "B2 paid after this one"
+        );
+        assert!((json["threshold"].as_f64().unwrap() - 0.45).abs() < 1e-6);
+        assert_eq!(
+            app.get("/alerts/999", Some(&login)).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.get("/api/alerts/999", Some(&login)).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
 }
 
 #[tokio::test]
@@ -795,54 +817,56 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
 
 #[tokio::test]
 async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
-    let app = TestApp::new();
-    let alice = app.login("alice").await;
-    assert_eq!(
-        app.get("/admin", Some(&alice)).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let response = app
-        .post_form(
-            "/admin/users/disable",
-            Some(&alice.cookie),
-            &[("csrf", &alice.csrf), ("username", "admin")],
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN);
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let alice = app.login("alice").await;
+        assert_eq!(
+            app.get("/admin", Some(&alice)).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let response = app
+            .post_form(
+                "/admin/users/disable",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("username", "admin")],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
 
-    let admin = app.login("admin").await;
-    let page = app.get("/admin", Some(&admin)).await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("alice"));
-    assert!(page.body.contains("login"), "audit log listed");
-    let response = app
-        .post_form(
-            "/admin/users/disable",
-            Some(&admin.cookie),
-            &[("csrf", &admin.csrf), ("username", "alice")],
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        app.get("/api/summary", Some(&alice)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.try_login("alice", PASSWORD).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'user_disabled'"),
-        1
-    );
-    let own = app
-        .post_form(
-            "/admin/users/disable",
-            Some(&admin.cookie),
-            &[("csrf", &admin.csrf), ("username", "admin")],
-        )
-        .await;
-    assert_eq!(own.status, StatusCode::BAD_REQUEST);
+        let admin = app.login("admin").await;
+        let page = app.get("/admin", Some(&admin)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("alice"));
+        assert!(page.body.contains("login"), "audit log listed");
+        let response = app
+            .post_form(
+                "/admin/users/disable",
+                Some(&admin.cookie),
+                &[("csrf", &admin.csrf), ("username", "alice")],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            app.get("/api/summary", Some(&alice)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.try_login("alice", PASSWORD).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'user_disabled'"),
+            1
+        );
+        let own = app
+            .post_form(
+                "/admin/users/disable",
+                Some(&admin.cookie),
+                &[("csrf", &admin.csrf), ("username", "admin")],
+            )
+            .await;
+        assert_eq!(own.status, StatusCode::BAD_REQUEST);
+    }
 }
 
 #[tokio::test]
@@ -1260,28 +1284,30 @@ async fn the_live_panel_honours_the_page_filters() {
 /// other errors are pages in the site's layout, not bare text.
 #[tokio::test]
 async fn errors_are_pages_that_name_the_problem_and_keep_the_input() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let page = app
-        .get("/?min_amount=2k&scheme=PM-KISAN&q=B1", Some(&login))
-        .await;
-    assert_eq!(page.status, StatusCode::BAD_REQUEST);
-    assert!(page.body.contains("role=\"alert\""), "{}", page.body);
-    assert!(
-        page.body.contains("min_amount: amount &quot;2k&quot;"),
-        "the problem is named"
-    );
-    assert!(
-        page.body.contains("value=\"2k\""),
-        "the typed amount is kept"
-    );
-    assert!(page.body.contains("value=\"B1\""), "the other filters too");
-    assert!(page.body.contains("Daily trend"), "still the overview");
-    let missing = app.get("/alerts/999999", Some(&login)).await;
-    assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    assert!(
-        missing.body.contains("<header class=\"topbar\">"),
-        "inside the layout"
-    );
-    assert!(missing.body.contains("Not found"));
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let page = app
+            .get("/?min_amount=2k&scheme=PM-KISAN&q=B1", Some(&login))
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST);
+        assert!(page.body.contains("role=\"alert\""), "{}", page.body);
+        assert!(
+            page.body.contains("min_amount: amount &quot;2k&quot;"),
+            "the problem is named"
+        );
+        assert!(
+            page.body.contains("value=\"2k\""),
+            "the typed amount is kept"
+        );
+        assert!(page.body.contains("value=\"B1\""), "the other filters too");
+        assert!(page.body.contains("Daily trend"), "still the overview");
+        let missing = app.get("/alerts/999999", Some(&login)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert!(
+            missing.body.contains("<header class=\"topbar\">"),
+            "inside the layout"
+        );
+        assert!(missing.body.contains("Not found"));
+    }
 }
