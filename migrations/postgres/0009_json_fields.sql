@@ -3,9 +3,10 @@
 -- (core::sql::Engine::json_text). PostgreSQL 15 has no `IS JSON`, and a cast of text that is
 -- not JSON fails the whole statement, so the cast is caught here. Texts that cannot be a JSON
 -- object (an imported note, an error message) never enter the exception block, which costs a
--- subtransaction.
+-- subtransaction. It is not parallel safe: a parallel query cannot start subtransactions, so
+-- statements that call it are planned without parallel workers.
 CREATE FUNCTION aegis_json_text(document text, path text[]) RETURNS text
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE PARALLEL UNSAFE AS $$
 BEGIN
     IF document IS NULL OR left(ltrim(document), 1) <> '{' THEN
         RETURN NULL;

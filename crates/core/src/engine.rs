@@ -78,18 +78,6 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    /// The SQLite path, for a program that does not run on PostgreSQL yet; a URL is refused
-    /// with a message that says so and what to do instead.
-    pub fn sqlite(&self, program: &str) -> Result<&Path> {
-        match self {
-            Target::Sqlite(path) => Ok(path),
-            Target::Postgres(url) => Err(Error::Invalid(format!(
-                "`{program}` cannot use PostgreSQL yet (--db {}): so far `generate` (including --from-csv), `simulate`, `train` and `monitor` run on PostgreSQL. Point --db at an SQLite file",
-                crate::pg::redact(url)
-            ))),
-        }
-    }
-
     /// The `--db` value that names this target (a URL keeps its password).
     pub fn as_arg(&self) -> String {
         match self {
@@ -521,14 +509,9 @@ mod tests {
     }
 
     #[test]
-    fn a_program_without_postgres_says_so_without_the_password() {
+    fn a_url_is_shown_without_its_password_and_passed_on_with_it() {
         let target: Target = "postgres://aegis:hunter2@db/audit".parse().unwrap();
-        let message = target.sqlite("monitor").unwrap_err().to_string();
-        assert!(
-            message.contains("`monitor` cannot use PostgreSQL yet"),
-            "{message}"
-        );
-        assert!(!message.contains("hunter2"), "{message}");
         assert_eq!(target.to_string(), "postgres://aegis:***@db/audit");
+        assert_eq!(target.as_arg(), "postgres://aegis:hunter2@db/audit");
     }
 }

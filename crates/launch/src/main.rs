@@ -83,6 +83,10 @@ enum Command {
         rows: u64,
         #[arg(long, default_value_t = 18081)]
         port: u16,
+        /// Soak on this PostgreSQL server instead (the URL of a role that may create
+        /// databases; the soak recreates `aegis_soak` there).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
 }
 
@@ -95,13 +99,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| Command::Up(UpArgs::parse_from(["launch up"])));
     let result = match command {
         Command::Up(up) => up::run(&up::UpConfig {
-            db: match up.db.db.sqlite("launch") {
-                Ok(path) => path.to_path_buf(),
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::FAILURE;
-                }
-            },
+            db: up.db.db,
             modeling: up.modeling.modeling,
             addr: up.addr,
             rows: up.rows,
@@ -132,6 +130,7 @@ fn main() -> ExitCode {
             simulator_kills,
             rows,
             port,
+            postgres,
         } => soak::run(&soak::SoakConfig {
             dir,
             duration: Duration::from_secs(duration),
@@ -140,6 +139,7 @@ fn main() -> ExitCode {
             simulator_kills,
             rows,
             port,
+            postgres,
         }),
     };
     match result {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use aegis_core::engine::{Store, Target};
 use anyhow::{Context, bail};
 use rand::Rng;
 
@@ -26,16 +27,27 @@ pub struct SoakConfig {
     pub simulator_kills: u32,
     pub rows: u64,
     pub port: u16,
+    /// Run on this PostgreSQL server (the URL of a role that may create databases; the soak
+    /// recreates `aegis_soak` there) instead of an SQLite file.
+    pub postgres: Option<String>,
 }
 
-const RESCORE_TRIGGER: &str = "CREATE TABLE IF NOT EXISTS soak_rescored (transaction_id INTEGER, at INTEGER);
+/// Records any second scoring of a payment. On SQLite a score is an update of the payment's
+/// row; on PostgreSQL it is a row of `transaction_scores`, whose primary key refuses a second
+/// insert outright (the monitor would fail, and the logs and the unscored count show it), so
+/// only an update there could score twice.
+const SQLITE_RESCORE_TRIGGER: &str = "CREATE TABLE IF NOT EXISTS soak_rescored (transaction_id INTEGER, at INTEGER);
      CREATE TRIGGER IF NOT EXISTS soak_detect_rescore AFTER UPDATE OF status ON transactions
      WHEN OLD.status IS NOT NULL BEGIN INSERT INTO soak_rescored VALUES (NEW.transaction_id, unixepoch()); END;";
+const POSTGRES_RESCORE_TRIGGER: &str = "CREATE TABLE IF NOT EXISTS soak_rescored (transaction_id bigint, at bigint);
+     CREATE OR REPLACE FUNCTION soak_detect_rescore() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN INSERT INTO soak_rescored VALUES (NEW.transaction_id, extract(epoch FROM now())::bigint); RETURN NULL; END $$;
+     CREATE TRIGGER soak_detect_rescore AFTER UPDATE ON transaction_scores
+     FOR EACH ROW EXECUTE FUNCTION soak_detect_rescore();";
 
-fn query(db: &Path, sql: &str) -> anyhow::Result<i64> {
-    let conn = rusqlite::Connection::open(db)?;
-    conn.busy_timeout(Duration::from_secs(30))?;
-    Ok(conn.query_row(sql, [], |r| r.get(0))?)
+/// The integer `sql` answers, read in one snapshot.
+fn query(db: &Target, sql: &str) -> anyhow::Result<i64> {
+    Ok(db.open()?.read(|s| s.query_int(sql, &[]))?.unwrap_or(0))
 }
 
 /// Random moments in `(0, duration)`, sorted.
@@ -51,25 +63,31 @@ fn moments(count: u32, duration: Duration) -> Vec<Duration> {
 /// The soak's files: its database, model and one log per program, under `--dir`.
 struct Workspace {
     dir: PathBuf,
-    db_path: PathBuf,
+    target: Target,
+    /// `--db` for the programs (a URL keeps its password).
     db: String,
     modeling: String,
 }
 
 impl Workspace {
-    fn new(dir: &Path) -> anyhow::Result<Workspace> {
+    /// A fresh workspace in `dir`: an SQLite file there, or database `aegis_soak` recreated on
+    /// the `postgres` server.
+    fn new(dir: &Path, postgres: Option<&str>) -> anyhow::Result<Workspace> {
         std::fs::create_dir_all(dir)?;
         for stale in ["soak.db", "soak.db-wal", "soak.db-shm"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
+        let target = match postgres {
+            Some(admin) => Target::Postgres(aegis_core::pg::recreate_database(admin, "aegis_soak")?),
+            None => Target::Sqlite(dir.join("soak.db")),
+        };
+        // The monitor keeps its checkpoints beside an SQLite file, and per server under the
+        // model folder for PostgreSQL: a checkpoint of an earlier soak must not be resumed.
+        let _ = std::fs::remove_dir_all(dir.join("modeling").join("monitor-checkpoints"));
         let workspace = Workspace {
             dir: dir.to_path_buf(),
-            db_path: dir.join("soak.db"),
-            db: dir
-                .join("soak.db")
-                .to_str()
-                .context("path is not UTF-8")?
-                .to_string(),
+            db: target.as_arg(),
+            target,
             modeling: dir
                 .join("modeling")
                 .to_str()
@@ -133,9 +151,12 @@ fn prepare(workspace: &Workspace, rows: u64) -> anyhow::Result<String> {
         ],
     )?;
     setup("monitor", &["--db", db, "--modeling", modeling, "--once"])?;
-    rusqlite::Connection::open(&workspace.db_path)?.execute_batch(RESCORE_TRIGGER)?;
+    match workspace.target.open()? {
+        Store::Sqlite(conn) => conn.execute_batch(SQLITE_RESCORE_TRIGGER)?,
+        Store::Postgres(mut client) => client.batch_execute(POSTGRES_RESCORE_TRIGGER)?,
+    }
     let password = random_password(16);
-    create_user(&workspace.db_path, "soak-admin", "admin", &password)?;
+    create_user(db, "soak-admin", "admin", &password)?;
     Ok(password)
 }
 
@@ -259,7 +280,7 @@ fn kill_at_random(
 }
 
 /// Step 4: waits (at most two minutes) for the monitor to score what the feed left.
-fn drain(db: &Path) -> anyhow::Result<()> {
+fn drain(db: &Target) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while query(db, "SELECT count(*) FROM transactions WHERE status IS NULL")? > 0
         && Instant::now() < deadline
@@ -292,12 +313,11 @@ impl Books {
         history: u64,
         (requests, failures): (u64, u64),
     ) -> anyhow::Result<Books> {
-        let db = &workspace.db_path;
-        let mark = {
-            let conn = rusqlite::Connection::open(db)?;
-            conn.busy_timeout(Duration::from_secs(30))?;
-            aegis_core::store::monitor_mark(&mut aegis_core::sql::Sqlite(&conn))?.unwrap_or(0)
-        };
+        let db = &workspace.target;
+        let mark = db
+            .open()?
+            .read(aegis_core::store::monitor_mark)?
+            .unwrap_or(0);
         let error_lines = ["monitor", "simulate", "dashboard"]
             .iter()
             .map(|name| {
@@ -361,7 +381,7 @@ impl Books {
 /// Runs the soak's steps; fails if any check fails.
 pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     procs::build_programs()?;
-    let workspace = Workspace::new(&config.dir)?;
+    let workspace = Workspace::new(&config.dir, config.postgres.as_deref())?;
     let password = prepare(&workspace, config.rows)?;
 
     // Step 2: the dashboard, its pollers, the monitor and the feed.
@@ -389,7 +409,7 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         &simulate_args,
     )?;
     stop(&mut simulate, Duration::from_secs(10))?;
-    drain(&workspace.db_path)?;
+    drain(&workspace.target)?;
     let traffic = pollers.finish();
     stop(&mut monitor, Duration::from_secs(10))?;
     stop(&mut dashboard, Duration::from_secs(10))?;

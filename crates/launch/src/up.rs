@@ -2,11 +2,12 @@
 //! then simulator, monitor and dashboard together, with an auditor login printed.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use aegis_core::engine::Target;
 use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -16,7 +17,7 @@ use crate::procs::{self, command, stop};
 /// Options of `aegis up`.
 #[derive(Debug, Clone)]
 pub struct UpConfig {
-    pub db: PathBuf,
+    pub db: Target,
     pub modeling: PathBuf,
     pub addr: String,
     pub rows: u64,
@@ -35,10 +36,11 @@ pub fn random_password(length: usize) -> String {
         .collect()
 }
 
-/// Creates a dashboard user through the dashboard's own CLI (password on stdin).
-pub fn create_user(db: &Path, username: &str, role: &str, password: &str) -> anyhow::Result<()> {
+/// Creates a dashboard user through the dashboard's own CLI (password on stdin); `db` is a
+/// `--db` value.
+pub fn create_user(db: &str, username: &str, role: &str, password: &str) -> anyhow::Result<()> {
     let mut child = command("dashboard", None)?
-        .args(["--db", db.to_str().context("db path is not UTF-8")?])
+        .args(["--db", db])
         .args(["user", "add", username, "--role", role])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -56,9 +58,9 @@ pub fn create_user(db: &Path, username: &str, role: &str, password: &str) -> any
 }
 
 /// Creates an API key through the dashboard's own CLI and returns it (printed once on stdout).
-pub fn create_api_key(db: &Path, name: &str, scope: &str) -> anyhow::Result<String> {
+pub fn create_api_key(db: &str, name: &str, scope: &str) -> anyhow::Result<String> {
     let output = command("dashboard", None)?
-        .args(["--db", db.to_str().context("db path is not UTF-8")?])
+        .args(["--db", db])
         .args(["apikey", "add", name, "--scope", scope])
         .stderr(Stdio::null())
         .output()?;
@@ -72,17 +74,22 @@ pub fn create_api_key(db: &Path, name: &str, scope: &str) -> anyhow::Result<Stri
     Ok(key)
 }
 
-fn transaction_count(db: &Path) -> i64 {
-    if !db.exists() {
-        return 0;
+/// Payments stored in `db` (0 for an SQLite file that does not exist yet).
+fn transaction_count(db: &Target) -> anyhow::Result<i64> {
+    if let Target::Sqlite(path) = db
+        && !path.exists()
+    {
+        return Ok(0);
     }
-    rusqlite::Connection::open(db)
-        .and_then(|conn| conn.query_row("SELECT count(*) FROM transactions", [], |r| r.get(0)))
-        .unwrap_or(0)
+    Ok(db.open()?.transaction_count()?)
 }
 
 fn run_step(name: &str, args: &[&str]) -> anyhow::Result<()> {
-    println!("→ {name} {}", args.join(" "));
+    let shown: Vec<String> = args
+        .iter()
+        .map(|arg| aegis_core::pg::redact(arg))
+        .collect();
+    println!("→ {name} {}", shown.join(" "));
     let status = command(name, None)?.args(args).status()?;
     if !status.success() {
         bail!("`{name}` failed ({status}); see its message above");
@@ -95,21 +102,22 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     let stop_requested = aegis_core::telemetry::stop_on_signals()?;
     println!("→ building the programs (the first build takes a while)");
     procs::build_programs()?;
-    let db = config.db.to_str().context("--db is not UTF-8")?;
+    // The programs get the URL with its password; what is printed never shows it.
+    let db_arg = config.db.as_arg();
+    let db = db_arg.as_str();
+    let shown = config.db.to_string();
     let modeling = config
         .modeling
         .to_str()
         .context("--modeling is not UTF-8")?;
-    if transaction_count(&config.db) == 0 {
+    let stored = transaction_count(&config.db)?;
+    if stored == 0 {
         run_step(
             "generate",
             &["--db", db, "--rows", &config.rows.to_string(), "--quiet"],
         )?;
     } else {
-        println!(
-            "→ using the {} transactions already in {db}",
-            transaction_count(&config.db)
-        );
+        println!("→ using the {stored} transactions already in {shown}");
     }
     // The monitor would refuse a model this build cannot use (another feature set after an
     // upgrade, unreadable files): train a fresh one instead of failing at start.
@@ -126,9 +134,9 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     // An auditor to work the queue, and an admin for the audit log, users and ground truth.
     let suffix = random_password(4).to_lowercase();
     let (username, password) = (format!("auditor-{suffix}"), random_password(16));
-    create_user(&config.db, &username, "auditor", &password)?;
+    create_user(db, &username, "auditor", &password)?;
     let (admin, admin_password) = (format!("admin-{suffix}"), random_password(16));
-    create_user(&config.db, &admin, "admin", &admin_password)?;
+    create_user(db, &admin, "admin", &admin_password)?;
 
     std::fs::create_dir_all(&config.logs)?;
     let log = |name: &str| config.logs.join(format!("{name}.log"));
@@ -137,7 +145,7 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     let mut feed_args = vec!["--db", db, "--rate", rate.as_str()];
     let key = if config.via_api {
         Some(create_api_key(
-            &config.db,
+            db,
             &format!("demo-feed-{suffix}"),
             "ingest",
         )?)
@@ -179,7 +187,7 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     println!(
         "\nAegis is running.\n\n  dashboard  {url}\n  auditor    {username}  password {password}\n  \
          admin      {admin}  password {admin_password}\n\n\
-         The simulator feeds {} payments a second into {db}{};\n\
+         The simulator feeds {} payments a second into {shown}{};\n\
          the monitor scores each one as it arrives; open the dashboard and watch the Overview and\n\
          Alerts. Logs are in {}.\n\
          Press Ctrl-C to stop everything.",
