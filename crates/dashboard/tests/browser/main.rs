@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use aegis_core::engine::Target;
+use aegis_core::pg::ScratchDatabase;
+use aegis_core::sql::Engine;
+
 use crate::webdriver::Browser;
 
 struct Reaper(Child);
@@ -38,13 +42,30 @@ fn chromedriver() -> Option<PathBuf> {
         .find(|path| path.exists())
 }
 
-/// A scored database with a model: generated, trained and monitored by the real libraries.
-fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
-    let db = dir.join("t.db");
+/// SQLite, and PostgreSQL when a test server is configured (it must be in CI).
+fn engines() -> Vec<Engine> {
+    let mut engines = vec![Engine::Sqlite];
+    if aegis_core::pg::test_server().is_some() {
+        engines.push(Engine::Postgres);
+    }
+    engines
+}
+
+/// A scored database on `engine` with a model (in `dir`): generated, trained and monitored by
+/// the real libraries. The scratch database, on PostgreSQL, lives as long as it is kept.
+fn scored_database(dir: &Path, engine: Engine) -> (Target, PathBuf, Option<ScratchDatabase>) {
+    let (db, scratch) = match engine {
+        Engine::Sqlite => (Target::Sqlite(dir.join("t.db")), None),
+        Engine::Postgres => {
+            let server = aegis_core::pg::test_server().expect("a PostgreSQL test server");
+            let scratch = ScratchDatabase::create(&server, "browser").unwrap();
+            (Target::Postgres(scratch.url().to_string()), Some(scratch))
+        }
+    };
     let modeling = dir.join("modeling");
-    generate::run(generate::RunConfig::synthetic(&db, 20_000, 4, 90, 0.02)).unwrap();
+    generate::run(generate::RunConfig::synthetic(db.clone(), 20_000, 4, 90, 0.02)).unwrap();
     train::run(&train::TrainConfig {
-        db: db.clone().into(),
+        db: db.clone(),
         modeling: modeling.clone(),
         from: None,
         until: None,
@@ -65,7 +86,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
     .unwrap();
     monitor::run(
         &monitor::MonitorConfig {
-            db: (&db).into(),
+            db: db.clone(),
             modeling: modeling.clone(),
             backend: aegis_core::model::BackendKind::Flex,
             once: true,
@@ -77,7 +98,7 @@ fn scored_database(dir: &Path) -> (PathBuf, PathBuf) {
         Arc::new(AtomicBool::new(false)),
     )
     .unwrap();
-    (db, modeling)
+    (db, modeling, scratch)
 }
 
 #[test]
@@ -92,14 +113,27 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
              (or set AEGIS_SKIP_BROWSER_TESTS=1 to skip this test)"
         );
     };
+    for engine in engines() {
+        walk_through(engine, &driver_binary);
+    }
+}
+
+/// The auditor's walk through the dashboard on `engine`; screenshots come from SQLite's.
+fn walk_through(engine: Engine, driver_binary: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let (db, modeling) = scored_database(dir.path());
+    let (db, modeling, _scratch) = scored_database(dir.path(), engine);
+    let db_arg = db.as_arg();
+    let shoot = |browser: &Browser, name: &str| {
+        if engine == Engine::Sqlite {
+            save_screenshot(browser, name);
+        }
+    };
     let dashboard = env!("CARGO_BIN_EXE_dashboard");
     let password = "correct horse battery";
     let mut add = Command::new(dashboard)
         .args([
             "--db",
-            db.to_str().unwrap(),
+            &db_arg,
             "user",
             "add",
             "meera",
@@ -123,7 +157,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         Command::new(dashboard)
             .args([
                 "--db",
-                db.to_str().unwrap(),
+                &db_arg,
                 "--modeling",
                 modeling.to_str().unwrap(),
             ])
@@ -182,7 +216,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
             .unwrap_or_else(|e| panic!("{chart} was not drawn: {e}"));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    save_screenshot(&browser, "overview.png");
+    shoot(&browser, "overview.png");
 
     // Filter to one scheme: the table then shows that scheme only.
     browser
@@ -239,7 +273,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         filtered.contains("state=unreviewed") && filtered.contains("sort=amount"),
         "the form filtered the queue: {filtered}"
     );
-    save_screenshot(&browser, "queue.png");
+    shoot(&browser, "queue.png");
     let first = browser
         .script(
             "return document.querySelector(\"td a[href^='/incidents/']\").getAttribute('href');",
@@ -256,7 +290,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
     browser.click("td a[href^='/incidents/']").unwrap();
     browser.wait_for("form.verdict-form", long).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    save_screenshot(&browser, "incident.png");
+    shoot(&browser, "incident.png");
 
     // One verdict for the whole incident, then "Record and next": the next incident of the
     // same (amount-sorted) queue opens.
@@ -280,14 +314,20 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
             && next.contains("sort=amount"),
         "save and next opened the queue's next incident: {next}"
     );
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let (members, checks): (i64, i64) = conn
-        .query_row(
-            "SELECT count(*), sum(verdict = 'needs_field_check') FROM incident_alerts WHERE incident_id = ?1",
-            [first_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let count = |sql: &str| -> i64 {
+        db.open()
+            .unwrap()
+            .read(|s| s.query_int(sql, &[]))
+            .unwrap()
+            .unwrap_or_default()
+    };
+    let members = count(&format!(
+        "SELECT count(*) FROM incident_alerts WHERE incident_id = {first_id}"
+    ));
+    let checks = count(&format!(
+        "SELECT count(*) FROM incident_alerts WHERE incident_id = {first_id} \
+         AND verdict = 'needs_field_check'"
+    ));
     assert_eq!(
         members, checks,
         "every alert of the incident got the verdict"
@@ -310,7 +350,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
     browser.click("td a[href^='/alerts/']").unwrap();
     browser.wait_for("form.verdict-form", long).unwrap();
     std::thread::sleep(Duration::from_millis(800));
-    save_screenshot(&browser, "alert.png");
+    shoot(&browser, "alert.png");
     browser
         .script("document.querySelector('select[name=verdict]').value = 'confirmed_fraud';")
         .unwrap();
@@ -331,13 +371,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
         page.contains("second credit of the same instalment") && page.contains("meera"),
         "verdict recorded: {page}"
     );
-    let stored: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM verdicts WHERE verdict = 'confirmed_fraud'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = count("SELECT count(*) FROM verdicts WHERE verdict = 'confirmed_fraud'");
     assert_eq!(stored, 1);
 }
 
