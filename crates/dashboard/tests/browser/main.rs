@@ -63,7 +63,14 @@ fn scored_database(dir: &Path, engine: Engine) -> (Target, PathBuf, Option<Scrat
         }
     };
     let modeling = dir.join("modeling");
-    generate::run(generate::RunConfig::synthetic(db.clone(), 20_000, 4, 90, 0.02)).unwrap();
+    generate::run(generate::RunConfig::synthetic(
+        db.clone(),
+        20_000,
+        4,
+        90,
+        0.02,
+    ))
+    .unwrap();
     train::run(&train::TrainConfig {
         db: db.clone(),
         modeling: modeling.clone(),
@@ -131,15 +138,7 @@ fn walk_through(engine: Engine, driver_binary: &Path) {
     let dashboard = env!("CARGO_BIN_EXE_dashboard");
     let password = "correct horse battery";
     let mut add = Command::new(dashboard)
-        .args([
-            "--db",
-            &db_arg,
-            "user",
-            "add",
-            "meera",
-            "--role",
-            "auditor",
-        ])
+        .args(["--db", &db_arg, "user", "add", "meera", "--role", "auditor"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -155,12 +154,7 @@ fn walk_through(engine: Engine, driver_binary: &Path) {
     let base = format!("http://127.0.0.1:{port}");
     let _server = Reaper(
         Command::new(dashboard)
-            .args([
-                "--db",
-                &db_arg,
-                "--modeling",
-                modeling.to_str().unwrap(),
-            ])
+            .args(["--db", &db_arg, "--modeling", modeling.to_str().unwrap()])
             .args(["--addr", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -8,12 +8,7 @@ use aegis_core::sql::Engine;
 use crate::helpers::{Login, Payment, TestApp, engines, insert_on, reasons};
 
 /// The fixture (incident 1: alerts 2 and 3, sharing account A1) plus incident 2: two alerts of
-/// beneficiary B7 two days apart, lower in score, larger in amount, later in time.
-fn two_incidents() -> TestApp {
-    two_incidents_on(Engine::Sqlite)
-}
-
-/// [`two_incidents`] on `engine`.
+/// beneficiary B7 two days apart, lower in score, larger in amount, later in time; on `engine`.
 fn two_incidents_on(engine: Engine) -> TestApp {
     let app = TestApp::new_on(engine);
     app.write(|sql| {
@@ -150,79 +145,76 @@ async fn alerts_are_grouped_into_incidents_that_filter_and_sort() {
 
 #[tokio::test]
 async fn one_verdict_settles_an_incident_and_a_revision_needs_a_reason() {
-    let app = two_incidents();
-    let login = app.login("alice").await;
-    let response = incident_verdict(&app, &login, 1, &[("verdict", "dismissed")]).await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    assert_eq!(queue(&app, "", &login).await, [2]);
-    assert_eq!(queue(&app, "state=dismissed", &login).await, [1]);
-    for alert in ["/alerts/2", "/alerts/3"] {
-        assert!(
-            app.get(alert, Some(&login))
-                .await
-                .body
-                .contains("Dismissed (false alarm)"),
-            "{alert} got the incident's verdict"
-        );
-    }
+    for engine in engines() {
+        let app = two_incidents_on(engine);
+        let login = app.login("alice").await;
+        let response = incident_verdict(&app, &login, 1, &[("verdict", "dismissed")]).await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        assert_eq!(queue(&app, "", &login).await, [2]);
+        assert_eq!(queue(&app, "state=dismissed", &login).await, [1]);
+        for alert in ["/alerts/2", "/alerts/3"] {
+            assert!(
+                app.get(alert, Some(&login))
+                    .await
+                    .body
+                    .contains("Dismissed (false alarm)"),
+                "{alert} got the incident's verdict"
+            );
+        }
 
-    // Changing a final verdict without a reason is refused, inside the page, input kept.
-    let refused = incident_verdict(
-        &app,
-        &login,
-        1,
-        &[("verdict", "confirmed_fraud"), ("note", "bank confirmed")],
-    )
-    .await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-    assert!(
-        refused
-            .body
-            .contains("reason: this changes a final verdict")
-    );
-    assert!(refused.body.contains(">bank confirmed</textarea>"));
-    assert!(refused.body.contains("Incident #1"));
-
-    let revised = incident_verdict(
-        &app,
-        &login,
-        1,
-        &[
-            ("verdict", "confirmed_fraud"),
-            ("note", "bank confirmed"),
-            ("reason", "the account holder denied receiving the money"),
-        ],
-    )
-    .await;
-    assert_eq!(revised.status, StatusCode::SEE_OTHER);
-    let history = app.get("/incidents/1", Some(&login)).await.body;
-    assert!(history.contains("the account holder denied receiving the money"));
-    assert!(history.contains("revised"));
-    assert_eq!(
-        history.matches("Dismissed (false alarm)").count(),
-        2 + 1,
-        "both old verdicts stay in the history (plus the select option)"
-    );
-    assert_eq!(queue(&app, "state=confirmed", &login).await, [1]);
-    let conn = app.conn();
-    let audited: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE action = 'verdict revised' AND detail LIKE '%denied receiving%'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(audited, 1);
-    // The single-alert form follows the same rule.
-    let alert = app
-        .post_form(
-            "/alerts/3/verdict",
-            Some(&login.cookie),
-            &[("csrf", &login.csrf), ("verdict", "needs_field_check")],
+        // Changing a final verdict without a reason is refused, inside the page, input kept.
+        let refused = incident_verdict(
+            &app,
+            &login,
+            1,
+            &[("verdict", "confirmed_fraud"), ("note", "bank confirmed")],
         )
         .await;
-    assert_eq!(alert.status, StatusCode::BAD_REQUEST);
-    assert!(alert.body.contains("reason:"));
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(
+            refused
+                .body
+                .contains("reason: this changes a final verdict")
+        );
+        assert!(refused.body.contains(">bank confirmed</textarea>"));
+        assert!(refused.body.contains("Incident #1"));
+
+        let revised = incident_verdict(
+            &app,
+            &login,
+            1,
+            &[
+                ("verdict", "confirmed_fraud"),
+                ("note", "bank confirmed"),
+                ("reason", "the account holder denied receiving the money"),
+            ],
+        )
+        .await;
+        assert_eq!(revised.status, StatusCode::SEE_OTHER);
+        let history = app.get("/incidents/1", Some(&login)).await.body;
+        assert!(history.contains("the account holder denied receiving the money"));
+        assert!(history.contains("revised"));
+        assert_eq!(
+            history.matches("Dismissed (false alarm)").count(),
+            2 + 1,
+            "both old verdicts stay in the history (plus the select option)"
+        );
+        assert_eq!(queue(&app, "state=confirmed", &login).await, [1]);
+        let audited = app.count(
+        "SELECT count(*) FROM audit_log WHERE action = 'verdict revised' AND detail LIKE '%denied receiving%'",
+    );
+        assert_eq!(audited, 1);
+        // The single-alert form follows the same rule.
+        let alert = app
+            .post_form(
+                "/alerts/3/verdict",
+                Some(&login.cookie),
+                &[("csrf", &login.csrf), ("verdict", "needs_field_check")],
+            )
+            .await;
+        assert_eq!(alert.status, StatusCode::BAD_REQUEST);
+        assert!(alert.body.contains("reason:"));
+    }
 }
 
 #[tokio::test]
@@ -377,61 +369,59 @@ async fn assignment_my_cases_bulk_actions_and_save_and_next() {
 
 #[tokio::test]
 async fn an_incident_verdict_can_leave_out_alerts_that_are_not_part_of_the_case() {
-    let app = two_incidents();
-    let login = app.login("alice").await;
-    let page = app.get("/incidents/1", Some(&login)).await.body;
-    assert!(page.contains("name=\"scoped\" value=\"1\""));
-    assert_eq!(
-        page.matches("name=\"alert\"").count(),
-        2,
-        "a tick box per alert"
-    );
-    let only_three = incident_verdict(
-        &app,
-        &login,
-        1,
-        &[
-            ("verdict", "confirmed_fraud"),
-            ("scoped", "1"),
-            ("alert", "3"),
-        ],
-    )
-    .await;
-    assert_eq!(only_three.status, StatusCode::SEE_OTHER);
-    let conn = app.conn();
-    let latest = |id: i64| -> Option<String> {
-        conn.query_row(
-            "SELECT verdict FROM incident_alerts WHERE transaction_id = ?1",
-            [id],
-            |row| row.get(0),
+    for engine in engines() {
+        let app = two_incidents_on(engine);
+        let login = app.login("alice").await;
+        let page = app.get("/incidents/1", Some(&login)).await.body;
+        assert!(page.contains("name=\"scoped\" value=\"1\""));
+        assert_eq!(
+            page.matches("name=\"alert\"").count(),
+            2,
+            "a tick box per alert"
+        );
+        let only_three = incident_verdict(
+            &app,
+            &login,
+            1,
+            &[
+                ("verdict", "confirmed_fraud"),
+                ("scoped", "1"),
+                ("alert", "3"),
+            ],
         )
-        .unwrap()
-    };
-    assert_eq!(latest(3).as_deref(), Some("confirmed_fraud"));
-    assert_eq!(latest(2), None, "the unticked alert keeps no verdict");
-    assert_eq!(
-        queue(&app, "", &login).await,
-        [1, 2],
-        "incident 1 still has work"
-    );
+        .await;
+        assert_eq!(only_three.status, StatusCode::SEE_OTHER);
+        let latest = |id: i64| -> Option<String> {
+            app.text(&format!(
+                "SELECT verdict FROM incident_alerts WHERE transaction_id = {id}"
+            ))
+        };
+        assert_eq!(latest(3).as_deref(), Some("confirmed_fraud"));
+        assert_eq!(latest(2), None, "the unticked alert keeps no verdict");
+        assert_eq!(
+            queue(&app, "", &login).await,
+            [1, 2],
+            "incident 1 still has work"
+        );
 
-    let foreign = incident_verdict(
-        &app,
-        &login,
-        1,
-        &[("verdict", "dismissed"), ("scoped", "1"), ("alert", "7")],
-    )
-    .await;
-    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
-    assert!(foreign.body.contains("alert 7 is not part of incident 1"));
-    let none = incident_verdict(
-        &app,
-        &login,
-        1,
-        &[("verdict", "dismissed"), ("scoped", "1")],
-    )
-    .await;
-    assert_eq!(none.status, StatusCode::BAD_REQUEST);
-    assert!(none.body.contains("tick at least one alert"));
-    assert_eq!(latest(7), None);
+        let foreign = incident_verdict(
+            &app,
+            &login,
+            1,
+            &[("verdict", "dismissed"), ("scoped", "1"), ("alert", "7")],
+        )
+        .await;
+        assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+        assert!(foreign.body.contains("alert 7 is not part of incident 1"));
+        let none = incident_verdict(
+            &app,
+            &login,
+            1,
+            &[("verdict", "dismissed"), ("scoped", "1")],
+        )
+        .await;
+        assert_eq!(none.status, StatusCode::BAD_REQUEST);
+        assert!(none.body.contains("tick at least one alert"));
+        assert_eq!(latest(7), None);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aegis_core::engine::Target;
 use aegis_core::pg::ScratchDatabase;
-use aegis_core::sql::{Engine, Sql, Sqlite};
+use aegis_core::sql::{Engine, Sql};
 use aegis_core::values;
 use axum::Router;
 use axum::body::Body;
@@ -117,10 +117,6 @@ pub fn engines() -> Vec<Engine> {
         engines.push(Engine::Postgres);
     }
     engines
-}
-
-pub fn insert(conn: &Connection, payment: &Payment) {
-    insert_on(&mut Sqlite(conn), payment);
 }
 
 /// Inserts `payment` with its id and, if it has one, its score, as the monitor would have
@@ -463,6 +459,25 @@ impl TestApp {
         }
         self.send(request.body(Body::from(body.to_string())).unwrap())
             .await
+    }
+
+    /// Stores `payment` (and its score), either engine.
+    pub fn insert(&self, payment: &Payment) {
+        self.write(|sql| {
+            insert_on(sql, payment);
+            Ok(())
+        });
+    }
+
+    /// Runs one statement, either engine.
+    pub fn exec(&self, statement: &str) {
+        self.write(|sql| Ok(sql.execute(statement, &[])?));
+    }
+
+    /// The first column of the first row of `statement`, as text (`None`: no row, or NULL).
+    pub fn text(&self, statement: &str) -> Option<String> {
+        self.write(|sql| Ok(sql.value::<Option<String>>(statement, &[])?))
+            .flatten()
     }
 
     /// The integer `sql` answers (a count), either engine.

@@ -12,7 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
-use helpers::{Login, PASSWORD, Payment, TestApp, engines, insert, reasons};
+use aegis_core::sql::Row;
+use helpers::{Login, PASSWORD, Payment, TestApp, engines, reasons};
 
 #[tokio::test]
 async fn every_protected_route_refuses_anonymous_requests() {
@@ -187,120 +188,123 @@ async fn five_failures_lock_the_account_even_against_the_right_password() {
 
 #[tokio::test]
 async fn posts_without_or_with_a_wrong_csrf_token_are_rejected() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let cookie = Some(login.cookie.as_str());
-    let wrong = "0".repeat(64);
-    for fields in [
-        vec![("verdict", "dismissed")],
-        vec![("csrf", wrong.as_str()), ("verdict", "dismissed")],
-    ] {
-        let response = app.post_form("/alerts/2/verdict", cookie, &fields).await;
-        assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
-        let response = app.post_form("/logout", cookie, &fields).await;
-        assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
-    }
-    for token in [None, Some(wrong.as_str())] {
-        let mut request = Request::post("/api/alerts/2/verdict")
-            .header(header::COOKIE, &login.cookie)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            request = request.header("x-csrf-token", token);
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let cookie = Some(login.cookie.as_str());
+        let wrong = "0".repeat(64);
+        for fields in [
+            vec![("verdict", "dismissed")],
+            vec![("csrf", wrong.as_str()), ("verdict", "dismissed")],
+        ] {
+            let response = app.post_form("/alerts/2/verdict", cookie, &fields).await;
+            assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
+            let response = app.post_form("/logout", cookie, &fields).await;
+            assert_eq!(response.status, StatusCode::FORBIDDEN, "{fields:?}");
         }
+        for token in [None, Some(wrong.as_str())] {
+            let mut request = Request::post("/api/alerts/2/verdict")
+                .header(header::COOKIE, &login.cookie)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(token) = token {
+                request = request.header("x-csrf-token", token);
+            }
+            let response = app
+                .send(
+                    request
+                        .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(response.status, StatusCode::FORBIDDEN, "{token:?}");
+        }
+        // The login form needs its double-submit cookie.
+        let response = app
+            .post_form(
+                "/login",
+                None,
+                &[
+                    ("csrf", &wrong),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+        // A cross-site browser POST is refused even with the right token.
+        let browser_post = |headers: &[(header::HeaderName, &str)]| {
+            let mut request = Request::post("/alerts/2/verdict")
+                .header(header::COOKIE, &login.cookie)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::HOST, "127.0.0.1:8080");
+            for (name, value) in headers {
+                request = request.header(name, *value);
+            }
+            request
+                .body(Body::from(format!("csrf={}&verdict=dismissed", login.csrf)))
+                .unwrap()
+        };
+        let fetch_site = header::HeaderName::from_static("sec-fetch-site");
+        for headers in [
+            vec![(header::ORIGIN, "https://evil.example")],
+            vec![(fetch_site.clone(), "cross-site"), (header::ORIGIN, "null")],
+            vec![
+                (fetch_site.clone(), "same-site"),
+                (header::ORIGIN, "http://127.0.0.1:8081"),
+            ],
+        ] {
+            assert_eq!(
+                app.send(browser_post(&headers)).await.status,
+                StatusCode::FORBIDDEN,
+                "{headers:?}"
+            );
+        }
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+        // What a real browser sends for this site's own form under Referrer-Policy: no-referrer.
+        let own_form = browser_post(&[(fetch_site, "same-origin"), (header::ORIGIN, "null")]);
+        assert_eq!(app.send(own_form).await.status, StatusCode::SEE_OTHER);
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 1);
+        app.exec("DELETE FROM verdicts");
+        app.exec("DELETE FROM audit_log WHERE action = 'verdict'");
+
+        // With the right token, both forms of the verdict work.
+        let response = app
+            .post_form(
+                "/alerts/2/verdict",
+                cookie,
+                &[
+                    ("csrf", &login.csrf),
+                    ("verdict", "confirmed_fraud"),
+                    ("note", "called the bank"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        assert_eq!(response.header(header::LOCATION), Some("/alerts/2"));
         let response = app
             .send(
-                request
-                    .body(Body::from(r#"{"verdict":"dismissed"}"#))
+                Request::post("/api/alerts/3/verdict")
+                    .header(header::COOKIE, &login.cookie)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header("x-csrf-token", &login.csrf)
+                    .body(Body::from(
+                        r#"{"verdict":"needs_field_check","note":"visit"}"#,
+                    ))
                     .unwrap(),
             )
             .await;
-        assert_eq!(response.status, StatusCode::FORBIDDEN, "{token:?}");
-    }
-    // The login form needs its double-submit cookie.
-    let response = app
-        .post_form(
-            "/login",
-            None,
-            &[
-                ("csrf", &wrong),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::FORBIDDEN);
-    // A cross-site browser POST is refused even with the right token.
-    let browser_post = |headers: &[(header::HeaderName, &str)]| {
-        let mut request = Request::post("/alerts/2/verdict")
-            .header(header::COOKIE, &login.cookie)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::HOST, "127.0.0.1:8080");
-        for (name, value) in headers {
-            request = request.header(name, *value);
-        }
-        request
-            .body(Body::from(format!("csrf={}&verdict=dismissed", login.csrf)))
-            .unwrap()
-    };
-    let fetch_site = header::HeaderName::from_static("sec-fetch-site");
-    for headers in [
-        vec![(header::ORIGIN, "https://evil.example")],
-        vec![(fetch_site.clone(), "cross-site"), (header::ORIGIN, "null")],
-        vec![
-            (fetch_site.clone(), "same-site"),
-            (header::ORIGIN, "http://127.0.0.1:8081"),
-        ],
-    ] {
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
         assert_eq!(
-            app.send(browser_post(&headers)).await.status,
-            StatusCode::FORBIDDEN,
-            "{headers:?}"
+            app.count(
+                "SELECT count(*) FROM audit_log WHERE action = 'verdict' AND username = 'alice'"
+            ),
+            2
         );
+        let detail = app.get("/alerts/2", Some(&login)).await;
+        assert!(detail.body.contains("called the bank"));
+        assert!(detail.body.contains("Confirmed fraud"));
     }
-    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
-    // What a real browser sends for this site's own form under Referrer-Policy: no-referrer.
-    let own_form = browser_post(&[(fetch_site, "same-origin"), (header::ORIGIN, "null")]);
-    assert_eq!(app.send(own_form).await.status, StatusCode::SEE_OTHER);
-    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 1);
-    app.conn()
-        .execute_batch("DELETE FROM verdicts; DELETE FROM audit_log WHERE action = 'verdict'")
-        .unwrap();
-
-    // With the right token, both forms of the verdict work.
-    let response = app
-        .post_form(
-            "/alerts/2/verdict",
-            cookie,
-            &[
-                ("csrf", &login.csrf),
-                ("verdict", "confirmed_fraud"),
-                ("note", "called the bank"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
-    assert_eq!(response.header(header::LOCATION), Some("/alerts/2"));
-    let response = app
-        .send(
-            Request::post("/api/alerts/3/verdict")
-                .header(header::COOKIE, &login.cookie)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header("x-csrf-token", &login.csrf)
-                .body(Body::from(
-                    r#"{"verdict":"needs_field_check","note":"visit"}"#,
-                ))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
-    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'verdict' AND username = 'alice'"),
-        2
-    );
-    let detail = app.get("/alerts/2", Some(&login)).await;
-    assert!(detail.body.contains("called the bank"));
-    assert!(detail.body.contains("Confirmed fraud"));
 }
 
 /// Walks every route the router is built from: a logged-in write without the session's token
@@ -394,28 +398,27 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn a_script_in_the_search_box_is_rendered_escaped() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let payload = "<script>alert(1)</script>";
-    let response = app
-        .get(
-            &format!("/?q={}", dashboard::views::url_encode(payload)),
-            Some(&login),
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::OK);
-    assert!(
-        !response.body.contains("<script>alert(1)"),
-        "raw payload in the page"
-    );
-    assert!(
-        response.body.contains("&lt;script&gt;"),
-        "escaped payload missing"
-    );
-    // Stored data is escaped too: a beneficiary id with markup.
-    insert(
-        &app.conn(),
-        &Payment {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let payload = "<script>alert(1)</script>";
+        let response = app
+            .get(
+                &format!("/?q={}", dashboard::views::url_encode(payload)),
+                Some(&login),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK);
+        assert!(
+            !response.body.contains("<script>alert(1)"),
+            "raw payload in the page"
+        );
+        assert!(
+            response.body.contains("&lt;script&gt;"),
+            "escaped payload missing"
+        );
+        // Stored data is escaped too: a beneficiary id with markup.
+        app.insert(&Payment {
             id: 50,
             beneficiary: "<img src=x onerror=alert(2)>",
             account: "A5",
@@ -427,12 +430,12 @@ async fn a_script_in_the_search_box_is_rendered_escaped() {
             score: Some(0.5),
             reasons: Some(reasons("amount", "<b>bold</b>")),
             label: None,
-        },
-    );
-    for page in ["/", "/alerts", "/alerts/50"] {
-        let body = app.get(page, Some(&login)).await.body;
-        assert!(!body.contains("<img src=x"), "{page}");
-        assert!(!body.contains("<b>bold"), "{page}");
+        });
+        for page in ["/", "/alerts", "/alerts/50"] {
+            let body = app.get(page, Some(&login)).await.body;
+            assert!(!body.contains("<img src=x"), "{page}");
+            assert!(!body.contains("<b>bold"), "{page}");
+        }
     }
 }
 
@@ -558,78 +561,75 @@ async fn the_default_view_is_the_last_30_days_of_data() {
 
 #[tokio::test]
 async fn summary_aggregates_kpis_trend_heatmap_and_map() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let summary = app.get("/api/summary", Some(&login)).await.json();
-    let kpis = &summary["kpis"];
-    assert_eq!(kpis["transactions"], 5);
-    assert_eq!(kpis["anomalies"], 2);
-    assert_eq!(kpis["anomaly_percent_text"], "40.00 %");
-    assert_eq!(kpis["amount_flagged_paise"], 5_030_000);
-    assert_eq!(kpis["amount_flagged_text"], "₹50,300");
-    assert_eq!(kpis["amount_confirmed_paise"], 0, "no verdict yet");
-    // Confirmed is what auditors confirmed, by each payment's latest verdict.
-    let conn = app.conn();
-    conn.execute_batch(
-        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (2, 'dismissed', 1, 1), (2, 'confirmed_fraud', 1, 2), (3, 'confirmed_fraud', 1, 3), (3, 'dismissed', 1, 4);",
-    )
-    .unwrap();
-    drop(conn);
-    let kpis = app.get("/api/summary", Some(&login)).await.json()["kpis"].clone();
-    assert_eq!(
-        kpis["amount_confirmed_paise"], 5_000_000,
-        "payment 2 only: 3 was dismissed last"
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let summary = app.get("/api/summary", Some(&login)).await.json();
+        let kpis = &summary["kpis"];
+        assert_eq!(kpis["transactions"], 5);
+        assert_eq!(kpis["anomalies"], 2);
+        assert_eq!(kpis["anomaly_percent_text"], "40.00 %");
+        assert_eq!(kpis["amount_flagged_paise"], 5_030_000);
+        assert_eq!(kpis["amount_flagged_text"], "₹50,300");
+        assert_eq!(kpis["amount_confirmed_paise"], 0, "no verdict yet");
+        // Confirmed is what auditors confirmed, by each payment's latest verdict.
+        app.exec(
+        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (2, 'dismissed', 1, 1), (2, 'confirmed_fraud', 1, 2), (3, 'confirmed_fraud', 1, 3), (3, 'dismissed', 1, 4)",
     );
-    assert_eq!(kpis["amount_confirmed_text"], "₹50,000 confirmed fraud");
-    assert_eq!(
-        kpis["top_scheme"], "MGNREGA",
-        "ties go to the first scheme by name"
-    );
-    // Every day of the default range (the last 30 days of data), zero where there were no rows.
-    let daily = summary["daily"].as_array().unwrap();
-    assert_eq!(daily.len(), 30);
-    assert_eq!(daily[0]["date"], "2025-02-09");
-    let day = |date: &str| daily.iter().find(|d| d["date"] == date).unwrap().clone();
-    assert_eq!(
-        day("2025-03-02"),
-        serde_json::json!({"date": "2025-03-02", "normal": 0, "anomalous": 1, "other": 0})
-    );
-    assert_eq!(
-        day("2025-02-20"),
-        serde_json::json!({"date": "2025-02-20", "normal": 0, "anomalous": 0, "other": 0})
-    );
-    assert_eq!(daily[29]["date"], "2025-03-10");
-    assert_eq!(daily[29]["other"], 1);
-    // 2025-03-03 was a Monday; the anomaly was at 02:00.
-    let heat = summary["heatmap"].as_array().unwrap();
-    assert!(
-        heat.iter()
-            .any(|c| c["weekday"] == 1 && c["hour"] == 2 && c["count"] == 1)
-    );
-    let map = summary["map"].as_array().unwrap();
-    assert_eq!(map.len(), 2);
-    assert_eq!(map[0]["id"], 2, "highest score first");
-    assert_eq!(map[0]["category"], "amount");
-    let filtered = app
-        .get("/api/summary?scheme=PENSION", Some(&login))
-        .await
-        .json();
-    assert_eq!(filtered["kpis"]["transactions"], 2);
-    assert_eq!(filtered["kpis"]["anomalies"], 0);
-    let bad = app.get("/api/summary?from=yesterday", Some(&login)).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.json()["error"].as_str().unwrap().contains("2025-03-01"));
+        let kpis = app.get("/api/summary", Some(&login)).await.json()["kpis"].clone();
+        assert_eq!(
+            kpis["amount_confirmed_paise"], 5_000_000,
+            "payment 2 only: 3 was dismissed last"
+        );
+        assert_eq!(kpis["amount_confirmed_text"], "₹50,000 confirmed fraud");
+        assert_eq!(
+            kpis["top_scheme"], "MGNREGA",
+            "ties go to the first scheme by name"
+        );
+        // Every day of the default range (the last 30 days of data), zero where there were no rows.
+        let daily = summary["daily"].as_array().unwrap();
+        assert_eq!(daily.len(), 30);
+        assert_eq!(daily[0]["date"], "2025-02-09");
+        let day = |date: &str| daily.iter().find(|d| d["date"] == date).unwrap().clone();
+        assert_eq!(
+            day("2025-03-02"),
+            serde_json::json!({"date": "2025-03-02", "normal": 0, "anomalous": 1, "other": 0})
+        );
+        assert_eq!(
+            day("2025-02-20"),
+            serde_json::json!({"date": "2025-02-20", "normal": 0, "anomalous": 0, "other": 0})
+        );
+        assert_eq!(daily[29]["date"], "2025-03-10");
+        assert_eq!(daily[29]["other"], 1);
+        // 2025-03-03 was a Monday; the anomaly was at 02:00.
+        let heat = summary["heatmap"].as_array().unwrap();
+        assert!(
+            heat.iter()
+                .any(|c| c["weekday"] == 1 && c["hour"] == 2 && c["count"] == 1)
+        );
+        let map = summary["map"].as_array().unwrap();
+        assert_eq!(map.len(), 2);
+        assert_eq!(map[0]["id"], 2, "highest score first");
+        assert_eq!(map[0]["category"], "amount");
+        let filtered = app
+            .get("/api/summary?scheme=PENSION", Some(&login))
+            .await
+            .json();
+        assert_eq!(filtered["kpis"]["transactions"], 2);
+        assert_eq!(filtered["kpis"]["anomalies"], 0);
+        let bad = app.get("/api/summary?from=yesterday", Some(&login)).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(bad.json()["error"].as_str().unwrap().contains("2025-03-01"));
+    }
 }
 
 #[tokio::test]
 async fn table_sorts_by_whitelisted_columns_and_pages() {
-    let app = TestApp::new();
-    {
-        let conn = app.conn();
-        for id in 100..160 {
-            insert(
-                &conn,
-                &Payment {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        {
+            for id in 100..160 {
+                app.insert(&Payment {
                     id,
                     beneficiary: "B9",
                     account: "A9",
@@ -641,30 +641,30 @@ async fn table_sorts_by_whitelisted_columns_and_pages() {
                     score: Some(0.02),
                     reasons: None,
                     label: None,
-                },
-            );
+                });
+            }
         }
+        let login = app.login("alice").await;
+        let page1 = app
+            .get("/api/transactions?q=B9&sort=amount&dir=desc", Some(&login))
+            .await
+            .json();
+        assert_eq!(page1["total"], 60);
+        assert_eq!(page1["pages"], 2);
+        assert_eq!(page1["rows"].as_array().unwrap().len(), 50);
+        assert_eq!(page1["rows"][0]["transaction_id"], 159);
+        let page2 = app
+            .api_ids("q=B9&sort=amount&dir=desc&page=2", &login)
+            .await;
+        assert_eq!(page2, (100..110).rev().collect::<Vec<_>>());
+        let html = app
+            .get("/?q=B9&sort=amount&dir=asc", Some(&login))
+            .await
+            .body;
+        assert!(html.contains("Page 1 of 2"));
+        assert!(html.contains("page=2"));
+        assert!(html.contains("href=\"/export.csv?q=B9&amp;sort=amount&amp;dir=asc\""));
     }
-    let login = app.login("alice").await;
-    let page1 = app
-        .get("/api/transactions?q=B9&sort=amount&dir=desc", Some(&login))
-        .await
-        .json();
-    assert_eq!(page1["total"], 60);
-    assert_eq!(page1["pages"], 2);
-    assert_eq!(page1["rows"].as_array().unwrap().len(), 50);
-    assert_eq!(page1["rows"][0]["transaction_id"], 159);
-    let page2 = app
-        .api_ids("q=B9&sort=amount&dir=desc&page=2", &login)
-        .await;
-    assert_eq!(page2, (100..110).rev().collect::<Vec<_>>());
-    let html = app
-        .get("/?q=B9&sort=amount&dir=asc", Some(&login))
-        .await
-        .body;
-    assert!(html.contains("Page 1 of 2"));
-    assert!(html.contains("page=2"));
-    assert!(html.contains("href=\"/export.csv?q=B9&amp;sort=amount&amp;dir=asc\""));
 }
 
 #[tokio::test]
@@ -979,19 +979,18 @@ async fn next_anomalies(stream: &mut axum::body::BodyDataStream) -> serde_json::
 
 #[tokio::test]
 async fn the_live_stream_pushes_kpis_and_new_anomalies() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let mut stream = open_stream(&app, &login, "/events").await;
-    let first = next_update(&mut stream).await;
-    assert_eq!(first["kpis"]["anomalies"], 2);
-    assert_eq!(
-        first["new_anomalies"],
-        serde_json::json!([]),
-        "only anomalies after connecting"
-    );
-    insert(
-        &app.conn(),
-        &Payment {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let mut stream = open_stream(&app, &login, "/events").await;
+        let first = next_update(&mut stream).await;
+        assert_eq!(first["kpis"]["anomalies"], 2);
+        assert_eq!(
+            first["new_anomalies"],
+            serde_json::json!([]),
+            "only anomalies after connecting"
+        );
+        app.insert(&Payment {
             id: 70,
             beneficiary: "B7",
             account: "A7",
@@ -1003,24 +1002,24 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
             score: Some(0.95),
             reasons: Some(reasons("amount", "₹99,000 is huge")),
             label: None,
-        },
-    );
-    let update = next_anomalies(&mut stream).await;
-    assert_eq!(update["new_anomalies"][0]["transaction_id"], 70);
-    assert_eq!(update["new_anomalies"][0]["headline"], "₹99,000 is huge");
-    assert_eq!(update["kpis"]["anomalies"], 3);
+        });
+        let update = next_anomalies(&mut stream).await;
+        assert_eq!(update["new_anomalies"][0]["transaction_id"], 70);
+        assert_eq!(update["new_anomalies"][0]["headline"], "₹99,000 is huge");
+        assert_eq!(update["kpis"]["anomalies"], 3);
 
-    // Graceful shutdown ends the stream instead of waiting for it forever.
-    app.state.begin_shutdown();
-    let ended = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if stream.next().await.is_none() {
-                break;
+        // Graceful shutdown ends the stream instead of waiting for it forever.
+        app.state.begin_shutdown();
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if stream.next().await.is_none() {
+                    break;
+                }
             }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the stream ends on shutdown");
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream ends on shutdown");
+    }
 }
 
 /// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
@@ -1155,129 +1154,137 @@ fn write_model(app: &TestApp) {
 async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
     use dashboard::verdict_import::{IMPORT_USER, import_verdicts};
 
-    let app = TestApp::new();
-    app.login("alice").await;
-    let record = app.dir.path().join("record.csv");
-    std::fs::write(
-        &record,
-        "Transaction_Ref,verdict,decided_at,note,auditor,branch\n\
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        app.login("alice").await;
+        let record = app.dir.path().join("record.csv");
+        std::fs::write(
+            &record,
+            "Transaction_Ref,verdict,decided_at,note,auditor,branch\n\
          REF-2,confirmed_fraud,2025-03-12 10:00:00,called the bank,alice,x\n\
          REF-3,dismissed,,,,y\n",
-    )
-    .unwrap();
-    let now = 1_800_000_000_000;
-    let conn = app.conn();
-    let report = import_verdicts(app.state.db(), &record, now).unwrap();
-    assert_eq!(report.imported, 2);
-    assert!(report.bad_rows.is_empty());
-    assert_eq!(report.unknown_columns, vec!["branch".to_string()]);
-    let decided = aegis_core::time::parse_timestamp("2025-03-12 10:00:00").unwrap() * 1000;
-    let row = |id: i64| -> (String, String, i64, String) {
-        conn.query_row(
-            "SELECT v.verdict, u.username, v.created_at, v.note FROM verdicts v JOIN users u USING (user_id) \
-             WHERE v.transaction_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
+        .unwrap();
+        let now = 1_800_000_000_000;
+        let report =
+            dashboard::database::off_runtime(|| import_verdicts(app.state.db(), &record, now))
+                .unwrap();
+        assert_eq!(report.imported, 2);
+        assert!(report.bad_rows.is_empty());
+        assert_eq!(report.unknown_columns, vec!["branch".to_string()]);
+        let decided = aegis_core::time::parse_timestamp("2025-03-12 10:00:00").unwrap() * 1000;
+        let row = |id: i64| -> (String, String, i64, String) {
+            app.write(|sql| {
+            Ok(sql.row(
+                "SELECT v.verdict, u.username, v.created_at, v.note FROM verdicts v JOIN users u USING (user_id) \
+                 WHERE v.transaction_id = ?1",
+                &[id.into()],
+                |r| Ok((r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?)),
+            )?)
+        })
         .unwrap()
-    };
-    assert_eq!(
-        row(2),
-        (
-            "confirmed_fraud".into(),
-            "alice".into(),
-            decided,
-            "called the bank".into()
-        )
-    );
-    assert_eq!(
-        row(3),
-        ("dismissed".into(), IMPORT_USER.into(), now, String::new())
-    );
-    assert_eq!(
-        app.count("SELECT disabled FROM users WHERE username = 'imported-record'"),
-        1,
-        "the record's user can never log in"
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM audit_log WHERE action = 'verdicts import'"),
-        1
-    );
+        };
+        assert_eq!(
+            row(2),
+            (
+                "confirmed_fraud".into(),
+                "alice".into(),
+                decided,
+                "called the bank".into()
+            )
+        );
+        assert_eq!(
+            row(3),
+            ("dismissed".into(), IMPORT_USER.into(), now, String::new())
+        );
+        assert_eq!(
+            app.count("SELECT disabled FROM users WHERE username = 'imported-record'"),
+            1,
+            "the record's user can never log in"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'verdicts import'"),
+            1
+        );
 
-    let bad = app.dir.path().join("bad.csv");
-    std::fs::write(
-        &bad,
-        "transaction_ref,verdict,decided_at,auditor\n\
+        let bad = app.dir.path().join("bad.csv");
+        std::fs::write(
+            &bad,
+            "transaction_ref,verdict,decided_at,auditor\n\
          REF-4,dismissed,,\n\
          REF-404,dismissed,,\n\
          REF-5,maybe,,\n\
          REF-6,dismissed,,mallory\n\
          REF-1,dismissed,yesterday,\n",
-    )
-    .unwrap();
-    let report = import_verdicts(app.state.db(), &bad, now).unwrap();
-    assert_eq!(report.imported, 0);
-    let lines: Vec<(u64, &str)> = report
-        .bad_rows
-        .iter()
-        .map(|b| (b.line, b.reason.as_str()))
-        .collect();
-    assert_eq!(lines.len(), 4, "{lines:?}");
-    assert!(
-        lines[0].0 == 3 && lines[0].1.contains("REF-404"),
-        "{lines:?}"
-    );
-    assert!(lines[1].0 == 4 && lines[1].1.contains("maybe"), "{lines:?}");
-    assert!(
-        lines[2].0 == 5 && lines[2].1.contains("mallory"),
-        "{lines:?}"
-    );
-    assert!(
-        lines[3].0 == 6 && lines[3].1.contains("decided_at"),
-        "{lines:?}"
-    );
-    assert_eq!(
-        app.count("SELECT count(*) FROM verdicts"),
-        2,
-        "nothing of the bad file was imported"
-    );
+        )
+        .unwrap();
+        let report =
+            dashboard::database::off_runtime(|| import_verdicts(app.state.db(), &bad, now))
+                .unwrap();
+        assert_eq!(report.imported, 0);
+        let lines: Vec<(u64, &str)> = report
+            .bad_rows
+            .iter()
+            .map(|b| (b.line, b.reason.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(
+            lines[0].0 == 3 && lines[0].1.contains("REF-404"),
+            "{lines:?}"
+        );
+        assert!(lines[1].0 == 4 && lines[1].1.contains("maybe"), "{lines:?}");
+        assert!(
+            lines[2].0 == 5 && lines[2].1.contains("mallory"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].0 == 6 && lines[3].1.contains("decided_at"),
+            "{lines:?}"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM verdicts"),
+            2,
+            "nothing of the bad file was imported"
+        );
+    }
 }
 
 /// On a filtered overview the live panel shows only what the filters select.
 #[tokio::test]
 async fn the_live_panel_honours_the_page_filters() {
-    let app = TestApp::new();
-    let login = app.login("alice").await;
-    let mut stream = open_stream(&app, &login, "/events?scheme=PM-KISAN").await;
-    next_update(&mut stream).await;
-    let anomaly = |id: i64, scheme: &'static str, text: &str| Payment {
-        id,
-        beneficiary: "B7",
-        account: "A7",
-        agent: "G7",
-        scheme,
-        paise: 9_900_000,
-        timestamp: "2025-03-10 16:00:00",
-        status: Some("ANOMALY"),
-        score: Some(0.95),
-        reasons: Some(reasons("amount", text)),
-        label: None,
-    };
-    let conn = app.conn();
-    insert(&conn, &anomaly(70, "PENSION", "a pension alert"));
-    insert(&conn, &anomaly(71, "PM-KISAN", "a PM-KISAN alert"));
-    let update = next_anomalies(&mut stream).await;
-    let ids: Vec<i64> = update["new_anomalies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["transaction_id"].as_i64().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        vec![71],
-        "the pension alert is outside the page's filters"
-    );
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let mut stream = open_stream(&app, &login, "/events?scheme=PM-KISAN").await;
+        next_update(&mut stream).await;
+        let anomaly = |id: i64, scheme: &'static str, text: &str| Payment {
+            id,
+            beneficiary: "B7",
+            account: "A7",
+            agent: "G7",
+            scheme,
+            paise: 9_900_000,
+            timestamp: "2025-03-10 16:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.95),
+            reasons: Some(reasons("amount", text)),
+            label: None,
+        };
+        app.insert(&anomaly(70, "PENSION", "a pension alert"));
+        app.insert(&anomaly(71, "PM-KISAN", "a PM-KISAN alert"));
+        let update = next_anomalies(&mut stream).await;
+        let ids: Vec<i64> = update["new_anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["transaction_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![71],
+            "the pension alert is outside the page's filters"
+        );
+    }
 }
 
 /// A mistyped filter keeps the page and the form as typed, names the problem, and answers 400;
