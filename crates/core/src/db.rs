@@ -46,8 +46,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0008_payment_notices.sql"),
     ),
     (
-        "0009_json_fields",
-        include_str!("../../../migrations/0009_json_fields.sql"),
+        "0009_dashboard_reads",
+        include_str!("../../../migrations/0009_dashboard_reads.sql"),
     ),
 ];
 

@@ -30,8 +30,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         9,
-        "postgres/0009_json_fields",
-        include_str!("../../../migrations/postgres/0009_json_fields.sql"),
+        "postgres/0009_dashboard_reads",
+        include_str!("../../../migrations/postgres/0009_dashboard_reads.sql"),
     ),
 ];
 

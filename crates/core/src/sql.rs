@@ -377,8 +377,10 @@ impl Engine {
         }
     }
 
-    /// The table payments are inserted into: `transactions` itself on SQLite; on PostgreSQL
-    /// `transactions` is a view over `transaction_events` and the scores.
+    /// The table payments are inserted into, and the one to read when a statement needs the
+    /// payments but not their scores: `transactions` itself on SQLite; on PostgreSQL
+    /// `transactions` is a view over `transaction_events` and the scores, whose join keeps the
+    /// planner from answering `max(…)` from an index.
     pub fn payments_table(self) -> &'static str {
         match self {
             Engine::Sqlite => "transactions",

@@ -18,9 +18,14 @@ const CAPACITY: usize = 64;
 
 /// The current data version (three indexed lookups).
 pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
+    // The payments themselves, not PostgreSQL's view with the scores: its join keeps the
+    // planner from reading the max off the index.
     let newest = sql
         .query_int(
-            "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+            &format!(
+                "SELECT coalesce(max(transaction_id), 0) FROM {}",
+                sql.engine().payments_table()
+            ),
             &[],
         )?
         .unwrap_or(0);

@@ -94,9 +94,13 @@ pub struct Filters {
 /// The newest date in the data (ignoring text that is not a timestamp).
 fn last_date(sql: &mut dyn Sql) -> AppResult<Option<NaiveDate>> {
     // The bound keeps letters (which sort after digits) out and lets the index answer.
+    // From the payments themselves (see cache::data_version).
     let last: Option<String> = sql
         .value(
-            "SELECT max(timestamp) FROM transactions WHERE timestamp <= '9999-12-31 23:59:59'",
+            &format!(
+                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
+                sql.engine().payments_table()
+            ),
             &[],
         )?
         .flatten();
@@ -390,6 +394,19 @@ impl SortColumn {
         }
     }
 
+    /// Whether the column can hold NULL on `engine` (where the order of NULLs matters, and
+    /// spelling it out can cost the index its order). PostgreSQL's `timestamp` is NOT NULL;
+    /// SQLite's order needs no words.
+    fn may_be_null(self, engine: Engine) -> bool {
+        match self {
+            SortColumn::Id | SortColumn::Scheme | SortColumn::Beneficiary => false,
+            SortColumn::Time => engine == Engine::Sqlite,
+            SortColumn::Amount | SortColumn::District | SortColumn::Status | SortColumn::Score => {
+                true
+            }
+        }
+    }
+
     /// The SQL column: a fixed string, never user text.
     fn sql(self) -> &'static str {
         match self {
@@ -454,7 +471,11 @@ impl Sort {
             column => format!(
                 " ORDER BY {} {dir}{}, transaction_id {dir}",
                 column.sql(),
-                engine.nulls_as_sqlite(self.descending)
+                if column.may_be_null(engine) {
+                    engine.nulls_as_sqlite(self.descending)
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -528,6 +549,11 @@ mod tests {
             sort.order_by(Engine::Postgres),
             " ORDER BY amount_paise ASC NULLS FIRST, transaction_id ASC",
             "NULLs sort where SQLite puts them"
+        );
+        assert_eq!(
+            Sort::parse("time", "desc").order_by(Engine::Postgres),
+            " ORDER BY timestamp DESC, transaction_id DESC",
+            "a column that cannot be NULL there keeps an order its index gives"
         );
     }
 

@@ -508,7 +508,10 @@ pub fn live_upper_bound(sql: &mut dyn Sql) -> AppResult<i64> {
         Some(mark) => Ok(mark),
         None => Ok(sql
             .query_int(
-                "SELECT coalesce(max(transaction_id), 0) FROM transactions",
+                &format!(
+                    "SELECT coalesce(max(transaction_id), 0) FROM {}",
+                    sql.engine().payments_table()
+                ),
                 &[],
             )?
             .unwrap_or(0)),
