@@ -312,3 +312,49 @@ fn shared_statements_give_the_same_rows_on_both_engines() {
         ]
     );
 }
+
+#[test]
+fn json_fields_of_reasons_read_alike_and_text_that_is_not_json_is_refused_on_write() {
+    let Some(db) = scratch("reasons") else { return };
+    let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
+        .open()
+        .unwrap();
+    let reasons = r#"{"category":"amount","reasons":[{"text":"₹50,000 is 25× the usual"}]}"#;
+    let engine = aegis_core::sql::Engine::Postgres;
+    let read = store
+        .in_transaction(|sql| {
+            let id = aegis_core::store::insert_payment(sql, &payment("R1", "2025-03-01 10:00:00"))?;
+            sql.execute(
+                "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons) \
+                 VALUES (?1, 'ANOMALY', 0.9, ?2)",
+                &[id.into(), reasons.into()],
+            )?;
+            sql.query_row(
+                &format!(
+                    "SELECT {}, {}, {} FROM transactions WHERE transaction_id = ?1",
+                    engine.json_text("reasons", "$.category"),
+                    engine.json_text("reasons", "$.reasons[0].text"),
+                    engine.json_text("reasons", "$.missing"),
+                ),
+                &[id.into()],
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        read,
+        [
+            Value::Text("amount".into()),
+            Value::Text("₹50,000 is 25× the usual".into()),
+            Value::Null
+        ]
+    );
+    let refused = store.in_transaction(|sql| {
+        let id = aegis_core::store::insert_payment(sql, &payment("R2", "2025-03-01 11:00:00"))?;
+        sql.execute(
+            "INSERT INTO transaction_scores (transaction_id, status, reasons) VALUES (?1, 'ERROR', ?2)",
+            &[id.into(), "checked by phone, fine".into()],
+        )
+    });
+    assert!(refused.is_err(), "a reason that is not JSON is refused");
+}
