@@ -16,8 +16,13 @@ pub type DataVersion = (i64, i64, i64);
 /// every auditor opens stays cached while others explore many filters).
 const CAPACITY: usize = 64;
 
-/// The current data version (three indexed lookups).
+/// The current data version (three indexed lookups on SQLite).
 pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
+    // PostgreSQL counts commits for us: any committed write moves it (a conservative version,
+    // one cheap call instead of three reads that each visit every month's partition).
+    if let Some(counter) = sql.engine().commit_counter() {
+        return Ok((sql.query_int(counter, &[])?.unwrap_or(0), 0, 0));
+    }
     // The payments themselves, not PostgreSQL's view with the scores: its join keeps the
     // planner from reading the max off the index.
     let newest = sql

@@ -92,7 +92,7 @@ pub struct Filters {
 }
 
 /// The newest date in the data (ignoring text that is not a timestamp).
-fn last_date(sql: &mut dyn Sql) -> AppResult<Option<NaiveDate>> {
+pub fn last_date(sql: &mut dyn Sql) -> AppResult<Option<NaiveDate>> {
     // The bound keeps letters (which sort after digits) out and lets the index answer.
     // From the payments themselves (see cache::data_version).
     let last: Option<String> = sql
@@ -200,11 +200,16 @@ impl Filters {
 
     /// With no dates and no search, limits the view to the last [`DEFAULT_DAYS`] days of data
     /// (ending at the newest timestamp), so the default page stays fast on a year of data.
-    pub fn apply_default_range(&mut self, sql: &mut dyn Sql) -> AppResult<()> {
+    /// The newest date comes from `newest`, asked only when the range is needed (the state
+    /// caches it: [`crate::state::AppState::default_range`]).
+    pub fn apply_default_range(
+        &mut self,
+        newest: impl FnOnce() -> AppResult<Option<NaiveDate>>,
+    ) -> AppResult<()> {
         if self.from.is_some() || self.to.is_some() || self.q.is_some() {
             return Ok(());
         }
-        if let Some(last) = last_date(sql)? {
+        if let Some(last) = newest()? {
             self.to = Some(last);
             self.from = last.checked_sub_days(Days::new(DEFAULT_DAYS - 1));
             self.default_range = true;

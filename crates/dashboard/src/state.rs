@@ -33,6 +33,7 @@ struct Inner {
     schemes: Mutex<Option<(Instant, Vec<String>)>>,
     summaries: QueryCache<crate::queries::Summary>,
     kpis: QueryCache<crate::queries::Kpis>,
+    last_date: QueryCache<Option<chrono::NaiveDate>>,
     decisions: crate::decisions::Decisions,
 }
 
@@ -52,6 +53,7 @@ impl AppState {
                 schemes: Mutex::new(None),
                 summaries: QueryCache::default(),
                 kpis: QueryCache::default(),
+                last_date: QueryCache::default(),
                 decisions: crate::decisions::Decisions::default(),
             }),
         })
@@ -126,6 +128,21 @@ impl AppState {
             .get_or_compute(filters.query_string(), version, || {
                 crate::queries::summary(sql, filters)
             })
+    }
+
+    /// Applies the default date range to `filters` ([`crate::filters::Filters::apply_default_range`]),
+    /// with the newest date read once per data version. Blocking.
+    pub fn default_range(
+        &self,
+        sql: &mut dyn Sql,
+        filters: &mut crate::filters::Filters,
+    ) -> AppResult<()> {
+        filters.apply_default_range(|| {
+            let version = data_version(sql)?;
+            self.inner
+                .last_date
+                .get_or_compute(String::new(), version, || crate::filters::last_date(sql))
+        })
     }
 
     /// The KPIs for a filter, computed once per filter and data version. Blocking.

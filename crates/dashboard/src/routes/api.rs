@@ -27,7 +27,7 @@ pub async fn summary(
     let cache = state.clone();
     let summary = state
         .read(move |conn| {
-            filters.apply_default_range(conn)?;
+            cache.default_range(conn, &mut filters)?;
             cache.summary(conn, &filters)
         })
         .await?;
@@ -46,7 +46,7 @@ pub async fn transactions(
     let cache = state.clone();
     let (filters, table) = state
         .read(move |conn| {
-            filters.apply_default_range(conn)?;
+            cache.default_range(conn, &mut filters)?;
             // The filter's row count is the KPI count, usually already cached.
             let total = cache.kpis(conn, &filters)?.transactions;
             let table = queries::transactions_page(conn, &filters, sort, page, Some(total))?;

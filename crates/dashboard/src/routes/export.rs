@@ -119,9 +119,10 @@ pub async fn export_csv(
 ) -> Result<Response, ApiError> {
     let mut filters = Filters::parse(&params)?;
     let sort = Sort::parse(&params.sort, &params.dir);
+    let cache = state.clone();
     let filters = state
         .read(move |conn| {
-            filters.apply_default_range(conn)?;
+            cache.default_range(conn, &mut filters)?;
             Ok(filters)
         })
         .await?;

@@ -65,7 +65,7 @@ pub async fn events(
                     return Ok(None);
                 }
                 let mut filters = (*filters).clone();
-                filters.apply_default_range(conn)?;
+                cache.default_range(conn, &mut filters)?;
                 let kpis = cache.kpis(conn, &filters)?;
                 let (anomalies, next) = queries::new_anomalies(conn, &filters, after)?;
                 Ok(Some((kpis, anomalies, next)))

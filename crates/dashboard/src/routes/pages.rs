@@ -145,7 +145,7 @@ pub async fn overview(
     let cache = state.clone();
     let (filters, kpis, table, schemes) = state
         .read(move |conn| {
-            filters.apply_default_range(conn)?;
+            cache.default_range(conn, &mut filters)?;
             let kpis = cache.kpis(conn, &filters)?;
             let table =
                 queries::transactions_page(conn, &filters, sort, page, Some(kpis.transactions))?;
