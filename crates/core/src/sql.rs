@@ -388,19 +388,6 @@ impl Engine {
         }
     }
 
-    /// A statement whose integer answer changes whenever any write commits, where the engine
-    /// keeps one cheaply: on PostgreSQL the next transaction id of the statement's snapshot
-    /// (read-only transactions take none). SQLite has none that a reader can trust across
-    /// connections.
-    pub fn commit_counter(self) -> Option<&'static str> {
-        match self {
-            Engine::Sqlite => None,
-            Engine::Postgres => Some(
-                "SELECT CAST(CAST(pg_snapshot_xmax(pg_current_snapshot()) AS TEXT) AS BIGINT)",
-            ),
-        }
-    }
-
     /// What to add after `ORDER BY x ASC|DESC` so that NULLs come where SQLite puts them
     /// (first going up, last going down). Nothing on SQLite, where spelling it out would keep
     /// an index from giving the order.
