@@ -207,8 +207,11 @@ impl Store {
         self.transact(cache, true, work)
     }
 
-    /// Runs `work`, which only reads, in one transaction (one snapshot): on SQLite it does
-    /// not take the write lock, so it never waits for a writer.
+    /// Runs `work`, which only reads and never waits for a writer. On SQLite it is one
+    /// transaction (one snapshot) that does not take the write lock; on PostgreSQL each
+    /// statement runs on its own and sees the latest commits, saving BEGIN and COMMIT round
+    /// trips: callers must not need one snapshot across statements (what they read first,
+    /// such as the monitor's mark, stays true when they read on).
     pub fn read<T>(
         &mut self,
         work: impl FnOnce(&mut dyn crate::sql::Sql) -> Result<T>,
@@ -227,8 +230,7 @@ impl Store {
 
     /// Runs `work` in one transaction, committed if it returns `Ok` and rolled back if not;
     /// for callers with an error type of their own. `writes`: see
-    /// [`in_transaction`](Self::in_transaction) and [`read`](Self::read). On PostgreSQL a read
-    /// is one read-only snapshot (repeatable read).
+    /// [`in_transaction`](Self::in_transaction) and [`read`](Self::read).
     pub fn transact<T, E: From<Error>>(
         &mut self,
         cache: &mut crate::sql::StatementCache,
@@ -248,18 +250,15 @@ impl Store {
                 transaction.commit().map_err(Error::from)?;
                 Ok(out)
             }
+            Store::Postgres(client) if !writes => {
+                work(&mut crate::sql::Postgres::autocommit(client, cache))
+            }
             Store::Postgres(client) => {
-                let mut builder = client.build_transaction();
-                if !writes {
-                    builder = builder
-                        .read_only(true)
-                        .isolation_level(postgres::IsolationLevel::RepeatableRead);
-                }
-                let mut transaction = builder.start().map_err(Error::from)?;
-                let out = work(&mut crate::sql::Postgres {
-                    transaction: &mut transaction,
+                let mut transaction = client.transaction().map_err(Error::from)?;
+                let out = work(&mut crate::sql::Postgres::in_transaction(
+                    &mut transaction,
                     cache,
-                })?;
+                ))?;
                 transaction.commit().map_err(Error::from)?;
                 Ok(out)
             }

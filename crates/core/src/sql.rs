@@ -469,18 +469,48 @@ pub struct StatementCache {
     statements: HashMap<String, postgres::Statement>,
 }
 
-/// A PostgreSQL transaction as [`Sql`].
+/// A PostgreSQL connection as [`Sql`]: inside a transaction, or (for work that only reads)
+/// statement by statement, each seeing the latest commits, with no BEGIN and COMMIT round
+/// trips.
 pub struct Postgres<'a, 't> {
-    pub transaction: &'a mut postgres::Transaction<'t>,
-    pub cache: &'a mut StatementCache,
+    connection: Connection<'a, 't>,
+    cache: &'a mut StatementCache,
 }
 
-impl Postgres<'_, '_> {
+enum Connection<'a, 't> {
+    Transaction(&'a mut postgres::Transaction<'t>),
+    Autocommit(&'a mut postgres::Client),
+}
+
+impl<'a, 't> Postgres<'a, 't> {
+    /// Statements inside `transaction`.
+    pub fn in_transaction(
+        transaction: &'a mut postgres::Transaction<'t>,
+        cache: &'a mut StatementCache,
+    ) -> Self {
+        Postgres {
+            connection: Connection::Transaction(transaction),
+            cache,
+        }
+    }
+
+    /// Each statement on its own: for reads that need no single snapshot.
+    pub fn autocommit(client: &'a mut postgres::Client, cache: &'a mut StatementCache) -> Self {
+        Postgres {
+            connection: Connection::Autocommit(client),
+            cache,
+        }
+    }
+
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement> {
         if let Some(statement) = self.cache.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.transaction.prepare(&dollar_parameters(sql))?;
+        let text = dollar_parameters(sql);
+        let statement = match &mut self.connection {
+            Connection::Transaction(transaction) => transaction.prepare(&text)?,
+            Connection::Autocommit(client) => client.prepare(&text)?,
+        };
         self.cache
             .statements
             .insert(sql.to_string(), statement.clone());
@@ -524,12 +554,20 @@ impl Sql for Postgres<'_, '_> {
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let statement = self.statement(sql)?;
-        Ok(self.transaction.execute(&statement, &params_of(params))?)
+        let params = params_of(params);
+        Ok(match &mut self.connection {
+            Connection::Transaction(transaction) => transaction.execute(&statement, &params)?,
+            Connection::Autocommit(client) => client.execute(&statement, &params)?,
+        })
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>> {
         let statement = self.statement(sql)?;
-        let rows = self.transaction.query(&statement, &params_of(params))?;
+        let params = params_of(params);
+        let rows = match &mut self.connection {
+            Connection::Transaction(transaction) => transaction.query(&statement, &params)?,
+            Connection::Autocommit(client) => client.query(&statement, &params)?,
+        };
         rows.iter().map(postgres_row).collect()
     }
 
@@ -541,7 +579,10 @@ impl Sql for Postgres<'_, '_> {
     ) -> Result<u64> {
         use postgres::fallible_iterator::FallibleIterator;
         let statement = self.statement(sql)?;
-        let mut rows = self.transaction.query_raw(&statement, params)?;
+        let mut rows = match &mut self.connection {
+            Connection::Transaction(transaction) => transaction.query_raw(&statement, params)?,
+            Connection::Autocommit(client) => client.query_raw(&statement, params)?,
+        };
         let mut visited = 0;
         while let Some(row) = rows.next()? {
             visited += 1;

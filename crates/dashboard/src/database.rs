@@ -1,8 +1,10 @@
 //! The dashboard's database, on either engine: one write connection and a pool of read
 //! connections (read-only files on SQLite, sessions on PostgreSQL).
 //!
-//! Every request runs its statements, written once for both engines ([`aegis_core::sql`]), in
-//! one transaction: a read sees one snapshot, a write commits all of its statements or none.
+//! Every request runs its statements, written once for both engines ([`aegis_core::sql`]): a
+//! write in one transaction (all of its statements or none); a read in one snapshot on SQLite,
+//! and statement by statement on PostgreSQL, each seeing the latest commits (see
+//! `aegis_core::engine::Store::read`).
 //! Both are used only from blocking tasks (see [`crate::state::AppState::read`]); the mutexes
 //! are `std` ones and are never held across an `.await`.
 
@@ -110,8 +112,8 @@ impl Database {
         }))
     }
 
-    /// Runs `work` in one read-only transaction on a read connection. Blocking: call from a
-    /// blocking task.
+    /// Runs `work`, which only reads, on a read connection (see `Store::read`). Blocking: call
+    /// from a blocking task.
     pub fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
         let idle = lock(&self.readers).pop();
         let mut handle = match idle {

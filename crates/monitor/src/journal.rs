@@ -297,10 +297,7 @@ impl Journal {
                     ],
                 )?;
                 link_and_mark(
-                    &mut Postgres {
-                        transaction: &mut transaction,
-                        cache: &mut self.cache,
-                    },
+                    &mut Postgres::in_transaction(&mut transaction, &mut self.cache),
                     batch,
                 )?;
                 transaction.commit()?;
