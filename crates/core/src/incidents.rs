@@ -14,7 +14,6 @@
 //! Linking is deterministic in transaction-id order, so a monitor restarted after kill -9
 //! builds the same incidents as one that never stopped.
 
-
 use crate::error::{Error, Result};
 use crate::sql::{Sql, Value};
 use crate::store;

@@ -185,7 +185,10 @@ pub trait Row {
 impl Row for [Value] {
     fn at<T: FromValue>(&self, index: usize) -> Result<T> {
         let value = <[Value]>::get(self, index).ok_or_else(|| {
-            Error::Invalid(format!("a query read column {index} of a {}-column row", self.len()))
+            Error::Invalid(format!(
+                "a query read column {index} of a {}-column row",
+                self.len()
+            ))
         })?;
         T::from_value(value).ok_or_else(|| {
             Error::Invalid(format!(
@@ -331,10 +334,7 @@ impl dyn Sql + '_ {
         params: &[Value],
         map: impl FnOnce(&[Value]) -> Result<T>,
     ) -> Result<Option<T>> {
-        self.query_row(sql, params)?
-            .as_deref()
-            .map(map)
-            .transpose()
+        self.query_row(sql, params)?.as_deref().map(map).transpose()
     }
 
     /// The first column of the first row as a `T`, if there is a row.
