@@ -228,9 +228,9 @@ impl Store {
         self.transact(cache, false, work)
     }
 
-    /// Runs `work` in one transaction, committed if it returns `Ok` and rolled back if not;
-    /// for callers with an error type of their own. `writes`: see
-    /// [`in_transaction`](Self::in_transaction) and [`read`](Self::read).
+    /// [`in_transaction`](Self::in_transaction) (`writes`) or [`read`](Self::read), for
+    /// callers with an error type of their own: a write commits if `work` returns `Ok` and
+    /// rolls back if not.
     pub fn transact<T, E: From<Error>>(
         &mut self,
         cache: &mut crate::sql::StatementCache,

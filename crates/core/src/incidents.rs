@@ -448,16 +448,6 @@ pub fn link(sql: &mut dyn Sql, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
         .collect())
 }
 
-/// The transaction id up to which anomalies are linked.
-pub fn linked_up_to(sql: &mut dyn Sql) -> Result<i64> {
-    Ok(sql
-        .query_int(
-            "SELECT linked_up_to FROM incident_state WHERE singleton = 1",
-            &[],
-        )?
-        .unwrap_or(0))
-}
-
 /// Records that every anomaly up to `mark` is linked.
 pub fn set_linked_up_to(sql: &mut dyn Sql, mark: i64) -> Result<()> {
     sql.execute(

@@ -200,7 +200,11 @@ fn migrate(client: &mut Client, url: &str) -> Result<()> {
     // This month and the next two exist from the start, so a live feed never waits on DDL
     // at a month's turn; older and later months are made by the writers that need them.
     let now = crate::time::now_millis() / 1000;
-    ensure_months(&mut transaction, now, now + 62 * crate::time::DAY)?;
+    ensure_months(
+        &mut crate::sql::Postgres::in_transaction(&mut transaction, &mut Default::default()),
+        now,
+        now + 62 * crate::time::DAY,
+    )?;
     transaction.commit()?;
     Ok(())
 }
@@ -237,30 +241,6 @@ const PARTITION_LOCK: i64 = 4_702_111_234_474_983_747;
 /// would wait for an import), while `ATTACH PARTITION` takes a lock that readers and other
 /// writers do not conflict with.
 pub fn ensure_months(
-    client: &mut impl GenericClient,
-    first: EventTime,
-    last: EventTime,
-) -> Result<()> {
-    for month in months_between(first, last) {
-        let name = partition_name(month);
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
-            .get(0);
-        if !exists {
-            client.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
-            let created: bool = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
-                .get(0);
-            if !created {
-                client.batch_execute(&add_month_sql(month))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// [`ensure_months`] for a writer working through the shared SQL ([`crate::sql`]).
-pub fn ensure_months_in(
     sql: &mut dyn crate::sql::Sql,
     first: EventTime,
     last: EventTime,
@@ -454,7 +434,11 @@ pub fn copy_transactions(
         return Ok(());
     };
     let last = rows.iter().map(|row| row.time).max().unwrap_or(first);
-    ensure_months(transaction, first, last)?;
+    ensure_months(
+        &mut crate::sql::Postgres::in_transaction(transaction, &mut Default::default()),
+        first,
+        last,
+    )?;
     let inserted_at = crate::time::now_millis();
     let sink = transaction.copy_in(COPY_TRANSACTIONS)?;
     let mut writer = BinaryCopyInWriter::new(sink, COPY_TYPES);
@@ -494,6 +478,15 @@ pub fn test_server() -> Option<String> {
              or set AEGIS_SKIP_PG=1 to skip the PostgreSQL half of the tests"
         ),
     }
+}
+
+/// The engines a test body runs on: SQLite, and PostgreSQL when [`test_server`] has one.
+pub fn test_engines() -> Vec<crate::sql::Engine> {
+    let mut engines = vec![crate::sql::Engine::Sqlite];
+    if test_server().is_some() {
+        engines.push(crate::sql::Engine::Postgres);
+    }
+    engines
 }
 
 /// A throwaway database on a server, for tests and benchmarks: created empty from the URL of

@@ -155,18 +155,11 @@ pub fn insert_transactions(conn: &Connection, rows: &[NewTransaction]) -> Result
     Ok(())
 }
 
-/// Inserts one row and returns its `transaction_id`; the caller owns the transaction.
-pub fn insert_transaction(conn: &Connection, row: &NewTransaction) -> Result<i64> {
-    let mut statement = conn.prepare_cached(INSERT_SQL)?;
-    insert_one(&mut statement, row, crate::time::now_millis())?;
-    Ok(conn.last_insert_rowid())
-}
-
 /// Inserts one payment through the shared SQL, inside the caller's transaction, and returns
 /// its `transaction_id`. On PostgreSQL its month's partition is created first if needed.
 pub fn insert_payment(sql: &mut dyn Sql, row: &NewTransaction) -> Result<i64> {
     if sql.engine() == crate::sql::Engine::Postgres {
-        crate::pg::ensure_months_in(sql, row.time, row.time)?;
+        crate::pg::ensure_months(sql, row.time, row.time)?;
     }
     let statement = format!(
         "INSERT INTO {} (transaction_ref, beneficiary_id, account_id, agent_id, scheme, \

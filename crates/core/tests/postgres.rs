@@ -183,7 +183,12 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
     // Then transaction_events: the second writer cannot draw an id until the first commits.
     // March exists beforehand, so what the second writer waits for is the append lock.
     let march = aegis_core::time::parse_timestamp("2025-03-01 00:00:00").unwrap();
-    pg::ensure_months(&mut reader, march, march).unwrap();
+    pg::ensure_months(
+        &mut aegis_core::sql::Postgres::autocommit(&mut reader, &mut Default::default()),
+        march,
+        march,
+    )
+    .unwrap();
     let mut first = pg::connect(&url).unwrap();
     let mut first_tx = first.transaction().unwrap();
     pg::copy_transactions(&mut first_tx, &[payment("A", "2025-03-03 10:00:00")]).unwrap();
@@ -194,7 +199,12 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
         let mut tx = second.transaction().unwrap();
         // Every writer makes sure its month exists first.
         let when = aegis_core::time::parse_timestamp("2025-03-03 10:00:01").unwrap();
-        pg::ensure_months(&mut tx, when, when).unwrap();
+        pg::ensure_months(
+            &mut aegis_core::sql::Postgres::in_transaction(&mut tx, &mut Default::default()),
+            when,
+            when,
+        )
+        .unwrap();
         tx.execute(
             "INSERT INTO transaction_events (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp) \
              VALUES ('B', 'B2', 'MGNREGA', 100, '2025-03-03 10:00:01')",

@@ -78,7 +78,9 @@ impl Workspace {
             let _ = std::fs::remove_file(dir.join(stale));
         }
         let target = match postgres {
-            Some(admin) => Target::Postgres(aegis_core::pg::recreate_database(admin, "aegis_soak")?),
+            Some(admin) => {
+                Target::Postgres(aegis_core::pg::recreate_database(admin, "aegis_soak")?)
+            }
             None => Target::Sqlite(dir.join("soak.db")),
         };
         // The monitor keeps its checkpoints beside an SQLite file, and per server under the

@@ -85,10 +85,7 @@ fn transaction_count(db: &Target) -> anyhow::Result<i64> {
 }
 
 fn run_step(name: &str, args: &[&str]) -> anyhow::Result<()> {
-    let shown: Vec<String> = args
-        .iter()
-        .map(|arg| aegis_core::pg::redact(arg))
-        .collect();
+    let shown: Vec<String> = args.iter().map(|arg| aegis_core::pg::redact(arg)).collect();
     println!("→ {name} {}", shown.join(" "));
     let status = command(name, None)?.args(args).status()?;
     if !status.success() {

@@ -42,15 +42,6 @@ fn chromedriver() -> Option<PathBuf> {
         .find(|path| path.exists())
 }
 
-/// SQLite, and PostgreSQL when a test server is configured (it must be in CI).
-fn engines() -> Vec<Engine> {
-    let mut engines = vec![Engine::Sqlite];
-    if aegis_core::pg::test_server().is_some() {
-        engines.push(Engine::Postgres);
-    }
-    engines
-}
-
 /// A scored database on `engine` with a model (in `dir`): generated, trained and monitored by
 /// the real libraries. The scratch database, on PostgreSQL, lives as long as it is kept.
 fn scored_database(dir: &Path, engine: Engine) -> (Target, PathBuf, Option<ScratchDatabase>) {
@@ -120,7 +111,7 @@ fn an_auditor_logs_in_filters_investigates_records_a_verdict_and_exports() {
              (or set AEGIS_SKIP_BROWSER_TESTS=1 to skip this test)"
         );
     };
-    for engine in engines() {
+    for engine in aegis_core::pg::test_engines() {
         walk_through(engine, &driver_binary);
     }
 }

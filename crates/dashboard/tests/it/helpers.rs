@@ -111,13 +111,7 @@ pub fn fixture_payments() -> Vec<Payment> {
 }
 
 /// SQLite, and PostgreSQL when a test server is configured (it must be in CI).
-pub fn engines() -> Vec<Engine> {
-    let mut engines = vec![Engine::Sqlite];
-    if aegis_core::pg::test_server().is_some() {
-        engines.push(Engine::Postgres);
-    }
-    engines
-}
+pub use aegis_core::pg::test_engines as engines;
 
 /// Inserts `payment` with its id and, if it has one, its score, as the monitor would have
 /// written it: into `transactions` on SQLite, into the payments and their scores on
@@ -126,7 +120,7 @@ pub fn insert_on(sql: &mut dyn Sql, payment: &Payment) {
     let engine = sql.engine();
     if engine == Engine::Postgres {
         let time = aegis_core::time::parse_timestamp(payment.timestamp).unwrap();
-        aegis_core::pg::ensure_months_in(sql, time, time).unwrap();
+        aegis_core::pg::ensure_months(sql, time, time).unwrap();
     }
     let payment_values = values![
         payment.id,
