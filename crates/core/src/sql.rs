@@ -377,6 +377,19 @@ impl Engine {
         }
     }
 
+    /// The stored event-time text (`YYYY-MM-DD HH:MM:SS`, IST) of `seconds`, an expression in
+    /// [`crate::time::EventTime`] seconds. Comparing `timestamp` with it lets PostgreSQL skip
+    /// the months' partitions a lookup by id cannot be in.
+    pub fn event_time_text(self, seconds: &str) -> String {
+        let ist = crate::time::IST_OFFSET_SECONDS;
+        match self {
+            Engine::Sqlite => format!("datetime({seconds} + {ist}, 'unixepoch')"),
+            Engine::Postgres => format!(
+                "to_char(to_timestamp({seconds} + {ist}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+            ),
+        }
+    }
+
     /// The table payments are inserted into, and the one to read when a statement needs the
     /// payments but not their scores: `transactions` itself on SQLite; on PostgreSQL
     /// `transactions` is a view over `transaction_events` and the scores, whose join keeps the

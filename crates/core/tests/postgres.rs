@@ -368,3 +368,42 @@ fn json_fields_of_reasons_read_alike_and_text_that_is_not_json_is_refused_on_wri
     });
     assert!(refused.is_err(), "a reason that is not JSON is refused");
 }
+
+/// The bound the case queue puts on a lead's month must name exactly the stored event time on
+/// both engines, or a lead at the edge of its incident's span would drop out of the queue.
+#[test]
+fn event_time_text_is_the_stored_timestamp_on_both_engines() {
+    let texts = [
+        "2025-01-01 00:00:00",
+        "2025-03-31 23:59:59",
+        "2025-04-01 05:29:59",
+        "2024-02-29 18:30:00",
+    ];
+    let mut stores = vec![aegis_core::engine::Store::Sqlite(
+        rusqlite::Connection::open_in_memory().unwrap(),
+    )];
+    let db = scratch("event_time");
+    if let Some(db) = &db {
+        stores.push(
+            aegis_core::engine::Target::Postgres(db.url().to_string())
+                .open()
+                .unwrap(),
+        );
+    }
+    for mut store in stores {
+        for text in texts {
+            let seconds = aegis_core::time::parse_timestamp(text).unwrap();
+            let read = store
+                .in_transaction(|sql| {
+                    let engine = sql.engine();
+                    sql.query_row(
+                        &format!("SELECT {}", engine.event_time_text("CAST(?1 AS BIGINT)")),
+                        &[seconds.into()],
+                    )
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, [Value::Text(text.into())], "{seconds}");
+        }
+    }
+}

@@ -422,7 +422,9 @@ pub fn incident_summary(sql: &mut dyn Sql, id: i64) -> AppResult<Option<Incident
 /// The figures of the incidents `ids` that exist, in the order of `ids`, read in one statement
 /// (a page of the queue is one query, not one per incident: on PostgreSQL each lead is found
 /// in whichever month's partition holds it, and starting that search once per incident cost
-/// more than the search).
+/// more than the search). The lead happened within the incident's span, which the join says,
+/// so that PostgreSQL searches only the months of that span (every month's index before:
+/// 5.2 ms for a page of 25 on a million payments).
 pub fn incident_summaries(sql: &mut dyn Sql, ids: &[i64]) -> AppResult<Vec<IncidentSummary>> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -437,9 +439,12 @@ pub fn incident_summaries(sql: &mut dyn Sql, ids: &[i64]) -> AppResult<Vec<Incid
              i.alerts, i.unreviewed, i.field_checks, i.confirmed, i.dismissed, i.beneficiaries, i.accounts, i.agents, \
              i.incident_id \
              FROM incidents i JOIN transactions t ON t.transaction_id = i.lead_id \
+             AND t.timestamp BETWEEN {} AND {} \
              LEFT JOIN users u ON u.user_id = i.assignee_id WHERE i.incident_id IN ({placeholders})",
             tx_columns(engine),
-            headline(engine)
+            headline(engine),
+            engine.event_time_text("i.first_time"),
+            engine.event_time_text("i.last_time"),
         ),
         &params,
         |row| {

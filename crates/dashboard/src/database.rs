@@ -8,15 +8,23 @@
 //! Both are used only from blocking tasks (see [`crate::state::AppState::read`]); the mutexes
 //! are `std` ones and are never held across an `.await`.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use aegis_core::engine::{Store, Target};
 use aegis_core::sql::{Sql, StatementCache};
 
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
-/// Idle read connections kept for reuse; more are opened under load and dropped after.
-const MAX_IDLE_READERS: usize = 4;
+/// Read connections open at most. They stay open once opened: a request never pays for a
+/// new connection after the first few (on PostgreSQL a connection costs a server process, a
+/// password exchange and re-preparing every statement; opening one per request under load
+/// took more time than the requests' statements). A request that finds all of them busy waits
+/// for one.
+const MAX_READERS: usize = 8;
+
+/// How long a read waits for a busy pool before it fails (a long export holds a reader).
+const READER_WAIT: Duration = Duration::from_secs(30);
 
 /// A connection with its prepared statements (PostgreSQL; SQLite caches its own).
 struct Handle {
@@ -46,7 +54,16 @@ pub struct Database {
     target: Target,
     /// `None` after the connection was lost; the next write opens a new one.
     writer: Mutex<Option<Handle>>,
-    readers: Mutex<Vec<Handle>>,
+    readers: Mutex<Readers>,
+    /// Signalled when a reader is returned or closed.
+    returned: Condvar,
+}
+
+/// The read pool: idle connections, and how many are open (idle or lent).
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Handle>,
+    open: usize,
 }
 
 impl std::fmt::Debug for Database {
@@ -96,7 +113,8 @@ impl Database {
         Ok(Database {
             target: target.clone(),
             writer: Mutex::new(Some(writer)),
-            readers: Mutex::new(Vec::new()),
+            readers: Mutex::new(Readers::default()),
+            returned: Condvar::new(),
         })
     }
 
@@ -115,17 +133,44 @@ impl Database {
     /// Runs `work`, which only reads, on a read connection (see `Store::read`). Blocking: call
     /// from a blocking task.
     pub fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
-        let idle = lock(&self.readers).pop();
-        let mut handle = match idle {
-            Some(handle) => handle,
-            None => self.open_reader()?,
+        let mut lent = Lent {
+            handle: Some(self.take_reader()?),
+            database: self,
         };
-        let result = handle.store.transact(&mut handle.cache, false, work);
+        let handle = lent.handle.as_mut().expect("lent until dropped");
+        handle.store.transact(&mut handle.cache, false, work)
+    }
+
+    /// An idle reader, a new one while fewer than [`MAX_READERS`] are open, or the first one
+    /// returned.
+    fn take_reader(&self) -> AppResult<Handle> {
         let mut readers = lock(&self.readers);
-        if readers.len() < MAX_IDLE_READERS && !handle.is_closed() {
-            readers.push(handle);
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        loop {
+            if let Some(handle) = readers.idle.pop() {
+                return Ok(handle);
+            }
+            if readers.open < MAX_READERS {
+                readers.open += 1;
+                drop(readers);
+                return self.open_reader().inspect_err(|_| {
+                    lock(&self.readers).open -= 1;
+                    self.returned.notify_one();
+                });
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(AppError::Internal(format!(
+                    "all {MAX_READERS} read connections stayed busy for {} s",
+                    READER_WAIT.as_secs()
+                )));
+            }
+            readers = self
+                .returned
+                .wait_timeout(readers, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        result
     }
 
     /// Runs `work` in one transaction on the write connection, committed if it returns `Ok`.
@@ -144,12 +189,37 @@ impl Database {
     }
 }
 
+/// A reader lent to one request: back to the pool when dropped, or closed if the request
+/// panicked (its transaction may still be open) or the server dropped the connection.
+struct Lent<'a> {
+    handle: Option<Handle>,
+    database: &'a Database,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        let handle = self.handle.take();
+        let mut readers = lock(&self.database.readers);
+        match handle {
+            Some(handle) if !handle.is_closed() && !std::thread::panicking() => {
+                readers.idle.push(handle);
+            }
+            closed => {
+                readers.open -= 1;
+                drop(readers);
+                off_runtime(move || drop(closed));
+            }
+        }
+        self.database.returned.notify_one();
+    }
+}
+
 impl Drop for Database {
     /// Closes the connections where a blocking client may (a PostgreSQL client says goodbye
     /// to the server through its own runtime).
     fn drop(&mut self) {
         let writer = lock(&self.writer).take();
-        let readers = std::mem::take(&mut *lock(&self.readers));
+        let readers = std::mem::take(&mut lock(&self.readers).idle);
         off_runtime(move || drop((writer, readers)));
     }
 }
