@@ -49,6 +49,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0009_dashboard_reads",
         include_str!("../../../migrations/0009_dashboard_reads.sql"),
     ),
+    (
+        "0010_change_notices",
+        include_str!("../../../migrations/0010_change_notices.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -33,10 +33,25 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0009_dashboard_reads",
         include_str!("../../../migrations/postgres/0009_dashboard_reads.sql"),
     ),
+    (
+        10,
+        "postgres/0010_change_notices",
+        include_str!("../../../migrations/postgres/0010_change_notices.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
 pub const PAYMENTS_CHANNEL: &str = "aegis_payments";
+
+/// The channel [`MIGRATIONS`]' triggers notify when the monitor's mark, a verdict, a user or a
+/// session changes; the payload says which ([`CHANGED_DATA`] or [`CHANGED_ACCOUNTS`]).
+pub const CHANGES_CHANNEL: &str = "aegis_changes";
+
+/// The payload on [`CHANGES_CHANNEL`] when the mark moved or a verdict was written.
+pub const CHANGED_DATA: &str = "data";
+
+/// The payload on [`CHANGES_CHANNEL`] when a user or a session changed.
+pub const CHANGED_ACCOUNTS: &str = "accounts";
 
 /// The advisory lock every insert into `transaction_events` takes first (a statement trigger
 /// in the baseline), so that transaction ids are committed in id order: a reader following

@@ -8,15 +8,21 @@ use aegis_core::sql::{Row, Sql};
 
 use crate::error::AppResult;
 
-/// What identifies the state of the data: the newest row, the monitor's mark, and the newest
-/// verdict (the confirmed-fraud amount counts verdicts).
-pub type DataVersion = (i64, i64, i64);
+/// What identifies the state of the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataVersion {
+    /// Read from the database: the newest row, the monitor's mark, and the newest verdict (the
+    /// confirmed-fraud amount counts verdicts).
+    Read(i64, i64, i64),
+    /// PostgreSQL's notices of these changes, counted ([`crate::changes::Changes::data`]).
+    Notified(u64),
+}
 
 /// Entries kept at most; past it, the least recently used is dropped (so the default overview
 /// every auditor opens stays cached while others explore many filters).
 const CAPACITY: usize = 64;
 
-/// The current data version (three indexed lookups, in one statement).
+/// The current data version read from the database (three indexed lookups, in one statement).
 pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
     // One statement (a round trip to a server counts). The payments themselves, not
     // PostgreSQL's view with the scores: its join keeps the planner from reading the max off
@@ -31,9 +37,9 @@ pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
             sql.engine().payments_table()
         ),
         &[],
-        |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?)),
+        |row| Ok(DataVersion::Read(row.at(0)?, row.at(1)?, row.at(2)?)),
     )?;
-    Ok(version.unwrap_or_default())
+    Ok(version.unwrap_or(DataVersion::Read(0, 0, 0)))
 }
 
 /// Answers by key, each remembered with the data version it was computed at.
@@ -104,11 +110,19 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(ask((1, 1, 0)), 1);
-        assert_eq!(ask((1, 1, 0)), 1);
-        assert_eq!(ask((2, 1, 0)), 2, "a new row invalidates");
-        assert_eq!(ask((2, 2, 0)), 3, "newly scored rows invalidate");
-        assert_eq!(ask((2, 2, 1)), 4, "a new verdict invalidates");
+        assert_eq!(ask(DataVersion::Read(1, 1, 0)), 1);
+        assert_eq!(ask(DataVersion::Read(1, 1, 0)), 1);
+        assert_eq!(ask(DataVersion::Read(2, 1, 0)), 2, "a new row invalidates");
+        assert_eq!(
+            ask(DataVersion::Read(2, 2, 0)),
+            3,
+            "newly scored rows invalidate"
+        );
+        assert_eq!(
+            ask(DataVersion::Read(2, 2, 1)),
+            4,
+            "a new verdict invalidates"
+        );
     }
 
     #[test]
@@ -117,7 +131,7 @@ mod tests {
         let computed = std::cell::Cell::new(0);
         let ask = |key: &str| {
             cache
-                .get_or_compute(key.into(), (1, 1, 0), || {
+                .get_or_compute(key.into(), DataVersion::Read(1, 1, 0), || {
                     computed.set(computed.get() + 1);
                     Ok(())
                 })

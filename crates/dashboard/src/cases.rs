@@ -606,6 +606,43 @@ pub struct VerdictEntry {
     pub at: String,
 }
 
+/// The beneficiaries, accounts and agents of an incident with more alerts than its page
+/// lists: from its alerts (indexed by incident), not `incident_keys` (keyed for linking), the
+/// three lists in one statement.
+fn incident_keys(sql: &mut dyn Sql, id: i64) -> AppResult<(Vec<String>, Vec<String>, Vec<String>)> {
+    let keys = |column: &str, kind: i64| {
+        format!(
+            "SELECT * FROM (SELECT DISTINCT {kind} AS kind, {column} AS value FROM incident_alerts \
+             WHERE incident_id = ?1 AND {column} IS NOT NULL AND {column} <> '' ORDER BY 2 LIMIT {KEYS_LISTED}) AS k{kind}"
+        )
+    };
+    let mut lists = (Vec::new(), Vec::new(), Vec::new());
+    for (kind, value) in sql.rows(
+        &format!(
+            "{} UNION ALL {} UNION ALL {}",
+            keys("beneficiary_id", 0),
+            keys("account_id", 1),
+            keys("agent_id", 2)
+        ),
+        values![id],
+        |row| Ok((row.at::<i64>(0)?, row.at::<String>(1)?)),
+    )? {
+        match kind {
+            0 => lists.0.push(value),
+            1 => lists.1.push(value),
+            _ => lists.2.push(value),
+        }
+    }
+    // A union promises no order; each list was the first ones in order, and is sorted again.
+    for list in [&mut lists.0, &mut lists.1, &mut lists.2] {
+        list.sort_unstable();
+    }
+    Ok(lists)
+}
+
+/// Beneficiaries, accounts and agents listed on an incident's page, at most.
+const KEYS_LISTED: usize = 100;
+
 /// Everything about one incident.
 #[derive(Debug, Clone, Serialize)]
 pub struct IncidentDetail {
@@ -646,30 +683,44 @@ pub fn incident_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<IncidentD
             })
         },
     )?;
-    // From the alerts (indexed by incident), not `incident_keys` (keyed for linking).
-    let mut keys = |column: &str| -> AppResult<Vec<String>> {
-        Ok(sql.column(
+    // Every alert is on the page unless there are more than the limit: then the lists and the
+    // history are all there is to know without asking again (a round trip to a server counts).
+    let complete = summary.counts.alerts <= INCIDENT_ALERT_LIMIT;
+    let (beneficiaries, accounts, agents) = if complete {
+        let list = |key: fn(&TxRow) -> Option<&str>| {
+            let values: std::collections::BTreeSet<&str> = alerts
+                .iter()
+                .filter_map(|alert| key(&alert.transaction))
+                .filter(|value| !value.is_empty())
+                .collect();
+            values
+                .into_iter()
+                .take(KEYS_LISTED)
+                .map(str::to_string)
+                .collect()
+        };
+        (
+            list(|tx| Some(&tx.beneficiary_id)),
+            list(|tx| tx.account_id.as_deref()),
+            list(|tx| tx.agent_id.as_deref()),
+        )
+    } else {
+        incident_keys(sql, id)?
+    };
+    // An alert's latest verdict is kept on it: no verdict on any alert, no history.
+    let history = if complete && alerts.iter().all(|alert| alert.verdict.is_none()) {
+        Vec::new()
+    } else {
+        sql.rows(
             &format!(
-                "SELECT DISTINCT {column} FROM incident_alerts WHERE incident_id = ?1 AND {column} IS NOT NULL \
-                 AND {column} <> '' ORDER BY 1 LIMIT 100"
+                "SELECT {VERDICT_COLUMNS} FROM verdicts v JOIN incident_alerts ia USING (transaction_id) \
+                 LEFT JOIN users u ON u.user_id = v.user_id \
+                 WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500"
             ),
             values![id],
-        )?)
+            verdict_entry,
+        )?
     };
-    let (beneficiaries, accounts, agents) = (
-        keys("beneficiary_id")?,
-        keys("account_id")?,
-        keys("agent_id")?,
-    );
-    let history = sql.rows(
-        &format!(
-            "SELECT {VERDICT_COLUMNS} FROM verdicts v JOIN incident_alerts ia USING (transaction_id) \
-             LEFT JOIN users u ON u.user_id = v.user_id \
-             WHERE ia.incident_id = ?1 ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 500"
-        ),
-        values![id],
-        verdict_entry,
-    )?;
     Ok(Some(IncidentDetail {
         summary,
         alerts,

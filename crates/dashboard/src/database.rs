@@ -8,12 +8,13 @@
 //! Both are used only from blocking tasks (see [`crate::state::AppState::read`]); the mutexes
 //! are `std` ones and are never held across an `.await`.
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use aegis_core::engine::{Store, Target};
 use aegis_core::sql::{Sql, StatementCache};
 
+use crate::changes::Changes;
 use crate::error::{AppError, AppResult};
 
 /// Read connections open at most. They stay open once opened: a request never pays for a
@@ -57,6 +58,8 @@ pub struct Database {
     readers: Mutex<Readers>,
     /// Signalled when a reader is returned or closed.
     returned: Condvar,
+    /// PostgreSQL's notices of changes, once [`Database::listen_for_changes`] is called.
+    changes: Option<Arc<Changes>>,
 }
 
 /// The read pool: idle connections, and how many are open (idle or lent).
@@ -115,7 +118,21 @@ impl Database {
             writer: Mutex::new(Some(writer)),
             readers: Mutex::new(Readers::default()),
             returned: Condvar::new(),
+            changes: None,
         })
+    }
+
+    /// Starts following PostgreSQL's notices of changes (nothing on SQLite): see
+    /// [`crate::changes`]. For a server; a command that runs once has no use for it.
+    pub fn listen_for_changes(&mut self) {
+        if let Target::Postgres(url) = &self.target {
+            self.changes = Some(Changes::listen(url));
+        }
+    }
+
+    /// The notices of changes, when listening.
+    pub fn changes(&self) -> Option<&Changes> {
+        self.changes.as_deref()
     }
 
     /// The database this is (its display form hides a password).
@@ -184,6 +201,11 @@ impl Database {
         let result = handle.store.transact(&mut handle.cache, true, work);
         if handle.is_closed() {
             *writer = None;
+        }
+        // What this server wrote counts as changed at once, before its own notice arrives: a
+        // user who logs out, or records a verdict, sees the effect on the very next page.
+        if let Some(changes) = &self.changes {
+            changes.everything_changed();
         }
         result
     }

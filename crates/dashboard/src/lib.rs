@@ -21,6 +21,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod cache;
 pub mod cases;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod csrf;

@@ -62,6 +62,8 @@ pub struct Session {
     pub username: String,
     pub role: Role,
     pub csrf_token: String,
+    /// When it expires, in Unix milliseconds.
+    pub expires_at: i64,
 }
 
 impl Session {
@@ -115,7 +117,7 @@ pub fn find_session_by_hash(
     now_millis: i64,
 ) -> AppResult<Option<Session>> {
     let row = sql.row(
-        "SELECT s.user_id, u.username, u.role, s.csrf_token FROM sessions s JOIN users u USING (user_id) \
+        "SELECT s.user_id, u.username, u.role, s.csrf_token, s.expires_at FROM sessions s JOIN users u USING (user_id) \
          WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
         values![token_hash, now_millis],
         |row| {
@@ -124,18 +126,22 @@ pub fn find_session_by_hash(
                 row.at::<String>(1)?,
                 row.at::<String>(2)?,
                 row.at::<String>(3)?,
+                row.at::<i64>(4)?,
             ))
         },
     )?;
-    Ok(row.and_then(|(user_id, username, role, csrf_token)| {
-        Some(Session {
-            token_hash: token_hash.to_string(),
-            user_id,
-            username,
-            role: Role::parse(&role)?,
-            csrf_token,
-        })
-    }))
+    Ok(
+        row.and_then(|(user_id, username, role, csrf_token, expires_at)| {
+            Some(Session {
+                token_hash: token_hash.to_string(),
+                user_id,
+                username,
+                role: Role::parse(&role)?,
+                csrf_token,
+                expires_at,
+            })
+        }),
+    )
 }
 
 /// Ends a session.
@@ -186,8 +192,13 @@ async fn session_of(parts: &Parts, state: &AppState) -> AppResult<Option<Session
         return Ok(None);
     }
     let now = aegis_core::time::now_millis();
+    let token_hash = sha256_hex(&token);
+    if let Some(session) = state.remembered_session(&token_hash, now) {
+        return Ok(Some(session));
+    }
+    let found = state.clone();
     state
-        .read(move |conn| find_session(conn, &token, now))
+        .read(move |conn| found.find_session(conn, &token_hash, now))
         .await
 }
 

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use aegis_core::sql::Sql;
 use tokio::sync::watch;
 
-use crate::cache::{QueryCache, data_version};
+use crate::cache::{DataVersion, QueryCache};
+use crate::changes::Changes;
 use crate::config::ServeConfig;
 use crate::database::Database;
 use crate::error::AppResult;
+use crate::session::Session;
 
 /// How long the list of schemes (a full scan) is cached.
 const SCHEMES_TTL: Duration = Duration::from_secs(600);
@@ -35,12 +37,21 @@ struct Inner {
     kpis: QueryCache<crate::queries::Kpis>,
     last_date: QueryCache<Option<chrono::NaiveDate>>,
     decisions: crate::decisions::Decisions,
+    /// Sessions found, by token hash, with the accounts counter they were read at. Only used
+    /// while [`Changes`] listens: a logout or a disabled user elsewhere moves the counter.
+    sessions: Mutex<std::collections::HashMap<String, (u64, Session)>>,
+    /// The users a case can be assigned to, with the accounts counter they were read at.
+    assignable: Mutex<Option<(u64, Vec<String>)>>,
 }
+
+/// Sessions remembered at most; past it the memory starts again.
+const SESSIONS_KEPT: usize = 10_000;
 
 impl AppState {
     /// Opens the database named in `config` and builds the state.
     pub fn open(config: &ServeConfig) -> AppResult<Self> {
-        let db = Database::open(&config.db)?;
+        let mut db = Database::open(&config.db)?;
+        db.listen_for_changes();
         let (shutdown_sender, _) = watch::channel(false);
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -55,6 +66,8 @@ impl AppState {
                 kpis: QueryCache::default(),
                 last_date: QueryCache::default(),
                 decisions: crate::decisions::Decisions::default(),
+                sessions: Mutex::new(std::collections::HashMap::new()),
+                assignable: Mutex::new(None),
             }),
         })
     }
@@ -115,6 +128,83 @@ impl AppState {
         tokio::task::spawn_blocking(move || state.inner.db.write(work)).await?
     }
 
+    /// The data version: PostgreSQL's notices counted while they are heard (no round trip),
+    /// otherwise read from the database. Blocking.
+    pub fn data_version(&self, sql: &mut dyn Sql) -> AppResult<DataVersion> {
+        match self.inner.db.changes().and_then(Changes::data) {
+            Some(notices) => Ok(DataVersion::Notified(notices)),
+            None => crate::cache::data_version(sql),
+        }
+    }
+
+    /// The counter of users and sessions, while PostgreSQL's notices are heard.
+    fn accounts_counter(&self) -> Option<u64> {
+        self.inner.db.changes().and_then(Changes::accounts)
+    }
+
+    /// The session of `token_hash` as last read, if nothing about users or sessions changed
+    /// since and it has not expired at `now_millis`.
+    pub fn remembered_session(&self, token_hash: &str, now_millis: i64) -> Option<Session> {
+        let counter = self.accounts_counter()?;
+        let sessions = self
+            .inner
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (read_at, session) = sessions.get(token_hash)?;
+        (*read_at == counter && session.expires_at > now_millis).then(|| session.clone())
+    }
+
+    /// Finds the live session of `token_hash` (see [`crate::session::find_session_by_hash`]),
+    /// remembered while PostgreSQL's notices are heard. Blocking.
+    pub fn find_session(
+        &self,
+        sql: &mut dyn Sql,
+        token_hash: &str,
+        now_millis: i64,
+    ) -> AppResult<Option<Session>> {
+        // The counter before the read: a change during it makes the entry stale at once.
+        let counter = self.accounts_counter();
+        let found = crate::session::find_session_by_hash(sql, token_hash, now_millis)?;
+        if let (Some(counter), Some(session)) = (counter, &found) {
+            let mut sessions = self
+                .inner
+                .sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if sessions.len() >= SESSIONS_KEPT {
+                sessions.clear();
+            }
+            sessions.insert(token_hash.to_string(), (counter, session.clone()));
+        }
+        Ok(found)
+    }
+
+    /// The users a case can be assigned to ([`crate::cases::assignable_users`]), remembered
+    /// while PostgreSQL's notices are heard. Blocking.
+    pub fn assignable_users(&self, sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+        let Some(counter) = self.accounts_counter() else {
+            return crate::cases::assignable_users(sql);
+        };
+        if let Some((read_at, users)) = self
+            .inner
+            .assignable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            && *read_at == counter
+        {
+            return Ok(users.clone());
+        }
+        let users = crate::cases::assignable_users(sql)?;
+        *self
+            .inner
+            .assignable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((counter, users.clone()));
+        Ok(users)
+    }
+
     /// The summary aggregates for a filter, computed once per filter and data version.
     /// Blocking.
     pub fn summary(
@@ -122,7 +212,7 @@ impl AppState {
         sql: &mut dyn Sql,
         filters: &crate::filters::Filters,
     ) -> AppResult<crate::queries::Summary> {
-        let version = data_version(sql)?;
+        let version = self.data_version(sql)?;
         self.inner
             .summaries
             .get_or_compute(filters.query_string(), version, || {
@@ -138,7 +228,7 @@ impl AppState {
         filters: &mut crate::filters::Filters,
     ) -> AppResult<()> {
         filters.apply_default_range(|| {
-            let version = data_version(sql)?;
+            let version = self.data_version(sql)?;
             self.inner
                 .last_date
                 .get_or_compute(String::new(), version, || crate::filters::last_date(sql))
@@ -151,7 +241,7 @@ impl AppState {
         sql: &mut dyn Sql,
         filters: &crate::filters::Filters,
     ) -> AppResult<crate::queries::Kpis> {
-        let version = data_version(sql)?;
+        let version = self.data_version(sql)?;
         self.inner
             .kpis
             .get_or_compute(filters.query_string(), version, || {

@@ -166,7 +166,7 @@ async fn queue_page(
             Ok((
                 cases::incident_queue(conn, &query_filters, me, page)?,
                 cache.schemes(conn)?,
-                cases::assignable_users(conn)?,
+                cache.assignable_users(conn)?,
             ))
         })
         .await?;
@@ -252,10 +252,11 @@ async fn incident_page(
     problem: Option<String>,
     kept: KeptInput,
 ) -> AppResult<Response> {
+    let cache = state.clone();
     let (detail, users): (IncidentDetail, Vec<String>) = state
         .read(move |conn| {
             let detail = cases::incident_detail(conn, id)?.ok_or(AppError::NotFound)?;
-            Ok((detail, cases::assignable_users(conn)?))
+            Ok((detail, cache.assignable_users(conn)?))
         })
         .await?;
     let layout = crate::templates::Layout::new(session, &format!("Incident {id}"), "alerts");

@@ -425,3 +425,82 @@ async fn an_incident_verdict_can_leave_out_alerts_that_are_not_part_of_the_case(
         assert_eq!(latest(7), None);
     }
 }
+
+/// An incident's page lists its beneficiaries, accounts and agents and its verdicts alike
+/// whether all of its alerts fit on the page (the lists are read off them) or not (asked for).
+#[tokio::test]
+async fn an_incident_lists_its_people_and_verdicts_whether_or_not_its_alerts_fit_the_page() {
+    let alerts = dashboard::cases::INCIDENT_ALERT_LIMIT + 5;
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        app.write(|sql| {
+            for n in 0..alerts {
+                let minutes = n * 10;
+                let timestamp = format!(
+                    "2025-04-{:02} {:02}:{:02}:00",
+                    1 + minutes / 1440,
+                    minutes % 1440 / 60,
+                    minutes % 60
+                );
+                let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+                insert_on(
+                    sql,
+                    &Payment {
+                        id: 100 + n,
+                        beneficiary: "B9",
+                        // One in three has no account: it is not listed as ''.
+                        account: ["A91", "A92", ""][(n % 3) as usize],
+                        agent: leak(format!("G9{}", n % 4)),
+                        scheme: "PENSION",
+                        paise: 5_000_000,
+                        timestamp: leak(timestamp),
+                        status: Some("ANOMALY"),
+                        score: Some(0.5 + n as f64 / 10_000.0),
+                        reasons: Some(reasons("amount", "₹50,000 is 50.0× the usual")),
+                        label: None,
+                    },
+                );
+            }
+            aegis_core::incidents::link_backlog(sql, 100 + alerts)?;
+            Ok(())
+        });
+        let login = app.login("alice").await;
+        let small = app.get("/incidents/1", Some(&login)).await.body;
+        assert!(small.contains("<dd>B1, B2</dd>"), "{small}");
+        assert!(small.contains("<dd>A1</dd>") && small.contains("<dd>G1</dd>"));
+        let big = app.get("/incidents/2", Some(&login)).await;
+        assert_eq!(big.status, StatusCode::OK, "{}", big.body);
+        assert_eq!(
+            app.count("SELECT alerts FROM incidents WHERE incident_id = 2"),
+            alerts,
+            "one incident with more alerts than its page lists"
+        );
+        assert!(big.body.contains("<dd>B9</dd>"), "{}", big.body);
+        assert!(big.body.contains("<dd>A91, A92</dd>"));
+        assert!(big.body.contains("<dd>G90, G91, G92, G93</dd>"));
+
+        for (incident, alert) in [(1, 3), (2, 100 + alerts - 1)] {
+            let note = format!("checked alert {alert} at the branch");
+            let response = app
+                .post_form(
+                    &format!("/alerts/{alert}/verdict"),
+                    Some(&login.cookie),
+                    &[
+                        ("csrf", &login.csrf),
+                        ("verdict", "dismissed"),
+                        ("note", &note),
+                    ],
+                )
+                .await;
+            assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+            let page = app
+                .get(&format!("/incidents/{incident}"), Some(&login))
+                .await
+                .body;
+            assert!(
+                page.contains(&note),
+                "incident {incident} shows its verdict"
+            );
+        }
+    }
+}

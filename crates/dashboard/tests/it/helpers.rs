@@ -292,6 +292,16 @@ impl TestApp {
         }
     }
 
+    /// A second dashboard server on this one's database, as behind a load balancer (drop it
+    /// before this one: the PostgreSQL database goes with this one).
+    pub fn second_server(&self) -> TestApp {
+        TestApp::serving(
+            tempfile::tempdir().unwrap(),
+            self.db_path.clone(),
+            self.target.clone(),
+        )
+    }
+
     /// A dashboard on the database at `db_path` (in `dir`, whose `modeling/` it reads).
     pub fn on(dir: TempDir, db_path: PathBuf) -> TestApp {
         let target = Target::Sqlite(db_path.clone());

@@ -869,6 +869,80 @@ async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
     }
 }
 
+/// Two dashboard servers on one database: what one writes, the other shows within moments (on
+/// PostgreSQL it caches sessions and aggregates until the server's notices say they changed).
+#[tokio::test]
+async fn a_second_server_sees_logouts_disabled_users_and_verdicts_made_on_the_first() {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let other = app.second_server();
+        let alice = app.login("alice").await;
+        let bob = app.login("admin").await;
+        let confirmed = |response: &helpers::TestResponse| {
+            response.json()["kpis"]["amount_confirmed_paise"].clone()
+        };
+        let summary = other.get("/api/summary", Some(&alice)).await;
+        assert_eq!(summary.status, StatusCode::OK);
+        assert_eq!(confirmed(&summary), 0);
+        // Asked twice: the second answer may come from the other server's memory.
+        assert_eq!(
+            other.get("/alerts", Some(&bob)).await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            other.get("/alerts", Some(&bob)).await.status,
+            StatusCode::OK
+        );
+
+        let response = app
+            .post_form(
+                "/alerts/2/verdict",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("verdict", "confirmed_fraud")],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        let response = app
+            .post_form("/logout", Some(&bob.cookie), &[("csrf", &bob.csrf)])
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let summary = other.get("/api/summary", Some(&alice)).await;
+            let logged_out = other.get("/alerts", Some(&bob)).await.status == StatusCode::SEE_OTHER;
+            if confirmed(&summary) != 0 && logged_out {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine:?}: after 10 s the second server still shows confirmed {} and bob's \
+                 session logged out: {logged_out}",
+                confirmed(&summary)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let admin = app.login("admin").await;
+        let response = app
+            .post_form(
+                "/admin/users/disable",
+                Some(&admin.cookie),
+                &[("csrf", &admin.csrf), ("username", "alice")],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER);
+        while other.get("/api/summary", Some(&alice)).await.status != StatusCode::UNAUTHORIZED {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine:?}: the second server still serves a disabled user"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(other);
+    }
+}
+
 #[tokio::test]
 async fn security_headers_are_on_every_response() {
     let app = TestApp::new();
