@@ -36,6 +36,9 @@ struct Inner {
     summaries: QueryCache<crate::queries::Summary>,
     kpis: QueryCache<crate::queries::Kpis>,
     last_date: QueryCache<Option<chrono::NaiveDate>>,
+    transaction_pages: QueryCache<crate::queries::TxPage>,
+    /// Case queue pages: PostgreSQL only, where the notices say when an incident changed.
+    queue_pages: QueryCache<crate::cases::IncidentPage>,
     decisions: crate::decisions::Decisions,
     /// Sessions found, by token hash, with the accounts counter they were read at. Only used
     /// while [`Changes`] listens: a logout or a disabled user elsewhere moves the counter.
@@ -65,6 +68,8 @@ impl AppState {
                 summaries: QueryCache::default(),
                 kpis: QueryCache::default(),
                 last_date: QueryCache::default(),
+                transaction_pages: QueryCache::default(),
+                queue_pages: QueryCache::default(),
                 decisions: crate::decisions::Decisions::default(),
                 sessions: Mutex::new(std::collections::HashMap::new()),
                 assignable: Mutex::new(None),
@@ -246,6 +251,53 @@ impl AppState {
             .kpis
             .get_or_compute(filters.query_string(), version, || {
                 crate::queries::kpis(sql, filters)
+            })
+    }
+
+    /// A page of the transaction table ([`crate::queries::transactions_page`]), computed once
+    /// per filter, order, page and data version: the newest payments every auditor's overview
+    /// opens with cost one query per change, not one per auditor. Blocking.
+    pub fn transactions_page(
+        &self,
+        sql: &mut dyn Sql,
+        filters: &crate::filters::Filters,
+        sort: crate::filters::Sort,
+        page: i64,
+        total: i64,
+    ) -> AppResult<crate::queries::TxPage> {
+        let version = self.data_version(sql)?;
+        let key = format!(
+            "{}|{}|{}|{page}",
+            filters.query_string(),
+            sort.column.param(),
+            sort.dir_param()
+        );
+        self.inner
+            .transaction_pages
+            .get_or_compute(key, version, || {
+                crate::queries::transactions_page(sql, filters, sort, page, Some(total))
+            })
+    }
+
+    /// A page of the case queue for user `me` ([`crate::cases::incident_queue`]). On
+    /// PostgreSQL it is remembered until the notices say the data changed (an incident, a
+    /// verdict, the mark); on SQLite, which cannot tell when another process assigned an
+    /// incident, it is read each time. Blocking.
+    pub fn incident_queue(
+        &self,
+        sql: &mut dyn Sql,
+        filters: &crate::cases::QueueFilters,
+        me: i64,
+        page: i64,
+    ) -> AppResult<crate::cases::IncidentPage> {
+        let Some(notices) = self.inner.db.changes().and_then(Changes::data) else {
+            return crate::cases::incident_queue(sql, filters, me, page);
+        };
+        let key = format!("{}|{me}|{page}", filters.query_string());
+        self.inner
+            .queue_pages
+            .get_or_compute(key, DataVersion::Notified(notices), || {
+                crate::cases::incident_queue(sql, filters, me, page)
             })
     }
 

@@ -49,7 +49,7 @@ pub async fn transactions(
             cache.default_range(conn, &mut filters)?;
             // The filter's row count is the KPI count, usually already cached.
             let total = cache.kpis(conn, &filters)?.transactions;
-            let table = queries::transactions_page(conn, &filters, sort, page, Some(total))?;
+            let table = cache.transactions_page(conn, &filters, sort, page, total)?;
             Ok((filters, table))
         })
         .await?;

@@ -164,7 +164,7 @@ async fn queue_page(
     let (incidents, schemes, users) = state
         .read(move |conn| {
             Ok((
-                cases::incident_queue(conn, &query_filters, me, page)?,
+                cache.incident_queue(conn, &query_filters, me, page)?,
                 cache.schemes(conn)?,
                 cache.assignable_users(conn)?,
             ))

@@ -14,7 +14,6 @@ use crate::filters::{
     Filters, ListParams, Sort, SortColumn, StatusFilter, parse_page, rupees_param,
 };
 use crate::model_info::{self, ModelState, NO_MODEL_MESSAGE};
-use crate::queries;
 use crate::routes::{link, page_status, render};
 use crate::session::PageSession;
 use crate::state::AppState;
@@ -147,8 +146,7 @@ pub async fn overview(
         .read(move |conn| {
             cache.default_range(conn, &mut filters)?;
             let kpis = cache.kpis(conn, &filters)?;
-            let table =
-                queries::transactions_page(conn, &filters, sort, page, Some(kpis.transactions))?;
+            let table = cache.transactions_page(conn, &filters, sort, page, kpis.transactions)?;
             let schemes = cache.schemes(conn)?;
             Ok((filters, kpis, table, schemes))
         })

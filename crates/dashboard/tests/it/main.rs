@@ -870,9 +870,10 @@ async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
 }
 
 /// Two dashboard servers on one database: what one writes, the other shows within moments (on
-/// PostgreSQL it caches sessions and aggregates until the server's notices say they changed).
+/// PostgreSQL it remembers sessions, aggregates and queue pages until the server's notices say
+/// they changed).
 #[tokio::test]
-async fn a_second_server_sees_logouts_disabled_users_and_verdicts_made_on_the_first() {
+async fn a_second_server_sees_logouts_disabled_users_verdicts_and_assignments_of_the_first() {
     for engine in engines() {
         let app = TestApp::new_on(engine);
         let other = app.second_server();
@@ -881,24 +882,34 @@ async fn a_second_server_sees_logouts_disabled_users_and_verdicts_made_on_the_fi
         let confirmed = |response: &helpers::TestResponse| {
             response.json()["kpis"]["amount_confirmed_paise"].clone()
         };
-        let summary = other.get("/api/summary", Some(&alice)).await;
-        assert_eq!(summary.status, StatusCode::OK);
-        assert_eq!(confirmed(&summary), 0);
-        // Asked twice: the second answer may come from the other server's memory.
-        assert_eq!(
-            other.get("/alerts", Some(&bob)).await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            other.get("/alerts", Some(&bob)).await.status,
-            StatusCode::OK
-        );
+        let alices_queue = "/alerts?assignee=alice";
+        let lists_incident_1 = |body: &str| body.contains("name=\"incident\" value=\"1\"");
+        // Asked twice: the second answers may come from the other server's memory.
+        for _ in 0..2 {
+            let summary = other.get("/api/summary", Some(&alice)).await;
+            assert_eq!(summary.status, StatusCode::OK);
+            assert_eq!(confirmed(&summary), 0);
+            assert_eq!(
+                other.get("/alerts", Some(&bob)).await.status,
+                StatusCode::OK
+            );
+            let queue = other.get(alices_queue, Some(&alice)).await;
+            assert!(!lists_incident_1(&queue.body), "{}", queue.body);
+        }
 
         let response = app
             .post_form(
                 "/alerts/2/verdict",
                 Some(&alice.cookie),
                 &[("csrf", &alice.csrf), ("verdict", "confirmed_fraud")],
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        let response = app
+            .post_form(
+                "/incidents/1/assign",
+                Some(&alice.cookie),
+                &[("csrf", &alice.csrf), ("assignee", "me")],
             )
             .await;
         assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
@@ -911,13 +922,14 @@ async fn a_second_server_sees_logouts_disabled_users_and_verdicts_made_on_the_fi
         loop {
             let summary = other.get("/api/summary", Some(&alice)).await;
             let logged_out = other.get("/alerts", Some(&bob)).await.status == StatusCode::SEE_OTHER;
-            if confirmed(&summary) != 0 && logged_out {
+            let assigned = lists_incident_1(&other.get(alices_queue, Some(&alice)).await.body);
+            if confirmed(&summary) != 0 && logged_out && assigned {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{engine:?}: after 10 s the second server still shows confirmed {} and bob's \
-                 session logged out: {logged_out}",
+                "{engine:?}: after 10 s the second server still shows confirmed {}, bob's \
+                 session logged out: {logged_out}, incident 1 in alice's queue: {assigned}",
                 confirmed(&summary)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
