@@ -87,9 +87,27 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Settings every Aegis session starts with, sent with the connection (no round trip); a
+/// URL's own `options` come after them and win.
+///
+/// `random_page_cost` 1.1 instead of PostgreSQL's default 4 (which prices a disk seek): the
+/// payments and scores Aegis reads are in memory or on SSD. With 4, the overview's figures for
+/// a busy day (14,000 payments) joined them to their scores by reading all million scores
+/// (157 ms) rather than looking up each (17 ms), and the dashboard under a live feed answered
+/// 22 requests a second where SQLite answered 218.
+pub const SESSION_OPTIONS: &str = "-c random_page_cost=1.1";
+
 /// Connects to the server at `url`. Failures are one line naming the problem and the fix.
 pub fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(|error| connect_error(url, &error))
+    let mut config: postgres::Config = url.parse().map_err(|error| connect_error(url, &error))?;
+    let options = match config.get_options() {
+        Some(theirs) => format!("{SESSION_OPTIONS} {theirs}"),
+        None => SESSION_OPTIONS.to_string(),
+    };
+    config.options(&options);
+    config
+        .connect(NoTls)
+        .map_err(|error| connect_error(url, &error))
 }
 
 /// Connects and brings the schema up to date; refuses a database written by a newer build.

@@ -407,3 +407,26 @@ fn event_time_text_is_the_stored_timestamp_on_both_engines() {
         }
     }
 }
+
+/// Sessions plan for data in memory (see `pg::SESSION_OPTIONS`), unless the URL says otherwise.
+#[test]
+fn sessions_price_random_reads_for_memory_unless_the_url_sets_it() {
+    let Some(server) = pg::test_server() else {
+        return;
+    };
+    let cost = |url: &str| -> String {
+        pg::connect(url)
+            .unwrap()
+            .query_one("SHOW random_page_cost", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(cost(&server), "1.1");
+    let separator = if server.contains('?') { '&' } else { '?' };
+    assert_eq!(
+        cost(&format!(
+            "{server}{separator}options=-c%20random_page_cost%3D2.5"
+        )),
+        "2.5"
+    );
+}

@@ -112,8 +112,12 @@ fn and(where_sql: &str, condition: &str) -> String {
 
 /// The schemes present in the data (a full scan: callers cache it).
 pub fn distinct_schemes(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+    // The payments alone: on PostgreSQL the view would join each to its score first.
     let rows = sql.query(
-        "SELECT DISTINCT scheme FROM transactions ORDER BY scheme LIMIT 200",
+        &format!(
+            "SELECT DISTINCT scheme FROM {} ORDER BY scheme LIMIT 200",
+            sql.engine().payments_table()
+        ),
         &[],
     )?;
     Ok(rows.iter().filter_map(|row| text_at(row, 0)).collect())
