@@ -50,8 +50,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../migrations/0009_dashboard_reads.sql"),
     ),
     (
-        "0010_change_notices",
-        include_str!("../../../migrations/0010_change_notices.sql"),
+        "0010_notices_and_anomalies",
+        include_str!("../../../migrations/0010_notices_and_anomalies.sql"),
     ),
 ];
 

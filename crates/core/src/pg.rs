@@ -35,8 +35,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (
         10,
-        "postgres/0010_change_notices",
-        include_str!("../../../migrations/postgres/0010_change_notices.sql"),
+        "postgres/0010_notices_and_anomalies",
+        include_str!("../../../migrations/postgres/0010_notices_and_anomalies.sql"),
     ),
 ];
 
@@ -433,6 +433,7 @@ pub fn read_stored(row: &postgres::Row) -> Result<crate::store::StoredTransactio
         payment,
         is_anomaly: is_anomaly.map(|flag| flag != 0),
         fraud_type,
+        stored_timestamp: row.try_get(6)?,
     })
 }
 

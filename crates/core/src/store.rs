@@ -16,6 +16,9 @@ pub struct StoredTransaction {
     pub payment: std::result::Result<Payment, String>,
     pub is_anomaly: Option<bool>,
     pub fraud_type: Option<String>,
+    /// The `timestamp` text as stored, on PostgreSQL, where each score carries its payment's
+    /// (`None` on SQLite, whose scores are columns of the payment).
+    pub stored_timestamp: Option<String>,
 }
 
 /// Columns selected by [`read_stored`]; `WHERE`/`ORDER BY` clauses are appended by callers.
@@ -45,6 +48,7 @@ pub fn read_stored(row: &Row<'_>) -> rusqlite::Result<StoredTransaction> {
         payment,
         is_anomaly,
         fraud_type,
+        stored_timestamp: None,
     })
 }
 

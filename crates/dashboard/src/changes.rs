@@ -1,6 +1,6 @@
 //! What changed in the database, as PostgreSQL tells it: a listening connection of its own
 //! turns the server's notices (`aegis_payments`, `aegis_changes`: see
-//! `migrations/postgres/0010_change_notices.sql`) into two counters, one for the data the
+//! `migrations/postgres/0010_notices_and_anomalies.sql`) into two counters, one for the data the
 //! cached aggregates count and one for users and sessions. A request that finds a counter
 //! where it left an answer reuses the answer without a round trip to the server.
 //!

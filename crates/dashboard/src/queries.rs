@@ -153,38 +153,41 @@ const CONFIRMED_FRAUD: &str = "SELECT v.transaction_id FROM verdicts v WHERE v.v
 /// KPIs of the rows matching `filters`.
 pub fn kpis(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Kpis> {
     let (where_sql, params) = filters.where_clause(sql.engine());
+    // The payments counted apart from the anomalies: without a condition on the status,
+    // PostgreSQL counts the payments without joining each to its score, and the anomalies come
+    // from the index of anomalies by time (the `anomalies` view; SQLite's partial index).
+    let transactions = sql
+        .query_int(
+            &format!("SELECT count(*) FROM transactions{where_sql}"),
+            &params,
+        )?
+        .unwrap_or(0);
+    // Per scheme, in one statement: the totals are the sums, the top scheme the largest count.
     // Sums are cast back to integers: PostgreSQL sums bigints as numeric.
-    let (transactions, anomalies, flagged, confirmed) = sql
-        .row(
-            &format!(
-                "SELECT count(*), count(CASE WHEN status = 'ANOMALY' THEN 1 END), \
-                 CAST(coalesce(sum(CASE WHEN status = 'ANOMALY' THEN amount_paise END), 0) AS BIGINT), \
-                 CAST(coalesce(sum(CASE WHEN status = 'ANOMALY' AND transaction_id IN ({CONFIRMED_FRAUD}) THEN amount_paise END), 0) AS BIGINT) \
-                 FROM transactions{where_sql}"
-            ),
-            &params,
-            |row| {
-                Ok((
-                    row.at::<i64>(0)?,
-                    row.at::<i64>(1)?,
-                    int_at(row, 2).unwrap_or(0),
-                    int_at(row, 3).unwrap_or(0),
-                ))
-            },
-        )?
-        .unwrap_or_default();
-    let top: Option<(String, i64)> = if anomalies > 0 {
-        sql.row(
-            &format!(
-                "SELECT scheme, count(*) AS anomalies FROM transactions{} GROUP BY scheme ORDER BY anomalies DESC, scheme LIMIT 1",
-                and(&where_sql, "status = 'ANOMALY'")
-            ),
-            &params,
-            |row| Ok((text_at(row, 0).unwrap_or_default(), row.at(1)?)),
-        )?
-    } else {
-        None
-    };
+    let schemes = sql.rows(
+        &format!(
+            "SELECT scheme, count(*), CAST(coalesce(sum(amount_paise), 0) AS BIGINT), \
+             CAST(coalesce(sum(CASE WHEN transaction_id IN ({CONFIRMED_FRAUD}) THEN amount_paise END), 0) AS BIGINT) \
+             FROM anomalies{where_sql} GROUP BY scheme"
+        ),
+        &params,
+        |row| {
+            Ok((
+                text_at(row, 0).unwrap_or_default(),
+                row.at::<i64>(1)?,
+                int_at(row, 2).unwrap_or(0),
+                int_at(row, 3).unwrap_or(0),
+            ))
+        },
+    )?;
+    let anomalies: i64 = schemes.iter().map(|(_, n, _, _)| n).sum();
+    let flagged: i64 = schemes.iter().map(|(_, _, paise, _)| paise).sum();
+    let confirmed: i64 = schemes.iter().map(|(_, _, _, paise)| paise).sum();
+    // Ties go to the first scheme by name.
+    let top: Option<(String, i64)> = schemes
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+        .map(|(scheme, n, _, _)| (scheme.clone(), *n));
     let anomaly_percent = if transactions > 0 {
         anomalies as f64 * 100.0 / transactions as f64
     } else {
@@ -224,25 +227,56 @@ pub struct DailyPoint {
 }
 
 /// The daily trend of the filtered rows.
+///
+/// Read in three parts so that no part joins every payment to its score on PostgreSQL: the
+/// payments per day; the anomalies and scoring errors per day (`flagged`, found by time); and
+/// the payments not scored yet, which are above the monitor's mark (it scores in id order and
+/// commits each score with the mark). Normal is what is left.
 pub fn daily(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<DailyPoint>> {
     let (where_sql, params) = filters.where_clause(sql.engine());
-    let days = sql.rows(
-        &format!(
-            "SELECT substr(timestamp, 1, 10) AS day, count(CASE WHEN status = 'NORMAL' THEN 1 END), \
-             count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} GROUP BY day ORDER BY day",
-            and(&where_sql, "timestamp IS NOT NULL")
+    let dated = and(&where_sql, "timestamp IS NOT NULL");
+    let mut per_day = |from: &str, condition: Option<&str>| -> AppResult<Vec<(String, i64, i64)>> {
+        Ok(sql.rows(
+            &format!(
+                "SELECT substr(timestamp, 1, 10) AS day, {from}{} GROUP BY day",
+                condition.map_or_else(|| dated.clone(), |condition| and(&dated, condition))
+            ),
+            &params,
+            |row| Ok((text_at(row, 0).unwrap_or_default(), row.at(1)?, row.at(2)?)),
+        )?)
+    };
+    // [all, anomalous, errors, pending] per day.
+    let mut days: std::collections::BTreeMap<String, [i64; 4]> = Default::default();
+    for (day, all, _) in per_day("count(*), 0 FROM transactions", None)? {
+        days.entry(day).or_default()[0] += all;
+    }
+    for (day, anomalous, errors) in per_day(
+        "count(CASE WHEN status = 'ANOMALY' THEN 1 END), \
+         count(CASE WHEN status <> 'ANOMALY' THEN 1 END) FROM flagged",
+        None,
+    )? {
+        let counts = days.entry(day).or_default();
+        counts[1] += anomalous;
+        counts[2] += errors;
+    }
+    for (day, pending, _) in per_day(
+        "count(*), 0 FROM transactions",
+        Some(
+            "transaction_id > (SELECT coalesce(max(high_water_mark), 0) FROM monitor_state) \
+             AND status IS NULL",
         ),
-        &params,
-        |row| {
-            let (normal, anomalous, all): (i64, i64, i64) = (row.at(1)?, row.at(2)?, row.at(3)?);
-            Ok(DailyPoint {
-                date: text_at(row, 0).unwrap_or_default(),
-                normal,
-                anomalous,
-                other: all - normal - anomalous,
-            })
-        },
-    )?;
+    )? {
+        days.entry(day).or_default()[3] += pending;
+    }
+    let days = days
+        .into_iter()
+        .map(|(date, [all, anomalous, errors, pending])| DailyPoint {
+            date,
+            normal: all - anomalous - errors - pending,
+            anomalous,
+            other: errors + pending,
+        })
+        .collect();
     Ok(continuous_days(days, filters.from, filters.to))
 }
 
@@ -296,28 +330,41 @@ pub struct HeatCell {
     pub total: i64,
 }
 
-/// Anomalies (and all rows) of the filter by weekday and hour of the IST timestamp.
+/// Anomalies (and all rows) of the filter by weekday and hour of the IST timestamp: all rows
+/// and the anomalies counted apart (see [`daily`]).
 pub fn heatmap(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<HeatCell>> {
     let engine = sql.engine();
     let (where_sql, params) = filters.where_clause(engine);
     let weekday = engine.weekday("timestamp");
-    Ok(sql.rows(
-        &format!(
-            "SELECT {weekday} AS weekday, CAST(substr(timestamp, 12, 2) AS INTEGER) AS hour, \
-             count(CASE WHEN status = 'ANOMALY' THEN 1 END), count(*) FROM transactions{} \
-             GROUP BY weekday, hour ORDER BY weekday, hour",
-            and(&where_sql, &format!("{weekday} IS NOT NULL"))
-        ),
-        &params,
-        |row| {
-            Ok(HeatCell {
-                weekday: row.at(0)?,
-                hour: row.at(1)?,
-                count: row.at(2)?,
-                total: row.at(3)?,
-            })
-        },
-    )?)
+    let mut per_cell = |from: &str| -> AppResult<Vec<((i64, i64), i64)>> {
+        Ok(sql.rows(
+            &format!(
+                "SELECT {weekday} AS weekday, CAST(substr(timestamp, 12, 2) AS INTEGER) AS hour, \
+                 count(*) FROM {from}{} GROUP BY weekday, hour",
+                and(&where_sql, &format!("{weekday} IS NOT NULL"))
+            ),
+            &params,
+            |row| Ok(((row.at(0)?, row.at(1)?), row.at(2)?)),
+        )?)
+    };
+    let mut cells: std::collections::BTreeMap<(i64, i64), HeatCell> = per_cell("transactions")?
+        .into_iter()
+        .map(|((weekday, hour), total)| {
+            let cell = HeatCell {
+                weekday,
+                hour,
+                count: 0,
+                total,
+            };
+            ((weekday, hour), cell)
+        })
+        .collect();
+    for (key, count) in per_cell("anomalies")? {
+        if let Some(cell) = cells.get_mut(&key) {
+            cell.count = count;
+        }
+    }
+    Ok(cells.into_values().collect())
 }
 
 /// Most map points drawn: the highest-scoring anomalies.
@@ -343,12 +390,9 @@ pub fn map_points(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<MapPoin
     Ok(sql.rows(
         &format!(
             "SELECT transaction_id, latitude, longitude, {}, amount_paise, scheme, anomaly_score \
-             FROM transactions{} ORDER BY anomaly_score DESC{} LIMIT ?",
+             FROM anomalies{} ORDER BY anomaly_score DESC{} LIMIT ?",
             engine.json_text("reasons", "$.category"),
-            and(
-                &where_sql,
-                "status = 'ANOMALY' AND latitude IS NOT NULL AND longitude IS NOT NULL"
-            ),
+            and(&where_sql, "latitude IS NOT NULL AND longitude IS NOT NULL"),
             engine.nulls_as_sqlite(true)
         ),
         &params,

@@ -462,6 +462,7 @@ impl<'a> Bench<'a> {
         std::thread::sleep(Duration::from_secs(2));
         for (label, page) in [
             ("overview page", "/"),
+            ("overview summary API", "/api/summary"),
             ("case queue (open incidents by score)", "/alerts"),
             ("incident page", "/incidents/1"),
         ] {

@@ -37,6 +37,8 @@ pub struct Outcome {
     pub status: &'static str,
     pub score: Option<f64>,
     pub reasons: Option<String>,
+    /// The payment's stored event time, which PostgreSQL's scores carry.
+    pub timestamp: Option<String>,
 }
 
 /// A scored batch, to commit as one transaction.
@@ -281,12 +283,18 @@ impl Journal {
                     .iter()
                     .map(|o| o.reasons.as_deref())
                     .collect();
+                let times: Vec<Option<&str>> = batch
+                    .outcomes
+                    .iter()
+                    .map(|o| o.timestamp.as_deref())
+                    .collect();
                 // One statement for the whole batch: a row per score, no index of the payment
-                // touched (the scores are their own table).
+                // touched (the scores are their own table). Each score carries its payment's
+                // event time, by which the anomalies of a period are found.
                 transaction.execute(
-                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version, scored_at) \
-                     SELECT id, status, score, reasons, $5, $6 \
-                     FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) AS s (id, status, score, reasons)",
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version, scored_at, timestamp) \
+                     SELECT id, status, score, reasons, $5, $6, stamp \
+                     FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[], $7::text[]) AS s (id, status, score, reasons, stamp)",
                     &[
                         &ids as &(dyn postgres::types::ToSql + Sync),
                         &statuses,
@@ -294,6 +302,7 @@ impl Journal {
                         &reasons,
                         &batch.model_version,
                         &batch.scored_at,
+                        &times,
                     ],
                 )?;
                 link_and_mark(

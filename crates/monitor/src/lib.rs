@@ -222,6 +222,7 @@ fn score_batch(
                     status: status.as_str(),
                     score: Some(f64::from(score)),
                     reasons: reasons.map(|reasons| reasons.to_json()),
+                    timestamp: row.stored_timestamp.clone(),
                 }
             }
             Err(problem) => {
@@ -231,6 +232,7 @@ fn score_batch(
                     status: Status::Error.as_str(),
                     score: None,
                     reasons: Some(Reasons::error(problem).to_json()),
+                    timestamp: row.stored_timestamp.clone(),
                 }
             }
         };

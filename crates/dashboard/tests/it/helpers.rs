@@ -165,9 +165,10 @@ pub fn insert_on(sql: &mut dyn Sql, payment: &Payment) {
             if payment.status.is_some() {
                 let mut all = vec![payment.id.into()];
                 all.extend_from_slice(score_values);
+                all.push(payment.timestamp.into());
                 sql.execute(
-                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, reasons, model_version, timestamp) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     &all,
                 )
                 .unwrap();

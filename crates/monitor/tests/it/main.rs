@@ -141,6 +141,16 @@ fn exactly_once_across_kill_minus_nine(engine: Engine) {
         db.int("SELECT count(*) FROM transactions WHERE status = 'ANOMALY'")
     );
     assert_eq!(incidents(&reference), incidents(db), "{engine:?}");
+    // The dashboard finds the anomalies of a period through `anomalies` (on PostgreSQL, by the
+    // event time each score carries): every one of them, in its own time.
+    assert_eq!(
+        db.int(
+            "SELECT count(*) FROM anomalies a JOIN transactions t USING (transaction_id) \
+             WHERE a.timestamp = t.timestamp"
+        ),
+        db.int("SELECT count(*) FROM transactions WHERE status = 'ANOMALY'"),
+        "{engine:?}"
+    );
     assert!(
         db.int("SELECT max(alerts) FROM incidents") > 1,
         "some incident groups several alerts"
