@@ -430,3 +430,57 @@ fn sessions_price_random_reads_for_memory_unless_the_url_sets_it() {
         "2.5"
     );
 }
+
+/// A database written before schema 10 gets its scores' event times when it is opened, so the
+/// anomalies view finds the anomalies scored before the upgrade.
+#[test]
+fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
+    let Some(db) = scratch("upgrade10") else {
+        return;
+    };
+    let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
+        .open()
+        .unwrap();
+    store
+        .in_transaction(|sql| {
+            for (reference, when, status) in [
+                ("U1", "2025-03-01 10:00:00", "ANOMALY"),
+                ("U2", "2025-04-02 11:00:00", "NORMAL"),
+            ] {
+                let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
+                sql.execute(
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score) VALUES (?1, ?2, 0.5)",
+                    &[id.into(), status.into()],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    // Back to version 9 as it was: no notices, no event time on the scores, no views.
+    let mut client = pg::connect(db.url()).unwrap();
+    client
+        .batch_execute(
+            "DROP VIEW anomalies; DROP VIEW flagged; DROP FUNCTION aegis_notify_change() CASCADE; \
+             ALTER TABLE transaction_scores DROP COLUMN timestamp; \
+             UPDATE aegis_schema SET version = 9",
+        )
+        .unwrap();
+    drop(pg::open(db.url()).unwrap());
+    let rows = client
+        .query(
+            "SELECT s.timestamp, a.transaction_ref FROM transaction_scores s \
+             LEFT JOIN anomalies a USING (transaction_id) ORDER BY s.transaction_id",
+            &[],
+        )
+        .unwrap();
+    let read: Vec<(Option<String>, Option<String>)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    assert_eq!(
+        read,
+        [
+            (Some("2025-03-01 10:00:00".into()), Some("U1".into())),
+            (Some("2025-04-02 11:00:00".into()), None)
+        ]
+    );
+}
