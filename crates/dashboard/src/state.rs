@@ -39,6 +39,8 @@ struct Inner {
     transaction_pages: QueryCache<crate::queries::TxPage>,
     /// Case queue pages: PostgreSQL only, where the notices say when an incident changed.
     queue_pages: QueryCache<crate::cases::IncidentPage>,
+    /// Incident pages: PostgreSQL only, likewise.
+    incidents: QueryCache<Option<crate::cases::IncidentDetail>>,
     decisions: crate::decisions::Decisions,
     /// Sessions found, by token hash, with the accounts counter they were read at. Only used
     /// while [`Changes`] listens: a logout or a disabled user elsewhere moves the counter.
@@ -70,6 +72,7 @@ impl AppState {
                 last_date: QueryCache::default(),
                 transaction_pages: QueryCache::default(),
                 queue_pages: QueryCache::default(),
+                incidents: QueryCache::default(),
                 decisions: crate::decisions::Decisions::default(),
                 sessions: Mutex::new(std::collections::HashMap::new()),
                 assignable: Mutex::new(None),
@@ -299,6 +302,28 @@ impl AppState {
             .get_or_compute(key, DataVersion::Notified(notices), || {
                 crate::cases::incident_queue(sql, filters, me, page)
             })
+    }
+
+    /// Incident `id` ([`crate::cases::incident_detail`]), remembered on PostgreSQL until the
+    /// notices say the data, a user or a session changed (as [`Self::incident_queue`]).
+    /// Blocking.
+    pub fn incident_detail(
+        &self,
+        sql: &mut dyn Sql,
+        id: i64,
+    ) -> AppResult<Option<crate::cases::IncidentDetail>> {
+        let changes = self.inner.db.changes();
+        let (Some(data), Some(accounts)) = (
+            changes.and_then(Changes::data),
+            changes.and_then(Changes::accounts),
+        ) else {
+            return crate::cases::incident_detail(sql, id);
+        };
+        self.inner.incidents.get_or_compute(
+            format!("{id}|{accounts}"),
+            DataVersion::Notified(data),
+            || crate::cases::incident_detail(sql, id),
+        )
     }
 
     /// The distinct schemes in `transactions` (for the filter form), cached for ten minutes

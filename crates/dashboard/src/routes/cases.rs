@@ -255,7 +255,7 @@ async fn incident_page(
     let cache = state.clone();
     let (detail, users): (IncidentDetail, Vec<String>) = state
         .read(move |conn| {
-            let detail = cases::incident_detail(conn, id)?.ok_or(AppError::NotFound)?;
+            let detail = cache.incident_detail(conn, id)?.ok_or(AppError::NotFound)?;
             Ok((detail, cache.assignable_users(conn)?))
         })
         .await?;

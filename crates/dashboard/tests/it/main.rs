@@ -903,23 +903,25 @@ async fn a_second_server_sees_logouts_disabled_users_verdicts_and_assignments_of
             let queue = other.get(alices_queue, Some(&alice)).await;
             assert!(!lists_incident_1(&queue.body), "{}", queue.body);
         }
+        let incident_before = other.get("/incidents/1", Some(&alice)).await.body;
+        assert_eq!(
+            other.get("/incidents/1", Some(&alice)).await.body,
+            incident_before
+        );
 
-        let response = app
-            .post_form(
-                "/alerts/2/verdict",
-                Some(&alice.cookie),
-                &[("csrf", &alice.csrf), ("verdict", "confirmed_fraud")],
-            )
-            .await;
-        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
-        let response = app
-            .post_form(
-                "/incidents/1/assign",
-                Some(&alice.cookie),
-                &[("csrf", &alice.csrf), ("assignee", "me")],
-            )
-            .await;
-        assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        for (form, field, value) in [
+            ("/alerts/2/verdict", "verdict", "confirmed_fraud"),
+            ("/incidents/1/assign", "assignee", "me"),
+        ] {
+            let response = app
+                .post_form(
+                    form,
+                    Some(&alice.cookie),
+                    &[("csrf", &alice.csrf), (field, value)],
+                )
+                .await;
+            assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+        }
         let response = app
             .post_form("/logout", Some(&bob.cookie), &[("csrf", &bob.csrf)])
             .await;
@@ -930,13 +932,16 @@ async fn a_second_server_sees_logouts_disabled_users_verdicts_and_assignments_of
             let summary = other.get("/api/summary", Some(&alice)).await;
             let logged_out = other.get("/alerts", Some(&bob)).await.status == StatusCode::SEE_OTHER;
             let assigned = lists_incident_1(&other.get(alices_queue, Some(&alice)).await.body);
-            if confirmed(&summary) != 0 && logged_out && assigned {
+            let incident_changed =
+                other.get("/incidents/1", Some(&alice)).await.body != incident_before;
+            if confirmed(&summary) != 0 && logged_out && assigned && incident_changed {
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
                 "{engine:?}: after 10 s the second server still shows confirmed {}, bob's \
-                 session logged out: {logged_out}, incident 1 in alice's queue: {assigned}",
+                 session logged out: {logged_out}, incident 1 in alice's queue: {assigned}, \
+                 incident 1's page changed: {incident_changed}",
                 confirmed(&summary)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
