@@ -42,19 +42,60 @@ pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
     Ok(version.unwrap_or(DataVersion::Read(0, 0, 0)))
 }
 
-/// Answers by key, each remembered with the data version it was computed at.
+/// Answers by key, each remembered with the data version it was computed at. Requests for an
+/// answer being computed at the same version wait for it instead of computing it again: under
+/// a live feed the version moves many times a second, and every auditor's refresh would
+/// otherwise recompute the same figures at once.
 #[derive(Debug)]
 pub struct QueryCache<T> {
-    entries: Mutex<HashMap<String, (DataVersion, u64, T)>>,
+    state: Mutex<CacheState<T>>,
+    /// Signalled when a computation ends.
+    computed: std::sync::Condvar,
     clock: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Debug)]
+struct CacheState<T> {
+    entries: HashMap<String, (DataVersion, u64, T)>,
+    /// Keys being computed, with the version they are computed at.
+    computing: HashMap<String, DataVersion>,
 }
 
 impl<T> Default for QueryCache<T> {
     fn default() -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            state: Mutex::new(CacheState {
+                entries: HashMap::new(),
+                computing: HashMap::new(),
+            }),
+            computed: std::sync::Condvar::new(),
             clock: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+}
+
+/// Longest wait for another request's computation before computing it here.
+const WAIT_FOR_OTHERS: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Ends a computation's claim on its key, however the computation ends (an error, a panic).
+struct Claim<'a, T> {
+    cache: &'a QueryCache<T>,
+    key: &'a str,
+    version: DataVersion,
+}
+
+impl<T> Drop for Claim<'_, T> {
+    fn drop(&mut self) {
+        let mut state = self
+            .cache
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if state.computing.get(self.key) == Some(&self.version) {
+            state.computing.remove(self.key);
+        }
+        drop(state);
+        self.cache.computed.notify_all();
     }
 }
 
@@ -69,27 +110,49 @@ impl<T: Clone> QueryCache<T> {
         let tick = self
             .clock
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((cached_version, used, value)) = entries.get_mut(&key)
+        let deadline = std::time::Instant::now() + WAIT_FOR_OTHERS;
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some((cached_version, used, value)) = state.entries.get_mut(&key)
                 && *cached_version == version
             {
                 *used = tick;
                 return Ok(value.clone());
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if state.computing.get(&key) != Some(&version) || left.is_zero() {
+                break;
+            }
+            state = self
+                .computed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
+        state.computing.insert(key.clone(), version);
+        drop(state);
+        let claim = Claim {
+            cache: self,
+            key: &key,
+            version,
+        };
         let value = compute()?;
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= CAPACITY
-            && !entries.contains_key(&key)
-            && let Some(oldest) = entries
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.entries.len() >= CAPACITY
+            && !state.entries.contains_key(&key)
+            && let Some(oldest) = state
+                .entries
                 .iter()
                 .min_by_key(|(_, (_, used, _))| *used)
                 .map(|(k, _)| k.clone())
         {
-            entries.remove(&oldest);
+            state.entries.remove(&oldest);
         }
-        entries.insert(key, (version, tick, value.clone()));
+        state
+            .entries
+            .insert(key.clone(), (version, tick, value.clone()));
+        drop(state);
+        drop(claim);
         Ok(value)
     }
 }
@@ -122,6 +185,37 @@ mod tests {
             ask(DataVersion::Read(2, 2, 1)),
             4,
             "a new verdict invalidates"
+        );
+    }
+
+    #[test]
+    fn requests_for_an_answer_being_computed_wait_for_it_and_an_error_is_not_shared() {
+        let cache = QueryCache::default();
+        let computed = std::sync::atomic::AtomicU32::new(0);
+        let started = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    started.wait();
+                    let answer = cache.get_or_compute("q".into(), DataVersion::Notified(1), || {
+                        computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        Ok(42)
+                    });
+                    assert_eq!(answer.unwrap(), 42);
+                });
+            }
+        });
+        assert_eq!(computed.into_inner(), 1, "four requests, one computation");
+        let failed = cache.get_or_compute("e".into(), DataVersion::Notified(1), || {
+            Err::<i32, _>(crate::error::AppError::Internal("down".into()))
+        });
+        assert!(failed.is_err());
+        let retried = cache.get_or_compute("e".into(), DataVersion::Notified(1), || Ok(7));
+        assert_eq!(
+            retried.unwrap(),
+            7,
+            "a failed computation leaves nothing behind"
         );
     }
 
