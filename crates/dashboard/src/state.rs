@@ -327,27 +327,24 @@ impl AppState {
     }
 
     /// The distinct schemes in `transactions` (for the filter form), cached for ten minutes
-    /// because there is no index on `scheme`. Blocking.
+    /// because reading them scans the payments. Blocking. The lock is held while they are
+    /// read: requests arriving meanwhile wait for that answer instead of each scanning (eight
+    /// clients opening a freshly started dashboard on PostgreSQL scanned 1.2M payments at
+    /// once, 0.87 s each).
     pub fn schemes(&self, sql: &mut dyn Sql) -> AppResult<Vec<String>> {
-        {
-            let cached = self
-                .inner
-                .schemes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, schemes)) = cached.as_ref()
-                && at.elapsed() < SCHEMES_TTL
-                && !schemes.is_empty()
-            {
-                return Ok(schemes.clone());
-            }
-        }
-        let schemes = crate::queries::distinct_schemes(sql)?;
-        *self
+        let mut cached = self
             .inner
             .schemes
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), schemes.clone()));
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, schemes)) = cached.as_ref()
+            && at.elapsed() < SCHEMES_TTL
+            && !schemes.is_empty()
+        {
+            return Ok(schemes.clone());
+        }
+        let schemes = crate::queries::distinct_schemes(sql)?;
+        *cached = Some((Instant::now(), schemes.clone()));
         Ok(schemes)
     }
 }
