@@ -43,11 +43,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
 pub const PAYMENTS_CHANNEL: &str = "aegis_payments";
 
-/// The channel [`MIGRATIONS`]' triggers notify when the monitor's mark, a verdict, a user or a
-/// session changes; the payload says which ([`CHANGED_DATA`] or [`CHANGED_ACCOUNTS`]).
+/// The channel [`MIGRATIONS`]' triggers notify when the monitor's mark, a verdict, an incident,
+/// a user or a session changes; the payload says which ([`CHANGED_DATA`] or
+/// [`CHANGED_ACCOUNTS`]).
 pub const CHANGES_CHANNEL: &str = "aegis_changes";
 
-/// The payload on [`CHANGES_CHANNEL`] when the mark moved or a verdict was written.
+/// The payload on [`CHANGES_CHANNEL`] when the mark moved, a verdict was written or an
+/// incident (or one of its alerts) changed.
 pub const CHANGED_DATA: &str = "data";
 
 /// The payload on [`CHANGES_CHANNEL`] when a user or a session changed.
@@ -93,8 +95,7 @@ pub fn redact(url: &str) -> String {
 /// `random_page_cost` 1.1 instead of PostgreSQL's default 4 (which prices a disk seek): the
 /// payments and scores Aegis reads are in memory or on SSD. With 4, the overview's figures for
 /// a busy day (14,000 payments) joined them to their scores by reading all million scores
-/// (157 ms) rather than looking up each (17 ms), and the dashboard under a live feed answered
-/// 22 requests a second where SQLite answered 218.
+/// (157 ms) rather than looking up each (17 ms).
 pub const SESSION_OPTIONS: &str = "-c random_page_cost=1.1";
 
 /// Connects to the server at `url`. Failures are one line naming the problem and the fix.

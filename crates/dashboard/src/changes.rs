@@ -46,8 +46,8 @@ impl Changes {
         changes
     }
 
-    /// The data's counter: it moves when payments are added, the monitor's mark moves or a
-    /// verdict is written. `None` when not listening.
+    /// The data's counter: it moves when payments are added, the monitor's mark moves, a
+    /// verdict is written or an incident changes. `None` when not listening.
     pub fn data(&self) -> Option<u64> {
         self.counter(&self.data)
     }
