@@ -88,37 +88,27 @@ fn listen(url: &str, watched: &Weak<Changes>) {
         let Some(changes) = watched.upgrade() else {
             return;
         };
-        let error = match pg::connect(url) {
+        let error = match connect_and_listen(url) {
             Ok(mut client) => {
-                let listened = client.batch_execute(&format!(
-                    "LISTEN {}; LISTEN {}",
-                    pg::PAYMENTS_CHANNEL,
-                    pg::CHANGES_CHANNEL
-                ));
-                match listened {
-                    Ok(()) => {
-                        // Anything may have changed while nobody listened.
-                        changes.everything_changed();
-                        changes.listening.store(true, Ordering::SeqCst);
-                        if reported {
-                            tracing::info!("listening for changes again");
-                            reported = false;
-                        }
-                        drop(changes);
-                        let error = follow(&mut client, watched);
-                        if let Some(changes) = watched.upgrade() {
-                            changes.listening.store(false, Ordering::SeqCst);
-                            changes.everything_changed();
-                        }
-                        match error {
-                            Some(error) => error,
-                            None => return,
-                        }
-                    }
-                    Err(error) => error.to_string(),
+                // Anything may have changed while nobody listened.
+                changes.everything_changed();
+                changes.listening.store(true, Ordering::SeqCst);
+                if reported {
+                    tracing::info!("listening for changes again");
+                    reported = false;
+                }
+                drop(changes);
+                let error = follow(&mut client, watched);
+                if let Some(changes) = watched.upgrade() {
+                    changes.listening.store(false, Ordering::SeqCst);
+                    changes.everything_changed();
+                }
+                match error {
+                    Some(error) => error,
+                    None => return,
                 }
             }
-            Err(error) => error.to_string(),
+            Err(error) => error,
         };
         if !reported {
             tracing::warn!(%error, "not listening for changes; asking the database at each request until the connection is back");
@@ -126,6 +116,19 @@ fn listen(url: &str, watched: &Weak<Changes>) {
         }
         std::thread::sleep(TICK);
     }
+}
+
+/// A connection listening on both channels, or why there is none.
+fn connect_and_listen(url: &str) -> Result<postgres::Client, String> {
+    let mut client = pg::connect(url).map_err(|error| error.to_string())?;
+    client
+        .batch_execute(&format!(
+            "LISTEN {}; LISTEN {}",
+            pg::PAYMENTS_CHANNEL,
+            pg::CHANGES_CHANNEL
+        ))
+        .map_err(|error| error.to_string())?;
+    Ok(client)
 }
 
 /// Counts notices until the connection fails (the error) or the dashboard is gone (`None`).
