@@ -174,3 +174,57 @@ pub fn fit(
         device,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+
+    use super::*;
+
+    /// Held-out values far outside anything trained on (frauds, a feature almost always 0)
+    /// must not decide when training stops: the validation loss is the error on the clipped
+    /// rows the network learns to reproduce, on the scale of the training loss.
+    #[test]
+    fn extreme_held_out_values_do_not_dominate_the_validation_loss() {
+        let columns = 4;
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut rows = |count: usize| -> Vec<f32> {
+            (0..count)
+                .flat_map(|_| {
+                    let x: f32 = rng.random();
+                    [x, 2.0 * x, -x, x + 0.1 * rng.random::<f32>()]
+                })
+                .collect()
+        };
+        let train = rows(2_000);
+        let mut validation = rows(500);
+        // One held-out row in ten is far out in its last column.
+        for row in (0..500).step_by(10) {
+            validation[row * columns + 3] = 10_000.0;
+        }
+        let fitted = fit(
+            &train,
+            &validation,
+            AutoencoderShape {
+                input: columns,
+                ..AutoencoderShape::default()
+            },
+            &FitConfig {
+                max_epochs: 2,
+                batch_size: 256,
+                learning_rate: 2e-3,
+                patience: 3,
+                seed: 1,
+                backend: BackendKind::Flex,
+                progress: false,
+            },
+        )
+        .unwrap();
+        for &(epoch, train_loss, validation_loss) in &fitted.history {
+            assert!(
+                validation_loss < 5.0 * train_loss.max(0.1),
+                "epoch {epoch}: validation {validation_loss} against training {train_loss}"
+            );
+        }
+    }
+}
