@@ -5,13 +5,14 @@
 //!
 //! The choice: when the held-out rows carry labels (ground truth in a test set, or frauds
 //! auditors confirmed), every non-empty set of detectors is tried and the one with the best
-//! average precision on those rows wins; its name and the count of labels behind it are saved
+//! average precision on those rows wins, each kind of fraud weighing the same (a cluster of one
+//! easy kind in the held-out rows would otherwise choose for all); its name and the count of labels behind it are saved
 //! with the model. Without labels the default is [`Detector::DEFAULT`], which needs no labels to
 //! be sensible on any data: reconstruction and rarity, each judged against this deployment.
 
 use aegis_core::model::{Calibration, Detector, DetectorTotals, FeatureCalibration};
 
-use crate::evaluate::average_precision;
+use crate::evaluate::average_precision_per_kind;
 use crate::fit::Fitted;
 
 /// Fewer labeled frauds than this among the held-out rows, and the combination is the default:
@@ -46,13 +47,15 @@ impl<'a> Rows<'a> {
 impl Detectors {
     /// Calibrates `main` and `per_row` on the rows they were trained on and on held-out rows,
     /// and chooses the combination with the held-out rows' labels when there are enough
-    /// (`labels[i]`: row i of `held_out` is a known fraud).
+    /// (`labels[i]`: the kind of row i's known fraud, `None` for a row not known as one): the
+    /// combination with the best average precision per kind of fraud, each kind weighing the
+    /// same.
     pub fn calibrate(
         main: Fitted,
         per_row: Option<Fitted>,
         trained: Rows<'_>,
         held_out: Rows<'_>,
-        labels: &[bool],
+        labels: &[Option<u32>],
         choose_with_labels: bool,
     ) -> Detectors {
         let mut standardised = trained.features.to_vec();
@@ -78,7 +81,8 @@ impl Detectors {
             .iter()
             .map(|curve| curve.detector)
             .collect();
-        let frauds = labels.iter().filter(|&&l| l).count();
+        let frauds = labels.iter().flatten().count();
+        let kinds = labels.iter().flatten().max().map_or(0, |&k| k + 1);
         let (combination, chosen_by) = if choose_with_labels && frauds >= MIN_LABELED_FRAUDS {
             let calibration = &detectors.calibration;
             let best = subsets(&available)
@@ -88,19 +92,23 @@ impl Detectors {
                         .iter()
                         .map(|t| calibration.combine(t, &subset))
                         .collect();
-                    (average_precision(&scores, labels), subset)
+                    (average_precision_per_kind(&scores, labels), subset)
                 })
                 .max_by(|a, b| a.0.total_cmp(&b.0))
                 .expect("at least one detector");
             tracing::info!(
                 combination = ?best.1,
-                average_precision = best.0,
+                average_precision_per_kind = best.0,
                 frauds,
+                kinds,
                 "combination chosen on labeled held-out rows"
             );
             (
                 best.1,
-                format!("chosen on {frauds} labeled frauds among the held-out rows"),
+                format!(
+                    "chosen on {frauds} labeled frauds among the held-out rows ({kinds} kind{}, each weighing the same)",
+                    if kinds == 1 { "" } else { "s" }
+                ),
             )
         } else {
             (

@@ -159,12 +159,23 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         features_of(&mut split.calibration.clone()),
         per_row_of(&mut split.calibration.clone()),
     );
-    let held_out_labels: Vec<bool> = split
+    // Each known fraud with its kind: the labeled type, or one kind for frauds without one
+    // (auditors' confirmations, labels without a type).
+    let mut kinds: Vec<&str> = Vec::new();
+    let held_out_labels: Vec<Option<u32>> = split
         .calibration
         .clone()
         .map(|i| {
             let example = &dataset.examples[i];
-            example.is_anomaly == Some(true) || example.confirmed_fraud
+            let fraud = example.is_anomaly == Some(true) || example.confirmed_fraud;
+            fraud.then(|| {
+                let kind = example.fraud_type.as_deref().unwrap_or("");
+                let index = kinds.iter().position(|&k| k == kind).unwrap_or_else(|| {
+                    kinds.push(kind);
+                    kinds.len() - 1
+                });
+                index as u32
+            })
         })
         .collect();
     let detectors = Detectors::calibrate(
