@@ -12,6 +12,7 @@
 
 pub mod dataset;
 pub mod detectors;
+pub mod dump;
 pub mod evaluate;
 pub mod fit;
 pub mod suite;
@@ -76,13 +77,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         );
     }
     let started = Instant::now();
-    let mut store = config.db.open()?;
-    let dataset = dataset::load(
-        &mut store,
-        config.from.as_ref().map(|f| f.1),
-        config.until.as_ref().map(|u| u.1),
-    )?;
-    drop(store);
+    let dataset = load_window(config)?;
     let feature_seconds = started.elapsed().as_secs_f64();
     if dataset.len() < 100 {
         bail!(
@@ -332,6 +327,16 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         baseline,
         metrics,
     })
+}
+
+/// The window `config` names (`from`, `until`), replayed through the feature state.
+pub fn load_window(config: &TrainConfig) -> anyhow::Result<Dataset> {
+    let mut store = config.db.open()?;
+    dataset::load(
+        &mut store,
+        config.from.as_ref().map(|f| f.1),
+        config.until.as_ref().map(|u| u.1),
+    )
 }
 
 fn evaluate_split(

@@ -43,6 +43,11 @@ struct Args {
     /// alert budget (also written to DIR/suite.md). Data sets already in DIR are reused.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "until", "normal_only"])]
     suite: Option<std::path::PathBuf>,
+    /// Write every row of the training window (--from/--until) to FILE as CSV instead of
+    /// training: its id, time, label and fraud type, then each value the detectors see
+    /// (the behavioural features in model input order, then the per-row detector's inputs)
+    #[arg(long, value_name = "FILE", conflicts_with = "suite")]
+    dump_features: Option<std::path::PathBuf>,
     /// Maximum epochs (early stopping usually ends sooner).
     #[arg(long, default_value_t = 30)]
     epochs: u32,
@@ -88,6 +93,18 @@ fn main() -> ExitCode {
             progress: args.progress.show(),
         },
     };
+    if let Some(path) = args.dump_features {
+        return match train::dump::run(&config, &path) {
+            Ok(rows) => {
+                println!("{rows} rows written to {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(dir) = args.suite {
         return match train::suite::run(&dir, &config) {
             Ok(()) => ExitCode::SUCCESS,

@@ -284,3 +284,55 @@ fn on_card_payments_the_labels_choose_a_combination_no_worse_than_the_per_row_de
         extreme.recall
     );
 }
+
+/// `--dump-features`: every row of the window with its label and exactly the values train
+/// computes, in model input order, written whole.
+#[test]
+fn the_feature_dump_holds_every_row_of_the_window_with_its_label_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 3_000);
+    let path = dir.path().join("window.csv");
+    let config = train_config(&db, &dir.path().join("m"), 1);
+    let rows = train::dump::run(&config, &path).unwrap();
+    assert_eq!(rows, 3_000);
+    let mut reader = csv::Reader::from_path(&path).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header[..4],
+        ["transaction_id", "timestamp", "is_anomaly", "fraud_type"]
+    );
+    assert_eq!(
+        header[4..4 + aegis_core::features::FEATURE_COUNT],
+        aegis_core::features::FEATURE_NAMES
+    );
+    assert_eq!(header.last().unwrap(), "per_row_longitude");
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3_000);
+    let frauds = records.iter().filter(|r| &r[2] == "1").count();
+    assert!(frauds > 0 && records.iter().filter(|r| !r[3].is_empty()).count() == frauds);
+    // The values are train's own, row for row.
+    let mut store = aegis_core::engine::Target::from(&db).open().unwrap();
+    let data = train::dataset::load(&mut store, None, None).unwrap();
+    for (index, record) in records.iter().enumerate().step_by(97) {
+        assert_eq!(
+            record[0].parse::<i64>().unwrap(),
+            data.examples[index].transaction_id
+        );
+        let values: Vec<f32> = record
+            .iter()
+            .skip(4)
+            .take(aegis_core::features::FEATURE_COUNT)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(values, data.row(index));
+    }
+    // Nothing but the dump is left beside it; a missing folder is refused up front.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("window"))
+        .collect();
+    assert_eq!(names, ["window.csv"]);
+    let error = train::dump::run(&config, &dir.path().join("missing/window.csv")).unwrap_err();
+    assert!(error.to_string().contains("does not exist"), "{error}");
+}
