@@ -6,8 +6,8 @@
 //! The choice: when the held-out rows carry labels (ground truth in a test set, or frauds
 //! auditors confirmed), every non-empty set of detectors is tried and the one with the best
 //! average precision on those rows wins, each kind of fraud weighing the same (a cluster of one
-//! easy kind in the held-out rows would otherwise choose for all); its name and the count of labels behind it are saved
-//! with the model. Without labels the default is [`Detector::DEFAULT`], which needs no labels to
+//! easy kind in the held-out rows would otherwise choose for all); its name and the count of
+//! labels behind it are saved with the model. Without labels the default is [`Detector::DEFAULT`], which needs no labels to
 //! be sensible on any data: reconstruction and rarity, each judged against this deployment.
 
 use aegis_core::model::{Calibration, Detector, DetectorTotals, FeatureCalibration};

@@ -35,21 +35,8 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {
 
 /// Average precision: mean of the precision at each positive, scores descending.
 pub fn average_precision(scores: &[f32], labels: &[bool]) -> f64 {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let positives = labels.iter().filter(|l| **l).count();
-    if positives == 0 {
-        return f64::NAN;
-    }
-    let mut seen_positive = 0;
-    let mut sum = 0.0;
-    for (rank, &index) in order.iter().enumerate() {
-        if labels[index] {
-            seen_positive += 1;
-            sum += seen_positive as f64 / (rank + 1) as f64;
-        }
-    }
-    sum / positives as f64
+    let one_kind: Vec<Option<u32>> = labels.iter().map(|&fraud| fraud.then_some(0)).collect();
+    average_precision_per_kind(scores, &one_kind)
 }
 
 /// The average precision of each kind of fraud against the ordinary rows alone (other kinds'
