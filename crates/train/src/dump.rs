@@ -4,14 +4,14 @@
 //! like?"), answered with any spreadsheet or data-frame tool instead of a debugger.
 //!
 //! The values are exactly train's (the same replay through `FeatureState`, `--from` rows
-//! before the window warming the history as in training). The file is written beside its
-//! destination and renamed into place, so an interrupted dump never leaves half a file.
+//! before the window warming the history as in training). The file is written whole, through
+//! [`write_atomic`], so an interrupted dump never leaves half a file.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
 
+use aegis_core::artifacts::write_atomic;
 use aegis_core::features::{FEATURE_NAMES, PER_ROW_COUNT, PER_ROW_NAMES};
 use aegis_core::time::format_ist;
 
@@ -33,49 +33,33 @@ pub fn run(config: &TrainConfig, path: &Path) -> anyhow::Result<usize> {
         );
     }
     let data = crate::load_window(config)?;
-    let file_name = path
-        .file_name()
-        .with_context(|| format!("--dump-features {}: name a file", path.display()))?;
-    let partial = path.with_file_name(format!(".{}.partial", file_name.to_string_lossy()));
-    let write = || -> anyhow::Result<()> {
-        let file = std::fs::File::create(&partial)?;
-        let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
-        let mut header = vec![
-            "transaction_id".to_string(),
-            "timestamp".to_string(),
-            "is_anomaly".to_string(),
-            "fraud_type".to_string(),
-        ];
-        header.extend(FEATURE_NAMES.iter().map(|name| name.to_string()));
-        header.extend(PER_ROW_NAMES.iter().map(|name| format!("per_row_{name}")));
-        out.write_record(&header)?;
-        let mut record = Vec::with_capacity(header.len());
-        for (index, example) in data.examples.iter().enumerate() {
-            record.clear();
-            record.push(example.transaction_id.to_string());
-            record.push(format_ist(example.time));
-            record.push(
-                example
-                    .is_anomaly
-                    .map_or(String::new(), |a| u8::from(a).to_string()),
-            );
-            record.push(example.fraud_type.clone().unwrap_or_default());
-            record.extend(data.row(index).iter().map(f32::to_string));
-            let per_row =
-                &data.per_row_features[index * PER_ROW_COUNT..(index + 1) * PER_ROW_COUNT];
-            record.extend(per_row.iter().map(f32::to_string));
-            out.write_record(&record)?;
-        }
-        let mut buffered = out.into_inner().map_err(|e| e.into_error())?;
-        buffered.flush()?;
-        buffered.get_ref().sync_all()?;
-        Ok(())
-    };
-    if let Err(error) = write() {
-        let _ = std::fs::remove_file(&partial);
-        return Err(error).with_context(|| format!("writing {}", path.display()));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "transaction_id".to_string(),
+        "timestamp".to_string(),
+        "is_anomaly".to_string(),
+        "fraud_type".to_string(),
+    ];
+    header.extend(FEATURE_NAMES.iter().map(|name| name.to_string()));
+    header.extend(PER_ROW_NAMES.iter().map(|name| format!("per_row_{name}")));
+    out.write_record(&header)?;
+    let mut record = Vec::with_capacity(header.len());
+    for (index, example) in data.examples.iter().enumerate() {
+        record.clear();
+        record.push(example.transaction_id.to_string());
+        record.push(format_ist(example.time));
+        record.push(
+            example
+                .is_anomaly
+                .map_or(String::new(), |a| u8::from(a).to_string()),
+        );
+        record.push(example.fraud_type.clone().unwrap_or_default());
+        record.extend(data.row(index).iter().map(f32::to_string));
+        let per_row = &data.per_row_features[index * PER_ROW_COUNT..(index + 1) * PER_ROW_COUNT];
+        record.extend(per_row.iter().map(f32::to_string));
+        out.write_record(&record)?;
     }
-    std::fs::rename(&partial, path)
-        .with_context(|| format!("moving the dump into place at {}", path.display()))?;
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(data.len())
 }
