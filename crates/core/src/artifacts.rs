@@ -66,6 +66,10 @@ pub struct ModelConfig {
     /// The per-row detector's network, when the calibration has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_row: Option<PerRowModel>,
+    /// The supervised stage on auditors' verdicts, when train found enough of them
+    /// (`None`: the unsupervised score is final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<crate::feedback::FeedbackStage>,
 }
 
 /// The per-row detector: a small autoencoder on [`crate::features::per_row_values`].
@@ -186,6 +190,15 @@ pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
             ));
         }
         weights_files.push(&per_row.weights_file);
+    }
+    if config
+        .feedback
+        .as_ref()
+        .is_some_and(|stage| !stage.matches_this_build())
+    {
+        return Err(corrupt(
+            "the feedback stage's weights do not match this build's verdict evidence".into(),
+        ));
     }
     if let Some(calibration) = &config.calibration {
         let features = &calibration.features;

@@ -30,6 +30,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod features;
+pub mod feedback;
 pub mod geo;
 pub mod incidents;
 pub mod ingest;

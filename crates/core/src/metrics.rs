@@ -34,6 +34,36 @@ pub struct Metrics {
     pub detectors: Vec<DetectorEvaluation>,
     pub timings_s: Timings,
     pub backend: String,
+    /// The supervised stage on auditors' verdicts: whether it was trained, on what, and the
+    /// unsupervised stage alone beside it (`None`: trained with `--no-feedback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackReport>,
+}
+
+/// What the verdicts taught: the labels counted before the held-out period, the stage's
+/// weights, and both stages on the held-out rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackReport {
+    /// Whether the final score includes the supervised stage.
+    pub used: bool,
+    /// Why it is or is not used, in a sentence.
+    pub note: String,
+    /// Verdicts held in the database, at any time.
+    pub verdicts: usize,
+    /// Labels decided before the held-out period.
+    pub confirmed: usize,
+    pub dismissed: usize,
+    pub presumed_ordinary: usize,
+    /// Each evidence value's weight in the score's units per `ln(1 + value)` (empty when not
+    /// used).
+    #[serde(default)]
+    pub weights: Vec<(String, f32)>,
+    /// Held-out rows with any verdict evidence.
+    pub test_rows_with_evidence: usize,
+    /// The unsupervised stage alone on the held-out rows, at its own threshold for the same
+    /// budget (`None` without labels).
+    #[serde(default, deserialize_with = "object_or_none")]
+    pub unsupervised: Option<Evaluation>,
 }
 
 /// One detector's evaluation, named as the reports name it.
@@ -207,6 +237,7 @@ mod tests {
                 total: 0.0,
             },
             backend: "flex".into(),
+            feedback: None,
         };
         let mut value = serde_json::to_value(&metrics).unwrap();
         value["score_histogram"] = serde_json::json!([]);

@@ -5,6 +5,7 @@ use anyhow::Context;
 
 use aegis_core::engine::Store;
 use aegis_core::features::{FEATURE_COUNT, FeatureState};
+use aegis_core::feedback::{Evidence, VerdictBook};
 use aegis_core::time::EventTime;
 
 /// One row of the window with everything train needs.
@@ -27,6 +28,11 @@ pub struct Dataset {
     pub per_row_features: Vec<f32>,
     /// Rows that could not be parsed (NULL amount, bad timestamp), skipped.
     pub malformed: usize,
+    /// Every verdict in the database.
+    pub verdicts: VerdictBook,
+    /// Each row's verdict evidence (decided before the row's time), in row order; empty when
+    /// the database holds no verdicts.
+    pub evidence: Vec<Evidence>,
 }
 
 impl Dataset {
@@ -55,6 +61,9 @@ pub fn load(
     until: Option<EventTime>,
 ) -> anyhow::Result<Dataset> {
     let confirmed = store.confirmed_frauds()?;
+    let verdicts = store
+        .read(VerdictBook::load)
+        .context("reading auditors' verdicts")?;
     let mut state = FeatureState::new();
     let mut dataset = Dataset::default();
     store
@@ -69,6 +78,9 @@ pub fn load(
             if from.is_some_and(|from| payment.time < from) {
                 state.warm(&payment);
                 return Ok(());
+            }
+            if !verdicts.is_empty() {
+                dataset.evidence.push(verdicts.evidence(&payment));
             }
             let features = state.observe(&payment);
             dataset.features.extend_from_slice(&features.values);
@@ -85,6 +97,7 @@ pub fn load(
             Ok(())
         })
         .context("reading transactions")?;
+    dataset.verdicts = verdicts;
     Ok(dataset)
 }
 

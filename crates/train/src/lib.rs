@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod detectors;
 pub mod dump;
 pub mod evaluate;
+pub mod feedback;
 pub mod fit;
 pub mod suite;
 
@@ -23,8 +24,10 @@ use std::time::Instant;
 use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
 use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
+use aegis_core::feedback::{EVIDENCE_NAMES, FeedbackStage};
 use aegis_core::metrics::{
-    DetectorEvaluation, EpochLoss, Metrics, Period, RowCounts, ScoreHistogram, Timings,
+    DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, RowCounts, ScoreHistogram,
+    Timings,
 };
 use aegis_core::model::{AutoencoderShape, Detector};
 use aegis_core::time::{DAY, EventTime, format_ist};
@@ -48,6 +51,9 @@ pub struct TrainConfig {
     pub per_row: bool,
     /// Let the held-out rows' labels choose the detectors' combination (else the default).
     pub choose_with_labels: bool,
+    /// Train the supervised stage on auditors' verdicts when there are enough (`--no-feedback`
+    /// turns it off).
+    pub feedback: bool,
     pub fit: FitConfig,
 }
 
@@ -183,6 +189,107 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     );
     drop(train_rows);
     let calibration_scores = detectors.scores(Rows::of(&held_out));
+    let unsupervised_threshold = quantile(&calibration_scores, 1.0 - config.alert_rate);
+    let test = (
+        features_of(&mut split.test.clone()),
+        per_row_of(&mut split.test.clone()),
+    );
+    let test_scores = detectors.scores(Rows::of(&test));
+    let unsupervised_test_scores = test_scores.clone();
+
+    // The supervised stage on auditors' verdicts, learned from what was decided before the
+    // held-out test period; every row is then scored as the monitor scores it, with the
+    // verdicts decided before its own time.
+    let mut stage = None;
+    let mut feedback_report = None;
+    let (calibration_scores, test_scores) = if config.feedback {
+        let decision = if dataset.verdicts.is_empty() {
+            (
+                feedback::Decision::Unsupervised(
+                    "no verdicts in the database: the unsupervised score is final".into(),
+                ),
+                feedback::Labels::default(),
+            )
+        } else {
+            let train_part = (
+                features_of(&mut split.train.clone()),
+                per_row_of(&mut split.train.clone()),
+            );
+            let mut scores = detectors.scores(Rows::of(&train_part));
+            drop(train_part);
+            scores.extend_from_slice(&calibration_scores);
+            let cutoff = dataset
+                .examples
+                .get(split.test.start)
+                .map_or(EventTime::MAX, |e| e.time);
+            let candidates: Vec<feedback::Candidate> = dataset.examples[..split.calibration.end]
+                .iter()
+                .zip(&scores)
+                .map(|(example, &score)| feedback::Candidate {
+                    time: example.time,
+                    finding: dataset
+                        .verdicts
+                        .finding_before(example.transaction_id, cutoff),
+                    score,
+                })
+                .collect();
+            let labels = feedback::labels(&candidates, unsupervised_threshold, cutoff);
+            (feedback::fit(&labels, &scores, &dataset.evidence), labels)
+        };
+        let (decision, labels) = decision;
+        let adjusted = |range: std::ops::Range<usize>, scores: &[f32], stage: &FeedbackStage| {
+            range
+                .zip(scores)
+                .map(|(index, &score)| stage.adjust(score, &dataset.evidence[index]))
+                .collect::<Vec<f32>>()
+        };
+        let (note, finals) = match decision {
+            feedback::Decision::Trained(trained) => {
+                let finals = (
+                    adjusted(split.calibration.clone(), &calibration_scores, &trained),
+                    adjusted(split.test.clone(), &test_scores, &trained),
+                );
+                let note = format!(
+                    "trained on {} confirmed frauds, {} dismissals and {} unreviewed alerts decided before the held-out period",
+                    labels.confirmed, labels.dismissed, labels.presumed_ordinary
+                );
+                stage = Some(trained);
+                (note, Some(finals))
+            }
+            feedback::Decision::Unsupervised(note) => (note, None),
+        };
+        tracing::info!(used = stage.is_some(), %note, "feedback stage");
+        feedback_report = Some(FeedbackReport {
+            used: stage.is_some(),
+            note,
+            verdicts: dataset.verdicts.len(),
+            confirmed: labels.confirmed,
+            dismissed: labels.dismissed,
+            presumed_ordinary: labels.presumed_ordinary,
+            weights: stage.as_ref().map_or_else(Vec::new, |stage| {
+                EVIDENCE_NAMES
+                    .iter()
+                    .zip(&stage.weights)
+                    .map(|(name, weight)| (name.to_string(), weight / stage.score_weight))
+                    .collect()
+            }),
+            test_rows_with_evidence: if dataset.evidence.is_empty() {
+                0
+            } else {
+                dataset.evidence[split.test.clone()]
+                    .iter()
+                    .filter(|e| !e.is_empty())
+                    .count()
+            },
+            unsupervised: None,
+        });
+        match finals {
+            Some((calibration, test)) => (calibration, test),
+            None => (calibration_scores, test_scores),
+        }
+    } else {
+        (calibration_scores, test_scores)
+    };
     // Threshold: the alert budget's quantile of held-out scores (all of them, as the monitor
     // will see them — no labels involved).
     let threshold = quantile(&calibration_scores, 1.0 - config.alert_rate);
@@ -191,11 +298,6 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         .map(|q| (q, quantile(&calibration_scores, q)))
         .collect();
 
-    let test = (
-        features_of(&mut split.test.clone()),
-        per_row_of(&mut split.test.clone()),
-    );
-    let test_scores = detectors.scores(Rows::of(&test));
     let evaluation = labeled
         .then(|| {
             evaluate_split(
@@ -230,6 +332,15 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
                 )?,
             });
         }
+    }
+    if let Some(report) = feedback_report.as_mut().filter(|r| r.used && labeled) {
+        report.unsupervised = Some(evaluate_split(
+            &dataset,
+            split.test.clone(),
+            &unsupervised_test_scores,
+            unsupervised_threshold,
+            config.alert_rate,
+        )?);
     }
     let baseline = single
         .iter()
@@ -274,6 +385,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             normalization: network.normalizer.clone(),
             weights_file: format!("per-row-{model_version}.bpk"),
         }),
+        feedback: stage,
     };
     let metrics = Metrics {
         model_version,
@@ -312,6 +424,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             total: started.elapsed().as_secs_f64(),
         },
         backend: config.fit.backend.name().to_string(),
+        feedback: feedback_report,
     };
     aegis_model::save(
         &config.modeling,
@@ -419,6 +532,10 @@ pub fn print_report(outcome: &TrainOutcome) {
         return;
     };
     let mut columns: Vec<(&str, &Evaluation)> = vec![("aegis", evaluation)];
+    let feedback = outcome.metrics.feedback.as_ref();
+    if let Some(unsupervised) = feedback.and_then(|f| f.unsupervised.as_ref()) {
+        columns.push(("without feedback", unsupervised));
+    }
     columns.extend(
         outcome
             .metrics
@@ -468,6 +585,18 @@ pub fn print_report(outcome: &TrainOutcome) {
                 .map(|t| t.recall)
         };
         println!("{:<24} {:>8}{}", row.fraud_type, row.rows, cells(&recall));
+    }
+    if let Some(feedback) = feedback {
+        println!(
+            "\nfeedback stage {}: {} ({} verdicts held; {} held-out rows with verdict evidence)",
+            if feedback.used { "used" } else { "not used" },
+            feedback.note,
+            feedback.verdicts,
+            feedback.test_rows_with_evidence
+        );
+        for (name, weight) in feedback.weights.iter().filter(|(_, w)| w.abs() >= 0.005) {
+            println!("  {name:<36} {weight:+.3} per ln(1 + value)");
+        }
     }
     let c = evaluation.confusion;
     println!(

@@ -61,6 +61,10 @@ struct Args {
     /// CPU backend: flex (default) or ndarray (needs --features aegis-model/ndarray).
     #[arg(long, default_value = "flex", value_parser = BackendKind::parse)]
     backend: BackendKind,
+    /// Train the unsupervised stage alone, even when auditors' verdicts are in the database
+    /// (by default they teach the supervised stage once there are enough of them).
+    #[arg(long)]
+    no_feedback: bool,
     #[command(flatten)]
     progress: aegis_core::cli::ProgressArg,
 }
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
         normal_only: args.normal_only,
         per_row: !args.no_per_row,
         choose_with_labels: !args.default_combination,
+        feedback: !args.no_feedback,
         fit: train::fit::FitConfig {
             max_epochs: args.epochs,
             batch_size: args.batch_size,

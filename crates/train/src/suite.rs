@@ -110,6 +110,7 @@ pub fn run(dir: &Path, base: &TrainConfig) -> anyhow::Result<()> {
                 until: None,
                 per_row: true,
                 choose_with_labels,
+                feedback: true,
                 ..base.clone()
             })
             .with_context(|| format!("training on {}", db.display()))?;

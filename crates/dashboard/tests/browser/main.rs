@@ -71,6 +71,7 @@ fn scored_database(dir: &Path, engine: Engine) -> (Target, PathBuf, Option<Scrat
         normal_only: false,
         per_row: true,
         choose_with_labels: true,
+        feedback: true,
         fit: train::fit::FitConfig {
             max_epochs: 3,
             batch_size: 256,

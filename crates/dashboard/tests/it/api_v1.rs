@@ -552,6 +552,7 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
         normal_only: false,
         per_row: false,
         choose_with_labels: true,
+        feedback: true,
         fit: train::fit::FitConfig {
             max_epochs: 3,
             batch_size: 256,

@@ -1169,6 +1169,7 @@ fn write_model(app: &TestApp) {
             chosen_by: "chosen on 40 labeled frauds among the held-out rows".into(),
         }),
         per_row: None,
+        feedback: None,
     };
     std::fs::write(
         dir.join("model_config.json"),
@@ -1241,6 +1242,7 @@ fn write_model(app: &TestApp) {
             total: 0.0,
         },
         backend: "flex".into(),
+        feedback: None,
     };
     let metrics = serde_json::to_string(&metrics).unwrap();
     std::fs::write(dir.join("metrics.json"), metrics).unwrap();

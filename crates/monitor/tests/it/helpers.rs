@@ -89,6 +89,39 @@ impl Db {
         );
     }
 
+    /// Puts back the held-back rows up to id `last` under their own ids.
+    pub fn put_back_through(&self, last: i64) {
+        self.batch(&format!(
+            "INSERT INTO {{events}} (transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme,
+                 amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, inserted_at)
+               SELECT transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, scheme,
+                 amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, inserted_at
+               FROM held WHERE transaction_id <= {last} ORDER BY transaction_id;
+             DELETE FROM held WHERE transaction_id <= {last};"
+        ));
+    }
+
+    /// Records verdicts (transaction, verdict, decided at in event seconds) for a test auditor.
+    pub fn record_verdicts(&self, verdicts: &[(i64, &str, i64)]) {
+        self.store()
+            .in_transaction(|sql| {
+                sql.execute(
+                    "INSERT INTO users (username, password_hash, role, disabled, created_at) \
+                     VALUES ('auditor', 'x', 'auditor', 0, 0) ON CONFLICT (username) DO NOTHING",
+                    &[],
+                )?;
+                for &(transaction, verdict, decided_at) in verdicts {
+                    sql.execute(
+                        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+                         SELECT ?1, ?2, user_id, ?3 FROM users WHERE username = 'auditor'",
+                        aegis_core::values![transaction, verdict, decided_at * 1000],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// Inserts up to `n` held-back rows as new transactions (fresh ids), oldest first.
     pub fn release(&self, n: i64) {
         self.batch(&format!(
@@ -177,6 +210,7 @@ pub fn train_model(db: impl Into<Target>, modeling: &Path, seed: u64) -> String 
         normal_only: false,
         per_row: false,
         choose_with_labels: true,
+        feedback: true,
         fit: train::fit::FitConfig {
             max_epochs: 2,
             batch_size: 256,

@@ -25,6 +25,7 @@ pub fn train_config(db: impl Into<Target>, modeling: &Path, seed: u64) -> TrainC
         normal_only: false,
         per_row: false,
         choose_with_labels: true,
+        feedback: true,
         fit: FitConfig {
             max_epochs: 3,
             batch_size: 256,

@@ -336,3 +336,123 @@ fn the_feature_dump_holds_every_row_of_the_window_with_its_label_and_values() {
     let error = train::dump::run(&config, &dir.path().join("missing/window.csv")).unwrap_err();
     assert!(error.to_string().contains("does not exist"), "{error}");
 }
+
+/// Records verdicts straight into a test database: (transaction, verdict, decided at).
+fn record_verdicts(db: &std::path::Path, verdicts: &[(i64, &str, i64)]) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute(
+        "INSERT OR IGNORE INTO users (user_id, username, password_hash, role, disabled, created_at) \
+         VALUES (1, 'auditor', 'x', 'auditor', 0, 0)",
+        [],
+    )
+    .unwrap();
+    for (transaction, verdict, decided_at) in verdicts {
+        conn.execute(
+            "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (?1, ?2, 1, ?3)",
+            rusqlite::params![transaction, verdict, decided_at * 1000],
+        )
+        .unwrap();
+    }
+}
+
+/// (id, event time, labeled fraud) of every row, in the order train replays them.
+fn rows_in_time_order(db: &std::path::Path) -> Vec<(i64, i64, bool)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut statement = conn
+        .prepare("SELECT transaction_id, timestamp, is_anomaly FROM transactions ORDER BY timestamp, transaction_id")
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            let text: String = row.get(1)?;
+            Ok((
+                row.get(0)?,
+                aegis_core::time::parse_timestamp(&text).unwrap(),
+                row.get::<_, i64>(2)? != 0,
+            ))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// The supervised stage learns only from what was decided before the held-out period (a
+/// verdict decided later, even about an earlier payment, is not a label), every held-out row
+/// sees only the verdicts decided before it, and with too few verdicts train keeps the
+/// unsupervised score.
+#[test]
+fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
+    use aegis_core::time::DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 8_000);
+    let modeling = dir.path().join("modeling");
+    let rows = rows_in_time_order(&db);
+    let cutoff = rows[rows.len() * 8 / 10].1;
+
+    // Ten confirmations are too few: the unsupervised score stays final.
+    let first_frauds: Vec<(i64, &str, i64)> = rows
+        .iter()
+        .filter(|r| r.2)
+        .take(10)
+        .map(|r| (r.0, "confirmed_fraud", r.1 + DAY))
+        .collect();
+    record_verdicts(&db, &first_frauds);
+    let few = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let report = few.metrics.feedback.clone().expect("feedback considered");
+    assert!(!report.used && few.config.feedback.is_none());
+    assert!(report.note.contains("too few verdicts"), "{}", report.note);
+    assert_eq!(report.confirmed, 10);
+
+    // Every fraud confirmed and every 20th ordinary payment dismissed, a day later; then, after
+    // the cutoff, more dismissals about earlier payments and a revision of a confirmation.
+    let mut verdicts = Vec::new();
+    let (mut confirmed, mut dismissed) = (0, 0);
+    for (index, &(id, time, fraud)) in rows.iter().enumerate() {
+        let decided = time + DAY;
+        let before = decided < cutoff;
+        if fraud && !first_frauds.iter().any(|v| v.0 == id) {
+            verdicts.push((id, "confirmed_fraud", decided));
+        } else if !fraud && index % 20 == 0 {
+            verdicts.push((id, "dismissed", decided));
+            dismissed += usize::from(before);
+        } else if !fraud && index % 20 == 10 && time < cutoff {
+            verdicts.push((id, "dismissed", cutoff + DAY));
+        }
+        confirmed += usize::from(fraud && before);
+    }
+    let revised = rows.iter().find(|r| r.2).unwrap().0;
+    verdicts.push((revised, "dismissed", cutoff + 2 * DAY));
+    record_verdicts(&db, &verdicts);
+
+    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let report = outcome
+        .metrics
+        .feedback
+        .clone()
+        .expect("feedback considered");
+    assert!(report.used, "{}", report.note);
+    assert_eq!(
+        report.confirmed, confirmed,
+        "confirmations decided before the cutoff"
+    );
+    assert_eq!(
+        report.dismissed, dismissed,
+        "dismissals decided before the cutoff"
+    );
+    assert_eq!(report.verdicts, first_frauds.len() + verdicts.len());
+    assert!(report.test_rows_with_evidence > 0);
+    let stage = outcome
+        .config
+        .feedback
+        .as_ref()
+        .expect("stage saved with the model");
+    assert!(stage.matches_this_build());
+    assert!(report.unsupervised.is_some(), "both stages evaluated");
+
+    // `--no-feedback` trains the unsupervised stage alone.
+    let without = train::run(&TrainConfig {
+        feedback: false,
+        ..train_config(&db, &modeling, 3)
+    })
+    .unwrap();
+    assert!(without.config.feedback.is_none() && without.metrics.feedback.is_none());
+}

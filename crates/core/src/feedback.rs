@@ -1,0 +1,557 @@
+//! Auditors' verdicts as evidence about later payments: "2 payments at this counter were
+//! confirmed fraud in the last 7 days".
+//!
+//! Some frauds look exactly like ordinary payments (a compromised counter whose operator keeps
+//! ordinary instalments); what gives them away is that auditors already confirmed fraud at the
+//! same counter, account or beneficiary. [`VerdictBook`] holds every verdict with the subjects
+//! of the payment it judged, and answers, for a payment at time `t`, what was decided about
+//! those subjects **before `t`** ([`Evidence`]). It is one implementation for train (which asks
+//! it for every row of its window) and the monitor (which keeps one and adds new verdicts as
+//! they are recorded), so both see the same evidence for the same row.
+//!
+//! # Time
+//! A verdict counts from the moment it was decided: `verdicts.created_at` (milliseconds), which
+//! is when it was recorded in the dashboard or the API, its `decided_at` when imported, or the
+//! simulated auditors' event time. A verdict decided later than a payment never counts for it,
+//! however early it was recorded: nothing from the future leaks into a row. A verdict that
+//! revises an earlier one about the same payment replaces it from its own time on;
+//! `needs_field_check` is not a finding and, as a revision, withdraws the earlier one.
+//!
+//! # What is counted
+//! For each subject (counter, account, beneficiary), confirmed frauds and dismissals decided
+//! in the last 7 days (a count) and in the last 28 days (each weighing half as much for every
+//! week of age): [`EVIDENCE_COUNT`] values in [`EVIDENCE_NAMES`] order.
+//!
+//! The book is indexed by subject and time, not replayed with the payments: a verdict recorded
+//! today about last month's payment is placed where its decision time puts it, and the monitor's
+//! restart reloads the table instead of a checkpoint.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Payment;
+use crate::error::Result;
+use crate::sql::{Row, Sql};
+use crate::time::{DAY, EventTime};
+use crate::values;
+
+/// How far back a verdict counts.
+pub const EVIDENCE_WINDOW: i64 = 28 * DAY;
+/// The short window, counted without decay.
+const RECENT_WINDOW: i64 = 7 * DAY;
+/// A verdict in the long window weighs half as much for every week of age.
+const HALF_LIFE: f64 = 7.0 * DAY as f64;
+
+/// Values per payment: 3 subjects × (confirmed, dismissed) × (7 days, 28 days decayed).
+pub const EVIDENCE_COUNT: usize = 12;
+
+/// Names of the evidence values, in [`Evidence::values`] order.
+pub const EVIDENCE_NAMES: [&str; EVIDENCE_COUNT] = [
+    "counter_confirmed_7d",
+    "counter_confirmed_28d_decayed",
+    "counter_dismissed_7d",
+    "counter_dismissed_28d_decayed",
+    "account_confirmed_7d",
+    "account_confirmed_28d_decayed",
+    "account_dismissed_7d",
+    "account_dismissed_28d_decayed",
+    "beneficiary_confirmed_7d",
+    "beneficiary_confirmed_28d_decayed",
+    "beneficiary_dismissed_7d",
+    "beneficiary_dismissed_28d_decayed",
+];
+
+/// What a verdict says a payment was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    Confirmed,
+    Dismissed,
+}
+
+impl Finding {
+    /// The `verdicts.verdict` code; `None` for `needs_field_check` (no finding yet).
+    pub fn from_code(code: &str) -> Option<Finding> {
+        match code {
+            "confirmed_fraud" => Some(Finding::Confirmed),
+            "dismissed" => Some(Finding::Dismissed),
+            _ => None,
+        }
+    }
+}
+
+/// Who a payment concerns, as evidence is kept: the counter that paid, the account credited,
+/// the beneficiary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Counter,
+    Account,
+    Beneficiary,
+}
+
+impl Subject {
+    const ALL: [Subject; 3] = [Subject::Counter, Subject::Account, Subject::Beneficiary];
+
+    fn key(self, payment: &Payment) -> Option<&str> {
+        match self {
+            Subject::Counter => payment.agent_id.as_deref(),
+            Subject::Account => payment.account_id.as_deref(),
+            Subject::Beneficiary => Some(payment.beneficiary_id.as_str()),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Subject::Counter => 0,
+            Subject::Account => 1,
+            Subject::Beneficiary => 2,
+        }
+    }
+
+    /// How a sentence names the subject's payments.
+    fn phrase(self) -> &'static str {
+        match self {
+            Subject::Counter => "at this counter",
+            Subject::Account => "into this account",
+            Subject::Beneficiary => "to this beneficiary",
+        }
+    }
+}
+
+/// One recorded verdict with the subjects of the payment it judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictRecord {
+    pub verdict_id: i64,
+    pub transaction_id: i64,
+    /// When it was decided (event time, seconds).
+    pub decided_at: EventTime,
+    /// `None`: `needs_field_check`.
+    pub finding: Option<Finding>,
+    pub beneficiary_id: String,
+    pub account_id: Option<String>,
+    pub agent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    decided_at: EventTime,
+    verdict_id: i64,
+    /// When a later verdict about the same payment replaced this one (`i64::MAX`: never).
+    replaced_at: EventTime,
+    finding: Option<Finding>,
+}
+
+/// Every verdict, indexed by subject and decision time.
+#[derive(Debug, Default)]
+pub struct VerdictBook {
+    entries: Vec<Entry>,
+    /// Entries of each transaction, in decision order.
+    by_transaction: HashMap<i64, Vec<u32>>,
+    /// Per subject kind, each key's entries in decision order.
+    by_subject: [HashMap<String, Vec<u32>>; 3],
+    /// The highest `verdict_id` read, where [`refresh`](Self::refresh) goes on.
+    last_verdict_id: i64,
+}
+
+/// The verdicts a SELECT reads with their payment's subjects (both engines).
+const SELECT_VERDICTS: &str = "SELECT v.verdict_id, v.transaction_id, v.created_at, v.verdict, \
+     t.beneficiary_id, t.account_id, t.agent_id \
+     FROM verdicts v JOIN transactions t ON t.transaction_id = v.transaction_id \
+     WHERE v.verdict_id > ? ORDER BY v.verdict_id";
+
+impl VerdictBook {
+    pub fn new() -> VerdictBook {
+        VerdictBook::default()
+    }
+
+    /// Every verdict in the database.
+    pub fn load(sql: &mut dyn Sql) -> Result<VerdictBook> {
+        let mut book = VerdictBook::new();
+        book.refresh(sql)?;
+        Ok(book)
+    }
+
+    /// Adds the verdicts recorded since the last read; returns how many.
+    pub fn refresh(&mut self, sql: &mut dyn Sql) -> Result<usize> {
+        let records = sql.rows(SELECT_VERDICTS, values![self.last_verdict_id], |row| {
+            let created_at_millis: i64 = row.at(2)?;
+            let verdict: String = row.at(3)?;
+            Ok(VerdictRecord {
+                verdict_id: row.at(0)?,
+                transaction_id: row.at(1)?,
+                decided_at: created_at_millis.div_euclid(1000),
+                finding: Finding::from_code(&verdict),
+                beneficiary_id: row.at(4)?,
+                account_id: row.at(5)?,
+                agent_id: row.at(6)?,
+            })
+        })?;
+        let added = records.len();
+        for record in records {
+            self.record(record);
+        }
+        Ok(added)
+    }
+
+    /// Number of verdicts held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds one verdict, in any order relative to the others.
+    pub fn record(&mut self, record: VerdictRecord) {
+        self.last_verdict_id = self.last_verdict_id.max(record.verdict_id);
+        let index = self.entries.len() as u32;
+        self.entries.push(Entry {
+            decided_at: record.decided_at,
+            verdict_id: record.verdict_id,
+            replaced_at: i64::MAX,
+            finding: record.finding,
+        });
+        let order = |entries: &[Entry], i: u32| {
+            let entry = entries[i as usize];
+            (entry.decided_at, entry.verdict_id)
+        };
+        let insert_sorted = |entries: &[Entry], list: &mut Vec<u32>| {
+            let at = list.partition_point(|&i| order(entries, i) < order(entries, index));
+            list.insert(at, index);
+        };
+        let keys = [
+            record.agent_id,
+            record.account_id,
+            Some(record.beneficiary_id),
+        ];
+        for (subject, key) in self.by_subject.iter_mut().zip(keys) {
+            if let Some(key) = key {
+                insert_sorted(&self.entries, subject.entry(key).or_default());
+            }
+        }
+        let history = self
+            .by_transaction
+            .entry(record.transaction_id)
+            .or_default();
+        insert_sorted(&self.entries, history);
+        // Each verdict about this payment holds until the next one was decided.
+        for pair in history.windows(2) {
+            let next = self.entries[pair[1] as usize].decided_at;
+            self.entries[pair[0] as usize].replaced_at = next;
+        }
+    }
+
+    /// What was decided about a payment's transaction before `before`: its latest finding.
+    pub fn finding_before(&self, transaction_id: i64, before: EventTime) -> Option<Finding> {
+        let history = self.by_transaction.get(&transaction_id)?;
+        history
+            .iter()
+            .map(|&i| self.entries[i as usize])
+            .rfind(|entry| entry.decided_at < before)
+            .and_then(|entry| entry.finding)
+    }
+
+    /// The evidence about `payment`'s subjects from verdicts decided before its time.
+    pub fn evidence(&self, payment: &Payment) -> Evidence {
+        let mut evidence = Evidence::default();
+        if self.entries.is_empty() {
+            return evidence;
+        }
+        let now = payment.time;
+        for subject in Subject::ALL {
+            let Some(list) = subject
+                .key(payment)
+                .and_then(|key| self.by_subject[subject.index()].get(key))
+            else {
+                continue;
+            };
+            let first = list
+                .partition_point(|&i| self.entries[i as usize].decided_at < now - EVIDENCE_WINDOW);
+            let base = subject.index() * 4;
+            for &i in &list[first..] {
+                let entry = self.entries[i as usize];
+                if entry.decided_at >= now {
+                    break;
+                }
+                if entry.replaced_at < now {
+                    continue;
+                }
+                let offset = match entry.finding {
+                    Some(Finding::Confirmed) => 0,
+                    Some(Finding::Dismissed) => 2,
+                    None => continue,
+                };
+                let age = (now - entry.decided_at) as f64;
+                if age <= RECENT_WINDOW as f64 {
+                    evidence.values[base + offset] += 1.0;
+                }
+                evidence.values[base + offset + 1] += 0.5f64.powf(age / HALF_LIFE) as f32;
+            }
+        }
+        evidence
+    }
+}
+
+/// What verdicts decided before a payment say about its counter, account and beneficiary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// In [`EVIDENCE_NAMES`] order.
+    pub values: [f32; EVIDENCE_COUNT],
+}
+
+impl Evidence {
+    /// Whether no verdict bears on the payment.
+    pub fn is_empty(&self) -> bool {
+        self.values.iter().all(|&v| v == 0.0)
+    }
+
+    /// The supervised stage's inputs: each value as `ln(1 + value)`, so the tenth confirmation
+    /// at a counter adds less than the first.
+    pub fn inputs(&self) -> [f32; EVIDENCE_COUNT] {
+        self.values.map(f32::ln_1p)
+    }
+
+    /// The sentence for evidence value `index` ("2 payments at this counter were confirmed
+    /// fraud in the last 7 days"), or `None` when it is zero.
+    pub fn explain(&self, index: usize) -> Option<String> {
+        let subject = Subject::ALL[index / 4];
+        let confirmed = index % 4 < 2;
+        let recent = index % 2 == 0;
+        let (count, period) = if recent {
+            (self.values[index], "7")
+        } else {
+            // The decayed sum is not a count: say how many fall in the long window instead.
+            (self.values[index].ceil(), "28")
+        };
+        if count <= 0.0 {
+            return None;
+        }
+        let count = count as u32;
+        let noun = if count == 1 { "payment" } else { "payments" };
+        let verb = if count == 1 { "was" } else { "were" };
+        let what = if confirmed {
+            "confirmed fraud"
+        } else {
+            "dismissed as ordinary"
+        };
+        Some(format!(
+            "{count} {noun} {} {verb} {what} in the last {period} days",
+            subject.phrase()
+        ))
+    }
+}
+
+/// The supervised stage: a logistic regression of auditors' findings on the unsupervised
+/// score and the verdict evidence, kept as the shift the evidence adds to the score.
+///
+/// Its log-odds are `bias + score_weight × score + Σ weights[i] × inputs[i]`. Ranking by them is
+/// ranking by `score + Σ weights[i] × inputs[i] / score_weight`, which is what
+/// [`adjust`](Self::adjust) returns: a payment no verdict bears on keeps its unsupervised score
+/// exactly (so scores keep their meaning, and with no verdicts the model is the unsupervised
+/// one), and evidence moves a score in the score's own units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackStage {
+    pub bias: f32,
+    /// Positive (train refuses the stage otherwise).
+    pub score_weight: f32,
+    /// One per [`EVIDENCE_NAMES`] entry.
+    pub weights: Vec<f32>,
+    /// The evidence names the weights are for, checked when the model is loaded.
+    pub evidence_names: Vec<String>,
+}
+
+impl FeedbackStage {
+    /// What each evidence value adds to the score (score units).
+    pub fn contributions(&self, evidence: &Evidence) -> [f32; EVIDENCE_COUNT] {
+        let inputs = evidence.inputs();
+        std::array::from_fn(|i| self.weights[i] * inputs[i] / self.score_weight)
+    }
+
+    /// The final score of a payment with unsupervised score `score`.
+    pub fn adjust(&self, score: f32, evidence: &Evidence) -> f32 {
+        if evidence.is_empty() {
+            return score;
+        }
+        score + self.contributions(evidence).iter().sum::<f32>()
+    }
+
+    /// Whether the stage was trained on this build's evidence.
+    pub fn matches_this_build(&self) -> bool {
+        self.weights.len() == EVIDENCE_COUNT
+            && self
+                .evidence_names
+                .iter()
+                .map(String::as_str)
+                .eq(EVIDENCE_NAMES)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_timestamp;
+
+    fn at(text: &str) -> EventTime {
+        parse_timestamp(text).expect("fixture time")
+    }
+
+    fn payment(agent: &str, account: &str, beneficiary: &str, time: &str) -> Payment {
+        Payment {
+            beneficiary_id: beneficiary.into(),
+            account_id: Some(account.into()),
+            agent_id: Some(agent.into()),
+            scheme: "PM-KISAN".into(),
+            amount_paise: 200_000,
+            time: at(time),
+            location: None,
+        }
+    }
+
+    fn verdict(
+        id: i64,
+        transaction: i64,
+        decided: &str,
+        finding: Option<Finding>,
+    ) -> VerdictRecord {
+        VerdictRecord {
+            verdict_id: id,
+            transaction_id: transaction,
+            decided_at: at(decided),
+            finding,
+            beneficiary_id: format!("B{transaction}"),
+            account_id: Some(format!("AC{transaction}")),
+            agent_id: Some("G1".into()),
+        }
+    }
+
+    #[test]
+    fn a_verdict_counts_only_for_payments_after_it_was_decided() {
+        let mut book = VerdictBook::new();
+        book.record(verdict(
+            1,
+            10,
+            "2025-03-10 12:00:00",
+            Some(Finding::Confirmed),
+        ));
+        let before = book.evidence(&payment("G1", "X", "Y", "2025-03-10 11:59:59"));
+        assert!(before.is_empty(), "{before:?}");
+        let same_second = book.evidence(&payment("G1", "X", "Y", "2025-03-10 12:00:00"));
+        assert!(same_second.is_empty(), "{same_second:?}");
+        let after = book.evidence(&payment("G1", "X", "Y", "2025-03-10 12:00:01"));
+        assert_eq!(after.values[0], 1.0);
+        assert_eq!(
+            after.explain(0).as_deref(),
+            Some("1 payment at this counter was confirmed fraud in the last 7 days")
+        );
+        // Another counter, account and beneficiary: nothing.
+        assert!(
+            book.evidence(&payment("G2", "X", "Y", "2025-03-11 12:00:00"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn evidence_ages_out_of_the_short_window_and_decays_in_the_long_one() {
+        let mut book = VerdictBook::new();
+        book.record(verdict(
+            1,
+            10,
+            "2025-03-01 12:00:00",
+            Some(Finding::Confirmed),
+        ));
+        book.record(verdict(
+            2,
+            11,
+            "2025-03-01 12:00:00",
+            Some(Finding::Dismissed),
+        ));
+        let week = book.evidence(&payment("G1", "X", "Y", "2025-03-08 12:00:00"));
+        assert_eq!(week.values[0], 1.0, "7 days old still counts");
+        assert!((week.values[1] - 0.5).abs() < 1e-6, "{}", week.values[1]);
+        assert_eq!(week.values[2], 1.0);
+        let later = book.evidence(&payment("G1", "X", "Y", "2025-03-15 12:00:00"));
+        assert_eq!(later.values[0], 0.0);
+        assert!((later.values[1] - 0.25).abs() < 1e-6);
+        assert_eq!(
+            later.explain(1).as_deref(),
+            Some("1 payment at this counter was confirmed fraud in the last 28 days")
+        );
+        assert!(
+            book.evidence(&payment("G1", "X", "Y", "2025-03-29 12:00:01"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_revision_replaces_the_earlier_finding_from_its_own_time_on() {
+        let mut book = VerdictBook::new();
+        // Recorded out of order: the revision first, as a back-dated import may.
+        book.record(verdict(
+            2,
+            10,
+            "2025-03-05 12:00:00",
+            Some(Finding::Dismissed),
+        ));
+        book.record(verdict(
+            1,
+            10,
+            "2025-03-02 12:00:00",
+            Some(Finding::Confirmed),
+        ));
+        let between = book.evidence(&payment("G1", "X", "Y", "2025-03-04 12:00:00"));
+        assert_eq!((between.values[0], between.values[2]), (1.0, 0.0));
+        let after = book.evidence(&payment("G1", "X", "Y", "2025-03-06 12:00:00"));
+        assert_eq!((after.values[0], after.values[2]), (0.0, 1.0));
+        assert_eq!(
+            book.finding_before(10, at("2025-03-04 00:00:00")),
+            Some(Finding::Confirmed)
+        );
+        assert_eq!(
+            book.finding_before(10, at("2025-03-06 00:00:00")),
+            Some(Finding::Dismissed)
+        );
+        assert_eq!(book.finding_before(10, at("2025-03-01 00:00:00")), None);
+        // A field check withdraws the finding.
+        book.record(verdict(3, 10, "2025-03-07 12:00:00", None));
+        assert!(
+            book.evidence(&payment("G1", "X", "Y", "2025-03-08 12:00:00"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn each_subject_has_its_own_evidence() {
+        let mut book = VerdictBook::new();
+        book.record(verdict(
+            1,
+            10,
+            "2025-03-01 12:00:00",
+            Some(Finding::Confirmed),
+        ));
+        let account = book.evidence(&payment("G9", "AC10", "Z", "2025-03-02 12:00:00"));
+        assert_eq!(account.values[4], 1.0);
+        assert_eq!(account.values[0] + account.values[8], 0.0);
+        assert!(account.explain(4).unwrap().contains("into this account"));
+        let person = book.evidence(&payment("G9", "Q", "B10", "2025-03-02 12:00:00"));
+        assert_eq!(person.values[8], 1.0);
+    }
+
+    #[test]
+    fn the_stage_leaves_a_score_without_evidence_untouched_and_moves_it_in_score_units() {
+        let stage = FeedbackStage {
+            bias: -3.0,
+            score_weight: 2.0,
+            weights: (0..EVIDENCE_COUNT)
+                .map(|i| if i == 0 { 4.0 } else { 0.0 })
+                .collect(),
+            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(stage.matches_this_build());
+        assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
+        let mut evidence = Evidence::default();
+        evidence.values[0] = 1.0;
+        let expected = 1.25 + 4.0 * 2f32.ln() / 2.0;
+        assert!((stage.adjust(1.25, &evidence) - expected).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,281 @@
+//! The supervised stage: what auditors' verdicts teach about the payments that come after them.
+//!
+//! A logistic regression of auditors' findings on the unsupervised score and the verdict
+//! evidence ([`aegis_core::feedback`]), kept as [`FeedbackStage`]: the shift the evidence adds
+//! to the score. Why this learner: its inputs are few (the score and twelve evidence counts)
+//! and the labels are hundreds to thousands, where a larger learner would fit noise; its
+//! weights say in plain numbers what a confirmation at a counter is worth, which the model page
+//! shows; and its shift is added to the unsupervised score, so rows no verdict bears on keep
+//! their score and their ranking.
+//!
+//! # Labels
+//! Only what was known before the held-out period counts (see [`labels`]): a payment whose
+//! latest verdict decided before the cutoff is `confirmed_fraud` is a fraud, `dismissed` is
+//! ordinary, and an alert (an unsupervised score at or above the threshold) that nobody
+//! reviewed within [`REVIEW_DELAY`] is presumed ordinary: the alerts auditors saw and let pass.
+//! Rows that were never alerts are not labels: nobody looked at them, and at a compromised
+//! counter most of them are fraud nobody has confirmed yet.
+//!
+//! # Enough verdicts
+//! The stage is trained when at least [`MIN_FINDINGS`] confirmed frauds and as many ordinary
+//! labels were decided before the cutoff, and kept when the score's weight comes out positive
+//! (the stage must agree that a higher score means fraud). Otherwise the unsupervised score is
+//! the model's final score, as with `--no-feedback`.
+
+use aegis_core::feedback::{EVIDENCE_COUNT, EVIDENCE_NAMES, Evidence, FeedbackStage, Finding};
+use aegis_core::time::{DAY, EventTime};
+
+/// An alert unreviewed this long is presumed ordinary.
+pub const REVIEW_DELAY: i64 = 7 * DAY;
+/// Confirmed frauds (and ordinary labels) needed before the stage is trained: with fewer, the
+/// twelve evidence weights would be fitted to a handful of cases.
+pub const MIN_FINDINGS: usize = 30;
+/// L2 penalty on the weights (not the bias).
+const RIDGE: f64 = 1.0;
+
+/// The labels the stage learns from, and how many of each kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labels {
+    /// (row index, fraud?)
+    pub rows: Vec<(usize, bool)>,
+    pub confirmed: usize,
+    pub dismissed: usize,
+    pub presumed_ordinary: usize,
+}
+
+/// One row of the window as the stage's labelling sees it.
+pub struct Candidate {
+    pub time: EventTime,
+    /// The latest finding about the row decided before the cutoff.
+    pub finding: Option<Finding>,
+    /// The unsupervised score.
+    pub score: f32,
+}
+
+/// The labels of rows before `cutoff` (see the module documentation).
+pub fn labels(candidates: &[Candidate], threshold: f32, cutoff: EventTime) -> Labels {
+    let mut labels = Labels::default();
+    for (index, candidate) in candidates.iter().enumerate() {
+        if candidate.time >= cutoff {
+            continue;
+        }
+        match candidate.finding {
+            Some(Finding::Confirmed) => {
+                labels.confirmed += 1;
+                labels.rows.push((index, true));
+            }
+            Some(Finding::Dismissed) => {
+                labels.dismissed += 1;
+                labels.rows.push((index, false));
+            }
+            None if candidate.score >= threshold && candidate.time < cutoff - REVIEW_DELAY => {
+                labels.presumed_ordinary += 1;
+                labels.rows.push((index, false));
+            }
+            None => {}
+        }
+    }
+    labels
+}
+
+/// Why the stage was or was not trained.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Trained(FeedbackStage),
+    /// The reason, in a sentence.
+    Unsupervised(String),
+}
+
+/// Fits the stage on `labels` (row indices into `scores` and `evidence`).
+pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
+    let ordinary = labels.dismissed + labels.presumed_ordinary;
+    if labels.confirmed < MIN_FINDINGS || ordinary < MIN_FINDINGS {
+        return Decision::Unsupervised(format!(
+            "too few verdicts before the held-out period: {} confirmed frauds and {} ordinary \
+             (dismissed or unreviewed alerts); the feedback stage needs {MIN_FINDINGS} of each",
+            labels.confirmed, ordinary
+        ));
+    }
+    let rows: Vec<([f64; EVIDENCE_COUNT + 2], f64)> = labels
+        .rows
+        .iter()
+        .map(|&(index, fraud)| {
+            let inputs = evidence[index].inputs();
+            let mut x = [0.0; EVIDENCE_COUNT + 2];
+            x[0] = 1.0;
+            x[1] = f64::from(scores[index]);
+            for (slot, value) in x[2..].iter_mut().zip(inputs) {
+                *slot = f64::from(value);
+            }
+            (x, if fraud { 1.0 } else { 0.0 })
+        })
+        .collect();
+    let weights = logistic_regression(&rows);
+    let score_weight = weights[1] as f32;
+    if !(score_weight > 0.0) || weights.iter().any(|w| !w.is_finite()) {
+        return Decision::Unsupervised(format!(
+            "the verdicts do not rise with the unsupervised score (its weight came out {score_weight:.3}); \
+             the feedback stage was not kept"
+        ));
+    }
+    Decision::Trained(FeedbackStage {
+        bias: weights[0] as f32,
+        score_weight,
+        weights: weights[2..].iter().map(|&w| w as f32).collect(),
+        evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// Ridge-penalised logistic regression by Newton's method; `x[0]` is the constant.
+fn logistic_regression<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
+    let mut w = [0.0f64; N];
+    for _ in 0..100 {
+        let mut gradient = [0.0f64; N];
+        let mut hessian = [[0.0f64; N]; N];
+        for (x, y) in rows {
+            let z: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            let curvature = (p * (1.0 - p)).max(1e-12);
+            for i in 0..N {
+                gradient[i] += (p - y) * x[i];
+                for j in 0..=i {
+                    hessian[i][j] += curvature * x[i] * x[j];
+                }
+            }
+        }
+        for i in 0..N {
+            for j in 0..i {
+                hessian[j][i] = hessian[i][j];
+            }
+            if i > 0 {
+                gradient[i] += RIDGE * w[i];
+                hessian[i][i] += RIDGE;
+            } else {
+                hessian[i][i] += 1e-9;
+            }
+        }
+        let Some(step) = solve(hessian, gradient) else {
+            break;
+        };
+        let mut largest = 0.0f64;
+        for i in 0..N {
+            w[i] -= step[i];
+            largest = largest.max(step[i].abs());
+        }
+        if largest < 1e-9 {
+            break;
+        }
+    }
+    w
+}
+
+/// Solves `a x = b` for a symmetric positive definite `a` (Cholesky); `None` if it is not.
+fn solve<const N: usize>(a: [[f64; N]; N], b: [f64; N]) -> Option<[f64; N]> {
+    let mut l = [[0.0f64; N]; N];
+    for i in 0..N {
+        for j in 0..=i {
+            let sum: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
+            if i == j {
+                let d = a[i][i] - sum;
+                if d <= 0.0 {
+                    return None;
+                }
+                l[i][i] = d.sqrt();
+            } else {
+                l[i][j] = (a[i][j] - sum) / l[j][j];
+            }
+        }
+    }
+    let mut y = [0.0f64; N];
+    for i in 0..N {
+        let sum: f64 = (0..i).map(|k| l[i][k] * y[k]).sum();
+        y[i] = (b[i] - sum) / l[i][i];
+    }
+    let mut x = [0.0f64; N];
+    for i in (0..N).rev() {
+        let sum: f64 = (i + 1..N).map(|k| l[k][i] * x[k]).sum();
+        x[i] = (y[i] - sum) / l[i][i];
+    }
+    Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_only_from_before_the_cutoff_and_unreviewed_alerts_wait_for_the_delay() {
+        let cutoff = 100 * DAY;
+        let row = |time: EventTime, finding: Option<Finding>, score: f32| Candidate {
+            time,
+            finding,
+            score,
+        };
+        let candidates = [
+            row(10 * DAY, Some(Finding::Confirmed), 5.0),
+            row(20 * DAY, Some(Finding::Dismissed), 4.0),
+            // An alert nobody reviewed for weeks: presumed ordinary.
+            row(30 * DAY, None, 3.5),
+            // An alert of the last week before the cutoff: still in review, no label.
+            row(cutoff - 3 * DAY, None, 3.5),
+            // Never an alert: nobody looked.
+            row(40 * DAY, None, 0.5),
+            // In the held-out period: never a label, whatever is known about it.
+            row(cutoff, Some(Finding::Confirmed), 6.0),
+        ];
+        let labels = labels(&candidates, 3.0, cutoff);
+        assert_eq!(labels.rows, vec![(0, true), (1, false), (2, false)]);
+        assert_eq!(
+            (labels.confirmed, labels.dismissed, labels.presumed_ordinary),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn the_stage_learns_that_confirmations_at_a_counter_mean_fraud_and_needs_enough_of_them() {
+        // Alerts whose counter had a confirmation before are frauds four times in five; the
+        // others one time in five, whatever their score.
+        let mut scores = Vec::new();
+        let mut evidence = Vec::new();
+        let mut labels = Labels::default();
+        for i in 0..400 {
+            let with_evidence = i % 2 == 0;
+            let fraud = if with_evidence {
+                i % 10 != 0
+            } else {
+                i % 10 == 1
+            };
+            let mut e = Evidence::default();
+            if with_evidence {
+                e.values[0] = 2.0;
+            }
+            scores.push(3.0 + (i % 7) as f32 * 0.2 + if fraud { 0.3 } else { 0.0 });
+            evidence.push(e);
+            labels.rows.push((i, fraud));
+            if fraud {
+                labels.confirmed += 1;
+            } else {
+                labels.dismissed += 1;
+            }
+        }
+        let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
+            panic!("enough verdicts");
+        };
+        assert!(stage.weights[0] > 1.0, "{:?}", stage.weights);
+        assert!(stage.score_weight > 0.0);
+        let with = stage.adjust(3.0, &evidence[0]);
+        assert!(with > 4.0, "a confirmation moves the score up: {with}");
+        assert_eq!(stage.adjust(3.0, &evidence[1]), 3.0);
+
+        let few = Labels {
+            rows: labels.rows[..40].to_vec(),
+            confirmed: 20,
+            dismissed: 20,
+            presumed_ordinary: 0,
+        };
+        assert!(matches!(
+            fit(&few, &scores, &evidence),
+            Decision::Unsupervised(_)
+        ));
+    }
+}
