@@ -4,7 +4,7 @@
 (function () {
   'use strict';
 
-  var CATEGORIES = ['amount', 'timing', 'location', 'duplicate', 'burst', 'shared_account', 'agent', 'error'];
+  var CATEGORIES = ['amount', 'timing', 'location', 'duplicate', 'burst', 'shared_account', 'agent', 'verdicts', 'error'];
   var WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
   var charts = [];
 

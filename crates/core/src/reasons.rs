@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::features::{Category, Feature, FeatureContext};
+use crate::feedback::{EVIDENCE_COUNT, EVIDENCE_NAMES, Evidence};
 
 /// Features explaining less than this share of the error are not listed.
 const MIN_SHARE: f32 = 0.08;
@@ -65,6 +66,56 @@ impl Reasons {
         }
     }
 
+    /// Adds the auditors' verdicts that raised a score (`contributions`: what each evidence
+    /// value added, [`crate::feedback::FeedbackStage::contributions`]; `score`: the final score). The strongest
+    /// verdict sentence leads when the verdicts added at least half of the score, and comes last
+    /// otherwise; either way the list keeps at most [`MAX_REASONS`] sentences.
+    pub fn with_verdicts(
+        mut self,
+        contributions: &[f32; EVIDENCE_COUNT],
+        evidence: &Evidence,
+        score: f32,
+    ) -> Reasons {
+        let added: f32 = contributions.iter().filter(|&&c| c > 0.0).sum();
+        let strongest = (0..EVIDENCE_COUNT)
+            .filter(|&i| contributions[i] > 0.0)
+            .max_by(|&a, &b| contributions[a].total_cmp(&contributions[b]));
+        let Some(index) = strongest else {
+            return self;
+        };
+        let Some(text) = evidence.explain(index) else {
+            return self;
+        };
+        let share = if score > 0.0 {
+            (added / score).clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let reason = Reason {
+            feature: Some(EVIDENCE_NAMES[index].to_string()),
+            category: Category::Verdicts,
+            share: (share * 1000.0).round() / 1000.0,
+            text,
+        };
+        if share >= 0.5 {
+            self.category = Category::Verdicts;
+            self.reasons.insert(0, reason);
+        } else {
+            self.reasons.push(reason);
+        }
+        if self.reasons.len() > MAX_REASONS {
+            let last = self.reasons.len() - 1;
+            // Keep the verdict sentence wherever it is; drop the weakest feature.
+            let drop = if self.reasons[last].category == Category::Verdicts {
+                last - 1
+            } else {
+                last
+            };
+            self.reasons.remove(drop);
+        }
+        self
+    }
+
     /// Reasons for a row that could not be scored.
     pub fn error(problem: &str) -> Reasons {
         Reasons {
@@ -94,6 +145,53 @@ impl Reasons {
 mod tests {
     use super::*;
     use crate::features::FEATURE_COUNT;
+
+    #[test]
+    fn verdicts_lead_the_reasons_when_they_made_most_of_the_score() {
+        let context = FeatureContext {
+            amount_paise: 5_000_000,
+            scheme: "PM-KISAN".into(),
+            scheme_typical_paise: Some(200_000),
+            ..FeatureContext::default()
+        };
+        let mut errors = [0.0f32; FEATURE_COUNT];
+        errors[Feature::AmountVsSchemeLog.index()] = 6.0;
+        errors[Feature::HourRarityAtCounter.index()] = 3.0;
+        errors[Feature::AmountLog.index()] = 1.0;
+        let mut evidence = Evidence::default();
+        evidence.values[0] = 2.0;
+        evidence.values[1] = 1.7;
+        let mut contributions = [0.0f32; EVIDENCE_COUNT];
+        contributions[0] = 2.5;
+        contributions[1] = 0.5;
+        contributions[2] = -0.4;
+        let led =
+            Reasons::from_errors(&errors, &context).with_verdicts(&contributions, &evidence, 4.0);
+        assert_eq!(led.category, Category::Verdicts);
+        assert_eq!(led.reasons.len(), 3);
+        assert_eq!(
+            led.reasons[0].text,
+            "2 payments at this counter were confirmed fraud in the last 7 days"
+        );
+        assert_eq!(led.reasons[0].share, 0.75);
+        assert_eq!(
+            led.reasons[0].feature.as_deref(),
+            Some("counter_confirmed_7d")
+        );
+        // A score made mostly by the row: the verdicts come last, the row's reason leads.
+        let trailing =
+            Reasons::from_errors(&errors, &context).with_verdicts(&contributions, &evidence, 12.0);
+        assert_eq!(trailing.category, Category::Amount);
+        assert_eq!(trailing.reasons.len(), 3);
+        assert_eq!(trailing.reasons[2].category, Category::Verdicts);
+        // Verdicts that only lowered the score are not a reason.
+        let lowered = Reasons::from_errors(&errors, &context).with_verdicts(
+            &[-1.0; EVIDENCE_COUNT],
+            &evidence,
+            4.0,
+        );
+        assert_eq!(lowered, Reasons::from_errors(&errors, &context));
+    }
 
     #[test]
     fn reasons_lead_with_the_largest_error_and_skip_repeated_sentences() {

@@ -33,6 +33,7 @@ pub fn class_of(category: Category) -> &'static str {
         Category::Burst => "cat-burst",
         Category::SharedAccount => "cat-shared_account",
         Category::Agent => "cat-agent",
+        Category::Verdicts => "cat-verdicts",
         Category::Error => "cat-error",
     }
 }

@@ -23,6 +23,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use rusqlite::{OptionalExtension, params};
 
 use aegis_core::engine::{Store, Target};
+use aegis_core::feedback::VerdictBook;
 use aegis_core::incidents::{self, AlertToLink};
 use aegis_core::pg;
 use aegis_core::sql::{Postgres, Sql, Sqlite, StatementCache};
@@ -145,6 +146,13 @@ impl Journal {
         Ok(self
             .store
             .in_transaction_cached(&mut self.cache, incidents::link_pending)?)
+    }
+
+    /// Adds the verdicts recorded since `book` last read; returns how many.
+    pub fn refresh_verdicts(&mut self, book: &mut VerdictBook) -> anyhow::Result<usize> {
+        Ok(self
+            .store
+            .read_cached(&mut self.cache, |sql| book.refresh(sql))?)
     }
 
     /// The committed high-water mark (0 before the first batch).

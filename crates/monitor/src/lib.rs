@@ -33,6 +33,7 @@ use aegis_core::db;
 use aegis_core::domain::Status;
 use aegis_core::engine::Target;
 use aegis_core::features::{FeatureState, Features};
+use aegis_core::feedback::{Evidence, VerdictBook};
 use aegis_core::incidents::AlertToLink;
 use aegis_core::model::BackendKind;
 use aegis_core::reasons::Reasons;
@@ -165,10 +166,15 @@ impl ModelSlot {
 
 /// Scores one batch: features in order, one model for the whole batch, written back in one
 /// transaction with the new mark.
+///
+/// With a feedback stage, each payment's score is moved by the verdicts decided before its
+/// time that `verdicts` holds (refreshed before every batch, so a verdict recorded now counts
+/// for the next batch).
 fn score_batch(
     journal: &mut Journal,
     state: &mut FeatureState,
     slot: &ModelSlot,
+    verdicts: &VerdictBook,
     rows: &[StoredTransaction],
     stats: &mut MonitorStats,
 ) -> anyhow::Result<()> {
@@ -179,7 +185,22 @@ fn score_batch(
         }
     }
     let model = &slot.model;
-    let scores = model.score(&features);
+    let mut scores = model.score(&features);
+    let stage = model.config.feedback.as_ref();
+    let evidence: Vec<Evidence> = match stage {
+        Some(stage) => {
+            let evidence: Vec<Evidence> = rows
+                .iter()
+                .filter_map(|row| row.payment.as_ref().ok())
+                .map(|payment| verdicts.evidence(payment))
+                .collect();
+            for (score, evidence) in scores.scores.iter_mut().zip(&evidence) {
+                *score = stage.adjust(*score, evidence);
+            }
+            evidence
+        }
+        None => Vec::new(),
+    };
     let threshold = model.config.threshold;
     let mut batch = ScoredBatch {
         outcomes: Vec::with_capacity(rows.len()),
@@ -197,7 +218,16 @@ fn score_batch(
             Ok(payment) => {
                 let score = scores.scores[position];
                 let reasons = (score >= threshold).then(|| {
-                    Reasons::from_errors(scores.row_evidence(position), &features[position].context)
+                    let reasons = Reasons::from_errors(
+                        scores.row_evidence(position),
+                        &features[position].context,
+                    );
+                    match (stage, evidence.get(position)) {
+                        (Some(stage), Some(evidence)) if !evidence.is_empty() => {
+                            reasons.with_verdicts(&stage.contributions(evidence), evidence, score)
+                        }
+                        _ => reasons,
+                    }
                 });
                 position += 1;
                 let status = match &reasons {
@@ -272,6 +302,9 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     tracing::info!(model = %slot.model.config.model_version, db = journal.describe(), "model loaded");
     let mut writer =
         checkpoint::Writer::new(checkpoints.clone(), config.checkpoints, stats.replayed_rows);
+    // Auditors' verdicts, read only while the model has a feedback stage (the first read after
+    // loading one reads them all).
+    let mut verdicts = VerdictBook::new();
 
     let mut window_start = Instant::now();
     let mut window_scored = 0u64;
@@ -295,7 +328,20 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         }
         // The feature state must only advance when the batch commits; on a busy failure the
         // history is rebuilt so the retried batch sees exactly what it would have.
-        match score_batch(&mut journal, &mut state, &slot, &rows, &mut stats) {
+        if slot.model.config.feedback.is_some() {
+            let added = journal.refresh_verdicts(&mut verdicts)?;
+            if added > 0 {
+                tracing::debug!(added, held = verdicts.len(), "verdicts read");
+            }
+        }
+        match score_batch(
+            &mut journal,
+            &mut state,
+            &slot,
+            &verdicts,
+            &rows,
+            &mut stats,
+        ) {
             Ok(()) => {}
             Err(error) if journal::is_busy(&error) => {
                 tracing::warn!(

@@ -73,12 +73,14 @@ pub enum Category {
     Burst,
     SharedAccount,
     Agent,
+    /// Auditors' verdicts on earlier payments of the same counter, account or beneficiary.
+    Verdicts,
     Error,
 }
 
 impl Category {
     /// Every category, in the order the dashboard's legend shows them.
-    pub const ALL: [Category; 8] = [
+    pub const ALL: [Category; 9] = [
         Category::Amount,
         Category::Timing,
         Category::Location,
@@ -86,6 +88,7 @@ impl Category {
         Category::Burst,
         Category::SharedAccount,
         Category::Agent,
+        Category::Verdicts,
         Category::Error,
     ];
 
@@ -99,6 +102,7 @@ impl Category {
             Category::Burst => "burst",
             Category::SharedAccount => "shared_account",
             Category::Agent => "agent",
+            Category::Verdicts => "verdicts",
             Category::Error => "error",
         }
     }

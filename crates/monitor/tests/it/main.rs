@@ -602,3 +602,121 @@ fn anomalies_carry_readable_reasons_with_a_category() {
     assert_eq!(category, "amount");
     assert!(text.contains("% of the usual"), "{text}");
 }
+
+/// With a feedback stage, a running monitor that receives auditors' verdicts while it scores
+/// gives every row the score a back-fill gives with every verdict known from the start, which
+/// is what train computes: each row with the verdicts decided before its time. And the
+/// verdicts do move scores.
+#[test]
+fn verdicts_arriving_mid_stream_score_as_if_known_from_the_start() {
+    for engine in engines() {
+        verdicts_arriving_mid_stream(engine);
+    }
+}
+
+fn verdicts_arriving_mid_stream(engine: Engine) {
+    use aegis_core::time::{DAY, parse_timestamp};
+    let fixture = fixture_on(engine, 12_000);
+    let rows: Vec<(i64, i64, bool)> = fixture
+        .store
+        .rows("SELECT transaction_id, timestamp, is_anomaly FROM transactions ORDER BY transaction_id")
+        .into_iter()
+        .map(|row| {
+            (
+                row[0].int().unwrap(),
+                parse_timestamp(row[1].text().unwrap()).unwrap(),
+                row[2].int() == Some(1),
+            )
+        })
+        .collect();
+    // Every labeled fraud confirmed and every 20th ordinary payment dismissed, two days later.
+    let mut verdicts: Vec<(i64, &str, i64)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(index, row)| row.2 || index % 20 == 0)
+        .map(|(_, &(id, time, fraud))| {
+            let verdict = if fraud {
+                "confirmed_fraud"
+            } else {
+                "dismissed"
+            };
+            (id, verdict, time + 2 * DAY)
+        })
+        .collect();
+    verdicts.sort_by_key(|v| v.2);
+    let without = fixture.store.copy("without");
+    let live = fixture.store.copy("live");
+    fixture.store.record_verdicts(&verdicts);
+    train_model(fixture.store.target.clone(), &fixture.modeling, 1);
+    let model = aegis_core::artifacts::read_config(&fixture.modeling).unwrap();
+    assert!(
+        model.feedback.is_some(),
+        "enough verdicts for a feedback stage"
+    );
+
+    // Every verdict known from the start.
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    // Live: one monitor runs while rows come in chunks of about a day (shorter than the
+    // verdicts' delay), and before each chunk the verdicts decided by its last payment are
+    // recorded (all about payments already in).
+    live.hold_back(6_000);
+    let mut run = config(&fixture, false);
+    run.db = live.target.clone();
+    run.poll_interval = Duration::from_millis(5);
+    run.checkpoint_dir = Some(fixture.dir.path().join("live-checkpoints"));
+    let held: Vec<(i64, i64, bool)> = rows[rows.len() - 6_000..].to_vec();
+    let mut recorded = verdicts.iter().take_while(|v| v.2 < held[0].1).count();
+    live.record_verdicts(&verdicts[..recorded]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let stop = stop.clone();
+        std::thread::spawn(move || monitor::run(&run, stop).unwrap())
+    };
+    let wait_for_mark = |mark: i64| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while live.int("SELECT high_water_mark FROM monitor_state") < mark {
+            assert!(Instant::now() < deadline, "{engine:?}: the monitor stalled");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for_mark(held[0].0 - 1);
+    let mut chunks: Vec<&[(i64, i64, bool)]> = Vec::new();
+    let mut rest = held.as_slice();
+    while !rest.is_empty() {
+        let end = rest.partition_point(|row| row.1 < rest[0].1 + DAY);
+        chunks.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    for chunk in chunks {
+        let last = chunk.last().unwrap();
+        let due = verdicts[recorded..]
+            .iter()
+            .take_while(|v| v.2 < last.1)
+            .count();
+        let due = &verdicts[recorded..recorded + due];
+        assert!(
+            due.iter().all(|v| v.0 < chunk[0].0),
+            "a verdict about a row not yet in"
+        );
+        live.record_verdicts(due);
+        recorded += due.len();
+        live.put_back_through(last.0);
+        wait_for_mark(last.0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    monitor.join().unwrap();
+    assert_same_scores(&fixture.store, &live);
+
+    // The same model with no verdicts at all scores some rows differently.
+    let mut bare = config(&fixture, true);
+    bare.db = without.target.clone();
+    bare.checkpoint_dir = Some(fixture.dir.path().join("without-checkpoints"));
+    monitor::run(&bare, Arc::new(AtomicBool::new(false))).unwrap();
+    let moved = scores(&fixture.store)
+        .iter()
+        .zip(scores(&without))
+        .filter(|(a, b)| (a.2 - b.2).abs() > 1e-3)
+        .count();
+    assert!(moved > 100, "{engine:?}: verdicts moved {moved} scores");
+}
