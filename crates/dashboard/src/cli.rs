@@ -78,6 +78,24 @@ pub enum VerdictsCommand {
     /// Import an investigation record (CSV: transaction_ref, verdict, optional decided_at,
     /// note, auditor), all or nothing.
     Import { file: PathBuf },
+    /// Simulated auditors (generated data only): review each event day's top alerts and
+    /// record their ground truth after a delay, as the disabled user `simulated-auditor`.
+    Simulate {
+        /// Alerts reviewed per event day, highest score first.
+        #[arg(long, default_value_t = 100)]
+        per_day: usize,
+        /// Days from the end of an alert's day to its verdict.
+        #[arg(long, default_value_t = 7)]
+        delay_days: i64,
+        /// Review the days due by this time (IST `YYYY-MM-DD HH:MM:SS`); by default the newest
+        /// payment's time.
+        #[arg(long, value_parser = parse_time)]
+        through: Option<aegis_core::time::EventTime>,
+    },
+}
+
+fn parse_time(text: &str) -> Result<aegis_core::time::EventTime, String> {
+    aegis_core::time::parse_timestamp(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +133,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::User(command)) => run_user_command(&db, command),
         Some(Command::Verdicts(VerdictsCommand::Import { file })) => import_verdicts(&db, &file),
+        Some(Command::Verdicts(VerdictsCommand::Simulate {
+            per_day,
+            delay_days,
+            through,
+        })) => {
+            if per_day == 0 || delay_days < 0 {
+                bail!("--per-day must be at least 1 and --delay-days at least 0");
+            }
+            let db = open(&db)?;
+            let plan = crate::simulated_auditors::ReviewPlan {
+                per_day,
+                delay: delay_days * aegis_core::time::DAY,
+                through,
+            };
+            let reviewed =
+                crate::simulated_auditors::review(&db, plan, aegis_core::time::now_millis())?;
+            println!(
+                "simulated auditors: {} confirmed frauds and {} dismissals recorded over {} due days; top alerts left alone: {} already judged, {} without ground truth",
+                reviewed.confirmed,
+                reviewed.dismissed,
+                reviewed.days,
+                reviewed.already_judged,
+                reviewed.without_truth
+            );
+            Ok(())
+        }
         Some(Command::Apikey(command)) => run_apikey_command(&db, command),
     }
 }

@@ -37,6 +37,7 @@ pub mod queries;
 pub mod routes;
 pub mod server;
 pub mod session;
+pub mod simulated_auditors;
 pub mod state;
 pub mod templates;
 pub mod users;

@@ -1418,3 +1418,124 @@ async fn errors_are_pages_that_name_the_problem_and_keep_the_input() {
         assert!(missing.body.contains("Not found"));
     }
 }
+
+/// Simulated auditors review each due day's top alerts once, record the ground truth dated
+/// in event time after the delay for the disabled `simulated-auditor`, leave alerts already
+/// judged (or without ground truth) alone, and log what they did.
+#[test]
+fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
+    use aegis_core::time::{DAY, parse_timestamp};
+    use dashboard::database::off_runtime;
+    use dashboard::simulated_auditors::{ReviewPlan, SIMULATED_USER, review};
+    for engine in engines() {
+        let app = TestApp::empty_on(engine);
+        let alert = |id, score, label: Option<bool>, timestamp| Payment {
+            id,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 200_000,
+            timestamp,
+            status: Some("ANOMALY"),
+            score: Some(score),
+            reasons: Some(reasons("amount", "unusual")),
+            label: label.map(|fraud| (fraud, if fraud { "burst" } else { "" })),
+        };
+        for payment in [
+            alert(1, 9.0, Some(true), "2025-03-03 10:00:00"),
+            alert(2, 8.0, Some(false), "2025-03-03 11:00:00"),
+            alert(3, 7.0, Some(true), "2025-03-03 12:00:00"),
+            alert(4, 6.0, Some(true), "2025-03-03 13:00:00"),
+            // Second day: a person already judged the top alert; the next has no ground truth.
+            alert(5, 9.5, Some(true), "2025-03-04 10:00:00"),
+            alert(6, 9.0, None, "2025-03-04 11:00:00"),
+            alert(7, 8.5, Some(false), "2025-03-04 12:00:00"),
+            alert(8, 1.0, Some(true), "2025-03-04 13:00:00"),
+        ] {
+            app.insert(&payment);
+        }
+        app.write(|sql| {
+            dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
+            Ok(sql.execute(
+                "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+                 SELECT 5, 'confirmed_fraud', user_id, 1 FROM users WHERE username = 'alice'",
+                &[],
+            )?)
+        });
+        let plan = |through: &str| ReviewPlan {
+            per_day: 3,
+            delay: 7 * DAY,
+            through: Some(parse_timestamp(through).unwrap()),
+        };
+        let run =
+            |through: &str| off_runtime(|| review(app.state.db(), plan(through), 42).unwrap());
+
+        // Only the first day is due (its end plus 7 days).
+        let first = run("2025-03-11 00:00:00");
+        assert_eq!(
+            (
+                first.days,
+                first.confirmed,
+                first.dismissed,
+                first.already_judged
+            ),
+            (1, 2, 1, 0),
+            "{engine:?}"
+        );
+        let decided = parse_timestamp("2025-03-11 00:00:00").unwrap() * 1000;
+        let recorded = |id: i64| {
+            app.text(&format!(
+                "SELECT v.verdict || ' ' || CAST(v.created_at AS TEXT) || ' ' || u.username \
+                 FROM verdicts v JOIN users u ON u.user_id = v.user_id WHERE v.transaction_id = {id}"
+            ))
+        };
+        assert_eq!(
+            recorded(1),
+            Some(format!("confirmed_fraud {decided} {SIMULATED_USER}"))
+        );
+        assert_eq!(
+            recorded(2),
+            Some(format!("dismissed {decided} {SIMULATED_USER}"))
+        );
+        assert_eq!(
+            recorded(3).map(|v| v.starts_with("confirmed_fraud")),
+            Some(true)
+        );
+        assert_eq!(recorded(4), None, "only the top 3 of the day");
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM users WHERE username = 'simulated-auditor' AND disabled = 1"
+            ),
+            1,
+            "recorded for a user nobody can log in as"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'verdicts simulate' AND username = 'simulated-auditor'"),
+            1
+        );
+
+        // Again at the same time: nothing new. A day later the second day is due.
+        assert_eq!(
+            run("2025-03-11 00:00:00").confirmed + run("2025-03-11 00:00:00").dismissed,
+            0
+        );
+        let second = run("2025-03-12 00:00:00");
+        assert_eq!(
+            (
+                second.confirmed,
+                second.dismissed,
+                second.already_judged,
+                second.without_truth
+            ),
+            (0, 1, 4, 1),
+            "{engine:?}: the judged alert and the one without ground truth are left alone"
+        );
+        assert_eq!(recorded(7).map(|v| v.starts_with("dismissed")), Some(true));
+        assert_eq!(
+            app.count("SELECT count(*) FROM verdicts WHERE transaction_id = 5"),
+            1
+        );
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 5);
+    }
+}
