@@ -4,8 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::EventTime;
 
-/// Labeled fraud types (the `fraud_type` column). The last four look normal row by row: only
-/// history reveals them.
+/// Labeled fraud types (the `fraud_type` column). The last five look normal row by row: only
+/// history reveals the first four of them, and not even history the last
+/// (`compromised_counter`: ordinary payments at a counter whose operator diverts them, caught
+/// only through auditors' verdicts on earlier payments at the same counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum FraudType {
@@ -17,10 +19,11 @@ pub enum FraudType {
     Burst,
     SharedAccountRing,
     AgentCollusion,
+    CompromisedCounter,
 }
 
 impl FraudType {
-    pub const ALL: [FraudType; 8] = [
+    pub const ALL: [FraudType; 9] = [
         FraudType::InflatedAmount,
         FraudType::ProbeAmount,
         FraudType::OffHours,
@@ -29,6 +32,7 @@ impl FraudType {
         FraudType::Burst,
         FraudType::SharedAccountRing,
         FraudType::AgentCollusion,
+        FraudType::CompromisedCounter,
     ];
 
     /// The code stored in `fraud_type`.
@@ -42,6 +46,7 @@ impl FraudType {
             FraudType::Burst => "burst",
             FraudType::SharedAccountRing => "shared_account_ring",
             FraudType::AgentCollusion => "agent_collusion",
+            FraudType::CompromisedCounter => "compromised_counter",
         }
     }
 

@@ -1,13 +1,18 @@
 //! Fraud injection: turns some normal payments into frauds and adds fraudulent ones, each row
 //! labeled (`is_anomaly = 1`, `fraud_type`).
 //!
-//! The first four types are visible in the row itself; the last four are made of rows that look
+//! The first four types are visible in the row itself; the next four are made of rows that look
 //! normal one by one (an entitled amount, business hours, the beneficiary's usual counter) and
 //! only history gives them away:
 //! - `duplicate_payment`: an instalment paid a second time 1–5 days later;
 //! - `burst`: 3–7 more payments to one beneficiary within the hour after a real one;
 //! - `shared_account_ring`: 6–15 beneficiaries of one district paid into one account within two weeks;
 //! - `agent_collusion`: one agent paying 12–40 beneficiaries of its district within 20–45 minutes.
+//!
+//! The ninth is not even in the history:
+//! - `compromised_counter`: every ordinary payment at a counter whose operator diverts them for
+//!   6–10 weeks, each row left exactly as it was paid (amount, time, account, place). Only
+//!   auditors' verdicts on earlier payments at the same counter can give the later ones away.
 
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -20,7 +25,7 @@ use crate::payments::{Draft, Scheduler, draft, entitled_rupees};
 use crate::world::World;
 use crate::world::{business_time, jitter, jitter_in_india, new_account_number, working_day_of};
 
-/// Rows each fraud type adds to the data set (the rest modify existing rows).
+/// Rows each fraud type adds to the data set (the rest modify or only label existing rows).
 pub fn adds_rows(kind: FraudType) -> bool {
     matches!(
         kind,
@@ -169,15 +174,18 @@ pub fn collusion_rows<R: Rng>(
 }
 
 /// Injects about `per_type` fraud rows of every type into `drafts` (normal rows, any order).
-/// Modifies rows in place for the row-visible types and appends rows for the others.
+/// Modifies rows in place for the row-visible types, the rings and the compromised counters,
+/// and appends rows for the others. Returns the compromised counters, so that payments added
+/// to `drafts` afterwards at one of them during its compromise are labeled too
+/// ([`Compromise::divert`]).
 pub fn inject<R: Rng>(
     rng: &mut R,
     scheduler: &Scheduler<'_>,
     drafts: &mut Vec<Draft>,
     per_type: usize,
-) {
+) -> Vec<Compromise> {
     if per_type == 0 || drafts.is_empty() {
-        return;
+        return Vec::new();
     }
     let normal_count = drafts.len();
     let mut used = vec![false; normal_count];
@@ -305,5 +313,149 @@ pub fn inject<R: Rng>(
         collusion_count += rows.len();
         added.extend(rows);
     }
+
+    // Compromised counters: every ordinary payment still unused at a few agents for 6–10 weeks,
+    // labeled and otherwise left as it is. Last, so it takes only what no other type used.
+    let compromises = compromise_counters(rng, scheduler, drafts, &mut used, per_type);
     drafts.extend(added);
+    compromises
+}
+
+/// Shortest and longest compromise of a counter, in days. Nothing in a diverted row gives it
+/// away: the detector can only learn of a compromise from auditors' verdicts on its earlier
+/// payments, and a verdict comes a week after the payment (the verdict loop's 7-day review
+/// delay). A compromise shorter than that is over before it can be caught, and one of two or
+/// three weeks leaves only its last days to catch; six weeks at least leave five to be caught
+/// in. Ten at most keep one counter's share of the quota sensible.
+pub const COMPROMISE_DAYS: std::ops::RangeInclusive<i64> = 42..=70;
+
+/// How long a counter stays compromised: uniformly 6–10 weeks, in whole days.
+pub fn compromise_span<R: Rng>(rng: &mut R) -> i64 {
+    rng.random_range(COMPROMISE_DAYS) * DAY
+}
+
+/// A counter (agent) whose operator diverts every ordinary payment made there in
+/// `[start, end)`. Plain data, so payments made after the compromise was chosen (the
+/// generator's top-up, the live feed's next arrivals) can be labeled by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compromise {
+    pub agent: usize,
+    pub start: EventTime,
+    pub end: EventTime,
+}
+
+impl Compromise {
+    /// Whether `draft` is a payment at this counter during the compromise.
+    pub fn covers(&self, draft: &Draft) -> bool {
+        draft.agent == self.agent && (self.start..self.end).contains(&draft.transaction.time)
+    }
+
+    /// Labels `draft` `compromised_counter` if it is an ordinary (unlabeled) payment at this
+    /// counter during the compromise, and says whether it did. Nothing else in the row
+    /// changes: the diverted payment is the instalment the beneficiary was due.
+    pub fn divert(&self, draft: &mut Draft) -> bool {
+        if draft.transaction.is_anomaly == Some(true) || !self.covers(draft) {
+            return false;
+        }
+        label(draft, FraudType::CompromisedCounter);
+        true
+    }
+}
+
+/// Candidate compromises drawn for each counter chosen, the one whose payments come closest
+/// to the rows wanted being taken.
+const COMPROMISE_CANDIDATES: usize = 24;
+
+/// The quota is spread over at least this many counters when the world's counters are small
+/// enough: several compromised counters teach (and test) more than one huge one.
+const COUNTERS_PER_QUOTA: usize = 4;
+
+/// Compromises counters until about `quota` unused normal rows of `drafts` (those with an
+/// index below `used.len()`) are labeled, and marks them used. Each counter gets a span
+/// ([`compromise_span`]) and is the best of a few random (agent, start) candidates for it: the
+/// one whose unused payments in the span come closest to a quarter of the quota (or what is
+/// left of it), so a busy counter does not take the whole quota when quieter ones fit. A span
+/// lies inside the generated window when the window is long enough, and starts at its
+/// beginning otherwise. Bounded like the rings: a small world whose counters have no payments
+/// in the draws ends with fewer rows, never with an endless search; the first counter is
+/// always taken (a type with no rows at all is worse than one a little over its quota), later
+/// ones only while at most half of their payments overshoot it.
+fn compromise_counters<R: Rng>(
+    rng: &mut R,
+    scheduler: &Scheduler<'_>,
+    drafts: &mut [Draft],
+    used: &mut [bool],
+    quota: usize,
+) -> Vec<Compromise> {
+    let world = scheduler.world;
+    let mut compromises = Vec::new();
+    if world.agents.is_empty() || quota == 0 {
+        return compromises;
+    }
+    // Normal rows per agent in time order, so a candidate's payments are a binary search away.
+    let mut agent_rows: Vec<Vec<usize>> = vec![Vec::new(); world.agents.len()];
+    for (index, draft) in drafts.iter().enumerate().take(used.len()) {
+        agent_rows[draft.agent].push(index);
+    }
+    for rows in &mut agent_rows {
+        rows.sort_by_key(|&index| (drafts[index].transaction.time, index));
+    }
+    let in_span = |compromise: &Compromise, drafts: &[Draft]| -> std::ops::Range<usize> {
+        let rows = &agent_rows[compromise.agent];
+        let first = rows.partition_point(|&i| drafts[i].transaction.time < compromise.start);
+        let last = rows.partition_point(|&i| drafts[i].transaction.time < compromise.end);
+        first..last
+    };
+    let window_days = ((scheduler.end - scheduler.start) / DAY).max(0);
+    let goal = quota.div_ceil(COUNTERS_PER_QUOTA);
+    let mut compromised = vec![false; world.agents.len()];
+    let mut labeled = 0;
+    // Enough rounds for counters of ten payments each to fill the quota, and a hundred for
+    // small worlds whose draws often find nothing.
+    for _ in 0..100 + quota / 10 {
+        if labeled >= quota {
+            break;
+        }
+        let want = goal.min(quota - labeled);
+        // One span for all candidates, so the choice among them does not favour short spans.
+        let span = compromise_span(rng);
+        let mut best: Option<(usize, Compromise)> = None;
+        for _ in 0..COMPROMISE_CANDIDATES {
+            let agent = rng.random_range(0..world.agents.len());
+            if compromised[agent] {
+                continue;
+            }
+            let latest_start = (window_days - span / DAY).max(0);
+            let start = scheduler.start + rng.random_range(0..=latest_start) * DAY;
+            let candidate = Compromise {
+                agent,
+                start,
+                end: start + span,
+            };
+            let count = agent_rows[agent][in_span(&candidate, drafts)]
+                .iter()
+                .filter(|&&index| !used[index])
+                .count();
+            let closer =
+                best.is_none_or(|(best_count, _)| count.abs_diff(want) < best_count.abs_diff(want));
+            if count > 0 && closer {
+                best = Some((count, candidate));
+            }
+        }
+        let Some((count, compromise)) = best else {
+            continue;
+        };
+        if labeled > 0 && labeled + count > quota + count / 2 {
+            break;
+        }
+        for &index in &agent_rows[compromise.agent][in_span(&compromise, drafts)] {
+            if !used[index] && compromise.divert(&mut drafts[index]) {
+                used[index] = true;
+                labeled += 1;
+            }
+        }
+        compromised[compromise.agent] = true;
+        compromises.push(compromise);
+    }
+    compromises
 }

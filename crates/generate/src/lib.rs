@@ -38,7 +38,7 @@ use crate::world::{World, district_weights};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Profile {
     /// Our welfare world: schemes on their calendars at counters in business hours, with the
-    /// eight fraud types of [`fraud`].
+    /// nine fraud types of [`fraud`].
     #[default]
     Welfare,
     /// Card payments as the Fraud Detection Handbook simulates them (customers paying at
@@ -147,10 +147,18 @@ fn synthesize_welfare(config: &GenerateConfig) -> Generated {
         end,
         account_change_probability: 0.005,
     };
-    fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
+    let compromises = fraud::inject(&mut rng, &scheduler, &mut drafts, per_type);
     // A small world can leave a fraud type short of its quota (no district has the dozen
     // beneficiaries a collusion needs): more ordinary payments make up the difference.
+    let injected = drafts.len();
     add_ordinary(&mut rng, &mut world, &mut drafts, config.rows);
+    // Those made at a compromised counter during its compromise are diverted like the rest:
+    // a compromise takes every ordinary payment at its counter.
+    for draft in &mut drafts[injected..] {
+        for compromise in &compromises {
+            compromise.divert(draft);
+        }
+    }
     // The last collusion incident may overshoot its quota by a few rows: drop as many of the
     // last beneficiary's ordinary payments, so --rows is exact either way.
     let mut surplus = drafts.len().saturating_sub(config.rows);

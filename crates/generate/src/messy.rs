@@ -1,5 +1,5 @@
 //! The `messy-welfare` profile: welfare payments as a real department's export shows them, with a
-//! normal unlike our own generator's and frauds subtler than its eight types. It checks that the
+//! normal unlike our own generator's and frauds subtler than its own. It checks that the
 //! detector learns each deployment's normal instead of the one its features were designed next to.
 //!
 //! The world (the schemes, state rates and districts of [`crate::catalogue`]):

@@ -14,7 +14,9 @@ use rand::seq::IndexedRandom;
 use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start, parse_timestamp};
 use generate::catalogue::{DISTRICTS, SchemeKind};
-use generate::fraud::{burst_rows, collusion_rows, duplicate_of, mutate};
+use generate::fraud::{
+    Compromise, burst_rows, collusion_rows, compromise_span, duplicate_of, mutate,
+};
 use generate::payments::{Calendar, Draft, Scheduler, draft, entitled_rupees};
 use generate::world::{Agent, Beneficiary, World, new_account_number};
 
@@ -41,6 +43,12 @@ pub struct Feed {
     /// feed: an ordinary payment that would repeat one within the duplicate window is an
     /// instalment already paid (the feed's calendar is not the generator's), and is skipped.
     paid: HashMap<(usize, String, i64), EventTime>,
+    /// Counters compromised now, by agent: their ordinary payments are diverted until the
+    /// compromise ends.
+    compromised: HashMap<usize, Compromise>,
+    /// Rows the `compromised_counter` type is owed: one per arrival that picked it, less one
+    /// per payment diverted (see [`Feed::arrival`]).
+    compromised_owed: i64,
 }
 
 /// An ordinary payment never repeats the same scheme and amount to the same person within six
@@ -151,6 +159,8 @@ impl Feed {
             schedule: VecDeque::new(),
             scheduled_until: start_day,
             frontier: start_day,
+            compromised: HashMap::new(),
+            compromised_owed: 0,
         })
     }
 
@@ -226,10 +236,32 @@ impl Feed {
         }
     }
 
+    /// Labels `row` `compromised_counter` if its counter is compromised at its event time (and
+    /// forgets a compromise that has ended); says whether it did.
+    fn divert(&mut self, row: &mut Draft) -> bool {
+        let Some(compromise) = self.compromised.get(&row.agent).copied() else {
+            return false;
+        };
+        if row.transaction.time >= compromise.end {
+            self.compromised.remove(&row.agent);
+            return false;
+        }
+        let diverted = compromise.divert(row);
+        if diverted {
+            self.compromised_owed -= 1;
+        }
+        diverted
+    }
+
     /// What one arrival at event time `now` inserts right away (incidents may also schedule
     /// rows for later).
     pub fn arrival<R: Rng>(&mut self, rng: &mut R, now: EventTime) -> Vec<NewTransaction> {
         let mut row = self.ordinary(rng, now);
+        // A payment at a compromised counter is that incident's: it is diverted as it is, and
+        // starts no other incident.
+        if self.divert(&mut row) {
+            return vec![row.transaction];
+        }
         if !rng.random_bool(self.fraud_rate.clamp(0.0, 1.0)) {
             if self.recent.len() == RECENT_POOL {
                 self.recent.pop_front();
@@ -285,6 +317,27 @@ impl Feed {
             FraudType::SharedAccountRing => {
                 if rng.random_bool(0.1) {
                     self.start_ring(rng, row.beneficiary, now);
+                }
+                vec![row.transaction]
+            }
+            FraudType::CompromisedCounter => {
+                // This payment's counter is compromised from its event time for 6–10 weeks of
+                // event time (the generator's spans: the verdict loop's review delay is a week
+                // of event time, so a shorter one could not be caught), and it and every later
+                // ordinary payment there until then are diverted. How many that is depends on
+                // the counter and on how fast the feed runs, so a compromise is started only
+                // while the type is owed rows: every arrival that picks it owes one (what each
+                // other type yields on average), every diverted payment pays one back.
+                self.compromised_owed += 1;
+                if self.compromised_owed > 0 {
+                    let start = row.transaction.time;
+                    let compromise = Compromise {
+                        agent: row.agent,
+                        start,
+                        end: start + compromise_span(rng),
+                    };
+                    self.compromised.insert(row.agent, compromise);
+                    self.divert(&mut row);
                 }
                 vec![row.transaction]
             }

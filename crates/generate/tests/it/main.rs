@@ -7,10 +7,12 @@ mod messy;
 
 use std::collections::HashMap;
 
-use aegis_core::domain::FraudType;
+use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::geo::{haversine_km, is_in_india};
-use aegis_core::time::{HOUR, ist_seconds_of_day, parse_timestamp};
+use aegis_core::time::{DAY, HOUR, ist_seconds_of_day, parse_timestamp};
+use generate::catalogue::{DISTRICTS, STATES, SchemeKind};
 use generate::import::ImportMode;
+use generate::world::World;
 use generate::{GenerateConfig, synthesize};
 
 use crate::helpers::{Row, config, count_rows, each_engine, read_rows, run_config, write_csv};
@@ -206,12 +208,14 @@ fn every_fraud_type_is_present_with_its_defining_property() {
             "a colluding agent pays many beneficiaries within 45 minutes ({busiest})"
         );
     }
-    // The four history-only types look normal row by row: business hours, ordinary amounts.
+    // The types that are not visible in the row look normal row by row: business hours,
+    // ordinary amounts.
     for kind in [
         "duplicate_payment",
         "burst",
         "shared_account_ring",
         "agent_collusion",
+        "compromised_counter",
     ] {
         for row in &by_type[kind] {
             let seconds = ist_seconds_of_day(time(row));
@@ -226,6 +230,172 @@ fn every_fraud_type_is_present_with_its_defining_property() {
                 row.id
             );
         }
+    }
+}
+
+/// Whether `row` pays the amount its beneficiary is entitled to for its scheme (what the
+/// calendar pays; a fraud that changes the amount does not).
+fn entitled(world: &World, people: &HashMap<&str, usize>, row: &NewTransaction) -> bool {
+    let person = &world.beneficiaries[people[row.beneficiary_id.as_str()]];
+    let state = &STATES[DISTRICTS[person.district].state];
+    let rupees = row.amount_paise / 100;
+    row.amount_paise % 100 == 0
+        && match SchemeKind::from_code(&row.scheme) {
+            Some(SchemeKind::PmKisan) => rupees == 2_000,
+            // 3–6 days of work a week, paid weekly or fortnightly.
+            Some(SchemeKind::Mgnrega) => {
+                rupees % state.mgnrega_daily_wage == 0
+                    && (3..=12).contains(&(rupees / state.mgnrega_daily_wage))
+            }
+            Some(SchemeKind::OldAgePension) => rupees == state.monthly_pension,
+            Some(SchemeKind::Scholarship) => rupees == person.scholarship_rupees,
+            Some(SchemeKind::Housing) => {
+                let total = if state.hill_state { 130_000 } else { 120_000 };
+                [40, 50, 10]
+                    .iter()
+                    .any(|share| rupees == total * share / 100)
+            }
+            None => false,
+        }
+}
+
+/// `compromised_counter` is a compromise, not a pattern: a few counters, each diverting every
+/// payment made there (but those another fraud used) for one stretch of 6–10 weeks, each row
+/// exactly the ordinary payment it was (the entitled amount, at the counter, in business
+/// hours). A type that labels scattered rows, a stretch with holes, or changed rows fails.
+#[test]
+fn a_compromised_counter_diverts_every_ordinary_payment_there_for_weeks() {
+    let world = GenerateConfig {
+        days: 200,
+        fraud_rate: 0.02,
+        ..config(30_000, 5)
+    };
+    let per_type = (world.rows as f64 * world.fraud_rate) as usize / FraudType::ALL.len();
+    let stretches = compromised_stretches(&world);
+    let total: usize = stretches.values().map(|stretch| stretch.2).sum();
+    assert!(
+        (2..=8).contains(&stretches.len()),
+        "a few counters: {stretches:?}"
+    );
+    assert!(
+        (per_type / 2..=2 * per_type).contains(&total),
+        "about {per_type} rows: {total}"
+    );
+    // A tiny world with a high fraud rate falls short of its collusion quota and is topped up
+    // with more ordinary payments after the frauds are injected (this one with some at its
+    // compromised counters): those are diverted too.
+    let topped_up = GenerateConfig {
+        days: 60,
+        fraud_rate: 0.5,
+        ..config(400, 4)
+    };
+    assert!(!compromised_stretches(&topped_up).is_empty());
+}
+
+/// Checks the compromised counters of the world `config` generates (see above) and returns,
+/// per counter, its first and last diverted payment and how many it diverted.
+fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, usize)> {
+    let generated = synthesize(config);
+    let world = &generated.world;
+    let rows = &generated.transactions;
+    let people: HashMap<&str, usize> = world
+        .beneficiaries
+        .iter()
+        .enumerate()
+        .map(|(index, person)| (person.id.as_str(), index))
+        .collect();
+    let counters: HashMap<&str, usize> = world
+        .agents
+        .iter()
+        .enumerate()
+        .map(|(index, agent)| (agent.id.as_str(), index))
+        .collect();
+    let code = FraudType::CompromisedCounter.code();
+    let mut stretches: HashMap<String, (i64, i64, usize)> = HashMap::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.fraud_type.as_deref() == Some(code))
+    {
+        assert_eq!(row.is_anomaly, Some(true));
+        assert!(
+            entitled(world, &people, row),
+            "not an entitled amount: {row:?}"
+        );
+        let agent = row.agent_id.clone().unwrap();
+        let counter = world.agents[counters[agent.as_str()]].location;
+        let place = (row.latitude.unwrap(), row.longitude.unwrap());
+        assert!(
+            haversine_km(place, counter) < 15.0,
+            "a diverted payment is made at its counter: {row:?}"
+        );
+        let seconds = ist_seconds_of_day(row.time);
+        assert!(
+            (8 * HOUR..21 * HOUR).contains(&seconds),
+            "a diverted payment is made in business hours: {row:?}"
+        );
+        let stretch = stretches.entry(agent).or_insert((row.time, row.time, 0));
+        stretch.0 = stretch.0.min(row.time);
+        stretch.1 = stretch.1.max(row.time);
+        stretch.2 += 1;
+    }
+    // The original of a duplicate or a burst, left unlabeled while its copies are frauds.
+    let repeated = |row: &NewTransaction| {
+        rows.iter().any(|other| {
+            matches!(
+                other.fraud_type.as_deref(),
+                Some("duplicate_payment" | "burst")
+            ) && other.beneficiary_id == row.beneficiary_id
+                && other.scheme == row.scheme
+                && other.amount_paise == row.amount_paise
+                && (1..8 * DAY).contains(&(other.time - row.time))
+        })
+    };
+    for (agent, &(first, last, count)) in &stretches {
+        let weeks = (last - first) as f64 / (7 * DAY) as f64;
+        assert!(
+            weeks < 10.0,
+            "{agent}: {count} payments diverted over {weeks:.1} weeks"
+        );
+        // Nothing paid there in the stretch is left ordinary, and the ordinary payments on
+        // either side of it are more than six weeks apart: the compromise lies between them.
+        let ordinary: Vec<i64> = rows
+            .iter()
+            .filter(|r| {
+                r.agent_id.as_ref() == Some(agent) && r.is_anomaly == Some(false) && !repeated(r)
+            })
+            .map(|r| r.time)
+            .collect();
+        assert!(
+            !ordinary.iter().any(|time| (first..=last).contains(time)),
+            "{agent} is compromised, yet a payment there in the stretch is not labeled"
+        );
+        let before = ordinary.iter().filter(|&&time| time < first).max();
+        let after = ordinary.iter().filter(|&&time| time > last).min();
+        if let (Some(before), Some(after)) = (before, after) {
+            let weeks = (after - before) as f64 / (7 * DAY) as f64;
+            assert!(
+                weeks > 6.0,
+                "{agent}: {count} payments diverted between ordinary ones {weeks:.1} weeks apart"
+            );
+        }
+    }
+    stretches
+}
+
+/// Tiny worlds, short or long, with a high fraud rate: the compromised counters, like the
+/// rings and the collusion, give up rather than search for ever or index out of range.
+#[test]
+fn tiny_worlds_finish_with_every_fraud_type_bounded() {
+    for (rows, days) in [(30, 7), (120, 30), (400, 365), (1_500, 3)] {
+        let generated = synthesize(&GenerateConfig {
+            days,
+            fraud_rate: 0.5,
+            ..config(rows, 2)
+        });
+        assert!(
+            generated.transactions.len() >= rows,
+            "{rows} rows over {days} days"
+        );
     }
 }
 

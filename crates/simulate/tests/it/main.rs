@@ -1,14 +1,16 @@
-//! Integration tests of `simulate`: labels agree with event times, every fraud type is fed,
-//! replay keeps event-time order, and a stop never leaves half a batch.
+//! Integration tests of `simulate`: labels agree with event times, every fraud type is fed, a
+//! compromised counter diverts every ordinary payment made there, replay keeps event-time
+//! order, and a stop never leaves half a batch.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use aegis_core::domain::FraudType;
 use aegis_core::engine::Target;
 use aegis_core::pg::ScratchDatabase;
 use aegis_core::sql::Value;
-use aegis_core::time::{HOUR, ist_seconds_of_day, ist_weekday, parse_timestamp};
+use aegis_core::time::{DAY, HOUR, ist_seconds_of_day, ist_weekday, parse_timestamp};
 use simulate::SimulateConfig;
 
 fn population(dir: &std::path::Path) -> std::path::PathBuf {
@@ -78,9 +80,9 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
     };
     let stats = simulate::run(&config, Arc::new(AtomicBool::new(false))).unwrap();
     assert_eq!(stats.inserted, 6_000);
-    let rows: Vec<(String, i64, Option<String>)> = query(
-        "SELECT timestamp, is_anomaly, fraud_type FROM transactions WHERE transaction_id > ?1 \
-         ORDER BY transaction_id",
+    let rows: Vec<(String, i64, Option<String>, String)> = query(
+        "SELECT timestamp, is_anomaly, fraud_type, agent_id FROM transactions \
+         WHERE transaction_id > ?1 ORDER BY transaction_id",
         &[before.into()],
     )
     .into_iter()
@@ -89,12 +91,13 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
             row[0].text().unwrap().to_string(),
             row[1].int().unwrap(),
             row[2].text().map(str::to_string),
+            row[3].text().unwrap().to_string(),
         )
     })
     .collect();
     assert_eq!(rows.len(), 6_000, "{target}");
     let mut kinds = std::collections::BTreeSet::new();
-    for (timestamp, is_anomaly, fraud_type) in &rows {
+    for (timestamp, is_anomaly, fraud_type, _) in &rows {
         let time = parse_timestamp(timestamp).unwrap();
         let seconds = ist_seconds_of_day(time);
         match fraud_type.as_deref() {
@@ -118,7 +121,45 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
             kinds.insert(kind.clone());
         }
     }
-    assert_eq!(kinds.len(), 8, "{target}: fed fraud types: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        FraudType::ALL.len(),
+        "{target}: fed fraud types: {kinds:?}"
+    );
+
+    // A compromised counter: every ordinary payment the feed makes there in the six weeks
+    // after the first diverted one (every compromise lasts at least that long) is diverted.
+    let time = |timestamp: &str| parse_timestamp(timestamp).unwrap();
+    let code = FraudType::CompromisedCounter.code();
+    let mut first_diverted: std::collections::BTreeMap<&str, (i64, usize)> = Default::default();
+    for (timestamp, _, fraud_type, agent) in &rows {
+        if fraud_type.as_deref() == Some(code) {
+            let entry = first_diverted
+                .entry(agent.as_str())
+                .or_insert((time(timestamp), 0));
+            entry.0 = entry.0.min(time(timestamp));
+            entry.1 += 1;
+        }
+    }
+    assert!(
+        first_diverted.values().any(|&(_, count)| count > 1),
+        "{target}: a compromise diverts more than the payment that started it: {first_diverted:?}"
+    );
+    for (agent, &(first, _)) in &first_diverted {
+        let ordinary: Vec<&String> = rows
+            .iter()
+            .filter(|(timestamp, is_anomaly, _, at)| {
+                at == agent
+                    && *is_anomaly == 0
+                    && (first + 1..first + 42 * DAY).contains(&time(timestamp))
+            })
+            .map(|(timestamp, ..)| timestamp)
+            .collect();
+        assert!(
+            ordinary.is_empty(),
+            "{target}: {agent} is compromised, yet paid ordinary payments at {ordinary:?}"
+        );
+    }
 }
 
 /// Where the feed meets the generated history, it must not pay an instalment the generator
