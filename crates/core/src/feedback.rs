@@ -46,6 +46,13 @@ const HALF_LIFE: f64 = 7.0 * DAY as f64;
 /// Values per payment: 3 subjects × (confirmed, dismissed) × (7 days, 28 days decayed).
 pub const EVIDENCE_COUNT: usize = 12;
 
+/// The steps each evidence value is coded by for the supervised stage: above 0, then at
+/// least 1, 2, 5 and 10 (log-spaced, as counts of verdicts are).
+pub const EVIDENCE_STEPS: [f32; 5] = [0.0, 1.0, 2.0, 5.0, 10.0];
+
+/// The supervised stage's evidence inputs: every value at every step.
+pub const STAGE_INPUTS: usize = EVIDENCE_COUNT * EVIDENCE_STEPS.len();
+
 /// Names of the evidence values, in [`Evidence::values`] order.
 pub const EVIDENCE_NAMES: [&str; EVIDENCE_COUNT] = [
     "counter_confirmed_7d",
@@ -306,10 +313,21 @@ impl Evidence {
         self.values.iter().all(|&v| v == 0.0)
     }
 
-    /// The supervised stage's inputs: each value as `ln(1 + value)`, so the tenth confirmation
-    /// at a counter adds less than the first.
-    pub fn inputs(&self) -> [f32; EVIDENCE_COUNT] {
-        self.values.map(f32::ln_1p)
+    /// The supervised stage's inputs: for each value, whether it reaches each of
+    /// [`EVIDENCE_STEPS`] (value-major). Each step's weight is what crossing it adds, so the
+    /// stage learns how much one confirmation at a counter is worth and how much twenty are,
+    /// without assuming a shape: one fraud confirmed at a counter may say little about its
+    /// next payments, a whole incident there much more.
+    pub fn inputs(&self) -> [f32; STAGE_INPUTS] {
+        std::array::from_fn(|i| {
+            let value = self.values[i / EVIDENCE_STEPS.len()];
+            let step = EVIDENCE_STEPS[i % EVIDENCE_STEPS.len()];
+            if value > step || (step > 0.0 && value >= step) {
+                1.0
+            } else {
+                0.0
+            }
+        })
     }
 
     /// The sentence for evidence value `index` ("2 payments at this counter were confirmed
@@ -345,7 +363,8 @@ impl Evidence {
 /// The supervised stage: a logistic regression of auditors' findings on the unsupervised
 /// score and the verdict evidence, kept as the shift the evidence adds to the score.
 ///
-/// Its log-odds are `bias + score_weight × score + Σ weights[i] × inputs[i]`. Ranking by them is
+/// Its log-odds are `bias + score_weight × score + Σ weights[i] × inputs[i]` (the inputs are
+/// [`Evidence::inputs`]). Ranking by them is
 /// ranking by `score + Σ weights[i] × inputs[i] / score_weight`, which is what
 /// [`adjust`](Self::adjust) returns: a payment no verdict bears on keeps its unsupervised score
 /// exactly (so scores keep their meaning, and with no verdicts the model is the unsupervised
@@ -355,7 +374,8 @@ pub struct FeedbackStage {
     pub bias: f32,
     /// Positive (train refuses the stage otherwise).
     pub score_weight: f32,
-    /// One per [`EVIDENCE_NAMES`] entry.
+    /// One per input of [`Evidence::inputs`]: per evidence value ([`EVIDENCE_NAMES`]), one per
+    /// step ([`EVIDENCE_STEPS`]).
     pub weights: Vec<f32>,
     /// The evidence names the weights are for, checked when the model is loaded.
     pub evidence_names: Vec<String>,
@@ -365,7 +385,13 @@ impl FeedbackStage {
     /// What each evidence value adds to the score (score units).
     pub fn contributions(&self, evidence: &Evidence) -> [f32; EVIDENCE_COUNT] {
         let inputs = evidence.inputs();
-        std::array::from_fn(|i| self.weights[i] * inputs[i] / self.score_weight)
+        let steps = EVIDENCE_STEPS.len();
+        std::array::from_fn(|value| {
+            (value * steps..(value + 1) * steps)
+                .map(|i| self.weights[i] * inputs[i])
+                .sum::<f32>()
+                / self.score_weight
+        })
     }
 
     /// The final score of a payment with unsupervised score `score`.
@@ -378,7 +404,7 @@ impl FeedbackStage {
 
     /// Whether the stage was trained on this build's evidence.
     pub fn matches_this_build(&self) -> bool {
-        self.weights.len() == EVIDENCE_COUNT
+        self.weights.len() == STAGE_INPUTS
             && self
                 .evidence_names
                 .iter()
@@ -542,8 +568,14 @@ mod tests {
         let stage = FeedbackStage {
             bias: -3.0,
             score_weight: 2.0,
-            weights: (0..EVIDENCE_COUNT)
-                .map(|i| if i == 0 { 4.0 } else { 0.0 })
+            // Crossing "above 0" and "at least 1" of the counter's recent confirmations.
+            weights: (0..STAGE_INPUTS)
+                .map(|i| match i {
+                    0 => 3.0,
+                    1 => 1.0,
+                    2 => 5.0,
+                    _ => 0.0,
+                })
                 .collect(),
             evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
         };
@@ -551,7 +583,14 @@ mod tests {
         assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
         let mut evidence = Evidence::default();
         evidence.values[0] = 1.0;
-        let expected = 1.25 + 4.0 * 2f32.ln() / 2.0;
-        assert!((stage.adjust(1.25, &evidence) - expected).abs() < 1e-6);
+        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + (3.0 + 1.0) / 2.0);
+        // A decayed value under 1 crosses only the first step; 2 crosses the third too.
+        evidence.values[0] = 0.25;
+        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + 3.0 / 2.0);
+        evidence.values[0] = 2.0;
+        assert_eq!(
+            stage.adjust(1.25, &evidence),
+            1.25 + (3.0 + 1.0 + 5.0) / 2.0
+        );
     }
 }

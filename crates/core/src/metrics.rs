@@ -54,8 +54,8 @@ pub struct FeedbackReport {
     pub confirmed: usize,
     pub dismissed: usize,
     pub presumed_ordinary: usize,
-    /// Each evidence value's weight in the score's units per `ln(1 + value)` (empty when not
-    /// used).
+    /// What crossing each step of each evidence value adds to the score, in the score's units
+    /// (e.g. `counter_confirmed_7d ≥ 2`; empty when not used).
     #[serde(default)]
     pub weights: Vec<(String, f32)>,
     /// Held-out rows with any verdict evidence.

@@ -1,6 +1,9 @@
 //! The training window: transactions replayed in event-time order through the shared feature
 //! state, with labels kept aside for evaluation only.
 
+use std::collections::HashMap;
+
+use aegis_core::sql::Row;
 use anyhow::Context;
 
 use aegis_core::engine::Store;
@@ -17,6 +20,8 @@ pub struct Example {
     pub fraud_type: Option<String>,
     /// An auditor confirmed this transaction as fraud: never trained on.
     pub confirmed_fraud: bool,
+    /// Whether the monitor flagged it (`None`: not scored yet): the alerts auditors saw.
+    pub alerted: Option<bool>,
 }
 
 /// The window's rows and their features (row-major).
@@ -64,6 +69,24 @@ pub fn load(
     let verdicts = store
         .read(VerdictBook::load)
         .context("reading auditors' verdicts")?;
+    // What the monitor decided, for the feedback stage's labels (the alerts nobody reviewed);
+    // read only when there are verdicts to learn from.
+    let mut scored: HashMap<i64, bool> = HashMap::new();
+    if !verdicts.is_empty() {
+        let rows: Vec<(i64, String)> = store
+            .read(|sql| {
+                sql.rows(
+                    "SELECT transaction_id, status FROM transactions WHERE status IN ('ANOMALY', 'NORMAL')",
+                    &[],
+                    |row| Ok((row.at(0)?, row.at(1)?)),
+                )
+            })
+            .context("reading the monitor's decisions")?;
+        scored.extend(
+            rows.into_iter()
+                .map(|(id, status)| (id, status == "ANOMALY")),
+        );
+    }
     let mut state = FeatureState::new();
     let mut dataset = Dataset::default();
     store
@@ -93,6 +116,7 @@ pub fn load(
                 is_anomaly: stored.is_anomaly,
                 fraud_type: stored.fraud_type,
                 confirmed_fraud: confirmed.contains(&stored.transaction_id),
+                alerted: scored.get(&stored.transaction_id).copied(),
             });
             Ok(())
         })

@@ -22,7 +22,7 @@
 //! (the stage must agree that a higher score means fraud). Otherwise the unsupervised score is
 //! the model's final score, as with `--no-feedback`.
 
-use aegis_core::feedback::{EVIDENCE_COUNT, EVIDENCE_NAMES, Evidence, FeedbackStage, Finding};
+use aegis_core::feedback::{EVIDENCE_NAMES, Evidence, FeedbackStage, Finding, STAGE_INPUTS};
 use aegis_core::time::{DAY, EventTime};
 
 /// An alert unreviewed this long is presumed ordinary.
@@ -50,6 +50,9 @@ pub struct Candidate {
     pub finding: Option<Finding>,
     /// The unsupervised score.
     pub score: f32,
+    /// Whether the monitor flagged it (`None`: never scored; then a score at or above the
+    /// threshold counts as an alert).
+    pub alerted: Option<bool>,
 }
 
 /// The labels of rows before `cutoff` (see the module documentation).
@@ -68,7 +71,9 @@ pub fn labels(candidates: &[Candidate], threshold: f32, cutoff: EventTime) -> La
                 labels.dismissed += 1;
                 labels.rows.push((index, false));
             }
-            None if candidate.score >= threshold && candidate.time < cutoff - REVIEW_DELAY => {
+            None if candidate.alerted.unwrap_or(candidate.score >= threshold)
+                && candidate.time < cutoff - REVIEW_DELAY =>
+            {
                 labels.presumed_ordinary += 1;
                 labels.rows.push((index, false));
             }
@@ -96,12 +101,12 @@ pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
             labels.confirmed, ordinary
         ));
     }
-    let rows: Vec<([f64; EVIDENCE_COUNT + 2], f64)> = labels
+    let rows: Vec<([f64; STAGE_INPUTS + 2], f64)> = labels
         .rows
         .iter()
         .map(|&(index, fraud)| {
             let inputs = evidence[index].inputs();
-            let mut x = [0.0; EVIDENCE_COUNT + 2];
+            let mut x = [0.0; STAGE_INPUTS + 2];
             x[0] = 1.0;
             x[1] = f64::from(scores[index]);
             for (slot, value) in x[2..].iter_mut().zip(inputs) {
@@ -126,17 +131,34 @@ pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
     })
 }
 
-/// Ridge-penalised logistic regression by Newton's method; `x[0]` is the constant.
+/// Ridge-penalised logistic regression by Newton's method, each step halved until the
+/// penalised loss goes down (a plain Newton step can overshoot when some inputs nearly
+/// separate the labels); `x[0]` is the constant.
 fn logistic_regression<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
+    let loss = |w: &[f64; N]| -> f64 {
+        let data: f64 = rows
+            .iter()
+            .map(|(x, y)| {
+                let z: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
+                // log(1 + e^z) − y z, computed without overflow.
+                z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z
+            })
+            .sum();
+        data + 0.5 * RIDGE * w[1..].iter().map(|v| v * v).sum::<f64>()
+    };
     let mut w = [0.0f64; N];
+    let mut current = loss(&w);
     for _ in 0..100 {
         let mut gradient = [0.0f64; N];
-        let mut hessian = [[0.0f64; N]; N];
+        let mut hessian = vec![[0.0f64; N]; N];
         for (x, y) in rows {
             let z: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
             let p = 1.0 / (1.0 + (-z).exp());
             let curvature = (p * (1.0 - p)).max(1e-12);
             for i in 0..N {
+                if x[i] == 0.0 {
+                    continue;
+                }
                 gradient[i] += (p - y) * x[i];
                 for j in 0..=i {
                     hessian[i][j] += curvature * x[i] * x[j];
@@ -154,15 +176,24 @@ fn logistic_regression<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
                 hessian[i][i] += 1e-9;
             }
         }
-        let Some(step) = solve(hessian, gradient) else {
+        let Some(step) = solve(&hessian, gradient) else {
             break;
         };
-        let mut largest = 0.0f64;
-        for i in 0..N {
-            w[i] -= step[i];
-            largest = largest.max(step[i].abs());
+        let mut scale = 1.0;
+        let mut improved = false;
+        for _ in 0..30 {
+            let candidate: [f64; N] = std::array::from_fn(|i| w[i] - scale * step[i]);
+            let value = loss(&candidate);
+            if value <= current {
+                let largest = step.iter().fold(0.0f64, |m, s| m.max((scale * s).abs()));
+                w = candidate;
+                improved = current - value > 1e-10 * current.abs().max(1.0) && largest > 1e-9;
+                current = value;
+                break;
+            }
+            scale *= 0.5;
         }
-        if largest < 1e-9 {
+        if !improved {
             break;
         }
     }
@@ -170,8 +201,8 @@ fn logistic_regression<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
 }
 
 /// Solves `a x = b` for a symmetric positive definite `a` (Cholesky); `None` if it is not.
-fn solve<const N: usize>(a: [[f64; N]; N], b: [f64; N]) -> Option<[f64; N]> {
-    let mut l = [[0.0f64; N]; N];
+fn solve<const N: usize>(a: &[[f64; N]], b: [f64; N]) -> Option<[f64; N]> {
+    let mut l = vec![[0.0f64; N]; N];
     for i in 0..N {
         for j in 0..=i {
             let sum: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
@@ -210,6 +241,7 @@ mod tests {
             time,
             finding,
             score,
+            alerted: None,
         };
         let candidates = [
             row(10 * DAY, Some(Finding::Confirmed), 5.0),
@@ -222,12 +254,25 @@ mod tests {
             row(40 * DAY, None, 0.5),
             // In the held-out period: never a label, whatever is known about it.
             row(cutoff, Some(Finding::Confirmed), 6.0),
+            // What the monitor decided outranks today's score: an alert it raised counts,
+            // one it did not raise does not.
+            Candidate {
+                alerted: Some(true),
+                ..row(50 * DAY, None, 0.5)
+            },
+            Candidate {
+                alerted: Some(false),
+                ..row(60 * DAY, None, 9.0)
+            },
         ];
         let labels = labels(&candidates, 3.0, cutoff);
-        assert_eq!(labels.rows, vec![(0, true), (1, false), (2, false)]);
+        assert_eq!(
+            labels.rows,
+            vec![(0, true), (1, false), (2, false), (6, false)]
+        );
         assert_eq!(
             (labels.confirmed, labels.dismissed, labels.presumed_ordinary),
-            (1, 1, 1)
+            (1, 1, 2)
         );
     }
 
@@ -261,7 +306,8 @@ mod tests {
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
         };
-        assert!(stage.weights[0] > 1.0, "{:?}", stage.weights);
+        let crossed: f32 = stage.weights[..3].iter().sum();
+        assert!(crossed > 1.0, "{:?}", stage.weights);
         assert!(stage.score_weight > 0.0);
         let with = stage.adjust(3.0, &evidence[0]);
         assert!(with > 4.0, "a confirmation moves the score up: {with}");

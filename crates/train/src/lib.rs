@@ -24,7 +24,7 @@ use std::time::Instant;
 use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
 use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
-use aegis_core::feedback::{EVIDENCE_NAMES, FeedbackStage};
+use aegis_core::feedback::{EVIDENCE_NAMES, EVIDENCE_STEPS, FeedbackStage};
 use aegis_core::metrics::{
     DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, RowCounts, ScoreHistogram,
     Timings,
@@ -231,6 +231,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
                         .verdicts
                         .finding_before(example.transaction_id, cutoff),
                     score,
+                    alerted: example.alerted,
                 })
                 .collect();
             let labels = feedback::labels(&candidates, unsupervised_threshold, cutoff);
@@ -269,8 +270,17 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             weights: stage.as_ref().map_or_else(Vec::new, |stage| {
                 EVIDENCE_NAMES
                     .iter()
+                    .flat_map(|name| {
+                        EVIDENCE_STEPS.iter().map(move |&step| {
+                            if step == 0.0 {
+                                format!("{name} > 0")
+                            } else {
+                                format!("{name} ≥ {step}")
+                            }
+                        })
+                    })
                     .zip(&stage.weights)
-                    .map(|(name, weight)| (name.to_string(), weight / stage.score_weight))
+                    .map(|(name, weight)| (name, weight / stage.score_weight))
                     .collect()
             }),
             test_rows_with_evidence: if dataset.evidence.is_empty() {
@@ -594,8 +604,8 @@ pub fn print_report(outcome: &TrainOutcome) {
             feedback.verdicts,
             feedback.test_rows_with_evidence
         );
-        for (name, weight) in feedback.weights.iter().filter(|(_, w)| w.abs() >= 0.005) {
-            println!("  {name:<36} {weight:+.3} per ln(1 + value)");
+        for (name, weight) in feedback.weights.iter().filter(|(_, w)| w.abs() >= 0.05) {
+            println!("  {name:<40} {weight:+.2} score units");
         }
     }
     let c = evaluation.confusion;
