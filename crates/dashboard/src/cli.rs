@@ -91,6 +91,10 @@ pub enum VerdictsCommand {
         /// payment's time.
         #[arg(long, value_parser = parse_time)]
         through: Option<aegis_core::time::EventTime>,
+        /// Follow-ups: on each day after a fraud was confirmed at a counter (in the week
+        /// before), also review this many of the counter's payments of the day.
+        #[arg(long, default_value_t = 0)]
+        follow_ups: usize,
     },
 }
 
@@ -137,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             per_day,
             delay_days,
             through,
+            follow_ups,
         })) => {
             if per_day == 0 || delay_days < 0 {
                 bail!("--per-day must be at least 1 and --delay-days at least 0");
@@ -146,14 +151,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 per_day,
                 delay: delay_days * aegis_core::time::DAY,
                 through,
+                follow_ups,
             };
             let reviewed =
                 crate::simulated_auditors::review(&db, plan, aegis_core::time::now_millis())?;
             println!(
-                "simulated auditors: {} confirmed frauds and {} dismissals recorded over {} due days; top alerts left alone: {} already judged, {} without ground truth",
+                "simulated auditors: {} confirmed frauds and {} dismissals recorded over {} due days ({} follow-ups); top alerts left alone: {} already judged, {} without ground truth",
                 reviewed.confirmed,
                 reviewed.dismissed,
                 reviewed.days,
+                reviewed.follow_ups,
                 reviewed.already_judged,
                 reviewed.without_truth
             );

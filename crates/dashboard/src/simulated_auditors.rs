@@ -35,6 +35,10 @@ pub struct ReviewPlan {
     pub delay: i64,
     /// Review the days whose verdicts are due by then (`None`: the newest payment's time).
     pub through: Option<EventTime>,
+    /// Follow-up: on a day after fraud was confirmed at a counter (decided in the 7 days
+    /// before it), the auditors also review this many of the counter's payments of the day,
+    /// alerts or not.
+    pub follow_ups: usize,
 }
 
 /// What a run recorded.
@@ -48,6 +52,9 @@ pub struct Reviewed {
     pub already_judged: usize,
     /// Top alerts left alone because the data does not say what they were.
     pub without_truth: usize,
+    /// Payments reviewed as follow-ups at counters with a recent confirmed fraud (counted in
+    /// `confirmed` and `dismissed` too).
+    pub follow_ups: usize,
 }
 
 struct Alert {
@@ -55,6 +62,52 @@ struct Alert {
     score: f64,
     truth: Option<bool>,
     has_verdict: bool,
+}
+
+/// Day `day`'s first `per_counter` payments (in time order) at each counter where a fraud was
+/// confirmed in the 7 days before the day began: what an auditor who confirmed a fraud at a
+/// counter checks next.
+fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppResult<Vec<Alert>> {
+    let rows = sql.rows(
+        "SELECT t.transaction_id, t.agent_id, t.anomaly_score, t.is_anomaly, \
+         CASE WHEN EXISTS (SELECT 1 FROM verdicts v WHERE v.transaction_id = t.transaction_id) \
+         THEN 1 ELSE 0 END \
+         FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2 AND t.agent_id IN ( \
+           SELECT c.agent_id FROM verdicts v JOIN transactions c ON c.transaction_id = v.transaction_id \
+           WHERE v.verdict = 'confirmed_fraud' AND v.created_at >= ?3 AND v.created_at < ?4) \
+         ORDER BY t.agent_id, t.timestamp, t.transaction_id",
+        values![
+            format_ist(day),
+            format_ist(day + DAY),
+            (day - 7 * DAY) * 1000,
+            day * 1000
+        ],
+        |row| {
+            Ok((
+                row.at::<String>(1)?,
+                Alert {
+                    transaction_id: row.at(0)?,
+                    score: row.at::<Option<f64>>(2)?.unwrap_or(0.0),
+                    truth: row.at::<Option<i64>>(3)?.map(|v| v != 0),
+                    has_verdict: row.at::<i64>(4)? != 0,
+                },
+            ))
+        },
+    )?;
+    let mut chosen = Vec::new();
+    let mut counter = String::new();
+    let mut taken = 0;
+    for (agent, alert) in rows {
+        if agent != counter {
+            counter = agent;
+            taken = 0;
+        }
+        if taken < per_counter {
+            taken += 1;
+            chosen.push(alert);
+        }
+    }
+    Ok(chosen)
 }
 
 /// Reviews every due day in one write transaction.
@@ -99,8 +152,19 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
             days.entry(ist_day_start(time)).or_default().push(alert);
         }
     }
+    // Follow-ups happen on days without alerts too: every day from the first alert's on.
+    if plan.follow_ups > 0
+        && let Some(&first) = days.keys().next()
+    {
+        let mut day = first;
+        while day + DAY + plan.delay <= through {
+            days.entry(day).or_default();
+            day += DAY;
+        }
+    }
     let mut reviewed = Reviewed::default();
     let user = crate::users::system_user(sql, SIMULATED_USER, now_millis)?;
+    let mut judged = std::collections::HashSet::new();
     for (day, mut alerts) in days {
         let decided_at = day + DAY + plan.delay;
         if decided_at > through {
@@ -112,8 +176,18 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
                 .total_cmp(&a.score)
                 .then(a.transaction_id.cmp(&b.transaction_id))
         });
-        for alert in alerts.iter().take(plan.per_day) {
-            let verdict = match (alert.has_verdict, alert.truth) {
+        let follow_ups = if plan.follow_ups > 0 {
+            follow_ups_of(sql, day, plan.follow_ups)?
+        } else {
+            Vec::new()
+        };
+        let top = alerts.iter().take(plan.per_day);
+        let top_count = top.len();
+        for (position, alert) in top.chain(&follow_ups).enumerate() {
+            let follow_up = position >= top_count;
+            // A follow-up may be one of the day's top alerts, judged a moment ago.
+            let has_verdict = alert.has_verdict || !judged.insert(alert.transaction_id);
+            let verdict = match (has_verdict, alert.truth) {
                 (true, _) => {
                     reviewed.already_judged += 1;
                     continue;
@@ -130,27 +204,35 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
             } else {
                 reviewed.dismissed += 1;
             }
+            reviewed.follow_ups += usize::from(follow_up);
+            let note = if follow_up {
+                "simulated follow-up: ground truth of a payment at a counter with a recent confirmed fraud"
+            } else {
+                "simulated review: ground truth of one of the day's top alerts"
+            };
             sql.execute(
                 "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                values![
-                    alert.transaction_id,
-                    verdict,
-                    "simulated review: ground truth of one of the day's top alerts",
-                    user,
-                    decided_at * 1000
-                ],
+                values![alert.transaction_id, verdict, note, user, decided_at * 1000],
             )?;
         }
     }
     if reviewed.confirmed + reviewed.dismissed > 0 {
+        let follow_ups = if plan.follow_ups > 0 {
+            format!(
+                ", {} of them follow-ups ({} a day at counters with a fraud confirmed in the week before)",
+                reviewed.follow_ups, plan.follow_ups
+            )
+        } else {
+            String::new()
+        };
         audit::record(
             sql,
             now_millis,
             Some(SIMULATED_USER),
             "verdicts simulate",
             &format!(
-                "{} confirmed, {} dismissed over {} days (top {} alerts a day, decided {} days after the day)",
+                "{} confirmed, {} dismissed over {} days (top {} alerts a day, decided {} days after the day){follow_ups}",
                 reviewed.confirmed,
                 reviewed.dismissed,
                 reviewed.days,

@@ -1467,6 +1467,7 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
             per_day: 3,
             delay: 7 * DAY,
             through: Some(parse_timestamp(through).unwrap()),
+            follow_ups: 0,
         };
         let run =
             |through: &str| off_runtime(|| review(app.state.db(), plan(through), 42).unwrap());
@@ -1537,5 +1538,40 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
             1
         );
         assert_eq!(app.count("SELECT count(*) FROM verdicts"), 5);
+
+        // Follow-up: a week after fraud was confirmed at G1, its first payment of the day is
+        // reviewed though it is no alert; G2, where nothing was confirmed, is not.
+        for (id, agent, fraud, timestamp) in [
+            (9, "G1", false, "2025-03-12 10:00:00"),
+            (10, "G1", true, "2025-03-12 11:00:00"),
+            (11, "G2", true, "2025-03-12 10:30:00"),
+        ] {
+            app.insert(&Payment {
+                agent,
+                status: Some("NORMAL"),
+                score: Some(0.1),
+                reasons: None,
+                ..alert(id, 0.1, Some(fraud), timestamp)
+            });
+        }
+        let followed = off_runtime(|| {
+            review(
+                app.state.db(),
+                ReviewPlan {
+                    follow_ups: 1,
+                    ..plan("2025-03-20 00:00:00")
+                },
+                43,
+            )
+            .unwrap()
+        });
+        assert_eq!(
+            (followed.follow_ups, followed.confirmed, followed.dismissed),
+            (1, 0, 1),
+            "{engine:?}"
+        );
+        assert_eq!(recorded(9).map(|v| v.starts_with("dismissed")), Some(true));
+        assert_eq!(recorded(10), None, "one follow-up per counter and day");
+        assert_eq!(recorded(11), None, "nothing was confirmed at G2");
     }
 }
