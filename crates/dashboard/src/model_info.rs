@@ -60,6 +60,27 @@ pub struct ModelView {
     pub score_quantiles: Vec<(f64, f32)>,
     /// The alert budget, a share.
     pub budget: f64,
+    /// What auditors' verdicts taught (absent for a model trained with `--no-feedback`).
+    pub feedback: Option<FeedbackView>,
+}
+
+/// The feedback stage on the Model page: whether it is used, on how many verdicts, both
+/// stages side by side on the held-out rows, and what a confirmation is worth.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackView {
+    pub used: bool,
+    pub note: String,
+    pub verdicts: String,
+    pub confirmed: String,
+    pub dismissed: String,
+    pub presumed_ordinary: String,
+    pub test_rows_with_evidence: String,
+    /// Metric, with feedback (the final score), without (the unsupervised stage alone).
+    pub stages: Vec<MetricRow>,
+    /// Fraud type, rows, recall with feedback, recall without.
+    pub per_type: Vec<(String, String, String, String)>,
+    /// The largest effects first: step, score units it adds.
+    pub weights: Vec<(String, String)>,
 }
 
 /// One detector's line on the Model page.
@@ -223,7 +244,74 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         }),
         score_quantiles: metrics.map_or_else(Vec::new, |m| m.score_quantiles.clone()),
         budget: config.alert_rate,
+        feedback: metrics.and_then(|m| feedback_view(m.feedback.as_ref()?, evaluation)),
     }
+}
+
+fn feedback_view(
+    report: &aegis_core::metrics::FeedbackReport,
+    evaluation: Option<&Evaluation>,
+) -> Option<FeedbackView> {
+    let without = report.unsupervised.as_ref();
+    let with = evaluation.filter(|_| without.is_some());
+    type Measure = fn(&Evaluation) -> f64;
+    let measures: [(&'static str, Measure); 4] = [
+        ("ROC-AUC", |e| e.roc_auc),
+        ("Average precision", |e| e.average_precision),
+        ("Precision @ k", |e| e.precision_at_k),
+        ("Recall @ threshold", |e| e.recall),
+    ];
+    let stages = measures
+        .iter()
+        .map(|&(name, field)| MetricRow {
+            name,
+            model: ratio(with.map(field), 3),
+            baseline: ratio(without.map(field), 3),
+        })
+        .collect();
+    let per_type = with
+        .zip(without)
+        .map(|(with, without)| {
+            with.per_type
+                .iter()
+                .map(|row| {
+                    let before = without
+                        .per_type
+                        .iter()
+                        .find(|t| t.fraud_type == row.fraud_type)
+                        .map(|t| t.recall);
+                    (
+                        row.fraud_type.clone(),
+                        count(Some(row.rows)),
+                        ratio(Some(row.recall), 3),
+                        ratio(before, 3),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut weights: Vec<&(String, f32)> = report
+        .weights
+        .iter()
+        .filter(|(_, w)| w.abs() >= 0.05)
+        .collect();
+    weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    Some(FeedbackView {
+        used: report.used,
+        note: report.note.clone(),
+        verdicts: count(Some(report.verdicts)),
+        confirmed: count(Some(report.confirmed)),
+        dismissed: count(Some(report.dismissed)),
+        presumed_ordinary: count(Some(report.presumed_ordinary)),
+        test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
+        stages,
+        per_type,
+        weights: weights
+            .into_iter()
+            .take(12)
+            .map(|(name, weight)| (name.clone(), format!("{weight:+.2}")))
+            .collect(),
+    })
 }
 
 /// An RFC 3339 time (how train stamps a model) as IST text to the second, like every other time

@@ -759,6 +759,21 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
         assert!(page.contains(kind.code()), "{} listed", kind.code());
     }
     assert!(page.contains("no test rows"));
+    // What auditors' verdicts taught: both stages side by side and what a confirmation adds.
+    let feedback = &page[page
+        .find("Auditors' verdicts (feedback stage)")
+        .expect("feedback section")..];
+    assert!(feedback.contains("In use: trained on 41 confirmed frauds"));
+    assert!(
+        feedback.contains("0.931") && feedback.contains("0.610"),
+        "with and without"
+    );
+    assert!(feedback.contains("counter_confirmed_7d ≥ 10</td><td class=\"num\">+1.25"));
+    assert!(feedback.contains("-0.40"));
+    assert!(
+        !feedback.contains("account_dismissed_7d"),
+        "effects under 0.05 units left out"
+    );
     let model = app.get("/api/model", Some(&login)).await.json();
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
 }
@@ -1242,7 +1257,21 @@ fn write_model(app: &TestApp) {
             total: 0.0,
         },
         backend: "flex".into(),
-        feedback: None,
+        feedback: Some(aegis_core::metrics::FeedbackReport {
+            used: true,
+            note: "trained on 41 confirmed frauds, 120 dismissals and 3 unreviewed alerts decided before the held-out period".into(),
+            verdicts: 170,
+            confirmed: 41,
+            dismissed: 120,
+            presumed_ordinary: 3,
+            weights: vec![
+                ("counter_confirmed_7d ≥ 10".into(), 1.25),
+                ("beneficiary_confirmed_7d > 0".into(), -0.4),
+                ("account_dismissed_7d ≥ 1".into(), 0.01),
+            ],
+            test_rows_with_evidence: 12,
+            unsupervised: Some(evaluation(0.61)),
+        }),
     };
     let metrics = serde_json::to_string(&metrics).unwrap();
     std::fs::write(dir.join("metrics.json"), metrics).unwrap();
