@@ -40,6 +40,19 @@ struct UpArgs {
     /// the run) instead of writing the database directly.
     #[arg(long)]
     via_api: bool,
+    /// Simulated auditors: every few seconds, review each event day's top alerts and record
+    /// their ground truth after a delay (the verdicts the feedback stage learns from).
+    #[arg(long)]
+    simulated_auditors: bool,
+    /// Alerts the simulated auditors review per event day.
+    #[arg(long, default_value_t = 100)]
+    review_per_day: usize,
+    /// Days of event time from an alert's day to its verdict.
+    #[arg(long, default_value_t = 7)]
+    review_delay_days: i64,
+    /// Payments a day reviewed at each counter with a fraud confirmed in the week before.
+    #[arg(long, default_value_t = 3)]
+    review_follow_ups: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +119,11 @@ fn main() -> ExitCode {
             rate: up.rate,
             logs: up.logs,
             via_api: up.via_api,
+            auditors: up.simulated_auditors.then_some(up::SimulatedAuditors {
+                per_day: up.review_per_day,
+                delay_days: up.review_delay_days,
+                follow_ups: up.review_follow_ups,
+            }),
         }),
         Command::Bench {
             dir,

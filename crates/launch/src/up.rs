@@ -25,7 +25,20 @@ pub struct UpConfig {
     pub logs: PathBuf,
     /// Feed through `POST /api/v1/payments` instead of the database.
     pub via_api: bool,
+    /// Simulated auditors reviewing the alerts as the feed goes on (`None`: nobody reviews).
+    pub auditors: Option<SimulatedAuditors>,
 }
+
+/// How the demo's simulated auditors work (`dashboard verdicts simulate`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimulatedAuditors {
+    pub per_day: usize,
+    pub delay_days: i64,
+    pub follow_ups: usize,
+}
+
+/// How often the simulated auditors look for days whose reviews are due.
+const REVIEW_EVERY: Duration = Duration::from_secs(10);
 
 /// A random password of `length` letters and digits.
 pub fn random_password(length: usize) -> String {
@@ -197,8 +210,42 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
         config.logs.display()
     );
 
+    if let Some(auditors) = config.auditors {
+        println!(
+            "Simulated auditors review each day's top {} alerts{} and record the ground truth {} days of event time later, as the user simulated-auditor.",
+            auditors.per_day,
+            if auditors.follow_ups > 0 {
+                format!(
+                    " (and {} payments a day at counters with a fraud confirmed in the week before)",
+                    auditors.follow_ups
+                )
+            } else {
+                String::new()
+            },
+            auditors.delay_days
+        );
+    }
+
     let started = Instant::now();
+    let mut reviewed_at = Instant::now();
     while !stop_requested.load(Ordering::Relaxed) {
+        if let Some(auditors) = config.auditors
+            && reviewed_at.elapsed() >= REVIEW_EVERY
+        {
+            reviewed_at = Instant::now();
+            let status = command("dashboard", Some(&log("auditors")))?
+                .args(["--db", db, "verdicts", "simulate"])
+                .args(["--per-day", &auditors.per_day.to_string()])
+                .args(["--delay-days", &auditors.delay_days.to_string()])
+                .args(["--follow-ups", &auditors.follow_ups.to_string()])
+                .status()?;
+            if !status.success() {
+                eprintln!(
+                    "the simulated auditors failed ({status}); see {}",
+                    log("auditors").display()
+                );
+            }
+        }
         for (name, child) in children.iter_mut() {
             if let Some(status) = child.try_wait()? {
                 eprintln!(
