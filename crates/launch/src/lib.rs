@@ -10,6 +10,7 @@
 
 pub mod apibench;
 pub mod bench;
+pub mod feedbackbench;
 pub mod http;
 pub mod procs;
 pub mod soak;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use launch::{bench, soak, up};
+use launch::{bench, feedbackbench, soak, up};
 
 /// Aegis: live fraud monitoring of welfare payments.
 #[derive(Debug, Parser)]
@@ -78,6 +78,25 @@ enum Command {
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
     },
+    /// The verdict loop: history reviewed by simulated auditors, then the test period live,
+    /// with and without the feedback stage (BENCHMARKS.md, "Auditors teach the detector").
+    FeedbackBench {
+        #[arg(long, default_value = "./bench-results/feedback")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Alerts the simulated auditors review per event day.
+        #[arg(long, default_value_t = 100)]
+        per_day: usize,
+        /// Days from an alert's day to its verdict.
+        #[arg(long, default_value_t = 7)]
+        delay_days: i64,
+        /// Payments a day reviewed at each counter with a fraud confirmed in the week before.
+        #[arg(long, default_value_t = 3)]
+        follow_ups: usize,
+    },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
         #[arg(long, default_value = "./bench-results/soak")]
@@ -139,6 +158,21 @@ fn main() -> ExitCode {
             port,
             only,
             postgres,
+        }),
+        Command::FeedbackBench {
+            dir,
+            rows,
+            seed,
+            per_day,
+            delay_days,
+            follow_ups,
+        } => feedbackbench::run(&feedbackbench::FeedbackBenchConfig {
+            dir,
+            rows,
+            seed,
+            per_day,
+            delay_days,
+            follow_ups,
         }),
         Command::Soak {
             dir,

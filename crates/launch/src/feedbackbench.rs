@@ -1,0 +1,332 @@
+//! `launch feedback-bench`: the verdict loop measured as a deployment lives it (BENCHMARKS.md,
+//! "Auditors teach the detector").
+//!
+//! 1. Generate `--rows` payments (`--seed`) and hold back the last fifth: the test period.
+//! 2. History: an unsupervised model scores the first four fifths (`monitor --once`), and the
+//!    simulated auditors review them (`dashboard verdicts simulate`: the top alerts of each
+//!    day and the follow-ups, decided `--delay-days` later), up to the cutoff.
+//! 3. At the cutoff, `train` retrains twice: with the feedback stage (the default) and with
+//!    `--no-feedback`.
+//! 4. The test period goes live one event day at a time: its payments come in, the monitor
+//!    scores them with the feedback model (seeing every verdict decided before each payment),
+//!    and the auditors review whatever became due. A copy of the database gets the same
+//!    payments scored by the model without feedback.
+//! 5. Per fraud type, the share of the test period's labeled rows the monitor flagged, and
+//!    the average precision of its scores, for both: `feedback.md` in `--dir`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rusqlite::Connection;
+
+use crate::procs::{self, command};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct FeedbackBenchConfig {
+    pub dir: PathBuf,
+    pub rows: u64,
+    pub seed: u64,
+    pub per_day: usize,
+    pub delay_days: i64,
+    pub follow_ups: usize,
+}
+
+/// The columns a held-back payment is put back with (its own id: the monitor reads in id order).
+const COLUMNS: &str = "transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, \
+     scheme, amount_paise, timestamp, latitude, longitude, district, is_anomaly, fraud_type, inserted_at";
+
+fn step(name: &str, args: &[&str], log: &Path) -> anyhow::Result<()> {
+    let status = command(name, Some(log))?.args(args).status()?;
+    if !status.success() {
+        bail!(
+            "`{name} {}` failed ({status}); see {}",
+            args.join(" "),
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+fn text(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .context("the work directory's path is not UTF-8")
+}
+
+/// Per fraud type (rows, flagged), the alerts and the average precision of a scored test period.
+struct Outcome {
+    types: BTreeMap<String, (usize, usize)>,
+    rows: usize,
+    alerts: usize,
+    average_precision: f64,
+}
+
+fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
+    let conn = Connection::open(db)?;
+    let mut statement = conn.prepare(
+        "SELECT fraud_type, is_anomaly, status, anomaly_score FROM transactions WHERE timestamp >= ?1",
+    )?;
+    let mut scored: Vec<(f64, bool)> = Vec::new();
+    let mut types: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut alerts = 0;
+    let rows = statement.query_map([cutoff], |row| {
+        Ok((
+            row.get::<_, Option<String>>(0)?,
+            row.get::<_, Option<i64>>(1)? == Some(1),
+            row.get::<_, Option<String>>(2)?,
+            row.get::<_, Option<f64>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, fraud, status, score) = row?;
+        let flagged = status.as_deref() == Some("ANOMALY");
+        alerts += usize::from(flagged);
+        scored.push((score.unwrap_or(0.0), fraud));
+        if fraud {
+            let entry = types
+                .entry(kind.unwrap_or_else(|| "unlabeled".into()))
+                .or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(flagged);
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = scored.iter().filter(|s| s.1).count().max(1);
+    let (mut found, mut sum) = (0usize, 0.0f64);
+    for (rank, &(_, fraud)) in scored.iter().enumerate() {
+        if fraud {
+            found += 1;
+            sum += found as f64 / (rank + 1) as f64;
+        }
+    }
+    Ok(Outcome {
+        types,
+        rows: scored.len(),
+        alerts,
+        average_precision: sum / positives as f64,
+    })
+}
+
+pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
+    if config.rows < 10_000 {
+        bail!(
+            "--rows {} is too few for a year of reviews: use 10000 or more",
+            config.rows
+        );
+    }
+    procs::build_programs()?;
+    std::fs::create_dir_all(&config.dir)?;
+    let dir = &config.dir;
+    let log = dir.join("feedback-bench.log");
+    let db = dir.join("feedback.db");
+    let copy = dir.join("feedback-without.db");
+    for path in [&db, &copy] {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::remove_file(&file)?;
+            }
+        }
+        let checkpoints = PathBuf::from(format!("{}.checkpoints", path.display()));
+        if checkpoints.exists() {
+            std::fs::remove_dir_all(&checkpoints)?;
+        }
+    }
+    let models = [
+        dir.join("m-history"),
+        dir.join("m-feedback"),
+        dir.join("m-without"),
+    ];
+    for model in &models {
+        if model.exists() {
+            std::fs::remove_dir_all(model)?;
+        }
+    }
+    let [history, with, without] = &models;
+    let (db_arg, copy_arg) = (text(&db)?, text(&copy)?);
+    let (per_day, delay, follow_ups) = (
+        config.per_day.to_string(),
+        config.delay_days.to_string(),
+        config.follow_ups.to_string(),
+    );
+    let review = |through: &str| -> anyhow::Result<()> {
+        step(
+            "dashboard",
+            &[
+                "--db",
+                db_arg,
+                "verdicts",
+                "simulate",
+                "--per-day",
+                &per_day,
+                "--delay-days",
+                &delay,
+                "--follow-ups",
+                &follow_ups,
+                "--through",
+                through,
+            ],
+            &log,
+        )
+    };
+
+    println!(
+        "→ generating {} payments (seed {})",
+        config.rows, config.seed
+    );
+    step(
+        "generate",
+        &[
+            "--db",
+            db_arg,
+            "--rows",
+            &config.rows.to_string(),
+            "--seed",
+            &config.seed.to_string(),
+            "--quiet",
+        ],
+        &log,
+    )?;
+    let conn = Connection::open(&db)?;
+    let cutoff: String = conn.query_row(
+        "SELECT timestamp FROM transactions ORDER BY timestamp, transaction_id LIMIT 1 OFFSET ?1",
+        [config.rows * 8 / 10],
+        |row| row.get(0),
+    )?;
+    conn.execute_batch(&format!(
+        "CREATE TABLE held AS SELECT {COLUMNS} FROM transactions WHERE timestamp >= '{cutoff}';
+         DELETE FROM transactions WHERE timestamp >= '{cutoff}';"
+    ))?;
+    println!("→ history before {cutoff}: unsupervised model, monitor, simulated reviews");
+    step(
+        "train",
+        &[
+            "--db",
+            db_arg,
+            "--modeling",
+            text(history)?,
+            "--no-feedback",
+            "--quiet",
+        ],
+        &log,
+    )?;
+    step(
+        "monitor",
+        &["--db", db_arg, "--modeling", text(history)?, "--once"],
+        &log,
+    )?;
+    review(&cutoff)?;
+    println!("→ retraining at the cutoff, with and without feedback");
+    step(
+        "train",
+        &["--db", db_arg, "--modeling", text(with)?, "--quiet"],
+        &log,
+    )?;
+    step(
+        "train",
+        &[
+            "--db",
+            db_arg,
+            "--modeling",
+            text(without)?,
+            "--no-feedback",
+            "--quiet",
+        ],
+        &log,
+    )?;
+    conn.execute("VACUUM INTO ?1", [copy_arg])?;
+
+    let days: Vec<String> = conn
+        .prepare("SELECT DISTINCT substr(timestamp, 1, 10) FROM held ORDER BY 1")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    println!("→ the test period live, {} event days", days.len());
+    for day in &days {
+        let start = aegis_core::time::parse_timestamp(&format!("{day} 00:00:00"))?;
+        let next = aegis_core::time::format_ist(start + aegis_core::time::DAY);
+        conn.execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO transactions ({COLUMNS}) SELECT {COLUMNS} FROM held WHERE timestamp < '{next}' ORDER BY transaction_id;
+             DELETE FROM held WHERE timestamp < '{next}';
+             COMMIT;"
+        ))?;
+        step(
+            "monitor",
+            &["--db", db_arg, "--modeling", text(with)?, "--once"],
+            &log,
+        )?;
+        review(&next)?;
+    }
+    drop(conn);
+    let conn = Connection::open(&copy)?;
+    conn.execute_batch(&format!(
+        "INSERT INTO transactions ({COLUMNS}) SELECT {COLUMNS} FROM held ORDER BY transaction_id;
+         DELETE FROM held;"
+    ))?;
+    drop(conn);
+    step(
+        "monitor",
+        &["--db", copy_arg, "--modeling", text(without)?, "--once"],
+        &log,
+    )?;
+
+    let with_feedback = outcome(&db, &cutoff)?;
+    let without_feedback = outcome(&copy, &cutoff)?;
+    let conn = Connection::open(&db)?;
+    let (confirmed, dismissed, follow_up): (i64, i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(verdict = 'confirmed_fraud'), 0), coalesce(sum(verdict = 'dismissed'), 0), \
+         coalesce(sum(note LIKE 'simulated follow-up%'), 0) FROM verdicts",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let stage: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(with.join("metrics.json")).context("reading metrics.json")?,
+    )?;
+    let note = stage["feedback"]["note"]
+        .as_str()
+        .unwrap_or("no feedback report");
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.\n",
+        with_feedback.rows,
+        days.len(),
+        config.per_day,
+        config.follow_ups,
+        config.delay_days
+    );
+    let _ = writeln!(out, "| | with feedback | without |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| average precision | {:.3} | {:.3} |",
+        with_feedback.average_precision, without_feedback.average_precision
+    );
+    let _ = writeln!(
+        out,
+        "| alerts | {} ({:.2} %) | {} ({:.2} %) |",
+        with_feedback.alerts,
+        100.0 * with_feedback.alerts as f64 / with_feedback.rows.max(1) as f64,
+        without_feedback.alerts,
+        100.0 * without_feedback.alerts as f64 / without_feedback.rows.max(1) as f64
+    );
+    for (kind, &(rows, caught)) in &with_feedback.types {
+        let before = without_feedback
+            .types
+            .get(kind)
+            .copied()
+            .unwrap_or((rows, 0));
+        let _ = writeln!(
+            out,
+            "| {kind} ({rows} rows) | {:.3} | {:.3} |",
+            caught as f64 / rows.max(1) as f64,
+            before.1 as f64 / before.0.max(1) as f64
+        );
+    }
+    println!("\n{out}");
+    let report = dir.join("feedback.md");
+    std::fs::write(&report, &out)?;
+    println!("written to {}", report.display());
+    Ok(())
+}
