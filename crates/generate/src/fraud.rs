@@ -10,9 +10,11 @@
 //! - `agent_collusion`: one agent paying 12–40 beneficiaries of its district within 20–45 minutes.
 //!
 //! The ninth is not even in the history:
-//! - `compromised_counter`: every ordinary payment at a counter whose operator diverts them for
-//!   6–10 weeks, each row left exactly as it was paid (amount, time, account, place). Only
-//!   auditors' verdicts on earlier payments at the same counter can give the later ones away.
+//! - `compromised_counter`: an operator caught colluding goes on diverting ordinary instalments:
+//!   every ordinary payment at the counter of an `agent_collusion` incident for 7–21 days,
+//!   from 8–10 days after the incident, each row left exactly as it was paid (amount, time,
+//!   account, place). Only auditors' verdicts on the collusion at the same counter can give
+//!   them away. A world without a collusion incident has no compromised counter.
 
 use rand::Rng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -288,6 +290,8 @@ pub fn inject<R: Rng>(
     // minutes, each an entitled amount.
     // Bounded like the rings: in a small world no district may have the dozen beneficiaries a
     // collusion needs, and then there are fewer collusion rows rather than an endless search.
+    // Each incident's agent and start, for the compromises that follow some of them.
+    let mut collusions = Vec::new();
     let mut collusion_count = 0;
     let mut attempts = 0;
     while collusion_count < per_type && attempts < 10_000 {
@@ -310,29 +314,33 @@ pub fn inject<R: Rng>(
             .max(10);
         let span = rng.random_range(20 * MINUTE..45 * MINUTE);
         let rows = collusion_rows(rng, world, agent, start, size, span);
+        collusions.push((agent, start));
         collusion_count += rows.len();
         added.extend(rows);
     }
 
-    // Compromised counters: every ordinary payment still unused at a few agents for 6–10 weeks,
-    // labeled and otherwise left as it is. Last, so it takes only what no other type used.
-    let compromises = compromise_counters(rng, scheduler, drafts, &mut used, per_type);
+    // Compromised counters: every ordinary payment still unused at the counters of some of the
+    // collusion incidents, for 7–21 days from 8–10 days after the incident, labeled and
+    // otherwise left as it is. Last, so it takes only what no other type used.
+    let compromises = compromise_counters(rng, world, drafts, &mut used, &mut collusions, per_type);
     drafts.extend(added);
     compromises
 }
 
-/// Shortest and longest compromise of a counter, in days. Nothing in a diverted row gives it
-/// away: the detector can only learn of a compromise from auditors' verdicts on its earlier
-/// payments, and a verdict comes a week after the payment (the verdict loop's 7-day review
-/// delay). A compromise shorter than that is over before it can be caught, and one of two or
-/// three weeks leaves only its last days to catch; six weeks at least leave five to be caught
-/// in. Ten at most keep one counter's share of the quota sensible.
-pub const COMPROMISE_DAYS: std::ops::RangeInclusive<i64> = 42..=70;
+/// Days from the IST day of a collusion incident to the start of the compromise that follows
+/// it at the same counter. Auditors decide a day's verdicts a week after the day ends, so the
+/// first confirmations of the collusion exist from 8 days after its day on: a compromise that
+/// starts then follows a fraud the detector can already have been told of, which is the only
+/// thing that can give it away.
+pub const COMPROMISE_DELAY_DAYS: std::ops::RangeInclusive<i64> = 8..=10;
 
-/// How long a counter stays compromised: uniformly 6–10 weeks, in whole days.
-pub fn compromise_span<R: Rng>(rng: &mut R) -> i64 {
-    rng.random_range(COMPROMISE_DAYS) * DAY
-}
+/// Shortest and longest compromise of a counter, in days. Nothing in a diverted row gives it
+/// away: the detector learns of it only from the confirmations of the collusion before it
+/// ([`COMPROMISE_DELAY_DAYS`]), and a confirmation counts in full for 7 days after it is
+/// decided and fades over 28 (core's `feedback`). A compromise within three weeks of it is
+/// what that evidence can catch; weeks more would be payments no feedback reaches, labeled as
+/// if it could. A week at least, so a compromise is a stretch of the counter's payments.
+pub const COMPROMISE_DAYS: std::ops::RangeInclusive<i64> = 7..=21;
 
 /// A counter (agent) whose operator diverts every ordinary payment made there in
 /// `[start, end)`. Plain data, so payments made after the compromise was chosen (the
@@ -345,6 +353,19 @@ pub struct Compromise {
 }
 
 impl Compromise {
+    /// The compromise of `agent`'s counter that follows a collusion incident there starting at
+    /// `collusion`: from [`COMPROMISE_DELAY_DAYS`] after the incident's IST day, for
+    /// [`COMPROMISE_DAYS`] (uniformly, in whole days). The start may lie after the newest
+    /// payment: [`Compromise::divert`] labels payments only inside the span.
+    pub fn after_collusion<R: Rng>(rng: &mut R, agent: usize, collusion: EventTime) -> Compromise {
+        let start = ist_day_start(collusion) + rng.random_range(COMPROMISE_DELAY_DAYS) * DAY;
+        Compromise {
+            agent,
+            start,
+            end: start + rng.random_range(COMPROMISE_DAYS) * DAY,
+        }
+    }
+
     /// Whether `draft` is a payment at this counter during the compromise.
     pub fn covers(&self, draft: &Draft) -> bool {
         draft.agent == self.agent && (self.start..self.end).contains(&draft.transaction.time)
@@ -362,37 +383,29 @@ impl Compromise {
     }
 }
 
-/// Candidate compromises drawn for each counter chosen, the one whose payments come closest
-/// to the rows wanted being taken.
-const COMPROMISE_CANDIDATES: usize = 24;
-
-/// The quota is spread over at least this many counters when the world's counters are small
-/// enough: several compromised counters teach (and test) more than one huge one.
-const COUNTERS_PER_QUOTA: usize = 4;
-
-/// Compromises counters until about `quota` unused normal rows of `drafts` (those with an
-/// index below `used.len()`) are labeled, and marks them used. Each counter gets a span
-/// ([`compromise_span`]) and is the best of a few random (agent, start) candidates for it: the
-/// one whose unused payments in the span come closest to a quarter of the quota (or what is
-/// left of it), so a busy counter does not take the whole quota when quieter ones fit. A span
-/// lies inside the generated window when the window is long enough, and starts at its
-/// beginning otherwise. Bounded like the rings: a small world whose counters have no payments
-/// in the draws ends with fewer rows, never with an endless search; the first counter is
-/// always taken (a type with no rows at all is worse than one a little over its quota), later
-/// ones only while at most half of their payments overshoot it.
+/// Compromises the counters of collusion incidents (`collusions`: the agent and start of
+/// each) until about `quota` unused normal rows of `drafts` (those with an index below
+/// `used.len()`) are labeled, and marks them used. The incidents are taken in a random order,
+/// so compromises spread over the window as the incidents do; each is followed by
+/// [`Compromise::after_collusion`], which labels every unused payment at its counter in its
+/// span. An agent is compromised once at most. An incident whose span holds no unused payment
+/// (one near the window's end) is skipped, and so is one that would overshoot the quota by
+/// more than half of its payments (a quieter counter after it may fit); the first counter is
+/// always taken. Without a collusion incident (a small world may have none) no counter is
+/// compromised: a compromise nothing confirmed before could never be caught.
 fn compromise_counters<R: Rng>(
     rng: &mut R,
-    scheduler: &Scheduler<'_>,
+    world: &World,
     drafts: &mut [Draft],
     used: &mut [bool],
+    collusions: &mut [(usize, EventTime)],
     quota: usize,
 ) -> Vec<Compromise> {
-    let world = scheduler.world;
     let mut compromises = Vec::new();
-    if world.agents.is_empty() || quota == 0 {
+    if collusions.is_empty() || quota == 0 {
         return compromises;
     }
-    // Normal rows per agent in time order, so a candidate's payments are a binary search away.
+    // Normal rows per agent in time order, so a span's payments are a binary search away.
     let mut agent_rows: Vec<Vec<usize>> = vec![Vec::new(); world.agents.len()];
     for (index, draft) in drafts.iter().enumerate().take(used.len()) {
         agent_rows[draft.agent].push(index);
@@ -400,61 +413,31 @@ fn compromise_counters<R: Rng>(
     for rows in &mut agent_rows {
         rows.sort_by_key(|&index| (drafts[index].transaction.time, index));
     }
-    let in_span = |compromise: &Compromise, drafts: &[Draft]| -> std::ops::Range<usize> {
-        let rows = &agent_rows[compromise.agent];
-        let first = rows.partition_point(|&i| drafts[i].transaction.time < compromise.start);
-        let last = rows.partition_point(|&i| drafts[i].transaction.time < compromise.end);
-        first..last
-    };
-    let window_days = ((scheduler.end - scheduler.start) / DAY).max(0);
-    let goal = quota.div_ceil(COUNTERS_PER_QUOTA);
+    collusions.shuffle(rng);
     let mut compromised = vec![false; world.agents.len()];
     let mut labeled = 0;
-    // Enough rounds for counters of ten payments each to fill the quota, and a hundred for
-    // small worlds whose draws often find nothing.
-    for _ in 0..100 + quota / 10 {
+    for &(agent, collusion) in collusions.iter() {
         if labeled >= quota {
             break;
         }
-        let want = goal.min(quota - labeled);
-        // One span for all candidates, so the choice among them does not favour short spans.
-        let span = compromise_span(rng);
-        let mut best: Option<(usize, Compromise)> = None;
-        for _ in 0..COMPROMISE_CANDIDATES {
-            let agent = rng.random_range(0..world.agents.len());
-            if compromised[agent] {
-                continue;
-            }
-            let latest_start = (window_days - span / DAY).max(0);
-            let start = scheduler.start + rng.random_range(0..=latest_start) * DAY;
-            let candidate = Compromise {
-                agent,
-                start,
-                end: start + span,
-            };
-            let count = agent_rows[agent][in_span(&candidate, drafts)]
-                .iter()
-                .filter(|&&index| !used[index])
-                .count();
-            let closer =
-                best.is_none_or(|(best_count, _)| count.abs_diff(want) < best_count.abs_diff(want));
-            if count > 0 && closer {
-                best = Some((count, candidate));
-            }
-        }
-        let Some((count, compromise)) = best else {
+        if compromised[agent] {
             continue;
-        };
-        if labeled > 0 && labeled + count > quota + count / 2 {
-            break;
         }
-        for &index in &agent_rows[compromise.agent][in_span(&compromise, drafts)] {
+        let compromise = Compromise::after_collusion(rng, agent, collusion);
+        let rows = &agent_rows[agent];
+        let first = rows.partition_point(|&i| drafts[i].transaction.time < compromise.start);
+        let last = rows.partition_point(|&i| drafts[i].transaction.time < compromise.end);
+        let count = rows[first..last].iter().filter(|&&i| !used[i]).count();
+        if count == 0 || (labeled > 0 && labeled + count > quota + count / 2) {
+            continue;
+        }
+        for &index in &rows[first..last] {
             if !used[index] && compromise.divert(&mut drafts[index]) {
                 used[index] = true;
                 labeled += 1;
             }
         }
-        compromised[compromise.agent] = true;
+        compromised[agent] = true;
         compromises.push(compromise);
     }
     compromises

@@ -14,14 +14,15 @@ use rand::seq::IndexedRandom;
 use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::time::{DAY, EventTime, HOUR, MINUTE, ist_day_start, parse_timestamp};
 use generate::catalogue::{DISTRICTS, SchemeKind};
-use generate::fraud::{
-    Compromise, burst_rows, collusion_rows, compromise_span, duplicate_of, mutate,
-};
+use generate::fraud::{Compromise, burst_rows, collusion_rows, duplicate_of, mutate};
 use generate::payments::{Calendar, Draft, Scheduler, draft, entitled_rupees};
 use generate::world::{Agent, Beneficiary, World, new_account_number};
 
 /// Recent ordinary payments kept for duplicates.
 const RECENT_POOL: usize = 20_000;
+
+/// Recent collusion incidents kept for the compromises that follow them.
+const RECENT_COLLUSIONS: usize = 32;
 
 /// The feed's population and pending incident rows.
 pub struct Feed {
@@ -43,9 +44,12 @@ pub struct Feed {
     /// feed: an ordinary payment that would repeat one within the duplicate window is an
     /// instalment already paid (the feed's calendar is not the generator's), and is skipped.
     paid: HashMap<(usize, String, i64), EventTime>,
-    /// Counters compromised now, by agent: their ordinary payments are diverted until the
-    /// compromise ends.
+    /// Counters compromised now or from a later day, by agent: their ordinary payments are
+    /// diverted during the compromise, and it is forgotten once it has ended.
     compromised: HashMap<usize, Compromise>,
+    /// The latest collusion incidents (agent, start) no compromise has followed yet, oldest
+    /// first: a compromised counter is one where collusion was caught (see [`Feed::arrival`]).
+    collusions: VecDeque<(usize, EventTime)>,
     /// Rows the `compromised_counter` type is owed: one per arrival that picked it, less one
     /// per payment diverted (see [`Feed::arrival`]).
     compromised_owed: i64,
@@ -160,6 +164,7 @@ impl Feed {
             scheduled_until: start_day,
             frontier: start_day,
             compromised: HashMap::new(),
+            collusions: VecDeque::with_capacity(RECENT_COLLUSIONS),
             compromised_owed: 0,
         })
     }
@@ -311,6 +316,10 @@ impl Feed {
                     let span = rng.random_range(20 * MINUTE..45 * MINUTE);
                     let rows = collusion_rows(rng, &self.world, row.agent, now, size, span);
                     self.schedule(rows);
+                    if self.collusions.len() == RECENT_COLLUSIONS {
+                        self.collusions.pop_front();
+                    }
+                    self.collusions.push_back((row.agent, now));
                 }
                 vec![row.transaction]
             }
@@ -321,25 +330,47 @@ impl Feed {
                 vec![row.transaction]
             }
             FraudType::CompromisedCounter => {
-                // This payment's counter is compromised from its event time for 6–10 weeks of
-                // event time (the generator's spans: the verdict loop's review delay is a week
-                // of event time, so a shorter one could not be caught), and it and every later
-                // ordinary payment there until then are diverted. How many that is depends on
-                // the counter and on how fast the feed runs, so a compromise is started only
-                // while the type is owed rows: every arrival that picks it owes one (what each
-                // other type yields on average), every diverted payment pays one back.
+                // The counter of the latest collusion incident not followed yet is compromised
+                // as the generator compromises one (from 8–10 days after the incident's day,
+                // when the first verdicts on it exist, for 7–21 days), and every ordinary
+                // payment there in that span is diverted as it arrives. How many that is
+                // depends on the counter and on how fast the feed runs, so a compromise is
+                // started only while the type is owed rows: every arrival that picks it owes
+                // one (what each other type yields on average), every diverted payment pays
+                // one back. Without an incident to follow, the rows stay owed.
                 self.compromised_owed += 1;
                 if self.compromised_owed > 0 {
-                    let start = row.transaction.time;
-                    let compromise = Compromise {
-                        agent: row.agent,
-                        start,
-                        end: start + compromise_span(rng),
-                    };
-                    self.compromised.insert(row.agent, compromise);
-                    self.divert(&mut row);
+                    self.follow_collusion(rng);
                 }
                 vec![row.transaction]
+            }
+        }
+    }
+
+    /// Compromises the counter of the latest remembered collusion incident whose counter is not
+    /// compromised now ([`Compromise::after_collusion`]), and forgets the incident; does
+    /// nothing when there is none. An incident whose compromise would be over before the
+    /// feed's newest payment could divert nothing: it is forgotten, and the one before it
+    /// tried.
+    fn follow_collusion<R: Rng>(&mut self, rng: &mut R) {
+        let frontier = self.frontier;
+        loop {
+            let compromised = &self.compromised;
+            let live = |agent: &usize| {
+                compromised
+                    .get(agent)
+                    .is_some_and(|compromise| compromise.end > frontier)
+            };
+            let Some(position) = self.collusions.iter().rposition(|(agent, _)| !live(agent)) else {
+                return;
+            };
+            let Some((agent, time)) = self.collusions.remove(position) else {
+                return;
+            };
+            let compromise = Compromise::after_collusion(rng, agent, time);
+            if compromise.end > frontier {
+                self.compromised.insert(agent, compromise);
+                return;
             }
         }
     }

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use aegis_core::domain::{FraudType, NewTransaction};
 use aegis_core::geo::{haversine_km, is_in_india};
-use aegis_core::time::{DAY, HOUR, ist_seconds_of_day, parse_timestamp};
+use aegis_core::time::{DAY, HOUR, ist_day_start, ist_seconds_of_day, parse_timestamp};
 use generate::catalogue::{DISTRICTS, STATES, SchemeKind};
 use generate::import::ImportMode;
 use generate::world::World;
-use generate::{GenerateConfig, synthesize};
+use generate::{GenerateConfig, Generated, synthesize};
 
 use crate::helpers::{Row, config, count_rows, each_engine, read_rows, run_config, write_csv};
 
@@ -84,7 +84,15 @@ fn every_fraud_type_is_present_with_its_defining_property() {
     }
     for kind in FraudType::ALL {
         let count = by_type.get(kind.code()).map_or(0, Vec::len);
-        assert!(count >= 100, "{} has only {count} rows", kind.code());
+        // Compromised counters follow the collusion incidents (five here), and a counter of
+        // this small world takes about two payments a day: a compromise of one to three weeks
+        // diverts a dozen or two, and all five fall short of the quota (133).
+        let least = if kind == FraudType::CompromisedCounter {
+            50
+        } else {
+            100
+        };
+        assert!(count >= least, "{} has only {count} rows", kind.code());
     }
     let normal_min: HashMap<(String, String), i64> = rows
         .iter()
@@ -259,43 +267,47 @@ fn entitled(world: &World, people: &HashMap<&str, usize>, row: &NewTransaction) 
         }
 }
 
-/// `compromised_counter` is a compromise, not a pattern: a few counters, each diverting every
-/// payment made there (but those another fraud used) for one stretch of 6–10 weeks, each row
-/// exactly the ordinary payment it was (the entitled amount, at the counter, in business
-/// hours). A type that labels scattered rows, a stretch with holes, or changed rows fails.
+/// `compromised_counter` follows a fraud auditors can see: a few counters where collusion was
+/// caught, each diverting every payment made there (but those another fraud used) for one
+/// stretch of 7–21 days from 8–10 days after the collusion's day, each row exactly the
+/// ordinary payment it was (the entitled amount, at the counter, in business hours). A type
+/// that labels scattered rows, a stretch with holes, changed rows, a counter nothing was
+/// confirmed at before, or weeks no verdict on the collusion still reaches fails.
 #[test]
 fn a_compromised_counter_diverts_every_ordinary_payment_there_for_weeks() {
+    // A fraud rate high enough for half a dozen collusion incidents, so the quota does not
+    // hang on the traffic of two or three counters.
     let world = GenerateConfig {
-        days: 200,
-        fraud_rate: 0.02,
+        fraud_rate: 0.05,
         ..config(30_000, 5)
     };
     let per_type = (world.rows as f64 * world.fraud_rate) as usize / FraudType::ALL.len();
-    let stretches = compromised_stretches(&world);
+    let stretches = compromised_stretches(&synthesize(&world));
     let total: usize = stretches.values().map(|stretch| stretch.2).sum();
     assert!(
-        (2..=8).contains(&stretches.len()),
+        (3..=10).contains(&stretches.len()),
         "a few counters: {stretches:?}"
     );
     assert!(
         (per_type / 2..=2 * per_type).contains(&total),
         "about {per_type} rows: {total}"
     );
-    // A tiny world with a high fraud rate falls short of its collusion quota and is topped up
-    // with more ordinary payments after the frauds are injected (this one with some at its
-    // compromised counters): those are diverted too.
-    let topped_up = GenerateConfig {
-        days: 60,
-        fraud_rate: 0.5,
-        ..config(400, 4)
-    };
-    assert!(!compromised_stretches(&topped_up).is_empty());
+    // Most counters divert a payment within the first days of their compromise; a quiet one
+    // may pay nobody for a week or two after the collusion.
+    let soon = stretches
+        .values()
+        .filter(|stretch| (8..=14).contains(&stretch.3))
+        .count();
+    assert!(
+        2 * soon >= stretches.len(),
+        "days from the collusion to the first diverted payment: {stretches:?}"
+    );
 }
 
-/// Checks the compromised counters of the world `config` generates (see above) and returns,
-/// per counter, its first and last diverted payment and how many it diverted.
-fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, usize)> {
-    let generated = synthesize(config);
+/// Checks the compromised counters of `generated` (see above) and returns, per counter, its
+/// first and last diverted payment, how many it diverted, and how many days after the day of
+/// the collusion before it (IST days) the first came.
+fn compromised_stretches(generated: &Generated) -> HashMap<String, (i64, i64, usize, i64)> {
     let world = &generated.world;
     let rows = &generated.transactions;
     let people: HashMap<&str, usize> = world
@@ -311,7 +323,7 @@ fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, 
         .map(|(index, agent)| (agent.id.as_str(), index))
         .collect();
     let code = FraudType::CompromisedCounter.code();
-    let mut stretches: HashMap<String, (i64, i64, usize)> = HashMap::new();
+    let mut stretches: HashMap<String, (i64, i64, usize, i64)> = HashMap::new();
     for row in rows
         .iter()
         .filter(|r| r.fraud_type.as_deref() == Some(code))
@@ -333,7 +345,7 @@ fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, 
             (8 * HOUR..21 * HOUR).contains(&seconds),
             "a diverted payment is made in business hours: {row:?}"
         );
-        let stretch = stretches.entry(agent).or_insert((row.time, row.time, 0));
+        let stretch = stretches.entry(agent).or_insert((row.time, row.time, 0, 0));
         stretch.0 = stretch.0.min(row.time);
         stretch.1 = stretch.1.max(row.time);
         stretch.2 += 1;
@@ -350,14 +362,39 @@ fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, 
                 && (1..8 * DAY).contains(&(other.time - row.time))
         })
     };
-    for (agent, &(first, last, count)) in &stretches {
-        let weeks = (last - first) as f64 / (7 * DAY) as f64;
+    for (agent, stretch) in &mut stretches {
+        let (first, last, count, _) = *stretch;
+        let days = (last - first) as f64 / DAY as f64;
         assert!(
-            weeks < 10.0,
-            "{agent}: {count} payments diverted over {weeks:.1} weeks"
+            days < 21.0,
+            "{agent}: {count} payments diverted over {days:.1} days"
         );
-        // Nothing paid there in the stretch is left ordinary, and the ordinary payments on
-        // either side of it are more than six weeks apart: the compromise lies between them.
+        // The compromise follows collusion at the same counter: its first diverted payment
+        // comes 8–10 days after the collusion's day, or at the counter's first payment after
+        // that (a quiet counter may have none for days; checked below).
+        let first_day = ist_day_start(first);
+        let collusion = rows
+            .iter()
+            .filter(|r| {
+                r.agent_id.as_ref() == Some(agent)
+                    && r.fraud_type.as_deref() == Some("agent_collusion")
+            })
+            .map(|r| ist_day_start(r.time))
+            .filter(|&day| first_day - day >= 8 * DAY)
+            .max();
+        let Some(collusion) = collusion else {
+            panic!("{agent} is compromised, yet no collusion was there 8 days before {first}");
+        };
+        stretch.3 = (first_day - collusion) / DAY;
+        // Within the compromise, which starts by the tenth day and lasts three weeks at most.
+        assert!(
+            stretch.3 < 31,
+            "{agent}: the first payment diverted {} days after the collusion",
+            stretch.3
+        );
+        // Nothing paid there from 10 days after the collusion's day through the stretch is
+        // left ordinary, and the ordinary payments on either side of the stretch are more than
+        // a week apart: the compromise lies between them.
         let ordinary: Vec<i64> = rows
             .iter()
             .filter(|r| {
@@ -366,16 +403,18 @@ fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, 
             .map(|r| r.time)
             .collect();
         assert!(
-            !ordinary.iter().any(|time| (first..=last).contains(time)),
+            !ordinary
+                .iter()
+                .any(|time| (collusion + 10 * DAY..=last).contains(time)),
             "{agent} is compromised, yet a payment there in the stretch is not labeled"
         );
         let before = ordinary.iter().filter(|&&time| time < first).max();
         let after = ordinary.iter().filter(|&&time| time > last).min();
         if let (Some(before), Some(after)) = (before, after) {
-            let weeks = (after - before) as f64 / (7 * DAY) as f64;
+            let days = (after - before) as f64 / DAY as f64;
             assert!(
-                weeks > 6.0,
-                "{agent}: {count} payments diverted between ordinary ones {weeks:.1} weeks apart"
+                days > 7.0,
+                "{agent}: {count} payments diverted between ordinary ones {days:.1} days apart"
             );
         }
     }
@@ -383,10 +422,12 @@ fn compromised_stretches(config: &GenerateConfig) -> HashMap<String, (i64, i64, 
 }
 
 /// Tiny worlds, short or long, with a high fraud rate: the compromised counters, like the
-/// rings and the collusion, give up rather than search for ever or index out of range.
+/// rings and the collusion, give up rather than search for ever or index out of range. Those
+/// there are (the last world has a few) follow collusion at their counter: a world without
+/// a collusion incident has none.
 #[test]
 fn tiny_worlds_finish_with_every_fraud_type_bounded() {
-    for (rows, days) in [(30, 7), (120, 30), (400, 365), (1_500, 3)] {
+    for (rows, days) in [(30, 7), (120, 30), (400, 365), (1_500, 3), (3_000, 60)] {
         let generated = synthesize(&GenerateConfig {
             days,
             fraud_rate: 0.5,
@@ -396,6 +437,7 @@ fn tiny_worlds_finish_with_every_fraud_type_bounded() {
             generated.transactions.len() >= rows,
             "{rows} rows over {days} days"
         );
+        compromised_stretches(&generated);
     }
 }
 

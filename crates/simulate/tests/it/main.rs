@@ -1,6 +1,6 @@
 //! Integration tests of `simulate`: labels agree with event times, every fraud type is fed, a
-//! compromised counter diverts every ordinary payment made there, replay keeps event-time
-//! order, and a stop never leaves half a batch.
+//! compromised counter follows collusion there and diverts every ordinary payment made there,
+//! replay keeps event-time order, and a stop never leaves half a batch.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -10,7 +10,9 @@ use aegis_core::domain::FraudType;
 use aegis_core::engine::Target;
 use aegis_core::pg::ScratchDatabase;
 use aegis_core::sql::Value;
-use aegis_core::time::{DAY, HOUR, ist_seconds_of_day, ist_weekday, parse_timestamp};
+use aegis_core::time::{
+    DAY, HOUR, ist_day_start, ist_seconds_of_day, ist_weekday, parse_timestamp,
+};
 use simulate::SimulateConfig;
 
 fn population(dir: &std::path::Path) -> std::path::PathBuf {
@@ -127,31 +129,61 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
         "{target}: fed fraud types: {kinds:?}"
     );
 
-    // A compromised counter: every ordinary payment the feed makes there in the six weeks
-    // after the first diverted one (every compromise lasts at least that long) is diverted.
+    // A compromised counter follows a collusion incident the feed started there: its first
+    // diverted payment comes 8–10 days after the incident's day (IST), or at the counter's
+    // first payment after that, and every ordinary payment the feed makes there from then
+    // through a stretch of three weeks at most is diverted.
     let time = |timestamp: &str| parse_timestamp(timestamp).unwrap();
     let code = FraudType::CompromisedCounter.code();
-    let mut first_diverted: std::collections::BTreeMap<&str, (i64, usize)> = Default::default();
+    let mut stretches: std::collections::BTreeMap<&str, (i64, i64, usize)> = Default::default();
     for (timestamp, _, fraud_type, agent) in &rows {
         if fraud_type.as_deref() == Some(code) {
-            let entry = first_diverted
-                .entry(agent.as_str())
-                .or_insert((time(timestamp), 0));
-            entry.0 = entry.0.min(time(timestamp));
-            entry.1 += 1;
+            let at = time(timestamp);
+            let entry = stretches.entry(agent.as_str()).or_insert((at, at, 0));
+            entry.0 = entry.0.min(at);
+            entry.1 = entry.1.max(at);
+            entry.2 += 1;
         }
     }
     assert!(
-        first_diverted.values().any(|&(_, count)| count > 1),
-        "{target}: a compromise diverts more than the payment that started it: {first_diverted:?}"
+        stretches.values().any(|&(_, _, count)| count > 1),
+        "{target}: a compromise diverts more than one payment: {stretches:?}"
     );
-    for (agent, &(first, _)) in &first_diverted {
+    let mut soon = 0;
+    for (agent, &(first, last, count)) in &stretches {
+        let days = (last - first) as f64 / DAY as f64;
+        assert!(
+            days < 21.0,
+            "{target}: {agent}: {count} payments diverted over {days:.1} days"
+        );
+        let first_day = ist_day_start(first);
+        let collusion = rows
+            .iter()
+            .filter(|(_, _, fraud_type, at)| {
+                at == agent && fraud_type.as_deref() == Some("agent_collusion")
+            })
+            .map(|(timestamp, ..)| ist_day_start(time(timestamp)))
+            .filter(|&day| first_day - day >= 8 * DAY)
+            .max();
+        let Some(collusion) = collusion else {
+            panic!(
+                "{target}: {agent} is compromised, yet no collusion was fed there 8 days before"
+            );
+        };
+        let after = (first_day - collusion) / DAY;
+        assert!(
+            after < 31,
+            "{target}: {agent}: the first payment diverted {after} days after the collusion"
+        );
+        if after <= 14 {
+            soon += 1;
+        }
         let ordinary: Vec<&String> = rows
             .iter()
             .filter(|(timestamp, is_anomaly, _, at)| {
                 at == agent
                     && *is_anomaly == 0
-                    && (first + 1..first + 42 * DAY).contains(&time(timestamp))
+                    && (collusion + 10 * DAY..=last).contains(&time(timestamp))
             })
             .map(|(timestamp, ..)| timestamp)
             .collect();
@@ -160,6 +192,12 @@ fn labels_agree_and_every_type_is_fed(target: Target) {
             "{target}: {agent} is compromised, yet paid ordinary payments at {ordinary:?}"
         );
     }
+    // Most counters divert a payment within the first days of their compromise; a quiet one
+    // may pay nobody for a week or two.
+    assert!(
+        2 * soon >= stretches.len(),
+        "{target}: first diverted payments long after the collusion: {stretches:?}"
+    );
 }
 
 /// Where the feed meets the generated history, it must not pay an instalment the generator
