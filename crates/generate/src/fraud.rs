@@ -218,13 +218,22 @@ pub fn inject<R: Rng>(
         }
     }
 
-    // Duplicate payments: the same instalment again, 1–5 days later.
+    // Duplicate payments: the same instalment again, 1–5 days later, inside the generated
+    // window (a copy after its end would stretch the data past the days asked for, and every
+    // view anchored at the newest payment with it).
     let mut added = Vec::new();
-    for _ in 0..per_type {
+    let mut attempts = 0;
+    while added.len() < per_type && attempts < 10 * per_type {
+        attempts += 1;
         let Some(index) = pick_unused(rng, &mut used) else {
             break;
         };
-        added.push(duplicate_of(rng, &drafts[index]));
+        let copy = duplicate_of(rng, &drafts[index]);
+        if copy.transaction.time < scheduler.end {
+            added.push(copy);
+        } else {
+            used[index] = false;
+        }
     }
 
     // Bursts: 3–7 extra payments within the hour after a real one.

@@ -722,3 +722,26 @@ fn an_appending_import_adds_only_payments_not_yet_stored() {
         assert_eq!(indexes, expected, "{target}: an append keeps every index");
     }
 }
+
+/// Every payment, frauds included, falls inside the days asked for: a duplicate of the last
+/// days' instalments must not stretch the data (and every view anchored at its newest payment)
+/// past the window. Several seeds, since it takes one unlucky draw.
+#[test]
+fn every_payment_falls_inside_the_generated_window() {
+    for seed in 1..=6 {
+        let config = GenerateConfig {
+            days: 90,
+            fraud_rate: 0.02,
+            ..config(20_000, seed)
+        };
+        let end = config.start + i64::from(config.days) * DAY;
+        let generated = synthesize(&config);
+        let late: Vec<_> = generated
+            .transactions
+            .iter()
+            .filter(|row| row.time < config.start || row.time >= end)
+            .map(|row| (row.fraud_type.clone(), row.time))
+            .collect();
+        assert!(late.is_empty(), "seed {seed}: outside the window: {late:?}");
+    }
+}
