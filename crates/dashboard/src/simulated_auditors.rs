@@ -64,18 +64,35 @@ struct Alert {
     has_verdict: bool,
 }
 
+/// Whether a payment `t` has any verdict, as a 0/1 column.
+const HAS_VERDICT: &str = "CASE WHEN EXISTS (SELECT 1 FROM verdicts v \
+     WHERE v.transaction_id = t.transaction_id) THEN 1 ELSE 0 END";
+
+impl Alert {
+    /// Reads columns 0 (`transaction_id`), 2 (`anomaly_score`), 3 (`is_anomaly`) and 4
+    /// ([`HAS_VERDICT`]); column 1 is each query's own.
+    fn read(row: &[aegis_core::sql::Value]) -> aegis_core::Result<Alert> {
+        Ok(Alert {
+            transaction_id: row.at(0)?,
+            score: row.at::<Option<f64>>(2)?.unwrap_or(0.0),
+            truth: row.at::<Option<i64>>(3)?.map(|v| v != 0),
+            has_verdict: row.at::<i64>(4)? != 0,
+        })
+    }
+}
+
 /// Day `day`'s first `per_counter` payments (in time order) at each counter where a fraud was
 /// confirmed in the 7 days before the day began: what an auditor who confirmed a fraud at a
 /// counter checks next.
 fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppResult<Vec<Alert>> {
     let rows = sql.rows(
-        "SELECT t.transaction_id, t.agent_id, t.anomaly_score, t.is_anomaly, \
-         CASE WHEN EXISTS (SELECT 1 FROM verdicts v WHERE v.transaction_id = t.transaction_id) \
-         THEN 1 ELSE 0 END \
+        &format!(
+            "SELECT t.transaction_id, t.agent_id, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
          FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2 AND t.agent_id IN ( \
            SELECT c.agent_id FROM verdicts v JOIN transactions c ON c.transaction_id = v.transaction_id \
            WHERE v.verdict = 'confirmed_fraud' AND v.created_at >= ?3 AND v.created_at < ?4) \
-         ORDER BY t.agent_id, t.timestamp, t.transaction_id",
+         ORDER BY t.agent_id, t.timestamp, t.transaction_id"
+        ),
         values![
             format_ist(day),
             format_ist(day + DAY),
@@ -83,15 +100,7 @@ fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppRe
             day * 1000
         ],
         |row| {
-            Ok((
-                row.at::<String>(1)?,
-                Alert {
-                    transaction_id: row.at(0)?,
-                    score: row.at::<Option<f64>>(2)?.unwrap_or(0.0),
-                    truth: row.at::<Option<i64>>(3)?.map(|v| v != 0),
-                    has_verdict: row.at::<i64>(4)? != 0,
-                },
-            ))
+            Ok((row.at::<String>(1)?, Alert::read(row)?))
         },
     )?;
     let mut chosen = Vec::new();
@@ -128,22 +137,14 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         }
     };
     let rows = sql.rows(
-        "SELECT t.transaction_id, t.timestamp, t.anomaly_score, t.is_anomaly, \
-         CASE WHEN EXISTS (SELECT 1 FROM verdicts v WHERE v.transaction_id = t.transaction_id) \
-         THEN 1 ELSE 0 END \
-         FROM transactions t WHERE t.status = 'ANOMALY' AND t.timestamp < ?1",
+        &format!(
+            "SELECT t.transaction_id, t.timestamp, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
+             FROM transactions t WHERE t.status = 'ANOMALY' AND t.timestamp < ?1"
+        ),
         values![format_ist(through - plan.delay)],
         |row| {
             let timestamp: String = row.at(1)?;
-            Ok((
-                parse_timestamp(&timestamp).ok(),
-                Alert {
-                    transaction_id: row.at(0)?,
-                    score: row.at::<Option<f64>>(2)?.unwrap_or(0.0),
-                    truth: row.at::<Option<i64>>(3)?.map(|v| v != 0),
-                    has_verdict: row.at::<i64>(4)? != 0,
-                },
-            ))
+            Ok((parse_timestamp(&timestamp).ok(), Alert::read(row)?))
         },
     )?;
     let mut days: BTreeMap<EventTime, Vec<Alert>> = BTreeMap::new();
