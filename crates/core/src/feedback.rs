@@ -368,7 +368,8 @@ impl Evidence {
 /// ranking by `score + Σ weights[i] × inputs[i] / score_weight`, which is what
 /// [`adjust`](Self::adjust) returns: a payment no verdict bears on keeps its unsupervised score
 /// exactly (so scores keep their meaning, and with no verdicts the model is the unsupervised
-/// one), and evidence moves a score in the score's own units.
+/// one), and evidence moves a score in the score's own units. Train keeps the evidence weights
+/// non-negative, so evidence only ever raises a score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackStage {
     pub bias: f32,
