@@ -360,6 +360,23 @@ impl Evidence {
     }
 }
 
+/// The names of [`Evidence::inputs`], in order: `counter_confirmed_7d > 0`,
+/// `counter_confirmed_7d ≥ 1`, …
+pub fn stage_input_names() -> Vec<String> {
+    EVIDENCE_NAMES
+        .iter()
+        .flat_map(|name| {
+            EVIDENCE_STEPS.iter().map(move |&step| {
+                if step == 0.0 {
+                    format!("{name} > 0")
+                } else {
+                    format!("{name} ≥ {step}")
+                }
+            })
+        })
+        .collect()
+}
+
 /// The supervised stage: a logistic regression of auditors' findings on the unsupervised
 /// score and the verdict evidence, kept as the shift the evidence adds to the score.
 ///
@@ -581,6 +598,11 @@ mod tests {
             evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
         };
         assert!(stage.matches_this_build());
+        let names = stage_input_names();
+        assert_eq!(names.len(), STAGE_INPUTS);
+        assert_eq!(names[0], "counter_confirmed_7d > 0");
+        assert_eq!(names[4], "counter_confirmed_7d ≥ 10");
+        assert_eq!(names[5], "counter_confirmed_28d_decayed > 0");
         assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
         let mut evidence = Evidence::default();
         evidence.values[0] = 1.0;

@@ -24,7 +24,7 @@ use std::time::Instant;
 use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
 use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
-use aegis_core::feedback::{EVIDENCE_NAMES, EVIDENCE_STEPS, FeedbackStage};
+use aegis_core::feedback::FeedbackStage;
 use aegis_core::metrics::{
     DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, RowCounts, ScoreHistogram,
     Timings,
@@ -200,105 +200,22 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     // The supervised stage on auditors' verdicts, learned from what was decided before the
     // held-out test period; every row is then scored as the monitor scores it, with the
     // verdicts decided before its own time.
-    let mut stage = None;
-    let mut feedback_report = None;
-    let (calibration_scores, test_scores) = if config.feedback {
-        let decision = if dataset.verdicts.is_empty() {
-            (
-                feedback::Decision::Unsupervised(
-                    "no verdicts in the database: the unsupervised score is final".into(),
-                ),
-                feedback::Labels::default(),
-            )
-        } else {
-            let train_part = (
-                features_of(&mut split.train.clone()),
-                per_row_of(&mut split.train.clone()),
-            );
-            let mut scores = detectors.scores(Rows::of(&train_part));
-            drop(train_part);
-            scores.extend_from_slice(&calibration_scores);
-            let cutoff = dataset
-                .examples
-                .get(split.test.start)
-                .map_or(EventTime::MAX, |e| e.time);
-            let candidates: Vec<feedback::Candidate> = dataset.examples[..split.calibration.end]
-                .iter()
-                .zip(&scores)
-                .map(|(example, &score)| feedback::Candidate {
-                    time: example.time,
-                    finding: dataset
-                        .verdicts
-                        .finding_before(example.transaction_id, cutoff),
-                    score,
-                    alerted: example.alerted,
-                })
-                .collect();
-            let labels = feedback::labels(&candidates, unsupervised_threshold, cutoff);
-            (feedback::fit(&labels, &scores, &dataset.evidence), labels)
-        };
-        let (decision, labels) = decision;
-        let adjusted = |range: std::ops::Range<usize>, scores: &[f32], stage: &FeedbackStage| {
-            range
-                .zip(scores)
-                .map(|(index, &score)| stage.adjust(score, &dataset.evidence[index]))
-                .collect::<Vec<f32>>()
-        };
-        let (note, finals) = match decision {
-            feedback::Decision::Trained(trained) => {
-                let finals = (
-                    adjusted(split.calibration.clone(), &calibration_scores, &trained),
-                    adjusted(split.test.clone(), &test_scores, &trained),
-                );
-                let note = format!(
-                    "trained on {} confirmed frauds, {} dismissals and {} unreviewed alerts decided before the held-out period",
-                    labels.confirmed, labels.dismissed, labels.presumed_ordinary
-                );
-                stage = Some(trained);
-                (note, Some(finals))
-            }
-            feedback::Decision::Unsupervised(note) => (note, None),
-        };
-        tracing::info!(used = stage.is_some(), %note, "feedback stage");
-        feedback_report = Some(FeedbackReport {
-            used: stage.is_some(),
-            note,
-            verdicts: dataset.verdicts.len(),
-            confirmed: labels.confirmed,
-            dismissed: labels.dismissed,
-            presumed_ordinary: labels.presumed_ordinary,
-            weights: stage.as_ref().map_or_else(Vec::new, |stage| {
-                EVIDENCE_NAMES
-                    .iter()
-                    .flat_map(|name| {
-                        EVIDENCE_STEPS.iter().map(move |&step| {
-                            if step == 0.0 {
-                                format!("{name} > 0")
-                            } else {
-                                format!("{name} ≥ {step}")
-                            }
-                        })
-                    })
-                    .zip(&stage.weights)
-                    .map(|(name, weight)| (name, weight / stage.score_weight))
-                    .collect()
-            }),
-            test_rows_with_evidence: if dataset.evidence.is_empty() {
-                0
-            } else {
-                dataset.evidence[split.test.clone()]
-                    .iter()
-                    .filter(|e| !e.is_empty())
-                    .count()
-            },
-            unsupervised: None,
-        });
-        match finals {
-            Some((calibration, test)) => (calibration, test),
-            None => (calibration_scores, test_scores),
-        }
+    let (stage, mut feedback_report, calibration_scores, test_scores) = if config.feedback {
+        let outcome = feedback_stage(
+            &dataset,
+            &split,
+            &detectors,
+            (calibration_scores, test_scores),
+            unsupervised_threshold,
+        );
+        (
+            outcome.stage,
+            Some(outcome.report),
+            outcome.calibration_scores,
+            outcome.test_scores,
+        )
     } else {
-        (calibration_scores, test_scores)
+        (None, None, calibration_scores, test_scores)
     };
     // Threshold: the alert budget's quantile of held-out scores (all of them, as the monitor
     // will see them — no labels involved).
@@ -450,6 +367,118 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         baseline,
         metrics,
     })
+}
+
+/// What the feedback stage made of the verdicts, and the held-out scores it gives.
+struct FeedbackOutcome {
+    stage: Option<FeedbackStage>,
+    report: FeedbackReport,
+    /// The final scores of the calibration and test rows (the unsupervised ones when the stage
+    /// is not used).
+    calibration_scores: Vec<f32>,
+    test_scores: Vec<f32>,
+}
+
+/// Trains the feedback stage on the labels decided before the test period (see
+/// [`feedback`]) and scores the held-out rows with it, each with the verdicts decided before
+/// its time; `scores` are the unsupervised calibration and test scores.
+fn feedback_stage(
+    dataset: &Dataset,
+    split: &dataset::Split,
+    detectors: &Detectors,
+    scores: (Vec<f32>, Vec<f32>),
+    unsupervised_threshold: f32,
+) -> FeedbackOutcome {
+    let (calibration_scores, test_scores) = scores;
+    let (decision, labels) = if dataset.verdicts.is_empty() {
+        (
+            feedback::Decision::Unsupervised(
+                "no verdicts in the database: the unsupervised score is final".into(),
+            ),
+            feedback::Labels::default(),
+        )
+    } else {
+        let train_part = (
+            gather(&dataset.features, FEATURE_COUNT, split.train.clone()),
+            gather(
+                &dataset.per_row_features,
+                PER_ROW_COUNT,
+                split.train.clone(),
+            ),
+        );
+        let mut scores = detectors.scores(Rows::of(&train_part));
+        drop(train_part);
+        scores.extend_from_slice(&calibration_scores);
+        let cutoff = dataset
+            .examples
+            .get(split.test.start)
+            .map_or(EventTime::MAX, |e| e.time);
+        let candidates: Vec<feedback::Candidate> = dataset.examples[..split.calibration.end]
+            .iter()
+            .zip(&scores)
+            .map(|(example, &score)| feedback::Candidate {
+                time: example.time,
+                finding: dataset
+                    .verdicts
+                    .finding_before(example.transaction_id, cutoff),
+                score,
+                alerted: example.alerted,
+            })
+            .collect();
+        let labels = feedback::labels(&candidates, unsupervised_threshold, cutoff);
+        (feedback::fit(&labels, &scores, &dataset.evidence), labels)
+    };
+    let adjusted = |range: std::ops::Range<usize>, scores: &[f32], stage: &FeedbackStage| {
+        range
+            .zip(scores)
+            .map(|(index, &score)| stage.adjust(score, &dataset.evidence[index]))
+            .collect::<Vec<f32>>()
+    };
+    let (stage, note) = match decision {
+        feedback::Decision::Trained(trained) => {
+            let note = format!(
+                "trained on {} confirmed frauds, {} dismissals and {} unreviewed alerts decided before the held-out period",
+                labels.confirmed, labels.dismissed, labels.presumed_ordinary
+            );
+            (Some(trained), note)
+        }
+        feedback::Decision::Unsupervised(note) => (None, note),
+    };
+    tracing::info!(used = stage.is_some(), %note, "feedback stage");
+    let report = FeedbackReport {
+        used: stage.is_some(),
+        note,
+        verdicts: dataset.verdicts.len(),
+        confirmed: labels.confirmed,
+        dismissed: labels.dismissed,
+        presumed_ordinary: labels.presumed_ordinary,
+        weights: stage.as_ref().map_or_else(Vec::new, |stage| {
+            aegis_core::feedback::stage_input_names()
+                .into_iter()
+                .zip(&stage.weights)
+                .map(|(name, weight)| (name, weight / stage.score_weight))
+                .collect()
+        }),
+        test_rows_with_evidence: dataset
+            .evidence
+            .get(split.test.clone())
+            .map_or(0, |rows| rows.iter().filter(|e| !e.is_empty()).count()),
+        unsupervised: None,
+    };
+    match &stage {
+        Some(trained) => FeedbackOutcome {
+            calibration_scores: adjusted(split.calibration.clone(), &calibration_scores, trained),
+            test_scores: adjusted(split.test.clone(), &test_scores, trained),
+            stage,
+            report,
+        },
+        None => FeedbackOutcome {
+            stage,
+            report,
+            calibration_scores,
+            test_scores,
+        },
+    }
 }
 
 /// The window `config` names (`from`, `until`), replayed through the feature state.
