@@ -262,6 +262,18 @@ fn solve<const N: usize>(a: &[[f64; N]], b: [f64; N]) -> Option<[f64; N]> {
 mod tests {
     use super::*;
 
+    impl Labels {
+        /// Row `index` as a confirmed fraud or a dismissal.
+        fn record(&mut self, index: usize, fraud: bool) {
+            self.rows.push((index, fraud));
+            if fraud {
+                self.confirmed += 1;
+            } else {
+                self.dismissed += 1;
+            }
+        }
+    }
+
     #[test]
     fn labels_come_only_from_before_the_cutoff_and_unreviewed_alerts_wait_for_the_delay() {
         let cutoff = 100 * DAY;
@@ -328,12 +340,7 @@ mod tests {
             };
             scores.push(2.0 + (i % 11) as f32 * 0.1 + if fraud { 0.4 } else { 0.0 });
             evidence.push(e);
-            labels.rows.push((i, fraud));
-            if fraud {
-                labels.confirmed += 1;
-            } else {
-                labels.dismissed += 1;
-            }
+            labels.record(i, fraud);
         }
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
@@ -374,12 +381,7 @@ mod tests {
             }
             scores.push(3.0 + (i % 7) as f32 * 0.2 + if fraud { 0.3 } else { 0.0 });
             evidence.push(e);
-            labels.rows.push((i, fraud));
-            if fraud {
-                labels.confirmed += 1;
-            } else {
-                labels.dismissed += 1;
-            }
+            labels.record(i, fraud);
         }
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
