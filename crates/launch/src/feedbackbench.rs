@@ -68,7 +68,7 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
     let mut statement = conn.prepare(
         "SELECT fraud_type, is_anomaly, status, anomaly_score FROM transactions WHERE timestamp >= ?1",
     )?;
-    let mut scored: Vec<(f64, bool)> = Vec::new();
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
     let mut types: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut alerts = 0;
     let rows = statement.query_map([cutoff], |row| {
@@ -83,7 +83,8 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
         let (kind, fraud, status, score) = row?;
         let flagged = status.as_deref() == Some("ANOMALY");
         alerts += usize::from(flagged);
-        scored.push((score.unwrap_or(0.0), fraud));
+        scores.push(score.unwrap_or(0.0) as f32);
+        labels.push(fraud);
         if fraud {
             let entry = types
                 .entry(kind.unwrap_or_else(|| "unlabeled".into()))
@@ -92,20 +93,11 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
             entry.1 += usize::from(flagged);
         }
     }
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let positives = scored.iter().filter(|s| s.1).count().max(1);
-    let (mut found, mut sum) = (0usize, 0.0f64);
-    for (rank, &(_, fraud)) in scored.iter().enumerate() {
-        if fraud {
-            found += 1;
-            sum += found as f64 / (rank + 1) as f64;
-        }
-    }
     Ok(Outcome {
         types,
-        rows: scored.len(),
+        rows: scores.len(),
         alerts,
-        average_precision: sum / positives as f64,
+        average_precision: aegis_core::metrics::average_precision(&scores, &labels),
     })
 }
 

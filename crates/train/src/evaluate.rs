@@ -4,7 +4,9 @@
 
 use polars::prelude::*;
 
-pub use aegis_core::metrics::{Confusion, Evaluation, TypeRecall};
+pub use aegis_core::metrics::{
+    Confusion, Evaluation, TypeRecall, average_precision, average_precision_per_kind,
+};
 
 /// ROC-AUC by the rank-sum (Mann–Whitney) formula, ties counted half.
 pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {
@@ -31,45 +33,6 @@ pub fn roc_auc(scores: &[f32], labels: &[bool]) -> f64 {
         i = j + 1;
     }
     (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
-}
-
-/// Average precision: mean of the precision at each positive, scores descending.
-pub fn average_precision(scores: &[f32], labels: &[bool]) -> f64 {
-    let one_kind: Vec<Option<u32>> = labels.iter().map(|&fraud| fraud.then_some(0)).collect();
-    average_precision_per_kind(scores, &one_kind)
-}
-
-/// The average precision of each kind of fraud against the ordinary rows alone (other kinds'
-/// rows left out), averaged over the kinds (`labels[i]`: the kind of row i's fraud, `None` for
-/// an ordinary row). A kind with a hundred rows weighs as much as one with ten, so a cluster
-/// of one easy kind cannot decide alone which detectors win. NaN without any fraud.
-pub fn average_precision_per_kind(scores: &[f32], labels: &[Option<u32>]) -> f64 {
-    let kinds = labels.iter().flatten().max().map_or(0, |&k| k as usize + 1);
-    let mut positives = vec![0usize; kinds];
-    for &kind in labels.iter().flatten() {
-        positives[kind as usize] += 1;
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let (mut seen, mut sums, mut ordinary) = (vec![0usize; kinds], vec![0.0f64; kinds], 0usize);
-    for index in order {
-        match labels[index] {
-            Some(kind) => {
-                let kind = kind as usize;
-                seen[kind] += 1;
-                sums[kind] += seen[kind] as f64 / (seen[kind] + ordinary) as f64;
-            }
-            None => ordinary += 1,
-        }
-    }
-    let per_kind: Vec<f64> = (0..kinds)
-        .filter(|&kind| positives[kind] > 0)
-        .map(|kind| sums[kind] / positives[kind] as f64)
-        .collect();
-    if per_kind.is_empty() {
-        return f64::NAN;
-    }
-    per_kind.iter().sum::<f64>() / per_kind.len() as f64
 }
 
 /// Evaluates `scores` against labels at `threshold`.
@@ -207,55 +170,6 @@ mod tests {
         let labels = [false, false, true, true];
         assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
         assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &labels), 0.0);
-        assert_eq!(average_precision(&[0.1, 0.2, 0.8, 0.9], &labels), 1.0);
-        // Ranked 1st and 3rd: (1/1 + 2/3) / 2.
-        let ap = average_precision(&[0.9, 0.7, 0.5, 0.1], &[true, false, true, false]);
-        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
-    }
-
-    /// A ranking that puts a large easy kind first and a small kind last wins on pooled average
-    /// precision but loses on the per-kind mean to one that finds both.
-    #[test]
-    fn each_kind_of_fraud_weighs_the_same_in_the_per_kind_average_precision() {
-        // 100 ordinary rows, 50 frauds of kind 0, 5 of kind 1.
-        let labels: Vec<Option<u32>> = (0..155)
-            .map(|i| match i {
-                0..100 => None,
-                100..150 => Some(0),
-                _ => Some(1),
-            })
-            .collect();
-        let pooled =
-            |labels: &[Option<u32>]| labels.iter().map(Option::is_some).collect::<Vec<_>>();
-        // A: kind 0 on top, then the ordinary rows, kind 1 last.
-        let a: Vec<f32> = (0..155)
-            .map(|i| match i {
-                0..100 => 1.0,
-                100..150 => 2.0,
-                _ => 0.0,
-            })
-            .collect();
-        // B: kind 1 on top, then kind 0 and the ordinary rows interleaved.
-        let b: Vec<f32> = (0..155)
-            .map(|i| match i {
-                0..100 => (i % 2) as f32,
-                100..150 => 0.5,
-                _ => 3.0,
-            })
-            .collect();
-        assert!(average_precision(&a, &pooled(&labels)) > average_precision(&b, &pooled(&labels)));
-        let (per_a, per_b) = (
-            average_precision_per_kind(&a, &labels),
-            average_precision_per_kind(&b, &labels),
-        );
-        assert!(per_a < per_b, "{per_a} against {per_b}");
-        // Kind 0 perfect (1.0), kind 1 behind all 100 ordinary rows (about 0.03).
-        assert!(
-            (per_a - 0.5 * (1.0 + (1..=5).map(|n| n as f64 / (n + 100) as f64).sum::<f64>() / 5.0))
-                .abs()
-                < 1e-9
-        );
-        assert!(average_precision_per_kind(&a, &[None; 155]).is_nan());
     }
 
     #[test]
