@@ -119,24 +119,6 @@ impl Store {
         }
     }
 
-    /// Ids of the transactions an auditor has confirmed as fraud (any verdict of that kind).
-    pub fn confirmed_frauds(&mut self) -> Result<HashSet<i64>> {
-        const SQL: &str =
-            "SELECT DISTINCT transaction_id FROM verdicts WHERE verdict = 'confirmed_fraud'";
-        match self {
-            Store::Sqlite(conn) => {
-                let mut statement = conn.prepare(SQL)?;
-                let ids = statement.query_map([], |row| row.get(0))?;
-                Ok(ids.collect::<rusqlite::Result<_>>()?)
-            }
-            Store::Postgres(client) => Ok(client
-                .query(SQL, &[])?
-                .iter()
-                .map(|row| row.get(0))
-                .collect()),
-        }
-    }
-
     /// Hands every stored transaction with an event time before `until` (all without it) to
     /// `visit`, in event-time order (ties by id), streaming: the rows are never all in memory.
     pub fn replay(

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use aegis_core::engine::Store;
 use aegis_core::features::{FEATURE_COUNT, FeatureState};
-use aegis_core::feedback::{Evidence, VerdictBook};
+use aegis_core::feedback::{Evidence, Finding, VerdictBook};
 use aegis_core::time::EventTime;
 
 /// One row of the window with everything train needs.
@@ -18,7 +18,8 @@ pub struct Example {
     pub time: EventTime,
     pub is_anomaly: Option<bool>,
     pub fraud_type: Option<String>,
-    /// An auditor confirmed this transaction as fraud: never trained on.
+    /// Its latest verdict is a confirmed fraud: never trained on (a confirmation later revised
+    /// to a dismissal no longer counts).
     pub confirmed_fraud: bool,
     /// Whether the monitor flagged it (`None`: not scored yet): the alerts auditors saw.
     pub alerted: Option<bool>,
@@ -65,7 +66,6 @@ pub fn load(
     from: Option<EventTime>,
     until: Option<EventTime>,
 ) -> anyhow::Result<Dataset> {
-    let confirmed = store.confirmed_frauds()?;
     let verdicts = store
         .read(VerdictBook::load)
         .context("reading auditors' verdicts")?;
@@ -115,7 +115,8 @@ pub fn load(
                 time: payment.time,
                 is_anomaly: stored.is_anomaly,
                 fraud_type: stored.fraud_type,
-                confirmed_fraud: confirmed.contains(&stored.transaction_id),
+                confirmed_fraud: verdicts.finding_before(stored.transaction_id, EventTime::MAX)
+                    == Some(Finding::Confirmed),
                 alerted: scored.get(&stored.transaction_id).copied(),
             });
             Ok(())
