@@ -29,6 +29,10 @@ pub struct FeedbackBenchConfig {
     pub dir: PathBuf,
     pub rows: u64,
     pub seed: u64,
+    /// `generate --profile`: `welfare` (ours) or a world unlike it (`card`, `messy-welfare`).
+    pub profile: String,
+    /// `generate --days`, when not the generator's default.
+    pub days: Option<u32>,
     pub per_day: usize,
     pub delay_days: i64,
     pub follow_ups: usize,
@@ -165,22 +169,29 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     };
 
     println!(
-        "→ generating {} payments (seed {})",
-        config.rows, config.seed
+        "→ generating {} payments ({}, seed {})",
+        config.rows, config.profile, config.seed
     );
-    step(
-        "generate",
-        &[
-            "--db",
-            db_arg,
-            "--rows",
-            &config.rows.to_string(),
-            "--seed",
-            &config.seed.to_string(),
-            "--quiet",
-        ],
-        &log,
-    )?;
+    let (rows, seed, days) = (
+        config.rows.to_string(),
+        config.seed.to_string(),
+        config.days.map(|days| days.to_string()),
+    );
+    let mut generate = vec![
+        "--db",
+        db_arg,
+        "--rows",
+        &rows,
+        "--seed",
+        &seed,
+        "--profile",
+        &config.profile,
+        "--quiet",
+    ];
+    if let Some(days) = &days {
+        generate.extend(["--days", days.as_str()]);
+    }
+    step("generate", &generate, &log)?;
     let conn = Connection::open(&db)?;
     let cutoff: String = conn.query_row(
         "SELECT timestamp FROM transactions ORDER BY timestamp, transaction_id LIMIT 1 OFFSET ?1",

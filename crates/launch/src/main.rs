@@ -87,6 +87,12 @@ enum Command {
         rows: u64,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// The world to generate: welfare (ours), card or messy-welfare.
+        #[arg(long, default_value = "welfare")]
+        profile: String,
+        /// Days the generated data spans (the generator's default without it).
+        #[arg(long)]
+        days: Option<u32>,
         /// Alerts the simulated auditors review per event day.
         #[arg(long, default_value_t = 100)]
         per_day: usize,
@@ -163,6 +169,8 @@ fn main() -> ExitCode {
             dir,
             rows,
             seed,
+            profile,
+            days,
             per_day,
             delay_days,
             follow_ups,
@@ -170,6 +178,8 @@ fn main() -> ExitCode {
             dir,
             rows,
             seed,
+            profile,
+            days,
             per_day,
             delay_days,
             follow_ups,
