@@ -35,7 +35,7 @@ use anyhow::{Context, bail};
 
 use crate::dataset::{Dataset, time_split};
 use crate::detectors::{Detectors, Rows};
-use crate::evaluate::{Evaluation, evaluate, quantile};
+use crate::evaluate::{Evaluation, average_precision_per_kind, evaluate, quantile};
 use crate::fit::{FitConfig, fit};
 
 /// What to train.
@@ -207,6 +207,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             &detectors,
             (calibration_scores, test_scores),
             unsupervised_threshold,
+            choice_labels(&held_out_labels, config.choose_with_labels),
         );
         (
             outcome.stage,
@@ -388,6 +389,7 @@ fn feedback_stage(
     detectors: &Detectors,
     scores: (Vec<f32>, Vec<f32>),
     unsupervised_threshold: f32,
+    held_out_labels: Option<&[Option<u32>]>,
 ) -> FeedbackOutcome {
     let (calibration_scores, test_scores) = scores;
     let (decision, labels) = if dataset.verdicts.is_empty() {
@@ -436,11 +438,37 @@ fn feedback_stage(
     };
     let (stage, note) = match decision {
         feedback::Decision::Trained(trained) => {
-            let note = format!(
-                "trained on {} confirmed frauds, {} dismissals and {} unreviewed alerts decided before the held-out period",
+            let learned = format!(
+                "{} confirmed frauds, {} dismissals and {} unreviewed alerts decided before the held-out period",
                 labels.confirmed, labels.dismissed, labels.presumed_ordinary
             );
-            (Some(trained), note)
+            // Kept only if it does not lower the held-out rows' average precision per kind
+            // of fraud, the measure the detectors were chosen by: evidence that raises
+            // ordinary rows (a busy terminal whose one fraud was confirmed) loses to the
+            // unsupervised score alone.
+            let verdict = held_out_labels.map(|labels| {
+                let with = adjusted(split.calibration.clone(), &calibration_scores, &trained);
+                (
+                    average_precision_per_kind(&with, labels),
+                    average_precision_per_kind(&calibration_scores, labels),
+                    labels.iter().flatten().count(),
+                )
+            });
+            match verdict {
+                Some((with, without, frauds)) if with < without => (
+                    None,
+                    format!(
+                        "not used: learned from {learned}, it lowered the average precision per kind of fraud of the held-out rows ({frauds} labeled frauds) from {without:.3} to {with:.3}; the unsupervised score is final"
+                    ),
+                ),
+                Some((with, without, frauds)) => (
+                    Some(trained),
+                    format!(
+                        "trained on {learned}; on the held-out rows ({frauds} labeled frauds) it moved the average precision per kind of fraud from {without:.3} to {with:.3}"
+                    ),
+                ),
+                None => (Some(trained), format!("trained on {learned}")),
+            }
         }
         feedback::Decision::Unsupervised(note) => (None, note),
     };
@@ -479,6 +507,13 @@ fn feedback_stage(
             test_scores,
         },
     }
+}
+
+/// The held-out labels the feedback stage is judged by, when the detectors were chosen by them
+/// too (enough labeled frauds, and choosing with labels not turned off).
+fn choice_labels(labels: &[Option<u32>], choose_with_labels: bool) -> Option<&[Option<u32>]> {
+    (choose_with_labels && labels.iter().flatten().count() >= detectors::MIN_LABELED_FRAUDS)
+        .then_some(labels)
 }
 
 /// The window `config` names (`from`, `until`), replayed through the feature state.

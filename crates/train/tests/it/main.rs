@@ -456,3 +456,68 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
     .unwrap();
     assert!(without.config.feedback.is_none() && without.metrics.feedback.is_none());
 }
+
+/// A feedback stage that lowers the held-out rows' average precision is not used: here the
+/// verdicts called every payment at the busiest counters fraud for a while, so the stage
+/// learns to raise those counters' ordinary payments above the real frauds elsewhere.
+#[test]
+fn a_feedback_stage_that_ranks_the_held_out_frauds_worse_is_not_used() {
+    use aegis_core::time::DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 8_000);
+    let modeling = dir.path().join("modeling");
+    let counters: Vec<(i64, String)> = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut statement = conn
+            .prepare("SELECT transaction_id, agent_id FROM transactions")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    let mut busiest: std::collections::HashMap<&str, usize> = Default::default();
+    for (_, agent) in &counters {
+        *busiest.entry(agent).or_default() += 1;
+    }
+    let mut busiest: Vec<(&str, usize)> = busiest.into_iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let blamed: Vec<&str> = busiest
+        .iter()
+        .take(busiest.len() / 5)
+        .map(|c| c.0)
+        .collect();
+    let agent_of: std::collections::HashMap<i64, &str> =
+        counters.iter().map(|(id, a)| (*id, a.as_str())).collect();
+    // The blame stops before the held-out rows, whose labels then say what they were; the
+    // confirmations still count as evidence about them for 28 days.
+    let rows = rows_in_time_order(&db);
+    let blame_until = rows.len() * 6 / 10;
+    let verdicts: Vec<(i64, &str, i64)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(index, &(id, time, fraud))| {
+            if fraud || (index < blame_until && blamed.contains(&agent_of[&id])) {
+                Some((id, "confirmed_fraud", time + DAY))
+            } else {
+                (index % 20 == 0).then_some((id, "dismissed", time + DAY))
+            }
+        })
+        .collect();
+    record_verdicts(&db, &verdicts);
+
+    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let report = outcome
+        .metrics
+        .feedback
+        .clone()
+        .expect("feedback considered");
+    assert!(!report.used, "{}", report.note);
+    assert!(outcome.config.feedback.is_none());
+    assert!(
+        report.note.contains("lowered the average precision"),
+        "{}",
+        report.note
+    );
+}
