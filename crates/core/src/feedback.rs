@@ -19,8 +19,11 @@
 //!
 //! # What is counted
 //! For each subject (counter, account, beneficiary), confirmed frauds and dismissals decided
-//! in the last 7 days (a count) and in the last 28 days (each weighing half as much for every
-//! week of age): [`EVIDENCE_COUNT`] values in [`EVIDENCE_NAMES`] order.
+//! in the last 7 days and in the last 28 days, as counts: [`EVIDENCE_COUNT`] values in
+//! [`EVIDENCE_NAMES`] order. The long window is a plain count, not a decayed sum: a counter
+//! that pays one day a week sees last week's confirmations only in it, and an auditor can
+//! check "12 payments at this counter were confirmed fraud in the last 28 days" against the
+//! case queue.
 //!
 //! The book is indexed by subject and time, not replayed with the payments: a verdict recorded
 //! today about last month's payment is placed where its decision time puts it, and the monitor's
@@ -38,17 +41,16 @@ use crate::values;
 
 /// How far back a verdict counts.
 pub const EVIDENCE_WINDOW: i64 = 28 * DAY;
-/// The short window, counted without decay.
+/// The short window.
 const RECENT_WINDOW: i64 = 7 * DAY;
-/// A verdict in the long window weighs half as much for every week of age.
-const HALF_LIFE: f64 = 7.0 * DAY as f64;
 
-/// Values per payment: 3 subjects × (confirmed, dismissed) × (7 days, 28 days decayed).
+/// Values per payment: 3 subjects × (confirmed, dismissed) × (7 days, 28 days).
 pub const EVIDENCE_COUNT: usize = 12;
 
-/// The steps each evidence value is coded by for the supervised stage: above 0, then at
-/// least 1, 2, 5 and 10 (log-spaced, as counts of verdicts are).
-pub const EVIDENCE_STEPS: [f32; 5] = [0.0, 1.0, 2.0, 5.0, 10.0];
+/// The steps each evidence count is coded by for the supervised stage: at least 1, 2, 3, 5,
+/// 10 and 20 (about log-spaced, as counts of verdicts are; a collusion incident confirmed at a
+/// counter is 5 to 30 payments).
+pub const EVIDENCE_STEPS: [f32; 6] = [1.0, 2.0, 3.0, 5.0, 10.0, 20.0];
 
 /// The supervised stage's evidence inputs: every value at every step.
 pub const STAGE_INPUTS: usize = EVIDENCE_COUNT * EVIDENCE_STEPS.len();
@@ -56,17 +58,17 @@ pub const STAGE_INPUTS: usize = EVIDENCE_COUNT * EVIDENCE_STEPS.len();
 /// Names of the evidence values, in [`Evidence::values`] order.
 pub const EVIDENCE_NAMES: [&str; EVIDENCE_COUNT] = [
     "counter_confirmed_7d",
-    "counter_confirmed_28d_decayed",
+    "counter_confirmed_28d",
     "counter_dismissed_7d",
-    "counter_dismissed_28d_decayed",
+    "counter_dismissed_28d",
     "account_confirmed_7d",
-    "account_confirmed_28d_decayed",
+    "account_confirmed_28d",
     "account_dismissed_7d",
-    "account_dismissed_28d_decayed",
+    "account_dismissed_28d",
     "beneficiary_confirmed_7d",
-    "beneficiary_confirmed_28d_decayed",
+    "beneficiary_confirmed_28d",
     "beneficiary_dismissed_7d",
-    "beneficiary_dismissed_28d_decayed",
+    "beneficiary_dismissed_28d",
 ];
 
 /// What a verdict says a payment was.
@@ -289,11 +291,10 @@ impl VerdictBook {
                     Some(Finding::Dismissed) => 2,
                     None => continue,
                 };
-                let age = (now - entry.decided_at) as f64;
-                if age <= RECENT_WINDOW as f64 {
+                if now - entry.decided_at <= RECENT_WINDOW {
                     evidence.values[base + offset] += 1.0;
                 }
-                evidence.values[base + offset + 1] += 0.5f64.powf(age / HALF_LIFE) as f32;
+                evidence.values[base + offset + 1] += 1.0;
             }
         }
         evidence
@@ -321,8 +322,7 @@ impl Evidence {
     pub fn inputs(&self) -> [f32; STAGE_INPUTS] {
         std::array::from_fn(|i| {
             let value = self.values[i / EVIDENCE_STEPS.len()];
-            let step = EVIDENCE_STEPS[i % EVIDENCE_STEPS.len()];
-            if value > step || (step > 0.0 && value >= step) {
+            if value >= EVIDENCE_STEPS[i % EVIDENCE_STEPS.len()] {
                 1.0
             } else {
                 0.0
@@ -336,12 +336,7 @@ impl Evidence {
         let subject = Subject::ALL[index / 4];
         let confirmed = index % 4 < 2;
         let recent = index % 2 == 0;
-        let (count, period) = if recent {
-            (self.values[index], "7")
-        } else {
-            // The decayed sum is not a count: say how many fall in the long window instead.
-            (self.values[index].ceil(), "28")
-        };
+        let (count, period) = (self.values[index], if recent { "7" } else { "28" });
         if count <= 0.0 {
             return None;
         }
@@ -360,19 +355,15 @@ impl Evidence {
     }
 }
 
-/// The names of [`Evidence::inputs`], in order: `counter_confirmed_7d > 0`,
-/// `counter_confirmed_7d ≥ 1`, …
+/// The names of [`Evidence::inputs`], in order: `counter_confirmed_7d ≥ 1`,
+/// `counter_confirmed_7d ≥ 2`, …
 pub fn stage_input_names() -> Vec<String> {
     EVIDENCE_NAMES
         .iter()
         .flat_map(|name| {
-            EVIDENCE_STEPS.iter().map(move |&step| {
-                if step == 0.0 {
-                    format!("{name} > 0")
-                } else {
-                    format!("{name} ≥ {step}")
-                }
-            })
+            EVIDENCE_STEPS
+                .iter()
+                .map(move |&step| format!("{name} ≥ {step}"))
         })
         .collect()
 }
@@ -496,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn evidence_ages_out_of_the_short_window_and_decays_in_the_long_one() {
+    fn evidence_ages_out_of_the_short_window_then_out_of_the_long_one() {
         let mut book = VerdictBook::new();
         book.record(verdict(
             1,
@@ -512,11 +503,13 @@ mod tests {
         ));
         let week = book.evidence(&payment("G1", "X", "Y", "2025-03-08 12:00:00"));
         assert_eq!(week.values[0], 1.0, "7 days old still counts");
-        assert!((week.values[1] - 0.5).abs() < 1e-6, "{}", week.values[1]);
+        assert_eq!(week.values[1], 1.0);
         assert_eq!(week.values[2], 1.0);
         let later = book.evidence(&payment("G1", "X", "Y", "2025-03-15 12:00:00"));
         assert_eq!(later.values[0], 0.0);
-        assert!((later.values[1] - 0.25).abs() < 1e-6);
+        assert_eq!(later.values[1], 1.0, "two weeks old counts as much as new");
+        let last = book.evidence(&payment("G1", "X", "Y", "2025-03-29 12:00:00"));
+        assert_eq!(last.values[1], 1.0, "28 days old still counts");
         assert_eq!(
             later.explain(1).as_deref(),
             Some("1 payment at this counter was confirmed fraud in the last 28 days")
@@ -600,17 +593,17 @@ mod tests {
         assert!(stage.matches_this_build());
         let names = stage_input_names();
         assert_eq!(names.len(), STAGE_INPUTS);
-        assert_eq!(names[0], "counter_confirmed_7d > 0");
+        assert_eq!(names[0], "counter_confirmed_7d ≥ 1");
         assert_eq!(names[4], "counter_confirmed_7d ≥ 10");
-        assert_eq!(names[5], "counter_confirmed_28d_decayed > 0");
+        assert_eq!(names[6], "counter_confirmed_28d ≥ 1");
         assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
         let mut evidence = Evidence::default();
         evidence.values[0] = 1.0;
-        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + (3.0 + 1.0) / 2.0);
-        // A decayed value under 1 crosses only the first step; 2 crosses the third too.
-        evidence.values[0] = 0.25;
         assert_eq!(stage.adjust(1.25, &evidence), 1.25 + 3.0 / 2.0);
+        // Two confirmations cross the second step too; three the third.
         evidence.values[0] = 2.0;
+        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + (3.0 + 1.0) / 2.0);
+        evidence.values[0] = 3.0;
         assert_eq!(
             stage.adjust(1.25, &evidence),
             1.25 + (3.0 + 1.0 + 5.0) / 2.0

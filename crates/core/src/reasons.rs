@@ -160,7 +160,7 @@ mod tests {
         errors[Feature::AmountLog.index()] = 1.0;
         let mut evidence = Evidence::default();
         evidence.values[0] = 2.0;
-        evidence.values[1] = 1.7;
+        evidence.values[1] = 3.0;
         let mut contributions = [0.0f32; EVIDENCE_COUNT];
         contributions[0] = 2.5;
         contributions[1] = 0.5;
