@@ -70,6 +70,10 @@ pub struct ModelConfig {
     /// (`None`: the unsupervised score is final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<crate::feedback::FeedbackStage>,
+    /// Each feature's bins on the held-out rows, in model input order, for the drift view
+    /// (`core::drift`; empty in models trained before it existed: the monitor counts nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_bins: Vec<crate::drift::FeatureBins>,
 }
 
 /// The per-row detector: a small autoencoder on [`crate::features::per_row_values`].

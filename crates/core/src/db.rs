@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_notices_and_anomalies",
         include_str!("../../../migrations/0010_notices_and_anomalies.sql"),
     ),
+    (
+        "0011_feature_days",
+        include_str!("../../../migrations/0011_feature_days.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -27,6 +27,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod db;
 pub mod domain;
+pub mod drift;
 pub mod engine;
 pub mod error;
 pub mod features;

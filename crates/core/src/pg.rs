@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0010_notices_and_anomalies",
         include_str!("../../../migrations/postgres/0010_notices_and_anomalies.sql"),
     ),
+    (
+        11,
+        "postgres/0011_feature_days",
+        include_str!("../../../migrations/postgres/0011_feature_days.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

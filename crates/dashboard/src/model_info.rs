@@ -60,6 +60,10 @@ pub struct ModelView {
     pub score_quantiles: Vec<(f64, f32)>,
     /// The alert budget, a share.
     pub budget: f64,
+    /// Each feature's name and held-out bins, in model input order (empty for a model trained
+    /// before they were recorded): what each feature's drift is measured against.
+    #[serde(skip)]
+    pub feature_bins: Vec<(String, aegis_core::drift::FeatureBins)>,
     /// What auditors' verdicts taught (absent for a model trained with `--no-feedback`).
     pub feedback: Option<FeedbackView>,
 }
@@ -244,6 +248,12 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         }),
         score_quantiles: metrics.map_or_else(Vec::new, |m| m.score_quantiles.clone()),
         budget: config.alert_rate,
+        feature_bins: config
+            .feature_names
+            .iter()
+            .cloned()
+            .zip(config.feature_bins.iter().cloned())
+            .collect(),
         feedback: metrics.and_then(|m| feedback_view(m.feedback.as_ref()?, evaluation)),
     }
 }

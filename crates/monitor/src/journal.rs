@@ -22,6 +22,7 @@ use anyhow::bail;
 use postgres::fallible_iterator::FallibleIterator;
 use rusqlite::{OptionalExtension, params};
 
+use aegis_core::drift::FeatureDays;
 use aegis_core::engine::{Store, Target};
 use aegis_core::feedback::VerdictBook;
 use aegis_core::incidents::{self, AlertToLink};
@@ -51,6 +52,9 @@ pub struct ScoredBatch<'a> {
     pub mark: i64,
     pub model_version: &'a str,
     pub scored_at: i64,
+    /// The batch's feature values counted per event day into the model's bins (empty for a
+    /// model without them), added to `feature_days` with the scores.
+    pub feature_days: FeatureDays,
 }
 
 /// The monitor's database, with its one-scorer lock.
@@ -427,5 +431,6 @@ fn link_and_mark(sql: &mut dyn Sql, batch: &ScoredBatch<'_>) -> anyhow::Result<(
     incidents::link(sql, &batch.alerts)?;
     incidents::set_linked_up_to(sql, batch.mark)?;
     store::write_monitor_mark(sql, batch.mark, batch.model_version, batch.scored_at)?;
+    batch.feature_days.write(sql, batch.model_version)?;
     Ok(())
 }

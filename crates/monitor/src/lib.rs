@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aegis_core::artifacts;
 use aegis_core::db;
 use aegis_core::domain::Status;
+use aegis_core::drift::FeatureDays;
 use aegis_core::engine::Target;
 use aegis_core::features::{FeatureState, Features};
 use aegis_core::feedback::{Evidence, VerdictBook};
@@ -209,7 +210,20 @@ fn score_batch(
         mark: rows.last().map_or(0, |r| r.transaction_id),
         model_version: &model.config.model_version,
         scored_at: now_millis(),
+        feature_days: FeatureDays::default(),
     };
+    let bins = &model.config.feature_bins;
+    if !bins.is_empty() {
+        for (payment, features) in rows
+            .iter()
+            .filter_map(|row| row.payment.as_ref().ok())
+            .zip(&features)
+        {
+            batch
+                .feature_days
+                .count(bins, payment.time, &features.values);
+        }
+    }
     let mut anomalies = 0;
     let mut errors = 0;
     let mut position = 0;

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aegis_core::artifacts::{ModelConfig, PerRowModel, TrainingWindow};
+use aegis_core::drift::FeatureBins;
 use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
 use aegis_core::feedback::FeedbackStage;
@@ -160,6 +161,24 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         features_of(&mut split.calibration.clone()),
         per_row_of(&mut split.calibration.clone()),
     );
+    // Each feature's spread on the held-out rows, which the drift view compares days with.
+    let feature_bins: Vec<FeatureBins> = (0..FEATURE_COUNT)
+        .filter_map(|feature| {
+            let values: Vec<f32> = held_out
+                .0
+                .iter()
+                .skip(feature)
+                .step_by(FEATURE_COUNT)
+                .copied()
+                .collect();
+            FeatureBins::fit(&values)
+        })
+        .collect();
+    let feature_bins = if feature_bins.len() == FEATURE_COUNT {
+        feature_bins
+    } else {
+        Vec::new()
+    };
     // Each known fraud with its kind: the labeled type, or one kind for frauds without one
     // (auditors' confirmations, labels without a type).
     let mut kinds: Vec<&str> = Vec::new();
@@ -314,6 +333,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             weights_file: format!("per-row-{model_version}.bpk"),
         }),
         feedback: stage,
+        feature_bins,
     };
     let metrics = Metrics {
         model_version,

@@ -267,10 +267,19 @@ pub async fn model(
                     .map(|&(_, score)| score)
                     .collect(),
             );
-            let days = state
-                .read(move |conn| drift::day_scores(conn, &version, &cuts))
+            let (days, features) = state
+                .read(move |conn| {
+                    let days = drift::day_scores(conn, &version, &cuts)?;
+                    let features = match days.first() {
+                        Some(first) => aegis_core::drift::read_days(conn, &version, &first.date)?,
+                        None => Vec::new(),
+                    };
+                    Ok((days, features))
+                })
                 .await?;
-            Some(drift::view(&days, &view.score_quantiles, view.budget))
+            let mut drift = drift::view(&days, &view.score_quantiles, view.budget);
+            drift::add_features(&mut drift, &features, &view.feature_bins);
+            Some(drift)
         }
         None => None,
     };

@@ -793,7 +793,34 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
     metrics["score_quantiles"] =
         serde_json::json!([[0.5, 0.05], [0.9, 0.1], [0.95, 0.3], [0.99, 0.45]]);
     std::fs::write(&metrics_path, metrics.to_string()).unwrap();
+    // Two features' held-out bins, as train records them with the model.
+    let config_path = app.dir.path().join("modeling").join("model_config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["feature_names"] = serde_json::json!(["amount_log", "hour_rarity_at_counter"]);
+    config["feature_bins"] = serde_json::json!([
+        {"cuts": [1.0, 2.0], "counts": [500, 300, 200]},
+        {"cuts": [1.0, 2.0], "counts": [500, 300, 200]}
+    ]);
+    std::fs::write(&config_path, config.to_string()).unwrap();
     let conn = app.conn();
+    // The monitor's counts: amounts spread as held out every day; from day 2 on, most
+    // payments fall in the hours that were rarest.
+    for day in 1..=4 {
+        let hours = if day == 1 {
+            "[150, 90, 60]"
+        } else {
+            "[30, 60, 210]"
+        };
+        conn.execute(
+            "INSERT INTO feature_days (model_version, day, counts) VALUES ('m-test', ?1, ?2)",
+            rusqlite::params![
+                format!("2026-02-{day:02}"),
+                format!("[[150, 90, 60], {hours}]")
+            ],
+        )
+        .unwrap();
+    }
     let add = |day: u32, count: usize, score: f64, model: &str| {
         for i in 0..count {
             conn.execute(
@@ -835,6 +862,23 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
     assert!(stormy.contains("scores shifted"), "{stormy}");
     assert!(!drift[..drift.find("</section>").unwrap()].contains("2026-02-05"));
     assert!(drift.contains("Retraining is due: 3 of the last 4 days"));
+    // Each feature's shift over the week: the hours moved, the amounts did not.
+    let features = &drift[drift.find("Each feature's shift").expect("feature table")..];
+    let hours = features.find("hour_rarity_at_counter</code>").unwrap();
+    let amounts = features.find("amount_log</code>").unwrap();
+    assert!(hours < amounts, "the most shifted first");
+    let row = |at: usize| {
+        let start = features[..at].rfind("<tr").unwrap();
+        features[start..at + features[at..].find("</tr>").unwrap()].to_string()
+    };
+    assert!(row(hours).contains("class=\"flagged\""), "{}", row(hours));
+    assert!(row(hours).contains("—"), "no week before: {}", row(hours));
+    assert!(row(amounts).contains("0.000"), "{}", row(amounts));
+    assert!(!row(amounts).contains("flagged"));
+    assert!(
+        drift.contains("The features that moved most over the last 4 days: hour_rarity_at_counter"),
+        "the warning names the feature"
+    );
 }
 
 #[tokio::test]
@@ -1185,6 +1229,7 @@ fn write_model(app: &TestApp) {
         }),
         per_row: None,
         feedback: None,
+        feature_bins: Vec::new(),
     };
     std::fs::write(
         dir.join("model_config.json"),

@@ -155,6 +155,31 @@ fn exactly_once_across_kill_minus_nine(engine: Engine) {
         db.int("SELECT max(alerts) FROM incidents") > 1,
         "some incident groups several alerts"
     );
+    // Each feature's drift counts are written with the scores: every scored row counted once,
+    // per event day, as by the run that was never killed.
+    assert_eq!(feature_days(&reference), feature_days(db), "{engine:?}");
+    let counted: i64 = feature_days(db)
+        .iter()
+        .map(|(_, counts)| counts[0].iter().sum::<i64>())
+        .sum();
+    assert_eq!(
+        counted,
+        db.int("SELECT count(*) FROM transactions WHERE status IN ('NORMAL', 'ANOMALY')"),
+        "{engine:?}"
+    );
+}
+
+/// The drift counts per (day, feature, bin) of the one model the fixture trained.
+fn feature_days(db: &Db) -> Vec<(String, Vec<Vec<i64>>)> {
+    db.rows("SELECT day, counts FROM feature_days ORDER BY day")
+        .into_iter()
+        .map(|row| {
+            (
+                row[0].text().unwrap().to_string(),
+                serde_json::from_str(row[1].text().unwrap()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// (transaction, incident) of every linked alert.
