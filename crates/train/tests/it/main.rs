@@ -355,6 +355,20 @@ fn record_verdicts(db: &std::path::Path, verdicts: &[(i64, &str, i64)]) {
     }
 }
 
+/// A short training run on `db` and the feedback stage's report.
+fn train_with_verdicts(
+    db: &std::path::Path,
+    modeling: &std::path::Path,
+) -> (train::TrainOutcome, aegis_core::metrics::FeedbackReport) {
+    let outcome = train::run(&train_config(db, modeling, 3)).unwrap();
+    let report = outcome
+        .metrics
+        .feedback
+        .clone()
+        .expect("feedback considered");
+    (outcome, report)
+}
+
 /// (id, event time, labeled fraud) of every row, in the order train replays them.
 fn rows_in_time_order(db: &std::path::Path) -> Vec<(i64, i64, bool)> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -396,8 +410,7 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
         .map(|r| (r.0, "confirmed_fraud", r.1 + DAY))
         .collect();
     record_verdicts(&db, &first_frauds);
-    let few = train::run(&train_config(&db, &modeling, 3)).unwrap();
-    let report = few.metrics.feedback.clone().expect("feedback considered");
+    let (few, report) = train_with_verdicts(&db, &modeling);
     assert!(!report.used && few.config.feedback.is_none());
     assert!(report.note.contains("too few verdicts"), "{}", report.note);
     assert_eq!(report.confirmed, 10);
@@ -423,12 +436,7 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
     verdicts.push((revised, "dismissed", cutoff + 2 * DAY));
     record_verdicts(&db, &verdicts);
 
-    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
-    let report = outcome
-        .metrics
-        .feedback
-        .clone()
-        .expect("feedback considered");
+    let (outcome, report) = train_with_verdicts(&db, &modeling);
     assert!(report.used, "{}", report.note);
     assert_eq!(
         report.confirmed, confirmed,
@@ -507,12 +515,7 @@ fn a_feedback_stage_that_ranks_the_held_out_frauds_worse_is_not_used() {
         .collect();
     record_verdicts(&db, &verdicts);
 
-    let outcome = train::run(&train_config(&db, &modeling, 3)).unwrap();
-    let report = outcome
-        .metrics
-        .feedback
-        .clone()
-        .expect("feedback considered");
+    let (outcome, report) = train_with_verdicts(&db, &modeling);
     assert!(!report.used, "{}", report.note);
     assert!(outcome.config.feedback.is_none());
     assert!(
