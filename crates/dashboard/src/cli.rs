@@ -81,7 +81,8 @@ pub enum VerdictsCommand {
     /// Simulated auditors (generated data only): review each event day's top alerts and
     /// record their ground truth after a delay, as the disabled user `simulated-auditor`.
     Simulate {
-        /// Alerts reviewed per event day, highest score first.
+        /// Alerts reviewed per event day, highest score first, each incident's alerts of the
+        /// day together.
         #[arg(long, default_value_t = 100)]
         per_day: usize,
         /// Days from the end of an alert's day to its verdict.

@@ -2,8 +2,9 @@
 //! loop on generated data.
 //!
 //! Each simulated day (IST, event time) the auditors review the day's `per_day` highest-scored
-//! alerts and record the ground truth the generator labeled (`is_anomaly`): `confirmed_fraud`
-//! or `dismissed`. They decide `delay` after the end of that day, so a verdict is dated in
+//! alerts, a whole incident at a time as the case queue lists them (an incident's alerts of
+//! the day right after its highest one), and record the ground truth the generator labeled
+//! (`is_anomaly`): `confirmed_fraud` or `dismissed`. They decide `delay` after the end of that day, so a verdict is dated in
 //! event time and counts, for the detector, only for payments after it. A day is reviewed once
 //! its decision time has come (`through`, by default the newest payment's time), which makes a
 //! run repeatable: run again later and only the days that became due are added.
@@ -62,6 +63,8 @@ struct Alert {
     score: f64,
     truth: Option<bool>,
     has_verdict: bool,
+    /// The incident the monitor linked it into (`None`: not linked).
+    incident: Option<i64>,
 }
 
 /// Whether a payment `t` has any verdict, as a 0/1 column.
@@ -77,6 +80,7 @@ impl Alert {
             score: row.at::<Option<f64>>(2)?.unwrap_or(0.0),
             truth: row.at::<Option<i64>>(3)?.map(|v| v != 0),
             has_verdict: row.at::<i64>(4)? != 0,
+            incident: None,
         })
     }
 }
@@ -119,6 +123,27 @@ fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppRe
     Ok(chosen)
 }
 
+/// `alerts` (highest score first) as an auditor works through them in the case queue: each
+/// incident's alerts right after its highest one, so a collusion's twenty alerts are judged
+/// together instead of the cap cutting them off after the first few.
+fn by_incident(alerts: Vec<Alert>) -> Vec<Alert> {
+    let mut groups: Vec<Vec<Alert>> = Vec::new();
+    let mut group_of: std::collections::HashMap<i64, usize> = Default::default();
+    for alert in alerts {
+        match alert.incident {
+            Some(incident) => match group_of.get(&incident) {
+                Some(&group) => groups[group].push(alert),
+                None => {
+                    group_of.insert(incident, groups.len());
+                    groups.push(vec![alert]);
+                }
+            },
+            None => groups.push(vec![alert]),
+        }
+    }
+    groups.into_iter().flatten().collect()
+}
+
 /// Reviews every due day in one write transaction.
 pub fn review(db: &Database, plan: ReviewPlan, now_millis: i64) -> AppResult<Reviewed> {
     db.write(|sql| review_in(sql, plan, now_millis))
@@ -138,13 +163,21 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
     };
     let rows = sql.rows(
         &format!(
-            "SELECT t.transaction_id, t.timestamp, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
-             FROM transactions t WHERE t.status = 'ANOMALY' AND t.timestamp < ?1"
+            "SELECT t.transaction_id, t.timestamp, t.anomaly_score, t.is_anomaly, {HAS_VERDICT}, \
+             ia.incident_id FROM transactions t \
+             LEFT JOIN incident_alerts ia ON ia.transaction_id = t.transaction_id \
+             WHERE t.status = 'ANOMALY' AND t.timestamp < ?1"
         ),
         values![format_ist(through - plan.delay)],
         |row| {
             let timestamp: String = row.at(1)?;
-            Ok((parse_timestamp(&timestamp).ok(), Alert::read(row)?))
+            Ok((
+                parse_timestamp(&timestamp).ok(),
+                Alert {
+                    incident: row.at(5)?,
+                    ..Alert::read(row)?
+                },
+            ))
         },
     )?;
     let mut days: BTreeMap<EventTime, Vec<Alert>> = BTreeMap::new();
@@ -177,6 +210,7 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
                 .total_cmp(&a.score)
                 .then(a.transaction_id.cmp(&b.transaction_id))
         });
+        let alerts = by_incident(alerts);
         let follow_ups = if plan.follow_ups > 0 {
             follow_ups_of(sql, day, plan.follow_ups)?
         } else {

@@ -4,7 +4,8 @@
 //! 1. Generate `--rows` payments (`--seed`) and hold back the last fifth: the test period.
 //! 2. History: an unsupervised model scores the first four fifths (`monitor --once`), and the
 //!    simulated auditors review them (`dashboard verdicts simulate`: the top alerts of each
-//!    day and the follow-ups, decided `--delay-days` later), up to the cutoff.
+//!    day, an incident at a time, and the follow-ups, decided `--delay-days` later), up to
+//!    the cutoff.
 //! 3. At the cutoff, `train` retrains twice: with the feedback stage (the default) and with
 //!    `--no-feedback`.
 //! 4. The test period goes live one event day at a time: its payments come in, the monitor

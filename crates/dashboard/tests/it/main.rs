@@ -1647,5 +1647,40 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
         assert_eq!(recorded(9).map(|v| v.starts_with("dismissed")), Some(true));
         assert_eq!(recorded(10), None, "one follow-up per counter and day");
         assert_eq!(recorded(11), None, "nothing was confirmed at G2");
+
+        // An incident is reviewed whole, as the case queue lists it: its low-scored alert
+        // comes right after its highest one, before the day's other alerts.
+        for (id, score, fraud) in [
+            (20, 9.0, true),
+            (21, 8.0, false),
+            (22, 7.0, false),
+            (23, 1.0, true),
+        ] {
+            app.insert(&alert(id, score, Some(fraud), "2025-03-25 10:00:00"));
+        }
+        app.write(|sql| {
+            sql.execute(
+                "INSERT INTO incidents (incident_id, first_time, last_time, alerts, max_score, total_paise, lead_id) \
+                 VALUES (900, 0, 0, 2, 9.0, 400000, 20)",
+                &[],
+            )?;
+            Ok(sql.execute(
+                "INSERT INTO incident_alerts (transaction_id, incident_id) VALUES (20, 900), (23, 900)",
+                &[],
+            )?)
+        });
+        let incident = run("2025-04-02 00:00:00");
+        assert_eq!(
+            (incident.confirmed, incident.dismissed),
+            (2, 1),
+            "{engine:?}"
+        );
+        assert_eq!(
+            recorded(23).map(|v| v.starts_with("confirmed_fraud")),
+            Some(true),
+            "{engine:?}: the incident's second alert"
+        );
+        assert_eq!(recorded(21).map(|v| v.starts_with("dismissed")), Some(true));
+        assert_eq!(recorded(22), None, "{engine:?}: past the day's 3");
     }
 }
