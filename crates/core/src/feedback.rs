@@ -377,7 +377,7 @@ pub fn stage_input_names() -> Vec<String> {
 /// [`adjust`](Self::adjust) returns: a payment no verdict bears on keeps its unsupervised score
 /// exactly (so scores keep their meaning, and with no verdicts the model is the unsupervised
 /// one), and evidence moves a score in the score's own units. Train keeps the evidence weights
-/// non-negative, so evidence only ever raises a score.
+/// non-negative and gives dismissals none, so only confirmations move a score, and only up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackStage {
     pub bias: f32,
