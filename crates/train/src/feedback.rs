@@ -328,14 +328,27 @@ mod tests {
         );
     }
 
+    /// `n` rows labeled by their verdicts: row i's (evidence, fraud, score) from `row`.
+    fn labeled(
+        n: usize,
+        row: impl Fn(usize) -> (Evidence, bool, f32),
+    ) -> (Labels, Vec<f32>, Vec<Evidence>) {
+        let mut labels = Labels::default();
+        let (mut scores, mut evidence) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let (e, fraud, score) = row(i);
+            labels.record(i, fraud);
+            scores.push(score);
+            evidence.push(e);
+        }
+        (labels, scores, evidence)
+    }
+
     /// Evidence that goes with ordinary payments (a beneficiary's alerts after a confirmed
     /// fraud, dismissed) gets no weight rather than a negative one: it never lowers a score.
     #[test]
     fn evidence_that_goes_with_dismissals_does_not_lower_scores() {
-        let mut scores = Vec::new();
-        let mut evidence = Vec::new();
-        let mut labels = Labels::default();
-        for i in 0..600 {
+        let (labels, scores, evidence) = labeled(600, |i| {
             let mut e = Evidence::default();
             // Beneficiary confirmations (index 8) on a third of the rows, all of them ordinary;
             // counter confirmations (index 0) on another third, mostly fraud.
@@ -350,10 +363,12 @@ mod tests {
                 }
                 _ => i % 5 == 0,
             };
-            scores.push(2.0 + (i % 11) as f32 * 0.1 + if fraud { 0.4 } else { 0.0 });
-            evidence.push(e);
-            labels.record(i, fraud);
-        }
+            (
+                e,
+                fraud,
+                2.0 + (i % 11) as f32 * 0.1 + if fraud { 0.4 } else { 0.0 },
+            )
+        });
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
         };
@@ -377,10 +392,7 @@ mod tests {
     /// where fraud was confirmed are dismissed, then the counter's next payments are fraud).
     #[test]
     fn dismissals_get_no_weight_even_where_they_go_with_fraud() {
-        let mut scores = Vec::new();
-        let mut evidence = Vec::new();
-        let mut labels = Labels::default();
-        for i in 0..600 {
+        let (labels, scores, evidence) = labeled(600, |i| {
             let mut e = Evidence::default();
             // Counter dismissals (index 2) on half the rows, fraud four times in five there.
             let fraud = if i % 2 == 0 {
@@ -389,10 +401,12 @@ mod tests {
             } else {
                 i % 10 == 1
             };
-            scores.push(2.0 + (i % 11) as f32 * 0.1 + if fraud { 0.3 } else { 0.0 });
-            evidence.push(e);
-            labels.record(i, fraud);
-        }
+            (
+                e,
+                fraud,
+                2.0 + (i % 11) as f32 * 0.1 + if fraud { 0.3 } else { 0.0 },
+            )
+        });
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
         };
@@ -411,10 +425,7 @@ mod tests {
     fn the_stage_learns_that_confirmations_at_a_counter_mean_fraud_and_needs_enough_of_them() {
         // Alerts whose counter had a confirmation before are frauds four times in five; the
         // others one time in five, whatever their score.
-        let mut scores = Vec::new();
-        let mut evidence = Vec::new();
-        let mut labels = Labels::default();
-        for i in 0..400 {
+        let (labels, scores, evidence) = labeled(400, |i| {
             let with_evidence = i % 2 == 0;
             let fraud = if with_evidence {
                 i % 10 != 0
@@ -425,10 +436,12 @@ mod tests {
             if with_evidence {
                 e.values[0] = 2.0;
             }
-            scores.push(3.0 + (i % 7) as f32 * 0.2 + if fraud { 0.3 } else { 0.0 });
-            evidence.push(e);
-            labels.record(i, fraud);
-        }
+            (
+                e,
+                fraud,
+                3.0 + (i % 7) as f32 * 0.2 + if fraud { 0.3 } else { 0.0 },
+            )
+        });
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
         };
