@@ -2,12 +2,12 @@
 //! held-out rows the model was calibrated on.
 //!
 //! `train` cuts each feature's held-out values into [`BINS`] bins of about equal count and
-//! keeps the cuts and every bin's share with the model ([`FeatureBins`], in
+//! keeps the cuts and every bin's held-out rows with the model ([`FeatureBins`], in
 //! `model_config.json`). The monitor counts each scored row's feature values into those bins
 //! per event day, in the transaction that writes the scores (table `feature_days`, one row per
 //! model and day), so a restarted monitor counts every row exactly once. The dashboard compares
-//! a day's counts with the held-out shares by the population stability index
-//! ([`stability_index`]): which features moved, and when retraining is due.
+//! a week's counts with the held-out shares by the population stability index
+//! ([`stability_index`]): which features moved.
 //!
 //! A feature that is 0 on most rows has fewer bins (equal cuts merge), the zeros one of their
 //! own.
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::sql::{Row, Sql};
-use crate::time::{EventTime, format_ist};
+use crate::time::{EventTime, format_ist, ist_day_start};
 use crate::values;
 
 /// Bins per feature before equal cuts merge: deciles.
@@ -33,9 +33,6 @@ pub struct FeatureBins {
 impl FeatureBins {
     /// The bins of `values` (the held-out rows' values of one feature). `None` without values.
     pub fn fit(values: &[f32]) -> Option<FeatureBins> {
-        if values.is_empty() {
-            return None;
-        }
         let mut sorted: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
         if sorted.is_empty() {
             return None;
@@ -109,18 +106,30 @@ pub type DayCounts = Vec<Vec<i64>>;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeatureDays {
     pub days: Vec<(String, DayCounts)>,
+    /// Each of `days`' start (event time), which a row is matched by: the monitor counts every
+    /// row it scores, so the date is written once per day, not once per row.
+    starts: Vec<EventTime>,
+}
+
+/// Counts stored in `feature_days`, read back.
+fn parse_counts(text: &str, model_version: &str, day: &str) -> Result<DayCounts> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::Invalid(format!(
+            "feature_days holds unreadable counts for {model_version} on {day}: {e}"
+        ))
+    })
 }
 
 impl FeatureDays {
     /// Counts one row at event time `time`.
     pub fn count(&mut self, bins: &[FeatureBins], time: EventTime, values: &[f32]) {
-        let stamp = format_ist(time);
-        let day = &stamp[..10];
-        let index = match self.days.iter().position(|(d, _)| d == day) {
+        let start = ist_day_start(time);
+        let index = match self.starts.iter().position(|&s| s == start) {
             Some(index) => index,
             None => {
                 let empty = bins.iter().map(|b| vec![0; b.counts.len()]).collect();
-                self.days.push((day.to_string(), empty));
+                self.days.push((format_ist(start)[..10].to_string(), empty));
+                self.starts.push(start);
                 self.days.len() - 1
             }
         };
@@ -141,11 +150,9 @@ impl FeatureDays {
                 .flatten();
             let mut total = counts.clone();
             if let Some(stored) = stored {
-                let before: DayCounts = serde_json::from_str(&stored).map_err(|e| {
-                    Error::Invalid(format!(
-                        "feature_days holds unreadable counts for {model_version} on {day}: {e}"
-                    ))
-                })?;
+                let before = parse_counts(&stored, model_version, day)?;
+                // Counts of another shape cannot be this model's (its bins are fixed): they
+                // are replaced rather than added to.
                 if before.len() == total.len()
                     && before.iter().zip(&total).all(|(a, b)| a.len() == b.len())
                 {
@@ -180,11 +187,7 @@ pub fn read_days(
     )?;
     rows.into_iter()
         .map(|(day, text)| {
-            let counts: DayCounts = serde_json::from_str(&text).map_err(|e| {
-                Error::Invalid(format!(
-                    "feature_days holds unreadable counts for {model_version} on {day}: {e}"
-                ))
-            })?;
+            let counts = parse_counts(&text, model_version, &day)?;
             Ok((day, counts))
         })
         .collect()
