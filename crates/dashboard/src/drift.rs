@@ -7,9 +7,10 @@
 //!
 //! Each feature's own shift: the monitor counts every scored row's feature values per event day
 //! into the bins `train` cut from the held-out rows (`aegis_core::drift`); the page shows, per
-//! feature, the same index for the newest day and the worst of the days shown, so an auditor
-//! sees *what* moved (night bank batches arriving, a scheme's amounts raised), not only that
-//! the scores did.
+//! feature, the same index over the last [`FEATURE_WEEK`] counted days and the ones before, so
+//! an auditor sees *what* moved (night bank batches arriving, a scheme's amounts raised), not
+//! only that the scores did. A feature's shift alone never calls for retraining (see
+//! [`add_features`]).
 
 use aegis_core::drift::{DayCounts, FeatureBins};
 use aegis_core::sql::{Row, Sql, Value};
@@ -154,7 +155,7 @@ pub struct DriftView {
     pub warning: Option<String>,
     /// Why there is nothing to show, when there is not.
     pub empty: Option<String>,
-    /// Features, the most shifted on the newest day first.
+    /// Features, the most shifted over the last week first.
     pub features: Vec<FeatureDriftRow>,
     /// Why features are not shown, when they are not.
     pub features_empty: Option<String>,
