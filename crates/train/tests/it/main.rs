@@ -135,6 +135,13 @@ fn a_saved_model_loads_and_scores_as_it_was_evaluated() {
         .count();
     let c = evaluation.confusion;
     assert_eq!(flagged, c.true_positives + c.false_positives);
+    // And it spends the alert budget there: the most recent fifth, nearest to what the
+    // monitor scores next (rounding and tied scores aside).
+    let budget = (features.len() - test_start) as f64 * outcome.config.alert_rate;
+    assert!(
+        (flagged as f64 - budget).abs() <= 2.0,
+        "{flagged} alerts for a budget of {budget}"
+    );
     // The dashboard reads back exactly what train measured.
     let metrics = artifacts::read_metrics(&modeling).unwrap().unwrap();
     assert_eq!(metrics.model_version, outcome.config.model_version);
