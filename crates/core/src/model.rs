@@ -340,13 +340,23 @@ pub struct FeatureCalibration {
     pub above: Vec<TailCurve>,
     /// Per feature: how far below its median the value lies.
     pub below: Vec<TailCurve>,
+    /// A steady amount's change ([`crate::features::steady_change`]) on the training rows, which
+    /// the rarity detector judges beside the features (`None`: a model from before it).
+    #[serde(default)]
+    pub steady: Option<TailCurve>,
 }
 
 impl FeatureCalibration {
     /// Calibrates values on the (standardised) rows the network was trained on, the largest
     /// sample of what is ordinary here, and errors on held-out rows' squared errors (errors on
-    /// the training rows are optimistic). All row-major `rows × columns`.
-    pub fn fit(trained: &[f32], held_out_errors: &[f32], columns: usize) -> FeatureCalibration {
+    /// the training rows are optimistic). All row-major `rows × columns`; `trained_steady` the
+    /// training rows' steady-amount changes.
+    pub fn fit(
+        trained: &[f32],
+        held_out_errors: &[f32],
+        columns: usize,
+        trained_steady: &[f32],
+    ) -> FeatureCalibration {
         let mut column_values = Vec::with_capacity(trained.len() / columns.max(1));
         let mut curve_of = |data: &[f32], column: usize, map: &dyn Fn(f32) -> f32| {
             column_values.clear();
@@ -379,14 +389,30 @@ impl FeatureCalibration {
             medians,
             above,
             below,
+            steady: Some(TailCurve::fit(&mut trained_steady.to_vec(), 1.0)),
         }
+    }
+
+    /// How surprising a steady amount's change is here, beyond [`EVIDENCE_FLOOR`] (0 for a
+    /// payment that changes none, or a model without the curve).
+    pub fn steady_surprise(&self, steady_change: f32) -> f32 {
+        self.steady.as_ref().map_or(0.0, |curve| {
+            (curve.surprise(steady_change) - EVIDENCE_FLOOR).max(0.0)
+        })
     }
 
     /// The feature-based detectors' totals for one row (per-row left NaN); `evidence` receives
     /// each feature's evidence (its reconstruction and rarity surprises beyond
-    /// [`EVIDENCE_FLOOR`], added), which the reasons rank.
-    fn row(&self, values: &[f32], errors: &[f32], evidence: &mut [f32]) -> DetectorTotals {
-        let mut totals = [0.0, 0.0, 0.0, f32::NAN];
+    /// [`EVIDENCE_FLOOR`], added), which the reasons rank. A steady amount's change counts
+    /// for rarity like one more feature.
+    fn row(
+        &self,
+        values: &[f32],
+        errors: &[f32],
+        steady_change: f32,
+        evidence: &mut [f32],
+    ) -> DetectorTotals {
+        let mut totals = [0.0, 0.0, self.steady_surprise(steady_change), f32::NAN];
         let beyond = |s: f32| (s - EVIDENCE_FLOOR).max(0.0);
         for (column, slot) in evidence.iter_mut().enumerate() {
             let error = beyond(self.errors[column].surprise(errors[column]));
@@ -428,12 +454,14 @@ pub struct Calibration {
 
 impl Calibration {
     /// Every detector's raw totals for a batch (standardised values and squared errors, row-major;
-    /// `per_row` the per-row network's scores when the model has one).
+    /// `per_row` the per-row network's scores when the model has one; `steady` each row's
+    /// steady-amount change).
     pub fn totals(
         features: &FeatureCalibration,
         standardised: &[f32],
         squared_errors: &[f32],
         per_row: Option<&[f32]>,
+        steady: &[f32],
     ) -> Vec<DetectorTotals> {
         let columns = features.errors.len();
         let mut evidence = vec![0.0; columns];
@@ -442,7 +470,7 @@ impl Calibration {
             .zip(squared_errors.chunks_exact(columns))
             .enumerate()
             .map(|(index, (values, errors))| {
-                let mut totals = features.row(values, errors, &mut evidence);
+                let mut totals = features.row(values, errors, steady[index], &mut evidence);
                 totals[Detector::PerRow.slot()] = per_row.map_or(f32::NAN, |scores| scores[index]);
                 totals
             })
@@ -484,6 +512,7 @@ impl Calibration {
         standardised: &[f32],
         squared_errors: &mut [f32],
         per_row: Option<&[f32]>,
+        steady: &[f32],
     ) -> Vec<f32> {
         let columns = self.features.errors.len();
         let mut evidence = vec![0.0; columns];
@@ -492,7 +521,9 @@ impl Calibration {
             .zip(squared_errors.chunks_exact_mut(columns))
             .enumerate()
             .map(|(index, (values, errors))| {
-                let mut totals = self.features.row(values, errors, &mut evidence);
+                let mut totals = self
+                    .features
+                    .row(values, errors, steady[index], &mut evidence);
                 totals[Detector::PerRow.slot()] = per_row.map_or(f32::NAN, |scores| scores[index]);
                 errors.copy_from_slice(&evidence);
                 self.combine(&totals, &self.combination)
@@ -509,10 +540,11 @@ pub fn score_errors(
     standardised: &[f32],
     squared_errors: &mut [f32],
     per_row: Option<&[f32]>,
+    steady: &[f32],
     columns: usize,
 ) -> Vec<f32> {
     match calibration {
-        Some(calibration) => calibration.score(standardised, squared_errors, per_row),
+        Some(calibration) => calibration.score(standardised, squared_errors, per_row, steady),
         None => row_scores(squared_errors, columns),
     }
 }
@@ -632,8 +664,9 @@ mod tests {
     }
 
     fn calibration_of(trained: &[f32], held_out_errors: &[f32], columns: usize) -> Calibration {
-        let features = FeatureCalibration::fit(trained, held_out_errors, columns);
-        let totals = Calibration::totals(&features, trained, held_out_errors, None);
+        let steady = vec![0.0; trained.len() / columns];
+        let features = FeatureCalibration::fit(trained, held_out_errors, columns, &steady);
+        let totals = Calibration::totals(&features, trained, held_out_errors, None, &steady);
         Calibration {
             detectors: Calibration::detector_curves(&totals),
             features,
@@ -667,12 +700,46 @@ mod tests {
         ];
         let values: Vec<f32> = candidates.concat();
         let mut evidence: Vec<f32> = values.iter().map(|v| v * 0.1).collect();
-        let scores = calibration.score(&values, &mut evidence, None);
+        let scores = calibration.score(&values, &mut evidence, None, &[0.0; 3]);
         assert!(scores[1] > scores[0] && scores[0] > scores[2], "{scores:?}");
         assert!(
             evidence[3] > evidence[2],
             "the rare feature explains the rare row"
         );
         assert_eq!(evidence[4..], [0.0, 0.0], "an ordinary row has no evidence");
+    }
+
+    /// A steady amount's change (a pension paid the same every month, then another amount)
+    /// is judged by the rarity detector like one more feature, against how often the training
+    /// rows changed one: a rare change stands far above a common one, and it is no feature's
+    /// evidence.
+    #[test]
+    fn a_steady_amounts_rare_change_counts_for_rarity() {
+        let columns = 2;
+        let rows = 10_000;
+        let trained: Vec<f32> = exponential(rows * columns, 1.0);
+        let errors: Vec<f32> = trained.iter().map(|v| v * 0.1).collect();
+        // One training row in a hundred changes a steady amount at 0.5 decades below one in
+        // ten; the rest change none.
+        let steady: Vec<f32> = (0..rows)
+            .map(|i| if i % 100 == 0 { 0.5 } else { 0.0 })
+            .collect();
+        let features = FeatureCalibration::fit(&trained, &errors, columns, &steady);
+        let totals = Calibration::totals(&features, &trained, &errors, None, &steady);
+        let calibration = Calibration {
+            detectors: Calibration::detector_curves(&totals),
+            features,
+            combination: vec![Detector::Rarity],
+            chosen_by: "test".into(),
+        };
+        let values = [0.5f32, 0.5, 0.5, 0.5, 0.5, 0.5];
+        let mut evidence: Vec<f32> = values.iter().map(|v| v * 0.1).collect();
+        // None; as common as in training; three decades below one in ten.
+        let scores = calibration.score(&values, &mut evidence, None, &[0.0, 0.5, 3.0]);
+        assert!(scores[2] > scores[1] + 1.0, "{scores:?}");
+        assert!(scores[1] > scores[0], "{scores:?}");
+        assert!(calibration.features.steady_surprise(3.0) > 0.0);
+        assert_eq!(calibration.features.steady_surprise(0.0), 0.0);
+        assert_eq!(evidence[4..], evidence[0..2], "no feature's evidence moved");
     }
 }

@@ -4,13 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{Category, Feature, FeatureContext};
+use crate::features::{Category, Feature, FeatureContext, explain_steady_change};
 use crate::feedback::{EVIDENCE_COUNT, EVIDENCE_NAMES, Evidence};
 
 /// Features explaining less than this share of the error are not listed.
 const MIN_SHARE: f32 = 0.08;
 /// At most this many reasons per transaction.
 const MAX_REASONS: usize = 3;
+/// The name a steady amount's change goes by in reasons (it is no model input).
+pub const STEADY_CHANGE: &str = "steady_amount_change";
 
 /// The `reasons` JSON of one transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +118,37 @@ impl Reasons {
         self
     }
 
+    /// Adds a steady amount's change (`surprise`: what it added to the rarity detector, in the
+    /// units of `evidence`, the row's per-feature evidence): first when it is the strongest,
+    /// else after the features, keeping at most [`MAX_REASONS`] sentences. Nothing when it
+    /// added nothing.
+    pub fn with_steady_change(
+        mut self,
+        surprise: f32,
+        evidence: &[f32],
+        context: &FeatureContext,
+    ) -> Reasons {
+        let Some(text) = explain_steady_change(context).filter(|_| surprise > 0.0) else {
+            return self;
+        };
+        let strongest = evidence.iter().copied().fold(0.0f32, f32::max);
+        let share = surprise / (surprise + evidence.iter().sum::<f32>());
+        let reason = Reason {
+            feature: Some(STEADY_CHANGE.to_string()),
+            category: Category::Amount,
+            share: (share * 1000.0).round() / 1000.0,
+            text,
+        };
+        if surprise >= strongest {
+            self.category = Category::Amount;
+            self.reasons.insert(0, reason);
+            self.reasons.truncate(MAX_REASONS);
+        } else if self.reasons.len() < MAX_REASONS {
+            self.reasons.push(reason);
+        }
+        self
+    }
+
     /// Reasons for a row that could not be scored.
     pub fn error(problem: &str) -> Reasons {
         Reasons {
@@ -191,6 +224,57 @@ mod tests {
             4.0,
         );
         assert_eq!(lowered, Reasons::from_errors(&errors, &context));
+    }
+
+    #[test]
+    fn a_steady_amounts_change_leads_when_it_counted_most_and_is_absent_when_it_did_not() {
+        let context = FeatureContext {
+            amount_paise: 115_000,
+            scheme: "NSAP-OAP".into(),
+            scheme_typical_paise: Some(100_000),
+            steady_paise: Some(100_000),
+            steady_payments: 12,
+            steady_change_share: 0.0005,
+            ..FeatureContext::default()
+        };
+        let mut errors = [0.0f32; FEATURE_COUNT];
+        errors[Feature::AmountVsSchemeLog.index()] = 1.0;
+        errors[Feature::HourRarityAtCounter.index()] = 0.5;
+        let led =
+            Reasons::from_errors(&errors, &context).with_steady_change(3.0, &errors, &context);
+        assert_eq!(led.category, Category::Amount);
+        assert_eq!(led.reasons[0].feature.as_deref(), Some(STEADY_CHANGE));
+        assert_eq!(
+            led.reasons[0].text,
+            "₹1,150 after ₹1,000 in each of this beneficiary's 12 NSAP-OAP payments before; 0.05 % of NSAP-OAP payments to steady payers change the amount"
+        );
+        assert_eq!(led.reasons[0].share, 0.667);
+        assert!(led.reasons.len() <= 3);
+        // Weaker than the row's strongest feature: after it.
+        let trailing =
+            Reasons::from_errors(&errors, &context).with_steady_change(0.7, &errors, &context);
+        assert_eq!(
+            trailing.reasons[0].feature.as_deref(),
+            Some("amount_vs_scheme_log")
+        );
+        assert_eq!(
+            trailing.reasons.last().unwrap().feature.as_deref(),
+            Some(STEADY_CHANGE)
+        );
+        // It added nothing (the model does not combine rarity), or nothing changed.
+        let plain = Reasons::from_errors(&errors, &context);
+        assert_eq!(
+            plain.clone().with_steady_change(0.0, &errors, &context),
+            plain
+        );
+        let unchanged = FeatureContext {
+            amount_paise: 100_000,
+            ..context.clone()
+        };
+        assert_eq!(
+            Reasons::from_errors(&errors, &unchanged).with_steady_change(3.0, &errors, &unchanged),
+            Reasons::from_errors(&errors, &unchanged)
+        );
     }
 
     #[test]

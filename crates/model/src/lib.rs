@@ -131,6 +131,16 @@ pub fn mean_squared_errors(
 }
 
 impl LoadedModel {
+    /// What a row's steady-amount change added to its score's rarity detector, in the units of
+    /// the per-feature evidence (0 when the score does not combine rarity).
+    pub fn steady_surprise(&self, features: &Features) -> f32 {
+        self.config
+            .calibration
+            .as_ref()
+            .filter(|c| c.combination.contains(&Detector::Rarity))
+            .map_or(0.0, |c| c.features.steady_surprise(features.steady_change))
+    }
+
     /// Scores raw feature rows (normalised here with the model's own statistics).
     pub fn score(&self, features: &[Features]) -> BatchScores {
         let columns = self.config.shape.input;
@@ -161,12 +171,14 @@ impl LoadedModel {
                     &self.device,
                 )
             });
+        let steady: Vec<f32> = features.iter().map(|f| f.steady_change).collect();
         BatchScores {
             scores: score_errors(
                 self.config.calibration.as_ref(),
                 &data,
                 &mut evidence,
                 per_row.as_deref(),
+                &steady,
                 columns,
             ),
             evidence,

@@ -232,10 +232,13 @@ fn score_batch(
             Ok(payment) => {
                 let score = scores.scores[position];
                 let reasons = (score >= threshold).then(|| {
-                    let reasons = Reasons::from_errors(
-                        scores.row_evidence(position),
-                        &features[position].context,
-                    );
+                    let row = &features[position];
+                    let reasons = Reasons::from_errors(scores.row_evidence(position), &row.context)
+                        .with_steady_change(
+                            model.steady_surprise(row),
+                            scores.row_evidence(position),
+                            &row.context,
+                        );
                     match (stage, evidence.get(position)) {
                         (Some(stage), Some(evidence)) if !evidence.is_empty() => {
                             reasons.with_verdicts(&stage.contributions(evidence), evidence, score)

@@ -32,6 +32,8 @@ pub struct Dataset {
     pub features: Vec<f32>,
     /// The per-row detector's inputs ([`aegis_core::features::per_row_values`]), row-major.
     pub per_row_features: Vec<f32>,
+    /// Each row's steady-amount change ([`aegis_core::features::steady_change`]).
+    pub steady: Vec<f32>,
     /// Rows that could not be parsed (NULL amount, bad timestamp), skipped.
     pub malformed: usize,
     /// Every verdict in the database.
@@ -110,6 +112,7 @@ pub fn load(
             dataset
                 .per_row_features
                 .extend_from_slice(&features.per_row);
+            dataset.steady.push(features.steady_change);
             dataset.examples.push(Example {
                 transaction_id: stored.transaction_id,
                 time: payment.time,

@@ -12,6 +12,9 @@
 
 use aegis_core::model::{Calibration, Detector, DetectorTotals, FeatureCalibration};
 
+use aegis_core::features::{FEATURE_COUNT, PER_ROW_COUNT};
+
+use crate::dataset::Dataset;
 use crate::evaluate::average_precision_per_kind;
 use crate::fit::Fitted;
 
@@ -27,19 +30,45 @@ pub struct Detectors {
     pub calibration: Calibration,
 }
 
-/// Rows as each network reads them (raw, row-major).
+/// Some of a data set's rows, as the detectors read them (raw, row-major): the features, the
+/// per-row network's inputs and each row's steady-amount change.
+#[derive(Debug, Default)]
+pub struct RowSet {
+    pub features: Vec<f32>,
+    pub per_row: Vec<f32>,
+    pub steady: Vec<f32>,
+}
+
+impl RowSet {
+    /// The rows of `dataset` at `indices`, in that order.
+    pub fn gather(dataset: &Dataset, indices: impl Iterator<Item = usize>) -> RowSet {
+        let mut rows = RowSet::default();
+        for index in indices {
+            rows.features
+                .extend_from_slice(&dataset.features[index * FEATURE_COUNT..][..FEATURE_COUNT]);
+            rows.per_row.extend_from_slice(
+                &dataset.per_row_features[index * PER_ROW_COUNT..][..PER_ROW_COUNT],
+            );
+            rows.steady.push(dataset.steady[index]);
+        }
+        rows
+    }
+}
+
+/// A borrowed [`RowSet`].
 #[derive(Debug, Clone, Copy)]
 pub struct Rows<'a> {
     pub features: &'a [f32],
     pub per_row: &'a [f32],
+    pub steady: &'a [f32],
 }
 
 impl<'a> Rows<'a> {
-    /// Rows from (features, per-row inputs).
-    pub fn of(pair: &'a (Vec<f32>, Vec<f32>)) -> Rows<'a> {
+    pub fn of(set: &'a RowSet) -> Rows<'a> {
         Rows {
-            features: &pair.0,
-            per_row: &pair.1,
+            features: &set.features,
+            per_row: &set.per_row,
+            steady: &set.steady,
         }
     }
 }
@@ -61,7 +90,12 @@ impl Detectors {
         let mut standardised = trained.features.to_vec();
         main.normalizer.apply(&mut standardised);
         let (_, held_out_errors) = main.errors(held_out.features);
-        let features = FeatureCalibration::fit(&standardised, &held_out_errors, main.shape.input);
+        let features = FeatureCalibration::fit(
+            &standardised,
+            &held_out_errors,
+            main.shape.input,
+            trained.steady,
+        );
         drop(standardised);
         let mut detectors = Detectors {
             main,
@@ -144,6 +178,7 @@ impl Detectors {
             &standardised,
             &errors,
             per_row.as_deref(),
+            rows.steady,
         )
     }
 

@@ -1,5 +1,6 @@
 //! `train --dump-features FILE`: every row of the training window with the values the
-//! detectors see, beside its label, as CSV. For the question a detection figure raises ("what
+//! detectors see (the features, the per-row inputs, the steady-amount change), beside its
+//! label, as CSV. For the question a detection figure raises ("what
 //! do this deployment's frauds look like to the features, and what do its ordinary rows look
 //! like?"), answered with any spreadsheet or data-frame tool instead of a debugger.
 //!
@@ -13,6 +14,7 @@ use anyhow::Context;
 
 use aegis_core::artifacts::write_atomic;
 use aegis_core::features::{FEATURE_NAMES, PER_ROW_COUNT, PER_ROW_NAMES};
+use aegis_core::reasons::STEADY_CHANGE;
 use aegis_core::time::format_ist;
 
 use crate::TrainConfig;
@@ -42,6 +44,7 @@ pub fn run(config: &TrainConfig, path: &Path) -> anyhow::Result<usize> {
     ];
     header.extend(FEATURE_NAMES.iter().map(|name| name.to_string()));
     header.extend(PER_ROW_NAMES.iter().map(|name| format!("per_row_{name}")));
+    header.push(STEADY_CHANGE.to_string());
     out.write_record(&header)?;
     let mut record = Vec::with_capacity(header.len());
     for (index, example) in data.examples.iter().enumerate() {
@@ -57,6 +60,7 @@ pub fn run(config: &TrainConfig, path: &Path) -> anyhow::Result<usize> {
         record.extend(data.row(index).iter().map(f32::to_string));
         let per_row = &data.per_row_features[index * PER_ROW_COUNT..(index + 1) * PER_ROW_COUNT];
         record.extend(per_row.iter().map(f32::to_string));
+        record.push(data.steady[index].to_string());
         out.write_record(&record)?;
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;

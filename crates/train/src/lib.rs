@@ -35,7 +35,7 @@ use aegis_core::time::{DAY, EventTime, format_ist};
 use anyhow::{Context, bail};
 
 use crate::dataset::{Dataset, time_split};
-use crate::detectors::{Detectors, Rows};
+use crate::detectors::{Detectors, RowSet, Rows};
 use crate::evaluate::{Evaluation, average_precision_per_kind, evaluate, quantile};
 use crate::fit::{FitConfig, fit};
 
@@ -65,14 +65,6 @@ pub struct TrainOutcome {
     pub evaluation: Option<Evaluation>,
     pub baseline: Option<Evaluation>,
     pub metrics: Metrics,
-}
-
-fn gather(dataset_rows: &[f32], columns: usize, indices: impl Iterator<Item = usize>) -> Vec<f32> {
-    let mut out = Vec::new();
-    for index in indices {
-        out.extend_from_slice(&dataset_rows[index * columns..(index + 1) * columns]);
-    }
-    out
 }
 
 /// Trains, evaluates and saves a model.
@@ -115,23 +107,11 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     );
 
     let fit_main = Instant::now();
-    let features_of = |indices: &mut dyn Iterator<Item = usize>| {
-        gather(&dataset.features, FEATURE_COUNT, indices)
-    };
-    let per_row_of = |indices: &mut dyn Iterator<Item = usize>| {
-        gather(&dataset.per_row_features, PER_ROW_COUNT, indices)
-    };
-    let train_rows = (
-        features_of(&mut train_indices.iter().copied()),
-        per_row_of(&mut train_indices.iter().copied()),
-    );
-    let validation_rows = (
-        features_of(&mut calibration_indices.iter().copied()),
-        per_row_of(&mut calibration_indices.iter().copied()),
-    );
+    let train_rows = RowSet::gather(&dataset, train_indices.iter().copied());
+    let validation_rows = RowSet::gather(&dataset, calibration_indices.iter().copied());
     let main = fit(
-        &train_rows.0,
-        &validation_rows.0,
+        &train_rows.features,
+        &validation_rows.features,
         AutoencoderShape::default(),
         &config.fit,
     )?;
@@ -139,8 +119,8 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         .per_row
         .then(|| {
             fit(
-                &train_rows.1,
-                &validation_rows.1,
+                &train_rows.per_row,
+                &validation_rows.per_row,
                 AutoencoderShape {
                     input: PER_ROW_COUNT,
                     ..AutoencoderShape::default()
@@ -157,15 +137,12 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
 
     // Calibration and the choice of detectors: on every row of the held-out period, as the
     // monitor will see them, with whatever labels they carry.
-    let held_out = (
-        features_of(&mut split.calibration.clone()),
-        per_row_of(&mut split.calibration.clone()),
-    );
+    let held_out = RowSet::gather(&dataset, split.calibration.clone());
     // Each feature's spread on the held-out rows, which the drift view compares days with.
     let feature_bins: Vec<FeatureBins> = (0..FEATURE_COUNT)
         .filter_map(|feature| {
             let values: Vec<f32> = held_out
-                .0
+                .features
                 .iter()
                 .skip(feature)
                 .step_by(FEATURE_COUNT)
@@ -209,10 +186,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     drop(train_rows);
     let calibration_scores = detectors.scores(Rows::of(&held_out));
     let unsupervised_threshold = quantile(&calibration_scores, 1.0 - config.alert_rate);
-    let test = (
-        features_of(&mut split.test.clone()),
-        per_row_of(&mut split.test.clone()),
-    );
+    let test = RowSet::gather(&dataset, split.test.clone());
     let test_scores = detectors.scores(Rows::of(&test));
     let unsupervised_test_scores = test_scores.clone();
 
@@ -421,14 +395,7 @@ fn feedback_stage(
             feedback::Labels::default(),
         )
     } else {
-        let train_part = (
-            gather(&dataset.features, FEATURE_COUNT, split.train.clone()),
-            gather(
-                &dataset.per_row_features,
-                PER_ROW_COUNT,
-                split.train.clone(),
-            ),
-        );
+        let train_part = RowSet::gather(dataset, split.train.clone());
         let mut scores = detectors.scores(Rows::of(&train_part));
         drop(train_part);
         scores.extend_from_slice(&calibration_scores);

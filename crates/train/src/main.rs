@@ -45,7 +45,8 @@ struct Args {
     suite: Option<std::path::PathBuf>,
     /// Write every row of the training window (--from/--until) to FILE as CSV instead of
     /// training: its id, time, label and fraud type, then each value the detectors see
-    /// (the behavioural features in model input order, then the per-row detector's inputs)
+    /// (the behavioural features in model input order, then the per-row detector's inputs,
+    /// then the steady-amount change)
     #[arg(long, value_name = "FILE", conflicts_with = "suite")]
     dump_features: Option<std::path::PathBuf>,
     /// Maximum epochs (early stopping usually ends sooner).

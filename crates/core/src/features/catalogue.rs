@@ -156,6 +156,12 @@ pub struct FeatureContext {
     pub same_amount_gap_share: f64,
     /// The beneficiary's own typical (mean) amount in this scheme so far.
     pub own_typical_paise: Option<i64>,
+    /// The amount this beneficiary was paid every time in this scheme, when paid at least
+    /// twice and never another amount; with how many payments.
+    pub steady_paise: Option<i64>,
+    pub steady_payments: u32,
+    /// The share of the scheme's payments to such steady payers that changed the amount.
+    pub steady_change_share: f64,
     pub account_other_beneficiaries_30d: u32,
     pub account_new_for_beneficiary: bool,
     pub agent_payments_10min: u32,
@@ -527,6 +533,38 @@ impl Feature {
 }
 
 /// A share as people read it: "0.04 %", "3 %".
+/// A change of a steady amount (the one amount a beneficiary was paid every time before, at
+/// least twice), judged by how rarely the scheme's steady payments change, in decades below one
+/// in ten (as the rarity features); 0 for a payment that changes nothing. A pension paid the
+/// same every month changes about never, so ₹1,150 after twelve ₹1,000s stands out however
+/// ordinary 1.15× is for a wage, whose amounts change every week (share ≥ 0.1: 0).
+///
+/// Not an input of the autoencoder: a single value that is zero on nearly every row moved
+/// other types' recall when the network was given it (revision 10 in BENCHMARKS.md). The
+/// rarity detector judges it beside the features.
+pub fn steady_change(context: &FeatureContext) -> f32 {
+    match context.steady_paise {
+        Some(steady) if steady != context.amount_paise => rarity(context.steady_change_share),
+        _ => 0.0,
+    }
+}
+
+/// The sentence for [`steady_change`], `None` for a payment that changes no steady amount.
+pub fn explain_steady_change(context: &FeatureContext) -> Option<String> {
+    let steady = context
+        .steady_paise
+        .filter(|&s| s != context.amount_paise)?;
+    Some(format!(
+        "{} after {} in each of this beneficiary's {} {} payments before; {} of {} payments to steady payers change the amount",
+        format_rupees(context.amount_paise),
+        format_rupees(steady),
+        context.steady_payments,
+        context.scheme,
+        percent(context.steady_change_share),
+        context.scheme
+    ))
+}
+
 fn percent(share: f64) -> String {
     let percent = share * 100.0;
     if percent >= 1.0 {

@@ -1,15 +1,16 @@
 //! The feature state as bytes: what the monitor's checkpoints hold.
 //!
-//! Layout: the magic `AEGISCK5`, the feature-set id, the mark the state corresponds to, the
+//! Layout: the magic `AEGISCK6`, the feature-set id, the mark the state corresponds to, the
 //! anchor (what identifies the row at the mark in its database: a checkpoint must never be
 //! applied to another database, or to one regenerated since), then
 //! every field of [`FeatureState`] in declaration order (little-endian integers, floats by their
 //! bits, so a restored state is bit-identical), and last a 64-bit checksum of everything before
 //! it. The per-beneficiary and per-account records come in blocks of one in-memory chunk, each
 //! preceded by its length, so a restore decodes them on every core and keeps each block as a
-//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. `AEGISCK3`
-//! and `AEGISCK4` files (before the hour-of-day counts; before each scheme's repeat gaps) hold
-//! older feature sets and are not read: the monitor replays from the database instead. Decoding
+//! chunk; `AEGISCK2` files (the same without the block lengths) are still read. `AEGISCK3`,
+//! `AEGISCK4` and `AEGISCK5` files (before the hour-of-day counts; before each scheme's repeat
+//! gaps; before steady amounts) hold older feature sets and are not read: the monitor replays
+//! from the database instead. Decoding
 //! checks the magic, the feature set, every length against the bytes left, and the checksum:
 //! a torn, foreign or corrupt file is refused with the reason, never half-used.
 
@@ -22,7 +23,7 @@ use super::{
 };
 use smallvec::SmallVec;
 
-const MAGIC: &[u8; 8] = b"AEGISCK5";
+const MAGIC: &[u8; 8] = b"AEGISCK6";
 /// The layout before the per-beneficiary and per-account records came in blocks: still read
 /// (one thread decodes its records), never written.
 const MAGIC_UNBLOCKED: &[u8; 8] = b"AEGISCK2";
@@ -480,6 +481,8 @@ impl FeatureState {
             for &count in s.gaps.iter().chain(&s.same_amount_gaps) {
                 w.u32(count);
             }
+            w.u32(s.steady_repeats);
+            w.u32(s.steady_changes);
         }
         w.finish()
     }
@@ -599,7 +602,7 @@ impl FeatureState {
                 })
             })
             .collect::<Read<Vec<_>>>()?;
-        let schemes = (0..r.len(13 + 8 * GAP_BANDS)?)
+        let schemes = (0..r.len(21 + 8 * GAP_BANDS)?)
             .map(|_| {
                 let buckets = (0..r.len(8)?)
                     .map(|_| Ok((r.u32()? as i32, r.u32()?)))
@@ -611,6 +614,8 @@ impl FeatureState {
                     cached_at: r.u32()?,
                     gaps: r.u32_array()?,
                     same_amount_gaps: r.u32_array()?,
+                    steady_repeats: r.u32()?,
+                    steady_changes: r.u32()?,
                 })
             })
             .collect::<Read<Vec<_>>>()?;
@@ -634,7 +639,8 @@ fn write_beneficiary<W: std::io::Write>(w: &mut Writer<W>, b: &BeneficiaryState)
         w.u32(amount.scheme());
         w.i64(amount.sum_paise);
         w.i64(amount.last_time());
-        w.u32(amount.count());
+        // The count, with whether the amounts varied in the top bit (a count has 16).
+        w.u32(amount.count() | u32::from(amount.varied()) << 31);
     }
 }
 
@@ -660,7 +666,8 @@ fn read_beneficiary(r: &mut Reader<'_>) -> Read<BeneficiaryState> {
                 let at = r.at;
                 let (scheme, sum_paise, last_time, count) =
                     (r.u32()?, r.i64()?, r.i64()?, r.u32()?);
-                SchemeAmount::new(scheme, sum_paise, last_time, count)
+                let varied = count >> 31 == 1;
+                SchemeAmount::new(scheme, sum_paise, last_time, count & !(1 << 31), varied)
                     .ok_or(CheckpointError::Malformed(at))
             })
             .collect::<Read<_>>()?,

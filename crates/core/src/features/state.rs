@@ -23,6 +23,7 @@ pub use codec::{Checkpoint, CheckpointError};
 use crate::domain::Payment;
 use crate::features::catalogue::{
     FEATURE_COUNT, FIRST_VISIT_WINDOW, Feature, FeatureContext, HISTORY_WINDOW, MAX_GAP_HOURS,
+    steady_change,
 };
 use crate::features::per_row::{PER_ROW_COUNT, per_row_values};
 use crate::geo::haversine_km;
@@ -38,6 +39,10 @@ pub struct Features {
     pub values: [f32; FEATURE_COUNT],
     /// What the payment alone says, for the per-row detector.
     pub per_row: [f32; PER_ROW_COUNT],
+    /// How rarely this scheme's steady payments change, when this one changes a beneficiary's
+    /// steady amount ([`steady_change`]); 0 otherwise. Judged beside the features (by the
+    /// rarity detector), not an input of the autoencoder.
+    pub steady_change: f32,
     pub context: FeatureContext,
 }
 
@@ -172,38 +177,63 @@ impl BeneficiaryState {
 /// A beneficiary's total and count of payments in one scheme, and when they were last paid in
 /// it (kept beyond the history window: a PM-KISAN instalment comes every four months).
 ///
+/// Whether every payment so far was the same amount is kept too: a pension paid the same every
+/// month that changes once is rare where a wage that changes every week is not.
+///
 /// 16 bytes, as many as before the last time was kept (measured: 8 more cost 15 bytes a
 /// beneficiary): the time in seconds from [`TIME_BASE`] in 32 bits (exact from 2000 to 2136),
-/// and the scheme and count in 16 bits each. A deployment with more than 65,536 scheme names
-/// keeps no own amounts or last times for the ones beyond (their payments read as a
-/// beneficiary's first in the scheme), and a mean stops moving after 65,535 payments of one
-/// scheme to one person.
+/// the scheme in 15 bits with [`VARIED`] beside it, and the count in 16. A deployment with
+/// more than 32,768 scheme names keeps no own amounts or last times for the ones beyond (their
+/// payments read as a beneficiary's first in the scheme), and a mean stops moving after 65,535
+/// payments of one scheme to one person.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct SchemeAmount {
     sum_paise: i64,
     last_time: u32,
-    scheme: u16,
+    /// The scheme id, and [`VARIED`].
+    scheme_bits: u16,
     /// Never zero, which lets [`SchemeAmounts`] tell its two forms apart without a tag.
     count: NonZeroU16,
 }
+
+/// The bit of [`SchemeAmount::scheme_bits`] set once the beneficiary was paid two different
+/// amounts in the scheme.
+const VARIED: u16 = 0x8000;
 
 /// Where [`SchemeAmount`]'s 32-bit times count from: 2000-01-01 00:00 UTC.
 const TIME_BASE: EventTime = 946_684_800;
 
 impl SchemeAmount {
-    /// An entry from its full-width parts; `None` when they do not fit (a scheme id beyond 16
+    /// An entry from its full-width parts; `None` when they do not fit (a scheme id beyond 15
     /// bits, a count of zero or beyond 16 bits, a time outside 2000–2136).
-    fn new(scheme: u32, sum_paise: i64, last_time: EventTime, count: u32) -> Option<Self> {
+    fn new(
+        scheme: u32,
+        sum_paise: i64,
+        last_time: EventTime,
+        count: u32,
+        varied: bool,
+    ) -> Option<Self> {
+        let scheme = u16::try_from(scheme).ok().filter(|&id| id & VARIED == 0)?;
         Some(SchemeAmount {
             sum_paise,
             last_time: u32::try_from(last_time.checked_sub(TIME_BASE)?).ok()?,
-            scheme: u16::try_from(scheme).ok()?,
+            scheme_bits: if varied { scheme | VARIED } else { scheme },
             count: NonZeroU16::new(u16::try_from(count).ok()?)?,
         })
     }
 
     fn scheme(&self) -> u32 {
-        u32::from(self.scheme)
+        u32::from(self.scheme_bits & !VARIED)
+    }
+
+    /// Whether two different amounts were paid.
+    fn varied(&self) -> bool {
+        self.scheme_bits & VARIED != 0
+    }
+
+    /// The one amount paid every time, once paid at least twice.
+    fn steady(&self) -> Option<i64> {
+        (!self.varied() && self.count() >= 2).then(|| self.sum_paise / i64::from(self.count.get()))
     }
 
     fn last_time(&self) -> EventTime {
@@ -267,6 +297,13 @@ impl SchemeAmounts {
             .map(|amount| amount.sum_paise / i64::from(amount.count.get()))
     }
 
+    /// The amount the beneficiary was paid every time in `scheme`, and how many times, once
+    /// at least twice and never another amount.
+    fn steady(&self, scheme: u32) -> Option<(i64, u32)> {
+        let amount = self.iter().find(|amount| amount.scheme() == scheme)?;
+        Some((amount.steady()?, amount.count()))
+    }
+
     /// When the beneficiary was last paid in `scheme` (the newest event time).
     fn last_time(&self, scheme: u32) -> Option<EventTime> {
         self.iter()
@@ -280,6 +317,10 @@ impl SchemeAmounts {
             SchemeAmounts::Many(amounts) => amounts,
         };
         if let Some(amount) = amounts.iter_mut().find(|amount| amount.scheme() == scheme) {
+            // Every earlier amount was the mean while none varied.
+            if amount.sum_paise != amount_paise * i64::from(amount.count.get()) {
+                amount.scheme_bits |= VARIED;
+            }
             if amount.count < NonZeroU16::MAX {
                 amount.sum_paise += amount_paise;
                 amount.count = amount.count.saturating_add(1);
@@ -287,13 +328,13 @@ impl SchemeAmounts {
             amount.last_time = amount.last_time.max(compact_time(time));
             return;
         }
-        let Ok(scheme) = u16::try_from(scheme) else {
+        let Some(scheme) = u16::try_from(scheme).ok().filter(|&id| id & VARIED == 0) else {
             return;
         };
         let new = SchemeAmount {
             sum_paise: amount_paise,
             last_time: compact_time(time),
-            scheme,
+            scheme_bits: scheme,
             count: NonZeroU16::MIN,
         };
         *self = match std::mem::take(self) {
@@ -354,6 +395,10 @@ struct SchemeState {
     /// The same for repeats of the very amount within the history window, by their gap after
     /// the latest payment of that amount.
     same_amount_gaps: [u32; GAP_BANDS],
+    /// Payments to beneficiaries paid one amount every time before (at least twice), and how
+    /// many of them were another amount.
+    steady_repeats: u32,
+    steady_changes: u32,
 }
 
 impl Default for SchemeState {
@@ -365,6 +410,8 @@ impl Default for SchemeState {
             cached_at: 0,
             gaps: [0; GAP_BANDS],
             same_amount_gaps: [0; GAP_BANDS],
+            steady_repeats: 0,
+            steady_changes: 0,
         }
     }
 }
@@ -395,6 +442,12 @@ impl SchemeState {
     /// The same for a repeat of the very amount.
     fn same_amount_gap_share(&self, gap: EventTime) -> f64 {
         self.share_sooner(&self.same_amount_gaps, gap)
+    }
+
+    /// The share of the scheme's steady payers' payments that changed their amount (smoothed
+    /// by one, so a scheme's first steady repeats are not rare).
+    fn steady_change_share(&self) -> f64 {
+        (f64::from(self.steady_changes) + 1.0) / (f64::from(self.steady_repeats) + 1.0)
     }
 
     fn share_sooner(&self, gaps: &[u32; GAP_BANDS], gap: EventTime) -> f64 {
@@ -856,6 +909,11 @@ impl FeatureState {
             .last_time()
             .map(|last| ((time - last).max(0) as f64 / HOUR as f64).min(MAX_GAP_HOURS));
         context.own_typical_paise = beneficiary.scheme_amounts.typical(ids.scheme);
+        if let Some((amount, payments)) = beneficiary.scheme_amounts.steady(ids.scheme) {
+            context.steady_paise = Some(amount);
+            context.steady_payments = payments;
+            context.steady_change_share = scheme.steady_change_share();
+        }
         if let Some(last) = beneficiary.scheme_amounts.last_time(ids.scheme) {
             context.same_scheme_days_since = Some((time - last).max(0) as f64 / DAY as f64);
             context.same_scheme_gap_share = scheme.gap_share(time - last);
@@ -974,6 +1032,7 @@ impl FeatureState {
         Features {
             values,
             per_row: per_row_values(payment),
+            steady_change: steady_change(&context),
             context,
         }
     }
@@ -989,6 +1048,10 @@ impl FeatureState {
         }
         if let Some(last) = beneficiary.last_same_amount(ids.scheme, payment.amount_paise, time) {
             scheme.same_amount_gaps[gap_band(time - last)] += 1;
+        }
+        if let Some((amount, _)) = beneficiary.scheme_amounts.steady(ids.scheme) {
+            scheme.steady_repeats += 1;
+            scheme.steady_changes += u32::from(amount != payment.amount_paise);
         }
         scheme.add(payment.amount_paise);
 
@@ -1482,6 +1545,68 @@ pub(crate) mod tests {
             sentence.starts_with("same NSAP-OAP amount ₹1,000 already paid to this beneficiary 2 days before (possible duplicate); 0.2 % of NSAP-OAP payments"),
             "{sentence}"
         );
+    }
+
+    /// A change of the one amount a beneficiary was paid every time is judged by how rarely
+    /// the scheme's steady payments change: a pension raised after months of the same amount
+    /// stands out, a wage whose amounts change every week does not, and one earlier payment
+    /// is no steady amount yet.
+    #[test]
+    fn a_steady_amounts_change_is_judged_by_how_rarely_the_schemes_steady_payments_change() {
+        let mut state = FeatureState::new();
+        for person in 0..400 {
+            for month in 1..=4 {
+                let when = format!("2025-{month:02}-03 10:00:00");
+                let pensioner = format!("P{person}");
+                state.warm(&in_scheme("NSAP-OAP", &pensioner, "B", "G", 100_000, &when));
+                // Wages: one of two amounts, so a worker's steady run rarely lasts.
+                let wage = 150_000 + 10_000 * ((person + month) % 2) as i64;
+                let worker = format!("W{person}");
+                state.warm(&in_scheme("MGNREGA", &worker, "C", "G", wage, &when));
+            }
+        }
+        // New beneficiaries paid twice: steady, not yet judged.
+        state.warm(&in_scheme(
+            "NSAP-OAP",
+            "N",
+            "B",
+            "G",
+            100_000,
+            "2025-04-03 10:00:00",
+        ));
+        let observe =
+            |state: &mut FeatureState, who: &str, scheme: &str, paise: i64, when: &str| {
+                state.observe(&in_scheme(scheme, who, "A", "G", paise, when))
+            };
+        let raised = observe(&mut state, "P1", "NSAP-OAP", 115_000, "2025-05-03 10:00:00");
+        let usual = observe(&mut state, "P2", "NSAP-OAP", 100_000, "2025-05-03 10:00:00");
+        let wage = observe(&mut state, "W1", "MGNREGA", 170_000, "2025-05-03 10:00:00");
+        let once = observe(&mut state, "N", "NSAP-OAP", 115_000, "2025-05-03 10:00:00");
+        // 400 pensioners × 2 judged repeats, none changed: about 1 in 800.
+        assert!(
+            (raised.steady_change - 1.9).abs() < 0.05,
+            "{}",
+            raised.steady_change
+        );
+        assert_eq!(usual.steady_change, 0.0);
+        assert_eq!(wage.steady_change, 0.0, "wages change all the time");
+        assert_eq!(
+            once.steady_change, 0.0,
+            "one earlier payment sets no steady amount"
+        );
+        assert_eq!(
+            crate::features::explain_steady_change(&raised.context).as_deref(),
+            Some(
+                "₹1,150 after ₹1,000 in each of this beneficiary's 4 NSAP-OAP payments before; 0.1 % of NSAP-OAP payments to steady payers change the amount"
+            )
+        );
+        assert_eq!(crate::features::explain_steady_change(&usual.context), None);
+        // The raise counts: the next pensioner's change is a little less rare.
+        let next = observe(&mut state, "P3", "NSAP-OAP", 115_000, "2025-05-03 10:00:00");
+        assert!(next.steady_change < raised.steady_change);
+        // P1 is no steady payer any more: another amount again is no change of one.
+        let again = observe(&mut state, "P1", "NSAP-OAP", 100_000, "2025-06-03 10:00:00");
+        assert_eq!(again.steady_change, 0.0);
     }
 
     #[test]

@@ -1222,6 +1222,7 @@ fn write_model(app: &TestApp) {
                 medians: Vec::new(),
                 above: Vec::new(),
                 below: Vec::new(),
+                steady: None,
             },
             detectors: Vec::new(),
             combination: vec![Detector::Rarity],

@@ -312,7 +312,8 @@ fn the_feature_dump_holds_every_row_of_the_window_with_its_label_and_values() {
         header[4..4 + aegis_core::features::FEATURE_COUNT],
         aegis_core::features::FEATURE_NAMES
     );
-    assert_eq!(header.last().unwrap(), "per_row_longitude");
+    assert_eq!(header[header.len() - 2], "per_row_longitude");
+    assert_eq!(header.last().unwrap(), "steady_amount_change");
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 3_000);
     let frauds = records.iter().filter(|r| &r[2] == "1").count();
