@@ -132,7 +132,12 @@ impl Reasons {
             return self;
         };
         let strongest = evidence.iter().copied().fold(0.0f32, f32::max);
-        let share = surprise / (surprise + evidence.iter().sum::<f32>());
+        let total: f32 = evidence.iter().sum();
+        let share = surprise / (surprise + total);
+        // The features' shares were of their own total: now of everything that counted.
+        for reason in &mut self.reasons {
+            reason.share = (reason.share * (1.0 - share) * 1000.0).round() / 1000.0;
+        }
         let reason = Reason {
             feature: Some(STEADY_CHANGE.to_string()),
             category: Category::Amount,
@@ -250,6 +255,8 @@ mod tests {
         );
         assert_eq!(led.reasons[0].share, 0.667);
         assert!(led.reasons.len() <= 3);
+        // The features' shares are now of everything that counted: 1.0 of 4.5.
+        assert_eq!(led.reasons[1].share, 0.222);
         // Weaker than the row's strongest feature: after it.
         let trailing =
             Reasons::from_errors(&errors, &context).with_steady_change(0.7, &errors, &context);
