@@ -1221,6 +1221,17 @@ pub(crate) mod tests {
     }
 
     /// [`payment`] in `scheme`.
+    /// Observes `who`'s payment of `paise` in `scheme` at account A, counter G.
+    fn observe(
+        state: &mut FeatureState,
+        who: &str,
+        scheme: &str,
+        paise: i64,
+        when: &str,
+    ) -> Features {
+        state.observe(&in_scheme(scheme, who, "A", "G", paise, when))
+    }
+
     fn in_scheme(
         scheme: &str,
         beneficiary: &str,
@@ -1526,10 +1537,6 @@ pub(crate) mod tests {
             ));
         }
         let same_amount = index("same_amount_gap_rarity");
-        let observe =
-            |state: &mut FeatureState, who: &str, scheme: &str, paise: i64, when: &str| {
-                state.observe(&in_scheme(scheme, who, "A", "G", paise, when))
-            };
         let duplicate = observe(&mut state, "P1", "NSAP-OAP", 100_000, "2025-01-05 11:00:00");
         let wage = observe(&mut state, "W1", "MGNREGA", 150_000, "2025-02-14 11:00:00");
         let other_amount = observe(&mut state, "P2", "NSAP-OAP", 120_000, "2025-01-05 11:00:00");
@@ -1574,10 +1581,6 @@ pub(crate) mod tests {
             100_000,
             "2025-04-03 10:00:00",
         ));
-        let observe =
-            |state: &mut FeatureState, who: &str, scheme: &str, paise: i64, when: &str| {
-                state.observe(&in_scheme(scheme, who, "A", "G", paise, when))
-            };
         let raised = observe(&mut state, "P1", "NSAP-OAP", 115_000, "2025-05-03 10:00:00");
         let usual = observe(&mut state, "P2", "NSAP-OAP", 100_000, "2025-05-03 10:00:00");
         let wage = observe(&mut state, "W1", "MGNREGA", 170_000, "2025-05-03 10:00:00");
