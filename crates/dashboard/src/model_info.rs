@@ -393,11 +393,13 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
                     "Each payment is looked at by several detectors, each judged only against \
                      what it said about held-out payments of this data: how badly the payment \
                      could be rebuilt (autoencoder), the same feature by feature \
-                     (reconstruction), how rare each of its values is here (rarity), and the \
+                     (reconstruction), how rare each of its values is here, a change of an \
+                     amount the beneficiary was always paid among them (rarity), and the \
                      payment alone (per-row). The anomaly score is the strongest of these \
                      surprises among the detectors this model combines: {} ({}). Payments \
                      scoring {:.4} or more are alerts; that threshold was set so that about \
-                     {budget:.1} % of payments are flagged (the alert budget). The reasons on \
+                     {budget:.1} % of the most recent payments it was trained on were flagged \
+                     (the alert budget). The reasons on \
                      each alert name the features that were most unusual for this data.",
                     detectors.join(", "),
                     calibration.chosen_by,
