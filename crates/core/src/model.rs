@@ -290,7 +290,7 @@ pub enum Detector {
     /// weighs what its rarity here warrants, not what its raw scale happens to be.
     Reconstruction,
     /// How far each feature's value lies from its median, as a surprise against the same
-    /// distance on the training rows, the rarest feature counting: what is rare *in this data*,
+    /// distance on the training and held-out rows, the rarest feature counting: what is rare *in this data*,
     /// which the autoencoder can miss by reconstructing it from a redundant feature.
     Rarity,
     /// A small autoencoder on the payment alone (amount, hour, weekday, place), the prototype's
@@ -347,17 +347,17 @@ pub struct FeatureCalibration {
 }
 
 impl FeatureCalibration {
-    /// Calibrates values on the (standardised) rows the network was trained on, the largest
-    /// sample of what is ordinary here, and errors on held-out rows' squared errors (errors on
-    /// the training rows are optimistic). All row-major `rows × columns`; `trained_steady` the
-    /// training rows' steady-amount changes.
+    /// Calibrates values on `values`, (standardised) rows of what is ordinary here (train
+    /// passes the rows the network was trained on and the held-out rows after them), and errors
+    /// on held-out rows' squared errors (errors on the training rows are optimistic). All
+    /// row-major `rows × columns`; `trained_steady` the training rows' steady-amount changes.
     pub fn fit(
-        trained: &[f32],
+        values: &[f32],
         held_out_errors: &[f32],
         columns: usize,
         trained_steady: &[f32],
     ) -> FeatureCalibration {
-        let mut column_values = Vec::with_capacity(trained.len() / columns.max(1));
+        let mut column_values = Vec::with_capacity(values.len() / columns.max(1));
         let mut curve_of = |data: &[f32], column: usize, map: &dyn Fn(f32) -> f32| {
             column_values.clear();
             column_values.extend(data.iter().skip(column).step_by(columns).map(|&v| map(v)));
@@ -368,21 +368,21 @@ impl FeatureCalibration {
             .collect();
         let medians: Vec<f32> = (0..columns)
             .map(|column| {
-                let mut values: Vec<f32> = trained
+                let mut sorted: Vec<f32> = values
                     .iter()
                     .skip(column)
                     .step_by(columns)
                     .copied()
                     .collect();
-                values.sort_by(f32::total_cmp);
-                values.get(values.len() / 2).copied().unwrap_or(0.0)
+                sorted.sort_by(f32::total_cmp);
+                sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
             })
             .collect();
         let above = (0..columns)
-            .map(|column| curve_of(trained, column, &|v| (v - medians[column]).max(0.0)))
+            .map(|column| curve_of(values, column, &|v| (v - medians[column]).max(0.0)))
             .collect();
         let below = (0..columns)
-            .map(|column| curve_of(trained, column, &|v| (medians[column] - v).max(0.0)))
+            .map(|column| curve_of(values, column, &|v| (medians[column] - v).max(0.0)))
             .collect();
         FeatureCalibration {
             errors,

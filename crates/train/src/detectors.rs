@@ -87,9 +87,20 @@ impl Detectors {
         labels: &[Option<u32>],
         choose_with_labels: bool,
     ) -> Detectors {
+        // Values are judged against the training rows and the held-out rows after them: the
+        // training rows are the window's beginning, where histories are still filling (a 45-day
+        // card set's first month has first visits counted but not judged), and alone they made
+        // every later first visit look rare (card without labels: AP 0.013 against 0.046 with
+        // both; welfare 0.752 against 0.756, messy-welfare 0.510 against 0.512). A steady
+        // amount's change stays judged against the training rows alone: messy-welfare's pension
+        // inflations crowd the held-out tenth (a pensioner's third payment, the first judged,
+        // falls there), and counted as ordinary they would set their own scale (values and
+        // changes both judged against the held-out rows alone: mild inflation 0.13, AP 0.475).
+        let (held_out_standardised, held_out_errors) = main.errors(held_out.features);
         let mut standardised = trained.features.to_vec();
         main.normalizer.apply(&mut standardised);
-        let (_, held_out_errors) = main.errors(held_out.features);
+        standardised.extend_from_slice(&held_out_standardised);
+        drop(held_out_standardised);
         let features = FeatureCalibration::fit(
             &standardised,
             &held_out_errors,
