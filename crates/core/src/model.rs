@@ -290,8 +290,9 @@ pub enum Detector {
     /// weighs what its rarity here warrants, not what its raw scale happens to be.
     Reconstruction,
     /// How far each feature's value lies from its median, as a surprise against the same
-    /// distance on the training and held-out rows, the rarest feature counting: what is rare *in this data*,
-    /// which the autoencoder can miss by reconstructing it from a redundant feature.
+    /// distance on the training and held-out rows, the rarest feature counting (a steady
+    /// amount's change among them): what is rare *in this data*, which the autoencoder can miss
+    /// by reconstructing it from a redundant feature.
     Rarity,
     /// A small autoencoder on the payment alone (amount, hour, weekday, place), the prototype's
     /// idea: strong where frauds are extreme single payments.
