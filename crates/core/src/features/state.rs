@@ -317,12 +317,14 @@ impl SchemeAmounts {
             SchemeAmounts::Many(amounts) => amounts,
         };
         if let Some(amount) = amounts.iter_mut().find(|amount| amount.scheme() == scheme) {
-            // Every earlier amount was the mean while none varied.
-            if amount.sum_paise != amount_paise * i64::from(amount.count.get()) {
+            // Every earlier amount was the mean while none varied. Checked and saturating: a
+            // hand-written amount near i64's limit must not overflow (a sum that saturated
+            // reads as varied).
+            if amount_paise.checked_mul(i64::from(amount.count.get())) != Some(amount.sum_paise) {
                 amount.scheme_bits |= VARIED;
             }
             if amount.count < NonZeroU16::MAX {
-                amount.sum_paise += amount_paise;
+                amount.sum_paise = amount.sum_paise.saturating_add(amount_paise);
                 amount.count = amount.count.saturating_add(1);
             }
             amount.last_time = amount.last_time.max(compact_time(time));
@@ -1050,8 +1052,10 @@ impl FeatureState {
             scheme.same_amount_gaps[gap_band(time - last)] += 1;
         }
         if let Some((amount, _)) = beneficiary.scheme_amounts.steady(ids.scheme) {
-            scheme.steady_repeats += 1;
-            scheme.steady_changes += u32::from(amount != payment.amount_paise);
+            scheme.steady_repeats = scheme.steady_repeats.saturating_add(1);
+            scheme.steady_changes = scheme
+                .steady_changes
+                .saturating_add(u32::from(amount != payment.amount_paise));
         }
         scheme.add(payment.amount_paise);
 
@@ -1552,6 +1556,22 @@ pub(crate) mod tests {
             sentence.starts_with("same NSAP-OAP amount ₹1,000 already paid to this beneficiary 2 days before (possible duplicate); 0.2 % of NSAP-OAP payments"),
             "{sentence}"
         );
+    }
+
+    /// Amounts near i64's limit (hand-written rows the parser accepts) neither overflow the
+    /// beneficiary's own sum nor the steady check: the state goes on.
+    #[test]
+    fn amounts_near_the_limit_of_paise_do_not_overflow_a_beneficiarys_sums() {
+        let mut state = FeatureState::new();
+        let huge = i64::MAX / 2 + 1;
+        for day in 1..=3 {
+            let when = format!("2025-03-0{day} 10:00:00");
+            let features = observe(&mut state, "B", "NSAP-OAP", huge, &when);
+            assert!(features.values.iter().all(|v| v.is_finite()));
+        }
+        // The saturated sum no longer stands for one amount paid every time.
+        let next = observe(&mut state, "B", "NSAP-OAP", 100_000, "2025-03-04 10:00:00");
+        assert_eq!(next.context.steady_paise, None);
     }
 
     /// A change of the one amount a beneficiary was paid every time is judged by how rarely
