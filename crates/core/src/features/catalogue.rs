@@ -451,7 +451,9 @@ impl Feature {
                 )
             }
             Feature::HundredsOfKmFromUsualPlace => match context.km_from_usual_place {
-                Some(km) => format!("paid {km:.0} km from where this beneficiary is usually paid"),
+                Some(km) => format!(
+                    "paid {km:.0} km from where this beneficiary is usually paid and from where this counter usually pays"
+                ),
                 None => "payment location unknown".to_string(),
             },
             Feature::BeneficiarySameScheme1hLog => format!(

@@ -21,7 +21,7 @@ pub use per_row::{PER_ROW_COUNT, PER_ROW_NAMES, per_row_values};
 pub use state::{Checkpoint, CheckpointError, FeatureState, Features};
 
 /// Bumped when a feature keeps its name but changes its definition.
-const FEATURE_DEFINITION_REVISION: u32 = 10;
+const FEATURE_DEFINITION_REVISION: u32 = 11;
 
 /// The feature set's identity: revision plus a hash of the names, e.g. `r1-3f2a9c1d`.
 pub fn feature_set_id() -> String {
@@ -51,8 +51,9 @@ mod tests {
     /// against the scheme's usual), 6 (first visits in six hours against the counter's usual),
     /// 7 (a counter's usual pace over the hours it works), 8 (a repeat of a scheme or of an
     /// amount judged by how rarely the scheme's payments repeat that soon) and 9 (first visits
-    /// judged only at a counter seen for a month); revision 10 (a steady amount's change, judged
-    /// beside the features) left them as they were: a change to any of
+    /// judged only at a counter seen for a month) and 11 (the distance from the usual place
+    /// counts this counter's usual place as one); revision 10 (a steady amount's change,
+    /// judged beside the features) left them as they were: a change to any of
     /// them changes a model's meaning and must bump [`FEATURE_DEFINITION_REVISION`] instead.
     #[test]
     fn values_sentences_and_categories_match_the_fixture_recorded_before_the_catalogue() {
@@ -82,10 +83,10 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        assert_eq!(feature_set_id(), "r10-02663a75");
+        assert_eq!(feature_set_id(), "r11-02663a75");
         assert_eq!(
             hex,
-            "42c0a02255febbcb8d8d7193f3746aa19ca889411456eb95392ac0a20d9ff857"
+            "d0f883f72cce44b52b72b92aaf852e60ee5f0b993d12c7d0838cc326dfe482d6"
         );
     }
 }

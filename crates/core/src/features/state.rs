@@ -921,22 +921,21 @@ impl FeatureState {
             context.same_scheme_gap_share = scheme.gap_share(time - last);
         }
 
-        // How far from where this beneficiary is usually paid: the nearest of the counters they
-        // have used before (robust to one trip away, unlike a running mean), or for a first
-        // payment, this counter's usual place.
+        // How far from anywhere the payment is known to belong: the nearest of the counters the
+        // beneficiary used before (robust to one trip away, unlike a running mean), their own
+        // usual place, and this counter's usual place (revision 11). A migrant's first wage at
+        // the city counter, located where that counter always is, is far from nothing; a
+        // payment of the home counter located across the country is far from both.
         context.km_from_usual_place = payment.location.and_then(|point| {
-            let nearest_known = beneficiary
+            beneficiary
                 .agents
                 .iter()
-                .filter_map(|&agent| self.agents[agent as usize].place.median())
+                .copied()
+                .chain(ids.agent)
+                .filter_map(|agent| self.agents[agent as usize].place.median())
                 .chain(beneficiary.place.median())
                 .map(|place| haversine_km(point, place))
-                .reduce(f64::min);
-            nearest_known.or_else(|| {
-                ids.agent
-                    .and_then(|agent| self.agents[agent as usize].place.median())
-                    .map(|place| haversine_km(point, place))
-            })
+                .reduce(f64::min)
         });
 
         let has_history = !beneficiary.recent.is_empty();
@@ -1555,6 +1554,43 @@ pub(crate) mod tests {
         assert!(
             sentence.starts_with("same NSAP-OAP amount ₹1,000 already paid to this beneficiary 2 days before (possible duplicate); 0.2 % of NSAP-OAP payments"),
             "{sentence}"
+        );
+    }
+
+    /// A payment is far only when it is far from the beneficiary's usual places and from where
+    /// its counter usually pays: a migrant collecting at the city counter is where that counter
+    /// always is; the home counter's payment located across the country is far from both.
+    #[test]
+    fn a_payment_is_far_only_when_far_from_its_counters_usual_place_too() {
+        let (village, city) = ((26.85, 80.95), (19.07, 72.87));
+        let at = |who: &str, agent: &str, place: (f64, f64), when: &str| {
+            let mut payment = in_scheme("NSAP-OAP", who, &format!("A{who}"), agent, 200_000, when);
+            payment.location = Some(place);
+            payment
+        };
+        let mut state = FeatureState::new();
+        for person in 0..5 {
+            state.warm(&at(
+                &format!("C{person}"),
+                "HUB",
+                city,
+                "2025-01-06 11:00:00",
+            ));
+        }
+        for who in ["M", "V"] {
+            state.warm(&at(who, "VILLAGE", village, "2025-01-06 10:00:00"));
+            state.warm(&at(who, "VILLAGE", village, "2025-02-06 10:00:00"));
+        }
+        let distance = index("hundreds_of_km_from_usual_place");
+        let migrant = state.observe(&at("M", "HUB", city, "2025-03-06 11:00:00"));
+        assert!(migrant.context.km_from_usual_place.unwrap() < 1.0);
+        assert!(migrant.values[distance] < 0.01);
+        let displaced = state.observe(&at("V", "VILLAGE", city, "2025-03-06 10:00:00"));
+        let km = displaced.context.km_from_usual_place.unwrap();
+        assert!((1000.0..1300.0).contains(&km), "{km}");
+        assert!(
+            explain(distance, &displaced.context)
+                .ends_with("km from where this beneficiary is usually paid and from where this counter usually pays")
         );
     }
 
