@@ -201,6 +201,22 @@ pub fn fixture_on(engine: Engine, rows: usize) -> Fixture {
 }
 
 pub fn train_model(db: impl Into<Target>, modeling: &Path, seed: u64) -> String {
+    train_model_choosing(db, modeling, seed, true)
+}
+
+/// [`train_model`] with the default combination and no held-out check of the feedback stage
+/// (both need the held-out labels): for tests of how a stage is applied, which need one
+/// whether or not it would help on a small fixture.
+pub fn train_model_without_choices(db: impl Into<Target>, modeling: &Path, seed: u64) -> String {
+    train_model_choosing(db, modeling, seed, false)
+}
+
+fn train_model_choosing(
+    db: impl Into<Target>,
+    modeling: &Path,
+    seed: u64,
+    choose_with_labels: bool,
+) -> String {
     let outcome = train::run(&train::TrainConfig {
         db: db.into(),
         modeling: modeling.to_path_buf(),
@@ -209,7 +225,7 @@ pub fn train_model(db: impl Into<Target>, modeling: &Path, seed: u64) -> String 
         alert_rate: 0.02,
         normal_only: false,
         per_row: false,
-        choose_with_labels: true,
+        choose_with_labels,
         feedback: true,
         fit: train::fit::FitConfig {
             max_epochs: 2,
