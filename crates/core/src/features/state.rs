@@ -200,6 +200,11 @@ struct SchemeAmount {
 /// amounts in the scheme.
 const VARIED: u16 = 0x8000;
 
+/// A scheme id as [`SchemeAmount`] keeps it beside [`VARIED`]; `None` beyond 15 bits.
+fn compact_scheme(scheme: u32) -> Option<u16> {
+    u16::try_from(scheme).ok().filter(|&id| id & VARIED == 0)
+}
+
 /// Where [`SchemeAmount`]'s 32-bit times count from: 2000-01-01 00:00 UTC.
 const TIME_BASE: EventTime = 946_684_800;
 
@@ -213,7 +218,7 @@ impl SchemeAmount {
         count: u32,
         varied: bool,
     ) -> Option<Self> {
-        let scheme = u16::try_from(scheme).ok().filter(|&id| id & VARIED == 0)?;
+        let scheme = compact_scheme(scheme)?;
         Some(SchemeAmount {
             sum_paise,
             last_time: u32::try_from(last_time.checked_sub(TIME_BASE)?).ok()?,
@@ -330,7 +335,7 @@ impl SchemeAmounts {
             amount.last_time = amount.last_time.max(compact_time(time));
             return;
         }
-        let Some(scheme) = u16::try_from(scheme).ok().filter(|&id| id & VARIED == 0) else {
+        let Some(scheme) = compact_scheme(scheme) else {
             return;
         };
         let new = SchemeAmount {
