@@ -201,7 +201,9 @@ pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
         .is_some_and(|stage| !stage.matches_this_build())
     {
         return Err(corrupt(
-            "the feedback stage's weights do not match this build's verdict evidence".into(),
+            "the feedback stage was trained by another build: its combination of score and verdict \
+             evidence, or the evidence itself, differs from this build's"
+                .into(),
         ));
     }
     if let Some(calibration) = &config.calibration {

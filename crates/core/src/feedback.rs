@@ -368,58 +368,119 @@ pub fn stage_input_names() -> Vec<String> {
         .collect()
 }
 
-/// The supervised stage: a logistic regression of auditors' findings on the unsupervised
-/// score and the verdict evidence, kept as the shift the evidence adds to the score.
+/// How [`FeedbackStage`] combines the evidence with the score; a model trained with another
+/// combination (the logistic shift of builds before it) is refused when loaded.
+pub const COMBINATION: &str = "noisy-or";
+
+/// The supervised stage: a payment is fraud either because of what it looks like (the
+/// unsupervised score) or because of what auditors found about its counter, account or
+/// beneficiary (the verdict evidence), a "noisy or":
 ///
-/// Its log-odds are `bias + score_weight × score + Σ weights[i] × inputs[i]` (the inputs are
-/// [`Evidence::inputs`]). Ranking by them is
-/// ranking by `score + Σ weights[i] × inputs[i] / score_weight`, which is what
-/// [`adjust`](Self::adjust) returns: a payment no verdict bears on keeps its unsupervised score
-/// exactly (so scores keep their meaning, and with no verdicts the model is the unsupervised
-/// one), and evidence moves a score in the score's own units. Train keeps the evidence weights
-/// non-negative and gives dismissals none, so only confirmations move a score, and only up.
+/// `P(fraud) = 1 − (1 − σ(bias + score_weight × score)) × e^(−hazard)`, with
+/// `hazard = Σ weights[i] × inputs[i]` over [`Evidence::inputs`], every weight ≥ 0.
+///
+/// Why this shape and not a logistic regression with the evidence added to the score's
+/// log-odds: a compromised counter's diverted payments look ordinary, so their chance of fraud
+/// comes from the evidence alone, whatever their score. The logistic form made the evidence a
+/// fixed shift in log-odds, which is worth little at an ordinary score (where the score's
+/// log-odds are very low) and lifted 44–61 % of those payments above the threshold; here the
+/// evidence sets a floor on the chance of fraud (`1 − e^(−hazard)`) that a low score cannot
+/// pull down, and adds little to a payment already alerted for itself.
+///
+/// [`adjust`](Self::adjust) returns that chance in the score's own units: the unsupervised
+/// score that alone would give it. So a payment no verdict bears on keeps its unsupervised
+/// score exactly (scores keep their meaning, and with no verdicts the model is the unsupervised
+/// one), the final score is never below the unsupervised one, and the ranking of payments by
+/// it is the ranking by the chance of fraud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackStage {
+    /// [`COMBINATION`]; empty in models of older builds.
+    #[serde(default)]
+    pub combination: String,
     pub bias: f32,
     /// Positive (train refuses the stage otherwise).
     pub score_weight: f32,
     /// One per input of [`Evidence::inputs`]: per evidence value ([`EVIDENCE_NAMES`]), one per
-    /// step ([`EVIDENCE_STEPS`]).
+    /// step ([`EVIDENCE_STEPS`]); each ≥ 0, what crossing the step adds to the hazard.
     pub weights: Vec<f32>,
     /// The evidence names the weights are for, checked when the model is loaded.
     pub evidence_names: Vec<String>,
 }
 
 impl FeedbackStage {
-    /// What each evidence value adds to the score (score units).
-    pub fn contributions(&self, evidence: &Evidence) -> [f32; EVIDENCE_COUNT] {
+    /// The evidence's hazard for each evidence value (its steps' weights summed).
+    fn hazards(&self, evidence: &Evidence) -> [f64; EVIDENCE_COUNT] {
         let inputs = evidence.inputs();
         let steps = EVIDENCE_STEPS.len();
         std::array::from_fn(|value| {
             (value * steps..(value + 1) * steps)
-                .map(|i| self.weights[i] * inputs[i])
-                .sum::<f32>()
-                / self.score_weight
+                .map(|i| f64::from(self.weights[i]) * f64::from(inputs[i]))
+                .sum::<f64>()
+        })
+    }
+
+    /// The chance of fraud that evidence values alone give, `1 − e^(−hazard)`, for each
+    /// step of each value crossed with the steps below it: what the model page shows.
+    pub fn step_chances(&self) -> Vec<f32> {
+        let steps = EVIDENCE_STEPS.len();
+        self.weights
+            .chunks(steps)
+            .flat_map(|value| {
+                value.iter().scan(0.0f64, |hazard, &w| {
+                    *hazard += f64::from(w);
+                    Some(-(-*hazard).exp_m1() as f32)
+                })
+            })
+            .collect()
+    }
+
+    /// What each evidence value adds to the score (score units): the whole rise
+    /// ([`adjust`](Self::adjust) − `score`) shared in proportion to the values' hazards.
+    pub fn contributions(&self, score: f32, evidence: &Evidence) -> [f32; EVIDENCE_COUNT] {
+        let hazards = self.hazards(evidence);
+        let total: f64 = hazards.iter().sum();
+        let rise = f64::from(self.adjust(score, evidence) - score);
+        std::array::from_fn(|value| {
+            if total > 0.0 {
+                (rise * hazards[value] / total) as f32
+            } else {
+                0.0
+            }
         })
     }
 
     /// The final score of a payment with unsupervised score `score`.
     pub fn adjust(&self, score: f32, evidence: &Evidence) -> f32 {
-        if evidence.is_empty() {
+        let hazard: f64 = self.hazards(evidence).iter().sum();
+        if hazard.is_nan() || hazard <= 0.0 {
             return score;
         }
-        score + self.contributions(evidence).iter().sum::<f32>()
+        let (bias, slope) = (f64::from(self.bias), f64::from(self.score_weight));
+        let z = bias + slope * f64::from(score);
+        // ln(1 − P) = ln(1 − σ(z)) − hazard; ln P = ln(1 − e^(ln(1 − P))).
+        let log_ordinary = -softplus(z) - hazard;
+        let log_fraud = (-log_ordinary.exp_m1()).ln();
+        let adjusted = ((log_fraud - log_ordinary - bias) / slope) as f32;
+        // Rounding must not lower a score the evidence raises.
+        adjusted.max(score)
     }
 
-    /// Whether the stage was trained on this build's evidence.
+    /// Whether the stage was trained on this build's evidence and combination.
     pub fn matches_this_build(&self) -> bool {
-        self.weights.len() == STAGE_INPUTS
+        self.combination == COMBINATION
+            && self.weights.len() == STAGE_INPUTS
+            && self.weights.iter().all(|w| *w >= 0.0)
             && self
                 .evidence_names
                 .iter()
                 .map(String::as_str)
                 .eq(EVIDENCE_NAMES)
     }
+}
+
+/// `ln(1 + e^z)`, without overflow.
+pub fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
 }
 
 #[cfg(test)]
@@ -575,16 +636,18 @@ mod tests {
     }
 
     #[test]
-    fn the_stage_leaves_a_score_without_evidence_untouched_and_moves_it_in_score_units() {
+    fn the_stage_sets_a_floor_on_the_chance_of_fraud_and_never_lowers_a_score() {
+        let ln2 = std::f32::consts::LN_2;
         let stage = FeedbackStage {
+            combination: COMBINATION.into(),
             bias: -3.0,
             score_weight: 2.0,
-            // Crossing "above 0" and "at least 1" of the counter's recent confirmations.
+            // The counter's recent confirmations: at least 1, at least 2 (together ln 4:
+            // a chance of 3/4), at least 3.
             weights: (0..STAGE_INPUTS)
                 .map(|i| match i {
-                    0 => 3.0,
-                    1 => 1.0,
-                    2 => 5.0,
+                    0 | 1 => ln2,
+                    2 => 1.0,
                     _ => 0.0,
                 })
                 .collect(),
@@ -596,17 +659,44 @@ mod tests {
         assert_eq!(names[0], "counter_confirmed_7d ≥ 1");
         assert_eq!(names[4], "counter_confirmed_7d ≥ 10");
         assert_eq!(names[6], "counter_confirmed_28d ≥ 1");
+        let chance = |score: f32| 1.0 / (1.0 + (-(-3.0 + 2.0 * score)).exp());
         assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
+        assert_eq!(stage.adjust(-40.0, &Evidence::default()), -40.0);
+
         let mut evidence = Evidence::default();
-        evidence.values[0] = 1.0;
-        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + 3.0 / 2.0);
-        // Two confirmations cross the second step too; three the third.
         evidence.values[0] = 2.0;
-        assert_eq!(stage.adjust(1.25, &evidence), 1.25 + (3.0 + 1.0) / 2.0);
+        // An ordinary-looking payment: the evidence alone sets its chance, 3/4.
+        let lifted = stage.adjust(-40.0, &evidence);
+        assert!((chance(lifted) - 0.75).abs() < 1e-4, "{lifted}");
+        // A payment already odd for itself: 1 − (1 − p)/4.
+        let odd = stage.adjust(3.0, &evidence);
+        let expected = 1.0 - (1.0 - chance(3.0)) / 4.0;
+        assert!((chance(odd) - expected).abs() < 1e-4, "{odd}");
+        // The evidence adds more to the ordinary payment than to the odd one, and never
+        // ranks the ordinary one above it.
+        assert!(lifted - (-40.0) > odd - 3.0);
+        assert!(odd > lifted);
+        // More confirmations, a higher score.
         evidence.values[0] = 3.0;
-        assert_eq!(
-            stage.adjust(1.25, &evidence),
-            1.25 + (3.0 + 1.0 + 5.0) / 2.0
-        );
+        assert!(stage.adjust(-40.0, &evidence) > lifted);
+        // The values' contributions add up to the rise.
+        let contributions = stage.contributions(3.0, &evidence);
+        let rise = stage.adjust(3.0, &evidence) - 3.0;
+        assert!((contributions.iter().sum::<f32>() - rise).abs() < 1e-5);
+        assert!(contributions[1..].iter().all(|&c| c == 0.0));
+        // Chances per step, cumulative within a value.
+        let chances = stage.step_chances();
+        assert!((chances[0] - 0.5).abs() < 1e-6 && (chances[1] - 0.75).abs() < 1e-6);
+        assert_eq!(chances[6], 0.0);
+
+        // A stage trained with another combination, or with a negative weight, is refused.
+        let older = FeedbackStage {
+            combination: String::new(),
+            ..stage.clone()
+        };
+        assert!(!older.matches_this_build());
+        let mut negative = stage;
+        negative.weights[3] = -0.5;
+        assert!(!negative.matches_this_build());
     }
 }

@@ -54,16 +54,38 @@ pub struct FeedbackReport {
     pub confirmed: usize,
     pub dismissed: usize,
     pub presumed_ordinary: usize,
-    /// What crossing each step of each evidence value adds to the score, in the score's units
-    /// (e.g. `counter_confirmed_7d ≥ 2`; empty when not used).
+    /// The chance of fraud each step of each evidence value gives by itself, whatever the
+    /// payment looks like (e.g. `counter_confirmed_7d ≥ 2`: 0.4; see
+    /// [`crate::feedback::FeedbackStage::step_chances`]; empty when not used).
     #[serde(default)]
-    pub weights: Vec<(String, f32)>,
+    pub chances: Vec<(String, f32)>,
     /// Held-out rows with any verdict evidence.
     pub test_rows_with_evidence: usize,
     /// The unsupervised stage alone on the held-out rows, at its own threshold for the same
     /// budget (`None` without labels).
     #[serde(default, deserialize_with = "object_or_none")]
     pub unsupervised: Option<Evaluation>,
+}
+
+impl FeedbackReport {
+    /// The steps of [`chances`](Self::chances) that raise the chance by at least `least` over
+    /// the step below them (the others only repeat it), largest chance first.
+    pub fn rising_chances(&self, least: f32) -> Vec<(&str, f32)> {
+        let mut rising: Vec<(&str, f32)> = self
+            .chances
+            .chunks(crate::feedback::EVIDENCE_STEPS.len())
+            .flat_map(|steps| {
+                let below = std::iter::once(0.0).chain(steps.iter().map(|(_, chance)| *chance));
+                steps
+                    .iter()
+                    .zip(below)
+                    .filter(move |((_, chance), below)| chance - below >= least)
+                    .map(|((name, chance), _)| (name.as_str(), *chance))
+            })
+            .collect();
+        rising.sort_by(|a, b| b.1.total_cmp(&a.1));
+        rising
+    }
 }
 
 /// One detector's evaluation, named as the reports name it.

@@ -83,8 +83,9 @@ pub struct FeedbackView {
     pub stages: Vec<MetricRow>,
     /// Fraud type, rows, recall with feedback, recall without.
     pub per_type: Vec<(String, String, String, String)>,
-    /// The largest effects first: step, score units it adds.
-    pub weights: Vec<(String, String)>,
+    /// The evidence steps that raise the chance of fraud, largest first: step, the chance it
+    /// gives by itself.
+    pub chances: Vec<(String, String)>,
 }
 
 /// One detector's line on the Model page.
@@ -300,12 +301,6 @@ fn feedback_view(
                 .collect()
         })
         .unwrap_or_default();
-    let mut weights: Vec<&(String, f32)> = report
-        .weights
-        .iter()
-        .filter(|(_, w)| w.abs() >= 0.05)
-        .collect();
-    weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     Some(FeedbackView {
         used: report.used,
         note: report.note.clone(),
@@ -316,10 +311,11 @@ fn feedback_view(
         test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
         stages,
         per_type,
-        weights: weights
+        chances: report
+            .rising_chances(0.01)
             .into_iter()
             .take(12)
-            .map(|(name, weight)| (name.clone(), format!("{weight:+.2}")))
+            .map(|(name, chance)| (name.to_string(), format!("{chance:.2}")))
             .collect(),
     })
 }

@@ -188,19 +188,21 @@ fn score_batch(
     let model = &slot.model;
     let mut scores = model.score(&features);
     let stage = model.config.feedback.as_ref();
-    let evidence: Vec<Evidence> = match stage {
+    // The verdict evidence of each row, and its unsupervised score before the stage raised it.
+    let (evidence, unsupervised): (Vec<Evidence>, Vec<f32>) = match stage {
         Some(stage) => {
             let evidence: Vec<Evidence> = rows
                 .iter()
                 .filter_map(|row| row.payment.as_ref().ok())
                 .map(|payment| verdicts.evidence(payment))
                 .collect();
+            let unsupervised = scores.scores.clone();
             for (score, evidence) in scores.scores.iter_mut().zip(&evidence) {
                 *score = stage.adjust(*score, evidence);
             }
-            evidence
+            (evidence, unsupervised)
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let threshold = model.config.threshold;
     let mut batch = ScoredBatch {
@@ -240,9 +242,12 @@ fn score_batch(
                             &row.context,
                         );
                     match (stage, evidence.get(position)) {
-                        (Some(stage), Some(evidence)) if !evidence.is_empty() => {
-                            reasons.with_verdicts(&stage.contributions(evidence), evidence, score)
-                        }
+                        (Some(stage), Some(evidence)) if !evidence.is_empty() => reasons
+                            .with_verdicts(
+                                &stage.contributions(unsupervised[position], evidence),
+                                evidence,
+                                score,
+                            ),
                         _ => reasons,
                     }
                 });

@@ -1,12 +1,17 @@
 //! The supervised stage: what auditors' verdicts teach about the payments that come after them.
 //!
-//! A logistic regression of auditors' findings on the unsupervised score and the verdict
-//! evidence ([`aegis_core::feedback`]), kept as [`FeedbackStage`]: the shift the evidence adds
-//! to the score. Why this learner: its inputs are few (the score and twelve evidence values,
-//! each coded by a few steps) and the labels are thousands, where a larger learner would fit
-//! noise; its weights say in plain numbers what a confirmation at a counter is worth, which
-//! the model page shows; and its shift is added to the unsupervised score, so rows no verdict
-//! bears on keep their score and their ranking.
+//! A "noisy or" of auditors' findings ([`FeedbackStage`]): a payment is fraud because of what
+//! it looks like (a logistic curve of the unsupervised score) or because of what auditors found
+//! about its counter, account or beneficiary (the verdict evidence of
+//! [`aegis_core::feedback`], each value coded by a few steps, each step adding a non-negative
+//! hazard). Why this learner: its inputs are few (the score and twelve evidence values) and the
+//! labels are thousands, where a larger learner would fit noise; its weights say in plain
+//! numbers what chance of fraud a confirmation at a counter gives, which the model page shows;
+//! a row no verdict bears on keeps its score and its ranking; and the evidence gives a
+//! payment that looks ordinary (a compromised counter's) the chance the follow-ups found,
+//! which a logistic regression with the evidence added to the score's log-odds could not:
+//! there the evidence was a shift, worth little where the score's log-odds are very low
+//! (compromised-counter recall 0.44–0.54 against 0.86–0.88 in the feedback bench).
 //!
 //! **Evidence only raises a score**: the evidence weights are fitted non-negative, and only
 //! confirmations have any (a dismissal's weight is 0; see [`fit`]). Unbounded,
@@ -31,7 +36,8 @@
 //! the model's final score, as with `--no-feedback`.
 
 use aegis_core::feedback::{
-    EVIDENCE_NAMES, EVIDENCE_STEPS, Evidence, FeedbackStage, Finding, STAGE_INPUTS,
+    COMBINATION, EVIDENCE_NAMES, EVIDENCE_STEPS, Evidence, FeedbackStage, Finding, STAGE_INPUTS,
+    softplus,
 };
 use aegis_core::time::{DAY, EventTime};
 
@@ -143,6 +149,7 @@ pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
         ));
     }
     Decision::Trained(FeedbackStage {
+        combination: COMBINATION.into(),
         bias: weights[0] as f32,
         score_weight,
         weights: weights[2..].iter().map(|&w| w as f32).collect(),
@@ -150,14 +157,14 @@ pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
     })
 }
 
-/// [`logistic_regression`] with every evidence weight (`x[2..]`) at least 0: a weight that
-/// comes out negative is fixed at 0 (its input left out) and the rest fitted again, until none
-/// is negative.
+/// [`noisy_or`] with every evidence weight (`x[2..]`) at least 0: a weight that comes out
+/// negative is fixed at 0 (its input left out) and the rest fitted again, until none is
+/// negative.
 fn non_negative_evidence<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
     let mut kept = [true; N];
     let mut masked = rows.to_vec();
     loop {
-        let weights = logistic_regression(&masked);
+        let weights = noisy_or(&masked);
         let negative: Vec<usize> = (2..N).filter(|&i| kept[i] && weights[i] < 0.0).collect();
         if negative.is_empty() {
             return weights;
@@ -171,52 +178,68 @@ fn non_negative_evidence<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
     }
 }
 
-/// Ridge-penalised logistic regression by Newton's method, each step halved until the
-/// penalised loss goes down (a plain Newton step can overshoot when some inputs nearly
-/// separate the labels); `x[0]` is the constant.
-fn logistic_regression<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
+/// One row's chance of fraud under weights `w` (see [`FeedbackStage`]): `x[0]` is the
+/// constant, `x[1]` the score, the rest the evidence inputs. Returns `(ln P, ln(1 − P), σ(z))`.
+fn noisy_or_row<const N: usize>(x: &[f64; N], w: &[f64; N]) -> (f64, f64, f64) {
+    let z = w[0] + w[1] * x[1];
+    let hazard: f64 = x[2..].iter().zip(&w[2..]).map(|(a, b)| a * b).sum();
+    let log_ordinary = -softplus(z) - hazard;
+    let log_fraud = (-log_ordinary.exp_m1()).max(f64::MIN_POSITIVE).ln();
+    (log_fraud, log_ordinary, 1.0 / (1.0 + (-z).exp()))
+}
+
+/// Ridge-penalised maximum likelihood of the noisy-or stage by Fisher scoring (Newton's
+/// method with the expected curvature, which is never indefinite where the likelihood itself
+/// need not be concave), each step halved until the penalised loss goes down; `x[0]` is the
+/// constant, which is not penalised.
+fn noisy_or<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
     let loss = |w: &[f64; N]| -> f64 {
         let data: f64 = rows
             .iter()
             .map(|(x, y)| {
-                let z: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
-                // log(1 + e^z) − y z, computed without overflow.
-                z.max(0.0) + (-z.abs()).exp().ln_1p() - y * z
+                let (log_fraud, log_ordinary, _) = noisy_or_row(x, w);
+                -(y * log_fraud + (1.0 - y) * log_ordinary)
             })
             .sum();
         data + 0.5 * RIDGE * w[1..].iter().map(|v| v * v).sum::<f64>()
     };
     let mut w = [0.0f64; N];
     let mut current = loss(&w);
-    for _ in 0..100 {
+    for _ in 0..200 {
         let mut gradient = [0.0f64; N];
-        let mut hessian = vec![[0.0f64; N]; N];
+        let mut fisher = vec![[0.0f64; N]; N];
         for (x, y) in rows {
-            let z: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
-            let p = 1.0 / (1.0 + (-z).exp());
-            let curvature = (p * (1.0 - p)).max(1e-12);
+            let (log_fraud, log_ordinary, p_score) = noisy_or_row(x, &w);
+            // A fraud the weights give no chance at all would make the step unbounded.
+            let (fraud, ordinary) = (log_fraud.exp().max(1e-12), log_ordinary.exp());
+            // ∂P/∂w = (1 − P) × u, with u = (σ(z), σ(z) × score, inputs…); the loss's
+            // gradient is (P − y)/P × u and its expected curvature (1 − P)/P × u uᵀ.
+            let mut u = *x;
+            u[0] = p_score;
+            u[1] = p_score * x[1];
+            let (slope, curvature) = ((fraud - y) / fraud, ordinary / fraud);
             for i in 0..N {
-                if x[i] == 0.0 {
+                if u[i] == 0.0 {
                     continue;
                 }
-                gradient[i] += (p - y) * x[i];
+                gradient[i] += slope * u[i];
                 for j in 0..=i {
-                    hessian[i][j] += curvature * x[i] * x[j];
+                    fisher[i][j] += curvature * u[i] * u[j];
                 }
             }
         }
         for i in 0..N {
             for j in 0..i {
-                hessian[j][i] = hessian[i][j];
+                fisher[j][i] = fisher[i][j];
             }
             if i > 0 {
                 gradient[i] += RIDGE * w[i];
-                hessian[i][i] += RIDGE;
+                fisher[i][i] += RIDGE;
             } else {
-                hessian[i][i] += 1e-9;
+                fisher[i][i] += 1e-9;
             }
         }
-        let Some(step) = solve(&hessian, gradient) else {
+        let Some(step) = solve(&fisher, gradient) else {
             break;
         };
         let mut scale = 1.0;
@@ -419,6 +442,46 @@ mod tests {
                 assert_eq!(*weight, 0.0, "{name}");
             }
         }
+    }
+
+    /// A compromised counter's diverted payments look ordinary: auditors following up on the
+    /// counter find two in three of them fraud, at scores where an alert without evidence is
+    /// never fraud. The stage learns that chance, and ranks those payments above alerts
+    /// that are fraud less often.
+    #[test]
+    fn the_stage_learns_the_chance_of_fraud_that_evidence_gives_at_an_ordinary_score() {
+        let (labels, scores, evidence) = labeled(1500, |i| {
+            let mut e = Evidence::default();
+            if i % 5 == 0 {
+                // A follow-up: an ordinary score, 12 confirmations at the counter.
+                e.values[1] = 12.0;
+                (e, i % 15 != 0, 0.2 + (i % 7) as f32 * 0.1)
+            } else {
+                // An alert at score 2.0 + k/10 (k < 20): fraud k times in 19.
+                let k = i % 20;
+                (e, (i / 20 * 7) % 19 < k, 2.0 + k as f32 * 0.1)
+            }
+        });
+        let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
+            panic!("enough verdicts");
+        };
+        let chance = |score: f32| 1.0 / (1.0 + (-(stage.bias + stage.score_weight * score)).exp());
+        let follow_up = stage.adjust(0.5, &evidence[0]);
+        assert!(
+            (chance(follow_up) - 2.0 / 3.0).abs() < 0.1,
+            "{} at {follow_up}: {:?}",
+            chance(follow_up),
+            stage
+        );
+        // Above an alert that is fraud one time in three, below one that is fraud nine in ten.
+        let (third, most) = (2.6, 3.8);
+        assert!(
+            chance(third) < 0.5 && chance(most) > 0.8,
+            "{} {}",
+            chance(third),
+            chance(most)
+        );
+        assert!(follow_up > third && follow_up < most);
     }
 
     #[test]

@@ -468,11 +468,10 @@ fn feedback_stage(
         confirmed: labels.confirmed,
         dismissed: labels.dismissed,
         presumed_ordinary: labels.presumed_ordinary,
-        weights: stage.as_ref().map_or_else(Vec::new, |stage| {
+        chances: stage.as_ref().map_or_else(Vec::new, |stage| {
             aegis_core::feedback::stage_input_names()
                 .into_iter()
-                .zip(&stage.weights)
-                .map(|(name, weight)| (name, weight / stage.score_weight))
+                .zip(stage.step_chances())
                 .collect()
         }),
         test_rows_with_evidence: dataset
@@ -670,8 +669,8 @@ pub fn print_report(outcome: &TrainOutcome) {
             feedback.verdicts,
             feedback.test_rows_with_evidence
         );
-        for (name, weight) in feedback.weights.iter().filter(|(_, w)| w.abs() >= 0.05) {
-            println!("  {name:<40} {weight:+.2} score units");
+        for (name, chance) in feedback.rising_chances(0.01) {
+            println!("  {name:<40} {chance:.2} chance of fraud by itself");
         }
     }
     let c = evaluation.confusion;

@@ -768,11 +768,24 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
         feedback.contains("0.931") && feedback.contains("0.610"),
         "with and without"
     );
-    assert!(feedback.contains("counter_confirmed_7d ≥ 10</td><td class=\"num\">+1.25"));
-    assert!(feedback.contains("-0.40"));
+    assert!(feedback.contains("Chance of fraud it gives by itself"));
+    let at = |step: &str| feedback.find(&format!("{step}</td><td class=\"num\">"));
+    assert!(feedback.contains("counter_confirmed_7d ≥ 10</td><td class=\"num\">0.72"));
+    assert!(feedback.contains("counter_confirmed_7d ≥ 5</td><td class=\"num\">0.30"));
+    assert!(feedback.contains("counter_confirmed_7d ≥ 1</td><td class=\"num\">0.10"));
+    assert!(
+        at("counter_confirmed_7d ≥ 10") < at("counter_confirmed_7d ≥ 5"),
+        "largest first"
+    );
+    for repeated in ["counter_confirmed_7d ≥ 2", "counter_confirmed_7d ≥ 20"] {
+        assert!(
+            at(repeated).is_none(),
+            "{repeated} only repeats the step below"
+        );
+    }
     assert!(
         !feedback.contains("account_dismissed_7d"),
-        "effects under 0.05 units left out"
+        "chances under 0.01 left out"
     );
     let model = app.get("/api/model", Some(&login)).await.json();
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
@@ -1310,11 +1323,22 @@ fn write_model(app: &TestApp) {
             confirmed: 41,
             dismissed: 120,
             presumed_ordinary: 3,
-            weights: vec![
-                ("counter_confirmed_7d ≥ 10".into(), 1.25),
-                ("beneficiary_confirmed_7d > 0".into(), -0.4),
-                ("account_dismissed_7d ≥ 1".into(), 0.01),
-            ],
+            // Cumulative per value: the counter's recent confirmations give 0.10 from one,
+            // 0.30 from five and 0.72 from ten; one account dismissal a negligible 0.005.
+            chances: aegis_core::feedback::stage_input_names()
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let chance = match i {
+                        0..=2 => 0.1,
+                        3 => 0.3,
+                        4 | 5 => 0.72,
+                        36 => 0.005,
+                        _ => 0.0,
+                    };
+                    (name, chance)
+                })
+                .collect(),
             test_rows_with_evidence: 12,
             unsupervised: Some(evaluation(0.61)),
         }),

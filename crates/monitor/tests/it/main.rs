@@ -744,10 +744,20 @@ fn verdicts_arriving_mid_stream(engine: Engine) {
     bare.db = without.target.clone();
     bare.checkpoint_dir = Some(fixture.dir.path().join("without-checkpoints"));
     monitor::run(&bare, Arc::new(AtomicBool::new(false))).unwrap();
-    let moved = scores(&fixture.store)
+    let (with, bare) = (scores(&fixture.store), scores(&without));
+    let moved = with
         .iter()
-        .zip(scores(&without))
+        .zip(&bare)
         .filter(|(a, b)| (a.2 - b.2).abs() > 1e-3)
         .count();
-    assert!(moved > 100, "{engine:?}: verdicts moved {moved} scores");
+    let lowered = with.iter().zip(&bare).filter(|(a, b)| a.2 < b.2).count();
+    let chances = aegis_core::artifacts::read_metrics(&fixture.modeling)
+        .unwrap()
+        .and_then(|metrics| metrics.feedback)
+        .map(|report| report.chances);
+    assert!(
+        moved >= 10,
+        "{engine:?}: verdicts moved {moved} scores; the stage's chances: {chances:?}"
+    );
+    assert_eq!(lowered, 0, "{engine:?}: evidence only raises a score");
 }

@@ -464,6 +464,26 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
     assert!(stage.matches_this_build());
     assert!(report.unsupervised.is_some(), "both stages evaluated");
 
+    // A stage saved by a build that combined score and evidence another way (before the
+    // noisy or, a logistic shift with no `combination`) is refused, not misread.
+    let path = modeling.join(CONFIG_FILE);
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let mut older: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    older["feedback"]
+        .as_object_mut()
+        .unwrap()
+        .remove("combination");
+    std::fs::write(&path, older.to_string()).unwrap();
+    let message = aegis_model::load(&modeling, BackendKind::Flex)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("feedback stage was trained by another build")
+            && message.contains("cargo run -p train"),
+        "{message}"
+    );
+    std::fs::write(&path, saved).unwrap();
+
     // `--no-feedback` trains the unsupervised stage alone.
     let without = train::run(&TrainConfig {
         feedback: false,
