@@ -28,7 +28,8 @@ pub struct Reason {
     /// The feature's name; `None` for an error.
     pub feature: Option<String>,
     pub category: Category,
-    /// Share of the reconstruction error, 0–1, to three decimals.
+    /// Share of the score, 0–1, to three decimals: of the row's feature evidence, a steady
+    /// amount's change and the auditors' verdicts together.
     pub share: f32,
     pub text: String,
 }
@@ -93,6 +94,10 @@ impl Reasons {
         } else {
             1.0
         };
+        // The row's reasons had the whole score between them: now what the verdicts left.
+        for reason in &mut self.reasons {
+            reason.share = (reason.share * (1.0 - share) * 1000.0).round() / 1000.0;
+        }
         let reason = Reason {
             feature: Some(EVIDENCE_NAMES[index].to_string()),
             category: Category::Verdicts,
@@ -212,6 +217,15 @@ mod tests {
             "2 payments at this counter were confirmed fraud in the last 7 days"
         );
         assert_eq!(led.reasons[0].share, 0.75);
+        // The row's reasons share what the verdicts left, as they shared the whole before.
+        let alone = Reasons::from_errors(&errors, &context);
+        for (after, before) in led.reasons[1..].iter().zip(&alone.reasons) {
+            assert_eq!(after.text, before.text);
+            assert!(
+                (after.share - before.share * 0.25).abs() < 1e-3,
+                "{after:?}"
+            );
+        }
         assert_eq!(
             led.reasons[0].feature.as_deref(),
             Some("counter_confirmed_7d")

@@ -641,7 +641,7 @@ impl AlertPage {
                     category: reason.category.label().to_string(),
                     category_class: views::class_of(reason.category),
                     text: reason.text.clone(),
-                    share: format!("{:.0} % of the error", reason.share * 100.0),
+                    share: format!("{:.0} % of the score", reason.share * 100.0),
                 })
                 .collect(),
             reasons_raw: detail.reasons_raw.clone(),

@@ -510,11 +510,14 @@ impl Feature {
             Feature::AccountNewForBeneficiary => {
                 "paid into an account this beneficiary never used before".to_string()
             }
-            Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => format!(
-                "agent processed {} payments in 10 minutes (usually {:.1})",
-                context.agent_payments_10min + 1,
-                context.agent_usual_10min
-            ),
+            Feature::AgentPayments10minLog | Feature::AgentRateVsUsualLog => {
+                let count = context.agent_payments_10min + 1;
+                format!(
+                    "agent processed {count} {} in 10 minutes (usually {:.1})",
+                    if count == 1 { "payment" } else { "payments" },
+                    context.agent_usual_10min
+                )
+            }
             Feature::AgentBeneficiaries1hLog => format!(
                 "agent paid {} different beneficiaries within an hour",
                 context.agent_beneficiaries_1h + 1

@@ -685,6 +685,10 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
         let body = &page.body;
         assert!(body.contains("₹50,000 is 25.0× the usual PM-KISAN payment of ₹2,000"));
         assert!(
+            body.contains("80 % of the score"),
+            "a reason's share is of the score, which verdicts share too"
+        );
+        assert!(
             !body.contains("Ground-truth label") && !body.contains("inflated_amount"),
             "an auditor never sees the ground truth: it would lead the verdict"
         );
