@@ -383,7 +383,7 @@ pub const COMBINATION: &str = "noisy-or";
 /// log-odds: a compromised counter's diverted payments look ordinary, so their chance of fraud
 /// comes from the evidence alone, whatever their score. The logistic form made the evidence a
 /// fixed shift in log-odds, which is worth little at an ordinary score (where the score's
-/// log-odds are very low) and lifted 44–61 % of those payments above the threshold; here the
+/// log-odds are very low) and lifted 44–54 % of those payments above the threshold; here the
 /// evidence sets a floor on the chance of fraud (`1 − e^(−hazard)`) that a low score cannot
 /// pull down, and adds little to a payment already alerted for itself.
 ///
