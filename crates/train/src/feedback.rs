@@ -23,11 +23,13 @@
 //! # Labels
 //! Only what was known before the held-out period counts (see [`labels`]): a payment whose
 //! latest verdict decided before the cutoff is `confirmed_fraud` is a fraud, `dismissed` is
-//! ordinary (whether auditors reviewed it as an alert or as a follow-up), and an alert the
+//! ordinary (whether auditors reviewed it as an alert or as a follow-up). An alert the
 //! monitor raised (for a row never scored, an unsupervised score at or above the threshold)
-//! that nobody reviewed within [`REVIEW_DELAY`] is presumed ordinary: the alerts auditors saw
-//! and let pass. Other rows are not labels: nobody looked at them, and at a compromised
-//! counter most of them are fraud nobody has confirmed yet.
+//! that nobody reviewed within [`REVIEW_DELAY`] is either presumed ordinary (the alerts
+//! auditors saw and let pass) or left unlabeled ([`Unreviewed`]): train fits a stage under
+//! each rule and the held-out labels choose (`choose_stage` in the crate root says why). Other
+//! rows are never labels: nobody looked at them, and at a compromised counter most of them
+//! are fraud nobody has confirmed yet.
 //!
 //! # Enough verdicts
 //! The stage is trained when at least [`MIN_FINDINGS`] confirmed frauds and as many ordinary
@@ -71,8 +73,22 @@ pub struct Candidate {
     pub alerted: Option<bool>,
 }
 
+/// Which rows without a finding are labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreviewed {
+    /// An alert nobody reviewed within [`REVIEW_DELAY`] is presumed ordinary.
+    PresumedOrdinary,
+    /// Only findings are labels.
+    Left,
+}
+
 /// The labels of rows before `cutoff` (see the module documentation).
-pub fn labels(candidates: &[Candidate], threshold: f32, cutoff: EventTime) -> Labels {
+pub fn labels(
+    candidates: &[Candidate],
+    threshold: f32,
+    cutoff: EventTime,
+    unreviewed: Unreviewed,
+) -> Labels {
     let mut labels = Labels::default();
     for (index, candidate) in candidates.iter().enumerate() {
         if candidate.time >= cutoff {
@@ -87,7 +103,8 @@ pub fn labels(candidates: &[Candidate], threshold: f32, cutoff: EventTime) -> La
                 labels.dismissed += 1;
                 labels.rows.push((index, false));
             }
-            None if candidate.alerted.unwrap_or(candidate.score >= threshold)
+            None if unreviewed == Unreviewed::PresumedOrdinary
+                && candidate.alerted.unwrap_or(candidate.score >= threshold)
                 && candidate.time < cutoff - REVIEW_DELAY =>
             {
                 labels.presumed_ordinary += 1;
@@ -340,15 +357,23 @@ mod tests {
                 ..row(60 * DAY, None, 9.0)
             },
         ];
-        let labels = labels(&candidates, 3.0, cutoff);
+        let presumed = labels(&candidates, 3.0, cutoff, Unreviewed::PresumedOrdinary);
         assert_eq!(
-            labels.rows,
+            presumed.rows,
             vec![(0, true), (1, false), (2, false), (6, false)]
         );
         assert_eq!(
-            (labels.confirmed, labels.dismissed, labels.presumed_ordinary),
+            (
+                presumed.confirmed,
+                presumed.dismissed,
+                presumed.presumed_ordinary
+            ),
             (1, 1, 2)
         );
+        // Left unlabeled, unreviewed alerts teach nothing.
+        let findings = labels(&candidates, 3.0, cutoff, Unreviewed::Left);
+        assert_eq!(findings.rows, vec![(0, true), (1, false)]);
+        assert_eq!(findings.presumed_ordinary, 0);
     }
 
     /// `n` rows labeled by their verdicts: row i's (evidence, fraud, score) from `row`.
