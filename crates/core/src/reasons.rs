@@ -94,14 +94,10 @@ impl Reasons {
         } else {
             1.0
         };
-        // The row's reasons had the whole score between them: now what the verdicts left.
-        for reason in &mut self.reasons {
-            reason.share = (reason.share * (1.0 - share) * 1000.0).round() / 1000.0;
-        }
         let reason = Reason {
             feature: Some(EVIDENCE_NAMES[index].to_string()),
             category: Category::Verdicts,
-            share: (share * 1000.0).round() / 1000.0,
+            share: self.make_room(share),
             text,
         };
         if share >= 0.5 {
@@ -139,14 +135,10 @@ impl Reasons {
         let strongest = evidence.iter().copied().fold(0.0f32, f32::max);
         let total: f32 = evidence.iter().sum();
         let share = surprise / (surprise + total);
-        // The features' shares were of their own total: now of everything that counted.
-        for reason in &mut self.reasons {
-            reason.share = (reason.share * (1.0 - share) * 1000.0).round() / 1000.0;
-        }
         let reason = Reason {
             feature: Some(STEADY_CHANGE.to_string()),
             category: Category::Amount,
-            share: (share * 1000.0).round() / 1000.0,
+            share: self.make_room(share),
             text,
         };
         if surprise >= strongest {
@@ -157,6 +149,17 @@ impl Reasons {
             self.reasons.push(reason);
         }
         self
+    }
+
+    /// Makes room for one more reason worth `share` of the score: the reasons already listed
+    /// had the whole score between them, and now share what it leaves. Returns `share` as
+    /// stored (to three decimals).
+    fn make_room(&mut self, share: f32) -> f32 {
+        let round = |share: f32| (share * 1000.0).round() / 1000.0;
+        for reason in &mut self.reasons {
+            reason.share = round(reason.share * (1.0 - share));
+        }
+        round(share)
     }
 
     /// Reasons for a row that could not be scored.
