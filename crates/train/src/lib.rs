@@ -182,6 +182,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         Rows::of(&held_out),
         &held_out_labels,
         config.choose_with_labels,
+        config.alert_rate,
     );
     drop(train_rows);
     let calibration_scores = detectors.scores(Rows::of(&held_out));
