@@ -13,7 +13,9 @@
 //!    and the auditors review whatever became due. A copy of the database gets the same
 //!    payments scored by the model without feedback.
 //! 5. Per fraud type, the share of the test period's labeled rows the monitor flagged, and
-//!    the average precision of its scores, for both: `feedback.md` in `--dir`.
+//!    the average precision of its scores, for both, and the share the feedback model's
+//!    ranking catches with as many alerts as the model without raised (the two thresholds
+//!    spend the live period differently): `feedback.md` in `--dir`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -66,6 +68,24 @@ struct Outcome {
     rows: usize,
     alerts: usize,
     average_precision: f64,
+    /// Every row's score and fraud type (`None`: ordinary), for [`Outcome::caught_in_top`].
+    scored: Vec<(f32, Option<String>)>,
+}
+
+impl Outcome {
+    /// Per fraud type, how many of its rows are among the `alerts` highest scores: what this
+    /// ranking would catch with another run's number of alerts (ties broken by arrival).
+    fn caught_in_top(&self, alerts: usize) -> BTreeMap<&str, usize> {
+        let mut order: Vec<usize> = (0..self.scored.len()).collect();
+        order.sort_by(|a, b| self.scored[*b].0.total_cmp(&self.scored[*a].0));
+        let mut caught = BTreeMap::new();
+        for &index in order.iter().take(alerts) {
+            if let Some(kind) = &self.scored[index].1 {
+                *caught.entry(kind.as_str()).or_default() += 1;
+            }
+        }
+        caught
+    }
 }
 
 fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
@@ -73,7 +93,7 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
     let mut statement = conn.prepare(
         "SELECT fraud_type, is_anomaly, status, anomaly_score FROM transactions WHERE timestamp >= ?1",
     )?;
-    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    let (mut scores, mut labels, mut scored) = (Vec::new(), Vec::new(), Vec::new());
     let mut types: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut alerts = 0;
     let rows = statement.query_map([cutoff], |row| {
@@ -90,6 +110,10 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
         alerts += usize::from(flagged);
         scores.push(score.unwrap_or(0.0) as f32);
         labels.push(fraud);
+        scored.push((
+            score.unwrap_or(0.0) as f32,
+            fraud.then(|| kind.clone().unwrap_or_else(|| "unlabeled".into())),
+        ));
         if fraud {
             let entry = types
                 .entry(kind.unwrap_or_else(|| "unlabeled".into()))
@@ -103,6 +127,7 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
         rows: scores.len(),
         alerts,
         average_precision: aegis_core::metrics::average_precision(&scores, &labels),
+        scored,
     })
 }
 
@@ -301,19 +326,27 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         config.follow_ups,
         config.delay_days
     );
-    let _ = writeln!(out, "| | with feedback | without |\n|---|---|---|");
+    // The two thresholds spend the live period differently; the last column compares the
+    // rankings alone, with as many alerts as the run without feedback raised.
+    let same_alerts = with_feedback.caught_in_top(without_feedback.alerts);
     let _ = writeln!(
         out,
-        "| average precision | {:.3} | {:.3} |",
-        with_feedback.average_precision, without_feedback.average_precision
+        "| | with feedback | without | with feedback, as many alerts as without |\n|---|---|---|---|"
     );
     let _ = writeln!(
         out,
-        "| alerts | {} ({:.2} %) | {} ({:.2} %) |",
+        "| average precision | {:.3} | {:.3} | |",
+        with_feedback.average_precision, without_feedback.average_precision
+    );
+    let share = |alerts: usize| 100.0 * alerts as f64 / with_feedback.rows.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "| alerts | {} ({:.2} %) | {} ({:.2} %) | {} |",
         with_feedback.alerts,
-        100.0 * with_feedback.alerts as f64 / with_feedback.rows.max(1) as f64,
+        share(with_feedback.alerts),
         without_feedback.alerts,
-        100.0 * without_feedback.alerts as f64 / without_feedback.rows.max(1) as f64
+        share(without_feedback.alerts),
+        without_feedback.alerts
     );
     for (kind, &(rows, caught)) in &with_feedback.types {
         let before = without_feedback
@@ -323,9 +356,10 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             .unwrap_or((rows, 0));
         let _ = writeln!(
             out,
-            "| {kind} ({rows} rows) | {:.3} | {:.3} |",
+            "| {kind} ({rows} rows) | {:.3} | {:.3} | {:.3} |",
             caught as f64 / rows.max(1) as f64,
-            before.1 as f64 / before.0.max(1) as f64
+            before.1 as f64 / before.0.max(1) as f64,
+            same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
     println!("\n{out}");
@@ -333,4 +367,34 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     std::fs::write(&report, &out)?;
     println!("written to {}", report.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same-alerts column counts each type among the highest scores only, whatever the
+    /// run's own threshold flagged.
+    #[test]
+    fn caught_in_top_counts_each_type_among_the_highest_scores() {
+        let row = |score: f32, kind: Option<&str>| (score, kind.map(str::to_string));
+        let outcome = Outcome {
+            types: BTreeMap::new(),
+            rows: 5,
+            alerts: 1,
+            average_precision: f64::NAN,
+            scored: vec![
+                row(0.2, Some("burst")),
+                row(3.0, None),
+                row(2.0, Some("inflated_amount")),
+                row(2.5, Some("burst")),
+                row(1.0, Some("inflated_amount")),
+            ],
+        };
+        let top3 = outcome.caught_in_top(3);
+        assert_eq!(top3.get("burst"), Some(&1));
+        assert_eq!(top3.get("inflated_amount"), Some(&1));
+        assert_eq!(outcome.caught_in_top(5).get("burst"), Some(&2));
+        assert!(outcome.caught_in_top(1).is_empty());
+    }
 }
