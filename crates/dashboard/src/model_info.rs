@@ -412,6 +412,15 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
             ),
         },
     ];
+    if config.feedback.is_some() {
+        lines.push(
+            "Auditors' verdicts then raise the score of a payment at a counter, account or \
+             beneficiary where fraud was confirmed before it was paid, by the chance of fraud \
+             such confirmations gave in the past (the feedback stage, below); the threshold is \
+             set on that final score, and a payment no confirmation bears on keeps its score."
+                .to_string(),
+        );
+    }
     match evaluation {
         Some(e) if e.precision.is_finite() && e.recall.is_finite() => {
             let false_share = (1.0 - e.precision) * 100.0;

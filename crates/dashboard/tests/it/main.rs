@@ -758,6 +758,10 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     let per_row = &detectors[detectors.find("<td>per-row</td>").unwrap()..];
     assert!(!per_row[..per_row.find("</tr>").unwrap()].contains("combined"));
     assert!(page.contains("expect about 4 in 10 alerts to be false"));
+    assert!(
+        page.contains("verdicts then raise the score of a payment at a counter"),
+        "the explanation says the feedback stage raises scores"
+    );
     // Every fraud type is listed; one without test rows says so instead of vanishing.
     for kind in aegis_core::domain::FraudType::ALL {
         assert!(page.contains(kind.code()), "{} listed", kind.code());
@@ -1246,7 +1250,16 @@ fn write_model(app: &TestApp) {
             chosen_by: "chosen on 40 labeled frauds among the held-out rows".into(),
         }),
         per_row: None,
-        feedback: None,
+        feedback: Some(aegis_core::feedback::FeedbackStage {
+            combination: aegis_core::feedback::COMBINATION.into(),
+            bias: -6.0,
+            score_weight: 4.0,
+            weights: vec![0.1; aegis_core::feedback::STAGE_INPUTS],
+            evidence_names: aegis_core::feedback::EVIDENCE_NAMES
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
+        }),
         feature_bins: Vec::new(),
     };
     std::fs::write(
