@@ -65,7 +65,6 @@ fn text(path: &Path) -> anyhow::Result<&str> {
 /// Per fraud type (rows, flagged), the alerts and the average precision of a scored test period.
 struct Outcome {
     types: BTreeMap<String, (usize, usize)>,
-    rows: usize,
     alerts: usize,
     average_precision: f64,
     /// Every row's score and fraud type (`None`: ordinary), for [`Outcome::caught_in_top`].
@@ -93,7 +92,7 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
     let mut statement = conn.prepare(
         "SELECT fraud_type, is_anomaly, status, anomaly_score FROM transactions WHERE timestamp >= ?1",
     )?;
-    let (mut scores, mut labels, mut scored) = (Vec::new(), Vec::new(), Vec::new());
+    let mut scored: Vec<(f32, Option<String>)> = Vec::new();
     let mut types: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut alerts = 0;
     let rows = statement.query_map([cutoff], |row| {
@@ -108,23 +107,18 @@ fn outcome(db: &Path, cutoff: &str) -> anyhow::Result<Outcome> {
         let (kind, fraud, status, score) = row?;
         let flagged = status.as_deref() == Some("ANOMALY");
         alerts += usize::from(flagged);
-        scores.push(score.unwrap_or(0.0) as f32);
-        labels.push(fraud);
-        scored.push((
-            score.unwrap_or(0.0) as f32,
-            fraud.then(|| kind.clone().unwrap_or_else(|| "unlabeled".into())),
-        ));
-        if fraud {
-            let entry = types
-                .entry(kind.unwrap_or_else(|| "unlabeled".into()))
-                .or_default();
+        let kind = fraud.then(|| kind.unwrap_or_else(|| "unlabeled".into()));
+        if let Some(kind) = &kind {
+            let entry = types.entry(kind.clone()).or_default();
             entry.0 += 1;
             entry.1 += usize::from(flagged);
         }
+        scored.push((score.unwrap_or(0.0) as f32, kind));
     }
+    let scores: Vec<f32> = scored.iter().map(|(score, _)| *score).collect();
+    let labels: Vec<bool> = scored.iter().map(|(_, kind)| kind.is_some()).collect();
     Ok(Outcome {
         types,
-        rows: scores.len(),
         alerts,
         average_precision: aegis_core::metrics::average_precision(&scores, &labels),
         scored,
@@ -320,7 +314,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     let _ = writeln!(
         out,
         "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.\n",
-        with_feedback.rows,
+        with_feedback.scored.len(),
         days.len(),
         config.per_day,
         config.follow_ups,
@@ -338,7 +332,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         "| average precision | {:.3} | {:.3} | |",
         with_feedback.average_precision, without_feedback.average_precision
     );
-    let share = |alerts: usize| 100.0 * alerts as f64 / with_feedback.rows.max(1) as f64;
+    let share = |alerts: usize| 100.0 * alerts as f64 / with_feedback.scored.len().max(1) as f64;
     let _ = writeln!(
         out,
         "| alerts | {} ({:.2} %) | {} ({:.2} %) | {} |",
@@ -380,7 +374,6 @@ mod tests {
         let row = |score: f32, kind: Option<&str>| (score, kind.map(str::to_string));
         let outcome = Outcome {
             types: BTreeMap::new(),
-            rows: 5,
             alerts: 1,
             average_precision: f64::NAN,
             scored: vec![
