@@ -27,7 +27,8 @@
 //! monitor raised (for a row never scored, an unsupervised score at or above the threshold)
 //! that nobody reviewed within [`REVIEW_DELAY`] is either presumed ordinary (the alerts
 //! auditors saw and let pass) or left unlabeled ([`Unreviewed`]): train fits a stage under
-//! each rule and the held-out labels choose (`choose_stage` in the crate root says why). Other
+//! each rule and keeps the presumed one unless it fails the held-out check (`choose_stage` in
+//! the crate root says why). Other
 //! rows are never labels: nobody looked at them, and at a compromised counter most of them
 //! are fraud nobody has confirmed yet.
 //!

@@ -470,7 +470,7 @@ fn feedback_stage(
                 _ => String::new(),
             };
             // Kept only if it does not lower the held-out rows' average precision per kind
-            // of fraud (the measure the detectors were chosen by) by more than
+            // of fraud by more than
             // [`FEEDBACK_TOLERANCE`]: evidence that raises ordinary rows (a busy terminal
             // whose one fraud was confirmed) loses to the unsupervised score alone.
             let verdict = held_out_labels
