@@ -35,6 +35,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Payment;
 use crate::error::Result;
+use crate::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, PER_ROW_NAMES};
+use crate::reasons::STEADY_CHANGE;
 use crate::sql::{Row, Sql};
 use crate::time::{DAY, EventTime};
 use crate::values;
@@ -391,7 +393,9 @@ pub const COMBINATION: &str = "noisy-or";
 /// score that alone would give it. So a payment no verdict bears on keeps its unsupervised
 /// score exactly (scores keep their meaning, and with no verdicts the model is the unsupervised
 /// one), the final score is never below the unsupervised one, and the ranking of payments by
-/// it is the ranking by the chance of fraud.
+/// it is the ranking by the chance of fraud. With a [`Look`] the logistic curve is the look's,
+/// so scores move both ways, and the evidence raises the look's chance as it raises the
+/// score's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedbackStage {
     /// [`COMBINATION`]; empty in models of older builds.
@@ -405,6 +409,10 @@ pub struct FeedbackStage {
     pub weights: Vec<f32>,
     /// The evidence names the weights are for, checked when the model is loaded.
     pub evidence_names: Vec<String>,
+    /// What the payment's look says, learned from the verdicts (see [`Look`]); `None`: the
+    /// score's logistic curve alone, and the stage only raises scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look: Option<Look>,
 }
 
 impl FeedbackStage {
@@ -434,12 +442,20 @@ impl FeedbackStage {
             .collect()
     }
 
-    /// What each evidence value adds to the score (score units): the whole rise
-    /// ([`adjust`](Self::adjust) − `score`) shared in proportion to the values' hazards.
-    pub fn contributions(&self, score: f32, evidence: &Evidence) -> [f32; EVIDENCE_COUNT] {
+    /// What each evidence value adds to the score (score units): the evidence's whole rise
+    /// (the final score less the score of the same payment with no verdicts about it) shared
+    /// in proportion to the values' hazards.
+    pub fn contributions(
+        &self,
+        score: f32,
+        look: &[f32; LOOK_INPUTS],
+        evidence: &Evidence,
+    ) -> [f32; EVIDENCE_COUNT] {
         let hazards = self.hazards(evidence);
         let total: f64 = hazards.iter().sum();
-        let rise = f64::from(self.adjust(score, evidence) - score);
+        let rise = f64::from(
+            self.adjust(score, look, evidence) - self.adjust(score, look, &Evidence::default()),
+        );
         std::array::from_fn(|value| {
             if total > 0.0 {
                 (rise * hazards[value] / total) as f32
@@ -449,25 +465,36 @@ impl FeedbackStage {
         })
     }
 
-    /// The final score of a payment with unsupervised score `score`.
-    pub fn adjust(&self, score: f32, evidence: &Evidence) -> f32 {
+    /// The final score of a payment with unsupervised score `score`, look inputs `look`
+    /// ([`look_inputs`]) and verdict evidence `evidence`.
+    pub fn adjust(&self, score: f32, look: &[f32; LOOK_INPUTS], evidence: &Evidence) -> f32 {
         let hazard: f64 = self.hazards(evidence).iter().sum();
-        if hazard.is_nan() || hazard <= 0.0 {
-            return score;
-        }
+        let hazard = if hazard > 0.0 { hazard } else { 0.0 };
         let (bias, slope) = (f64::from(self.bias), f64::from(self.score_weight));
-        let z = bias + slope * f64::from(score);
-        // ln(1 − P) = ln(1 − σ(z)) − hazard; ln P = ln(1 − e^(ln(1 − P))).
-        let log_ordinary = -softplus(z) - hazard;
-        let log_fraud = (-log_ordinary.exp_m1()).ln();
-        let adjusted = ((log_fraud - log_ordinary - bias) / slope) as f32;
-        // Rounding must not lower a score the evidence raises.
-        adjusted.max(score)
+        let z = match &self.look {
+            Some(terms) => terms.log_odds(score, look),
+            None if hazard == 0.0 => return score,
+            None => bias + slope * f64::from(score),
+        };
+        let log_odds = if hazard == 0.0 {
+            z
+        } else {
+            // ln(1 − P) = ln(1 − σ(z)) − hazard; ln P = ln(1 − e^(ln(1 − P))).
+            let log_ordinary = -softplus(z) - hazard;
+            (-log_ordinary.exp_m1()).ln() - log_ordinary
+        };
+        let adjusted = ((log_odds - bias) / slope) as f32;
+        match self.look {
+            // Rounding must not lower a score the evidence raises.
+            None => adjusted.max(score),
+            Some(_) => adjusted,
+        }
     }
 
     /// Whether the stage was trained on this build's evidence and combination.
     pub fn matches_this_build(&self) -> bool {
-        self.combination == COMBINATION
+        self.look.as_ref().is_none_or(Look::matches_this_build)
+            && self.combination == COMBINATION
             && self.weights.len() == STAGE_INPUTS
             && self.weights.iter().all(|w| *w >= 0.0)
             && self
@@ -475,6 +502,98 @@ impl FeedbackStage {
                 .iter()
                 .map(String::as_str)
                 .eq(EVIDENCE_NAMES)
+    }
+}
+
+/// Values the stage's look reads per payment: each value the detectors see (the behavioural
+/// features in model input order, the per-row detector's inputs, the steady-amount change).
+pub const LOOK_INPUTS: usize = FEATURE_COUNT + PER_ROW_COUNT + 1;
+
+/// A look input's distance from its mean is clipped at this many spreads: a per-row amount
+/// 1,000 spreads out must not outweigh everything the stage learned.
+const LOOK_CLIP: f64 = 50.0;
+
+/// Names of the look inputs, in [`look_inputs`] order.
+pub fn look_input_names() -> Vec<String> {
+    FEATURE_NAMES
+        .iter()
+        .map(|name| name.to_string())
+        .chain(PER_ROW_NAMES.iter().map(|name| format!("per_row_{name}")))
+        .chain([STEADY_CHANGE.to_string()])
+        .collect()
+}
+
+/// One payment's look inputs: its features, per-row inputs and steady-amount change.
+pub fn look_inputs(features: &[f32], per_row: &[f32], steady: f32) -> [f32; LOOK_INPUTS] {
+    std::array::from_fn(|i| {
+        if i < FEATURE_COUNT {
+            features[i]
+        } else if i < FEATURE_COUNT + PER_ROW_COUNT {
+            per_row[i - FEATURE_COUNT]
+        } else {
+            steady
+        }
+    })
+}
+
+/// Each look input's distance from its mean (`means`) in spreads (`scales`), clipped at
+/// ±[`LOOK_CLIP`].
+pub fn spreads(inputs: &[f32; LOOK_INPUTS], means: &[f32], scales: &[f32]) -> [f64; LOOK_INPUTS] {
+    std::array::from_fn(|i| {
+        ((f64::from(inputs[i]) - f64::from(means[i])) / f64::from(scales[i]))
+            .clamp(-LOOK_CLIP, LOOK_CLIP)
+    })
+}
+
+/// What a payment's look says about its chance of fraud, learned from the verdicts: the
+/// log-odds `bias + score_weight × score + Σ signed[i] × zᵢ + Σ absolute[i] × |zᵢ|`, with
+/// `zᵢ` look input `i` standardised by the training rows' mean and spread (clipped at
+/// ±[`LOOK_CLIP`]). In the stage it replaces the score's logistic curve, so it can lower a
+/// score as well as raise it: the ordinary patterns auditors keep dismissing (a city
+/// counter's rush, a night batch) fall below the frauds they resemble in the unsupervised
+/// score alone.
+///
+/// The weights are the score's curve moved a `share` of the way towards a logistic regression
+/// of the verdicts on the look: the whole regression ranked the held-out rows best but let a
+/// collusion's burst at a counter fall with the busy counters auditors dismiss, so train keeps
+/// the largest share that costs no kind of fraud on the held-out rows (see train's feedback
+/// module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Look {
+    /// How far the score's curve was moved towards the regression, 0–1.
+    pub share: f32,
+    pub bias: f32,
+    pub score_weight: f32,
+    /// Per look input ([`look_input_names`] order).
+    pub means: Vec<f32>,
+    /// Per look input, each > 0.
+    pub scales: Vec<f32>,
+    pub signed: Vec<f32>,
+    pub absolute: Vec<f32>,
+    /// The input names the weights are for, checked when the model is loaded.
+    pub names: Vec<String>,
+}
+
+impl Look {
+    /// The log-odds of fraud the look gives a payment with unsupervised score `score`.
+    pub fn log_odds(&self, score: f32, inputs: &[f32; LOOK_INPUTS]) -> f64 {
+        let mut z = f64::from(self.bias) + f64::from(self.score_weight) * f64::from(score);
+        for (i, spread) in spreads(inputs, &self.means, &self.scales)
+            .into_iter()
+            .enumerate()
+        {
+            z += f64::from(self.signed[i]) * spread + f64::from(self.absolute[i]) * spread.abs();
+        }
+        z
+    }
+
+    fn matches_this_build(&self) -> bool {
+        [&self.means, &self.scales, &self.signed, &self.absolute]
+            .iter()
+            .all(|values| values.len() == LOOK_INPUTS && values.iter().all(|v| v.is_finite()))
+            && self.scales.iter().all(|&s| s > 0.0)
+            && self.score_weight > 0.0
+            && self.names == look_input_names()
     }
 }
 
@@ -652,7 +771,9 @@ mod tests {
                 })
                 .collect(),
             evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+            look: None,
         };
+        let plain = [0.0; LOOK_INPUTS];
         assert!(stage.matches_this_build());
         let names = stage_input_names();
         assert_eq!(names.len(), STAGE_INPUTS);
@@ -660,16 +781,16 @@ mod tests {
         assert_eq!(names[4], "counter_confirmed_7d ≥ 10");
         assert_eq!(names[6], "counter_confirmed_28d ≥ 1");
         let chance = |score: f32| 1.0 / (1.0 + (-(-3.0 + 2.0 * score)).exp());
-        assert_eq!(stage.adjust(1.25, &Evidence::default()), 1.25);
-        assert_eq!(stage.adjust(-40.0, &Evidence::default()), -40.0);
+        assert_eq!(stage.adjust(1.25, &plain, &Evidence::default()), 1.25);
+        assert_eq!(stage.adjust(-40.0, &plain, &Evidence::default()), -40.0);
 
         let mut evidence = Evidence::default();
         evidence.values[0] = 2.0;
         // An ordinary-looking payment: the evidence alone sets its chance, 3/4.
-        let lifted = stage.adjust(-40.0, &evidence);
+        let lifted = stage.adjust(-40.0, &plain, &evidence);
         assert!((chance(lifted) - 0.75).abs() < 1e-4, "{lifted}");
         // A payment already odd for itself: 1 − (1 − p)/4.
-        let odd = stage.adjust(3.0, &evidence);
+        let odd = stage.adjust(3.0, &plain, &evidence);
         let expected = 1.0 - (1.0 - chance(3.0)) / 4.0;
         assert!((chance(odd) - expected).abs() < 1e-4, "{odd}");
         // The evidence adds more to the ordinary payment than to the odd one, and never
@@ -678,10 +799,10 @@ mod tests {
         assert!(odd > lifted);
         // More confirmations, a higher score.
         evidence.values[0] = 3.0;
-        assert!(stage.adjust(-40.0, &evidence) > lifted);
+        assert!(stage.adjust(-40.0, &plain, &evidence) > lifted);
         // The values' contributions add up to the rise.
-        let contributions = stage.contributions(3.0, &evidence);
-        let rise = stage.adjust(3.0, &evidence) - 3.0;
+        let contributions = stage.contributions(3.0, &plain, &evidence);
+        let rise = stage.adjust(3.0, &plain, &evidence) - 3.0;
         assert!((contributions.iter().sum::<f32>() - rise).abs() < 1e-5);
         assert!(contributions[1..].iter().all(|&c| c == 0.0));
         // Chances per step, cumulative within a value.
@@ -698,5 +819,70 @@ mod tests {
         let mut negative = stage;
         negative.weights[3] = -0.5;
         assert!(!negative.matches_this_build());
+    }
+
+    /// A stage with a look: the look inputs `[x, 0, …]` standardised by mean 0 and spread 1,
+    /// weighed −1 signed and −1 absolute (so any x ≠ 0 lowers the log-odds by 2|x| where
+    /// x > 0 and by 0 where x < 0).
+    fn stage_with_a_look() -> FeedbackStage {
+        let mut signed = vec![0.0; LOOK_INPUTS];
+        signed[0] = -1.0;
+        let mut absolute = vec![0.0; LOOK_INPUTS];
+        absolute[0] = -1.0;
+        FeedbackStage {
+            combination: COMBINATION.into(),
+            bias: -3.0,
+            score_weight: 2.0,
+            weights: (0..STAGE_INPUTS)
+                .map(|i| if i == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+            look: Some(Look {
+                share: 0.5,
+                bias: -3.0,
+                score_weight: 2.0,
+                means: vec![0.0; LOOK_INPUTS],
+                scales: vec![1.0; LOOK_INPUTS],
+                signed,
+                absolute,
+                names: look_input_names(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_look_moves_scores_both_ways_and_evidence_still_only_raises() {
+        let stage = stage_with_a_look();
+        assert!(stage.matches_this_build());
+        let at = |x: f32| {
+            let mut inputs = [0.0; LOOK_INPUTS];
+            inputs[0] = x;
+            inputs
+        };
+        let none = Evidence::default();
+        // A look at the mean keeps the score: the look's log-odds are the score's curve.
+        assert_eq!(stage.adjust(1.5, &at(0.0), &none), 1.5);
+        // x = 1 lowers the log-odds by 2, which is 1 in score units (the curve's slope is 2).
+        assert!((stage.adjust(1.5, &at(1.0), &none) - 0.5).abs() < 1e-6);
+        // x = −1: the signed and the absolute weight cancel.
+        assert!((stage.adjust(1.5, &at(-1.0), &none) - 1.5).abs() < 1e-6);
+        // The clip: x = 1e6 counts as 50 spreads.
+        assert!((stage.adjust(1.5, &at(1e6), &none) - (1.5 - 50.0)).abs() < 1e-4);
+        // Evidence raises a lowered payment, and its contribution is that rise alone.
+        let mut evidence = Evidence::default();
+        evidence.values[0] = 1.0;
+        let lowered = stage.adjust(1.5, &at(1.0), &none);
+        let raised = stage.adjust(1.5, &at(1.0), &evidence);
+        assert!(raised > lowered);
+        let contributions = stage.contributions(1.5, &at(1.0), &evidence);
+        assert!((contributions[0] - (raised - lowered)).abs() < 1e-5);
+
+        // A look for other inputs, or with a spread of 0, is refused.
+        let mut renamed = stage.clone();
+        renamed.look.as_mut().unwrap().names[0] = "other".into();
+        assert!(!renamed.matches_this_build());
+        let mut flat = stage;
+        flat.look.as_mut().unwrap().scales[3] = 0.0;
+        assert!(!flat.matches_this_build());
     }
 }

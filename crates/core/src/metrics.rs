@@ -59,6 +59,14 @@ pub struct FeedbackReport {
     /// [`crate::feedback::FeedbackStage::step_chances`]; empty when not used).
     #[serde(default)]
     pub chances: Vec<(String, f32)>,
+    /// Whether the stage weighs the payment's look, and why (see
+    /// [`crate::feedback::Look`]); empty when no stage was trained.
+    #[serde(default)]
+    pub look_note: String,
+    /// The look inputs that move the chance of fraud most: (name, signed weight, weight of
+    /// the absolute value), per spread from the training rows' mean; empty without a look.
+    #[serde(default)]
+    pub look_weights: Vec<(String, f32, f32)>,
     /// Held-out rows with any verdict evidence.
     pub test_rows_with_evidence: usize,
     /// The unsupervised stage alone on the held-out rows, at its own threshold for the same

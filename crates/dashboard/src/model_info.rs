@@ -86,6 +86,11 @@ pub struct FeedbackView {
     /// The evidence steps that raise the chance of fraud, largest first: step, the chance it
     /// gives by itself.
     pub chances: Vec<(String, String)>,
+    /// Whether the stage weighs the payment's look, and why.
+    pub look_note: String,
+    /// The look inputs that move the chance most: input, the odds' factor one spread above
+    /// the mean gives, the factor one spread below gives.
+    pub look_weights: Vec<(String, String, String)>,
 }
 
 /// One detector's line on the Model page.
@@ -317,6 +322,19 @@ fn feedback_view(
             .take(12)
             .map(|(name, chance)| (name.to_string(), format!("{chance:.2}")))
             .collect(),
+        look_note: report.look_note.clone(),
+        look_weights: report
+            .look_weights
+            .iter()
+            .map(|(name, signed, absolute)| {
+                let factor = |log_odds: f32| format!("× {:.2}", log_odds.exp());
+                (
+                    name.clone(),
+                    factor(absolute + signed),
+                    factor(absolute - signed),
+                )
+            })
+            .collect(),
     })
 }
 
@@ -412,14 +430,23 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
             ),
         },
     ];
-    if config.feedback.is_some() {
-        lines.push(
+    match &config.feedback {
+        Some(stage) if stage.look.is_some() => lines.push(
+            "Auditors' verdicts then move the score (the feedback stage, below): a payment that \
+             looks like those auditors confirmed rises, one that looks like those they \
+             dismissed falls, and a payment at a counter, account or beneficiary where fraud \
+             was confirmed before it was paid rises by the chance of fraud such confirmations \
+             gave in the past; the threshold is set on that final score."
+                .to_string(),
+        ),
+        Some(_) => lines.push(
             "Auditors' verdicts then raise the score of a payment at a counter, account or \
              beneficiary where fraud was confirmed before it was paid, by the chance of fraud \
              such confirmations gave in the past (the feedback stage, below); the threshold is \
              set on that final score, and a payment no confirmation bears on keeps its score."
                 .to_string(),
-        );
+        ),
+        None => {}
     }
     match evaluation {
         Some(e) if e.precision.is_finite() && e.recall.is_finite() => {

@@ -310,10 +310,14 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     let note = stage["feedback"]["note"]
         .as_str()
         .unwrap_or("no feedback report");
+    let look = match stage["feedback"]["look_note"].as_str() {
+        Some(look) if !look.is_empty() => format!(" The payment's look: {look}."),
+        _ => String::new(),
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.\n",
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}\n",
         with_feedback.scored.len(),
         days.len(),
         config.per_day,

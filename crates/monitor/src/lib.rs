@@ -34,7 +34,7 @@ use aegis_core::domain::Status;
 use aegis_core::drift::FeatureDays;
 use aegis_core::engine::Target;
 use aegis_core::features::{FeatureState, Features};
-use aegis_core::feedback::{Evidence, VerdictBook};
+use aegis_core::feedback::{Evidence, LOOK_INPUTS, VerdictBook, look_inputs};
 use aegis_core::incidents::AlertToLink;
 use aegis_core::model::BackendKind;
 use aegis_core::reasons::Reasons;
@@ -165,6 +165,11 @@ impl ModelSlot {
     }
 }
 
+/// A row's inputs to the feedback stage's look.
+fn look_of(features: &Features) -> [f32; LOOK_INPUTS] {
+    look_inputs(&features.values, &features.per_row, features.steady_change)
+}
+
 /// Scores one batch: features in order, one model for the whole batch, written back in one
 /// transaction with the new mark.
 ///
@@ -197,8 +202,8 @@ fn score_batch(
                 .map(|payment| verdicts.evidence(payment))
                 .collect();
             let unsupervised = scores.scores.clone();
-            for (score, evidence) in scores.scores.iter_mut().zip(&evidence) {
-                *score = stage.adjust(*score, evidence);
+            for ((score, evidence), row) in scores.scores.iter_mut().zip(&evidence).zip(&features) {
+                *score = stage.adjust(*score, &look_of(row), evidence);
             }
             (evidence, unsupervised)
         }
@@ -244,7 +249,11 @@ fn score_batch(
                     match (stage, evidence.get(position)) {
                         (Some(stage), Some(evidence)) if !evidence.is_empty() => reasons
                             .with_verdicts(
-                                &stage.contributions(unsupervised[position], evidence),
+                                &stage.contributions(
+                                    unsupervised[position],
+                                    &look_of(row),
+                                    evidence,
+                                ),
                                 evidence,
                                 score,
                             ),

@@ -7,8 +7,8 @@ use aegis_core::sql::Row;
 use anyhow::Context;
 
 use aegis_core::engine::Store;
-use aegis_core::features::{FEATURE_COUNT, FeatureState};
-use aegis_core::feedback::{Evidence, Finding, VerdictBook};
+use aegis_core::features::{FEATURE_COUNT, FeatureState, PER_ROW_COUNT};
+use aegis_core::feedback::{Evidence, Finding, LOOK_INPUTS, VerdictBook, look_inputs};
 use aegis_core::time::EventTime;
 
 /// One row of the window with everything train needs.
@@ -54,6 +54,15 @@ impl Dataset {
 
     pub fn has_labels(&self) -> bool {
         self.examples.iter().any(|e| e.is_anomaly.is_some())
+    }
+
+    /// Row `index`'s inputs to the feedback stage's look.
+    pub fn look(&self, index: usize) -> [f32; LOOK_INPUTS] {
+        look_inputs(
+            self.row(index),
+            &self.per_row_features[index * PER_ROW_COUNT..][..PER_ROW_COUNT],
+            self.steady[index],
+        )
     }
 
     pub fn row(&self, index: usize) -> &[f32] {

@@ -241,13 +241,18 @@ fn best_at_budget(
             ((recall, precision), subset)
         })
         .reduce(|best, next| {
-            let merit = |(recall, precision): (f64, f64)| (recall + precision) / 2.0;
-            if merit(next.0) > merit(best.0) {
+            if merit(next.0.0, next.0.1) > merit(best.0.0, best.0.1) {
                 next
             } else {
                 best
             }
         })
+}
+
+/// What the held-out rows say of a score: the mean of its recall per kind at the alert
+/// budget and its average precision per kind.
+pub fn merit(recall_per_kind: f64, average_precision_per_kind: f64) -> f64 {
+    (recall_per_kind + average_precision_per_kind) / 2.0
 }
 
 /// Every non-empty subset of `detectors`, in a fixed order (singles first).

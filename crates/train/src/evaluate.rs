@@ -155,23 +155,40 @@ pub fn per_type_recall(
 /// the kind of row i's fraud, `None` for an ordinary row): what an auditor who works through
 /// the budget's alerts sees of each kind, each kind weighing the same. NaN without any fraud.
 pub fn recall_per_kind_at(scores: &[f32], labels: &[Option<u32>], alert_rate: f64) -> f64 {
-    let threshold = quantile(scores, 1.0 - alert_rate);
-    let kinds = labels.iter().flatten().max().map_or(0, |&k| k as usize + 1);
-    let (mut rows, mut caught) = (vec![0usize; kinds], vec![0usize; kinds]);
-    for (score, kind) in scores.iter().zip(labels) {
-        if let Some(kind) = kind {
-            rows[*kind as usize] += 1;
-            caught[*kind as usize] += usize::from(*score >= threshold);
-        }
-    }
-    let recalls: Vec<f64> = (0..kinds)
-        .filter(|&kind| rows[kind] > 0)
-        .map(|kind| caught[kind] as f64 / rows[kind] as f64)
+    let rows = rows_per_kind(labels);
+    let recalls: Vec<f64> = caught_per_kind_at(scores, labels, alert_rate)
+        .into_iter()
+        .zip(rows)
+        .filter(|&(_, rows)| rows > 0)
+        .map(|(caught, rows)| caught as f64 / rows as f64)
         .collect();
     if recalls.is_empty() {
         return f64::NAN;
     }
     recalls.iter().sum::<f64>() / recalls.len() as f64
+}
+
+/// How many frauds of each kind (`labels[i]`, see [`recall_per_kind_at`]) the `alert_rate`
+/// budget catches, indexed by kind.
+pub fn caught_per_kind_at(scores: &[f32], labels: &[Option<u32>], alert_rate: f64) -> Vec<usize> {
+    let threshold = quantile(scores, 1.0 - alert_rate);
+    let mut caught = vec![0usize; rows_per_kind(labels).len()];
+    for (score, kind) in scores.iter().zip(labels) {
+        if let Some(kind) = kind {
+            caught[*kind as usize] += usize::from(*score >= threshold);
+        }
+    }
+    caught
+}
+
+/// How many frauds of each kind `labels` holds, indexed by kind.
+fn rows_per_kind(labels: &[Option<u32>]) -> Vec<usize> {
+    let kinds = labels.iter().flatten().max().map_or(0, |&k| k as usize + 1);
+    let mut rows = vec![0usize; kinds];
+    for kind in labels.iter().flatten() {
+        rows[*kind as usize] += 1;
+    }
+    rows
 }
 
 /// The score at quantile `q` (0–1) of `scores`.

@@ -7,7 +7,8 @@
 //! hazard). Why this learner: its inputs are few (the score and twelve evidence values) and the
 //! labels are thousands, where a larger learner would fit noise; its weights say in plain
 //! numbers what chance of fraud a confirmation at a counter gives, which the model page shows;
-//! a row no verdict bears on keeps its score and its ranking; and the evidence gives a
+//! a row no verdict bears on keeps its score and its ranking (unless the stage has a look,
+//! below); and the evidence gives a
 //! payment that looks ordinary (a compromised counter's) the chance the follow-ups found,
 //! which a logistic regression with the evidence added to the score's log-odds could not:
 //! there the evidence was a shift, worth little where the score's log-odds are very low
@@ -19,6 +20,14 @@
 //! account were mostly dismissed, and lowered them, which hid a fraudster's next inflated
 //! payment below the threshold (6 of 218 in the feedback bench). A payment where fraud was
 //! found before is never looked at less for it.
+//!
+//! **The look** ([`Look`], fitted by [`fit_look`], blended by [`LookRegression::blend`]):
+//! auditors dismiss the same ordinary patterns again and again, and a logistic regression of
+//! the labels on what a payment looks like (the unsupervised score and each value the
+//! detectors see) ranks them below the frauds they resemble in the score. It replaces the
+//! score's curve in the noisy or, so it lowers scores as well as raising them; train keeps it
+//! only at a share that costs no kind of fraud on the held-out rows (the crate root's
+//! `choose_look`).
 //!
 //! # Labels
 //! Only what was known before the held-out period counts (see [`labels`]): a payment whose
@@ -39,8 +48,8 @@
 //! the model's final score, as with `--no-feedback`.
 
 use aegis_core::feedback::{
-    COMBINATION, EVIDENCE_NAMES, EVIDENCE_STEPS, Evidence, FeedbackStage, Finding, STAGE_INPUTS,
-    softplus,
+    COMBINATION, EVIDENCE_NAMES, EVIDENCE_STEPS, Evidence, FeedbackStage, Finding, LOOK_INPUTS,
+    Look, STAGE_INPUTS, look_input_names, softplus, spreads,
 };
 use aegis_core::time::{DAY, EventTime};
 
@@ -172,7 +181,144 @@ pub fn fit(labels: &Labels, scores: &[f32], evidence: &[Evidence]) -> Decision {
         score_weight,
         weights: weights[2..].iter().map(|&w| w as f32).collect(),
         evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+        look: None,
     })
+}
+
+/// The look's regression's inputs: the constant, the score, each standardised look input,
+/// then each one's absolute value.
+const REGRESSION_INPUTS: usize = 2 + 2 * LOOK_INPUTS;
+
+/// Ridge penalty of the look's regression, on inputs standardised to spread 1 (not on the
+/// constant). Strong, as 28 inputs and their absolute values learned from a few thousand
+/// confirmations can fit a season's noise; 100 is what the hand-made prototype measured in
+/// BENCHMARKS used (scikit-learn's C = 0.01).
+const LOOK_RIDGE: f64 = 100.0;
+
+/// How far the stage's score curve may be moved towards the look's regression; train tries
+/// each and keeps the best on the held-out rows that costs no kind of fraud (see the crate
+/// root's `choose_look`).
+pub const LOOK_SHARES: [f32; 4] = [0.25, 0.5, 0.75, 1.0];
+
+/// A logistic regression of the verdicts on a payment's look (see [`Look`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookRegression {
+    means: Vec<f32>,
+    scales: Vec<f32>,
+    /// [`REGRESSION_INPUTS`] weights.
+    weights: Vec<f64>,
+}
+
+/// Each look input's mean and spread over `rows` (a spread of 0 counts as 1: an input that
+/// never moved says nothing, and its standardised value stays 0).
+pub fn look_spread(rows: impl Iterator<Item = [f32; LOOK_INPUTS]>) -> (Vec<f32>, Vec<f32>) {
+    let mut count = 0.0f64;
+    let mut sum = [0.0f64; LOOK_INPUTS];
+    let mut squares = [0.0f64; LOOK_INPUTS];
+    for row in rows {
+        count += 1.0;
+        for i in 0..LOOK_INPUTS {
+            let value = f64::from(row[i]);
+            sum[i] += value;
+            squares[i] += value * value;
+        }
+    }
+    let count = count.max(1.0);
+    let means: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
+    let scales = (0..LOOK_INPUTS)
+        .map(|i| {
+            let mean = sum[i] / count;
+            let spread = (squares[i] / count - mean * mean).max(0.0).sqrt() as f32;
+            if spread > 1e-6 && spread.is_finite() {
+                spread
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    (means, scales)
+}
+
+/// Fits the look's regression on `rows`: (unsupervised score, look inputs, fraud?), with the
+/// inputs standardised by `means` and `scales`. `None` when it does not converge to weights
+/// with a positive score weight.
+pub fn fit_look(
+    rows: &[(f32, [f32; LOOK_INPUTS], bool)],
+    means: Vec<f32>,
+    scales: Vec<f32>,
+) -> Option<LookRegression> {
+    let x: Vec<([f64; REGRESSION_INPUTS], f64)> = rows
+        .iter()
+        .map(|(score, inputs, fraud)| {
+            let mut x = [0.0; REGRESSION_INPUTS];
+            x[0] = 1.0;
+            x[1] = f64::from(*score);
+            for (i, spread) in spreads(inputs, &means, &scales).into_iter().enumerate() {
+                x[2 + i] = spread;
+                x[2 + LOOK_INPUTS + i] = spread.abs();
+            }
+            (x, if *fraud { 1.0 } else { 0.0 })
+        })
+        .collect();
+    let weights = logistic(&x, LOOK_RIDGE)?;
+    (weights[1] > 0.0 && weights.iter().all(|w| w.is_finite())).then(|| LookRegression {
+        means,
+        scales,
+        weights: weights.to_vec(),
+    })
+}
+
+impl LookRegression {
+    /// The look that moves `stage`'s score curve a `share` of the way towards the regression.
+    pub fn blend(&self, stage: &FeedbackStage, share: f32) -> Look {
+        let share64 = f64::from(share);
+        let towards =
+            |from: f32, to: f64| ((1.0 - share64) * f64::from(from) + share64 * to) as f32;
+        let scaled = |range: std::ops::Range<usize>| {
+            self.weights[range]
+                .iter()
+                .map(|w| (share64 * w) as f32)
+                .collect()
+        };
+        Look {
+            share,
+            bias: towards(stage.bias, self.weights[0]),
+            score_weight: towards(stage.score_weight, self.weights[1]),
+            means: self.means.clone(),
+            scales: self.scales.clone(),
+            signed: scaled(2..2 + LOOK_INPUTS),
+            absolute: scaled(2 + LOOK_INPUTS..REGRESSION_INPUTS),
+            names: look_input_names(),
+        }
+    }
+}
+
+/// Ridge-penalised logistic regression by Newton's method (`x[0]` is the constant, not
+/// penalised), each step halved until the penalised loss goes down. `None` if the curvature
+/// is singular.
+fn logistic<const N: usize>(rows: &[([f64; N], f64)], ridge: f64) -> Option<[f64; N]> {
+    let loss = |w: &[f64; N]| -> f64 {
+        let data: f64 = rows
+            .iter()
+            .map(|(x, y)| {
+                let z: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
+                softplus(z) - y * z
+            })
+            .sum();
+        data + 0.5 * ridge * w[1..].iter().map(|v| v * v).sum::<f64>()
+    };
+    let step = |w: &[f64; N]| {
+        let mut gradient = [0.0f64; N];
+        let mut hessian = vec![[0.0f64; N]; N];
+        for (x, y) in rows {
+            let z: f64 = x.iter().zip(w).map(|(a, b)| a * b).sum();
+            let p = 1.0 / (1.0 + (-z).exp());
+            accumulate(&mut gradient, &mut hessian, x, p - y, p * (1.0 - p));
+        }
+        newton_step(hessian, gradient, w, ridge)
+    };
+    let (w, solved) = descend(loss, step, 100);
+    solved.then_some(w)
 }
 
 /// [`noisy_or`] with every evidence weight (`x[2..]`) at least 0: a weight that comes out
@@ -221,13 +367,11 @@ fn noisy_or<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
             .sum();
         data + 0.5 * RIDGE * w[1..].iter().map(|v| v * v).sum::<f64>()
     };
-    let mut w = [0.0f64; N];
-    let mut current = loss(&w);
-    for _ in 0..200 {
+    let step = |w: &[f64; N]| {
         let mut gradient = [0.0f64; N];
         let mut fisher = vec![[0.0f64; N]; N];
         for (x, y) in rows {
-            let (log_fraud, log_ordinary, p_score) = noisy_or_row(x, &w);
+            let (log_fraud, log_ordinary, p_score) = noisy_or_row(x, w);
             // A fraud the weights give no chance at all would make the step unbounded.
             let (fraud, ordinary) = (log_fraud.exp().max(1e-12), log_ordinary.exp());
             // ∂P/∂w = (1 − P) × u, with u = (σ(z), σ(z) × score, inputs…); the loss's
@@ -235,30 +379,75 @@ fn noisy_or<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
             let mut u = *x;
             u[0] = p_score;
             u[1] = p_score * x[1];
-            let (slope, curvature) = ((fraud - y) / fraud, ordinary / fraud);
-            for i in 0..N {
-                if u[i] == 0.0 {
-                    continue;
-                }
-                gradient[i] += slope * u[i];
-                for j in 0..=i {
-                    fisher[i][j] += curvature * u[i] * u[j];
-                }
-            }
+            accumulate(
+                &mut gradient,
+                &mut fisher,
+                &u,
+                (fraud - y) / fraud,
+                ordinary / fraud,
+            );
         }
-        for i in 0..N {
-            for j in 0..i {
-                fisher[j][i] = fisher[i][j];
-            }
-            if i > 0 {
-                gradient[i] += RIDGE * w[i];
-                fisher[i][i] += RIDGE;
-            } else {
-                fisher[i][i] += 1e-9;
-            }
+        newton_step(fisher, gradient, w, RIDGE)
+    };
+    descend(loss, step, 200).0
+}
+
+/// Adds one row's `slope × u` to `gradient` and `curvature × u uᵀ` to the lower triangle of
+/// `hessian`.
+fn accumulate<const N: usize>(
+    gradient: &mut [f64; N],
+    hessian: &mut [[f64; N]],
+    u: &[f64; N],
+    slope: f64,
+    curvature: f64,
+) {
+    for i in 0..N {
+        if u[i] == 0.0 {
+            continue;
         }
-        let Some(step) = solve(&fisher, gradient) else {
-            break;
+        gradient[i] += slope * u[i];
+        for j in 0..=i {
+            hessian[i][j] += curvature * u[i] * u[j];
+        }
+    }
+}
+
+/// The Newton step from a lower-triangular `hessian` and a `gradient` of the data's loss at
+/// `w`, with the ridge penalty `ridge` on every weight but the constant `w[0]`. `None` if
+/// the curvature is singular.
+fn newton_step<const N: usize>(
+    mut hessian: Vec<[f64; N]>,
+    mut gradient: [f64; N],
+    w: &[f64; N],
+    ridge: f64,
+) -> Option<[f64; N]> {
+    for i in 0..N {
+        for j in 0..i {
+            hessian[j][i] = hessian[i][j];
+        }
+        if i > 0 {
+            gradient[i] += ridge * w[i];
+            hessian[i][i] += ridge;
+        } else {
+            hessian[i][i] += 1e-9;
+        }
+    }
+    solve(&hessian, gradient)
+}
+
+/// Minimises `loss` from 0 by the steps `step` gives, each halved until the loss goes down,
+/// for at most `iterations`; stops when a step gains nothing. Returns the weights and
+/// whether every step could be computed.
+fn descend<const N: usize>(
+    loss: impl Fn(&[f64; N]) -> f64,
+    step: impl Fn(&[f64; N]) -> Option<[f64; N]>,
+    iterations: usize,
+) -> ([f64; N], bool) {
+    let mut w = [0.0f64; N];
+    let mut current = loss(&w);
+    for _ in 0..iterations {
+        let Some(step) = step(&w) else {
+            return (w, false);
         };
         let mut scale = 1.0;
         let mut improved = false;
@@ -278,7 +467,7 @@ fn noisy_or<const N: usize>(rows: &[([f64; N], f64)]) -> [f64; N] {
             break;
         }
     }
-    w
+    (w, true)
 }
 
 /// Solves `a x = b` for a symmetric positive definite `a` (Cholesky); `None` if it is not.
@@ -314,6 +503,9 @@ fn solve<const N: usize>(a: &[[f64; N]], b: [f64; N]) -> Option<[f64; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The look inputs of a payment at every mean (no stage in these tests has a look).
+    const PLAIN: [f32; LOOK_INPUTS] = [0.0; LOOK_INPUTS];
 
     impl Labels {
         /// Row `index` as a confirmed fraud or a dismissal.
@@ -427,12 +619,12 @@ mod tests {
             stage.weights
         );
         assert_eq!(
-            stage.adjust(2.5, &evidence[0]),
+            stage.adjust(2.5, &PLAIN, &evidence[0]),
             2.5,
             "the beneficiary's evidence is ignored"
         );
         assert!(
-            stage.adjust(2.5, &evidence[1]) > 2.5,
+            stage.adjust(2.5, &PLAIN, &evidence[1]) > 2.5,
             "the counter's raises the score"
         );
     }
@@ -459,7 +651,12 @@ mod tests {
         let Decision::Trained(stage) = fit(&labels, &scores, &evidence) else {
             panic!("enough verdicts");
         };
-        assert_eq!(stage.adjust(2.5, &evidence[0]), 2.5, "{:?}", stage.weights);
+        assert_eq!(
+            stage.adjust(2.5, &PLAIN, &evidence[0]),
+            2.5,
+            "{:?}",
+            stage.weights
+        );
         for (name, weight) in aegis_core::feedback::stage_input_names()
             .iter()
             .zip(&stage.weights)
@@ -492,7 +689,7 @@ mod tests {
             panic!("enough verdicts");
         };
         let chance = |score: f32| 1.0 / (1.0 + (-(stage.bias + stage.score_weight * score)).exp());
-        let follow_up = stage.adjust(0.5, &evidence[0]);
+        let follow_up = stage.adjust(0.5, &PLAIN, &evidence[0]);
         assert!(
             (chance(follow_up) - 2.0 / 3.0).abs() < 0.1,
             "{} at {follow_up}: {:?}",
@@ -537,9 +734,9 @@ mod tests {
         let crossed: f32 = stage.weights[..3].iter().sum();
         assert!(crossed > 1.0, "{:?}", stage.weights);
         assert!(stage.score_weight > 0.0);
-        let with = stage.adjust(3.0, &evidence[0]);
+        let with = stage.adjust(3.0, &PLAIN, &evidence[0]);
         assert!(with > 4.0, "a confirmation moves the score up: {with}");
-        assert_eq!(stage.adjust(3.0, &evidence[1]), 3.0);
+        assert_eq!(stage.adjust(3.0, &PLAIN, &evidence[1]), 3.0);
 
         let few = Labels {
             rows: labels.rows[..40].to_vec(),
@@ -551,5 +748,64 @@ mod tests {
             fit(&few, &scores, &evidence),
             Decision::Unsupervised(_)
         ));
+    }
+
+    /// Auditors dismiss the busy counters' alerts and confirm the quiet ones' (look input 0:
+    /// high at busy counters): the regression learns that a busy counter's payment is less
+    /// likely fraud at the same score, and a share of it moves the stage's curve part of the
+    /// way.
+    #[test]
+    fn the_look_learns_which_payments_auditors_dismiss_and_blends_by_its_share() {
+        let mut rows = Vec::new();
+        for i in 0..400 {
+            let busy = i % 2 == 0;
+            let score = (i % 10) as f32 * 0.5;
+            let mut look = [0.0f32; LOOK_INPUTS];
+            look[0] = if busy { 3.0 } else { 1.0 };
+            look[1] = (i % 7) as f32;
+            // Quiet counters' high scores are fraud; busy counters' alerts are dismissed but
+            // for their highest scores.
+            let fraud = if busy { score >= 4.5 } else { score >= 2.0 };
+            rows.push((score, look, fraud));
+        }
+        let (means, scales) = look_spread(rows.iter().map(|row| row.1));
+        assert_eq!((means[0], scales[0]), (2.0, 1.0));
+        // An input that never moves is standardised by 1, not 0.
+        assert_eq!((means[2], scales[2]), (0.0, 1.0));
+        let regression = fit_look(&rows, means, scales).expect("the regression converges");
+        let stage = FeedbackStage {
+            combination: COMBINATION.into(),
+            bias: -3.0,
+            score_weight: 1.0,
+            weights: vec![0.0; STAGE_INPUTS],
+            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+            look: None,
+        };
+        let whole = regression.blend(&stage, 1.0);
+        assert!(whole.signed[0] < 0.0, "{:?}", &whole.signed[..3]);
+        let busy = {
+            let mut look = [0.0f32; LOOK_INPUTS];
+            look[0] = 3.0;
+            look
+        };
+        let quiet = {
+            let mut look = busy;
+            look[0] = 1.0;
+            look
+        };
+        assert!(whole.log_odds(3.0, &busy) < whole.log_odds(3.0, &quiet));
+        // No share is the stage's curve; half a share, half the way in log-odds.
+        let none = regression.blend(&stage, 0.0);
+        let curve = f64::from(stage.bias) + f64::from(stage.score_weight) * 3.0;
+        assert!((none.log_odds(3.0, &busy) - curve).abs() < 1e-6);
+        let half = regression.blend(&stage, 0.5);
+        let midway = (curve + whole.log_odds(3.0, &busy)) / 2.0;
+        assert!((half.log_odds(3.0, &busy) - midway).abs() < 1e-4);
+        // A stage with the look passes the load check.
+        let with = FeedbackStage {
+            look: Some(half),
+            ..stage
+        };
+        assert!(with.matches_this_build());
     }
 }

@@ -759,8 +759,9 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     assert!(!per_row[..per_row.find("</tr>").unwrap()].contains("combined"));
     assert!(page.contains("expect about 4 in 10 alerts to be false"));
     assert!(
-        page.contains("verdicts then raise the score of a payment at a counter"),
-        "the explanation says the feedback stage raises scores"
+        page.contains("one that looks like those they dismissed falls")
+            && page.contains("where fraud was confirmed before it was paid rises"),
+        "the explanation says the stage with a look moves scores both ways"
     );
     // Every fraud type is listed; one without test rows says so instead of vanishing.
     for kind in aegis_core::domain::FraudType::ALL {
@@ -794,6 +795,14 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     assert!(
         !feedback.contains("account_dismissed_7d"),
         "chances under 0.01 left out"
+    );
+    // The look: which share was used and why, and what moves the odds, as factors.
+    assert!(feedback.contains("learned from the verdicts: used at share 0.5"));
+    assert!(
+        feedback.contains(
+            "agent_rate_vs_usual_log</td><td class=\"num\">× 1.16</td><td class=\"num\">× 1.45"
+        ),
+        "e^(0.26 − 0.11) above the usual, e^(0.26 + 0.11) below"
     );
     let model = app.get("/api/model", Some(&login)).await.json();
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
@@ -1201,6 +1210,25 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
 }
 
 /// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
+/// A look as train blends it, weighing two inputs.
+fn look() -> aegis_core::feedback::Look {
+    use aegis_core::feedback::{LOOK_INPUTS, look_input_names};
+    let mut signed = vec![0.0; LOOK_INPUTS];
+    signed[0] = 0.14;
+    let mut absolute = vec![0.0; LOOK_INPUTS];
+    absolute[0] = 0.2;
+    aegis_core::feedback::Look {
+        share: 0.5,
+        bias: -6.0,
+        score_weight: 4.0,
+        means: vec![0.0; LOOK_INPUTS],
+        scales: vec![1.0; LOOK_INPUTS],
+        signed,
+        absolute,
+        names: look_input_names(),
+    }
+}
+
 fn write_model(app: &TestApp) {
     use aegis_core::artifacts::{ModelConfig, TrainingWindow};
     use aegis_core::metrics::DetectorEvaluation;
@@ -1255,6 +1283,7 @@ fn write_model(app: &TestApp) {
             bias: -6.0,
             score_weight: 4.0,
             weights: vec![0.1; aegis_core::feedback::STAGE_INPUTS],
+            look: Some(look()),
             evidence_names: aegis_core::feedback::EVIDENCE_NAMES
                 .iter()
                 .map(|name| name.to_string())
@@ -1356,6 +1385,11 @@ fn write_model(app: &TestApp) {
                     (name, chance)
                 })
                 .collect(),
+            look_note: "used at share 0.5: the held-out rows' merit went from 0.767 to 0.859".into(),
+            look_weights: vec![
+                ("agent_rate_vs_usual_log".into(), -0.11, 0.26),
+                ("amount_vs_scheme_log".into(), 0.14, 0.2),
+            ],
             test_rows_with_evidence: 12,
             unsupervised: Some(evaluation(0.61)),
         }),

@@ -684,6 +684,34 @@ fn verdicts_arriving_mid_stream(engine: Engine) {
         "enough verdicts for a feedback stage: {:?}",
         report.map(|r| r.note)
     );
+    // A look, which 12,000 rows are too few to earn: the amount against the scheme's usual
+    // raises the chance of fraud, a busy counter lowers it, so the look moves scores both
+    // ways while the verdicts arrive.
+    let mut model = model;
+    if let Some(stage) = model.feedback.as_mut() {
+        use aegis_core::feedback::{LOOK_INPUTS, Look, look_input_names};
+        let names = look_input_names();
+        let at = |name: &str| names.iter().position(|n| n == name).expect(name);
+        let mut signed = vec![0.0; LOOK_INPUTS];
+        signed[at("amount_vs_scheme_log")] = 0.8;
+        let mut absolute = vec![0.0; LOOK_INPUTS];
+        absolute[at("agent_payments_10min_log")] = -0.5;
+        stage.look = Some(Look {
+            share: 0.5,
+            bias: stage.bias,
+            score_weight: stage.score_weight,
+            means: vec![0.0; LOOK_INPUTS],
+            scales: vec![1.0; LOOK_INPUTS],
+            signed,
+            absolute,
+            names,
+        });
+    }
+    std::fs::write(
+        fixture.modeling.join(aegis_core::artifacts::CONFIG_FILE),
+        serde_json::to_string(&model).unwrap(),
+    )
+    .unwrap();
 
     // Every verdict known from the start.
     monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
@@ -759,5 +787,6 @@ fn verdicts_arriving_mid_stream(engine: Engine) {
         moved >= 10,
         "{engine:?}: verdicts moved {moved} scores; the stage's chances: {chances:?}"
     );
+    // The bare run weighs the same look: what moved is the evidence, and it only raises.
     assert_eq!(lowered, 0, "{engine:?}: evidence only raises a score");
 }
