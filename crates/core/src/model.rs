@@ -164,7 +164,7 @@ impl BackendKind {
 
 /// Mean and standard deviation of `values`, accumulated in f64 so that the order of a million
 /// rows does not matter to the last bit that counts.
-fn mean_and_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
+pub fn mean_and_std(values: impl Iterator<Item = f32>) -> (f64, f64) {
     let (mut count, mut sum, mut sum_sq) = (0f64, 0f64, 0f64);
     for value in values {
         count += 1.0;

@@ -155,10 +155,16 @@ pub fn per_type_recall(
 /// the kind of row i's fraud, `None` for an ordinary row): what an auditor who works through
 /// the budget's alerts sees of each kind, each kind weighing the same. NaN without any fraud.
 pub fn recall_per_kind_at(scores: &[f32], labels: &[Option<u32>], alert_rate: f64) -> f64 {
-    let rows = rows_per_kind(labels);
-    let recalls: Vec<f64> = caught_per_kind_at(scores, labels, alert_rate)
-        .into_iter()
-        .zip(rows)
+    mean_recall(&caught_per_kind_at(scores, labels, alert_rate), labels)
+}
+
+/// The mean over the kinds of `labels` of the share of each kind `caught` (indexed by kind, as
+/// [`caught_per_kind_at`] counts them); NaN without any fraud.
+pub fn mean_recall(caught: &[usize], labels: &[Option<u32>]) -> f64 {
+    let recalls: Vec<f64> = caught
+        .iter()
+        .copied()
+        .zip(rows_per_kind(labels))
         .filter(|&(_, rows)| rows > 0)
         .map(|(caught, rows)| caught as f64 / rows as f64)
         .collect();

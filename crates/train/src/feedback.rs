@@ -51,6 +51,7 @@ use aegis_core::feedback::{
     COMBINATION, EVIDENCE_NAMES, EVIDENCE_STEPS, Evidence, FeedbackStage, Finding, LOOK_INPUTS,
     Look, STAGE_INPUTS, look_input_names, softplus, spreads,
 };
+use aegis_core::model::mean_and_std;
 use aegis_core::time::{DAY, EventTime};
 
 /// An alert unreviewed this long is presumed ordinary.
@@ -211,37 +212,24 @@ pub struct LookRegression {
 
 /// Each look input's mean and spread over `rows` (a spread of 0 counts as 1: an input that
 /// never moved says nothing, and its standardised value stays 0).
-pub fn look_spread(rows: impl Iterator<Item = [f32; LOOK_INPUTS]>) -> (Vec<f32>, Vec<f32>) {
-    let mut count = 0.0f64;
-    let mut sum = [0.0f64; LOOK_INPUTS];
-    let mut squares = [0.0f64; LOOK_INPUTS];
-    for row in rows {
-        count += 1.0;
-        for i in 0..LOOK_INPUTS {
-            let value = f64::from(row[i]);
-            sum[i] += value;
-            squares[i] += value * value;
-        }
-    }
-    let count = count.max(1.0);
-    let means: Vec<f32> = sum.iter().map(|s| (s / count) as f32).collect();
-    let scales = (0..LOOK_INPUTS)
+pub fn look_spread(rows: impl Iterator<Item = [f32; LOOK_INPUTS]> + Clone) -> (Vec<f32>, Vec<f32>) {
+    (0..LOOK_INPUTS)
         .map(|i| {
-            let mean = sum[i] / count;
-            let spread = (squares[i] / count - mean * mean).max(0.0).sqrt() as f32;
-            if spread > 1e-6 && spread.is_finite() {
+            let (mean, spread) = mean_and_std(rows.clone().map(|row| row[i]));
+            let spread = spread as f32;
+            let spread = if spread > 1e-6 && spread.is_finite() {
                 spread
             } else {
                 1.0
-            }
+            };
+            (mean as f32, spread)
         })
-        .collect();
-    (means, scales)
+        .unzip()
 }
 
 /// Fits the look's regression on `rows`: (unsupervised score, look inputs, fraud?), with the
-/// inputs standardised by `means` and `scales`. `None` when it does not converge to weights
-/// with a positive score weight.
+/// inputs standardised by `means` and `scales`. `None` when its curvature is singular or it
+/// gives a higher unsupervised score no higher chance of fraud.
 pub fn fit_look(
     rows: &[(f32, [f32; LOOK_INPUTS], bool)],
     means: Vec<f32>,

@@ -37,8 +37,7 @@ use anyhow::{Context, bail};
 use crate::dataset::{Dataset, time_split};
 use crate::detectors::{Detectors, RowSet, Rows};
 use crate::evaluate::{
-    Evaluation, average_precision_per_kind, caught_per_kind_at, evaluate, quantile,
-    recall_per_kind_at,
+    Evaluation, average_precision_per_kind, caught_per_kind_at, evaluate, mean_recall, quantile,
 };
 use crate::fit::{FitConfig, fit};
 
@@ -500,9 +499,12 @@ fn feedback_stage(
         feedback::Decision::Unsupervised(note) => (None, note),
     };
     let (stage, look_note) = match (stage, held_out_labels) {
-        (Some(stage), Some(held_out)) => choose_look(
-            dataset, split, stage, &labels, &scores, held_out, alert_rate,
-        ),
+        (Some(stage), Some(held_out)) => {
+            let (stage, note) = choose_look(
+                dataset, split, stage, &labels, &scores, held_out, alert_rate,
+            );
+            (Some(stage), note)
+        }
         (Some(stage), None) => (
             Some(stage),
             "not tried: the held-out rows carry too few labeled frauds to show what the look \
@@ -593,7 +595,7 @@ fn choose_look(
     scores: &[f32],
     held_out: &[Option<u32>],
     alert_rate: f64,
-) -> (Option<FeedbackStage>, String) {
+) -> (FeedbackStage, String) {
     let (means, scales) = feedback::look_spread(split.train.clone().map(|i| dataset.look(i)));
     let rows: Vec<(f32, [f32; LOOK_INPUTS], bool)> = labels
         .rows
@@ -604,7 +606,7 @@ fn choose_look(
     let frauds = rows.iter().filter(|row| row.2).count();
     if frauds < feedback::MIN_FINDINGS || rows.len() - frauds < feedback::MIN_FINDINGS {
         return (
-            Some(stage),
+            stage,
             format!(
                 "not tried: {frauds} confirmed frauds and {} ordinary labels before the held-out \
                  rows, fewer than {} of each",
@@ -615,8 +617,9 @@ fn choose_look(
     }
     let Some(regression) = feedback::fit_look(&rows, means, scales) else {
         return (
-            Some(stage),
-            "not used: its regression gave a higher unsupervised score no higher chance of fraud"
+            stage,
+            "not used: its regression did not converge, or gave a higher unsupervised score no \
+             higher chance of fraud"
                 .to_string(),
         );
     };
@@ -625,13 +628,13 @@ fn choose_look(
         let scores = adjusted_scores(dataset, split.calibration.clone(), held_out_scores, stage);
         let caught = caught_per_kind_at(&scores, held_out, alert_rate);
         let merit = detectors::merit(
-            recall_per_kind_at(&scores, held_out, alert_rate),
+            mean_recall(&caught, held_out),
             average_precision_per_kind(&scores, held_out),
         );
         (caught, merit)
     };
     let (base_caught, base_merit) = judge(&stage);
-    let candidates: Vec<(FeedbackStage, Judged)> = feedback::LOOK_SHARES
+    let mut candidates: Vec<(FeedbackStage, Judged)> = feedback::LOOK_SHARES
         .into_iter()
         .map(|share| {
             let candidate = FeedbackStage {
@@ -643,29 +646,27 @@ fn choose_look(
             (candidate, Judged { merit, lost })
         })
         .collect();
-    let tried = candidates
+    let tried = feedback::LOOK_SHARES
         .iter()
-        .map(|(candidate, judged)| {
-            let share = candidate.look.as_ref().map_or(0.0, |look| look.share);
-            match judged.lost {
-                0 => format!("{share}: {:.3}", judged.merit),
-                1 => format!(
-                    "{share}: {:.3}, but 1 held-out fraud fell below the budget",
-                    judged.merit
-                ),
-                lost => format!(
-                    "{share}: {:.3}, but {lost} held-out frauds fell below the budget",
-                    judged.merit
-                ),
-            }
+        .zip(&candidates)
+        .map(|(share, (_, judged))| match judged.lost {
+            0 => format!("{share}: {:.3}", judged.merit),
+            1 => format!(
+                "{share}: {:.3}, but 1 held-out fraud fell below the budget",
+                judged.merit
+            ),
+            lost => format!(
+                "{share}: {:.3}, but {lost} held-out frauds fell below the budget",
+                judged.merit
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ");
     let judged: Vec<Judged> = candidates.iter().map(|(_, judged)| *judged).collect();
     match best_share(base_merit, &judged) {
         Some(index) => {
-            let chosen = candidates.into_iter().nth(index).map(|(stage, _)| stage);
             let share = feedback::LOOK_SHARES[index];
+            let (chosen, _) = candidates.swap_remove(index);
             (
                 chosen,
                 format!(
@@ -675,7 +676,7 @@ fn choose_look(
             )
         }
         None => (
-            Some(stage),
+            stage,
             format!(
                 "not used: no share raised the held-out rows' merit (recall and average precision \
                  per kind) by {LOOK_GAIN} over {base_merit:.3} without losing a fraud of any \
