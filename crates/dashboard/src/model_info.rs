@@ -83,14 +83,79 @@ pub struct FeedbackView {
     pub stages: Vec<MetricRow>,
     /// Fraud type, rows, recall with feedback, recall without.
     pub per_type: Vec<(String, String, String, String)>,
-    /// The evidence steps that raise the chance of fraud, largest first: step, the chance it
-    /// gives by itself.
-    pub chances: Vec<(String, String)>,
+    /// The evidence steps that raise the chance of fraud, largest first, each with what the
+    /// verdicts on the model's own payments say of it (filled by
+    /// [`FeedbackView::check_against`]).
+    pub steps: Vec<EvidenceStep>,
+    /// Set when the verdicts on the model's payments show a step lifting payments auditors
+    /// dismiss: which, and what to do.
+    pub evidence_warning: Option<String>,
     /// Whether the stage weighs the payment's look, and why.
     pub look_note: String,
     /// The look inputs that move the chance most: input, the odds' factor one spread above
     /// the mean gives, the factor one spread below gives.
     pub look_weights: Vec<(String, String, String)>,
+}
+
+/// One evidence step of the feedback stage on the Model page.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceStep {
+    /// The stage input it is (`aegis_core::feedback::Evidence::inputs` order).
+    #[serde(skip)]
+    pub input: usize,
+    /// `counter_confirmed_7d ≥ 10`.
+    pub name: String,
+    /// The chance of fraud it gives by itself, as learned.
+    #[serde(skip)]
+    pub chance: f32,
+    pub chance_text: String,
+    /// Reviewed payments of this model that carried it, and the share of them confirmed.
+    pub reviewed: String,
+    pub confirmed: String,
+    /// Whether that share is clearly below the chance ([`crate::evidence_check::falls_short`]).
+    pub short: bool,
+}
+
+impl FeedbackView {
+    /// Fills each step's verdicts from the payments of this model that auditors decided, and
+    /// the warning when a step's share confirmed falls short of its chance.
+    pub fn check_against(&mut self, reviewed: &[crate::evidence_check::Reviewed]) {
+        let mut short = Vec::new();
+        for step in &mut self.steps {
+            let (carried, confirmed) = crate::evidence_check::tally(reviewed, step.input);
+            step.reviewed = count(Some(carried));
+            step.confirmed = if carried == 0 {
+                "—".into()
+            } else {
+                format!(
+                    "{} ({:.2})",
+                    count(Some(confirmed)),
+                    confirmed as f64 / carried as f64
+                )
+            };
+            step.short = crate::evidence_check::falls_short(step.chance, carried, confirmed);
+            if step.short {
+                short.push(format!(
+                    "{} ({} learned, {:.2} of {} reviewed payments confirmed)",
+                    step.name,
+                    step.chance_text,
+                    confirmed as f64 / carried as f64,
+                    carried
+                ));
+            }
+        }
+        self.evidence_warning = (!short.is_empty()).then(|| {
+            format!(
+                "The verdicts on this model's payments confirm fraud less often than the stage \
+                 learned for {}: that evidence now lifts payments auditors dismiss, so weigh \
+                 alerts whose reasons name it accordingly. Train learns the stage from the \
+                 verdicts on the oldest 70 % of its window (the newest 30 % is held out to \
+                 choose and test it), so a retrain learns from these verdicts only once they \
+                 are older than that.",
+                short.join("; ")
+            )
+        });
+    }
 }
 
 /// One detector's line on the Model page.
@@ -316,12 +381,23 @@ fn feedback_view(
         test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
         stages,
         per_type,
-        chances: report
+        steps: report
             .rising_chances(0.01)
             .into_iter()
             .take(12)
-            .map(|(name, chance)| (name.to_string(), format!("{chance:.2}")))
+            .filter_map(|(name, chance)| {
+                Some(EvidenceStep {
+                    input: report.chances.iter().position(|(n, _)| n == name)?,
+                    name: name.to_string(),
+                    chance,
+                    chance_text: format!("{chance:.2}"),
+                    reviewed: "—".into(),
+                    confirmed: "—".into(),
+                    short: false,
+                })
+            })
             .collect(),
+        evidence_warning: None,
         look_note: report.look_note.clone(),
         look_weights: report
             .look_weights

@@ -254,7 +254,7 @@ pub async fn model(
 ) -> AppResult<Html<String>> {
     let modeling = state.modeling().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || model_info::load(&modeling)).await?;
-    let (message, model) = match loaded {
+    let (message, mut model) = match loaded {
         ModelState::Missing => (Some(NO_MODEL_MESSAGE.to_string()), None),
         ModelState::Broken(message) => (Some(message), None),
         ModelState::Ready(view) => (None, Some(*view)),
@@ -283,6 +283,16 @@ pub async fn model(
         }
         None => None,
     };
+    // What the auditors' verdicts on this model's own payments say of its evidence steps.
+    if let Some(view) = model.as_mut()
+        && let Some(feedback) = view.feedback.as_mut().filter(|f| f.used)
+    {
+        let version = view.model_version.clone();
+        let reviewed = state
+            .read(move |conn| crate::evidence_check::reviewed(conn, &version))
+            .await?;
+        feedback.check_against(&reviewed);
+    }
     let mut layout = Layout::new(&session, "Model", "model");
     if model.is_some() {
         layout = layout.with_charts();

@@ -725,6 +725,99 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
     }
 }
 
+/// A counter's 12 frauds confirmed on 2 January; its next 40 payments, scored by the model,
+/// carry "≥ 10 confirmed in 7 days" (0.72 learned) and only `confirmed` of them are confirmed.
+fn counter_reviewed_after_confirmations(app: &TestApp, confirmed: usize) {
+    let conn = app.conn();
+    let millis = |text: &str| aegis_core::time::parse_timestamp(text).unwrap() * 1000;
+    let add = |minute: usize, model: Option<&str>, verdict: &str, decided: &str| {
+        conn.execute(
+            "INSERT INTO transactions (beneficiary_id, agent_id, scheme, amount_paise, timestamp, \
+             status, anomaly_score, model_version) VALUES (?1, 'G7', 'PENSION', 100000, ?2, 'ANOMALY', 0.9, ?3)",
+            rusqlite::params![
+                format!("BG{minute}"),
+                format!(
+                    "2026-01-0{} 10:{:02}:00",
+                    if model.is_some() { 3 } else { 1 },
+                    minute
+                ),
+                model
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+             VALUES (last_insert_rowid(), ?1, 1, ?2)",
+            rusqlite::params![verdict, millis(decided)],
+        )
+        .unwrap();
+    };
+    for minute in 0..12 {
+        add(minute, None, "confirmed_fraud", "2026-01-02 12:00:00");
+    }
+    for minute in 0..40 {
+        let verdict = if minute < confirmed {
+            "confirmed_fraud"
+        } else {
+            "dismissed"
+        };
+        add(minute, Some("m-test"), verdict, "2026-01-10 12:00:00");
+    }
+}
+
+#[tokio::test]
+async fn the_model_page_checks_the_evidence_steps_against_the_verdicts_on_its_payments() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    write_model(&app);
+    let page = app.get("/model", Some(&login)).await.body;
+    let steps = &page[page.find("id=\"evidence-steps\"").expect("steps table")..];
+    let steps = &steps[..steps.find("</table>").unwrap()];
+    assert!(
+        steps.contains("counter_confirmed_7d ≥ 10</td><td class=\"num\">0.72</td><td class=\"num\">0</td><td class=\"num\">—"),
+        "no payment of the model reviewed yet: {steps}"
+    );
+    assert!(!page.contains("confirm fraud less often than the stage learned"));
+
+    // 10 of the 40 (0.25) where the stage learned 0.72: that step is flagged, and only it
+    // (0.25 against the 0.30 of "≥ 5" is within chance on 40 payments).
+    counter_reviewed_after_confirmations(&app, 10);
+    let page = app.get("/model", Some(&login)).await.body;
+    let steps = &page[page.find("id=\"evidence-steps\"").unwrap()..];
+    let row = |name: &str| {
+        let at = steps.find(&format!("<td>{name}</td>")).unwrap();
+        let start = steps[..at].rfind("<tr").unwrap();
+        steps[start..at + steps[at..].find("</tr>").unwrap()].to_string()
+    };
+    let ten = row("counter_confirmed_7d ≥ 10");
+    assert!(ten.contains("class=\"flagged\""), "{ten}");
+    assert!(
+        ten.contains("<td class=\"num\">40</td><td class=\"num\">10 (0.25)</td>"),
+        "{ten}"
+    );
+    assert!(!row("counter_confirmed_7d ≥ 5").contains("flagged"));
+    assert!(!row("counter_confirmed_7d ≥ 1").contains("flagged"));
+    let warning = &page[page
+        .find("confirm fraud less often than the stage learned")
+        .expect("the warning")..];
+    assert!(warning.contains(
+        "counter_confirmed_7d ≥ 10 (0.72 learned, 0.25 of 40 reviewed payments confirmed)"
+    ));
+    assert!(!warning[..warning.find("</p>").unwrap()].contains("≥ 5"));
+}
+
+#[tokio::test]
+async fn evidence_confirmed_as_often_as_learned_raises_no_warning() {
+    let app = TestApp::new();
+    let login = app.login("alice").await;
+    write_model(&app);
+    counter_reviewed_after_confirmations(&app, 30);
+    let page = app.get("/model", Some(&login)).await.body;
+    assert!(page.contains("<td class=\"num\">40</td><td class=\"num\">30 (0.75)</td>"));
+    assert!(!page.contains("class=\"flagged\""));
+    assert!(!page.contains("confirm fraud less often than the stage learned"));
+}
+
 #[tokio::test]
 async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     let app = TestApp::new();
