@@ -30,6 +30,7 @@ pub mod domain;
 pub mod drift;
 pub mod engine;
 pub mod error;
+pub mod evidence_check;
 pub mod features;
 pub mod feedback;
 pub mod geo;

@@ -30,7 +30,6 @@ pub mod decisions;
 pub mod drift;
 pub mod error;
 pub mod escape;
-pub mod evidence_check;
 pub mod filters;
 pub mod model_info;
 pub mod password;

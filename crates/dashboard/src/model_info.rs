@@ -112,17 +112,17 @@ pub struct EvidenceStep {
     /// Reviewed payments of this model that carried it, and the share of them confirmed.
     pub reviewed: String,
     pub confirmed: String,
-    /// Whether that share is clearly below the chance ([`crate::evidence_check::falls_short`]).
+    /// Whether that share is clearly below the chance ([`aegis_core::evidence_check::falls_short`]).
     pub short: bool,
 }
 
 impl FeedbackView {
     /// Fills each step's verdicts from the payments of this model that auditors decided, and
     /// the warning when a step's share confirmed falls short of its chance.
-    pub fn check_against(&mut self, reviewed: &[crate::evidence_check::Reviewed]) {
+    pub fn check_against(&mut self, reviewed: &[aegis_core::evidence_check::Reviewed]) {
         let mut short = Vec::new();
         for step in &mut self.steps {
-            let (carried, confirmed) = crate::evidence_check::tally(reviewed, step.input);
+            let (carried, confirmed) = aegis_core::evidence_check::tally(reviewed, step.input);
             step.reviewed = count(Some(carried));
             step.confirmed = if carried == 0 {
                 "—".into()
@@ -133,7 +133,7 @@ impl FeedbackView {
                     confirmed as f64 / carried as f64
                 )
             };
-            step.short = crate::evidence_check::falls_short(step.chance, carried, confirmed);
+            step.short = aegis_core::evidence_check::falls_short(step.chance, carried, confirmed);
             if step.short {
                 short.push(format!(
                     "{} ({} learned, {:.2} of {} reviewed payments confirmed)",
@@ -381,20 +381,16 @@ fn feedback_view(
         test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
         stages,
         per_type,
-        steps: report
-            .rising_chances(0.01)
+        steps: aegis_core::evidence_check::check(report, &[])
             .into_iter()
-            .take(12)
-            .filter_map(|(name, chance)| {
-                Some(EvidenceStep {
-                    input: report.chances.iter().position(|(n, _)| n == name)?,
-                    name: name.to_string(),
-                    chance,
-                    chance_text: format!("{chance:.2}"),
-                    reviewed: "—".into(),
-                    confirmed: "—".into(),
-                    short: false,
-                })
+            .map(|step| EvidenceStep {
+                input: step.input,
+                chance_text: format!("{:.2}", step.chance),
+                chance: step.chance,
+                name: step.name,
+                reviewed: "—".into(),
+                confirmed: "—".into(),
+                short: false,
             })
             .collect(),
         evidence_warning: None,

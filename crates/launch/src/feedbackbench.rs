@@ -360,10 +360,60 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
+    evidence_check(&mut out, &conn, &stage, with)?;
     println!("\n{out}");
     let report = dir.join("feedback.md");
     std::fs::write(&report, &out)?;
     println!("written to {}", report.display());
+    Ok(())
+}
+
+/// The Model page's check of the feedback model's evidence steps against the verdicts on the
+/// live period's payments (`aegis_core::evidence_check`): per step, the chance it gives by
+/// itself as learned, the live payments that carried it and were reviewed, the share confirmed.
+fn evidence_check(
+    out: &mut String,
+    conn: &Connection,
+    metrics: &serde_json::Value,
+    with: &Path,
+) -> anyhow::Result<()> {
+    let Some(report) = metrics
+        .get("feedback")
+        .filter(|report| !report.is_null())
+        .map(|report| serde_json::from_value::<aegis_core::metrics::FeedbackReport>(report.clone()))
+        .transpose()?
+        .filter(|report| report.used)
+    else {
+        return Ok(());
+    };
+    let version = aegis_core::artifacts::read_config(with)?.model_version;
+    let reviewed =
+        aegis_core::evidence_check::reviewed(&mut aegis_core::sql::Sqlite(conn), &version)?;
+    let _ = writeln!(
+        out,
+        "\nThe evidence steps against the verdicts on the live payments ({} reviewed; the Model page's check):\n\n\
+         | evidence | chance learned | live payments with it, reviewed | confirmed | |\n|---|---|---|---|---|",
+        reviewed.len()
+    );
+    for step in aegis_core::evidence_check::check(&report, &reviewed) {
+        let share = if step.carried == 0 {
+            "—".to_string()
+        } else {
+            format!(
+                "{} ({:.2})",
+                step.confirmed,
+                step.confirmed as f64 / step.carried as f64
+            )
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.2} | {} | {share} | {} |",
+            step.name,
+            step.chance,
+            step.carried,
+            if step.short { "**falls short**" } else { "" }
+        );
+    }
     Ok(())
 }
 

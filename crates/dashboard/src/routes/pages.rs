@@ -289,7 +289,7 @@ pub async fn model(
     {
         let version = view.model_version.clone();
         let reviewed = state
-            .read(move |conn| crate::evidence_check::reviewed(conn, &version))
+            .read(move |conn| Ok(aegis_core::evidence_check::reviewed(conn, &version)?))
             .await?;
         feedback.check_against(&reviewed);
     }

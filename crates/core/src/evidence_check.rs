@@ -7,7 +7,8 @@
 //! carried the step when they were scored, the share confirmed. A payment's chance of fraud is
 //! at least its evidence's (the noisy or's floor, see `aegis_core::feedback::FeedbackStage`),
 //! so a share clearly below the step's chance means the evidence now lifts payments that
-//! auditors dismiss: the Model page flags the step and says so. Retraining at once does not
+//! auditors dismiss: the Model page flags the step and says so, and `launch feedback-bench`
+//! reports the same check for its live period. Retraining at once does not
 //! mend it: train learns the stage from the verdicts on the oldest 70 % of its window, so the
 //! live verdicts count only once they are older than its held-out 30 % (on the seed-7 bench a
 //! retrain on every row at the end of the live period learned 0.77 for the step, not less).
@@ -16,13 +17,13 @@
 //! for that step from a history where 77 % of the payments carrying it were fraud; of the 152
 //! live payments carrying it, all reviewed, 38 % were. Nothing else on the page showed it.
 
-use aegis_core::domain::Payment;
-use aegis_core::feedback::{Finding, STAGE_INPUTS, VerdictBook};
-use aegis_core::sql::{Row, Sql};
-use aegis_core::time::{EventTime, parse_timestamp};
-use aegis_core::values;
-
-use crate::error::AppResult;
+use crate::domain::Payment;
+use crate::error::Result;
+use crate::feedback::{Finding, STAGE_INPUTS, VerdictBook};
+use crate::metrics::FeedbackReport;
+use crate::sql::{Row, Sql};
+use crate::time::{EventTime, parse_timestamp};
+use crate::values;
 
 /// Fewer reviewed payments with a step than this say nothing about it.
 pub const MIN_REVIEWED: usize = 30;
@@ -38,7 +39,7 @@ pub struct Reviewed {
 /// The payments scored by `model_version` whose latest verdict is a finding (confirmed or
 /// dismissed; `needs_field_check` is none), each with the evidence from the verdicts decided
 /// before its own time, as the monitor scored it.
-pub fn reviewed(sql: &mut dyn Sql, model_version: &str) -> AppResult<Vec<Reviewed>> {
+pub fn reviewed(sql: &mut dyn Sql, model_version: &str) -> Result<Vec<Reviewed>> {
     let book = VerdictBook::load(sql)?;
     if book.is_empty() {
         return Ok(Vec::new());
@@ -84,6 +85,47 @@ pub fn tally(reviewed: &[Reviewed], input: usize) -> (usize, usize) {
         .fold((0, 0), |(carried, confirmed), payment| {
             (carried + 1, confirmed + usize::from(payment.confirmed))
         })
+}
+
+/// How many evidence steps are checked (and shown): the largest chances.
+pub const STEPS_CHECKED: usize = 12;
+
+/// One evidence step against the verdicts on the model's payments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepCheck {
+    /// The stage input it is ([`crate::feedback::Evidence::inputs`] order).
+    pub input: usize,
+    /// `counter_confirmed_7d ≥ 10`.
+    pub name: String,
+    /// The chance of fraud it gives by itself, as learned.
+    pub chance: f32,
+    /// Reviewed payments that carried it, and how many of them were confirmed.
+    pub carried: usize,
+    pub confirmed: usize,
+    /// [`falls_short`].
+    pub short: bool,
+}
+
+/// The steps of `report` that raise the chance of fraud (by 0.01 at least over the step
+/// below), the [`STEPS_CHECKED`] largest first, each tallied over `reviewed`.
+pub fn check(report: &FeedbackReport, reviewed: &[Reviewed]) -> Vec<StepCheck> {
+    report
+        .rising_chances(0.01)
+        .into_iter()
+        .take(STEPS_CHECKED)
+        .filter_map(|(name, chance)| {
+            let input = report.chances.iter().position(|(n, _)| n == name)?;
+            let (carried, confirmed) = tally(reviewed, input);
+            Some(StepCheck {
+                input,
+                name: name.to_string(),
+                chance,
+                carried,
+                confirmed,
+                short: falls_short(chance, carried, confirmed),
+            })
+        })
+        .collect()
 }
 
 /// Whether `confirmed` of `carried` reviewed payments is clearly below `chance`: at least
