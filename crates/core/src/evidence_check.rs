@@ -78,7 +78,7 @@ pub fn reviewed(sql: &mut dyn Sql, model_version: &str) -> Result<Vec<Reviewed>>
 }
 
 /// Of `reviewed`, how many carried stage input `input`, and how many of those were confirmed.
-pub fn tally(reviewed: &[Reviewed], input: usize) -> (usize, usize) {
+fn tally(reviewed: &[Reviewed], input: usize) -> (usize, usize) {
     reviewed
         .iter()
         .filter(|payment| payment.inputs[input] > 0.0)
@@ -106,24 +106,37 @@ pub struct StepCheck {
     pub short: bool,
 }
 
+impl StepCheck {
+    /// Counts the payments of `reviewed` that carried the step, and decides [`falls_short`].
+    pub fn count(&mut self, reviewed: &[Reviewed]) {
+        (self.carried, self.confirmed) = tally(reviewed, self.input);
+        self.short = falls_short(self.chance, self.carried, self.confirmed);
+    }
+
+    /// The share of the payments that carried the step that were confirmed; `None` without any.
+    pub fn share(&self) -> Option<f64> {
+        (self.carried > 0).then(|| self.confirmed as f64 / self.carried as f64)
+    }
+}
+
 /// The steps of `report` that raise the chance of fraud (by 0.01 at least over the step
-/// below), the [`STEPS_CHECKED`] largest first, each tallied over `reviewed`.
+/// below), the [`STEPS_CHECKED`] largest first, each counted over `reviewed`.
 pub fn check(report: &FeedbackReport, reviewed: &[Reviewed]) -> Vec<StepCheck> {
     report
         .rising_chances(0.01)
         .into_iter()
         .take(STEPS_CHECKED)
         .filter_map(|(name, chance)| {
-            let input = report.chances.iter().position(|(n, _)| n == name)?;
-            let (carried, confirmed) = tally(reviewed, input);
-            Some(StepCheck {
-                input,
+            let mut step = StepCheck {
+                input: report.chances.iter().position(|(n, _)| n == name)?,
                 name: name.to_string(),
                 chance,
-                carried,
-                confirmed,
-                short: falls_short(chance, carried, confirmed),
-            })
+                carried: 0,
+                confirmed: 0,
+                short: false,
+            };
+            step.count(reviewed);
+            Some(step)
         })
         .collect()
 }

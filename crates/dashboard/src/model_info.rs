@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use aegis_core::artifacts::{ModelConfig, read_config, read_metrics};
 use aegis_core::domain::FraudType;
+use aegis_core::evidence_check::StepCheck;
 use aegis_core::metrics::{Confusion, Evaluation, Metrics, ScoreHistogram};
 
 /// The one sentence shown when there is no model yet.
@@ -87,6 +88,9 @@ pub struct FeedbackView {
     /// verdicts on the model's own payments say of it (filled by
     /// [`FeedbackView::check_against`]).
     pub steps: Vec<EvidenceStep>,
+    /// The same steps as numbers, counted again by [`FeedbackView::check_against`].
+    #[serde(skip)]
+    pub checks: Vec<StepCheck>,
     /// Set when the verdicts on the model's payments show a step lifting payments auditors
     /// dismiss: which, and what to do.
     pub evidence_warning: Option<String>,
@@ -97,53 +101,58 @@ pub struct FeedbackView {
     pub look_weights: Vec<(String, String, String)>,
 }
 
-/// One evidence step of the feedback stage on the Model page.
+/// One evidence step of the feedback stage on the Model page, as text.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvidenceStep {
-    /// The stage input it is (`aegis_core::feedback::Evidence::inputs` order).
-    #[serde(skip)]
-    pub input: usize,
     /// `counter_confirmed_7d ≥ 10`.
     pub name: String,
     /// The chance of fraud it gives by itself, as learned.
-    #[serde(skip)]
-    pub chance: f32,
-    pub chance_text: String,
-    /// Reviewed payments of this model that carried it, and the share of them confirmed.
+    pub chance: String,
+    /// Reviewed payments of this model that carried it, and how many (what share) of them
+    /// were confirmed.
     pub reviewed: String,
     pub confirmed: String,
     /// Whether that share is clearly below the chance ([`aegis_core::evidence_check::falls_short`]).
     pub short: bool,
 }
 
-impl FeedbackView {
-    /// Fills each step's verdicts from the payments of this model that auditors decided, and
-    /// the warning when a step's share confirmed falls short of its chance.
-    pub fn check_against(&mut self, reviewed: &[aegis_core::evidence_check::Reviewed]) {
-        let mut short = Vec::new();
-        for step in &mut self.steps {
-            let (carried, confirmed) = aegis_core::evidence_check::tally(reviewed, step.input);
-            step.reviewed = count(Some(carried));
-            step.confirmed = if carried == 0 {
-                "—".into()
-            } else {
-                format!(
-                    "{} ({:.2})",
-                    count(Some(confirmed)),
-                    confirmed as f64 / carried as f64
-                )
-            };
-            step.short = aegis_core::evidence_check::falls_short(step.chance, carried, confirmed);
-            if step.short {
-                short.push(format!(
-                    "{} ({} learned, {:.2} of {} reviewed payments confirmed)",
-                    step.name,
-                    step.chance_text,
-                    confirmed as f64 / carried as f64,
-                    carried
-                ));
-            }
+impl From<&StepCheck> for EvidenceStep {
+    fn from(step: &StepCheck) -> EvidenceStep {
+        EvidenceStep {
+            name: step.name.clone(),
+            chance: format!("{:.2}", step.chance),
+            reviewed: count(Some(step.carried)),
+            confirmed: step.share().map_or_else(
+                || "—".into(),
+                |share| format!("{} ({share:.2})", count(Some(step.confirmed))),
+            ),
+            short: step.short,
         }
+    }
+}
+
+impl FeedbackView {
+    /// Counts each step over the payments of this model that auditors decided, and sets the
+    /// warning when a step's share confirmed falls short of its chance.
+    pub fn check_against(&mut self, reviewed: &[aegis_core::evidence_check::Reviewed]) {
+        for check in &mut self.checks {
+            check.count(reviewed);
+        }
+        self.steps = self.checks.iter().map(EvidenceStep::from).collect();
+        let short: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|check| check.short)
+            .map(|check| {
+                format!(
+                    "{} ({:.2} learned, {:.2} of {} reviewed payments confirmed)",
+                    check.name,
+                    check.chance,
+                    check.share().unwrap_or(0.0),
+                    check.carried
+                )
+            })
+            .collect();
         self.evidence_warning = (!short.is_empty()).then(|| {
             format!(
                 "The verdicts on this model's payments confirm fraud less often than the stage \
@@ -371,6 +380,7 @@ fn feedback_view(
                 .collect()
         })
         .unwrap_or_default();
+    let checks = aegis_core::evidence_check::check(report, &[]);
     Some(FeedbackView {
         used: report.used,
         note: report.note.clone(),
@@ -381,18 +391,8 @@ fn feedback_view(
         test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
         stages,
         per_type,
-        steps: aegis_core::evidence_check::check(report, &[])
-            .into_iter()
-            .map(|step| EvidenceStep {
-                input: step.input,
-                chance_text: format!("{:.2}", step.chance),
-                chance: step.chance,
-                name: step.name,
-                reviewed: "—".into(),
-                confirmed: "—".into(),
-                short: false,
-            })
-            .collect(),
+        steps: checks.iter().map(EvidenceStep::from).collect(),
+        checks,
         evidence_warning: None,
         look_note: report.look_note.clone(),
         look_weights: report

@@ -396,15 +396,10 @@ fn evidence_check(
         reviewed.len()
     );
     for step in aegis_core::evidence_check::check(&report, &reviewed) {
-        let share = if step.carried == 0 {
-            "—".to_string()
-        } else {
-            format!(
-                "{} ({:.2})",
-                step.confirmed,
-                step.confirmed as f64 / step.carried as f64
-            )
-        };
+        let share = step.share().map_or_else(
+            || "—".to_string(),
+            |share| format!("{} ({share:.2})", step.confirmed),
+        );
         let _ = writeln!(
             out,
             "| {} | {:.2} | {} | {share} | {} |",
