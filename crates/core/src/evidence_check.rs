@@ -8,10 +8,10 @@
 //! at least its evidence's (the noisy or's floor, see `aegis_core::feedback::FeedbackStage`),
 //! so a share clearly below the step's chance means the evidence now lifts payments that
 //! auditors dismiss: the Model page flags the step and says so, and `launch feedback-bench`
-//! reports the same check for its live period. Retraining at once does not
-//! mend it: train learns the stage from the verdicts on the oldest 70 % of its window, so the
-//! live verdicts count only once they are older than its held-out 30 % (on the seed-7 bench a
-//! retrain on every row at the end of the live period learned 0.77 for the step, not less).
+//! reports the same check for its live period. A retrain learns from these verdicts: once
+//! its stage passes the held-out check, train learns it again from every verdict in its window
+//! (on the seed-7 bench a retrain at the end of the live period learned 0.50 for the step; it
+//! learned 0.77 while the stage was fitted on the verdicts before the held-out period only).
 //!
 //! Why the page needs it (BENCHMARKS.md, issue 12): on the seed-7 bench the stage learned 0.72
 //! for that step from a history where 77 % of the payments carrying it were fraud; of the 152

@@ -67,6 +67,12 @@ pub struct FeedbackReport {
     /// the absolute value), per spread from the training rows' mean; empty without a look.
     #[serde(default)]
     pub look_weights: Vec<(String, f32, f32)>,
+    /// The stage the model scores with, learned again from every verdict once the stage above
+    /// passed the held-out check: `None` when it was not learned again (no stage, or the refit
+    /// failed: then the stage judged on the held-out rows scores payments).
+    /// [`chances`](Self::chances) are this stage's when it is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit: Option<Refit>,
     /// Held-out rows with any verdict evidence.
     pub test_rows_with_evidence: usize,
     /// The unsupervised stage alone on the held-out rows, at its own threshold for the same
@@ -94,6 +100,17 @@ impl FeedbackReport {
         rising.sort_by(|a, b| b.1.total_cmp(&a.1));
         rising
     }
+}
+
+/// The labels the feedback stage was learned again from, after the held-out check: every
+/// verdict in the training window, not only those decided before the held-out period, so
+/// that the model learns from the newest verdicts too. The held-out figures are the first
+/// stage's, which no verdict from the held-out period taught.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refit {
+    pub confirmed: usize,
+    pub dismissed: usize,
+    pub presumed_ordinary: usize,
 }
 
 /// One detector's evaluation, named as the reports name it.

@@ -79,6 +79,10 @@ pub struct FeedbackView {
     pub confirmed: String,
     pub dismissed: String,
     pub presumed_ordinary: String,
+    /// The labels the stage that scores payments was learned again from (every verdict in
+    /// the window): confirmed, dismissed, presumed ordinary; `None` when the stage judged on
+    /// the held-out rows scores payments.
+    pub refit: Option<(String, String, String)>,
     pub test_rows_with_evidence: String,
     /// Metric, with feedback (the final score), without (the unsupervised stage alone).
     pub stages: Vec<MetricRow>,
@@ -157,10 +161,9 @@ impl FeedbackView {
             format!(
                 "The verdicts on this model's payments confirm fraud less often than the stage \
                  learned for {}: that evidence now lifts payments auditors dismiss, so weigh \
-                 alerts whose reasons name it accordingly. Train learns the stage from the \
-                 verdicts on the oldest 70 % of its window (the newest 30 % is held out to \
-                 choose and test it), so a retrain learns from these verdicts only once they \
-                 are older than that.",
+                 alerts whose reasons name it accordingly. A retrain learns the stage again \
+                 from every verdict in its window, these included: retrain, and check this \
+                 table on the new model's payments.",
                 short.join("; ")
             )
         });
@@ -388,6 +391,13 @@ fn feedback_view(
         confirmed: count(Some(report.confirmed)),
         dismissed: count(Some(report.dismissed)),
         presumed_ordinary: count(Some(report.presumed_ordinary)),
+        refit: report.refit.map(|refit| {
+            (
+                count(Some(refit.confirmed)),
+                count(Some(refit.dismissed)),
+                count(Some(refit.presumed_ordinary)),
+            )
+        }),
         test_rows_with_evidence: count(Some(report.test_rows_with_evidence)),
         stages,
         per_type,

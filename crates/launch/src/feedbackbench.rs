@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use aegis_core::metrics::{FeedbackReport, Metrics};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
@@ -304,20 +305,27 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         [],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
-    let stage: serde_json::Value = serde_json::from_str(
+    let metrics: Metrics = serde_json::from_str(
         &std::fs::read_to_string(with.join("metrics.json")).context("reading metrics.json")?,
-    )?;
-    let note = stage["feedback"]["note"]
-        .as_str()
-        .unwrap_or("no feedback report");
-    let look = match stage["feedback"]["look_note"].as_str() {
+    )
+    .context("reading metrics.json")?;
+    let report = metrics.feedback.as_ref();
+    let note = report.map_or("no feedback report", |report| report.note.as_str());
+    let look = match report.map(|report| report.look_note.as_str()) {
         Some(look) if !look.is_empty() => format!(" The payment's look: {look}."),
         _ => String::new(),
+    };
+    let refit = match report.and_then(|report| report.refit) {
+        Some(refit) => format!(
+            " Then learned again from every verdict before the cutoff ({} confirmed, {} dismissed, {} unreviewed alerts presumed ordinary): the stage the live period is scored with.",
+            refit.confirmed, refit.dismissed, refit.presumed_ordinary
+        ),
+        None => String::new(),
     };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}\n",
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}\n",
         with_feedback.scored.len(),
         days.len(),
         config.per_day,
@@ -360,7 +368,9 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
-    evidence_check(&mut out, &conn, &stage, with)?;
+    if let Some(report) = report.filter(|report| report.used) {
+        evidence_check(&mut out, &conn, report, with)?;
+    }
     println!("\n{out}");
     let report = dir.join("feedback.md");
     std::fs::write(&report, &out)?;
@@ -374,18 +384,9 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
 fn evidence_check(
     out: &mut String,
     conn: &Connection,
-    metrics: &serde_json::Value,
+    report: &FeedbackReport,
     with: &Path,
 ) -> anyhow::Result<()> {
-    let Some(report) = metrics
-        .get("feedback")
-        .filter(|report| !report.is_null())
-        .map(|report| serde_json::from_value::<aegis_core::metrics::FeedbackReport>(report.clone()))
-        .transpose()?
-        .filter(|report| report.used)
-    else {
-        return Ok(());
-    };
     let version = aegis_core::artifacts::read_config(with)?.model_version;
     let reviewed =
         aegis_core::evidence_check::reviewed(&mut aegis_core::sql::Sqlite(conn), &version)?;
@@ -395,7 +396,7 @@ fn evidence_check(
          | evidence | chance learned | live payments with it, reviewed | confirmed | |\n|---|---|---|---|---|",
         reviewed.len()
     );
-    for step in aegis_core::evidence_check::check(&report, &reviewed) {
+    for step in aegis_core::evidence_check::check(report, &reviewed) {
         let share = step.share().map_or_else(
             || "—".to_string(),
             |share| format!("{} ({share:.2})", step.confirmed),

@@ -27,8 +27,8 @@ use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
 use aegis_core::feedback::{FeedbackStage, LOOK_INPUTS};
 use aegis_core::metrics::{
-    DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, RowCounts, ScoreHistogram,
-    Timings,
+    DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, Refit, RowCounts,
+    ScoreHistogram, Timings,
 };
 use aegis_core::model::{AutoencoderShape, Detector};
 use aegis_core::time::{DAY, EventTime, format_ist};
@@ -196,7 +196,10 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     // The supervised stage on auditors' verdicts, learned from what was decided before the
     // held-out test period; every row is then scored as the monitor scores it, with the
     // verdicts decided before its own time.
-    let (stage, mut feedback_report, calibration_scores, test_scores) = if config.feedback {
+    // The evaluated scores are the stage's that no verdict of the held-out period taught; the
+    // shipped ones, the stage's the model scores with (learned again from every verdict).
+    let (stage, mut feedback_report, calibration_scores, test_scores, shipped) = if config.feedback
+    {
         let outcome = feedback_stage(
             &dataset,
             &split,
@@ -205,23 +208,36 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             unsupervised_threshold,
             choice_labels(&held_out_labels, config.choose_with_labels),
             config.alert_rate,
+            config
+                .until
+                .as_ref()
+                .map_or(EventTime::MAX, |until| until.1),
         );
         (
             outcome.stage,
             Some(outcome.report),
             outcome.calibration_scores,
             outcome.test_scores,
+            outcome.shipped_scores,
         )
     } else {
-        (None, None, calibration_scores, test_scores)
+        let shipped = (calibration_scores.clone(), test_scores.clone());
+        (None, None, calibration_scores, test_scores, shipped)
     };
     // Threshold: the alert budget's quantile of the most recent fifth's scores (all of them,
     // as the monitor will see them — no labels involved), the rows nearest to what the monitor
     // scores next. The earlier calibration tenth scores higher on every suite data set, as
     // histories fill and the same payment looks less rare: its quantile spent only 1.2–1.7 %
     // of the following fifth. The drift view's reference quantiles come from the same rows.
-    let recent = budget_rows(&test_scores, &calibration_scores);
+    // The model's threshold is cut from the scores it gives; the evaluation's, from the
+    // evaluated scores, so the held-out figures are those of a budget no later verdict set.
+    let (shipped_calibration, shipped_test) = &shipped;
+    let recent = budget_rows(shipped_test, shipped_calibration);
     let threshold = quantile(recent, 1.0 - config.alert_rate);
+    let evaluated_threshold = quantile(
+        budget_rows(&test_scores, &calibration_scores),
+        1.0 - config.alert_rate,
+    );
     let score_quantiles: Vec<(f64, f32)> = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .into_iter()
         .map(|q| (q, quantile(recent, q)))
@@ -233,7 +249,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
                 &dataset,
                 split.test.clone(),
                 &test_scores,
-                threshold,
+                evaluated_threshold,
                 config.alert_rate,
             )
         })
@@ -331,7 +347,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         threshold,
         alert_rate: config.alert_rate,
         score_quantiles,
-        score_histogram: histogram(&test_scores, threshold),
+        score_histogram: histogram(shipped_test, threshold),
         history: detectors
             .main
             .history
@@ -373,15 +389,19 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
 struct FeedbackOutcome {
     stage: Option<FeedbackStage>,
     report: FeedbackReport,
-    /// The final scores of the calibration and test rows (the unsupervised ones when the stage
-    /// is not used).
+    /// The final scores of the calibration and test rows with the stage judged on the held-out
+    /// rows (the unsupervised ones when the stage is not used).
     calibration_scores: Vec<f32>,
     test_scores: Vec<f32>,
+    /// The same rows' scores with `stage`, the one the model scores with.
+    shipped_scores: (Vec<f32>, Vec<f32>),
 }
 
 /// Trains the feedback stage on the labels decided before the test period (see
 /// [`feedback`]) and scores the held-out rows with it, each with the verdicts decided before
-/// its time; `scores` are the unsupervised calibration and test scores.
+/// its time; `scores` are the unsupervised calibration and test scores. A stage kept is then
+/// learned again from every verdict decided before `verdicts_until` ([`refit_stage`]).
+#[allow(clippy::too_many_arguments)]
 fn feedback_stage(
     dataset: &Dataset,
     split: &dataset::Split,
@@ -390,6 +410,7 @@ fn feedback_stage(
     unsupervised_threshold: f32,
     held_out_labels: Option<&[Option<u32>]>,
     alert_rate: f64,
+    verdicts_until: EventTime,
 ) -> FeedbackOutcome {
     let (calibration_scores, test_scores) = scores;
     let adjusted = |range: std::ops::Range<usize>, scores: &[f32], stage: &FeedbackStage| {
@@ -455,7 +476,7 @@ fn feedback_stage(
     let without =
         held_out_labels.map(|labels| average_precision_per_kind(&calibration_scores, labels));
     let (chosen, other) = choose_stage(fitted, without);
-    let labels = chosen.labels;
+    let (labels, rule) = (chosen.labels, chosen.unreviewed);
     let (stage, note) = match chosen.decision {
         feedback::Decision::Trained(trained) => {
             let learned = format!(
@@ -498,22 +519,61 @@ fn feedback_stage(
         }
         feedback::Decision::Unsupervised(note) => (None, note),
     };
-    let (stage, look_note) = match (stage, held_out_labels) {
+    let (stage, look_note, look_share) = match (stage, held_out_labels) {
         (Some(stage), Some(held_out)) => {
-            let (stage, note) = choose_look(
+            let (stage, note, share) = choose_look(
                 dataset, split, stage, &labels, &scores, held_out, alert_rate,
             );
-            (Some(stage), note)
+            (Some(stage), note, share)
         }
         (Some(stage), None) => (
             Some(stage),
             "not tried: the held-out rows carry too few labeled frauds to show what the look \
              would cost"
                 .to_string(),
+            None,
         ),
-        (None, _) => (None, String::new()),
+        (None, _) => (None, String::new(), None),
     };
     tracing::info!(used = stage.is_some(), %note, %look_note, "feedback stage");
+    // Every row's unsupervised score, for the refit.
+    let mut all_scores = scores;
+    all_scores.extend_from_slice(&test_scores);
+    let refit = stage.as_ref().and_then(|_| {
+        refit_stage(
+            dataset,
+            &all_scores,
+            unsupervised_threshold,
+            rule,
+            look_share,
+            verdicts_until,
+        )
+    });
+    match &refit {
+        Some((_, labels)) => tracing::info!(
+            confirmed = labels.confirmed,
+            dismissed = labels.dismissed,
+            presumed_ordinary = labels.presumed_ordinary,
+            "feedback stage learned again from every verdict"
+        ),
+        None if stage.is_some() => tracing::warn!(
+            "the feedback stage could not be learned again from every verdict; the stage judged \
+             on the held-out rows scores payments"
+        ),
+        None => {}
+    }
+    let evaluated = stage;
+    let (stage, refit) = match refit {
+        Some((stage, labels)) => (
+            Some(stage),
+            Some(Refit {
+                confirmed: labels.confirmed,
+                dismissed: labels.dismissed,
+                presumed_ordinary: labels.presumed_ordinary,
+            }),
+        ),
+        None => (evaluated.clone(), None),
+    };
     let report = FeedbackReport {
         used: stage.is_some(),
         note,
@@ -532,26 +592,88 @@ fn feedback_stage(
             .as_ref()
             .and_then(|stage| stage.look.as_ref())
             .map_or_else(Vec::new, strongest_look_inputs),
+        refit,
         test_rows_with_evidence: dataset
             .evidence
             .get(split.test.clone())
             .map_or(0, |rows| rows.iter().filter(|e| !e.is_empty()).count()),
         unsupervised: None,
     };
-    match &stage {
-        Some(trained) => FeedbackOutcome {
-            calibration_scores: adjusted(split.calibration.clone(), &calibration_scores, trained),
-            test_scores: adjusted(split.test.clone(), &test_scores, trained),
-            stage,
-            report,
-        },
-        None => FeedbackOutcome {
-            stage,
-            report,
-            calibration_scores,
-            test_scores,
-        },
+    let score = |stage: Option<&FeedbackStage>| match stage {
+        Some(stage) => (
+            adjusted(split.calibration.clone(), &calibration_scores, stage),
+            adjusted(split.test.clone(), &test_scores, stage),
+        ),
+        None => (calibration_scores.clone(), test_scores.clone()),
+    };
+    let (evaluated_calibration, evaluated_test) = score(evaluated.as_ref());
+    let shipped_scores = if report.refit.is_some() {
+        score(stage.as_ref())
+    } else {
+        (evaluated_calibration.clone(), evaluated_test.clone())
+    };
+    FeedbackOutcome {
+        stage,
+        report,
+        calibration_scores: evaluated_calibration,
+        test_scores: evaluated_test,
+        shipped_scores,
     }
+}
+
+/// The stage learned again, once it passed the held-out check, from the labels of every row
+/// of the window: each row's latest verdict decided before `verdicts_until` (`--until`, or
+/// any time), and under `rule` the alerts nobody reviewed within [`feedback::REVIEW_DELAY`]
+/// before the window's last payment; with a look at the share the held-out rows chose,
+/// regressed on every labeled row. `scores` are every row's unsupervised scores. `None` when
+/// it cannot be (the verdicts no longer rise with the score, or the look's regression does not
+/// converge): then the stage judged on the held-out rows scores payments.
+///
+/// Why: the stage is judged on the newest fifth of the window, so it learns only from verdicts
+/// decided before it. Shipped as judged, a model trained on a year of history would never have
+/// learned from the last two and a half months of verdicts, the ones nearest to what it scores
+/// next; and a stage whose evidence lifts more ordinary payments than it learned (the Model
+/// page's evidence check) would not learn that from a retrain for months. The held-out figures
+/// stay the judged stage's: no verdict from the held-out period taught it.
+fn refit_stage(
+    dataset: &Dataset,
+    scores: &[f32],
+    unsupervised_threshold: f32,
+    rule: feedback::Unreviewed,
+    look_share: Option<f32>,
+    verdicts_until: EventTime,
+) -> Option<(FeedbackStage, feedback::Labels)> {
+    let end = dataset.examples.last()?.time + 1;
+    let candidates: Vec<feedback::Candidate> = dataset
+        .examples
+        .iter()
+        .zip(scores)
+        .map(|(example, &score)| feedback::Candidate {
+            time: example.time,
+            finding: dataset
+                .verdicts
+                .finding_before(example.transaction_id, verdicts_until),
+            score,
+            alerted: example.alerted,
+        })
+        .collect();
+    let labels = feedback::labels(&candidates, unsupervised_threshold, end, rule);
+    drop(candidates);
+    let feedback::Decision::Trained(mut stage) = feedback::fit(&labels, scores, &dataset.evidence)
+    else {
+        return None;
+    };
+    if let Some(share) = look_share {
+        let (means, scales) = feedback::look_spread((0..dataset.len()).map(|i| dataset.look(i)));
+        let rows: Vec<(f32, [f32; LOOK_INPUTS], bool)> = labels
+            .rows
+            .iter()
+            .map(|&(index, fraud)| (scores[index], dataset.look(index), fraud))
+            .collect();
+        let regression = feedback::fit_look(&rows, means, scales)?;
+        stage.look = Some(regression.blend(&stage, share));
+    }
+    Some((stage, labels))
 }
 
 /// `scores` (the unsupervised scores of the rows in `range`) moved by `stage`, each row with
@@ -580,8 +702,8 @@ const LOOK_GAIN: f64 = 0.01;
 /// at the share of [`feedback::LOOK_SHARES`] with the best held-out merit among those that
 /// catch at the budget at least as many held-out frauds of every kind as the stage without a
 /// look, and raise its merit by [`LOOK_GAIN`]. Fitted on rows before the held-out tenth
-/// only, so the held-out rows judge it as they would a new period. Returns the stage and a
-/// sentence on what was tried.
+/// only, so the held-out rows judge it as they would a new period. Returns the stage, a
+/// sentence on what was tried, and the share used.
 ///
 /// Why shares and the per-kind condition: the whole regression ranked seed 8's live period
 /// best (AP 0.924 against 0.811) but let 16 of 304 collusion payments fall with the busy
@@ -595,7 +717,7 @@ fn choose_look(
     scores: &[f32],
     held_out: &[Option<u32>],
     alert_rate: f64,
-) -> (FeedbackStage, String) {
+) -> (FeedbackStage, String, Option<f32>) {
     let (means, scales) = feedback::look_spread(split.train.clone().map(|i| dataset.look(i)));
     let rows: Vec<(f32, [f32; LOOK_INPUTS], bool)> = labels
         .rows
@@ -613,6 +735,7 @@ fn choose_look(
                 rows.len() - frauds,
                 feedback::MIN_FINDINGS
             ),
+            None,
         );
     }
     let Some(regression) = feedback::fit_look(&rows, means, scales) else {
@@ -621,6 +744,7 @@ fn choose_look(
             "not used: its regression did not converge, or gave a higher unsupervised score no \
              higher chance of fraud"
                 .to_string(),
+            None,
         );
     };
     let held_out_scores = &scores[split.calibration.clone()];
@@ -673,6 +797,7 @@ fn choose_look(
                     "used at share {share}: the held-out rows' merit (recall and average \
                      precision per kind) was {base_merit:.3} without it; at each share {tried}"
                 ),
+                Some(share),
             )
         }
         None => (
@@ -682,6 +807,7 @@ fn choose_look(
                  per kind) by {LOOK_GAIN} over {base_merit:.3} without losing a fraud of any \
                  kind (at each share {tried})"
             ),
+            None,
         ),
     }
 }
@@ -959,6 +1085,12 @@ pub fn print_report(outcome: &TrainOutcome) {
             feedback.verdicts,
             feedback.test_rows_with_evidence
         );
+        if let Some(refit) = feedback.refit {
+            println!(
+                "then learned again from every verdict in the window ({} confirmed frauds, {} dismissals, {} unreviewed alerts presumed ordinary): the stage the model scores with",
+                refit.confirmed, refit.dismissed, refit.presumed_ordinary
+            );
+        }
         for (name, chance) in feedback.rising_chances(0.01) {
             println!("  {name:<40} {chance:.2} chance of fraud by itself");
         }

@@ -867,6 +867,12 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
         .expect("feedback section")..];
     assert!(feedback.contains("In use: trained on 41 confirmed frauds"));
     assert!(
+        feedback.contains(
+            "learned again from every verdict in the training window (57 confirmed frauds, 166 dismissals, 4 unreviewed alerts presumed ordinary)"
+        ),
+        "the page says which labels taught the stage that scores payments"
+    );
+    assert!(
         feedback.contains("0.931") && feedback.contains("0.610"),
         "with and without"
     );
@@ -1462,6 +1468,11 @@ fn write_model(app: &TestApp) {
             confirmed: 41,
             dismissed: 120,
             presumed_ordinary: 3,
+            refit: Some(aegis_core::metrics::Refit {
+                confirmed: 57,
+                dismissed: 166,
+                presumed_ordinary: 4,
+            }),
             // Cumulative per value: the counter's recent confirmations give 0.10 from one,
             // 0.30 from five and 0.72 from ten; one account dismissal a negligible 0.005.
             chances: aegis_core::feedback::stage_input_names()

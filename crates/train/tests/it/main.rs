@@ -427,6 +427,7 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
     // the cutoff, more dismissals about earlier payments and a revision of a confirmation.
     let mut verdicts = Vec::new();
     let (mut confirmed, mut dismissed) = (0, 0);
+    let (mut all_frauds, mut all_dismissed) = (0, 0);
     for (index, &(id, time, fraud)) in rows.iter().enumerate() {
         let decided = time + DAY;
         let before = decided < cutoff;
@@ -435,10 +436,13 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
         } else if !fraud && index % 20 == 0 {
             verdicts.push((id, "dismissed", decided));
             dismissed += usize::from(before);
+            all_dismissed += 1;
         } else if !fraud && index % 20 == 10 && time < cutoff {
             verdicts.push((id, "dismissed", cutoff + DAY));
+            all_dismissed += 1;
         }
         confirmed += usize::from(fraud && before);
+        all_frauds += usize::from(fraud);
     }
     let revised = rows.iter().find(|r| r.2).unwrap().0;
     verdicts.push((revised, "dismissed", cutoff + 2 * DAY));
@@ -455,6 +459,11 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
         "dismissals decided before the cutoff"
     );
     assert_eq!(report.verdicts, first_frauds.len() + verdicts.len());
+    // Once judged, the stage that scores payments is learned again from every verdict: the
+    // held-out period's, the later dismissals, and the revision (a confirmation no more).
+    let refit = report.refit.expect("learned again from every verdict");
+    assert_eq!(refit.confirmed, all_frauds - 1);
+    assert_eq!(refit.dismissed, all_dismissed + 1);
     assert!(report.test_rows_with_evidence > 0);
     let stage = outcome
         .config
@@ -491,6 +500,81 @@ fn only_verdicts_decided_before_the_held_out_period_teach_the_feedback_stage() {
     })
     .unwrap();
     assert!(without.config.feedback.is_none() && without.metrics.feedback.is_none());
+}
+
+/// The stage a model scores with learns from the newest verdicts too, while the held-out
+/// figures stay those of the stage no verdict about the held-out period taught: verdicts on the
+/// held-out payments, decided after the window's last payment, change the stage that is saved
+/// and not one held-out figure; with `--until` before them, they change nothing.
+#[test]
+fn the_newest_verdicts_teach_the_saved_stage_but_never_the_held_out_figures() {
+    use aegis_core::time::DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 8_000);
+    let rows = rows_in_time_order(&db);
+    let held_out_from = rows.len() * 8 / 10;
+    let end = rows.last().unwrap().1;
+    let verdict = |(index, &(id, time, fraud)): (usize, &(i64, i64, bool)), decided: i64| {
+        if fraud {
+            Some((id, "confirmed_fraud", decided))
+        } else {
+            (index % 20 == 0).then_some((id, "dismissed", decided))
+        }
+    };
+    let earlier: Vec<(i64, &str, i64)> = rows[..held_out_from]
+        .iter()
+        .enumerate()
+        .filter_map(|(index, row)| verdict((index, row), row.1 + DAY))
+        .collect();
+    record_verdicts(&db, &earlier);
+    let (before, before_report) = train_with_verdicts(&db, &dir.path().join("before"));
+    assert!(before_report.used, "{}", before_report.note);
+    let before_refit = before_report.refit.expect("learned again");
+    assert_eq!(
+        before_refit.confirmed + before_refit.dismissed,
+        earlier.len()
+    );
+
+    // A week after the last payment, auditors judge the held-out period's payments.
+    let newest: Vec<(i64, &str, i64)> = rows[held_out_from..]
+        .iter()
+        .enumerate()
+        .filter_map(|(index, row)| verdict((held_out_from + index, row), end + 7 * DAY))
+        .collect();
+    let newest_frauds = newest.iter().filter(|v| v.1 == "confirmed_fraud").count();
+    assert!(newest_frauds > 10, "the held-out period holds frauds");
+    record_verdicts(&db, &newest);
+    let (after, after_report) = train_with_verdicts(&db, &dir.path().join("after"));
+    let after_refit = after_report.refit.expect("learned again");
+    assert_eq!(
+        after_refit.confirmed,
+        before_refit.confirmed + newest_frauds
+    );
+    assert_ne!(
+        after.config.feedback, before.config.feedback,
+        "the saved stage learned from the newest verdicts"
+    );
+    assert_eq!(after.evaluation, before.evaluation, "held-out figures");
+    assert_eq!(after_report.unsupervised, before_report.unsupervised);
+    assert_eq!(
+        (after_report.confirmed, after_report.dismissed),
+        (before_report.confirmed, before_report.dismissed),
+        "the judged stage's labels"
+    );
+
+    // Trained on the same rows with `--until` just after the last payment, the newest verdicts
+    // (decided after it) are not labels either: the model is the one trained before them.
+    let until = end + 1;
+    let bounded = train::run(&TrainConfig {
+        until: Some((aegis_core::time::format_ist(until), until)),
+        ..train_config(&db, &dir.path().join("until"), 3)
+    })
+    .unwrap();
+    assert_eq!(bounded.config.feedback, before.config.feedback);
+    assert_eq!(
+        bounded.metrics.feedback.and_then(|report| report.refit),
+        Some(before_refit)
+    );
 }
 
 /// A feedback stage that lowers the held-out rows' average precision is not used: here the
