@@ -11,7 +11,9 @@
 //! 4. The test period goes live one event day at a time: its payments come in, the monitor
 //!    scores them with the feedback model (seeing every verdict decided before each payment),
 //!    and the auditors review whatever became due. A copy of the database gets the same
-//!    payments scored by the model without feedback.
+//!    payments scored by the model without feedback. With `--retrain-days N` the feedback
+//!    model is retrained every N event days on everything so far, as a deployment retrains
+//!    (the model without feedback is not).
 //! 5. Per fraud type, the share of the test period's labeled rows the monitor flagged, and
 //!    the average precision of its scores, for both, and the share the feedback model's
 //!    ranking catches with as many alerts as the model without raised (the two thresholds
@@ -40,6 +42,8 @@ pub struct FeedbackBenchConfig {
     pub per_day: usize,
     pub delay_days: i64,
     pub follow_ups: usize,
+    /// Retrain the feedback model every this many live event days (`None`: never).
+    pub retrain_days: Option<u32>,
 }
 
 /// The columns a held-back payment is put back with (its own id: the monitor reads in id order).
@@ -261,13 +265,29 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         &log,
     )?;
     conn.execute("VACUUM INTO ?1", [copy_arg])?;
+    let at_cutoff = read_metrics(with)?;
 
     let days: Vec<String> = conn
         .prepare("SELECT DISTINCT substr(timestamp, 1, 10) FROM held ORDER BY 1")?
         .query_map([], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     println!("→ the test period live, {} event days", days.len());
-    for day in &days {
+    let mut retrains = 0;
+    for (index, day) in days.iter().enumerate() {
+        // As a deployment retrains: on every payment and verdict so far, before the day's
+        // payments come in; the monitor scores them with the new model.
+        if let Some(every) = config.retrain_days
+            && index > 0
+            && index % every as usize == 0
+        {
+            println!("  retraining before {day}");
+            step(
+                "train",
+                &["--db", db_arg, "--modeling", text(with)?, "--quiet"],
+                &log,
+            )?;
+            retrains += 1;
+        }
         let start = aegis_core::time::parse_timestamp(&format!("{day} 00:00:00"))?;
         let next = aegis_core::time::format_ist(start + aegis_core::time::DAY);
         conn.execute_batch(&format!(
@@ -305,11 +325,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         [],
         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
     )?;
-    let metrics: Metrics = serde_json::from_str(
-        &std::fs::read_to_string(with.join("metrics.json")).context("reading metrics.json")?,
-    )
-    .context("reading metrics.json")?;
-    let report = metrics.feedback.as_ref();
+    let report = at_cutoff.feedback.as_ref();
     let note = report.map_or("no feedback report", |report| report.note.as_str());
     let look = match report.map(|report| report.look_note.as_str()) {
         Some(look) if !look.is_empty() => format!(" The payment's look: {look}."),
@@ -322,10 +338,26 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         ),
         None => String::new(),
     };
+    // With retraining, the last model's stage is the one the evidence check judges.
+    let last = read_metrics(with)?;
+    let retrained = match (config.retrain_days, last.feedback.as_ref()) {
+        (Some(every), Some(report)) if retrains > 0 => format!(
+            " Retrained every {every} event days ({retrains} times); the last model's stage: {}.{}",
+            report.note,
+            report
+                .refit
+                .map(|refit| format!(
+                    " Learned again from {} confirmed, {} dismissed and {} presumed ordinary.",
+                    refit.confirmed, refit.dismissed, refit.presumed_ordinary
+                ))
+                .unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}\n",
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}{retrained}\n",
         with_feedback.scored.len(),
         days.len(),
         config.per_day,
@@ -368,7 +400,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
-    if let Some(report) = report.filter(|report| report.used) {
+    if let Some(report) = last.feedback.as_ref().filter(|report| report.used) {
         evidence_check(&mut out, &conn, report, with)?;
     }
     println!("\n{out}");
@@ -376,6 +408,14 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     std::fs::write(&report, &out)?;
     println!("written to {}", report.display());
     Ok(())
+}
+
+/// The metrics.json of the model in `modeling`.
+fn read_metrics(modeling: &Path) -> anyhow::Result<Metrics> {
+    let path = modeling.join("metrics.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 /// The Model page's check of the feedback model's evidence steps against the verdicts on the

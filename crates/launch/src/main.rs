@@ -102,6 +102,11 @@ enum Command {
         /// Payments a day reviewed at each counter with a fraud confirmed in the week before.
         #[arg(long, default_value_t = 3)]
         follow_ups: usize,
+        /// Retrain the feedback model every this many event days of the live period, on
+        /// every payment and verdict so far, as a deployment retrains (without it, the model
+        /// trained at the cutoff scores the whole period).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        retrain_days: Option<u32>,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
             per_day,
             delay_days,
             follow_ups,
+            retrain_days,
         } => feedbackbench::run(&feedbackbench::FeedbackBenchConfig {
             dir,
             rows,
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
             per_day,
             delay_days,
             follow_ups,
+            retrain_days,
         }),
         Command::Soak {
             dir,
