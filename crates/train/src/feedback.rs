@@ -41,10 +41,10 @@
 //! rows are never labels: nobody looked at them, and at a compromised counter most of them
 //! are fraud nobody has confirmed yet.
 //!
-//! The stage so judged is then learned again, under the same rule and with the look at the
-//! same share, from the labels of every row of the window with every verdict known (the
-//! cutoff is the window's end; `refit_stage` in the crate root): that is the stage the model
-//! scores with, so the newest verdicts teach it too. The held-out figures stay the judged
+//! The stage so judged is then learned again under the same rule from the labels of every row
+//! of the window with every verdict known (the cutoff is the window's end; `refit_stage` in the
+//! crate root), its look kept as judged: that is the stage the model scores with, so the
+//! newest verdicts teach it what the evidence means now. The held-out figures stay the judged
 //! stage's.
 //!
 //! # Enough verdicts
