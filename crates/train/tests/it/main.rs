@@ -514,7 +514,7 @@ fn the_newest_verdicts_teach_the_saved_stage_but_never_the_held_out_figures() {
     let rows = rows_in_time_order(&db);
     let held_out_from = rows.len() * 8 / 10;
     let end = rows.last().unwrap().1;
-    let verdict = |(index, &(id, time, fraud)): (usize, &(i64, i64, bool)), decided: i64| {
+    let verdict = |(index, &(id, _, fraud)): (usize, &(i64, i64, bool)), decided: i64| {
         if fraud {
             Some((id, "confirmed_fraud", decided))
         } else {
