@@ -197,7 +197,8 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     // held-out test period; every row is then scored as the monitor scores it, with the
     // verdicts decided before its own time.
     // The evaluated scores are the stage's that no verdict of the held-out period taught; the
-    // shipped ones, the stage's the model scores with (learned again from every verdict).
+    // shipped ones (`None`: the same), the stage's the model scores with, learned again from
+    // every verdict.
     let (stage, mut feedback_report, calibration_scores, test_scores, shipped) = if config.feedback
     {
         let outcome = feedback_stage(
@@ -221,8 +222,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             outcome.shipped_scores,
         )
     } else {
-        let shipped = (calibration_scores.clone(), test_scores.clone());
-        (None, None, calibration_scores, test_scores, shipped)
+        (None, None, calibration_scores, test_scores, None)
     };
     // Threshold: the alert budget's quantile of the most recent fifth's scores (all of them,
     // as the monitor will see them — no labels involved), the rows nearest to what the monitor
@@ -231,13 +231,13 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     // of the following fifth. The drift view's reference quantiles come from the same rows.
     // The model's threshold is cut from the scores it gives; the evaluation's, from the
     // evaluated scores, so the held-out figures are those of a budget no later verdict set.
-    let (shipped_calibration, shipped_test) = &shipped;
-    let recent = budget_rows(shipped_test, shipped_calibration);
+    let evaluated_recent = budget_rows(&test_scores, &calibration_scores);
+    let (shipped_test, recent) = match &shipped {
+        Some((calibration, test)) => (test, budget_rows(test, calibration)),
+        None => (&test_scores, evaluated_recent),
+    };
     let threshold = quantile(recent, 1.0 - config.alert_rate);
-    let evaluated_threshold = quantile(
-        budget_rows(&test_scores, &calibration_scores),
-        1.0 - config.alert_rate,
-    );
+    let evaluated_threshold = quantile(evaluated_recent, 1.0 - config.alert_rate);
     let score_quantiles: Vec<(f64, f32)> = [0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
         .into_iter()
         .map(|q| (q, quantile(recent, q)))
@@ -393,8 +393,9 @@ struct FeedbackOutcome {
     /// rows (the unsupervised ones when the stage is not used).
     calibration_scores: Vec<f32>,
     test_scores: Vec<f32>,
-    /// The same rows' scores with `stage`, the one the model scores with.
-    shipped_scores: (Vec<f32>, Vec<f32>),
+    /// The same rows' scores with `stage`, the one the model scores with, when it is not the
+    /// judged one (`None`: the scores above).
+    shipped_scores: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// Trains the feedback stage on the labels decided before the test period (see
@@ -596,11 +597,7 @@ fn feedback_stage(
         None => (calibration_scores.clone(), test_scores.clone()),
     };
     let (evaluated_calibration, evaluated_test) = score(evaluated.as_ref());
-    let shipped_scores = if report.refit.is_some() {
-        score(stage.as_ref())
-    } else {
-        (evaluated_calibration.clone(), evaluated_test.clone())
-    };
+    let shipped_scores = report.refit.is_some().then(|| score(stage.as_ref()));
     FeedbackOutcome {
         stage,
         report,
@@ -641,17 +638,17 @@ fn candidates(
 /// cannot be learned again (the verdicts no longer rise with the score): then the stage judged
 /// on the held-out rows scores payments.
 ///
-/// Why the look is not: learned again from every label on the messy-welfare bench, the same
-/// share of it let mild inflations fall from 0.651 to 0.434 of the live period's (0.621
-/// without feedback), which nothing judged; the evidence's chances are what the newest
-/// verdicts must teach (the evidence check).
-///
 /// Why: the stage is judged on the newest fifth of the window, so it learns only from verdicts
 /// decided before it. Shipped as judged, a model trained on a year of history would never have
 /// learned from the last two and a half months of verdicts, the ones nearest to what it scores
 /// next; and a stage whose evidence lifts more ordinary payments than it learned (the Model
 /// page's evidence check) would not learn that from a retrain for months. The held-out figures
 /// stay the judged stage's: no verdict from the held-out period taught it.
+///
+/// Why the look is not learned again: learned from every label on the messy-welfare bench, the
+/// same share of it let mild inflations fall from 0.651 to 0.434 of the live period's (0.621
+/// without feedback), which nothing judged; the evidence's chances are what the newest
+/// verdicts must teach (the evidence check).
 fn refit_stage(
     dataset: &Dataset,
     scores: &[f32],
