@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use aegis_core::metrics::{FeedbackReport, Metrics};
+use aegis_core::metrics::{FeedbackReport, Metrics, Refit};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
 
@@ -331,10 +331,17 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         Some(look) if !look.is_empty() => format!(" The payment's look: {look}."),
         _ => String::new(),
     };
+    // The labels a stage was learned again from, in words.
+    let refit_labels = |refit: Refit| {
+        format!(
+            "{} confirmed, {} dismissed, {} unreviewed alerts presumed ordinary",
+            refit.confirmed, refit.dismissed, refit.presumed_ordinary
+        )
+    };
     let refit = match report.and_then(|report| report.refit) {
         Some(refit) => format!(
-            " Then learned again from every verdict before the cutoff ({} confirmed, {} dismissed, {} unreviewed alerts presumed ordinary): the stage the live period is scored with.",
-            refit.confirmed, refit.dismissed, refit.presumed_ordinary
+            " Then learned again from every verdict before the cutoff ({}): the stage the live period is scored with.",
+            refit_labels(refit)
         ),
         None => String::new(),
     };
@@ -346,10 +353,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             report.note,
             report
                 .refit
-                .map(|refit| format!(
-                    " Learned again from {} confirmed, {} dismissed and {} presumed ordinary.",
-                    refit.confirmed, refit.dismissed, refit.presumed_ordinary
-                ))
+                .map(|refit| format!(" Learned again from {}.", refit_labels(refit)))
                 .unwrap_or_default()
         ),
         _ => String::new(),
