@@ -14,6 +14,12 @@
 //!    payments scored by the model without feedback. With `--retrain-days N` the feedback
 //!    model is retrained every N event days on everything so far, as a deployment retrains
 //!    (the model without feedback is not).
+//!    With `--loop-from S` the loop already runs in the history: the unsupervised model
+//!    scores only the first share `S` of the rows, a feedback model trained there scores the
+//!    rest of the history one event day at a time, retrained every `--retrain-days` (28
+//!    without it), and the auditors review its alerts: the verdicts a deployment that has run
+//!    the feedback stage for a while has learned from. The test period and its figures are
+//!    the same.
 //! 5. Per fraud type, the share of the test period's labeled rows the monitor flagged, and
 //!    the average precision of its scores, for both, and the share the feedback model's
 //!    ranking catches with as many alerts as the model without raised (the two thresholds
@@ -44,7 +50,13 @@ pub struct FeedbackBenchConfig {
     pub follow_ups: usize,
     /// Retrain the feedback model every this many live event days (`None`: never).
     pub retrain_days: Option<u32>,
+    /// Share of the rows after which the history is scored by the feedback model
+    /// (`None`: the loop starts at the cutoff).
+    pub loop_from: Option<f64>,
 }
+
+/// Event days between retrains in the history's loop when `--retrain-days` is not given.
+const HISTORY_RETRAIN_DAYS: usize = 28;
 
 /// The columns a held-back payment is put back with (its own id: the monitor reads in id order).
 const COLUMNS: &str = "transaction_id, transaction_ref, beneficiary_id, account_id, agent_id, \
@@ -218,16 +230,24 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     }
     step("generate", &generate, &log)?;
     let conn = Connection::open(&db)?;
-    let cutoff: String = conn.query_row(
-        "SELECT timestamp FROM transactions ORDER BY timestamp, transaction_id LIMIT 1 OFFSET ?1",
-        [config.rows * 8 / 10],
-        |row| row.get(0),
-    )?;
+    let nth_timestamp = |offset: u64| -> rusqlite::Result<String> {
+        conn.query_row(
+            "SELECT timestamp FROM transactions ORDER BY timestamp, transaction_id LIMIT 1 OFFSET ?1",
+            [offset],
+            |row| row.get(0),
+        )
+    };
+    let cutoff = nth_timestamp(config.rows * 8 / 10)?;
+    // Where the unsupervised model's history ends: the cutoff, or earlier with `--loop-from`.
+    let loop_start = match config.loop_from {
+        Some(share) => nth_timestamp((config.rows as f64 * share) as u64)?,
+        None => cutoff.clone(),
+    };
     conn.execute_batch(&format!(
-        "CREATE TABLE held AS SELECT {COLUMNS} FROM transactions WHERE timestamp >= '{cutoff}';
-         DELETE FROM transactions WHERE timestamp >= '{cutoff}';"
+        "CREATE TABLE held AS SELECT {COLUMNS} FROM transactions WHERE timestamp >= '{loop_start}';
+         DELETE FROM transactions WHERE timestamp >= '{loop_start}';"
     ))?;
-    println!("→ history before {cutoff}: unsupervised model, monitor, simulated reviews");
+    println!("→ history before {loop_start}: unsupervised model, monitor, simulated reviews");
     step(
         "train",
         &[
@@ -245,13 +265,62 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         &["--db", db_arg, "--modeling", text(history)?, "--once"],
         &log,
     )?;
-    review(&cutoff)?;
+    review(&loop_start)?;
+    let train_with = || {
+        step(
+            "train",
+            &["--db", db_arg, "--modeling", text(with)?, "--quiet"],
+            &log,
+        )
+    };
+    // One event day live: its payments (up to `until`) in, scored by the feedback model,
+    // and the reviews that became due recorded.
+    let live_day = |until: &str| -> anyhow::Result<()> {
+        conn.execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO transactions ({COLUMNS}) SELECT {COLUMNS} FROM held WHERE timestamp < '{until}' ORDER BY transaction_id;
+             DELETE FROM held WHERE timestamp < '{until}';
+             COMMIT;"
+        ))?;
+        step(
+            "monitor",
+            &["--db", db_arg, "--modeling", text(with)?, "--once"],
+            &log,
+        )?;
+        review(until)
+    };
+    // The event days (IST dates as the timestamps write them) of the held rows before `until`.
+    let held_days = |until: &str| -> rusqlite::Result<Vec<String>> {
+        conn.prepare(
+            "SELECT DISTINCT substr(timestamp, 1, 10) FROM held WHERE timestamp < ?1 ORDER BY 1",
+        )?
+        .query_map([until], |row| row.get(0))?
+        .collect()
+    };
+    let next_day = |day: &str| -> anyhow::Result<String> {
+        let start = aegis_core::time::parse_timestamp(&format!("{day} 00:00:00"))?;
+        Ok(aegis_core::time::format_ist(start + aegis_core::time::DAY))
+    };
+    let mut history_retrains = 0;
+    if loop_start < cutoff {
+        let every = config
+            .retrain_days
+            .map_or(HISTORY_RETRAIN_DAYS, |days| days as usize);
+        let days = held_days(&cutoff)?;
+        println!(
+            "→ the history from {loop_start} live with the feedback model, {} event days, retrained every {every}",
+            days.len()
+        );
+        for (index, day) in days.iter().enumerate() {
+            if index % every == 0 {
+                train_with()?;
+                history_retrains += 1;
+            }
+            live_day(next_day(day)?.min(cutoff.clone()).as_str())?;
+        }
+    }
     println!("→ retraining at the cutoff, with and without feedback");
-    step(
-        "train",
-        &["--db", db_arg, "--modeling", text(with)?, "--quiet"],
-        &log,
-    )?;
+    train_with()?;
     step(
         "train",
         &[
@@ -267,10 +336,7 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     conn.execute("VACUUM INTO ?1", [copy_arg])?;
     let at_cutoff = read_metrics(with)?;
 
-    let days: Vec<String> = conn
-        .prepare("SELECT DISTINCT substr(timestamp, 1, 10) FROM held ORDER BY 1")?
-        .query_map([], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let days = held_days("9999")?;
     println!("→ the test period live, {} event days", days.len());
     let mut retrains = 0;
     for (index, day) in days.iter().enumerate() {
@@ -281,27 +347,10 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             && index % every as usize == 0
         {
             println!("  retraining before {day}");
-            step(
-                "train",
-                &["--db", db_arg, "--modeling", text(with)?, "--quiet"],
-                &log,
-            )?;
+            train_with()?;
             retrains += 1;
         }
-        let start = aegis_core::time::parse_timestamp(&format!("{day} 00:00:00"))?;
-        let next = aegis_core::time::format_ist(start + aegis_core::time::DAY);
-        conn.execute_batch(&format!(
-            "BEGIN;
-             INSERT INTO transactions ({COLUMNS}) SELECT {COLUMNS} FROM held WHERE timestamp < '{next}' ORDER BY transaction_id;
-             DELETE FROM held WHERE timestamp < '{next}';
-             COMMIT;"
-        ))?;
-        step(
-            "monitor",
-            &["--db", db_arg, "--modeling", text(with)?, "--once"],
-            &log,
-        )?;
-        review(&next)?;
+        live_day(&next_day(day)?)?;
     }
     drop(conn);
     let conn = Connection::open(&copy)?;
@@ -358,10 +407,17 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         ),
         _ => String::new(),
     };
+    let history_loop = if history_retrains > 0 {
+        format!(
+            " The history from {loop_start} on was scored by the feedback model (trained {history_retrains} times) and its alerts reviewed: the loop was already running."
+        )
+    } else {
+        String::new()
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}{retrained}\n",
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}{retrained}{history_loop}\n",
         with_feedback.scored.len(),
         days.len(),
         config.per_day,

@@ -107,6 +107,13 @@ enum Command {
         /// trained at the cutoff scores the whole period).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         retrain_days: Option<u32>,
+        /// Run the loop in the history too, from this share of the rows on (0.5: the second
+        /// half of the rows before the cutoff): the feedback model scores it, retrained every
+        /// --retrain-days (28 without it), and the auditors review its alerts, as in a
+        /// deployment that has run the feedback stage for a while. Without it the history's
+        /// alerts are the unsupervised model's.
+        #[arg(long, value_parser = loop_share)]
+        loop_from: Option<f64>,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -180,6 +187,7 @@ fn main() -> ExitCode {
             delay_days,
             follow_ups,
             retrain_days,
+            loop_from,
         } => feedbackbench::run(&feedbackbench::FeedbackBenchConfig {
             dir,
             rows,
@@ -190,6 +198,7 @@ fn main() -> ExitCode {
             delay_days,
             follow_ups,
             retrain_days,
+            loop_from,
         }),
         Command::Soak {
             dir,
@@ -217,5 +226,20 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--loop-from`: a share of the rows that leaves an unsupervised history before it and some
+/// history after it, before the cutoff at 0.8.
+fn loop_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number: give a share of the rows such as 0.5"))?;
+    if share > 0.0 && share < 0.8 {
+        Ok(share)
+    } else {
+        Err(format!(
+            "{share} is outside (0, 0.8): the loop must start after some unsupervised history and before the cutoff at 0.8 of the rows"
+        ))
     }
 }
