@@ -301,7 +301,9 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         let start = aegis_core::time::parse_timestamp(&format!("{day} 00:00:00"))?;
         Ok(aegis_core::time::format_ist(start + aegis_core::time::DAY))
     };
-    let mut history_retrains = 0;
+    // The history loop's trainings, and how many of them passed the held-out check (the
+    // others scored with the unsupervised stage alone, as `train` falls back).
+    let (mut history_retrains, mut history_stage_used) = (0, 0);
     if loop_start < cutoff {
         let every = config
             .retrain_days
@@ -315,6 +317,11 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             if index % every == 0 {
                 train_with()?;
                 history_retrains += 1;
+                history_stage_used += usize::from(
+                    read_metrics(with)?
+                        .feedback
+                        .is_some_and(|report| report.used),
+                );
             }
             live_day(next_day(day)?.min(cutoff.clone()).as_str())?;
         }
@@ -398,7 +405,8 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     let last = read_metrics(with)?;
     let retrained = match (config.retrain_days, last.feedback.as_ref()) {
         (Some(every), Some(report)) if retrains > 0 => format!(
-            " Retrained every {every} event days ({retrains} times); the last model's stage: {}.{}",
+            " Retrained every {every} event days ({}); the last model's stage: {}.{}",
+            times(retrains),
             report.note,
             report
                 .refit
@@ -409,7 +417,13 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     };
     let history_loop = if history_retrains > 0 {
         format!(
-            " The history from {loop_start} on was scored by the feedback model (trained {history_retrains} times) and its alerts reviewed: the loop was already running."
+            " The history from {loop_start} on was scored by the feedback model (trained {}, its stage used {}) and its alerts reviewed: the loop was already running.",
+            times(history_retrains),
+            match history_stage_used {
+                0 => "never".to_string(),
+                used if used == history_retrains => "every time".to_string(),
+                used => times(used),
+            }
         )
     } else {
         String::new()
@@ -471,6 +485,14 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
 }
 
 /// The metrics.json of the model in `modeling`.
+/// "once", "2 times": how often something happened, in the report's sentences.
+fn times(count: usize) -> String {
+    match count {
+        1 => "once".into(),
+        count => format!("{count} times"),
+    }
+}
+
 fn read_metrics(modeling: &Path) -> anyhow::Result<Metrics> {
     let path = modeling.join("metrics.json");
     let text =
