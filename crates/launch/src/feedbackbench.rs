@@ -415,18 +415,21 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         ),
         _ => String::new(),
     };
-    let history_loop = if history_retrains > 0 {
-        format!(
+    let history_loop = match history_stage_used {
+        _ if history_retrains == 0 => String::new(),
+        0 => format!(
+            " The history from {loop_start} on was scored by a model trained with feedback {}, but its stage never passed the held-out check: the unsupervised stage scored it, and the loop was not running.",
+            times(history_retrains)
+        ),
+        used => format!(
             " The history from {loop_start} on was scored by the feedback model (trained {}, its stage used {}) and its alerts reviewed: the loop was already running.",
             times(history_retrains),
-            match history_stage_used {
-                0 => "never".to_string(),
-                used if used == history_retrains => "every time".to_string(),
-                used => times(used),
+            if used == history_retrains {
+                "every time".to_string()
+            } else {
+                times(used)
             }
-        )
-    } else {
-        String::new()
+        ),
     };
     let mut out = String::new();
     let _ = writeln!(
@@ -484,7 +487,6 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The metrics.json of the model in `modeling`.
 /// "once", "2 times": how often something happened, in the report's sentences.
 fn times(count: usize) -> String {
     match count {
@@ -493,6 +495,7 @@ fn times(count: usize) -> String {
     }
 }
 
+/// The metrics.json of the model in `modeling`.
 fn read_metrics(modeling: &Path) -> anyhow::Result<Metrics> {
     let path = modeling.join("metrics.json");
     let text =
