@@ -96,6 +96,10 @@ pub enum VerdictsCommand {
         /// before), also review this many of the counter's payments of the day.
         #[arg(long, default_value_t = 0)]
         follow_ups: usize,
+        /// Control sample: also review this many of each day's payments the detector did not
+        /// flag, chosen at random (the same ones on every run), to find what it misses.
+        #[arg(long, default_value_t = 0)]
+        control: usize,
     },
 }
 
@@ -143,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             delay_days,
             through,
             follow_ups,
+            control,
         })) => {
             if per_day == 0 || delay_days < 0 {
                 bail!("--per-day must be at least 1 and --delay-days at least 0");
@@ -153,15 +158,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 delay: delay_days * aegis_core::time::DAY,
                 through,
                 follow_ups,
+                control,
             };
             let reviewed =
                 crate::simulated_auditors::review(&db, plan, aegis_core::time::now_millis())?;
             println!(
-                "simulated auditors: {} confirmed frauds and {} dismissals recorded over {} due days ({} follow-ups); top alerts left alone: {} already judged, {} without ground truth",
+                "simulated auditors: {} confirmed frauds and {} dismissals recorded over {} due days ({} follow-ups; {} in the control sample, {} of them confirmed); top alerts left alone: {} already judged, {} without ground truth",
                 reviewed.confirmed,
                 reviewed.dismissed,
                 reviewed.days,
                 reviewed.follow_ups,
+                reviewed.control,
+                reviewed.control_confirmed,
                 reviewed.already_judged,
                 reviewed.without_truth
             );

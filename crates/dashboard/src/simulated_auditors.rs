@@ -9,6 +9,13 @@
 //! its decision time has come (`through`, by default the newest payment's time), which makes a
 //! run repeatable: run again later and only the days that became due are added.
 //!
+//! A control sample (`control`, off by default) is what audit teams keep against their own
+//! blind spot: each day the auditors also review that many of the day's payments the detector
+//! did not flag, chosen at random (the same ones on every run: the order is a hash of the
+//! payment's id). Its confirmations are frauds the detector missed, found without its help, so
+//! the verdicts it learns from are not only its own alerts', and the share confirmed estimates
+//! how much fraud passes unflagged.
+//!
 //! Verdicts are recorded for the disabled system user [`SIMULATED_USER`], so the case queue and
 //! the audit log show them as the simulation's, never as a person's. Alerts that already have a
 //! verdict (a person's, or an earlier run's) are left as they are, and alerts without ground
@@ -27,6 +34,9 @@ use crate::error::AppResult;
 /// The system user simulated verdicts are recorded for.
 pub const SIMULATED_USER: &str = "simulated-auditor";
 
+/// The note of a control-sample verdict: how a report tells them from the alerts' reviews.
+pub const CONTROL_NOTE: &str = "simulated control sample: ground truth of a payment the detector did not flag, chosen at random";
+
 /// How the simulated auditors work.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReviewPlan {
@@ -40,6 +50,9 @@ pub struct ReviewPlan {
     /// before it), the auditors also review this many of the counter's payments of the day,
     /// alerts or not.
     pub follow_ups: usize,
+    /// Control sample: payments a day, among those the detector did not flag, reviewed at
+    /// random.
+    pub control: usize,
 }
 
 /// What a run recorded.
@@ -56,6 +69,10 @@ pub struct Reviewed {
     /// Payments reviewed as follow-ups at counters with a recent confirmed fraud (counted in
     /// `confirmed` and `dismissed` too).
     pub follow_ups: usize,
+    /// Payments reviewed as the control sample (counted in `confirmed` and `dismissed` too).
+    pub control: usize,
+    /// Of those, confirmed frauds: what the detector missed.
+    pub control_confirmed: usize,
 }
 
 struct Alert {
@@ -123,6 +140,33 @@ fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppRe
     Ok(chosen)
 }
 
+/// The order of the control sample: a payment's id, mixed (splitmix64's finalizer) so that
+/// neighbouring ids land far apart, as a seeded shuffle would put them but the same on every
+/// run and for every subset of the day.
+fn control_order(transaction_id: i64) -> u64 {
+    let mut z = (transaction_id as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `size` of day `day`'s payments the detector scored and did not flag, at random
+/// ([`control_order`]).
+fn control_sample_of(sql: &mut dyn Sql, day: EventTime, size: usize) -> AppResult<Vec<Alert>> {
+    let mut rows = sql.rows(
+        &format!(
+            "SELECT t.transaction_id, NULL, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
+             FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2 \
+             AND t.status IS NOT NULL AND t.status <> 'ANOMALY'"
+        ),
+        values![format_ist(day), format_ist(day + DAY)],
+        Alert::read,
+    )?;
+    rows.sort_by_key(|alert| control_order(alert.transaction_id));
+    rows.truncate(size);
+    Ok(rows)
+}
+
 /// `alerts` (highest score first) as an auditor works through them in the case queue: each
 /// incident's alerts right after its highest one, so a collusion's twenty alerts are judged
 /// together instead of the cap cutting them off after the first few.
@@ -186,9 +230,20 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
             days.entry(ist_day_start(time)).or_default().push(alert);
         }
     }
-    // Follow-ups happen on days without alerts too: every day from the first alert's on.
-    if plan.follow_ups > 0
-        && let Some(&first) = days.keys().next()
+    // Follow-ups happen on days without alerts too: every day from the first alert's on; the
+    // control sample every day from the first scored payment's on.
+    let mut first = days.keys().next().copied();
+    if plan.control > 0 {
+        let scored: Option<String> = sql.value(
+            "SELECT min(timestamp) FROM transactions WHERE status IS NOT NULL",
+            &[],
+        )?;
+        if let Some(Ok(time)) = scored.as_deref().map(parse_timestamp) {
+            first = Some(first.map_or(ist_day_start(time), |day| day.min(ist_day_start(time))));
+        }
+    }
+    if (plan.follow_ups > 0 || plan.control > 0)
+        && let Some(first) = first
     {
         let mut day = first;
         while day + DAY + plan.delay <= through {
@@ -216,10 +271,17 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         } else {
             Vec::new()
         };
+        let control = if plan.control > 0 {
+            control_sample_of(sql, day, plan.control)?
+        } else {
+            Vec::new()
+        };
         let top = alerts.iter().take(plan.per_day);
         let top_count = top.len();
-        for (position, alert) in top.chain(&follow_ups).enumerate() {
-            let follow_up = position >= top_count;
+        let follow_up_end = top_count + follow_ups.len();
+        for (position, alert) in top.chain(&follow_ups).chain(&control).enumerate() {
+            let follow_up = (top_count..follow_up_end).contains(&position);
+            let controlled = position >= follow_up_end;
             // A follow-up may be one of the day's top alerts, judged a moment ago.
             let has_verdict = alert.has_verdict || !judged.insert(alert.transaction_id);
             let verdict = match (has_verdict, alert.truth) {
@@ -240,8 +302,12 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
                 reviewed.dismissed += 1;
             }
             reviewed.follow_ups += usize::from(follow_up);
+            reviewed.control += usize::from(controlled);
+            reviewed.control_confirmed += usize::from(controlled && verdict == "confirmed_fraud");
             let note = if follow_up {
                 "simulated follow-up: ground truth of a payment at a counter with a recent confirmed fraud"
+            } else if controlled {
+                CONTROL_NOTE
             } else {
                 "simulated review: ground truth of one of the day's top alerts"
             };
@@ -261,13 +327,21 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         } else {
             String::new()
         };
+        let control = if plan.control > 0 {
+            format!(
+                ", {} in the control sample ({} a day of the payments not flagged, at random; {} of them confirmed)",
+                reviewed.control, plan.control, reviewed.control_confirmed
+            )
+        } else {
+            String::new()
+        };
         audit::record(
             sql,
             now_millis,
             Some(SIMULATED_USER),
             "verdicts simulate",
             &format!(
-                "{} confirmed, {} dismissed over {} days (top {} alerts a day, decided {} days after the day){follow_ups}",
+                "{} confirmed, {} dismissed over {} days (top {} alerts a day, decided {} days after the day){follow_ups}{control}",
                 reviewed.confirmed,
                 reviewed.dismissed,
                 reviewed.days,

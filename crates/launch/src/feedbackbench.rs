@@ -53,6 +53,8 @@ pub struct FeedbackBenchConfig {
     /// Share of the rows after which the history is scored by the feedback model
     /// (`None`: the loop starts at the cutoff).
     pub loop_from: Option<f64>,
+    /// Control sample: payments a day the auditors review among those not flagged, at random.
+    pub control: usize,
 }
 
 /// Event days between retrains in the history's loop when `--retrain-days` is not given.
@@ -179,10 +181,11 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     }
     let [history, with, without] = &models;
     let (db_arg, copy_arg) = (text(&db)?, text(&copy)?);
-    let (per_day, delay, follow_ups) = (
+    let (per_day, delay, follow_ups, control) = (
         config.per_day.to_string(),
         config.delay_days.to_string(),
         config.follow_ups.to_string(),
+        config.control.to_string(),
     );
     let review = |through: &str| -> anyhow::Result<()> {
         step(
@@ -198,6 +201,8 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
                 &delay,
                 "--follow-ups",
                 &follow_ups,
+                "--control",
+                &control,
                 "--through",
                 through,
             ],
@@ -431,10 +436,16 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             }
         ),
     };
+    let control = match config.control {
+        0 => String::new(),
+        per_day => {
+            format!(" and {per_day} unflagged payments a day at random (the control sample)")
+        }
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}{retrained}{history_loop}\n",
+        "Test period from {cutoff}: {} payments, {} event days live; {} top alerts a day and {} follow-ups a day per counter{control}, decided {} days later; {confirmed} confirmed and {dismissed} dismissed verdicts in all ({follow_up} follow-ups). Feedback stage at the cutoff: {note}.{look}{refit}{retrained}{history_loop}\n",
         with_feedback.scored.len(),
         days.len(),
         config.per_day,
@@ -477,6 +488,9 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
+    if config.control > 0 {
+        control_sample(&mut out, &conn, &cutoff, config.control)?;
+    }
     if let Some(report) = last.feedback.as_ref().filter(|report| report.used) {
         evidence_check(&mut out, &conn, report, with)?;
     }
@@ -485,6 +499,90 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     std::fs::write(&report, &out)?;
     println!("written to {}", report.display());
     Ok(())
+}
+
+/// What the control sample says about the live period, against the ground truth: the share
+/// of unflagged payments that are fraud, and the recall an audit team would estimate from its
+/// verdicts alone (the alerts' confirmations and the sample's share), without knowing the truth.
+fn control_sample(
+    out: &mut String,
+    conn: &Connection,
+    cutoff: &str,
+    per_day: usize,
+) -> anyhow::Result<()> {
+    // The days whose reviews were due before the data ended: those with a control verdict.
+    let (sampled, confirmed, first, last): (i64, i64, Option<String>, Option<String>) = conn
+        .query_row(
+            "SELECT count(*), coalesce(sum(v.verdict = 'confirmed_fraud'), 0), \
+             min(substr(t.timestamp, 1, 10)), max(substr(t.timestamp, 1, 10)) \
+             FROM verdicts v JOIN transactions t ON t.transaction_id = v.transaction_id \
+             WHERE v.note LIKE 'simulated control sample%' AND t.timestamp >= ?1",
+            [cutoff],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )?;
+    let (Some(first), Some(last)) = (first, last) else {
+        let _ = writeln!(
+            out,
+            "\nControl sample: no payment of the live period was reviewed at random ({per_day} a day)."
+        );
+        return Ok(());
+    };
+    let end = format!("{last} 99");
+    let (unflagged, missed, flagged_frauds, frauds, alerts_confirmed): (i64, i64, i64, i64, i64) =
+        conn.query_row(
+            "SELECT coalesce(sum(t.status <> 'ANOMALY'), 0), \
+             coalesce(sum(t.status <> 'ANOMALY' AND t.is_anomaly = 1), 0), \
+             coalesce(sum(t.status = 'ANOMALY' AND t.is_anomaly = 1), 0), \
+             coalesce(sum(t.is_anomaly = 1), 0), \
+             coalesce(sum(t.status = 'ANOMALY' AND EXISTS (SELECT 1 FROM verdicts v \
+               WHERE v.transaction_id = t.transaction_id AND v.verdict = 'confirmed_fraud')), 0) \
+             FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2",
+            [cutoff, end.as_str()],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )?;
+    let (low, high) = wilson_interval(confirmed as f64, sampled as f64);
+    let share = confirmed as f64 / sampled.max(1) as f64;
+    let estimated_missed = share * unflagged as f64;
+    let recall = |found: f64, missed: f64| found / (found + missed).max(1.0);
+    let _ = writeln!(
+        out,
+        "\nControl sample ({per_day} unflagged payments a day at random, the live days {first} to {last} whose reviews were due): \
+         {sampled} reviewed, {confirmed} confirmed fraud, so {:.3} % of the {unflagged} unflagged payments are fraud \
+         (95 % interval {:.3}–{:.3} %; truly {:.3} %, {missed} payments). Recall estimated from the verdicts alone \
+         ({alerts_confirmed} alerts confirmed, about {estimated_missed:.0} frauds unflagged): {:.3} \
+         (interval {:.3}–{:.3}); truly {:.3} ({flagged_frauds} of {frauds}).",
+        100.0 * share,
+        100.0 * low,
+        100.0 * high,
+        100.0 * missed as f64 / unflagged.max(1) as f64,
+        recall(alerts_confirmed as f64, estimated_missed),
+        recall(alerts_confirmed as f64, high * unflagged as f64),
+        recall(alerts_confirmed as f64, low * unflagged as f64),
+        flagged_frauds as f64 / frauds.max(1) as f64,
+    );
+    Ok(())
+}
+
+/// The Wilson score interval (95 %) of a share `successes / trials`: unlike the normal
+/// approximation it stays inside 0–1 and is honest about a handful of confirmations.
+fn wilson_interval(successes: f64, trials: f64) -> (f64, f64) {
+    if trials <= 0.0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.96_f64;
+    let p = successes / trials;
+    let denominator = 1.0 + z * z / trials;
+    let centre = (p + z * z / (2.0 * trials)) / denominator;
+    let half = z * (p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)).sqrt() / denominator;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// "once", "2 times": how often something happened, in the report's sentences.
@@ -564,5 +662,20 @@ mod tests {
         assert_eq!(top3.get("inflated_amount"), Some(&1));
         assert_eq!(outcome.caught_in_top(5).get("burst"), Some(&2));
         assert!(outcome.caught_in_top(1).is_empty());
+    }
+
+    /// The control sample's interval: inside 0–1, around the share, wide for a handful of
+    /// confirmations and never claiming "no fraud" from an empty sample.
+    #[test]
+    fn wilson_interval_brackets_the_share_and_stays_honest_at_zero() {
+        let (low, high) = wilson_interval(5.0, 100.0);
+        assert!(
+            (low - 0.0215).abs() < 5e-4 && (high - 0.1118).abs() < 5e-4,
+            "{low} {high}"
+        );
+        let (low, high) = wilson_interval(0.0, 100.0);
+        assert_eq!(low, 0.0);
+        assert!((high - 0.0370).abs() < 5e-4, "{high}");
+        assert_eq!(wilson_interval(0.0, 0.0), (0.0, 1.0));
     }
 }

@@ -53,6 +53,10 @@ struct UpArgs {
     /// Payments a day reviewed at each counter with a fraud confirmed in the week before.
     #[arg(long, default_value_t = 3)]
     review_follow_ups: usize,
+    /// Payments a day the simulated auditors review among those not flagged, at random (the
+    /// control sample: what the detector misses).
+    #[arg(long, default_value_t = 0)]
+    review_control: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +118,10 @@ enum Command {
         /// alerts are the unsupervised model's.
         #[arg(long, value_parser = loop_share)]
         loop_from: Option<f64>,
+        /// Control sample: the auditors also review this many of each day's payments the
+        /// detector did not flag, at random (0: none).
+        #[arg(long, default_value_t = 0)]
+        control: usize,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {
@@ -160,6 +168,7 @@ fn main() -> ExitCode {
                 per_day: up.review_per_day,
                 delay_days: up.review_delay_days,
                 follow_ups: up.review_follow_ups,
+                control: up.review_control,
             }),
         }),
         Command::Bench {
@@ -188,6 +197,7 @@ fn main() -> ExitCode {
             follow_ups,
             retrain_days,
             loop_from,
+            control,
         } => feedbackbench::run(&feedbackbench::FeedbackBenchConfig {
             dir,
             rows,
@@ -199,6 +209,7 @@ fn main() -> ExitCode {
             follow_ups,
             retrain_days,
             loop_from,
+            control,
         }),
         Command::Soak {
             dir,

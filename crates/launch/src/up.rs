@@ -35,6 +35,8 @@ pub struct SimulatedAuditors {
     pub per_day: usize,
     pub delay_days: i64,
     pub follow_ups: usize,
+    /// Control sample: payments a day the detector did not flag, reviewed at random.
+    pub control: usize,
 }
 
 /// How often the simulated auditors look for days whose reviews are due.
@@ -224,6 +226,12 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
             },
             auditors.delay_days
         );
+        if auditors.control > 0 {
+            println!(
+                "They also review {} payments a day the detector did not flag, chosen at random: the control sample, which finds what it misses.",
+                auditors.control
+            );
+        }
     }
 
     let started = Instant::now();
@@ -238,6 +246,7 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
                 .args(["--per-day", &auditors.per_day.to_string()])
                 .args(["--delay-days", &auditors.delay_days.to_string()])
                 .args(["--follow-ups", &auditors.follow_ups.to_string()])
+                .args(["--control", &auditors.control.to_string()])
                 .status()?;
             if !status.success() {
                 eprintln!(

@@ -1722,6 +1722,7 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
             delay: 7 * DAY,
             through: Some(parse_timestamp(through).unwrap()),
             follow_ups: 0,
+            control: 0,
         };
         let run =
             |through: &str| off_runtime(|| review(app.state.db(), plan(through), 42).unwrap());
@@ -1862,5 +1863,96 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
         );
         assert_eq!(recorded(21).map(|v| v.starts_with("dismissed")), Some(true));
         assert_eq!(recorded(22), None, "{engine:?}: past the day's 3");
+    }
+}
+
+/// The control sample reviews the day's unflagged payments at random (never an alert, never
+/// a payment the monitor has not scored), the same ones on every run, and counts what the
+/// detector missed; the audit log says it was a control sample.
+#[test]
+fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_missed() {
+    use aegis_core::time::{DAY, parse_timestamp};
+    use dashboard::database::off_runtime;
+    use dashboard::simulated_auditors::{CONTROL_NOTE, ReviewPlan, review};
+    for engine in engines() {
+        let app = TestApp::empty_on(engine);
+        let payment = |id: i64, status: Option<&'static str>, fraud: bool| Payment {
+            id,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 200_000,
+            timestamp: "2025-03-03 10:00:00",
+            status,
+            score: status.map(|status| if status == "ANOMALY" { 9.0 } else { 0.1 }),
+            reasons: (status == Some("ANOMALY")).then(|| reasons("amount", "unusual")),
+            label: Some((fraud, if fraud { "compromised_counter" } else { "" })),
+        };
+        app.insert(&payment(1, Some("ANOMALY"), true));
+        // Twelve unflagged payments, every third a fraud the detector missed; one unscored.
+        for id in 2..14 {
+            app.insert(&payment(id, Some("NORMAL"), id % 3 == 0));
+        }
+        app.insert(&payment(14, None, true));
+        let plan = ReviewPlan {
+            per_day: 1,
+            delay: 7 * DAY,
+            through: Some(parse_timestamp("2025-03-11 00:00:00").unwrap()),
+            follow_ups: 0,
+            control: 4,
+        };
+        let first = off_runtime(|| review(app.state.db(), plan, 42).unwrap());
+        let sampled: Vec<i64> = (2..15)
+            .filter(|id| {
+                app.text(&format!(
+                    "SELECT note FROM verdicts WHERE transaction_id = {id}"
+                ))
+                .as_deref()
+                    == Some(CONTROL_NOTE)
+            })
+            .collect();
+        assert_eq!(sampled.len(), 4, "{engine:?}: {sampled:?}");
+        assert!(
+            !sampled.contains(&14),
+            "an unscored payment is never sampled"
+        );
+        assert_ne!(sampled, vec![2, 3, 4, 5], "at random, not the day's first");
+        let missed = sampled.iter().filter(|id| *id % 3 == 0).count();
+        assert_eq!(
+            (
+                first.control,
+                first.control_confirmed,
+                first.confirmed,
+                first.dismissed
+            ),
+            (4, missed, 1 + missed, 4 - missed),
+            "{engine:?}: the top alert, then the sample"
+        );
+        assert_eq!(
+            app.text("SELECT verdict FROM verdicts WHERE transaction_id = 1")
+                .as_deref(),
+            Some("confirmed_fraud")
+        );
+        assert!(
+            app.text("SELECT detail FROM audit_log WHERE action = 'verdicts simulate'")
+                .is_some_and(|detail| detail.contains("4 in the control sample")),
+            "{engine:?}"
+        );
+
+        // The same payments on another database: the sample does not depend on the run.
+        let again = TestApp::empty_on(engine);
+        for id in (2..14).rev() {
+            again.insert(&payment(id, Some("NORMAL"), id % 3 == 0));
+        }
+        off_runtime(|| review(again.state.db(), ReviewPlan { per_day: 1, ..plan }, 42).unwrap());
+        let resampled: Vec<i64> = (2..14)
+            .filter(|id| {
+                again.count(&format!(
+                    "SELECT count(*) FROM verdicts WHERE transaction_id = {id}"
+                )) == 1
+            })
+            .collect();
+        assert_eq!(resampled, sampled, "{engine:?}");
     }
 }
