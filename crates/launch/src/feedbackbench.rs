@@ -518,7 +518,7 @@ fn control_sample(
              FROM verdicts v JOIN transactions t ON t.transaction_id = v.transaction_id \
              WHERE v.note LIKE 'simulated control sample%' AND t.timestamp >= ?1",
             [cutoff],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            |row| <(i64, i64, Option<String>, Option<String>)>::try_from(row),
         )?;
     let (Some(first), Some(last)) = (first, last) else {
         let _ = writeln!(
@@ -538,15 +538,7 @@ fn control_sample(
                WHERE v.transaction_id = t.transaction_id AND v.verdict = 'confirmed_fraud')), 0) \
              FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2",
             [cutoff, end.as_str()],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            },
+            |row| <(i64, i64, i64, i64, i64)>::try_from(row),
         )?;
     let (low, high) = wilson_interval(confirmed as f64, sampled as f64);
     let share = confirmed as f64 / sampled.max(1) as f64;
