@@ -278,11 +278,14 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         };
         let top = alerts.iter().take(plan.per_day);
         let top_count = top.len();
-        let follow_up_end = top_count + follow_ups.len();
-        for (position, alert) in top.chain(&follow_ups).chain(&control).enumerate() {
-            let follow_up = (top_count..follow_up_end).contains(&position);
-            let controlled = position >= follow_up_end;
-            // A follow-up may be one of the day's top alerts, judged a moment ago.
+        // The control sample before the follow-ups: a payment drawn for both is the sample's,
+        // so the sample stays random (follow-ups pick suspect counters' payments).
+        let control_end = top_count + control.len();
+        for (position, alert) in top.chain(&control).chain(&follow_ups).enumerate() {
+            let controlled = (top_count..control_end).contains(&position);
+            let follow_up = position >= control_end;
+            // A follow-up may be one of the day's top alerts or the sample's, judged a moment
+            // ago.
             let has_verdict = alert.has_verdict || !judged.insert(alert.transaction_id);
             let verdict = match (has_verdict, alert.truth) {
                 (true, _) => {
