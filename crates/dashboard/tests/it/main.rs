@@ -1956,3 +1956,58 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
         assert_eq!(resampled, sampled, "{engine:?}");
     }
 }
+
+/// A payment drawn for the control sample at a counter the follow-ups visit stays in the
+/// sample: follow-ups pick suspect counters' payments, and letting them take a drawn payment
+/// would make the sample miss exactly those.
+#[test]
+fn the_control_sample_keeps_its_draws_at_counters_the_follow_ups_visit() {
+    use aegis_core::time::{DAY, parse_timestamp};
+    use dashboard::database::off_runtime;
+    use dashboard::simulated_auditors::{ReviewPlan, review};
+    for engine in engines() {
+        let app = TestApp::empty_on(engine);
+        let payment = |id: i64, timestamp: &'static str| Payment {
+            id,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 200_000,
+            timestamp,
+            status: Some("NORMAL"),
+            score: Some(0.1),
+            reasons: None,
+            label: Some((false, "")),
+        };
+        // A fraud at G1 confirmed on 1 March: on 3 March the follow-ups visit G1.
+        app.insert(&payment(1, "2025-02-20 10:00:00"));
+        let confirmed_at = parse_timestamp("2025-03-01 00:00:00").unwrap() * 1000;
+        app.write(|sql| {
+            dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
+            Ok(sql.execute(
+                &format!(
+                    "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+                     SELECT 1, 'confirmed_fraud', user_id, {confirmed_at} FROM users WHERE username = 'alice'"
+                ),
+                &[],
+            )?)
+        });
+        for id in 2..14 {
+            app.insert(&payment(id, "2025-03-03 10:00:00"));
+        }
+        let plan = ReviewPlan {
+            per_day: 1,
+            delay: 7 * DAY,
+            through: Some(parse_timestamp("2025-03-11 00:00:00").unwrap()),
+            follow_ups: 12,
+            control: 4,
+        };
+        let reviewed = off_runtime(|| review(app.state.db(), plan, 42).unwrap());
+        assert_eq!(
+            (reviewed.control, reviewed.follow_ups),
+            (4, 8),
+            "{engine:?}: the sample's 4 draws, then the counter's 8 other payments"
+        );
+    }
+}
