@@ -57,6 +57,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_feature_days",
         include_str!("../../../migrations/0011_feature_days.sql"),
     ),
+    (
+        "0012_control_sample",
+        include_str!("../../../migrations/0012_control_sample.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -15,6 +15,8 @@
 //! - [`model`]: the model as plain data: shape, normaliser, score, backend name (the burn
 //!   network is in the `aegis-model` crate, linked only by train and monitor).
 //! - [`artifacts`]: reading, checking and atomically writing `modeling/`.
+//! - [`control`]: the control sample: unflagged payments drawn at random for review, and what
+//!   their verdicts say the detector misses.
 //! - [`metrics`]: `metrics.json`, written by train and read by the dashboard.
 //! - [`reasons`]: the `reasons` JSON, written by monitor and read by the dashboard.
 //! - [`store`]: reading payments back out of the database.
@@ -25,6 +27,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod control;
 pub mod db;
 pub mod domain;
 pub mod drift;

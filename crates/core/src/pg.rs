@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0011_feature_days",
         include_str!("../../../migrations/postgres/0011_feature_days.sql"),
     ),
+    (
+        12,
+        "postgres/0012_control_sample",
+        include_str!("../../../migrations/postgres/0012_control_sample.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

@@ -1,0 +1,674 @@
+//! The control sample: what the detector misses, measured without its help.
+//!
+//! Every verdict on an alert is about a payment the detector chose, so verdicts alone can never
+//! say how much fraud passes unflagged. Audit teams keep a control sample against that blind
+//! spot: each day, a few of the payments the detector scored and did not flag, drawn at random,
+//! are reviewed like alerts. The share confirmed estimates the fraud among all unflagged
+//! payments, and with the confirmed alerts, the detector's recall.
+//!
+//! A day (IST event date) is drawn once ([`draw`]), when it is over and every payment of it is
+//! scored, so nobody can draw again until the sample looks better. The draw is random but
+//! repeatable: payments are ordered by a hash of their id ([`order`]), so the same day drawn in
+//! two databases holding the same payments picks the same ones. It is recorded in
+//! `control_days` (the day's unflagged payments then, the size asked and drawn) and
+//! `control_draws` (the payments), so a verdict on a drawn payment, by whoever records it, is
+//! the sample's: its latest final verdict (confirmed fraud or dismissed) counts.
+//!
+//! [`estimate`] weighs each decided draw by its day's unflagged payments over the day's decided
+//! draws, so days drawn at different sizes, or with different shares still undecided, add up
+//! to the right total; its 95 % interval is Wilson's on Kish's effective sample size (exactly
+//! Wilson's on the pooled share when every day is drawn in proportion).
+
+use crate::error::{Error, Result};
+use crate::sql::{Row, Sql};
+use crate::time::{DAY, EventTime, format_ist, ist_day_start, parse_timestamp};
+use crate::values;
+
+/// The most payments one day's draw may take: a sample is reviewed by hand.
+pub const MAX_SIZE: usize = 1_000;
+
+/// The order of the sample: a payment's id, mixed (splitmix64's finalizer) so that neighbouring
+/// ids land far apart, as a seeded shuffle would put them, but the same on every run and for
+/// every subset of the day.
+pub fn order(transaction_id: i64) -> u64 {
+    let mut z = (transaction_id as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A day's draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drawn {
+    /// The IST date, `YYYY-MM-DD`.
+    pub day: String,
+    /// The day's scored, unflagged payments when it was drawn.
+    pub population: i64,
+    /// The payments drawn, in the sample's order.
+    pub drawn: Vec<i64>,
+}
+
+/// Why a draw did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DrawError {
+    /// Something the person drawing can act on; the message says what.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Database(#[from] Error),
+}
+
+/// The IST date of the day starting at `day`, `YYYY-MM-DD`.
+pub fn date_text(day: EventTime) -> String {
+    format_ist(ist_day_start(day))[..10].to_string()
+}
+
+/// The payments drawn for `day` (IST midnight), in the sample's order, or `None` when the day
+/// has not been drawn.
+pub fn drawn_on(sql: &mut dyn Sql, day: EventTime) -> Result<Option<Vec<i64>>> {
+    let date = date_text(day);
+    let exists: Option<i64> = sql.value(
+        "SELECT drawn FROM control_days WHERE day = ?1",
+        values![date.as_str()],
+    )?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let mut drawn: Vec<i64> = sql.column(
+        "SELECT transaction_id FROM control_draws WHERE day = ?1",
+        values![date.as_str()],
+    )?;
+    drawn.sort_by_key(|&id| order(id));
+    Ok(Some(drawn))
+}
+
+/// The event time it is now, as the data tells it: the newest payment's time (`None`: no
+/// payment yet). Generated data lives in its own calendar, so a day is over when a payment
+/// after it has arrived, not when the wall clock says so.
+pub fn event_now(sql: &mut dyn Sql) -> Result<Option<EventTime>> {
+    let newest: Option<String> = sql.value("SELECT max(timestamp) FROM transactions", &[])?;
+    newest.as_deref().map(parse_timestamp).transpose()
+}
+
+/// Draws `size` of day `day`'s (IST midnight) payments the detector scored as normal, at
+/// random ([`order`]), and records the draw as `by`'s. Refused, with what to do, when the size
+/// is out of range, the day is already drawn, not over at event time `now` ([`event_now`]; the
+/// simulated auditors pass their own), or has payments the monitor has not scored.
+pub fn draw(
+    sql: &mut dyn Sql,
+    day: EventTime,
+    size: usize,
+    by: &str,
+    now: Option<EventTime>,
+    now_millis: i64,
+) -> Result<Drawn, DrawError> {
+    let day = ist_day_start(day);
+    let date = date_text(day);
+    if size == 0 || size > MAX_SIZE {
+        return Err(DrawError::Refused(format!(
+            "a sample of {size} payments is out of range: draw 1 to {MAX_SIZE} a day (20 to 50 is usual)"
+        )));
+    }
+    let earlier: Option<(i64, String)> = sql.row(
+        "SELECT drawn, drawn_by FROM control_days WHERE day = ?1",
+        values![date.as_str()],
+        |row| Ok((row.at(0)?, row.at(1)?)),
+    )?;
+    if let Some((drawn, by)) = earlier {
+        return Err(DrawError::Refused(format!(
+            "{date} was already drawn ({drawn} payments, by {by}): a day is drawn once, so that the \
+             sample stays random; review its payments, or draw another day"
+        )));
+    }
+    if now.is_none_or(|now| now < day + DAY) {
+        return Err(DrawError::Refused(format!(
+            "{date} is not over yet (no payment after it has arrived): draw a day once it has ended, \
+             so its sample is drawn from all of its payments"
+        )));
+    }
+    let (start, end) = (format_ist(day), format_ist(day + DAY));
+    let unscored = sql
+        .value::<i64>(
+            "SELECT count(*) FROM transactions WHERE timestamp >= ?1 AND timestamp < ?2 \
+             AND status IS NULL",
+            values![start.as_str(), end.as_str()],
+        )?
+        .unwrap_or(0);
+    if unscored > 0 {
+        return Err(DrawError::Refused(format!(
+            "{unscored} payments of {date} are not scored yet: start the monitor (or wait for it \
+             to catch up), then draw the day"
+        )));
+    }
+    let mut candidates: Vec<i64> = sql.column(
+        "SELECT transaction_id FROM transactions WHERE timestamp >= ?1 AND timestamp < ?2 \
+         AND status = 'NORMAL'",
+        values![start.as_str(), end.as_str()],
+    )?;
+    if candidates.is_empty() {
+        return Err(DrawError::Refused(format!(
+            "{date} has no payment the detector scored as normal: there is nothing to draw"
+        )));
+    }
+    let population = candidates.len() as i64;
+    candidates.sort_by_key(|&id| order(id));
+    candidates.truncate(size);
+    sql.execute(
+        "INSERT INTO control_days (day, population, size, drawn, drawn_by, drawn_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        values![
+            date.as_str(),
+            population,
+            size as i64,
+            candidates.len() as i64,
+            by,
+            now_millis
+        ],
+    )?;
+    for &id in &candidates {
+        sql.execute(
+            "INSERT INTO control_draws (transaction_id, day) VALUES (?1, ?2)",
+            values![id, date.as_str()],
+        )?;
+    }
+    Ok(Drawn {
+        day: date,
+        population,
+        drawn: candidates,
+    })
+}
+
+/// A drawn day and what its draws' verdicts say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaySample {
+    pub day: String,
+    /// Scored, unflagged payments of the day when drawn.
+    pub population: i64,
+    pub size: i64,
+    pub drawn: i64,
+    /// Draws whose latest verdict is final: confirmed fraud or dismissed.
+    pub decided: i64,
+    pub confirmed: i64,
+    pub drawn_by: String,
+    /// Unix ms.
+    pub drawn_at: i64,
+}
+
+/// The latest verdict of a payment `d` (NULL: none).
+const LATEST_VERDICT: &str = "(SELECT v.verdict FROM verdicts v WHERE v.transaction_id = \
+     d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1)";
+
+/// Every drawn day, oldest first, with its draws' verdicts counted.
+pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
+    let mut days = sql.rows(
+        "SELECT day, population, size, drawn, drawn_by, drawn_at FROM control_days ORDER BY day",
+        &[],
+        |row| {
+            Ok(DaySample {
+                day: row.at(0)?,
+                population: row.at(1)?,
+                size: row.at(2)?,
+                drawn: row.at(3)?,
+                decided: 0,
+                confirmed: 0,
+                drawn_by: row.at(4)?,
+                drawn_at: row.at(5)?,
+            })
+        },
+    )?;
+    let verdicts = sql.rows(
+        &format!("SELECT d.day, {LATEST_VERDICT} FROM control_draws d"),
+        &[],
+        |row| Ok((row.at::<String>(0)?, row.at::<Option<String>>(1)?)),
+    )?;
+    for (day, verdict) in verdicts {
+        let Ok(index) = days.binary_search_by(|sample| sample.day.as_str().cmp(&day)) else {
+            continue;
+        };
+        match verdict.as_deref() {
+            Some("confirmed_fraud") => {
+                days[index].decided += 1;
+                days[index].confirmed += 1;
+            }
+            Some("dismissed") => days[index].decided += 1,
+            _ => {}
+        }
+    }
+    Ok(days)
+}
+
+/// A drawn payment still waiting for a final verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub transaction_id: i64,
+    pub day: String,
+    /// `needs_field_check`, or `None` when nobody has looked at it yet.
+    pub verdict: Option<String>,
+}
+
+/// The drawn payments without a final verdict, oldest day first (at most `limit`), and how many
+/// there are in all.
+pub fn pending(sql: &mut dyn Sql, limit: usize) -> Result<(Vec<Pending>, usize)> {
+    let mut all = sql.rows(
+        &format!("SELECT d.transaction_id, d.day, {LATEST_VERDICT} FROM control_draws d"),
+        &[],
+        |row| {
+            Ok(Pending {
+                transaction_id: row.at(0)?,
+                day: row.at(1)?,
+                verdict: row.at(2)?,
+            })
+        },
+    )?;
+    all.retain(|p| !matches!(p.verdict.as_deref(), Some("confirmed_fraud" | "dismissed")));
+    all.sort_by(|a, b| {
+        a.day
+            .cmp(&b.day)
+            .then(order(a.transaction_id).cmp(&order(b.transaction_id)))
+    });
+    let total = all.len();
+    all.truncate(limit);
+    Ok((all, total))
+}
+
+/// The day a payment was drawn for, if it was.
+pub fn drawn_day(sql: &mut dyn Sql, transaction_id: i64) -> Result<Option<String>> {
+    sql.value(
+        "SELECT day FROM control_draws WHERE transaction_id = ?1",
+        values![transaction_id],
+    )
+}
+
+/// What the sample says of the unflagged payments of the days it has decided draws on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    /// Days with at least one decided draw: the days the estimate speaks for.
+    pub days: usize,
+    pub first_day: String,
+    pub last_day: String,
+    /// Their scored, unflagged payments.
+    pub population: i64,
+    pub decided: i64,
+    pub confirmed: i64,
+    /// The estimated share of those payments that are fraud, with its 95 % interval.
+    pub share: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Estimate {
+    /// The estimated frauds among the unflagged payments: point, low, high.
+    pub fn missed(&self) -> (f64, f64, f64) {
+        let n = self.population as f64;
+        (self.share * n, self.low * n, self.high * n)
+    }
+}
+
+/// The estimate from the drawn days (`None` until a draw has a final verdict).
+pub fn estimate(days: &[DaySample]) -> Option<Estimate> {
+    let used: Vec<&DaySample> = days.iter().filter(|d| d.decided > 0).collect();
+    let (first, last) = (used.first()?, used.last()?);
+    let population: f64 = used.iter().map(|d| d.population as f64).sum();
+    if population <= 0.0 {
+        return None;
+    }
+    // Each decided draw stands for population / decided payments of its day.
+    let found: f64 = used
+        .iter()
+        .map(|d| d.population as f64 * d.confirmed as f64 / d.decided as f64)
+        .sum();
+    let share = found / population;
+    let squared_weights: f64 = used
+        .iter()
+        .map(|d| (d.population as f64).powi(2) / d.decided as f64)
+        .sum();
+    let effective = population * population / squared_weights;
+    let (low, high) = wilson_interval(share * effective, effective);
+    Some(Estimate {
+        days: used.len(),
+        first_day: first.day.clone(),
+        last_day: last.day.clone(),
+        population: population as i64,
+        decided: used.iter().map(|d| d.decided).sum(),
+        confirmed: used.iter().map(|d| d.confirmed).sum(),
+        share,
+        low,
+        high,
+    })
+}
+
+/// The detector's recall as the verdicts estimate it, on the days of an [`Estimate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recall {
+    /// Alerts of those days confirmed fraud: the frauds the detector found.
+    pub alerts_confirmed: i64,
+    /// Alerts of those days without a final verdict: while there are any, recall reads low.
+    pub alerts_open: i64,
+    pub recall: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The recall an audit team estimates from its verdicts alone: confirmed alerts over confirmed
+/// alerts plus the frauds the sample says passed unflagged, on the estimate's days.
+pub fn recall(sql: &mut dyn Sql, estimate: &Estimate, days: &[DaySample]) -> Result<Recall> {
+    let used: std::collections::HashSet<&str> = days
+        .iter()
+        .filter(|d| d.decided > 0)
+        .map(|d| d.day.as_str())
+        .collect();
+    let start = format!("{} 00:00:00", estimate.first_day);
+    let end = format!("{} 99", estimate.last_day);
+    let alerts = sql.rows(
+        &format!(
+            "SELECT substr(d.timestamp, 1, 10), {LATEST_VERDICT} FROM transactions d \
+             WHERE d.status = 'ANOMALY' AND d.timestamp >= ?1 AND d.timestamp < ?2"
+        ),
+        values![start.as_str(), end.as_str()],
+        |row| Ok((row.at::<String>(0)?, row.at::<Option<String>>(1)?)),
+    )?;
+    let (mut confirmed, mut open) = (0_i64, 0_i64);
+    for (day, verdict) in alerts {
+        if !used.contains(day.as_str()) {
+            continue;
+        }
+        match verdict.as_deref() {
+            Some("confirmed_fraud") => confirmed += 1,
+            Some("dismissed") => {}
+            _ => open += 1,
+        }
+    }
+    let found = confirmed as f64;
+    let of = |missed: f64| {
+        if found + missed > 0.0 {
+            found / (found + missed)
+        } else {
+            1.0
+        }
+    };
+    let (missed, missed_low, missed_high) = estimate.missed();
+    Ok(Recall {
+        alerts_confirmed: confirmed,
+        alerts_open: open,
+        recall: of(missed),
+        low: of(missed_high),
+        high: of(missed_low),
+    })
+}
+
+/// The Wilson score interval (95 %) of a share `successes / trials`: unlike the normal
+/// approximation it stays inside 0–1 and is honest about a handful of confirmations.
+pub fn wilson_interval(successes: f64, trials: f64) -> (f64, f64) {
+    if trials <= 0.0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.96_f64;
+    let p = successes / trials;
+    let denominator = 1.0 + z * z / trials;
+    let centre = (p + z * z / (2.0 * trials)) / denominator;
+    let half = z * (p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)).sqrt() / denominator;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(day: &str, population: i64, decided: i64, confirmed: i64) -> DaySample {
+        DaySample {
+            day: day.into(),
+            population,
+            size: decided,
+            drawn: decided,
+            decided,
+            confirmed,
+            drawn_by: "a".into(),
+            drawn_at: 0,
+        }
+    }
+
+    /// The interval: inside 0–1, around the share, wide for a handful of trials, honest at 0.
+    #[test]
+    fn wilson_interval_brackets_the_share_and_stays_honest_at_zero() {
+        let (low, high) = wilson_interval(5.0, 100.0);
+        assert!((low - 0.0215).abs() < 1e-3 && (high - 0.1118).abs() < 1e-3);
+        let (low, high) = wilson_interval(0.0, 100.0);
+        assert_eq!(low, 0.0);
+        assert!((high - 0.0370).abs() < 1e-3);
+        assert_eq!(wilson_interval(0.0, 0.0), (0.0, 1.0));
+    }
+
+    /// Days drawn in proportion give the pooled share and its Wilson interval exactly.
+    #[test]
+    fn proportional_days_give_the_pooled_share() {
+        let estimate = estimate(&[
+            day("2026-01-01", 1_000, 20, 1),
+            day("2026-01-02", 2_000, 40, 1),
+        ])
+        .unwrap();
+        assert!((estimate.share - 2.0 / 60.0).abs() < 1e-12);
+        let (low, high) = wilson_interval(2.0, 60.0);
+        assert!((estimate.low - low).abs() < 1e-12 && (estimate.high - high).abs() < 1e-12);
+        assert_eq!(
+            (estimate.population, estimate.decided, estimate.confirmed),
+            (3_000, 60, 2)
+        );
+    }
+
+    /// A busy day drawn at the same size as a quiet one counts for its payments, not its draws:
+    /// one fraud in 20 draws of 10,000 payments is 500 frauds, one in 20 of 100 only 5.
+    #[test]
+    fn a_busy_day_weighs_by_its_payments() {
+        let busy = estimate(&[
+            day("2026-01-01", 10_000, 20, 1),
+            day("2026-01-02", 100, 20, 0),
+        ])
+        .unwrap();
+        let quiet = estimate(&[
+            day("2026-01-01", 10_000, 20, 0),
+            day("2026-01-02", 100, 20, 1),
+        ])
+        .unwrap();
+        assert!((busy.missed().0 - 500.0).abs() < 1e-9);
+        assert!((quiet.missed().0 - 5.0).abs() < 1e-9);
+        // Fewer effective draws than the 40 made: the interval is wider than the pooled one.
+        assert!(
+            busy.high - busy.low > {
+                let (low, high) = wilson_interval(1.0, 40.0);
+                high - low
+            } * 0.99
+        );
+    }
+
+    /// Days without a decided draw are not part of the estimate.
+    #[test]
+    fn undecided_days_are_left_out() {
+        assert_eq!(estimate(&[day("2026-01-01", 500, 0, 0)]), None);
+        let estimate =
+            estimate(&[day("2026-01-01", 500, 0, 0), day("2026-01-02", 700, 10, 0)]).unwrap();
+        assert_eq!((estimate.days, estimate.population), (1, 700));
+        assert_eq!(estimate.first_day, "2026-01-02");
+        assert_eq!(estimate.share, 0.0);
+        assert!(estimate.high > 0.0);
+    }
+
+    /// The order mixes ids: a day's first ids are not the sample's first.
+    #[test]
+    fn the_order_is_not_the_id_order() {
+        let mut ids: Vec<i64> = (1..=100).collect();
+        ids.sort_by_key(|&id| order(id));
+        assert_ne!(&ids[..10], &(1..=10).collect::<Vec<_>>()[..]);
+        assert!(ids[..10].iter().any(|&id| id > 50));
+    }
+
+    /// A database with day 2026-01-01's payments: ids 1–40 scored normal, 41–43 alerts, and a
+    /// payment of the next day (so the first is over). `unscored` leaves payment 40 unscored.
+    fn database(unscored: bool) -> (tempfile::TempDir, rusqlite::Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("t.db")).unwrap();
+        for id in 1..=44_i64 {
+            let (time, status) = match id {
+                44 => ("2026-01-02 08:00:00", None),
+                40 if unscored => ("2026-01-01 10:00:00", None),
+                41..=43 => ("2026-01-01 11:00:00", Some("ANOMALY")),
+                _ => ("2026-01-01 10:00:00", Some("NORMAL")),
+            };
+            conn.execute(
+                "INSERT INTO transactions (transaction_id, beneficiary_id, scheme, amount_paise, \
+                 timestamp, status) VALUES (?1, 'B', 'PM-KISAN', 100, ?2, ?3)",
+                rusqlite::params![id, time, status],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO users (user_id, username, password_hash, role, created_at) \
+             VALUES (1, 'asha', 'x', 'auditor', 0)",
+            [],
+        )
+        .unwrap();
+        (dir, conn)
+    }
+
+    fn verdict(conn: &rusqlite::Connection, id: i64, verdict: &str, at: i64) {
+        conn.execute(
+            "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+             VALUES (?1, ?2, 1, ?3)",
+            rusqlite::params![id, verdict, at],
+        )
+        .unwrap();
+    }
+
+    /// The newest payment's time in [`database`].
+    fn now() -> Option<EventTime> {
+        Some(parse_timestamp("2026-01-02 08:00:00").unwrap())
+    }
+
+    fn first_day() -> EventTime {
+        parse_timestamp("2026-01-01 00:00:00").unwrap()
+    }
+
+    /// A draw takes only payments scored normal, the same ones again in another database,
+    /// records the day's population, and a day is drawn once.
+    #[test]
+    fn a_day_is_drawn_once_from_its_unflagged_payments() {
+        let (_dir, conn) = database(false);
+        let sql = &mut crate::sql::Sqlite(&conn);
+        let drawn = draw(sql, first_day() + 3_600, 10, "asha", now(), 7).unwrap();
+        assert_eq!((drawn.day.as_str(), drawn.population), ("2026-01-01", 40));
+        assert_eq!(drawn.drawn.len(), 10);
+        assert!(drawn.drawn.iter().all(|&id| (1..=40).contains(&id)));
+        assert_ne!(drawn.drawn, (1..=10).collect::<Vec<_>>());
+        assert_eq!(
+            drawn_on(sql, first_day()).unwrap(),
+            Some(drawn.drawn.clone())
+        );
+
+        let (_other_dir, other) = database(false);
+        let again = draw(
+            &mut crate::sql::Sqlite(&other),
+            first_day(),
+            10,
+            "b",
+            now(),
+            9,
+        )
+        .unwrap();
+        assert_eq!(again.drawn, drawn.drawn);
+
+        let refused = draw(sql, first_day(), 5, "asha", now(), 8)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("already drawn (10 payments, by asha)"),
+            "{refused}"
+        );
+        let day = &days(sql).unwrap()[0];
+        assert_eq!((day.population, day.size, day.drawn), (40, 10, 10));
+        // A whole day smaller than the size asked for is drawn in full.
+        let (_dir3, small) = database(false);
+        let all = draw(
+            &mut crate::sql::Sqlite(&small),
+            first_day(),
+            500,
+            "a",
+            now(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(all.drawn.len(), 40);
+    }
+
+    /// A day still open, a day with unscored payments, and sizes out of range are refused
+    /// with what to do, and nothing is written.
+    #[test]
+    fn a_draw_is_refused_until_the_day_is_over_and_scored() {
+        let (_dir, conn) = database(true);
+        let sql = &mut crate::sql::Sqlite(&conn);
+        let unscored = draw(sql, first_day(), 10, "a", now(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unscored.contains("1 payments of 2026-01-01 are not scored yet"),
+            "{unscored}"
+        );
+        let open = draw(sql, first_day() + DAY, 10, "a", now(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(open.contains("2026-01-02 is not over yet"), "{open}");
+        let none = draw(sql, first_day() - DAY, 10, "a", now(), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(none.contains("nothing to draw"), "{none}");
+        for size in [0, MAX_SIZE + 1] {
+            let error = draw(sql, first_day(), size, "a", now(), 0)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("out of range"), "{error}");
+        }
+        assert_eq!(days(sql).unwrap(), Vec::new());
+        assert_eq!(drawn_on(sql, first_day()).unwrap(), None);
+    }
+
+    /// The latest verdict of a draw counts: a field check leaves it pending, a revision
+    /// replaces a dismissal; verdicts on payments not drawn do not count.
+    #[test]
+    fn the_latest_verdict_of_each_draw_counts() {
+        let (_dir, conn) = database(false);
+        let drawn = draw(
+            &mut crate::sql::Sqlite(&conn),
+            first_day(),
+            4,
+            "a",
+            now(),
+            0,
+        )
+        .unwrap()
+        .drawn;
+        verdict(&conn, drawn[0], "dismissed", 1);
+        verdict(&conn, drawn[0], "confirmed_fraud", 2);
+        verdict(&conn, drawn[1], "dismissed", 1);
+        verdict(&conn, drawn[2], "needs_field_check", 1);
+        verdict(&conn, 41, "confirmed_fraud", 1);
+        verdict(&conn, 42, "dismissed", 1);
+        let sql = &mut crate::sql::Sqlite(&conn);
+        let all = days(sql).unwrap();
+        assert_eq!((all[0].decided, all[0].confirmed), (2, 1));
+        let (pending, total) = pending(sql, 1).unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            drawn_day(sql, drawn[3]).unwrap().as_deref(),
+            Some("2026-01-01")
+        );
+        assert_eq!(drawn_day(sql, 41).unwrap(), None);
+
+        // 1 of 2 decided draws among 40 unflagged: 20 frauds missed; 1 alert confirmed, 1 (43)
+        // open.
+        let estimate = estimate(&all).unwrap();
+        assert!((estimate.missed().0 - 20.0).abs() < 1e-9);
+        let recall = recall(sql, &estimate, &all).unwrap();
+        assert_eq!((recall.alerts_confirmed, recall.alerts_open), (1, 1));
+        assert!((recall.recall - 1.0 / 21.0).abs() < 1e-9);
+        assert!(recall.low <= recall.recall && recall.recall <= recall.high);
+    }
+}
