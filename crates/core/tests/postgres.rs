@@ -463,6 +463,7 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
         .batch_execute(
             "DROP VIEW anomalies; DROP VIEW flagged; DROP FUNCTION aegis_notify_change() CASCADE; \
              ALTER TABLE transaction_scores DROP COLUMN timestamp; DROP TABLE feature_days; \
+             DROP TABLE control_draws; DROP TABLE control_days; \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();

@@ -86,6 +86,8 @@ pub struct AlertDetail {
     pub verdicts: Vec<VerdictEntry>,
     /// The incident it belongs to (anomalies only).
     pub incident_id: Option<i64>,
+    /// The day whose control sample drew it, if one did.
+    pub control_day: Option<String>,
 }
 
 /// How many of the beneficiary's payments are shown.
@@ -160,6 +162,7 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
 
     let verdicts = cases::verdicts_of(sql, id)?;
     let incident_id = cases::incident_of(sql, id)?;
+    let control_day = aegis_core::control::drawn_day(sql, id)?;
     Ok(Some(AlertDetail {
         transaction,
         reasons_raw,
@@ -172,6 +175,7 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
         agent_beneficiaries,
         verdicts,
         incident_id,
+        control_day,
     }))
 }
 

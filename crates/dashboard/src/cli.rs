@@ -96,8 +96,8 @@ pub enum VerdictsCommand {
         /// before), also review this many of the counter's payments of the day.
         #[arg(long, default_value_t = 0)]
         follow_ups: usize,
-        /// Control sample: also review this many of each day's payments the detector did not
-        /// flag, chosen at random (the same ones on every run), to find what it misses.
+        /// Control sample: also review this many of each day's payments the detector scored as
+        /// normal, drawn at random as the Control page draws them, to find what it misses.
         #[arg(long, default_value_t = 0)]
         control: usize,
     },
@@ -151,6 +151,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })) => {
             if per_day == 0 || delay_days < 0 {
                 bail!("--per-day must be at least 1 and --delay-days at least 0");
+            }
+            if control > aegis_core::control::MAX_SIZE {
+                bail!(
+                    "--control {control} is more than a day's sample may hold: use at most {}",
+                    aegis_core::control::MAX_SIZE
+                );
             }
             let db = open(&db)?;
             let plan = crate::simulated_auditors::ReviewPlan {

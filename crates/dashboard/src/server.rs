@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::ServeConfig;
 use crate::csrf;
 use crate::error::AppError;
-use crate::routes::{admin, api, auth, cases, export, live, pages, v1};
+use crate::routes::{admin, api, auth, cases, control, export, live, pages, v1};
 use crate::state::AppState;
 use crate::users;
 
@@ -34,6 +34,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/incidents/{id}/assign", post(cases::post_assign)),
         ("/alerts/{id}", get(pages::alert)),
         ("/alerts/{id}/verdict", post(pages::post_verdict)),
+        ("/control", get(control::control_page)),
+        ("/control/draw", post(control::post_draw)),
         ("/model", get(pages::model)),
         ("/admin", get(admin::admin)),
         ("/admin/users/disable", post(admin::disable)),

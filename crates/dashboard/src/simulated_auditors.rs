@@ -11,10 +11,11 @@
 //!
 //! A control sample (`control`, off by default) is what audit teams keep against their own
 //! blind spot: each day the auditors also review that many of the day's payments the detector
-//! did not flag, chosen at random (the same ones on every run: the order is a hash of the
-//! payment's id). Its confirmations are frauds the detector missed, found without its help, so
-//! the verdicts it learns from are not only its own alerts', and the share confirmed estimates
-//! how much fraud passes unflagged.
+//! scored as normal, drawn at random and recorded as the dashboard's Control page draws them
+//! ([`aegis_core::control`]; a day drawn before, by a person, keeps its draw). Its
+//! confirmations are frauds the detector missed, found without its help, so the verdicts it
+//! learns from are not only its own alerts', and the share confirmed estimates how much fraud
+//! passes unflagged.
 //!
 //! Verdicts are recorded for the disabled system user [`SIMULATED_USER`], so the case queue and
 //! the audit log show them as the simulation's, never as a person's. Alerts that already have a
@@ -23,6 +24,7 @@
 
 use std::collections::BTreeMap;
 
+use aegis_core::control::{self, DrawError};
 use aegis_core::sql::{Row, Sql};
 use aegis_core::time::{DAY, EventTime, format_ist, ist_day_start, parse_timestamp};
 use aegis_core::values;
@@ -140,31 +142,38 @@ fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppRe
     Ok(chosen)
 }
 
-/// The order of the control sample: a payment's id, mixed (splitmix64's finalizer) so that
-/// neighbouring ids land far apart, as a seeded shuffle would put them but the same on every
-/// run and for every subset of the day.
-fn control_order(transaction_id: i64) -> u64 {
-    let mut z = (transaction_id as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// `size` of day `day`'s payments the detector scored and did not flag, at random
-/// ([`control_order`]).
-fn control_sample_of(sql: &mut dyn Sql, day: EventTime, size: usize) -> AppResult<Vec<Alert>> {
-    let mut rows = sql.rows(
-        &format!(
-            "SELECT t.transaction_id, NULL, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
-             FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2 \
-             AND t.status IS NOT NULL AND t.status <> 'ANOMALY'"
-        ),
-        values![format_ist(day), format_ist(day + DAY)],
-        Alert::read,
-    )?;
-    rows.sort_by_key(|alert| control_order(alert.transaction_id));
-    rows.truncate(size);
-    Ok(rows)
+/// Day `day`'s control sample ([`aegis_core::control`]): the payments drawn for it before (by
+/// a person or an earlier run), or `size` drawn now (event time `through`) and recorded as the
+/// simulation's. Empty while the day cannot be drawn (payments of it not scored yet): a later
+/// run draws it.
+fn control_sample_of(
+    sql: &mut dyn Sql,
+    day: EventTime,
+    size: usize,
+    through: EventTime,
+    now_millis: i64,
+) -> AppResult<Vec<Alert>> {
+    let drawn = match control::drawn_on(sql, day)? {
+        Some(drawn) => drawn,
+        None => match control::draw(sql, day, size, SIMULATED_USER, Some(through), now_millis) {
+            Ok(drawn) => drawn.drawn,
+            Err(DrawError::Refused(_)) => return Ok(Vec::new()),
+            Err(DrawError::Database(error)) => return Err(error.into()),
+        },
+    };
+    let mut sample = Vec::with_capacity(drawn.len());
+    for id in drawn {
+        let alert = sql.row(
+            &format!(
+                "SELECT t.transaction_id, NULL, t.anomaly_score, t.is_anomaly, {HAS_VERDICT} \
+                 FROM transactions t WHERE t.transaction_id = ?1"
+            ),
+            values![id],
+            Alert::read,
+        )?;
+        sample.extend(alert);
+    }
+    Ok(sample)
 }
 
 /// `alerts` (highest score first) as an auditor works through them in the case queue: each
@@ -272,7 +281,7 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
             Vec::new()
         };
         let control = if plan.control > 0 {
-            control_sample_of(sql, day, plan.control)?
+            control_sample_of(sql, day, plan.control, through, now_millis)?
         } else {
             Vec::new()
         };

@@ -542,6 +542,8 @@ pub struct AlertPage {
     pub verdicts: Vec<VerdictView>,
     pub verdict_options: Vec<SelectOption>,
     pub incident_id: Option<i64>,
+    /// The day whose control sample drew it, if one did.
+    pub control_day: Option<String>,
     /// Its latest verdict is final: a new one is a revision and needs a reason.
     pub has_final: bool,
 }
@@ -654,6 +656,7 @@ impl AlertPage {
             verdicts: detail.verdicts.iter().map(VerdictView::from).collect(),
             verdict_options: verdict_options(None),
             incident_id: detail.incident_id,
+            control_day: detail.control_day.clone(),
             has_final: detail.verdicts.first().is_some_and(|v| {
                 v.verdict == Verdict::ConfirmedFraud.as_str()
                     || v.verdict == Verdict::Dismissed.as_str()
@@ -671,6 +674,40 @@ pub struct ModelPage {
     pub model: Option<ModelView>,
     /// How the current model's recent days compare with its held-out period.
     pub drift: Option<crate::drift::DriftView>,
+    /// What the control sample estimates of the recall in use (empty: nothing decided yet).
+    pub control: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "control.html")]
+pub struct ControlPage {
+    pub layout: Layout,
+    /// What was wrong with the draw form (shown above it, status 400).
+    pub problem: Option<String>,
+    /// What a draw just did.
+    pub notice: Option<String>,
+    /// The estimate in sentences (empty until a draw has a final verdict).
+    pub estimate: Vec<String>,
+    pub form_day: String,
+    pub form_size: String,
+    pub max_size: usize,
+    /// Drawn days, newest first.
+    pub days: Vec<ControlDayView>,
+    /// Drawn payments awaiting a final verdict: day, state, payment.
+    pub pending: Vec<(String, &'static str, TxView)>,
+    pub pending_total: String,
+}
+
+/// A drawn day as the Control page lists it.
+#[derive(Debug, Clone)]
+pub struct ControlDayView {
+    pub day: String,
+    pub population: String,
+    pub drawn: String,
+    pub decided: String,
+    pub confirmed: String,
+    pub drawn_by: String,
+    pub drawn_at: String,
 }
 
 #[derive(Template)]

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use aegis_core::control;
 use aegis_core::metrics::{FeedbackReport, Metrics, Refit};
 use anyhow::{Context, bail};
 use rusqlite::Connection;
@@ -503,78 +504,63 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
 
 /// What the control sample says about the live period, against the ground truth: the share
 /// of unflagged payments that are fraud, and the recall an audit team would estimate from its
-/// verdicts alone (the alerts' confirmations and the sample's share), without knowing the truth.
+/// verdicts alone (the Control page's [`aegis_core::control`] estimate), without the truth.
 fn control_sample(
     out: &mut String,
     conn: &Connection,
     cutoff: &str,
     per_day: usize,
 ) -> anyhow::Result<()> {
-    // The days whose reviews were due before the data ended: those with a control verdict.
-    let (sampled, confirmed, first, last): (i64, i64, Option<String>, Option<String>) = conn
-        .query_row(
-            "SELECT count(*), coalesce(sum(v.verdict = 'confirmed_fraud'), 0), \
-             min(substr(t.timestamp, 1, 10)), max(substr(t.timestamp, 1, 10)) \
-             FROM verdicts v JOIN transactions t ON t.transaction_id = v.transaction_id \
-             WHERE v.note LIKE 'simulated control sample%' AND t.timestamp >= ?1",
-            [cutoff],
-            |row| <(i64, i64, Option<String>, Option<String>)>::try_from(row),
-        )?;
-    let (Some(first), Some(last)) = (first, last) else {
+    let sql = &mut aegis_core::sql::Sqlite(conn);
+    // The live days whose reviews were due before the data ended: those with decided draws.
+    let mut days = control::days(sql)?;
+    days.retain(|day| day.day.as_str() >= &cutoff[..10]);
+    let Some(estimate) = control::estimate(&days) else {
         let _ = writeln!(
             out,
             "\nControl sample: no payment of the live period was reviewed at random ({per_day} a day)."
         );
         return Ok(());
     };
-    let end = format!("{last} 99");
-    let (unflagged, missed, flagged_frauds, frauds, alerts_confirmed): (i64, i64, i64, i64, i64) =
-        conn.query_row(
-            "SELECT coalesce(sum(t.status <> 'ANOMALY'), 0), \
-             coalesce(sum(t.status <> 'ANOMALY' AND t.is_anomaly = 1), 0), \
-             coalesce(sum(t.status = 'ANOMALY' AND t.is_anomaly = 1), 0), \
-             coalesce(sum(t.is_anomaly = 1), 0), \
-             coalesce(sum(t.status = 'ANOMALY' AND EXISTS (SELECT 1 FROM verdicts v \
-               WHERE v.transaction_id = t.transaction_id AND v.verdict = 'confirmed_fraud')), 0) \
-             FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2",
-            [cutoff, end.as_str()],
-            |row| <(i64, i64, i64, i64, i64)>::try_from(row),
-        )?;
-    let (low, high) = wilson_interval(confirmed as f64, sampled as f64);
-    let share = confirmed as f64 / sampled.max(1) as f64;
-    let estimated_missed = share * unflagged as f64;
-    let recall = |found: f64, missed: f64| found / (found + missed).max(1.0);
+    let recall = control::recall(sql, &estimate, &days)?;
+    let (start, end) = (
+        format!("{} 00:00:00", estimate.first_day),
+        format!("{} 99", estimate.last_day),
+    );
+    let (unflagged, missed, flagged_frauds, frauds): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(t.status = 'NORMAL'), 0), \
+         coalesce(sum(t.status = 'NORMAL' AND t.is_anomaly = 1), 0), \
+         coalesce(sum(t.status = 'ANOMALY' AND t.is_anomaly = 1), 0), \
+         coalesce(sum(t.is_anomaly = 1), 0) \
+         FROM transactions t WHERE t.timestamp >= ?1 AND t.timestamp < ?2",
+        [start.as_str(), end.as_str()],
+        |row| <(i64, i64, i64, i64)>::try_from(row),
+    )?;
+    let (estimated_missed, _, _) = estimate.missed();
     let _ = writeln!(
         out,
-        "\nControl sample ({per_day} unflagged payments a day at random, the live days {first} to {last} whose reviews were due): \
-         {sampled} reviewed, {confirmed} confirmed fraud, so {:.3} % of the {unflagged} unflagged payments are fraud \
-         (95 % interval {:.3}–{:.3} %; truly {:.3} %, {missed} payments). Recall estimated from the verdicts alone \
-         ({alerts_confirmed} alerts confirmed, about {estimated_missed:.0} frauds unflagged): {:.3} \
+        "\nControl sample ({per_day} unflagged payments a day at random, the live days {} to {} whose reviews were due): \
+         {} reviewed, {} confirmed fraud, so {:.3} % of the {} unflagged payments are fraud \
+         (95 % interval {:.3}–{:.3} %; truly {:.3} % of {unflagged}, {missed} payments). Recall estimated from the verdicts alone \
+         ({} alerts confirmed, {} without a final verdict, about {estimated_missed:.0} frauds unflagged): {:.3} \
          (interval {:.3}–{:.3}); truly {:.3} ({flagged_frauds} of {frauds}).",
-        100.0 * share,
-        100.0 * low,
-        100.0 * high,
+        estimate.first_day,
+        estimate.last_day,
+        estimate.decided,
+        estimate.confirmed,
+        100.0 * estimate.share,
+        estimate.population,
+        100.0 * estimate.low,
+        100.0 * estimate.high,
         100.0 * missed as f64 / unflagged.max(1) as f64,
-        recall(alerts_confirmed as f64, estimated_missed),
-        recall(alerts_confirmed as f64, high * unflagged as f64),
-        recall(alerts_confirmed as f64, low * unflagged as f64),
+        recall.alerts_confirmed,
+        recall.alerts_open,
+        recall.recall,
+        recall.low,
+        recall.high,
         flagged_frauds as f64 / frauds.max(1) as f64,
     );
     Ok(())
-}
-
-/// The Wilson score interval (95 %) of a share `successes / trials`: unlike the normal
-/// approximation it stays inside 0–1 and is honest about a handful of confirmations.
-fn wilson_interval(successes: f64, trials: f64) -> (f64, f64) {
-    if trials <= 0.0 {
-        return (0.0, 1.0);
-    }
-    let z = 1.96_f64;
-    let p = successes / trials;
-    let denominator = 1.0 + z * z / trials;
-    let centre = (p + z * z / (2.0 * trials)) / denominator;
-    let half = z * (p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)).sqrt() / denominator;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// "once", "2 times": how often something happened, in the report's sentences.
@@ -654,20 +640,5 @@ mod tests {
         assert_eq!(top3.get("inflated_amount"), Some(&1));
         assert_eq!(outcome.caught_in_top(5).get("burst"), Some(&2));
         assert!(outcome.caught_in_top(1).is_empty());
-    }
-
-    /// The control sample's interval: inside 0–1, around the share, wide for a handful of
-    /// confirmations and never claiming "no fraud" from an empty sample.
-    #[test]
-    fn wilson_interval_brackets_the_share_and_stays_honest_at_zero() {
-        let (low, high) = wilson_interval(5.0, 100.0);
-        assert!(
-            (low - 0.0215).abs() < 5e-4 && (high - 0.1118).abs() < 5e-4,
-            "{low} {high}"
-        );
-        let (low, high) = wilson_interval(0.0, 100.0);
-        assert_eq!(low, 0.0);
-        assert!((high - 0.0370).abs() < 5e-4, "{high}");
-        assert_eq!(wilson_interval(0.0, 0.0), (0.0, 1.0));
     }
 }

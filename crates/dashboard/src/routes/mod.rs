@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cases;
+pub mod control;
 pub mod export;
 pub mod live;
 pub mod pages;

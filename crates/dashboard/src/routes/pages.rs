@@ -293,6 +293,10 @@ pub async fn model(
             .await?;
         feedback.check_against(&reviewed);
     }
+    let control = match &model {
+        Some(_) => state.read(crate::routes::control::estimate_text).await?,
+        None => Vec::new(),
+    };
     let mut layout = Layout::new(&session, "Model", "model");
     if model.is_some() {
         layout = layout.with_charts();
@@ -302,5 +306,6 @@ pub async fn model(
         message,
         model,
         drift,
+        control,
     })
 }

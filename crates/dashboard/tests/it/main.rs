@@ -3,6 +3,7 @@
 
 mod api_v1;
 mod cases;
+mod control;
 mod helpers;
 
 use std::time::Duration;
@@ -19,12 +20,25 @@ use helpers::{Login, PASSWORD, Payment, TestApp, engines, reasons};
 async fn every_protected_route_refuses_anonymous_requests() {
     for engine in engines() {
         let app = TestApp::new_on(engine);
-        for page in ["/", "/?q=B1", "/alerts", "/alerts/2", "/model", "/admin"] {
+        for page in [
+            "/",
+            "/?q=B1",
+            "/alerts",
+            "/alerts/2",
+            "/model",
+            "/control",
+            "/admin",
+        ] {
             let response = app.get(page, None).await;
             assert_eq!(response.status, StatusCode::SEE_OTHER, "{page}");
             assert_eq!(response.header(header::LOCATION), Some("/login"), "{page}");
         }
-        for form in ["/alerts/2/verdict", "/logout", "/admin/users/disable"] {
+        for form in [
+            "/alerts/2/verdict",
+            "/logout",
+            "/admin/users/disable",
+            "/control/draw",
+        ] {
             let response = app.post_form(form, None, &[("csrf", "x")]).await;
             assert_eq!(response.status, StatusCode::SEE_OTHER, "{form}");
             assert_eq!(response.header(header::LOCATION), Some("/login"), "{form}");
@@ -1866,9 +1880,10 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
     }
 }
 
-/// The control sample reviews the day's unflagged payments at random (never an alert, never
-/// a payment the monitor has not scored), the same ones on every run, and counts what the
-/// detector missed; the audit log says it was a control sample.
+/// The control sample reviews the day's payments scored as normal at random (never an alert,
+/// never a row the monitor could not score, and not before the whole day is scored), the same
+/// ones on every run, and counts what the detector missed; the audit log says it was a control
+/// sample, and the draw is recorded for the Control page.
 #[test]
 fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_missed() {
     use aegis_core::time::{DAY, parse_timestamp};
@@ -1902,6 +1917,20 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
             follow_ups: 0,
             control: 4,
         };
+        // Payment 14 is not scored yet: the day is not drawn, only its top alert reviewed.
+        let early = off_runtime(|| review(app.state.db(), plan, 41).unwrap());
+        assert_eq!((early.control, early.confirmed), (0, 1), "{engine:?}");
+        assert_eq!(app.count("SELECT count(*) FROM control_days"), 0);
+        // The monitor could not score it: now the day is drawn, without it.
+        app.exec(match engine {
+            aegis_core::sql::Engine::Sqlite => {
+                "UPDATE transactions SET status = 'ERROR' WHERE transaction_id = 14"
+            }
+            aegis_core::sql::Engine::Postgres => {
+                "INSERT INTO transaction_scores (transaction_id, status, model_version, timestamp) \
+                 VALUES (14, 'ERROR', 'm-test', '2025-03-03 10:00:00')"
+            }
+        });
         let first = off_runtime(|| review(app.state.db(), plan, 42).unwrap());
         let sampled: Vec<i64> = (2..15)
             .filter(|id| {
@@ -1915,7 +1944,13 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
         assert_eq!(sampled.len(), 4, "{engine:?}: {sampled:?}");
         assert!(
             !sampled.contains(&14),
-            "an unscored payment is never sampled"
+            "a payment the monitor could not score is never sampled"
+        );
+        assert_eq!(
+            app.text("SELECT day || ' ' || population || ' ' || drawn || ' ' || drawn_by FROM control_days")
+                .as_deref(),
+            Some("2025-03-03 12 4 simulated-auditor"),
+            "{engine:?}"
         );
         assert_ne!(sampled, vec![2, 3, 4, 5], "at random, not the day's first");
         let missed = sampled.iter().filter(|id| *id % 3 == 0).count();
@@ -1926,8 +1961,8 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
                 first.confirmed,
                 first.dismissed
             ),
-            (4, missed, 1 + missed, 4 - missed),
-            "{engine:?}: the top alert, then the sample"
+            (4, missed, missed, 4 - missed),
+            "{engine:?}: the sample (the top alert was judged in the first run)"
         );
         assert_eq!(
             app.text("SELECT verdict FROM verdicts WHERE transaction_id = 1")
@@ -1935,8 +1970,11 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
             Some("confirmed_fraud")
         );
         assert!(
-            app.text("SELECT detail FROM audit_log WHERE action = 'verdicts simulate'")
-                .is_some_and(|detail| detail.contains("4 in the control sample")),
+            app.text(
+                "SELECT detail FROM audit_log WHERE action = 'verdicts simulate' \
+                 ORDER BY audit_id DESC LIMIT 1"
+            )
+            .is_some_and(|detail| detail.contains("4 in the control sample")),
             "{engine:?}"
         );
 

@@ -1,0 +1,316 @@
+//! The Control page: the control sample auditors draw from the payments the detector did not
+//! flag, the draws still to review, and what the verdicts on them say the detector misses
+//! ([`aegis_core::control`]).
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use aegis_core::control::{self, DaySample, DrawError, Estimate, Recall};
+use aegis_core::sql::Sql;
+use aegis_core::time::{DAY, format_ist, ist_day_start, parse_timestamp};
+
+use crate::audit;
+use crate::error::{AppError, AppResult};
+use crate::queries::{tx_columns, tx_row};
+use crate::routes::{page_status, render};
+use crate::session::{PageSession, Session};
+use crate::state::AppState;
+use crate::templates::{ControlDayView, ControlPage, Layout, TxView};
+use crate::views::{format_millis, group_digits};
+
+/// Drawn payments awaiting a verdict listed on the page (the count says how many in all).
+const PENDING_SHOWN: usize = 100;
+
+/// The size the draw form suggests.
+const DEFAULT_SIZE: usize = 20;
+
+/// `?drawn=` after a draw: the day just drawn, named above the page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ControlParams {
+    pub drawn: String,
+}
+
+/// The draw form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DrawForm {
+    pub day: String,
+    pub size: String,
+}
+
+/// Everything the page shows, read in one go.
+struct ControlData {
+    days: Vec<DaySample>,
+    estimate: Option<(Estimate, Recall)>,
+    pending: Vec<(String, Option<String>, TxView)>,
+    pending_total: usize,
+    /// The newest day that is over: the form's default.
+    suggested_day: Option<String>,
+}
+
+fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
+    let days = control::days(sql)?;
+    let estimate = match control::estimate(&days) {
+        Some(estimate) => {
+            let recall = control::recall(sql, &estimate, &days)?;
+            Some((estimate, recall))
+        }
+        None => None,
+    };
+    let (waiting, pending_total) = control::pending(sql, PENDING_SHOWN)?;
+    let mut pending = Vec::with_capacity(waiting.len());
+    for draw in waiting {
+        let row = sql.row(
+            &format!(
+                "SELECT {} FROM transactions WHERE transaction_id = ?1",
+                tx_columns(sql.engine())
+            ),
+            aegis_core::values![draw.transaction_id],
+            tx_row,
+        )?;
+        if let Some(row) = row {
+            pending.push((draw.day, draw.verdict, TxView::from(&row)));
+        }
+    }
+    let suggested_day =
+        control::event_now(sql)?.map(|time| control::date_text(ist_day_start(time) - DAY));
+    Ok(ControlData {
+        days,
+        estimate,
+        pending,
+        pending_total,
+        suggested_day,
+    })
+}
+
+/// The estimate in sentences (empty until a draw has a final verdict): the Model page's.
+pub fn estimate_text(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+    let days = control::days(sql)?;
+    Ok(match control::estimate(&days) {
+        Some(estimate) => {
+            let recall = control::recall(sql, &estimate, &days)?;
+            estimate_lines(&estimate, &recall)
+        }
+        None => Vec::new(),
+    })
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.3} %", 100.0 * share)
+}
+
+/// The estimate in sentences an audit lead can quote.
+fn estimate_lines(estimate: &Estimate, recall: &Recall) -> Vec<String> {
+    let (missed, missed_low, missed_high) = estimate.missed();
+    let days = match estimate.days {
+        1 => format!("{}", estimate.first_day),
+        n => format!(
+            "{n} days from {} to {}",
+            estimate.first_day, estimate.last_day
+        ),
+    };
+    let mut lines = vec![
+        format!(
+            "On {days}, {} payments were scored as normal. {} of their draws have a final verdict, {} confirmed fraud.",
+            group_digits(estimate.population),
+            group_digits(estimate.decided),
+            group_digits(estimate.confirmed),
+        ),
+        format!(
+            "So about {} of the payments the detector passed are fraud (95 % interval {} to {}): about {missed:.0} payments ({missed_low:.0} to {missed_high:.0}).",
+            percent(estimate.share),
+            percent(estimate.low),
+            percent(estimate.high),
+        ),
+        format!(
+            "With the {} alerts of those days confirmed fraud, the detector's recall is about {:.2} (interval {:.2} to {:.2}).",
+            group_digits(recall.alerts_confirmed),
+            recall.recall,
+            recall.low,
+            recall.high,
+        ),
+    ];
+    if recall.alerts_open > 0 {
+        lines.push(format!(
+            "{} alerts of those days have no final verdict yet: the recall reads low until they are reviewed.",
+            group_digits(recall.alerts_open)
+        ));
+    }
+    lines
+}
+
+fn page(
+    session: &Session,
+    data: ControlData,
+    problem: Option<String>,
+    notice: Option<String>,
+    form: Option<DrawForm>,
+) -> ControlPage {
+    let form = form.unwrap_or_else(|| DrawForm {
+        day: data.suggested_day.clone().unwrap_or_default(),
+        size: DEFAULT_SIZE.to_string(),
+    });
+    ControlPage {
+        layout: Layout::new(session, "Control sample", "control"),
+        problem,
+        notice,
+        estimate: data
+            .estimate
+            .as_ref()
+            .map(|(estimate, recall)| estimate_lines(estimate, recall))
+            .unwrap_or_default(),
+        form_day: form.day,
+        form_size: form.size,
+        max_size: control::MAX_SIZE,
+        days: data
+            .days
+            .iter()
+            .rev()
+            .map(|day| ControlDayView {
+                day: day.day.clone(),
+                population: group_digits(day.population),
+                drawn: group_digits(day.drawn),
+                decided: group_digits(day.decided),
+                confirmed: group_digits(day.confirmed),
+                drawn_by: day.drawn_by.clone(),
+                drawn_at: format_millis(day.drawn_at),
+            })
+            .collect(),
+        pending: data
+            .pending
+            .into_iter()
+            .map(|(day, verdict, row)| {
+                let state = match verdict.as_deref() {
+                    Some("needs_field_check") => "field check",
+                    _ => "not reviewed",
+                };
+                (day, state, row)
+            })
+            .collect(),
+        pending_total: group_digits(data.pending_total as i64),
+    }
+}
+
+/// `GET /control`.
+pub async fn control_page(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Query(params): Query<ControlParams>,
+) -> AppResult<Response> {
+    let data = state.read(read).await?;
+    let notice = data
+        .days
+        .iter()
+        .find(|day| day.day == params.drawn)
+        .map(|day| {
+            format!(
+                "Drew {} of the {} payments of {} the detector scored as normal. Review them below like alerts.",
+                day.drawn,
+                group_digits(day.population),
+                day.day
+            )
+        });
+    Ok(render(&page(&session, data, None, notice, None))?.into_response())
+}
+
+/// `POST /control/draw`: draws a day, then back to the page; a refusal keeps the form and
+/// names the problem (400).
+pub async fn post_draw(
+    State(state): State<AppState>,
+    PageSession(session): PageSession,
+    Form(form): Form<DrawForm>,
+) -> AppResult<Response> {
+    let parsed = parse_form(&form);
+    let outcome = match parsed {
+        Ok((day, size)) => {
+            let username = session.username.clone();
+            let now = aegis_core::time::now_millis();
+            state
+                .write(move |sql| {
+                    let event_now = control::event_now(sql)?;
+                    match control::draw(sql, day, size, &username, event_now, now) {
+                        Ok(drawn) => {
+                            audit::record(
+                                sql,
+                                now,
+                                Some(&username),
+                                "control draw",
+                                &format!(
+                                    "drew {} of {} unflagged payments of {}",
+                                    drawn.drawn.len(),
+                                    drawn.population,
+                                    drawn.day
+                                ),
+                            )?;
+                            Ok(Ok(drawn.day))
+                        }
+                        Err(DrawError::Refused(problem)) => Ok(Err(problem)),
+                        Err(DrawError::Database(error)) => Err(AppError::from(error)),
+                    }
+                })
+                .await?
+        }
+        Err(problem) => Err(problem),
+    };
+    match outcome {
+        Ok(day) => Ok(Redirect::to(&format!("/control?drawn={day}")).into_response()),
+        Err(problem) => {
+            let data = state.read(read).await?;
+            let page = page(&session, data, Some(problem), None, Some(form));
+            Ok((page_status(true), render(&page)?).into_response())
+        }
+    }
+}
+
+/// The form's day (IST midnight) and size, or what is wrong with them.
+fn parse_form(form: &DrawForm) -> Result<(i64, usize), String> {
+    let day = form.day.trim();
+    let time = (day.len() == 10)
+        .then(|| parse_timestamp(day).ok())
+        .flatten()
+        .filter(|&time| format_ist(time).starts_with(day))
+        .ok_or_else(|| format!("{day:?} is not a day: give the date as YYYY-MM-DD"))?;
+    let size = form.size.trim().parse::<usize>().map_err(|_| {
+        format!(
+            "{:?} is not a number of payments: give a whole number from 1 to {}",
+            form.size.trim(),
+            control::MAX_SIZE
+        )
+    })?;
+    Ok((time, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(day: &str, size: &str) -> DrawForm {
+        DrawForm {
+            day: day.into(),
+            size: size.into(),
+        }
+    }
+
+    /// A date and a size are read; anything else is named with the fix.
+    #[test]
+    fn the_form_takes_a_date_and_a_whole_size() {
+        let (day, size) = parse_form(&form(" 2026-09-03 ", "20")).unwrap();
+        assert_eq!(
+            (format_ist(day).as_str(), size),
+            ("2026-09-03 00:00:00", 20)
+        );
+        for (day, size, named) in [
+            ("3 Sept", "20", "not a day"),
+            ("2026-09-03 10:00:00", "20", "not a day"),
+            ("2026-02-30", "20", "not a day"),
+            ("2026-09-03", "twenty", "not a number"),
+            ("2026-09-03", "-1", "not a number"),
+        ] {
+            let problem = parse_form(&form(day, size)).unwrap_err();
+            assert!(problem.contains(named), "{day} {size}: {problem}");
+        }
+    }
+}

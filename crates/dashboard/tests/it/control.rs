@@ -1,0 +1,178 @@
+//! The Control page: drawing a day's control sample, reviewing it, and the estimate.
+
+use axum::http::{StatusCode, header};
+
+use crate::helpers::{Login, PASSWORD, Payment, TestApp, engines, reasons};
+
+fn payment(id: i64, timestamp: &'static str, status: &'static str, fraud: bool) -> Payment {
+    Payment {
+        id,
+        beneficiary: "B1",
+        account: "A1",
+        agent: "G1",
+        scheme: "PM-KISAN",
+        paise: 200_000,
+        timestamp,
+        status: Some(status),
+        score: Some(if status == "ANOMALY" { 9.0 } else { 0.1 }),
+        reasons: (status == "ANOMALY").then(|| reasons("amount", "unusual")),
+        label: Some((fraud, if fraud { "compromised_counter" } else { "" })),
+    }
+}
+
+async fn verdict(app: &TestApp, login: &Login, id: i64, verdict: &str) {
+    let response = app
+        .post_form(
+            &format!("/alerts/{id}/verdict"),
+            Some(&login.cookie),
+            &[("csrf", &login.csrf), ("verdict", verdict)],
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", response.body);
+}
+
+async fn draw(app: &TestApp, login: &Login, day: &str, size: &str) -> crate::helpers::TestResponse {
+    app.post_form(
+        "/control/draw",
+        Some(&login.cookie),
+        &[("csrf", &login.csrf), ("day", day), ("size", size)],
+    )
+    .await
+}
+
+/// An auditor draws a finished day once; its draws are listed to review (and say so on their
+/// own page) until they have a verdict; the verdicts become the estimate of the fraud passing
+/// unflagged and of the recall; a second draw of the day and a malformed form are refused
+/// with the fix, keeping what was typed; the audit log records the draw.
+#[tokio::test]
+async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector_misses() {
+    for engine in engines() {
+        let app = TestApp::empty_on(engine);
+        app.write(|sql| {
+            // 3 March: two alerts (one fraud) and ten payments scored normal; 4 March: one more.
+            crate::helpers::insert_on(sql, &payment(1, "2025-03-03 09:00:00", "ANOMALY", true));
+            crate::helpers::insert_on(sql, &payment(2, "2025-03-03 09:30:00", "ANOMALY", false));
+            for id in 3..=12 {
+                crate::helpers::insert_on(
+                    sql,
+                    &payment(id, "2025-03-03 10:00:00", "NORMAL", false),
+                );
+            }
+            crate::helpers::insert_on(sql, &payment(13, "2025-03-04 10:00:00", "NORMAL", false));
+            aegis_core::incidents::link_backlog(sql, 6)?;
+            dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
+            Ok(())
+        });
+        let login = app.login("alice").await;
+
+        let empty = app.get("/control", Some(&login)).await;
+        assert_eq!(empty.status, StatusCode::OK);
+        assert!(
+            empty
+                .body
+                .contains("No drawn payment has a final verdict yet")
+        );
+        assert!(
+            empty.body.contains("value=\"2025-03-03\""),
+            "{engine:?}: the newest finished day is suggested"
+        );
+
+        let open = draw(&app, &login, "2025-03-04", "4").await;
+        assert_eq!(open.status, StatusCode::BAD_REQUEST);
+        assert!(
+            open.body.contains("2025-03-04 is not over yet"),
+            "{}",
+            open.body
+        );
+        let typo = draw(&app, &login, "3/3/2025", "4").await;
+        assert_eq!(typo.status, StatusCode::BAD_REQUEST);
+        assert!(typo.body.contains("give the date as YYYY-MM-DD"));
+        assert!(
+            typo.body.contains("value=\"3/3/2025\""),
+            "what was typed is kept"
+        );
+
+        let drawn = draw(&app, &login, "2025-03-03", "4").await;
+        assert_eq!(drawn.status, StatusCode::SEE_OTHER, "{}", drawn.body);
+        assert_eq!(
+            drawn.header(header::LOCATION),
+            Some("/control?drawn=2025-03-03")
+        );
+        let ids: Vec<i64> = (3..=12)
+            .filter(|id| {
+                app.count(&format!(
+                    "SELECT count(*) FROM control_draws WHERE transaction_id = {id}"
+                )) == 1
+            })
+            .collect();
+        assert_eq!(ids.len(), 4, "{engine:?}");
+        let page = app.get("/control?drawn=2025-03-03", Some(&login)).await;
+        assert!(
+            page.body
+                .contains("Drew 4 of the 10 payments of 2025-03-03")
+        );
+        assert!(page.body.contains("To review (4)"));
+        for id in &ids {
+            assert!(
+                page.body.contains(&format!("href=\"/alerts/{id}\"")),
+                "{id} listed"
+            );
+        }
+        let own = app.get(&format!("/alerts/{}", ids[0]), Some(&login)).await;
+        assert!(
+            own.body.contains("control sample</a> of 2025-03-03"),
+            "{engine:?}"
+        );
+        let not_drawn = app.get("/alerts/1", Some(&login)).await;
+        assert!(!not_drawn.body.contains("id=\"control-draw\""));
+
+        let again = draw(&app, &login, "2025-03-03", "10").await;
+        assert_eq!(again.status, StatusCode::BAD_REQUEST);
+        assert!(
+            again
+                .body
+                .contains("2025-03-03 was already drawn (4 payments, by alice)")
+        );
+
+        // One draw confirmed, two dismissed, one sent for a field check; the fraud alert
+        // confirmed, the other alert not reviewed.
+        verdict(&app, &login, ids[0], "confirmed_fraud").await;
+        verdict(&app, &login, ids[1], "dismissed").await;
+        verdict(&app, &login, ids[2], "dismissed").await;
+        verdict(&app, &login, ids[3], "needs_field_check").await;
+        verdict(&app, &login, 1, "confirmed_fraud").await;
+        let page = app.get("/control", Some(&login)).await;
+        let body = page.body;
+        assert!(
+            body.contains("3 of their draws have a final verdict, 1 confirmed fraud"),
+            "{body}"
+        );
+        // 1 in 3 of 10 unflagged payments: about 3 missed, recall 1 / (1 + 3.33).
+        assert!(
+            body.contains("about 33.333 % of the payments the detector passed"),
+            "{body}"
+        );
+        assert!(body.contains("recall is about 0.23"), "{body}");
+        assert!(
+            body.contains("1 alerts of those days have no final verdict yet"),
+            "{body}"
+        );
+        assert!(body.contains("To review (1)"));
+        assert!(body.contains("field check"));
+        // The Model page shows the same estimate beside the held-out figures.
+        crate::write_model(&app);
+        let model = app.get("/model", Some(&login)).await;
+        assert!(
+            model
+                .body
+                .contains("Recall in use, from the control sample")
+        );
+        assert!(model.body.contains("recall is about 0.23"), "{engine:?}");
+        assert_eq!(
+            app.text("SELECT detail FROM audit_log WHERE action = 'control draw'")
+                .as_deref(),
+            Some("drew 4 of 10 unflagged payments of 2025-03-03"),
+            "{engine:?}"
+        );
+    }
+}
