@@ -2,22 +2,16 @@
 
 use axum::http::{StatusCode, header};
 
-use crate::helpers::{Login, PASSWORD, Payment, TestApp, engines, reasons};
+use crate::helpers::{Login, PASSWORD, Payment, TestApp, engines};
 
 fn payment(id: i64, timestamp: &'static str, status: &'static str, fraud: bool) -> Payment {
-    Payment {
+    Payment::simple(
         id,
-        beneficiary: "B1",
-        account: "A1",
-        agent: "G1",
-        scheme: "PM-KISAN",
-        paise: 200_000,
         timestamp,
-        status: Some(status),
-        score: Some(if status == "ANOMALY" { 9.0 } else { 0.1 }),
-        reasons: (status == "ANOMALY").then(|| reasons("amount", "unusual")),
-        label: Some((fraud, if fraud { "compromised_counter" } else { "" })),
-    }
+        Some(status),
+        Some(fraud),
+        "compromised_counter",
+    )
 }
 
 async fn verdict(app: &TestApp, login: &Login, id: i64, verdict: &str) {

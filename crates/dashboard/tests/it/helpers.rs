@@ -45,6 +45,34 @@ pub struct Payment {
     pub label: Option<(bool, &'static str)>,
 }
 
+impl Payment {
+    /// A ₹2,000 PM-KISAN payment of beneficiary B1 (account A1, counter G1) at `timestamp`:
+    /// scored `status` (an anomaly scores 9 with an amount reason, a normal row 0.1), labeled
+    /// fraud of type `fraud_type` or not (`None`: no label).
+    pub fn simple(
+        id: i64,
+        timestamp: &'static str,
+        status: Option<&'static str>,
+        label: Option<bool>,
+        fraud_type: &'static str,
+    ) -> Payment {
+        let anomaly = status == Some("ANOMALY");
+        Payment {
+            id,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 200_000,
+            timestamp,
+            status,
+            score: status.map(|_| if anomaly { 9.0 } else { 0.1 }),
+            reasons: anomaly.then(|| reasons("amount", "unusual")),
+            label: label.map(|fraud| (fraud, if fraud { fraud_type } else { "" })),
+        }
+    }
+}
+
 /// Six payments: two anomalies in March 2025 sharing account A1, normal and unscored rows, and
 /// one old payment (December 2024) outside the default 30-day window.
 pub fn fixture_payments() -> Vec<Payment> {

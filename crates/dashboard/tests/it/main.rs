@@ -1698,17 +1698,8 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
     for engine in engines() {
         let app = TestApp::empty_on(engine);
         let alert = |id, score, label: Option<bool>, timestamp| Payment {
-            id,
-            beneficiary: "B1",
-            account: "A1",
-            agent: "G1",
-            scheme: "PM-KISAN",
-            paise: 200_000,
-            timestamp,
-            status: Some("ANOMALY"),
             score: Some(score),
-            reasons: Some(reasons("amount", "unusual")),
-            label: label.map(|fraud| (fraud, if fraud { "burst" } else { "" })),
+            ..Payment::simple(id, timestamp, Some("ANOMALY"), label, "burst")
         };
         for payment in [
             alert(1, 9.0, Some(true), "2025-03-03 10:00:00"),
@@ -1891,18 +1882,14 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
     use dashboard::simulated_auditors::{CONTROL_NOTE, ReviewPlan, review};
     for engine in engines() {
         let app = TestApp::empty_on(engine);
-        let payment = |id: i64, status: Option<&'static str>, fraud: bool| Payment {
-            id,
-            beneficiary: "B1",
-            account: "A1",
-            agent: "G1",
-            scheme: "PM-KISAN",
-            paise: 200_000,
-            timestamp: "2025-03-03 10:00:00",
-            status,
-            score: status.map(|status| if status == "ANOMALY" { 9.0 } else { 0.1 }),
-            reasons: (status == Some("ANOMALY")).then(|| reasons("amount", "unusual")),
-            label: Some((fraud, if fraud { "compromised_counter" } else { "" })),
+        let payment = |id: i64, status: Option<&'static str>, fraud: bool| {
+            Payment::simple(
+                id,
+                "2025-03-03 10:00:00",
+                status,
+                Some(fraud),
+                "compromised_counter",
+            )
         };
         app.insert(&payment(1, Some("ANOMALY"), true));
         // Twelve unflagged payments, every third a fraud the detector missed; one unscored.
@@ -2005,18 +1992,8 @@ fn the_control_sample_keeps_its_draws_at_counters_the_follow_ups_visit() {
     use dashboard::simulated_auditors::{ReviewPlan, review};
     for engine in engines() {
         let app = TestApp::empty_on(engine);
-        let payment = |id: i64, timestamp: &'static str| Payment {
-            id,
-            beneficiary: "B1",
-            account: "A1",
-            agent: "G1",
-            scheme: "PM-KISAN",
-            paise: 200_000,
-            timestamp,
-            status: Some("NORMAL"),
-            score: Some(0.1),
-            reasons: None,
-            label: Some((false, "")),
+        let payment = |id: i64, timestamp: &'static str| {
+            Payment::simple(id, timestamp, Some("NORMAL"), Some(false), "")
         };
         // A fraud at G1 confirmed on 1 March: on 3 March the follow-ups visit G1.
         app.insert(&payment(1, "2025-02-20 10:00:00"));
