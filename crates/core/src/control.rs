@@ -192,6 +192,9 @@ pub struct DaySample {
     pub drawn_by: String,
     /// Unix ms.
     pub drawn_at: i64,
+    /// The model that scored the day's draws, when one model scored them all (`None`: several,
+    /// as on the day a new model took over).
+    pub model_version: Option<String>,
 }
 
 /// The latest verdict of a payment `d` (NULL: none).
@@ -213,18 +216,38 @@ pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
                 confirmed: 0,
                 drawn_by: row.at(4)?,
                 drawn_at: row.at(5)?,
+                model_version: None,
             })
         },
     )?;
     let verdicts = sql.rows(
-        &format!("SELECT d.day, {LATEST_VERDICT} FROM control_draws d"),
+        &format!(
+            "SELECT d.day, {LATEST_VERDICT}, t.model_version FROM control_draws d \
+             JOIN transactions t ON t.transaction_id = d.transaction_id"
+        ),
         &[],
-        |row| Ok((row.at::<String>(0)?, row.at::<Option<String>>(1)?)),
+        |row| {
+            Ok((
+                row.at::<String>(0)?,
+                row.at::<Option<String>>(1)?,
+                row.at::<Option<String>>(2)?,
+            ))
+        },
     )?;
-    for (day, verdict) in verdicts {
+    // Days whose draws more than one model scored.
+    let mut mixed = vec![false; days.len()];
+    for (day, verdict, model) in verdicts {
         let Ok(index) = days.binary_search_by(|sample| sample.day.as_str().cmp(&day)) else {
             continue;
         };
+        match (&days[index].model_version, model) {
+            (None, Some(model)) if !mixed[index] => days[index].model_version = Some(model),
+            (Some(seen), model) if model.as_ref() != Some(seen) => {
+                mixed[index] = true;
+                days[index].model_version = None;
+            }
+            _ => {}
+        }
         match verdict.as_deref() {
             Some("confirmed_fraud") => {
                 days[index].decided += 1;
@@ -235,6 +258,22 @@ pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
         }
     }
     Ok(days)
+}
+
+/// The drawn days grouped by the model that scored them, each group oldest day first, the
+/// groups in the order their models started (days that several models scored are left out).
+pub fn by_model(days: &[DaySample]) -> Vec<(String, Vec<DaySample>)> {
+    let mut groups: Vec<(String, Vec<DaySample>)> = Vec::new();
+    for day in days {
+        let Some(model) = &day.model_version else {
+            continue;
+        };
+        match groups.iter_mut().find(|(version, _)| version == model) {
+            Some((_, group)) => group.push(day.clone()),
+            None => groups.push((model.clone(), vec![day.clone()])),
+        }
+    }
+    groups
 }
 
 /// A drawn payment still waiting for a final verdict.
@@ -424,6 +463,7 @@ mod tests {
             confirmed,
             drawn_by: "a".into(),
             drawn_at: 0,
+            model_version: None,
         }
     }
 
@@ -670,5 +710,63 @@ mod tests {
         assert_eq!((recall.alerts_confirmed, recall.alerts_open), (1, 1));
         assert!((recall.recall - 1.0 / 21.0).abs() < 1e-9);
         assert!(recall.low <= recall.recall && recall.recall <= recall.high);
+    }
+
+    /// A day belongs to the model that scored all of its draws; a day two models scored
+    /// belongs to neither, and groups follow the order the models started in.
+    #[test]
+    fn days_are_grouped_by_the_model_that_scored_them() {
+        let (_dir, conn) = database(false);
+        let drawn = draw(
+            &mut crate::sql::Sqlite(&conn),
+            first_day(),
+            4,
+            "a",
+            now(),
+            0,
+        )
+        .unwrap()
+        .drawn;
+        conn.execute("UPDATE transactions SET model_version = 'm1'", [])
+            .unwrap();
+        let model = |conn: &rusqlite::Connection| {
+            days(&mut crate::sql::Sqlite(conn)).unwrap()[0]
+                .model_version
+                .clone()
+        };
+        assert_eq!(model(&conn).as_deref(), Some("m1"));
+        conn.execute(
+            "UPDATE transactions SET model_version = 'm2' WHERE transaction_id = ?1",
+            [drawn[2]],
+        )
+        .unwrap();
+        assert_eq!(model(&conn), None);
+
+        let scored = |name: &str, version: Option<&str>| DaySample {
+            model_version: version.map(String::from),
+            ..day(name, 100, 10, 0)
+        };
+        let groups = by_model(&[
+            scored("2026-01-01", Some("m1")),
+            scored("2026-01-02", None),
+            scored("2026-01-03", Some("m2")),
+            scored("2026-01-04", Some("m1")),
+        ]);
+        let names: Vec<(&str, Vec<&str>)> = groups
+            .iter()
+            .map(|(model, days)| {
+                (
+                    model.as_str(),
+                    days.iter().map(|d| d.day.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("m1", vec!["2026-01-01", "2026-01-04"]),
+                ("m2", vec!["2026-01-03"])
+            ]
+        );
     }
 }

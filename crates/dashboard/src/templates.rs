@@ -674,8 +674,11 @@ pub struct ModelPage {
     pub model: Option<ModelView>,
     /// How the current model's recent days compare with its held-out period.
     pub drift: Option<crate::drift::DriftView>,
-    /// What the control sample estimates of the recall in use (empty: nothing decided yet).
+    /// What the control sample estimates of this model's recall, from the drawn days it scored
+    /// (empty: nothing decided yet).
     pub control: Vec<String>,
+    /// Drawn days other models scored (left out of `control`).
+    pub control_other_days: usize,
 }
 
 #[derive(Template)]
@@ -691,11 +694,27 @@ pub struct ControlPage {
     pub form_day: String,
     pub form_size: String,
     pub max_size: usize,
-    /// Drawn days, newest first.
+    /// The estimate per model that scored drawn days, oldest first.
+    pub models: Vec<ModelEstimateView>,
+    /// Drawn days, newest first (the newest 60).
     pub days: Vec<ControlDayView>,
+    /// Drawn days older than those listed.
+    pub earlier_days: usize,
     /// Drawn payments awaiting a final verdict: day, state, payment.
     pub pending: Vec<(String, &'static str, TxView)>,
     pub pending_total: String,
+}
+
+/// What one model's drawn days say, as the Control page's table shows it.
+#[derive(Debug, Clone)]
+pub struct ModelEstimateView {
+    pub version: String,
+    pub days: String,
+    pub decided: String,
+    pub confirmed: String,
+    /// The unflagged fraud share with its interval ("—": nothing decided).
+    pub share: String,
+    pub recall: String,
 }
 
 /// A drawn day as the Control page lists it.

@@ -17,7 +17,7 @@ use crate::queries::{tx_columns, tx_row};
 use crate::routes::{page_status, render};
 use crate::session::{PageSession, Session};
 use crate::state::AppState;
-use crate::templates::{ControlDayView, ControlPage, Layout, TxView};
+use crate::templates::{ControlDayView, ControlPage, Layout, ModelEstimateView, TxView};
 use crate::views::{format_millis, group_digits};
 
 /// Drawn payments awaiting a verdict listed on the page (the count says how many in all).
@@ -41,25 +41,40 @@ pub struct DrawForm {
     pub size: String,
 }
 
+/// Drawn days listed on the page, newest first (the rest are counted).
+const DAYS_SHOWN: usize = 60;
+
 /// Everything the page shows, read in one go.
 struct ControlData {
     days: Vec<DaySample>,
     estimate: Option<(Estimate, Recall)>,
+    /// Per model that scored drawn days, oldest first: its estimate, when it has one.
+    models: Vec<(String, usize, Option<(Estimate, Recall)>)>,
     pending: Vec<(String, Option<String>, TxView)>,
     pending_total: usize,
     /// The newest day that is over: the form's default.
     suggested_day: Option<String>,
 }
 
-fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
-    let days = control::days(sql)?;
-    let estimate = match control::estimate(&days) {
+/// The estimate from `days` and the recall on them (`None`: no decided draw).
+fn estimate_of(sql: &mut dyn Sql, days: &[DaySample]) -> AppResult<Option<(Estimate, Recall)>> {
+    Ok(match control::estimate(days) {
         Some(estimate) => {
-            let recall = control::recall(sql, &estimate, &days)?;
+            let recall = control::recall(sql, &estimate, days)?;
             Some((estimate, recall))
         }
         None => None,
-    };
+    })
+}
+
+fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
+    let days = control::days(sql)?;
+    let estimate = estimate_of(sql, &days)?;
+    let mut models = Vec::new();
+    for (version, model_days) in control::by_model(&days) {
+        let estimate = estimate_of(sql, &model_days)?;
+        models.push((version, model_days.len(), estimate));
+    }
     let (waiting, pending_total) = control::pending(sql, PENDING_SHOWN)?;
     let mut pending = Vec::with_capacity(waiting.len());
     for draw in waiting {
@@ -80,22 +95,25 @@ fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
     Ok(ControlData {
         days,
         estimate,
+        models,
         pending,
         pending_total,
         suggested_day,
     })
 }
 
-/// The estimate in sentences (empty until a draw has a final verdict): the Model page's.
-pub fn estimate_text(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
+/// The Model page's estimate: from the drawn days model `version` scored, in sentences (empty
+/// until one of their draws has a final verdict), and how many drawn days other models scored.
+pub fn model_estimate(sql: &mut dyn Sql, version: &str) -> AppResult<(Vec<String>, usize)> {
     let days = control::days(sql)?;
-    Ok(match control::estimate(&days) {
-        Some(estimate) => {
-            let recall = control::recall(sql, &estimate, &days)?;
-            estimate_lines(&estimate, &recall)
-        }
+    let (own, others): (Vec<DaySample>, Vec<DaySample>) = days
+        .into_iter()
+        .partition(|day| day.model_version.as_deref() == Some(version));
+    let lines = match estimate_of(sql, &own)? {
+        Some((estimate, recall)) => estimate_lines(&estimate, &recall),
         None => Vec::new(),
-    })
+    };
+    Ok((lines, others.len()))
 }
 
 fn percent(share: f64) -> String {
@@ -165,10 +183,37 @@ fn page(
         form_day: form.day,
         form_size: form.size,
         max_size: control::MAX_SIZE,
+        models: data
+            .models
+            .iter()
+            .map(|(version, days, estimate)| ModelEstimateView {
+                version: version.clone(),
+                days: group_digits(*days as i64),
+                decided: estimate
+                    .as_ref()
+                    .map_or("0".into(), |(e, _)| group_digits(e.decided)),
+                confirmed: estimate
+                    .as_ref()
+                    .map_or("0".into(), |(e, _)| group_digits(e.confirmed)),
+                share: estimate.as_ref().map_or("—".into(), |(e, _)| {
+                    format!(
+                        "{} ({} to {})",
+                        percent(e.share),
+                        percent(e.low),
+                        percent(e.high)
+                    )
+                }),
+                recall: estimate.as_ref().map_or("—".into(), |(_, r)| {
+                    format!("{:.2} ({:.2} to {:.2})", r.recall, r.low, r.high)
+                }),
+            })
+            .collect(),
+        earlier_days: data.days.len().saturating_sub(DAYS_SHOWN),
         days: data
             .days
             .iter()
             .rev()
+            .take(DAYS_SHOWN)
             .map(|day| ControlDayView {
                 day: day.day.clone(),
                 population: group_digits(day.population),

@@ -293,9 +293,14 @@ pub async fn model(
             .await?;
         feedback.check_against(&reviewed);
     }
-    let control = match &model {
-        Some(_) => state.read(crate::routes::control::estimate_text).await?,
-        None => Vec::new(),
+    let (control, control_other_days) = match &model {
+        Some(view) => {
+            let version = view.model_version.clone();
+            state
+                .read(move |sql| crate::routes::control::model_estimate(sql, &version))
+                .await?
+        }
+        None => (Vec::new(), 0),
     };
     let mut layout = Layout::new(&session, "Model", "model");
     if model.is_some() {
@@ -307,5 +312,6 @@ pub async fn model(
         model,
         drift,
         control,
+        control_other_days,
     })
 }

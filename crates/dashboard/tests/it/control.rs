@@ -159,9 +159,24 @@ async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector
         assert!(
             model
                 .body
-                .contains("Recall in use, from the control sample")
+                .contains("recall in use, from the control sample")
         );
         assert!(model.body.contains("recall is about 0.23"), "{engine:?}");
+        // Draws another model scored are not this model's recall.
+        app.exec(match engine {
+            aegis_core::sql::Engine::Sqlite => "UPDATE transactions SET model_version = 'm-old'",
+            aegis_core::sql::Engine::Postgres => {
+                "UPDATE transaction_scores SET model_version = 'm-old'"
+            }
+        });
+        let model = app.get("/model", Some(&login)).await;
+        assert!(!model.body.contains("recall is about"), "{engine:?}");
+        assert!(
+            model
+                .body
+                .contains("No drawn payment this model scored has a final verdict yet (drawn days other models scored: 1;"),
+            "{engine:?}"
+        );
         assert_eq!(
             app.text("SELECT detail FROM audit_log WHERE action = 'control draw'")
                 .as_deref(),
