@@ -13,9 +13,12 @@ CREATE TABLE control_days (
     drawn_at    INTEGER NOT NULL                -- unix ms
 );
 
--- The payments drawn. A verdict on one (by whoever records it) is a verdict of the sample.
+-- The payments drawn, with the model that scored each (a scored row never changes, so the
+-- estimate per model needs no look-up among the payments). A verdict on one, by whoever
+-- records it, is a verdict of the sample.
 CREATE TABLE control_draws (
     transaction_id INTEGER PRIMARY KEY,
-    day            TEXT NOT NULL REFERENCES control_days (day)
+    day            TEXT NOT NULL REFERENCES control_days (day),
+    model_version  TEXT
 );
 CREATE INDEX idx_control_draws_day ON control_draws (day);

@@ -13,9 +13,11 @@ CREATE TABLE control_days (
     drawn_at    bigint NOT NULL
 );
 
--- The payments drawn (no foreign key to the payments: they are partitioned by month).
+-- The payments drawn, with the model that scored each (no foreign key to the payments: they
+-- are partitioned by month).
 CREATE TABLE control_draws (
     transaction_id bigint PRIMARY KEY,
-    day            text COLLATE "C" NOT NULL REFERENCES control_days (day)
+    day            text COLLATE "C" NOT NULL REFERENCES control_days (day),
+    model_version  text
 );
 CREATE INDEX idx_control_draws_day ON control_draws (day);

@@ -140,10 +140,11 @@ pub fn draw(
              to catch up), then draw the day"
         )));
     }
-    let mut candidates: Vec<i64> = sql.column(
-        "SELECT transaction_id FROM transactions WHERE timestamp >= ?1 AND timestamp < ?2 \
-         AND status = 'NORMAL'",
+    let mut candidates: Vec<(i64, Option<String>)> = sql.rows(
+        "SELECT transaction_id, model_version FROM transactions \
+         WHERE timestamp >= ?1 AND timestamp < ?2 AND status = 'NORMAL'",
         values![start.as_str(), end.as_str()],
+        |row| Ok((row.at(0)?, row.at(1)?)),
     )?;
     if candidates.is_empty() {
         return Err(DrawError::Refused(format!(
@@ -151,7 +152,7 @@ pub fn draw(
         )));
     }
     let population = candidates.len() as i64;
-    candidates.sort_by_key(|&id| order(id));
+    candidates.sort_by_key(|&(id, _)| order(id));
     candidates.truncate(size);
     sql.execute(
         "INSERT INTO control_days (day, population, size, drawn, drawn_by, drawn_at) \
@@ -165,16 +166,16 @@ pub fn draw(
             now_millis
         ],
     )?;
-    for &id in &candidates {
+    for (id, model) in &candidates {
         sql.execute(
-            "INSERT INTO control_draws (transaction_id, day) VALUES (?1, ?2)",
-            values![id, date.as_str()],
+            "INSERT INTO control_draws (transaction_id, day, model_version) VALUES (?1, ?2, ?3)",
+            values![*id, date.as_str(), model.as_deref()],
         )?;
     }
     Ok(Drawn {
         day: date,
         population,
-        drawn: candidates,
+        drawn: candidates.into_iter().map(|(id, _)| id).collect(),
     })
 }
 
@@ -221,10 +222,7 @@ pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
         },
     )?;
     let verdicts = sql.rows(
-        &format!(
-            "SELECT d.day, {LATEST_VERDICT}, t.model_version FROM control_draws d \
-             JOIN transactions t ON t.transaction_id = d.transaction_id"
-        ),
+        &format!("SELECT d.day, {LATEST_VERDICT}, d.model_version FROM control_draws d"),
         &[],
         |row| {
             Ok((
@@ -555,7 +553,8 @@ mod tests {
             };
             conn.execute(
                 "INSERT INTO transactions (transaction_id, beneficiary_id, scheme, amount_paise, \
-                 timestamp, status) VALUES (?1, 'B', 'PM-KISAN', 100, ?2, ?3)",
+                 timestamp, status, model_version) \
+                 VALUES (?1, 'B', 'PM-KISAN', 100, ?2, ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE 'm1' END)",
                 rusqlite::params![id, time, status],
             )
             .unwrap();
@@ -712,8 +711,9 @@ mod tests {
         assert!(recall.low <= recall.recall && recall.recall <= recall.high);
     }
 
-    /// A day belongs to the model that scored all of its draws; a day two models scored
-    /// belongs to neither, and groups follow the order the models started in.
+    /// A draw keeps the model that scored it; a day belongs to the model that scored all of
+    /// its draws, a day two models scored to neither, and groups follow the order the models
+    /// started in.
     #[test]
     fn days_are_grouped_by_the_model_that_scored_them() {
         let (_dir, conn) = database(false);
@@ -727,8 +727,6 @@ mod tests {
         )
         .unwrap()
         .drawn;
-        conn.execute("UPDATE transactions SET model_version = 'm1'", [])
-            .unwrap();
         let model = |conn: &rusqlite::Connection| {
             days(&mut crate::sql::Sqlite(conn)).unwrap()[0]
                 .model_version
@@ -736,7 +734,7 @@ mod tests {
         };
         assert_eq!(model(&conn).as_deref(), Some("m1"));
         conn.execute(
-            "UPDATE transactions SET model_version = 'm2' WHERE transaction_id = ?1",
+            "UPDATE control_draws SET model_version = 'm2' WHERE transaction_id = ?1",
             [drawn[2]],
         )
         .unwrap();

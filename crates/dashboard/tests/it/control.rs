@@ -163,12 +163,7 @@ async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector
         );
         assert!(model.body.contains("recall is about 0.23"), "{engine:?}");
         // Draws another model scored are not this model's recall.
-        app.exec(match engine {
-            aegis_core::sql::Engine::Sqlite => "UPDATE transactions SET model_version = 'm-old'",
-            aegis_core::sql::Engine::Postgres => {
-                "UPDATE transaction_scores SET model_version = 'm-old'"
-            }
-        });
+        app.exec("UPDATE control_draws SET model_version = 'm-old'");
         let model = app.get("/model", Some(&login)).await;
         assert!(!model.body.contains("recall is about"), "{engine:?}");
         assert!(
