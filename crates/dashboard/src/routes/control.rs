@@ -41,15 +41,18 @@ pub struct DrawForm {
     pub size: String,
 }
 
+/// An estimate with the recall on the same days.
+type Judged = (Estimate, Recall);
+
 /// Drawn days listed on the page, newest first (the rest are counted).
 const DAYS_SHOWN: usize = 60;
 
 /// Everything the page shows, read in one go.
 struct ControlData {
     days: Vec<DaySample>,
-    estimate: Option<(Estimate, Recall)>,
+    estimate: Option<Judged>,
     /// Per model that scored drawn days, oldest first: its estimate, when it has one.
-    models: Vec<(String, usize, Option<(Estimate, Recall)>)>,
+    models: Vec<(String, usize, Option<Judged>)>,
     pending: Vec<(String, Option<String>, TxView)>,
     pending_total: usize,
     /// The newest day that is over: the form's default.
@@ -57,7 +60,7 @@ struct ControlData {
 }
 
 /// The estimate from `days` and the recall on them (`None`: no decided draw).
-fn estimate_of(sql: &mut dyn Sql, days: &[DaySample]) -> AppResult<Option<(Estimate, Recall)>> {
+fn estimate_of(sql: &mut dyn Sql, days: &[DaySample]) -> AppResult<Option<Judged>> {
     Ok(match control::estimate(days) {
         Some(estimate) => {
             let recall = control::recall(sql, &estimate, days)?;
@@ -124,7 +127,7 @@ fn percent(share: f64) -> String {
 fn estimate_lines(estimate: &Estimate, recall: &Recall) -> Vec<String> {
     let (missed, missed_low, missed_high) = estimate.missed();
     let days = match estimate.days {
-        1 => format!("{}", estimate.first_day),
+        1 => estimate.first_day.clone(),
         n => format!(
             "{n} days from {} to {}",
             estimate.first_day, estimate.last_day
