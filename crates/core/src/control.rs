@@ -582,6 +582,12 @@ mod tests {
         Some(parse_timestamp("2026-01-02 08:00:00").unwrap())
     }
 
+    /// Draws 4 of the first day's payments in [`database`].
+    fn draw_four(conn: &rusqlite::Connection) -> Vec<i64> {
+        let sql = &mut crate::sql::Sqlite(conn);
+        draw(sql, first_day(), 4, "a", now(), 0).unwrap().drawn
+    }
+
     fn first_day() -> EventTime {
         parse_timestamp("2026-01-01 00:00:00").unwrap()
     }
@@ -673,16 +679,7 @@ mod tests {
     #[test]
     fn the_latest_verdict_of_each_draw_counts() {
         let (_dir, conn) = database(false);
-        let drawn = draw(
-            &mut crate::sql::Sqlite(&conn),
-            first_day(),
-            4,
-            "a",
-            now(),
-            0,
-        )
-        .unwrap()
-        .drawn;
+        let drawn = draw_four(&conn);
         verdict(&conn, drawn[0], "dismissed", 1);
         verdict(&conn, drawn[0], "confirmed_fraud", 2);
         verdict(&conn, drawn[1], "dismissed", 1);
@@ -717,16 +714,7 @@ mod tests {
     #[test]
     fn days_are_grouped_by_the_model_that_scored_them() {
         let (_dir, conn) = database(false);
-        let drawn = draw(
-            &mut crate::sql::Sqlite(&conn),
-            first_day(),
-            4,
-            "a",
-            now(),
-            0,
-        )
-        .unwrap()
-        .drawn;
+        let drawn = draw_four(&conn);
         let model = |conn: &rusqlite::Connection| {
             days(&mut crate::sql::Sqlite(conn)).unwrap()[0]
                 .model_version
