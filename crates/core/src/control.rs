@@ -37,6 +37,35 @@ pub fn order(transaction_id: i64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How much of a day to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// This many payments (1 to [`MAX_SIZE`]).
+    Payments(usize),
+    /// This many per thousand of the day's unflagged payments (1 to 1,000), rounded up, at
+    /// most [`MAX_SIZE`]: draws in proportion to each day's payments make the estimate as
+    /// precise as a pooled sample of the same size (days of equal draws count for fewer).
+    PerThousand(usize),
+}
+
+impl Size {
+    /// The payments to draw from a day of `population`, or what is wrong with the size.
+    fn of(self, population: usize) -> Result<usize, String> {
+        match self {
+            Size::Payments(n) if (1..=MAX_SIZE).contains(&n) => Ok(n),
+            Size::Payments(n) => Err(format!(
+                "a sample of {n} payments is out of range: draw 1 to {MAX_SIZE} a day (20 to 50 is usual)"
+            )),
+            Size::PerThousand(r) if (1..=1_000).contains(&r) => {
+                Ok((population * r).div_ceil(1_000).clamp(1, MAX_SIZE))
+            }
+            Size::PerThousand(r) => Err(format!(
+                "{r} per thousand is out of range: draw 1 to 1,000 per thousand of the day's payments"
+            )),
+        }
+    }
+}
+
 /// A day's draw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drawn {
@@ -90,25 +119,21 @@ pub fn event_now(sql: &mut dyn Sql) -> Result<Option<EventTime>> {
     newest.as_deref().map(parse_timestamp).transpose()
 }
 
-/// Draws `size` of day `day`'s (IST midnight) payments the detector scored as normal, at
-/// random ([`order`]), and records the draw as `by`'s. Refused, with what to do, when the size
+/// Draws `size` ([`Size`]) of day `day`'s (IST midnight) payments the detector scored as
+/// normal, at random ([`order`]), and records the draw as `by`'s. Refused, with what to do, when the size
 /// is out of range, the day is already drawn, not over at event time `now` ([`event_now`]; the
 /// simulated auditors pass their own), or has payments the monitor has not scored.
 pub fn draw(
     sql: &mut dyn Sql,
     day: EventTime,
-    size: usize,
+    size: Size,
     by: &str,
     now: Option<EventTime>,
     now_millis: i64,
 ) -> Result<Drawn, DrawError> {
     let day = ist_day_start(day);
     let date = date_text(day);
-    if size == 0 || size > MAX_SIZE {
-        return Err(DrawError::Refused(format!(
-            "a sample of {size} payments is out of range: draw 1 to {MAX_SIZE} a day (20 to 50 is usual)"
-        )));
-    }
+    size.of(1).map_err(DrawError::Refused)?;
     let earlier: Option<(i64, String)> = sql.row(
         "SELECT drawn, drawn_by FROM control_days WHERE day = ?1",
         values![date.as_str()],
@@ -152,6 +177,7 @@ pub fn draw(
         )));
     }
     let population = candidates.len() as i64;
+    let size = size.of(candidates.len()).map_err(DrawError::Refused)?;
     candidates.sort_by_key(|&(id, _)| order(id));
     candidates.truncate(size);
     sql.execute(
@@ -530,6 +556,22 @@ mod tests {
         assert!(estimate.high > 0.0);
     }
 
+    /// A share of the day is rounded up and kept within the limits.
+    #[test]
+    fn a_share_of_the_day_is_rounded_up_within_the_limits() {
+        assert_eq!(Size::PerThousand(20).of(1_245), Ok(25));
+        assert_eq!(Size::PerThousand(20).of(1_250), Ok(25));
+        assert_eq!(Size::PerThousand(1).of(10), Ok(1));
+        assert_eq!(Size::PerThousand(1_000).of(5_000), Ok(MAX_SIZE));
+        assert_eq!(Size::Payments(20).of(5), Ok(20));
+        assert!(
+            Size::PerThousand(0)
+                .of(100)
+                .unwrap_err()
+                .contains("per thousand")
+        );
+    }
+
     /// The order mixes ids: a day's first ids are not the sample's first.
     #[test]
     fn the_order_is_not_the_id_order() {
@@ -585,7 +627,9 @@ mod tests {
     /// Draws 4 of the first day's payments in [`database`].
     fn draw_four(conn: &rusqlite::Connection) -> Vec<i64> {
         let sql = &mut crate::sql::Sqlite(conn);
-        draw(sql, first_day(), 4, "a", now(), 0).unwrap().drawn
+        draw(sql, first_day(), Size::Payments(4), "a", now(), 0)
+            .unwrap()
+            .drawn
     }
 
     fn first_day() -> EventTime {
@@ -598,7 +642,15 @@ mod tests {
     fn a_day_is_drawn_once_from_its_unflagged_payments() {
         let (_dir, conn) = database(false);
         let sql = &mut crate::sql::Sqlite(&conn);
-        let drawn = draw(sql, first_day() + 3_600, 10, "asha", now(), 7).unwrap();
+        let drawn = draw(
+            sql,
+            first_day() + 3_600,
+            Size::Payments(10),
+            "asha",
+            now(),
+            7,
+        )
+        .unwrap();
         assert_eq!((drawn.day.as_str(), drawn.population), ("2026-01-01", 40));
         assert_eq!(drawn.drawn.len(), 10);
         assert!(drawn.drawn.iter().all(|&id| (1..=40).contains(&id)));
@@ -607,12 +659,13 @@ mod tests {
             drawn_on(sql, first_day()).unwrap(),
             Some(drawn.drawn.clone())
         );
+        assert_eq!(event_now(sql).unwrap(), now());
 
         let (_other_dir, other) = database(false);
         let again = draw(
             &mut crate::sql::Sqlite(&other),
             first_day(),
-            10,
+            Size::Payments(10),
             "b",
             now(),
             9,
@@ -620,7 +673,7 @@ mod tests {
         .unwrap();
         assert_eq!(again.drawn, drawn.drawn);
 
-        let refused = draw(sql, first_day(), 5, "asha", now(), 8)
+        let refused = draw(sql, first_day(), Size::Payments(5), "asha", now(), 8)
             .unwrap_err()
             .to_string();
         assert!(
@@ -634,13 +687,19 @@ mod tests {
         let all = draw(
             &mut crate::sql::Sqlite(&small),
             first_day(),
-            500,
+            Size::Payments(500),
             "a",
             now(),
             0,
         )
         .unwrap();
         assert_eq!(all.drawn.len(), 40);
+        // 25 per thousand of 40 payments, rounded up: 1.
+        let (_dir4, share) = database(false);
+        let sql = &mut crate::sql::Sqlite(&share);
+        let one = draw(sql, first_day(), Size::PerThousand(25), "a", now(), 0).unwrap();
+        assert_eq!(one.drawn.len(), 1);
+        assert_eq!(days(sql).unwrap()[0].size, 1);
     }
 
     /// A day still open, a day with unscored payments, and sizes out of range are refused
@@ -649,22 +708,27 @@ mod tests {
     fn a_draw_is_refused_until_the_day_is_over_and_scored() {
         let (_dir, conn) = database(true);
         let sql = &mut crate::sql::Sqlite(&conn);
-        let unscored = draw(sql, first_day(), 10, "a", now(), 0)
+        let unscored = draw(sql, first_day(), Size::Payments(10), "a", now(), 0)
             .unwrap_err()
             .to_string();
         assert!(
             unscored.contains("1 payments of 2026-01-01 are not scored yet"),
             "{unscored}"
         );
-        let open = draw(sql, first_day() + DAY, 10, "a", now(), 0)
+        let open = draw(sql, first_day() + DAY, Size::Payments(10), "a", now(), 0)
             .unwrap_err()
             .to_string();
         assert!(open.contains("2026-01-02 is not over yet"), "{open}");
-        let none = draw(sql, first_day() - DAY, 10, "a", now(), 0)
+        let none = draw(sql, first_day() - DAY, Size::Payments(10), "a", now(), 0)
             .unwrap_err()
             .to_string();
         assert!(none.contains("nothing to draw"), "{none}");
-        for size in [0, MAX_SIZE + 1] {
+        for size in [
+            Size::Payments(0),
+            Size::Payments(MAX_SIZE + 1),
+            Size::PerThousand(0),
+            Size::PerThousand(1_001),
+        ] {
             let error = draw(sql, first_day(), size, "a", now(), 0)
                 .unwrap_err()
                 .to_string();

@@ -155,7 +155,14 @@ fn control_sample_of(
 ) -> AppResult<Vec<Alert>> {
     let drawn = match control::drawn_on(sql, day)? {
         Some(drawn) => drawn,
-        None => match control::draw(sql, day, size, SIMULATED_USER, Some(through), now_millis) {
+        None => match control::draw(
+            sql,
+            day,
+            control::Size::Payments(size),
+            SIMULATED_USER,
+            Some(through),
+            now_millis,
+        ) {
             Ok(drawn) => drawn.drawn,
             Err(DrawError::Refused(_)) => return Ok(Vec::new()),
             Err(DrawError::Database(error)) => return Err(error.into()),

@@ -693,6 +693,8 @@ pub struct ControlPage {
     pub estimate: Vec<String>,
     pub form_day: String,
     pub form_size: String,
+    /// The size is per thousand of the day's unflagged payments (else a count).
+    pub per_thousand: bool,
     pub max_size: usize,
     /// The estimate per model that scored drawn days, oldest first.
     pub models: Vec<ModelEstimateView>,

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use aegis_core::control::{self, DaySample, DrawError, Estimate, Recall};
+use aegis_core::control::{self, DaySample, DrawError, Estimate, Recall, Size};
 use aegis_core::sql::Sql;
 use aegis_core::time::{DAY, format_ist, ist_day_start, parse_timestamp};
 
@@ -39,6 +39,8 @@ pub struct ControlParams {
 pub struct DrawForm {
     pub day: String,
     pub size: String,
+    /// `payments` (a count, the default) or `per_thousand` (of the day's unflagged payments).
+    pub unit: String,
 }
 
 /// An estimate with the recall on the same days.
@@ -93,8 +95,13 @@ fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
             pending.push((draw.day, draw.verdict, TxView::from(&row)));
         }
     }
-    let suggested_day =
-        control::event_now(sql)?.map(|time| control::date_text(ist_day_start(time) - DAY));
+    // The newest finished day not drawn yet (within a year).
+    let drawn: std::collections::HashSet<&str> = days.iter().map(|d| d.day.as_str()).collect();
+    let suggested_day = control::event_now(sql)?.and_then(|time| {
+        (1..=366)
+            .map(|back| control::date_text(ist_day_start(time) - back * DAY))
+            .find(|day| !drawn.contains(day.as_str()))
+    });
     Ok(ControlData {
         days,
         estimate,
@@ -173,6 +180,7 @@ fn page(
     let form = form.unwrap_or_else(|| DrawForm {
         day: data.suggested_day.clone().unwrap_or_default(),
         size: DEFAULT_SIZE.to_string(),
+        unit: String::new(),
     });
     ControlPage {
         layout: Layout::new(session, "Control sample", "control"),
@@ -185,6 +193,7 @@ fn page(
             .unwrap_or_default(),
         form_day: form.day,
         form_size: form.size,
+        per_thousand: form.unit == "per_thousand",
         max_size: control::MAX_SIZE,
         models: data
             .models
@@ -314,20 +323,38 @@ pub async fn post_draw(
 }
 
 /// The form's day (IST midnight) and size, or what is wrong with them.
-fn parse_form(form: &DrawForm) -> Result<(i64, usize), String> {
+fn parse_form(form: &DrawForm) -> Result<(i64, Size), String> {
     let day = form.day.trim();
     let time = (day.len() == 10)
         .then(|| parse_timestamp(day).ok())
         .flatten()
         .filter(|&time| format_ist(time).starts_with(day))
         .ok_or_else(|| format!("{day:?} is not a day: give the date as YYYY-MM-DD"))?;
-    let size = form.size.trim().parse::<usize>().map_err(|_| {
+    let per_thousand = match form.unit.as_str() {
+        "" | "payments" => false,
+        "per_thousand" => true,
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit: choose payments or per thousand"
+            ));
+        }
+    };
+    let number = form.size.trim().parse::<usize>().map_err(|_| {
         format!(
-            "{:?} is not a number of payments: give a whole number from 1 to {}",
+            "{:?} is not a number: give a whole number from 1 to {}",
             form.size.trim(),
-            control::MAX_SIZE
+            if per_thousand {
+                1_000
+            } else {
+                control::MAX_SIZE
+            }
         )
     })?;
+    let size = if per_thousand {
+        Size::PerThousand(number)
+    } else {
+        Size::Payments(number)
+    };
     Ok((time, size))
 }
 
@@ -339,17 +366,29 @@ mod tests {
         DrawForm {
             day: day.into(),
             size: size.into(),
+            unit: String::new(),
         }
     }
 
-    /// A date and a size are read; anything else is named with the fix.
+    /// A date and a size (payments, or per thousand of the day's) are read; anything else is
+    /// named with the fix.
     #[test]
     fn the_form_takes_a_date_and_a_whole_size() {
         let (day, size) = parse_form(&form(" 2026-09-03 ", "20")).unwrap();
         assert_eq!(
             (format_ist(day).as_str(), size),
-            ("2026-09-03 00:00:00", 20)
+            ("2026-09-03 00:00:00", Size::Payments(20))
         );
+        let share = DrawForm {
+            unit: "per_thousand".into(),
+            ..form("2026-09-03", "15")
+        };
+        assert_eq!(parse_form(&share).unwrap().1, Size::PerThousand(15));
+        let odd = DrawForm {
+            unit: "percent".into(),
+            ..form("2026-09-03", "15")
+        };
+        assert!(parse_form(&odd).unwrap_err().contains("not a unit"));
         for (day, size, named) in [
             ("3 Sept", "20", "not a day"),
             ("2026-09-03 10:00:00", "20", "not a day"),

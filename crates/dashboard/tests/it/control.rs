@@ -178,5 +178,31 @@ async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector
             Some("drew 4 of 10 unflagged payments of 2025-03-03"),
             "{engine:?}"
         );
+
+        // A share of the day: 500 per thousand of 4 March's one payment, rounded up, once 5
+        // March has begun.
+        app.insert(&payment(14, "2025-03-05 10:00:00", "NORMAL", false));
+        let share = app
+            .post_form(
+                "/control/draw",
+                Some(&login.cookie),
+                &[
+                    ("csrf", &login.csrf),
+                    ("day", "2025-03-04"),
+                    ("size", "500"),
+                    ("unit", "per_thousand"),
+                ],
+            )
+            .await;
+        assert_eq!(share.status, StatusCode::SEE_OTHER, "{}", share.body);
+        let page = app.get("/control", Some(&login)).await;
+        assert!(
+            page.body.contains("value=\"2025-03-02\""),
+            "{engine:?}: the newest finished day not drawn yet is suggested"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM control_draws WHERE day = '2025-03-04'"),
+            1
+        );
     }
 }
