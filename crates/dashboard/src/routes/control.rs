@@ -57,7 +57,7 @@ struct ControlData {
     models: Vec<(String, usize, Option<Judged>)>,
     pending: Vec<(String, Option<String>, TxView)>,
     pending_total: usize,
-    /// The newest day that is over: the form's default.
+    /// The newest finished day not drawn yet: the form's default.
     suggested_day: Option<String>,
 }
 
