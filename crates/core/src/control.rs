@@ -112,11 +112,14 @@ pub fn drawn_on(sql: &mut dyn Sql, day: EventTime) -> Result<Option<Vec<i64>>> {
 }
 
 /// The event time it is now, as the data tells it: the newest payment's time (`None`: no
-/// payment yet). Generated data lives in its own calendar, so a day is over when a payment
-/// after it has arrived, not when the wall clock says so.
+/// payment yet, or the newest timestamp is not one, which the monitor marks as an error row).
+/// Generated data lives in its own calendar, so a day is over when a payment after it has
+/// arrived, not when the wall clock says so.
 pub fn event_now(sql: &mut dyn Sql) -> Result<Option<EventTime>> {
     let newest: Option<String> = sql.value("SELECT max(timestamp) FROM transactions", &[])?;
-    newest.as_deref().map(parse_timestamp).transpose()
+    Ok(newest
+        .as_deref()
+        .and_then(|text| parse_timestamp(text).ok()))
 }
 
 /// Draws `size` ([`Size`]) of day `day`'s (IST midnight) payments the detector scored as
@@ -222,14 +225,34 @@ pub struct DaySample {
     /// The model that scored the day's draws, when one model scored them all (`None`: several,
     /// as on the day a new model took over).
     pub model_version: Option<String>,
+    /// The day's alerts whose latest verdict is confirmed fraud: the frauds the detector found.
+    pub alerts_confirmed: i64,
+    /// The day's alerts without a final verdict.
+    pub alerts_open: i64,
 }
 
-/// The latest verdict of a payment `d` (NULL: none).
-const LATEST_VERDICT: &str = "(SELECT v.verdict FROM verdicts v WHERE v.transaction_id = \
-     d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC LIMIT 1)";
+/// A drawn payment still waiting for a final verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub transaction_id: i64,
+    pub day: String,
+    /// `needs_field_check`, or `None` when nobody has looked at it yet.
+    pub verdict: Option<String>,
+}
 
-/// Every drawn day, oldest first, with its draws' verdicts counted.
+/// Whether a latest verdict is final (confirmed fraud or dismissed).
+fn is_final(verdict: Option<&str>) -> bool {
+    matches!(verdict, Some("confirmed_fraud" | "dismissed"))
+}
+
+/// Every drawn day, oldest first, with its draws' verdicts and its alerts counted.
 pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
+    Ok(sample(sql)?.0)
+}
+
+/// Every drawn day ([`days`]) and the drawn payments without a final verdict, oldest day
+/// first: what the Control page shows, from one reading of the draws.
+pub fn sample(sql: &mut dyn Sql) -> Result<(Vec<DaySample>, Vec<Pending>)> {
     let mut days = sql.rows(
         "SELECT day, population, size, drawn, drawn_by, drawn_at FROM control_days ORDER BY day",
         &[],
@@ -244,44 +267,85 @@ pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
                 drawn_by: row.at(4)?,
                 drawn_at: row.at(5)?,
                 model_version: None,
+                alerts_confirmed: 0,
+                alerts_open: 0,
             })
         },
     )?;
-    let verdicts = sql.rows(
-        &format!("SELECT d.day, {LATEST_VERDICT}, d.model_version FROM control_draws d"),
+    let draws = sql.rows(
+        "SELECT d.transaction_id, d.day, (SELECT v.verdict FROM verdicts v \
+         WHERE v.transaction_id = d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC \
+         LIMIT 1), d.model_version FROM control_draws d",
         &[],
         |row| {
-            Ok((
-                row.at::<String>(0)?,
-                row.at::<Option<String>>(1)?,
-                row.at::<Option<String>>(2)?,
-            ))
+            let draw = Pending {
+                transaction_id: row.at(0)?,
+                day: row.at(1)?,
+                verdict: row.at(2)?,
+            };
+            Ok((draw, row.at::<Option<String>>(3)?))
         },
     )?;
-    // Days whose draws more than one model scored.
+    // Per day, the model of its first draw (outer `None`: none seen yet) and whether another
+    // model scored one of the others.
+    let mut models: Vec<Option<Option<String>>> = vec![None; days.len()];
     let mut mixed = vec![false; days.len()];
-    for (day, verdict, model) in verdicts {
-        let Ok(index) = days.binary_search_by(|sample| sample.day.as_str().cmp(&day)) else {
+    let mut pending = Vec::new();
+    for (draw, model) in draws {
+        let Ok(index) = days.binary_search_by(|sample| sample.day.as_str().cmp(&draw.day)) else {
             continue;
         };
-        match (&days[index].model_version, model) {
-            (None, Some(model)) if !mixed[index] => days[index].model_version = Some(model),
-            (Some(seen), model) if model.as_ref() != Some(seen) => {
-                mixed[index] = true;
-                days[index].model_version = None;
-            }
-            _ => {}
+        match &models[index] {
+            None => models[index] = Some(model),
+            Some(seen) if *seen != model => mixed[index] = true,
+            Some(_) => {}
         }
-        match verdict.as_deref() {
-            Some("confirmed_fraud") => {
-                days[index].decided += 1;
-                days[index].confirmed += 1;
-            }
-            Some("dismissed") => days[index].decided += 1,
-            _ => {}
+        let day = &mut days[index];
+        if is_final(draw.verdict.as_deref()) {
+            day.decided += 1;
+            day.confirmed += i64::from(draw.verdict.as_deref() == Some("confirmed_fraud"));
+        } else {
+            pending.push(draw);
         }
     }
-    Ok(days)
+    for ((day, model), mixed) in days.iter_mut().zip(models).zip(mixed) {
+        day.model_version = if mixed { None } else { model.flatten() };
+    }
+    if let (Some(first), Some(last)) = (days.first(), days.last()) {
+        // Each alert's latest verdict, as the case queue keeps it (`incident_alerts`).
+        let alerts = sql.rows(
+            "SELECT substr(timestamp, 1, 10), verdict, count(*) FROM incident_alerts \
+             WHERE timestamp >= ?1 AND timestamp < ?2 \
+             GROUP BY substr(timestamp, 1, 10), verdict",
+            values![
+                format!("{} 00:00:00", first.day),
+                format!("{} 99", last.day)
+            ],
+            |row| {
+                Ok((
+                    row.at::<String>(0)?,
+                    row.at::<Option<String>>(1)?,
+                    row.at::<i64>(2)?,
+                ))
+            },
+        )?;
+        for (day, verdict, count) in alerts {
+            let Ok(index) = days.binary_search_by(|sample| sample.day.as_str().cmp(&day)) else {
+                continue;
+            };
+            match verdict.as_deref() {
+                Some("confirmed_fraud") => days[index].alerts_confirmed += count,
+                Some("dismissed") => {}
+                _ => days[index].alerts_open += count,
+            }
+        }
+    }
+    pending.sort_by(|a, b| {
+        a.day
+            .cmp(&b.day)
+            .then(order(a.transaction_id).cmp(&order(b.transaction_id)))
+    });
+    Ok((days, pending))
 }
 
 /// The drawn days grouped by the model that scored them, each group oldest day first, the
@@ -298,40 +362,6 @@ pub fn by_model(days: &[DaySample]) -> Vec<(String, Vec<DaySample>)> {
         }
     }
     groups
-}
-
-/// A drawn payment still waiting for a final verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
-    pub transaction_id: i64,
-    pub day: String,
-    /// `needs_field_check`, or `None` when nobody has looked at it yet.
-    pub verdict: Option<String>,
-}
-
-/// The drawn payments without a final verdict, oldest day first (at most `limit`), and how many
-/// there are in all.
-pub fn pending(sql: &mut dyn Sql, limit: usize) -> Result<(Vec<Pending>, usize)> {
-    let mut all = sql.rows(
-        &format!("SELECT d.transaction_id, d.day, {LATEST_VERDICT} FROM control_draws d"),
-        &[],
-        |row| {
-            Ok(Pending {
-                transaction_id: row.at(0)?,
-                day: row.at(1)?,
-                verdict: row.at(2)?,
-            })
-        },
-    )?;
-    all.retain(|p| !matches!(p.verdict.as_deref(), Some("confirmed_fraud" | "dismissed")));
-    all.sort_by(|a, b| {
-        a.day
-            .cmp(&b.day)
-            .then(order(a.transaction_id).cmp(&order(b.transaction_id)))
-    });
-    let total = all.len();
-    all.truncate(limit);
-    Ok((all, total))
 }
 
 /// The day a payment was drawn for, if it was.
@@ -413,34 +443,12 @@ pub struct Recall {
 }
 
 /// The recall an audit team estimates from its verdicts alone: confirmed alerts over confirmed
-/// alerts plus the frauds the sample says passed unflagged, on the estimate's days.
-pub fn recall(sql: &mut dyn Sql, estimate: &Estimate, days: &[DaySample]) -> Result<Recall> {
-    let used: std::collections::HashSet<&str> = days
-        .iter()
-        .filter(|d| d.decided > 0)
-        .map(|d| d.day.as_str())
-        .collect();
-    let start = format!("{} 00:00:00", estimate.first_day);
-    let end = format!("{} 99", estimate.last_day);
-    let alerts = sql.rows(
-        &format!(
-            "SELECT substr(d.timestamp, 1, 10), {LATEST_VERDICT} FROM transactions d \
-             WHERE d.status = 'ANOMALY' AND d.timestamp >= ?1 AND d.timestamp < ?2"
-        ),
-        values![start.as_str(), end.as_str()],
-        |row| Ok((row.at::<String>(0)?, row.at::<Option<String>>(1)?)),
-    )?;
-    let (mut confirmed, mut open) = (0_i64, 0_i64);
-    for (day, verdict) in alerts {
-        if !used.contains(day.as_str()) {
-            continue;
-        }
-        match verdict.as_deref() {
-            Some("confirmed_fraud") => confirmed += 1,
-            Some("dismissed") => {}
-            _ => open += 1,
-        }
-    }
+/// alerts plus the frauds the sample says passed unflagged, on the estimate's days (those of
+/// `days` with a decided draw).
+pub fn recall(estimate: &Estimate, days: &[DaySample]) -> Recall {
+    let used = days.iter().filter(|d| d.decided > 0);
+    let confirmed: i64 = used.clone().map(|d| d.alerts_confirmed).sum();
+    let open: i64 = used.map(|d| d.alerts_open).sum();
     let found = confirmed as f64;
     let of = |missed: f64| {
         if found + missed > 0.0 {
@@ -450,13 +458,13 @@ pub fn recall(sql: &mut dyn Sql, estimate: &Estimate, days: &[DaySample]) -> Res
         }
     };
     let (missed, missed_low, missed_high) = estimate.missed();
-    Ok(Recall {
+    Recall {
         alerts_confirmed: confirmed,
         alerts_open: open,
         recall: of(missed),
         low: of(missed_high),
         high: of(missed_low),
-    })
+    }
 }
 
 /// The Wilson score interval (95 %) of a share `successes / trials`: unlike the normal
@@ -488,6 +496,8 @@ mod tests {
             drawn_by: "a".into(),
             drawn_at: 0,
             model_version: None,
+            alerts_confirmed: 0,
+            alerts_open: 0,
         }
     }
 
@@ -601,6 +611,8 @@ mod tests {
             )
             .unwrap();
         }
+        // As the monitor does when it scores them: the alerts get their incidents.
+        crate::incidents::link_backlog(&mut crate::sql::Sqlite(&conn), 44).unwrap();
         conn.execute(
             "INSERT INTO users (user_id, username, password_hash, role, created_at) \
              VALUES (1, 'asha', 'x', 'auditor', 0)",
@@ -751,11 +763,16 @@ mod tests {
         verdict(&conn, 41, "confirmed_fraud", 1);
         verdict(&conn, 42, "dismissed", 1);
         let sql = &mut crate::sql::Sqlite(&conn);
-        let all = days(sql).unwrap();
+        let (all, pending) = sample(sql).unwrap();
         assert_eq!((all[0].decided, all[0].confirmed), (2, 1));
-        let (pending, total) = pending(sql, 1).unwrap();
-        assert_eq!(total, 2);
-        assert_eq!(pending.len(), 1);
+        assert_eq!(all, days(sql).unwrap());
+        let mut waiting: Vec<i64> = pending.iter().map(|p| p.transaction_id).collect();
+        waiting.sort();
+        let mut expected = vec![drawn[2], drawn[3]];
+        expected.sort();
+        assert_eq!(waiting, expected);
+        assert_eq!(pending[0].transaction_id, drawn[2], "in the sample's order");
+        assert_eq!(pending[0].verdict.as_deref(), Some("needs_field_check"));
         assert_eq!(
             drawn_day(sql, drawn[3]).unwrap().as_deref(),
             Some("2026-01-01")
@@ -766,7 +783,7 @@ mod tests {
         // open.
         let estimate = estimate(&all).unwrap();
         assert!((estimate.missed().0 - 20.0).abs() < 1e-9);
-        let recall = recall(sql, &estimate, &all).unwrap();
+        let recall = recall(&estimate, &all);
         assert_eq!((recall.alerts_confirmed, recall.alerts_open), (1, 1));
         assert!((recall.recall - 1.0 / 21.0).abs() < 1e-9);
         assert!(recall.low <= recall.recall && recall.recall <= recall.high);

@@ -212,14 +212,10 @@ pub fn review(db: &Database, plan: ReviewPlan, now_millis: i64) -> AppResult<Rev
 fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<Reviewed> {
     let through = match plan.through {
         Some(through) => through,
-        None => {
-            let newest: Option<String> =
-                sql.value("SELECT max(timestamp) FROM transactions", &[])?;
-            match newest.as_deref().map(parse_timestamp) {
-                Some(Ok(time)) => time,
-                _ => return Ok(Reviewed::default()),
-            }
-        }
+        None => match control::event_now(sql)? {
+            Some(time) => time,
+            None => return Ok(Reviewed::default()),
+        },
     };
     let rows = sql.rows(
         &format!(

@@ -522,7 +522,7 @@ fn control_sample(
         );
         return Ok(());
     };
-    let recall = control::recall(sql, &estimate, &days)?;
+    let recall = control::recall(&estimate, &days);
     let (start, end) = (
         format!("{} 00:00:00", estimate.first_day),
         format!("{} 99", estimate.last_day),

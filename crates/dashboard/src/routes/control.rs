@@ -62,27 +62,22 @@ struct ControlData {
 }
 
 /// The estimate from `days` and the recall on them (`None`: no decided draw).
-fn estimate_of(sql: &mut dyn Sql, days: &[DaySample]) -> AppResult<Option<Judged>> {
-    Ok(match control::estimate(days) {
-        Some(estimate) => {
-            let recall = control::recall(sql, &estimate, days)?;
-            Some((estimate, recall))
-        }
-        None => None,
-    })
+fn estimate_of(days: &[DaySample]) -> Option<Judged> {
+    let estimate = control::estimate(days)?;
+    let recall = control::recall(&estimate, days);
+    Some((estimate, recall))
 }
 
 fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
-    let days = control::days(sql)?;
-    let estimate = estimate_of(sql, &days)?;
-    let mut models = Vec::new();
-    for (version, model_days) in control::by_model(&days) {
-        let estimate = estimate_of(sql, &model_days)?;
-        models.push((version, model_days.len(), estimate));
-    }
-    let (waiting, pending_total) = control::pending(sql, PENDING_SHOWN)?;
-    let mut pending = Vec::with_capacity(waiting.len());
-    for draw in waiting {
+    let (days, waiting) = control::sample(sql)?;
+    let estimate = estimate_of(&days);
+    let models = control::by_model(&days)
+        .into_iter()
+        .map(|(version, model_days)| (version, model_days.len(), estimate_of(&model_days)))
+        .collect();
+    let pending_total = waiting.len();
+    let mut pending = Vec::with_capacity(PENDING_SHOWN);
+    for draw in waiting.into_iter().take(PENDING_SHOWN) {
         let row = sql.row(
             &format!(
                 "SELECT {} FROM transactions WHERE transaction_id = ?1",
@@ -119,7 +114,7 @@ pub fn model_estimate(sql: &mut dyn Sql, version: &str) -> AppResult<(Vec<String
     let (own, others): (Vec<DaySample>, Vec<DaySample>) = days
         .into_iter()
         .partition(|day| day.model_version.as_deref() == Some(version));
-    let lines = match estimate_of(sql, &own)? {
+    let lines = match estimate_of(&own) {
         Some((estimate, recall)) => estimate_lines(&estimate, &recall),
         None => Vec::new(),
     };
