@@ -66,6 +66,49 @@ impl Size {
     }
 }
 
+/// A size as the command lines take it: `50` (payments) or `2/1000` (per thousand), within
+/// the limits.
+impl std::str::FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Size, String> {
+        let text = text.trim();
+        let invalid = || {
+            format!(
+                "{text:?} is not a sample size: give a number of payments a day (50) or a share \
+                 per thousand of the day's unflagged payments (2/1000)"
+            )
+        };
+        let number = |digits: &str| digits.trim().parse::<usize>().map_err(|_| invalid());
+        let size = match text.split_once('/') {
+            Some((share, "1000")) => Size::PerThousand(number(share)?),
+            Some(_) => return Err(invalid()),
+            None => Size::Payments(number(text)?),
+        };
+        size.of(1)?;
+        Ok(size)
+    }
+}
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Size::Payments(n) => write!(f, "{n}"),
+            Size::PerThousand(r) => write!(f, "{r}/1000"),
+        }
+    }
+}
+
+impl Size {
+    /// The size in words, per day.
+    pub fn describe(self) -> String {
+        match self {
+            Size::Payments(n) => format!("{n} a day"),
+            Size::PerThousand(r) => format!("{r} per thousand a day"),
+        }
+    }
+}
+
 /// A day's draw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drawn {
@@ -77,12 +120,39 @@ pub struct Drawn {
     pub drawn: Vec<i64>,
 }
 
+/// Why a draw was refused: what a machine client branches on (the message says it to people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The size is out of range: ask for another.
+    Size,
+    /// The day was drawn before: review its draws instead.
+    AlreadyDrawn,
+    /// The day is not over: draw it later.
+    NotOver,
+    /// Some of the day's payments are not scored yet: draw it once the monitor has caught up.
+    Unscored,
+    /// The day has no payment scored as normal.
+    NothingToDraw,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Size => "size",
+            Refusal::AlreadyDrawn => "already_drawn",
+            Refusal::NotOver => "not_over",
+            Refusal::Unscored => "unscored",
+            Refusal::NothingToDraw => "nothing_to_draw",
+        }
+    }
+}
+
 /// Why a draw did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum DrawError {
     /// Something the person drawing can act on; the message says what.
-    #[error("{0}")]
-    Refused(String),
+    #[error("{1}")]
+    Refused(Refusal, String),
     #[error(transparent)]
     Database(#[from] Error),
 }
@@ -136,23 +206,30 @@ pub fn draw(
 ) -> Result<Drawn, DrawError> {
     let day = ist_day_start(day);
     let date = date_text(day);
-    size.of(1).map_err(DrawError::Refused)?;
+    size.of(1)
+        .map_err(|problem| DrawError::Refused(Refusal::Size, problem))?;
     let earlier: Option<(i64, String)> = sql.row(
         "SELECT drawn, drawn_by FROM control_days WHERE day = ?1",
         values![date.as_str()],
         |row| Ok((row.at(0)?, row.at(1)?)),
     )?;
     if let Some((drawn, by)) = earlier {
-        return Err(DrawError::Refused(format!(
-            "{date} was already drawn ({drawn} payments, by {by}): a day is drawn once, so that the \
+        return Err(DrawError::Refused(
+            Refusal::AlreadyDrawn,
+            format!(
+                "{date} was already drawn ({drawn} payments, by {by}): a day is drawn once, so that the \
              sample stays random; review its payments, or draw another day"
-        )));
+            ),
+        ));
     }
     if now.is_none_or(|now| now < day + DAY) {
-        return Err(DrawError::Refused(format!(
-            "{date} is not over yet (no payment after it has arrived): draw a day once it has ended, \
+        return Err(DrawError::Refused(
+            Refusal::NotOver,
+            format!(
+                "{date} is not over yet (no payment after it has arrived): draw a day once it has ended, \
              so its sample is drawn from all of its payments"
-        )));
+            ),
+        ));
     }
     let (start, end) = (format_ist(day), format_ist(day + DAY));
     let unscored = sql
@@ -163,10 +240,13 @@ pub fn draw(
         )?
         .unwrap_or(0);
     if unscored > 0 {
-        return Err(DrawError::Refused(format!(
-            "{unscored} payments of {date} are not scored yet: start the monitor (or wait for it \
+        return Err(DrawError::Refused(
+            Refusal::Unscored,
+            format!(
+                "{unscored} payments of {date} are not scored yet: start the monitor (or wait for it \
              to catch up), then draw the day"
-        )));
+            ),
+        ));
     }
     let mut candidates: Vec<(i64, Option<String>)> = sql.rows(
         "SELECT transaction_id, model_version FROM transactions \
@@ -175,12 +255,17 @@ pub fn draw(
         |row| Ok((row.at(0)?, row.at(1)?)),
     )?;
     if candidates.is_empty() {
-        return Err(DrawError::Refused(format!(
-            "{date} has no payment the detector scored as normal: there is nothing to draw"
-        )));
+        return Err(DrawError::Refused(
+            Refusal::NothingToDraw,
+            format!(
+                "{date} has no payment the detector scored as normal: there is nothing to draw"
+            ),
+        ));
     }
     let population = candidates.len() as i64;
-    let size = size.of(candidates.len()).map_err(DrawError::Refused)?;
+    let size = size
+        .of(candidates.len())
+        .map_err(|problem| DrawError::Refused(Refusal::Size, problem))?;
     candidates.sort_by_key(|&(id, _)| order(id));
     candidates.truncate(size);
     sql.execute(
@@ -231,13 +316,44 @@ pub struct DaySample {
     pub alerts_open: i64,
 }
 
-/// A drawn payment still waiting for a final verdict.
+/// A drawn payment and its latest verdict.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
+pub struct Draw {
     pub transaction_id: i64,
     pub day: String,
-    /// `needs_field_check`, or `None` when nobody has looked at it yet.
+    /// `confirmed_fraud`, `dismissed`, `needs_field_check`, or `None` when nobody has looked at
+    /// it yet.
     pub verdict: Option<String>,
+}
+
+/// The columns of a [`Draw`] from `control_draws d`, then the draw's model.
+const DRAW_COLUMNS: &str = "d.transaction_id, d.day, (SELECT v.verdict FROM verdicts v \
+     WHERE v.transaction_id = d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC \
+     LIMIT 1), d.model_version";
+
+fn draw_row(row: &[crate::sql::Value]) -> Result<(Draw, Option<String>)> {
+    let draw = Draw {
+        transaction_id: row.at(0)?,
+        day: row.at(1)?,
+        verdict: row.at(2)?,
+    };
+    Ok((draw, row.at(3)?))
+}
+
+/// The payments drawn on `date` (`YYYY-MM-DD`) with their latest verdicts, in the sample's
+/// order (empty when the day was not drawn).
+pub fn draws_of(sql: &mut dyn Sql, date: &str) -> Result<Vec<Draw>> {
+    let mut draws: Vec<Draw> = sql
+        .rows(
+            &format!("SELECT {DRAW_COLUMNS} FROM control_draws d WHERE d.day = ?1"),
+            values![date],
+            draw_row,
+        )?
+        .into_iter()
+        .map(|(draw, _)| draw)
+        .collect();
+    draws.sort_by_key(|draw| order(draw.transaction_id));
+    Ok(draws)
 }
 
 /// Whether a latest verdict is final (confirmed fraud or dismissed).
@@ -252,7 +368,7 @@ pub fn days(sql: &mut dyn Sql) -> Result<Vec<DaySample>> {
 
 /// Every drawn day ([`days`]) and the drawn payments without a final verdict, oldest day
 /// first: what the Control page shows, from one reading of the draws.
-pub fn sample(sql: &mut dyn Sql) -> Result<(Vec<DaySample>, Vec<Pending>)> {
+pub fn sample(sql: &mut dyn Sql) -> Result<(Vec<DaySample>, Vec<Draw>)> {
     let mut days = sql.rows(
         "SELECT day, population, size, drawn, drawn_by, drawn_at FROM control_days ORDER BY day",
         &[],
@@ -273,18 +389,9 @@ pub fn sample(sql: &mut dyn Sql) -> Result<(Vec<DaySample>, Vec<Pending>)> {
         },
     )?;
     let draws = sql.rows(
-        "SELECT d.transaction_id, d.day, (SELECT v.verdict FROM verdicts v \
-         WHERE v.transaction_id = d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC \
-         LIMIT 1), d.model_version FROM control_draws d",
+        &format!("SELECT {DRAW_COLUMNS} FROM control_draws d"),
         &[],
-        |row| {
-            let draw = Pending {
-                transaction_id: row.at(0)?,
-                day: row.at(1)?,
-                verdict: row.at(2)?,
-            };
-            Ok((draw, row.at::<Option<String>>(3)?))
-        },
+        draw_row,
     )?;
     // Per day, the model of its first draw (outer `None`: none seen yet) and whether another
     // model scored one of the others.
@@ -582,6 +689,26 @@ mod tests {
         );
     }
 
+    /// A command line's size reads back as it was written; anything else, or out of range,
+    /// names the two forms.
+    #[test]
+    fn a_size_is_a_count_or_a_share_per_thousand() {
+        for (text, size) in [
+            ("50", Size::Payments(50)),
+            (" 2/1000 ", Size::PerThousand(2)),
+        ] {
+            assert_eq!(text.parse::<Size>(), Ok(size));
+            assert_eq!(size.to_string(), text.trim());
+        }
+        for text in ["", "fifty", "2/100", "2%", "0", "1001", "0/1000", "-3"] {
+            let problem = text.parse::<Size>().unwrap_err();
+            assert!(
+                problem.contains("(2/1000)") || problem.contains("out of range"),
+                "{text}: {problem}"
+            );
+        }
+    }
+
     /// The order mixes ids: a day's first ids are not the sample's first.
     #[test]
     fn the_order_is_not_the_id_order() {
@@ -644,6 +771,14 @@ mod tests {
             .drawn
     }
 
+    /// The refusal of a draw that must be refused.
+    fn refusal(result: Result<Drawn, DrawError>) -> (Refusal, String) {
+        match result {
+            Err(DrawError::Refused(kind, message)) => (kind, message),
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
     fn first_day() -> EventTime {
         parse_timestamp("2026-01-01 00:00:00").unwrap()
     }
@@ -685,12 +820,11 @@ mod tests {
         .unwrap();
         assert_eq!(again.drawn, drawn.drawn);
 
-        let refused = draw(sql, first_day(), Size::Payments(5), "asha", now(), 8)
-            .unwrap_err()
-            .to_string();
+        let refused = refusal(draw(sql, first_day(), Size::Payments(5), "asha", now(), 8));
         assert!(
-            refused.contains("already drawn (10 payments, by asha)"),
-            "{refused}"
+            refused.0 == Refusal::AlreadyDrawn
+                && refused.1.contains("already drawn (10 payments, by asha)"),
+            "{refused:?}"
         );
         let day = &days(sql).unwrap()[0];
         assert_eq!((day.population, day.size, day.drawn), (40, 10, 10));
@@ -720,31 +854,36 @@ mod tests {
     fn a_draw_is_refused_until_the_day_is_over_and_scored() {
         let (_dir, conn) = database(true);
         let sql = &mut crate::sql::Sqlite(&conn);
-        let unscored = draw(sql, first_day(), Size::Payments(10), "a", now(), 0)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            unscored.contains("1 payments of 2026-01-01 are not scored yet"),
-            "{unscored}"
-        );
-        let open = draw(sql, first_day() + DAY, Size::Payments(10), "a", now(), 0)
-            .unwrap_err()
-            .to_string();
-        assert!(open.contains("2026-01-02 is not over yet"), "{open}");
-        let none = draw(sql, first_day() - DAY, Size::Payments(10), "a", now(), 0)
-            .unwrap_err()
-            .to_string();
-        assert!(none.contains("nothing to draw"), "{none}");
+        for (day, kind, named) in [
+            (
+                first_day(),
+                Refusal::Unscored,
+                "1 payments of 2026-01-01 are not scored yet",
+            ),
+            (
+                first_day() + DAY,
+                Refusal::NotOver,
+                "2026-01-02 is not over yet",
+            ),
+            (first_day() - DAY, Refusal::NothingToDraw, "nothing to draw"),
+        ] {
+            let refused = refusal(draw(sql, day, Size::Payments(10), "a", now(), 0));
+            assert!(
+                refused.0 == kind && refused.1.contains(named),
+                "{refused:?}"
+            );
+        }
         for size in [
             Size::Payments(0),
             Size::Payments(MAX_SIZE + 1),
             Size::PerThousand(0),
             Size::PerThousand(1_001),
         ] {
-            let error = draw(sql, first_day(), size, "a", now(), 0)
-                .unwrap_err()
-                .to_string();
-            assert!(error.contains("out of range"), "{error}");
+            let refused = refusal(draw(sql, first_day(), size, "a", now(), 0));
+            assert!(
+                refused.0 == Refusal::Size && refused.1.contains("out of range"),
+                "{refused:?}"
+            );
         }
         assert_eq!(days(sql).unwrap(), Vec::new());
         assert_eq!(drawn_on(sql, first_day()).unwrap(), None);
@@ -778,6 +917,24 @@ mod tests {
             Some("2026-01-01")
         );
         assert_eq!(drawn_day(sql, 41).unwrap(), None);
+        let listed = draws_of(sql, "2026-01-01").unwrap();
+        assert_eq!(
+            listed.iter().map(|d| d.transaction_id).collect::<Vec<_>>(),
+            drawn
+        );
+        assert_eq!(
+            listed
+                .iter()
+                .map(|d| d.verdict.as_deref())
+                .collect::<Vec<_>>(),
+            [
+                Some("confirmed_fraud"),
+                Some("dismissed"),
+                Some("needs_field_check"),
+                None
+            ]
+        );
+        assert_eq!(draws_of(sql, "2026-01-02").unwrap(), Vec::new());
 
         // 1 of 2 decided draws among 40 unflagged: 20 frauds missed; 1 alert confirmed, 1 (43)
         // open.

@@ -26,9 +26,9 @@ use crate::state::AppState;
 pub enum Scope {
     /// `POST /api/v1/payments` (with decisions).
     Ingest,
-    /// `GET /api/v1/alerts`.
+    /// `GET /api/v1/alerts`, `GET /api/v1/control…`.
     Read,
-    /// `POST /api/v1/verdicts`.
+    /// `POST /api/v1/verdicts`, `POST /api/v1/control/draws`.
     Verdicts,
 }
 

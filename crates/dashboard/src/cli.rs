@@ -97,9 +97,10 @@ pub enum VerdictsCommand {
         #[arg(long, default_value_t = 0)]
         follow_ups: usize,
         /// Control sample: also review this many of each day's payments the detector scored as
-        /// normal, drawn at random as the Control page draws them, to find what it misses.
-        #[arg(long, default_value_t = 0)]
-        control: usize,
+        /// normal (`50`), or this share per thousand of them (`2/1000`, drawing in proportion to
+        /// the day), drawn at random as the Control page draws them, to find what it misses.
+        #[arg(long)]
+        control: Option<aegis_core::control::Size>,
     },
 }
 
@@ -151,12 +152,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         })) => {
             if per_day == 0 || delay_days < 0 {
                 bail!("--per-day must be at least 1 and --delay-days at least 0");
-            }
-            if control > aegis_core::control::MAX_SIZE {
-                bail!(
-                    "--control {control} is more than a day's sample may hold: use at most {}",
-                    aegis_core::control::MAX_SIZE
-                );
             }
             let db = open(&db)?;
             let plan = crate::simulated_auditors::ReviewPlan {

@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::ServeConfig;
 use crate::csrf;
 use crate::error::AppError;
-use crate::routes::{admin, api, auth, cases, control, export, live, pages, v1};
+use crate::routes::{admin, api, auth, cases, control, export, live, pages, v1, v1_control};
 use crate::state::AppState;
 use crate::users;
 
@@ -54,6 +54,9 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ),
         ("/api/v1/alerts", get(v1::alerts)),
         ("/api/v1/verdicts", post(v1::post_verdict)),
+        ("/api/v1/control", get(v1_control::control_summary)),
+        ("/api/v1/control/draws", post(v1_control::post_control_draw)),
+        ("/api/v1/control/draws/{day}", get(v1_control::control_day)),
         ("/api/v1/openapi.json", get(v1::openapi)),
     ]
 }

@@ -52,9 +52,9 @@ pub struct ReviewPlan {
     /// before it), the auditors also review this many of the counter's payments of the day,
     /// alerts or not.
     pub follow_ups: usize,
-    /// Control sample: payments a day, among those the detector did not flag, reviewed at
-    /// random.
-    pub control: usize,
+    /// Control sample: payments a day (or a share of the day's), among those the detector did
+    /// not flag, reviewed at random (`None`: no sample).
+    pub control: Option<control::Size>,
 }
 
 /// What a run recorded.
@@ -149,22 +149,15 @@ fn follow_ups_of(sql: &mut dyn Sql, day: EventTime, per_counter: usize) -> AppRe
 fn control_sample_of(
     sql: &mut dyn Sql,
     day: EventTime,
-    size: usize,
+    size: control::Size,
     through: EventTime,
     now_millis: i64,
 ) -> AppResult<Vec<Alert>> {
     let drawn = match control::drawn_on(sql, day)? {
         Some(drawn) => drawn,
-        None => match control::draw(
-            sql,
-            day,
-            control::Size::Payments(size),
-            SIMULATED_USER,
-            Some(through),
-            now_millis,
-        ) {
+        None => match control::draw(sql, day, size, SIMULATED_USER, Some(through), now_millis) {
             Ok(drawn) => drawn.drawn,
-            Err(DrawError::Refused(_)) => return Ok(Vec::new()),
+            Err(DrawError::Refused(..)) => return Ok(Vec::new()),
             Err(DrawError::Database(error)) => return Err(error.into()),
         },
     };
@@ -245,7 +238,7 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
     // Follow-ups happen on days without alerts too: every day from the first alert's on; the
     // control sample every day from the first scored payment's on.
     let mut first = days.keys().next().copied();
-    if plan.control > 0 {
+    if plan.control.is_some() {
         let scored: Option<String> = sql.value(
             "SELECT min(timestamp) FROM transactions WHERE status IS NOT NULL",
             &[],
@@ -254,7 +247,7 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
             first = Some(first.map_or(ist_day_start(time), |day| day.min(ist_day_start(time))));
         }
     }
-    if (plan.follow_ups > 0 || plan.control > 0)
+    if (plan.follow_ups > 0 || plan.control.is_some())
         && let Some(first) = first
     {
         let mut day = first;
@@ -283,10 +276,9 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         } else {
             Vec::new()
         };
-        let control = if plan.control > 0 {
-            control_sample_of(sql, day, plan.control, through, now_millis)?
-        } else {
-            Vec::new()
+        let control = match plan.control {
+            Some(size) => control_sample_of(sql, day, size, through, now_millis)?,
+            None => Vec::new(),
         };
         let top = alerts.iter().take(plan.per_day);
         let top_count = top.len();
@@ -342,13 +334,14 @@ fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<
         } else {
             String::new()
         };
-        let control = if plan.control > 0 {
-            format!(
-                ", {} in the control sample ({} a day of the payments not flagged, at random; {} of them confirmed)",
-                reviewed.control, plan.control, reviewed.control_confirmed
-            )
-        } else {
-            String::new()
+        let control = match plan.control {
+            Some(size) => format!(
+                ", {} in the control sample ({} of the payments not flagged, at random; {} of them confirmed)",
+                reviewed.control,
+                size.describe(),
+                reviewed.control_confirmed
+            ),
+            None => String::new(),
         };
         audit::record(
             sql,

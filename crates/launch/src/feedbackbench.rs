@@ -54,8 +54,9 @@ pub struct FeedbackBenchConfig {
     /// Share of the rows after which the history is scored by the feedback model
     /// (`None`: the loop starts at the cutoff).
     pub loop_from: Option<f64>,
-    /// Control sample: payments a day the auditors review among those not flagged, at random.
-    pub control: usize,
+    /// Control sample: payments a day (or a share of the day's) the auditors review among those
+    /// not flagged, at random.
+    pub control: Option<control::Size>,
 }
 
 /// Event days between retrains in the history's loop when `--retrain-days` is not given.
@@ -182,33 +183,31 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
     }
     let [history, with, without] = &models;
     let (db_arg, copy_arg) = (text(&db)?, text(&copy)?);
-    let (per_day, delay, follow_ups, control) = (
+    let (per_day, delay, follow_ups) = (
         config.per_day.to_string(),
         config.delay_days.to_string(),
         config.follow_ups.to_string(),
-        config.control.to_string(),
     );
+    let control = config.control.map(|size| size.to_string());
     let review = |through: &str| -> anyhow::Result<()> {
-        step(
-            "dashboard",
-            &[
-                "--db",
-                db_arg,
-                "verdicts",
-                "simulate",
-                "--per-day",
-                &per_day,
-                "--delay-days",
-                &delay,
-                "--follow-ups",
-                &follow_ups,
-                "--control",
-                &control,
-                "--through",
-                through,
-            ],
-            &log,
-        )
+        let mut args = vec![
+            "--db",
+            db_arg,
+            "verdicts",
+            "simulate",
+            "--per-day",
+            &per_day,
+            "--delay-days",
+            &delay,
+            "--follow-ups",
+            &follow_ups,
+            "--through",
+            through,
+        ];
+        if let Some(size) = &control {
+            args.extend(["--control", size.as_str()]);
+        }
+        step("dashboard", &args, &log)
     };
 
     println!(
@@ -438,10 +437,11 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
         ),
     };
     let control = match config.control {
-        0 => String::new(),
-        per_day => {
-            format!(" and {per_day} unflagged payments a day at random (the control sample)")
-        }
+        None => String::new(),
+        Some(size) => format!(
+            " and {} of the unflagged payments at random (the control sample)",
+            size.describe()
+        ),
     };
     let mut out = String::new();
     let _ = writeln!(
@@ -489,8 +489,8 @@ pub fn run(config: &FeedbackBenchConfig) -> anyhow::Result<()> {
             same_alerts.get(kind.as_str()).copied().unwrap_or(0) as f64 / rows.max(1) as f64
         );
     }
-    if config.control > 0 {
-        control_sample(&mut out, &conn, &cutoff, config.control)?;
+    if let Some(size) = config.control {
+        control_sample(&mut out, &conn, &cutoff, size)?;
     }
     if let Some(report) = last.feedback.as_ref().filter(|report| report.used) {
         evidence_check(&mut out, &conn, report, with)?;
@@ -509,8 +509,9 @@ fn control_sample(
     out: &mut String,
     conn: &Connection,
     cutoff: &str,
-    per_day: usize,
+    size: control::Size,
 ) -> anyhow::Result<()> {
+    let per_day = size.describe();
     let sql = &mut aegis_core::sql::Sqlite(conn);
     // The live days whose reviews were due before the data ended: those with decided draws.
     let mut days = control::days(sql)?;
@@ -518,7 +519,7 @@ fn control_sample(
     let Some(estimate) = control::estimate(&days) else {
         let _ = writeln!(
             out,
-            "\nControl sample: no payment of the live period was reviewed at random ({per_day} a day)."
+            "\nControl sample: no payment of the live period was reviewed at random ({per_day})."
         );
         return Ok(());
     };
@@ -539,7 +540,7 @@ fn control_sample(
     let (estimated_missed, _, _) = estimate.missed();
     let _ = writeln!(
         out,
-        "\nControl sample ({per_day} unflagged payments a day at random, the live days {} to {} whose reviews were due): \
+        "\nControl sample ({per_day} of the unflagged payments at random, the live days {} to {} whose reviews were due): \
          {} reviewed, {} confirmed fraud, so {:.3} % of the {} unflagged payments are fraud \
          (95 % interval {:.3}–{:.3} %; truly {:.3} % of {unflagged}, {missed} payments). Recall estimated from the verdicts alone \
          ({} alerts confirmed, {} without a final verdict, about {estimated_missed:.0} frauds unflagged): {:.3} \

@@ -54,9 +54,10 @@ struct UpArgs {
     #[arg(long, default_value_t = 3)]
     review_follow_ups: usize,
     /// Payments a day the simulated auditors review among those not flagged, at random (the
-    /// control sample: what the detector misses).
-    #[arg(long, default_value_t = 0)]
-    review_control: usize,
+    /// control sample: what the detector misses): a number (`20`) or a share per thousand of
+    /// the day's (`2/1000`).
+    #[arg(long)]
+    review_control: Option<aegis_core::control::Size>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,9 +120,10 @@ enum Command {
         #[arg(long, value_parser = loop_share)]
         loop_from: Option<f64>,
         /// Control sample: the auditors also review this many of each day's payments the
-        /// detector did not flag, at random (0: none).
-        #[arg(long, default_value_t = 0)]
-        control: usize,
+        /// detector did not flag, at random (`50`), or this share per thousand of them
+        /// (`2/1000`, in proportion to the day).
+        #[arg(long)]
+        control: Option<aegis_core::control::Size>,
     },
     /// Fault soak: SIGKILL the monitor (and the simulator) at random under a live feed.
     Soak {

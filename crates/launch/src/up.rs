@@ -35,8 +35,9 @@ pub struct SimulatedAuditors {
     pub per_day: usize,
     pub delay_days: i64,
     pub follow_ups: usize,
-    /// Control sample: payments a day the detector did not flag, reviewed at random.
-    pub control: usize,
+    /// Control sample: payments a day (or a share of the day's) the detector did not flag,
+    /// reviewed at random.
+    pub control: Option<aegis_core::control::Size>,
 }
 
 /// How often the simulated auditors look for days whose reviews are due.
@@ -226,10 +227,10 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
             },
             auditors.delay_days
         );
-        if auditors.control > 0 {
+        if let Some(size) = auditors.control {
             println!(
-                "They also review {} payments a day the detector did not flag, chosen at random: the control sample, which finds what it misses.",
-                auditors.control
+                "They also review {} of the payments the detector did not flag, chosen at random: the control sample, which finds what it misses.",
+                size.describe()
             );
         }
     }
@@ -241,13 +242,16 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
             && reviewed_at.elapsed() >= REVIEW_EVERY
         {
             reviewed_at = Instant::now();
-            let status = command("dashboard", Some(&log("auditors")))?
+            let mut review = command("dashboard", Some(&log("auditors")))?;
+            review
                 .args(["--db", db, "verdicts", "simulate"])
                 .args(["--per-day", &auditors.per_day.to_string()])
                 .args(["--delay-days", &auditors.delay_days.to_string()])
-                .args(["--follow-ups", &auditors.follow_ups.to_string()])
-                .args(["--control", &auditors.control.to_string()])
-                .status()?;
+                .args(["--follow-ups", &auditors.follow_ups.to_string()]);
+            if let Some(size) = auditors.control {
+                review.args(["--control", &size.to_string()]);
+            }
+            let status = review.status()?;
             if !status.success() {
                 eprintln!(
                     "the simulated auditors failed ({status}); see {}",

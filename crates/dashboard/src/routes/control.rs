@@ -7,9 +7,11 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use aegis_core::control::{self, DaySample, DrawError, Estimate, Recall, Size};
+use aegis_core::control::{
+    self, DaySample, Draw, DrawError, Drawn, Estimate, Recall, Refusal, Size,
+};
 use aegis_core::sql::Sql;
-use aegis_core::time::{DAY, format_ist, ist_day_start, parse_timestamp};
+use aegis_core::time::{DAY, EventTime, format_ist, ist_day_start, parse_timestamp};
 
 use crate::audit;
 use crate::error::{AppError, AppResult};
@@ -43,23 +45,24 @@ pub struct DrawForm {
     pub unit: String,
 }
 
-/// An estimate with the recall on the same days.
-type Judged = (Estimate, Recall);
-
 /// Drawn days listed on the page, newest first (the rest are counted).
 const DAYS_SHOWN: usize = 60;
 
-/// Everything the page shows, read in one go.
-struct ControlData {
-    days: Vec<DaySample>,
-    estimate: Option<Judged>,
-    /// Per model that scored drawn days, oldest first: its estimate, when it has one.
-    models: Vec<(String, usize, Option<Judged>)>,
-    pending: Vec<(String, Option<String>, TxView)>,
-    pending_total: usize,
+/// The control sample as it stands, read in one go: what the page and the API show.
+pub(crate) struct Summary {
+    pub days: Vec<DaySample>,
+    pub estimate: Option<Judged>,
+    /// Per model that scored drawn days, oldest first: its days and its estimate, when it has
+    /// one.
+    pub models: Vec<(String, usize, Option<Judged>)>,
+    /// Drawn payments without a final verdict, oldest day first, in the sample's order.
+    pub pending: Vec<Draw>,
     /// The newest finished day not drawn yet: the form's default.
-    suggested_day: Option<String>,
+    pub suggested_day: Option<String>,
 }
+
+/// An estimate with the recall on the same days.
+pub(crate) type Judged = (Estimate, Recall);
 
 /// The estimate from `days` and the recall on them (`None`: no decided draw).
 fn estimate_of(days: &[DaySample]) -> Option<Judged> {
@@ -68,16 +71,39 @@ fn estimate_of(days: &[DaySample]) -> Option<Judged> {
     Some((estimate, recall))
 }
 
-fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
-    let (days, waiting) = control::sample(sql)?;
+pub(crate) fn summary(sql: &mut dyn Sql) -> AppResult<Summary> {
+    let (days, pending) = control::sample(sql)?;
     let estimate = estimate_of(&days);
     let models = control::by_model(&days)
         .into_iter()
         .map(|(version, model_days)| (version, model_days.len(), estimate_of(&model_days)))
         .collect();
-    let pending_total = waiting.len();
+    // The newest finished day not drawn yet (within a year).
+    let drawn: std::collections::HashSet<&str> = days.iter().map(|d| d.day.as_str()).collect();
+    let suggested_day = control::event_now(sql)?.and_then(|time| {
+        (1..=366)
+            .map(|back| control::date_text(ist_day_start(time) - back * DAY))
+            .find(|day| !drawn.contains(day.as_str()))
+    });
+    Ok(Summary {
+        days,
+        estimate,
+        models,
+        pending,
+        suggested_day,
+    })
+}
+
+/// Everything the page shows: the [`Summary`] and the first draws to review as rows.
+struct ControlData {
+    summary: Summary,
+    pending: Vec<(String, Option<String>, TxView)>,
+}
+
+fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
+    let summary = summary(sql)?;
     let mut pending = Vec::with_capacity(PENDING_SHOWN);
-    for draw in waiting.into_iter().take(PENDING_SHOWN) {
+    for draw in summary.pending.iter().take(PENDING_SHOWN) {
         let row = sql.row(
             &format!(
                 "SELECT {} FROM transactions WHERE transaction_id = ?1",
@@ -87,24 +113,10 @@ fn read(sql: &mut dyn Sql) -> AppResult<ControlData> {
             tx_row,
         )?;
         if let Some(row) = row {
-            pending.push((draw.day, draw.verdict, TxView::from(&row)));
+            pending.push((draw.day.clone(), draw.verdict.clone(), TxView::from(&row)));
         }
     }
-    // The newest finished day not drawn yet (within a year).
-    let drawn: std::collections::HashSet<&str> = days.iter().map(|d| d.day.as_str()).collect();
-    let suggested_day = control::event_now(sql)?.and_then(|time| {
-        (1..=366)
-            .map(|back| control::date_text(ist_day_start(time) - back * DAY))
-            .find(|day| !drawn.contains(day.as_str()))
-    });
-    Ok(ControlData {
-        days,
-        estimate,
-        models,
-        pending,
-        pending_total,
-        suggested_day,
-    })
+    Ok(ControlData { summary, pending })
 }
 
 /// The Model page's estimate: from the drawn days model `version` scored, in sentences (empty
@@ -173,7 +185,7 @@ fn page(
     form: Option<DrawForm>,
 ) -> ControlPage {
     let form = form.unwrap_or_else(|| DrawForm {
-        day: data.suggested_day.clone().unwrap_or_default(),
+        day: data.summary.suggested_day.clone().unwrap_or_default(),
         size: DEFAULT_SIZE.to_string(),
         unit: String::new(),
     });
@@ -182,6 +194,7 @@ fn page(
         problem,
         notice,
         estimate: data
+            .summary
             .estimate
             .as_ref()
             .map(|(estimate, recall)| estimate_lines(estimate, recall))
@@ -191,6 +204,7 @@ fn page(
         per_thousand: form.unit == "per_thousand",
         max_size: control::MAX_SIZE,
         models: data
+            .summary
             .models
             .iter()
             .map(|(version, days, estimate)| ModelEstimateView {
@@ -215,8 +229,9 @@ fn page(
                 }),
             })
             .collect(),
-        earlier_days: data.days.len().saturating_sub(DAYS_SHOWN),
+        earlier_days: data.summary.days.len().saturating_sub(DAYS_SHOWN),
         days: data
+            .summary
             .days
             .iter()
             .rev()
@@ -242,7 +257,7 @@ fn page(
                 (day, state, row)
             })
             .collect(),
-        pending_total: group_digits(data.pending_total as i64),
+        pending_total: group_digits(data.summary.pending.len() as i64),
     }
 }
 
@@ -254,6 +269,7 @@ pub async fn control_page(
 ) -> AppResult<Response> {
     let data = state.read(read).await?;
     let notice = data
+        .summary
         .days
         .iter()
         .find(|day| day.day == params.drawn)
@@ -268,6 +284,37 @@ pub async fn control_page(
     Ok(render(&page(&session, data, None, notice, None))?.into_response())
 }
 
+/// Draws `day` as `by` at the data's event time ([`control::draw`]) and records it in the
+/// audit log; the inner error is a refusal: its kind and what to do.
+pub(crate) fn draw_recorded(
+    sql: &mut dyn Sql,
+    day: EventTime,
+    size: Size,
+    by: &str,
+) -> AppResult<Result<Drawn, (Refusal, String)>> {
+    let now = aegis_core::time::now_millis();
+    let event_now = control::event_now(sql)?;
+    match control::draw(sql, day, size, by, event_now, now) {
+        Ok(drawn) => {
+            audit::record(
+                sql,
+                now,
+                Some(by),
+                "control draw",
+                &format!(
+                    "drew {} of {} unflagged payments of {}",
+                    drawn.drawn.len(),
+                    drawn.population,
+                    drawn.day
+                ),
+            )?;
+            Ok(Ok(drawn))
+        }
+        Err(DrawError::Refused(kind, problem)) => Ok(Err((kind, problem))),
+        Err(DrawError::Database(error)) => Err(AppError::from(error)),
+    }
+}
+
 /// `POST /control/draw`: draws a day, then back to the page; a refusal keeps the form and
 /// names the problem (400).
 pub async fn post_draw(
@@ -279,29 +326,11 @@ pub async fn post_draw(
     let outcome = match parsed {
         Ok((day, size)) => {
             let username = session.username.clone();
-            let now = aegis_core::time::now_millis();
             state
                 .write(move |sql| {
-                    let event_now = control::event_now(sql)?;
-                    match control::draw(sql, day, size, &username, event_now, now) {
-                        Ok(drawn) => {
-                            audit::record(
-                                sql,
-                                now,
-                                Some(&username),
-                                "control draw",
-                                &format!(
-                                    "drew {} of {} unflagged payments of {}",
-                                    drawn.drawn.len(),
-                                    drawn.population,
-                                    drawn.day
-                                ),
-                            )?;
-                            Ok(Ok(drawn.day))
-                        }
-                        Err(DrawError::Refused(problem)) => Ok(Err(problem)),
-                        Err(DrawError::Database(error)) => Err(AppError::from(error)),
-                    }
+                    Ok(draw_recorded(sql, day, size, &username)?
+                        .map(|drawn| drawn.day)
+                        .map_err(|(_, problem)| problem))
                 })
                 .await?
         }
@@ -317,14 +346,19 @@ pub async fn post_draw(
     }
 }
 
-/// The form's day (IST midnight) and size, or what is wrong with them.
-fn parse_form(form: &DrawForm) -> Result<(i64, Size), String> {
-    let day = form.day.trim();
-    let time = (day.len() == 10)
+/// A date, `YYYY-MM-DD`, as its IST midnight, or what is wrong with it.
+pub(crate) fn parse_day(text: &str) -> Result<EventTime, String> {
+    let day = text.trim();
+    (day.len() == 10)
         .then(|| parse_timestamp(day).ok())
         .flatten()
         .filter(|&time| format_ist(time).starts_with(day))
-        .ok_or_else(|| format!("{day:?} is not a day: give the date as YYYY-MM-DD"))?;
+        .ok_or_else(|| format!("{day:?} is not a day: give the date as YYYY-MM-DD"))
+}
+
+/// The form's day (IST midnight) and size, or what is wrong with them.
+fn parse_form(form: &DrawForm) -> Result<(i64, Size), String> {
+    let time = parse_day(&form.day)?;
     let per_thousand = match form.unit.as_str() {
         "" | "payments" => false,
         "per_thousand" => true,

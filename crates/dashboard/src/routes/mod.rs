@@ -9,6 +9,7 @@ pub mod export;
 pub mod live;
 pub mod pages;
 pub mod v1;
+pub mod v1_control;
 
 use axum::response::Html;
 

@@ -46,7 +46,7 @@ pub async fn openapi() -> Response {
 }
 
 /// Refuses query parameters the endpoint does not know (a typo must not pass silently).
-fn only_params(params: &HashMap<String, String>, known: &[&str]) -> AppResult<()> {
+pub(crate) fn only_params(params: &HashMap<String, String>, known: &[&str]) -> AppResult<()> {
     match params.keys().find(|key| !known.contains(&key.as_str())) {
         Some(unknown) => Err(AppError::BadRequest(format!(
             "unknown parameter {unknown:?}: this endpoint takes {}",
@@ -67,7 +67,7 @@ fn parse_flag(params: &HashMap<String, String>, name: &str) -> AppResult<bool> {
 }
 
 /// The body, or 413 naming the limit.
-fn body_within_limit(body: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
+pub(crate) fn body_within_limit(body: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AppError::TooLarge(format!(
@@ -80,7 +80,7 @@ fn body_within_limit(body: Result<Bytes, BytesRejection>) -> AppResult<Bytes> {
     })
 }
 
-fn parse_json(body: &[u8]) -> AppResult<Value> {
+pub(crate) fn parse_json(body: &[u8]) -> AppResult<Value> {
     serde_json::from_slice(body).map_err(|error| {
         AppError::BadRequest(format!(
             "the body is not valid JSON (line {}, column {}): {error}",

@@ -52,11 +52,25 @@ async fn requests_without_a_live_key_get_401_and_no_detail() {
             assert_eq!(response.json(), json!({"error": "unauthorized"}));
             assert_eq!(response.header(header::WWW_AUTHENTICATE), Some("Bearer"));
         }
-        for uri in ["/api/v1/alerts", "/api/v1/alerts?after=a1.0"] {
+        for uri in [
+            "/api/v1/alerts",
+            "/api/v1/alerts?after=a1.0",
+            "/api/v1/control",
+            "/api/v1/control/draws/2025-03-03",
+        ] {
             let response = app.api("GET", uri, None, "").await;
-            assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{uri}");
             assert!(!response.body.contains("B1"));
         }
+        let draw = app
+            .api(
+                "POST",
+                "/api/v1/control/draws",
+                None,
+                r#"{"day": "2025-03-03", "payments": 5}"#,
+            )
+            .await;
+        assert_eq!(draw.status, StatusCode::UNAUTHORIZED);
         assert_eq!(stored(&app, "P1"), 0);
 
         // The key works, counts its uses, and stops at revocation.

@@ -1727,7 +1727,7 @@ fn simulated_auditors_review_each_due_day_once_with_the_ground_truth() {
             delay: 7 * DAY,
             through: Some(parse_timestamp(through).unwrap()),
             follow_ups: 0,
-            control: 0,
+            control: None,
         };
         let run =
             |through: &str| off_runtime(|| review(app.state.db(), plan(through), 42).unwrap());
@@ -1902,7 +1902,7 @@ fn the_control_sample_reviews_unflagged_payments_at_random_and_counts_what_was_m
             delay: 7 * DAY,
             through: Some(parse_timestamp("2025-03-11 00:00:00").unwrap()),
             follow_ups: 0,
-            control: 4,
+            control: Some(aegis_core::control::Size::Payments(4)),
         };
         // Payment 14 is not scored yet: the day is not drawn, only its top alert reviewed.
         let early = off_runtime(|| review(app.state.db(), plan, 41).unwrap());
@@ -2016,7 +2016,7 @@ fn the_control_sample_keeps_its_draws_at_counters_the_follow_ups_visit() {
             delay: 7 * DAY,
             through: Some(parse_timestamp("2025-03-11 00:00:00").unwrap()),
             follow_ups: 12,
-            control: 4,
+            control: Some(aegis_core::control::Size::Payments(4)),
         };
         let reviewed = off_runtime(|| review(app.state.db(), plan, 42).unwrap());
         assert_eq!(
