@@ -37,6 +37,24 @@ async fn draw(app: &TestApp, login: &Login, day: &str, size: &str) -> crate::hel
     .await
 }
 
+/// 3 March 2025: two alerts (1, a fraud; 2) and ten payments scored normal (3–12); 4 March:
+/// one more (13), so 3 March is over and 4 March is not. Auditor alice can sign in.
+fn two_days(engine: aegis_core::sql::Engine) -> TestApp {
+    let app = TestApp::empty_on(engine);
+    app.write(|sql| {
+        crate::helpers::insert_on(sql, &payment(1, "2025-03-03 09:00:00", "ANOMALY", true));
+        crate::helpers::insert_on(sql, &payment(2, "2025-03-03 09:30:00", "ANOMALY", false));
+        for id in 3..=12 {
+            crate::helpers::insert_on(sql, &payment(id, "2025-03-03 10:00:00", "NORMAL", false));
+        }
+        crate::helpers::insert_on(sql, &payment(13, "2025-03-04 10:00:00", "NORMAL", false));
+        aegis_core::incidents::link_backlog(sql, 6)?;
+        dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
+        Ok(())
+    });
+    app
+}
+
 /// An auditor draws a finished day once; its draws are listed to review (and say so on their
 /// own page) until they have a verdict; the verdicts become the estimate of the fraud passing
 /// unflagged and of the recall; a second draw of the day and a malformed form are refused
@@ -44,22 +62,7 @@ async fn draw(app: &TestApp, login: &Login, day: &str, size: &str) -> crate::hel
 #[tokio::test]
 async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector_misses() {
     for engine in engines() {
-        let app = TestApp::empty_on(engine);
-        app.write(|sql| {
-            // 3 March: two alerts (one fraud) and ten payments scored normal; 4 March: one more.
-            crate::helpers::insert_on(sql, &payment(1, "2025-03-03 09:00:00", "ANOMALY", true));
-            crate::helpers::insert_on(sql, &payment(2, "2025-03-03 09:30:00", "ANOMALY", false));
-            for id in 3..=12 {
-                crate::helpers::insert_on(
-                    sql,
-                    &payment(id, "2025-03-03 10:00:00", "NORMAL", false),
-                );
-            }
-            crate::helpers::insert_on(sql, &payment(13, "2025-03-04 10:00:00", "NORMAL", false));
-            aegis_core::incidents::link_backlog(sql, 6)?;
-            dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
-            Ok(())
-        });
+        let app = two_days(engine);
         let login = app.login("alice").await;
 
         let empty = app.get("/control", Some(&login)).await;
@@ -217,21 +220,7 @@ async fn an_auditor_draws_a_day_once_and_its_verdicts_estimate_what_the_detector
 #[tokio::test]
 async fn a_case_system_draws_and_follows_the_control_sample_through_the_api() {
     for engine in engines() {
-        let app = TestApp::empty_on(engine);
-        app.write(|sql| {
-            crate::helpers::insert_on(sql, &payment(1, "2025-03-03 09:00:00", "ANOMALY", true));
-            crate::helpers::insert_on(sql, &payment(2, "2025-03-03 09:30:00", "ANOMALY", false));
-            for id in 3..=12 {
-                crate::helpers::insert_on(
-                    sql,
-                    &payment(id, "2025-03-03 10:00:00", "NORMAL", false),
-                );
-            }
-            crate::helpers::insert_on(sql, &payment(13, "2025-03-04 10:00:00", "NORMAL", false));
-            aegis_core::incidents::link_backlog(sql, 6)?;
-            dashboard::users::add_user(sql, "alice", PASSWORD, dashboard::users::Role::Auditor, 0)?;
-            Ok(())
-        });
+        let app = two_days(engine);
         let reader = app.api_key("reader", &[Scope::Read]);
         let cases = app.api_key("cases", &[Scope::Read, Scope::Verdicts]);
         let get = |uri: &'static str| {
