@@ -231,6 +231,19 @@ pub fn average_precision(scores: &[f32], labels: &[bool]) -> f64 {
 /// an ordinary row). A kind with a hundred rows weighs as much as one with ten, so a cluster
 /// of one easy kind cannot decide alone which detectors win. NaN without any fraud.
 pub fn average_precision_per_kind(scores: &[f32], labels: &[Option<u32>]) -> f64 {
+    let per_kind: Vec<f64> = average_precision_of_each_kind(scores, labels)
+        .into_iter()
+        .flatten()
+        .collect();
+    if per_kind.is_empty() {
+        return f64::NAN;
+    }
+    per_kind.iter().sum::<f64>() / per_kind.len() as f64
+}
+
+/// The average precision of each kind (indexed by kind) against the ordinary rows alone;
+/// `None` for a kind without rows.
+pub fn average_precision_of_each_kind(scores: &[f32], labels: &[Option<u32>]) -> Vec<Option<f64>> {
     let kinds = labels.iter().flatten().max().map_or(0, |&k| k as usize + 1);
     let mut positives = vec![0usize; kinds];
     for &kind in labels.iter().flatten() {
@@ -249,14 +262,9 @@ pub fn average_precision_per_kind(scores: &[f32], labels: &[Option<u32>]) -> f64
             None => ordinary += 1,
         }
     }
-    let per_kind: Vec<f64> = (0..kinds)
-        .filter(|&kind| positives[kind] > 0)
-        .map(|kind| sums[kind] / positives[kind] as f64)
-        .collect();
-    if per_kind.is_empty() {
-        return f64::NAN;
-    }
-    per_kind.iter().sum::<f64>() / per_kind.len() as f64
+    (0..kinds)
+        .map(|kind| (positives[kind] > 0).then(|| sums[kind] / positives[kind] as f64))
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use polars::prelude::*;
 
 pub use aegis_core::metrics::{
-    Confusion, Evaluation, TypeRecall, average_precision, average_precision_per_kind,
+    Confusion, Evaluation, TypeRecall, average_precision, average_precision_of_each_kind,
+    average_precision_per_kind,
 };
 
 /// ROC-AUC by the rank-sum (Mann–Whitney) formula, ties counted half.

@@ -37,7 +37,8 @@ use anyhow::{Context, bail};
 use crate::dataset::{Dataset, time_split};
 use crate::detectors::{Detectors, RowSet, Rows};
 use crate::evaluate::{
-    Evaluation, average_precision_per_kind, caught_per_kind_at, evaluate, mean_recall, quantile,
+    Evaluation, average_precision_of_each_kind, average_precision_per_kind, caught_per_kind_at,
+    evaluate, mean_recall, quantile,
 };
 use crate::fit::{FitConfig, fit};
 
@@ -208,6 +209,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             (calibration_scores, test_scores),
             unsupervised_threshold,
             choice_labels(&held_out_labels, config.choose_with_labels),
+            &kinds,
             config.alert_rate,
             config
                 .until
@@ -410,6 +412,7 @@ fn feedback_stage(
     scores: (Vec<f32>, Vec<f32>),
     unsupervised_threshold: f32,
     held_out_labels: Option<&[Option<u32>]>,
+    kind_names: &[&str],
     alert_rate: f64,
     verdicts_until: EventTime,
 ) -> FeedbackOutcome {
@@ -512,7 +515,13 @@ fn feedback_stage(
     let (stage, look_note, look) = match (stage, held_out_labels) {
         (Some(stage), Some(held_out)) => {
             let (stage, note, look) = choose_look(
-                dataset, split, stage, &labels, &scores, held_out, alert_rate,
+                dataset,
+                split,
+                stage,
+                &labels,
+                &scores,
+                (held_out, kind_names),
+                alert_rate,
             );
             (Some(stage), note, look)
         }
@@ -707,13 +716,20 @@ const LOOK_GAIN: f64 = 0.01;
 /// best (AP 0.924 against 0.811) but let 16 of 304 collusion payments fall with the busy
 /// counters auditors dismiss; half of it reached 0.901 and lost none. The held-out tenth
 /// shows the same cost at the larger shares (by hand on seeds 7–9).
+///
+/// The sentence also names, per share, each kind (by its index in the names) whose held-out
+/// average precision the look lowers by [`LOOK_AP_NAMED`] or more. It is not a condition:
+/// on messy welfare the look let marginal PM-KISAN mild inflations fall from the live budget
+/// (0.62 → 0.37–0.44) while their held-out average precision held, because PM-KISAN is paid
+/// in January, May and September and the held-out tenth (3–28 June, for a cutoff on 8
+/// September) holds none of them; a condition on it changed nothing there.
 fn choose_look(
     dataset: &Dataset,
     split: &dataset::Split,
     stage: FeedbackStage,
     labels: &feedback::Labels,
     scores: &[f32],
-    held_out: &[Option<u32>],
+    (held_out, kind_names): (&[Option<u32>], &[&str]),
     alert_rate: f64,
 ) -> (
     FeedbackStage,
@@ -753,46 +769,45 @@ fn choose_look(
     let judge = |stage: &FeedbackStage| {
         let scores = adjusted_scores(dataset, split.calibration.clone(), held_out_scores, stage);
         let caught = caught_per_kind_at(&scores, held_out, alert_rate);
+        let each = average_precision_of_each_kind(&scores, held_out);
         let merit = detectors::merit(
             mean_recall(&caught, held_out),
             average_precision_per_kind(&scores, held_out),
         );
-        (caught, merit)
+        (caught, merit, each)
     };
-    let (base_caught, base_merit) = judge(&stage);
-    let mut candidates: Vec<(FeedbackStage, Judged)> = feedback::LOOK_SHARES
+    let (base_caught, base_merit, base_each) = judge(&stage);
+    let mut candidates: Vec<(FeedbackStage, Judged, String)> = feedback::LOOK_SHARES
         .into_iter()
         .map(|share| {
             let candidate = FeedbackStage {
                 look: Some(regression.blend(&stage, share)),
                 ..stage.clone()
             };
-            let (caught, merit) = judge(&candidate);
+            let (caught, merit, each) = judge(&candidate);
             let lost = frauds_lost(&caught, &base_caught);
-            (candidate, Judged { merit, lost })
+            let lowered = lowered_kinds(&base_each, &each, kind_names);
+            (candidate, Judged { merit, lost }, lowered)
         })
         .collect();
     let tried = feedback::LOOK_SHARES
         .iter()
         .zip(&candidates)
-        .map(|(share, (_, judged))| match judged.lost {
-            0 => format!("{share}: {:.3}", judged.merit),
-            1 => format!(
-                "{share}: {:.3}, but 1 held-out fraud fell below the budget",
-                judged.merit
-            ),
-            lost => format!(
-                "{share}: {:.3}, but {lost} held-out frauds fell below the budget",
-                judged.merit
-            ),
+        .map(|(share, (_, judged, lowered))| {
+            let lost = match judged.lost {
+                0 => String::new(),
+                1 => ", but 1 held-out fraud fell below the budget".to_string(),
+                lost => format!(", but {lost} held-out frauds fell below the budget"),
+            };
+            format!("{share}: {:.3}{lost}{lowered}", judged.merit)
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let judged: Vec<Judged> = candidates.iter().map(|(_, judged)| *judged).collect();
+    let judged: Vec<Judged> = candidates.iter().map(|(_, judged, _)| *judged).collect();
     match best_share(base_merit, &judged) {
         Some(index) => {
             let share = feedback::LOOK_SHARES[index];
-            let (chosen, _) = candidates.swap_remove(index);
+            let (chosen, _, _) = candidates.swap_remove(index);
             (
                 chosen,
                 format!(
@@ -811,6 +826,34 @@ fn choose_look(
             ),
             None,
         ),
+    }
+}
+
+/// How much a look must lower a kind's held-out average precision for its note to name it.
+const LOOK_AP_NAMED: f64 = 0.02;
+
+/// The kinds whose average precision fell from `before` to `after` by [`LOOK_AP_NAMED`] or
+/// more, as ` (average precision lowered: NAME 0.71 → 0.63, …)`, or nothing.
+fn lowered_kinds(before: &[Option<f64>], after: &[Option<f64>], names: &[&str]) -> String {
+    let lowered: Vec<String> = before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter_map(|(kind, pair)| match pair {
+            (Some(before), Some(after)) if before - after >= LOOK_AP_NAMED => {
+                let name = names.get(kind).copied().filter(|name| !name.is_empty());
+                Some(format!(
+                    "{} {before:.2} → {after:.2}",
+                    name.unwrap_or("unlabeled frauds")
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    if lowered.is_empty() {
+        String::new()
+    } else {
+        format!(" (average precision lowered: {})", lowered.join(", "))
     }
 }
 
@@ -1138,6 +1181,26 @@ mod tests {
     ) -> (Unreviewed, Option<(Unreviewed, Option<f64>)>) {
         let (chosen, other) = choose_stage(vec![a, b], without);
         (chosen.unreviewed, other)
+    }
+
+    /// The look's note names the kinds whose held-out average precision it lowers by 0.02 or
+    /// more, frauds without a type as such, and nothing else.
+    #[test]
+    fn the_looks_note_names_the_kinds_it_ranks_worse() {
+        let before = [Some(0.71), Some(0.90), Some(0.50), None, Some(0.40)];
+        let after = [Some(0.63), Some(0.89), Some(0.60), None, Some(0.30)];
+        assert_eq!(
+            lowered_kinds(
+                &before,
+                &after,
+                &["mild_inflation", "burst", "late", "x", ""]
+            ),
+            " (average precision lowered: mild_inflation 0.71 → 0.63, unlabeled frauds 0.40 → 0.30)"
+        );
+        assert_eq!(
+            lowered_kinds(&before, &before, &["a", "b", "c", "d", "e"]),
+            ""
+        );
     }
 
     /// The collusion guard: the whole regression ranks best but drops frauds of one kind at
