@@ -320,6 +320,8 @@ pub struct DaySample {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draw {
     pub transaction_id: i64,
+    /// The payment's own reference, when it came with one.
+    pub transaction_ref: Option<String>,
     pub day: String,
     /// `confirmed_fraud`, `dismissed`, `needs_field_check`, or `None` when nobody has looked at
     /// it yet.
@@ -327,17 +329,20 @@ pub struct Draw {
 }
 
 /// The columns of a [`Draw`] from `control_draws d`, then the draw's model.
-const DRAW_COLUMNS: &str = "d.transaction_id, d.day, (SELECT v.verdict FROM verdicts v \
+const DRAW_COLUMNS: &str = "d.transaction_id, \
+     (SELECT t.transaction_ref FROM transactions t WHERE t.transaction_id = d.transaction_id), \
+     d.day, (SELECT v.verdict FROM verdicts v \
      WHERE v.transaction_id = d.transaction_id ORDER BY v.created_at DESC, v.verdict_id DESC \
      LIMIT 1), d.model_version";
 
 fn draw_row(row: &[crate::sql::Value]) -> Result<(Draw, Option<String>)> {
     let draw = Draw {
         transaction_id: row.at(0)?,
-        day: row.at(1)?,
-        verdict: row.at(2)?,
+        transaction_ref: row.at(1)?,
+        day: row.at(2)?,
+        verdict: row.at(3)?,
     };
-    Ok((draw, row.at(3)?))
+    Ok((draw, row.at(4)?))
 }
 
 /// The payments drawn on `date` (`YYYY-MM-DD`) with their latest verdicts, in the sample's

@@ -409,6 +409,12 @@ fn decode_cursor(text: &str) -> AppResult<i64> {
         })
 }
 
+/// Unix milliseconds as RFC 3339, UTC, to the millisecond (`None`: out of range).
+pub(crate) fn rfc3339_millis(millis: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// One alert of the feed.
 #[derive(Debug, Serialize)]
 pub struct FeedAlert {
@@ -473,9 +479,7 @@ fn feed_page(sql: &mut dyn Sql, after: i64, limit: i64) -> AppResult<FeedPage> {
             score: row.at(11)?,
             threshold: None,
             model_version: row.at(12)?,
-            scored_at: scored_at
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            scored_at: scored_at.and_then(rfc3339_millis),
             reasons: reasons.and_then(|text| serde_json::from_str(&text).ok()),
             incident_id: row.at(15)?,
         })

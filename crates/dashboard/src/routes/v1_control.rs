@@ -20,7 +20,7 @@ use aegis_core::sql::Sql;
 use crate::apikeys::{self, ApiClient, Scope};
 use crate::error::{ApiError, AppError, AppResult};
 use crate::routes::control::{Judged, draw_recorded, parse_day, summary};
-use crate::routes::v1::{body_within_limit, only_params, parse_json};
+use crate::routes::v1::{body_within_limit, only_params, parse_json, rfc3339_millis};
 use crate::state::AppState;
 
 /// A figure with its 95 % interval.
@@ -121,11 +121,6 @@ struct DayJson {
     alerts_open: i64,
 }
 
-fn rfc3339_millis(millis: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(millis)
-        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
 impl From<&DaySample> for DayJson {
     fn from(day: &DaySample) -> DayJson {
         DayJson {
@@ -153,36 +148,19 @@ struct DrawJson {
     verdict: Option<String>,
 }
 
-/// `draws` with their payments' references, read in one query.
-fn with_refs(sql: &mut dyn Sql, draws: Vec<Draw>) -> AppResult<Vec<DrawJson>> {
-    let mut refs: HashMap<i64, Option<String>> = HashMap::with_capacity(draws.len());
-    for chunk in draws.chunks(500) {
-        let ids = chunk
-            .iter()
-            .map(|draw| draw.transaction_id.to_string())
-            .collect::<Vec<_>>()
-            .join(",");
-        let rows = sql.rows(
-            &format!(
-                "SELECT transaction_id, transaction_ref FROM transactions WHERE transaction_id IN ({ids})"
-            ),
-            &[],
-            |row| {
-                use aegis_core::sql::Row;
-                Ok((row.at::<i64>(0)?, row.at::<Option<String>>(1)?))
-            },
-        )?;
-        refs.extend(rows);
-    }
-    Ok(draws
-        .into_iter()
-        .map(|draw| DrawJson {
-            transaction_ref: refs.get(&draw.transaction_id).cloned().flatten(),
+impl From<Draw> for DrawJson {
+    fn from(draw: Draw) -> DrawJson {
+        DrawJson {
             transaction_id: draw.transaction_id,
+            transaction_ref: draw.transaction_ref,
             day: draw.day,
             verdict: draw.verdict,
-        })
-        .collect())
+        }
+    }
+}
+
+fn draws_json(draws: Vec<Draw>) -> Vec<DrawJson> {
+    draws.into_iter().map(DrawJson::from).collect()
 }
 
 /// `GET /api/v1/control`: the estimate (overall and per model), every drawn day, the drawn
@@ -197,7 +175,6 @@ pub async fn control_summary(
     let body = state
         .read(move |sql| {
             let summary = summary(sql)?;
-            let to_review = with_refs(sql, summary.pending)?;
             Ok(json!({
                 "estimate": summary.estimate.as_ref().map(EstimateJson::of),
                 "models": summary.models.iter().map(|(version, days, estimate)| json!({
@@ -206,7 +183,7 @@ pub async fn control_summary(
                     "estimate": estimate.as_ref().map(EstimateJson::of),
                 })).collect::<Vec<_>>(),
                 "days": summary.days.iter().map(DayJson::from).collect::<Vec<_>>(),
-                "to_review": to_review,
+                "to_review": draws_json(summary.pending),
                 "suggested_day": summary.suggested_day,
             }))
         })
@@ -229,8 +206,7 @@ fn day_draw(sql: &mut dyn Sql, date: &str) -> AppResult<Option<serde_json::Value
     let Some(day) = control::days(sql)?.into_iter().find(|day| day.day == date) else {
         return Ok(None);
     };
-    let draws = control::draws_of(sql, date)?;
-    let draws = with_refs(sql, draws)?;
+    let draws = draws_json(control::draws_of(sql, date)?);
     Ok(Some(json!({ "day": DayJson::from(&day), "draws": draws })))
 }
 
