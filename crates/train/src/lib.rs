@@ -737,18 +737,14 @@ fn choose_look(
     Option<(feedback::LookRegression, f32)>,
 ) {
     let (means, scales) = feedback::look_spread(split.train.clone().map(|i| dataset.look(i)));
-    let labeled: Vec<usize> = labels
+    // The labeled training rows, each with its row index (for the blocks).
+    let labeled: Vec<(usize, LookRow)> = labels
         .rows
         .iter()
         .filter(|(index, _)| split.train.contains(index))
-        .map(|&(index, _)| index)
+        .map(|&(index, fraud)| (index, (scores[index], dataset.look(index), fraud)))
         .collect();
-    let rows: Vec<(f32, [f32; LOOK_INPUTS], bool)> = labels
-        .rows
-        .iter()
-        .filter(|(index, _)| split.train.contains(index))
-        .map(|&(index, fraud)| (scores[index], dataset.look(index), fraud))
-        .collect();
+    let rows: Vec<LookRow> = labeled.iter().map(|&(_, row)| row).collect();
     let frauds = rows.iter().filter(|row| row.2).count();
     if frauds < feedback::MIN_FINDINGS || rows.len() - frauds < feedback::MIN_FINDINGS {
         return (
@@ -811,7 +807,7 @@ fn choose_look(
         labels: kinds.window,
         alert_rate,
     }
-    .losses(&labeled, &rows, (&means, &scales));
+    .losses(&labeled, (&means, &scales));
     for ((_, judged, _), lost) in candidates.iter_mut().zip(blocks) {
         judged.in_blocks = lost;
     }
@@ -862,6 +858,9 @@ fn choose_look(
     }
 }
 
+/// A labeled row as the look's regression takes it: unsupervised score, look, fraud.
+type LookRow = (f32, [f32; LOOK_INPUTS], bool);
+
 /// The kinds of fraud in the window: their names (by index) and the training rows' kinds
 /// (index: row; `None` for an ordinary row).
 #[derive(Debug, Clone, Copy)]
@@ -899,11 +898,10 @@ struct BlockCheck<'a> {
 
 impl BlockCheck<'_> {
     /// Per share of [`feedback::LOOK_SHARES`], the frauds lost in the blocks beyond the
-    /// tolerance. `labeled` are the rows of `rows` (the look's labeled training rows).
+    /// tolerance. `labeled`: the look's labeled training rows, each with its row index.
     fn losses(
         &self,
-        labeled: &[usize],
-        rows: &[(f32, [f32; LOOK_INPUTS], bool)],
+        labeled: &[(usize, LookRow)],
         (means, scales): (&[f32], &[f32]),
     ) -> Vec<usize> {
         let mut losses = vec![0usize; feedback::LOOK_SHARES.len()];
@@ -913,11 +911,10 @@ impl BlockCheck<'_> {
         }
         for block in 0..LOOK_BLOCKS {
             let range = n * block / LOOK_BLOCKS..n * (block + 1) / LOOK_BLOCKS;
-            let outside: Vec<(f32, [f32; LOOK_INPUTS], bool)> = labeled
+            let outside: Vec<LookRow> = labeled
                 .iter()
-                .zip(rows)
                 .filter(|(index, _)| !range.contains(index))
-                .map(|(_, row)| *row)
+                .map(|&(_, row)| row)
                 .collect();
             let Some(regression) = feedback::fit_look(&outside, means.to_vec(), scales.to_vec())
             else {
