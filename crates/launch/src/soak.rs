@@ -162,12 +162,64 @@ fn prepare(workspace: &Workspace, rows: u64) -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// Two threads reading the dashboard's pages for the whole run, counting failures.
+/// Two threads reading the dashboard's pages for the whole run, counting failures and timing
+/// every answer.
 struct Pollers {
     polling: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     failures: Arc<AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Each thread returns how long each of its requests took, by index into `PAGES`.
+    threads: Vec<std::thread::JoinHandle<Vec<(usize, Duration)>>>,
+}
+
+/// What the pollers saw: requests, failures, and each page's answer times.
+struct Traffic {
+    requests: u64,
+    failures: u64,
+    pages: Vec<PageTimes>,
+}
+
+/// How long one page took to answer over the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageTimes {
+    pub page: &'static str,
+    pub requests: usize,
+    pub median: Duration,
+    pub p95: Duration,
+    pub worst: Duration,
+}
+
+impl PageTimes {
+    /// The summary of `times` (any order); `None` when the page was never asked for.
+    fn of(page: &'static str, mut times: Vec<Duration>) -> Option<PageTimes> {
+        if times.is_empty() {
+            return None;
+        }
+        times.sort();
+        // Nearest rank: the smallest time at least `share` of the answers did not exceed.
+        let rank = |share: f64| times[((share * times.len() as f64).ceil() as usize).max(1) - 1];
+        Some(PageTimes {
+            page,
+            requests: times.len(),
+            median: rank(0.5),
+            p95: rank(0.95),
+            worst: times[times.len() - 1],
+        })
+    }
+}
+
+impl std::fmt::Display for PageTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ×{}: {} / {} / {} ms",
+            self.page,
+            self.requests,
+            self.median.as_millis(),
+            self.p95.as_millis(),
+            self.worst.as_millis()
+        )
+    }
 }
 
 impl Pollers {
@@ -192,12 +244,17 @@ impl Pollers {
                     Arc::clone(&failures),
                 );
                 std::thread::spawn(move || {
+                    let mut times = Vec::new();
                     let mut index = worker;
                     while polling.load(Ordering::Relaxed) {
-                        let page = Self::PAGES[index % Self::PAGES.len()];
+                        let page_index = index % Self::PAGES.len();
+                        let page = Self::PAGES[page_index];
                         index += 1;
                         requests.fetch_add(1, Ordering::Relaxed);
-                        match session.get(page) {
+                        let asked = Instant::now();
+                        let answer = session.get(page);
+                        times.push((page_index, asked.elapsed()));
+                        match answer {
                             Ok((status, _)) if status < 400 => {}
                             Ok((status, _)) => {
                                 eprintln!("soak: dashboard answered {status} to {page}");
@@ -210,6 +267,7 @@ impl Pollers {
                         }
                         std::thread::sleep(Duration::from_millis(50));
                     }
+                    times
                 })
             })
             .collect();
@@ -221,16 +279,24 @@ impl Pollers {
         }
     }
 
-    /// Stops polling; returns (requests, failures).
-    fn finish(self) -> (u64, u64) {
+    /// Stops polling; returns what the pollers saw.
+    fn finish(self) -> Traffic {
         self.polling.store(false, Ordering::Relaxed);
+        let mut by_page: Vec<Vec<Duration>> = vec![Vec::new(); Self::PAGES.len()];
         for thread in self.threads {
-            let _ = thread.join();
+            for (page, took) in thread.join().unwrap_or_default() {
+                by_page[page].push(took);
+            }
         }
-        (
-            self.requests.load(Ordering::Relaxed),
-            self.failures.load(Ordering::Relaxed),
-        )
+        Traffic {
+            requests: self.requests.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            pages: Self::PAGES
+                .iter()
+                .zip(by_page)
+                .filter_map(|(page, times)| PageTimes::of(page, times))
+                .collect(),
+        }
     }
 }
 
@@ -310,11 +376,7 @@ pub struct Books {
 }
 
 impl Books {
-    fn read(
-        workspace: &Workspace,
-        history: u64,
-        (requests, failures): (u64, u64),
-    ) -> anyhow::Result<Books> {
+    fn read(workspace: &Workspace, history: u64, traffic: &Traffic) -> anyhow::Result<Books> {
         let db = &workspace.target;
         let mark = db
             .open()?
@@ -347,8 +409,8 @@ impl Books {
                 ),
             )?,
             error_lines,
-            requests,
-            failures,
+            requests: traffic.requests,
+            failures: traffic.failures,
         })
     }
 
@@ -416,7 +478,7 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
     stop(&mut monitor, Duration::from_secs(10))?;
     stop(&mut dashboard, Duration::from_secs(10))?;
 
-    let books = Books::read(&workspace, config.rows, traffic)?;
+    let books = Books::read(&workspace, config.rows, &traffic)?;
     println!(
         "soak: {:.0} s, {monitor_kills} monitor kills, {simulator_kills} simulator kills, {} rows fed, \
          {} unscored, {} scored twice, mark {} of {}, worst insert→scored {} ms, \
@@ -431,6 +493,15 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         books.requests,
         books.failures,
         books.error_lines,
+    );
+    println!(
+        "soak: dashboard answers (median / 95th percentile / worst): {}",
+        traffic
+            .pages
+            .iter()
+            .map(PageTimes::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
     );
     let problems = books.problems();
     if problems.is_empty() {
@@ -490,6 +561,23 @@ mod tests {
             assert_eq!(problems.len(), 1, "{problems:?}");
             assert!(problems[0].contains(expected), "{problems:?}");
         }
+    }
+
+    #[test]
+    fn page_times_rank_the_answers() {
+        let ms = |n: u64| Duration::from_millis(n);
+        // 20 answers, 1..=20 ms, out of order: the median is the 10th, the 95th percentile the
+        // 19th, the worst the 20th.
+        let times: Vec<Duration> = (1..=20).rev().map(ms).collect();
+        let summary = PageTimes::of("/model", times).unwrap();
+        assert_eq!(
+            (summary.requests, summary.median, summary.p95, summary.worst),
+            (20, ms(10), ms(19), ms(20))
+        );
+        assert_eq!(summary.to_string(), "/model ×20: 10 / 19 / 20 ms");
+        let one = PageTimes::of("/", vec![ms(7)]).unwrap();
+        assert_eq!((one.median, one.p95, one.worst), (ms(7), ms(7), ms(7)));
+        assert_eq!(PageTimes::of("/alerts", Vec::new()), None);
     }
 
     #[test]
