@@ -61,6 +61,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_control_sample",
         include_str!("../../../migrations/0012_control_sample.sql"),
     ),
+    (
+        "0013_scores_by_model",
+        include_str!("../../../migrations/0013_scores_by_model.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0012_control_sample",
         include_str!("../../../migrations/postgres/0012_control_sample.sql"),
     ),
+    (
+        13,
+        "postgres/0013_scores_by_model",
+        include_str!("../../../migrations/postgres/0013_scores_by_model.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

@@ -401,6 +401,21 @@ impl Engine {
         }
     }
 
+    /// The table to read when a statement needs the scores (`transaction_id`, `status`,
+    /// `anomaly_score`, `model_version`) with their payments' event `timestamp` but nothing
+    /// else of the payments: `transactions` itself on SQLite; on PostgreSQL the scores alone,
+    /// which carry their payment's event time (migration 0010) and are indexed by model and
+    /// time (0013). Through the `transactions` view a question about one model's scores is a
+    /// join whose plan hangs on the statistics of `model_version`, and a model newer than the
+    /// last ANALYZE is estimated at a row or two: the planner then reads every score and looks
+    /// each up in every month's partition (1 s a request in the soak).
+    pub fn scores_table(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "transactions",
+            Engine::Postgres => "transaction_scores",
+        }
+    }
+
     /// What to add after `ORDER BY x ASC|DESC` so that NULLs come where SQLite puts them
     /// (first going up, last going down). Nothing on SQLite, where spelling it out would keep
     /// an index from giving the order.

@@ -48,17 +48,21 @@ pub struct DayScores {
 }
 
 /// Per event day of the newest [`DRIFT_DAYS`] with rows scored by `model_version`: the rows,
-/// alerts and counts at or above each of `cuts`. Reads only the days' rows, through the
-/// timestamp index.
+/// alerts and counts at or above each of `cuts`. Reads only the days' rows: through the
+/// timestamp index on SQLite, through the scores' index by model and time on PostgreSQL
+/// ([`aegis_core::sql::Engine::scores_table`]).
 pub fn day_scores(
     sql: &mut dyn Sql,
     model_version: &str,
     cuts: &[f32],
 ) -> AppResult<Vec<DayScores>> {
+    let scores = sql.engine().scores_table();
     let newest: Option<String> = sql
         .value(
-            "SELECT timestamp FROM transactions WHERE model_version = ?1 \
-             AND status IN ('NORMAL', 'ANOMALY') ORDER BY timestamp DESC LIMIT 1",
+            &format!(
+                "SELECT timestamp FROM {scores} WHERE model_version = ?1 \
+                 AND status IN ('NORMAL', 'ANOMALY') ORDER BY timestamp DESC LIMIT 1"
+            ),
             values![model_version],
         )?
         .flatten();
@@ -75,7 +79,7 @@ pub fn day_scores(
         .collect();
     let statement = format!(
         "SELECT substr(timestamp, 1, 10) AS day, count(*), \
-         count(CASE WHEN status = 'ANOMALY' THEN 1 END){above} FROM transactions \
+         count(CASE WHEN status = 'ANOMALY' THEN 1 END){above} FROM {scores} \
          WHERE timestamp >= ?1 AND model_version = ?2 \
          AND status IN ('NORMAL', 'ANOMALY') GROUP BY day ORDER BY day"
     );

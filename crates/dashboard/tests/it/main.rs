@@ -13,7 +13,7 @@ use axum::http::{Request, StatusCode, header};
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
-use aegis_core::sql::Row;
+use aegis_core::sql::{Engine, Row};
 use helpers::{Login, PASSWORD, Payment, TestApp, engines, reasons};
 
 #[tokio::test]
@@ -923,10 +923,17 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
 
 /// Drift on the Model page: per event day of the current model's scores, the alert rate
 /// against the budget and the stability index against the held-out quantiles; three days far
-/// off in the last week call for retraining, and rows of another model are not counted.
+/// off in the last week call for retraining, and rows of another model are not counted. Both
+/// engines: PostgreSQL reads the scores by model from their own index (migration 0013).
 #[tokio::test]
 async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
-    let app = TestApp::new();
+    for engine in engines() {
+        model_page_drift_on(engine).await;
+    }
+}
+
+async fn model_page_drift_on(engine: Engine) {
+    let app = TestApp::new_on(engine);
     let login = app.login("alice").await;
     write_model(&app);
     // The held-out scores' quantiles, as train records them.
@@ -946,7 +953,6 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
         {"cuts": [1.0, 2.0], "counts": [500, 300, 200]}
     ]);
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let conn = app.conn();
     // The monitor's counts: amounts spread as held out every day; from day 2 on, most
     // payments fall in the hours that were rarest.
     for day in 1..=4 {
@@ -955,41 +961,45 @@ async fn the_model_page_shows_drift_per_day_and_says_when_retraining_is_due() {
         } else {
             "[30, 60, 210]"
         };
-        conn.execute(
-            "INSERT INTO feature_days (model_version, day, counts) VALUES ('m-test', ?1, ?2)",
-            rusqlite::params![
-                format!("2026-02-{day:02}"),
-                format!("[[150, 90, 60], {hours}]")
-            ],
-        )
-        .unwrap();
+        app.exec(&format!(
+            "INSERT INTO feature_days (model_version, day, counts) \
+             VALUES ('m-test', '2026-02-{day:02}', '[[150, 90, 60], {hours}]')"
+        ));
     }
-    let add = |day: u32, count: usize, score: f64, model: &str| {
-        for i in 0..count {
-            conn.execute(
-                "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp,                  status, anomaly_score, model_version) VALUES ('BX', 'PENSION', 100000, ?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    format!("2026-02-{day:02} 10:{:02}:{:02}", i / 60 % 60, i % 60),
-                    if score >= 0.45 { "ANOMALY" } else { "NORMAL" },
-                    score,
-                    model
-                ],
-            )
-            .unwrap();
+    const DAYS: [&str; 5] = [
+        "2026-02-01 10:00:00",
+        "2026-02-02 10:00:00",
+        "2026-02-03 10:00:00",
+        "2026-02-04 10:00:00",
+        "2026-02-05 10:00:00",
+    ];
+    let mut next_id = 1_000;
+    let mut add = |day: usize, count: usize, score: f64| {
+        for _ in 0..count {
+            next_id += 1;
+            let status = if score >= 0.45 { "ANOMALY" } else { "NORMAL" };
+            app.insert(&Payment {
+                score: Some(score),
+                ..Payment::simple(next_id, DAYS[day - 1], Some(status), None, "")
+            });
         }
     };
     // Day 1 as held out: 90 % under 0.1, 5 % to 0.3, 4 % to 0.45, 1 % above (the budget).
     for (count, score) in [(270, 0.05), (15, 0.2), (12, 0.4), (3, 0.5)] {
-        add(1, count, score, "m-test");
+        add(1, count, score);
     }
     // Days 2-4: a quarter of the payments alert.
     for day in 2..=4 {
         for (count, score) in [(150, 0.05), (75, 0.2), (75, 0.5)] {
-            add(day, count, score, "m-test");
+            add(day, count, score);
         }
     }
     // Another model's scores are not this model's drift.
-    add(5, 300, 0.9, "m-old");
+    add(5, 300, 0.9);
+    app.exec(&format!(
+        "UPDATE {} SET model_version = 'm-old' WHERE transaction_id > 2200",
+        engine.scores_table()
+    ));
     let page = app.get("/model", Some(&login)).await.body;
     let drift = &page[page.find("Drift: recent days").expect("drift section")..];
     let day = |date: &str| {

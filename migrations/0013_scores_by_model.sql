@@ -1,0 +1,7 @@
+-- Version 13: nothing to change on SQLite. PostgreSQL's twin indexes the scores by model and
+-- event time for the Model page's drift, because there the scores are a table of their own
+-- joined to the payments' partitions, and the join's plan hangs on statistics a new model is
+-- missing from. Here a score is a column of its payment's row: the drift reads the newest
+-- days through the timestamp index and filters the model on the rows it reads, and an index
+-- on the model would cost every scoring update (the monitor's drain doubled when scoring a
+-- NORMAL row stopped touching any index, migration 0004).
