@@ -713,8 +713,9 @@ const LOOK_GAIN: f64 = 0.01;
 /// counters auditors dismiss; half of it reached 0.901 and lost none. The held-out tenth
 /// shows the same cost at the larger shares (by hand on seeds 7–9).
 ///
-/// It must also pass [`BlockCheck`] on the training rows, which a share fails when the
-/// budget loses more than 5 % of a kind's frauds in a block of them.
+/// It must also pass [`BlockCheck`] on the training rows, which a share fails when, pooled
+/// over blocks of them, the budget loses more frauds of a kind than it gains, by more than
+/// chance explains.
 ///
 /// The sentence also names, per share, each kind (by its index in the names) whose held-out
 /// average precision the look lowers by [`LOOK_AP_NAMED`] or more. It is not a condition:
@@ -807,25 +808,25 @@ fn choose_look(
         labels: kinds.window,
         alert_rate,
     }
-    .losses(&labeled, (&means, &scales));
-    for ((_, judged, _), lost) in candidates.iter_mut().zip(blocks) {
-        judged.in_blocks = lost;
+    .swaps(&labeled, (&means, &scales));
+    for ((_, judged, _), swaps) in candidates.iter_mut().zip(&blocks) {
+        judged.in_blocks = swaps.beyond_chance();
     }
     let tried = feedback::LOOK_SHARES
         .iter()
         .zip(&candidates)
-        .map(|(share, (_, judged, lowered))| {
+        .zip(&blocks)
+        .map(|((share, (_, judged, lowered)), swaps)| {
             let lost = match judged.lost {
                 0 => String::new(),
                 1 => ", but 1 held-out fraud fell below the budget".to_string(),
                 lost => format!(", but {lost} held-out frauds fell below the budget"),
             };
+            let named = swaps.named(kinds.names);
             let blocks = match judged.in_blocks {
-                0 => String::new(),
-                lost => format!(
-                    ", and in the earlier blocks {lost} frauds beyond {}% of a kind's",
-                    (100.0 * LOOK_BLOCK_TOLERANCE) as u32
-                ),
+                _ if named.is_empty() => String::new(),
+                0 => format!(", in the earlier blocks {named} (within chance)"),
+                beyond => format!(", in the earlier blocks {named} ({beyond} beyond chance)"),
             };
             format!("{share}: {:.3}{lost}{blocks}{lowered}", judged.merit)
         })
@@ -850,7 +851,7 @@ fn choose_look(
             format!(
                 "not used: no share raised the held-out rows' merit (recall and average precision \
                  per kind) by {LOOK_GAIN} over {base_merit:.3} without losing a fraud of any \
-                 kind there, or more than a few of a kind in the earlier blocks (at each share \
+                 kind there, or more of a kind than chance explains in the earlier blocks (at each share \
                  {tried})"
             ),
             None,
@@ -872,20 +873,38 @@ struct Kinds<'a> {
 /// Blocks of the training rows, by time, the look is also judged on ([`BlockCheck`]).
 const LOOK_BLOCKS: usize = 4;
 
-/// The share of a kind's frauds the budget catches in a block without the look that the look
-/// may lose there (at least one).
-const LOOK_BLOCK_TOLERANCE: f64 = 0.05;
+/// How many standard deviations of chance a kind's net loss in the blocks must exceed to
+/// count against a share ([`Swaps::beyond_chance`]).
+///
+/// Why 3: one look decision makes up to 40 such tests (four shares, about ten kinds), so a
+/// one-sided 5 % family-wise error wants each at about 0.13 % (Bonferroni), which is 3
+/// standard deviations. At 2 (2.3 % each) the check refused seed 8's quarter look for 5
+/// collusions lost and none gained, which is what chance gives one kind in 40, and the
+/// compromised counters it would have caught fell from 0.828 to 0.796 of the live period.
+const LOOK_BLOCK_Z: f64 = 3.0;
 
 /// The look judged on blocks of the training rows as well as on the held-out tenth: for each
 /// of [`LOOK_BLOCKS`] blocks, the look's regression is fitted on the labels outside it and
-/// each share judged on it, counting the frauds of each kind the budget no longer catches
-/// beyond [`LOOK_BLOCK_TOLERANCE`].
+/// each share judged on it. Pooled over the blocks, per kind of fraud, the frauds the budget
+/// no longer catches and those it catches only with the look ([`Swaps`]); a share whose net
+/// loss of a kind is more than chance explains is not used.
 ///
 /// Why: the held-out tenth is one stretch of the calendar. On messy welfare (3–28 June for an
 /// 8 September cutoff) it holds no PM-KISAN payment, which is paid in January, May and
 /// September; the look learned that morning PM-KISAN alerts are dismissed and let marginal
 /// mild inflations paid in the same batches fall from the live budget (0.62 → 0.37–0.44),
 /// which no check saw. A block holding May's batch does.
+///
+/// Why pooled, with gains: the first version refused a share that lost more than 5 % of a
+/// kind's frauds (at least one) in any one block, counting only losses. On our cold seeds 8
+/// and 9 it refused shares the held-out tenth rated highly for 1 and 2 collusions beyond
+/// that in one block, and the stage without the look then ranked inflated amounts below the
+/// unsupervised model (seed 9: AP 0.944 → 0.869, inflated_amount 0.959 against 0.977). A
+/// look that swaps a few frauds of a kind between the budget's edge and just below it, in
+/// both directions, is not ranking that kind worse; one that loses a season's batch is.
+/// On messy welfare's steady state the first of the loop's retrains judged a quarter of the
+/// look this way: late_duplicate −31 +0 and account_takeover −22 +1 in the blocks, refused;
+/// seed 9's half (agent_collusion −8 +2) passes.
 struct BlockCheck<'a> {
     dataset: &'a Dataset,
     stage: &'a FeedbackStage,
@@ -897,17 +916,19 @@ struct BlockCheck<'a> {
 }
 
 impl BlockCheck<'_> {
-    /// Per share of [`feedback::LOOK_SHARES`], the frauds lost in the blocks beyond the
-    /// tolerance. `labeled`: the look's labeled training rows, each with its row index.
-    fn losses(
-        &self,
-        labeled: &[(usize, LookRow)],
-        (means, scales): (&[f32], &[f32]),
-    ) -> Vec<usize> {
-        let mut losses = vec![0usize; feedback::LOOK_SHARES.len()];
+    /// Per share of [`feedback::LOOK_SHARES`], the frauds of each kind it swaps in the blocks.
+    /// `labeled`: the look's labeled training rows, each with its row index.
+    fn swaps(&self, labeled: &[(usize, LookRow)], (means, scales): (&[f32], &[f32])) -> Vec<Swaps> {
+        let kinds = self
+            .labels
+            .iter()
+            .flatten()
+            .max()
+            .map_or(0, |&k| k as usize + 1);
+        let mut swaps = vec![Swaps::new(kinds); feedback::LOOK_SHARES.len()];
         let n = self.labels.len();
         if self.labels.iter().flatten().count() < detectors::MIN_LABELED_FRAUDS {
-            return losses;
+            return swaps;
         }
         for block in 0..LOOK_BLOCKS {
             let range = n * block / LOOK_BLOCKS..n * (block + 1) / LOOK_BLOCKS;
@@ -924,31 +945,84 @@ impl BlockCheck<'_> {
             let scores = &self.scores[range.clone()];
             let caught = |stage: &FeedbackStage| {
                 let adjusted = adjusted_scores(self.dataset, range.clone(), scores, stage);
-                caught_per_kind_at(&adjusted, labels, self.alert_rate)
+                let threshold = quantile(&adjusted, 1.0 - self.alert_rate);
+                adjusted.into_iter().map(move |score| score >= threshold)
             };
-            let base = caught(self.stage);
-            for (share, loss) in feedback::LOOK_SHARES.into_iter().zip(&mut losses) {
+            let base: Vec<bool> = caught(self.stage).collect();
+            for (share, swaps) in feedback::LOOK_SHARES.into_iter().zip(&mut swaps) {
                 let candidate = FeedbackStage {
                     look: Some(regression.blend(self.stage, share)),
                     ..self.stage.clone()
                 };
-                *loss += excess_losses(&caught(&candidate), &base);
+                swaps.add(labels, &base, caught(&candidate));
             }
         }
-        losses
+        swaps
     }
 }
 
-/// Frauds of each kind caught `before` and not `now`, beyond [`LOOK_BLOCK_TOLERANCE`] of the
-/// kind's `before` (at least one).
-fn excess_losses(now: &[usize], before: &[usize]) -> usize {
-    now.iter()
-        .zip(before)
-        .map(|(now, before)| {
-            let allowed = ((*before as f64 * LOOK_BLOCK_TOLERANCE) as usize).max(1);
-            before.saturating_sub(*now).saturating_sub(allowed)
-        })
-        .sum()
+/// Per kind of fraud (by index), the frauds a look lets fall below the budget (`lost`) and
+/// those it lifts above it (`gained`), pooled over the blocks of [`BlockCheck`].
+#[derive(Debug, Clone, PartialEq)]
+struct Swaps {
+    lost: Vec<usize>,
+    gained: Vec<usize>,
+}
+
+impl Swaps {
+    fn new(kinds: usize) -> Self {
+        Swaps {
+            lost: vec![0; kinds],
+            gained: vec![0; kinds],
+        }
+    }
+
+    /// Counts the frauds among `labels` caught `before` the look and not with it (`now`), and
+    /// the other way round.
+    fn add(&mut self, labels: &[Option<u32>], before: &[bool], now: impl Iterator<Item = bool>) {
+        for ((kind, &before), now) in labels.iter().zip(before).zip(now) {
+            let Some(kind) = kind.map(|k| k as usize) else {
+                continue;
+            };
+            match (before, now) {
+                (true, false) => self.lost[kind] += 1,
+                (false, true) => self.gained[kind] += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Frauds lost beyond those gained and beyond chance, summed over the kinds: a kind counts
+    /// the part of its net loss above [`LOOK_BLOCK_Z`] times the square root of its swaps
+    /// (McNemar's test: were the look no worse for the kind, each swap would go either way
+    /// with even odds).
+    fn beyond_chance(&self) -> usize {
+        self.lost
+            .iter()
+            .zip(&self.gained)
+            .map(|(&lost, &gained)| {
+                let chance = LOOK_BLOCK_Z * ((lost + gained) as f64).sqrt();
+                (lost.saturating_sub(gained) as f64 - chance)
+                    .ceil()
+                    .max(0.0) as usize
+            })
+            .sum()
+    }
+
+    /// The kinds with a net loss, as `NAME −LOST +GAINED`, comma-separated.
+    fn named(&self, names: &[&str]) -> String {
+        self.lost
+            .iter()
+            .zip(&self.gained)
+            .enumerate()
+            .filter(|(_, (lost, gained))| lost > gained)
+            .map(|(kind, (lost, gained))| {
+                let name = names.get(kind).copied().filter(|name| !name.is_empty());
+                format!("{} −{lost} +{gained}", name.unwrap_or("unlabeled frauds"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// How much a look must lower a kind's held-out average precision for its note to name it.
@@ -987,7 +1061,7 @@ struct Judged {
     /// Frauds the budget no longer catches, summed over the kinds that lost any.
     lost: usize,
     /// Frauds the budget no longer catches in the blocks of the training rows
-    /// ([`BlockCheck`]), beyond each kind's tolerance.
+    /// ([`BlockCheck`]), net of those it gains and beyond chance ([`Swaps::beyond_chance`]).
     in_blocks: usize,
 }
 
@@ -1309,13 +1383,40 @@ mod tests {
         (chosen.unreviewed, other)
     }
 
-    /// A block may lose 5 % of a kind's frauds (at least one) to the look; only the frauds
-    /// beyond that count against it.
+    /// The blocks judge a kind by its frauds lost net of those gained, and only beyond what
+    /// chance explains: a look that swaps frauds at the budget's edge both ways passes, one
+    /// that drops a season's batch does not.
     #[test]
-    fn a_block_tolerates_a_few_lost_frauds_of_a_kind() {
-        // 100 caught before: 5 may go; 10 lost is 5 too many. 3 caught: 1 may go.
-        assert_eq!(excess_losses(&[90, 1, 7], &[100, 3, 7]), 5 + 1);
-        assert_eq!(excess_losses(&[95, 2, 8], &[100, 3, 7]), 0);
+    fn the_blocks_count_a_kinds_net_loss_beyond_chance() {
+        let mut swaps = Swaps::new(3);
+        // Kind 0: caught before, 3 lost and 1 gained; kind 2: 1 gained; kind 1 untouched.
+        let labels = [Some(0), Some(0), Some(0), Some(0), None, Some(1), Some(2)];
+        let before = [true, true, true, false, true, true, false];
+        let now = [false, false, false, true, false, true, true];
+        swaps.add(&labels, &before, now.into_iter());
+        assert_eq!(swaps.lost, [3, 0, 0]);
+        assert_eq!(swaps.gained, [1, 0, 1]);
+        // Net 2 over 4 swaps: within 3 √4 = 6.
+        assert_eq!(swaps.beyond_chance(), 0);
+        assert_eq!(swaps.named(&["collusion", "x", "y"]), "collusion −3 +1");
+        // A season's batch: 30 lost, none gained; chance explains 3 √30 ≈ 16.4 of them.
+        let seasonal = Swaps {
+            lost: vec![30, 6, 8],
+            gained: vec![0, 4, 0],
+        };
+        // 30 − 16.4 counts 14; kind 1 (net 2, within 3 √10) and kind 2 (net 8, within
+        // 3 √8 ≈ 8.5) count nothing.
+        assert_eq!(seasonal.beyond_chance(), 14);
+        // 10 lost and none gained is beyond 3 √10 ≈ 9.49 by one.
+        let one_beyond = Swaps {
+            lost: vec![10],
+            gained: vec![0],
+        };
+        assert_eq!(one_beyond.beyond_chance(), 1);
+        assert_eq!(
+            seasonal.named(&["mild_inflation", "", "late"]),
+            "mild_inflation −30 +0, unlabeled frauds −6 +4, late −8 +0"
+        );
     }
 
     /// The look's note names the kinds whose held-out average precision it lowers by 0.02 or
