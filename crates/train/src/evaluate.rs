@@ -178,20 +178,30 @@ pub fn mean_recall(caught: &[usize], labels: &[Option<u32>]) -> f64 {
 /// How many frauds of each kind (`labels[i]`, see [`recall_per_kind_at`]) the `alert_rate`
 /// budget catches, indexed by kind.
 pub fn caught_per_kind_at(scores: &[f32], labels: &[Option<u32>], alert_rate: f64) -> Vec<usize> {
-    let threshold = quantile(scores, 1.0 - alert_rate);
-    let mut caught = vec![0usize; rows_per_kind(labels).len()];
-    for (score, kind) in scores.iter().zip(labels) {
+    let mut caught = vec![0usize; kind_count(labels)];
+    for (caught_here, kind) in caught_at(scores, alert_rate).into_iter().zip(labels) {
         if let Some(kind) = kind {
-            caught[*kind as usize] += usize::from(*score >= threshold);
+            caught[*kind as usize] += usize::from(caught_here);
         }
     }
     caught
 }
 
+/// Whether the budget (`alert_rate` of `scores`) catches each row: its score is at or above
+/// the budget's quantile of `scores`.
+pub fn caught_at(scores: &[f32], alert_rate: f64) -> Vec<bool> {
+    let threshold = quantile(scores, 1.0 - alert_rate);
+    scores.iter().map(|&score| score >= threshold).collect()
+}
+
+/// How many kinds of fraud `labels` indexes: the largest kind plus one (0 without frauds).
+pub fn kind_count(labels: &[Option<u32>]) -> usize {
+    labels.iter().flatten().max().map_or(0, |&k| k as usize + 1)
+}
+
 /// How many frauds of each kind `labels` holds, indexed by kind.
 fn rows_per_kind(labels: &[Option<u32>]) -> Vec<usize> {
-    let kinds = labels.iter().flatten().max().map_or(0, |&k| k as usize + 1);
-    let mut rows = vec![0usize; kinds];
+    let mut rows = vec![0usize; kind_count(labels)];
     for kind in labels.iter().flatten() {
         rows[*kind as usize] += 1;
     }

@@ -37,8 +37,8 @@ use anyhow::{Context, bail};
 use crate::dataset::{Dataset, time_split};
 use crate::detectors::{Detectors, RowSet, Rows};
 use crate::evaluate::{
-    Evaluation, average_precision_of_each_kind, average_precision_per_kind, caught_per_kind_at,
-    evaluate, mean_recall, quantile,
+    Evaluation, average_precision_of_each_kind, average_precision_per_kind, caught_at,
+    caught_per_kind_at, evaluate, kind_count, mean_recall, quantile,
 };
 use crate::fit::{FitConfig, fit};
 
@@ -919,13 +919,7 @@ impl BlockCheck<'_> {
     /// Per share of [`feedback::LOOK_SHARES`], the frauds of each kind it swaps in the blocks.
     /// `labeled`: the look's labeled training rows, each with its row index.
     fn swaps(&self, labeled: &[(usize, LookRow)], (means, scales): (&[f32], &[f32])) -> Vec<Swaps> {
-        let kinds = self
-            .labels
-            .iter()
-            .flatten()
-            .max()
-            .map_or(0, |&k| k as usize + 1);
-        let mut swaps = vec![Swaps::new(kinds); feedback::LOOK_SHARES.len()];
+        let mut swaps = vec![Swaps::new(kind_count(self.labels)); feedback::LOOK_SHARES.len()];
         let n = self.labels.len();
         if self.labels.iter().flatten().count() < detectors::MIN_LABELED_FRAUDS {
             return swaps;
@@ -945,16 +939,15 @@ impl BlockCheck<'_> {
             let scores = &self.scores[range.clone()];
             let caught = |stage: &FeedbackStage| {
                 let adjusted = adjusted_scores(self.dataset, range.clone(), scores, stage);
-                let threshold = quantile(&adjusted, 1.0 - self.alert_rate);
-                adjusted.into_iter().map(move |score| score >= threshold)
+                caught_at(&adjusted, self.alert_rate)
             };
-            let base: Vec<bool> = caught(self.stage).collect();
+            let base = caught(self.stage);
             for (share, swaps) in feedback::LOOK_SHARES.into_iter().zip(&mut swaps) {
                 let candidate = FeedbackStage {
                     look: Some(regression.blend(self.stage, share)),
                     ..self.stage.clone()
                 };
-                swaps.add(labels, &base, caught(&candidate));
+                swaps.add(labels, &base, &caught(&candidate));
             }
         }
         swaps
@@ -979,8 +972,8 @@ impl Swaps {
 
     /// Counts the frauds among `labels` caught `before` the look and not with it (`now`), and
     /// the other way round.
-    fn add(&mut self, labels: &[Option<u32>], before: &[bool], now: impl Iterator<Item = bool>) {
-        for ((kind, &before), now) in labels.iter().zip(before).zip(now) {
+    fn add(&mut self, labels: &[Option<u32>], before: &[bool], now: &[bool]) {
+        for ((kind, &before), &now) in labels.iter().zip(before).zip(now) {
             let Some(kind) = kind.map(|k| k as usize) else {
                 continue;
             };
@@ -1393,7 +1386,7 @@ mod tests {
         let labels = [Some(0), Some(0), Some(0), Some(0), None, Some(1), Some(2)];
         let before = [true, true, true, false, true, true, false];
         let now = [false, false, false, true, false, true, true];
-        swaps.add(&labels, &before, now.into_iter());
+        swaps.add(&labels, &before, &now);
         assert_eq!(swaps.lost, [3, 0, 0]);
         assert_eq!(swaps.gained, [1, 0, 1]);
         // Net 2 over 4 swaps: within 3 √4 = 6.
