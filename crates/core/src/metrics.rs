@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod look;
+
+pub use look::{KindSwaps, LookShare, LookTrial, Lowered, Refusal};
+
 /// Everything `train` measured about the model it saved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -63,6 +67,10 @@ pub struct FeedbackReport {
     /// [`crate::feedback::Look`]); empty when no stage was trained.
     #[serde(default)]
     pub look_note: String,
+    /// Each share of the look tried, with what decided it (`None`: no share was judged, as
+    /// `look_note` says, or a model trained before the trial was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub look_trial: Option<LookTrial>,
     /// The look inputs that move the chance of fraud most: (name, signed weight, weight of
     /// the absolute value), per spread from the training rows' mean; empty without a look.
     #[serde(default)]

@@ -27,8 +27,8 @@ use aegis_core::engine::Target;
 use aegis_core::features::{FEATURE_COUNT, FEATURE_NAMES, PER_ROW_COUNT, feature_set_id};
 use aegis_core::feedback::{FeedbackStage, LOOK_INPUTS};
 use aegis_core::metrics::{
-    DetectorEvaluation, EpochLoss, FeedbackReport, Metrics, Period, Refit, RowCounts,
-    ScoreHistogram, Timings,
+    DetectorEvaluation, EpochLoss, FeedbackReport, KindSwaps, LookShare, LookTrial, Lowered,
+    Metrics, Period, Refit, RowCounts, ScoreHistogram, Timings,
 };
 use aegis_core::model::{AutoencoderShape, Detector};
 use aegis_core::time::{DAY, EventTime, format_ist};
@@ -514,12 +514,12 @@ fn feedback_stage(
         }
         feedback::Decision::Unsupervised(note) => (None, note),
     };
-    let (stage, look_note, look) = match (stage, held_out_labels) {
+    let (stage, look_note, look_trial, look) = match (stage, held_out_labels) {
         (Some(stage), Some(held_out)) => {
-            let (stage, note, look) = choose_look(
+            let (stage, note, trial, look) = choose_look(
                 dataset, split, stage, &labels, &scores, held_out, &kinds, alert_rate,
             );
-            (Some(stage), note, look)
+            (Some(stage), note, trial, look)
         }
         (Some(stage), None) => (
             Some(stage),
@@ -527,8 +527,9 @@ fn feedback_stage(
              would cost"
                 .to_string(),
             None,
+            None,
         ),
-        (None, _) => (None, String::new(), None),
+        (None, _) => (None, String::new(), None, None),
     };
     tracing::info!(used = stage.is_some(), %note, %look_note, "feedback stage");
     // Every row's unsupervised score, for the refit.
@@ -583,6 +584,7 @@ fn feedback_stage(
                 .collect()
         }),
         look_note,
+        look_trial,
         look_weights: stage
             .as_ref()
             .and_then(|stage| stage.look.as_ref())
@@ -732,11 +734,7 @@ fn choose_look(
     held_out: &[Option<u32>],
     kinds: &Kinds<'_>,
     alert_rate: f64,
-) -> (
-    FeedbackStage,
-    String,
-    Option<(feedback::LookRegression, f32)>,
-) {
+) -> LookChoice {
     let (means, scales) = feedback::look_spread(split.train.clone().map(|i| dataset.look(i)));
     // The labeled training rows, each with its row index (for the blocks).
     let labeled: Vec<(usize, LookRow)> = labels
@@ -757,6 +755,7 @@ fn choose_look(
                 feedback::MIN_FINDINGS
             ),
             None,
+            None,
         );
     }
     let Some(regression) = feedback::fit_look(&rows, means.clone(), scales.clone()) else {
@@ -765,6 +764,7 @@ fn choose_look(
             "not used: its regression did not converge, or gave a higher unsupervised score no \
              higher chance of fraud"
                 .to_string(),
+            None,
             None,
         );
     };
@@ -780,7 +780,7 @@ fn choose_look(
         (caught, merit, each)
     };
     let (base_caught, base_merit, base_each) = judge(&stage);
-    let mut candidates: Vec<(FeedbackStage, Judged, String)> = feedback::LOOK_SHARES
+    let mut candidates: Vec<(FeedbackStage, LookShare)> = feedback::LOOK_SHARES
         .into_iter()
         .map(|share| {
             let candidate = FeedbackStage {
@@ -788,17 +788,14 @@ fn choose_look(
                 ..stage.clone()
             };
             let (caught, merit, each) = judge(&candidate);
-            let lost = frauds_lost(&caught, &base_caught);
-            let lowered = lowered_kinds(&base_each, &each, kinds.names);
-            (
-                candidate,
-                Judged {
-                    merit,
-                    lost,
-                    in_blocks: 0,
-                },
-                lowered,
-            )
+            let judged = LookShare {
+                share,
+                merit,
+                held_out_lost: frauds_lost(&caught, &base_caught),
+                blocks: Vec::new(),
+                lowered: lowered_kinds(&base_each, &each, kinds.names),
+            };
+            (candidate, judged)
         })
         .collect();
     let blocks = BlockCheck {
@@ -809,55 +806,36 @@ fn choose_look(
         alert_rate,
     }
     .swaps(&labeled, (&means, &scales));
-    for ((_, judged, _), swaps) in candidates.iter_mut().zip(&blocks) {
-        judged.in_blocks = swaps.beyond_chance();
+    for ((_, judged), swaps) in candidates.iter_mut().zip(&blocks) {
+        judged.blocks = swaps.kinds(kinds.names);
     }
-    let tried = feedback::LOOK_SHARES
-        .iter()
-        .zip(&candidates)
-        .zip(&blocks)
-        .map(|((share, (_, judged, lowered)), swaps)| {
-            let lost = match judged.lost {
-                0 => String::new(),
-                1 => ", but 1 held-out fraud fell below the budget".to_string(),
-                lost => format!(", but {lost} held-out frauds fell below the budget"),
-            };
-            let named = swaps.named(kinds.names);
-            let blocks = match judged.in_blocks {
-                _ if named.is_empty() => String::new(),
-                0 => format!(", in the earlier blocks {named} (within chance)"),
-                beyond => format!(", in the earlier blocks {named} ({beyond} beyond chance)"),
-            };
-            format!("{share}: {:.3}{lost}{blocks}{lowered}", judged.merit)
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    let judged: Vec<Judged> = candidates.iter().map(|(_, judged, _)| *judged).collect();
-    match best_share(base_merit, &judged) {
+    let trial = LookTrial {
+        merit_without: base_merit,
+        min_gain: LOOK_GAIN,
+        shares: candidates
+            .iter()
+            .map(|(_, judged)| judged.clone())
+            .collect(),
+    };
+    let note = trial.note();
+    match trial.best() {
         Some(index) => {
-            let share = feedback::LOOK_SHARES[index];
-            let (chosen, _, _) = candidates.swap_remove(index);
-            (
-                chosen,
-                format!(
-                    "used at share {share}: the held-out rows' merit (recall and average \
-                     precision per kind) was {base_merit:.3} without it; at each share {tried}"
-                ),
-                Some((regression, share)),
-            )
+            let share = trial.shares[index].share;
+            let (chosen, _) = candidates.swap_remove(index);
+            (chosen, note, Some(trial), Some((regression, share)))
         }
-        None => (
-            stage,
-            format!(
-                "not used: no share raised the held-out rows' merit (recall and average precision \
-                 per kind) by {LOOK_GAIN} over {base_merit:.3} without losing a fraud of any \
-                 kind there, or more of a kind than chance explains in the earlier blocks (at each share \
-                 {tried})"
-            ),
-            None,
-        ),
+        None => (stage, note, Some(trial), None),
     }
 }
+
+/// What [`choose_look`] decided: the stage (with the look when used), the trial in a sentence,
+/// the trial's figures (`None` when no share was judged), and the regression and share used.
+type LookChoice = (
+    FeedbackStage,
+    String,
+    Option<LookTrial>,
+    Option<(feedback::LookRegression, f32)>,
+);
 
 /// A labeled row as the look's regression takes it: unsupervised score, look, fraud.
 type LookRow = (f32, [f32; LOOK_INPUTS], bool);
@@ -985,77 +963,71 @@ impl Swaps {
         }
     }
 
-    /// Frauds lost beyond those gained and beyond chance, summed over the kinds: a kind counts
-    /// the part of its net loss above [`LOOK_BLOCK_Z`] times the square root of its swaps
-    /// (McNemar's test: were the look no worse for the kind, each swap would go either way
-    /// with even odds).
+    /// Frauds lost beyond those gained and beyond chance, summed over the kinds
+    /// ([`Swaps::beyond_chance_of`]).
+    #[cfg(test)]
     fn beyond_chance(&self) -> usize {
         self.lost
             .iter()
             .zip(&self.gained)
-            .map(|(&lost, &gained)| {
-                let chance = LOOK_BLOCK_Z * ((lost + gained) as f64).sqrt();
-                (lost.saturating_sub(gained) as f64 - chance)
-                    .ceil()
-                    .max(0.0) as usize
-            })
+            .map(|(&lost, &gained)| Self::beyond_chance_of(lost, gained))
             .sum()
     }
 
-    /// The kinds with a net loss, as `NAME −LOST +GAINED`, comma-separated.
-    fn named(&self, names: &[&str]) -> String {
+    /// The part of one kind's net loss that chance does not explain: above [`LOOK_BLOCK_Z`]
+    /// times the square root of its swaps (McNemar's test: were the look no worse for the
+    /// kind, each swap would go either way with even odds).
+    fn beyond_chance_of(lost: usize, gained: usize) -> usize {
+        let chance = LOOK_BLOCK_Z * ((lost + gained) as f64).sqrt();
+        (lost.saturating_sub(gained) as f64 - chance)
+            .ceil()
+            .max(0.0) as usize
+    }
+
+    /// Each kind with a swap, named (by its index in `names`), as the metrics record it.
+    fn kinds(&self, names: &[&str]) -> Vec<KindSwaps> {
         self.lost
             .iter()
             .zip(&self.gained)
             .enumerate()
-            .filter(|(_, (lost, gained))| lost > gained)
-            .map(|(kind, (lost, gained))| {
-                let name = names.get(kind).copied().filter(|name| !name.is_empty());
-                format!("{} −{lost} +{gained}", name.unwrap_or("unlabeled frauds"))
+            .filter(|(_, (lost, gained))| **lost + **gained > 0)
+            .map(|(kind, (&lost, &gained))| KindSwaps {
+                kind: kind_name(names, kind),
+                lost,
+                gained,
+                beyond_chance: Self::beyond_chance_of(lost, gained),
             })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     }
+}
+
+/// The name of the kind of fraud at `index`; `None` for frauds without a type.
+fn kind_name(names: &[&str], index: usize) -> Option<String> {
+    names
+        .get(index)
+        .filter(|name| !name.is_empty())
+        .map(|name| name.to_string())
 }
 
 /// How much a look must lower a kind's held-out average precision for its note to name it.
 const LOOK_AP_NAMED: f64 = 0.02;
 
 /// The kinds whose average precision fell from `before` to `after` by [`LOOK_AP_NAMED`] or
-/// more, as ` (average precision lowered: NAME 0.71 → 0.63, …)`, or nothing.
-fn lowered_kinds(before: &[Option<f64>], after: &[Option<f64>], names: &[&str]) -> String {
-    let lowered: Vec<String> = before
+/// more.
+fn lowered_kinds(before: &[Option<f64>], after: &[Option<f64>], names: &[&str]) -> Vec<Lowered> {
+    before
         .iter()
         .zip(after)
         .enumerate()
         .filter_map(|(kind, pair)| match pair {
-            (Some(before), Some(after)) if before - after >= LOOK_AP_NAMED => {
-                let name = names.get(kind).copied().filter(|name| !name.is_empty());
-                Some(format!(
-                    "{} {before:.2} → {after:.2}",
-                    name.unwrap_or("unlabeled frauds")
-                ))
-            }
+            (Some(before), Some(after)) if before - after >= LOOK_AP_NAMED => Some(Lowered {
+                kind: kind_name(names, kind),
+                before: *before,
+                after: *after,
+            }),
             _ => None,
         })
-        .collect();
-    if lowered.is_empty() {
-        String::new()
-    } else {
-        format!(" (average precision lowered: {})", lowered.join(", "))
-    }
-}
-
-/// A look's figures on the held-out rows.
-#[derive(Debug, Clone, Copy)]
-struct Judged {
-    /// [`detectors::merit`].
-    merit: f64,
-    /// Frauds the budget no longer catches, summed over the kinds that lost any.
-    lost: usize,
-    /// Frauds the budget no longer catches in the blocks of the training rows
-    /// ([`BlockCheck`]), net of those it gains and beyond chance ([`Swaps::beyond_chance`]).
-    in_blocks: usize,
+        .collect()
 }
 
 /// Frauds of each kind caught without the look (`before`) and no longer caught with it.
@@ -1064,21 +1036,6 @@ fn frauds_lost(now: &[usize], before: &[usize]) -> usize {
         .zip(before)
         .map(|(now, before)| before.saturating_sub(*now))
         .sum()
-}
-
-/// Which of the shares judged (in [`feedback::LOOK_SHARES`] order) to use: the best merit
-/// among those that lose no fraud of any kind and raise the merit over `base` by
-/// [`LOOK_GAIN`]; the smaller share on a tie. `None`: no look.
-fn best_share(base: f64, judged: &[Judged]) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for (index, candidate) in judged.iter().enumerate() {
-        let earns =
-            candidate.lost == 0 && candidate.in_blocks == 0 && candidate.merit >= base + LOOK_GAIN;
-        if earns && best.is_none_or(|b| candidate.merit > judged[b].merit) {
-            best = Some(index);
-        }
-    }
-    best
 }
 
 /// The look inputs that move the log-odds most, with their signed and absolute weights.
@@ -1391,7 +1348,23 @@ mod tests {
         assert_eq!(swaps.gained, [1, 0, 1]);
         // Net 2 over 4 swaps: within 3 √4 = 6.
         assert_eq!(swaps.beyond_chance(), 0);
-        assert_eq!(swaps.named(&["collusion", "x", "y"]), "collusion −3 +1");
+        assert_eq!(
+            swaps.kinds(&["collusion", "x", "y"]),
+            [
+                KindSwaps {
+                    kind: Some("collusion".into()),
+                    lost: 3,
+                    gained: 1,
+                    beyond_chance: 0
+                },
+                KindSwaps {
+                    kind: Some("y".into()),
+                    lost: 0,
+                    gained: 1,
+                    beyond_chance: 0
+                }
+            ]
+        );
         // A season's batch: 30 lost, none gained; chance explains 3 √30 ≈ 16.4 of them.
         let seasonal = Swaps {
             lost: vec![30, 6, 8],
@@ -1407,8 +1380,12 @@ mod tests {
         };
         assert_eq!(one_beyond.beyond_chance(), 1);
         assert_eq!(
-            seasonal.named(&["mild_inflation", "", "late"]),
-            "mild_inflation −30 +0, unlabeled frauds −6 +4, late −8 +0"
+            seasonal
+                .kinds(&["mild_inflation", "", "late"])
+                .iter()
+                .map(|k| (k.kind.as_deref(), k.beyond_chance))
+                .collect::<Vec<_>>(),
+            [(Some("mild_inflation"), 14), (None, 0), (Some("late"), 0)]
         );
     }
 
@@ -1418,49 +1395,23 @@ mod tests {
     fn the_looks_note_names_the_kinds_it_ranks_worse() {
         let before = [Some(0.71), Some(0.90), Some(0.50), None, Some(0.40)];
         let after = [Some(0.63), Some(0.89), Some(0.60), None, Some(0.30)];
-        assert_eq!(
-            lowered_kinds(
-                &before,
-                &after,
-                &["mild_inflation", "burst", "late", "x", ""]
-            ),
-            " (average precision lowered: mild_inflation 0.71 → 0.63, unlabeled frauds 0.40 → 0.30)"
+        let lowered = lowered_kinds(
+            &before,
+            &after,
+            &["mild_inflation", "burst", "late", "x", ""],
         );
         assert_eq!(
-            lowered_kinds(&before, &before, &["a", "b", "c", "d", "e"]),
-            ""
+            lowered
+                .iter()
+                .map(|l| (l.kind.as_deref(), l.before, l.after))
+                .collect::<Vec<_>>(),
+            [(Some("mild_inflation"), 0.71, 0.63), (None, 0.40, 0.30)]
         );
+        assert!(lowered_kinds(&before, &before, &["a", "b", "c", "d", "e"]).is_empty());
     }
 
-    /// The collusion guard: the whole regression ranks best but drops frauds of one kind at
-    /// the budget, so a smaller share that loses none is used; a gain under [`LOOK_GAIN`] is
-    /// no reason to lower scores.
     #[test]
-    fn the_look_is_used_at_the_best_share_that_loses_no_fraud_and_earns_its_place() {
-        let judged = |figures: &[(f64, usize)]| {
-            figures
-                .iter()
-                .map(|&(merit, lost)| Judged {
-                    merit,
-                    lost,
-                    in_blocks: 0,
-                })
-                .collect::<Vec<_>>()
-        };
-        // Seed 8's held-out figures by hand: 0.75 and 1 rank better but lose collusions.
-        let seed_8 = judged(&[(0.812, 0), (0.844, 0), (0.850, 3), (0.840, 18)]);
-        assert_eq!(best_share(0.746, &seed_8), Some(1));
-        // Card payments: the best share that loses nothing gains 0.004.
-        let card = judged(&[(0.530, 0), (0.533, 1), (0.532, 1), (0.508, 2)]);
-        assert_eq!(best_share(0.526, &card), None);
-        // Every share loses a fraud: none is used, however high its merit.
-        assert_eq!(best_share(0.5, &judged(&[(0.9, 1), (0.95, 2)])), None);
-        // A tie goes to the smaller share.
-        assert_eq!(best_share(0.5, &judged(&[(0.6, 0), (0.6, 0)])), Some(0));
-        // A share that loses frauds in the earlier blocks is not used.
-        let mut seasonal = judged(&[(0.736, 0), (0.754, 0)]);
-        seasonal[1].in_blocks = 40;
-        assert_eq!(best_share(0.691, &seasonal), Some(0));
+    fn frauds_lost_counts_each_kinds_fall_only() {
         assert_eq!(frauds_lost(&[5, 3, 9], &[5, 4, 7]), 1);
     }
 
