@@ -8,7 +8,7 @@ use serde::Serialize;
 use aegis_core::artifacts::{ModelConfig, read_config, read_metrics};
 use aegis_core::domain::FraudType;
 use aegis_core::evidence_check::StepCheck;
-use aegis_core::metrics::{Confusion, Evaluation, Metrics, ScoreHistogram};
+use aegis_core::metrics::{Confusion, Evaluation, LookTrial, Metrics, Refusal, ScoreHistogram};
 
 /// The one sentence shown when there is no model yet.
 pub const NO_MODEL_MESSAGE: &str = "no model: run `cargo run -p train`";
@@ -98,11 +98,102 @@ pub struct FeedbackView {
     /// Set when the verdicts on the model's payments show a step lifting payments auditors
     /// dismiss: which, and what to do.
     pub evidence_warning: Option<String>,
-    /// Whether the stage weighs the payment's look, and why.
+    /// Whether the stage weighs the payment's look, and why: the whole sentence when train
+    /// recorded no trial (too few labels, or an older model), else only its verdict (`used at
+    /// share 0.5`, `not used`), with [`look_trial`](Self::look_trial) giving the figures.
     pub look_note: String,
+    /// Each share of the look train tried, as table rows; empty without a trial.
+    pub look_trial: Vec<LookTrialRow>,
+    /// What a share must raise the held-out merit by, as text (`0.01`).
+    pub look_min_gain: String,
     /// The look inputs that move the chance most: input, the odds' factor one spread above
     /// the mean gives, the factor one spread below gives.
     pub look_weights: Vec<(String, String, String)>,
+}
+
+/// One share of the look on the Model page, as text; the first row is the stage without it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookTrialRow {
+    /// `none`, `0.25`, …
+    pub share: String,
+    /// The held-out rows' merit (recall and average precision per kind).
+    pub merit: String,
+    /// Held-out frauds that fell below the budget with it.
+    pub held_out_lost: String,
+    /// Per kind swapped across the budget in the earlier blocks: `agent_collusion −8 +2`,
+    /// a side with no fraud left out (`compromised_counter −2`).
+    pub blocks: Vec<String>,
+    /// Frauds lost in the blocks beyond chance.
+    pub beyond_chance: String,
+    /// Kinds whose held-out average precision fell: `agent_collusion 0.87 → 0.82`.
+    pub lowered: String,
+    /// Why it was or was not used, in words.
+    pub decision: String,
+    pub used: bool,
+}
+
+impl LookTrialRow {
+    fn rows(trial: &LookTrial) -> Vec<LookTrialRow> {
+        let without = LookTrialRow {
+            share: "none".into(),
+            merit: ratio(Some(trial.merit_without), 3),
+            held_out_lost: "—".into(),
+            blocks: Vec::new(),
+            beyond_chance: "—".into(),
+            lowered: String::new(),
+            decision: if trial.best().is_none() {
+                "used: no share earned its place".into()
+            } else {
+                "the stage without the look".into()
+            },
+            used: trial.best().is_none(),
+        };
+        let shares = trial.shares.iter().enumerate().map(|(index, share)| {
+            let refusals = trial.refusals(index);
+            LookTrialRow {
+                share: share.share.to_string(),
+                merit: ratio(Some(share.merit), 3),
+                held_out_lost: count(Some(share.held_out_lost)),
+                blocks: share
+                    .blocks
+                    .iter()
+                    .map(|kind| {
+                        let name = kind.kind.as_deref().unwrap_or("unlabeled frauds");
+                        match (kind.lost, kind.gained) {
+                            (lost, 0) => format!("{name} −{lost}"),
+                            (0, gained) => format!("{name} +{gained}"),
+                            (lost, gained) => format!("{name} −{lost} +{gained}"),
+                        }
+                    })
+                    .collect(),
+                beyond_chance: count(Some(share.beyond_chance())),
+                lowered: share.lowered_text(),
+                decision: refusal_text(&refusals),
+                used: refusals.is_empty(),
+            }
+        });
+        std::iter::once(without).chain(shares).collect()
+    }
+}
+
+/// Why a share of the look was used or not, in words: every rule it fails.
+fn refusal_text(refusals: &[Refusal]) -> String {
+    if refusals.is_empty() {
+        return "used".into();
+    }
+    let reasons: Vec<&str> = refusals
+        .iter()
+        .map(|refusal| match refusal {
+            Refusal::LosesHeldOut => "loses held-out frauds",
+            Refusal::LosesInBlocks => "a kind loses more than chance explains in the blocks",
+            Refusal::GainsTooLittle => "raises the merit too little",
+            Refusal::Outranked => "earns its place, but another share ranks better",
+        })
+        .collect();
+    match refusals {
+        [Refusal::Outranked] => reasons[0].into(),
+        _ => format!("not used: {}", reasons.join("; ")),
+    }
 }
 
 /// One evidence step of the feedback stage on the Model page, as text.
@@ -404,7 +495,21 @@ fn feedback_view(
         steps: checks.iter().map(EvidenceStep::from).collect(),
         checks,
         evidence_warning: None,
-        look_note: report.look_note.clone(),
+        look_note: match &report.look_trial {
+            Some(trial) => match trial.used() {
+                Some(share) => format!("used at share {share}"),
+                None => "not used".into(),
+            },
+            None => report.look_note.clone(),
+        },
+        look_trial: report
+            .look_trial
+            .as_ref()
+            .map_or_else(Vec::new, LookTrialRow::rows),
+        look_min_gain: report
+            .look_trial
+            .as_ref()
+            .map_or_else(String::new, |trial| trial.min_gain.to_string()),
         look_weights: report
             .look_weights
             .iter()

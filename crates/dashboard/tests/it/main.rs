@@ -910,7 +910,35 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
         "chances under 0.01 left out"
     );
     // The look: which share was used and why, and what moves the odds, as factors.
-    assert!(feedback.contains("learned from the verdicts: used at share 0.5"));
+    assert!(feedback.contains("learned from the verdicts: used at share 0.5."));
+    // Each share tried is a row with its figures and what decided it; the used one stands out.
+    let trial = &feedback[feedback
+        .find("id=\"look-trial\"")
+        .expect("the look's trial")..];
+    let trial = &trial[..trial.find("</table>").unwrap()];
+    let row = |share: &str| {
+        let start = trial
+            .find(&format!("<td>{share}</td>"))
+            .unwrap_or_else(|| panic!("no row for share {share}"));
+        let row_start = trial[..start].rfind("<tr").unwrap();
+        let end = start + trial[start..].find("</tr>").unwrap();
+        trial[row_start..end].to_string()
+    };
+    assert!(row("none").contains("0.797"), "the merit without a look");
+    assert!(row("0.25").contains("another share ranks better"));
+    let half = row("0.5");
+    assert!(half.starts_with("<tr class=\"current\">"), "{half}");
+    assert!(half.contains("<td>compromised_counter −2<br>agent_collusion −8 +2</td>"));
+    assert!(half.contains("agent_collusion 0.87 → 0.82"));
+    assert!(half.contains("<td>used</td>"));
+    assert!(row("0.75").contains("loses held-out frauds"));
+    let whole = row("1");
+    assert!(whole.contains("<td class=\"num\">22</td>"), "{whole}");
+    assert!(whole.contains("more than chance explains"));
+    assert!(
+        !feedback.contains("went from 0.767"),
+        "the table replaces the sentence"
+    );
     assert!(
         feedback.contains(
             "agent_rate_vs_usual_log</td><td class=\"num\">× 1.16</td><td class=\"num\">× 1.45"
@@ -1333,6 +1361,49 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
 }
 
 /// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
+/// Train's trial of the look, as on our seed 9: the half share is used; three quarters lose
+/// held-out frauds; the whole look loses collusions beyond chance in the blocks.
+fn look_trial() -> aegis_core::metrics::LookTrial {
+    use aegis_core::metrics::{KindSwaps, LookShare, LookTrial, Lowered};
+    let kind = |name: &str, lost, gained, beyond_chance| KindSwaps {
+        kind: Some(name.into()),
+        lost,
+        gained,
+        beyond_chance,
+    };
+    let share = |share, merit, held_out_lost, blocks| LookShare {
+        share,
+        merit,
+        held_out_lost,
+        blocks,
+        lowered: Vec::new(),
+    };
+    let mut half = share(
+        0.5,
+        0.919,
+        0,
+        vec![
+            kind("compromised_counter", 2, 0, 0),
+            kind("agent_collusion", 8, 2, 0),
+        ],
+    );
+    half.lowered = vec![Lowered {
+        kind: Some("agent_collusion".into()),
+        before: 0.871,
+        after: 0.822,
+    }];
+    LookTrial {
+        merit_without: 0.797,
+        min_gain: 0.01,
+        shares: vec![
+            share(0.25, 0.873, 0, vec![kind("agent_collusion", 6, 1, 0)]),
+            half,
+            share(0.75, 0.930, 2, vec![kind("agent_collusion", 22, 5, 5)]),
+            share(1.0, 0.920, 8, vec![kind("agent_collusion", 43, 3, 22)]),
+        ],
+    }
+}
+
 /// A look as train blends it, weighing two inputs.
 fn look() -> aegis_core::feedback::Look {
     use aegis_core::feedback::{LOOK_INPUTS, look_input_names};
@@ -1514,6 +1585,7 @@ fn write_model(app: &TestApp) {
                 })
                 .collect(),
             look_note: "used at share 0.5: the held-out rows' merit went from 0.767 to 0.859".into(),
+            look_trial: Some(look_trial()),
             look_weights: vec![
                 ("agent_rate_vs_usual_log".into(), -0.11, 0.26),
                 ("amount_vs_scheme_log".into(), 0.14, 0.2),
