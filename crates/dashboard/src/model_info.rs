@@ -121,7 +121,8 @@ pub struct LookTrialRow {
     /// Held-out frauds that fell below the budget with it.
     pub held_out_lost: String,
     /// Per kind swapped across the budget in the earlier blocks: `agent_collusion −8 +2`,
-    /// a side with no fraud left out (`compromised_counter −2`).
+    /// a side with no fraud left out (`compromised_counter −2`), and the part of a net loss
+    /// beyond chance (`agent_collusion −43 +3 (20 beyond chance)`).
     pub blocks: Vec<String>,
     /// Frauds lost in the blocks beyond chance.
     pub beyond_chance: String,
@@ -129,6 +130,7 @@ pub struct LookTrialRow {
     pub lowered: String,
     /// Why it was or was not used, in words.
     pub decision: String,
+    /// Whether the model scores with it (the row stands out).
     pub used: bool,
 }
 
@@ -141,12 +143,12 @@ impl LookTrialRow {
             blocks: Vec::new(),
             beyond_chance: "—".into(),
             lowered: String::new(),
-            decision: if trial.best().is_none() {
+            decision: if trial.used.is_none() {
                 "used: no share earned its place".into()
             } else {
                 "the stage without the look".into()
             },
-            used: trial.best().is_none(),
+            used: trial.used.is_none(),
         };
         let shares = trial.shares.iter().enumerate().map(|(index, share)| {
             let refusals = trial.refusals(index);
@@ -158,11 +160,15 @@ impl LookTrialRow {
                     .blocks
                     .iter()
                     .map(|kind| {
-                        let name = kind.kind.as_deref().unwrap_or("unlabeled frauds");
-                        match (kind.lost, kind.gained) {
+                        let name = kind.name();
+                        let swaps = match (kind.lost, kind.gained) {
                             (lost, 0) => format!("{name} −{lost}"),
                             (0, gained) => format!("{name} +{gained}"),
                             (lost, gained) => format!("{name} −{lost} +{gained}"),
+                        };
+                        match kind.beyond_chance {
+                            0 => swaps,
+                            beyond => format!("{swaps} ({beyond} beyond chance)"),
                         }
                     })
                     .collect(),
@@ -496,7 +502,7 @@ fn feedback_view(
         checks,
         evidence_warning: None,
         look_note: match &report.look_trial {
-            Some(trial) => match trial.used() {
+            Some(trial) => match trial.used_share() {
                 Some(share) => format!("used at share {share}"),
                 None => "not used".into(),
             },

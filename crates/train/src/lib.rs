@@ -708,7 +708,8 @@ const LOOK_GAIN: f64 = 0.01;
 /// catch at the budget at least as many held-out frauds of every kind as the stage without a
 /// look, and raise its merit by [`LOOK_GAIN`]. Fitted on rows before the held-out tenth
 /// only, so the held-out rows judge it as they would a new period. Returns the stage, a
-/// sentence on what was tried, and the regression and share used.
+/// sentence on what was tried, the trial's figures, and the regression and share used
+/// ([`LookChoice`]).
 ///
 /// Why shares and the per-kind condition: the whole regression ranked seed 8's live period
 /// best (AP 0.924 against 0.811) but let 16 of 304 collusion payments fall with the busy
@@ -809,16 +810,16 @@ fn choose_look(
     for ((_, judged), swaps) in candidates.iter_mut().zip(&blocks) {
         judged.blocks = swaps.kinds(kinds.names);
     }
-    let trial = LookTrial {
-        merit_without: base_merit,
-        min_gain: LOOK_GAIN,
-        shares: candidates
+    let trial = LookTrial::judged(
+        base_merit,
+        LOOK_GAIN,
+        candidates
             .iter()
             .map(|(_, judged)| judged.clone())
             .collect(),
-    };
+    );
     let note = trial.note();
-    match trial.best() {
+    match trial.used {
         Some(index) => {
             let share = trial.shares[index].share;
             let (chosen, _) = candidates.swap_remove(index);
@@ -852,7 +853,7 @@ struct Kinds<'a> {
 const LOOK_BLOCKS: usize = 4;
 
 /// How many standard deviations of chance a kind's net loss in the blocks must exceed to
-/// count against a share ([`Swaps::beyond_chance`]).
+/// count against a share ([`Swaps::beyond_chance_of`]).
 ///
 /// Why 3: one look decision makes up to 40 such tests (four shares, about ten kinds), so a
 /// one-sided 5 % family-wise error wants each at about 0.13 % (Bonferroni), which is 3

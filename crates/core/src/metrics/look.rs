@@ -13,6 +13,9 @@ pub struct LookTrial {
     pub min_gain: f64,
     /// Each share tried, smallest first.
     pub shares: Vec<LookShare>,
+    /// The index of the share train used ([`LookTrial::judged`] set it by [`LookTrial::best`]),
+    /// `None` for no look: recorded, so that a later rule never re-judges an older model.
+    pub used: Option<usize>,
 }
 
 /// One share of the look, judged on the held-out rows and on blocks of the training rows.
@@ -51,8 +54,17 @@ pub struct KindSwaps {
 pub struct Lowered {
     /// The kind's name; `None` for frauds without a type.
     pub kind: Option<String>,
+    /// Its held-out average precision without the look.
     pub before: f64,
+    /// And with the share.
     pub after: f64,
+}
+
+impl Lowered {
+    /// The kind's name, frauds without a type as such.
+    pub fn name(&self) -> &str {
+        kind_name(self.kind.as_deref())
+    }
 }
 
 /// Why a share was not used.
@@ -70,7 +82,8 @@ pub enum Refusal {
 }
 
 impl KindSwaps {
-    fn name(&self) -> &str {
+    /// The kind's name, frauds without a type as such.
+    pub fn name(&self) -> &str {
         kind_name(self.kind.as_deref())
     }
 }
@@ -85,10 +98,15 @@ impl LookShare {
         self.blocks.iter().map(|kind| kind.beyond_chance).sum()
     }
 
-    /// Whether it loses no fraud, held out or in the blocks, and raises the merit over
-    /// `without` by `min_gain`.
+    /// Whether it raises the merit over `without` by `min_gain` (a merit that is not a number
+    /// raises nothing).
+    fn gains_enough(&self, without: f64, min_gain: f64) -> bool {
+        self.merit >= without + min_gain
+    }
+
+    /// Whether it loses no fraud, held out or in the blocks, and raises the merit enough.
     fn earns(&self, without: f64, min_gain: f64) -> bool {
-        self.held_out_lost == 0 && self.beyond_chance() == 0 && self.merit >= without + min_gain
+        self.held_out_lost == 0 && self.beyond_chance() == 0 && self.gains_enough(without, min_gain)
     }
 
     /// The kinds that lost more frauds than they gained in the blocks, as `NAME −LOST +GAINED`.
@@ -139,6 +157,18 @@ impl LookShare {
 }
 
 impl LookTrial {
+    /// The trial of `shares`, with the share [`best`](Self::best) picks recorded as used.
+    pub fn judged(merit_without: f64, min_gain: f64, shares: Vec<LookShare>) -> LookTrial {
+        let mut trial = LookTrial {
+            merit_without,
+            min_gain,
+            shares,
+            used: None,
+        };
+        trial.used = trial.best();
+        trial
+    }
+
     /// The share to use (its index): the best merit among those that lose no fraud of any
     /// kind and raise the merit by [`min_gain`](Self::min_gain); the smaller share on a tie.
     /// `None`: no look.
@@ -155,21 +185,23 @@ impl LookTrial {
     }
 
     /// The share used, if any.
-    pub fn used(&self) -> Option<f32> {
-        self.best().map(|index| self.shares[index].share)
+    pub fn used_share(&self) -> Option<f32> {
+        self.used
+            .and_then(|index| self.shares.get(index))
+            .map(|share| share.share)
     }
 
     /// Why the share at `index` was not used, every rule it fails; empty when it was used.
     pub fn refusals(&self, index: usize) -> Vec<Refusal> {
         let share = &self.shares[index];
-        if self.best() == Some(index) {
+        if self.used == Some(index) {
             return Vec::new();
         }
         let failed = [
             (share.held_out_lost > 0, Refusal::LosesHeldOut),
             (share.beyond_chance() > 0, Refusal::LosesInBlocks),
             (
-                share.merit < self.merit_without + self.min_gain,
+                !share.gains_enough(self.merit_without, self.min_gain),
                 Refusal::GainsTooLittle,
             ),
         ];
@@ -192,7 +224,7 @@ impl LookTrial {
             .map(LookShare::note)
             .collect::<Vec<_>>()
             .join("; ");
-        match self.used() {
+        match self.used_share() {
             Some(share) => format!(
                 "used at share {share}: the held-out rows' merit (recall and average precision \
                  per kind) was {:.3} without it; at each share {tried}",
@@ -223,15 +255,15 @@ mod tests {
     }
 
     fn trial(without: f64, figures: &[(f64, usize)]) -> LookTrial {
-        LookTrial {
-            merit_without: without,
-            min_gain: 0.01,
-            shares: figures
+        LookTrial::judged(
+            without,
+            0.01,
+            figures
                 .iter()
                 .zip([0.25, 0.5, 0.75, 1.0])
                 .map(|(&(merit, lost), s)| share(s, merit, lost))
                 .collect(),
-        }
+        )
     }
 
     fn swaps(kind: &str, lost: usize, gained: usize, beyond_chance: usize) -> KindSwaps {
@@ -250,8 +282,8 @@ mod tests {
     fn the_look_is_used_at_the_best_share_that_loses_no_fraud_and_earns_its_place() {
         // Seed 8's held-out figures by hand: 0.75 and 1 rank better but lose collusions.
         let seed_8 = trial(0.746, &[(0.812, 0), (0.844, 0), (0.850, 3), (0.840, 18)]);
-        assert_eq!(seed_8.best(), Some(1));
-        assert_eq!(seed_8.used(), Some(0.5));
+        assert_eq!(seed_8.used, Some(1));
+        assert_eq!(seed_8.used_share(), Some(0.5));
         assert_eq!(
             (0..4).map(|i| seed_8.refusals(i)).collect::<Vec<_>>(),
             [
@@ -263,7 +295,7 @@ mod tests {
         );
         // Card payments: the best share that loses nothing gains 0.004.
         let card = trial(0.526, &[(0.530, 0), (0.533, 1), (0.532, 1), (0.508, 2)]);
-        assert_eq!(card.best(), None);
+        assert_eq!(card.used, None);
         assert_eq!(card.refusals(0), [Refusal::GainsTooLittle]);
         assert_eq!(
             card.refusals(3),
@@ -277,7 +309,8 @@ mod tests {
         // A share that loses frauds in the earlier blocks is not used.
         let mut seasonal = trial(0.691, &[(0.736, 0), (0.754, 0)]);
         seasonal.shares[1].blocks = vec![swaps("mild_inflation", 40, 0, 21)];
-        assert_eq!(seasonal.best(), Some(0));
+        seasonal.used = seasonal.best();
+        assert_eq!(seasonal.used, Some(0));
         assert_eq!(seasonal.refusals(1), [Refusal::LosesInBlocks]);
     }
 
@@ -306,11 +339,39 @@ mod tests {
              earlier blocks unlabeled frauds −22 +5 (2 beyond chance)"
         );
         trial.shares[0].held_out_lost = 1;
+        trial.used = trial.best();
         assert!(trial.note().starts_with(
             "not used: no share raised the held-out rows' merit (recall and average precision \
              per kind) by 0.01 over 0.797 without losing a fraud of any kind there, or more of \
              a kind than chance explains in the earlier blocks (at each share 0.25: 0.873, but \
              1 held-out fraud fell below the budget, in"
         ));
+    }
+
+    /// A share whose merit is not a number gains nothing: refused as such, never used.
+    #[test]
+    fn a_merit_that_is_not_a_number_is_no_gain() {
+        let trial = trial(0.5, &[(f64::NAN, 0)]);
+        assert_eq!(trial.used, None);
+        assert_eq!(trial.refusals(0), [Refusal::GainsTooLittle]);
+    }
+
+    /// metrics.json of a model trained before the trial was recorded still loads, without it.
+    #[test]
+    fn a_report_without_the_trial_still_loads() {
+        let report: crate::metrics::FeedbackReport = serde_json::from_value(serde_json::json!({
+            "used": true,
+            "note": "trained on 41 confirmed frauds",
+            "verdicts": 170,
+            "confirmed": 41,
+            "dismissed": 120,
+            "presumed_ordinary": 3,
+            "look_note": "used at share 0.5: the held-out rows' merit went from 0.767 to 0.859",
+            "test_rows_with_evidence": 12,
+            "unsupervised": null
+        }))
+        .unwrap();
+        assert_eq!(report.look_trial, None);
+        assert!(report.look_note.starts_with("used at share 0.5"));
     }
 }

@@ -924,17 +924,26 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
         let end = start + trial[start..].find("</tr>").unwrap();
         trial[row_start..end].to_string()
     };
-    assert!(row("none").contains("0.797"), "the merit without a look");
+    let none = row("none");
+    assert!(none.contains("0.797"), "the merit without a look");
+    assert!(
+        none.contains("<td>the stage without the look</td>"),
+        "{none}"
+    );
     assert!(row("0.25").contains("another share ranks better"));
     let half = row("0.5");
     assert!(half.starts_with("<tr class=\"current\">"), "{half}");
     assert!(half.contains("<td>compromised_counter −2<br>agent_collusion −8 +2</td>"));
     assert!(half.contains("agent_collusion 0.87 → 0.82"));
     assert!(half.contains("<td>used</td>"));
-    assert!(row("0.75").contains("loses held-out frauds"));
+    assert!(
+        row("0.75").contains(
+            "<td>not used: loses held-out frauds; a kind loses more than chance explains in the blocks</td>"
+        )
+    );
     let whole = row("1");
-    assert!(whole.contains("<td class=\"num\">22</td>"), "{whole}");
-    assert!(whole.contains("more than chance explains"));
+    assert!(whole.contains("<td class=\"num\">20</td>"), "{whole}");
+    assert!(whole.contains("agent_collusion −43 +3 (20 beyond chance)"));
     assert!(
         !feedback.contains("went from 0.767"),
         "the table replaces the sentence"
@@ -1360,7 +1369,6 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
     }
 }
 
-/// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
 /// Train's trial of the look, as on our seed 9: the half share is used; three quarters lose
 /// held-out frauds; the whole look loses collusions beyond chance in the blocks.
 fn look_trial() -> aegis_core::metrics::LookTrial {
@@ -1392,16 +1400,16 @@ fn look_trial() -> aegis_core::metrics::LookTrial {
         before: 0.871,
         after: 0.822,
     }];
-    LookTrial {
-        merit_without: 0.797,
-        min_gain: 0.01,
-        shares: vec![
+    LookTrial::judged(
+        0.797,
+        0.01,
+        vec![
             share(0.25, 0.873, 0, vec![kind("agent_collusion", 6, 1, 0)]),
             half,
-            share(0.75, 0.930, 2, vec![kind("agent_collusion", 22, 5, 5)]),
-            share(1.0, 0.920, 8, vec![kind("agent_collusion", 43, 3, 22)]),
+            share(0.75, 0.930, 2, vec![kind("agent_collusion", 22, 5, 2)]),
+            share(1.0, 0.920, 8, vec![kind("agent_collusion", 43, 3, 20)]),
         ],
-    }
+    )
 }
 
 /// A look as train blends it, weighing two inputs.
@@ -1423,6 +1431,7 @@ fn look() -> aegis_core::feedback::Look {
     }
 }
 
+/// Writes a minimal model_config.json and metrics.json into the app's modeling directory.
 fn write_model(app: &TestApp) {
     use aegis_core::artifacts::{ModelConfig, TrainingWindow};
     use aegis_core::metrics::DetectorEvaluation;
