@@ -415,6 +415,21 @@ pub struct FeedbackStage {
     pub look: Option<Look>,
 }
 
+/// How far, in score units, the unsupervised score moves a payment that verdict evidence
+/// bears on, at most: enough to keep such payments in the unsupervised score's order where
+/// their chance of fraud is the same to an `f32`, too little to change any other order that
+/// matters (a thousandth of the log-odds at our stages' slopes of 2–11).
+///
+/// Why: the evidence sets a floor on the chance of fraud, and for a payment far below the
+/// score's curve (`σ(z)` under 10⁻⁷: on card payments the stage's curve is
+/// `σ(−27 + 10.6 × score)`, so every payment scoring under 1) that floor is the chance to
+/// within `f32` rounding, so every such payment with the same evidence scored the same. On
+/// card seed 1 the budget's threshold fell on one of those ties: 1,072 payments of the live
+/// period at exactly the threshold, 8 of them fraud, and the model raised 2.54 % alerts
+/// against a budget of 2 %. The order a tie hides is real (a higher score is a higher chance,
+/// by less than rounding shows), so it is restored, not invented.
+pub const EVIDENCE_TIE_BREAK: f32 = 1e-4;
+
 impl FeedbackStage {
     /// The evidence's hazard for each evidence value (its steps' weights summed).
     fn hazards(&self, evidence: &Evidence) -> [f64; EVIDENCE_COUNT] {
@@ -484,10 +499,18 @@ impl FeedbackStage {
             (-log_ordinary.exp_m1()).ln() - log_ordinary
         };
         let adjusted = ((log_odds - bias) / slope) as f32;
-        match self.look {
+        let adjusted = match self.look {
             // Rounding must not lower a score the evidence raises.
             None => adjusted.max(score),
             Some(_) => adjusted,
+        };
+        if hazard == 0.0 {
+            adjusted
+        } else {
+            // Our scores are surprises, never below 0; one that is stays at no tie-break,
+            // so no score goes down.
+            let score = score.max(0.0);
+            adjusted + EVIDENCE_TIE_BREAK * (score / (1.0 + score))
         }
     }
 
@@ -752,6 +775,47 @@ mod tests {
         assert!(account.explain(4).unwrap().contains("into this account"));
         let person = book.evidence(&payment("G9", "Q", "B10", "2025-03-02 12:00:00"));
         assert_eq!(person.values[8], 1.0);
+    }
+
+    /// Payments the evidence lifts to the same chance of fraud to within rounding keep the
+    /// unsupervised score's order, so that the budget's threshold can fall between them; a
+    /// payment no verdict bears on keeps its score exactly.
+    #[test]
+    fn payments_with_the_same_evidence_keep_the_unsupervised_order() {
+        // Card seed 1's stage: the curve is under 10⁻⁷ for every score below 1.
+        let stage = FeedbackStage {
+            combination: COMBINATION.into(),
+            bias: -27.23,
+            score_weight: 10.6,
+            weights: (0..STAGE_INPUTS)
+                .map(|i| if i == 0 { 0.03 } else { 0.0 })
+                .collect(),
+            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+            look: None,
+        };
+        let plain = [0.0; LOOK_INPUTS];
+        let mut evidence = Evidence::default();
+        evidence.values[0] = 1.0;
+        let scores = [0.0f32, 0.1, 0.28, 0.59, 0.99];
+        let lifted: Vec<f32> = scores
+            .iter()
+            .map(|&score| stage.adjust(score, &plain, &evidence))
+            .collect();
+        assert!(
+            lifted.windows(2).all(|pair| pair[0] < pair[1]),
+            "strictly in the scores' order: {lifted:?}"
+        );
+        // The floor's chance, 1 − e^(−0.03), is each one's to within the tie-break.
+        // Its log-odds: ln(1 − e^(−h)) − ln(e^(−h)) = ln(1 − e^(−h)) + h.
+        let floor =
+            ((-(-0.03f64).exp_m1()).ln() + 0.03 - f64::from(-27.23f32)) / f64::from(10.6f32);
+        for value in &lifted {
+            assert!(
+                (f64::from(*value) - floor).abs() < 2e-4,
+                "{value} against {floor}"
+            );
+        }
+        assert_eq!(stage.adjust(0.28, &plain, &Evidence::default()), 0.28);
     }
 
     #[test]
