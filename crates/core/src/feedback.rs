@@ -783,16 +783,7 @@ mod tests {
     #[test]
     fn payments_with_the_same_evidence_keep_the_unsupervised_order() {
         // Card seed 1's stage: the curve is under 10⁻⁷ for every score below 1.
-        let stage = FeedbackStage {
-            combination: COMBINATION.into(),
-            bias: -27.23,
-            score_weight: 10.6,
-            weights: (0..STAGE_INPUTS)
-                .map(|i| if i == 0 { 0.03 } else { 0.0 })
-                .collect(),
-            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
-            look: None,
-        };
+        let stage = stage_on_the_first_step(-27.23, 10.6, 0.03);
         let plain = [0.0; LOOK_INPUTS];
         let mut evidence = Evidence::default();
         evidence.values[0] = 1.0;
@@ -894,13 +885,6 @@ mod tests {
         let mut absolute = vec![0.0; LOOK_INPUTS];
         absolute[0] = -1.0;
         FeedbackStage {
-            combination: COMBINATION.into(),
-            bias: -3.0,
-            score_weight: 2.0,
-            weights: (0..STAGE_INPUTS)
-                .map(|i| if i == 0 { 1.0 } else { 0.0 })
-                .collect(),
-            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
             look: Some(Look {
                 share: 0.5,
                 bias: -3.0,
@@ -911,6 +895,22 @@ mod tests {
                 absolute,
                 names: look_input_names(),
             }),
+            ..stage_on_the_first_step(-3.0, 2.0, 1.0)
+        }
+    }
+
+    /// A stage without a look whose only evidence weight is `weight`, on the first step of
+    /// the counter's recent confirmations.
+    fn stage_on_the_first_step(bias: f32, score_weight: f32, weight: f32) -> FeedbackStage {
+        FeedbackStage {
+            combination: COMBINATION.into(),
+            bias,
+            score_weight,
+            weights: (0..STAGE_INPUTS)
+                .map(|i| if i == 0 { weight } else { 0.0 })
+                .collect(),
+            evidence_names: EVIDENCE_NAMES.iter().map(|s| s.to_string()).collect(),
+            look: None,
         }
     }
 
