@@ -418,7 +418,7 @@ pub struct FeedbackStage {
 /// How far, in score units, the unsupervised score moves a payment that verdict evidence
 /// bears on, at most: enough to keep such payments in the unsupervised score's order where
 /// their chance of fraud is the same to an `f32`, too little to change any other order that
-/// matters (a thousandth of the log-odds at our stages' slopes of 2–11).
+/// matters (at most a thousandth of the log-odds at our stages' slopes of 2–11).
 ///
 /// Why: the evidence sets a floor on the chance of fraud, and for a payment far below the
 /// score's curve (`σ(z)` under 10⁻⁷: on card payments the stage's curve is

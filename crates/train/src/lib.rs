@@ -781,9 +781,18 @@ fn choose_look(
         (caught, merit, each)
     };
     let (base_caught, base_merit, base_each) = judge(&stage);
-    let mut candidates: Vec<(FeedbackStage, LookShare)> = feedback::LOOK_SHARES
+    let blocks = BlockCheck {
+        dataset,
+        stage: &stage,
+        scores,
+        labels: kinds.window,
+        alert_rate,
+    }
+    .swaps(&labeled, (&means, &scales));
+    let (mut candidates, shares): (Vec<FeedbackStage>, Vec<LookShare>) = feedback::LOOK_SHARES
         .into_iter()
-        .map(|share| {
+        .zip(&blocks)
+        .map(|(share, swaps)| {
             let candidate = FeedbackStage {
                 look: Some(regression.blend(&stage, share)),
                 ..stage.clone()
@@ -793,36 +802,18 @@ fn choose_look(
                 share,
                 merit,
                 held_out_lost: frauds_lost(&caught, &base_caught),
-                blocks: Vec::new(),
+                blocks: swaps.kinds(kinds.names),
                 lowered: lowered_kinds(&base_each, &each, kinds.names),
             };
             (candidate, judged)
         })
-        .collect();
-    let blocks = BlockCheck {
-        dataset,
-        stage: &stage,
-        scores,
-        labels: kinds.window,
-        alert_rate,
-    }
-    .swaps(&labeled, (&means, &scales));
-    for ((_, judged), swaps) in candidates.iter_mut().zip(&blocks) {
-        judged.blocks = swaps.kinds(kinds.names);
-    }
-    let trial = LookTrial::judged(
-        base_merit,
-        LOOK_GAIN,
-        candidates
-            .iter()
-            .map(|(_, judged)| judged.clone())
-            .collect(),
-    );
+        .unzip();
+    let trial = LookTrial::judged(base_merit, LOOK_GAIN, shares);
     let note = trial.note();
     match trial.used {
         Some(index) => {
             let share = trial.shares[index].share;
-            let (chosen, _) = candidates.swap_remove(index);
+            let chosen = candidates.swap_remove(index);
             (chosen, note, Some(trial), Some((regression, share)))
         }
         None => (stage, note, Some(trial), None),
