@@ -118,39 +118,80 @@ impl NewTransaction {
     }
 }
 
-/// Parses a rupee amount as people and exports write it (`2000`, `1234.50`, `.50`, `₹1,20,000`)
-/// into paise, exactly, without going through a float. The one parser for the CSV import and
-/// the dashboard's amount filters. The error says what was wrong with the text.
+/// The largest amount one payment may carry: ₹1,000 crore. No welfare instalment comes near it,
+/// and below it a beneficiary's or an incident's total of a million such payments still fits in
+/// `i64` paise. An amount above it is an export's mistake (paise read as rupees, a column
+/// shifted), refused rather than stored to overflow every sum it enters.
+pub const MAX_RUPEES: i64 = 10_000_000_000;
+
+/// Parses a rupee amount as people and exports write it (`2000`, `1234.50`, `.50`, `₹1,20,000`,
+/// `120,000`) into paise, exactly, without going through a float. The one parser for the CSV
+/// import, the ingest API and the dashboard's amount filters. The error says what was wrong
+/// with the text.
+///
+/// A comma only groups digits (Indian or international grouping); any other comma is refused,
+/// because a decimal comma (`2000,50`) read as grouping would store a hundred times the amount.
 pub fn parse_rupees(text: &str) -> Result<i64, String> {
-    let text = text.trim().trim_start_matches('₹').replace(',', "");
+    let written = text.trim();
+    let text = written.trim_start_matches('₹').trim_start();
     if text.is_empty() {
         return Err("amount is empty".into());
     }
     if text.starts_with('-') {
-        return Err(format!("amount {text} is negative"));
+        return Err(format!("amount {written} is negative"));
     }
-    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.contains(',') && !grouped_digits(whole) {
+        return Err(format!(
+            "amount {written:?}: a comma may only group digits (1,20,000 or 120,000); write decimals with a point (2000.50)"
+        ));
+    }
+    let whole = whole.replace(',', "");
     if whole.is_empty() && fraction.is_empty()
         || !whole.chars().all(|c| c.is_ascii_digit())
         || !fraction.chars().all(|c| c.is_ascii_digit())
         || fraction.len() > 2
     {
         return Err(format!(
-            "amount {text:?} is not a number of rupees with at most two decimals"
+            "amount {written:?} is not a number of rupees with at most two decimals"
         ));
     }
+    let too_large = || {
+        format!(
+            "amount {written:?} is above the largest payment accepted ({}): give it in rupees (an amount in paise, or a shifted column?)",
+            format_rupees(MAX_RUPEES * 100)
+        )
+    };
     let whole: i64 = if whole.is_empty() {
         0
     } else {
-        whole
-            .parse()
-            .map_err(|_| format!("amount {text:?} is too large"))?
+        whole.parse().map_err(|_| too_large())?
     };
     let fraction: i64 = format!("{fraction:0<2}").parse().unwrap_or(0);
-    whole
+    match whole
         .checked_mul(100)
-        .and_then(|p| p.checked_add(fraction))
-        .ok_or_else(|| format!("amount {text:?} is too large"))
+        .and_then(|paise| paise.checked_add(fraction))
+    {
+        Some(paise) if paise <= MAX_RUPEES * 100 => Ok(paise),
+        _ => Err(too_large()),
+    }
+}
+
+/// Whether `whole` (digits and commas) is grouped as Indian (`12,34,567`) or international
+/// (`1,234,567`) digits are: the last group three digits, the first one to three, those
+/// between two or three.
+fn grouped_digits(whole: &str) -> bool {
+    let groups: Vec<&str> = whole.split(',').collect();
+    let last = groups.len() - 1;
+    groups.iter().enumerate().all(|(index, group)| {
+        let size = group.len();
+        group.chars().all(|c| c.is_ascii_digit())
+            && match index {
+                0 => (1..=3).contains(&size),
+                i if i == last => size == 3,
+                _ => size == 2 || size == 3,
+            }
+    })
 }
 
 /// Formats paise as rupees for people: `₹2,000`, `₹1,234.50`, with Indian digit grouping.
@@ -205,14 +246,30 @@ mod tests {
         assert!(
             parse_rupees("99999999999999999999")
                 .unwrap_err()
-                .contains("too large")
+                .contains("above the largest payment")
         );
         assert!(
-            parse_rupees("92233720368547759")
+            parse_rupees("92233720368547758.07")
                 .unwrap_err()
-                .contains("too large"),
-            "overflows i64 paise"
+                .contains("above the largest payment"),
+            "would overflow every sum it enters"
         );
+        assert_eq!(parse_rupees("10000000000"), Ok(MAX_RUPEES * 100));
+        assert!(parse_rupees("10000000000.01").is_err());
+    }
+
+    #[test]
+    fn a_comma_only_groups_digits() {
+        assert_eq!(parse_rupees("120,000"), Ok(12_000_000));
+        assert_eq!(parse_rupees("1,234,567.50"), Ok(123_456_750));
+        assert_eq!(parse_rupees("12,34,567"), Ok(123_456_700));
+        assert_eq!(parse_rupees("₹ 2,000"), Ok(200_000));
+        // A decimal comma would otherwise store a hundred times the amount.
+        let error = parse_rupees("2000,50").unwrap_err();
+        assert!(error.contains("decimals with a point"), "{error}");
+        assert!(parse_rupees("2,00").is_err());
+        assert!(parse_rupees(",500").is_err());
+        assert!(parse_rupees("1,2345").is_err());
     }
 
     #[test]

@@ -272,7 +272,7 @@ pub fn link(sql: &mut dyn Sql, alerts: &[AlertToLink<'_>]) -> Result<Vec<i64>> {
         });
         let incident = &mut slots[slot];
         incident.added_alerts += 1;
-        incident.added_paise += alert.amount_paise;
+        incident.added_paise = incident.added_paise.saturating_add(alert.amount_paise);
         if alert.score > incident.max_score {
             incident.max_score = alert.score;
             incident.lead_id = alert.transaction_id;

@@ -82,6 +82,14 @@ pub fn validate<'a>(
                 name,
                 format!("{name} is longer than {MAX_TEXT_CHARS} characters"),
             )),
+            // PostgreSQL's text cannot hold NUL, and no identifier or scheme carries a tab or
+            // a line break: refused by name rather than failing the whole write later.
+            Some(value) if value.chars().any(char::is_control) => Err(FieldError::new(
+                name,
+                format!(
+                    "{name} contains a control character (NUL, tab, line break…); send the value without it"
+                ),
+            )),
             other => Ok(other.map(str::to_string)),
         }
     };
@@ -217,7 +225,24 @@ pub fn validate_json(item: &Value) -> Result<NewTransaction, FieldError> {
         let text = match value {
             Value::Null => continue,
             Value::String(text) => text.trim().to_string(),
-            Value::Number(number) => number.to_string(),
+            // A number that is not an exact integer went through `f64` (serde_json keeps
+            // no more): only the amount and the coordinates may be fractions. An identifier
+            // sent as a large number would be stored rounded (`1.2345678901234568e20`).
+            Value::Number(number)
+                if number.is_i64()
+                    || number.is_u64()
+                    || matches!(*known, "amount" | "latitude" | "longitude") =>
+            {
+                number.to_string()
+            }
+            Value::Number(number) => {
+                return Err(FieldError::new(
+                    known,
+                    format!(
+                        "{known} {number} is not an exact whole number; send {known} as a string"
+                    ),
+                ));
+            }
             Value::Bool(flag) => flag.to_string(),
             Value::Array(_) | Value::Object(_) => {
                 return Err(FieldError::new(
@@ -334,6 +359,38 @@ mod tests {
         no_scheme["scheme"] = Value::Null;
         assert_eq!(refused(no_scheme).reason, "scheme is missing");
         assert_eq!(refused(json!([1, 2])).field, "");
+    }
+
+    #[test]
+    fn values_that_would_be_stored_wrong_are_refused() {
+        let with = |name: &str, value: Value| {
+            let mut item = payment();
+            item[name] = value;
+            refused(item)
+        };
+        // PostgreSQL cannot store a NUL; the whole batch used to fail with a bare 500.
+        let error = with("beneficiary_id", json!("B1\u{0}"));
+        assert_eq!(error.field, "beneficiary_id");
+        assert!(error.reason.contains("control character"), "{error}");
+        assert_eq!(with("scheme", json!("PM\tKISAN")).field, "scheme");
+        // A reference past u64 reaches us as a float and would be stored rounded.
+        let error = with("transaction_ref", json!(123_456_789_012_345_678_901.0));
+        assert!(
+            error.reason.contains("send transaction_ref as a string"),
+            "{error}"
+        );
+        assert_eq!(with("agent_id", json!(12.5)).field, "agent_id");
+        let error = with("amount", json!("2000,50"));
+        assert!(error.reason.contains("decimals with a point"), "{error}");
+        let error = with("amount", json!(50_000_000_000_000_000_u64));
+        assert!(
+            error.reason.contains("above the largest payment"),
+            "{error}"
+        );
+        // Whole numbers stay welcome where a string is expected.
+        let mut numbered = payment();
+        numbered["beneficiary_id"] = json!(1000);
+        assert_eq!(validate_json(&numbered).unwrap().beneficiary_id, "1000");
     }
 
     #[test]

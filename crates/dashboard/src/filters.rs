@@ -525,7 +525,10 @@ mod tests {
             "as the CSV import reads it"
         );
         let too_large = parse_rupees("x", "99999999999999999999").unwrap_err();
-        assert!(too_large.to_string().contains("too large"), "{too_large}");
+        assert!(
+            too_large.to_string().contains("above the largest payment"),
+            "{too_large}"
+        );
         assert_eq!(rupees_param(200_050), "2000.50");
     }
 
