@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use aegis_core::sql::Sql;
+use aegis_core::sql::{Row, Sql};
 use aegis_core::values;
 
 use aegis_core::tabular;
@@ -143,14 +143,15 @@ fn parse_row<'f>(
     now_millis: i64,
 ) -> Result<Parsed, String> {
     let reference = field("transaction_ref").ok_or("transaction_ref is missing")?;
-    let matches: Vec<i64> = sql
-        .column(
-            "SELECT transaction_id FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
+    let matches: Vec<(i64, Option<String>)> = sql
+        .rows(
+            "SELECT transaction_id, timestamp FROM transactions WHERE transaction_ref = ?1 LIMIT 2",
             values![reference],
+            |row| Ok((row.at(0)?, crate::queries::text_at(row, 1))),
         )
         .map_err(|e| e.to_string())?;
-    let transaction_id = match matches.as_slice() {
-        [id] => *id,
+    let (transaction_id, paid_at) = match matches.as_slice() {
+        [(id, paid_at)] => (*id, paid_at.clone()),
         [] => {
             return Err(format!(
                 "transaction_ref {reference:?} is not in the database"
@@ -178,6 +179,17 @@ fn parse_row<'f>(
     };
     if decided_at_millis > now_millis {
         return Err("decided_at is in the future".to_string());
+    }
+    // A verdict decided before its payment was made would be evidence about that payment
+    // itself (the feedback stage counts verdicts decided before a payment's time), so the
+    // row's own label would teach the model. A date-only decided_at reads as midnight.
+    if let Some(paid_at) = paid_at.as_deref()
+        && let Ok(paid) = aegis_core::time::parse_timestamp(paid_at)
+        && decided_at_millis < paid.saturating_mul(1000)
+    {
+        return Err(format!(
+            "decided_at is before the payment itself ({paid_at} IST): a verdict is decided after the payment; give the time it was decided"
+        ));
     }
     let note = field("note").unwrap_or_default().to_string();
     if note.chars().count() > MAX_NOTE_CHARS {

@@ -1608,7 +1608,8 @@ fn write_model(app: &TestApp) {
 }
 
 /// An existing investigation record comes in with its decision times and auditors; one bad row
-/// (an unknown ref, verdict or auditor, a bad time) imports nothing and is named by its line.
+/// (an unknown ref, verdict or auditor, a bad time, a decision before the payment) imports
+/// nothing and is named by its line.
 #[tokio::test]
 async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
     use dashboard::verdict_import::{IMPORT_USER, import_verdicts};
@@ -1674,7 +1675,8 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
          REF-404,dismissed,,\n\
          REF-5,maybe,,\n\
          REF-6,dismissed,,mallory\n\
-         REF-1,dismissed,yesterday,\n",
+         REF-1,dismissed,yesterday,\n\
+         REF-2,dismissed,2001-01-01 10:00:00,\n",
         )
         .unwrap();
         let report =
@@ -1686,7 +1688,7 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
             .iter()
             .map(|b| (b.line, b.reason.as_str()))
             .collect();
-        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines.len(), 5, "{lines:?}");
         assert!(
             lines[0].0 == 3 && lines[0].1.contains("REF-404"),
             "{lines:?}"
@@ -1698,6 +1700,11 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
         );
         assert!(
             lines[3].0 == 6 && lines[3].1.contains("decided_at"),
+            "{lines:?}"
+        );
+        // Decided before the payment was made: it would be evidence about the payment itself.
+        assert!(
+            lines[4].0 == 7 && lines[4].1.contains("before the payment itself"),
             "{lines:?}"
         );
         assert_eq!(
