@@ -722,6 +722,12 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
         );
         let json = app.get("/api/alerts/2", Some(&login)).await.json();
         assert_eq!(json["history"].as_array().unwrap().len(), 2);
+        assert!(
+            json["is_anomaly"].is_null() && json["fraud_type"].is_null(),
+            "nor through the API: {json}"
+        );
+        let as_admin = app.get("/api/alerts/2", Some(&admin)).await.json();
+        assert_eq!(as_admin["fraud_type"], "inflated_amount");
         assert_eq!(
             json["account_sharers"].as_array().unwrap().len(),
             1,
