@@ -146,9 +146,12 @@ pub struct Kpis {
     pub amount_confirmed_text: String,
 }
 
-/// Payments whose latest verdict is confirmed fraud.
+/// Payments whose latest verdict is confirmed fraud: latest by decision time, then id, as the
+/// alert page, the case queue and the export order them (an imported verdict's id does not
+/// follow its `decided_at`).
 const CONFIRMED_FRAUD: &str = "SELECT v.transaction_id FROM verdicts v WHERE v.verdict = 'confirmed_fraud' \
-     AND v.verdict_id = (SELECT max(w.verdict_id) FROM verdicts w WHERE w.transaction_id = v.transaction_id)";
+     AND v.verdict_id = (SELECT w.verdict_id FROM verdicts w WHERE w.transaction_id = v.transaction_id \
+     ORDER BY w.created_at DESC, w.verdict_id DESC LIMIT 1)";
 
 /// KPIs of the rows matching `filters`.
 pub fn kpis(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Kpis> {

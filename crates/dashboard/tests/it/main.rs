@@ -586,9 +586,10 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
         assert_eq!(kpis["amount_flagged_paise"], 5_030_000);
         assert_eq!(kpis["amount_flagged_text"], "₹50,300");
         assert_eq!(kpis["amount_confirmed_paise"], 0, "no verdict yet");
-        // Confirmed is what auditors confirmed, by each payment's latest verdict.
+        // Confirmed is what auditors confirmed, by each payment's latest verdict: latest by
+        // decision time, which an imported record's ids need not follow.
         app.exec(
-        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (2, 'dismissed', 1, 1), (2, 'confirmed_fraud', 1, 2), (3, 'confirmed_fraud', 1, 3), (3, 'dismissed', 1, 4)",
+        "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (2, 'confirmed_fraud', 1, 2), (2, 'dismissed', 1, 1), (3, 'dismissed', 1, 4), (3, 'confirmed_fraud', 1, 3)",
     );
         let kpis = app.get("/api/summary", Some(&login)).await.json()["kpis"].clone();
         assert_eq!(
