@@ -188,7 +188,10 @@ struct StoredUser {
 /// in a row lock the account for fifteen minutes; a success resets the count.
 ///
 /// The slow password check runs outside the write lock: the row is read on a reader, and only
-/// the outcome is written. Blocking.
+/// the outcome is written. The write checks the lock again, so a burst of attempts read before
+/// a lockout took effect is refused once it has (at most five wrong passwords counted per lock,
+/// however many arrive at once), and a right password cannot lift a lock it did not see.
+/// Blocking.
 pub fn authenticate(
     db: &Database,
     username: &str,
@@ -244,14 +247,30 @@ pub fn authenticate(
         return Ok(None);
     }
     let user_id = user.user_id;
+    // Whether the lock or the disabled flag changed since the read; then the attempt is
+    // refused as locked, whatever the password.
+    let refused_meanwhile = std::cell::Cell::new(false);
+    let record_refusal = |conn: &mut dyn Sql| {
+        refused_meanwhile.set(true);
+        audit::record(
+            conn,
+            now_millis,
+            Some(username),
+            "login_locked",
+            "account locked or disabled while the password was checked",
+        )
+    };
     if !password_ok {
         writer(&|conn| {
-            let failures = conn
-                .query_int(
-                    "UPDATE users SET failed_logins = failed_logins + 1 WHERE user_id = ?1 RETURNING failed_logins",
-                    values![user_id],
-                )?
-                .unwrap_or_default();
+            let Some(failures) = conn.query_int(
+                "UPDATE users SET failed_logins = failed_logins + 1 \
+                 WHERE user_id = ?1 AND (locked_until IS NULL OR locked_until <= ?2) \
+                 RETURNING failed_logins",
+                values![user_id, now_millis],
+            )?
+            else {
+                return record_refusal(conn);
+            };
             audit::record(
                 conn,
                 now_millis,
@@ -288,12 +307,19 @@ pub fn authenticate(
         )));
     };
     writer(&|conn| {
-        conn.execute(
-            "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE user_id = ?1",
-            values![user_id],
+        let cleared = conn.execute(
+            "UPDATE users SET failed_logins = 0, locked_until = NULL \
+             WHERE user_id = ?1 AND disabled = 0 AND (locked_until IS NULL OR locked_until <= ?2)",
+            values![user_id, now_millis],
         )?;
+        if cleared == 0 {
+            record_refusal(conn)?;
+        }
         Ok(())
     })?;
+    if refused_meanwhile.get() {
+        return Ok(None);
+    }
     Ok(Some(AuthenticatedUser {
         user_id,
         username: username.to_string(),

@@ -162,6 +162,50 @@ async fn wrong_password_fails_with_the_generic_message() {
     }
 }
 
+/// Attempts that arrive together are all read before the first lockout is written; the write
+/// checks the lock again, so a burst of guesses still gets five tries, not sixteen.
+#[tokio::test]
+async fn a_burst_of_logins_gets_no_more_than_five_tries() {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let db = app.state.db();
+        let now = aegis_core::time::now_millis();
+        std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..16)
+                .map(|_| {
+                    scope.spawn(move || {
+                        dashboard::users::authenticate(db, "alice", "not the password", now)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            for attempt in tries {
+                assert!(attempt.join().unwrap().is_none());
+            }
+        });
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM audit_log WHERE action = 'login_failed' AND detail LIKE 'wrong password%'",
+            ),
+            5,
+            "wrong passwords counted in one burst"
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'lockout'"),
+            1
+        );
+        assert_eq!(
+            app.count("SELECT count(*) FROM audit_log WHERE action = 'login_locked'"),
+            11
+        );
+        assert_eq!(
+            app.try_login("alice", PASSWORD).await.status,
+            StatusCode::UNAUTHORIZED,
+            "the lock stands"
+        );
+    }
+}
+
 #[tokio::test]
 async fn five_failures_lock_the_account_even_against_the_right_password() {
     for engine in engines() {
