@@ -978,6 +978,112 @@ pub fn assignable_users(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
     )?)
 }
 
+/// What a page showed of one incident, sent back with a form that acts on the whole incident
+/// (the queue's bulk form, the incident page's verdict and assignment). The write is refused
+/// when the incident changed since: a verdict for "the incident" must not settle an alert the
+/// monitor linked after the auditor looked, and an assignment must not silently take a case
+/// another auditor took meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub incident: i64,
+    pub alerts: i64,
+    /// The assignee's username; `None` when unassigned.
+    pub assignee: Option<String>,
+}
+
+/// Which part of a [`Shown`] incident a write depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// Its alerts (a verdict on the whole incident).
+    Alerts,
+    /// Its assignee (an assignment).
+    Assignee,
+}
+
+impl Shown {
+    pub fn of(summary: &IncidentSummary) -> Shown {
+        Shown {
+            incident: summary.incident_id,
+            alerts: summary.counts.alerts,
+            assignee: summary.assignee.clone(),
+        }
+    }
+
+    /// The form field's value: `incident:alerts:assignee` (the assignee last, empty when
+    /// unassigned, since a username may hold a colon).
+    pub fn field(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.incident,
+            self.alerts,
+            self.assignee.as_deref().unwrap_or_default()
+        )
+    }
+
+    pub fn parse(value: &str) -> Option<Shown> {
+        let mut parts = value.splitn(3, ':');
+        let incident = parts.next()?.trim().parse().ok()?;
+        let alerts = parts.next()?.trim().parse().ok()?;
+        let assignee = parts.next()?;
+        Some(Shown {
+            incident,
+            alerts,
+            assignee: (!assignee.is_empty()).then(|| assignee.to_string()),
+        })
+    }
+}
+
+/// Refuses, naming each incident that changed and how, when any of `shown` no longer matches
+/// the database in what `watch` depends on. In the caller's write transaction, so nothing can
+/// change between the check and the write.
+pub fn unchanged(sql: &mut dyn Sql, shown: &[Shown], watch: Watch) -> AppResult<()> {
+    let mut changes = Vec::new();
+    for seen in shown {
+        let now: Option<(i64, Option<String>)> = sql.row(
+            "SELECT (SELECT count(*) FROM incident_alerts a WHERE a.incident_id = i.incident_id), \
+             u.username FROM incidents i LEFT JOIN users u ON u.user_id = i.assignee_id \
+             WHERE i.incident_id = ?1",
+            values![seen.incident],
+            |row| Ok((row.at(0)?, text_at(row, 1))),
+        )?;
+        let Some((alerts, assignee)) = now else {
+            return Err(AppError::NotFound);
+        };
+        let id = seen.incident;
+        match watch {
+            Watch::Alerts if alerts != seen.alerts => changes.push(format!(
+                "incident {id} has {alerts} alerts now, {} when the page was loaded",
+                seen.alerts
+            )),
+            Watch::Assignee if assignee != seen.assignee => changes.push(format!(
+                "incident {id} was {} meanwhile",
+                assignee.map_or_else(
+                    || "unassigned".to_string(),
+                    |name| format!("assigned to {name}")
+                )
+            )),
+            _ => {}
+        }
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let (done, check) = match watch {
+        Watch::Alerts => (
+            "no verdict was recorded",
+            "look at the new alerts, then record the verdict again",
+        ),
+        Watch::Assignee => (
+            "nothing was assigned",
+            "check who has it, then assign again",
+        ),
+    };
+    Err(AppError::BadRequest(format!(
+        "{}: {done}; {check}",
+        changes.join("; ")
+    )))
+}
+
 /// Assigns `incidents` to `assignee` (a username; `None` unassigns) and audits it, in the
 /// caller's transaction. Returns the number of incidents changed.
 pub fn assign(

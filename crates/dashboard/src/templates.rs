@@ -256,6 +256,8 @@ pub struct IncidentRowView {
     pub when: String,
     pub assignee: String,
     pub checked: bool,
+    /// What the row shows of the incident, sent back with the bulk form ([`crate::cases::Shown`]).
+    pub seen: String,
 }
 
 impl IncidentRowView {
@@ -282,6 +284,7 @@ impl IncidentRowView {
             },
             assignee: summary.assignee.clone().unwrap_or_default(),
             checked,
+            seen: crate::cases::Shown::of(summary).field(),
         }
     }
 }
@@ -356,6 +359,9 @@ pub struct IncidentPage {
     pub back: String,
     pub back_href: String,
     pub kept: KeptInput,
+    /// What the page shows of the incident, sent back with its forms
+    /// ([`crate::cases::Shown`]).
+    pub seen: String,
 }
 
 impl IncidentPage {
@@ -420,7 +426,8 @@ impl IncidentPage {
             status: summary.counts.describe(),
             open: summary.counts.open(),
             has_final: summary.counts.confirmed + summary.counts.dismissed > 0,
-            more_alerts: summary.counts.alerts - alerts.len() as i64,
+            // Never below 0: on PostgreSQL the monitor may link an alert between the two reads.
+            more_alerts: (summary.counts.alerts - alerts.len() as i64).max(0),
             alerts,
             beneficiaries: detail.beneficiaries.clone(),
             accounts: detail.accounts.clone(),
@@ -431,6 +438,7 @@ impl IncidentPage {
             back: back.to_string(),
             back_href: crate::routes::link("/alerts", back, &[]),
             kept: KeptInput::default(),
+            seen: crate::cases::Shown::of(summary).field(),
         }
     }
 }

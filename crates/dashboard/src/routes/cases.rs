@@ -13,6 +13,7 @@ use aegis_core::features::Category;
 use crate::alerts::Verdict;
 use crate::cases::{
     self, Assignee, IncidentDetail, QueueFilters, QueueParams, QueueSort, Target, VerdictState,
+    Watch,
 };
 use crate::error::{AppError, AppResult};
 use crate::filters::{parse_page, rupees_param};
@@ -319,8 +320,16 @@ pub async fn post_verdict(
     let now = aegis_core::time::now_millis();
     let auditor = session.auditor();
     let (note, reason) = (kept.note.clone(), kept.reason.clone());
+    // A verdict on the whole incident (the page listed only some of its alerts) settles only
+    // the alerts it had when the page was loaded.
+    let shown = if scoped {
+        Vec::new()
+    } else {
+        shown_of(std::iter::once(field("seen").as_str()), &[id])
+    };
     let recorded = state
         .write(move |conn| {
+            cases::unchanged(conn, &shown, Watch::Alerts)?;
             let target = if scoped {
                 Target::IncidentAlerts {
                     incident: id,
@@ -369,6 +378,19 @@ pub struct AssignForm {
     /// A username, `me`, or `none` to unassign.
     pub assignee: String,
     pub back: String,
+    /// What the page showed of the incident ([`cases::Shown`]); absent from older pages and
+    /// scripts, which are then not checked.
+    #[serde(default)]
+    pub seen: String,
+}
+
+/// The [`cases::Shown`] values among `fields` for the incidents in `ids` (the ones a write acts
+/// on); values that do not parse, and incidents without one, are not checked.
+fn shown_of<'a>(fields: impl Iterator<Item = &'a str>, ids: &[i64]) -> Vec<cases::Shown> {
+    fields
+        .filter_map(cases::Shown::parse)
+        .filter(|shown| ids.contains(&shown.incident))
+        .collect()
 }
 
 fn assignee_name(session: &Session, text: &str) -> AppResult<Option<String>> {
@@ -407,8 +429,12 @@ pub async fn post_assign(
     };
     let auditor = session.auditor();
     let now = aegis_core::time::now_millis();
+    let shown = shown_of(std::iter::once(form.seen.as_str()), &[id]);
     let done = state
-        .write(move |conn| cases::assign(conn, &[id], assignee.as_deref(), &auditor, now))
+        .write(move |conn| {
+            cases::unchanged(conn, &shown, Watch::Assignee)?;
+            cases::assign(conn, &[id], assignee.as_deref(), &auditor, now)
+        })
         .await;
     match done {
         Ok(_) => Ok(Redirect::to(&link(&format!("/incidents/{id}"), &back, &[])).into_response()),
@@ -459,6 +485,13 @@ pub async fn post_bulk(
         }
     }
     kept.selected = ids.clone();
+    let shown = shown_of(
+        pairs
+            .iter()
+            .filter(|(key, _)| key == "seen")
+            .map(|(_, value)| value.as_str()),
+        &ids,
+    );
     let auditor = session.auditor();
     let now = aegis_core::time::now_millis();
     let count = ids.len();
@@ -469,6 +502,7 @@ pub async fn post_bulk(
                 let (note, reason) = (kept.input.note.clone(), kept.input.reason.clone());
                 state
                     .write(move |conn| {
+                        cases::unchanged(conn, &shown, Watch::Alerts)?;
                         cases::record_verdicts(
                             conn,
                             Target::Incidents(&ids),
@@ -488,6 +522,7 @@ pub async fn post_bulk(
             Ok(assignee) => {
                 state
                     .write(move |conn| {
+                        cases::unchanged(conn, &shown, Watch::Assignee)?;
                         cases::assign(conn, &ids, assignee.as_deref(), &auditor, now).map(|_| ())
                     })
                     .await

@@ -504,3 +504,119 @@ async fn an_incident_lists_its_people_and_verdicts_whether_or_not_its_alerts_fit
         }
     }
 }
+
+/// What the page showed of incident `id` (the `seen` field its forms send back).
+fn seen_on(body: &str, id: i64) -> String {
+    let marker = "name=\"seen\" value=\"";
+    let value = format!("{marker}{id}:");
+    let at = body.find(&value).expect("the page sends what it showed") + marker.len();
+    let rest = &body[at..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// An action on a whole incident acts on what the auditor saw: a verdict is refused when the
+/// monitor linked another alert since the page was loaded (it would settle an alert nobody
+/// looked at), an assignment when someone else took the case meanwhile.
+#[tokio::test]
+async fn a_whole_incident_action_is_refused_when_the_incident_changed_since_the_page() {
+    for engine in engines() {
+        let app = two_incidents_on(engine);
+        let alice = app.login("alice").await;
+        let admin = app.login("admin").await;
+        let page = app.get("/alerts", Some(&alice)).await.body;
+        let seen = seen_on(&page, 2);
+        assert_eq!(seen, "2:2:");
+        // A third alert of B7 arrives and joins incident 2.
+        app.write(|sql| {
+            insert_on(
+                sql,
+                &Payment {
+                    id: 9,
+                    beneficiary: "B7",
+                    account: "A7",
+                    agent: "G7",
+                    scheme: "PENSION",
+                    paise: 5_000_000,
+                    timestamp: "2025-03-23 09:00:00",
+                    status: Some("ANOMALY"),
+                    score: Some(0.7),
+                    reasons: Some(reasons("amount", "₹50,000 is 50.0× the usual payment")),
+                    label: None,
+                },
+            );
+            aegis_core::incidents::link_backlog(sql, 9)?;
+            Ok(())
+        });
+        let bulk = |login: &Login, seen: String, action: &'static str| {
+            let login = login.clone();
+            let app = &app;
+            async move {
+                app.post_form(
+                    "/incidents/bulk",
+                    Some(&login.cookie),
+                    &[
+                        ("csrf", login.csrf.as_str()),
+                        ("incident", "2"),
+                        ("seen", seen.as_str()),
+                        ("action", action),
+                        ("verdict", "dismissed"),
+                        ("assignee", "me"),
+                    ],
+                )
+                .await
+            }
+        };
+        let refused = bulk(&alice, seen.clone(), "verdict").await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(
+            refused.body.contains(
+                "incident 2 has 3 alerts now, 2 when the page was loaded: no verdict was recorded"
+            ),
+            "{}",
+            refused.body
+        );
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+        // The incident page's verdict for the whole incident is held to the same.
+        let from_page = incident_verdict(
+            &app,
+            &alice,
+            2,
+            &[("verdict", "dismissed"), ("seen", seen.as_str())],
+        )
+        .await;
+        assert_eq!(from_page.status, StatusCode::BAD_REQUEST);
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+
+        // Admin takes the case while alice's page still shows it unassigned.
+        let fresh = seen_on(&app.get("/alerts", Some(&alice)).await.body, 2);
+        assert_eq!(fresh, "2:3:");
+        assert_eq!(
+            bulk(&admin, fresh.clone(), "assign").await.status,
+            StatusCode::SEE_OTHER
+        );
+        let taken = bulk(&alice, fresh.clone(), "assign").await;
+        assert_eq!(taken.status, StatusCode::BAD_REQUEST);
+        assert!(
+            taken
+                .body
+                .contains("incident 2 was assigned to admin meanwhile: nothing was assigned"),
+            "{}",
+            taken.body
+        );
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM incidents i JOIN users u ON u.user_id = i.assignee_id \
+                 WHERE i.incident_id = 2 AND u.username = 'admin'"
+            ),
+            1
+        );
+        // With the page as it is now, both go through; the verdict settles all three.
+        let current = seen_on(&app.get("/alerts", Some(&alice)).await.body, 2);
+        assert_eq!(current, "2:3:admin");
+        assert_eq!(
+            bulk(&alice, current, "verdict").await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 3);
+    }
+}
