@@ -146,8 +146,10 @@ fn user_id_of(sql: &mut dyn Sql, name: &str) -> AppResult<Option<i64>> {
     )?)
 }
 
-/// Disables a user and ends their sessions, in the caller's transaction; `actor` is who asked
-/// (for the audit log).
+/// Disables a user, ends their sessions and returns their open cases (incidents with work
+/// left) to the unassigned queue, in the caller's transaction; `actor` is who asked (for the
+/// audit log). Left assigned, those cases would vanish from every queue: nobody can pick them
+/// up, and the assignee filter no longer offers the user.
 pub fn disable_user(sql: &mut dyn Sql, name: &str, actor: &str, now_millis: i64) -> AppResult<()> {
     let Some(user_id) = user_id_of(sql, name)? else {
         return Err(AppError::BadRequest(format!("no user named {name:?}")));
@@ -157,12 +159,19 @@ pub fn disable_user(sql: &mut dyn Sql, name: &str, actor: &str, now_millis: i64)
         values![user_id],
     )?;
     let sessions = sql.execute("DELETE FROM sessions WHERE user_id = ?1", values![user_id])?;
+    let cases = sql.execute(
+        "UPDATE incidents SET assignee_id = NULL, assigned_at = NULL \
+         WHERE assignee_id = ?1 AND unreviewed + field_checks > 0",
+        values![user_id],
+    )?;
     audit::record(
         sql,
         now_millis,
         Some(actor),
         "user_disabled",
-        &format!("disabled {name}; ended {sessions} session(s)"),
+        &format!(
+            "disabled {name}; ended {sessions} session(s); {cases} open case(s) back to the unassigned queue"
+        ),
     )?;
     Ok(())
 }

@@ -1145,6 +1145,10 @@ async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("alice"));
         assert!(page.body.contains("login"), "audit log listed");
+        app.exec(
+            "UPDATE incidents SET assignee_id = (SELECT user_id FROM users WHERE username = 'alice'), \
+             assigned_at = 1 WHERE incident_id = 1",
+        );
         let response = app
             .post_form(
                 "/admin/users/disable",
@@ -1153,6 +1157,11 @@ async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
             )
             .await;
         assert_eq!(response.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            app.count("SELECT count(*) FROM incidents WHERE assignee_id IS NOT NULL"),
+            0,
+            "alice's open case is back in the unassigned queue, not lost with her"
+        );
         assert_eq!(
             app.get("/api/summary", Some(&alice)).await.status,
             StatusCode::UNAUTHORIZED
