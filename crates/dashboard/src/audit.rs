@@ -36,11 +36,14 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-/// The newest entries first.
-pub fn recent(sql: &mut dyn Sql, limit: i64, offset: i64) -> AppResult<Vec<AuditEntry>> {
+/// The newest entries up to `upto` (an `audit_id`) first. Pages are anchored at the newest
+/// entry when the first page was read: with `OFFSET` alone, every login or verdict recorded
+/// while an admin pages through the log pushes a row from one page onto the next, shown twice.
+pub fn recent(sql: &mut dyn Sql, upto: i64, limit: i64, offset: i64) -> AppResult<Vec<AuditEntry>> {
     Ok(sql.rows(
-        "SELECT at, username, action, detail FROM audit_log ORDER BY audit_id DESC LIMIT ?1 OFFSET ?2",
-        values![limit, offset],
+        "SELECT at, username, action, detail FROM audit_log WHERE audit_id <= ?1 \
+         ORDER BY audit_id DESC LIMIT ?2 OFFSET ?3",
+        values![upto, limit, offset],
         |row| {
             Ok(AuditEntry {
                 at: format_millis(row.at(0)?),
@@ -52,9 +55,19 @@ pub fn recent(sql: &mut dyn Sql, limit: i64, offset: i64) -> AppResult<Vec<Audit
     )?)
 }
 
-/// Number of audit rows.
-pub fn count(sql: &mut dyn Sql) -> AppResult<i64> {
+/// The newest entry's id (0 when the log is empty).
+pub fn newest(sql: &mut dyn Sql) -> AppResult<i64> {
     Ok(sql
-        .query_int("SELECT count(*) FROM audit_log", &[])?
+        .query_int("SELECT coalesce(max(audit_id), 0) FROM audit_log", &[])?
+        .unwrap_or(0))
+}
+
+/// Number of audit rows up to `upto`.
+pub fn count(sql: &mut dyn Sql, upto: i64) -> AppResult<i64> {
+    Ok(sql
+        .query_int(
+            "SELECT count(*) FROM audit_log WHERE audit_id <= ?1",
+            values![upto],
+        )?
         .unwrap_or(0))
 }

@@ -746,6 +746,8 @@ pub struct AdminPage {
     pub me: String,
     pub users: Vec<UserSummary>,
     pub audit: Vec<AuditEntry>,
+    /// Entries recorded since the pages were anchored (not shown on them).
+    pub newer: i64,
     pub pager: Pager,
 }
 

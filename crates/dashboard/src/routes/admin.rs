@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::audit;
 use crate::error::{AppError, AppResult};
 use crate::filters::parse_page;
-use crate::routes::pages::{PageParams, pager};
+use crate::routes::pages::pager;
 use crate::routes::render;
 use crate::session::AdminSession;
 use crate::state::AppState;
@@ -18,21 +18,44 @@ use crate::users;
 /// Audit rows per page.
 const AUDIT_PAGE: i64 = 100;
 
+/// `GET /admin`'s query: the audit log's page, and the entry its pages are anchored at.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminParams {
+    pub page: String,
+    pub upto: String,
+}
+
 /// `GET /admin`.
 pub async fn admin(
     State(state): State<AppState>,
     AdminSession(session): AdminSession,
-    Query(params): Query<PageParams>,
+    Query(params): Query<AdminParams>,
 ) -> AppResult<Html<String>> {
     let requested = parse_page(&params.page);
+    let anchored: Option<i64> = params.upto.trim().parse().ok().filter(|&id| id > 0);
     let now = aegis_core::time::now_millis();
-    let (users, entries, total, page) = state
+    let (users, entries, total, page, upto, newer) = state
         .read(move |conn| {
-            let total = audit::count(conn)?;
+            let newest = audit::newest(conn)?;
+            let upto = anchored.map_or(newest, |id| id.min(newest));
+            let total = audit::count(conn, upto)?;
             let pages = ((total + AUDIT_PAGE - 1) / AUDIT_PAGE).max(1);
             let page = requested.min(pages);
-            let entries = audit::recent(conn, AUDIT_PAGE, (page - 1) * AUDIT_PAGE)?;
-            Ok((users::list_users(conn, now)?, entries, total, page))
+            let entries = audit::recent(conn, upto, AUDIT_PAGE, (page - 1) * AUDIT_PAGE)?;
+            let newer = if upto < newest {
+                audit::count(conn, newest)? - total
+            } else {
+                0
+            };
+            Ok((
+                users::list_users(conn, now)?,
+                entries,
+                total,
+                page,
+                upto,
+                newer,
+            ))
         })
         .await?;
     let pages = ((total + AUDIT_PAGE - 1) / AUDIT_PAGE).max(1);
@@ -41,7 +64,8 @@ pub async fn admin(
         me: session.username.clone(),
         users,
         audit: entries,
-        pager: pager("/admin", "", page, pages, total),
+        newer,
+        pager: pager("/admin", &format!("upto={upto}"), page, pages, total),
     })
 }
 

@@ -1122,6 +1122,42 @@ async fn model_page_drift_on(engine: Engine) {
     );
 }
 
+/// The audit log's pages hold still while entries arrive: page 2 continues page 1 as it was
+/// read, and page 1 says how many entries came in since.
+#[tokio::test]
+async fn audit_log_pages_do_not_shift_while_entries_arrive() {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let admin = app.login("admin").await;
+        let insert = |from: usize, to: usize| {
+            let rows: Vec<String> = (from..to)
+                .map(|i| format!("({i}, 'bot', 'test', 'entry {i:03}')"))
+                .collect();
+            app.exec(&format!(
+                "INSERT INTO audit_log (at, username, action, detail) VALUES {}",
+                rows.join(", ")
+            ));
+        };
+        insert(0, 150);
+        let first = app.get("/admin", Some(&admin)).await.body;
+        assert!(first.contains("entry 149") && !first.contains("entry 049"));
+        let at = first.find("href=\"/admin?upto=").expect("a next page") + "href=\"".len();
+        let next = first[at..first[at..].find('"').unwrap() + at].replace("&amp;", "&");
+        assert!(next.ends_with("page=2"), "{next}");
+        // Five entries arrive while the admin reads page 1.
+        insert(150, 155);
+        let second = app.get(&next, Some(&admin)).await.body;
+        assert!(
+            second.contains("entry 049") && !second.contains("entry 050"),
+            "page 2 starts where page 1 ended, repeating none of it"
+        );
+        assert!(!second.contains("entry 154"));
+        assert!(second.contains("5 newer entries since these pages were opened"));
+        let fresh = app.get("/admin", Some(&admin)).await.body;
+        assert!(fresh.contains("entry 154") && !fresh.contains("newer entries since"));
+    }
+}
+
 #[tokio::test]
 async fn only_admins_manage_users_and_a_disabled_user_is_logged_out() {
     for engine in engines() {
