@@ -108,7 +108,50 @@ pub enum Store {
     Postgres(Box<postgres::Client>),
 }
 
+/// The file a monitor holds an exclusive OS lock on while it scores the SQLite file `db`
+/// (`<db>.monitor.lock`): one monitor per database, and what other programs ask to learn
+/// whether one runs.
+pub fn monitor_lock_path(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".monitor.lock");
+    db.with_file_name(name)
+}
+
 impl Store {
+    /// Whether a monitor is scoring this database now (`target` names it): it holds the lock
+    /// file beside an SQLite file, or the monitor's advisory lock on PostgreSQL
+    /// ([`crate::pg::MONITOR_LOCK`]). Asked, not held: the lock is let go at once.
+    pub fn monitor_running(&mut self, target: &Target) -> Result<bool> {
+        match (self, target) {
+            (Store::Sqlite(_), Target::Sqlite(path)) => {
+                let lock = monitor_lock_path(path);
+                let file = match std::fs::OpenOptions::new().read(true).open(&lock) {
+                    Ok(file) => file,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                    Err(error) => return Err(Error::io(&lock, error)),
+                };
+                match file.try_lock() {
+                    Ok(()) => Ok(false),
+                    Err(std::fs::TryLockError::WouldBlock) => Ok(true),
+                    Err(std::fs::TryLockError::Error(error)) => Err(Error::io(&lock, error)),
+                }
+            }
+            (Store::Postgres(client), _) => {
+                let free: bool = client
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1)",
+                        &[&crate::pg::MONITOR_LOCK],
+                    )?
+                    .get(0);
+                if free {
+                    client.execute("SELECT pg_advisory_unlock($1)", &[&crate::pg::MONITOR_LOCK])?;
+                }
+                Ok(!free)
+            }
+            (Store::Sqlite(_), Target::Postgres(_)) => Ok(false),
+        }
+    }
+
     /// Number of stored transactions.
     pub fn transaction_count(&mut self) -> Result<i64> {
         match self {
@@ -322,7 +365,8 @@ impl Loader for SqliteLoader<'_> {
             "DELETE FROM verdicts; DELETE FROM incident_keys; DELETE FROM incident_alerts; \
              DELETE FROM incidents; UPDATE incident_state SET linked_up_to = 0; \
              DELETE FROM payment_refs; DELETE FROM transactions; DELETE FROM beneficiaries; \
-             DELETE FROM monitor_state;",
+             DELETE FROM monitor_state; DELETE FROM control_draws; DELETE FROM control_days; \
+             DELETE FROM feature_days;",
         )?;
         Ok(())
     }
@@ -397,7 +441,8 @@ impl Loader for PostgresLoader<'_> {
     fn clear_data(&mut self) -> Result<()> {
         self.transaction.batch_execute(
             "TRUNCATE verdicts, incident_keys, incident_alerts, incidents, payment_refs, \
-             transaction_scores, transaction_events, beneficiaries, monitor_state RESTART IDENTITY; \
+             transaction_scores, transaction_events, beneficiaries, monitor_state, control_draws, \
+             control_days, feature_days RESTART IDENTITY; \
              UPDATE incident_state SET linked_up_to = 0;",
         )?;
         Ok(())

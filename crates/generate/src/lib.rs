@@ -244,11 +244,20 @@ impl Summary {
     }
 }
 
-/// Refuses to touch a database that already holds `existing` transactions unless `force`.
-fn refuse_existing(existing: i64, target: &Target, force: bool) -> anyhow::Result<()> {
+/// Refuses to touch a database that already holds transactions unless `force`; and to
+/// replace them while a monitor scores it: the monitor keeps its place (the last id it scored)
+/// in memory, so it would never score the new rows, whose ids start again at 1, and would
+/// write its old place back.
+fn refuse_existing(store: &mut Store, target: &Target, force: bool) -> anyhow::Result<()> {
+    let existing = store.transaction_count()?;
     if existing > 0 && !force {
         bail!(
             "{target} already holds {existing} transactions: pass --force to replace them, --append (with --from-csv) to add to them, or --db to write elsewhere"
+        );
+    }
+    if existing > 0 && store.monitor_running(target)? {
+        bail!(
+            "a monitor is scoring {target}: stop it first (Ctrl-C, or stop `launch`), then replace the data; a running monitor would never score the new rows"
         );
     }
     Ok(())
@@ -267,8 +276,8 @@ pub fn write_generated(
     progress: bool,
 ) -> anyhow::Result<()> {
     let mut store = open_store(target)?;
+    refuse_existing(&mut store, target, force)?;
     let mut load = store.loader()?;
-    refuse_existing(load.transaction_count()?, target, force)?;
     load.clear_data()?;
     load.begin_bulk()?;
     let bar = if progress {
@@ -384,7 +393,7 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
     // Check before spending time generating.
     {
         let mut store = open_store(&config.db)?;
-        refuse_existing(store.transaction_count()?, &config.db, config.force)?;
+        refuse_existing(&mut store, &config.db, config.force)?;
     }
     let started = Instant::now();
     let generated = synthesize(generate);
@@ -412,7 +421,7 @@ fn run_import(config: &RunConfig, csv_path: &std::path::Path) -> anyhow::Result<
     let mode = if config.append {
         import::ImportMode::Append
     } else {
-        refuse_existing(store.transaction_count()?, &config.db, config.force)?;
+        refuse_existing(&mut store, &config.db, config.force)?;
         if config.force {
             import::ImportMode::Replace
         } else {

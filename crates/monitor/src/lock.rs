@@ -15,11 +15,7 @@ pub struct MonitorLock {
 }
 
 /// The lock file next to a database.
-pub fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".monitor.lock");
-    db.with_file_name(name)
-}
+pub use aegis_core::engine::monitor_lock_path as lock_path;
 
 impl MonitorLock {
     /// Takes the lock or explains who holds it.

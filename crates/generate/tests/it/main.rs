@@ -472,6 +472,16 @@ fn an_existing_database_is_not_overwritten_without_force() {
         assert_eq!(count_rows(path.clone()), 2_000);
         let mut forced = run_config(path.clone(), 500, 2);
         forced.force = true;
+        // Not while a monitor scores the database: it would never score the new rows.
+        {
+            let _monitor = hold_monitor_lock(path);
+            let message = generate::run(forced.clone()).unwrap_err().to_string();
+            assert!(
+                message.contains("a monitor is scoring") && message.contains("stop it first"),
+                "{path}: {message}"
+            );
+            assert_eq!(count_rows(path.clone()), 2_000, "{path}: nothing replaced");
+        }
         generate::run(forced).unwrap();
         assert_eq!(count_rows(path.clone()), 500, "{path}");
         assert_eq!(read_rows(path.clone())[0].id, 1, "{path}: ids start again");
@@ -493,6 +503,41 @@ fn both_engines_store_the_same_generated_rows_and_registry() {
             helpers::homes(dbs[0].target.clone()),
             helpers::homes(db.target.clone())
         );
+    }
+}
+
+/// Holds what a running monitor holds on `target` (its lock file, or its advisory lock) until
+/// dropped.
+enum MonitorHold {
+    File(#[allow(dead_code)] std::fs::File),
+    Session(#[allow(dead_code)] aegis_core::engine::Store),
+}
+
+fn hold_monitor_lock(target: &aegis_core::engine::Target) -> MonitorHold {
+    use aegis_core::engine::{Store, Target};
+    match target {
+        Target::Sqlite(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(aegis_core::engine::monitor_lock_path(path))
+                .unwrap();
+            file.lock().unwrap();
+            MonitorHold::File(file)
+        }
+        Target::Postgres(_) => {
+            let mut store = target.open().unwrap();
+            if let Store::Postgres(client) = &mut store {
+                client
+                    .execute(
+                        "SELECT pg_advisory_lock($1)",
+                        &[&aegis_core::pg::MONITOR_LOCK],
+                    )
+                    .unwrap();
+            }
+            MonitorHold::Session(store)
+        }
     }
 }
 
