@@ -4,7 +4,7 @@
 //! rebuilt at the end on SQLite; binary COPY into monthly partitions on PostgreSQL), so the
 //! programs above it have one body for both.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,7 +15,7 @@ use postgres::fallible_iterator::FallibleIterator;
 
 use crate::domain::NewTransaction;
 use crate::error::{Error, Result};
-use crate::store::{STORED_COLUMNS, StoredTransaction};
+use crate::store::{PaymentIdentity, STORED_COLUMNS, StoredTransaction};
 use crate::time::EventTime;
 
 /// The database `--db` names.
@@ -333,13 +333,14 @@ pub trait Loader {
     /// Number of stored transactions, as this load's transaction sees them.
     fn transaction_count(&mut self) -> Result<i64>;
     /// Empties the data tables (`--force`): payments, scores, verdicts, incidents, registry,
-    /// the monitor's mark. Users, sessions, API keys and the audit log stay.
+    /// the monitor's mark, the drift counts and the control sample. Users, sessions, API keys
+    /// and the audit log stay.
     fn clear_data(&mut self) -> Result<()>;
     /// Into an empty table: drops the secondary indexes, to build them once in
     /// [`Loader::finish`].
     fn begin_bulk(&mut self) -> Result<()>;
-    /// Which of `refs` are already stored.
-    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>>;
+    /// The stored payments of those of `refs` already stored, by ref.
+    fn stored_payments(&mut self, refs: &[&str]) -> Result<HashMap<String, PaymentIdentity>>;
     /// Appends rows; ids follow the order of `rows`.
     fn insert(&mut self, rows: &[NewTransaction]) -> Result<()>;
     /// Inserts registry rows.
@@ -378,11 +379,11 @@ impl Loader for SqliteLoader<'_> {
         Ok(())
     }
 
-    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>> {
-        let mut stored = HashSet::new();
+    fn stored_payments(&mut self, refs: &[&str]) -> Result<HashMap<String, PaymentIdentity>> {
+        let mut stored = HashMap::new();
         for reference in refs {
-            if crate::store::transaction_ref_exists(&self.transaction, reference)? {
-                stored.insert((*reference).to_string());
+            if let Some(payment) = crate::store::stored_payment(&self.transaction, reference)? {
+                stored.insert((*reference).to_string(), payment);
             }
         }
         Ok(stored)
@@ -456,12 +457,26 @@ impl Loader for PostgresLoader<'_> {
         Ok(())
     }
 
-    fn stored_refs(&mut self, refs: &[&str]) -> Result<HashSet<String>> {
+    fn stored_payments(&mut self, refs: &[&str]) -> Result<HashMap<String, PaymentIdentity>> {
         let rows = self.transaction.query(
-            "SELECT transaction_ref FROM payment_refs WHERE transaction_ref = ANY($1)",
+            "SELECT transaction_ref, beneficiary_id, amount_paise, timestamp, scheme \
+             FROM transaction_events WHERE transaction_ref = ANY($1)",
             &[&refs],
         )?;
-        Ok(rows.iter().map(|row| row.get(0)).collect())
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get(0),
+                    PaymentIdentity {
+                        beneficiary_id: row.get(1),
+                        amount_paise: row.get(2),
+                        timestamp: row.get(3),
+                        scheme: row.get(4),
+                    },
+                )
+            })
+            .collect())
     }
 
     fn insert(&mut self, rows: &[NewTransaction]) -> Result<()> {

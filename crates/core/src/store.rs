@@ -250,7 +250,57 @@ pub fn registered_ref(sql: &mut dyn Sql, transaction_ref: &str) -> Result<Option
 }
 
 /// Whether a transaction with this `transaction_ref` is stored (through its index).
-pub fn transaction_ref_exists(conn: &Connection, transaction_ref: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM transactions WHERE transaction_ref = ?1)")?
-        .query_row([transaction_ref], |row| row.get(0))
+pub fn stored_payment(
+    conn: &Connection,
+    transaction_ref: &str,
+) -> rusqlite::Result<Option<PaymentIdentity>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions \
+         WHERE transaction_ref = ?1 LIMIT 1",
+    )?
+    .query_row([transaction_ref], |row| {
+        Ok(PaymentIdentity {
+            beneficiary_id: row.get(0)?,
+            amount_paise: row.get(1)?,
+            timestamp: row.get(2)?,
+            scheme: row.get(3)?,
+        })
+    })
+    .optional()
+}
+
+/// What tells one payment from another under the same reference: a retry or an overlapping
+/// export repeats all of it; a reused or corrected reference does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentIdentity {
+    pub beneficiary_id: String,
+    pub amount_paise: Option<i64>,
+    /// IST wall time, as stored.
+    pub timestamp: Option<String>,
+    pub scheme: String,
+}
+
+impl PaymentIdentity {
+    pub fn of(payment: &NewTransaction) -> PaymentIdentity {
+        PaymentIdentity {
+            beneficiary_id: payment.beneficiary_id.clone(),
+            amount_paise: Some(payment.amount_paise),
+            timestamp: Some(crate::time::format_ist(payment.time)),
+            scheme: payment.scheme.clone(),
+        }
+    }
+
+    /// "B1 ₹2,000 at 2025-03-01 10:00:00 IST, PENSION".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} at {} IST, {}",
+            self.beneficiary_id,
+            self.amount_paise
+                .map(crate::domain::format_rupees)
+                .unwrap_or_default(),
+            self.timestamp.as_deref().unwrap_or_default(),
+            self.scheme
+        )
+    }
 }

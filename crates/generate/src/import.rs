@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 
 use aegis_core::domain::NewTransaction;
 use aegis_core::engine::{Loader, Store};
+use aegis_core::store::PaymentIdentity;
 use aegis_core::tabular::{self, Columns};
 
 use aegis_core::ingest::{self, OPTIONAL, REQUIRED};
@@ -183,6 +184,9 @@ pub fn import_csv(
     // (an overlapping extract) and refused otherwise (two payments cannot share a reference).
     let mut seen_refs: HashMap<String, u64> = HashMap::new();
     let mut batch = Vec::with_capacity(10_000);
+    // An appending import's rows, each with its line and fields, to name a row whose ref is
+    // stored for a different payment.
+    let mut origins: Vec<Rejected> = Vec::new();
     while let Some(row) = reader.next_row() {
         match row {
             Ok(row) => {
@@ -203,23 +207,28 @@ pub fn import_csv(
                     None if mode == ImportMode::Append => report.without_ref += 1,
                     None => {}
                 }
+                if mode == ImportMode::Append {
+                    origins.push(reader.reject(String::new()));
+                }
                 batch.push(row);
                 if batch.len() == batch.capacity() {
-                    insert_new(load.as_mut(), &mut batch, mode, &mut report)?;
+                    insert_new(load.as_mut(), &mut batch, &mut origins, mode, &mut report)?;
                 }
             }
             Err(reject) => report.rejected.push(reject),
         }
     }
+    insert_new(load.as_mut(), &mut batch, &mut origins, mode, &mut report)?;
     if !report.rejected.is_empty() && !skip_bad {
         // Dropping the loader rolls it back: nothing of this file is left behind.
         drop(load);
+        report.rejected.sort_by_key(|reject| reject.line);
         report.imported = 0;
         report.already_present = 0;
         report.without_ref = 0;
         return Ok(report);
     }
-    insert_new(load.as_mut(), &mut batch, mode, &mut report)?;
+    report.rejected.sort_by_key(|reject| reject.line);
     load.finish()?;
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
@@ -230,11 +239,15 @@ pub fn import_csv(
     Ok(report)
 }
 
-/// Inserts `batch` and empties it; an appending import first drops (and counts) the rows
-/// whose ref is already stored, asking the database once per batch.
+/// Inserts `batch` and empties it (and `origins`, its rows' lines when appending). An
+/// appending import first drops the rows whose ref is already stored, asking the database once
+/// per batch: counted as already present when the stored payment is the same one (an
+/// overlapping export), rejected by line when it is a different one (a reused or corrected
+/// ref, which must not vanish silently: a corrected amount is a new payment to the model).
 fn insert_new(
     load: &mut dyn Loader,
     batch: &mut Vec<NewTransaction>,
+    origins: &mut Vec<Rejected>,
     mode: ImportMode,
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
@@ -243,16 +256,32 @@ fn insert_new(
             .iter()
             .filter_map(|row| row.transaction_ref.as_deref())
             .collect();
-        let stored = load.stored_refs(&refs)?;
+        let stored = load.stored_payments(&refs)?;
         if !stored.is_empty() {
-            let before = batch.len();
-            batch.retain(|row| {
-                row.transaction_ref
-                    .as_ref()
-                    .is_none_or(|reference| !stored.contains(reference))
-            });
-            report.already_present += before - batch.len();
+            let mut keep = Vec::with_capacity(batch.len());
+            for (row, origin) in batch.drain(..).zip(origins.drain(..)) {
+                let Some(reference) = row.transaction_ref.as_deref() else {
+                    keep.push(row);
+                    continue;
+                };
+                match stored.get(reference) {
+                    None => keep.push(row),
+                    Some(payment) if *payment == PaymentIdentity::of(&row) => {
+                        report.already_present += 1;
+                    }
+                    Some(payment) => report.rejected.push(Rejected {
+                        reason: format!(
+                            "transaction_ref {reference:?} is already stored for a different payment ({}), not {}: give a new payment its own ref, or leave the line out",
+                            payment.describe(),
+                            PaymentIdentity::of(&row).describe()
+                        ),
+                        ..origin
+                    }),
+                }
+            }
+            *batch = keep;
         }
+        origins.clear();
     }
     load.insert(batch)?;
     report.imported += batch.len();

@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use aegis_core::domain::{NewTransaction, format_rupees};
+use aegis_core::domain::NewTransaction;
 use aegis_core::ingest::{self, FieldError};
-use aegis_core::time::format_ist;
+use aegis_core::store::PaymentIdentity;
 
 use crate::alerts::{self, Auditor, Verdict};
 use crate::apikeys::{self, ApiClient, Scope};
@@ -204,28 +204,26 @@ fn validate_items(items: &[Value]) -> Vec<Result<NewTransaction, ItemResult>> {
 
 /// What a stored payment looks like, to tell a retry from a reused ref.
 fn same_payment(sql: &mut dyn Sql, id: i64, payment: &NewTransaction) -> AppResult<Option<String>> {
-    let stored: (String, Option<i64>, Option<String>, String) = sql
+    let stored = sql
         .row(
             "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions WHERE transaction_id = ?1",
             values![id],
-            |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?, row.at(3)?)),
+            |row| {
+                Ok(PaymentIdentity {
+                    beneficiary_id: row.at(0)?,
+                    amount_paise: row.at(1)?,
+                    timestamp: row.at(2)?,
+                    scheme: row.at(3)?,
+                })
+            },
         )?
         .ok_or_else(|| AppError::internal(format!("payment_refs names transaction {id}, which is not stored")))?;
-    let sent = (
-        payment.beneficiary_id.clone(),
-        Some(payment.amount_paise),
-        Some(format_ist(payment.time)),
-        payment.scheme.clone(),
-    );
-    if stored == sent {
+    if stored == PaymentIdentity::of(payment) {
         return Ok(None);
     }
     Ok(Some(format!(
-        "transaction_ref is already stored as transaction {id} for a different payment ({} {} at {} IST, {}): send a new ref for a new payment",
-        stored.0,
-        stored.1.map(format_rupees).unwrap_or_default(),
-        stored.2.unwrap_or_default(),
-        stored.3
+        "transaction_ref is already stored as transaction {id} for a different payment ({}): send a new ref for a new payment",
+        stored.describe()
     )))
 }
 

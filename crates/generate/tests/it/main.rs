@@ -740,6 +740,31 @@ fn an_appending_import_adds_only_payments_not_yet_stored() {
             5,
             "{target}: all or nothing holds for appends"
         );
+        // A stored ref on a different payment (a corrected amount) is not "already present":
+        // it is named by its line, and nothing of the file is written.
+        let corrected = write_csv(
+            dir,
+            "corrected.csv",
+            &format!(
+                "{header}R11,B11,2000,2025-03-06 10:00:00,PM-KISAN
+R2,B2,2500,2025-03-03 11:00:00,PM-KISAN
+"
+            ),
+        );
+        let report =
+            generate::import::import_csv(&mut store, &corrected, false, ImportMode::Append)
+                .unwrap();
+        assert_eq!((report.imported, report.already_present), (0, 0));
+        assert_eq!(report.rejected.len(), 1, "{target}");
+        assert_eq!(report.rejected[0].line, 3);
+        let reason = &report.rejected[0].reason;
+        assert!(
+            reason.contains("\"R2\" is already stored for a different payment")
+                && reason.contains("₹2,000")
+                && reason.contains("₹2,500"),
+            "{target}: {reason}"
+        );
+        assert_eq!(count_rows(target.clone()), 5);
         // (indexes found, indexes the schema has: PostgreSQL has one more, for a scheme's
         // payments in a date range)
         let (indexes, expected) = match &mut store {
