@@ -63,6 +63,28 @@ impl Error {
             source,
         }
     }
+
+    /// Whether another writer held the database longer than this one would wait (SQLite's
+    /// busy timeout, PostgreSQL's `lock_timeout`): nothing was written, and the same write
+    /// retried later goes through.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Error::Sqlite(error) => sqlite_busy(error),
+            Error::Postgres(error) => {
+                error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether SQLite refused for another writer's lock ([`Error::is_busy`]).
+pub fn sqlite_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Result alias for core.

@@ -195,7 +195,19 @@ impl Database {
     pub fn write<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
         let mut writer = lock(&self.writer);
         if writer.is_none() {
-            *writer = Some(Handle::new(self.target.open()?));
+            let mut store = self.target.open()?;
+            // As SQLite's busy timeout: a write queued behind a long import gives up after
+            // the same wait, and the client is told to retry (503), instead of every other
+            // write of this server (verdicts, logins) queueing behind it without end.
+            if let Store::Postgres(client) = &mut store {
+                client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '{}s'",
+                        aegis_core::db::BUSY_TIMEOUT.as_secs()
+                    ))
+                    .map_err(aegis_core::Error::from)?;
+            }
+            *writer = Some(Handle::new(store));
         }
         let handle = writer.as_mut().expect("opened above");
         let result = handle.store.transact(&mut handle.cache, true, work);

@@ -48,6 +48,12 @@ impl AppError {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
             AppError::Unprocessable(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.clone()),
             AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
+            AppError::Core(error) if error.is_busy() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Another writer holds the database (an import, most likely), so nothing was \
+                 written: retry in a few seconds."
+                    .to_string(),
+            ),
             AppError::Core(_) | AppError::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
                 (
@@ -83,9 +89,10 @@ impl IntoResponse for AppError {
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
                 "That request could not be processed"
             }
+            StatusCode::SERVICE_UNAVAILABLE => "The database is busy",
             _ => "Something went wrong",
         };
-        match ErrorPage::new(heading, &message).render() {
+        let response = match ErrorPage::new(heading, &message).render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (
                 status,
@@ -93,8 +100,22 @@ impl IntoResponse for AppError {
                 message,
             )
                 .into_response(),
-        }
+        };
+        with_retry_after(response)
     }
+}
+
+/// How long a client told the database is busy should wait before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
+/// A 503 says when to come back (`Retry-After`), so a client's retry loop need not guess.
+fn with_retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, RETRY_AFTER_SECONDS.into());
+    }
+    response
 }
 
 /// [`AppError`] for the JSON API: the same statuses, with a `{"error": "…"}` body.
@@ -110,9 +131,41 @@ impl<E: Into<AppError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = self.0.public_parts();
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        with_retry_after((status, Json(serde_json::json!({ "error": message }))).into_response())
     }
 }
 
 /// Result alias for handlers and the queries behind them.
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that waited out another writer (a long import) is told to come back, not shown
+    /// "something went wrong": nothing was written, and the same request later goes through.
+    #[test]
+    fn a_busy_database_is_a_503_that_says_when_to_retry() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        for response in [
+            AppError::Core(busy.into()).into_response(),
+            ApiError(AppError::Core(
+                rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_LOCKED),
+                    None,
+                )
+                .into(),
+            ))
+            .into_response(),
+        ] {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        }
+        let other = AppError::Core(rusqlite::Error::InvalidQuery.into()).into_response();
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!other.headers().contains_key(header::RETRY_AFTER));
+    }
+}

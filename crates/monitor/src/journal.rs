@@ -70,13 +70,7 @@ pub struct Journal {
     name: String,
 }
 
-fn is_busy_sqlite(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(e, _)
-            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
+use aegis_core::error::sqlite_busy as is_busy_sqlite;
 
 /// Whether an error is SQLite being busy, which a retry of the same batch fixes.
 pub fn is_busy(error: &anyhow::Error) -> bool {

@@ -64,12 +64,7 @@ pub fn commit_batch(store: &mut Store, rows: &[NewTransaction]) -> anyhow::Resul
     loop {
         match store.append(rows) {
             Ok(()) => return Ok(()),
-            Err(aegis_core::Error::Sqlite(rusqlite::Error::SqliteFailure(error, _)))
-                if matches!(
-                    error.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
+            Err(error) if error.is_busy() => {
                 tracing::warn!("database busy; retrying the batch");
             }
             Err(error) => return Err(error).context("inserting a batch"),
