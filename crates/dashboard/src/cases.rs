@@ -799,7 +799,7 @@ fn checked_text(name: &str, text: &str) -> AppResult<String> {
     Ok(text.to_string())
 }
 
-fn is_final(verdict: &str) -> bool {
+pub(crate) fn is_final(verdict: &str) -> bool {
     verdict == Verdict::ConfirmedFraud.as_str() || verdict == Verdict::Dismissed.as_str()
 }
 

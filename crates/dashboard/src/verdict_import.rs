@@ -4,7 +4,12 @@
 //! (`confirmed_fraud`, `dismissed` or `needs_field_check`); optional `decided_at` (IST
 //! `YYYY-MM-DD HH:MM:SS` or RFC 3339; the import time when empty), `note` and `auditor` (a
 //! dashboard user; verdicts without one are recorded for the disabled system user
-//! [`IMPORT_USER`]). A bad row is reported with its line number and nothing is imported.
+//! [`IMPORT_USER`]) and `reason`. A bad row is reported with its line number and nothing is
+//! imported.
+//!
+//! The revision rule holds as in the dashboard: a verdict that overturns a final one (confirmed
+//! fraud, dismissed) decided before it, stored or earlier in the file, needs a `reason`, and is
+//! recorded as revising it; the old verdict stays in the history.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,7 +29,7 @@ use crate::error::{AppError, AppResult};
 pub const IMPORT_USER: &str = "imported-record";
 
 const REQUIRED: [&str; 2] = ["transaction_ref", "verdict"];
-const OPTIONAL: [&str; 3] = ["decided_at", "note", "auditor"];
+const OPTIONAL: [&str; 4] = ["decided_at", "note", "auditor", "reason"];
 
 /// A row that could not be imported.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +48,12 @@ pub struct VerdictImport {
 }
 
 struct Parsed {
+    line: u64,
     transaction_id: i64,
     verdict: Verdict,
     decided_at_millis: i64,
     note: String,
+    reason: String,
     /// None: [`IMPORT_USER`].
     user_id: Option<i64>,
 }
@@ -101,7 +108,7 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         }
         let field = |name: &str| columns.get(name, |position| record.get(position));
         match parse_row(sql, &field, &mut users, now_millis) {
-            Ok(row) => parsed.push(row),
+            Ok(row) => parsed.push(Parsed { line, ..row }),
             Err(reason) => report.bad_rows.push(BadRow { line, reason }),
         }
     }
@@ -109,19 +116,38 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         // Nothing was written.
         return Ok(report);
     }
+    // Each payment's verdicts in decision order, so that each finds the one it follows.
+    parsed.sort_by_key(|row| (row.transaction_id, row.decided_at_millis, row.line));
+    let revised = revisions(sql, &parsed, &mut report.bad_rows)?;
+    if !report.bad_rows.is_empty() {
+        report.bad_rows.sort_by_key(|bad| bad.line);
+        return Ok(report);
+    }
     let import_user = import_user(sql, now_millis)?;
-    for row in &parsed {
+    // The ids of the rows written, to point a later row of the file at the one it revises.
+    let mut written: Vec<i64> = Vec::with_capacity(parsed.len());
+    for (row, revises) in parsed.iter().zip(&revised) {
         let user_id = row.user_id.unwrap_or(import_user);
-        sql.execute(
-            "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            values![
-                row.transaction_id,
-                row.verdict.as_str(),
-                row.note.as_str(),
-                user_id,
-                row.decided_at_millis
-            ],
-        )?;
+        let revises = revises.map(|follows| match follows {
+            Follows::Stored(id) => id,
+            Follows::InFile(index) => written[index],
+        });
+        let id = sql
+            .query_int(
+                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING verdict_id",
+                values![
+                    row.transaction_id,
+                    row.verdict.as_str(),
+                    row.note.as_str(),
+                    user_id,
+                    row.decided_at_millis,
+                    revises,
+                    row.reason.as_str()
+                ],
+            )?
+            .unwrap_or_default();
+        written.push(id);
     }
     audit::record(
         sql,
@@ -133,6 +159,67 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
     report.imported = parsed.len();
     Ok(report)
     })
+}
+
+/// The verdict a row follows: stored already, or the row at this index of the sorted rows.
+#[derive(Debug, Clone, Copy)]
+enum Follows {
+    Stored(i64),
+    InFile(usize),
+}
+
+/// For each row of `rows` (sorted by payment, then decision time), the final verdict it
+/// overturns, if it does: the payment's latest verdict decided before it, stored or earlier in
+/// the file, when that one is final and says otherwise. Such a row without a reason is a bad
+/// row, as a revision without one is refused in the dashboard.
+fn revisions(
+    sql: &mut dyn Sql,
+    rows: &[Parsed],
+    bad_rows: &mut Vec<BadRow>,
+) -> AppResult<Vec<Option<Follows>>> {
+    let mut revised = Vec::with_capacity(rows.len());
+    for (index, row) in rows.iter().enumerate() {
+        let stored: Option<(i64, String, i64)> = sql.row(
+            "SELECT verdict_id, verdict, created_at FROM verdicts \
+             WHERE transaction_id = ?1 AND created_at <= ?2 \
+             ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
+            values![row.transaction_id, row.decided_at_millis],
+            |r| Ok((r.at(0)?, r.at(1)?, r.at(2)?)),
+        )?;
+        // The file's previous row for this payment is decided at or after the stored one
+        // when it is decided no earlier (and, written later, it comes after it).
+        let in_file = index
+            .checked_sub(1)
+            .filter(|&previous| rows[previous].transaction_id == row.transaction_id);
+        let latest = match (stored, in_file) {
+            (Some((id, verdict, at)), Some(previous)) if at > rows[previous].decided_at_millis => {
+                Some((Follows::Stored(id), verdict))
+            }
+            (_, Some(previous)) => Some((
+                Follows::InFile(previous),
+                rows[previous].verdict.as_str().to_string(),
+            )),
+            (Some((id, verdict, _)), None) => Some((Follows::Stored(id), verdict)),
+            (None, None) => None,
+        };
+        let revises = latest.filter(|(_, verdict)| {
+            crate::cases::is_final(verdict) && verdict != row.verdict.as_str()
+        });
+        if let Some((_, verdict)) = &revises
+            && row.reason.trim().is_empty()
+        {
+            bad_rows.push(BadRow {
+                line: row.line,
+                reason: format!(
+                    "{} overturns the final verdict {verdict} decided before it: give the reason \
+                     column (why it was revised); the old verdict stays in the history",
+                    row.verdict.as_str()
+                ),
+            });
+        }
+        revised.push(revises.map(|(follows, _)| follows));
+    }
+    Ok(revised)
 }
 
 /// One row, or why it cannot be imported.
@@ -214,11 +301,17 @@ fn parse_row<'f>(
             })?
         }),
     };
+    let reason = field("reason").unwrap_or_default().to_string();
+    if reason.chars().count() > MAX_NOTE_CHARS {
+        return Err(format!("reason is longer than {MAX_NOTE_CHARS} characters"));
+    }
     Ok(Parsed {
+        line: 0,
         transaction_id,
         verdict,
         decided_at_millis,
         note,
+        reason,
         user_id,
     })
 }

@@ -1808,6 +1808,66 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
             2,
             "nothing of the bad file was imported"
         );
+
+        // Overturning a final verdict is a revision, as in the dashboard: it needs a reason,
+        // and records which verdict it revises. A file may carry a payment's whole history.
+        let revision = app.dir.path().join("revision.csv");
+        let write_revision = |reason: &str| {
+            std::fs::write(
+                &revision,
+                format!(
+                    "transaction_ref,verdict,decided_at,reason\n\
+                     REF-2,dismissed,2025-03-13 10:00:00,{reason}\n\
+                     REF-4,confirmed_fraud,2025-03-12 09:00:00,\n\
+                     REF-4,dismissed,2025-03-12 11:00:00,\n"
+                ),
+            )
+            .unwrap()
+        };
+        write_revision("");
+        let report =
+            dashboard::database::off_runtime(|| import_verdicts(app.state.db(), &revision, now))
+                .unwrap();
+        let lines: Vec<(u64, &str)> = report
+            .bad_rows
+            .iter()
+            .map(|b| (b.line, b.reason.as_str()))
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].0 == 2
+                && lines[0]
+                    .1
+                    .contains("overturns the final verdict confirmed_fraud"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].0 == 4 && lines[1].1.contains("give the reason column"),
+            "the file's own earlier verdict counts too: {lines:?}"
+        );
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
+        std::fs::write(
+            &revision,
+            "transaction_ref,verdict,decided_at,reason\n\
+             REF-2,dismissed,2025-03-13 10:00:00,bank confirmed the transfer\n\
+             REF-4,confirmed_fraud,2025-03-12 09:00:00,\n\
+             REF-4,dismissed,2025-03-12 11:00:00,muster roll checked\n",
+        )
+        .unwrap();
+        let report =
+            dashboard::database::off_runtime(|| import_verdicts(app.state.db(), &revision, now))
+                .unwrap();
+        assert!(report.bad_rows.is_empty(), "{:?}", report.bad_rows);
+        assert_eq!(report.imported, 3);
+        assert_eq!(
+            app.count(
+                "SELECT count(*) FROM verdicts v JOIN verdicts old ON old.verdict_id = v.revises \
+                 WHERE v.verdict = 'dismissed' AND old.verdict = 'confirmed_fraud' \
+                 AND v.reason <> '' AND old.transaction_id = v.transaction_id"
+            ),
+            2,
+            "both dismissals revise the confirmation before them"
+        );
     }
 }
 
