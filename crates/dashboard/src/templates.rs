@@ -554,6 +554,9 @@ pub struct AlertPage {
     pub control_day: Option<String>,
     /// Its latest verdict is final: a new one is a revision and needs a reason.
     pub has_final: bool,
+    /// Why the verdict just sent was not recorded, with what was typed, kept.
+    pub problem: Option<String>,
+    pub kept: KeptInput,
 }
 
 impl AlertPage {
@@ -669,7 +672,18 @@ impl AlertPage {
                 v.verdict == Verdict::ConfirmedFraud.as_str()
                     || v.verdict == Verdict::Dismissed.as_str()
             }),
+            problem: None,
+            kept: KeptInput::default(),
         }
+    }
+
+    /// The page again after a verdict that was not recorded: the problem named, the choice
+    /// and the text kept, so nothing typed is lost.
+    pub fn refused(mut self, problem: String, verdict: &str, kept: KeptInput) -> AlertPage {
+        self.verdict_options = verdict_options(Some(verdict).filter(|v| !v.is_empty()));
+        self.problem = Some(problem);
+        self.kept = kept;
+        self
     }
 }
 

@@ -15,11 +15,11 @@ use crate::filters::{
 };
 use crate::model_info::{self, ModelState, NO_MODEL_MESSAGE};
 use crate::routes::{link, page_status, render};
-use crate::session::PageSession;
+use crate::session::{PageSession, Session};
 use crate::state::AppState;
 use crate::templates::{
-    AlertPage, FilterForm, Layout, ModelPage, OverviewPage, Pager, SelectOption, SortHeader,
-    TxView, legend, scheme_options,
+    AlertPage, FilterForm, KeptInput, Layout, ModelPage, OverviewPage, Pager, SelectOption,
+    SortHeader, TxView, legend, scheme_options,
 };
 use crate::views::group_digits;
 
@@ -195,13 +195,18 @@ pub async fn alert(
     PageSession(session): PageSession,
     Path(id): Path<i64>,
 ) -> AppResult<Html<String>> {
+    render(&alert_page(&state, &session, id).await?)
+}
+
+/// The investigation page of transaction `id` as `session` may see it.
+async fn alert_page(state: &AppState, session: &Session, id: i64) -> AppResult<AlertPage> {
     let detail = state
         .read(move |conn| alerts::alert_detail(conn, id))
         .await?
         .ok_or(AppError::NotFound)?;
     let threshold = model_info::threshold(state.modeling());
     let mut page = AlertPage::new(
-        Layout::new(&session, &format!("Transaction {id}"), "alerts"),
+        Layout::new(session, &format!("Transaction {id}"), "alerts"),
         &detail,
         threshold,
     );
@@ -209,7 +214,7 @@ pub async fn alert(
     if !session.is_admin() {
         page.label = None;
     }
-    render(&page)
+    Ok(page)
 }
 
 /// The verdict form.
@@ -222,29 +227,54 @@ pub struct VerdictForm {
     pub reason: String,
 }
 
-/// `POST /alerts/{id}/verdict`: records the verdict, then back to the alert.
+/// `POST /alerts/{id}/verdict`: records the verdict, then back to the alert. A verdict that
+/// cannot be recorded (none chosen, a revision without a reason, perhaps because another
+/// auditor decided meanwhile) shows the page again with the problem and what was typed.
 pub async fn post_verdict(
     State(state): State<AppState>,
     PageSession(session): PageSession,
     Path(id): Path<i64>,
     Form(form): Form<VerdictForm>,
-) -> AppResult<Redirect> {
-    let verdict = Verdict::parse(&form.verdict)?;
+) -> AppResult<Response> {
+    let verdict = match Verdict::parse(&form.verdict) {
+        Ok(verdict) => verdict,
+        Err(AppError::BadRequest(problem)) => {
+            return refused_verdict(&state, &session, id, problem, form).await;
+        }
+        Err(error) => return Err(error),
+    };
     let now = aegis_core::time::now_millis();
-    state
-        .write(move |conn| {
-            alerts::record_verdict(
-                conn,
-                id,
-                verdict,
-                &form.note,
-                &form.reason,
-                &session.auditor(),
-                now,
-            )
-        })
-        .await?;
-    Ok(Redirect::to(&format!("/alerts/{id}")))
+    let auditor = session.auditor();
+    let (note, reason) = (form.note.clone(), form.reason.clone());
+    let recorded = state
+        .write(move |conn| alerts::record_verdict(conn, id, verdict, &note, &reason, &auditor, now))
+        .await;
+    match recorded {
+        Ok(_) => Ok(Redirect::to(&format!("/alerts/{id}")).into_response()),
+        Err(AppError::BadRequest(problem)) => {
+            refused_verdict(&state, &session, id, problem, form).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The alert page again (400) with `problem` and what `form` sent.
+async fn refused_verdict(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    problem: String,
+    form: VerdictForm,
+) -> AppResult<Response> {
+    let page = alert_page(state, session, id).await?.refused(
+        problem,
+        &form.verdict,
+        KeptInput {
+            note: form.note,
+            reason: form.reason,
+        },
+    );
+    Ok((page_status(true), render(&page)?).into_response())
 }
 
 /// `GET /model`: the current model and its evaluation.

@@ -204,16 +204,36 @@ async fn one_verdict_settles_an_incident_and_a_revision_needs_a_reason() {
         "SELECT count(*) FROM audit_log WHERE action = 'verdict revised' AND detail LIKE '%denied receiving%'",
     );
         assert_eq!(audited, 1);
-        // The single-alert form follows the same rule.
+        // The single-alert form follows the same rule, and shows the alert again with the
+        // problem, the choice and the note kept, and the reason field to fill in.
         let alert = app
             .post_form(
                 "/alerts/3/verdict",
                 Some(&login.cookie),
-                &[("csrf", &login.csrf), ("verdict", "needs_field_check")],
+                &[
+                    ("csrf", &login.csrf),
+                    ("verdict", "needs_field_check"),
+                    ("note", "the muster roll lists him twice"),
+                ],
             )
             .await;
         assert_eq!(alert.status, StatusCode::BAD_REQUEST);
-        assert!(alert.body.contains("reason:"));
+        assert!(
+            alert
+                .body
+                .contains("id=\"verdict-problem\">Not recorded: reason:")
+        );
+        assert!(
+            alert
+                .body
+                .contains(">the muster roll lists him twice</textarea>")
+        );
+        assert!(alert.body.contains("value=\"needs_field_check\" selected"));
+        assert!(alert.body.contains("name=\"reason\""));
+        assert!(
+            alert.body.contains("Beneficiary"),
+            "the whole alert page, not an error page"
+        );
     }
 }
 
