@@ -278,8 +278,10 @@ impl FromRequestParts<AppState> for ApiClient {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(|token| token.trim().to_string());
+            // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+            .and_then(|value| value.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_string());
         let Some(token) = token else {
             return Err(Unauthorized.into_response());
         };

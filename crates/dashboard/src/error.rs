@@ -13,6 +13,9 @@ use crate::templates::ErrorPage;
 pub enum AppError {
     #[error("not found")]
     NotFound,
+    /// Something the request names does not exist; the message names it (404).
+    #[error("{0}")]
+    Missing(String),
     /// The request is malformed; the message says what to change.
     #[error("{0}")]
     BadRequest(String),
@@ -43,6 +46,7 @@ impl AppError {
     fn public_parts(&self) -> (StatusCode, String) {
         match self {
             AppError::NotFound => (StatusCode::NOT_FOUND, "Not found.".to_string()),
+            AppError::Missing(message) => (StatusCode::NOT_FOUND, message.clone()),
             AppError::BadRequest(message) => (StatusCode::BAD_REQUEST, message.clone()),
             AppError::Forbidden(message) => (StatusCode::FORBIDDEN, message.clone()),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),

@@ -141,6 +141,17 @@ impl ItemResult {
 fn items_of(body: Value) -> AppResult<Vec<Value>> {
     let items = match body {
         Value::Array(items) => items,
+        Value::Object(object) if object.contains_key("payments") && object.len() > 1 => {
+            let others: Vec<&String> = object.keys().filter(|k| *k != "payments").collect();
+            return Err(AppError::Unprocessable(format!(
+                "a {{\"payments\": [...]}} body holds nothing else (found {}): options such as atomic go in the query string (?atomic=true)",
+                others
+                    .iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         Value::Object(mut object) if object.len() == 1 && object.contains_key("payments") => {
             match object.remove("payments") {
                 Some(Value::Array(items)) => items,
@@ -562,7 +573,9 @@ fn resolve_transaction(sql: &mut dyn Sql, body: &VerdictBody) -> AppResult<i64> 
             )?;
             match ids.as_slice() {
                 [id] => Ok(*id),
-                [] => Err(AppError::NotFound),
+                [] => Err(AppError::Missing(format!(
+                    "transaction_ref {reference:?} is not stored: check the reference, or send the payment first"
+                ))),
                 _ => Err(AppError::Unprocessable(format!(
                     "transaction_ref {reference:?} names more than one transaction: send transaction_id"
                 ))),
@@ -591,7 +604,7 @@ pub async fn post_verdict(
         ))
     })?;
     let now = aegis_core::time::now_millis();
-    let (id, verdict_id) = state
+    let (id, verdict_id, repeat) = state
         .write(move |conn| {
             let id = resolve_transaction(conn, &body)?;
             let auditor = match &body.auditor {
@@ -615,6 +628,23 @@ pub async fn post_verdict(
                     }
                 }
             };
+            // A retry of a request whose answer was lost: the payment's latest verdict is this
+            // one, word for word, by the same auditor. Answered with it, not recorded twice.
+            let latest: Option<(i64, String, String, String, i64)> = conn.row(
+                "SELECT verdict_id, verdict, note, reason, user_id FROM verdicts \
+                 WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
+                values![id],
+                |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?, row.at(3)?, row.at(4)?)),
+            )?;
+            if let Some((verdict_id, ..)) = latest.filter(|(_, v, note, reason, user)| {
+                v == verdict.as_str()
+                    && *note == body.note
+                    && *reason == body.reason
+                    && *user == auditor.user_id
+            }) {
+                apikeys::count_use(conn, client.key_id, now)?;
+                return Ok((id, verdict_id, true));
+            }
             let verdict_id = alerts::record_verdict(
                 conn,
                 id,
@@ -623,17 +653,28 @@ pub async fn post_verdict(
                 &body.reason,
                 &auditor,
                 now,
-            )?;
+            )
+            .map_err(|error| match error {
+                AppError::NotFound => {
+                    AppError::Missing(format!("transaction {id} is not stored"))
+                }
+                other => other,
+            })?;
             apikeys::count_use(conn, client.key_id, now)?;
-            Ok((id, verdict_id))
+            Ok((id, verdict_id, false))
         })
         .await?;
     Ok((
-        StatusCode::CREATED,
+        if repeat {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
         Json(json!({
             "verdict_id": verdict_id,
             "transaction_id": id,
             "verdict": verdict.as_str(),
+            "repeat": repeat,
         })),
     ))
 }

@@ -80,6 +80,18 @@ async fn requests_without_a_live_key_get_401_and_no_detail() {
             app.count("SELECT uses FROM api_keys WHERE name = 'switch'"),
             1
         );
+        // The scheme's name is case-insensitive: a client sending `bearer` is not refused.
+        {
+            use tower::ServiceExt;
+            let request = axum::http::Request::post("/api/v1/payments")
+                .header(header::AUTHORIZATION, format!("bearer {key}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(payment("P1b", "1000").to_string()))
+                .unwrap();
+            let response = app.app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(stored(&app, "P1b"), 1);
+        }
         // Scopes are enforced: an ingest key cannot read alerts or record verdicts.
         let response = app.api("GET", "/api/v1/alerts", Some(&key), "").await;
         assert_eq!(response.status, StatusCode::FORBIDDEN);
@@ -184,6 +196,25 @@ async fn a_bad_payment_never_loses_the_good_ones_unless_the_batch_is_atomic() {
             response.json()["results"][0]["transaction_ref"],
             "P5",
             "the payment left unstored is named"
+        );
+        assert_eq!(stored(&app, "P5"), 0);
+        // The option sent in the body instead of the query is named, not taken for a field.
+        let misplaced = json!({"payments": [payment("P5", "5")], "atomic": true});
+        let response = app
+            .api(
+                "POST",
+                "/api/v1/payments",
+                Some(&key),
+                &misplaced.to_string(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            response
+                .body
+                .contains("go in the query string (?atomic=true)"),
+            "{}",
+            response.body
         );
         assert_eq!(stored(&app, "P5"), 0);
         // Nothing valid at all: 422 too.
@@ -480,6 +511,15 @@ async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
     .await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
         assert_eq!(response.json()["transaction_id"], 2);
+        let first = response.json()["verdict_id"].clone();
+        // A retry whose answer was lost is answered with the verdict already recorded.
+        let retry = post(
+            json!({"transaction_ref": "REF-2", "verdict": "confirmed_fraud", "note": "bank confirmed"}),
+        )
+        .await;
+        assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
+        assert_eq!(retry.json()["verdict_id"], first);
+        assert_eq!(retry.json()["repeat"], true);
         let response =
             post(json!({"transaction_id": 3, "verdict": "dismissed", "auditor": "alice"})).await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
@@ -510,7 +550,12 @@ async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
             (
                 json!({"transaction_id": 999, "verdict": "dismissed"}),
                 StatusCode::NOT_FOUND,
-                "Not found",
+                "transaction 999 is not stored",
+            ),
+            (
+                json!({"transaction_ref": "REF-404", "verdict": "dismissed"}),
+                StatusCode::NOT_FOUND,
+                "REF-404\\\" is not stored: check the reference",
             ),
             (
                 json!({"verdict": "dismissed"}),
