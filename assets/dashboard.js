@@ -315,7 +315,9 @@
       });
       if (window.console) { console.error(error); }
     });
-    followLive(query);
+    // The live stream gets the filters as asked: with the page's default dates fixed in, it
+    // would stop showing new alerts at the first midnight.
+    followLive(root.getAttribute('data-live-query') || '');
   }
 
   // ---- Model -----------------------------------------------------------------------------

@@ -209,8 +209,12 @@ pub struct OverviewPage {
     pub rows: Vec<TxView>,
     pub pager: Pager,
     pub csv_href: String,
-    /// The filters as a query string, for the charts' API calls and the live stream.
+    /// The filters as a query string, the default date range included: the charts' API
+    /// calls, which draw what the page shows.
     pub api_query: String,
+    /// The filters as asked, without the default range: the live stream, which applies the
+    /// default range again at every push, so that it follows the data past midnight.
+    pub live_query: String,
     pub legend: Vec<CategoryLegend>,
 }
 

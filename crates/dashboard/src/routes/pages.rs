@@ -139,6 +139,7 @@ pub async fn overview(
         }
         Err(error) => return Err(error),
     };
+    let live_query = filters.query_string();
     let sort = Sort::parse(&params.sort, &params.dir);
     let page = parse_page(&params.page);
     let cache = state.clone();
@@ -177,6 +178,7 @@ pub async fn overview(
         pager: pager("/", &sorted_query, table.page, table.pages, table.total),
         csv_href: link("/export.csv", &sorted_query, &[]),
         api_query: filter_query,
+        live_query,
         legend: legend(),
     };
     Ok((status, render(&page)?).into_response())

@@ -613,6 +613,16 @@ async fn the_default_view_is_the_last_30_days_of_data() {
         );
         let page = app.get("/", Some(&login)).await;
         assert!(page.body.contains("2025-02-09 to 2025-03-10"));
+        // The charts draw the page's dates; the live stream gets the filters as asked, and
+        // applies the default range at each push, so it follows the data past midnight.
+        assert!(
+            page.body
+                .contains("data-query=\"from=2025-02-09&amp;to=2025-03-10\" data-live-query=\"\""),
+            "{}",
+            &page.body[..page.body.len().min(3000)]
+        );
+        let filtered = app.get("/?scheme=PENSION", Some(&login)).await.body;
+        assert!(filtered.contains("data-live-query=\"scheme=PENSION\""));
         assert_eq!(app.api_ids("from=2024-01-01", &login).await.len(), 6);
     }
 }
