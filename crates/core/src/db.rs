@@ -65,6 +65,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_scores_by_model",
         include_str!("../../../migrations/0013_scores_by_model.sql"),
     ),
+    (
+        "0014_verdicts_in_commit_order",
+        include_str!("../../../migrations/0014_verdicts_in_commit_order.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0013_scores_by_model",
         include_str!("../../../migrations/postgres/0013_scores_by_model.sql"),
     ),
+    (
+        14,
+        "postgres/0014_verdicts_in_commit_order",
+        include_str!("../../../migrations/postgres/0014_verdicts_in_commit_order.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
@@ -84,6 +89,11 @@ const MIGRATION_LOCK: i64 = 4_702_111_234_474_983_746;
 /// (Every advisory lock key Aegis takes is declared here, one after the other, so two can never
 /// be the same by accident.)
 pub const MONITOR_LOCK: i64 = 4_702_111_234_474_983_748;
+
+/// The advisory lock every insert into `verdicts` takes first (a statement trigger, migration
+/// 0014), so that verdict ids are committed in id order: a monitor reading verdicts after the
+/// last id it read cannot skip one that commits late.
+pub const VERDICT_LOCK: i64 = 4_702_111_234_474_983_749;
 
 /// Whether `--db` names a PostgreSQL server rather than an SQLite file.
 pub fn is_url(text: &str) -> bool {

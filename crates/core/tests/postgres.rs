@@ -236,6 +236,37 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(order, vec!["A".to_string(), "B".to_string()]);
+
+    // Verdicts too (0014): a monitor reads them after the last id it read.
+    reader
+        .batch_execute(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0)",
+        )
+        .unwrap();
+    let insert_verdict = "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+                          SELECT min(transaction_id), 'dismissed', (SELECT min(user_id) FROM users), 0 \
+                          FROM transaction_events";
+    let mut first_tx = first.transaction().unwrap();
+    first_tx.execute(insert_verdict, &[]).unwrap();
+    let (done, finished) = mpsc::channel();
+    let second_url = url.clone();
+    let second = std::thread::spawn(move || {
+        let mut second = pg::connect(&second_url).unwrap();
+        second.execute(insert_verdict, &[]).unwrap();
+        done.send(()).unwrap();
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a second verdict drew its id while the first had not committed"
+    );
+    first_tx.commit().unwrap();
+    finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    second.join().unwrap();
+    let verdicts: i64 = reader
+        .query_one("SELECT count(*) FROM verdicts", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(verdicts, 2);
 }
 
 /// One statement of the shared dialect gives the same rows on both engines, whatever integer
@@ -464,6 +495,7 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
             "DROP VIEW anomalies; DROP VIEW flagged; DROP FUNCTION aegis_notify_change() CASCADE; \
              ALTER TABLE transaction_scores DROP COLUMN timestamp; DROP TABLE feature_days; \
              DROP TABLE control_draws; DROP TABLE control_days; \
+             DROP FUNCTION aegis_verdicts_in_commit_order() CASCADE; \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();

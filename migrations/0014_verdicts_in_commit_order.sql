@@ -1,0 +1,3 @@
+-- Version 14: nothing to change on SQLite. PostgreSQL's twin makes verdict ids commit in id
+-- order, so that a monitor reading `verdict_id > the last it read` never skips a verdict that
+-- commits late. Here one writer at a time holds the database, so ids already follow commits.
