@@ -174,19 +174,27 @@ impl Checkpoints {
             file,
             temporary,
             path,
+            mark,
             bytes,
         })
     }
 
     /// Syncs a written checkpoint, renames it into place, and drops all but the newest
-    /// [`KEEP`].
+    /// [`KEEP`] at or below its mark. Those above it belong to data this database no longer
+    /// holds (it was regenerated or restored, and ids started again): kept, they would outrank
+    /// every new checkpoint, each deleted as soon as written, and every restart would replay
+    /// all history.
     fn commit(&self, pending: &Pending) -> anyhow::Result<()> {
         pending.file.sync_all()?;
         fs::rename(&pending.temporary, &pending.path)?;
         if let Ok(dir) = fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
-        for (_, old) in self.files().into_iter().skip(KEEP) {
+        let (ahead, kept): (Vec<_>, Vec<_>) = self
+            .files()
+            .into_iter()
+            .partition(|(mark, _)| *mark > pending.mark);
+        for (_, old) in ahead.into_iter().chain(kept.into_iter().skip(KEEP)) {
             let _ = fs::remove_file(old);
         }
         Ok(())
@@ -198,6 +206,7 @@ struct Pending {
     file: fs::File,
     temporary: PathBuf,
     path: PathBuf,
+    mark: i64,
     bytes: u64,
 }
 

@@ -320,6 +320,9 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
     std::fs::write(name(good + 40), elsewhere).unwrap();
     std::fs::write(name(mark + 1_000), &bytes).unwrap();
     std::fs::write(name(good + 30), b"half a file").unwrap();
+    // Two from a larger data set this database held before it was regenerated.
+    std::fs::write(name(1_000_000), &bytes).unwrap();
+    std::fs::write(name(2_000_000), &bytes).unwrap();
 
     copy.release(3_000);
     let restarted = monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
@@ -330,6 +333,10 @@ fn corrupt_foreign_and_future_checkpoints_are_skipped_and_scores_do_not_change()
     );
     assert_eq!(restarted.replayed_rows, 2_000);
     assert_same_scores(&fixture.store, &copy);
+    // The restart's own checkpoint outranks those of the data that is gone, which go.
+    let now = copy.int("SELECT high_water_mark FROM monitor_state");
+    assert!(name(now).exists(), "the new checkpoint is kept");
+    assert!(!name(1_000_000).exists() && !name(2_000_000).exists());
 
     // With no good checkpoint left, a full replay.
     for entry in std::fs::read_dir(&dir).unwrap() {
