@@ -72,16 +72,36 @@ pub struct Journal {
 
 use aegis_core::error::sqlite_busy as is_busy_sqlite;
 
-/// Whether an error is SQLite being busy, which a retry of the same batch fixes.
+/// Whether PostgreSQL rolled the batch back for another transaction (a deadlock with a
+/// dashboard write over the same incidents, a serialization failure, a lock wait that timed
+/// out): the same batch retried goes through.
+fn is_transient_postgres(error: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    error.code().is_some_and(|code| {
+        [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(code)
+    })
+}
+
+/// Whether an error is another writer in the way (SQLite busy, a PostgreSQL deadlock or
+/// serialization failure), which a retry of the same batch fixes.
 pub fn is_busy(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<rusqlite::Error>()
             .is_some_and(is_busy_sqlite)
-            || matches!(
-                cause.downcast_ref::<aegis_core::Error>(),
-                Some(aegis_core::Error::Sqlite(error)) if is_busy_sqlite(error)
-            )
+            || cause
+                .downcast_ref::<postgres::Error>()
+                .is_some_and(is_transient_postgres)
+            || match cause.downcast_ref::<aegis_core::Error>() {
+                Some(aegis_core::Error::Sqlite(error)) => is_busy_sqlite(error),
+                Some(aegis_core::Error::Postgres(error)) => is_transient_postgres(error),
+                _ => false,
+            }
     })
 }
 
@@ -427,4 +447,40 @@ fn link_and_mark(sql: &mut dyn Sql, batch: &ScoredBatch<'_>) -> anyhow::Result<(
     store::write_monitor_mark(sql, batch.mark, batch.model_version, batch.scored_at)?;
     batch.feature_days.write(sql, batch.model_version)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a retry of the same batch fixes is retried; anything else stops the monitor.
+    #[test]
+    fn a_batch_another_writer_was_in_the_way_of_is_retried() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert!(is_busy(
+            &anyhow::Error::from(aegis_core::Error::from(busy)).context("scoring a batch")
+        ));
+        let Some(url) = aegis_core::pg::test_server() else {
+            return;
+        };
+        let mut holder = aegis_core::pg::connect(&url).unwrap();
+        let mut waiter = aegis_core::pg::connect(&url).unwrap();
+        // A key of this test's own (Aegis's keys are listed in core::pg).
+        let key = 4_702_111_234_474_980_001_i64;
+        holder
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap();
+        waiter.batch_execute("SET lock_timeout = '10ms'").unwrap();
+        let timed_out = waiter
+            .execute("SELECT pg_advisory_lock($1)", &[&key])
+            .unwrap_err();
+        assert!(is_busy(
+            &anyhow::Error::from(aegis_core::Error::from(timed_out)).context("scoring a batch")
+        ));
+        let broken = waiter.execute("SELECT 1 / 0", &[]).unwrap_err();
+        assert!(!is_busy(&anyhow::Error::from(broken)));
+    }
 }

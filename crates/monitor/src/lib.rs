@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use aegis_core::artifacts;
-use aegis_core::db;
 use aegis_core::domain::Status;
 use aegis_core::drift::FeatureDays;
 use aegis_core::engine::Target;
@@ -375,10 +374,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         ) {
             Ok(()) => {}
             Err(error) if journal::is_busy(&error) => {
-                tracing::warn!(
-                    "database busy for {:?}; retrying the batch",
-                    db::BUSY_TIMEOUT
-                );
+                tracing::warn!(%error, "another writer was in the way; retrying the batch");
                 state = restore(
                     &mut journal,
                     &checkpoints,
