@@ -288,7 +288,22 @@ pub enum ModelState {
 
 /// The current model's threshold, if a model exists.
 pub fn threshold(modeling: &Path) -> Option<f32> {
-    read_config(modeling).ok().map(|config| config.threshold)
+    current(modeling).map(|model| model.threshold)
+}
+
+/// The model the monitor scores with now: its version and threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentModel {
+    pub version: String,
+    pub threshold: f32,
+}
+
+/// The current model, if `modeling/` holds a readable one.
+pub fn current(modeling: &Path) -> Option<CurrentModel> {
+    read_config(modeling).ok().map(|config| CurrentModel {
+        version: config.model_version,
+        threshold: config.threshold,
+    })
 }
 
 /// `metrics.json`'s score histogram, if there is one.

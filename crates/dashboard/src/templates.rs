@@ -564,9 +564,14 @@ pub struct AlertPage {
 }
 
 impl AlertPage {
-    /// The investigation page of one transaction, compared with the current model's
-    /// `threshold` (None without a model).
-    pub fn new(layout: Layout, detail: &AlertDetail, threshold: Option<f32>) -> AlertPage {
+    /// The investigation page of one transaction, compared with the `current` model's
+    /// threshold (None without a model) when that model scored it.
+    pub fn new(
+        layout: Layout,
+        detail: &AlertDetail,
+        current: Option<&crate::model_info::CurrentModel>,
+    ) -> AlertPage {
+        let threshold = current.map(|model| model.threshold);
         let row = &detail.transaction;
         let location = match (row.latitude, row.longitude) {
             (Some(lat), Some(lon)) => format!("{lat:.4}, {lon:.4}"),
@@ -615,7 +620,22 @@ impl AlertPage {
                 value: or_dash(&row.model_version),
             },
         ];
+        let scored_by_another = current.is_some_and(|model| {
+            row.model_version
+                .as_deref()
+                .is_some_and(|version| version != model.version)
+        });
         let (score_comparison, above_threshold) = match (row.anomaly_score, threshold) {
+            // An older model's score is not on the current model's scale: its own threshold
+            // decided the status.
+            (Some(_), Some(_)) if scored_by_another => (
+                format!(
+                    "scored by model {}, not the current one: the threshold shown is the current model's, and this score's own model judged it {}",
+                    row.model_version.as_deref().unwrap_or_default(),
+                    row.status.as_deref().unwrap_or("unscored")
+                ),
+                row.status.as_deref() == Some("ANOMALY"),
+            ),
             (Some(score), Some(threshold)) if threshold > 0.0 => (
                 format!("{:.1}× the threshold", score / f64::from(threshold)),
                 score >= f64::from(threshold),

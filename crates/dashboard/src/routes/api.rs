@@ -81,9 +81,14 @@ pub async fn alert(
         detail.is_anomaly = None;
         detail.fraud_type = None;
     }
-    let threshold = model_info::threshold(state.modeling());
+    let current = model_info::current(state.modeling());
+    // Whether `threshold` (the current model's) is the one this score was judged by.
+    let scored_by_current = current.as_ref().is_some_and(|model| {
+        detail.transaction.model_version.as_deref() == Some(model.version.as_str())
+    });
     let mut value = serde_json::to_value(detail).map_err(AppError::internal)?;
-    value["threshold"] = json!(threshold);
+    value["threshold"] = json!(current.map(|model| model.threshold));
+    value["scored_by_current_model"] = json!(scored_by_current);
     Ok(Json(value))
 }
 

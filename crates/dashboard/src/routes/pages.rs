@@ -206,11 +206,11 @@ async fn alert_page(state: &AppState, session: &Session, id: i64) -> AppResult<A
         .read(move |conn| alerts::alert_detail(conn, id))
         .await?
         .ok_or(AppError::NotFound)?;
-    let threshold = model_info::threshold(state.modeling());
+    let current = model_info::current(state.modeling());
     let mut page = AlertPage::new(
         Layout::new(session, &format!("Transaction {id}"), "alerts"),
         &detail,
-        threshold,
+        current.as_ref(),
     );
     // The label would lead an auditor's verdict (a real deployment has none): admins only.
     if !session.is_admin() {

@@ -770,6 +770,24 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
         assert!(body.contains("threshold 0.4500"));
         assert!(body.contains("2.0× the threshold"));
         assert!(body.contains("name=\"csrf\""));
+        // A score an older model gave is not compared with the current model's threshold.
+        app.exec(match engine {
+            aegis_core::sql::Engine::Sqlite => {
+                "UPDATE transactions SET model_version = 'm-old' WHERE transaction_id = 2"
+            }
+            aegis_core::sql::Engine::Postgres => {
+                "UPDATE transaction_scores SET model_version = 'm-old' WHERE transaction_id = 2"
+            }
+        });
+        let old = app.get("/alerts/2", Some(&login)).await.body;
+        assert!(
+            old.contains("scored by model m-old, not the current one")
+                && !old.contains("× the threshold"),
+            "{}",
+            &old[..old.len().min(4000)]
+        );
+        let json = app.get("/api/alerts/2", Some(&login)).await.json();
+        assert_eq!(json["scored_by_current_model"], false);
         let shared = app.get("/alerts/3", Some(&login)).await.body;
         assert!(
             shared.contains("<td>B1</td>"),
