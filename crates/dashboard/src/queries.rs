@@ -127,8 +127,12 @@ pub fn distinct_schemes(sql: &mut dyn Sql) -> AppResult<Vec<String>> {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Kpis {
     pub transactions: i64,
+    /// Of them, the payments the monitor scored NORMAL or ANOMALY (not those it has not
+    /// reached yet, nor ERROR rows).
+    pub scored: i64,
     pub anomalies: i64,
-    /// Anomalies as a percentage of the filtered transactions.
+    /// Anomalies as a percentage of the filtered payments scored: the alert rate the Model
+    /// page's drift compares with the budget.
     pub anomaly_percent: f64,
     pub top_scheme: Option<String>,
     pub top_scheme_anomalies: i64,
@@ -191,13 +195,55 @@ pub fn kpis(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Kpis> {
         .iter()
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
         .map(|(scheme, n, _, _)| (scheme.clone(), *n));
-    let anomaly_percent = if transactions > 0 {
-        anomalies as f64 * 100.0 / transactions as f64
+    // The rate is of the payments scored: a monitor back-filling an import (or stopped) has
+    // not reached the newest, and an ERROR row was never judged. Both counts avoid joining
+    // every payment to its score: the monitor scores in id order, so what it has not reached
+    // is above its mark (before any monitor ran, the rows without a status), and ERROR rows
+    // come from the index of flagged rows.
+    let unscored = match aegis_core::store::monitor_mark(sql)? {
+        Some(mark) => {
+            let mut above = params.clone();
+            above.push(Value::Int(mark));
+            sql.query_int(
+                &format!(
+                    "SELECT count(*) FROM transactions{}",
+                    and(&where_sql, "transaction_id > ?")
+                ),
+                &above,
+            )?
+        }
+        None => sql.query_int(
+            &format!(
+                "SELECT count(*) FROM transactions{}",
+                and(&where_sql, "status IS NULL")
+            ),
+            &params,
+        )?,
+    }
+    .unwrap_or(0);
+    let errors = sql
+        .query_int(
+            &format!(
+                "SELECT count(*) FROM flagged{}",
+                and(&where_sql, "status = 'ERROR'")
+            ),
+            &params,
+        )?
+        .unwrap_or(0);
+    let scored = (transactions - unscored - errors).max(anomalies);
+    let anomaly_percent = if scored > 0 {
+        anomalies as f64 * 100.0 / scored as f64
     } else {
         0.0
     };
+    let anomaly_percent_text = if scored < transactions {
+        format!("{anomaly_percent:.2} % of {} scored", group_digits(scored))
+    } else {
+        format!("{anomaly_percent:.2} %")
+    };
     Ok(Kpis {
         transactions,
+        scored,
         anomalies,
         anomaly_percent,
         top_scheme_anomalies: top.as_ref().map_or(0, |(_, n)| *n),
@@ -210,7 +256,7 @@ pub fn kpis(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Kpis> {
         amount_confirmed_paise: confirmed,
         transactions_text: group_digits(transactions),
         anomalies_text: group_digits(anomalies),
-        anomaly_percent_text: format!("{anomaly_percent:.2} %"),
+        anomaly_percent_text,
         amount_flagged_text: aegis_core::domain::format_rupees(flagged),
         amount_confirmed_text: format!(
             "{} confirmed fraud",

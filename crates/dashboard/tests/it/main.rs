@@ -636,7 +636,17 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
         let kpis = &summary["kpis"];
         assert_eq!(kpis["transactions"], 5);
         assert_eq!(kpis["anomalies"], 2);
-        assert_eq!(kpis["anomaly_percent_text"], "40.00 %");
+        // Of the payments scored: payment 5 is not scored yet.
+        assert_eq!(kpis["scored"], 4);
+        assert_eq!(kpis["anomaly_percent_text"], "50.00 % of 4 scored");
+        // Once a monitor runs, what it has not reached is what is above its mark (here 4 and
+        // 5: the count does not look at each row's score).
+        app.exec(
+            "INSERT INTO monitor_state (id, high_water_mark, model_version, updated_at) \
+             VALUES (1, 3, 'm-test', 1)",
+        );
+        let kpis = app.get("/api/summary", Some(&login)).await.json()["kpis"].clone();
+        assert_eq!(kpis["anomaly_percent_text"], "66.67 % of 3 scored");
         assert_eq!(kpis["amount_flagged_paise"], 5_030_000);
         assert_eq!(kpis["amount_flagged_text"], "₹50,300");
         assert_eq!(kpis["amount_confirmed_paise"], 0, "no verdict yet");
