@@ -556,17 +556,19 @@ pub struct Recall {
 
 /// The recall an audit team estimates from its verdicts alone: confirmed alerts over confirmed
 /// alerts plus the frauds the sample says passed unflagged, on the estimate's days (those of
-/// `days` with a decided draw).
+/// `days` with a decided draw). NaN while no alert of those days is confirmed fraud.
 pub fn recall(estimate: &Estimate, days: &[DaySample]) -> Recall {
     let used = days.iter().filter(|d| d.decided > 0);
     let confirmed: i64 = used.clone().map(|d| d.alerts_confirmed).sum();
     let open: i64 = used.map(|d| d.alerts_open).sum();
     let found = confirmed as f64;
+    // With no alert confirmed there is nothing to estimate recall from (it read 1.00 when the
+    // sample found nothing either): not a number, which callers show as unknown.
     let of = |missed: f64| {
-        if found + missed > 0.0 {
+        if found > 0.0 {
             found / (found + missed)
         } else {
-            1.0
+            f64::NAN
         }
     };
     let (missed, missed_low, missed_high) = estimate.missed();
@@ -949,6 +951,17 @@ mod tests {
         assert_eq!((recall.alerts_confirmed, recall.alerts_open), (1, 1));
         assert!((recall.recall - 1.0 / 21.0).abs() < 1e-9);
         assert!(recall.low <= recall.recall && recall.recall <= recall.high);
+        // Before any alert is confirmed there is no recall to speak of (it read 1.00).
+        let none_confirmed: Vec<DaySample> = all
+            .iter()
+            .cloned()
+            .map(|day| DaySample {
+                alerts_confirmed: 0,
+                ..day
+            })
+            .collect();
+        let unknown = super::recall(&estimate, &none_confirmed);
+        assert!(unknown.recall.is_nan() && unknown.low.is_nan() && unknown.high.is_nan());
     }
 
     /// A draw keeps the model that scored it; a day belongs to the model that scored all of

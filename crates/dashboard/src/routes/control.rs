@@ -160,13 +160,17 @@ fn estimate_lines(estimate: &Estimate, recall: &Recall) -> Vec<String> {
             percent(estimate.low),
             percent(estimate.high),
         ),
-        format!(
-            "With the {} alerts of those days confirmed fraud, the detector's recall is about {:.2} (interval {:.2} to {:.2}).",
-            group_digits(recall.alerts_confirmed),
-            recall.recall,
-            recall.low,
-            recall.high,
-        ),
+        if recall.recall.is_nan() {
+            "No alert of those days is confirmed fraud yet, so the detector's recall cannot be estimated from them.".to_string()
+        } else {
+            format!(
+                "With the {} alerts of those days confirmed fraud, the detector's recall is about {:.2} (interval {:.2} to {:.2}).",
+                group_digits(recall.alerts_confirmed),
+                recall.recall,
+                recall.low,
+                recall.high,
+            )
+        },
     ];
     if recall.alerts_open > 0 {
         lines.push(format!(
@@ -225,7 +229,11 @@ fn page(
                     )
                 }),
                 recall: estimate.as_ref().map_or("—".into(), |(_, r)| {
-                    format!("{:.2} ({:.2} to {:.2})", r.recall, r.low, r.high)
+                    if r.recall.is_nan() {
+                        "— (no alert confirmed yet)".into()
+                    } else {
+                        format!("{:.2} ({:.2} to {:.2})", r.recall, r.low, r.high)
+                    }
                 }),
             })
             .collect(),
