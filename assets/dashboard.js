@@ -309,6 +309,10 @@
       if (daily) { drawDaily(daily, summary.daily); }
       if (heatmap) { drawHeatmap(heatmap, summary.heatmap); }
       if (map) { drawMap(map, summary.map); }
+      setText('map-note', summary.map_located > summary.map.length
+        ? 'Showing the ' + summary.map.length.toLocaleString('en-IN') + ' highest-scoring of ' +
+          summary.map_located.toLocaleString('en-IN') + ' located anomalies.'
+        : '');
     }).catch(function (error) {
       [daily, heatmap, map].forEach(function (chart) {
         if (chart) { chart.hideLoading(); showMessage(chart, 'Could not load the chart data'); }

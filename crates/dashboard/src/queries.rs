@@ -346,9 +346,13 @@ fn continuous_days(
         return days;
     };
     let mut start = from.unwrap_or(first).min(first);
-    let end = to.unwrap_or(last).max(last);
+    let mut end = to.unwrap_or(last).max(last);
+    // Cut at both ends: `?to=2100-12-31` would otherwise draw 27,000 empty days after the data.
     if end.signed_duration_since(start).num_days() as u64 > MAX_TREND_DAYS {
         start = first;
+    }
+    if end.signed_duration_since(start).num_days() as u64 > MAX_TREND_DAYS {
+        end = last;
     }
     let mut by_date: std::collections::HashMap<String, DailyPoint> =
         days.into_iter().map(|p| (p.date.clone(), p)).collect();
@@ -431,6 +435,20 @@ pub struct MapPoint {
     pub score: Option<f64>,
 }
 
+/// How many anomalies of the filter have a location.
+pub fn located_anomalies(sql: &mut dyn Sql, filters: &Filters) -> AppResult<i64> {
+    let (where_sql, params) = filters.where_clause(sql.engine());
+    Ok(sql
+        .query_int(
+            &format!(
+                "SELECT count(*) FROM anomalies{}",
+                and(&where_sql, "latitude IS NOT NULL AND longitude IS NOT NULL")
+            ),
+            &params,
+        )?
+        .unwrap_or(0))
+}
+
 /// Located anomalies of the filter, highest score first.
 pub fn map_points(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<MapPoint>> {
     let engine = sql.engine();
@@ -466,7 +484,11 @@ pub struct Summary {
     pub range: String,
     pub daily: Vec<DailyPoint>,
     pub heatmap: Vec<HeatCell>,
+    /// The highest-scoring located anomalies, at most [`MAP_LIMIT`].
     pub map: Vec<MapPoint>,
+    /// How many located anomalies the filters select: more than `map` holds when the map shows
+    /// only the top ones, which the page then says.
+    pub map_located: i64,
 }
 
 /// The `/api/summary` answer.
@@ -477,6 +499,7 @@ pub fn summary(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Summary> {
         daily: daily(sql, filters)?,
         heatmap: heatmap(sql, filters)?,
         map: map_points(sql, filters)?,
+        map_located: located_anomalies(sql, filters)?,
     })
 }
 
@@ -701,5 +724,21 @@ mod tests {
             continuous_days(Vec::new(), from, to).is_empty(),
             "no rows, no axis"
         );
+    }
+
+    #[test]
+    fn a_range_far_wider_than_the_data_is_cut_to_the_data_at_both_ends() {
+        let days = vec![point("2025-03-02", 5), point("2025-03-05", 7)];
+        let far = |from, to| {
+            continuous_days(
+                days.clone(),
+                NaiveDate::from_ymd_opt(from, 1, 1),
+                NaiveDate::from_ymd_opt(to, 12, 31),
+            )
+            .len()
+        };
+        // From 1990: cut to the data's first day, then on to the end of 2025 as asked.
+        assert_eq!(far(1990, 2025), 305, "a range from long before");
+        assert_eq!(far(2025, 2100), 4, "a range to long after");
     }
 }

@@ -695,12 +695,17 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
         );
         let map = summary["map"].as_array().unwrap();
         assert_eq!(map.len(), 2);
+        assert_eq!(
+            summary["map_located"], 2,
+            "the page says when the map shows fewer"
+        );
         assert_eq!(map[0]["id"], 2, "highest score first");
         assert_eq!(map[0]["category"], "amount");
         let filtered = app
             .get("/api/summary?scheme=PENSION", Some(&login))
             .await
             .json();
+        assert_eq!(filtered["map_located"], 0);
         assert_eq!(filtered["kpis"]["transactions"], 2);
         assert_eq!(filtered["kpis"]["anomalies"], 0);
         let bad = app.get("/api/summary?from=yesterday", Some(&login)).await;
