@@ -197,8 +197,22 @@ fn parse_time(text: &str, source: Source) -> Result<EventTime, FieldError> {
             format!("timestamp {text:?} is out of range: payments from 2000 to 2099 are accepted"),
         ));
     }
+    if time > crate::time::now() + FUTURE_SLACK {
+        return Err(FieldError::new(
+            "timestamp",
+            format!(
+                "timestamp {text:?} is more than a day after this machine's clock: a payment is reported after it is made; check the year (or the clock)"
+            ),
+        ));
+    }
     Ok(time)
 }
+
+/// How far past this machine's clock a payment's time may be (clock skew between systems).
+/// Beyond it the time is a typo: a payment dated in 2052 would move "now" for the overview and
+/// the control sample, and hold its counter's and beneficiary's history windows open for
+/// decades (every later payment there queued behind it, counted as recent).
+pub const FUTURE_SLACK: EventTime = crate::time::DAY;
 
 /// Validates one JSON payment of the API. Strings are read as they are, numbers and booleans
 /// as their JSON text, `null` as absent; any other value, and any field not in
@@ -349,6 +363,11 @@ mod tests {
         assert!(error.reason.contains("no UTC offset"), "{error}");
         let error = with("timestamp", json!("1970-01-01T00:00:00Z"));
         assert!(error.reason.contains("out of range"), "{error}");
+        let error = with("timestamp", json!("2098-03-01T10:00:00+05:30"));
+        assert!(
+            error.reason.contains("after this machine's clock"),
+            "{error}"
+        );
         assert_eq!(with("amount", json!([1])).field, "amount");
         assert_eq!(with("ammount", json!("1")).field, "ammount");
         assert_eq!(with("latitude", json!("north")).field, "latitude");
