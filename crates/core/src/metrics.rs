@@ -191,6 +191,10 @@ pub struct Evaluation {
     pub precision_at_k: f64,
     pub confusion: Confusion,
     pub per_type: Vec<TypeRecall>,
+    /// Test rows without a label (an export that labels only the cases it investigated), left
+    /// out of every figure above: counted as ordinary they would make the precision up.
+    #[serde(default)]
+    pub unlabeled: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -353,6 +357,7 @@ mod tests {
                 recall: f64::NAN,
                 median_score: 0.1,
             }],
+            unlabeled: 0,
         }
     }
 

@@ -380,6 +380,14 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         model: count(evaluation.map(field)),
         baseline: count(baseline.map(field)),
     }));
+    // Said only when it happens: rows an export did not label are not counted as ordinary.
+    if evaluation.is_some_and(|e| e.unlabeled > 0) {
+        metric_rows.push(MetricRow {
+            name: "Test rows without a label (left out)",
+            model: count(evaluation.map(|e| e.unlabeled)),
+            baseline: count(baseline.map(|e| e.unlabeled)),
+        });
+    }
     metric_rows.push(MetricRow {
         name: "Threshold",
         model: ratio(evaluation.map(|e| f64::from(e.threshold)), 4),
@@ -704,6 +712,7 @@ mod tests {
                     median_score: 2.0,
                 })
                 .collect(),
+            unlabeled: 0,
         }
     }
 

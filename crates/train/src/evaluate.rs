@@ -81,6 +81,7 @@ pub fn evaluate(
         precision_at_k,
         confusion,
         per_type: per_type_recall(scores, fraud_types, threshold)?,
+        unlabeled: 0,
     })
 }
 

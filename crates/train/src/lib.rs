@@ -1138,11 +1138,17 @@ fn evaluate_split(
     alert_rate: f64,
 ) -> anyhow::Result<Evaluation> {
     let examples = &dataset.examples[range];
-    let labels: Vec<bool> = examples
+    // Only the rows that carry a label are judged: an export that labels the cases it
+    // investigated leaves the rest unknown, not ordinary. With every row labeled (every data
+    // set of ours) nothing changes.
+    let (labeled, scores): (Vec<_>, Vec<f32>) = examples
         .iter()
-        .map(|e| e.is_anomaly == Some(true))
-        .collect();
-    let types: Vec<Option<String>> = examples
+        .zip(scores)
+        .filter(|(e, _)| e.is_anomaly.is_some())
+        .map(|(e, &score)| (e, score))
+        .unzip();
+    let labels: Vec<bool> = labeled.iter().map(|e| e.is_anomaly == Some(true)).collect();
+    let types: Vec<Option<String>> = labeled
         .iter()
         .map(|e| {
             if e.is_anomaly == Some(true) {
@@ -1156,8 +1162,10 @@ fn evaluate_split(
         as f64
         / DAY as f64)
         .max(1.0);
-    let k = (alert_rate * examples.len() as f64 / days).round() as usize;
-    evaluate(scores, &labels, &types, threshold, k)
+    let k = (alert_rate * labeled.len() as f64 / days).round() as usize;
+    let mut evaluation = evaluate(&scores, &labels, &types, threshold, k)?;
+    evaluation.unlabeled = examples.len() - labeled.len();
+    Ok(evaluation)
 }
 
 /// 40 log-spaced bins of scores, for the dashboard's histogram.

@@ -1665,6 +1665,7 @@ fn write_model(app: &TestApp) {
             recall: 1.0,
             median_score: 0.8,
         }],
+        unlabeled: 0,
     };
     let metrics = Metrics {
         model_version: "m-test".into(),

@@ -247,6 +247,41 @@ fn a_csv_with_only_the_required_columns_trains_without_labels() {
     );
 }
 
+/// An export that labels only some payments (the cases it investigated) is judged on those:
+/// the unlabeled ones are left out of the figures, not counted as ordinary, and the Model page
+/// is told how many.
+#[test]
+fn rows_without_a_label_are_left_out_of_the_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = labeled_db(dir.path(), 6_000);
+    let partial = dir.path().join("partial.db");
+    std::fs::copy(&full, &partial).unwrap();
+    rusqlite::Connection::open(&partial)
+        .unwrap()
+        .execute_batch(
+            "UPDATE transactions SET is_anomaly = NULL, fraud_type = NULL \
+             WHERE is_anomaly = 0 AND transaction_id % 2 = 0",
+        )
+        .unwrap();
+    let judged = |db: &std::path::Path, name: &str| {
+        train::run(&train_config(db, &dir.path().join(name), 5))
+            .unwrap()
+            .evaluation
+            .expect("labeled")
+    };
+    let all = judged(&full, "m-full");
+    let some = judged(&partial, "m-partial");
+    assert_eq!(all.unlabeled, 0);
+    assert!(some.unlabeled > 1_000 / 2, "{}", some.unlabeled);
+    assert_eq!(some.rows + some.unlabeled, all.rows);
+    assert_eq!(some.positives, all.positives, "every fraud kept its label");
+    assert_eq!(
+        some.confusion.true_positives, all.confusion.true_positives,
+        "the same model finds the same frauds"
+    );
+    assert!(some.confusion.false_positives <= all.confusion.false_positives);
+}
+
 /// On card payments (the Fraud Detection Handbook's world), where frauds are given away by the
 /// payment alone, the labels of the held-out rows choose a combination with the per-row
 /// detector, and the score is no worse than that detector alone: the case where our behavioural
