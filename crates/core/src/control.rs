@@ -182,11 +182,20 @@ pub fn drawn_on(sql: &mut dyn Sql, day: EventTime) -> Result<Option<Vec<i64>>> {
 }
 
 /// The event time it is now, as the data tells it: the newest payment's time (`None`: no
-/// payment yet, or the newest timestamp is not one, which the monitor marks as an error row).
-/// Generated data lives in its own calendar, so a day is over when a payment after it has
-/// arrived, not when the wall clock says so.
+/// payment yet). Generated data lives in its own calendar, so a day is over when a payment
+/// after it has arrived, not when the wall clock says so. The bound keeps a stored timestamp
+/// that is not one (letters sort after digits; the monitor marks its row an error) from
+/// hiding every real one, as the overview's newest date does.
 pub fn event_now(sql: &mut dyn Sql) -> Result<Option<EventTime>> {
-    let newest: Option<String> = sql.value("SELECT max(timestamp) FROM transactions", &[])?;
+    let newest: Option<String> = sql
+        .value(
+            &format!(
+                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
+                sql.engine().payments_table()
+            ),
+            &[],
+        )?
+        .flatten();
     Ok(newest
         .as_deref()
         .and_then(|text| parse_timestamp(text).ok()))
@@ -768,6 +777,19 @@ mod tests {
     /// The newest payment's time in [`database`].
     fn now() -> Option<EventTime> {
         Some(parse_timestamp("2026-01-02 08:00:00").unwrap())
+    }
+
+    /// A stored timestamp that is not one (letters sort after every date) does not hide the
+    /// newest real payment: without the bound, every draw was refused as "not over".
+    #[test]
+    fn a_timestamp_that_is_not_one_does_not_stop_the_clock() {
+        let (_dir, conn) = database(false);
+        conn.execute(
+            "INSERT INTO transactions (beneficiary_id, scheme, timestamp) VALUES ('B', 'S', 'yesterday')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(event_now(&mut crate::sql::Sqlite(&conn)).unwrap(), now());
     }
 
     /// Draws 4 of the first day's payments in [`database`].
