@@ -90,8 +90,55 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|kb| kb.parse().ok())
 }
 
-/// Asks a child to stop (SIGTERM), then kills it if it has not exited after `grace`.
+/// Running children, stopped in order when dropped: an error after a spawn (a dashboard
+/// that cannot bind its port, a feed that never started) never leaves a monitor or a feed
+/// running on without the launcher, holding the database's one-monitor lock.
+#[derive(Default)]
+pub struct Children(Vec<(&'static str, Child)>);
+
+impl Children {
+    /// Adds a child, stopped after those already held.
+    pub fn push(&mut self, name: &'static str, child: Child) {
+        self.0.push((name, child));
+    }
+
+    /// Adds a child, stopped before those already held (a feed, so that the monitor scores
+    /// its last batch).
+    pub fn push_first(&mut self, name: &'static str, child: Child) {
+        self.0.insert(0, (name, child));
+    }
+
+    /// The first child that has exited, with its status.
+    pub fn exited(&mut self) -> anyhow::Result<Option<(&'static str, ExitStatus)>> {
+        for (name, child) in self.0.iter_mut() {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some((name, status)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stops every child in order, giving each `grace`; returns their names and statuses.
+    pub fn stop_all(&mut self, grace: Duration) -> Vec<(&'static str, anyhow::Result<ExitStatus>)> {
+        self.0
+            .drain(..)
+            .map(|(name, mut child)| (name, stop(&mut child, grace)))
+            .collect()
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        let _ = self.stop_all(Duration::from_secs(10));
+    }
+}
+
+/// Asks a child to stop (SIGTERM), then kills it if it has not exited after `grace`. A child
+/// that has already exited is not signalled: its pid may belong to another process by now.
 pub fn stop(child: &mut Child, grace: Duration) -> anyhow::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
     signal(child.id(), "TERM");
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
@@ -112,4 +159,26 @@ pub fn signal(pid: u32, name: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+#[cfg(test)]
+mod children_tests {
+    use super::*;
+
+    /// An error between spawning the programs and stopping them (the launcher's `?`) stops
+    /// them anyway: none outlives the launcher.
+    #[test]
+    fn children_stop_when_the_launcher_drops_them() {
+        let mut children = Children::default();
+        let sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = sleeper.id();
+        children.push("sleep", sleeper);
+        assert!(children.exited().unwrap().is_none());
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        drop(children);
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the child was stopped and reaped"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use crate::procs::{self, command, stop};
+use crate::procs::{self, Children, command};
 
 /// Options of `aegis up`.
 #[derive(Debug, Clone)]
@@ -168,48 +168,67 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     if let Some(key) = &key {
         feed_args.extend(["--via-api", url.as_str(), "--key", key.as_str()]);
     }
+    // The feed pays the beneficiaries `generate` registered; data imported from an export
+    // has none, and the feed would stop at once. Then the monitor and the dashboard run alone.
+    let feed = has_registry(&config.db)?;
     // In stopping order: the feed first, so the monitor can score its last batch. Through the
-    // API, the feed starts once the dashboard answers.
-    let mut children: Vec<(&str, Child)> = vec![
-        (
-            "monitor",
-            command("monitor", Some(&log("monitor")))?
-                .args(["--db", db, "--modeling", modeling])
-                .spawn()?,
-        ),
-        (
-            "dashboard",
-            command("dashboard", Some(&log("dashboard")))?
-                .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
-                .spawn()?,
-        ),
-    ];
-    if key.is_none() {
-        let feed = command("simulate", Some(&log("simulate")))?
+    // API, the feed starts once the dashboard answers. Dropped on an error, they all stop.
+    let mut children = Children::default();
+    children.push(
+        "monitor",
+        command("monitor", Some(&log("monitor")))?
+            .args(["--db", db, "--modeling", modeling])
+            .spawn()?,
+    );
+    children.push(
+        "dashboard",
+        command("dashboard", Some(&log("dashboard")))?
+            .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
+            .spawn()?,
+    );
+    let spawn_feed = |children: &mut Children| -> anyhow::Result<()> {
+        let child = command("simulate", Some(&log("simulate")))?
             .args(&feed_args)
             .spawn()?;
-        children.insert(0, ("simulate", feed));
+        children.push_first("simulate", child);
+        Ok(())
+    };
+    if feed && key.is_none() {
+        spawn_feed(&mut children)?;
     }
-    crate::http::wait_until_up(&url, Duration::from_secs(30))?;
-    if key.is_some() {
-        let feed = command("simulate", Some(&log("simulate")))?
-            .args(&feed_args)
-            .spawn()?;
-        children.insert(0, ("simulate", feed));
+    crate::http::wait_until_up(&url, Duration::from_secs(30)).with_context(|| {
+        format!(
+            "the dashboard did not answer at {url}: see {} (is the address in use? pass --addr)",
+            log("dashboard").display()
+        )
+    })?;
+    if feed && key.is_some() {
+        spawn_feed(&mut children)?;
     }
+    let feeding = if feed {
+        format!(
+            "The simulator feeds {} payments a second into {shown}{};\n\
+             the monitor scores each one as it arrives",
+            config.rate,
+            if config.via_api {
+                " through the payments API"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!(
+            "No live feed: {shown} has no beneficiary registry to pay (its data was imported from\n\
+             an export). Add payments with `generate --from-csv FILE --append` or the payments API;\n\
+             the monitor scores each one as it arrives"
+        )
+    };
     println!(
         "\nAegis is running.\n\n  dashboard  {url}\n  auditor    {username}  password {password}\n  \
          admin      {admin}  password {admin_password}\n\n\
-         The simulator feeds {} payments a second into {shown}{};\n\
-         the monitor scores each one as it arrives; open the dashboard and watch the Overview and\n\
+         {feeding}; open the dashboard and watch the Overview and\n\
          Alerts. Logs are in {}.\n\
          Press Ctrl-C to stop everything.",
-        config.rate,
-        if config.via_api {
-            " through the payments API"
-        } else {
-            ""
-        },
         config.logs.display()
     );
 
@@ -237,6 +256,7 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut reviewed_at = Instant::now();
+    let mut failed = None;
     while !stop_requested.load(Ordering::Relaxed) {
         if let Some(auditors) = config.auditors
             && reviewed_at.elapsed() >= REVIEW_EVERY
@@ -259,21 +279,31 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
                 );
             }
         }
-        for (name, child) in children.iter_mut() {
-            if let Some(status) = child.try_wait()? {
-                eprintln!(
-                    "{name} stopped unexpectedly ({status}); see {}",
-                    log(name).display()
-                );
-                stop_requested.store(true, Ordering::Relaxed);
-            }
+        if let Some((name, status)) = children.exited()? {
+            failed = Some(format!(
+                "{name} stopped unexpectedly ({status}); see {}",
+                log(name).display()
+            ));
+            break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("\nstopping (ran {:.0} s)…", started.elapsed().as_secs_f64());
-    for (name, child) in children.iter_mut() {
-        let status = stop(child, Duration::from_secs(10))?;
-        println!("  {name} stopped ({status})");
+    for (name, status) in children.stop_all(Duration::from_secs(10)) {
+        println!("  {name} stopped ({})", status?);
     }
-    Ok(())
+    // A program that stopped by itself is a failure of the whole, whatever the others did.
+    match failed {
+        Some(why) => bail!(why),
+        None => Ok(()),
+    }
+}
+
+/// Whether `db` holds the beneficiary registry the simulator pays (`generate` writes it; an
+/// import from an export does not).
+fn has_registry(db: &Target) -> anyhow::Result<bool> {
+    let registered = db
+        .open()?
+        .in_transaction(|sql| sql.query_int("SELECT count(*) FROM beneficiaries", &[]))?;
+    Ok(registered.unwrap_or(0) > 0)
 }
