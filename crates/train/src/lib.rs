@@ -70,6 +70,9 @@ pub struct TrainOutcome {
     pub metrics: Metrics,
 }
 
+/// Fewest payments a model is trained on.
+const MIN_TRAINING_ROWS: usize = 100;
+
 /// Trains, evaluates and saves a model.
 pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     if !(0.0..0.5).contains(&config.alert_rate) || config.alert_rate == 0.0 {
@@ -81,7 +84,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     let started = Instant::now();
     let dataset = load_window(config)?;
     let feature_seconds = started.elapsed().as_secs_f64();
-    if dataset.len() < 100 {
+    if dataset.len() < MIN_TRAINING_ROWS {
         bail!(
             "only {} usable transactions in the training window of {}: generate or import data first (`cargo run -p generate`), or widen --from/--until",
             dataset.len(),
@@ -99,6 +102,25 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     };
     let train_indices: Vec<usize> = split.train.clone().filter(trainable).collect();
     let calibration_indices: Vec<usize> = split.calibration.clone().filter(trainable).collect();
+    // An export that labels only its frauds leaves --normal-only nothing to learn from: an
+    // autoencoder fitted on no rows would be random weights published as the model.
+    if train_indices.len() < MIN_TRAINING_ROWS || calibration_indices.is_empty() {
+        bail!(
+            "only {} rows to learn from and {} to validate on in the training window{}: {}",
+            train_indices.len(),
+            calibration_indices.len(),
+            if config.normal_only {
+                " with --normal-only"
+            } else {
+                ""
+            },
+            if config.normal_only {
+                "it keeps rows labeled is_anomaly = 0 only, and this data has too few; train without --normal-only"
+            } else {
+                "nearly every row is a confirmed fraud; import the ordinary payments too"
+            }
+        );
+    }
     tracing::info!(
         rows = dataset.len(),
         train = train_indices.len(),

@@ -50,11 +50,11 @@ struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "suite")]
     dump_features: Option<std::path::PathBuf>,
     /// Maximum epochs (early stopping usually ends sooner).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = parse_batch_size)]
     batch_size: usize,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = parse_learning_rate)]
     learning_rate: f64,
     /// Random seed: the same data and seed give the same model.
     #[arg(long, default_value_t = 7)]
@@ -130,5 +130,25 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--batch-size`: at least one row a step.
+fn parse_batch_size(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(size) if size > 0 => Ok(size),
+        _ => Err(format!(
+            "{text:?} is not a positive number of rows (512 is the default)"
+        )),
+    }
+}
+
+/// `--learning-rate`: a positive, finite step size.
+fn parse_learning_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number (0.002 is the default)"
+        )),
     }
 }

@@ -280,6 +280,21 @@ fn rows_without_a_label_are_left_out_of_the_evaluation() {
         "the same model finds the same frauds"
     );
     assert!(some.confusion.false_positives <= all.confusion.false_positives);
+
+    // Labels on the frauds alone leave --normal-only nothing to learn from: refused, and no
+    // untrained model is published.
+    let frauds_only = dir.path().join("frauds-only.db");
+    std::fs::copy(&full, &frauds_only).unwrap();
+    rusqlite::Connection::open(&frauds_only)
+        .unwrap()
+        .execute_batch("UPDATE transactions SET is_anomaly = NULL WHERE is_anomaly = 0")
+        .unwrap();
+    let modeling = dir.path().join("m-frauds-only");
+    let mut normal_only = train_config(&frauds_only, &modeling, 5);
+    normal_only.normal_only = true;
+    let message = train::run(&normal_only).unwrap_err().to_string();
+    assert!(message.contains("train without --normal-only"), "{message}");
+    assert!(!modeling.join("model_config.json").exists());
 }
 
 /// On card payments (the Fraud Detection Handbook's world), where frauds are given away by the
