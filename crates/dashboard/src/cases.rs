@@ -1035,19 +1035,24 @@ impl Shown {
 
 /// Refuses, naming each incident that changed and how, when any of `shown` no longer matches
 /// the database in what `watch` depends on. In the caller's write transaction, so nothing can
-/// change between the check and the write.
+/// change between the check and the write: on SQLite the transaction holds the database; on
+/// PostgreSQL the no-op update locks each incident's row until the commit, and the monitor's
+/// linking of a new alert updates the same row, so it waits (as it does for `link_backlog`).
 pub fn unchanged(sql: &mut dyn Sql, shown: &[Shown], watch: Watch) -> AppResult<()> {
     let mut changes = Vec::new();
     for seen in shown {
-        let now: Option<(i64, Option<String>)> = sql.row(
-            "SELECT (SELECT count(*) FROM incident_alerts a WHERE a.incident_id = i.incident_id), \
-             u.username FROM incidents i LEFT JOIN users u ON u.user_id = i.assignee_id \
-             WHERE i.incident_id = ?1",
+        let now: Option<(i64, Option<i64>)> = sql.row(
+            "UPDATE incidents SET alerts = alerts WHERE incident_id = ?1 \
+             RETURNING alerts, assignee_id",
             values![seen.incident],
-            |row| Ok((row.at(0)?, text_at(row, 1))),
+            |row| Ok((row.at(0)?, row.at(1)?)),
         )?;
-        let Some((alerts, assignee)) = now else {
+        let Some((alerts, assignee_id)) = now else {
             return Err(AppError::NotFound);
+        };
+        let assignee: Option<String> = match assignee_id {
+            Some(id) => sql.value("SELECT username FROM users WHERE user_id = ?1", values![id])?,
+            None => None,
         };
         let id = seen.incident;
         match watch {
