@@ -277,9 +277,11 @@ pub fn draw(
         .map_err(|problem| DrawError::Refused(Refusal::Size, problem))?;
     candidates.sort_by_key(|&(id, _)| order(id));
     candidates.truncate(size);
-    sql.execute(
+    // Another writer may have drawn the day since the check above (on PostgreSQL two
+    // processes' transactions interleave): the key decides, and the loser is told as above.
+    let inserted = sql.execute(
         "INSERT INTO control_days (day, population, size, drawn, drawn_by, drawn_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (day) DO NOTHING",
         values![
             date.as_str(),
             population,
@@ -289,6 +291,14 @@ pub fn draw(
             now_millis
         ],
     )?;
+    if inserted == 0 {
+        return Err(DrawError::Refused(
+            Refusal::AlreadyDrawn,
+            format!(
+                "{date} was drawn by someone else a moment ago: a day is drawn once; review its payments"
+            ),
+        ));
+    }
     for (id, model) in &candidates {
         sql.execute(
             "INSERT INTO control_draws (transaction_id, day, model_version) VALUES (?1, ?2, ?3)",
