@@ -95,6 +95,17 @@ pub const MONITOR_LOCK: i64 = 4_702_111_234_474_983_748;
 /// last id it read cannot skip one that commits late.
 pub const VERDICT_LOCK: i64 = 4_702_111_234_474_983_749;
 
+/// Takes [`VERDICT_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write
+/// transaction already holds the whole database): a writer that decides from the verdicts
+/// stored (the revision rule, the simulated auditors' "not reviewed yet", a retried API call)
+/// then writes with no other process's verdict committed in between.
+pub fn lock_verdicts(sql: &mut dyn crate::sql::Sql) -> Result<()> {
+    if sql.engine() == crate::sql::Engine::Postgres {
+        sql.execute("SELECT pg_advisory_xact_lock(?1)", &[VERDICT_LOCK.into()])?;
+    }
+    Ok(())
+}
+
 /// Whether `--db` names a PostgreSQL server rather than an SQLite file.
 pub fn is_url(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")

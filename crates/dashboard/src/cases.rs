@@ -820,6 +820,8 @@ pub fn record_verdicts(
 ) -> AppResult<Recorded> {
     let note = checked_text("note", note)?;
     let reason = checked_text("reason", reason)?;
+    // The revision rule reads the latest verdicts, then writes: no other process's in between.
+    aegis_core::pg::lock_verdicts(sql)?;
     // (transaction id, latest verdict id and value)
     let mut alerts: Vec<(i64, Option<(i64, String)>)> = Vec::new();
     {
@@ -1039,6 +1041,12 @@ impl Shown {
 /// PostgreSQL the no-op update locks each incident's row until the commit, and the monitor's
 /// linking of a new alert updates the same row, so it waits (as it does for `link_backlog`).
 pub fn unchanged(sql: &mut dyn Sql, shown: &[Shown], watch: Watch) -> AppResult<()> {
+    // A verdict follows: the verdict lock first, then the incidents' rows, in the order every
+    // verdict writer takes them (a verdict's insert updates its incident's counts), so that
+    // two writers never wait for each other.
+    if watch == Watch::Alerts {
+        aegis_core::pg::lock_verdicts(sql)?;
+    }
     let mut changes = Vec::new();
     for seen in shown {
         let now: Option<(i64, Option<i64>)> = sql.row(

@@ -203,6 +203,8 @@ pub fn review(db: &Database, plan: ReviewPlan, now_millis: i64) -> AppResult<Rev
 }
 
 fn review_in(sql: &mut dyn Sql, plan: ReviewPlan, now_millis: i64) -> AppResult<Reviewed> {
+    // What is reviewed already is read, then written to: no auditor's verdict in between.
+    aegis_core::pg::lock_verdicts(sql)?;
     let through = match plan.through {
         Some(through) => through,
         None => match control::event_now(sql)? {

@@ -90,6 +90,7 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
 
     // One write transaction: the checks below stay true until the verdicts are in.
     db.write(|sql| {
+    aegis_core::pg::lock_verdicts(sql)?;
     let mut users: HashMap<String, Option<i64>> = HashMap::new();
     let mut parsed = Vec::new();
     let mut record = csv::StringRecord::new();

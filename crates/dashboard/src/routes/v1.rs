@@ -606,6 +606,8 @@ pub async fn post_verdict(
     let now = aegis_core::time::now_millis();
     let (id, verdict_id, repeat) = state
         .write(move |conn| {
+            // The retry check reads the latest verdict: no other writer's in between.
+            aegis_core::pg::lock_verdicts(conn)?;
             let id = resolve_transaction(conn, &body)?;
             let auditor = match &body.auditor {
                 None => Auditor {
