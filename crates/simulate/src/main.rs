@@ -28,8 +28,8 @@ struct Args {
     #[arg(long)]
     count: Option<u64>,
     /// Stop after this many seconds.
-    #[arg(long)]
-    duration: Option<f64>,
+    #[arg(long, value_parser = parse_seconds)]
+    duration: Option<Duration>,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         speed: args.speed,
         fraud_rate: args.fraud_rate,
         count: args.count,
-        duration: args.duration.map(Duration::from_secs_f64),
+        duration: args.duration,
         seed: args.seed,
         start: args.start,
         replay: args.replay,
@@ -103,4 +103,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--duration`: a positive, finite number of seconds.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|seconds| *seconds > 0.0)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+        .ok_or_else(|| format!("{text:?} is not a positive number of seconds (such as 60)"))
 }
