@@ -244,6 +244,9 @@ impl Summary {
     }
 }
 
+/// Shortest window the generator fills.
+pub const MIN_DAYS: u32 = 7;
+
 /// Refuses to touch a database that already holds transactions unless `force`; and to
 /// replace them while a monitor scores it: the monitor keeps its place (the last id it scored)
 /// in memory, so it would never score the new rows, whose ids start again at 1, and would
@@ -387,8 +390,14 @@ pub fn run(config: RunConfig) -> anyhow::Result<()> {
             generate.fraud_rate
         );
     }
-    if generate.days == 0 {
-        bail!("--days must be at least 1");
+    // Nobody is paid on a Sunday and instalments fall due by the week and the month: a
+    // window shorter than a week can hold no pay day at all (one Sunday), and generating then
+    // adds beneficiaries for ever, none of them with a payment in it.
+    if generate.days < MIN_DAYS {
+        bail!(
+            "--days {} is too short: the generator needs at least {MIN_DAYS} days (a week holds every weekday's pay days)",
+            generate.days
+        );
     }
     // Check before spending time generating.
     {

@@ -457,6 +457,18 @@ fn normal_rows_are_paid_in_india_and_never_at_sea() {
     }
 }
 
+/// A window shorter than a week may hold no pay day (a single Sunday): refused at once, where
+/// generating would add beneficiaries without end.
+#[test]
+fn a_window_shorter_than_a_week_is_refused() {
+    for db in each_engine("short") {
+        let mut short = run_config(db.target.clone(), 1_000, 1);
+        short.generate.days = 1;
+        let message = generate::run(short).unwrap_err().to_string();
+        assert!(message.contains("--days 1 is too short"), "{message}");
+    }
+}
+
 #[test]
 fn an_existing_database_is_not_overwritten_without_force() {
     for db in each_engine("overwrite") {
