@@ -270,6 +270,27 @@ pub fn stored_payment(
     .optional()
 }
 
+/// The payment stored under `transaction_ref`, if one is (any engine).
+pub fn payment_of_ref(
+    sql: &mut dyn crate::sql::Sql,
+    transaction_ref: &str,
+) -> Result<Option<PaymentIdentity>> {
+    use crate::sql::Row;
+    sql.row(
+        "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions \
+         WHERE transaction_ref = ?1 LIMIT 1",
+        &[transaction_ref.into()],
+        |row| {
+            Ok(PaymentIdentity {
+                beneficiary_id: row.at(0)?,
+                amount_paise: row.at(1)?,
+                timestamp: row.at(2)?,
+                scheme: row.at(3)?,
+            })
+        },
+    )
+}
+
 /// What tells one payment from another under the same reference: a retry or an overlapping
 /// export repeats all of it; a reused or corrected reference does not.
 #[derive(Debug, Clone, PartialEq, Eq)]

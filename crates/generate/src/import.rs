@@ -182,7 +182,7 @@ pub fn import_csv(
     }
     // Each ref's first line: a ref repeated within the file is skipped by an appending import
     // (an overlapping extract) and refused otherwise (two payments cannot share a reference).
-    let mut seen_refs: HashMap<String, u64> = HashMap::new();
+    let mut seen_refs: HashMap<String, (u64, PaymentIdentity)> = HashMap::new();
     let mut batch = Vec::with_capacity(10_000);
     // An appending import's rows, each with its line and fields, to name a row whose ref is
     // stored for a different payment.
@@ -192,9 +192,18 @@ pub fn import_csv(
             Ok(row) => {
                 match &row.transaction_ref {
                     Some(reference) => {
-                        if let Some(first) = seen_refs.get(reference) {
-                            if mode == ImportMode::Append {
+                        if let Some((first, payment)) = seen_refs.get(reference) {
+                            // An overlapping extract repeats a payment; a ref on another
+                            // payment (a corrected amount) is named, never dropped.
+                            let this = PaymentIdentity::of(&row);
+                            if mode == ImportMode::Append && *payment == this {
                                 report.already_present += 1;
+                            } else if mode == ImportMode::Append {
+                                report.rejected.push(reader.reject(format!(
+                                    "transaction_ref {reference:?} repeats line {first} for a different payment ({}), not {}: give a new payment its own ref",
+                                    payment.describe(),
+                                    this.describe()
+                                )));
                             } else {
                                 report.rejected.push(reader.reject(format!(
                                     "transaction_ref {reference:?} repeats line {first}: two payments cannot share a reference"
@@ -202,7 +211,8 @@ pub fn import_csv(
                             }
                             continue;
                         }
-                        seen_refs.insert(reference.clone(), reader.line);
+                        seen_refs
+                            .insert(reference.clone(), (reader.line, PaymentIdentity::of(&row)));
                     }
                     None if mode == ImportMode::Append => report.without_ref += 1,
                     None => {}

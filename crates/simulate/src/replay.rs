@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aegis_core::engine::Store;
+use aegis_core::store::PaymentIdentity;
 use anyhow::bail;
 
 use generate::import::read_csv;
@@ -34,26 +35,44 @@ pub fn run(
     }
     // A ref identifies one payment: rows already stored (a file replayed twice, an export
     // imported earlier) or repeated in the file are skipped, as an appending import does.
+    // A ref on a different payment (a corrected amount) is not a repeat: the replay is refused
+    // with both payments named, as an appending import refuses that line.
     let before = rows.len();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: std::collections::HashMap<String, PaymentIdentity> = Default::default();
+    let mut conflict = None;
     let mut rows = store.read(|sql| {
         let mut keep = Vec::with_capacity(rows.len());
         for row in rows {
-            if let Some(reference) = &row.transaction_ref
-                && (!seen.insert(reference.clone())
-                    || sql
-                        .query_int(
-                            "SELECT transaction_id FROM payment_refs WHERE transaction_ref = ?1",
-                            &[reference.as_str().into()],
-                        )?
-                        .is_some())
-            {
+            let Some(reference) = &row.transaction_ref else {
+                keep.push(row);
                 continue;
+            };
+            let this = PaymentIdentity::of(&row);
+            let earlier = match seen.get(reference) {
+                Some(first) => Some((first.clone(), "earlier in the file")),
+                None => aegis_core::store::payment_of_ref(sql, reference)?
+                    .map(|stored| (stored, "already stored")),
+            };
+            match earlier {
+                Some((other, _)) if other == this => {}
+                Some((other, where_)) => {
+                    conflict.get_or_insert(format!(
+                        "transaction_ref {reference:?} is {where_} for a different payment ({}), not {}: give a new payment its own ref",
+                        other.describe(),
+                        this.describe()
+                    ));
+                }
+                None => {
+                    seen.insert(reference.clone(), this);
+                    keep.push(row);
+                }
             }
-            keep.push(row);
         }
         Ok(keep)
     })?;
+    if let Some(problem) = conflict {
+        anyhow::bail!("{}: {problem}", path.display());
+    }
     if rows.len() < before {
         tracing::info!(
             skipped = before - rows.len(),

@@ -777,6 +777,26 @@ R2,B2,2500,2025-03-03 11:00:00,PM-KISAN
             "{target}: {reason}"
         );
         assert_eq!(count_rows(target.clone()), 5);
+        // So is a ref that a file gives two different payments.
+        let twice = write_csv(
+            dir,
+            "twice.csv",
+            &format!(
+                "{header}R12,B12,2000,2025-03-06 10:00:00,PM-KISAN\nR12,B12,2100,2025-03-06 10:00:00,PM-KISAN\n"
+            ),
+        );
+        let report =
+            generate::import::import_csv(&mut store, &twice, false, ImportMode::Append).unwrap();
+        assert_eq!(report.rejected.len(), 1, "{target}");
+        assert_eq!(report.rejected[0].line, 3);
+        assert!(
+            report.rejected[0]
+                .reason
+                .contains("repeats line 2 for a different payment"),
+            "{}",
+            report.rejected[0].reason
+        );
+        assert_eq!(count_rows(target.clone()), 5);
         // (indexes found, indexes the schema has: PostgreSQL has one more, for a scheme's
         // payments in a date range)
         let (indexes, expected) = match &mut store {

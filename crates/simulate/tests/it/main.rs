@@ -274,6 +274,48 @@ fn replay_inserts_an_export_in_event_time_order() {
     assert_eq!(order, ["B1", "B2", "B3", "B4"]);
 }
 
+/// A replay skips the payments already stored (a file replayed twice) but refuses a ref that
+/// names another payment, stored or earlier in the file, naming both.
+#[test]
+fn a_replay_refuses_a_ref_on_a_different_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("replay.db");
+    let replay = |body: &str, name: &str| {
+        let csv = dir.path().join(name);
+        std::fs::write(
+            &csv,
+            format!("transaction_ref,beneficiary_id,amount,timestamp,scheme\n{body}"),
+        )
+        .unwrap();
+        let mut replay = config(&db);
+        replay.replay = Some(csv);
+        replay.speed = 1e9;
+        replay.count = None;
+        simulate::run(&replay, Arc::new(AtomicBool::new(false)))
+    };
+    let first = "R1,B1,100,2025-03-03 10:00:00,PM-KISAN\n";
+    assert_eq!(replay(first, "one.csv").unwrap().inserted, 1);
+    assert_eq!(
+        replay(first, "again.csv").unwrap().inserted,
+        0,
+        "already stored"
+    );
+    let corrected = replay("R1,B1,150,2025-03-03 10:00:00,PM-KISAN\n", "corrected.csv")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        corrected.contains("\"R1\" is already stored for a different payment"),
+        "{corrected}"
+    );
+    let twice = replay(
+        "R2,B2,100,2025-03-04 10:00:00,PM-KISAN\nR2,B2,200,2025-03-04 10:00:00,PM-KISAN\n",
+        "twice.csv",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(twice.contains("earlier in the file"), "{twice}");
+}
+
 #[test]
 fn a_database_without_a_population_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
