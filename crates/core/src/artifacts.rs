@@ -154,6 +154,24 @@ pub fn read_metrics(dir: &Path) -> Result<Option<Metrics>> {
         })
 }
 
+/// [`read_metrics`] of the model `config` describes: metrics written for another model (a
+/// `train` interrupted between writing the metrics and the config) are refused, naming both,
+/// rather than shown as this model's.
+pub fn read_metrics_of(dir: &Path, config: &ModelConfig) -> Result<Option<Metrics>> {
+    match read_metrics(dir)? {
+        Some(metrics) if metrics.model_version != config.model_version => {
+            Err(Error::ModelCorrupt {
+                dir: dir.to_path_buf(),
+                detail: format!(
+                    "{METRICS_FILE} is model {}'s, not the current model {}'s (a train stopped between the two files)",
+                    metrics.model_version, config.model_version
+                ),
+            })
+        }
+        metrics => Ok(metrics),
+    }
+}
+
 /// Reads the current model's config and checks that this build can score with it: the same
 /// feature set, normalisation statistics of the right width, and a weights file that exists
 /// and is a plain name inside `dir`. Loading the weights themselves is `aegis-model`'s; this
@@ -267,14 +285,19 @@ pub fn publish(dir: &Path, config: &ModelConfig, metrics: &Metrics) -> Result<()
             .as_bytes(),
     )?;
 
-    // Keep the weights of the current and the previous model only.
-    let keep: Vec<&str> = std::iter::once(config.weights_file.as_str())
-        .chain(previous.as_ref().map(|p| p.weights_file.as_str()))
+    // Keep the weights of the current and the previous model only (both networks of each).
+    let keep: Vec<&str> = [Some(config), previous.as_ref()]
+        .into_iter()
+        .flatten()
+        .flat_map(|model| {
+            std::iter::once(model.weights_file.as_str())
+                .chain(model.per_row.as_ref().map(|p| p.weights_file.as_str()))
+        })
         .collect();
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("model-")
+            if (name.starts_with("model-") || name.starts_with("per-row-"))
                 && name.ends_with(".bpk")
                 && !keep.contains(&name.as_str())
             {

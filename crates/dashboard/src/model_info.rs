@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use aegis_core::artifacts::{ModelConfig, read_config, read_metrics};
+use aegis_core::artifacts::{ModelConfig, read_config, read_metrics_of};
 use aegis_core::domain::FraudType;
 use aegis_core::evidence_check::StepCheck;
 use aegis_core::metrics::{Confusion, Evaluation, LookTrial, Metrics, Refusal, ScoreHistogram};
@@ -308,7 +308,8 @@ pub fn current(modeling: &Path) -> Option<CurrentModel> {
 
 /// `metrics.json`'s score histogram, if there is one.
 pub fn histogram(modeling: &Path) -> Option<ScoreHistogram> {
-    read_metrics(modeling).ok()??.score_histogram
+    let config = read_config(modeling).ok()?;
+    read_metrics_of(modeling, &config).ok()??.score_histogram
 }
 
 /// Reads `modeling/` into the Model page's content. An unreadable `metrics.json` leaves the
@@ -319,7 +320,7 @@ pub fn load(modeling: &Path) -> ModelState {
         Err(aegis_core::Error::ModelMissing { .. }) => return ModelState::Missing,
         Err(error) => return ModelState::Broken(error.to_string()),
     };
-    match read_metrics(modeling) {
+    match read_metrics_of(modeling, &config) {
         Ok(metrics) => ModelState::Ready(Box::new(view(&config, metrics.as_ref()))),
         Err(error) => ModelState::Broken(error.to_string()),
     }

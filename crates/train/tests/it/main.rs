@@ -167,6 +167,36 @@ fn retraining_keeps_the_previous_model() {
         artifacts::read_config(&modeling).unwrap().model_version,
         second.config.model_version
     );
+    // A third model: the first's weights go, both networks of each (the per-row detector's
+    // files used to pile up, one per run).
+    let third = train::run(&train_config(&db, &modeling, 3)).unwrap();
+    let mut weights: Vec<String> = std::fs::read_dir(&modeling)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".bpk"))
+        .collect();
+    weights.sort();
+    let mut expected: Vec<String> = [&second.config, &third.config]
+        .into_iter()
+        .flat_map(|config| {
+            std::iter::once(config.weights_file.clone())
+                .chain(config.per_row.as_ref().map(|p| p.weights_file.clone()))
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(weights, expected);
+    // Metrics of another model are refused as this one's (a train stopped between the files).
+    let mut stale = artifacts::read_metrics(&modeling).unwrap().unwrap();
+    stale.model_version = first.config.model_version.clone();
+    std::fs::write(
+        modeling.join("metrics.json"),
+        serde_json::to_string(&stale).unwrap(),
+    )
+    .unwrap();
+    let message = artifacts::read_metrics_of(&modeling, &third.config)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not the current model"), "{message}");
 }
 
 #[test]
