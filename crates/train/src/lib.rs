@@ -1144,6 +1144,15 @@ fn choice_labels(labels: &[Option<u32>], choose_with_labels: bool) -> Option<&[O
 
 /// The window `config` names (`from`, `until`), replayed through the feature state.
 pub fn load_window(config: &TrainConfig) -> anyhow::Result<Dataset> {
+    // Opening would create an empty database at a mistyped path, then report it has no data.
+    if let aegis_core::engine::Target::Sqlite(path) = &config.db
+        && !path.exists()
+    {
+        anyhow::bail!(
+            "there is no database at {}: check --db, or generate or import data first (`cargo run -p generate`)",
+            path.display()
+        );
+    }
     let mut store = config.db.open()?;
     dataset::load(
         &mut store,

@@ -199,6 +199,18 @@ fn retraining_keeps_the_previous_model() {
     assert!(message.contains("not the current model"), "{message}");
 }
 
+/// A mistyped --db is named as missing, and no empty database is left at that path.
+#[test]
+fn a_missing_database_is_named_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("transactons.db");
+    let message = train::run(&train_config(&typo, &dir.path().join("modeling"), 1))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("there is no database at"), "{message}");
+    assert!(!typo.exists());
+}
+
 #[test]
 fn a_model_of_another_feature_set_is_refused_with_advice() {
     let dir = tempfile::tempdir().unwrap();
