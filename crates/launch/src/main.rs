@@ -11,10 +11,13 @@ use launch::{bench, feedbackbench, soak, up};
 
 /// Aegis: live fraud monitoring of welfare payments.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Plain `launch` is `launch up`, and takes its options (`launch --db X`).
+    #[command(flatten)]
+    up: UpArgs,
 }
 
 /// `launch up`, also what plain `launch` runs, with the same defaults.
@@ -31,7 +34,7 @@ struct UpArgs {
     #[arg(long, default_value_t = 100_000)]
     rows: u64,
     /// Live feed rate, transactions per second.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse_rate)]
     rate: f64,
     /// Where the programs' logs go.
     #[arg(long, default_value = "./logs")]
@@ -154,9 +157,7 @@ fn main() -> ExitCode {
     aegis_core::telemetry::init();
     let args = Args::parse();
     // Plain `launch` is `launch up` with its defaults (and the environment's AEGIS_DB…).
-    let command = args
-        .command
-        .unwrap_or_else(|| Command::Up(UpArgs::parse_from(["launch up"])));
+    let command = args.command.unwrap_or(Command::Up(args.up));
     let result = match command {
         Command::Up(up) => up::run(&up::UpConfig {
             db: up.db.db,
@@ -254,5 +255,15 @@ fn loop_share(text: &str) -> Result<f64, String> {
         Err(format!(
             "{share} is outside (0, 0.8): the loop must start after some unsupervised history and before the cutoff at 0.8 of the rows"
         ))
+    }
+}
+
+/// `--rate`: a positive, finite number of payments a second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a positive number of payments a second (such as 5)"
+        )),
     }
 }
