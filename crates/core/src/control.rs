@@ -183,20 +183,10 @@ pub fn drawn_on(sql: &mut dyn Sql, day: EventTime) -> Result<Option<Vec<i64>>> {
 
 /// The event time it is now, as the data tells it: the newest payment's time (`None`: no
 /// payment yet). Generated data lives in its own calendar, so a day is over when a payment
-/// after it has arrived, not when the wall clock says so. The bound keeps a stored timestamp
-/// that is not one (letters sort after digits; the monitor marks its row an error) from
-/// hiding every real one, as the overview's newest date does.
+/// after it has arrived, not when the wall clock says so
+/// ([`crate::store::newest_timestamp`], as the overview's newest date).
 pub fn event_now(sql: &mut dyn Sql) -> Result<Option<EventTime>> {
-    let newest: Option<String> = sql
-        .value(
-            &format!(
-                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
-                sql.engine().payments_table()
-            ),
-            &[],
-        )?
-        .flatten();
-    Ok(newest
+    Ok(crate::store::newest_timestamp(sql)?
         .as_deref()
         .and_then(|text| parse_timestamp(text).ok()))
 }

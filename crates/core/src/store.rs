@@ -275,11 +275,29 @@ pub fn payment_of_ref(
     sql: &mut dyn crate::sql::Sql,
     transaction_ref: &str,
 ) -> Result<Option<PaymentIdentity>> {
+    identity_where(sql, "transaction_ref = ?1", transaction_ref.into())
+}
+
+/// The payment stored as `transaction_id`, if there is one (any engine).
+pub fn payment_of_id(
+    sql: &mut dyn crate::sql::Sql,
+    transaction_id: i64,
+) -> Result<Option<PaymentIdentity>> {
+    identity_where(sql, "transaction_id = ?1", transaction_id.into())
+}
+
+fn identity_where(
+    sql: &mut dyn crate::sql::Sql,
+    condition: &str,
+    value: crate::sql::Value,
+) -> Result<Option<PaymentIdentity>> {
     use crate::sql::Row;
     sql.row(
-        "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions \
-         WHERE transaction_ref = ?1 LIMIT 1",
-        &[transaction_ref.into()],
+        &format!(
+            "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions \
+             WHERE {condition} LIMIT 1"
+        ),
+        &[value],
         |row| {
             Ok(PaymentIdentity {
                 beneficiary_id: row.at(0)?,
@@ -289,6 +307,21 @@ pub fn payment_of_ref(
             })
         },
     )
+}
+
+/// The newest payment's timestamp text: "now" in the data's own calendar. The bound keeps a
+/// stored timestamp that is not one (letters sort after digits) from hiding every real one,
+/// and lets the timestamp index answer.
+pub fn newest_timestamp(sql: &mut dyn crate::sql::Sql) -> Result<Option<String>> {
+    Ok(sql
+        .value::<Option<String>>(
+            &format!(
+                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
+                sql.engine().payments_table()
+            ),
+            &[],
+        )?
+        .flatten())
 }
 
 /// What tells one payment from another under the same reference: a retry or an overlapping

@@ -93,17 +93,8 @@ pub struct Filters {
 
 /// The newest date in the data (ignoring text that is not a timestamp).
 pub fn last_date(sql: &mut dyn Sql) -> AppResult<Option<NaiveDate>> {
-    // The bound keeps letters (which sort after digits) out and lets the index answer.
     // From the payments themselves (see cache::data_version).
-    let last: Option<String> = sql
-        .value(
-            &format!(
-                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
-                sql.engine().payments_table()
-            ),
-            &[],
-        )?
-        .flatten();
+    let last = aegis_core::store::newest_timestamp(sql)?;
     Ok(last.and_then(|text| NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()))
 }
 

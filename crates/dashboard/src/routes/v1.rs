@@ -215,20 +215,11 @@ fn validate_items(items: &[Value]) -> Vec<Result<NewTransaction, ItemResult>> {
 
 /// What a stored payment looks like, to tell a retry from a reused ref.
 fn same_payment(sql: &mut dyn Sql, id: i64, payment: &NewTransaction) -> AppResult<Option<String>> {
-    let stored = sql
-        .row(
-            "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions WHERE transaction_id = ?1",
-            values![id],
-            |row| {
-                Ok(PaymentIdentity {
-                    beneficiary_id: row.at(0)?,
-                    amount_paise: row.at(1)?,
-                    timestamp: row.at(2)?,
-                    scheme: row.at(3)?,
-                })
-            },
-        )?
-        .ok_or_else(|| AppError::internal(format!("payment_refs names transaction {id}, which is not stored")))?;
+    let stored = aegis_core::store::payment_of_id(sql, id)?.ok_or_else(|| {
+        AppError::internal(format!(
+            "payment_refs names transaction {id}, which is not stored"
+        ))
+    })?;
     if stored == PaymentIdentity::of(payment) {
         return Ok(None);
     }
