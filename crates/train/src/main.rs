@@ -41,7 +41,11 @@ struct Args {
     /// each with and without labels choosing the combination, and print per data set the
     /// final score's and every single detector's AUC, AP and recall per fraud type at the
     /// alert budget (also written to DIR/suite.md). Data sets already in DIR are reused.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "until", "normal_only"])]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["from", "until", "normal_only", "no_per_row", "default_combination", "no_feedback"]
+    )]
     suite: Option<std::path::PathBuf>,
     /// Write every row of the training window (--from/--until) to FILE as CSV instead of
     /// training: its id, time, label and fraud type, then each value the detectors see

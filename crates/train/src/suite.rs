@@ -74,7 +74,13 @@ pub fn run(dir: &Path, base: &TrainConfig) -> anyhow::Result<()> {
     )?;
     for set in &DATA_SETS {
         let db = dir.join(format!("{}.db", set.name));
-        if !db.exists() {
+        // A run stopped while generating leaves the file with the schema and no rows.
+        let generated = db.exists()
+            && aegis_core::engine::Target::from(&db)
+                .open()?
+                .transaction_count()?
+                > 0;
+        if !generated {
             println!("generating {} ({} rows)…", set.name, set.rows);
             let mut config = RunConfig::synthetic(&db, set.rows, set.seed, set.days, 0.01);
             config.generate = GenerateConfig {
