@@ -464,9 +464,8 @@ impl SchemeState {
 
     fn add(&mut self, amount_paise: i64) {
         let bucket = ((amount_paise.max(1) as f64).ln() * BUCKETS_PER_LOG_UNIT).round() as i32;
-        let slot = self.buckets.entry(bucket).or_default();
-        *slot = slot.saturating_add(1);
-        self.count = self.count.saturating_add(1);
+        bump(self.buckets.entry(bucket).or_default());
+        bump(&mut self.count);
         // Recomputing on every payment of a big scheme is wasted work: the median of a hundred
         // thousand payments does not move with one more. Refresh after every payment early on,
         // then once the count has grown by a 64th. The schedule depends on the count alone, so
@@ -1046,17 +1045,15 @@ impl FeatureState {
 
     fn update(&mut self, payment: &Payment, ids: Ids) {
         let time = payment.time;
-        self.observed = self.observed.saturating_add(1);
-        self.hours[hour_of(time)] = self.hours[hour_of(time)].saturating_add(1);
+        self.observed += 1;
+        self.hours[hour_of(time)] += 1;
         let beneficiary = &mut self.beneficiaries[ids.beneficiary as usize];
         let scheme = &mut self.schemes[ids.scheme as usize];
         if let Some(last) = beneficiary.scheme_amounts.last_time(ids.scheme) {
-            scheme.gaps[gap_band(time - last)] =
-                scheme.gaps[gap_band(time - last)].saturating_add(1);
+            bump(&mut scheme.gaps[gap_band(time - last)]);
         }
         if let Some(last) = beneficiary.last_same_amount(ids.scheme, payment.amount_paise, time) {
-            scheme.same_amount_gaps[gap_band(time - last)] =
-                scheme.same_amount_gaps[gap_band(time - last)].saturating_add(1);
+            bump(&mut scheme.same_amount_gaps[gap_band(time - last)]);
         }
         if let Some((amount, _)) = beneficiary.scheme_amounts.steady(ids.scheme) {
             scheme.steady_repeats = scheme.steady_repeats.saturating_add(1);
@@ -1095,19 +1092,19 @@ impl FeatureState {
             let old = expired(&state.window_payments, time, FIRST_VISIT_WINDOW, |&t| t);
             state.window_payments.drain(..old);
             if first_visit {
-                state.first_visit_total = state.first_visit_total.saturating_add(1);
+                state.first_visit_total += 1;
                 state.window_first_visits.push_back(time);
             }
             let old = expired(&state.window_first_visits, time, FIRST_VISIT_WINDOW, |&t| t);
             state.window_first_visits.drain(..old);
             let old = expired(&state.recent, time, HOUR, |entry| entry.0);
             state.recent.drain(..old);
-            state.total = state.total.saturating_add(1);
+            state.total += 1;
             let hour = hour_of(time);
             if state.hours[hour] == 0 {
                 self.counters_at_hour[hour] += 1;
             }
-            state.hours[hour] = state.hours[hour].saturating_add(1);
+            bump(&mut state.hours[hour]);
             state.first_time = Some(state.first_time.map_or(time, |first| first.min(time)));
             state.last_time = state.last_time.max(time);
             if let Some(point) = payment.location {
@@ -1209,6 +1206,13 @@ struct Ids {
     scheme: u32,
     account: Option<u32>,
     agent: Option<u32>,
+}
+
+/// Counts one more, staying at the top instead of overflowing: a scheme paid 2³² times (a
+/// national scheme over a decade) would otherwise panic the monitor, and its replay on restart
+/// at the same row. Below the top nothing changes, so no score and no checkpoint does.
+fn bump(count: &mut u32) {
+    *count = count.saturating_add(1);
 }
 
 #[cfg(test)]
