@@ -382,7 +382,8 @@ impl Loader for SqliteLoader<'_> {
     fn stored_payments(&mut self, refs: &[&str]) -> Result<HashMap<String, PaymentIdentity>> {
         let mut stored = HashMap::new();
         for reference in refs {
-            if let Some(payment) = crate::store::stored_payment(&self.transaction, reference)? {
+            let sql = &mut crate::sql::Sqlite(&self.transaction);
+            if let Some(payment) = crate::store::payment_of_ref(sql, reference)? {
                 stored.insert((*reference).to_string(), payment);
             }
         }

@@ -249,27 +249,6 @@ pub fn registered_ref(sql: &mut dyn Sql, transaction_ref: &str) -> Result<Option
     )
 }
 
-/// Whether a transaction with this `transaction_ref` is stored (through its index).
-pub fn stored_payment(
-    conn: &Connection,
-    transaction_ref: &str,
-) -> rusqlite::Result<Option<PaymentIdentity>> {
-    use rusqlite::OptionalExtension;
-    conn.prepare_cached(
-        "SELECT beneficiary_id, amount_paise, timestamp, scheme FROM transactions \
-         WHERE transaction_ref = ?1 LIMIT 1",
-    )?
-    .query_row([transaction_ref], |row| {
-        Ok(PaymentIdentity {
-            beneficiary_id: row.get(0)?,
-            amount_paise: row.get(1)?,
-            timestamp: row.get(2)?,
-            scheme: row.get(3)?,
-        })
-    })
-    .optional()
-}
-
 /// The payment stored under `transaction_ref`, if one is (any engine).
 pub fn payment_of_ref(
     sql: &mut dyn crate::sql::Sql,

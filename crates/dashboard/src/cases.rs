@@ -799,6 +799,43 @@ fn checked_text(name: &str, text: &str) -> AppResult<String> {
     Ok(text.to_string())
 }
 
+/// A payment's latest verdict, as [`latest_verdict`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestVerdict {
+    pub verdict_id: i64,
+    pub verdict: String,
+    pub note: String,
+    pub reason: String,
+    pub user_id: i64,
+    pub created_at: i64,
+}
+
+/// The latest verdict on `transaction_id` decided at or before `decided_by` (milliseconds;
+/// `i64::MAX` for the latest of all), latest by decision time, then id: the order every page,
+/// the export and the triggers use.
+pub fn latest_verdict(
+    sql: &mut dyn Sql,
+    transaction_id: i64,
+    decided_by: i64,
+) -> AppResult<Option<LatestVerdict>> {
+    Ok(sql.row(
+        "SELECT verdict_id, verdict, note, reason, user_id, created_at FROM verdicts \
+         WHERE transaction_id = ?1 AND created_at <= ?2 \
+         ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
+        values![transaction_id, decided_by],
+        |row| {
+            Ok(LatestVerdict {
+                verdict_id: row.at(0)?,
+                verdict: row.at(1)?,
+                note: row.at(2)?,
+                reason: row.at(3)?,
+                user_id: row.at(4)?,
+                created_at: row.at(5)?,
+            })
+        },
+    )?)
+}
+
 pub(crate) fn is_final(verdict: &str) -> bool {
     verdict == Verdict::ConfirmedFraud.as_str() || verdict == Verdict::Dismissed.as_str()
 }
@@ -825,14 +862,11 @@ pub fn record_verdicts(
     // (transaction id, latest verdict id and value)
     let mut alerts: Vec<(i64, Option<(i64, String)>)> = Vec::new();
     {
-        let latest_of = |sql: &mut dyn Sql, id: i64| -> AppResult<Option<(i64, String)>> {
-            Ok(sql.row(
-                "SELECT verdict_id, verdict FROM verdicts WHERE transaction_id = ?1 \
-                 ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
-                values![id],
-                |row| Ok((row.at(0)?, row.at(1)?)),
-            )?)
-        };
+        let latest_of =
+            |sql: &mut dyn Sql, id: i64| -> AppResult<Option<(i64, String)>> {
+                Ok(latest_verdict(sql, id, i64::MAX)?
+                    .map(|latest| (latest.verdict_id, latest.verdict)))
+            };
         match target {
             Target::Alert(id) => {
                 // Also what keeps a verdict off a payment that does not exist on PostgreSQL,

@@ -180,13 +180,8 @@ fn revisions(
 ) -> AppResult<Vec<Option<Follows>>> {
     let mut revised = Vec::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
-        let stored: Option<(i64, String, i64)> = sql.row(
-            "SELECT verdict_id, verdict, created_at FROM verdicts \
-             WHERE transaction_id = ?1 AND created_at <= ?2 \
-             ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
-            values![row.transaction_id, row.decided_at_millis],
-            |r| Ok((r.at(0)?, r.at(1)?, r.at(2)?)),
-        )?;
+        let stored = crate::cases::latest_verdict(sql, row.transaction_id, row.decided_at_millis)?
+            .map(|latest| (latest.verdict_id, latest.verdict, latest.created_at));
         // The file's previous row for this payment is decided at or after the stored one
         // when it is decided no earlier (and, written later, it comes after it).
         let in_file = index

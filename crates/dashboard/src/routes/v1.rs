@@ -623,20 +623,14 @@ pub async fn post_verdict(
             };
             // A retry of a request whose answer was lost: the payment's latest verdict is this
             // one, word for word, by the same auditor. Answered with it, not recorded twice.
-            let latest: Option<(i64, String, String, String, i64)> = conn.row(
-                "SELECT verdict_id, verdict, note, reason, user_id FROM verdicts \
-                 WHERE transaction_id = ?1 ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
-                values![id],
-                |row| Ok((row.at(0)?, row.at(1)?, row.at(2)?, row.at(3)?, row.at(4)?)),
-            )?;
-            if let Some((verdict_id, ..)) = latest.filter(|(_, v, note, reason, user)| {
-                v == verdict.as_str()
-                    && *note == body.note
-                    && *reason == body.reason
-                    && *user == auditor.user_id
+            if let Some(latest) = crate::cases::latest_verdict(conn, id, i64::MAX)?.filter(|latest| {
+                latest.verdict == verdict.as_str()
+                    && latest.note == body.note
+                    && latest.reason == body.reason
+                    && latest.user_id == auditor.user_id
             }) {
                 apikeys::count_use(conn, client.key_id, now)?;
-                return Ok((id, verdict_id, true));
+                return Ok((id, latest.verdict_id, true));
             }
             let verdict_id = alerts::record_verdict(
                 conn,
