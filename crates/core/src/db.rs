@@ -69,6 +69,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_verdicts_in_commit_order",
         include_str!("../../../migrations/0014_verdicts_in_commit_order.sql"),
     ),
+    (
+        "0015_payment_ids_never_reused",
+        include_str!("../../../migrations/0015_payment_ids_never_reused.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
@@ -200,7 +204,22 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // Foreign keys are off while migrations run, as SQLite's documentation asks of a migration
+    // that rebuilds a table others refer to (0015): with them on, dropping the old table
+    // counts every reference to it as broken. Each migration instead checks, before it
+    // commits, that it broke no reference. The setting cannot change inside a transaction.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let applied = apply_migrations(conn, version, MIGRATIONS);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    applied
+}
+
+/// Applies `migrations` after the first `version`, each in its own transaction.
+fn apply_migrations(conn: &Connection, version: i64, migrations: &[(&str, &str)]) -> Result<()> {
+    for (index, (name, sql)) in migrations.iter().enumerate().skip(version as usize) {
         // IMMEDIATE takes the write lock first, so two programs starting together cannot both
         // apply the same migration.
         conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -209,9 +228,20 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch("COMMIT")?;
             continue;
         }
-        let result = conn
-            .execute_batch(sql)
-            .and_then(|()| conn.pragma_update(None, "user_version", index as i64 + 1));
+        let result = broken_references(conn).and_then(|before| {
+            conn.execute_batch(sql)?;
+            conn.pragma_update(None, "user_version", index as i64 + 1)?;
+            let after = broken_references(conn)?;
+            // References broken before (an operator's delete with foreign keys off) are not
+            // this migration's, and must not stop the auditor's data from opening.
+            if after > before {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("it would break {} references", after - before)),
+                ));
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => conn.execute_batch("COMMIT")?,
             Err(error) => {
@@ -222,6 +252,13 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         tracing::debug!(migration = name, "applied");
     }
     Ok(())
+}
+
+/// How many rows refer to a row that does not exist (SQLite's `foreign_key_check`).
+fn broken_references(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+        row.get(0)
+    })
 }
 
 /// The trigger that registers each inserted ref in `payment_refs` (migration 0006).
@@ -333,6 +370,132 @@ mod tests {
         assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
         assert_eq!(transaction_count(&conn).unwrap(), 1);
         conn.execute_batch("SELECT username FROM users").unwrap();
+    }
+
+    /// Ids of deleted payments are not handed out again, so a payment stored after an operator
+    /// removed the newest rows lands above the monitor's mark and gets scored.
+    #[test]
+    fn deleted_payment_ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        let insert = "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) \
+                      VALUES ('B1', 'PM-KISAN', 200000, '2025-01-02 10:00:00') RETURNING transaction_id";
+        let add = || -> i64 { conn.query_row(insert, [], |row| row.get(0)).unwrap() };
+        assert_eq!((add(), add(), add()), (1, 2, 3));
+        conn.execute("DELETE FROM transactions WHERE transaction_id >= 2", [])
+            .unwrap();
+        assert_eq!(add(), 4);
+    }
+
+    /// A database of schema 14 whose newest payments an operator deleted after the monitor
+    /// passed them: the upgrade keeps every row, id, index, trigger, view and reference, and
+    /// the next payment gets an id past the monitor's mark.
+    #[test]
+    fn upgrading_to_schema_15_keeps_everything_and_starts_ids_past_the_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+            for (_, sql) in &MIGRATIONS[..14] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 14).unwrap();
+            conn.execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
+                 INSERT INTO transactions (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp, status) \
+                 SELECT 'R' || i, 'B1', 'PM-KISAN', 200000, '2025-01-02 10:00:00', \
+                        CASE WHEN i = 3 THEN 'ANOMALY' ELSE 'NORMAL' END FROM n; \
+                 INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0); \
+                 INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (3, 'dismissed', 1, 0); \
+                 INSERT INTO monitor_state (id, high_water_mark, updated_at) VALUES (1, 10, 0); \
+                 DELETE FROM transactions WHERE transaction_id > 7;",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
+        let one = |query: &str| -> i64 { conn.query_row(query, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("SELECT count(*) FROM transactions"), 7);
+        assert_eq!(one("SELECT count(*) FROM anomalies"), 1);
+        assert_eq!(
+            one(
+                "SELECT count(*) FROM sqlite_master WHERE tbl_name = 'transactions' AND type = 'index' AND name LIKE 'idx_%'"
+            ),
+            TRANSACTION_INDEXES.len() as i64
+        );
+        conn.execute(
+            "INSERT INTO transactions (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp) \
+             VALUES ('R11', 'B1', 'PM-KISAN', 200000, '2025-01-03 10:00:00')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            one("SELECT transaction_id FROM payment_refs WHERE transaction_ref = 'R11'"),
+            11,
+            "past the mark, and registered by the trigger made again"
+        );
+        let refused = conn
+            .execute("DELETE FROM transactions WHERE transaction_id = 3", [])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("FOREIGN KEY"), "{refused}");
+        conn.execute("DELETE FROM transactions WHERE transaction_id = 4", [])
+            .unwrap();
+        assert_eq!(
+            one("SELECT count(*) FROM payment_refs WHERE transaction_ref = 'R4'"),
+            0,
+            "the release trigger made again"
+        );
+    }
+
+    /// A migration that would leave a reference to a missing row is rolled back whole; one
+    /// broken by an operator before it is not the migration's, and does not stop the open.
+    #[test]
+    fn migrations_refuse_to_break_references_but_not_ones_broken_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        // Foreign keys off, as in the sqlite3 shell by default: a judged payment deleted.
+        conn.execute_batch(
+            "INSERT INTO transactions (beneficiary_id, scheme) VALUES ('B1', 'PM-KISAN'); \
+             INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0); \
+             INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (1, 'dismissed', 1, 0); \
+             PRAGMA foreign_keys = OFF; DELETE FROM transactions;",
+        )
+        .unwrap();
+        assert_eq!(broken_references(&conn).unwrap(), 1);
+        let with = |extra: (&'static str, &'static str)| -> Vec<(&str, &str)> {
+            MIGRATIONS.iter().copied().chain([extra]).collect()
+        };
+
+        let breaking = with(("0099_breaking", "DELETE FROM users"));
+        let message = apply_migrations(&conn, SCHEMA_VERSION, &breaking)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("migration 0099_breaking failed")
+                && message.contains("break 1 references"),
+            "{message}"
+        );
+        let users: i64 = conn
+            .query_row("SELECT count(*) FROM users", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!((users, schema_version(&conn).unwrap()), (1, SCHEMA_VERSION));
+
+        let harmless = with(("0099_harmless", "CREATE TABLE notes (body TEXT)"));
+        apply_migrations(&conn, SCHEMA_VERSION, &harmless).unwrap();
+        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION + 1);
+    }
+
+    /// Every program turns foreign keys back on after migrating.
+    #[test]
+    fn foreign_keys_are_enforced_after_the_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        let enforced: i64 = conn
+            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+            .unwrap();
+        assert_eq!(enforced, 1);
     }
 
     #[test]

@@ -367,7 +367,7 @@ impl Loader for SqliteLoader<'_> {
              DELETE FROM incidents; UPDATE incident_state SET linked_up_to = 0; \
              DELETE FROM payment_refs; DELETE FROM transactions; DELETE FROM beneficiaries; \
              DELETE FROM monitor_state; DELETE FROM control_draws; DELETE FROM control_days; \
-             DELETE FROM feature_days;",
+             DELETE FROM feature_days; DELETE FROM sqlite_sequence WHERE name = 'transactions';",
         )?;
         Ok(())
     }

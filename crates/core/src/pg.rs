@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0014_verdicts_in_commit_order",
         include_str!("../../../migrations/postgres/0014_verdicts_in_commit_order.sql"),
     ),
+    (
+        15,
+        "postgres/0015_payment_ids_never_reused",
+        include_str!("../../../migrations/postgres/0015_payment_ids_never_reused.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

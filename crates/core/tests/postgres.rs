@@ -496,6 +496,8 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
              ALTER TABLE transaction_scores DROP COLUMN timestamp; DROP TABLE feature_days; \
              DROP TABLE control_draws; DROP TABLE control_days; \
              DROP FUNCTION aegis_verdicts_in_commit_order() CASCADE; \
+             DROP FUNCTION aegis_refuse_judged_delete() CASCADE; \
+             DROP FUNCTION aegis_drop_score() CASCADE; DROP FUNCTION aegis_retire_month(text); \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();
@@ -516,4 +518,139 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
             (Some("2025-04-02 11:00:00".into()), None)
         ]
     );
+}
+
+/// Stores payments `refs` (in January and February 2025), scores each, and records a verdict
+/// on the first; returns their ids.
+fn stored_and_scored(db: &ScratchDatabase, refs: &[(&str, &str)]) -> Vec<i64> {
+    let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
+        .open()
+        .unwrap();
+    store
+        .in_transaction(|sql| {
+            let mut ids = Vec::new();
+            for (reference, when) in refs {
+                let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
+                sql.execute(
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, timestamp) \
+                     VALUES (?1, 'ANOMALY', 0.9, ?2)",
+                    &[id.into(), (*when).into()],
+                )?;
+                ids.push(id);
+            }
+            sql.execute(
+                "INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0)",
+                &[],
+            )?;
+            sql.execute(
+                "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+                 SELECT ?1, 'dismissed', user_id, 0 FROM users",
+                &[ids[0].into()],
+            )?;
+            Ok(ids)
+        })
+        .unwrap()
+}
+
+fn count(client: &mut postgres::Client, query: &str) -> i64 {
+    client.query_one(query, &[]).unwrap().get(0)
+}
+
+/// An operator deleting payments on PostgreSQL gets what SQLite's schema gives: a payment an
+/// auditor judged stays, and a deleted one takes its score along (the drift view counted
+/// orphaned scores) and frees its ref.
+#[test]
+fn deleting_payments_spares_judged_ones_and_takes_their_scores() {
+    let Some(db) = scratch("deletes") else { return };
+    let ids = stored_and_scored(
+        &db,
+        &[("D1", "2025-01-05 10:00:00"), ("D2", "2025-01-06 10:00:00")],
+    );
+    let mut client = pg::connect(db.url()).unwrap();
+    let refused = client
+        .execute(
+            "DELETE FROM transaction_events WHERE transaction_id = $1",
+            &[&ids[0]],
+        )
+        .unwrap_err();
+    let text = pg::describe(&refused);
+    assert!(
+        text.contains("has verdicts and cannot be deleted"),
+        "{text}"
+    );
+    client
+        .execute(
+            "DELETE FROM transaction_events WHERE transaction_id = $1",
+            &[&ids[1]],
+        )
+        .unwrap();
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM transaction_scores"),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM payment_refs WHERE transaction_ref = 'D2'"
+        ),
+        0
+    );
+    assert_eq!(count(&mut client, "SELECT count(*) FROM transactions"), 1);
+}
+
+/// Retiring a month detaches its partition and forgets its refs and scores: a retried ref of
+/// that month is then stored as a new payment instead of failing, and the table stays behind,
+/// renamed, for the archive. A month that is not one, not attached, or retired before and not
+/// yet archived, is refused by name.
+#[test]
+fn retiring_a_month_detaches_it_and_frees_its_refs() {
+    let Some(db) = scratch("retire") else { return };
+    stored_and_scored(
+        &db,
+        &[
+            ("R1", "2025-02-05 10:00:00"),
+            ("J1", "2025-01-05 10:00:00"),
+            ("J2", "2025-01-20 10:00:00"),
+        ],
+    );
+    let mut client = pg::connect(db.url()).unwrap();
+    let retired: i64 = client
+        .query_one("SELECT aegis_retire_month('2025-01')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(retired, 2);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM transactions"), 1);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM transaction_scores"),
+        1
+    );
+    assert_eq!(count(&mut client, "SELECT count(*) FROM payment_refs"), 1);
+    // The retried ref is a new payment, in a new January partition.
+    let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
+        .open()
+        .unwrap();
+    let again = store.in_transaction(|sql| {
+        aegis_core::store::insert_payment(sql, &payment("J1", "2025-01-05 10:00:00"))
+    });
+    assert!(again.is_ok(), "{again:?}");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM transaction_events_2025_01_retired"
+        ),
+        2,
+        "the retired month stays, renamed, to be archived"
+    );
+    for (month, expected) in [
+        ("2025-13", "is not a month"),
+        ("'; DROP TABLE users; --", "is not a month"),
+        ("2024-06", "has no attached partition"),
+        ("2025-01", "was retired before"),
+    ] {
+        let error = client
+            .query_one("SELECT aegis_retire_month($1)", &[&month])
+            .unwrap_err();
+        let text = pg::describe(&error);
+        assert!(text.contains(expected), "{month}: {text}");
+    }
 }
