@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use aegis_core::engine::Target;
 
 use crate::http::{Session, wait_until_up};
-use crate::procs::{self, Usage, command, peak_rss_kb, stop, wait_with_usage};
+use crate::procs::{self, Running, Usage, command, peak_rss_kb, stop, wait_with_usage};
 use crate::up::{create_user, random_password};
 
 /// Options of `aegis bench`.
@@ -84,7 +84,7 @@ fn drain(db: &str, modeling: &str, log: &Path) -> anyhow::Result<Usage> {
 
 fn timed(name: &str, args: &[&str], log: &Path) -> anyhow::Result<Usage> {
     let started = Instant::now();
-    let mut child = command(name, Some(log))?.args(args).spawn()?;
+    let mut child = Running::spawn(command(name, Some(log))?.args(args))?;
     let usage = wait_with_usage(&mut child, started)?;
     if usage.status != 0 {
         bail!("{name} {} failed; see {}", args.join(" "), log.display());
@@ -337,22 +337,23 @@ impl<'a> Bench<'a> {
     /// The monitor following a live feed of `rate` payments a second.
     fn live(&mut self, rate: u32) -> anyhow::Result<()> {
         let before = max_id(&self.target)?;
-        let mut monitor = command("monitor", Some(&self.log))?
-            .args(["--db", &self.db, "--modeling", &self.modeling])
-            .spawn()?;
+        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
+            "--db",
+            &self.db,
+            "--modeling",
+            &self.modeling,
+        ]))?;
         std::thread::sleep(Duration::from_secs(3));
-        let mut feed = command("simulate", Some(&self.log))?
-            .args([
-                "--db",
-                &self.db,
-                "--rate",
-                &rate.to_string(),
-                "--duration",
-                &self.config.seconds.to_string(),
-                "--seed",
-                &rate.to_string(),
-            ])
-            .spawn()?;
+        let mut feed = Running::spawn(command("simulate", Some(&self.log))?.args([
+            "--db",
+            &self.db,
+            "--rate",
+            &rate.to_string(),
+            "--duration",
+            &self.config.seconds.to_string(),
+            "--seed",
+            &rate.to_string(),
+        ]))?;
         let mut peak = 0;
         while feed.try_wait()?.is_none() {
             watch_peak(&monitor, &mut peak);
@@ -409,19 +410,17 @@ impl<'a> Bench<'a> {
     }
 
     /// A dashboard on the bench database at the configured port, once it answers; and its URL.
-    fn start_dashboard(&self) -> anyhow::Result<(Child, String)> {
+    fn start_dashboard(&self) -> anyhow::Result<(Running, String)> {
         let addr = format!("127.0.0.1:{}", self.config.port);
         let base = format!("http://{addr}");
-        let dashboard = command("dashboard", Some(&self.log))?
-            .args([
-                "--db",
-                &self.db,
-                "--modeling",
-                &self.modeling,
-                "--addr",
-                &addr,
-            ])
-            .spawn()?;
+        let dashboard = Running::spawn(command("dashboard", Some(&self.log))?.args([
+            "--db",
+            &self.db,
+            "--modeling",
+            &self.modeling,
+            "--addr",
+            &addr,
+        ]))?;
         wait_until_up(&base, Duration::from_secs(30))?;
         Ok((dashboard, base))
     }
@@ -452,13 +451,17 @@ impl<'a> Bench<'a> {
         // The same pages while a feed adds 1,000 payments a second and the monitor scores
         // them: every cached answer is out of date within milliseconds, so each request pays
         // for its queries.
-        let mut monitor = command("monitor", Some(&self.log))?
-            .args(["--db", &self.db, "--modeling", &self.modeling])
-            .spawn()?;
+        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
+            "--db",
+            &self.db,
+            "--modeling",
+            &self.modeling,
+        ]))?;
         std::thread::sleep(Duration::from_secs(3));
-        let mut feed = command("simulate", Some(&self.log))?
-            .args(["--db", &self.db, "--rate", "1000", "--seed", "99"])
-            .spawn()?;
+        let mut feed = Running::spawn(
+            command("simulate", Some(&self.log))?
+                .args(["--db", &self.db, "--rate", "1000", "--seed", "99"]),
+        )?;
         std::thread::sleep(Duration::from_secs(2));
         for (label, page) in [
             ("overview page", "/"),
@@ -504,18 +507,17 @@ impl Bench<'_> {
     /// The monitor following a feed is killed with SIGKILL and started again: the time from the
     /// new process's start to its first newly scored row, and how it rebuilt its history.
     fn restart(&mut self) -> anyhow::Result<()> {
-        let mut feed = command("simulate", Some(&self.log))?
-            .args(["--db", &self.db, "--rate", "200", "--seed", "5"])
-            .spawn()?;
+        let mut feed = Running::spawn(
+            command("simulate", Some(&self.log))?
+                .args(["--db", &self.db, "--rate", "200", "--seed", "5"]),
+        )?;
         let monitor_args = [
             "--db",
             self.db.as_str(),
             "--modeling",
             self.modeling.as_str(),
         ];
-        let mut monitor = command("monitor", Some(&self.log))?
-            .args(monitor_args)
-            .spawn()?;
+        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args(monitor_args))?;
         let conn = rusqlite::Connection::open(&self.db_path)?;
         let mark = || -> anyhow::Result<i64> {
             Ok(conn.query_row(
@@ -542,7 +544,7 @@ impl Bench<'_> {
         let started = Instant::now();
         let log = self.path("restart-monitor.log");
         let _ = std::fs::remove_file(&log);
-        let mut restarted = command("monitor", Some(&log))?.args(monitor_args).spawn()?;
+        let mut restarted = Running::spawn(command("monitor", Some(&log))?.args(monitor_args))?;
         while mark()? <= killed_at {
             if started.elapsed() > Duration::from_secs(600) {
                 bail!(
@@ -591,9 +593,12 @@ impl Bench<'_> {
             &format!("bench-{}", random_password(4).to_lowercase()),
             "ingest",
         )?;
-        let mut monitor = command("monitor", Some(&self.log))?
-            .args(["--db", &self.db, "--modeling", &self.modeling])
-            .spawn()?;
+        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
+            "--db",
+            &self.db,
+            "--modeling",
+            &self.modeling,
+        ]))?;
         let (mut dashboard, base) = self.start_dashboard()?;
         let (payees, day) = apibench::payees(&self.db_path, 200_000)?;
         let caught_up = |what: &str| -> anyhow::Result<()> {

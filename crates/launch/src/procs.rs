@@ -133,6 +133,39 @@ impl Drop for Children {
     }
 }
 
+/// One running child, stopped like [`Children`] when dropped. The benchmarks and the soak hold
+/// their programs apart (watching one's memory, killing another), and an error between a spawn
+/// and its stop (a `?`) must not leave a monitor scoring on, holding the database's lock,
+/// after the launcher has gone. Reads as the [`Child`] it holds.
+pub struct Running(Child);
+
+impl Running {
+    /// Spawns `command`.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Running> {
+        command.spawn().map(Running)
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = stop(&mut self.0, Duration::from_secs(10));
+    }
+}
+
 /// Asks a child to stop (SIGTERM), then kills it if it has not exited after `grace`. A child
 /// that has already exited is not signalled: its pid may belong to another process by now.
 pub fn stop(child: &mut Child, grace: Duration) -> anyhow::Result<ExitStatus> {
@@ -180,5 +213,20 @@ mod children_tests {
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
             "the child was stopped and reaped"
         );
+    }
+
+    /// The same for a child a bench step holds alone; one it killed itself is left alone.
+    #[test]
+    fn a_running_child_stops_when_dropped() {
+        let sleeper = Running::spawn(Command::new("sleep").arg("30")).unwrap();
+        let pid = sleeper.id();
+        drop(sleeper);
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+        let mut killed = Running::spawn(Command::new("sleep").arg("30")).unwrap();
+        killed.kill().unwrap();
+        let status = killed.wait().unwrap();
+        assert!(!status.success());
+        drop(killed);
     }
 }

@@ -4,7 +4,6 @@
 //! "database is locked" reaching a log, and the dashboard never failed.
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use anyhow::{Context, bail};
 use rand::Rng;
 
 use crate::http::{Session, wait_until_up};
-use crate::procs::{self, command, stop};
+use crate::procs::{self, Running, command, stop};
 use crate::up::{create_user, random_password};
 
 /// Options of `aegis soak`.
@@ -106,8 +105,10 @@ impl Workspace {
         self.dir.join(format!("{name}.log"))
     }
 
-    fn spawn(&self, name: &str, args: &[&str]) -> anyhow::Result<Child> {
-        Ok(command(name, Some(&self.log(name)))?.args(args).spawn()?)
+    fn spawn(&self, name: &str, args: &[&str]) -> anyhow::Result<Running> {
+        Ok(Running::spawn(
+            command(name, Some(&self.log(name)))?.args(args),
+        )?)
     }
 
     fn monitor_args(&self) -> [&str; 4] {
@@ -305,8 +306,8 @@ impl Pollers {
 fn kill_at_random(
     workspace: &Workspace,
     config: &SoakConfig,
-    monitor: &mut Child,
-    simulate: &mut Child,
+    monitor: &mut Running,
+    simulate: &mut Running,
     simulate_args: &[&str],
 ) -> anyhow::Result<(u32, u32)> {
     let mut events: Vec<(Duration, &str)> = moments(config.monitor_kills, config.duration)
