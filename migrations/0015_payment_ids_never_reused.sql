@@ -4,71 +4,28 @@
 -- which the monitor has passed and never scores. AUTOINCREMENT remembers the largest id ever
 -- used, in `sqlite_sequence`.
 --
--- SQLite cannot add AUTOINCREMENT to a table, so the table is rebuilt with its rows and ids
--- (a copy: seconds at a million rows, once), the way SQLite's documentation says to change a
--- table: a new table, the rows copied, the old one dropped and the new one renamed, with
--- foreign keys off (the migrations run with them off, and check before committing that no
--- reference was broken). Its indexes and triggers go with the old table, and its two views
--- would stop the rename; all are made again as the earlier migrations left them.
-DROP VIEW flagged;
-DROP VIEW anomalies;
+-- AUTOINCREMENT changes how new ids are chosen, not how rows are stored, so the table's
+-- definition is edited in place, the way SQLite's documentation describes for changes that
+-- leave the stored content as it is (lang_altertable.html, "making other kinds of table
+-- schema changes"): instant at any size, and everything an auditor added to the table (a
+-- column, an index, a trigger, a view over it) stays as it was. A table whose definition
+-- does not read as Aegis wrote it is left alone. The migration runner then moves the schema
+-- cookie, so that every connection reads the new definition. `sqlite_sequence` exists once
+-- any table has used AUTOINCREMENT; a table made and dropped at once makes it.
+CREATE TABLE aegis_sequence_maker (id INTEGER PRIMARY KEY AUTOINCREMENT);
+DROP TABLE aegis_sequence_maker;
 
-CREATE TABLE transactions_0015 (
-    transaction_id  INTEGER PRIMARY KEY AUTOINCREMENT,
-    transaction_ref TEXT,
-    beneficiary_id  TEXT NOT NULL,
-    account_id      TEXT,
-    agent_id        TEXT,
-    scheme          TEXT NOT NULL,
-    amount_paise    INTEGER,
-    timestamp       TEXT,
-    latitude        REAL,
-    longitude       REAL,
-    district        TEXT,
-    is_anomaly      INTEGER CHECK (is_anomaly IN (0, 1)),
-    fraud_type      TEXT,
-    inserted_at     INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
-    status          TEXT CHECK (status IN ('NORMAL', 'ANOMALY', 'ERROR')),
-    anomaly_score   REAL,
-    reasons         TEXT,
-    model_version   TEXT,
-    scored_at       INTEGER
-);
-
--- In id order, so that the copy appends to the new table's b-tree.
-INSERT INTO transactions_0015 SELECT * FROM transactions ORDER BY transaction_id;
-DROP TABLE transactions;
-ALTER TABLE transactions_0015 RENAME TO transactions;
-
-CREATE VIEW flagged AS SELECT * FROM transactions WHERE status <> 'NORMAL';
-CREATE VIEW anomalies AS SELECT * FROM transactions WHERE status = 'ANOMALY';
-
-CREATE INDEX idx_transactions_timestamp ON transactions (timestamp);
-CREATE INDEX idx_transactions_beneficiary ON transactions (beneficiary_id, timestamp);
-CREATE INDEX idx_transactions_account ON transactions (account_id, timestamp);
-CREATE INDEX idx_transactions_agent ON transactions (agent_id, timestamp);
-CREATE INDEX idx_transactions_anomalies
-    ON transactions (anomaly_score, scheme, timestamp) WHERE status = 'ANOMALY';
-CREATE INDEX idx_transactions_ref ON transactions (transaction_ref);
-
-CREATE TRIGGER transactions_register_ref AFTER INSERT ON transactions
-    WHEN NEW.transaction_ref IS NOT NULL
-BEGIN
-    INSERT INTO payment_refs (transaction_ref, transaction_id)
-        VALUES (NEW.transaction_ref, NEW.transaction_id);
-END;
-
-CREATE TRIGGER transactions_release_ref AFTER DELETE ON transactions
-    WHEN OLD.transaction_ref IS NOT NULL
-BEGIN
-    DELETE FROM payment_refs
-        WHERE transaction_ref = OLD.transaction_ref AND transaction_id = OLD.transaction_id;
-END;
+PRAGMA writable_schema = ON;
+UPDATE sqlite_master
+    SET sql = replace(sql, 'transaction_id  INTEGER PRIMARY KEY,',
+                           'transaction_id  INTEGER PRIMARY KEY AUTOINCREMENT,')
+    WHERE type = 'table' AND name = 'transactions'
+      AND instr(sql, 'transaction_id  INTEGER PRIMARY KEY,') > 0;
+PRAGMA writable_schema = OFF;
 
 -- Ids already used by rows deleted before this version are known only where something kept
 -- them: the monitor's mark, the incidents' links, verdicts and registered refs. The next id is
 -- past all of them.
-DELETE FROM sqlite_sequence WHERE name = 'transactions';
 INSERT INTO sqlite_sequence (name, seq) SELECT 'transactions', max(
     (SELECT coalesce(max(transaction_id), 0) FROM transactions),
     (SELECT coalesce(max(high_water_mark), 0) FROM monitor_state),
@@ -76,3 +33,17 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'transactions', max(
     (SELECT coalesce(max(transaction_id), 0) FROM verdicts),
     (SELECT coalesce(max(transaction_id), 0) FROM payment_refs)
 );
+
+-- Deleting payments changes what the dashboard's cached figures counted, but none of what it
+-- reads to know the data changed (the newest id, the monitor's mark, the newest verdict):
+-- after an operator took out a bad import, the overview went on counting it until the next
+-- payment arrived. A counter of deletions, moved by every delete, is read with them.
+CREATE TABLE payment_deletions (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    deleted   INTEGER NOT NULL
+);
+INSERT INTO payment_deletions (singleton, deleted) VALUES (1, 0);
+CREATE TRIGGER transactions_count_deletions AFTER DELETE ON transactions
+BEGIN
+    UPDATE payment_deletions SET deleted = deleted + 1;
+END;

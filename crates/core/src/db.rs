@@ -204,22 +204,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version == SCHEMA_VERSION {
-        return Ok(());
-    }
-    // Foreign keys are off while migrations run, as SQLite's documentation asks of a migration
-    // that rebuilds a table others refer to (0015): with them on, dropping the old table
-    // counts every reference to it as broken. Each migration instead checks, before it
-    // commits, that it broke no reference. The setting cannot change inside a transaction.
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
-    let applied = apply_migrations(conn, version, MIGRATIONS);
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    applied
-}
-
-/// Applies `migrations` after the first `version`, each in its own transaction.
-fn apply_migrations(conn: &Connection, version: i64, migrations: &[(&str, &str)]) -> Result<()> {
-    for (index, (name, sql)) in migrations.iter().enumerate().skip(version as usize) {
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         // IMMEDIATE takes the write lock first, so two programs starting together cannot both
         // apply the same migration.
         conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -228,20 +213,10 @@ fn apply_migrations(conn: &Connection, version: i64, migrations: &[(&str, &str)]
             conn.execute_batch("COMMIT")?;
             continue;
         }
-        let result = broken_references(conn).and_then(|before| {
-            conn.execute_batch(sql)?;
-            conn.pragma_update(None, "user_version", index as i64 + 1)?;
-            let after = broken_references(conn)?;
-            // References broken before (an operator's delete with foreign keys off) are not
-            // this migration's, and must not stop the auditor's data from opening.
-            if after > before {
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
-                    Some(format!("it would break {} references", after - before)),
-                ));
-            }
-            Ok(())
-        });
+        let result = conn
+            .execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", index as i64 + 1))
+            .and_then(|()| move_schema_cookie(conn));
         match result {
             Ok(()) => conn.execute_batch("COMMIT")?,
             Err(error) => {
@@ -254,11 +229,12 @@ fn apply_migrations(conn: &Connection, version: i64, migrations: &[(&str, &str)]
     Ok(())
 }
 
-/// How many rows refer to a row that does not exist (SQLite's `foreign_key_check`).
-fn broken_references(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
-        row.get(0)
-    })
+/// Moves the schema cookie on, so that every connection, this one included, reads the schema
+/// again at its next statement: a migration that edits a definition in place (0015, as
+/// SQLite's documentation describes) changes the schema without moving it.
+fn move_schema_cookie(conn: &Connection) -> rusqlite::Result<()> {
+    let cookie: i64 = conn.pragma_query_value(None, "schema_version", |row| row.get(0))?;
+    conn.pragma_update(None, "schema_version", cookie + 1)
 }
 
 /// The trigger that registers each inserted ref in `payment_refs` (migration 0006).
@@ -388,8 +364,10 @@ mod tests {
     }
 
     /// A database of schema 14 whose newest payments an operator deleted after the monitor
-    /// passed them: the upgrade keeps every row, id, index, trigger, view and reference, and
-    /// the next payment gets an id past the monitor's mark.
+    /// passed them, and to which an auditor added a column, an index, a trigger and a view:
+    /// the upgrade keeps every row, id, index, trigger, view and reference, theirs included,
+    /// and the next payment gets an id past the monitor's mark, also through a connection
+    /// another program opened before the upgrade.
     #[test]
     fn upgrading_to_schema_15_keeps_everything_and_starts_ids_past_the_mark() {
         let dir = tempfile::tempdir().unwrap();
@@ -409,93 +387,78 @@ mod tests {
                  INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0); \
                  INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (3, 'dismissed', 1, 0); \
                  INSERT INTO monitor_state (id, high_water_mark, updated_at) VALUES (1, 10, 0); \
-                 DELETE FROM transactions WHERE transaction_id > 7;",
+                 DELETE FROM transactions WHERE transaction_id > 7; \
+                 ALTER TABLE transactions ADD COLUMN office_note TEXT; \
+                 CREATE INDEX audit_by_district ON transactions (district); \
+                 CREATE TABLE audit_trail (transaction_id INTEGER); \
+                 CREATE TRIGGER audit_inserts AFTER INSERT ON transactions \
+                 BEGIN INSERT INTO audit_trail VALUES (NEW.transaction_id); END; \
+                 CREATE VIEW by_scheme AS SELECT scheme, count(*) AS n FROM transactions GROUP BY scheme;",
             )
             .unwrap();
         }
+        let earlier = Connection::open(&path).unwrap();
+        earlier
+            .query_row("SELECT count(*) FROM transactions", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap();
+
         let conn = open(&path).unwrap();
         assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION);
         let one = |query: &str| -> i64 { conn.query_row(query, [], |row| row.get(0)).unwrap() };
+        let text = |query: &str| -> String { conn.query_row(query, [], |row| row.get(0)).unwrap() };
+        assert_eq!(text("PRAGMA integrity_check"), "ok");
         assert_eq!(one("SELECT count(*) FROM transactions"), 7);
         assert_eq!(one("SELECT count(*) FROM anomalies"), 1);
+        assert_eq!(one("SELECT n FROM by_scheme"), 7, "the auditor's view");
         assert_eq!(
             one(
                 "SELECT count(*) FROM sqlite_master WHERE tbl_name = 'transactions' AND type = 'index' AND name LIKE 'idx_%'"
             ),
             TRANSACTION_INDEXES.len() as i64
         );
+        assert_eq!(
+            one(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('audit_by_district', 'audit_inserts')"
+            ),
+            2,
+            "the auditor's index and trigger"
+        );
         conn.execute(
-            "INSERT INTO transactions (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp) \
-             VALUES ('R11', 'B1', 'PM-KISAN', 200000, '2025-01-03 10:00:00')",
+            "INSERT INTO transactions (transaction_ref, beneficiary_id, scheme, amount_paise, timestamp, office_note) \
+             VALUES ('R11', 'B1', 'PM-KISAN', 200000, '2025-01-03 10:00:00', 'checked')",
             [],
         )
         .unwrap();
         assert_eq!(
             one("SELECT transaction_id FROM payment_refs WHERE transaction_ref = 'R11'"),
             11,
-            "past the mark, and registered by the trigger made again"
+            "past the mark, and registered by the trigger"
+        );
+        assert_eq!(one("SELECT max(transaction_id) FROM audit_trail"), 11);
+        // The newest payment deleted again: the next id is still past it, whichever
+        // connection inserts.
+        conn.execute("DELETE FROM transactions WHERE transaction_id = 11", [])
+            .unwrap();
+        earlier
+            .execute(
+                "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) \
+                 VALUES ('B2', 'PM-KISAN', 200000, '2025-01-03 11:00:00')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            earlier.last_insert_rowid(),
+            12,
+            "a connection another program opened before the upgrade"
         );
         let refused = conn
             .execute("DELETE FROM transactions WHERE transaction_id = 3", [])
             .unwrap_err()
             .to_string();
         assert!(refused.contains("FOREIGN KEY"), "{refused}");
-        conn.execute("DELETE FROM transactions WHERE transaction_id = 4", [])
-            .unwrap();
-        assert_eq!(
-            one("SELECT count(*) FROM payment_refs WHERE transaction_ref = 'R4'"),
-            0,
-            "the release trigger made again"
-        );
-    }
-
-    /// A migration that would leave a reference to a missing row is rolled back whole; one
-    /// broken by an operator before it is not the migration's, and does not stop the open.
-    #[test]
-    fn migrations_refuse_to_break_references_but_not_ones_broken_before() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("t.db")).unwrap();
-        // Foreign keys off, as in the sqlite3 shell by default: a judged payment deleted.
-        conn.execute_batch(
-            "INSERT INTO transactions (beneficiary_id, scheme) VALUES ('B1', 'PM-KISAN'); \
-             INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0); \
-             INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) VALUES (1, 'dismissed', 1, 0); \
-             PRAGMA foreign_keys = OFF; DELETE FROM transactions;",
-        )
-        .unwrap();
-        assert_eq!(broken_references(&conn).unwrap(), 1);
-        let with = |extra: (&'static str, &'static str)| -> Vec<(&str, &str)> {
-            MIGRATIONS.iter().copied().chain([extra]).collect()
-        };
-
-        let breaking = with(("0099_breaking", "DELETE FROM users"));
-        let message = apply_migrations(&conn, SCHEMA_VERSION, &breaking)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("migration 0099_breaking failed")
-                && message.contains("break 1 references"),
-            "{message}"
-        );
-        let users: i64 = conn
-            .query_row("SELECT count(*) FROM users", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!((users, schema_version(&conn).unwrap()), (1, SCHEMA_VERSION));
-
-        let harmless = with(("0099_harmless", "CREATE TABLE notes (body TEXT)"));
-        apply_migrations(&conn, SCHEMA_VERSION, &harmless).unwrap();
-        assert_eq!(schema_version(&conn).unwrap(), SCHEMA_VERSION + 1);
-    }
-
-    /// Every program turns foreign keys back on after migrating.
-    #[test]
-    fn foreign_keys_are_enforced_after_the_migrations() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("t.db")).unwrap();
-        let enforced: i64 = conn
-            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
-            .unwrap();
-        assert_eq!(enforced, 1);
+        assert_eq!(one("SELECT deleted FROM payment_deletions"), 1);
     }
 
     #[test]

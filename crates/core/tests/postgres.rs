@@ -498,6 +498,7 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
              DROP FUNCTION aegis_verdicts_in_commit_order() CASCADE; \
              DROP FUNCTION aegis_refuse_judged_delete() CASCADE; \
              DROP FUNCTION aegis_drop_score() CASCADE; DROP FUNCTION aegis_retire_month(text); \
+             DROP FUNCTION aegis_count_deletions() CASCADE; DROP TABLE payment_deletions; \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();
@@ -598,22 +599,72 @@ fn deleting_payments_spares_judged_ones_and_takes_their_scores() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM transactions"), 1);
 }
 
-/// Retiring a month detaches its partition and forgets its refs and scores: a retried ref of
-/// that month is then stored as a new payment instead of failing, and the table stays behind,
-/// renamed, for the archive. A month that is not one, not attached, or retired before and not
-/// yet archived, is refused by name.
+/// Retiring a month detaches its partition and takes out what refers to its payments: a
+/// retried ref of that month is then stored as a new payment instead of failing, an incident
+/// left without alerts goes and one spanning the month's end is counted again, and the table
+/// stays behind, renamed, for the archive. A month that is not one, not attached, retired
+/// before and not archived, not scored to the end, or holding verdicts that are still evidence
+/// is refused by name, and stays.
 #[test]
 fn retiring_a_month_detaches_it_and_frees_its_refs() {
     let Some(db) = scratch("retire") else { return };
-    stored_and_scored(
+    let ids = stored_and_scored(
         &db,
         &[
-            ("R1", "2025-02-05 10:00:00"),
             ("J1", "2025-01-05 10:00:00"),
             ("J2", "2025-01-20 10:00:00"),
+            ("F1", "2025-02-05 10:00:00"),
         ],
     );
     let mut client = pg::connect(db.url()).unwrap();
+    let refused = |client: &mut postgres::Client, month: &str| -> String {
+        let error = client
+            .query_one("SELECT aegis_retire_month($1)", &[&month])
+            .unwrap_err();
+        pg::describe(&error)
+    };
+    let message = refused(&mut client, "2025-01");
+    assert!(
+        message.contains("has 2 payments the monitor has not scored yet"),
+        "{message}"
+    );
+    client
+        .batch_execute(&format!(
+            "INSERT INTO monitor_state (id, high_water_mark, updated_at) VALUES (1, {}, 0); \
+             INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
+             SELECT {}, 'confirmed_fraud', user_id, 1737000000000 FROM users",
+            ids[2], ids[1]
+        ))
+        .unwrap();
+    let message = refused(&mut client, "2025-01");
+    assert!(
+        message.contains("has 1 verdicts decided within 28 days of the newest payment"),
+        "{message}"
+    );
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM transactions"),
+        3,
+        "still there"
+    );
+    // That verdict decided long before instead; incidents: one across the month's end, one
+    // inside it.
+    client
+        .batch_execute(&format!(
+            "UPDATE verdicts SET created_at = 0; \
+             UPDATE transaction_scores SET anomaly_score = 0.7 WHERE transaction_id = {f1}; \
+             INSERT INTO incidents (incident_id, first_time, last_time, alerts, max_score, total_paise, lead_id) \
+             VALUES (1, 1736051400, 1738729800, 2, 0.9, 400000, {j1}), (2, 1737347400, 1737347400, 1, 0.9, 200000, {j2}); \
+             INSERT INTO incident_alerts (transaction_id, incident_id, timestamp, amount_paise) \
+             VALUES ({j1}, 1, '2025-01-05 10:00:00', 200000), ({f1}, 1, '2025-02-05 10:00:00', 200000), \
+                    ({j2}, 2, '2025-01-20 10:00:00', 200000); \
+             INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES ('agent', 'G1', 2, 0); \
+             INSERT INTO control_days (day, population, size, drawn, drawn_by, drawn_at) VALUES ('2025-01-20', 1, 1, 1, 'test', 0); \
+             INSERT INTO control_draws (transaction_id, day) VALUES ({j2}, '2025-01-20');",
+            j1 = ids[0],
+            j2 = ids[1],
+            f1 = ids[2]
+        ))
+        .unwrap();
     let retired: i64 = client
         .query_one("SELECT aegis_retire_month('2025-01')", &[])
         .unwrap()
@@ -625,6 +676,38 @@ fn retiring_a_month_detaches_it_and_frees_its_refs() {
         1
     );
     assert_eq!(count(&mut client, "SELECT count(*) FROM payment_refs"), 1);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM control_draws"), 0);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM verdicts"),
+        2,
+        "verdicts stay"
+    );
+    let incidents: Vec<(i64, i64, i64, f64, i64, i64, i64)> = client
+        .query(
+            "SELECT incident_id, alerts, unreviewed, max_score, total_paise, lead_id, first_time \
+             FROM incidents ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            )
+        })
+        .collect();
+    assert_eq!(incidents, [(1, 1, 1, 0.7, 200_000, ids[2], 1738729800)]);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM incident_keys"), 0);
+    assert_eq!(
+        count(&mut client, "SELECT deleted FROM payment_deletions"),
+        1
+    );
     // The retried ref is a new payment, in a new January partition.
     let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
         .open()
@@ -647,10 +730,7 @@ fn retiring_a_month_detaches_it_and_frees_its_refs() {
         ("2024-06", "has no attached partition"),
         ("2025-01", "was retired before"),
     ] {
-        let error = client
-            .query_one("SELECT aegis_retire_month($1)", &[&month])
-            .unwrap_err();
-        let text = pg::describe(&error);
-        assert!(text.contains(expected), "{month}: {text}");
+        let message = refused(&mut client, month);
+        assert!(message.contains(expected), "{month}: {message}");
     }
 }

@@ -11,18 +11,31 @@ use crate::error::AppResult;
 /// What identifies the state of the data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataVersion {
-    /// Read from the database: the newest row, the monitor's mark, and the newest verdict (the
-    /// confirmed-fraud amount counts verdicts).
-    Read(i64, i64, i64),
+    /// Read from the database ([`Read`]).
+    Read(Read),
     /// PostgreSQL's notices of these changes, counted ([`crate::changes::Changes::data`]).
     Notified(u64),
+}
+
+/// The state of the data as read from the database: what moves when what the cached answers
+/// count changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Read {
+    /// The newest payment: payments were added.
+    pub newest: i64,
+    /// The monitor's mark: payments were scored.
+    pub mark: i64,
+    /// The newest verdict (the confirmed-fraud amount counts verdicts).
+    pub verdict: i64,
+    /// Deletions of payments (migration 0015): payments were taken out.
+    pub deletions: i64,
 }
 
 /// Entries kept at most; past it, the least recently used is dropped (so the default overview
 /// every auditor opens stays cached while others explore many filters).
 const CAPACITY: usize = 64;
 
-/// The current data version read from the database (three indexed lookups, in one statement).
+/// The current data version read from the database (four indexed lookups, in one statement).
 pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
     // One statement (a round trip to a server counts). The payments themselves, not
     // PostgreSQL's view with the scores: its join keeps the planner from reading the max off
@@ -33,13 +46,21 @@ pub fn data_version(sql: &mut dyn Sql) -> AppResult<DataVersion> {
         &format!(
             "SELECT (SELECT coalesce(max(transaction_id), 0) FROM {}), \
              (SELECT coalesce(max(high_water_mark), 0) FROM monitor_state), \
-             (SELECT coalesce(max(verdict_id), 0) FROM verdicts)",
+             (SELECT coalesce(max(verdict_id), 0) FROM verdicts), \
+             (SELECT coalesce(max(deleted), 0) FROM payment_deletions)",
             sql.engine().payments_table()
         ),
         &[],
-        |row| Ok(DataVersion::Read(row.at(0)?, row.at(1)?, row.at(2)?)),
+        |row| {
+            Ok(DataVersion::Read(Read {
+                newest: row.at(0)?,
+                mark: row.at(1)?,
+                verdict: row.at(2)?,
+                deletions: row.at(3)?,
+            }))
+        },
     )?;
-    Ok(version.unwrap_or(DataVersion::Read(0, 0, 0)))
+    Ok(version.unwrap_or(DataVersion::Read(Read::default())))
 }
 
 /// Answers by key, each remembered with the data version it was computed at. Requests for an
@@ -173,19 +194,21 @@ mod tests {
                 })
                 .unwrap()
         };
-        assert_eq!(ask(DataVersion::Read(1, 1, 0)), 1);
-        assert_eq!(ask(DataVersion::Read(1, 1, 0)), 1);
-        assert_eq!(ask(DataVersion::Read(2, 1, 0)), 2, "a new row invalidates");
-        assert_eq!(
-            ask(DataVersion::Read(2, 2, 0)),
-            3,
-            "newly scored rows invalidate"
-        );
-        assert_eq!(
-            ask(DataVersion::Read(2, 2, 1)),
-            4,
-            "a new verdict invalidates"
-        );
+        assert_eq!(ask(read(1, 1, 0, 0)), 1);
+        assert_eq!(ask(read(1, 1, 0, 0)), 1);
+        assert_eq!(ask(read(2, 1, 0, 0)), 2, "a new row invalidates");
+        assert_eq!(ask(read(2, 2, 0, 0)), 3, "newly scored rows invalidate");
+        assert_eq!(ask(read(2, 2, 1, 0)), 4, "a new verdict invalidates");
+        assert_eq!(ask(read(2, 2, 1, 1)), 5, "deleted payments invalidate");
+    }
+
+    fn read(newest: i64, mark: i64, verdict: i64, deletions: i64) -> DataVersion {
+        DataVersion::Read(Read {
+            newest,
+            mark,
+            verdict,
+            deletions,
+        })
     }
 
     #[test]
@@ -225,7 +248,7 @@ mod tests {
         let computed = std::cell::Cell::new(0);
         let ask = |key: &str| {
             cache
-                .get_or_compute(key.into(), DataVersion::Read(1, 1, 0), || {
+                .get_or_compute(key.into(), read(1, 1, 0, 0), || {
                     computed.set(computed.get() + 1);
                     Ok(())
                 })

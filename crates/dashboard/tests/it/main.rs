@@ -627,6 +627,37 @@ async fn the_default_view_is_the_last_30_days_of_data() {
     }
 }
 
+/// An operator taking payments out (a bad import) is seen by the next overview, though no
+/// payment, score or verdict was added: the cached figures counted them.
+#[tokio::test]
+async fn deleting_payments_refreshes_the_cached_overview() {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let login = app.login("alice").await;
+        let transactions = || async {
+            app.get("/api/summary", Some(&login)).await.json()["kpis"]["transactions"].clone()
+        };
+        assert_eq!(transactions().await, 5);
+        assert_eq!(transactions().await, 5, "now cached");
+        app.write(|sql| {
+            let payments = sql.engine().payments_table();
+            Ok(sql.execute(
+                &format!("DELETE FROM {payments} WHERE transaction_id = 1"),
+                &[],
+            )?)
+        });
+        // PostgreSQL's notice arrives a moment after the commit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while transactions().await != 4 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{engine:?}: the overview still counts the deleted payment"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn summary_aggregates_kpis_trend_heatmap_and_map() {
     for engine in engines() {
