@@ -124,6 +124,23 @@ impl NewTransaction {
 /// shifted), refused rather than stored to overflow every sum it enters.
 pub const MAX_RUPEES: i64 = 10_000_000_000;
 
+/// A stored `amount_paise` as the monitor may score it, or why not: the readers of both
+/// engines check what another writer (an auditor's own SQL, another tool) may have stored past
+/// ingest's checks. An amount above [`MAX_RUPEES`] would overflow the incident totals it
+/// enters, which on PostgreSQL failed the scoring transaction on every restart.
+pub fn stored_amount(paise: i64) -> Result<i64, String> {
+    if paise < 0 {
+        Err(format!("amount is negative ({paise} paise)"))
+    } else if paise > MAX_RUPEES * 100 {
+        Err(format!(
+            "amount_paise {paise} is above the largest payment accepted ({}): paise stored as rupees × 100 twice, or a shifted column?",
+            format_rupees(MAX_RUPEES * 100)
+        ))
+    } else {
+        Ok(paise)
+    }
+}
+
 /// Parses a rupee amount as people and exports write it (`2000`, `1234.50`, `.50`, `₹1,20,000`,
 /// `120,000`) into paise, exactly, without going through a float. The one parser for the CSV
 /// import, the ingest API and the dashboard's amount filters. The error says what was wrong

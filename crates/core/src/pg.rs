@@ -446,8 +446,7 @@ pub fn read_stored(row: &postgres::Row) -> Result<crate::store::StoredTransactio
             .try_get::<_, Option<i64>>(5)
             .map_err(|e| e.to_string())?
         {
-            Some(paise) if paise < 0 => return Err(format!("amount is negative ({paise} paise)")),
-            Some(paise) => paise,
+            Some(paise) => crate::domain::stored_amount(paise)?,
             None => return Err("amount is missing (NULL amount_paise)".to_string()),
         };
         let stamp = text(6)?.ok_or("timestamp is missing")?;

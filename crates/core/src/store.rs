@@ -61,10 +61,7 @@ fn parse_payment(row: &Row<'_>) -> std::result::Result<Payment, String> {
     let agent_id = identifier(value(3)?, "agent_id")?;
     let scheme = identifier(value(4)?, "scheme")?.ok_or_else(|| "scheme is missing".to_string())?;
     let amount_paise = match value(5)? {
-        ValueRef::Integer(paise) if paise < 0 => {
-            return Err(format!("amount is negative ({paise} paise)"));
-        }
-        ValueRef::Integer(paise) => paise,
+        ValueRef::Integer(paise) => crate::domain::stored_amount(paise)?,
         ValueRef::Null => return Err("amount is missing (NULL amount_paise)".to_string()),
         ValueRef::Real(number) => {
             return Err(format!(

@@ -129,7 +129,7 @@ impl Checkpoints {
                 }
                 Ok(checkpoint) if checkpoint.mark == file_mark => tracing::warn!(
                     file = %path.display(),
-                    "checkpoint belongs to another database (its row at the mark differs): ignored"
+                    "checkpoint's row at the mark is gone or differs (deleted since, or another database): ignored"
                 ),
                 Ok(checkpoint) => tracing::warn!(
                     file = %path.display(),
@@ -167,9 +167,14 @@ impl Checkpoints {
         let temporary = PathBuf::from(temporary);
         let file = fs::File::create(&temporary)
             .with_context(|| format!("creating {}", temporary.display()))?;
-        let bytes = state
-            .encode_to(BufWriter::new(&file), &self.feature_set, mark, anchor)
-            .with_context(|| format!("writing {}", temporary.display()))?;
+        let bytes = match state.encode_to(BufWriter::new(&file), &self.feature_set, mark, anchor) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                // A full disk must not fill up further with a half file per attempt.
+                let _ = fs::remove_file(&temporary);
+                return Err(error).with_context(|| format!("writing {}", temporary.display()));
+            }
+        };
         Ok(Pending {
             file,
             temporary,
@@ -185,8 +190,14 @@ impl Checkpoints {
     /// every new checkpoint, each deleted as soon as written, and every restart would replay
     /// all history.
     fn commit(&self, pending: &Pending) -> anyhow::Result<()> {
-        pending.file.sync_all()?;
-        fs::rename(&pending.temporary, &pending.path)?;
+        let placed = pending
+            .file
+            .sync_all()
+            .and_then(|()| fs::rename(&pending.temporary, &pending.path));
+        if let Err(error) = placed {
+            let _ = fs::remove_file(&pending.temporary);
+            return Err(error.into());
+        }
         if let Ok(dir) = fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
@@ -249,7 +260,7 @@ impl Writer {
         rows: u64,
         state: &FeatureState,
         mark: i64,
-        anchor: impl FnOnce() -> String,
+        anchor: impl FnOnce() -> Option<String>,
     ) {
         self.rows_since += rows;
         let elapsed = self.last.elapsed();
@@ -257,14 +268,19 @@ impl Writer {
             || (self.rows_since > 0 && elapsed >= self.policy.every))
             && elapsed >= self.last_cost * SPACING;
         if self.policy.enabled() && due {
-            self.start(state, mark, &anchor());
+            self.start(state, mark, anchor());
         }
     }
 
     /// Writes a last checkpoint if anything was scored since the previous one, and waits.
-    pub fn finish(&mut self, state: &FeatureState, mark: i64, anchor: impl FnOnce() -> String) {
+    pub fn finish(
+        &mut self,
+        state: &FeatureState,
+        mark: i64,
+        anchor: impl FnOnce() -> Option<String>,
+    ) {
         if self.policy.enabled() && self.rows_since > 0 {
-            self.start(state, mark, &anchor());
+            self.start(state, mark, anchor());
         }
         self.wait();
     }
@@ -275,7 +291,15 @@ impl Writer {
         }
     }
 
-    fn start(&mut self, state: &FeatureState, mark: i64, anchor: &str) {
+    /// Writes a checkpoint at `mark`, whose row `anchor` identifies; none when the row cannot
+    /// be identified (deleted since it was scored): a restart could never use it, and it
+    /// would push a usable one out.
+    fn start(&mut self, state: &FeatureState, mark: i64, anchor: Option<String>) {
+        let Some(anchor) = anchor else {
+            tracing::debug!(mark, "no checkpoint: the row at the mark is gone");
+            return;
+        };
+        let anchor = anchor.as_str();
         let started = Instant::now();
         self.wait();
         let encoding = Instant::now();

@@ -189,13 +189,19 @@ impl Journal {
         let row = self
             .store
             .read_cached(&mut self.cache, |sql| {
+                // As text: an auditor's own SQL may have stored any type in either column.
                 sql.query_row(
-                    "SELECT inserted_at, beneficiary_id FROM transactions WHERE transaction_id = ?1",
+                    "SELECT CAST(inserted_at AS TEXT), CAST(beneficiary_id AS TEXT) \
+                     FROM transactions WHERE transaction_id = ?1",
                     &[mark.into()],
                 )
             })
             .ok()??;
-        Some(format!("{}:{}", row[0].int()?, row[1].text()?))
+        Some(format!(
+            "{}:{}",
+            row[0].text().unwrap_or_default(),
+            row[1].text().unwrap_or_default()
+        ))
     }
 
     /// Hands every row in `(after, upto]` to `visit`, in id order, streaming. Returns the rows.
@@ -361,13 +367,15 @@ impl Journal {
     pub fn progress(&mut self, mark: i64) -> anyhow::Result<(Option<i64>, i64)> {
         match &mut self.store {
             Store::Sqlite(conn) => {
+                // Any type may be stored there by an auditor's own SQL: only an integer is a time.
                 let inserted = conn
                     .query_row(
                         "SELECT inserted_at FROM transactions WHERE transaction_id = ?1",
                         [mark],
-                        |row| row.get(0),
+                        |row| Ok(row.get_ref(0)?.as_i64().ok()),
                     )
-                    .optional()?;
+                    .optional()?
+                    .flatten();
                 let newest = conn.query_row(
                     "SELECT coalesce(max(transaction_id), 0) FROM transactions",
                     [],

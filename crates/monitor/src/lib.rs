@@ -175,14 +175,21 @@ fn look_of(features: &Features) -> [f32; LOOK_INPUTS] {
 /// With a feedback stage, each payment's score is moved by the verdicts decided before its
 /// time that `verdicts` holds (refreshed before every batch, so a verdict recorded now counts
 /// for the next batch).
-fn score_batch(
-    journal: &mut Journal,
+/// A batch scored and ready to commit, with what it adds to the run's counts.
+struct Scored<'a> {
+    batch: ScoredBatch<'a>,
+    anomalies: u64,
+    errors: u64,
+}
+
+/// Scores `rows`, advancing `state` past them: the caller commits the result
+/// ([`commit_scored`]) before it scores anything else.
+fn score_batch<'a>(
     state: &mut FeatureState,
-    slot: &ModelSlot,
+    slot: &'a ModelSlot,
     verdicts: &VerdictBook,
-    rows: &[StoredTransaction],
-    stats: &mut MonitorStats,
-) -> anyhow::Result<()> {
+    rows: &'a [StoredTransaction],
+) -> Scored<'a> {
     let mut features: Vec<Features> = Vec::with_capacity(rows.len());
     for row in rows {
         if let Ok(payment) = &row.payment {
@@ -298,12 +305,26 @@ fn score_batch(
         };
         batch.outcomes.push(outcome);
     }
+    Scored {
+        batch,
+        anomalies,
+        errors,
+    }
+}
+
+/// Commits a scored batch: its scores, alerts, feature counts and the new mark, in one
+/// transaction.
+fn commit_scored(
+    journal: &mut Journal,
+    scored: &Scored<'_>,
+    stats: &mut MonitorStats,
+) -> anyhow::Result<()> {
     let committing = Instant::now();
-    journal.commit(&batch)?;
+    journal.commit(&scored.batch)?;
     stats.committing += committing.elapsed();
-    stats.anomalies += anomalies;
-    stats.errors += errors;
-    stats.scored += rows.len() as u64;
+    stats.anomalies += scored.anomalies;
+    stats.errors += scored.errors;
+    stats.scored += scored.batch.outcomes.len() as u64;
     stats.batches += 1;
     Ok(())
 }
@@ -356,59 +377,65 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
             journal.wait(config.poll_interval, IDLE_WAIT)?;
             continue;
         }
-        // The feature state must only advance when the batch commits; on a busy failure the
-        // history is rebuilt so the retried batch sees exactly what it would have.
         if slot.model.config.feedback.is_some() {
             let added = journal.refresh_verdicts(&mut verdicts)?;
             if added > 0 {
                 tracing::debug!(added, held = verdicts.len(), "verdicts read");
             }
         }
-        match score_batch(
-            &mut journal,
-            &mut state,
-            &slot,
-            &verdicts,
-            &rows,
-            &mut stats,
-        ) {
-            Ok(()) => {}
-            Err(error) if journal::is_busy(&error) => {
-                tracing::warn!(%error, "another writer was in the way; retrying the batch");
-                state = restore(
-                    &mut journal,
-                    &checkpoints,
-                    mark,
-                    &mut MonitorStats::default(),
-                )?;
-                continue;
+        // The feature state has now moved past the batch, so the batch commits before anything
+        // else happens: a commit another writer was in the way of (a long import on SQLite, a
+        // deadlock on PostgreSQL) is tried again with the same scores. Rebuilding the history
+        // instead held two whole states at once.
+        let scored = score_batch(&mut state, &slot, &verdicts, &rows);
+        loop {
+            match commit_scored(&mut journal, &scored, &mut stats) {
+                Ok(()) => break,
+                Err(error) if journal::is_busy(&error) => {
+                    if stop.load(Ordering::Relaxed) {
+                        // The state holds a batch that never committed: no checkpoint of it.
+                        tracing::info!(
+                            mark,
+                            "stopped while the database was busy; the batch was not committed"
+                        );
+                        return Ok(stats);
+                    }
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "another writer was in the way; committing the batch again"
+                    );
+                    std::thread::sleep(config.poll_interval);
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         }
         mark = rows.last().map_or(mark, |r| r.transaction_id);
-        writer.scored(rows.len() as u64, &state, mark, || {
-            journal.anchor(mark).unwrap_or_default()
-        });
+        writer.scored(rows.len() as u64, &state, mark, || journal.anchor(mark));
         window_scored += rows.len() as u64;
         window_batches += 1;
         if window_start.elapsed() >= Duration::from_secs(5) {
-            let (inserted, newest) = journal.progress(mark)?;
-            let seconds = window_start.elapsed().as_secs_f64();
-            tracing::info!(
-                throughput_per_s = (window_scored as f64 / seconds).round(),
-                mean_batch = window_scored / window_batches.max(1),
-                behind_rows = newest - mark,
-                last_row_lag_ms = inserted.map(|inserted| now_millis() - inserted),
-                scored_total = stats.scored,
-                anomalies_total = stats.anomalies,
-                "scoring"
-            );
+            // A progress line is worth nothing next to scoring: a failed read skips it.
+            match journal.progress(mark) {
+                Ok((inserted, newest)) => {
+                    let seconds = window_start.elapsed().as_secs_f64();
+                    tracing::info!(
+                        throughput_per_s = (window_scored as f64 / seconds).round(),
+                        mean_batch = window_scored / window_batches.max(1),
+                        behind_ids = newest - mark,
+                        last_row_lag_ms = inserted.map(|inserted| now_millis() - inserted),
+                        scored_total = stats.scored,
+                        anomalies_total = stats.anomalies,
+                        "scoring"
+                    );
+                }
+                Err(error) => tracing::debug!(error = format!("{error:#}"), "no progress line"),
+            }
             window_start = Instant::now();
             window_scored = 0;
             window_batches = 0;
         }
     }
-    writer.finish(&state, mark, || journal.anchor(mark).unwrap_or_default());
+    writer.finish(&state, mark, || journal.anchor(mark));
     tracing::info!(
         scored = stats.scored,
         anomalies = stats.anomalies,

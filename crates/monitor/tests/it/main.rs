@@ -561,7 +561,7 @@ fn malformed_rows_get_an_error_status_and_the_monitor_goes_on() {
 #[test]
 fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_on() {
     let fixture = fixture(3_000);
-    hold_back(&fixture.db, 400);
+    hold_back(&fixture.db, 500);
     let stop = Arc::new(AtomicBool::new(false));
     let live = config(&fixture, false);
     let handle = {
@@ -569,7 +569,13 @@ fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_
         std::thread::spawn(move || monitor::run(&live, stop))
     };
     let conn = rusqlite::Connection::open(&fixture.db).unwrap();
-    for (who, amount) in [("BTEXT", "'abc'"), ("BREAL", "1234.5"), ("BNULL", "NULL")] {
+    for (who, amount) in [
+        ("BTEXT", "'abc'"),
+        ("BREAL", "1234.5"),
+        ("BNULL", "NULL"),
+        // Past ingest's ceiling: it would overflow the incident totals it entered.
+        ("BHUGE", "9000000000000000000"),
+    ] {
         release(&fixture.db, 100);
         conn.execute_batch(&format!(
             "INSERT INTO transactions (beneficiary_id, scheme, amount_paise, timestamp) \
@@ -594,12 +600,13 @@ fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_
     assert!(!handle.is_finished(), "the monitor stopped");
     stop.store(true, Ordering::Relaxed);
     let stats = handle.join().unwrap().unwrap();
-    assert_eq!(stats.errors, 3);
+    assert_eq!(stats.errors, 4);
     let reason = |who: &str| status_and_first_reason(&conn, who);
     for (who, expected) in [
         ("BTEXT", "text \"abc\""),
         ("BREAL", "decimal 1234.5"),
         ("BNULL", "amount is missing"),
+        ("BHUGE", "above the largest payment accepted"),
     ] {
         let (status, text) = reason(who);
         assert_eq!(status, "ERROR", "{who}");
@@ -608,7 +615,7 @@ fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_
     // The good rows released after the last bad one were scored normally.
     let last_bad: i64 = conn
         .query_row(
-            "SELECT transaction_id FROM transactions WHERE beneficiary_id = 'BNULL'",
+            "SELECT transaction_id FROM transactions WHERE beneficiary_id = 'BHUGE'",
             [],
             |r| r.get(0),
         )
@@ -625,7 +632,7 @@ fn hand_written_amounts_of_the_wrong_type_are_errors_and_the_live_monitor_moves_
             &fixture.db,
             "SELECT count(*) FROM transactions WHERE status = 'ERROR'"
         ),
-        3
+        4
     );
 }
 
@@ -806,4 +813,47 @@ fn verdicts_arriving_mid_stream(engine: Engine) {
     );
     // The bare run weighs the same look: what moved is the evidence, and it only raises.
     assert_eq!(lowered, 0, "{engine:?}: evidence only raises a score");
+}
+
+/// A commit another writer holds up (here PostgreSQL's lock timeout on the monitor's own row;
+/// on SQLite the busy timeout) is tried again with the same scores until it goes through: the
+/// rows score once, as in a run nobody held up. Rebuilding the history instead held two whole
+/// feature states at once.
+#[test]
+fn a_commit_another_writer_holds_up_is_tried_again_with_the_same_scores() {
+    if aegis_core::pg::test_server().is_none() {
+        return;
+    }
+    let fixture = fixture_on(Engine::Postgres, 6_000);
+    let copy = fixture.store.copy("held");
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    copy.hold_back(2_000);
+    let mut split = config(&fixture, true);
+    split.db = copy.target.clone();
+    monitor::run(&split, Arc::new(AtomicBool::new(false))).unwrap();
+    let aegis_core::engine::Target::Postgres(url) = copy.target.clone() else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    split.db = aegis_core::engine::Target::Postgres(format!(
+        "{url}{separator}options=-c%20lock_timeout%3D100ms"
+    ));
+    let mut holder = aegis_core::pg::connect(&url).unwrap();
+    let mut holding = holder.transaction().unwrap();
+    holding
+        .query("SELECT * FROM monitor_state FOR UPDATE", &[])
+        .unwrap();
+    copy.put_back();
+    let monitor =
+        std::thread::spawn(move || monitor::run(&split, Arc::new(AtomicBool::new(false))));
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert!(
+        !monitor.is_finished(),
+        "the monitor gave up on a held-up commit"
+    );
+    holding.commit().unwrap();
+    let stats = monitor.join().unwrap().unwrap();
+    assert_eq!(stats.scored, 2_000, "each row counted once");
+    assert_same_scores(&fixture.store, &copy);
 }
