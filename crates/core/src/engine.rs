@@ -111,7 +111,10 @@ pub enum Store {
 /// The file a monitor holds an exclusive OS lock on while it scores the SQLite file `db`
 /// (`<db>.monitor.lock`): one monitor per database, and what other programs ask to learn
 /// whether one runs.
+/// The file is named after the database's real path, links resolved, so that two names of one
+/// file (`/srv/aegis.db`, a link to `/data/aegis.db`) are one lock.
 pub fn monitor_lock_path(db: &Path) -> PathBuf {
+    let db = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push(".monitor.lock");
     db.with_file_name(name)

@@ -222,18 +222,27 @@ pub fn monitor_mark(sql: &mut dyn Sql) -> Result<Option<i64>> {
 }
 
 /// Advances the monitor's mark; the caller's transaction also holds the scores it covers.
+/// Refused when the stored mark is already at or past `mark`: another monitor scored these
+/// rows (one lock per database keeps a second monitor out, but two names of one file, a link,
+/// are two lock files), and committing would score them twice.
 pub fn write_monitor_mark(
     sql: &mut dyn Sql,
     mark: i64,
     model_version: &str,
     updated_at_millis: i64,
 ) -> Result<()> {
-    sql.execute(
+    let moved = sql.execute(
         "INSERT INTO monitor_state (id, high_water_mark, model_version, updated_at) VALUES (1, ?1, ?2, ?3) \
          ON CONFLICT (id) DO UPDATE SET high_water_mark = excluded.high_water_mark, \
-         model_version = excluded.model_version, updated_at = excluded.updated_at",
+         model_version = excluded.model_version, updated_at = excluded.updated_at \
+         WHERE monitor_state.high_water_mark < excluded.high_water_mark",
         &[mark.into(), model_version.into(), updated_at_millis.into()],
     )?;
+    if moved == 0 {
+        return Err(Error::Invalid(format!(
+            "the monitor's mark is already at or past id {mark}: another monitor is scoring this database; stop one of them (were they started with two paths to one file?)"
+        )));
+    }
     Ok(())
 }
 
@@ -332,5 +341,27 @@ impl PaymentIdentity {
             self.timestamp.as_deref().unwrap_or_default(),
             self.scheme
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second monitor committing rows the first already committed (two lock files for one
+    /// database) is refused instead of scoring them twice.
+    #[test]
+    fn the_mark_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open(&dir.path().join("t.db")).unwrap();
+        let sql = &mut crate::sql::Sqlite(&conn);
+        write_monitor_mark(sql, 10, "m1", 1).unwrap();
+        write_monitor_mark(sql, 20, "m1", 2).unwrap();
+        let message = write_monitor_mark(sql, 20, "m1", 3)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("another monitor is scoring"), "{message}");
+        write_monitor_mark(sql, 15, "m1", 3).unwrap_err();
+        assert_eq!(monitor_mark(sql).unwrap(), Some(20));
     }
 }

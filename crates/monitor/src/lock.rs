@@ -69,4 +69,17 @@ mod tests {
         drop(first);
         MonitorLock::acquire(&db).unwrap();
     }
+
+    /// Two names of one file are one database, and one lock.
+    #[test]
+    fn a_monitor_started_through_a_link_is_refused_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        std::fs::write(&db, b"").unwrap();
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let _first = MonitorLock::acquire(&db).unwrap();
+        let message = MonitorLock::acquire(&link).unwrap_err().to_string();
+        assert!(message.contains("another monitor"), "{message}");
+    }
 }
