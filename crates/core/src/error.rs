@@ -11,6 +11,11 @@ pub enum Error {
     #[error("PostgreSQL error: {}", crate::pg::describe(.0))]
     Postgres(#[from] postgres::Error),
 
+    /// The database server cannot be reached now (down, restarting, out of connections): the
+    /// same call later may succeed. The text names the server and what to check.
+    #[error("{0}")]
+    Unreachable(String),
+
     #[error("I/O error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -61,6 +66,16 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Whether the database server went away or cannot be reached now (restarted, the network
+    /// dropped): a new connection later may go on where this one stopped.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Unreachable(_) => true,
+            Error::Postgres(error) => crate::pg::connection_lost(error),
+            _ => false,
         }
     }
 

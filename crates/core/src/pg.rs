@@ -7,6 +7,8 @@
 //! migration comes as a pair, one file per engine ([`MIGRATIONS`] must end at
 //! [`crate::db::SCHEMA_VERSION`]; a test checks it).
 
+use std::time::Duration;
+
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
 use postgres::types::Type;
@@ -140,6 +142,11 @@ pub fn redact(url: &str) -> String {
 pub const SESSION_OPTIONS: &str = "-c random_page_cost=1.1";
 
 /// Connects to the server at `url`. Failures are one line naming the problem and the fix.
+///
+/// Unless the URL sets its own, the connection probes a silent peer (TCP keepalives after 30 s
+/// idle, every 10 s, 3 tries) and gives up on data unacknowledged for 60 s: a server behind a
+/// dropped network is then an error within about a minute, which a monitor answers by
+/// connecting again, instead of a call that waits for the system's default of hours.
 pub fn connect(url: &str) -> Result<Client> {
     let mut config: postgres::Config = url.parse().map_err(|error| connect_error(url, &error))?;
     let options = match config.get_options() {
@@ -147,9 +154,38 @@ pub fn connect(url: &str) -> Result<Client> {
         None => SESSION_OPTIONS.to_string(),
     };
     config.options(&options);
+    if !url.contains("keepalives") {
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+    }
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(Duration::from_secs(60));
+    }
     config
         .connect(NoTls)
         .map_err(|error| connect_error(url, &error))
+}
+
+/// Whether `error` says the connection is gone or the server cannot take one now: closed,
+/// broken on the wire, a connection exception (SQLSTATE class 08), or the server shutting
+/// down or starting up.
+pub fn connection_lost(error: &postgres::Error) -> bool {
+    let refused = error.code().is_some_and(|code| {
+        code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(code)
+    });
+    let broken = std::error::Error::source(error)
+        .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some());
+    error.is_closed() || refused || broken
 }
 
 /// Connects and brings the schema up to date; refuses a database written by a newer build.
@@ -185,9 +221,16 @@ fn connect_error(url: &str, error: &postgres::Error) -> Error {
         Some(code) if *code == SqlState::INSUFFICIENT_PRIVILEGE => format!(
             "user {user:?} may not connect to database {database:?} at {shown}: grant it with `GRANT CONNECT ON DATABASE {database} TO {user}`"
         ),
-        Some(code) if *code == SqlState::TOO_MANY_CONNECTIONS => format!(
-            "the PostgreSQL server at {shown} has no free connections: raise max_connections or stop idle clients"
-        ),
+        Some(code) if *code == SqlState::TOO_MANY_CONNECTIONS => {
+            return Error::Unreachable(format!(
+                "the PostgreSQL server at {shown} has no free connections: raise max_connections or stop idle clients"
+            ));
+        }
+        Some(code) if *code == SqlState::CANNOT_CONNECT_NOW => {
+            return Error::Unreachable(format!(
+                "the PostgreSQL server at {shown} is starting up or shutting down: wait for it, then run again"
+            ));
+        }
         _ if error.to_string() == "invalid connection string" => format!(
             "{shown} is not a valid PostgreSQL URL: write it as postgres://user:password@host:port/database"
         ),
@@ -200,9 +243,9 @@ fn connect_error(url: &str, error: &postgres::Error) -> Error {
                     "the server at {shown} asks for a password: put it in the URL (postgres://user:password@host/db)"
                 )
             } else {
-                format!(
+                return Error::Unreachable(format!(
                     "cannot reach PostgreSQL at {shown} ({cause}): is the server running and listening there? Check host and port"
-                )
+                ));
             }
         }
     };

@@ -16,7 +16,7 @@
 //! Both locks die with the process, so `kill -9` never leaves a stale one.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use postgres::fallible_iterator::FallibleIterator;
@@ -102,6 +102,19 @@ pub fn is_busy(error: &anyhow::Error) -> bool {
                 Some(aegis_core::Error::Postgres(error)) => is_transient_postgres(error),
                 _ => false,
             }
+    })
+}
+
+/// Whether an error says the database went away or cannot be reached now: PostgreSQL
+/// restarted, the network dropped, the server is starting up.
+pub fn is_connection_lost(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<postgres::Error>()
+            .is_some_and(aegis_core::pg::connection_lost)
+            || cause
+                .downcast_ref::<aegis_core::Error>()
+                .is_some_and(aegis_core::Error::is_connection_lost)
     })
 }
 
@@ -411,15 +424,37 @@ impl Journal {
 /// names who holds it. The server drops it with the connection, so a killed monitor's lock
 /// goes with it.
 fn lock_scorer(client: &mut postgres::Client, url: &str) -> anyhow::Result<()> {
-    client.batch_execute(&format!(
-        "SET application_name = 'aegis monitor (pid {})'",
-        std::process::id()
-    ))?;
-    let locked: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&pg::MONITOR_LOCK])?
-        .get(0);
-    if locked {
+    let name = format!("aegis monitor (pid {})", std::process::id());
+    client.batch_execute(&format!("SET application_name = '{name}'"))?;
+    let try_lock = |client: &mut postgres::Client| -> anyhow::Result<bool> {
+        Ok(client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&pg::MONITOR_LOCK])?
+            .get(0))
+    };
+    if try_lock(client)? {
         return Ok(());
+    }
+    // This process's own earlier session, whose network went away silently: the server holds
+    // its lock until it notices the connection is dead, which can take hours. Same name (this
+    // pid), same client address: ended, so that this session can go on.
+    let ghosts = client.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = $1 AND pid <> pg_backend_pid() \
+         AND client_addr IS NOT DISTINCT FROM inet_client_addr()",
+        &[&name],
+    )?;
+    if ghosts > 0 {
+        tracing::warn!(
+            sessions = ghosts,
+            "ended this monitor's own earlier session, which the server still held"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if try_lock(client)? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     // A bigint key is held as two 32-bit halves (classid high, objid low).
     let holder = client

@@ -169,12 +169,6 @@ fn look_of(features: &Features) -> [f32; LOOK_INPUTS] {
     look_inputs(&features.values, &features.per_row, features.steady_change)
 }
 
-/// Scores one batch: features in order, one model for the whole batch, written back in one
-/// transaction with the new mark.
-///
-/// With a feedback stage, each payment's score is moved by the verdicts decided before its
-/// time that `verdicts` holds (refreshed before every batch, so a verdict recorded now counts
-/// for the next batch).
 /// A batch scored and ready to commit, with what it adds to the run's counts.
 struct Scored<'a> {
     batch: ScoredBatch<'a>,
@@ -182,8 +176,13 @@ struct Scored<'a> {
     errors: u64,
 }
 
-/// Scores `rows`, advancing `state` past them: the caller commits the result
-/// ([`commit_scored`]) before it scores anything else.
+/// Scores one batch: features in order, one model for the whole batch, advancing `state` past
+/// it; the caller commits the result ([`commit_scored`]: in one transaction with the new mark)
+/// before it scores anything else.
+///
+/// With a feedback stage, each payment's score is moved by the verdicts decided before its
+/// time that `verdicts` holds (refreshed before every batch, so a verdict recorded now counts
+/// for the next batch).
 fn score_batch<'a>(
     state: &mut FeatureState,
     slot: &'a ModelSlot,
@@ -329,9 +328,61 @@ fn commit_scored(
     Ok(())
 }
 
+/// The first pause before a session starts again, and the longest.
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
 /// Runs the monitor until `stop` is set (or, with `once`, until nothing is left to score).
+///
+/// A session that loses its database (PostgreSQL restarted, the network dropped) or meets
+/// another writer's lock where it cannot wait (at its start, during a long import) starts
+/// again, as a restart would, after a pause that doubles up to 30 s: exactly-once holds
+/// across restarts, so nothing is scored twice or skipped. A server that cannot be reached
+/// at the very start is an error at once, so that a wrong URL is said, not retried.
 pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<MonitorStats> {
+    let mut stats = MonitorStats::default();
+    let mut connected = false;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let began = Instant::now();
+        let error = match run_session(config, &stop, &mut stats, &mut connected) {
+            Ok(()) => return Ok(stats),
+            Err(error) => error,
+        };
+        let lost = connected && journal::is_connection_lost(&error);
+        if !lost && !journal::is_busy(&error) {
+            return Err(error);
+        }
+        if began.elapsed() > LONGEST_PAUSE * 2 {
+            pause = FIRST_PAUSE;
+        }
+        tracing::warn!(
+            error = format!("{error:#}"),
+            retry_in_s = pause.as_secs_f64(),
+            "the database went away or another writer holds it; starting again"
+        );
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(stats);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+/// One session: opens the database, restores the history, and scores until `stop` (or, with
+/// `once`, until nothing is left), adding to `stats`. `connected` is set once the database
+/// was opened.
+fn run_session(
+    config: &MonitorConfig,
+    stop: &AtomicBool,
+    stats: &mut MonitorStats,
+    connected: &mut bool,
+) -> anyhow::Result<()> {
     let mut journal = Journal::open(&config.db)?;
+    *connected = true;
     let mut slot = ModelSlot::load(&config.modeling, config.backend)?;
     // Anomalies scored before incidents existed (or by another tool) get theirs first.
     let linked = journal.link_pending()?;
@@ -348,8 +399,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         aegis_core::features::feature_set_id(),
     );
     checkpoints.clean_partial();
-    let mut stats = MonitorStats::default();
-    let mut state = restore(&mut journal, &checkpoints, mark, &mut stats)?;
+    let mut state = restore(&mut journal, &checkpoints, mark, stats)?;
     tracing::info!(model = %slot.model.config.model_version, db = journal.describe(), "model loaded");
     let mut writer =
         checkpoint::Writer::new(checkpoints.clone(), config.checkpoints, stats.replayed_rows);
@@ -389,7 +439,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         // instead held two whole states at once.
         let scored = score_batch(&mut state, &slot, &verdicts, &rows);
         loop {
-            match commit_scored(&mut journal, &scored, &mut stats) {
+            match commit_scored(&mut journal, &scored, stats) {
                 Ok(()) => break,
                 Err(error) if journal::is_busy(&error) => {
                     if stop.load(Ordering::Relaxed) {
@@ -398,7 +448,7 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
                             mark,
                             "stopped while the database was busy; the batch was not committed"
                         );
-                        return Ok(stats);
+                        return Ok(());
                     }
                     tracing::warn!(
                         error = format!("{error:#}"),
@@ -444,5 +494,5 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
         commit_seconds = stats.committing.as_secs_f64(),
         "monitor stopped"
     );
-    Ok(stats)
+    Ok(())
 }

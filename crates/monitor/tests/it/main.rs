@@ -857,3 +857,53 @@ fn a_commit_another_writer_holds_up_is_tried_again_with_the_same_scores() {
     assert_eq!(stats.scored, 2_000, "each row counted once");
     assert_same_scores(&fixture.store, &copy);
 }
+
+/// PostgreSQL ending the monitor's connection (a restart of the server, an administrator)
+/// does not stop the monitor: it connects again, as a restart would, and every row is scored
+/// once, as in a run nobody interrupted.
+#[test]
+fn the_monitor_connects_again_when_postgresql_ends_its_session() {
+    if aegis_core::pg::test_server().is_none() {
+        return;
+    }
+    let fixture = fixture_on(Engine::Postgres, 6_000);
+    let copy = fixture.store.copy("cut");
+    monitor::run(&config(&fixture, true), Arc::new(AtomicBool::new(false))).unwrap();
+
+    copy.hold_back(3_000);
+    let mut live = config(&fixture, false);
+    live.db = copy.target.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let monitor = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || monitor::run(&live, stop))
+    };
+    let aegis_core::engine::Target::Postgres(url) = copy.target.clone() else {
+        unreachable!("a PostgreSQL fixture")
+    };
+    let mut admin = aegis_core::pg::connect(&url).unwrap();
+    let scored = |count: i64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while copy.int("SELECT coalesce(max(high_water_mark), 0) FROM monitor_state") < count {
+            assert!(!monitor.is_finished(), "the monitor stopped");
+            assert!(Instant::now() < deadline, "the monitor did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    scored(3_000);
+    let ended: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name LIKE 'aegis monitor%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1);
+    copy.put_back();
+    scored(6_000);
+    stop.store(true, Ordering::Relaxed);
+    let stats = monitor.join().unwrap().unwrap();
+    assert_eq!(stats.scored, 6_000, "each row counted once");
+    assert_same_scores(&fixture.store, &copy);
+}
