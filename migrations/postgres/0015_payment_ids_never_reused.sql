@@ -8,10 +8,14 @@
 --    row nobody can see.
 --    The check takes the verdict lock (core::pg::VERDICT_LOCK) first, as every verdict writer
 --    does before it checks that its payment exists: a verdict and a delete of its payment
---    cannot both pass their checks.
+--    cannot both pass their checks. Then the scores' lock (core::pg::SCORES_LOCK), which the
+--    monitor takes before it writes a batch: a batch that read the payment before the delete
+--    either commits first (and the delete takes its score, below) or sees the payment gone
+--    and writes neither score nor alert for it.
 CREATE FUNCTION aegis_refuse_judged_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(4702111234474983749);
+    PERFORM pg_advisory_xact_lock(4702111234474983750);
     IF EXISTS (SELECT 1 FROM verdicts WHERE transaction_id = OLD.transaction_id) THEN
         RAISE EXCEPTION 'payment % has verdicts and cannot be deleted', OLD.transaction_id
             USING ERRCODE = 'foreign_key_violation',

@@ -102,6 +102,12 @@ pub const MONITOR_LOCK: i64 = 4_702_111_234_474_983_748;
 /// last id it read cannot skip one that commits late.
 pub const VERDICT_LOCK: i64 = 4_702_111_234_474_983_749;
 
+/// The advisory lock the monitor takes before it writes a batch's scores, and a delete of
+/// payments before it deletes (migration 0015's trigger), so that a payment deleted while the
+/// monitor scores it keeps no score and no alert: whichever comes second sees the other's
+/// commit.
+pub const SCORES_LOCK: i64 = 4_702_111_234_474_983_750;
+
 /// Takes [`VERDICT_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write
 /// transaction already holds the whole database): a writer that decides from the verdicts
 /// stored (the revision rule, the simulated auditors' "not reviewed yet", a retried API call)

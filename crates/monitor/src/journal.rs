@@ -68,6 +68,9 @@ pub struct Journal {
     /// the shared SQL).
     next_batch: Option<postgres::Statement>,
     name: String,
+    /// The count of payment deletions (migration 0015) read before the last batch: a commit
+    /// that finds it moved leaves out the rows deleted since.
+    deletions: i64,
 }
 
 use aegis_core::error::sqlite_busy as is_busy_sqlite;
@@ -136,6 +139,7 @@ impl Journal {
             _lock: lock,
             next_batch: None,
             name: target.to_string(),
+            deletions: 0,
         })
     }
 
@@ -260,6 +264,15 @@ impl Journal {
         limit: usize,
     ) -> anyhow::Result<Option<Vec<StoredTransaction>>> {
         const SELECT: &str = "WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2";
+        // Before the rows: a delete after this read moves the count the commit compares.
+        self.deletions = match self
+            .store
+            .read_cached(&mut self.cache, |sql| deletions(sql))
+        {
+            Ok(count) => count,
+            Err(error) if error.is_busy() => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
         match &mut self.store {
             Store::Sqlite(conn) => {
                 let mut statement = conn.prepare_cached(&format!("{STORED_COLUMNS} {SELECT}"))?;
@@ -299,6 +312,8 @@ impl Journal {
             Store::Sqlite(conn) => {
                 let transaction =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let kept = without_deleted(&mut Sqlite(&transaction), batch, self.deletions)?;
+                let batch = kept.as_ref().unwrap_or(batch);
                 {
                     let mut update = transaction.prepare_cached(
                         "UPDATE transactions SET status = ?1, anomaly_score = ?2, reasons = ?3, model_version = ?4, scored_at = ?5 \
@@ -320,6 +335,13 @@ impl Journal {
             }
             Store::Postgres(client) => {
                 let mut transaction = client.transaction()?;
+                transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::SCORES_LOCK])?;
+                let kept = without_deleted(
+                    &mut Postgres::in_transaction(&mut transaction, &mut self.cache),
+                    batch,
+                    self.deletions,
+                )?;
+                let batch = kept.as_ref().unwrap_or(batch);
                 let ids: Vec<i64> = batch.outcomes.iter().map(|o| o.transaction_id).collect();
                 let statuses: Vec<&str> = batch.outcomes.iter().map(|o| o.status).collect();
                 let scores: Vec<Option<f64>> = batch.outcomes.iter().map(|o| o.score).collect();
@@ -481,6 +503,72 @@ fn lock_scorer(client: &mut postgres::Client, url: &str) -> anyhow::Result<()> {
 }
 
 /// The part of a commit both engines write with the same statements.
+/// The count of payment deletions so far.
+fn deletions(sql: &mut dyn Sql) -> aegis_core::Result<i64> {
+    Ok(sql
+        .query_int(
+            "SELECT deleted FROM payment_deletions WHERE singleton = 1",
+            &[],
+        )?
+        .unwrap_or(0))
+}
+
+/// `batch` without the rows deleted since it was read, or `None` when nothing was deleted
+/// since `seen` (the count read before the batch): the common case costs one read. In the
+/// commit's transaction, after the scores' lock on PostgreSQL, so that a delete either
+/// committed before (and is seen here) or waits for this commit (and takes the scores).
+fn without_deleted<'a>(
+    sql: &mut dyn Sql,
+    batch: &ScoredBatch<'a>,
+    seen: i64,
+) -> anyhow::Result<Option<ScoredBatch<'a>>> {
+    if deletions(sql)? == seen {
+        return Ok(None);
+    }
+    let payments = sql.engine().payments_table();
+    let present: std::collections::HashSet<i64> = sql
+        .rows(
+            &format!(
+                "SELECT transaction_id FROM {payments} WHERE transaction_id BETWEEN ?1 AND ?2"
+            ),
+            &[batch.first_id.into(), batch.mark.into()],
+            |row| aegis_core::sql::Row::at(row, 0),
+        )?
+        .into_iter()
+        .collect();
+    let gone: std::collections::HashSet<i64> = batch
+        .outcomes
+        .iter()
+        .map(|outcome| outcome.transaction_id)
+        .filter(|id| !present.contains(id))
+        .collect();
+    if !gone.is_empty() {
+        tracing::info!(
+            deleted = gone.len(),
+            "payments deleted while being scored: left out"
+        );
+    }
+    Ok(Some(ScoredBatch {
+        outcomes: batch
+            .outcomes
+            .iter()
+            .filter(|outcome| !gone.contains(&outcome.transaction_id))
+            .cloned()
+            .collect(),
+        alerts: batch
+            .alerts
+            .iter()
+            .filter(|alert| !gone.contains(&alert.transaction_id))
+            .cloned()
+            .collect(),
+        first_id: batch.first_id,
+        mark: batch.mark,
+        model_version: batch.model_version,
+        scored_at: batch.scored_at,
+        feature_days: batch.feature_days.clone(),
+    }))
+}
+
 fn link_and_mark(sql: &mut dyn Sql, batch: &ScoredBatch<'_>) -> anyhow::Result<()> {
     // Incidents are linked in the transaction that scores: an alert never exists without its
     // incident, and a restart neither links twice nor skips (core::incidents).

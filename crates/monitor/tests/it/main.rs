@@ -907,3 +907,66 @@ fn the_monitor_connects_again_when_postgresql_ends_its_session() {
     assert_eq!(stats.scored, 6_000, "each row counted once");
     assert_same_scores(&fixture.store, &copy);
 }
+
+/// Payments an operator deletes while the monitor scores them (a bad import taken out) keep
+/// no score and no alert: the commit leaves out what was deleted after the batch was read.
+#[test]
+fn payments_deleted_while_being_scored_keep_no_score_and_no_alert() {
+    for engine in engines() {
+        let fixture = fixture_on(engine, 2_000);
+        let db = &fixture.store;
+        let mut journal = monitor::journal::Journal::open(&db.target).unwrap();
+        let rows = journal.next_batch(0, 10).unwrap().unwrap();
+        assert_eq!(rows.len(), 10);
+        db.batch("DELETE FROM {events} WHERE transaction_id IN (5, 6)");
+        let outcomes = rows
+            .iter()
+            .map(|row| monitor::journal::Outcome {
+                transaction_id: row.transaction_id,
+                status: "ANOMALY",
+                score: Some(0.9),
+                reasons: Some("{}".to_string()),
+                timestamp: row.stored_timestamp.clone(),
+            })
+            .collect();
+        let alerts = rows
+            .iter()
+            .filter(|row| [5, 7].contains(&row.transaction_id))
+            .map(|row| {
+                let payment = row.payment.as_ref().unwrap();
+                aegis_core::incidents::AlertToLink {
+                    transaction_id: row.transaction_id,
+                    time: payment.time,
+                    beneficiary_id: &payment.beneficiary_id,
+                    account_id: payment.account_id.as_deref(),
+                    agent_id: payment.agent_id.as_deref(),
+                    score: 0.9,
+                    amount_paise: payment.amount_paise,
+                    category: None,
+                }
+            })
+            .collect();
+        journal
+            .commit(&monitor::journal::ScoredBatch {
+                outcomes,
+                alerts,
+                first_id: 1,
+                mark: 10,
+                model_version: "m-test",
+                scored_at: 1,
+                feature_days: Default::default(),
+            })
+            .unwrap();
+        let scores = match engine {
+            Engine::Sqlite => "SELECT count(*) FROM transactions WHERE status = 'ANOMALY'",
+            Engine::Postgres => "SELECT count(*) FROM transaction_scores",
+        };
+        assert_eq!(db.int(scores), 8, "{engine:?}");
+        assert_eq!(
+            db.int("SELECT count(*) FROM incident_alerts WHERE transaction_id IN (5, 7)"),
+            1,
+            "{engine:?}: only the payment still there"
+        );
+        assert_eq!(db.int("SELECT high_water_mark FROM monitor_state"), 10);
+    }
+}
