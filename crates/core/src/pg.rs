@@ -108,6 +108,17 @@ pub const VERDICT_LOCK: i64 = 4_702_111_234_474_983_749;
 /// commit.
 pub const SCORES_LOCK: i64 = 4_702_111_234_474_983_750;
 
+/// Takes [`APPEND_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write
+/// transaction already holds the whole database): a writer that checks which refs are stored
+/// before it inserts payments (the payments API) sees no other writer's payment come in
+/// between.
+pub fn lock_appends(sql: &mut dyn crate::sql::Sql) -> Result<()> {
+    if sql.engine() == crate::sql::Engine::Postgres {
+        sql.execute("SELECT pg_advisory_xact_lock(?1)", &[APPEND_LOCK.into()])?;
+    }
+    Ok(())
+}
+
 /// Takes [`VERDICT_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write
 /// transaction already holds the whole database): a writer that decides from the verdicts
 /// stored (the revision rule, the simulated auditors' "not reviewed yet", a retried API call)

@@ -213,8 +213,15 @@ fn validate_items(items: &[Value]) -> Vec<Result<NewTransaction, ItemResult>> {
         .collect()
 }
 
-/// What a stored payment looks like, to tell a retry from a reused ref.
-fn same_payment(sql: &mut dyn Sql, id: i64, payment: &NewTransaction) -> AppResult<Option<String>> {
+/// What a stored payment looks like, to tell a retry from a reused ref. The stored payment is
+/// described only to a key that may read payments (`may_read`): to an ingest-only key, a
+/// guessed ref would otherwise answer with someone's beneficiary, amount and time.
+fn same_payment(
+    sql: &mut dyn Sql,
+    id: i64,
+    payment: &NewTransaction,
+    may_read: bool,
+) -> AppResult<Option<String>> {
     let stored = aegis_core::store::payment_of_id(sql, id)?.ok_or_else(|| {
         AppError::internal(format!(
             "payment_refs names transaction {id}, which is not stored"
@@ -223,10 +230,15 @@ fn same_payment(sql: &mut dyn Sql, id: i64, payment: &NewTransaction) -> AppResu
     if stored == PaymentIdentity::of(payment) {
         return Ok(None);
     }
-    Ok(Some(format!(
-        "transaction_ref is already stored as transaction {id} for a different payment ({}): send a new ref for a new payment",
-        stored.describe()
-    )))
+    Ok(Some(if may_read {
+        format!(
+            "transaction_ref is already stored as transaction {id} for a different payment ({}): send a new ref for a new payment",
+            stored.describe()
+        )
+    } else {
+        "transaction_ref is already stored for a different payment: send a new ref for a new payment"
+            .to_string()
+    }))
 }
 
 /// Stores the valid payments in the caller's write transaction; fills in each one's result.
@@ -237,15 +249,20 @@ fn store(
     results: &mut [Option<ItemResult>],
     valid: &[(usize, NewTransaction)],
     atomic: bool,
-    key_id: i64,
+    client: (i64, bool),
     now: i64,
 ) -> AppResult<bool> {
+    let (key_id, may_read) = client;
+    // The refs are checked, then inserted: no other writer's payment may come in between.
+    // SQLite's write transaction holds the database; on PostgreSQL, the lock every insert of
+    // payments takes, taken before the checks (another dashboard, an import, a replay).
+    aegis_core::pg::lock_appends(sql)?;
     let mut refused = false;
     let mut new = Vec::new();
     for (index, payment) in valid {
         let reference = payment.transaction_ref.clone().unwrap_or_default();
         let result = match aegis_core::store::registered_ref(sql, &reference)? {
-            Some(id) => match same_payment(sql, id, payment)? {
+            Some(id) => match same_payment(sql, id, payment, may_read)? {
                 None => ItemResult {
                     index: *index,
                     transaction_ref: Some(reference),
@@ -328,10 +345,10 @@ pub async fn post_payments(
         false
     } else {
         let now = aegis_core::time::now_millis();
-        let key_id = client.key_id;
+        let key = (client.key_id, client.scopes.contains(&Scope::Read));
         let (stored, filled) = state
             .write(move |conn| {
-                let stored = store(conn, &mut results, &valid, atomic, key_id, now)?;
+                let stored = store(conn, &mut results, &valid, atomic, key, now)?;
                 Ok((stored, results))
             })
             .await?;

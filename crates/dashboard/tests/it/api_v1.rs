@@ -311,6 +311,26 @@ async fn concurrent_retries_store_a_payment_once_and_return_its_original_result(
         .unwrap()
         .to_string();
     assert!(reason.contains("different payment"), "{reason}");
+    // An ingest-only key is not told what the stored payment is (a guessed ref would read
+    // someone's payment); a key that may read payments is.
+    assert!(
+        !reason.contains("₹") && !reason.contains("as transaction"),
+        "{reason}"
+    );
+    let reader = app.api_key("switch-reader", &[Scope::Ingest, Scope::Read]);
+    let response = app
+        .api(
+            "POST",
+            "/api/v1/payments",
+            Some(&reader),
+            &payment("R1", "701").to_string(),
+        )
+        .await;
+    let reason = response.json()["results"][0]["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("as transaction"), "{reason}");
     // Refs stored before the API (the fixture's REF-2, from another writer) are known too.
     let mut old = payment("REF-2", "50000");
     old["beneficiary_id"] = json!("B1");
