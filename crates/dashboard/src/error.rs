@@ -30,6 +30,10 @@ pub enum AppError {
     /// The request body is over the limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// Too many requests of an expensive kind at once (logins' password checks); the message
+    /// says to retry (503 with `Retry-After`).
+    #[error("{0}")]
+    Overloaded(String),
     #[error(transparent)]
     Core(#[from] aegis_core::Error),
     #[error("{0}")]
@@ -52,6 +56,7 @@ impl AppError {
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Login required.".to_string()),
             AppError::Unprocessable(message) => (StatusCode::UNPROCESSABLE_ENTITY, message.clone()),
             AppError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message.clone()),
+            AppError::Overloaded(message) => (StatusCode::SERVICE_UNAVAILABLE, message.clone()),
             AppError::Core(error) if error.is_busy() => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Another writer holds the database (an import, most likely), so nothing was \
@@ -93,7 +98,7 @@ impl IntoResponse for AppError {
             StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
                 "That request could not be processed"
             }
-            StatusCode::SERVICE_UNAVAILABLE => "The database is busy",
+            StatusCode::SERVICE_UNAVAILABLE => "The server is busy",
             _ => "Something went wrong",
         };
         let response = match ErrorPage::new(heading, &message).render() {

@@ -83,6 +83,31 @@ pub struct LoginForm {
     pub password: String,
 }
 
+/// Password checks running at once, at most: one per core. Each is an argon2id hash of 19 MiB
+/// and two passes, on a blocking thread; without a bound, a burst of login attempts (no login
+/// needed to send them) ran hundreds at once, gigabytes of memory on both cores, and every
+/// page waited.
+static PASSWORD_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+
+/// How long a login waits for a password check's turn before it is told to retry.
+const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A turn to check a password from `checks`, or 503 after `wait`.
+async fn password_turn(
+    checks: &tokio::sync::Semaphore,
+    wait: std::time::Duration,
+) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+    match tokio::time::timeout(wait, checks.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(AppError::Overloaded(
+            "Too many sign-ins at once: try again in a few seconds.".into(),
+        )),
+    }
+}
+
 /// `POST /login`: checks the password (with lockout), starts a session, goes home.
 pub async fn login(
     State(state): State<AppState>,
@@ -101,6 +126,7 @@ pub async fn login(
     let now = aegis_core::time::now_millis();
     let worker = state.clone();
     let name = username.clone();
+    let _turn = password_turn(&PASSWORD_CHECKS, PASSWORD_CHECK_WAIT).await?;
     let token = tokio::task::spawn_blocking(move || -> AppResult<Option<String>> {
         let Some(user) = users::authenticate(worker.db(), &name, &form.password, now)? else {
             return Ok(None);
@@ -165,4 +191,27 @@ pub async fn logout(
         clear_cookie(SESSION_COOKIE, state.secure_cookies()),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A login that finds every password check taken waits its turn, then is told to retry
+    /// (503) instead of starting one more.
+    #[tokio::test]
+    async fn a_login_past_the_password_checks_bound_is_told_to_retry() {
+        let checks = tokio::sync::Semaphore::new(1);
+        let held = password_turn(&checks, std::time::Duration::from_millis(10))
+            .await
+            .unwrap();
+        let refused = password_turn(&checks, std::time::Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, AppError::Overloaded(_)), "{refused:?}");
+        drop(held);
+        password_turn(&checks, std::time::Duration::from_millis(10))
+            .await
+            .unwrap();
+    }
 }

@@ -28,6 +28,41 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the query and the socket.
 const CHANNEL_CHUNKS: usize = 4;
 
+/// Exports running at once, at most. Each holds one of the dashboard's read connections (of
+/// eight) for as long as its client downloads: unbounded, a few stalled downloads took them
+/// all, and every page and login waited out its 30 s for a connection.
+const EXPORTS_AT_ONCE: usize = 2;
+static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS_AT_ONCE);
+
+/// How long an export waits for its client to take the next chunk before it gives up and
+/// lets its connection go.
+const CLIENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Hands `chunk` to the response, waiting up to `limit` for room; false when the client went
+/// away or took nothing for `limit`.
+fn send_within(
+    sender: &mpsc::Sender<Result<Bytes, io::Error>>,
+    chunk: Bytes,
+    limit: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    let mut chunk = Ok(chunk);
+    loop {
+        match sender.try_send(chunk) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if std::time::Instant::now() >= deadline {
+                    tracing::info!("CSV export abandoned: its client took nothing for 30 s");
+                    return false;
+                }
+                chunk = back;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// Appends one CSV field: quoted when it holds a comma, quote or line break. Text that a
 /// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a leading `'`.
 fn push_text(line: &mut String, value: Option<&str>) {
@@ -119,6 +154,12 @@ pub async fn export_csv(
 ) -> Result<Response, ApiError> {
     let mut filters = Filters::parse(&params)?;
     let sort = Sort::parse(&params.sort, &params.dir);
+    let Ok(turn) = EXPORTS.try_acquire() else {
+        return Err(AppError::Overloaded(format!(
+            "{EXPORTS_AT_ONCE} exports are running: try again when one has finished."
+        ))
+        .into());
+    };
     let cache = state.clone();
     let filters = state
         .read(move |conn| {
@@ -145,6 +186,7 @@ pub async fn export_csv(
     let (sender, receiver) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
     let worker = state.clone();
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let result = worker.db().read(|conn| {
             let mut buffer = String::with_capacity(CHUNK_BYTES + 1024);
             buffer.push_str(CSV_HEADER);
@@ -157,12 +199,12 @@ pub async fn export_csv(
                         &mut buffer,
                         String::with_capacity(CHUNK_BYTES + 1024),
                     ));
-                    client_gone = sender.blocking_send(Ok(chunk)).is_err();
+                    client_gone = !send_within(&sender, chunk, CLIENT_WAIT);
                 }
                 !client_gone
             })?;
             if !client_gone && !buffer.is_empty() {
-                let _ = sender.blocking_send(Ok(Bytes::from(buffer)));
+                send_within(&sender, Bytes::from(buffer), CLIENT_WAIT);
             }
             Ok(())
         });
@@ -193,6 +235,19 @@ pub async fn export_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client that takes nothing lets the export go after the wait, as does one that left.
+    #[test]
+    fn an_export_gives_up_on_a_client_that_takes_nothing() {
+        let (sender, receiver) = mpsc::channel(1);
+        let wait = std::time::Duration::from_millis(50);
+        assert!(send_within(&sender, Bytes::from_static(b"a"), wait));
+        let started = std::time::Instant::now();
+        assert!(!send_within(&sender, Bytes::from_static(b"b"), wait));
+        assert!(started.elapsed() >= wait);
+        drop(receiver);
+        assert!(!send_within(&sender, Bytes::from_static(b"c"), wait));
+    }
 
     fn row() -> ExportRow {
         ExportRow {
