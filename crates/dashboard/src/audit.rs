@@ -19,7 +19,16 @@ pub fn record(
     detail: &str,
 ) -> AppResult<()> {
     let username: Option<String> = username.map(|name| name.chars().take(64).collect());
-    let detail: String = detail.chars().take(MAX_DETAIL_CHARS).collect();
+    // A cut entry says so.
+    let detail: String = if detail.chars().count() > MAX_DETAIL_CHARS {
+        detail
+            .chars()
+            .take(MAX_DETAIL_CHARS - 1)
+            .chain(std::iter::once('…'))
+            .collect()
+    } else {
+        detail.to_string()
+    };
     sql.execute(
         "INSERT INTO audit_log (at, username, action, detail) VALUES (?1, ?2, ?3, ?4)",
         values![at_millis, username, action, detail],
@@ -70,4 +79,37 @@ pub fn count(sql: &mut dyn Sql, upto: i64) -> AppResult<i64> {
             values![upto],
         )?
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry longer than the limit is cut, and says so.
+    #[test]
+    fn a_cut_entry_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = aegis_core::db::open(&dir.path().join("t.db")).unwrap();
+        let sql: &mut dyn Sql = &mut aegis_core::sql::Sqlite(&conn);
+        let long = format!(
+            "confirmed_fraud — 300 alerts of incident {}",
+            "1234567, ".repeat(100)
+        );
+        record(sql, 1, Some("alice"), "verdict", &long).unwrap();
+        record(
+            sql,
+            2,
+            Some("alice"),
+            "verdict",
+            "dismissed — transaction 7",
+        )
+        .unwrap();
+        let details: Vec<String> = sql
+            .column("SELECT detail FROM audit_log ORDER BY audit_id", &[])
+            .unwrap();
+        assert_eq!(details[0].chars().count(), MAX_DETAIL_CHARS);
+        assert!(details[0].starts_with("confirmed_fraud — 300 alerts"));
+        assert!(details[0].ends_with('…'));
+        assert_eq!(details[1], "dismissed — transaction 7");
+    }
 }

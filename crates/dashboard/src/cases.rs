@@ -975,28 +975,34 @@ pub fn record_verdicts(
         recorded.verdicts += 1;
         recorded.revised += usize::from(revises.is_some());
     }
-    let what = match target {
-        Target::Alert(id) => format!("transaction {id}"),
-        Target::Incidents(incidents) => {
-            let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
-            format!("incident {} ({} alerts)", ids.join(", "), recorded.verdicts)
-        }
-        Target::IncidentAlerts { incident, alerts } => {
-            let ids: Vec<String> = alerts.iter().map(i64::to_string).collect();
-            format!(
-                "incident {incident}, transactions {} ({} recorded)",
-                ids.join(", "),
-                recorded.verdicts
-            )
-        }
-    };
-    let mut detail = format!("{what}: {}", verdict.as_str());
+    // What was decided first, then on what: the entry is cut at 500 characters, and a long
+    // list of ids must not cut the verdict or the reason off.
+    let mut detail = verdict.as_str().to_string();
     if recorded.revised > 0 {
         detail.push_str(&format!(
             "; revises {} final verdict(s), reason: {reason}",
             recorded.revised
         ));
     }
+    let detail = match target {
+        Target::Alert(id) => format!("transaction {id}: {detail}"),
+        Target::Incidents(incidents) => {
+            let ids: Vec<String> = incidents.iter().map(i64::to_string).collect();
+            format!(
+                "{detail} — {} alerts of incident {}",
+                recorded.verdicts,
+                ids.join(", ")
+            )
+        }
+        Target::IncidentAlerts { incident, alerts } => {
+            let ids: Vec<String> = alerts.iter().map(i64::to_string).collect();
+            format!(
+                "{detail} — {} alerts of incident {incident}: transactions {}",
+                recorded.verdicts,
+                ids.join(", ")
+            )
+        }
+    };
     let action = if recorded.revised > 0 {
         "verdict revised"
     } else {
@@ -1175,9 +1181,10 @@ pub fn assign(
         Some(&auditor.username),
         "assign",
         &format!(
-            "incident {} to {}",
-            ids.join(", "),
-            assignee.unwrap_or("nobody")
+            "to {}: {} incident(s): {}",
+            assignee.unwrap_or("nobody"),
+            incidents.len(),
+            ids.join(", ")
         ),
     )?;
     Ok(changed)

@@ -223,6 +223,34 @@ fn notice(done: &str) -> Option<String> {
     }
 }
 
+/// The ids a form lists under `key`, each once, in the order sent; at most `most` (what one
+/// page can show): a form sent by hand could otherwise list one id twice (a verdict recorded
+/// twice, each revising the same earlier one) or thousands (one write holding the database).
+fn listed_ids(
+    pairs: &[(String, String)],
+    key: &str,
+    what: &str,
+    most: usize,
+) -> Result<Vec<i64>, String> {
+    let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (_, value) in pairs.iter().filter(|(name, _)| name == key) {
+        let id = value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{key}: {value:?} is not {what}"))?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+        if ids.len() > most {
+            return Err(format!(
+                "more than {most} {key}s chosen at once, more than one page shows: choose fewer"
+            ));
+        }
+    }
+    Ok(ids)
+}
+
 /// `GET /alerts`: the case queue.
 pub async fn queue(
     State(state): State<AppState>,
@@ -298,16 +326,17 @@ pub async fn post_verdict(
         note: field("note"),
         reason: field("reason"),
     };
-    let mut chosen = Vec::new();
-    for (_, value) in pairs.iter().filter(|(key, _)| key == "alert") {
-        match value.trim().parse::<i64>() {
-            Ok(alert) => chosen.push(alert),
-            Err(_) => {
-                let problem = format!("alert: {value:?} is not a transaction number");
-                return incident_page(&state, &session, id, &back, Some(problem), kept).await;
-            }
+    let chosen = match listed_ids(
+        &pairs,
+        "alert",
+        "a transaction number",
+        crate::cases::INCIDENT_ALERT_LIMIT as usize,
+    ) {
+        Ok(chosen) => chosen,
+        Err(problem) => {
+            return incident_page(&state, &session, id, &back, Some(problem), kept).await;
         }
-    }
+    };
     // `scoped` says the page offered a tick box per alert: then only the ticked ones count.
     let scoped = field("scoped") == "1";
     let verdict = match Verdict::parse(&field("verdict")) {
@@ -474,16 +503,18 @@ pub async fn post_bulk(
         verdict: Some(field("verdict")).filter(|v| !v.is_empty()),
         ..BulkKept::default()
     };
-    let mut ids = Vec::new();
-    for (_, value) in pairs.iter().filter(|(key, _)| key == "incident") {
-        match value.trim().parse::<i64>() {
-            Ok(id) => ids.push(id),
-            Err(_) => {
-                kept.problem = Some(format!("incident: {value:?} is not an incident number"));
-                return queue_page(&state, &session, params, kept).await;
-            }
+    let ids = match listed_ids(
+        &pairs,
+        "incident",
+        "an incident number",
+        crate::filters::PAGE_SIZE as usize,
+    ) {
+        Ok(ids) => ids,
+        Err(problem) => {
+            kept.problem = Some(problem);
+            return queue_page(&state, &session, params, kept).await;
         }
-    }
+    };
     kept.selected = ids.clone();
     let shown = shown_of(
         pairs
@@ -549,5 +580,41 @@ pub async fn post_bulk(
             queue_page(&state, &session, params, kept).await
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod listed_ids_tests {
+    use super::*;
+
+    fn pairs(values: &[&str]) -> Vec<(String, String)> {
+        values
+            .iter()
+            .map(|value| ("incident".to_string(), (*value).to_string()))
+            .collect()
+    }
+
+    /// A hand-made form's repeats count once, and more than a page is refused by name.
+    #[test]
+    fn listed_ids_are_each_once_and_at_most_a_page() {
+        assert_eq!(
+            listed_ids(
+                &pairs(&["5", " 7", "5"]),
+                "incident",
+                "an incident number",
+                2
+            ),
+            Ok(vec![5, 7])
+        );
+        let problem = listed_ids(
+            &pairs(&["1", "2", "3"]),
+            "incident",
+            "an incident number",
+            2,
+        )
+        .unwrap_err();
+        assert!(problem.contains("more than 2 incidents"), "{problem}");
+        let problem = listed_ids(&pairs(&["x"]), "incident", "an incident number", 2).unwrap_err();
+        assert_eq!(problem, "incident: \"x\" is not an incident number");
     }
 }
