@@ -293,6 +293,36 @@ impl Store {
         }
     }
 
+    /// Runs `work`, which only reads, in one snapshot of the data: a page whose figures come
+    /// from several statements (a total and its rows, a day's counts and its alerts) then
+    /// agrees with itself. SQLite's read transaction is one snapshot already; on PostgreSQL
+    /// this is a `REPEATABLE READ READ ONLY` transaction (a plain read there runs statement by
+    /// statement, each seeing the latest commits: two round trips fewer, for reads of one
+    /// statement).
+    pub fn read_snapshot<T, E: From<Error>>(
+        &mut self,
+        cache: &mut crate::sql::StatementCache,
+        work: impl FnOnce(&mut dyn crate::sql::Sql) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        match self {
+            Store::Sqlite(_) => self.transact(cache, false, work),
+            Store::Postgres(client) => {
+                let mut transaction = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .map_err(Error::from)?;
+                let out = work(&mut crate::sql::Postgres::in_transaction(
+                    &mut transaction,
+                    cache,
+                ))?;
+                transaction.commit().map_err(Error::from)?;
+                Ok(out)
+            }
+        }
+    }
+
     /// Starts a load: one transaction that holds the engine's write lock from the start, so
     /// what the load checks (is the table empty, which refs are stored) stays true until it
     /// commits. Dropping the loader without [`Loader::commit`] rolls everything back.

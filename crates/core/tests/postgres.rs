@@ -734,3 +734,41 @@ fn retiring_a_month_detaches_it_and_frees_its_refs() {
         assert!(message.contains(expected), "{month}: {message}");
     }
 }
+
+/// A read in one snapshot sees the data as it was when it began, whatever commits meanwhile:
+/// a page's total and its rows agree. A plain read sees each commit at once.
+#[test]
+fn a_snapshot_read_sees_one_state_of_the_data() {
+    let Some(db) = scratch("snapshot") else {
+        return;
+    };
+    let target = aegis_core::engine::Target::Postgres(db.url().to_string());
+    let mut store = target.open().unwrap();
+    let mut other = target.open().unwrap();
+    let add = |other: &mut aegis_core::engine::Store, reference: &str| {
+        other
+            .in_transaction(|sql| {
+                aegis_core::store::insert_payment(sql, &payment(reference, "2025-03-01 10:00:00"))
+            })
+            .unwrap();
+    };
+    add(&mut other, "S1");
+    let count = "SELECT count(*) FROM transactions";
+    let mut cache = Default::default();
+    let (before, after) = store
+        .read_snapshot(&mut cache, |sql| -> aegis_core::Result<(i64, i64)> {
+            let before = sql.query_int(count, &[])?.unwrap_or(0);
+            add(&mut other, "S2");
+            Ok((before, sql.query_int(count, &[])?.unwrap_or(0)))
+        })
+        .unwrap();
+    assert_eq!((before, after), (1, 1));
+    let (before, after) = store
+        .transact(&mut cache, false, |sql| -> aegis_core::Result<(i64, i64)> {
+            let before = sql.query_int(count, &[])?.unwrap_or(0);
+            add(&mut other, "S3");
+            Ok((before, sql.query_int(count, &[])?.unwrap_or(0)))
+        })
+        .unwrap();
+    assert_eq!((before, after), (2, 3), "a plain read sees each commit");
+}

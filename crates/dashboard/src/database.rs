@@ -158,6 +158,20 @@ impl Database {
         handle.store.transact(&mut handle.cache, false, work)
     }
 
+    /// [`Database::read`] in one snapshot of the data (`Store::read_snapshot`): for pages
+    /// whose figures come from several statements.
+    pub fn read_snapshot<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> AppResult<T>,
+    ) -> AppResult<T> {
+        let mut lent = Lent {
+            handle: Some(self.take_reader()?),
+            database: self,
+        };
+        let handle = lent.handle.as_mut().expect("lent until dropped");
+        handle.store.read_snapshot(&mut handle.cache, work)
+    }
+
     /// An idle reader, a new one while fewer than [`MAX_READERS`] are open, or the first one
     /// returned.
     fn take_reader(&self) -> AppResult<Handle> {

@@ -312,7 +312,7 @@ pub fn daily(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<DailyPoint>>
         .into_iter()
         .map(|(date, [all, anomalous, errors, pending])| DailyPoint {
             date,
-            normal: all - anomalous - errors - pending,
+            normal: (all - anomalous - errors - pending).max(0),
             anomalous,
             other: errors + pending,
         })

@@ -126,6 +126,17 @@ impl AppState {
         tokio::task::spawn_blocking(move || state.inner.db.read(work)).await?
     }
 
+    /// Runs `work` in one snapshot of the data, in a blocking task: for pages whose figures
+    /// come from several statements, which must agree.
+    pub async fn read_snapshot<T, F>(&self, work: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> AppResult<T> + Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.inner.db.read_snapshot(work)).await?
+    }
+
     /// Runs `work` in one transaction on the write connection, in a blocking task.
     pub async fn write<T, F>(&self, work: F) -> AppResult<T>
     where

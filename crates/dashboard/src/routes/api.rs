@@ -25,8 +25,10 @@ pub async fn summary(
 ) -> Result<Json<queries::Summary>, ApiError> {
     let mut filters = Filters::parse(&params)?;
     let cache = state.clone();
+    // One snapshot: the daily trend subtracts counts of separate statements, which a payment
+    // scored in between made disagree on PostgreSQL (a normal count below zero).
     let summary = state
-        .read(move |conn| {
+        .read_snapshot(move |conn| {
             cache.default_range(conn, &mut filters)?;
             cache.summary(conn, &filters)
         })

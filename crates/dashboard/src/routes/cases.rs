@@ -163,7 +163,7 @@ async fn queue_page(
     let cache = state.clone();
     let query_filters = filters.clone();
     let (incidents, schemes, users) = state
-        .read(move |conn| {
+        .read_snapshot(move |conn| {
             Ok((
                 cache.incident_queue(conn, &query_filters, me, page)?,
                 cache.schemes(conn)?,
@@ -283,7 +283,7 @@ async fn incident_page(
 ) -> AppResult<Response> {
     let cache = state.clone();
     let (detail, users): (IncidentDetail, Vec<String>) = state
-        .read(move |conn| {
+        .read_snapshot(move |conn| {
             let detail = cache.incident_detail(conn, id)?.ok_or(AppError::NotFound)?;
             Ok((detail, cache.assignable_users(conn)?))
         })

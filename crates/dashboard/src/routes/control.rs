@@ -275,7 +275,7 @@ pub async fn control_page(
     PageSession(session): PageSession,
     Query(params): Query<ControlParams>,
 ) -> AppResult<Response> {
-    let data = state.read(read).await?;
+    let data = state.read_snapshot(read).await?;
     let notice = data
         .summary
         .days
@@ -347,7 +347,7 @@ pub async fn post_draw(
     match outcome {
         Ok(day) => Ok(Redirect::to(&format!("/control?drawn={day}")).into_response()),
         Err(problem) => {
-            let data = state.read(read).await?;
+            let data = state.read_snapshot(read).await?;
             let page = page(&session, data, Some(problem), None, Some(form));
             Ok((page_status(true), render(&page)?).into_response())
         }

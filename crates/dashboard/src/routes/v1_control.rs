@@ -173,7 +173,7 @@ pub async fn control_summary(
     client.require(Scope::Read)?;
     only_params(&params, &[])?;
     let body = state
-        .read(move |sql| {
+        .read_snapshot(move |sql| {
             let summary = summary(sql)?;
             Ok(json!({
                 "estimate": summary.estimate.as_ref().map(EstimateJson::of),
@@ -225,7 +225,7 @@ pub async fn control_day(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     client.require(Scope::Read)?;
     let (date, _) = date_of(&day)?;
-    let body = state.read(move |sql| day_draw(sql, &date)).await?;
+    let body = state.read_snapshot(move |sql| day_draw(sql, &date)).await?;
     count_use(&state, &client).await?;
     Ok(Json(body.ok_or(AppError::NotFound)?))
 }
