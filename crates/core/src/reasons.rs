@@ -34,6 +34,10 @@ pub struct Reason {
     pub text: String,
 }
 
+/// How to correct a payment that could not be scored, said with each such row.
+pub const CORRECTING: &str = "To correct it, store the corrected payment again as a new row \
+     with a new ref: the monitor scores each row once, and does not come back to one edited in place";
+
 impl Reasons {
     /// Reasons for a scored row from its per-feature squared errors (model input order): the
     /// largest contributions first, at most [`MAX_REASONS`], none under [`MIN_SHARE`] after the
@@ -162,7 +166,9 @@ impl Reasons {
         round(share)
     }
 
-    /// Reasons for a row that could not be scored.
+    /// Reasons for a row that could not be scored. They say how to correct it: the monitor
+    /// scores each row once, so a row corrected in place stays unscored (and a restart that
+    /// replays it would count it in the history the running monitor left it out of).
     pub fn error(problem: &str) -> Reasons {
         Reasons {
             category: Category::Error,
@@ -170,7 +176,7 @@ impl Reasons {
                 feature: None,
                 category: Category::Error,
                 share: 1.0,
-                text: format!("not scored: {problem}"),
+                text: format!("not scored: {problem}. {CORRECTING}"),
             }],
         }
     }
@@ -331,7 +337,10 @@ mod tests {
         let back = Reasons::parse(&reasons.to_json()).unwrap();
         assert_eq!(back.category, Category::Error);
         assert_eq!(back.reasons[0].feature, None);
-        assert_eq!(back.reasons[0].text, "not scored: amount is missing");
+        assert_eq!(
+            back.reasons[0].text,
+            format!("not scored: amount is missing. {CORRECTING}")
+        );
         assert_eq!(Reasons::parse("checked by phone, fine"), None);
     }
 }

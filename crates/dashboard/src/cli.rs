@@ -76,7 +76,7 @@ pub enum ApiKeyCommand {
 #[derive(Debug, Subcommand)]
 pub enum VerdictsCommand {
     /// Import an investigation record (CSV: transaction_ref, verdict, optional decided_at,
-    /// note, auditor), all or nothing.
+    /// note, auditor, and reason for a row that overturns a final verdict), all or nothing.
     Import { file: PathBuf },
     /// Simulated auditors (generated data only): review each event day's top alerts and
     /// record their ground truth after a delay, as the disabled user `simulated-auditor`.
