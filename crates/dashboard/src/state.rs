@@ -47,6 +47,31 @@ struct Inner {
     sessions: Mutex<std::collections::HashMap<String, (u64, Session)>>,
     /// The users a case can be assigned to, with the accounts counter they were read at.
     assignable: Mutex<Option<(u64, Vec<String>)>>,
+    /// Turns to check a password: one per core (see `routes::auth`).
+    password_checks: Arc<tokio::sync::Semaphore>,
+    /// Turns to run a CSV export (see `routes::export`).
+    exports: Arc<tokio::sync::Semaphore>,
+}
+
+thread_local! {
+    /// The data version of the snapshot read running on this thread ([`AppState::read_snapshot`]).
+    static PINNED: std::cell::Cell<Option<DataVersion>> = const { std::cell::Cell::new(None) };
+}
+
+/// Holds a data version for the snapshot read on this thread, until dropped.
+struct Pinned;
+
+impl Pinned {
+    fn set(version: DataVersion) -> Pinned {
+        PINNED.set(Some(version));
+        Pinned
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        PINNED.set(None);
+    }
 }
 
 /// Sessions remembered at most; past it the memory starts again.
@@ -76,12 +101,28 @@ impl AppState {
                 decisions: crate::decisions::Decisions::default(),
                 sessions: Mutex::new(std::collections::HashMap::new()),
                 assignable: Mutex::new(None),
+                password_checks: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )),
+                exports: Arc::new(tokio::sync::Semaphore::new(
+                    crate::routes::export::EXPORTS_AT_ONCE,
+                )),
             }),
         })
     }
 
     pub fn db(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Turns to check a password, one per core: each check is an argon2id hash of 19 MiB.
+    pub fn password_checks(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.password_checks)
+    }
+
+    /// Turns to run a CSV export: each holds a read connection while its client downloads.
+    pub fn exports(&self) -> Arc<tokio::sync::Semaphore> {
+        Arc::clone(&self.inner.exports)
     }
 
     pub fn modeling(&self) -> &Path {
@@ -134,7 +175,19 @@ impl AppState {
         F: FnOnce(&mut dyn Sql) -> AppResult<T> + Send + 'static,
     {
         let state = self.clone();
-        tokio::task::spawn_blocking(move || state.inner.db.read_snapshot(work)).await?
+        tokio::task::spawn_blocking(move || {
+            state.inner.db.read_snapshot(|sql| {
+                // The data version is taken once, first: before the snapshot's first statement
+                // on PostgreSQL (whose notices are counted in memory), so whatever the snapshot
+                // holds is at least that version. Read again later, a change committed in
+                // between would file answers from the older snapshot under the newer version,
+                // stale until the next change.
+                let version = state.data_version(sql)?;
+                let _pinned = Pinned::set(version);
+                work(sql)
+            })
+        })
+        .await?
     }
 
     /// Runs `work` in one transaction on the write connection, in a blocking task.
@@ -150,6 +203,9 @@ impl AppState {
     /// The data version: PostgreSQL's notices counted while they are heard (no round trip),
     /// otherwise read from the database. Blocking.
     pub fn data_version(&self, sql: &mut dyn Sql) -> AppResult<DataVersion> {
+        if let Some(version) = PINNED.get() {
+            return Ok(version);
+        }
         match self.inner.db.changes().and_then(Changes::data) {
             Some(notices) => Ok(DataVersion::Notified(notices)),
             None => crate::cache::data_version(sql),

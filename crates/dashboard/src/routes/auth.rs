@@ -83,24 +83,21 @@ pub struct LoginForm {
     pub password: String,
 }
 
-/// Password checks running at once, at most: one per core. Each is an argon2id hash of 19 MiB
-/// and two passes, on a blocking thread; without a bound, a burst of login attempts (no login
-/// needed to send them) ran hundreds at once, gigabytes of memory on both cores, and every
-/// page waited.
-static PASSWORD_CHECKS: std::sync::LazyLock<tokio::sync::Semaphore> =
-    std::sync::LazyLock::new(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-
-/// How long a login waits for a password check's turn before it is told to retry.
+/// How long a login waits for a password check's turn before it is told to retry. Checks run
+/// one per core at a time ([`AppState::password_checks`]): each is an argon2id hash of 19 MiB
+/// and two passes, on a blocking thread, and without a bound a burst of login attempts (no
+/// login needed to send them) ran hundreds at once, gigabytes of memory on both cores, and
+/// every page waited.
 const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A turn to check a password from `checks`, or 503 after `wait`.
+/// A turn to check a password from `checks`, or 503 after `wait`. Owned: it goes with the
+/// check onto its blocking thread, and is given back when the check ends, even if the client
+/// has gone meanwhile.
 async fn password_turn(
-    checks: &tokio::sync::Semaphore,
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
     wait: std::time::Duration,
-) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
-    match tokio::time::timeout(wait, checks.acquire()).await {
+) -> AppResult<tokio::sync::OwnedSemaphorePermit> {
+    match tokio::time::timeout(wait, checks.acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(AppError::Overloaded(
             "Too many sign-ins at once: try again in a few seconds.".into(),
@@ -126,9 +123,11 @@ pub async fn login(
     let now = aegis_core::time::now_millis();
     let worker = state.clone();
     let name = username.clone();
-    let _turn = password_turn(&PASSWORD_CHECKS, PASSWORD_CHECK_WAIT).await?;
+    let turn = password_turn(state.password_checks(), PASSWORD_CHECK_WAIT).await?;
     let token = tokio::task::spawn_blocking(move || -> AppResult<Option<String>> {
-        let Some(user) = users::authenticate(worker.db(), &name, &form.password, now)? else {
+        let checked = users::authenticate(worker.db(), &name, &form.password, now);
+        drop(turn);
+        let Some(user) = checked? else {
             return Ok(None);
         };
         worker.db().write(|conn| {
@@ -201,16 +200,16 @@ mod tests {
     /// (503) instead of starting one more.
     #[tokio::test]
     async fn a_login_past_the_password_checks_bound_is_told_to_retry() {
-        let checks = tokio::sync::Semaphore::new(1);
-        let held = password_turn(&checks, std::time::Duration::from_millis(10))
+        let checks = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let held = password_turn(checks.clone(), std::time::Duration::from_millis(10))
             .await
             .unwrap();
-        let refused = password_turn(&checks, std::time::Duration::from_millis(50))
+        let refused = password_turn(checks.clone(), std::time::Duration::from_millis(50))
             .await
             .unwrap_err();
         assert!(matches!(refused, AppError::Overloaded(_)), "{refused:?}");
         drop(held);
-        password_turn(&checks, std::time::Duration::from_millis(10))
+        password_turn(checks, std::time::Duration::from_millis(10))
             .await
             .unwrap();
     }

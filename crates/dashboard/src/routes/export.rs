@@ -5,6 +5,8 @@
 //! instead of filling RAM. A client that goes away stops the query.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -31,8 +33,7 @@ const CHANNEL_CHUNKS: usize = 4;
 /// Exports running at once, at most. Each holds one of the dashboard's read connections (of
 /// eight) for as long as its client downloads: unbounded, a few stalled downloads took them
 /// all, and every page and login waited out its 30 s for a connection.
-const EXPORTS_AT_ONCE: usize = 2;
-static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(EXPORTS_AT_ONCE);
+pub const EXPORTS_AT_ONCE: usize = 2;
 
 /// How long an export waits for its client to take the next chunk before it gives up and
 /// lets its connection go.
@@ -154,7 +155,7 @@ pub async fn export_csv(
 ) -> Result<Response, ApiError> {
     let mut filters = Filters::parse(&params)?;
     let sort = Sort::parse(&params.sort, &params.dir);
-    let Ok(turn) = EXPORTS.try_acquire() else {
+    let Ok(turn) = state.exports().try_acquire_owned() else {
         return Err(AppError::Overloaded(format!(
             "{EXPORTS_AT_ONCE} exports are running: try again when one has finished."
         ))
@@ -184,7 +185,12 @@ pub async fn export_csv(
     };
 
     let (sender, receiver) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_CHUNKS);
+    // Set once every row was handed over. A body that ends without it ends in an error, so the
+    // client sees a broken download, never a short file that looks whole (chunks end at line
+    // breaks): an export that failed part-way, or gave up on a client that stalled.
+    let finished = Arc::new(AtomicBool::new(false));
     let worker = state.clone();
+    let done = Arc::clone(&finished);
     tokio::task::spawn_blocking(move || {
         let _turn = turn;
         let result = worker.db().read(|conn| {
@@ -203,22 +209,35 @@ pub async fn export_csv(
                 }
                 !client_gone
             })?;
-            if !client_gone && !buffer.is_empty() {
-                send_within(&sender, Bytes::from(buffer), CLIENT_WAIT);
+            if !client_gone
+                && (buffer.is_empty() || send_within(&sender, Bytes::from(buffer), CLIENT_WAIT))
+            {
+                done.store(true, Ordering::SeqCst);
             }
             Ok(())
         });
         if let Err(error) = result {
             let error: AppError = error;
             tracing::error!(%error, "CSV export failed part-way");
-            // Failing the body makes the client see a broken download rather than a short file.
-            let _ = sender.blocking_send(Err(io::Error::other("export failed")));
         }
     });
 
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
-    });
+    let stream = futures_util::stream::unfold(
+        (receiver, finished, false),
+        |(mut receiver, finished, ended)| async move {
+            if ended {
+                return None;
+            }
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, (receiver, finished, false))),
+                None if finished.load(Ordering::SeqCst) => None,
+                None => Some((
+                    Err(io::Error::other("export did not finish")),
+                    (receiver, finished, true),
+                )),
+            }
+        },
+    );
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
