@@ -160,8 +160,9 @@ pub const SESSION_OPTIONS: &str = "-c random_page_cost=1.1";
 
 /// Connects to the server at `url`. Failures are one line naming the problem and the fix.
 ///
-/// Unless the URL sets its own, the connection probes a silent peer (TCP keepalives after 30 s
-/// idle, every 10 s, 3 tries) and gives up on data unacknowledged for 60 s: a server behind a
+/// Unless the URL sets its own, a connection attempt gives up after 10 s, and the connection
+/// probes a silent peer (TCP keepalives after 30 s idle, every 10 s, 3 tries) and gives up on
+/// data unacknowledged for 60 s: a server behind a
 /// dropped network is then an error within about a minute, which a monitor answers by
 /// connecting again, instead of a call that waits for the system's default of hours.
 pub fn connect(url: &str) -> Result<Client> {
@@ -180,6 +181,9 @@ pub fn connect(url: &str) -> Result<Client> {
     }
     if !url.contains("tcp_user_timeout") {
         config.tcp_user_timeout(Duration::from_secs(60));
+    }
+    if !url.contains("connect_timeout") {
+        config.connect_timeout(Duration::from_secs(10));
     }
     config
         .connect(NoTls)

@@ -124,13 +124,19 @@ pub fn is_connection_lost(error: &anyhow::Error) -> bool {
 impl Journal {
     /// Takes the one-scorer lock, then opens (and migrates) the database.
     pub fn open(target: &Target) -> anyhow::Result<Journal> {
+        Journal::open_as(target, &session_name())
+    }
+
+    /// [`Journal::open`], named `session` on a server ([`session_name`]): the sessions of one
+    /// run share a name, by which a new session finds the run's earlier one.
+    pub fn open_as(target: &Target, session: &str) -> anyhow::Result<Journal> {
         let lock = match target {
             Target::Sqlite(path) => Some(MonitorLock::acquire(path)?),
             Target::Postgres(_) => None,
         };
         let mut store = target.open()?;
         if let (Store::Postgres(client), Target::Postgres(url)) = (&mut store, target) {
-            lock_scorer(client, url)?;
+            lock_scorer(client, url, session)?;
             client.batch_execute(&format!("LISTEN {}", pg::PAYMENTS_CHANNEL))?;
         }
         Ok(Journal {
@@ -335,6 +341,11 @@ impl Journal {
             }
             Store::Postgres(client) => {
                 let mut transaction = client.transaction()?;
+                // A lock another session holds (an operator's delete left open in psql holds
+                // the scores' lock) is waited for 5 s at a time: the wait ends as busy, and the
+                // batch is committed again after a look at the stop flag and a log line,
+                // instead of one silent wait without end.
+                transaction.batch_execute("SET LOCAL lock_timeout = '5s'")?;
                 transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::SCORES_LOCK])?;
                 let kept = without_deleted(
                     &mut Postgres::in_transaction(&mut transaction, &mut self.cache),
@@ -445,8 +456,20 @@ impl Journal {
 /// Takes the session's advisory lock that makes this connection the database's one scorer, or
 /// names who holds it. The server drops it with the connection, so a killed monitor's lock
 /// goes with it.
-fn lock_scorer(client: &mut postgres::Client, url: &str) -> anyhow::Result<()> {
-    let name = format!("aegis monitor (pid {})", std::process::id());
+/// A monitor run's name on the server: its pid and a random tag, so that two monitors with the
+/// same pid (containers behind one address) or two runs in one process are never taken for
+/// each other.
+pub fn session_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // The standard library seeds RandomState from the system's randomness, and no two
+    // are alike.
+    let tag = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32;
+    format!("aegis monitor (pid {}, {tag:08x})", std::process::id())
+}
+
+fn lock_scorer(client: &mut postgres::Client, url: &str, name: &str) -> anyhow::Result<()> {
     client.batch_execute(&format!("SET application_name = '{name}'"))?;
     let try_lock = |client: &mut postgres::Client| -> anyhow::Result<bool> {
         Ok(client
@@ -456,13 +479,13 @@ fn lock_scorer(client: &mut postgres::Client, url: &str) -> anyhow::Result<()> {
     if try_lock(client)? {
         return Ok(());
     }
-    // This process's own earlier session, whose network went away silently: the server holds
-    // its lock until it notices the connection is dead, which can take hours. Same name (this
-    // pid), same client address: ended, so that this session can go on.
+    // This run's own earlier session, whose network went away silently: the server holds its
+    // lock until it notices the connection is dead, which can take hours. Same name (this
+    // run's pid and tag), same database: ended, so that this session can go on.
     let ghosts = client.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE application_name = $1 AND pid <> pg_backend_pid() \
-         AND client_addr IS NOT DISTINCT FROM inet_client_addr()",
+         AND datname = current_database()",
         &[&name],
     )?;
     if ghosts > 0 {

@@ -332,6 +332,9 @@ fn commit_scored(
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
+/// How long `--once` keeps trying through lost connections and held locks.
+const ONCE_GIVES_UP_AFTER: Duration = Duration::from_secs(300);
+
 /// Runs the monitor until `stop` is set (or, with `once`, until nothing is left to score).
 ///
 /// A session that loses its database (PostgreSQL restarted, the network dropped) or meets
@@ -343,9 +346,13 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     let mut stats = MonitorStats::default();
     let mut connected = false;
     let mut pause = FIRST_PAUSE;
+    // A back-fill (`--once`) is a step of something else (a script, a benchmark): after this
+    // long failing it gives up, instead of waiting without end for a lock someone left open.
+    let mut failing_since: Option<Instant> = None;
+    let session = journal::session_name();
     loop {
         let began = Instant::now();
-        let error = match run_session(config, &stop, &mut stats, &mut connected) {
+        let error = match run_session(config, &stop, &session, &mut stats, &mut connected) {
             Ok(()) => return Ok(stats),
             Err(error) => error,
         };
@@ -354,7 +361,13 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
             return Err(error);
         }
         if began.elapsed() > LONGEST_PAUSE * 2 {
+            // The session got somewhere: a new run of failures starts here.
             pause = FIRST_PAUSE;
+            failing_since = None;
+        }
+        let since = *failing_since.get_or_insert(began);
+        if config.once && since.elapsed() >= ONCE_GIVES_UP_AFTER {
+            return Err(error);
         }
         tracing::warn!(
             error = format!("{error:#}"),
@@ -372,16 +385,17 @@ pub fn run(config: &MonitorConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Moni
     }
 }
 
-/// One session: opens the database, restores the history, and scores until `stop` (or, with
-/// `once`, until nothing is left), adding to `stats`. `connected` is set once the database
-/// was opened.
+/// One session: opens the database (named `session` on a server), restores the history, and
+/// scores until `stop` (or, with `once`, until nothing is left), adding to `stats`.
+/// `connected` is set once the database was opened.
 fn run_session(
     config: &MonitorConfig,
     stop: &AtomicBool,
+    session: &str,
     stats: &mut MonitorStats,
     connected: &mut bool,
 ) -> anyhow::Result<()> {
-    let mut journal = Journal::open(&config.db)?;
+    let mut journal = Journal::open_as(&config.db, session)?;
     *connected = true;
     let mut slot = ModelSlot::load(&config.modeling, config.backend)?;
     // Anomalies scored before incidents existed (or by another tool) get theirs first.
@@ -438,10 +452,14 @@ fn run_session(
         // deadlock on PostgreSQL) is tried again with the same scores. Rebuilding the history
         // instead held two whole states at once.
         let scored = score_batch(&mut state, &slot, &verdicts, &rows);
+        let committing = Instant::now();
         loop {
             match commit_scored(&mut journal, &scored, stats) {
                 Ok(()) => break,
-                Err(error) if journal::is_busy(&error) => {
+                Err(error)
+                    if journal::is_busy(&error)
+                        && !(config.once && committing.elapsed() >= ONCE_GIVES_UP_AFTER) =>
+                {
                     if stop.load(Ordering::Relaxed) {
                         // The state holds a batch that never committed: no checkpoint of it.
                         tracing::info!(

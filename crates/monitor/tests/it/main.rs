@@ -894,7 +894,7 @@ fn the_monitor_connects_again_when_postgresql_ends_its_session() {
     let ended: i64 = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name LIKE 'aegis monitor%'",
+             WHERE application_name LIKE 'aegis monitor%' AND datname = current_database()",
             &[],
         )
         .unwrap()
