@@ -47,3 +47,58 @@ CREATE TRIGGER transactions_count_deletions AFTER DELETE ON transactions
 BEGIN
     UPDATE payment_deletions SET deleted = deleted + 1;
 END;
+
+-- A deleted payment leaves the case queue: its alert goes, and its incident is counted again
+-- from the alerts it keeps (alerts, verdicts, amount, people, highest score and lead alert,
+-- time span), or goes too when none is left. Before, an operator taking out a bad import the
+-- monitor had already alerted on left incidents counting payments nobody could open. Counted
+-- before the alert goes (the trigger has no variables to remember its incident by), then the
+-- alert, then an incident left with none, with its keys (found through a partial index of the
+-- incidents without alerts, which is empty but for that moment).
+CREATE INDEX idx_incidents_empty ON incidents (incident_id) WHERE alerts = 0;
+CREATE TRIGGER transactions_leave_incident BEFORE DELETE ON transactions
+    WHEN EXISTS (SELECT 1 FROM incident_alerts WHERE transaction_id = OLD.transaction_id)
+BEGIN
+    UPDATE incidents SET
+        alerts = (SELECT count(*) FROM incident_alerts a
+                  WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id),
+        unreviewed = (SELECT count(*) FROM incident_alerts a
+                      WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id
+                        AND a.verdict IS NULL),
+        field_checks = (SELECT count(*) FROM incident_alerts a
+                        WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id
+                          AND a.verdict = 'needs_field_check'),
+        confirmed = (SELECT count(*) FROM incident_alerts a
+                     WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id
+                       AND a.verdict = 'confirmed_fraud'),
+        dismissed = (SELECT count(*) FROM incident_alerts a
+                     WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id
+                       AND a.verdict = 'dismissed'),
+        total_paise = (SELECT coalesce(sum(a.amount_paise), 0) FROM incident_alerts a
+                       WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id),
+        beneficiaries = (SELECT count(DISTINCT a.beneficiary_id) FROM incident_alerts a
+                         WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id),
+        accounts = (SELECT count(DISTINCT a.account_id) FROM incident_alerts a
+                    WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id),
+        agents = (SELECT count(DISTINCT a.agent_id) FROM incident_alerts a
+                  WHERE a.incident_id = incidents.incident_id AND a.transaction_id <> OLD.transaction_id),
+        max_score = coalesce((SELECT max(t.anomaly_score) FROM incident_alerts a
+                              JOIN transactions t ON t.transaction_id = a.transaction_id
+                              WHERE a.incident_id = incidents.incident_id
+                                AND a.transaction_id <> OLD.transaction_id), 0),
+        lead_id = coalesce((SELECT a.transaction_id FROM incident_alerts a
+                            JOIN transactions t ON t.transaction_id = a.transaction_id
+                            WHERE a.incident_id = incidents.incident_id
+                              AND a.transaction_id <> OLD.transaction_id
+                            ORDER BY t.anomaly_score DESC, a.transaction_id LIMIT 1), lead_id),
+        first_time = coalesce((SELECT min(unixepoch(a.timestamp)) - 19800 FROM incident_alerts a
+                               WHERE a.incident_id = incidents.incident_id
+                                 AND a.transaction_id <> OLD.transaction_id), first_time),
+        last_time = coalesce((SELECT max(unixepoch(a.timestamp)) - 19800 FROM incident_alerts a
+                              WHERE a.incident_id = incidents.incident_id
+                                AND a.transaction_id <> OLD.transaction_id), last_time)
+    WHERE incident_id = (SELECT incident_id FROM incident_alerts WHERE transaction_id = OLD.transaction_id);
+    DELETE FROM incident_alerts WHERE transaction_id = OLD.transaction_id;
+    DELETE FROM incident_keys WHERE incident_id IN (SELECT incident_id FROM incidents WHERE alerts = 0);
+    DELETE FROM incidents WHERE alerts = 0;
+END;

@@ -225,8 +225,32 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             }
         }
         tracing::debug!(migration = name, "applied");
+        if *name == "0015_payment_ids_never_reused" {
+            warn_if_ids_may_be_reused(conn);
+        }
     }
     Ok(())
+}
+
+/// Migration 0015 edits `transactions`' definition only where it reads as Aegis wrote it; a
+/// table another tool rebuilt is left alone, and says so once, when it is left.
+fn warn_if_ids_may_be_reused(conn: &Connection) {
+    let definition: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'transactions'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    if definition.is_some_and(|sql| !sql.to_ascii_uppercase().contains("AUTOINCREMENT")) {
+        tracing::warn!(
+            "the transactions table was not written by Aegis's migrations, so its ids were not \
+             made AUTOINCREMENT: after deleting the newest payments, new ones may reuse their ids \
+             and the monitor would not score them; do not delete the newest payments"
+        );
+    }
 }
 
 /// Moves the schema cookie on, so that every connection, this one included, reads the schema
@@ -459,6 +483,50 @@ mod tests {
             .to_string();
         assert!(refused.contains("FOREIGN KEY"), "{refused}");
         assert_eq!(one("SELECT deleted FROM payment_deletions"), 1);
+    }
+
+    /// A deleted payment leaves the case queue: its incident is counted again from the alerts
+    /// it keeps, or goes with its keys when none is left.
+    #[test]
+    fn a_deleted_payment_leaves_its_incident_counted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("t.db")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO transactions (transaction_id, beneficiary_id, scheme, amount_paise, timestamp, status, anomaly_score) VALUES \
+                 (1, 'B1', 'PM-KISAN', 100, '2025-01-05 10:00:00', 'ANOMALY', 0.9), \
+                 (2, 'B2', 'PM-KISAN', 200, '2025-01-06 10:00:00', 'ANOMALY', 0.7), \
+                 (3, 'B3', 'PM-KISAN', 300, '2025-01-07 10:00:00', 'ANOMALY', 0.8); \
+             INSERT INTO incidents (incident_id, first_time, last_time, alerts, max_score, total_paise, lead_id, beneficiaries) \
+             VALUES (1, 0, 0, 2, 0.9, 300, 1, 2), (2, 0, 0, 1, 0.8, 300, 3, 1); \
+             INSERT INTO incident_alerts (transaction_id, incident_id, timestamp, amount_paise, beneficiary_id) VALUES \
+                 (1, 1, '2025-01-05 10:00:00', 100, 'B1'), (2, 1, '2025-01-06 10:00:00', 200, 'B2'), \
+                 (3, 2, '2025-01-07 10:00:00', 300, 'B3'); \
+             INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES \
+                 ('beneficiary', 'B1', 1, 0), ('beneficiary', 'B3', 2, 0); \
+             DELETE FROM transactions WHERE transaction_id IN (1, 3);",
+        )
+        .unwrap();
+        let incidents: Vec<(i64, i64, i64, f64, i64, i64, i64)> = conn
+            .prepare(
+                "SELECT incident_id, alerts, unreviewed, max_score, total_paise, lead_id, first_time \
+                 FROM incidents ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        // 2025-01-06 10:00 IST is 04:30 UTC.
+        assert_eq!(incidents, [(1, 1, 1, 0.7, 200, 2, 1736137800)]);
+        let one = |query: &str| -> i64 { conn.query_row(query, [], |row| row.get(0)).unwrap() };
+        assert_eq!(one("SELECT count(*) FROM incident_alerts"), 1);
+        assert_eq!(
+            one("SELECT count(*) FROM incident_keys WHERE incident_id = 2"),
+            0
+        );
+        assert_eq!(one("SELECT beneficiaries FROM incidents"), 1);
     }
 
     #[test]

@@ -499,6 +499,8 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
              DROP FUNCTION aegis_refuse_judged_delete() CASCADE; \
              DROP FUNCTION aegis_drop_score() CASCADE; DROP FUNCTION aegis_retire_month(text); \
              DROP FUNCTION aegis_count_deletions() CASCADE; DROP TABLE payment_deletions; \
+             DROP FUNCTION aegis_leave_incident() CASCADE; \
+             DROP FUNCTION aegis_recount_incidents(bigint[]); \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();
@@ -771,4 +773,60 @@ fn a_snapshot_read_sees_one_state_of_the_data() {
         })
         .unwrap();
     assert_eq!((before, after), (2, 3), "a plain read sees each commit");
+}
+
+/// A deleted payment leaves the case queue on PostgreSQL too: its incident is counted again
+/// from the alerts it keeps, or goes with its keys when none is left.
+#[test]
+fn a_deleted_payment_leaves_its_incident_counted_again() {
+    let Some(db) = scratch("leave") else { return };
+    let ids = stored_and_scored(
+        &db,
+        &[
+            ("V1", "2025-01-04 10:00:00"),
+            ("L1", "2025-01-05 10:00:00"),
+            ("L2", "2025-01-06 10:00:00"),
+            ("L3", "2025-01-07 10:00:00"),
+        ],
+    );
+    let (l1, l2, l3) = (ids[1], ids[2], ids[3]);
+    let mut client = pg::connect(db.url()).unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE transaction_scores SET anomaly_score = 0.7 WHERE transaction_id = {l2}; \
+             INSERT INTO incidents (incident_id, first_time, last_time, alerts, max_score, total_paise, lead_id, beneficiaries) \
+             VALUES (1, 0, 0, 2, 0.9, 400000, {l1}, 1), (2, 0, 0, 1, 0.9, 200000, {l3}, 1); \
+             INSERT INTO incident_alerts (transaction_id, incident_id, timestamp, amount_paise, beneficiary_id) VALUES \
+                 ({l1}, 1, '2025-01-05 10:00:00', 200000, 'B1'), ({l2}, 1, '2025-01-06 10:00:00', 200000, 'B1'), \
+                 ({l3}, 2, '2025-01-07 10:00:00', 200000, 'B1'); \
+             INSERT INTO incident_keys (kind, value, incident_id, last_time) VALUES ('beneficiary', 'B1', 2, 0); \
+             DELETE FROM transaction_events WHERE transaction_id IN ({l1}, {l3});"
+        ))
+        .unwrap();
+    let incidents: Vec<(i64, i64, i64, f64, i64, i64, i64)> = client
+        .query(
+            "SELECT incident_id, alerts, unreviewed, max_score, total_paise, lead_id, first_time \
+             FROM incidents ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            )
+        })
+        .collect();
+    assert_eq!(incidents, [(1, 1, 1, 0.7, 200_000, l2, 1736137800)]);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM incident_alerts"),
+        1
+    );
+    assert_eq!(count(&mut client, "SELECT count(*) FROM incident_keys"), 0);
 }
