@@ -282,13 +282,8 @@ impl Store {
                 work(&mut crate::sql::Postgres::autocommit(client, cache))
             }
             Store::Postgres(client) => {
-                let mut transaction = client.transaction().map_err(Error::from)?;
-                let out = work(&mut crate::sql::Postgres::in_transaction(
-                    &mut transaction,
-                    cache,
-                ))?;
-                transaction.commit().map_err(Error::from)?;
-                Ok(out)
+                let transaction = client.transaction().map_err(Error::from)?;
+                run_and_commit(transaction, cache, work)
             }
         }
     }
@@ -307,18 +302,13 @@ impl Store {
         match self {
             Store::Sqlite(_) => self.transact(cache, false, work),
             Store::Postgres(client) => {
-                let mut transaction = client
+                let transaction = client
                     .build_transaction()
                     .isolation_level(postgres::IsolationLevel::RepeatableRead)
                     .read_only(true)
                     .start()
                     .map_err(Error::from)?;
-                let out = work(&mut crate::sql::Postgres::in_transaction(
-                    &mut transaction,
-                    cache,
-                ))?;
-                transaction.commit().map_err(Error::from)?;
-                Ok(out)
+                run_and_commit(transaction, cache, work)
             }
         }
     }
@@ -345,6 +335,21 @@ impl Store {
             }
         }
     }
+}
+
+/// Runs `work` in a PostgreSQL transaction and commits it if `work` succeeds (dropped, it rolls
+/// back).
+fn run_and_commit<T, E: From<Error>>(
+    mut transaction: postgres::Transaction<'_>,
+    cache: &mut crate::sql::StatementCache,
+    work: impl FnOnce(&mut dyn crate::sql::Sql) -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let out = work(&mut crate::sql::Postgres::in_transaction(
+        &mut transaction,
+        cache,
+    ))?;
+    transaction.commit().map_err(Error::from)?;
+    Ok(out)
 }
 
 /// A row of the beneficiary registry (`generate` writes it; `simulate` pays the same people).

@@ -684,26 +684,7 @@ fn retiring_a_month_detaches_it_and_frees_its_refs() {
         2,
         "verdicts stay"
     );
-    let incidents: Vec<(i64, i64, i64, f64, i64, i64, i64)> = client
-        .query(
-            "SELECT incident_id, alerts, unreviewed, max_score, total_paise, lead_id, first_time \
-             FROM incidents ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-                row.get(5),
-                row.get(6),
-            )
-        })
-        .collect();
+    let incidents = incidents_of(&mut client);
     assert_eq!(incidents, [(1, 1, 1, 0.7, 200_000, ids[2], 1738729800)]);
     assert_eq!(count(&mut client, "SELECT count(*) FROM incident_keys"), 0);
     assert_eq!(
@@ -803,7 +784,18 @@ fn a_deleted_payment_leaves_its_incident_counted_again() {
              DELETE FROM transaction_events WHERE transaction_id IN ({l1}, {l3});"
         ))
         .unwrap();
-    let incidents: Vec<(i64, i64, i64, f64, i64, i64, i64)> = client
+    let incidents = incidents_of(&mut client);
+    assert_eq!(incidents, [(1, 1, 1, 0.7, 200_000, l2, 1736137800)]);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM incident_alerts"),
+        1
+    );
+    assert_eq!(count(&mut client, "SELECT count(*) FROM incident_keys"), 0);
+}
+
+/// (id, alerts, unreviewed, highest score, amount, lead alert, first time) of every incident.
+fn incidents_of(client: &mut postgres::Client) -> Vec<(i64, i64, i64, f64, i64, i64, i64)> {
+    client
         .query(
             "SELECT incident_id, alerts, unreviewed, max_score, total_paise, lead_id, first_time \
              FROM incidents ORDER BY 1",
@@ -822,11 +814,5 @@ fn a_deleted_payment_leaves_its_incident_counted_again() {
                 row.get(6),
             )
         })
-        .collect();
-    assert_eq!(incidents, [(1, 1, 1, 0.7, 200_000, l2, 1736137800)]);
-    assert_eq!(
-        count(&mut client, "SELECT count(*) FROM incident_alerts"),
-        1
-    );
-    assert_eq!(count(&mut client, "SELECT count(*) FROM incident_keys"), 0);
+        .collect()
 }

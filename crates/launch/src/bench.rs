@@ -337,12 +337,7 @@ impl<'a> Bench<'a> {
     /// The monitor following a live feed of `rate` payments a second.
     fn live(&mut self, rate: u32) -> anyhow::Result<()> {
         let before = max_id(&self.target)?;
-        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
-            "--db",
-            &self.db,
-            "--modeling",
-            &self.modeling,
-        ]))?;
+        let mut monitor = self.start_monitor()?;
         std::thread::sleep(Duration::from_secs(3));
         let mut feed = Running::spawn(command("simulate", Some(&self.log))?.args([
             "--db",
@@ -409,6 +404,18 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
+    /// A monitor following the bench database, logging to the bench log.
+    fn start_monitor(&self) -> anyhow::Result<Running> {
+        Ok(Running::spawn(
+            command("monitor", Some(&self.log))?.args([
+                "--db",
+                &self.db,
+                "--modeling",
+                &self.modeling,
+            ]),
+        )?)
+    }
+
     /// A dashboard on the bench database at the configured port, once it answers; and its URL.
     fn start_dashboard(&self) -> anyhow::Result<(Running, String)> {
         let addr = format!("127.0.0.1:{}", self.config.port);
@@ -451,12 +458,7 @@ impl<'a> Bench<'a> {
         // The same pages while a feed adds 1,000 payments a second and the monitor scores
         // them: every cached answer is out of date within milliseconds, so each request pays
         // for its queries.
-        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
-            "--db",
-            &self.db,
-            "--modeling",
-            &self.modeling,
-        ]))?;
+        let mut monitor = self.start_monitor()?;
         std::thread::sleep(Duration::from_secs(3));
         let mut feed = Running::spawn(
             command("simulate", Some(&self.log))?
@@ -593,12 +595,7 @@ impl Bench<'_> {
             &format!("bench-{}", random_password(4).to_lowercase()),
             "ingest",
         )?;
-        let mut monitor = Running::spawn(command("monitor", Some(&self.log))?.args([
-            "--db",
-            &self.db,
-            "--modeling",
-            &self.modeling,
-        ]))?;
+        let mut monitor = self.start_monitor()?;
         let (mut dashboard, base) = self.start_dashboard()?;
         let (payees, day) = apibench::payees(&self.db_path, 200_000)?;
         let caught_up = |what: &str| -> anyhow::Result<()> {
