@@ -996,8 +996,14 @@ pub fn record_verdicts(
         }
         Target::IncidentAlerts { incident, alerts } => {
             let ids: Vec<String> = alerts.iter().map(i64::to_string).collect();
+            let already = alerts.len().saturating_sub(recorded.verdicts);
+            let had = if already > 0 {
+                format!(" ({already} of those ticked had it already)")
+            } else {
+                String::new()
+            };
             format!(
-                "{detail} — {} alerts of incident {incident}: transactions {}",
+                "{detail} — {} alerts of incident {incident}{had}: transactions {}",
                 recorded.verdicts,
                 ids.join(", ")
             )
