@@ -68,8 +68,9 @@ pub struct Journal {
     /// the shared SQL).
     next_batch: Option<postgres::Statement>,
     name: String,
-    /// The count of payment deletions (migration 0015) read before the last batch: a commit
-    /// that finds it moved leaves out the rows deleted since.
+    /// The count of payment deletions (migration 0015) as the last commit (or the opening)
+    /// read it, before the next batch is read: a commit that finds it moved leaves out the
+    /// rows deleted since. Kept from the commit, so reading a batch costs no extra query.
     deletions: i64,
 }
 
@@ -139,13 +140,15 @@ impl Journal {
             lock_scorer(client, url, session)?;
             client.batch_execute(&format!("LISTEN {}", pg::PAYMENTS_CHANNEL))?;
         }
+        let mut cache = StatementCache::default();
+        let deletions = store.read_cached(&mut cache, |sql| deletions(sql))?;
         Ok(Journal {
             store,
-            cache: StatementCache::default(),
+            cache,
             _lock: lock,
             next_batch: None,
             name: target.to_string(),
-            deletions: 0,
+            deletions,
         })
     }
 
@@ -270,15 +273,6 @@ impl Journal {
         limit: usize,
     ) -> anyhow::Result<Option<Vec<StoredTransaction>>> {
         const SELECT: &str = "WHERE transaction_id > ?1 ORDER BY transaction_id LIMIT ?2";
-        // Before the rows: a delete after this read moves the count the commit compares.
-        self.deletions = match self
-            .store
-            .read_cached(&mut self.cache, |sql| deletions(sql))
-        {
-            Ok(count) => count,
-            Err(error) if error.is_busy() => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
         match &mut self.store {
             Store::Sqlite(conn) => {
                 let mut statement = conn.prepare_cached(&format!("{STORED_COLUMNS} {SELECT}"))?;
@@ -318,7 +312,8 @@ impl Journal {
             Store::Sqlite(conn) => {
                 let transaction =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let kept = without_deleted(&mut Sqlite(&transaction), batch, self.deletions)?;
+                let (kept, deletions) =
+                    without_deleted(&mut Sqlite(&transaction), batch, self.deletions)?;
                 let batch = kept.as_ref().unwrap_or(batch);
                 {
                     let mut update = transaction.prepare_cached(
@@ -338,6 +333,7 @@ impl Journal {
                 }
                 link_and_mark(&mut Sqlite(&transaction), batch)?;
                 transaction.commit()?;
+                self.deletions = deletions;
             }
             Store::Postgres(client) => {
                 let mut transaction = client.transaction()?;
@@ -347,7 +343,7 @@ impl Journal {
                 // instead of one silent wait without end.
                 transaction.batch_execute("SET LOCAL lock_timeout = '5s'")?;
                 transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&pg::SCORES_LOCK])?;
-                let kept = without_deleted(
+                let (kept, deletions) = without_deleted(
                     &mut Postgres::in_transaction(&mut transaction, &mut self.cache),
                     batch,
                     self.deletions,
@@ -388,6 +384,7 @@ impl Journal {
                     batch,
                 )?;
                 transaction.commit()?;
+                self.deletions = deletions;
             }
         }
         Ok(())
@@ -453,9 +450,6 @@ impl Journal {
     }
 }
 
-/// Takes the session's advisory lock that makes this connection the database's one scorer, or
-/// names who holds it. The server drops it with the connection, so a killed monitor's lock
-/// goes with it.
 /// A monitor run's name on the server: its pid and a random tag, so that two monitors with the
 /// same pid (containers behind one address) or two runs in one process are never taken for
 /// each other.
@@ -469,6 +463,9 @@ pub fn session_name() -> String {
     format!("aegis monitor (pid {}, {tag:08x})", std::process::id())
 }
 
+/// Takes the session's advisory lock that makes this connection the database's one scorer, or
+/// names who holds it. The server drops it with the connection, so a killed monitor's lock
+/// goes with it.
 fn lock_scorer(client: &mut postgres::Client, url: &str, name: &str) -> anyhow::Result<()> {
     client.batch_execute(&format!("SET application_name = '{name}'"))?;
     let try_lock = |client: &mut postgres::Client| -> anyhow::Result<bool> {
@@ -525,7 +522,6 @@ fn lock_scorer(client: &mut postgres::Client, url: &str, name: &str) -> anyhow::
     )
 }
 
-/// The part of a commit both engines write with the same statements.
 /// The count of payment deletions so far.
 fn deletions(sql: &mut dyn Sql) -> aegis_core::Result<i64> {
     Ok(sql
@@ -537,16 +533,18 @@ fn deletions(sql: &mut dyn Sql) -> aegis_core::Result<i64> {
 }
 
 /// `batch` without the rows deleted since it was read, or `None` when nothing was deleted
-/// since `seen` (the count read before the batch): the common case costs one read. In the
-/// commit's transaction, after the scores' lock on PostgreSQL, so that a delete either
-/// committed before (and is seen here) or waits for this commit (and takes the scores).
+/// since `seen` (the count read before the batch): the common case costs one read. Also the
+/// count now, which the next batch is read after. In the commit's transaction, after the
+/// scores' lock on PostgreSQL, so that a delete either committed before (and is seen here) or
+/// waits for this commit (and takes the scores).
 fn without_deleted<'a>(
     sql: &mut dyn Sql,
     batch: &ScoredBatch<'a>,
     seen: i64,
-) -> anyhow::Result<Option<ScoredBatch<'a>>> {
-    if deletions(sql)? == seen {
-        return Ok(None);
+) -> anyhow::Result<(Option<ScoredBatch<'a>>, i64)> {
+    let now = deletions(sql)?;
+    if now == seen {
+        return Ok((None, now));
     }
     let payments = sql.engine().payments_table();
     let present: std::collections::HashSet<i64> = sql
@@ -571,27 +569,31 @@ fn without_deleted<'a>(
             "payments deleted while being scored: left out"
         );
     }
-    Ok(Some(ScoredBatch {
-        outcomes: batch
-            .outcomes
-            .iter()
-            .filter(|outcome| !gone.contains(&outcome.transaction_id))
-            .cloned()
-            .collect(),
-        alerts: batch
-            .alerts
-            .iter()
-            .filter(|alert| !gone.contains(&alert.transaction_id))
-            .cloned()
-            .collect(),
-        first_id: batch.first_id,
-        mark: batch.mark,
-        model_version: batch.model_version,
-        scored_at: batch.scored_at,
-        feature_days: batch.feature_days.clone(),
-    }))
+    Ok((
+        Some(ScoredBatch {
+            outcomes: batch
+                .outcomes
+                .iter()
+                .filter(|outcome| !gone.contains(&outcome.transaction_id))
+                .cloned()
+                .collect(),
+            alerts: batch
+                .alerts
+                .iter()
+                .filter(|alert| !gone.contains(&alert.transaction_id))
+                .cloned()
+                .collect(),
+            first_id: batch.first_id,
+            mark: batch.mark,
+            model_version: batch.model_version,
+            scored_at: batch.scored_at,
+            feature_days: batch.feature_days.clone(),
+        }),
+        now,
+    ))
 }
 
+/// The part of a commit both engines write with the same statements.
 fn link_and_mark(sql: &mut dyn Sql, batch: &ScoredBatch<'_>) -> anyhow::Result<()> {
     // Incidents are linked in the transaction that scores: an alert never exists without its
     // incident, and a restart neither links twice nor skips (core::incidents).
