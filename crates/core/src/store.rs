@@ -294,14 +294,18 @@ fn identity_where(
     )
 }
 
-/// The newest payment's timestamp text: "now" in the data's own calendar. The bound keeps a
-/// stored timestamp that is not one (letters sort after digits) from hiding every real one,
-/// and lets the timestamp index answer.
+/// The condition that keeps a stored `timestamp` that is not a time out of a search for the
+/// newest or the latest days: text of letters sorts after every time, and NULL (a score of a
+/// month detached before PostgreSQL's version 10) first when descending; either would hide
+/// the real ones. It also lets the timestamp indexes answer.
+pub const TIMES_ONLY: &str = "timestamp <= '9999-12-31 23:59:59'";
+
+/// The newest payment's timestamp text: "now" in the data's own calendar ([`TIMES_ONLY`]).
 pub fn newest_timestamp(sql: &mut dyn crate::sql::Sql) -> Result<Option<String>> {
     Ok(sql
         .value::<Option<String>>(
             &format!(
-                "SELECT max(timestamp) FROM {} WHERE timestamp <= '9999-12-31 23:59:59'",
+                "SELECT max(timestamp) FROM {} WHERE {TIMES_ONLY}",
                 sql.engine().payments_table()
             ),
             &[],

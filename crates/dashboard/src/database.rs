@@ -150,12 +150,7 @@ impl Database {
     /// Runs `work`, which only reads, on a read connection (see `Store::read`). Blocking: call
     /// from a blocking task.
     pub fn read<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
-        let mut lent = Lent {
-            handle: Some(self.take_reader()?),
-            database: self,
-        };
-        let handle = lent.handle.as_mut().expect("lent until dropped");
-        handle.store.transact(&mut handle.cache, false, work)
+        self.lend(|handle| handle.store.transact(&mut handle.cache, false, work))
     }
 
     /// [`Database::read`] in one snapshot of the data (`Store::read_snapshot`): for pages
@@ -164,12 +159,16 @@ impl Database {
         &self,
         work: impl FnOnce(&mut dyn Sql) -> AppResult<T>,
     ) -> AppResult<T> {
+        self.lend(|handle| handle.store.read_snapshot(&mut handle.cache, work))
+    }
+
+    /// Lends a reader to `work`, given back (or closed) however `work` ends.
+    fn lend<T>(&self, work: impl FnOnce(&mut Handle) -> AppResult<T>) -> AppResult<T> {
         let mut lent = Lent {
             handle: Some(self.take_reader()?),
             database: self,
         };
-        let handle = lent.handle.as_mut().expect("lent until dropped");
-        handle.store.read_snapshot(&mut handle.cache, work)
+        work(lent.handle.as_mut().expect("lent until dropped"))
     }
 
     /// An idle reader, a new one while fewer than [`MAX_READERS`] are open, or the first one

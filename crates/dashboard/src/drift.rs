@@ -14,6 +14,7 @@
 
 use aegis_core::drift::{DayCounts, FeatureBins};
 use aegis_core::sql::{Row, Sql, Value};
+use aegis_core::store::TIMES_ONLY;
 use aegis_core::values;
 
 use crate::error::AppResult;
@@ -60,12 +61,9 @@ pub fn day_scores(
     let newest: Option<String> = sql
         .value(
             &format!(
-                // Only timestamps: PostgreSQL puts a NULL first when descending (a score
-                // of a month detached before version 10 has none), and text that is not a
-                // time sorts after every one; either hid the model's days.
+                // Only times: a NULL or stray text hid the model's days.
                 "SELECT timestamp FROM {scores} WHERE model_version = ?1 \
-                 AND status IN ('NORMAL', 'ANOMALY') \
-                 AND timestamp IS NOT NULL AND timestamp <= '9999-12-31 23:59:59' \
+                 AND status IN ('NORMAL', 'ANOMALY') AND {TIMES_ONLY} \
                  ORDER BY timestamp DESC LIMIT 1"
             ),
             values![model_version],
@@ -85,7 +83,7 @@ pub fn day_scores(
     let statement = format!(
         "SELECT substr(timestamp, 1, 10) AS day, count(*), \
          count(CASE WHEN status = 'ANOMALY' THEN 1 END){above} FROM {scores} \
-         WHERE timestamp >= ?1 AND timestamp <= '9999-12-31 23:59:59' AND model_version = ?2 \
+         WHERE timestamp >= ?1 AND {TIMES_ONLY} AND model_version = ?2 \
          AND status IN ('NORMAL', 'ANOMALY') GROUP BY day ORDER BY day"
     );
     let mut params: Vec<Value> = vec![first_day.into(), model_version.into()];
