@@ -1056,7 +1056,7 @@ impl FeatureState {
             bump(&mut scheme.same_amount_gaps[gap_band(time - last)]);
         }
         if let Some((amount, _)) = beneficiary.scheme_amounts.steady(ids.scheme) {
-            scheme.steady_repeats = scheme.steady_repeats.saturating_add(1);
+            bump(&mut scheme.steady_repeats);
             scheme.steady_changes = scheme
                 .steady_changes
                 .saturating_add(u32::from(amount != payment.amount_paise));
