@@ -73,6 +73,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_payment_ids_never_reused",
         include_str!("../../../migrations/0015_payment_ids_never_reused.sql"),
     ),
+    (
+        "0016_verdicts_via",
+        include_str!("../../../migrations/0016_verdicts_via.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0015_payment_ids_never_reused",
         include_str!("../../../migrations/postgres/0015_payment_ids_never_reused.sql"),
     ),
+    (
+        16,
+        "postgres/0016_verdicts_via",
+        include_str!("../../../migrations/postgres/0016_verdicts_via.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

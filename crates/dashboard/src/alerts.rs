@@ -194,7 +194,11 @@ fn parse_reasons(text: Option<&str>) -> (Vec<Reason>, Option<String>) {
 #[derive(Debug, Clone)]
 pub struct Auditor {
     pub user_id: i64,
+    /// As the audit log names them ("alice", or "alice via api:cases").
     pub username: String,
+    /// What recorded the verdict on the user's behalf, kept with it: empty for the user in the
+    /// dashboard, `api:KEY` for an API key.
+    pub via: String,
 }
 
 /// Records a verdict on transaction `id` and audits it, in one transaction; changing a final

@@ -603,6 +603,9 @@ pub struct VerdictEntry {
     pub reason: String,
     pub revises: Option<i64>,
     pub username: String,
+    /// What recorded it on the user's behalf: empty for the user in the dashboard, `api:KEY`
+    /// for an API key, `import` for `dashboard verdicts import`.
+    pub via: String,
     pub at: String,
 }
 
@@ -732,7 +735,7 @@ pub fn incident_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<IncidentD
 }
 
 /// Columns read by [`verdict_entry`], over `verdicts v` joined with `users u`.
-const VERDICT_COLUMNS: &str = "v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at";
+const VERDICT_COLUMNS: &str = "v.transaction_id, v.verdict, v.note, v.reason, v.revises, coalesce(u.username, '?'), v.created_at, v.via";
 
 fn verdict_entry(row: &[Value]) -> aegis_core::Result<VerdictEntry> {
     Ok(VerdictEntry {
@@ -743,6 +746,7 @@ fn verdict_entry(row: &[Value]) -> aegis_core::Result<VerdictEntry> {
         revises: row.at(4)?,
         username: row.at(5)?,
         at: format_millis(row.at(6)?),
+        via: row.at(7)?,
     })
 }
 
@@ -807,6 +811,8 @@ pub struct LatestVerdict {
     pub note: String,
     pub reason: String,
     pub user_id: i64,
+    /// What recorded it on the user's behalf ([`Auditor::via`]).
+    pub via: String,
     pub created_at: i64,
 }
 
@@ -819,7 +825,7 @@ pub fn latest_verdict(
     decided_by: i64,
 ) -> AppResult<Option<LatestVerdict>> {
     Ok(sql.row(
-        "SELECT verdict_id, verdict, note, reason, user_id, created_at FROM verdicts \
+        "SELECT verdict_id, verdict, note, reason, user_id, created_at, via FROM verdicts \
          WHERE transaction_id = ?1 AND created_at <= ?2 \
          ORDER BY created_at DESC, verdict_id DESC LIMIT 1",
         values![transaction_id, decided_by],
@@ -831,6 +837,7 @@ pub fn latest_verdict(
                 reason: row.at(3)?,
                 user_id: row.at(4)?,
                 created_at: row.at(5)?,
+                via: row.at(6)?,
             })
         },
     )?)
@@ -955,8 +962,8 @@ pub fn record_verdicts(
     for &(id, revises) in &alerts {
         recorded.last_verdict_id = sql
             .query_int(
-                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING verdict_id",
+                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason, via) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING verdict_id",
                 values![
                     id,
                     verdict.as_str(),
@@ -969,6 +976,7 @@ pub fn record_verdicts(
                     } else {
                         ""
                     },
+                    auditor.via.as_str(),
                 ],
             )?
             .unwrap_or_default();

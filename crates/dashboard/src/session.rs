@@ -72,6 +72,7 @@ impl Session {
         crate::alerts::Auditor {
             user_id: self.user_id,
             username: self.username.clone(),
+            via: String::new(),
         }
     }
 

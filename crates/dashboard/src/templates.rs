@@ -514,6 +514,8 @@ pub struct VerdictView {
     pub reason: String,
     pub revision: bool,
     pub username: String,
+    /// What recorded it for the user ("api:cases", "import"), or empty.
+    pub via: String,
     pub at: String,
 }
 
@@ -526,6 +528,7 @@ impl From<&VerdictEntry> for VerdictView {
             reason: entry.reason.clone(),
             revision: entry.revises.is_some(),
             username: entry.username.clone(),
+            via: entry.via.clone(),
             at: entry.at.clone(),
         }
     }

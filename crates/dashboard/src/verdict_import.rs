@@ -135,8 +135,8 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         });
         let id = sql
             .query_int(
-                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING verdict_id",
+                "INSERT INTO verdicts (transaction_id, verdict, note, user_id, created_at, revises, reason, via) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'import') RETURNING verdict_id",
                 values![
                     row.transaction_id,
                     row.verdict.as_str(),

@@ -621,6 +621,7 @@ pub async fn post_verdict(
                 None => Auditor {
                     user_id: client.user_id,
                     username: client.actor(),
+                    via: client.actor(),
                 },
                 Some(name) => {
                     let user_id = conn.query_int(
@@ -635,6 +636,7 @@ pub async fn post_verdict(
                             ))
                         })?,
                         username: format!("{name} via {}", client.actor()),
+                        via: client.actor(),
                     }
                 }
             };
@@ -645,6 +647,7 @@ pub async fn post_verdict(
                     && latest.note == body.note
                     && latest.reason == body.reason
                     && latest.user_id == auditor.user_id
+                    && latest.via == auditor.via
             }) {
                 apikeys::count_use(conn, client.key_id, now)?;
                 return Ok((id, latest.verdict_id, true));

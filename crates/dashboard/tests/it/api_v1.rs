@@ -556,6 +556,35 @@ async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
                 "alice via api:cases: transaction 3: dismissed"
             ]
         );
+        // The verdict history says which key recorded a verdict for alice, not only the log.
+        let login = app.login("alice").await;
+        let page = app.get("/alerts/3", Some(&login)).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body
+                .contains("alice <span class=\"via\">via api:cases</span>"),
+            "{}",
+            page.body
+        );
+        // Alice's own verdict in the dashboard is hers alone, and not a retry of the key's.
+        let recorded = app
+            .post_form(
+                "/alerts/3/verdict",
+                Some(&login.cookie),
+                &[("csrf", &login.csrf), ("verdict", "dismissed")],
+            )
+            .await;
+        assert!(recorded.status.is_redirection(), "{}", recorded.body);
+        let vias: Vec<String> = app.write(|sql| {
+            Ok(sql.column(
+                "SELECT via FROM verdicts WHERE transaction_id = 3 ORDER BY verdict_id",
+                &[],
+            )?)
+        });
+        assert_eq!(vias, ["api:cases", ""]);
+        let retry =
+            post(json!({"transaction_id": 3, "verdict": "dismissed", "auditor": "alice"})).await;
+        assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
         for (body, status, needle) in [
             (
                 json!({"transaction_id": 2, "verdict": "maybe"}),
@@ -597,7 +626,7 @@ async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
             assert_eq!(response.status, status, "{body}");
             assert!(response.body.contains(needle), "{body}: {}", response.body);
         }
-        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 2);
+        assert_eq!(app.count("SELECT count(*) FROM verdicts"), 4);
     }
 }
 

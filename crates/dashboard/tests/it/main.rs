@@ -1817,29 +1817,37 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
         assert!(report.bad_rows.is_empty());
         assert_eq!(report.unknown_columns, vec!["branch".to_string()]);
         let decided = aegis_core::time::parse_timestamp("2025-03-12 10:00:00").unwrap() * 1000;
-        let row = |id: i64| -> (String, String, i64, String) {
+        let row = |id: i64| -> (String, String, i64, String, String) {
             app.write(|sql| {
             Ok(sql.row(
-                "SELECT v.verdict, u.username, v.created_at, v.note FROM verdicts v JOIN users u USING (user_id) \
+                "SELECT v.verdict, u.username, v.created_at, v.note, v.via FROM verdicts v JOIN users u USING (user_id) \
                  WHERE v.transaction_id = ?1",
                 &[id.into()],
-                |r| Ok((r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?)),
+                |r| Ok((r.at(0)?, r.at(1)?, r.at(2)?, r.at(3)?, r.at(4)?)),
             )?)
         })
         .unwrap()
         };
+        // Alice decided it; the history says the file brought it in.
         assert_eq!(
             row(2),
             (
                 "confirmed_fraud".into(),
                 "alice".into(),
                 decided,
-                "called the bank".into()
+                "called the bank".into(),
+                "import".into()
             )
         );
         assert_eq!(
             row(3),
-            ("dismissed".into(), IMPORT_USER.into(), now, String::new())
+            (
+                "dismissed".into(),
+                IMPORT_USER.into(),
+                now,
+                String::new(),
+                "import".into()
+            )
         );
         assert_eq!(
             app.count("SELECT disabled FROM users WHERE username = 'imported-record'"),
