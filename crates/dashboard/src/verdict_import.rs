@@ -87,26 +87,30 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         )));
     }
     let columns = header.columns;
+    // The whole file is read before the write lock is taken: a file on a slow disk or share
+    // holds up no verdict, login or monitor commit while it is read. A record of verdicts is
+    // small (a year of 100 reviews a day is 36,500 rows).
+    let mut records: Vec<(u64, csv::StringRecord)> = Vec::new();
+    loop {
+        let line = reader.position().line();
+        let mut record = csv::StringRecord::new();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => records.push((line, record)),
+            Err(error) => report.bad_rows.push(BadRow {
+                line,
+                reason: format!("unreadable CSV: {error}"),
+            }),
+        }
+    }
 
     // One write transaction: the checks below stay true until the verdicts are in.
     db.write(|sql| {
     aegis_core::pg::lock_verdicts(sql)?;
     let mut users: HashMap<String, Option<i64>> = HashMap::new();
     let mut parsed = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(error) => {
-                report.bad_rows.push(BadRow {
-                    line,
-                    reason: format!("unreadable CSV: {error}"),
-                });
-                continue;
-            }
-        }
+    for (line, record) in &records {
+        let line = *line;
         let field = |name: &str| columns.get(name, |position| record.get(position));
         match parse_row(sql, &field, &mut users, now_millis) {
             Ok(row) => parsed.push(Parsed { line, ..row }),
@@ -114,7 +118,8 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         }
     }
     if !report.bad_rows.is_empty() {
-        // Nothing was written.
+        // Nothing was written. Unreadable lines were found first, the rest in order.
+        report.bad_rows.sort_by_key(|bad| bad.line);
         return Ok(report);
     }
     // Each payment's verdicts in decision order, so that each finds the one it follows.

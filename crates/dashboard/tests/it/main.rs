@@ -1967,6 +1967,58 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
     }
 }
 
+/// An import reads its whole file before it takes the write lock: while the file is slow to
+/// come (a network share), verdicts, logins and the monitor's commits go on.
+#[test]
+fn a_verdict_import_holds_up_no_writer_while_its_file_is_read() {
+    use std::io::Write;
+    use std::sync::mpsc;
+
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let record = app.dir.path().join("slow.csv");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&record)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (go_on, wait) = mpsc::channel::<()>();
+        let (wrote, written) = mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // The share: the header and a row at once, the rest when told.
+            let path = record.clone();
+            scope.spawn(move || {
+                let mut pipe = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                pipe.write_all(b"transaction_ref,verdict\nREF-2,dismissed\n")
+                    .unwrap();
+                pipe.flush().unwrap();
+                wait.recv().unwrap();
+                pipe.write_all(b"REF-3,dismissed\n").unwrap();
+            });
+            let db = app.state.db();
+            let import = scope.spawn(|| {
+                dashboard::verdict_import::import_verdicts(db, &record, 1_800_000_000_000)
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            scope.spawn(move || {
+                db.write(|sql| {
+                    dashboard::audit::record(sql, 1, Some("alice"), "test", "while importing")
+                })
+                .unwrap();
+                wrote.send(()).unwrap();
+            });
+            let went_on = written.recv_timeout(Duration::from_secs(10));
+            go_on.send(()).unwrap();
+            assert!(
+                went_on.is_ok(),
+                "a write waited for the import's file ({engine:?})"
+            );
+            let report = import.join().unwrap().unwrap();
+            assert_eq!(report.imported, 2, "{:?}", report.bad_rows);
+        });
+    }
+}
+
 /// On a filtered overview the live panel shows only what the filters select.
 #[tokio::test]
 async fn the_live_panel_honours_the_page_filters() {
