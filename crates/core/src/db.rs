@@ -77,6 +77,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_verdicts_via",
         include_str!("../../../migrations/0016_verdicts_via.sql"),
     ),
+    (
+        "0017_session_idle",
+        include_str!("../../../migrations/0017_session_idle.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

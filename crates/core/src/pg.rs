@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0016_verdicts_via",
         include_str!("../../../migrations/postgres/0016_verdicts_via.sql"),
     ),
+    (
+        17,
+        "postgres/0017_session_idle",
+        include_str!("../../../migrations/postgres/0017_session_idle.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.

@@ -501,7 +501,7 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
              DROP FUNCTION aegis_count_deletions() CASCADE; DROP TABLE payment_deletions; \
              DROP FUNCTION aegis_leave_incident() CASCADE; \
              DROP FUNCTION aegis_recount_incidents(bigint[]); \
-             ALTER TABLE verdicts DROP COLUMN via; \
+             ALTER TABLE verdicts DROP COLUMN via; ALTER TABLE sessions DROP COLUMN idle_until; \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();

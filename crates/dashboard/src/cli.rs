@@ -38,6 +38,12 @@ pub struct Cli {
     #[arg(long)]
     pub secure_cookies: bool,
 
+    /// End a session after this many minutes without use (pages, forms, exports; the live
+    /// stream does not count). Sessions end 8 hours after sign-in in any case.
+    #[arg(long, env = "AEGIS_IDLE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=480))]
+    pub idle_minutes: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -133,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 assets: cli.assets,
                 addr: cli.addr,
                 secure_cookies: cli.secure_cookies,
+                idle: Duration::from_secs(cli.idle_minutes * 60),
                 live_interval: Duration::from_secs(2),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

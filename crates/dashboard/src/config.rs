@@ -16,6 +16,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// How long a session lasts without use.
+    pub idle: Duration,
     /// How often `/events` pushes an update.
     pub live_interval: Duration,
 }
@@ -29,6 +31,7 @@ impl ServeConfig {
             assets: PathBuf::from(DEFAULT_ASSETS),
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             secure_cookies: false,
+            idle: crate::session::DEFAULT_IDLE,
             live_interval: Duration::from_secs(2),
         }
     }

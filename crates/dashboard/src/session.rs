@@ -25,6 +25,10 @@ pub const SESSION_COOKIE: &str = "aegis_session";
 pub const LOGIN_CSRF_COOKIE: &str = "aegis_login_csrf";
 /// How long a session lasts.
 pub const SESSION_MILLIS: i64 = 8 * 3600 * 1000;
+/// How long a session lasts without use, unless `serve --idle-minutes` says otherwise.
+pub const DEFAULT_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// A session's end of idleness is moved forward at most this often (a write each time).
+const KEEP_ALIVE_EVERY_MILLIS: i64 = 60_000;
 
 /// 32 random bytes from the thread-local CSPRNG (ChaCha, seeded from the OS), as hex.
 pub fn random_token() -> String {
@@ -64,6 +68,8 @@ pub struct Session {
     pub csrf_token: String,
     /// When it expires, in Unix milliseconds.
     pub expires_at: i64,
+    /// When it ends unless used before (Unix milliseconds); see [`keep_alive`].
+    pub idle_until: i64,
 }
 
 impl Session {
@@ -91,19 +97,67 @@ impl Session {
     }
 }
 
-/// Creates a session for `user_id`; returns the cookie token (only its hash is stored).
-pub fn create_session(sql: &mut dyn Sql, user_id: i64, now_millis: i64) -> AppResult<String> {
+/// Creates a session for `user_id` that ends after [`SESSION_MILLIS`], or `idle_millis`
+/// without use; returns the cookie token (only its hash is stored).
+pub fn create_session(
+    sql: &mut dyn Sql,
+    user_id: i64,
+    now_millis: i64,
+    idle_millis: i64,
+) -> AppResult<String> {
     let token = random_token();
-    // Expired sessions are swept here, at the only time rows are added.
+    // Ended sessions are swept here, at the only time rows are added.
     sql.execute(
-        "DELETE FROM sessions WHERE expires_at <= ?1",
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR idle_until <= ?1",
         values![now_millis],
     )?;
+    let expires_at = now_millis + SESSION_MILLIS;
     sql.execute(
-        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        values![sha256_hex(&token), user_id, random_token(), now_millis, now_millis + SESSION_MILLIS],
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, idle_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        values![
+            sha256_hex(&token),
+            user_id,
+            random_token(),
+            now_millis,
+            expires_at,
+            (now_millis + idle_millis).min(expires_at)
+        ],
     )?;
     Ok(token)
+}
+
+/// Moves the end of `session`'s idleness to `idle_millis` after `now_millis` (never past its
+/// expiry), when it was last moved over a minute ago; a session already over stays over.
+/// Returns whether it wrote.
+pub fn keep_alive(
+    sql: &mut dyn Sql,
+    session: &Session,
+    now_millis: i64,
+    idle_millis: i64,
+) -> AppResult<bool> {
+    if !needs_keep_alive(session, now_millis, idle_millis) {
+        return Ok(false);
+    }
+    let idle_until = (now_millis + idle_millis).min(session.expires_at);
+    // As read now, not as remembered: another request may have moved it already.
+    let moved = sql.execute(
+        "UPDATE sessions SET idle_until = CASE WHEN expires_at < ?2 THEN expires_at ELSE ?2 END \
+         WHERE token_hash = ?1 AND idle_until > ?3 AND idle_until <= ?4",
+        values![
+            session.token_hash.as_str(),
+            idle_until,
+            now_millis,
+            idle_until - KEEP_ALIVE_EVERY_MILLIS
+        ],
+    )?;
+    Ok(moved > 0)
+}
+
+/// Whether [`keep_alive`] would write: the end of idleness was last moved over a minute ago.
+pub fn needs_keep_alive(session: &Session, now_millis: i64, idle_millis: i64) -> bool {
+    let wanted = (now_millis + idle_millis).min(session.expires_at);
+    wanted - session.idle_until >= KEEP_ALIVE_EVERY_MILLIS
 }
 
 /// The live session of a cookie token, if any (unexpired, user not disabled).
@@ -118,8 +172,9 @@ pub fn find_session_by_hash(
     now_millis: i64,
 ) -> AppResult<Option<Session>> {
     let row = sql.row(
-        "SELECT s.user_id, u.username, u.role, s.csrf_token, s.expires_at FROM sessions s JOIN users u USING (user_id) \
-         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+        "SELECT s.user_id, u.username, u.role, s.csrf_token, s.expires_at, s.idle_until \
+         FROM sessions s JOIN users u USING (user_id) \
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.idle_until > ?2 AND u.disabled = 0",
         values![token_hash, now_millis],
         |row| {
             Ok((
@@ -128,11 +183,12 @@ pub fn find_session_by_hash(
                 row.at::<String>(2)?,
                 row.at::<String>(3)?,
                 row.at::<i64>(4)?,
+                row.at::<i64>(5)?,
             ))
         },
     )?;
-    Ok(
-        row.and_then(|(user_id, username, role, csrf_token, expires_at)| {
+    Ok(row.and_then(
+        |(user_id, username, role, csrf_token, expires_at, idle_until)| {
             Some(Session {
                 token_hash: token_hash.to_string(),
                 user_id,
@@ -140,9 +196,10 @@ pub fn find_session_by_hash(
                 role: Role::parse(&role)?,
                 csrf_token,
                 expires_at,
+                idle_until,
             })
-        }),
-    )
+        },
+    ))
 }
 
 /// Ends a session.
@@ -180,7 +237,30 @@ pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
     set_cookie(name, "", 0, secure)
 }
 
+/// The request's live session, kept alive by this use: every page, form, chart's data and
+/// export counts; the live stream's own checks do not, so a dashboard left open on an
+/// unattended desk ends after the idle time like any other.
 async fn session_of(parts: &Parts, state: &AppState) -> AppResult<Option<Session>> {
+    let now = aegis_core::time::now_millis();
+    let Some(session) = find_session_of(parts, state, now).await? else {
+        return Ok(None);
+    };
+    let idle_millis = state.idle_millis();
+    if needs_keep_alive(&session, now, idle_millis) {
+        let kept = session.clone();
+        // A busy writer must not fail the page: the session is live now, and the next
+        // request tries again.
+        if let Err(error) = state
+            .write(move |conn| keep_alive(conn, &kept, now, idle_millis))
+            .await
+        {
+            tracing::warn!(%error, "could not move a session's idle time forward");
+        }
+    }
+    Ok(Some(session))
+}
+
+async fn find_session_of(parts: &Parts, state: &AppState, now: i64) -> AppResult<Option<Session>> {
     // A write's session was already found (and its CSRF token checked) by `csrf::require_token`.
     if let Some(session) = parts.extensions.get::<Session>() {
         return Ok(Some(session.clone()));
@@ -192,7 +272,6 @@ async fn session_of(parts: &Parts, state: &AppState) -> AppResult<Option<Session
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let now = aegis_core::time::now_millis();
     let token_hash = sha256_hex(&token);
     if let Some(session) = state.remembered_session(&token_hash, now) {
         return Ok(Some(session));

@@ -30,6 +30,8 @@ struct Inner {
     modeling: PathBuf,
     assets: PathBuf,
     secure_cookies: bool,
+    /// How long a session lasts without use.
+    idle: Duration,
     live_interval: Duration,
     shutdown_sender: watch::Sender<bool>,
     schemes: Mutex<Option<(Instant, Vec<String>)>>,
@@ -89,6 +91,7 @@ impl AppState {
                 modeling: config.modeling.clone(),
                 assets: config.assets.clone(),
                 secure_cookies: config.secure_cookies,
+                idle: config.idle,
                 live_interval: config.live_interval,
                 shutdown_sender,
                 schemes: Mutex::new(None),
@@ -140,6 +143,11 @@ impl AppState {
 
     pub fn secure_cookies(&self) -> bool {
         self.inner.secure_cookies
+    }
+
+    /// How long a session lasts without use, in milliseconds.
+    pub fn idle_millis(&self) -> i64 {
+        i64::try_from(self.inner.idle.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
     /// How often the live stream (`/events`) pushes an update.
@@ -227,7 +235,8 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let (read_at, session) = sessions.get(token_hash)?;
-        (*read_at == counter && session.expires_at > now_millis).then(|| session.clone())
+        (*read_at == counter && session.expires_at > now_millis && session.idle_until > now_millis)
+            .then(|| session.clone())
     }
 
     /// Finds the live session of `token_hash` (see [`crate::session::find_session_by_hash`]),

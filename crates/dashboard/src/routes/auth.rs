@@ -121,6 +121,7 @@ pub async fn login(
     let username = form.username.trim().to_string();
     let previous = cookie(&headers, SESSION_COOKIE).filter(|t| is_token(t));
     let now = aegis_core::time::now_millis();
+    let idle_millis = state.idle_millis();
     let worker = state.clone();
     let name = username.clone();
     let turn = password_turn(state.password_checks(), PASSWORD_CHECK_WAIT).await?;
@@ -135,7 +136,7 @@ pub async fn login(
             if let Some(previous) = &previous {
                 delete_session(conn, &sha256_hex(previous))?;
             }
-            let token = create_session(conn, user.user_id, now)?;
+            let token = create_session(conn, user.user_id, now, idle_millis)?;
             audit::record(
                 conn,
                 now,
