@@ -278,6 +278,12 @@
     source.addEventListener('error', function () {
       status.className = 'live-dot off';
       status.title = source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting';
+      if (source.readyState === EventSource.CLOSED) {
+        // Refused, not dropped: most often the session ended (signed out elsewhere, or idle).
+        // Asking once more sends a signed-out page to the login form instead of leaving it
+        // looking live.
+        getJson('/api/model').catch(function () {});
+      }
     });
     source.addEventListener('update', function (event) {
       var update = JSON.parse(event.data);
