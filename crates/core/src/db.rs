@@ -81,6 +81,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_session_idle",
         include_str!("../../../migrations/0017_session_idle.sql"),
     ),
+    (
+        "0018_audit_in_commit_order",
+        include_str!("../../../migrations/0018_audit_in_commit_order.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

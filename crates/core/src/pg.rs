@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0017_session_idle",
         include_str!("../../../migrations/postgres/0017_session_idle.sql"),
     ),
+    (
+        18,
+        "postgres/0018_audit_in_commit_order",
+        include_str!("../../../migrations/postgres/0018_audit_in_commit_order.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
@@ -117,6 +122,12 @@ pub const VERDICT_LOCK: i64 = 4_702_111_234_474_983_749;
 /// monitor scores it keeps no score and no alert: whichever comes second sees the other's
 /// commit.
 pub const SCORES_LOCK: i64 = 4_702_111_234_474_983_750;
+
+/// The advisory lock every insert into `audit_log` takes first (a statement trigger, migration
+/// 0018), so that audit ids are committed in id order: the audit log's pages, anchored at the
+/// newest id, never show an entry twice. Writers write their entry last, after their other
+/// locks, so it is always the last lock taken.
+pub const AUDIT_LOCK: i64 = 4_702_111_234_474_983_751;
 
 /// Takes [`APPEND_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write
 /// transaction already holds the whole database): a writer that checks which refs are stored
@@ -785,6 +796,28 @@ mod tests {
             REGISTER_TRIGGER
         );
         assert!(baseline.contains(&format!("pg_advisory_xact_lock({APPEND_LOCK})")));
+    }
+
+    /// The keys the migrations' triggers take are the ones the code declares and takes.
+    #[test]
+    fn the_migrations_lock_the_declared_keys() {
+        let migration = |name: &str| {
+            MIGRATIONS
+                .iter()
+                .find(|(_, migration, _)| migration.ends_with(name))
+                .map(|(_, _, sql)| *sql)
+                .unwrap()
+        };
+        for (name, key) in [
+            ("0014_verdicts_in_commit_order", VERDICT_LOCK),
+            ("0015_payment_ids_never_reused", SCORES_LOCK),
+            ("0018_audit_in_commit_order", AUDIT_LOCK),
+        ] {
+            assert!(
+                migration(name).contains(&format!("pg_advisory_xact_lock({key})")),
+                "{name} takes {key}"
+            );
+        }
     }
 
     #[test]

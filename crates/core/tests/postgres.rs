@@ -267,6 +267,30 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(verdicts, 2);
+
+    // Audit entries too (0018): the log's pages are anchored at the newest id.
+    let insert_entry = "INSERT INTO audit_log (at, username, action) VALUES (0, 'a', 'login')";
+    let mut first_tx = first.transaction().unwrap();
+    first_tx.execute(insert_entry, &[]).unwrap();
+    let (done, finished) = mpsc::channel();
+    let second_url = url.clone();
+    let second = std::thread::spawn(move || {
+        let mut second = pg::connect(&second_url).unwrap();
+        second.execute(insert_entry, &[]).unwrap();
+        done.send(()).unwrap();
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_millis(500)).is_err(),
+        "a second audit entry drew its id while the first had not committed"
+    );
+    first_tx.commit().unwrap();
+    finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    second.join().unwrap();
+    let entries: i64 = reader
+        .query_one("SELECT count(*) FROM audit_log", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(entries, 2);
 }
 
 /// One statement of the shared dialect gives the same rows on both engines, whatever integer
@@ -502,6 +526,7 @@ fn upgrading_to_schema_10_gives_earlier_scores_their_event_time() {
              DROP FUNCTION aegis_leave_incident() CASCADE; \
              DROP FUNCTION aegis_recount_incidents(bigint[]); \
              ALTER TABLE verdicts DROP COLUMN via; ALTER TABLE sessions DROP COLUMN idle_until; \
+             DROP FUNCTION aegis_audit_in_commit_order() CASCADE; \
              UPDATE aegis_schema SET version = 9",
         )
         .unwrap();

@@ -1,0 +1,4 @@
+-- Version 18: nothing to change on SQLite. PostgreSQL's twin makes audit entry ids commit in
+-- id order, so that the audit log's pages, anchored at the newest entry when the first page
+-- was read, never show an entry twice. Here one writer at a time holds the database, so ids
+-- already follow commits.
