@@ -85,6 +85,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_audit_in_commit_order",
         include_str!("../../../migrations/0018_audit_in_commit_order.sql"),
     ),
+    (
+        "0019_partition_deletes_counted",
+        include_str!("../../../migrations/0019_partition_deletes_counted.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

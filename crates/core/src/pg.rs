@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "postgres/0018_audit_in_commit_order",
         include_str!("../../../migrations/postgres/0018_audit_in_commit_order.sql"),
     ),
+    (
+        19,
+        "postgres/0019_partition_deletes_counted",
+        include_str!("../../../migrations/postgres/0019_partition_deletes_counted.sql"),
+    ),
 ];
 
 /// The channel [`MIGRATIONS`]' trigger notifies when payments are committed.
@@ -432,13 +437,18 @@ fn months_between(first: EventTime, last: EventTime) -> Vec<(i64, u32)> {
     months
 }
 
-/// Creates the partition of `month` as a table of its own, then attaches it (two statements,
-/// separated by "; ").
+/// Creates the partition of `month` as a table of its own, with the statement triggers that
+/// count and announce a delete sent to it alone (migration 0019; row triggers come with the
+/// attachment), then attaches it (statements separated by "; ").
 fn add_month_sql(month: (i64, u32)) -> String {
     let name = partition_name(month);
     let (next_year, next) = next_month(month);
     format!(
         "CREATE TABLE {name} (LIKE transaction_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS); \
+         CREATE TRIGGER month_count_deletions AFTER DELETE OR TRUNCATE ON {name} \
+         FOR EACH STATEMENT EXECUTE FUNCTION aegis_count_deletions(); \
+         CREATE TRIGGER month_deleted_notify AFTER DELETE OR TRUNCATE ON {name} \
+         FOR EACH STATEMENT EXECUTE FUNCTION aegis_notify_change('data'); \
          ALTER TABLE transaction_events ATTACH PARTITION {name} \
          FOR VALUES FROM ('{:04}-{:02}-01 00:00:00') TO ('{next_year:04}-{next:02}-01 00:00:00')",
         month.0, month.1

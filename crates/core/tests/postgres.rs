@@ -627,6 +627,90 @@ fn deleting_payments_spares_judged_ones_and_takes_their_scores() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM transactions"), 1);
 }
 
+/// A delete sent to one month's partition, not through `transaction_events`, is counted and
+/// announced as one through it: the monitor and the dashboards' cache read the count, and a
+/// monitor scoring those payments at that moment stopped without it. Months there before the
+/// upgrade (0019) and months made after it alike.
+#[test]
+fn a_delete_sent_to_one_month_is_counted_like_any_other() {
+    let Some(db) = scratch("month_deletes") else {
+        return;
+    };
+    stored_and_scored(
+        &db,
+        &[("M0", "2025-01-04 10:00:00"), ("M1", "2025-01-05 10:00:00")],
+    );
+    let mut client = pg::connect(db.url()).unwrap();
+    // January as a database of schema 18 left it.
+    client
+        .batch_execute(
+            "DROP TRIGGER month_count_deletions ON transaction_events_2025_01; \
+             DROP TRIGGER month_deleted_notify ON transaction_events_2025_01; \
+             UPDATE aegis_schema SET version = 18",
+        )
+        .unwrap();
+    drop(pg::open(db.url()).unwrap());
+    // February is made by this version.
+    stored_and_scored_more(&db, &[("M2", "2025-02-05 10:00:00")]);
+    let mut listener = pg::connect(db.url()).unwrap();
+    listener.batch_execute("LISTEN aegis_changes").unwrap();
+    let deleted =
+        |client: &mut postgres::Client| count(client, "SELECT deleted FROM payment_deletions");
+    let before = deleted(&mut client);
+    for (month, reference) in [("2025_01", "M1"), ("2025_02", "M2")] {
+        let gone = client
+            .execute(
+                &format!("DELETE FROM transaction_events_{month} WHERE transaction_ref = $1"),
+                &[&reference],
+            )
+            .unwrap();
+        assert_eq!(gone, 1);
+    }
+    assert_eq!(deleted(&mut client), before + 2);
+    use postgres::fallible_iterator::FallibleIterator;
+    let heard = listener
+        .notifications()
+        .timeout_iter(Duration::from_secs(5))
+        .next()
+        .unwrap()
+        .expect("a notice of the delete");
+    assert_eq!(heard.payload(), "data");
+    // The scores went with them (row triggers, cloned onto every month).
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM transaction_scores"),
+        1
+    );
+    // Through the whole table: counted once, not once more per month.
+    let before = deleted(&mut client);
+    client
+        .execute(
+            "DELETE FROM transaction_events WHERE transaction_ref = 'none'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(deleted(&mut client), before + 1);
+}
+
+/// Stores and scores more payments (no verdict).
+fn stored_and_scored_more(db: &ScratchDatabase, refs: &[(&str, &str)]) {
+    let mut store = aegis_core::engine::Target::Postgres(db.url().to_string())
+        .open()
+        .unwrap();
+    store
+        .in_transaction(|sql| {
+            for (reference, when) in refs {
+                let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
+                sql.execute(
+                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, timestamp) \
+                     VALUES (?1, 'ANOMALY', 0.9, ?2)",
+                    &[id.into(), (*when).into()],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap()
+}
+
 /// Retiring a month detaches its partition and takes out what refers to its payments: a
 /// retried ref of that month is then stored as a new payment instead of failing, an incident
 /// left without alerts goes and one spanning the month's end is counted again, and the table

@@ -1,0 +1,2 @@
+-- Version 19: nothing to change on SQLite, which has one `transactions` table. PostgreSQL's
+-- twin counts deletes sent to one month's partition.
