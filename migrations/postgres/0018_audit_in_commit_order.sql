@@ -5,7 +5,8 @@
 -- pages already anchored and pushed an entry onto the next page, shown twice. Every insert
 -- statement into `audit_log` first takes one transaction-scoped advisory lock, before any id
 -- is drawn; writers of audit entries take turns. Each writer writes its entry last in its
--- transaction, after any other lock it takes. The key is core::pg::AUDIT_LOCK.
+-- transaction, after every other lock it takes, advisory or row (an API key's use is counted
+-- before its verdict). The key is core::pg::AUDIT_LOCK.
 CREATE FUNCTION aegis_audit_in_commit_order() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(4702111234474983751);

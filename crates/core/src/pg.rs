@@ -130,8 +130,9 @@ pub const SCORES_LOCK: i64 = 4_702_111_234_474_983_750;
 
 /// The advisory lock every insert into `audit_log` takes first (a statement trigger, migration
 /// 0018), so that audit ids are committed in id order: the audit log's pages, anchored at the
-/// newest id, never show an entry twice. Writers write their entry last, after their other
-/// locks, so it is always the last lock taken.
+/// newest id, never show an entry twice. Writers write their entry last, after every other
+/// lock they take, advisory or row (an API key's use is counted before its verdict), so it is
+/// always the last lock taken and closes no cycle.
 pub const AUDIT_LOCK: i64 = 4_702_111_234_474_983_751;
 
 /// Takes [`APPEND_LOCK`] until the caller's transaction ends, on PostgreSQL (an SQLite write

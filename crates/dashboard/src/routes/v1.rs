@@ -618,10 +618,11 @@ pub async fn post_verdict(
             aegis_core::pg::lock_verdicts(conn)?;
             let id = resolve_transaction(conn, &body)?;
             let auditor = match &body.auditor {
+                // The key's own user, `api:NAME`, says it already.
                 None => Auditor {
                     user_id: client.user_id,
                     username: client.actor(),
-                    via: client.actor(),
+                    via: String::new(),
                 },
                 Some(name) => {
                     let user_id = conn.query_int(
@@ -652,6 +653,9 @@ pub async fn post_verdict(
                 apikeys::count_use(conn, client.key_id, now)?;
                 return Ok((id, latest.verdict_id, true));
             }
+            // Before the verdict: its audit entry takes pg::AUDIT_LOCK until commit, and
+            // `apikey revoke` updates this key's row before writing its own entry.
+            apikeys::count_use(conn, client.key_id, now)?;
             let verdict_id = alerts::record_verdict(
                 conn,
                 id,
@@ -667,7 +671,6 @@ pub async fn post_verdict(
                 }
                 other => other,
             })?;
-            apikeys::count_use(conn, client.key_id, now)?;
             Ok((id, verdict_id, false))
         })
         .await?;

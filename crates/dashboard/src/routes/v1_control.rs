@@ -276,13 +276,15 @@ pub async fn post_control_draw(
     let key_id = client.key_id;
     let outcome = state
         .write(move |sql| {
+            // Before the draw: its audit entry takes pg::AUDIT_LOCK until commit, and
+            // `apikey revoke` updates this key's row before writing its own entry.
+            apikeys::count_use(sql, key_id, aegis_core::time::now_millis())?;
             let outcome = match draw_recorded(sql, day, size, &actor)? {
                 Ok(_) => Ok(day_draw(sql, &date)?.ok_or_else(|| {
                     AppError::internal(format!("{date} was drawn but cannot be read back"))
                 })?),
                 Err(refusal) => Err(refusal),
             };
-            apikeys::count_use(sql, key_id, aegis_core::time::now_millis())?;
             Ok((date, outcome))
         })
         .await?;

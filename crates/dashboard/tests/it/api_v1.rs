@@ -582,6 +582,12 @@ async fn a_case_system_records_verdicts_with_the_forms_rules_and_audit() {
             )?)
         });
         assert_eq!(vias, ["api:cases", ""]);
+        // The key's own user is named api:cases already.
+        assert_eq!(
+            app.text("SELECT via FROM verdicts WHERE transaction_id = 2")
+                .as_deref(),
+            Some("")
+        );
         let retry =
             post(json!({"transaction_id": 3, "verdict": "dismissed", "auditor": "alice"})).await;
         assert_eq!(retry.status, StatusCode::CREATED, "{}", retry.body);
@@ -767,4 +773,59 @@ async fn payments_posted_with_wait_get_the_monitors_decisions() {
     assert_eq!(again["results"][1]["decision"], inflated);
     stop.store(true, Ordering::SeqCst);
     monitor.join().unwrap().unwrap();
+}
+
+/// `apikey revoke` updates the key's row, then writes its audit entry; a verdict through the
+/// same key wrote its audit entry (which takes PostgreSQL's audit lock until commit), then
+/// counted the key's use on that row: each waited for the other, and PostgreSQL aborted one.
+/// The use is counted first now, so the verdict waits for the revoke and goes on.
+#[tokio::test]
+async fn a_verdict_through_a_key_being_revoked_does_not_deadlock() {
+    for engine in engines() {
+        let app = TestApp::new_on(engine);
+        let aegis_core::engine::Target::Postgres(url) = app.target.clone() else {
+            continue;
+        };
+        let key = app.api_key("cases", &[Scope::Verdicts]);
+        // The revoke's first half, held open.
+        let (hold, held) = std::sync::mpsc::channel::<()>();
+        let (finish, finished) = std::sync::mpsc::channel::<()>();
+        let revoke_url = url.clone();
+        let revoke = std::thread::spawn(move || {
+            let mut client = aegis_core::pg::connect(&revoke_url).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.execute(
+                "UPDATE api_keys SET revoked_at = 1 WHERE name = 'cases'",
+                &[],
+            )
+            .unwrap();
+            hold.send(()).unwrap();
+            finished.recv().unwrap();
+            tx.execute(
+                "INSERT INTO audit_log (at, username, action, detail) VALUES (1, 'cli', 'apikey revoke', 'cases')",
+                &[],
+            )
+            .map_err(|error| aegis_core::pg::describe(&error))?;
+            tx.commit()
+                .map_err(|error| aegis_core::pg::describe(&error))
+        });
+        held.recv().unwrap();
+        let body = json!({"transaction_id": 2, "verdict": "dismissed"}).to_string();
+        let request = app.api("POST", "/api/v1/verdicts", Some(&key), &body);
+        let finisher = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            finish.send(()).unwrap();
+        };
+        let (response, ()) = tokio::join!(request, finisher);
+        let revoked = tokio::task::spawn_blocking(move || revoke.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(revoked, Ok(()), "the revoke was aborted");
+        assert_ne!(
+            response.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{}",
+            response.body
+        );
+    }
 }
