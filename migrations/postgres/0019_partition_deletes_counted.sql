@@ -12,16 +12,22 @@
 DO $$
 DECLARE
     month regclass;
+    trigger record;
 BEGIN
     FOR month IN
-        SELECT i.inhrelid::regclass FROM pg_inherits i
-        WHERE i.inhparent = 'transaction_events'::regclass
-          AND NOT EXISTS (SELECT 1 FROM pg_trigger t
-                          WHERE t.tgrelid = i.inhrelid AND t.tgname = 'month_count_deletions')
+        SELECT inhrelid::regclass FROM pg_inherits
+        WHERE inhparent = 'transaction_events'::regclass
     LOOP
-        EXECUTE format('CREATE TRIGGER month_count_deletions AFTER DELETE OR TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION aegis_count_deletions()', month);
-        EXECUTE format('CREATE TRIGGER month_deleted_notify AFTER DELETE OR TRUNCATE ON %s '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION aegis_notify_change(''data'')', month);
+        FOR trigger IN
+            SELECT * FROM (VALUES
+                ('month_count_deletions', 'aegis_count_deletions()'),
+                ('month_deleted_notify', 'aegis_notify_change(''data'')')) AS t (name, call)
+            WHERE NOT EXISTS (SELECT 1 FROM pg_trigger
+                              WHERE tgrelid = month AND tgname = t.name)
+        LOOP
+            EXECUTE format('CREATE TRIGGER %I AFTER DELETE OR TRUNCATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                           trigger.name, month, trigger.call);
+        END LOOP;
     END LOOP;
 END $$;

@@ -206,6 +206,23 @@ impl Database {
     /// Runs `work` in one transaction on the write connection, committed if it returns `Ok`.
     /// Writes take turns. Blocking: call from a blocking task.
     pub fn write<T>(&self, work: impl FnOnce(&mut dyn Sql) -> AppResult<T>) -> AppResult<T> {
+        self.write_announced(work, true)
+    }
+
+    /// [`write`](Self::write) for a write no cached answer depends on (a session's idle end):
+    /// the caches of this server are kept.
+    pub fn write_unannounced<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> AppResult<T>,
+    ) -> AppResult<T> {
+        self.write_announced(work, false)
+    }
+
+    fn write_announced<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Sql) -> AppResult<T>,
+        announce: bool,
+    ) -> AppResult<T> {
         let mut writer = lock(&self.writer);
         if writer.is_none() {
             let mut store = self.target.open()?;
@@ -229,7 +246,7 @@ impl Database {
         }
         // What this server wrote counts as changed at once, before its own notice arrives: a
         // user who logs out, or records a verdict, sees the effect on the very next page.
-        if let Some(changes) = &self.changes {
+        if let Some(changes) = self.changes.as_ref().filter(|_| announce) {
             changes.everything_changed();
         }
         result

@@ -27,8 +27,15 @@ pub const LOGIN_CSRF_COOKIE: &str = "aegis_login_csrf";
 pub const SESSION_MILLIS: i64 = 8 * 3600 * 1000;
 /// How long a session lasts without use, unless `serve --idle-minutes` says otherwise.
 pub const DEFAULT_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-/// A session's end of idleness is moved forward at most this often (a write each time).
+/// A session's end of idleness is moved forward at most this often (a write each time), or
+/// every half of the idle time when that is shorter.
 const KEEP_ALIVE_EVERY_MILLIS: i64 = 60_000;
+
+/// How far a use must move the end of idleness before it is written: a minute, or half the
+/// idle time, so a session in use never ends early by more than that.
+pub fn keep_alive_step(idle_millis: i64) -> i64 {
+    KEEP_ALIVE_EVERY_MILLIS.min(idle_millis / 2).max(1)
+}
 
 /// 32 random bytes from the thread-local CSPRNG (ChaCha, seeded from the OS), as hex.
 pub fn random_token() -> String {
@@ -127,37 +134,23 @@ pub fn create_session(
     Ok(token)
 }
 
-/// Moves the end of `session`'s idleness to `idle_millis` after `now_millis` (never past its
-/// expiry), when it was last moved over a minute ago; a session already over stays over.
-/// Returns whether it wrote.
+/// Moves the end of idleness of session `token_hash` to `idle_until` (never past its expiry)
+/// unless it is there already, within `step`, or the session is over at `now_millis`: a
+/// session already over stays over. Returns whether it wrote.
 pub fn keep_alive(
     sql: &mut dyn Sql,
-    session: &Session,
+    token_hash: &str,
+    idle_until: i64,
+    step: i64,
     now_millis: i64,
-    idle_millis: i64,
 ) -> AppResult<bool> {
-    if !needs_keep_alive(session, now_millis, idle_millis) {
-        return Ok(false);
-    }
-    let idle_until = (now_millis + idle_millis).min(session.expires_at);
-    // As read now, not as remembered: another request may have moved it already.
+    // As stored now, not as this server remembers it: another server may have moved it.
     let moved = sql.execute(
         "UPDATE sessions SET idle_until = CASE WHEN expires_at < ?2 THEN expires_at ELSE ?2 END \
          WHERE token_hash = ?1 AND idle_until > ?3 AND idle_until <= ?4",
-        values![
-            session.token_hash.as_str(),
-            idle_until,
-            now_millis,
-            idle_until - KEEP_ALIVE_EVERY_MILLIS
-        ],
+        values![token_hash, idle_until, now_millis, idle_until - step],
     )?;
     Ok(moved > 0)
-}
-
-/// Whether [`keep_alive`] would write: the end of idleness was last moved over a minute ago.
-pub fn needs_keep_alive(session: &Session, now_millis: i64, idle_millis: i64) -> bool {
-    let wanted = (now_millis + idle_millis).min(session.expires_at);
-    wanted - session.idle_until >= KEEP_ALIVE_EVERY_MILLIS
 }
 
 /// The live session of a cookie token, if any (unexpired, user not disabled).
@@ -237,25 +230,17 @@ pub fn clear_cookie(name: &str, secure: bool) -> HeaderValue {
     set_cookie(name, "", 0, secure)
 }
 
-/// The request's live session, kept alive by this use: every page, form, chart's data and
-/// export counts; the live stream's own checks do not, so a dashboard left open on an
-/// unattended desk ends after the idle time like any other.
-async fn session_of(parts: &Parts, state: &AppState) -> AppResult<Option<Session>> {
+/// The request's live session; a use (every page, form, chart's data and export) moves its
+/// idle end forward ([`AppState::keep_alive`], in the background). The live stream
+/// ([`StreamSession`]) is not a use, so a dashboard left open on an unattended desk ends
+/// after the idle time like any other.
+async fn session_of(parts: &Parts, state: &AppState, used: bool) -> AppResult<Option<Session>> {
     let now = aegis_core::time::now_millis();
     let Some(session) = find_session_of(parts, state, now).await? else {
         return Ok(None);
     };
-    let idle_millis = state.idle_millis();
-    if needs_keep_alive(&session, now, idle_millis) {
-        let kept = session.clone();
-        // A busy writer must not fail the page: the session is live now, and the next
-        // request tries again.
-        if let Err(error) = state
-            .write(move |conn| keep_alive(conn, &kept, now, idle_millis))
-            .await
-        {
-            tracing::warn!(%error, "could not move a session's idle time forward");
-        }
+    if used {
+        state.keep_alive(&session, now);
     }
     Ok(Some(session))
 }
@@ -322,7 +307,7 @@ impl FromRequestParts<AppState> for PageSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state).await {
+        match session_of(parts, state, true).await {
             Ok(Some(session)) => Ok(PageSession(session)),
             Ok(None) => Err(AuthRejection::Login),
             Err(error) => Err(AuthRejection::Failed(error)),
@@ -341,8 +326,29 @@ impl FromRequestParts<AppState> for ApiSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state).await {
+        match session_of(parts, state, true).await {
             Ok(Some(session)) => Ok(ApiSession(session)),
+            Ok(None) => Err(AuthRejection::Unauthorized),
+            Err(error) => Err(AuthRejection::Failed(error)),
+        }
+    }
+}
+
+/// The session of the live stream (`/events`), anonymous requests get 401. Unlike
+/// [`ApiSession`], opening the stream is not a use: a browser reopens it by itself after a
+/// dropped connection or a proxy's time limit, and an unattended overview must still end.
+#[derive(Debug, Clone)]
+pub struct StreamSession(pub Session);
+
+impl FromRequestParts<AppState> for StreamSession {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match session_of(parts, state, false).await {
+            Ok(Some(session)) => Ok(StreamSession(session)),
             Ok(None) => Err(AuthRejection::Unauthorized),
             Err(error) => Err(AuthRejection::Failed(error)),
         }
@@ -372,6 +378,15 @@ impl FromRequestParts<AppState> for AdminSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session in use never ends early by more than the step: a minute, or half a short
+    /// idle time (with `--idle-minutes 1` a step of a minute would end it mid-use).
+    #[test]
+    fn the_keep_alive_step_is_a_minute_or_half_the_idle_time() {
+        assert_eq!(keep_alive_step(30 * 60_000), 60_000);
+        assert_eq!(keep_alive_step(60_000), 30_000);
+        assert_eq!(keep_alive_step(0), 1);
+    }
 
     #[test]
     fn tokens_are_64_hex_digits_and_differ() {

@@ -47,6 +47,9 @@ struct Inner {
     /// Sessions found, by token hash, with the accounts counter they were read at. Only used
     /// while [`Changes`] listens: a logout or a disabled user elsewhere moves the counter.
     sessions: Mutex<std::collections::HashMap<String, (u64, Session)>>,
+    /// Each session's idle end as this server last wrote it or is writing it, so that the
+    /// requests of one page (the page, its charts' data) write it once.
+    kept_alive: Mutex<std::collections::HashMap<String, i64>>,
     /// The users a case can be assigned to, with the accounts counter they were read at.
     assignable: Mutex<Option<(u64, Vec<String>)>>,
     /// Turns to check a password: one per core (see `routes::auth`).
@@ -103,6 +106,7 @@ impl AppState {
                 incidents: QueryCache::default(),
                 decisions: crate::decisions::Decisions::default(),
                 sessions: Mutex::new(std::collections::HashMap::new()),
+                kept_alive: Mutex::new(std::collections::HashMap::new()),
                 assignable: Mutex::new(None),
                 password_checks: Arc::new(tokio::sync::Semaphore::new(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -148,6 +152,58 @@ impl AppState {
     /// How long a session lasts without use, in milliseconds.
     pub fn idle_millis(&self) -> i64 {
         i64::try_from(self.inner.idle.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+
+    /// Moves `session`'s idle end forward for a use at `now_millis`, when it moves by at least
+    /// [`crate::session::keep_alive_step`] from what this server knows: once per step and
+    /// session, however many requests a page makes. The write runs in the background: a page
+    /// does not wait for it, and a writer that is busy (an import) fails no page. It announces
+    /// no change, so this server's caches stay (on PostgreSQL the sessions' notice ignores
+    /// idle ends too). Sessions this server remembers are read again once past the end they
+    /// hold, which only ever moves forward.
+    pub fn keep_alive(&self, session: &Session, now_millis: i64) {
+        let idle = self.idle_millis();
+        let step = crate::session::keep_alive_step(idle);
+        let wanted = (now_millis + idle).min(session.expires_at);
+        let known = {
+            let mut kept = self
+                .inner
+                .kept_alive
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let known = kept
+                .get(&session.token_hash)
+                .copied()
+                .unwrap_or(0)
+                .max(session.idle_until);
+            if wanted - known < step {
+                return;
+            }
+            if kept.len() >= SESSIONS_KEPT {
+                kept.retain(|_, until| *until > now_millis);
+                if kept.len() >= SESSIONS_KEPT {
+                    kept.clear();
+                }
+            }
+            kept.insert(session.token_hash.clone(), wanted);
+            known
+        };
+        let state = self.clone();
+        let token_hash = session.token_hash.clone();
+        tokio::task::spawn_blocking(move || {
+            let written = state.inner.db.write_unannounced(|sql| {
+                crate::session::keep_alive(sql, &token_hash, wanted, step, now_millis)
+            });
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not move a session's idle end forward: the next use tries again");
+                let mut kept = state
+                    .inner
+                    .kept_alive
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                kept.insert(token_hash, known);
+            }
+        });
     }
 
     /// How often the live stream (`/events`) pushes an update.

@@ -15,7 +15,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use crate::error::ApiError;
 use crate::filters::{Filters, ListParams};
 use crate::queries;
-use crate::session::{ApiSession, find_session_by_hash};
+use crate::session::{StreamSession, find_session_by_hash};
 use crate::state::AppState;
 
 struct Feed {
@@ -32,7 +32,7 @@ struct Feed {
 /// `GET /events?filters`.
 pub async fn events(
     State(state): State<AppState>,
-    ApiSession(session): ApiSession,
+    StreamSession(session): StreamSession,
     Query(params): Query<ListParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let filters = Arc::new(Filters::parse(&params)?);
