@@ -246,51 +246,34 @@ fn ids_commit_in_id_order_so_a_reader_following_the_mark_skips_nothing() {
     let insert_verdict = "INSERT INTO verdicts (transaction_id, verdict, user_id, created_at) \
                           SELECT min(transaction_id), 'dismissed', (SELECT min(user_id) FROM users), 0 \
                           FROM transaction_events";
-    let mut first_tx = first.transaction().unwrap();
-    first_tx.execute(insert_verdict, &[]).unwrap();
-    let (done, finished) = mpsc::channel();
-    let second_url = url.clone();
-    let second = std::thread::spawn(move || {
-        let mut second = pg::connect(&second_url).unwrap();
-        second.execute(insert_verdict, &[]).unwrap();
-        done.send(()).unwrap();
-    });
-    assert!(
-        finished.recv_timeout(Duration::from_millis(500)).is_err(),
-        "a second verdict drew its id while the first had not committed"
-    );
-    first_tx.commit().unwrap();
-    finished.recv_timeout(Duration::from_secs(30)).unwrap();
-    second.join().unwrap();
-    let verdicts: i64 = reader
-        .query_one("SELECT count(*) FROM verdicts", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(verdicts, 2);
+    inserts_take_turns(&mut first, &url, insert_verdict, "verdict");
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM verdicts"), 2);
 
     // Audit entries too (0018): the log's pages are anchored at the newest id.
     let insert_entry = "INSERT INTO audit_log (at, username, action) VALUES (0, 'a', 'login')";
+    inserts_take_turns(&mut first, &url, insert_entry, "audit entry");
+    assert_eq!(count(&mut reader, "SELECT count(*) FROM audit_log"), 2);
+}
+
+/// Runs `insert` in a transaction on `first`, left open, and again on a second connection:
+/// the second must wait until the first commits, since its id could otherwise commit first.
+fn inserts_take_turns(first: &mut postgres::Client, url: &str, insert: &'static str, what: &str) {
     let mut first_tx = first.transaction().unwrap();
-    first_tx.execute(insert_entry, &[]).unwrap();
+    first_tx.execute(insert, &[]).unwrap();
     let (done, finished) = mpsc::channel();
-    let second_url = url.clone();
+    let second_url = url.to_string();
     let second = std::thread::spawn(move || {
         let mut second = pg::connect(&second_url).unwrap();
-        second.execute(insert_entry, &[]).unwrap();
+        second.execute(insert, &[]).unwrap();
         done.send(()).unwrap();
     });
     assert!(
         finished.recv_timeout(Duration::from_millis(500)).is_err(),
-        "a second audit entry drew its id while the first had not committed"
+        "a second {what} drew its id while the first had not committed"
     );
     first_tx.commit().unwrap();
     finished.recv_timeout(Duration::from_secs(30)).unwrap();
     second.join().unwrap();
-    let entries: i64 = reader
-        .query_one("SELECT count(*) FROM audit_log", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(entries, 2);
 }
 
 /// One statement of the shared dialect gives the same rows on both engines, whatever integer

@@ -326,11 +326,16 @@ impl FromRequestParts<AppState> for ApiSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state, true).await {
-            Ok(Some(session)) => Ok(ApiSession(session)),
-            Ok(None) => Err(AuthRejection::Unauthorized),
-            Err(error) => Err(AuthRejection::Failed(error)),
-        }
+        signed_in(parts, state, true).await.map(ApiSession)
+    }
+}
+
+/// The session of a request that is not a page: none is 401.
+async fn signed_in(parts: &Parts, state: &AppState, used: bool) -> Result<Session, AuthRejection> {
+    match session_of(parts, state, used).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(AuthRejection::Unauthorized),
+        Err(error) => Err(AuthRejection::Failed(error)),
     }
 }
 
@@ -347,11 +352,7 @@ impl FromRequestParts<AppState> for StreamSession {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match session_of(parts, state, false).await {
-            Ok(Some(session)) => Ok(StreamSession(session)),
-            Ok(None) => Err(AuthRejection::Unauthorized),
-            Err(error) => Err(AuthRejection::Failed(error)),
-        }
+        signed_in(parts, state, false).await.map(StreamSession)
     }
 }
 
