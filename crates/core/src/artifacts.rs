@@ -4,11 +4,16 @@
 //!
 //! Layout of the directory:
 //! - `model-<version>.bpk`: the autoencoder's weights (burnpack), immutable once written;
-//! - `metrics.json`: the evaluation of the current model;
+//! - `metrics-<version>.json`: that model's evaluation, immutable once written;
 //! - `model_config.json`: the current model — version, feature set, normalisation, threshold,
-//!   training window — naming its weights file. It is written last, by rename, so a reader sees
-//!   either the old model or the new one, never half of one;
-//! - `model_config.previous.json` (+ its weights): the model before, kept for rollback.
+//!   training window — naming its weights and metrics files. It is written after them, by
+//!   rename, so a reader sees either the old model or the new one, never half of one;
+//! - `metrics.json`: a copy of the current model's metrics for people and tools, written last
+//!   (the programs read the file the config names);
+//! - `model_config.previous.json` (+ its weights and metrics): the model before, kept for
+//!   rollback (rename it to `model_config.json`).
+//!
+//! One train at a time publishes: [`publish_lock`] is held from the weights to the config.
 
 use std::fs;
 use std::io::Write;
@@ -57,6 +62,10 @@ pub struct ModelConfig {
     pub backend: String,
     pub normal_only: bool,
     pub weights_file: String,
+    /// This model's metrics file ([`metrics_file_name`]); absent in models trained before it
+    /// existed, whose metrics are `metrics.json` when its version matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_file: Option<String>,
     /// (quantile, score) pairs of the calibration scores: the score distribution.
     pub score_quantiles: Vec<(f64, f32)>,
     /// Each feature's error judged against its own held-out errors (the score is the summed
@@ -101,8 +110,38 @@ impl BatchScores {
     }
 }
 
+/// The metrics file of model `version`.
+pub fn metrics_file_name(version: &str) -> String {
+    format!("metrics-{version}.json")
+}
+
+/// Holds the directory's publish lock (`.publish.lock`, an OS lock released when the file is
+/// dropped, also when the process dies), waiting for another train's publication to end: two
+/// trains writing at once pruned each other's new weights, leaving a config that names
+/// missing files.
+pub fn publish_lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(".publish.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(file)
+}
+
+/// Makes what was renamed into `dir` survive a power cut (the directory entry, not only the
+/// file's content). Best effort where a directory cannot be opened for it.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    match fs::File::open(dir) {
+        Ok(handle) => handle.sync_all().map_err(|e| Error::io(dir, e)),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so readers never see a
-/// partial file.
+/// partial file. The content is on disk before the rename; the rename before it returns.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
@@ -115,8 +154,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = fs::File::create(&temp).map_err(|e| Error::io(&temp, e))?;
     file.write_all(bytes).map_err(|e| Error::io(&temp, e))?;
     file.sync_all().map_err(|e| Error::io(&temp, e))?;
-    fs::rename(&temp, path).map_err(|e| Error::io(path, e))?;
-    Ok(())
+    if let Err(error) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io(path, error));
+    }
+    sync_dir(dir)
 }
 
 /// Reads `model_config.json` from `dir`.
@@ -154,10 +196,34 @@ pub fn read_metrics(dir: &Path) -> Result<Option<Metrics>> {
         })
 }
 
-/// [`read_metrics`] of the model `config` describes: metrics written for another model (a
-/// `train` interrupted between writing the metrics and the config) are refused, naming both,
-/// rather than shown as this model's.
+/// The metrics of the model `config` describes: the file it names, or for a model trained
+/// before configs named one, `metrics.json` when it is that model's (metrics written for
+/// another model are refused, naming both, rather than shown as this model's).
 pub fn read_metrics_of(dir: &Path, config: &ModelConfig) -> Result<Option<Metrics>> {
+    let corrupt = |detail: String| Error::ModelCorrupt {
+        dir: dir.to_path_buf(),
+        detail,
+    };
+    if let Some(name) = &config.metrics_file {
+        if name.contains('/') || name.contains('\\') {
+            return Err(corrupt(format!(
+                "metrics file name {name:?} is not a plain file name"
+            )));
+        }
+        let path = dir.join(name);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt(format!(
+                    "{name}, the current model's metrics, is missing: retrain to evaluate it again"
+                )));
+            }
+            Err(error) => return Err(Error::io(path, error)),
+        };
+        return serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|error| corrupt(format!("{name}: {error}")));
+    }
     match read_metrics(dir)? {
         Some(metrics) if metrics.model_version != config.model_version => {
             Err(Error::ModelCorrupt {
@@ -248,59 +314,98 @@ pub fn check_usable(dir: &Path) -> Result<ModelConfig> {
             )));
         }
         let weights = dir.join(file);
-        if !weights.exists() {
-            return Err(corrupt(format!(
-                "weights file {} is missing",
-                weights.display()
-            )));
+        match fs::metadata(&weights) {
+            Err(_) => {
+                return Err(corrupt(format!(
+                    "weights file {} is missing",
+                    weights.display()
+                )));
+            }
+            // What a power cut can leave of a file whose content was not yet on disk.
+            Ok(metadata) if metadata.len() == 0 => {
+                return Err(corrupt(format!(
+                    "weights file {} is empty",
+                    weights.display()
+                )));
+            }
+            Ok(_) => {}
         }
     }
     Ok(config)
 }
 
-/// Makes a model current once its weights file is in `dir`: writes the metrics, keeps the
-/// config it replaces as `model_config.previous.json`, then writes the config (last, by rename,
-/// so a reader sees the old model or the new one). Weights other than the current and the
-/// previous model's are removed.
+/// Makes a model current once its weights files are in `dir` (the caller holds
+/// [`publish_lock`]): writes its metrics file, keeps the config it replaces as
+/// `model_config.previous.json`, writes the config (by rename, after everything it names, so a
+/// reader sees the old model or the new one), then the `metrics.json` copy. Weights and
+/// metrics files of other models than the current and the previous are removed, and so are
+/// temporary files a killed train left. A model whose numbers do not read back (a training
+/// that diverged into NaN) is refused before anything is written.
 pub fn publish(dir: &Path, config: &ModelConfig, metrics: &Metrics) -> Result<()> {
-    let previous = read_config(dir).ok();
-    write_atomic(
-        &dir.join(METRICS_FILE),
-        serde_json::to_string_pretty(metrics)
-            .expect("metrics serialise")
-            .as_bytes(),
-    )?;
-    if let Some(previous) = &previous {
-        write_atomic(
-            &dir.join(PREVIOUS_CONFIG_FILE),
-            serde_json::to_string_pretty(previous)
-                .expect("config serialises")
-                .as_bytes(),
-        )?;
+    let metrics_json = serde_json::to_string_pretty(metrics).expect("metrics serialise");
+    let config_json = serde_json::to_string_pretty(config).expect("config serialises");
+    let reads_back = serde_json::from_str::<Metrics>(&metrics_json)
+        .map(drop)
+        .and_then(|()| serde_json::from_str::<ModelConfig>(&config_json).map(drop));
+    if let Err(error) = reads_back {
+        return Err(Error::Invalid(format!(
+            "model {} was not written: its numbers do not read back ({error}), which a training \
+             that diverged into NaN leaves; the current model stays. Train again with a lower \
+             --learning-rate",
+            config.model_version
+        )));
     }
-    write_atomic(
-        &dir.join(CONFIG_FILE),
-        serde_json::to_string_pretty(config)
-            .expect("config serialises")
-            .as_bytes(),
-    )?;
+    let metrics_file = config
+        .metrics_file
+        .clone()
+        .unwrap_or_else(|| metrics_file_name(&config.model_version));
+    write_atomic(&dir.join(&metrics_file), metrics_json.as_bytes())?;
+    let current = read_config(dir).ok();
+    // With the current config unreadable, the previous one stays what it was, and is kept.
+    let previous = match &current {
+        Some(current) => {
+            write_atomic(
+                &dir.join(PREVIOUS_CONFIG_FILE),
+                serde_json::to_string_pretty(current)
+                    .expect("config serialises")
+                    .as_bytes(),
+            )?;
+            Some(current.clone())
+        }
+        None => fs::read_to_string(dir.join(PREVIOUS_CONFIG_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str::<ModelConfig>(&text).ok()),
+    };
+    write_atomic(&dir.join(CONFIG_FILE), config_json.as_bytes())?;
+    write_atomic(&dir.join(METRICS_FILE), metrics_json.as_bytes())?;
 
-    // Keep the weights of the current and the previous model only (both networks of each).
-    let keep: Vec<&str> = [Some(config), previous.as_ref()]
+    // Keep the files of the current and the previous model only (both networks of each).
+    let keep: Vec<String> = [Some(config), previous.as_ref()]
         .into_iter()
         .flatten()
         .flat_map(|model| {
-            std::iter::once(model.weights_file.as_str())
-                .chain(model.per_row.as_ref().map(|p| p.weights_file.as_str()))
+            [
+                Some(model.weights_file.clone()),
+                model.per_row.as_ref().map(|p| p.weights_file.clone()),
+                Some(
+                    model
+                        .metrics_file
+                        .clone()
+                        .unwrap_or_else(|| metrics_file_name(&model.model_version)),
+                ),
+            ]
         })
+        .flatten()
         .collect();
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with("model-") || name.starts_with("per-row-"))
-                && name.ends_with(".bpk")
-                && !keep.contains(&name.as_str())
-            {
+            let model_file = ((name.starts_with("model-") || name.starts_with("per-row-"))
+                && name.ends_with(".bpk"))
+                || (name.starts_with("metrics-") && name.ends_with(".json"));
+            // Under the publish lock no other train is writing one.
+            let left_by_a_killed_train = name.starts_with('.') && name.contains(".tmp");
+            if (model_file && !keep.contains(&name)) || left_by_a_killed_train {
                 let _ = fs::remove_file(entry.path());
             }
         }

@@ -47,6 +47,9 @@ pub struct ModelView {
     pub alert_rate: String,
     pub normal_only: bool,
     pub has_metrics: bool,
+    /// Why the model's metrics could not be read, when they could not: the config's facts
+    /// and the drift stay on the page.
+    pub metrics_problem: Option<String>,
     pub has_evaluation: bool,
     pub has_baseline: bool,
     pub test_period: String,
@@ -306,14 +309,14 @@ pub fn current(modeling: &Path) -> Option<CurrentModel> {
     })
 }
 
-/// `metrics.json`'s score histogram, if there is one.
-pub fn histogram(modeling: &Path) -> Option<ScoreHistogram> {
-    let config = read_config(modeling).ok()?;
-    read_metrics_of(modeling, &config).ok()??.score_histogram
+/// The score histogram of the model `config` describes, if its metrics have one.
+pub fn histogram(modeling: &Path, config: &ModelConfig) -> Option<ScoreHistogram> {
+    read_metrics_of(modeling, config).ok()??.score_histogram
 }
 
-/// Reads `modeling/` into the Model page's content. An unreadable `metrics.json` leaves the
-/// config's facts on the page and says what is wrong in place of the evaluation.
+/// Reads `modeling/` into the Model page's content. Unreadable metrics leave the config's
+/// facts (and the drift measured against them) on the page, and say what is wrong in place of
+/// the evaluation.
 pub fn load(modeling: &Path) -> ModelState {
     let config = match read_config(modeling) {
         Ok(config) => config,
@@ -322,7 +325,11 @@ pub fn load(modeling: &Path) -> ModelState {
     };
     match read_metrics_of(modeling, &config) {
         Ok(metrics) => ModelState::Ready(Box::new(view(&config, metrics.as_ref()))),
-        Err(error) => ModelState::Broken(error.to_string()),
+        Err(error) => {
+            let mut view = view(&config, None);
+            view.metrics_problem = Some(error.to_string());
+            ModelState::Ready(Box::new(view))
+        }
     }
 }
 
@@ -427,6 +434,7 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
         alert_rate: format!("{:.2} %", config.alert_rate * 100.0),
         normal_only: config.normal_only,
         has_metrics: metrics.is_some(),
+        metrics_problem: None,
         has_evaluation: evaluation.is_some(),
         has_baseline: baseline.is_some(),
         test_period,
@@ -450,7 +458,7 @@ fn view(config: &ModelConfig, metrics: Option<&Metrics>) -> ModelView {
                 })
                 .collect()
         }),
-        score_quantiles: metrics.map_or_else(Vec::new, |m| m.score_quantiles.clone()),
+        score_quantiles: config.score_quantiles.clone(),
         budget: config.alert_rate,
         feature_bins: config
             .feature_names

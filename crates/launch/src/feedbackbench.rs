@@ -572,12 +572,11 @@ fn times(count: usize) -> String {
     }
 }
 
-/// The metrics.json of the model in `modeling`.
+/// The metrics of the current model in `modeling`.
 fn read_metrics(modeling: &Path) -> anyhow::Result<Metrics> {
-    let path = modeling.join("metrics.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+    let config = aegis_core::artifacts::read_config(modeling)?;
+    aegis_core::artifacts::read_metrics_of(modeling, &config)?
+        .with_context(|| format!("model {} has no metrics", config.model_version))
 }
 
 /// The Model page's check of the feedback model's evidence steps against the verdicts on the

@@ -225,6 +225,9 @@ pub fn save(
     metrics: &artifacts::Metrics,
 ) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    // Held until the config is written: another train's publication would prune these
+    // weights as belonging to no model.
+    let _publishing = artifacts::publish_lock(dir)?;
     save_weights(dir, &config.weights_file, autoencoder)?;
     if let (Some(model), Some(network)) = (&config.per_row, per_row) {
         save_weights(dir, &model.weights_file, network)?;
@@ -250,7 +253,16 @@ fn save_weights(dir: &Path, file: &str, network: Autoencoder) -> Result<()> {
         with_extension.push(".bpk");
         PathBuf::from(with_extension)
     };
-    fs::rename(&written, &weights).map_err(|e| Error::io(&weights, e))
+    // On disk before the config can name it: a power cut must not leave a current config
+    // naming an empty file.
+    fs::File::open(&written)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| Error::io(&written, e))?;
+    if let Err(error) = fs::rename(&written, &weights) {
+        let _ = fs::remove_file(&written);
+        return Err(Error::io(&weights, error));
+    }
+    artifacts::sync_dir(dir)
 }
 
 #[cfg(test)]

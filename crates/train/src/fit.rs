@@ -141,6 +141,17 @@ pub fn fit(
             validation_errors.iter().map(|&e| f64::from(e)).sum::<f64>()
                 / validation_errors.len() as f64
         };
+        // A loss that is not a number compares false with everything: it would become the
+        // "best" network and be published over a working model.
+        if !train_loss.is_finite() || !validation_loss.is_finite() {
+            bar.finish_and_clear();
+            anyhow::bail!(
+                "training diverged at epoch {epoch} (train loss {train_loss}, validation loss \
+                 {validation_loss}): train again with a lower --learning-rate (it was {}); the \
+                 current model stays",
+                config.learning_rate
+            );
+        }
         history.push((epoch, train_loss, validation_loss));
         bar.set_message(format!(
             "train loss {train_loss:.4}  validation loss {validation_loss:.4}"

@@ -74,6 +74,21 @@ pub struct TrainOutcome {
 const MIN_TRAINING_ROWS: usize = 100;
 
 /// Trains, evaluates and saves a model.
+/// Makes sure the model can be written to `modeling` before minutes of training: a directory
+/// that cannot be made or written (read-only, mistyped, another user's) is named now.
+fn writable(modeling: &std::path::Path) -> anyhow::Result<()> {
+    let probe = modeling.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::create_dir_all(modeling)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .with_context(|| {
+            format!(
+                "the model cannot be written to {}: give --modeling a directory this user can write",
+                modeling.display()
+            )
+        })
+}
+
 pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
     if !(0.0..0.5).contains(&config.alert_rate) || config.alert_rate == 0.0 {
         bail!(
@@ -81,6 +96,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
             config.alert_rate
         );
     }
+    writable(&config.modeling)?;
     let started = Instant::now();
     let dataset = load_window(config)?;
     let feature_seconds = started.elapsed().as_secs_f64();
@@ -346,6 +362,7 @@ pub fn run(config: &TrainConfig) -> anyhow::Result<TrainOutcome> {
         backend: config.fit.backend.name().to_string(),
         normal_only: config.normal_only,
         weights_file: format!("model-{model_version}.bpk"),
+        metrics_file: Some(aegis_core::artifacts::metrics_file_name(&model_version)),
         score_quantiles: score_quantiles.clone(),
         calibration: Some(detectors.calibration.clone()),
         per_row: detectors.per_row.as_ref().map(|network| PerRowModel {

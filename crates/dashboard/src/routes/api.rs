@@ -145,11 +145,13 @@ pub async fn model(
 ) -> Result<Json<Value>, ApiError> {
     let modeling = state.modeling().to_path_buf();
     let value = tokio::task::spawn_blocking(move || {
+        // One read of the config: a model published in between must not lend the page
+        // another model's histogram.
         let config = aegis_core::artifacts::read_config(&modeling).ok();
         json!({
             "model_version": config.as_ref().map(|c| c.model_version.clone()),
             "threshold": config.as_ref().map(|c| c.threshold),
-            "histogram": model_info::histogram(&modeling),
+            "histogram": config.as_ref().and_then(|c| model_info::histogram(&modeling, c)),
         })
     })
     .await

@@ -1200,6 +1200,29 @@ async fn the_model_page_works_without_a_model_and_shows_one_when_present() {
     );
     let model = app.get("/api/model", Some(&login)).await.json();
     assert_eq!(model["histogram"]["counts"], serde_json::json!([5, 3, 1]));
+
+    // The model's metrics gone (a disk cleaned by hand): the config's facts stay on the page,
+    // and the page says what is missing in place of the evaluation.
+    std::fs::remove_file(app.dir.path().join("modeling").join("metrics-m-test.json")).unwrap();
+    let page = app.get("/model", Some(&login)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Model m-test"));
+    assert!(
+        page.body
+            .contains("Payments scoring 0.4500 or more are alerts")
+    );
+    assert!(
+        page.body
+            .contains("The evaluation cannot be shown: model artifacts in"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("metrics-m-test.json, the current model&#39;s metrics, is missing"),
+        "{}",
+        page.body
+    );
 }
 
 /// Drift on the Model page: per event day of the current model's scores, the alert rate
@@ -1217,17 +1240,13 @@ async fn model_page_drift_on(engine: Engine) {
     let app = TestApp::new_on(engine);
     let login = app.login("alice").await;
     write_model(&app);
-    // The held-out scores' quantiles, as train records them.
-    let metrics_path = app.dir.path().join("modeling").join("metrics.json");
-    let mut metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&metrics_path).unwrap()).unwrap();
-    metrics["score_quantiles"] =
-        serde_json::json!([[0.5, 0.05], [0.9, 0.1], [0.95, 0.3], [0.99, 0.45]]);
-    std::fs::write(&metrics_path, metrics.to_string()).unwrap();
-    // Two features' held-out bins, as train records them with the model.
+    // The held-out scores' quantiles and two features' held-out bins, as train records them
+    // with the model.
     let config_path = app.dir.path().join("modeling").join("model_config.json");
     let mut config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["score_quantiles"] =
+        serde_json::json!([[0.5, 0.05], [0.9, 0.1], [0.95, 0.3], [0.99, 0.45]]);
     config["feature_names"] = serde_json::json!(["amount_log", "hour_rarity_at_counter"]);
     config["feature_bins"] = serde_json::json!([
         {"cuts": [1.0, 2.0], "counts": [500, 300, 200]},
@@ -1769,6 +1788,7 @@ fn write_model(app: &TestApp) {
         backend: "flex".into(),
         normal_only: false,
         weights_file: "model-m-test.bpk".into(),
+        metrics_file: Some(aegis_core::artifacts::metrics_file_name("m-test")),
         score_quantiles: Vec::new(),
         calibration: Some(Calibration {
             features: FeatureCalibration {
@@ -1907,6 +1927,7 @@ fn write_model(app: &TestApp) {
         }),
     };
     let metrics = serde_json::to_string(&metrics).unwrap();
+    std::fs::write(dir.join("metrics-m-test.json"), &metrics).unwrap();
     std::fs::write(dir.join("metrics.json"), metrics).unwrap();
 }
 

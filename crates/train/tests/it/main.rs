@@ -185,7 +185,21 @@ fn retraining_keeps_the_previous_model() {
         .collect();
     expected.sort();
     assert_eq!(weights, expected);
-    // Metrics of another model are refused as this one's (a train stopped between the files).
+    // Each model's metrics are its own file, kept and pruned with its weights: whatever
+    // `metrics.json` (the copy for people) holds, the page shows the current model's, and a
+    // rolled-back model's are there too.
+    let mut metrics_files: Vec<String> = std::fs::read_dir(&modeling)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("metrics-"))
+        .collect();
+    metrics_files.sort();
+    let mut expected: Vec<String> = [&second.config, &third.config]
+        .iter()
+        .map(|config| artifacts::metrics_file_name(&config.model_version))
+        .collect();
+    expected.sort();
+    assert_eq!(metrics_files, expected);
     let mut stale = artifacts::read_metrics(&modeling).unwrap().unwrap();
     stale.model_version = first.config.model_version.clone();
     std::fs::write(
@@ -193,10 +207,57 @@ fn retraining_keeps_the_previous_model() {
         serde_json::to_string(&stale).unwrap(),
     )
     .unwrap();
-    let message = artifacts::read_metrics_of(&modeling, &third.config)
+    let current = artifacts::read_metrics_of(&modeling, &third.config)
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.model_version, third.config.model_version);
+    std::fs::rename(
+        modeling.join(artifacts::PREVIOUS_CONFIG_FILE),
+        modeling.join(CONFIG_FILE),
+    )
+    .unwrap();
+    let rolled_back = artifacts::read_config(&modeling).unwrap();
+    assert_eq!(rolled_back.model_version, second.config.model_version);
+    assert_eq!(
+        artifacts::read_metrics_of(&modeling, &rolled_back)
+            .unwrap()
+            .unwrap()
+            .model_version,
+        second.config.model_version
+    );
+    // Weights a power cut left empty are named, not loaded.
+    std::fs::write(modeling.join(&rolled_back.weights_file), b"").unwrap();
+    let message = artifacts::check_usable(&modeling).unwrap_err().to_string();
+    assert!(message.contains("is empty"), "{message}");
+    // A model trained before configs named their metrics reads `metrics.json`, and refuses
+    // another model's (a train stopped between the files).
+    let older = artifacts::ModelConfig {
+        metrics_file: None,
+        ..third.config.clone()
+    };
+    let message = artifacts::read_metrics_of(&modeling, &older)
         .unwrap_err()
         .to_string();
     assert!(message.contains("not the current model"), "{message}");
+}
+
+/// A training that diverges (a learning rate far too high) fails, naming the fix, and leaves
+/// the current model as it was: a network of NaN used to become the "best" and be published.
+#[test]
+fn a_diverging_training_is_refused_and_the_current_model_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 4_000);
+    let modeling = dir.path().join("modeling");
+    let first = train::run(&train_config(&db, &modeling, 1)).unwrap();
+    let mut wild = train_config(&db, &modeling, 2);
+    wild.fit.learning_rate = 1e30;
+    let message = format!("{:#}", train::run(&wild).unwrap_err());
+    assert!(message.contains("diverged"), "{message}");
+    assert!(message.contains("--learning-rate"), "{message}");
+    assert_eq!(
+        artifacts::check_usable(&modeling).unwrap().model_version,
+        first.config.model_version
+    );
 }
 
 /// A mistyped --db is named as missing, and no empty database is left at that path.
@@ -209,6 +270,24 @@ fn a_missing_database_is_named_and_not_created() {
         .to_string();
     assert!(message.contains("there is no database at"), "{message}");
     assert!(!typo.exists());
+}
+
+/// A modeling directory that cannot be written is named before the training, not after it.
+#[test]
+fn an_unwritable_modeling_directory_is_named_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = labeled_db(dir.path(), 2_000);
+    let a_file = dir.path().join("notes.txt");
+    std::fs::write(&a_file, "not a directory").unwrap();
+    let message = format!(
+        "{:#}",
+        train::run(&train_config(&db, &a_file.join("modeling"), 1)).unwrap_err()
+    );
+    assert!(
+        message.contains("the model cannot be written to"),
+        "{message}"
+    );
+    assert!(message.contains("notes.txt/modeling"), "{message}");
 }
 
 #[test]
