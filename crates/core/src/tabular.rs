@@ -84,9 +84,83 @@ pub fn report_bad_rows<'a>(file: &Path, rows: impl ExactSizeIterator<Item = (u64
     }
 }
 
+/// What is wrong with a record's shape, beyond its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// More fields than the header: a value with an unquoted comma (₹1,200 read as 1 and 200).
+    /// The row is bad; the rest of the file is fine.
+    TooManyFields(String),
+    /// A quote that is never closed made several lines one value: the rows on those lines
+    /// would be lost without a word, and where the quote was meant to end cannot be known. The
+    /// whole file is refused, `--skip-bad` or not.
+    UnclosedQuote(String),
+}
+
+/// Checks the record read from `first_line` up to (not including) `next_line` against a header
+/// of `header_width` columns (see [`RecordProblem`]). A quoted value may hold line breaks (an
+/// address); one whose lines look like rows of the file (a separator for every column) is an
+/// unclosed quote.
+pub fn check_record<'r>(
+    fields: impl IntoIterator<Item = &'r str>,
+    header_width: usize,
+    first_line: u64,
+    next_line: u64,
+) -> Result<(), RecordProblem> {
+    let fields: Vec<&str> = fields.into_iter().collect();
+    if next_line > first_line + 1 && header_width >= 2 {
+        let swallowed = fields.iter().any(|field| {
+            field
+                .lines()
+                .skip(1)
+                .any(|line| line.matches(',').count() + 1 >= header_width)
+        });
+        if swallowed {
+            return Err(RecordProblem::UnclosedQuote(format!(
+                "a quote opened on line {first_line} is not closed until line {}, so the rows \
+                 on those lines read as one value and would be lost: close the quote (a quote \
+                 inside a quoted value is written twice, \"\") and import the file again",
+                next_line - 1
+            )));
+        }
+    }
+    if fields.len() > header_width {
+        return Err(RecordProblem::TooManyFields(format!(
+            "this line has {} values and the header {header_width}: a value with a comma in it \
+             (an amount written 1,200) must be quoted (\"1,200\")",
+            fields.len()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_with_too_many_values_or_swallowed_rows_is_named() {
+        assert_eq!(check_record(["a", "b", "c"], 3, 2, 3), Ok(()));
+        // An address over two lines is a value, not a problem.
+        assert_eq!(
+            check_record(["a", "12 Main Road\nWard 4", "c"], 3, 2, 4),
+            Ok(())
+        );
+        let Err(RecordProblem::TooManyFields(reason)) = check_record(["R1", "1", "200"], 2, 5, 6)
+        else {
+            panic!("an unquoted comma in an amount");
+        };
+        assert!(reason.contains("3 values and the header 2"), "{reason}");
+        let swallowed = "Paid late\nR11,B2,MGNREGA,100,2025-03-01 10:00:00\nR12,B3,MGNREGA,100,2025-03-01 11:00:00";
+        let Err(RecordProblem::UnclosedQuote(reason)) =
+            check_record(["R10", "B1", "MGNREGA", "100", swallowed], 5, 10, 13)
+        else {
+            panic!("rows swallowed by a quote");
+        };
+        assert!(
+            reason.contains("line 10 is not closed until line 12"),
+            "{reason}"
+        );
+    }
 
     #[test]
     fn headers_match_in_any_case_and_order_and_the_rest_is_reported() {

@@ -96,7 +96,21 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
         let mut record = csv::StringRecord::new();
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => records.push((line, record)),
+            Ok(true) => {
+                let next_line = reader.position().line();
+                match tabular::check_record(record.iter(), headers.len(), line, next_line) {
+                    Ok(()) => records.push((line, record)),
+                    Err(tabular::RecordProblem::TooManyFields(reason)) => {
+                        report.bad_rows.push(BadRow { line, reason });
+                    }
+                    Err(tabular::RecordProblem::UnclosedQuote(problem)) => {
+                        return Err(AppError::BadRequest(format!(
+                            "{}: {problem}; nothing was imported",
+                            path.display()
+                        )));
+                    }
+                }
+            }
             Err(error) => report.bad_rows.push(BadRow {
                 line,
                 reason: format!("unreadable CSV: {error}"),

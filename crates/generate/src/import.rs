@@ -78,6 +78,7 @@ pub fn read_csv(csv_path: &Path) -> anyhow::Result<(Vec<NewTransaction>, Vec<Rej
             Err(reject) => rejected.push(reject),
         }
     }
+    reader.refuse_if_unreadable(csv_path)?;
     Ok((rows, rejected))
 }
 
@@ -90,6 +91,8 @@ struct CsvRows {
     record: csv::StringRecord,
     /// Line of the row [`next_row`](Self::next_row) returned last.
     line: u64,
+    /// Why the file cannot be read on (an unclosed quote): reading stopped there.
+    unreadable: Option<String>,
 }
 
 impl CsvRows {
@@ -118,22 +121,46 @@ impl CsvRows {
             unknown_columns: header.unknown,
             record: csv::StringRecord::new(),
             line: 1,
+            unreadable: None,
         })
+    }
+
+    /// Fails, naming the file and the lines, when reading stopped at an unclosed quote: none
+    /// of it may be stored, whatever `--skip-bad` says.
+    fn refuse_if_unreadable(&self, csv_path: &Path) -> anyhow::Result<()> {
+        match &self.unreadable {
+            Some(problem) => bail!("{}: {problem}; nothing was imported", csv_path.display()),
+            None => Ok(()),
+        }
     }
 
     /// The next row, parsed or rejected with its line number; None at the end.
     fn next_row(&mut self) -> Option<Result<NewTransaction, Rejected>> {
+        if self.unreadable.is_some() {
+            return None;
+        }
         let line = self.reader.position().line();
         self.line = line;
         match self.reader.read_record(&mut self.record) {
             Ok(false) => None,
-            Ok(true) => Some(
-                parse_row(&self.columns, &self.record).map_err(|reason| Rejected {
+            Ok(true) => {
+                let next_line = self.reader.position().line();
+                let shape =
+                    tabular::check_record(self.record.iter(), self.headers.len(), line, next_line);
+                let checked = match shape {
+                    Ok(()) => parse_row(&self.columns, &self.record),
+                    Err(tabular::RecordProblem::TooManyFields(reason)) => Err(reason),
+                    Err(tabular::RecordProblem::UnclosedQuote(problem)) => {
+                        self.unreadable = Some(problem);
+                        return None;
+                    }
+                };
+                Some(checked.map_err(|reason| Rejected {
                     line,
                     reason,
                     raw: self.record.iter().map(str::to_string).collect(),
-                }),
-            ),
+                }))
+            }
             Err(error) => Some(Err(Rejected {
                 line,
                 reason: format!("unreadable CSV: {error}"),
@@ -229,6 +256,8 @@ pub fn import_csv(
         }
     }
     insert_new(load.as_mut(), &mut batch, &mut origins, mode, &mut report)?;
+    // Dropping the loader on the way out rolls everything back.
+    reader.refuse_if_unreadable(csv_path)?;
     if !report.rejected.is_empty() && !skip_bad {
         // Dropping the loader rolls it back: nothing of this file is left behind.
         drop(load);
@@ -239,6 +268,15 @@ pub fn import_csv(
         return Ok(report);
     }
     report.rejected.sort_by_key(|reject| reject.line);
+    if mode == ImportMode::Replace && report.imported == 0 {
+        // Dropping the loader rolls the clearing back.
+        bail!(
+            "{} has no row to import ({} rejected), and replacing the stored payments with it \
+             would empty the database: nothing was changed",
+            csv_path.display(),
+            report.rejected.len()
+        );
+    }
     load.finish()?;
     if !report.rejected.is_empty() {
         let path = rejects_path(csv_path);
@@ -311,8 +349,11 @@ fn write_rejects(
     headers: &csv::StringRecord,
     rejected: &[Rejected],
 ) -> anyhow::Result<()> {
-    let mut writer =
-        csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    // A rejected row may have more values than the header (an unquoted comma): kept as read.
+    let mut writer = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     let mut header: Vec<&str> = vec!["line", "reason"];
     header.extend(headers.iter());
     writer.write_record(&header)?;

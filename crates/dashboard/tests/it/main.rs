@@ -2107,6 +2107,24 @@ async fn past_verdicts_are_imported_all_or_nothing_with_their_decision_time() {
     }
 }
 
+/// A verdict record with a quote left open would lose the verdicts on the lines it swallows:
+/// refused whole, naming the line.
+#[test]
+fn a_verdict_record_with_an_unclosed_quote_imports_nothing() {
+    let app = TestApp::new();
+    let record = app.dir.path().join("open.csv");
+    std::fs::write(
+        &record,
+        "transaction_ref,verdict,note\nREF-2,dismissed,\"called the bank\nREF-3,confirmed_fraud,\n",
+    )
+    .unwrap();
+    let error = dashboard::verdict_import::import_verdicts(app.state.db(), &record, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("a quote opened on line 2"), "{error}");
+    assert_eq!(app.count("SELECT count(*) FROM verdicts"), 0);
+}
+
 /// An import reads its whole file before it takes the write lock: while the file is slow to
 /// come (a network share), verdicts, logins and the monitor's commits go on.
 #[test]

@@ -662,6 +662,94 @@ fn skip_bad_imports_good_rows_and_writes_the_rejects() {
     }
 }
 
+/// A quote left open swallows the lines after it into one value: those payments would be
+/// lost without a word, so the file is refused, `--skip-bad` or not. An amount with an
+/// unquoted comma splits into two values: that row is bad, not ₹1.
+#[test]
+fn an_unclosed_quote_refuses_the_file_and_an_unquoted_comma_its_row() {
+    for db in each_engine("quotes") {
+        let header = "transaction_ref,beneficiary_id,scheme,timestamp,amount,remarks\n";
+        let open_quote = write_csv(
+            db.dir.path(),
+            "open.csv",
+            &format!(
+                "{header}R1,B1,PM-KISAN,2025-03-03 10:00:00,2000,\"paid late\n\
+                 R2,B2,PM-KISAN,2025-03-03 11:00:00,2000,\n\
+                 R3,B3,PM-KISAN,2025-03-03 12:00:00,2000,\n"
+            ),
+        );
+        for skip_bad in [false, true] {
+            let message = format!(
+                "{:#}",
+                generate::import::import_csv(
+                    &mut open_store(&db),
+                    &open_quote,
+                    skip_bad,
+                    ImportMode::Fresh
+                )
+                .unwrap_err()
+            );
+            assert!(message.contains("a quote opened on line 2"), "{message}");
+            assert!(message.contains("nothing was imported"), "{message}");
+            assert_eq!(count_rows(db.target.clone()), 0, "{}", db.target);
+        }
+        let comma = write_csv(
+            db.dir.path(),
+            "comma.csv",
+            &format!(
+                "{header}R1,B1,PM-KISAN,2025-03-03 10:00:00,1,200,\nR2,B2,PM-KISAN,2025-03-03 11:00:00,\"1,200\",\n"
+            ),
+        );
+        let report =
+            generate::import::import_csv(&mut open_store(&db), &comma, true, ImportMode::Fresh)
+                .unwrap();
+        assert_eq!(report.imported, 1);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].line, 2);
+        assert!(
+            report.rejected[0]
+                .reason
+                .contains("7 values and the header 6"),
+            "{}",
+            report.rejected[0].reason
+        );
+    }
+}
+
+/// Replacing the stored payments with a file that has none to import (a header alone, or
+/// every row rejected with `--skip-bad`) would empty the database: refused, nothing changed.
+#[test]
+fn replacing_with_a_file_of_no_good_rows_keeps_the_database() {
+    for db in each_engine("replace_empty") {
+        let good = write_csv(
+            db.dir.path(),
+            "good.csv",
+            "beneficiary_id,amount,timestamp,scheme\nB1,2000,2025-03-03 10:00:00,PM-KISAN\n",
+        );
+        generate::import::import_csv(&mut open_store(&db), &good, false, ImportMode::Fresh)
+            .unwrap();
+        let header_only = write_csv(
+            db.dir.path(),
+            "empty.csv",
+            "beneficiary_id,amount,timestamp,scheme\n",
+        );
+        let all_bad = write_csv(
+            db.dir.path(),
+            "bad.csv",
+            "beneficiary_id,amount,timestamp,scheme\nB1,,2025-03-03 10:00:00,PM-KISAN\n",
+        );
+        for file in [&header_only, &all_bad] {
+            let message = format!(
+                "{:#}",
+                generate::import::import_csv(&mut open_store(&db), file, true, ImportMode::Replace)
+                    .unwrap_err()
+            );
+            assert!(message.contains("would empty the database"), "{message}");
+            assert_eq!(count_rows(db.target.clone()), 1, "{}", db.target);
+        }
+    }
+}
+
 #[test]
 fn a_file_without_required_columns_is_refused_by_name() {
     for db in each_engine("cols") {
