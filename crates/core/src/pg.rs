@@ -411,10 +411,20 @@ pub fn ensure_months(
     first: EventTime,
     last: EventTime,
 ) -> Result<()> {
-    const EXISTS: &str = "SELECT CASE WHEN to_regclass(CAST(?1 AS TEXT)) IS NULL THEN 0 ELSE 1 END";
+    // The catalog itself, read with this statement's snapshot: `to_regclass` answers from the
+    // session's catalog cache, which taking an advisory lock does not refresh, so a writer
+    // that waited for another to make the month still saw none and failed to make it again
+    // ("already exists").
+    const EXISTS: &str = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                          WHERE c.relname = CAST(?1 AS TEXT) AND n.nspname = current_schema()";
     for month in months_between(first, last) {
         let name = partition_name(month);
         if sql.query_int(EXISTS, &[name.as_str().into()])? == Some(0) {
+            // The append lock first, as every writer of payments takes it before anything
+            // else (the API and the import loader explicitly, a COPY by its trigger): a feed
+            // that took the partition lock first and then waited for the append lock while an
+            // import held it and waited for the partition lock was a deadlock.
+            sql.execute("SELECT pg_advisory_xact_lock(?1)", &[APPEND_LOCK.into()])?;
             sql.execute("SELECT pg_advisory_xact_lock(?1)", &[PARTITION_LOCK.into()])?;
             if sql.query_int(EXISTS, &[name.as_str().into()])? == Some(0) {
                 for statement in add_month_sql(month).split("; ") {

@@ -909,3 +909,53 @@ fn incidents_of(client: &mut postgres::Client) -> Vec<(i64, i64, i64, f64, i64, 
         })
         .collect()
 }
+
+/// A feed (COPY) and an import (append lock first) that both need a month not made yet take
+/// turns. The feed took the partition lock before its COPY's trigger asked for the append
+/// lock, the import the other way round: each waited for the other and PostgreSQL aborted one.
+#[test]
+fn a_feed_and_an_import_making_the_same_new_month_take_turns() {
+    let Some(db) = scratch("month_race") else {
+        return;
+    };
+    drop(pg::open(db.url()).unwrap());
+    let mut import = pg::connect(db.url()).unwrap();
+    let mut import_tx = import.transaction().unwrap();
+    let mut state = Default::default();
+    pg::lock_appends(&mut aegis_core::sql::Postgres::in_transaction(
+        &mut import_tx,
+        &mut state,
+    ))
+    .unwrap();
+    let (done, finished) = mpsc::channel();
+    let url = db.url().to_string();
+    let feed = std::thread::spawn(move || {
+        let mut feed = pg::connect(&url).unwrap();
+        let mut tx = feed.transaction().unwrap();
+        let copied = pg::copy_transactions(&mut tx, &[payment("F1", "2031-05-03 10:00:00")])
+            .and_then(|()| Ok(tx.commit()?));
+        done.send(()).unwrap();
+        copied
+    });
+    // The feed is under way (waiting, with the fix, for the import's append lock).
+    assert!(finished.recv_timeout(Duration::from_millis(300)).is_err());
+    let may = aegis_core::time::parse_timestamp("2031-05-04 10:00:00").unwrap();
+    let made = pg::ensure_months(
+        &mut aegis_core::sql::Postgres::in_transaction(&mut import_tx, &mut state),
+        may,
+        may,
+    );
+    assert!(made.is_ok(), "the import was aborted: {made:?}");
+    import_tx.commit().unwrap();
+    finished.recv_timeout(Duration::from_secs(30)).unwrap();
+    let copied = feed.join().unwrap();
+    assert!(copied.is_ok(), "the feed was aborted: {copied:?}");
+    let mut client = pg::connect(db.url()).unwrap();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM transaction_events_2031_05"
+        ),
+        1
+    );
+}
