@@ -58,13 +58,26 @@ pub struct SimulateStats {
     pub batches: u64,
 }
 
-/// Inserts one batch in one transaction, retrying while another writer holds the lock, so a
-/// stop never leaves half a batch.
-pub fn commit_batch(store: &mut Store, rows: &[NewTransaction]) -> anyhow::Result<()> {
+/// Inserts one batch in one transaction, retrying while another writer holds the lock (each
+/// try waits out the busy timeout), so a stop never leaves half a batch. Returns false when
+/// `stop` came while the database was busy: the batch was not stored, and Ctrl-C is not kept
+/// waiting for an import to commit.
+pub fn commit_batch(
+    store: &mut Store,
+    rows: &[NewTransaction],
+    stop: &AtomicBool,
+) -> anyhow::Result<bool> {
     loop {
         match store.append(rows) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(error) if error.is_busy() => {
+                if stop.load(Ordering::Relaxed) {
+                    tracing::warn!(
+                        payments = rows.len(),
+                        "stopped while the database was busy: the last batch was not stored"
+                    );
+                    return Ok(false);
+                }
                 tracing::warn!("database busy; retrying the batch");
             }
             Err(error) => return Err(error).context("inserting a batch"),
@@ -122,12 +135,32 @@ pub fn run(config: &SimulateConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sim
         }
         let now = clock.event_time(elapsed * config.speed);
         batch.extend(feed.due(now));
+        // Past the day after today, the payments API refuses a payment as dated in the future,
+        // and stored directly it would make "now" for the dashboard and the control sample a
+        // day that has not come. (A fast feed stamps some payments ahead of its clock.)
+        let latest = aegis_core::time::now() + aegis_core::ingest::FUTURE_SLACK;
+        if let Some(ahead) = batch
+            .iter()
+            .map(|row| row.time)
+            .max()
+            .filter(|&t| t > latest)
+        {
+            anyhow::bail!(
+                "the simulated clock has reached {}, past today: a feed this fast outruns the \
+                 calendar; start it again with a lower --speed, or with --start at an earlier \
+                 day ({} payments were stored)",
+                aegis_core::time::format_ist(ahead),
+                stats.inserted
+            );
+        }
         if let Some(count) = config.count {
             let room = count.saturating_sub(stats.inserted) as usize;
             batch.truncate(room);
         }
         if !batch.is_empty() {
-            sink.send(&mut store, &batch)?;
+            if !sink.send(&mut store, &batch, &stop)? {
+                break;
+            }
             stats.inserted += batch.len() as u64;
             stats.frauds += batch.iter().filter(|t| t.is_anomaly == Some(true)).count() as u64;
             stats.batches += 1;

@@ -103,7 +103,9 @@ pub fn run(
         let end = next + rows[next..].partition_point(|row| (row.time as f64) <= replayed_until);
         if end > next {
             let batch = &rows[next..end];
-            sink.send(store, batch)?;
+            if !sink.send(store, batch, stop)? {
+                break;
+            }
             stats.inserted += batch.len() as u64;
             stats.frauds += batch
                 .iter()

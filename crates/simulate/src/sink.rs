@@ -2,6 +2,7 @@
 //! payments API (`--via-api URL --key KEY`), so the whole path a real payment system takes is
 //! exercised: key, validation, idempotent storage, then the monitor.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aegis_core::engine::Store;
@@ -14,8 +15,9 @@ use crate::commit_batch;
 
 /// Most payments per API request (the API takes up to 5,000).
 const API_BATCH: usize = 2_000;
-/// How long a failing API is retried before the feed gives up.
-const API_PATIENCE: Duration = Duration::from_secs(60);
+/// How long a failing API is retried before the feed gives up: longer than an import of a
+/// million rows holds the database (each refused request waits the 30 s busy timeout first).
+const API_PATIENCE: Duration = Duration::from_secs(600);
 
 /// The dashboard's payments API and the key to use.
 #[derive(Debug, Clone)]
@@ -54,8 +56,15 @@ impl Sink {
         }
     }
 
-    /// Stores `rows`, all of them or (with an error) none of the failed request's.
-    pub fn send(&mut self, store: &mut Store, rows: &[NewTransaction]) -> anyhow::Result<()> {
+    /// Stores `rows`, all of them or (with an error) none of the failed request's. Returns
+    /// false when `stop` came while waiting for a busy database or API: what was not stored
+    /// yet is dropped, so a stop is not kept waiting.
+    pub fn send(
+        &mut self,
+        store: &mut Store,
+        rows: &[NewTransaction],
+        stop: &AtomicBool,
+    ) -> anyhow::Result<bool> {
         let Sink::Api {
             agent,
             endpoint,
@@ -64,7 +73,7 @@ impl Sink {
             next,
         } = self
         else {
-            return commit_batch(store, rows);
+            return commit_batch(store, rows, stop);
         };
         for chunk in rows.chunks(API_BATCH) {
             // A ref makes the request safe to retry: the API stores each payment once.
@@ -80,9 +89,11 @@ impl Sink {
                 })
                 .collect();
             let body = json!({ "payments": payments });
-            post_with_retries(agent, endpoint, authorization, &body)?;
+            if !post_with_retries(agent, endpoint, authorization, &body, stop)? {
+                return Ok(false);
+            }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -91,7 +102,8 @@ fn post_with_retries(
     endpoint: &str,
     authorization: &str,
     body: &Value,
-) -> anyhow::Result<()> {
+    stop: &AtomicBool,
+) -> anyhow::Result<bool> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
@@ -111,7 +123,7 @@ fn post_with_retries(
                         .unwrap_or_default();
                     bail!("the payments API refused {rejected} payment(s), first: {first}");
                 }
-                return Ok(());
+                return Ok(true);
             }
             Err(ureq::Error::Status(status, response)) if status < 500 => {
                 let text = response.into_string().unwrap_or_default();
@@ -131,6 +143,10 @@ fn post_with_retries(
                 "the payments API at {endpoint} kept failing for {}s: {failure}",
                 API_PATIENCE.as_secs()
             );
+        }
+        if stop.load(Ordering::Relaxed) {
+            tracing::warn!(%failure, "stopped while the payments API was unavailable: the last batch was not sent");
+            return Ok(false);
         }
         tracing::warn!(%failure, "payments API unavailable; retrying the batch");
         std::thread::sleep(pause);

@@ -358,3 +358,36 @@ fn a_stop_request_ends_the_feed_with_whole_batches_only() {
         "every generated row was committed, none half-way"
     );
 }
+
+/// A feed fast enough to outrun the calendar stops with advice once its clock passes the day
+/// after today, instead of storing payments dated in the future (or, through the API, failing
+/// on their refusal).
+#[test]
+fn a_feed_that_outruns_the_calendar_stops_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = population(dir.path());
+    let today = aegis_core::time::ist_day_start(aegis_core::time::now());
+    let config = SimulateConfig {
+        speed: 200_000.0,
+        count: None,
+        start: Some(today),
+        ..config(&db)
+    };
+    let message = format!(
+        "{:#}",
+        simulate::run(&config, Arc::new(AtomicBool::new(false))).unwrap_err()
+    );
+    assert!(message.contains("past today"), "{message}");
+    assert!(message.contains("lower --speed"), "{message}");
+    let future: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM transactions WHERE timestamp > ?1",
+            [aegis_core::time::format_ist(
+                aegis_core::time::now() + aegis_core::ingest::FUTURE_SLACK,
+            )],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(future, 0, "no payment dated past tomorrow");
+}
