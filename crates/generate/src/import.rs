@@ -201,7 +201,16 @@ pub fn import_csv(
     let mut load = store.loader()?;
     match mode {
         ImportMode::Replace => load.clear_data()?,
-        ImportMode::Fresh | ImportMode::Append => {}
+        // Checked before the lock by the caller; again under it, before loading in bulk.
+        ImportMode::Fresh => {
+            let existing = load.transaction_count()?;
+            if existing > 0 {
+                bail!(
+                    "the database received {existing} transactions while this import started (a feed or the payments API is writing to it): nothing was imported; pass --append to add to them, or --force to replace them"
+                );
+            }
+        }
+        ImportMode::Append => {}
     }
     // As in generate: indexes are rebuilt once at the end, inside the same transaction.
     if mode != ImportMode::Append {

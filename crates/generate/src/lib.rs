@@ -266,6 +266,22 @@ fn refuse_existing(store: &mut Store, target: &Target, force: bool) -> anyhow::R
     Ok(())
 }
 
+/// [`refuse_existing`]'s check again, under the loader's write lock: payments another writer
+/// (a feed, the API) stored between that check and the lock would otherwise be cleared
+/// without `--force`.
+pub fn still_empty(
+    load: &mut dyn aegis_core::engine::Loader,
+    target: &Target,
+) -> anyhow::Result<()> {
+    let existing = load.transaction_count()?;
+    if existing > 0 {
+        bail!(
+            "{target} received {existing} transactions while this run started (a feed or the payments API is writing to it): nothing was changed; pass --force to replace them, --append (with --from-csv) to add to them, or --db to write elsewhere"
+        );
+    }
+    Ok(())
+}
+
 /// Opens `target` for writing, with a message naming it.
 pub fn open_store(target: &Target) -> anyhow::Result<Store> {
     Ok(target.open()?)
@@ -281,6 +297,9 @@ pub fn write_generated(
     let mut store = open_store(target)?;
     refuse_existing(&mut store, target, force)?;
     let mut load = store.loader()?;
+    if !force {
+        still_empty(load.as_mut(), target)?;
+    }
     load.clear_data()?;
     load.begin_bulk()?;
     let bar = if progress {

@@ -750,6 +750,28 @@ fn replacing_with_a_file_of_no_good_rows_keeps_the_database() {
     }
 }
 
+/// A fresh import checks the database is still empty under its write lock: payments a feed
+/// stored after the first check are not loaded over in bulk (or, for generate, cleared).
+#[test]
+fn a_fresh_import_into_a_database_that_filled_meanwhile_changes_nothing() {
+    for db in each_engine("filled") {
+        let first = write_csv(
+            db.dir.path(),
+            "first.csv",
+            "beneficiary_id,amount,timestamp,scheme\nB1,2000,2025-03-03 10:00:00,PM-KISAN\n",
+        );
+        generate::import::import_csv(&mut open_store(&db), &first, false, ImportMode::Fresh)
+            .unwrap();
+        let message = format!(
+            "{:#}",
+            generate::import::import_csv(&mut open_store(&db), &first, false, ImportMode::Fresh)
+                .unwrap_err()
+        );
+        assert!(message.contains("received 1 transactions"), "{message}");
+        assert_eq!(count_rows(db.target.clone()), 1, "{}", db.target);
+    }
+}
+
 #[test]
 fn a_file_without_required_columns_is_refused_by_name() {
     for db in each_engine("cols") {
