@@ -287,12 +287,34 @@ pub fn import_csv(
         );
     }
     load.finish()?;
-    if !report.rejected.is_empty() {
+    // Written before the commit (a full disk stops the import, not the file), named after it:
+    // a rejects file describes an import that happened.
+    let rejects = if report.rejected.is_empty() {
+        None
+    } else {
         let path = rejects_path(csv_path);
-        write_rejects(&path, &reader.headers, &report.rejected)?;
+        let mut temp = path.clone().into_os_string();
+        temp.push(".tmp");
+        let temp = PathBuf::from(temp);
+        write_rejects(&temp, &reader.headers, &report.rejected)?;
+        Some((temp, path))
+    };
+    if let Err(error) = load.commit() {
+        if let Some((temp, _)) = &rejects {
+            let _ = std::fs::remove_file(temp);
+        }
+        return Err(error.into());
+    }
+    if let Some((temp, path)) = rejects {
+        std::fs::rename(&temp, &path).with_context(|| {
+            format!(
+                "the import is stored, but its rejects could not be named {} (they are in {})",
+                path.display(),
+                temp.display()
+            )
+        })?;
         report.rejects_file = Some(path);
     }
-    load.commit()?;
     Ok(report)
 }
 
