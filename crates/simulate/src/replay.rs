@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aegis_core::engine::Store;
 use aegis_core::store::PaymentIdentity;
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use generate::import::read_csv;
 
@@ -79,6 +79,16 @@ pub fn run(
             "skipping payments whose transaction_ref is already stored or repeated in the file"
         );
     }
+    let without_ref = rows
+        .iter()
+        .filter(|row| row.transaction_ref.is_none())
+        .count();
+    if without_ref > 0 {
+        tracing::warn!(
+            without_ref,
+            "payments without a transaction_ref cannot be recognised: replaying this file again stores them again"
+        );
+    }
     // Stable: rows with the same event time keep their order in the file.
     rows.sort_by_key(|row| row.time);
     if let Some(count) = config.count {
@@ -103,7 +113,16 @@ pub fn run(
         let end = next + rows[next..].partition_point(|row| (row.time as f64) <= replayed_until);
         if end > next {
             let batch = &rows[next..end];
-            if !sink.send(store, batch, stop)? {
+            let sent = sink.send(store, batch, stop).with_context(|| {
+                format!(
+                    "replaying {}: if another writer stored one of this batch's refs while the \
+                     replay ran, replay the file again (refs already stored are skipped); {} \
+                     payments were stored",
+                    path.display(),
+                    stats.inserted
+                )
+            })?;
+            if !sent {
                 break;
             }
             stats.inserted += batch.len() as u64;
