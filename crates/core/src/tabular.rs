@@ -84,6 +84,24 @@ pub fn report_bad_rows<'a>(file: &Path, rows: impl ExactSizeIterator<Item = (u64
     }
 }
 
+/// When a header row read as one column holds another separator (a spreadsheet's export with
+/// `;` or tabs), the sentence that says so, to add to "lacks required columns"; else empty.
+pub fn separator_hint<'h>(headers: impl IntoIterator<Item = &'h str>) -> String {
+    let headers: Vec<&str> = headers.into_iter().collect();
+    let [only] = headers.as_slice() else {
+        return String::new();
+    };
+    match [(';', "semicolons"), ('\t', "tabs"), ('|', "bars")]
+        .into_iter()
+        .find(|(separator, _)| only.contains(*separator))
+    {
+        Some((_, name)) => {
+            format!(" (the file seems separated by {name}, not commas: save it as CSV with commas)")
+        }
+        None => String::new(),
+    }
+}
+
 /// What is wrong with a record's shape, beyond its values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordProblem {
@@ -136,6 +154,13 @@ pub fn check_record<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_of_another_separator_says_so() {
+        assert!(separator_hint(["beneficiary_id;amount;timestamp;scheme"]).contains("semicolons"));
+        assert!(separator_hint(["beneficiary_id\tamount"]).contains("tabs"));
+        assert_eq!(separator_hint(["beneficiary_id", "amount"]), "");
+    }
 
     #[test]
     fn a_record_with_too_many_values_or_swallowed_rows_is_named() {

@@ -81,9 +81,10 @@ pub fn import_verdicts(db: &Database, path: &Path, now_millis: i64) -> AppResult
     };
     if !header.missing.is_empty() {
         return Err(AppError::BadRequest(format!(
-            "{} lacks required column(s) {}: the header must name transaction_ref and verdict",
+            "{} lacks required column(s) {}: the header must name transaction_ref and verdict{}",
             path.display(),
-            header.missing.join(", ")
+            header.missing.join(", "),
+            tabular::separator_hint(headers.iter())
         )));
     }
     let columns = header.columns;

@@ -109,9 +109,10 @@ impl CsvRows {
         let header = tabular::match_header(headers.iter(), &REQUIRED, &OPTIONAL);
         if !header.missing.is_empty() {
             bail!(
-                "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme",
+                "{} lacks required column(s) {}: the header must name beneficiary_id, amount, timestamp and scheme{}",
                 csv_path.display(),
-                header.missing.join(", ")
+                header.missing.join(", "),
+                tabular::separator_hint(headers.iter())
             );
         }
         Ok(CsvRows {

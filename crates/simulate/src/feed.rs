@@ -189,10 +189,10 @@ impl Feed {
 
     /// IST midnight of the day after the newest transaction (or today if there is none).
     pub fn day_after_newest(store: &mut Store) -> anyhow::Result<EventTime> {
-        let newest =
-            store.read(|sql| sql.query_row("SELECT max(timestamp) FROM transactions", &[]))?;
+        // Times only: one row of stray text would sort last and restart the feed at today.
+        let newest = store.read(|sql| Ok(aegis_core::store::newest_timestamp(sql)?))?;
         let newest = newest
-            .and_then(|row| parse_timestamp(row[0].text()?).ok())
+            .and_then(|text| parse_timestamp(&text).ok())
             .unwrap_or_else(aegis_core::time::now);
         Ok(ist_day_start(newest) + DAY)
     }
