@@ -10,7 +10,8 @@ use crate::engine::Target;
 pub struct DbArg {
     /// The transactions database: an SQLite file (created with the schema if missing), or a
     /// PostgreSQL database as postgres://user:password@host:port/database.
-    #[arg(long, env = "AEGIS_DB", default_value = crate::DEFAULT_DB, global = true)]
+    #[arg(long, env = "AEGIS_DB", default_value = crate::DEFAULT_DB, global = true,
+          hide_env_values = true)]
     pub db: Target,
 }
 

@@ -428,7 +428,7 @@ impl<'a> Bench<'a> {
             "--addr",
             &addr,
         ]))?;
-        wait_until_up(&base, Duration::from_secs(30))?;
+        wait_until_up(&base, Duration::from_secs(30), &mut || Ok(()))?;
         Ok((dashboard, base))
     }
 

@@ -98,20 +98,38 @@ impl Session {
     }
 }
 
-/// Waits until the dashboard answers on `base`.
-pub fn wait_until_up(base: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until Aegis's dashboard answers on `base`: its own sign-in page, not whatever else
+/// listens on the port (another server there would be handed a login, or an API key).
+/// `still_running` is asked between tries and ends the wait with its error (the dashboard's
+/// process exited: an address in use, a bad --addr).
+pub fn wait_until_up(
+    base: &str,
+    timeout: Duration,
+    still_running: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     let agent = ureq::AgentBuilder::new()
         .redirects(0)
         .timeout(Duration::from_secs(2))
         .build();
     loop {
-        match agent.get(&format!("{base}/login")).call() {
-            Ok(_) | Err(ureq::Error::Status(..)) => return Ok(()),
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200))
+        still_running()?;
+        let failure = match agent.get(&format!("{base}/login")).call() {
+            Ok(response) => {
+                let page = response.into_string().unwrap_or_default();
+                if page.contains("· Aegis</title>") {
+                    return Ok(());
+                }
+                "something else answers there (not Aegis's sign-in page)".to_string()
             }
-            Err(error) => return Err(error).context("the dashboard did not come up"),
+            Err(ureq::Error::Status(status, _)) => {
+                format!("something else answers there (HTTP {status} for the sign-in page)")
+            }
+            Err(error) => error.to_string(),
+        };
+        if std::time::Instant::now() >= deadline {
+            bail!("the dashboard did not come up at {base}: {failure}");
         }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -457,7 +457,7 @@ pub fn run(config: &SoakConfig) -> anyhow::Result<()> {
         "dashboard",
         &["--db", db, "--modeling", modeling, "--addr", &addr],
     )?;
-    wait_until_up(&base, Duration::from_secs(30))?;
+    wait_until_up(&base, Duration::from_secs(30), &mut || Ok(()))?;
     let session = Session::login(&base, "soak-admin", &password)?;
     let pollers = Pollers::start(&session);
     let rate = config.rate.to_string();

@@ -56,7 +56,7 @@ pub fn random_password(length: usize) -> String {
 /// `--db` value.
 pub fn create_user(db: &str, username: &str, role: &str, password: &str) -> anyhow::Result<()> {
     let mut child = command("dashboard", None)?
-        .args(["--db", db])
+        .env("AEGIS_DB", db)
         .args(["user", "add", username, "--role", role])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -76,7 +76,7 @@ pub fn create_user(db: &str, username: &str, role: &str, password: &str) -> anyh
 /// Creates an API key through the dashboard's own CLI and returns it (printed once on stdout).
 pub fn create_api_key(db: &str, name: &str, scope: &str) -> anyhow::Result<String> {
     let output = command("dashboard", None)?
-        .args(["--db", db])
+        .env("AEGIS_DB", db)
         .args(["apikey", "add", name, "--scope", scope])
         .stderr(Stdio::null())
         .output()?;
@@ -90,6 +90,43 @@ pub fn create_api_key(db: &str, name: &str, scope: &str) -> anyhow::Result<Strin
     Ok(key)
 }
 
+/// Disables the users and revokes the keys an earlier run listed in `file` (lines `user NAME`
+/// and `key NAME`). A database replaced since, or an account an admin removed, is no reason
+/// to stop: what cannot be retired is said and passed over.
+fn retire_earlier_accounts(db: &str, file: &std::path::Path) {
+    let Ok(listed) = std::fs::read_to_string(file) else {
+        return;
+    };
+    for line in listed.lines() {
+        let (args, what): (Vec<&str>, &str) = match line.split_once(' ') {
+            Some(("user", name)) => (
+                vec!["user", "disable", name],
+                "disabled the earlier run's account",
+            ),
+            Some(("key", name)) => (
+                vec!["apikey", "revoke", name],
+                "revoked the earlier run's API key",
+            ),
+            _ => continue,
+        };
+        let name = args[2];
+        let retired = command("dashboard", None).and_then(|mut command| {
+            Ok(command
+                .env("AEGIS_DB", db)
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?)
+        });
+        match retired {
+            Ok(status) if status.success() => println!("→ {what} {name}"),
+            _ => println!(
+                "→ could not retire the earlier run's {name}; `dashboard user list` shows it"
+            ),
+        }
+    }
+}
+
 /// Payments stored in `db` (0 for an SQLite file that does not exist yet).
 fn transaction_count(db: &Target) -> anyhow::Result<i64> {
     if let Target::Sqlite(path) = db
@@ -100,10 +137,18 @@ fn transaction_count(db: &Target) -> anyhow::Result<i64> {
     Ok(db.open()?.transaction_count()?)
 }
 
-fn run_step(name: &str, args: &[&str]) -> anyhow::Result<()> {
-    let shown: Vec<String> = args.iter().map(|arg| aegis_core::pg::redact(arg)).collect();
-    println!("→ {name} {}", shown.join(" "));
-    let status = command(name, None)?.args(args).status()?;
+/// Runs one setup program on database `db` (given in the environment: a PostgreSQL URL's
+/// password is not for `ps` to show).
+fn run_step(name: &str, db: &str, args: &[&str]) -> anyhow::Result<()> {
+    println!(
+        "→ {name} --db {} {}",
+        aegis_core::pg::redact(db),
+        args.join(" ")
+    );
+    let status = command(name, None)?
+        .env("AEGIS_DB", db)
+        .args(args)
+        .status()?;
     if !status.success() {
         bail!("`{name}` failed ({status}); see its message above");
     }
@@ -124,10 +169,29 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
         .to_str()
         .context("--modeling is not UTF-8")?;
     let stored = transaction_count(&config.db)?;
+    // Another `launch` (or a monitor started by hand) already runs on this database: a second
+    // would retire its accounts and feed the same database twice before its own monitor was
+    // refused.
+    if stored > 0 && config.db.open()?.monitor_running(&config.db)? {
+        bail!(
+            "a monitor already scores {shown}: is another `launch` running? Stop it first \
+             (Ctrl-C), or pass --db to run on another database"
+        );
+    }
+    // A stop asked for during a setup step (the signal handler only sets the flag) ends the
+    // run after that step instead of starting the system anyway.
+    let stopped = || {
+        if stop_requested.load(Ordering::Relaxed) {
+            bail!("stopped during setup; nothing was started");
+        }
+        Ok(())
+    };
+    stopped()?;
     if stored == 0 {
         run_step(
             "generate",
-            &["--db", db, "--rows", &config.rows.to_string(), "--quiet"],
+            db,
+            &["--rows", &config.rows.to_string(), "--quiet"],
         )?;
     } else {
         println!("→ using the {stored} transactions already in {shown}");
@@ -137,13 +201,20 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     match aegis_core::artifacts::check_usable(&config.modeling) {
         Ok(model) => println!("→ using model {} in {modeling}", model.model_version),
         Err(aegis_core::Error::ModelMissing { .. }) => {
-            run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
+            run_step("train", db, &["--modeling", modeling, "--quiet"])?;
         }
         Err(reason) => {
             println!("→ the model in {modeling} cannot be used ({reason}); training a new one");
-            run_step("train", &["--db", db, "--modeling", modeling, "--quiet"])?;
+            run_step("train", db, &["--modeling", modeling, "--quiet"])?;
         }
     }
+    stopped()?;
+    // Each run prints a fresh login; the accounts and key an earlier run made (named in
+    // `logs/launch-accounts`) are disabled and revoked, so restarts do not pile up live admins
+    // whose passwords went to a terminal or a journal.
+    std::fs::create_dir_all(&config.logs)?;
+    let accounts_file = config.logs.join("launch-accounts");
+    retire_earlier_accounts(db, &accounts_file);
     // An auditor to work the queue, and an admin for the audit log, users and ground truth.
     let suffix = random_password(4).to_lowercase();
     let (username, password) = (format!("auditor-{suffix}"), random_password(16));
@@ -151,22 +222,24 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     let (admin, admin_password) = (format!("admin-{suffix}"), random_password(16));
     create_user(db, &admin, "admin", &admin_password)?;
 
-    std::fs::create_dir_all(&config.logs)?;
+    let mut accounts = format!("user {username}\nuser {admin}\n");
     let log = |name: &str| config.logs.join(format!("{name}.log"));
     let url = format!("http://{}", config.addr);
     let rate = config.rate.to_string();
-    let mut feed_args = vec!["--db", db, "--rate", rate.as_str()];
+    let mut feed_args = vec!["--rate", rate.as_str()];
     let key = if config.via_api {
-        Some(create_api_key(
-            db,
-            &format!("demo-feed-{suffix}"),
-            "ingest",
-        )?)
+        let name = format!("demo-feed-{suffix}");
+        let key = create_api_key(db, &name, "ingest")?;
+        accounts.push_str(&format!("key {name}\n"));
+        Some(key)
     } else {
         None
     };
-    if let Some(key) = &key {
-        feed_args.extend(["--via-api", url.as_str(), "--key", key.as_str()]);
+    std::fs::write(&accounts_file, &accounts)
+        .with_context(|| format!("writing {}", accounts_file.display()))?;
+    // The key goes in the environment, with the database (not for `ps` to show).
+    if key.is_some() {
+        feed_args.extend(["--via-api", url.as_str()]);
     }
     // The feed pays the beneficiaries `generate` registered; data imported from an export
     // has none, and the feed would stop at once. Then the monitor and the dashboard run alone.
@@ -177,26 +250,38 @@ pub fn run(config: &UpConfig) -> anyhow::Result<()> {
     children.push(
         "monitor",
         command("monitor", Some(&log("monitor")))?
-            .args(["--db", db, "--modeling", modeling])
+            .env("AEGIS_DB", db)
+            .args(["--modeling", modeling])
             .spawn()?,
     );
     children.push(
         "dashboard",
         command("dashboard", Some(&log("dashboard")))?
-            .args(["--db", db, "--modeling", modeling, "--addr", &config.addr])
+            .env("AEGIS_DB", db)
+            .args(["--modeling", modeling, "--addr", &config.addr])
             .spawn()?,
     );
     let spawn_feed = |children: &mut Children| -> anyhow::Result<()> {
-        let child = command("simulate", Some(&log("simulate")))?
-            .args(&feed_args)
-            .spawn()?;
+        let mut feed_command = command("simulate", Some(&log("simulate")))?;
+        feed_command.env("AEGIS_DB", db).args(&feed_args);
+        if let Some(key) = &key {
+            feed_command.env("AEGIS_API_KEY", key);
+        }
+        let child = feed_command.spawn()?;
         children.push_first("simulate", child);
         Ok(())
     };
     if feed && key.is_none() {
         spawn_feed(&mut children)?;
     }
-    crate::http::wait_until_up(&url, Duration::from_secs(30)).with_context(|| {
+    let mut running = || match children.exited()? {
+        Some((name, status)) => bail!(
+            "{name} stopped at start ({status}); see {}",
+            log(name).display()
+        ),
+        None => Ok(()),
+    };
+    crate::http::wait_until_up(&url, Duration::from_secs(30), &mut running).with_context(|| {
         format!(
             "the dashboard did not answer at {url}: see {} (is the address in use? pass --addr)",
             log("dashboard").display()
