@@ -46,8 +46,9 @@ pub async fn transactions(
     let sort = Sort::parse(&params.sort, &params.dir);
     let page = parse_page(&params.page);
     let cache = state.clone();
+    // One snapshot: on PostgreSQL the count and the page agree (see `AppState::read_snapshot`).
     let (filters, table) = state
-        .read(move |conn| {
+        .read_snapshot(move |conn| {
             cache.default_range(conn, &mut filters)?;
             // The filter's row count is the KPI count, usually already cached.
             let total = cache.kpis(conn, &filters)?.transactions;

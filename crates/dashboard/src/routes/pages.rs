@@ -143,8 +143,10 @@ pub async fn overview(
     let sort = Sort::parse(&params.sort, &params.dir);
     let page = parse_page(&params.page);
     let cache = state.clone();
+    // One snapshot: on PostgreSQL the KPIs' several statements, and the table, see one state of
+    // the data (a batch committed between them skewed the rate, and was cached so).
     let (filters, kpis, table, schemes) = state
-        .read(move |conn| {
+        .read_snapshot(move |conn| {
             cache.default_range(conn, &mut filters)?;
             let kpis = cache.kpis(conn, &filters)?;
             let table = cache.transactions_page(conn, &filters, sort, page, kpis.transactions)?;

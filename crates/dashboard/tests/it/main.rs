@@ -1675,6 +1675,27 @@ async fn the_live_stream_pushes_kpis_and_new_anomalies() {
         assert_eq!(update["new_anomalies"][0]["transaction_id"], 70);
         assert_eq!(update["new_anomalies"][0]["headline"], "₹99,000 is huge");
         assert_eq!(update["kpis"]["anomalies"], 3);
+        // A payment of a new day: the list shows it, but the tiles keep the 30 days the page's
+        // table, charts and export show (they moved to another 30 days than the rest).
+        app.insert(&Payment {
+            id: 71,
+            beneficiary: "B8",
+            account: "A8",
+            agent: "G8",
+            scheme: "PM-KISAN",
+            paise: 8_800_000,
+            timestamp: "2025-03-20 11:00:00",
+            status: Some("ANOMALY"),
+            score: Some(0.97),
+            reasons: Some(reasons("amount", "₹88,000 is huge")),
+            label: None,
+        });
+        let update = next_anomalies(&mut stream).await;
+        assert_eq!(update["new_anomalies"][0]["transaction_id"], 71);
+        assert_eq!(
+            update["kpis"]["anomalies"], 3,
+            "the page's range, not the new day's"
+        );
 
         // Graceful shutdown ends the stream instead of waiting for it forever.
         app.state.begin_shutdown();
