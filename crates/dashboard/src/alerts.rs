@@ -75,12 +75,15 @@ pub struct AlertDetail {
     /// Ground truth from the generator, shown as a label only.
     pub is_anomaly: Option<bool>,
     pub fraud_type: Option<String>,
-    /// The beneficiary's most recent payments (this one included).
+    /// The beneficiary's payments up to this one (this one included), newest first: those its
+    /// reasons compare it with, however many came after.
     pub history: Vec<TxRow>,
     /// Beneficiaries paid into this account in the 30 days up to this payment.
     pub account_sharers: Vec<AccountSharer>,
     /// The agent's payments in the 24 hours up to this payment.
     pub agent_activity: Vec<TxRow>,
+    /// All the agent's payments in those 24 hours (the list holds at most [`AGENT_LIMIT`]).
+    pub agent_payments: i64,
     pub agent_beneficiaries: i64,
     /// Every verdict on it, newest first (revisions included).
     pub verdicts: Vec<VerdictEntry>,
@@ -113,15 +116,22 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
     };
     let (reasons, reasons_raw) = parse_reasons(reasons_text.as_deref());
 
+    let timestamp = transaction.timestamp.clone().unwrap_or_default();
     let history = sql.rows(
         &format!(
-            "SELECT {columns} FROM transactions WHERE beneficiary_id = ?1 ORDER BY timestamp DESC, transaction_id DESC LIMIT ?2"
+            "SELECT {columns} FROM transactions WHERE beneficiary_id = ?1 \
+             AND (timestamp < ?2 OR (timestamp = ?2 AND transaction_id <= ?3)) \
+             ORDER BY timestamp DESC, transaction_id DESC LIMIT ?4"
         ),
-        values![transaction.beneficiary_id.as_str(), HISTORY_LIMIT],
+        values![
+            transaction.beneficiary_id.as_str(),
+            timestamp.as_str(),
+            id,
+            HISTORY_LIMIT
+        ],
         tx_row,
     )?;
 
-    let timestamp = transaction.timestamp.clone().unwrap_or_default();
     let mut account_sharers = Vec::new();
     if let (Some(account), Some(start)) =
         (&transaction.account_id, shifted(&timestamp, -30 * 86_400))
@@ -142,6 +152,7 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
     }
 
     let mut agent_activity = Vec::new();
+    let mut agent_payments = 0;
     let mut agent_beneficiaries = 0;
     if let (Some(agent), Some(start)) = (&transaction.agent_id, shifted(&timestamp, -86_400)) {
         agent_activity = sql.rows(
@@ -152,12 +163,14 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
             values![agent, start.as_str(), timestamp.as_str(), AGENT_LIMIT],
             tx_row,
         )?;
-        agent_beneficiaries = sql
-            .query_int(
-                "SELECT count(DISTINCT beneficiary_id) FROM transactions WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3",
+        (agent_payments, agent_beneficiaries) = sql
+            .row(
+                "SELECT count(*), count(DISTINCT beneficiary_id) FROM transactions \
+                 WHERE agent_id = ?1 AND timestamp >= ?2 AND timestamp <= ?3",
                 values![agent, start, timestamp.as_str()],
+                |row| Ok((row.at::<i64>(0)?, row.at::<i64>(1)?)),
             )?
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
     }
 
     let verdicts = cases::verdicts_of(sql, id)?;
@@ -172,6 +185,7 @@ pub fn alert_detail(sql: &mut dyn Sql, id: i64) -> AppResult<Option<AlertDetail>
         history,
         account_sharers,
         agent_activity,
+        agent_payments,
         agent_beneficiaries,
         verdicts,
         incident_id,

@@ -960,6 +960,29 @@ async fn alert_detail_shows_reasons_label_context_and_the_threshold() {
         );
         let json = app.get("/api/alerts/2", Some(&login)).await.json();
         assert_eq!(json["history"].as_array().unwrap().len(), 2);
+        // The history is what came up to this payment, what its reasons compare it with: a
+        // later payment of the beneficiary is not in it (it pushed older ones out).
+        app.insert(&Payment {
+            id: 80,
+            beneficiary: "B1",
+            account: "A1",
+            agent: "G1",
+            scheme: "PM-KISAN",
+            paise: 200_000,
+            timestamp: "2025-03-09 10:00:00",
+            status: Some("NORMAL"),
+            score: Some(0.01),
+            reasons: None,
+            label: None,
+        });
+        let later = app.get("/api/alerts/2", Some(&login)).await.json();
+        let ids: Vec<i64> = later["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tx| tx["transaction_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, [2, 1]);
         assert!(
             json["is_anomaly"].is_null() && json["fraud_type"].is_null(),
             "nor through the API: {json}"
