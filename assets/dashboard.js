@@ -102,7 +102,7 @@
         { type: 'category', gridIndex: 1, data: dates }
       ],
       yAxis: [
-        { type: 'value', gridIndex: 0, name: 'transactions a day', nameGap: 8, splitNumber: 3, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } },
+        { type: 'value', gridIndex: 0, name: 'transactions a day (anomalies below)', nameGap: 8, splitNumber: 3, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } },
         { type: 'value', gridIndex: 1, name: 'anomalies a day', nameGap: 8, splitNumber: 2, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } }
       ],
       dataZoom: [{ type: 'inside', xAxisIndex: [0, 1] }, { type: 'slider', xAxisIndex: [0, 1], height: 16, bottom: 6 }],
@@ -315,10 +315,14 @@
       if (daily) { drawDaily(daily, summary.daily); }
       if (heatmap) { drawHeatmap(heatmap, summary.heatmap); }
       if (map) { drawMap(map, summary.map); }
-      setText('map-note', summary.map_located > summary.map.length
+      var unlocated = Math.max(0, (summary.kpis.anomalies || 0) - summary.map_located);
+      setText('map-note', (summary.map_located > summary.map.length
         ? 'Showing the ' + summary.map.length.toLocaleString('en-IN') + ' highest-scoring of ' +
-          summary.map_located.toLocaleString('en-IN') + ' located anomalies.'
-        : '');
+          summary.map_located.toLocaleString('en-IN') + ' located anomalies. '
+        : '') + (unlocated > 0
+        ? unlocated.toLocaleString('en-IN') + (unlocated === 1 ? ' anomaly has' : ' anomalies have') +
+          ' no location and ' + (unlocated === 1 ? 'is' : 'are') + ' not on the map.'
+        : ''));
     }).catch(function (error) {
       [daily, heatmap, map].forEach(function (chart) {
         if (chart) { chart.hideLoading(); showMessage(chart, 'Could not load the chart data'); }
@@ -372,6 +376,8 @@
         series: [{
           type: 'bar',
           barCategoryGap: '5%',
+          // On the log axis a bin of one transaction is as high as the axis' floor: nothing.
+          barMinHeight: 3,
           data: data,
           markLine: threshold == null ? undefined : {
             symbol: 'none',

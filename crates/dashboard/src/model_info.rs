@@ -676,12 +676,19 @@ fn explanation(config: &ModelConfig, evaluation: Option<&Evaluation>) -> Vec<Str
     match evaluation {
         Some(e) if e.precision.is_finite() && e.recall.is_finite() => {
             let false_share = (1.0 - e.precision) * 100.0;
+            // "About 10 in 10" (or 0) rounds away the alerts that were right (or wrong).
+            let in_ten = match (false_share / 10.0).round() {
+                tenths if tenths >= 10.0 => "nearly every alert".to_string(),
+                tenths if tenths <= 0.0 && false_share > 0.0 => {
+                    "fewer than 1 in 10 alerts".to_string()
+                }
+                tenths => format!("about {tenths} in 10 alerts"),
+            };
             lines.push(format!(
                 "On the held-out test period, {:.0} % of the alerts were labeled frauds and \
-                 {false_share:.0} % were ordinary payments: expect about {} in 10 alerts to be \
-                 false. {:.0} % of the labeled frauds were alerted.",
+                 {false_share:.0} % were ordinary payments: expect {in_ten} to be false. {:.0} % \
+                 of the labeled frauds were alerted.",
                 e.precision * 100.0,
-                (false_share / 10.0).round(),
                 e.recall * 100.0
             ));
         }

@@ -317,7 +317,14 @@ pub fn daily(sql: &mut dyn Sql, filters: &Filters) -> AppResult<Vec<DailyPoint>>
             other: errors + pending,
         })
         .collect();
-    Ok(continuous_days(days, filters.from, filters.to))
+    // Days after the newest payment of all have not happened: drawn as zeros they would look
+    // like payments stopping.
+    let newest = crate::filters::last_date(sql)?;
+    Ok(continuous_days(
+        days,
+        filters.from,
+        filters.to.min(newest).or(filters.to),
+    ))
 }
 
 /// Most days a trend spans (ten years): a range wider than the data is cut to the data.

@@ -355,9 +355,12 @@ impl AppState {
         let version = self.data_version(sql)?;
         self.inner
             .summaries
-            .get_or_compute(filters.query_string(), version, || {
-                crate::queries::summary(sql, filters)
-            })
+            // The answer says whether its range was the default one: part of the key.
+            .get_or_compute(
+                format!("{}|{}", filters.query_string(), filters.default_range),
+                version,
+                || crate::queries::summary(sql, filters),
+            )
     }
 
     /// Applies the default date range to `filters` ([`crate::filters::Filters::apply_default_range`]),

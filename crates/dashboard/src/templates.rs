@@ -640,10 +640,17 @@ impl AlertPage {
                 ),
                 row.status.as_deref() == Some("ANOMALY"),
             ),
-            (Some(score), Some(threshold)) if threshold > 0.0 => (
-                format!("{:.1}× the threshold", score / f64::from(threshold)),
-                score >= f64::from(threshold),
-            ),
+            (Some(score), Some(threshold)) if threshold > 0.0 => {
+                let ratio = score / f64::from(threshold);
+                let above = score >= f64::from(threshold);
+                // One decimal, but never one that reads as the other side of the line: 0.96 of
+                // the threshold is not "1.0×".
+                let mut shown = format!("{ratio:.1}");
+                if shown == "1.0" && !above {
+                    shown = format!("{:.2}", ratio.min(0.99));
+                }
+                (format!("{shown}× the threshold"), above)
+            }
             (Some(_), _) => ("no current model to compare with".to_string(), false),
             (None, _) => ("not scored".to_string(), false),
         };

@@ -837,6 +837,15 @@ async fn summary_aggregates_kpis_trend_heatmap_and_map() {
             daily[29],
             serde_json::json!({"date": "2025-03-10", "normal": 0, "anomalous": 0, "other": 1})
         );
+        // Days after the newest payment have not happened: a range ending later draws none of
+        // them (zeros there looked like payments stopping).
+        let later = app
+            .get("/api/summary?from=2025-03-01&to=2025-04-30", Some(&login))
+            .await
+            .json();
+        let later = later["daily"].as_array().unwrap();
+        assert_eq!(later.first().unwrap()["date"], "2025-03-01");
+        assert_eq!(later.last().unwrap()["date"], "2025-03-10");
         // 2025-03-03 was a Monday; the anomaly was at 02:00.
         let heat = summary["heatmap"].as_array().unwrap();
         assert!(
