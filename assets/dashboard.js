@@ -102,8 +102,8 @@
         { type: 'category', gridIndex: 1, data: dates }
       ],
       yAxis: [
-        { type: 'value', gridIndex: 0, name: 'transactions a day (anomalies below)', nameGap: 8, splitNumber: 3, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } },
-        { type: 'value', gridIndex: 1, name: 'anomalies a day', nameGap: 8, splitNumber: 2, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } }
+        { type: 'value', gridIndex: 0, name: 'transactions a day (anomalies below)', nameGap: 8, nameTextStyle: { align: 'left' }, splitNumber: 3, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } },
+        { type: 'value', gridIndex: 1, name: 'anomalies a day', nameGap: 8, nameTextStyle: { align: 'left' }, splitNumber: 2, minInterval: 1, axisLabel: { formatter: function (v) { return grouped(v); } } }
       ],
       dataZoom: [{ type: 'inside', xAxisIndex: [0, 1] }, { type: 'slider', xAxisIndex: [0, 1], height: 16, bottom: 6 }],
       series: [
