@@ -540,16 +540,7 @@ fn stored_and_scored(db: &ScratchDatabase, refs: &[(&str, &str)]) -> Vec<i64> {
         .unwrap();
     store
         .in_transaction(|sql| {
-            let mut ids = Vec::new();
-            for (reference, when) in refs {
-                let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
-                sql.execute(
-                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, timestamp) \
-                     VALUES (?1, 'ANOMALY', 0.9, ?2)",
-                    &[id.into(), (*when).into()],
-                )?;
-                ids.push(id);
-            }
+            let ids = store_scored(sql, refs)?;
             sql.execute(
                 "INSERT INTO users (username, password_hash, role, created_at) VALUES ('a', 'x', 'auditor', 0)",
                 &[],
@@ -680,18 +671,26 @@ fn stored_and_scored_more(db: &ScratchDatabase, refs: &[(&str, &str)]) {
         .open()
         .unwrap();
     store
-        .in_transaction(|sql| {
-            for (reference, when) in refs {
-                let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
-                sql.execute(
-                    "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, timestamp) \
-                     VALUES (?1, 'ANOMALY', 0.9, ?2)",
-                    &[id.into(), (*when).into()],
-                )?;
-            }
-            Ok(())
-        })
+        .in_transaction(|sql| store_scored(sql, refs).map(drop))
         .unwrap()
+}
+
+/// Stores `refs` as payments at their times, each scored ANOMALY; their ids.
+fn store_scored(
+    sql: &mut dyn aegis_core::sql::Sql,
+    refs: &[(&str, &str)],
+) -> aegis_core::Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for (reference, when) in refs {
+        let id = aegis_core::store::insert_payment(sql, &payment(reference, when))?;
+        sql.execute(
+            "INSERT INTO transaction_scores (transaction_id, status, anomaly_score, timestamp) \
+             VALUES (?1, 'ANOMALY', 0.9, ?2)",
+            &[id.into(), (*when).into()],
+        )?;
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// Retiring a month detaches its partition and takes out what refers to its payments: a
