@@ -56,6 +56,11 @@ impl Sink {
         }
     }
 
+    /// Whether payments go through the payments API.
+    pub fn is_api(&self) -> bool {
+        matches!(self, Sink::Api { .. })
+    }
+
     /// Stores `rows`, all of them or (with an error) none of the failed request's. Returns
     /// false when `stop` came while waiting for a busy database or API: what was not stored
     /// yet is dropped, so a stop is not kept waiting.
