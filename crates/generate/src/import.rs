@@ -203,14 +203,7 @@ pub fn import_csv(
     match mode {
         ImportMode::Replace => load.clear_data()?,
         // Checked before the lock by the caller; again under it, before loading in bulk.
-        ImportMode::Fresh => {
-            let existing = load.transaction_count()?;
-            if existing > 0 {
-                bail!(
-                    "the database received {existing} transactions while this import started (a feed or the payments API is writing to it): nothing was imported; pass --append to add to them, or --force to replace them"
-                );
-            }
-        }
+        ImportMode::Fresh => crate::still_empty(load.as_mut(), &"the database")?,
         ImportMode::Append => {}
     }
     // As in generate: indexes are rebuilt once at the end, inside the same transaction.

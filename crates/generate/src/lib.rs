@@ -271,7 +271,7 @@ fn refuse_existing(store: &mut Store, target: &Target, force: bool) -> anyhow::R
 /// without `--force`.
 pub fn still_empty(
     load: &mut dyn aegis_core::engine::Loader,
-    target: &Target,
+    target: &dyn std::fmt::Display,
 ) -> anyhow::Result<()> {
     let existing = load.transaction_count()?;
     if existing > 0 {
