@@ -25,10 +25,9 @@ pub const SESSION_COOKIE: &str = "aegis_session";
 pub const LOGIN_CSRF_COOKIE: &str = "aegis_login_csrf";
 /// How long a session lasts.
 pub const SESSION_MILLIS: i64 = 8 * 3600 * 1000;
-/// How long a session lasts without use, unless `serve --idle-minutes` says otherwise.
+/// How long a session lasts without use, unless `dashboard --idle-minutes` says otherwise.
 pub const DEFAULT_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-/// A session's end of idleness is moved forward at most this often (a write each time), or
-/// every half of the idle time when that is shorter.
+/// The longest [`keep_alive_step`].
 const KEEP_ALIVE_EVERY_MILLIS: i64 = 60_000;
 
 /// How far a use must move the end of idleness before it is written: a minute, or half the
@@ -136,21 +135,21 @@ pub fn create_session(
 
 /// Moves the end of idleness of session `token_hash` to `idle_until` (never past its expiry)
 /// unless it is there already, within `step`, or the session is over at `now_millis`: a
-/// session already over stays over. Returns whether it wrote.
+/// session already over stays over.
 pub fn keep_alive(
     sql: &mut dyn Sql,
     token_hash: &str,
     idle_until: i64,
     step: i64,
     now_millis: i64,
-) -> AppResult<bool> {
+) -> AppResult<()> {
     // As stored now, not as this server remembers it: another server may have moved it.
-    let moved = sql.execute(
+    sql.execute(
         "UPDATE sessions SET idle_until = CASE WHEN expires_at < ?2 THEN expires_at ELSE ?2 END \
          WHERE token_hash = ?1 AND idle_until > ?3 AND idle_until <= ?4",
         values![token_hash, idle_until, now_millis, idle_until - step],
     )?;
-    Ok(moved > 0)
+    Ok(())
 }
 
 /// The live session of a cookie token, if any (unexpired, user not disabled).
